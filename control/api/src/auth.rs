@@ -1,0 +1,101 @@
+//! Bearer-token authentication, role checks and the per-token write rate limit, as route middleware.
+//!
+//! Order: no or unknown token → 401 (with `WWW-Authenticate: Bearer`), role too low → 403, write budget
+//! spent → 429 (with `Retry-After`); only then the handler runs with the caller's [`Identity`] in the request
+//! extensions. This module must never log the presented token.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::problem::Problem;
+use crate::ratelimit::WriteRateLimiter;
+use crate::state::ApiState;
+use crate::tokens::{Access, Identity};
+
+/// What the auth middleware of one route needs.
+#[derive(Clone)]
+pub struct RouteGuard {
+    /// Shared state (token store, metrics).
+    pub state: ApiState,
+    /// Write budgets.
+    pub limiter: Arc<WriteRateLimiter>,
+    /// What the route needs.
+    pub access: Access,
+}
+
+/// Extracts the bearer token from an `Authorization` header value.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    (!token.is_empty()).then_some(token)
+}
+
+/// Middleware: authenticates, authorises and rate-limits one request.
+pub async fn guard(State(g): State<RouteGuard>, mut req: Request, next: Next) -> Response {
+    if g.access == crate::tokens::Access::Public {
+        return next.run(req).await;
+    }
+    let Some(header) = req.headers().get(AUTHORIZATION) else {
+        g.state.metrics.observe_auth_failure();
+        return Problem::unauthorized("a bearer token is required (Authorization: Bearer ptl_...)")
+            .into_response();
+    };
+    let Some(token) = header.to_str().ok().and_then(bearer).map(str::to_owned) else {
+        g.state.metrics.observe_auth_failure();
+        return Problem::unauthorized("the Authorization header must be `Bearer <token>`")
+            .with_field("authorization")
+            .into_response();
+    };
+    let tokens = g.state.tokens.clone();
+    let found = tokio::task::spawn_blocking(move || tokens.authenticate(&token)).await;
+    let identity: Identity = match found {
+        Ok(Ok(Some(id))) => id,
+        Ok(Ok(None)) => {
+            g.state.metrics.observe_auth_failure();
+            return Problem::unauthorized("unknown or revoked token").into_response();
+        }
+        Ok(Err(e)) => return Problem::internal("token lookup", &e).into_response(),
+        Err(e) => return Problem::internal("token lookup", &e).into_response(),
+    };
+    if !identity.role.allows(g.access) {
+        let needed = match g.access {
+            Access::AdminWrite => "admin",
+            Access::AlertWrite => "analyst or admin",
+            Access::Read | Access::Public => "any",
+        };
+        return Problem::forbidden(format!(
+            "this route needs the {needed} role; the token has role {}",
+            identity.role
+        ))
+        .into_response();
+    }
+    if g.access.is_write() {
+        if let Err(wait) = g.limiter.check(identity.token_id) {
+            let secs = wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0)).max(1);
+            return Problem::too_many_requests(secs).into_response();
+        }
+    }
+    req.extensions_mut().insert(identity);
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_needs_a_token() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer "), None);
+        assert_eq!(bearer("Bearer"), None);
+    }
+}

@@ -1,0 +1,599 @@
+//! The admin API's handle on the control plane: the daemon's shared [`ControlPlane`] engine (inventory,
+//! device state, roles and baselines, exceptions, learning, alerts, audit log), plus what the engine does not
+//! keep itself: uploaded inventory documents (kept next to the store for the record), alert closures
+//! (table `api_alert_closures`), and how to rebuild the engine when roles are reloaded.
+//!
+//! Every change goes through the engine (or, for closures, the store's audit log) with the caller's identity
+//! and reason. Methods block (SQLite and the engine lock); handlers call them on the blocking pool. This
+//! module must not decide verdicts or scores.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use portolan_control::audit::{AuditAction, AuditEntry};
+use portolan_control::device_state::DeviceStateEvent;
+use portolan_control::engine::{ControlConfig, ControlError as EngineError, ControlPlane};
+use portolan_control::inventory::{Device, InventoryError};
+use portolan_control::learning::{ApprovedPairing, BaselineProposal};
+use portolan_control::roles::{ExceptionRule, PortRegistry, RoleSet, RolesError, DEVICE_DEFAULT};
+use portolan_control::store::{DeviceHistoryEntry, ImportSummary, Store, StoredAlert};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::json;
+
+/// A control-plane operation that failed, classified for the HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No such device, role, exception, proposal or alert.
+    #[error("{0}")]
+    NotFound(String),
+    /// The change conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is invalid; `field` names the part at fault.
+    #[error("{message}")]
+    Invalid {
+        /// The field at fault.
+        field: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// Well-formed but unusable content (an inventory of unknown shape, an unusable roles file).
+    #[error("{message}")]
+    Unprocessable {
+        /// The field at fault.
+        field: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// The engine or the store failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ControlError {
+    fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ControlError::Invalid {
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+
+    fn internal(e: impl std::fmt::Display) -> Self {
+        ControlError::Internal(e.to_string())
+    }
+}
+
+/// Classifies an engine error; `reason_field` names the request field an empty reason came from.
+fn classify(e: EngineError, reason_field: &str) -> ControlError {
+    match e {
+        EngineError::Inventory(InventoryError::Syntax {
+            line,
+            column,
+            message,
+            ..
+        }) => ControlError::Invalid {
+            field: None,
+            message: if line > 0 {
+                format!("line {line}, column {column}: {message}")
+            } else {
+                message
+            },
+        },
+        EngineError::Inventory(InventoryError::Field { error, .. }) => ControlError::Unprocessable {
+            message: format!("field `{}`: {}", error.field, error.message),
+            field: Some(error.field),
+        },
+        EngineError::Inventory(InventoryError::UnknownShape { message, .. }) => {
+            ControlError::Unprocessable {
+                field: None,
+                message: format!("not a supported inventory: {message}"),
+            }
+        }
+        EngineError::Inventory(InventoryError::Io { source, .. }) => ControlError::internal(source),
+        EngineError::Inventory(other) => ControlError::Unprocessable {
+            field: None,
+            message: other.to_string(),
+        },
+        EngineError::Roles(RolesError::Invalid { field, message, .. }) => {
+            // `exception[<id>].reason` → `reason`: a request body holds one record.
+            let field = field
+                .split_once("].")
+                .map(|(_, f)| f.to_string())
+                .unwrap_or_else(|| field.trim_start_matches("exception.").to_string());
+            ControlError::Invalid {
+                field: Some(field),
+                message,
+            }
+        }
+        EngineError::Audit(a) => ControlError::invalid(
+            if a.field == "reason" { reason_field } else { a.field },
+            a.to_string(),
+        ),
+        EngineError::DeviceState(d) => ControlError::Invalid {
+            field: None,
+            message: d.to_string(),
+        },
+        EngineError::Rejected(m) => ControlError::Conflict(m),
+        other => ControlError::internal(other),
+    }
+}
+
+/// The closure of an alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertClosure {
+    /// When, µs since the epoch.
+    pub ts_us: i64,
+    /// Who.
+    pub actor: String,
+    /// Note.
+    pub note: String,
+}
+
+/// An alert with its acknowledgement and closure.
+#[derive(Debug, Clone)]
+pub struct AlertRecord {
+    /// The stored alert and its acknowledgement.
+    pub stored: StoredAlert,
+    /// Its closure, if closed.
+    pub closure: Option<AlertClosure>,
+}
+
+/// Where the roles come from on (re)load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RolesSource {
+    /// The shipped defaults.
+    Shipped,
+    /// A roles TOML file.
+    File(PathBuf),
+}
+
+impl RolesSource {
+    /// Loads the role set.
+    pub fn load(&self) -> Result<RoleSet, RolesError> {
+        match self {
+            RolesSource::Shipped => RoleSet::shipped_defaults(),
+            RolesSource::File(path) => RoleSet::load(path),
+        }
+    }
+}
+
+/// Makes the device default baseline (the dataplane's port registry) for a rebuilt engine.
+pub type RegistryFactory = Arc<dyn Fn() -> Box<dyn PortRegistry> + Send + Sync>;
+
+/// How to rebuild the engine on reload.
+#[derive(Clone)]
+pub struct ReloadPlan {
+    /// Where the roles come from.
+    pub roles: RolesSource,
+    /// The engine's configuration.
+    pub config: ControlConfig,
+    /// The device default baseline to install in the rebuilt engine, if the daemon set one.
+    pub registry: Option<RegistryFactory>,
+}
+
+impl std::fmt::Debug for ReloadPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadPlan")
+            .field("roles", &self.roles)
+            .field("registry", &self.registry.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a reload produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Roles defined.
+    pub roles: usize,
+    /// Exceptions in force (file and API).
+    pub exceptions: usize,
+    /// Problems met while applying stored pairings and exceptions.
+    pub warnings: Vec<String>,
+}
+
+struct Inner {
+    engine: Arc<Mutex<ControlPlane>>,
+    store_path: PathBuf,
+    /// The API's own connection: alert closures, and audit entries the engine has no act for.
+    side: Mutex<(Connection, Store)>,
+    uploads: PathBuf,
+    plan: ReloadPlan,
+    file_exceptions: Mutex<Vec<String>>,
+}
+
+/// Cheap-to-clone handle on the control plane for the admin API.
+#[derive(Clone)]
+pub struct ControlHandle {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ControlHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlHandle")
+            .field("store", &self.inner.store_path)
+            .field("plan", &self.inner.plan)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, ControlError> {
+    m.lock()
+        .map_err(|_| ControlError::Internal("control-plane lock poisoned".to_string()))
+}
+
+fn file_exception_ids(roles: &RolesSource) -> Vec<String> {
+    roles
+        .load()
+        .map(|set| set.exceptions().iter().map(|e| e.id.clone()).collect())
+        .unwrap_or_default()
+}
+
+impl ControlHandle {
+    /// A handle over the daemon's shared engine. `plan` says how to rebuild it on reload.
+    pub fn new(engine: Arc<Mutex<ControlPlane>>, plan: ReloadPlan) -> Result<Self, ControlError> {
+        let store_path = lock(&engine)?.store().path().to_path_buf();
+        let conn = crate::db::open(&store_path).map_err(|e| {
+            ControlError::Internal(format!("{}: {e}", store_path.display()))
+        })?;
+        let audit_store = Store::open(&store_path).map_err(ControlError::internal)?;
+        let uploads = store_path
+            .parent()
+            .map(|d| d.join("api-uploads"))
+            .unwrap_or_else(|| PathBuf::from("api-uploads"));
+        let file_exceptions = file_exception_ids(&plan.roles);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                store_path,
+                side: Mutex::new((conn, audit_store)),
+                uploads,
+                plan,
+                file_exceptions: Mutex::new(file_exceptions),
+            }),
+        })
+    }
+
+    /// Opens the store at `store_path` and builds an engine over it (for tools and tests; the daemon
+    /// shares its own engine through [`ControlHandle::new`]).
+    pub fn open(store_path: &Path, plan: ReloadPlan) -> Result<Self, ControlError> {
+        let store = Store::open(store_path).map_err(ControlError::internal)?;
+        let roles = plan.roles.load().map_err(ControlError::internal)?;
+        let mut engine =
+            ControlPlane::new(store, roles, plan.config.clone()).map_err(ControlError::internal)?;
+        if let Some(make) = &plan.registry {
+            engine.set_port_registry(make());
+        }
+        Self::new(Arc::new(Mutex::new(engine)), plan)
+    }
+
+    /// The shared engine.
+    pub fn engine(&self) -> Arc<Mutex<ControlPlane>> {
+        self.inner.engine.clone()
+    }
+
+    fn engine_lock(&self) -> Result<MutexGuard<'_, ControlPlane>, ControlError> {
+        lock(&self.inner.engine)
+    }
+
+    /// Rebuilds the engine from the store with the roles re-read (pending learning counts are flushed
+    /// first). On failure the engine in force is kept.
+    pub fn reload(&self) -> Result<ReloadReport, ControlError> {
+        let plan = &self.inner.plan;
+        let roles = plan.roles.load().map_err(|e| ControlError::Unprocessable {
+            field: None,
+            message: format!("roles not reloaded: {e}"),
+        })?;
+        let file_exceptions: Vec<String> = roles.exceptions().iter().map(|e| e.id.clone()).collect();
+        let mut engine = self.engine_lock()?;
+        engine.flush().map_err(ControlError::internal)?;
+        let store = Store::open(&self.inner.store_path).map_err(ControlError::internal)?;
+        let mut fresh = ControlPlane::new(store, roles, plan.config.clone()).map_err(|e| {
+            ControlError::Unprocessable {
+                field: None,
+                message: format!("roles not reloaded: {e}"),
+            }
+        })?;
+        if let Some(make) = &plan.registry {
+            fresh.set_port_registry(make());
+        }
+        let report = ReloadReport {
+            roles: fresh.roles().roles().len(),
+            exceptions: fresh.roles().exceptions().len(),
+            warnings: fresh.startup_warnings().to_vec(),
+        };
+        *engine = fresh;
+        drop(engine);
+        *lock(&self.inner.file_exceptions)? = file_exceptions;
+        Ok(report)
+    }
+
+    // ------------------------------------------------------------------ inventory and devices
+
+    /// Keeps an uploaded document next to the store (mode 0600) and returns its path.
+    fn keep_upload(&self, body: &[u8], actor_token: i64) -> Result<PathBuf, ControlError> {
+        let io = |e: std::io::Error| ControlError::Internal(format!("{}: {e}", self.inner.uploads.display()));
+        std::fs::create_dir_all(&self.inner.uploads).map_err(io)?;
+        let stamp = portolan_control::timestamp::format_rfc3339(portolan_control::timestamp::now_us())
+            .replace([':', '.'], "");
+        let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        let ext = if body.starts_with(b"bplist") || first == Some(b'<') { "plist" } else { "json" };
+        for n in 0..1000u32 {
+            let path = self
+                .inner
+                .uploads
+                .join(format!("inventory-{stamp}-token{actor_token}-{n}.{ext}"));
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            match opts.open(&path) {
+                Ok(mut f) => {
+                    f.write_all(body).map_err(io)?;
+                    f.sync_all().map_err(io)?;
+                    return Ok(path);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io(e)),
+            }
+        }
+        Err(ControlError::Internal("no free upload file name".to_string()))
+    }
+
+    /// Imports an inventory document (Jamf, Graph or Apple MDM; JSON or plist), audited under `actor`.
+    /// The document is kept in `api-uploads/` beside the store; the audit target names that file.
+    pub fn import_inventory(
+        &self,
+        body: &[u8],
+        actor: &str,
+        token_id: i64,
+    ) -> Result<Vec<ImportSummary>, ControlError> {
+        let path = self.keep_upload(body, token_id)?;
+        let result = self.engine_lock()?.import_inventory(&[path.clone()], actor);
+        match result {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                // A refused document is not kept.
+                let _ = std::fs::remove_file(&path);
+                let shown = path.display().to_string();
+                Err(match classify(e, "reason") {
+                    ControlError::Invalid { field, message } => ControlError::Invalid {
+                        field,
+                        message: message.replace(&shown, "request body"),
+                    },
+                    ControlError::Unprocessable { field, message } => ControlError::Unprocessable {
+                        field,
+                        message: message.replace(&shown, "request body"),
+                    },
+                    other => other,
+                })
+            }
+        }
+    }
+
+    /// Every device, by UDID.
+    pub fn devices(&self) -> Result<Vec<Device>, ControlError> {
+        self.engine_lock()?.store().devices().map_err(ControlError::internal)
+    }
+
+    /// One device (by UDID, or serial number) with its replaced records.
+    pub fn device(&self, key: &str) -> Result<(Device, Vec<DeviceHistoryEntry>), ControlError> {
+        let engine = self.engine_lock()?;
+        let device = match engine.device(key) {
+            Some(d) => d.clone(),
+            None => engine
+                .store()
+                .devices()
+                .map_err(ControlError::internal)?
+                .into_iter()
+                .find(|d| d.serial_number.as_deref() == Some(key))
+                .ok_or_else(|| {
+                    ControlError::NotFound(format!("no device with UDID or serial number {key:?}"))
+                })?,
+        };
+        let history = engine
+            .store()
+            .device_history(&device.udid)
+            .map_err(ControlError::internal)?;
+        Ok((device, history))
+    }
+
+    /// Stores device state events and makes them visible to scoring.
+    pub fn add_device_states(&self, events: Vec<DeviceStateEvent>) -> Result<usize, ControlError> {
+        self.engine_lock()?
+            .ingest_device_states(events)
+            .map_err(|e| classify(e, "reason"))
+    }
+
+    // ------------------------------------------------------------------ roles, baselines, exceptions
+
+    /// The roles in force.
+    pub fn roles(&self) -> Result<RoleSet, ControlError> {
+        Ok(self.engine_lock()?.roles().clone())
+    }
+
+    /// Approves pairings into `role`'s baseline (or `device-default`), audited; applies to the next verdict.
+    pub fn approve_pairings(
+        &self,
+        role: &str,
+        pairings: &[ApprovedPairing],
+        actor: &str,
+        reason: &str,
+    ) -> Result<(), ControlError> {
+        for (i, p) in pairings.iter().enumerate() {
+            if p.app_proto.trim().is_empty() || p.app_proto.len() > 64 {
+                return Err(ControlError::invalid(
+                    format!("pairings[{i}].app_proto"),
+                    "must be 1 to 64 characters",
+                ));
+            }
+            if p.port == 0 {
+                return Err(ControlError::invalid(format!("pairings[{i}].port"), "must be 1 to 65535"));
+            }
+            if let Some(t) = &p.transport {
+                if !t.eq_ignore_ascii_case("tcp") && !t.eq_ignore_ascii_case("udp") {
+                    return Err(ControlError::invalid(
+                        format!("pairings[{i}].transport"),
+                        "must be TCP or UDP",
+                    ));
+                }
+            }
+        }
+        if pairings.is_empty() {
+            return Err(ControlError::invalid("pairings", "at least one pairing is required"));
+        }
+        let mut engine = self.engine_lock()?;
+        if role != DEVICE_DEFAULT && engine.roles().role(role).is_none() {
+            return Err(ControlError::NotFound(format!("no role named {role:?}")));
+        }
+        engine
+            .approve_baseline(role, pairings, actor, reason)
+            .map(|_| ())
+            .map_err(|e| classify(e, "reason"))
+    }
+
+    /// Whether the exception `id` comes from the roles file.
+    pub fn is_file_exception(&self, id: &str) -> Result<bool, ControlError> {
+        Ok(lock(&self.inner.file_exceptions)?.iter().any(|e| e == id))
+    }
+
+    /// Adds an exception (validated, unique id), audited.
+    pub fn add_exception(&self, rule: ExceptionRule, actor: &str) -> Result<(), ControlError> {
+        let mut engine = self.engine_lock()?;
+        if engine.roles().exceptions().iter().any(|e| e.id == rule.id) {
+            return Err(ControlError::Conflict(format!("an exception with id {:?} exists", rule.id)));
+        }
+        let reason = rule.reason.clone();
+        engine
+            .add_exception(rule, actor, &reason)
+            .map(|_| ())
+            .map_err(|e| classify(e, "reason"))
+    }
+
+    /// Revokes an exception added through the API, audited.
+    pub fn revoke_exception(&self, id: &str, actor: &str, reason: &str) -> Result<(), ControlError> {
+        if self.is_file_exception(id)? {
+            return Err(ControlError::Conflict(format!(
+                "exception {id:?} is defined in the roles file; remove it there and reload"
+            )));
+        }
+        match self.engine_lock()?.revoke_exception(id, actor, reason) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ControlError::NotFound(format!("no exception with id {id:?} in force"))),
+            Err(e) => Err(classify(e, "reason")),
+        }
+    }
+
+    // ------------------------------------------------------------------ learning
+
+    /// Baseline proposals from what was counted in `[from_us, to_us)`.
+    pub fn proposals(&self, from_us: i64, to_us: i64) -> Result<Vec<BaselineProposal>, ControlError> {
+        self.engine_lock()?
+            .propose_baselines(from_us, to_us)
+            .map_err(|e| classify(e, "reason"))
+    }
+
+    // ------------------------------------------------------------------ alerts and audit
+
+    fn closures(&self) -> Result<HashMap<i64, AlertClosure>, ControlError> {
+        let side = lock(&self.inner.side)?;
+        let read = || -> rusqlite::Result<HashMap<i64, AlertClosure>> {
+            let mut stmt = side
+                .0
+                .prepare("SELECT alert_id, ts_us, actor, note FROM api_alert_closures")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    AlertClosure {
+                        ts_us: r.get(1)?,
+                        actor: r.get(2)?,
+                        note: r.get(3)?,
+                    },
+                ))
+            })?;
+            rows.collect()
+        };
+        read().map_err(ControlError::internal)
+    }
+
+    /// Every alert with its acknowledgement and closure, oldest first.
+    pub fn alerts(&self) -> Result<Vec<AlertRecord>, ControlError> {
+        let stored = self.engine_lock()?.alerts().map_err(ControlError::internal)?;
+        let mut closures = self.closures()?;
+        Ok(stored
+            .into_iter()
+            .map(|s| {
+                let closure = closures.remove(&s.alert.id);
+                AlertRecord { stored: s, closure }
+            })
+            .collect())
+    }
+
+    /// One alert.
+    pub fn alert(&self, id: i64) -> Result<AlertRecord, ControlError> {
+        self.alerts()?
+            .into_iter()
+            .find(|a| a.stored.alert.id == id)
+            .ok_or_else(|| ControlError::NotFound(format!("no alert with id {id}")))
+    }
+
+    /// Acknowledges an alert with a note, audited.
+    pub fn acknowledge(&self, id: i64, actor: &str, note: &str) -> Result<AlertRecord, ControlError> {
+        let current = self.alert(id)?;
+        if current.stored.ack.is_some() {
+            return Err(ControlError::Conflict(format!("alert {id} is already acknowledged")));
+        }
+        match self.engine_lock()?.acknowledge_alert(id, actor, note) {
+            Ok(true) => {}
+            Ok(false) => return Err(ControlError::Conflict(format!("alert {id} is already acknowledged"))),
+            Err(e) => return Err(classify(e, "note")),
+        }
+        self.alert(id)
+    }
+
+    /// Closes an alert with a note, acknowledging it first when it was open; audited.
+    pub fn close(&self, id: i64, actor: &str, note: &str) -> Result<AlertRecord, ControlError> {
+        let current = self.alert(id)?;
+        if current.closure.is_some() {
+            return Err(ControlError::Conflict(format!("alert {id} is already closed")));
+        }
+        if current.stored.ack.is_none() {
+            self.acknowledge(id, actor, note)?;
+        }
+        // The engine has no close act: the closure is audited through the store's append-only log.
+        let entry = AuditEntry::new(
+            actor,
+            AuditAction::AlertAcknowledged,
+            &id.to_string(),
+            json!({"alert_id": id, "status": "closed"}),
+            note,
+        )
+        .map_err(|e| ControlError::invalid("note", e.to_string()))?;
+        let mut side = lock(&self.inner.side)?;
+        let inserted = side
+            .0
+            .query_row(
+                "INSERT INTO api_alert_closures (alert_id, ts_us, actor, note) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(alert_id) DO NOTHING RETURNING alert_id",
+                params![id, entry.ts_us, entry.actor, entry.reason],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map_err(ControlError::internal)?;
+        if inserted.is_none() {
+            return Err(ControlError::Conflict(format!("alert {id} is already closed")));
+        }
+        side.1.append_audit(&entry).map_err(ControlError::internal)?;
+        drop(side);
+        self.alert(id)
+    }
+
+    /// The audit log, oldest first.
+    pub fn audit_log(&self) -> Result<Vec<AuditEntry>, ControlError> {
+        self.engine_lock()?.audit_log().map_err(ControlError::internal)
+    }
+}

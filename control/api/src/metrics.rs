@@ -1,0 +1,267 @@
+//! Prometheus metrics of the appliance (`GET /metrics`): HTTP request counters and latencies of the admin API,
+//! and the dataplane's port and worker counters read from the shared [`DataplaneStatsHandle`] on each scrape.
+//!
+//! Names carry the `portolan_` prefix, base units (`_bytes`, `_seconds`) and `_total` on counters. The
+//! registry (prometheus-client) encodes OpenMetrics; [`ApiMetrics::encode`] also produces the classic
+//! Prometheus text format (0.0.4) for scrapers that do not ask for OpenMetrics. This module must not block
+//! the dataplane: it only reads published snapshots.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::stats::DataplaneStatsHandle;
+
+/// Content type of the classic Prometheus text format.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Content type of OpenMetrics text.
+pub const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Labels of an HTTP request counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// HTTP method.
+    pub method: String,
+    /// Route template (e.g. `/api/v1/devices/{udid}`), `unmatched` for unknown paths.
+    pub route: String,
+    /// Response status code.
+    pub status: u16,
+}
+
+/// Labels of an HTTP latency histogram.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// HTTP method.
+    pub method: String,
+    /// Route template.
+    pub route: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 4.0, 9))
+}
+
+/// The metric registry of the admin API.
+#[derive(Debug)]
+pub struct ApiMetrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    auth_failures: Counter,
+}
+
+impl ApiMetrics {
+    /// A registry with the HTTP metrics and a collector over `stats`.
+    pub fn new(stats: DataplaneStatsHandle) -> Self {
+        let mut registry = Registry::with_prefix("portolan");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "Admin API requests answered, by method, route and status",
+            requests.clone(),
+        );
+        let latency =
+            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        registry.register_with_unit(
+            "http_request_duration",
+            "Admin API request handling time",
+            Unit::Seconds,
+            latency.clone(),
+        );
+        let auth_failures = Counter::default();
+        registry.register(
+            "http_auth_failures",
+            "Admin API requests refused for a missing or unknown token",
+            auth_failures.clone(),
+        );
+        registry.register_collector(Box::new(DataplaneCollector { stats }));
+        Self {
+            registry,
+            requests,
+            latency,
+            auth_failures,
+        }
+    }
+
+    /// Counts one answered request.
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_string(),
+                route: route.to_string(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                method: method.to_string(),
+                route: route.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one request refused for a missing or unknown token.
+    pub fn observe_auth_failure(&self) {
+        self.auth_failures.inc();
+    }
+
+    /// Encodes every metric as OpenMetrics text.
+    pub fn encode_openmetrics(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+
+    /// Encodes every metric in the classic Prometheus text format (0.0.4).
+    pub fn encode_prometheus(&self) -> Result<String, std::fmt::Error> {
+        Ok(openmetrics_to_prometheus(&self.encode_openmetrics()?))
+    }
+}
+
+/// Rewrites OpenMetrics text into Prometheus text 0.0.4: counter families are named with their `_total`
+/// sample name, `# UNIT` and `# EOF` lines are dropped.
+pub fn openmetrics_to_prometheus(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_once(' '))
+        .filter(|(_, kind)| *kind == "counter")
+        .map(|(name, _)| name)
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (*p, rest)));
+        match meta {
+            Some((p, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                if counters.contains(name) && !name.ends_with("_total") {
+                    let _ = writeln!(out, "{p}{name}_total {tail}");
+                } else {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+            None => {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
+    out
+}
+
+/// Encodes the dataplane snapshot on each scrape.
+#[derive(Debug)]
+struct DataplaneCollector {
+    stats: DataplaneStatsHandle,
+}
+
+fn counter_family<'a, L: EncodeLabelSet + 'a>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    samples: impl Iterator<Item = (L, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, unit, MetricType::Counter)?;
+    for (labels, value) in samples {
+        let family = metric.encode_family(&labels)?;
+        ConstCounter::new(value).encode(family)?;
+    }
+    Ok(())
+}
+
+fn gauge_family<'a, L: EncodeLabelSet + 'a>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl Iterator<Item = (L, i64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in samples {
+        let family = metric.encode_family(&labels)?;
+        ConstGauge::new(value).encode(family)?;
+    }
+    Ok(())
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+impl Collector for DataplaneCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snap: Arc<_> = self.stats.snapshot();
+        let port = |p: &crate::stats::PortCounters| -> Labels {
+            vec![("port", p.port_id.to_string()), ("device", p.name.clone())]
+        };
+        let e = &mut encoder;
+        counter_family(e, "port_rx_packets", "Packets received by the NIC port", None,
+            snap.ports.iter().map(|p| (port(p), p.rx_packets)))?;
+        counter_family(e, "port_rx", "Bytes received by the NIC port", Some(&Unit::Bytes),
+            snap.ports.iter().map(|p| (port(p), p.rx_bytes)))?;
+        counter_family(e, "port_rx_missed_packets", "Packets dropped by the NIC because its RX queues were full", None,
+            snap.ports.iter().map(|p| (port(p), p.rx_missed)))?;
+        counter_family(e, "port_rx_errors", "Erroneous packets received by the NIC port", None,
+            snap.ports.iter().map(|p| (port(p), p.rx_errors)))?;
+        counter_family(e, "port_rx_nombuf", "Receive buffer allocation failures of the NIC port", None,
+            snap.ports.iter().map(|p| (port(p), p.rx_nombuf)))?;
+
+        let worker = |w: &crate::stats::WorkerStats| -> Labels {
+            vec![("worker", w.worker_id.to_string()), ("lcore", w.lcore.to_string())]
+        };
+        counter_family(e, "worker_packets", "Frames received by the worker", None,
+            snap.workers.iter().map(|w| (worker(w), w.packets)))?;
+        counter_family(e, "worker_rx", "Bytes received by the worker", Some(&Unit::Bytes),
+            snap.workers.iter().map(|w| (worker(w), w.bytes)))?;
+        counter_family(e, "worker_decode_drops", "Frames the worker could not decode, by reason", None,
+            snap.workers.iter().flat_map(|w| {
+                w.drops.iter().map(move |(reason, n)| {
+                    let mut l = worker(w);
+                    l.push(("reason", reason.clone()));
+                    (l, *n)
+                })
+            }))?;
+        counter_family(e, "worker_ring_drops", "Events dropped because the ring to the control plane was full", None,
+            snap.workers.iter().map(|w| (worker(w), w.ring_drops)))?;
+        counter_family(e, "worker_flows_created", "Flows created by the worker", None,
+            snap.workers.iter().map(|w| (worker(w), w.flows_created)))?;
+        gauge_family(e, "worker_flows_active", "Flows in the worker's flow table",
+            snap.workers.iter().map(|w| (worker(w), i64::try_from(w.flows_active).unwrap_or(i64::MAX))))?;
+        counter_family(e, "worker_protocol_flows", "Flows classified by the worker, by application protocol", None,
+            snap.workers.iter().flat_map(|w| {
+                w.protocols.iter().map(move |(proto, n)| {
+                    let mut l = worker(w);
+                    l.push(("app_proto", proto.clone()));
+                    (l, *n)
+                })
+            }))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_renamed_with_total_and_openmetrics_markers_dropped() {
+        let om = "# HELP x_requests Requests.\n# TYPE x_requests counter\nx_requests_total{a=\"b\"} 3\n\
+                  # HELP x_rx_bytes Bytes.\n# TYPE x_rx_bytes counter\n# UNIT x_rx_bytes bytes\nx_rx_bytes_total 1\n# EOF\n";
+        let p = openmetrics_to_prometheus(om);
+        assert!(p.contains("# TYPE x_requests_total counter\n"), "{p}");
+        assert!(p.contains("# HELP x_requests_total Requests.\n"), "{p}");
+        assert!(!p.contains("# UNIT") && !p.contains("# EOF"), "{p}");
+        assert!(p.contains("x_rx_bytes_total 1\n"), "{p}");
+    }
+}

@@ -1,0 +1,810 @@
+//! Control-plane routes: inventory and devices, device state, roles and baselines, exceptions, learning
+//! proposals, alerts and the audit log.
+//!
+//! Handlers decode and check the request, call the [`ControlHandle`](crate::control::ControlHandle) on the
+//! blocking pool with the caller's identity, and convert the result to a view. They must not write to the
+//! store directly.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use portolan_control::device_state::DeviceStateEvent;
+use portolan_control::learning::ApprovedPairing;
+use portolan_control::roles::{ExceptionRule, DEVICE_DEFAULT};
+use portolan_control::scoring::Severity;
+use portolan_control::timestamp::{now_us, parse_timestamp};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::control::{AlertRecord, ControlError, ControlHandle};
+use crate::extract::{JsonBody, PathParam, QueryParams, RawBody};
+use crate::problem::{parse_json, Problem};
+use crate::state::ApiState;
+use crate::tokens::Identity;
+use crate::views::*;
+
+/// Default page size.
+const DEFAULT_LIMIT: usize = 100;
+/// Largest page size.
+const MAX_LIMIT: usize = 1000;
+/// Default learning window: 7 days.
+const DEFAULT_LEARNING_WINDOW_US: i64 = 7 * 24 * 3600 * 1_000_000;
+
+fn problem_of(e: ControlError) -> Problem {
+    let with = |p: Problem, field: Option<String>| match field {
+        Some(f) => p.with_field(f),
+        None => p,
+    };
+    match e {
+        ControlError::NotFound(m) => Problem::not_found(m),
+        ControlError::Conflict(m) => Problem::conflict(m),
+        ControlError::Invalid { field, message } => with(Problem::invalid_body(message), field),
+        ControlError::Unprocessable { field, message } => with(Problem::unprocessable(message), field),
+        ControlError::Internal(m) => Problem::internal("control-plane operation", &m),
+    }
+}
+
+/// Runs a blocking control-plane operation off the async workers.
+async fn blocking<T: Send + 'static>(
+    state: &ApiState,
+    f: impl FnOnce(&ControlHandle) -> Result<T, ControlError> + Send + 'static,
+) -> Result<T, Problem> {
+    let control = state.control.clone();
+    tokio::task::spawn_blocking(move || f(&control))
+        .await
+        .map_err(|e| Problem::internal("control-plane task", &e))?
+        .map_err(problem_of)
+}
+
+fn page_limit(limit: Option<usize>) -> Result<usize, Problem> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(_) => Err(Problem::bad_request(format!("limit must be 1 to {MAX_LIMIT}")).with_field("limit")),
+    }
+}
+
+fn parse_time(value: Option<&str>, field: &str) -> Result<Option<i64>, Problem> {
+    value
+        .map(|v| {
+            parse_timestamp(v).map_err(|e| {
+                Problem::bad_request(format!("{field} is not an RFC 3339 time: {e}")).with_field(field)
+            })
+        })
+        .transpose()
+}
+
+fn required_text(value: Option<&str>, field: &str, max: usize) -> Result<String, Problem> {
+    let v = value.map(str::trim).unwrap_or_default();
+    if v.is_empty() {
+        return Err(Problem::bad_request(format!("{field} is required and must not be blank")).with_field(field));
+    }
+    if v.len() > max {
+        return Err(Problem::bad_request(format!("{field} is longer than {max} bytes")).with_field(field));
+    }
+    Ok(v.to_string())
+}
+
+/// Longest accepted reason or note.
+const MAX_NOTE: usize = 4096;
+
+// ---------------------------------------------------------------------- inventory and devices
+
+/// Imports an MDM inventory: Jamf Pro `mobile-devices/detail`, Graph `managedDevices` (with
+/// `detectedApps`), or Apple MDM command responses, as JSON or plist. The shape is detected.
+#[utoipa::path(
+    post, path = "/api/v1/inventory", tag = "inventory",
+    request_body(
+        description = "An inventory document, as exported by the MDM",
+        content(
+            (Object = "application/json"),
+            (String = "application/x-plist"),
+            (String = "application/xml")
+        )
+    ),
+    responses(
+        (status = 200, description = "Imported", body = ImportResult),
+        (status = 422, description = "Well-formed but not a supported inventory, or a field is wrong",
+         body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn import_inventory(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
+    RawBody(body): RawBody,
+) -> Result<Json<ImportResult>, Problem> {
+    let summaries = blocking(&state, move |c| c.import_inventory(&body, &who.actor(), who.token_id)).await?;
+    let summary = summaries
+        .into_iter()
+        .next()
+        .ok_or_else(|| Problem::unprocessable("the document holds no device inventory"))?;
+    Ok(Json(ImportResult::from(summary)))
+}
+
+/// Query of `GET /devices`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeviceQuery {
+    /// Only supervised (true) or unsupervised (false) devices.
+    pub supervised: Option<bool>,
+    /// Only managed (true) or unmanaged (false) devices.
+    pub managed: Option<bool>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+    /// Devices to skip.
+    pub offset: Option<usize>,
+}
+
+/// Lists devices from the inventory.
+#[utoipa::path(
+    get, path = "/api/v1/devices", tag = "inventory", params(DeviceQuery),
+    responses(
+        (status = 200, description = "Devices", body = DeviceList),
+        (status = 400, description = "A query parameter is not acceptable", body = Problem,
+         content_type = "application/problem+json")
+    )
+)]
+pub async fn list_devices(
+    State(state): State<ApiState>,
+    QueryParams(q): QueryParams<DeviceQuery>,
+) -> Result<Json<DeviceList>, Problem> {
+    let limit = page_limit(q.limit)?;
+    let devices = blocking(&state, |c| c.devices()).await?;
+    let matching: Vec<_> = devices
+        .iter()
+        .filter(|d| q.supervised.is_none_or(|s| d.supervised == s))
+        .filter(|d| q.managed.is_none_or(|m| d.managed == m))
+        .collect();
+    let total = matching.len();
+    let page = matching
+        .into_iter()
+        .skip(q.offset.unwrap_or(0))
+        .take(limit)
+        .map(DeviceView::from)
+        .collect();
+    Ok(Json(DeviceList { devices: page, total }))
+}
+
+/// One device by UDID (or serial number), with the records re-imports replaced.
+#[utoipa::path(
+    get, path = "/api/v1/devices/{udid}", tag = "inventory",
+    params(("udid" = String, Path, description = "UDID or serial number")),
+    responses((status = 200, description = "The device", body = DeviceDetail))
+)]
+pub async fn get_device(
+    State(state): State<ApiState>,
+    PathParam(udid): PathParam<String>,
+) -> Result<Json<DeviceDetail>, Problem> {
+    let (device, history) = blocking(&state, move |c| c.device(&udid)).await?;
+    Ok(Json(DeviceDetail {
+        device: DeviceView::from(&device),
+        history: history.iter().map(DeviceHistoryView::from).collect(),
+    }))
+}
+
+// ---------------------------------------------------------------------- device state
+
+/// The field a control-plane message names as `` field `x`: ... ``.
+fn named_field(message: &str) -> Option<&str> {
+    let rest = message.split_once("field `")?.1;
+    Some(rest.split_once('`')?.0)
+}
+
+fn state_event(value: &serde_json::Value, index: usize, line: Option<usize>) -> Result<DeviceStateEvent, Problem> {
+    DeviceStateEvent::from_json(value).map_err(|message| {
+        let at = match line {
+            Some(l) => format!("event {index} (line {l})"),
+            None => format!("event {index}"),
+        };
+        let field = match named_field(&message) {
+            Some(f) => format!("[{index}].{f}"),
+            None => format!("[{index}]"),
+        };
+        Problem::invalid_body(format!("{at}: {message}")).with_field(field)
+    })
+}
+
+/// Parses a device state body: one JSON object, an array of them, or one object per line.
+pub fn parse_device_states(body: &[u8]) -> Result<Vec<DeviceStateEvent>, Problem> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    if first == Some(b'[') {
+        let items: Vec<serde_json::Value> = parse_json(body)?;
+        if items.is_empty() {
+            return Err(Problem::invalid_body("the array holds no event"));
+        }
+        return items.iter().enumerate().map(|(i, v)| state_event(v, i, None)).collect();
+    }
+    let mut events = Vec::new();
+    let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>();
+    loop {
+        let offset = stream.byte_offset();
+        let line = 1 + body.get(..offset).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+        // The next value starts after any whitespace, possibly on a later line.
+        let skipped = body.get(offset..).map_or(0, |rest| {
+            rest.iter()
+                .take_while(|b| b.is_ascii_whitespace())
+                .filter(|&&c| c == b'\n')
+                .count()
+        });
+        match stream.next() {
+            None => break,
+            Some(Ok(value)) => events.push(state_event(&value, events.len(), Some(line + skipped))?),
+            Some(Err(e)) => {
+                return Err(Problem::invalid_body(format!(
+                    "event {} is not JSON (line {}, column {}): {e}",
+                    events.len(),
+                    e.line(),
+                    e.column()
+                ))
+                .with_field(format!("[{}]", events.len())))
+            }
+        }
+    }
+    if events.is_empty() {
+        return Err(Problem::invalid_body("the body holds no event"));
+    }
+    Ok(events)
+}
+
+/// Stores device state events: one object, an array, or JSON lines (one object per line).
+#[utoipa::path(
+    post, path = "/api/v1/device-states", tag = "device-state",
+    request_body(
+        description = "One event, an array of events, or one event per line",
+        content(
+            (DeviceStateInput = "application/json"),
+            (Vec<DeviceStateInput> = "application/json"),
+            (String = "application/x-ndjson")
+        )
+    ),
+    responses((status = 200, description = "Stored", body = DeviceStatesAccepted))
+)]
+pub async fn post_device_states(
+    State(state): State<ApiState>,
+    RawBody(body): RawBody,
+) -> Result<Json<DeviceStatesAccepted>, Problem> {
+    let events = parse_device_states(&body)?;
+    let accepted = blocking(&state, move |c| c.add_device_states(events)).await?;
+    Ok(Json(DeviceStatesAccepted { accepted }))
+}
+
+// ---------------------------------------------------------------------- roles and baselines
+
+/// Lists every role with its effective baseline.
+#[utoipa::path(
+    get, path = "/api/v1/roles", tag = "baselines",
+    responses((status = 200, description = "Roles", body = RoleList))
+)]
+pub async fn list_roles(State(state): State<ApiState>) -> Result<Json<RoleList>, Problem> {
+    let roles = blocking(&state, |c| c.roles()).await?;
+    Ok(Json(RoleList {
+        roles: roles.roles().iter().map(RoleView::from).collect(),
+    }))
+}
+
+/// One role with its effective baseline (roles file plus approved pairings).
+#[utoipa::path(
+    get, path = "/api/v1/roles/{name}", tag = "baselines",
+    params(("name" = String, Path, description = "Role name")),
+    responses((status = 200, description = "The role", body = RoleView))
+)]
+pub async fn get_role(
+    State(state): State<ApiState>,
+    PathParam(name): PathParam<String>,
+) -> Result<Json<RoleView>, Problem> {
+    let roles = blocking(&state, |c| c.roles()).await?;
+    roles
+        .role(&name)
+        .map(|r| Json(RoleView::from(r)))
+        .ok_or_else(|| Problem::not_found(format!("no role named {name:?}")))
+}
+
+fn approved(p: &[PairingInput]) -> Vec<ApprovedPairing> {
+    p.iter()
+        .map(|p| ApprovedPairing {
+            app_proto: p.app_proto.clone(),
+            transport: p.transport.clone(),
+            port: p.port,
+            starttls: p.starttls,
+        })
+        .collect()
+}
+
+/// Result of a baseline approval.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ApprovalResult {
+    /// The role (or `device-default`).
+    pub role: String,
+    /// Pairings approved by this request.
+    pub approved: Vec<PortRuleView>,
+}
+
+fn approval_result(role: &str, pairings: &[ApprovedPairing]) -> ApprovalResult {
+    ApprovalResult {
+        role: role.to_string(),
+        approved: pairings
+            .iter()
+            .map(|p| PortRuleView {
+                app_proto: p.app_proto.trim().to_ascii_lowercase(),
+                transport: p.transport.as_ref().map(|t| t.to_ascii_uppercase()),
+                ports: vec![p.port],
+                starttls: p.starttls,
+            })
+            .collect(),
+    }
+}
+
+/// Approves pairings into a role's baseline (or `device-default`); audited with the reason; applies to the
+/// next verdict.
+#[utoipa::path(
+    post, path = "/api/v1/roles/{name}/baseline", tag = "baselines",
+    params(("name" = String, Path, description = "Role name, or device-default")),
+    request_body = BaselineChange,
+    responses((status = 200, description = "Approved", body = ApprovalResult))
+)]
+pub async fn post_role_baseline(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
+    PathParam(name): PathParam<String>,
+    JsonBody(change): JsonBody<BaselineChange>,
+) -> Result<Json<ApprovalResult>, Problem> {
+    let reason = required_text(Some(&change.reason), "reason", MAX_NOTE)?;
+    let pairings = approved(&change.pairings);
+    let result = approval_result(&name, &pairings);
+    blocking(&state, move |c| c.approve_pairings(&name, &pairings, &who.actor(), &reason)).await?;
+    Ok(Json(result))
+}
+
+// ---------------------------------------------------------------------- exceptions
+
+/// Lists exceptions in force (roles file and API).
+#[utoipa::path(
+    get, path = "/api/v1/exceptions", tag = "baselines",
+    responses((status = 200, description = "Exceptions", body = ExceptionList))
+)]
+pub async fn list_exceptions(State(state): State<ApiState>) -> Result<Json<ExceptionList>, Problem> {
+    let exceptions = blocking(&state, |c| {
+        let roles = c.roles()?;
+        let mut out = Vec::with_capacity(roles.exceptions().len());
+        for e in roles.exceptions() {
+            let origin = if c.is_file_exception(&e.id)? { "file" } else { "api" };
+            out.push(ExceptionView::new(e, origin));
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(ExceptionList { exceptions }))
+}
+
+fn exception_rule(input: &ExceptionInput) -> Result<ExceptionRule, Problem> {
+    let expires_us = parse_timestamp(&input.expires).map_err(|e| {
+        Problem::invalid_body(format!("expires is not an RFC 3339 time: {e}")).with_field("expires")
+    })?;
+    if input.id.trim().is_empty() || input.id.len() > 128 {
+        return Err(Problem::invalid_body("id must be 1 to 128 characters").with_field("id"));
+    }
+    let value = serde_json::json!({
+        "id": input.id.trim(),
+        "kind": input.kind,
+        "devices": input.devices,
+        "destinations": input.destinations,
+        "ports": input.ports,
+        "app_protos": input.app_protos,
+        "reason": input.reason,
+        "owner": input.owner,
+        "expires_us": expires_us,
+    });
+    serde_path_to_error::deserialize::<_, ExceptionRule>(value).map_err(|e| {
+        let field = e.path().to_string();
+        Problem::invalid_body(format!("{}: {}", field, e.inner())).with_field(field)
+    })
+}
+
+/// Adds an exception; audited with its reason and the caller.
+#[utoipa::path(
+    post, path = "/api/v1/exceptions", tag = "baselines",
+    request_body = ExceptionInput,
+    responses(
+        (status = 201, description = "Added", body = ExceptionView),
+        (status = 409, description = "An exception with that id exists", body = Problem,
+         content_type = "application/problem+json")
+    )
+)]
+pub async fn post_exception(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
+    JsonBody(input): JsonBody<ExceptionInput>,
+) -> Result<Response, Problem> {
+    required_text(Some(&input.reason), "reason", MAX_NOTE)?;
+    required_text(Some(&input.owner), "owner", 256)?;
+    let rule = exception_rule(&input)?;
+    let view = ExceptionView::new(&rule, "api");
+    blocking(&state, move |c| c.add_exception(rule, &who.actor())).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// Query of deletions.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReasonQuery {
+    /// Why (audit log). Required.
+    pub reason: Option<String>,
+}
+
+/// Revokes an exception added through the API; audited with the reason.
+#[utoipa::path(
+    delete, path = "/api/v1/exceptions/{id}", tag = "baselines",
+    params(("id" = String, Path, description = "Exception id"), ReasonQuery),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 409, description = "Defined in the roles file: change it there", body = Problem,
+         content_type = "application/problem+json")
+    )
+)]
+pub async fn delete_exception(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
+    PathParam(id): PathParam<String>,
+    QueryParams(q): QueryParams<ReasonQuery>,
+) -> Result<StatusCode, Problem> {
+    let reason = required_text(q.reason.as_deref(), "reason", MAX_NOTE)?;
+    blocking(&state, move |c| c.revoke_exception(&id, &who.actor(), &reason)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------------- learning
+
+/// Query of `GET /learning/proposals`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WindowQuery {
+    /// Window start (RFC 3339); default 7 days before `until`.
+    pub since: Option<String>,
+    /// Window end (RFC 3339); default now.
+    pub until: Option<String>,
+}
+
+fn window(since: Option<&str>, until: Option<&str>) -> Result<(i64, i64), Problem> {
+    let to = parse_time(until, "until")?.unwrap_or_else(now_us);
+    let from = parse_time(since, "since")?.unwrap_or(to.saturating_sub(DEFAULT_LEARNING_WINDOW_US));
+    if from >= to {
+        return Err(Problem::bad_request("since must be before until").with_field("since"));
+    }
+    Ok((from, to))
+}
+
+/// Baselines proposed per role from what was seen over the window (nothing is approved by this).
+#[utoipa::path(
+    get, path = "/api/v1/learning/proposals", tag = "learning", params(WindowQuery),
+    responses(
+        (status = 200, description = "Proposals", body = ProposalList),
+        (status = 400, description = "A query parameter is not acceptable", body = Problem,
+         content_type = "application/problem+json")
+    )
+)]
+pub async fn list_proposals(
+    State(state): State<ApiState>,
+    QueryParams(q): QueryParams<WindowQuery>,
+) -> Result<Json<ProposalList>, Problem> {
+    let (from, to) = window(q.since.as_deref(), q.until.as_deref())?;
+    let proposals = blocking(&state, move |c| c.proposals(from, to)).await?;
+    Ok(Json(ProposalList {
+        window_from: portolan_control::timestamp::format_rfc3339(from),
+        window_to: portolan_control::timestamp::format_rfc3339(to),
+        proposals: proposals.iter().map(ProposalView::from).collect(),
+    }))
+}
+
+/// Approves a proposal (all its proposed pairings, or the ones listed); audited with the reason.
+#[utoipa::path(
+    post, path = "/api/v1/learning/proposals/{id}/approve", tag = "learning",
+    params(("id" = String, Path, description = "Proposal id (the role name)")),
+    request_body = ProposalApproval,
+    responses(
+        (status = 200, description = "Approved", body = ApprovalResult),
+        (status = 409, description = "Nothing left to approve", body = Problem,
+         content_type = "application/problem+json")
+    )
+)]
+pub async fn approve_proposal(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
+    PathParam(id): PathParam<String>,
+    JsonBody(req): JsonBody<ProposalApproval>,
+) -> Result<Json<ApprovalResult>, Problem> {
+    let reason = required_text(Some(&req.reason), "reason", MAX_NOTE)?;
+    let (from, to) = window(req.since.as_deref(), req.until.as_deref())?;
+    let explicit = req.pairings.as_deref().map(approved);
+    let role = id.clone();
+    let pairings = blocking(&state, move |c| {
+        let proposals = c.proposals(from, to)?;
+        let proposal = proposals
+            .into_iter()
+            .find(|p| p.role == role)
+            .ok_or_else(|| ControlError::NotFound(format!("no proposal for {role:?} in the window")))?;
+        let pairings: Vec<ApprovedPairing> = match explicit {
+            Some(list) => {
+                for (i, p) in list.iter().enumerate() {
+                    let seen = proposal
+                        .pairings
+                        .iter()
+                        .any(|q| q.app_proto == p.app_proto && q.port == p.port);
+                    if !seen {
+                        return Err(ControlError::Invalid {
+                            field: Some(format!("pairings[{i}]")),
+                            message: format!("{}/{} is not in the proposal", p.app_proto, p.port),
+                        });
+                    }
+                }
+                list
+            }
+            None => proposal
+                .pairings
+                .iter()
+                .filter(|p| p.proposed)
+                .map(|p| ApprovedPairing {
+                    app_proto: p.app_proto.clone(),
+                    transport: Some(p.transport.clone()),
+                    port: p.port,
+                    starttls: false,
+                })
+                .collect(),
+        };
+        if pairings.is_empty() {
+            return Err(ControlError::Conflict(format!("the proposal for {role:?} has nothing to approve")));
+        }
+        if role != DEVICE_DEFAULT && c.roles()?.role(&role).is_none() {
+            return Err(ControlError::Conflict(format!("role {role:?} is no longer defined")));
+        }
+        c.approve_pairings(&role, &pairings, &who.actor(), &reason)?;
+        Ok(pairings)
+    })
+    .await?;
+    Ok(Json(approval_result(&id, &pairings)))
+}
+
+// ---------------------------------------------------------------------- alerts
+
+/// Filters and paging of `GET /alerts`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AlertQuery {
+    /// Device UDID or serial number.
+    pub device: Option<String>,
+    /// Role whose baseline was broken (or `device-default`).
+    pub role: Option<String>,
+    /// Application protocol.
+    pub app_proto: Option<String>,
+    /// Destination port.
+    pub port: Option<u16>,
+    /// Minimum severity: informational, low, medium, high or critical.
+    pub severity: Option<String>,
+    /// Lifecycle state: open, acknowledged or closed.
+    pub status: Option<String>,
+    /// Raised at or after (RFC 3339).
+    pub since: Option<String>,
+    /// Raised before (RFC 3339).
+    pub until: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn status_of(r: &AlertRecord) -> AlertStatus {
+    if r.closure.is_some() {
+        AlertStatus::Closed
+    } else if r.stored.ack.is_some() {
+        AlertStatus::Acknowledged
+    } else {
+        AlertStatus::Open
+    }
+}
+
+fn view(r: &AlertRecord) -> AlertView {
+    AlertView::new(&r.stored.alert, r.stored.ack.as_ref(), r.closure.as_ref())
+}
+
+fn cursor_id(cursor: Option<&str>) -> Result<i64, Problem> {
+    cursor
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| Problem::bad_request("cursor is not one this API returned").with_field("cursor"))
+        })
+        .transpose()
+        .map(|c| c.unwrap_or(i64::MIN))
+}
+
+/// Lists alerts with their evidence, oldest first, filtered and paged.
+#[utoipa::path(
+    get, path = "/api/v1/alerts", tag = "alerts", params(AlertQuery),
+    responses(
+        (status = 200, description = "Alerts", body = AlertList),
+        (status = 400, description = "A query parameter is not acceptable", body = Problem,
+         content_type = "application/problem+json")
+    )
+)]
+pub async fn list_alerts(
+    State(state): State<ApiState>,
+    QueryParams(q): QueryParams<AlertQuery>,
+) -> Result<Json<AlertList>, Problem> {
+    let limit = page_limit(q.limit)?;
+    let min_severity = q
+        .severity
+        .as_deref()
+        .map(|s| {
+            Severity::from_name(&s.to_ascii_lowercase()).ok_or_else(|| {
+                Problem::bad_request("severity must be informational, low, medium, high or critical")
+                    .with_field("severity")
+            })
+        })
+        .transpose()?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| match s {
+            "open" => Ok(AlertStatus::Open),
+            "acknowledged" => Ok(AlertStatus::Acknowledged),
+            "closed" => Ok(AlertStatus::Closed),
+            _ => Err(Problem::bad_request("status must be open, acknowledged or closed").with_field("status")),
+        })
+        .transpose()?;
+    let since = parse_time(q.since.as_deref(), "since")?;
+    let until = parse_time(q.until.as_deref(), "until")?;
+    let after = cursor_id(q.cursor.as_deref())?;
+    let records = blocking(&state, |c| c.alerts()).await?;
+    let mut matching = records.iter().filter(|r| {
+        let a = &r.stored.alert;
+        a.id > after
+            && q.device.as_deref().is_none_or(|d| {
+                a.device.udid.as_deref() == Some(d) || a.device.serial_number.as_deref() == Some(d)
+            })
+            && q.role.as_deref().is_none_or(|role| {
+                a.baseline.role == role || a.app.role.as_deref() == Some(role)
+            })
+            && q.app_proto.as_deref().is_none_or(|p| a.flow.app_proto.eq_ignore_ascii_case(p))
+            && q.port.is_none_or(|p| a.flow.dest_port == p)
+            && min_severity.is_none_or(|s| a.severity >= s)
+            && status.is_none_or(|s| status_of(r) == s)
+            && since.is_none_or(|t| a.ts_us >= t)
+            && until.is_none_or(|t| a.ts_us < t)
+    });
+    let alerts: Vec<AlertView> = matching.by_ref().take(limit).map(view).collect();
+    let next_cursor = match (alerts.last(), matching.next()) {
+        (Some(last), Some(_)) => Some(last.id.to_string()),
+        _ => None,
+    };
+    Ok(Json(AlertList { alerts, next_cursor }))
+}
+
+/// One alert with its evidence.
+#[utoipa::path(
+    get, path = "/api/v1/alerts/{id}", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    responses((status = 200, description = "The alert", body = AlertView))
+)]
+pub async fn get_alert(
+    State(state): State<ApiState>,
+    PathParam(id): PathParam<i64>,
+) -> Result<Json<AlertView>, Problem> {
+    let r = blocking(&state, move |c| c.alert(id)).await?;
+    Ok(Json(view(&r)))
+}
+
+/// Acknowledges an alert with a note; audited.
+#[utoipa::path(
+    post, path = "/api/v1/alerts/{id}/ack", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    request_body = AlertNote,
+    responses(
+        (status = 200, description = "Acknowledged", body = AlertView),
+        (status = 409, description = "Already acknowledged", body = Problem,
+         content_type = "application/problem+json")
+    )
+)]
+pub async fn ack_alert(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
+    PathParam(id): PathParam<i64>,
+    JsonBody(note): JsonBody<AlertNote>,
+) -> Result<Json<AlertView>, Problem> {
+    let note = required_text(Some(&note.note), "note", MAX_NOTE)?;
+    let r = blocking(&state, move |c| c.acknowledge(id, &who.actor(), &note)).await?;
+    Ok(Json(view(&r)))
+}
+
+/// Closes an alert with a note (acknowledging it when it was open); audited.
+#[utoipa::path(
+    post, path = "/api/v1/alerts/{id}/close", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    request_body = AlertNote,
+    responses(
+        (status = 200, description = "Closed", body = AlertView),
+        (status = 409, description = "Already closed", body = Problem,
+         content_type = "application/problem+json")
+    )
+)]
+pub async fn close_alert(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
+    PathParam(id): PathParam<i64>,
+    JsonBody(note): JsonBody<AlertNote>,
+) -> Result<Json<AlertView>, Problem> {
+    let note = required_text(Some(&note.note), "note", MAX_NOTE)?;
+    let r = blocking(&state, move |c| c.close(id, &who.actor(), &note)).await?;
+    Ok(Json(view(&r)))
+}
+
+// ---------------------------------------------------------------------- audit and reload
+
+/// Filters and paging of `GET /audit`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only this action (e.g. `baseline_approved`).
+    pub action: Option<String>,
+    /// Only entries whose target starts with this (e.g. `role:mail`, `alert:`).
+    pub target: Option<String>,
+    /// Only this actor.
+    pub actor: Option<String>,
+    /// At or after (RFC 3339).
+    pub since: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The audit log: every baseline, exception, inventory and alert change with who, when, what and why.
+#[utoipa::path(
+    get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+    responses(
+        (status = 200, description = "Audit entries", body = AuditList),
+        (status = 400, description = "A query parameter is not acceptable", body = Problem,
+         content_type = "application/problem+json")
+    )
+)]
+pub async fn list_audit(
+    State(state): State<ApiState>,
+    QueryParams(q): QueryParams<AuditQuery>,
+) -> Result<Json<AuditList>, Problem> {
+    let limit = page_limit(q.limit)?;
+    let since = parse_time(q.since.as_deref(), "since")?;
+    let after = cursor_id(q.cursor.as_deref())?;
+    let log = blocking(&state, |c| c.audit_log()).await?;
+    let mut matching = log.iter().filter(|e| {
+        e.id > after
+            && q.action.as_deref().is_none_or(|a| e.action.as_str() == a)
+            && q.target.as_deref().is_none_or(|t| e.target.starts_with(t))
+            && q.actor.as_deref().is_none_or(|a| e.actor == a)
+            && since.is_none_or(|t| e.ts_us >= t)
+    });
+    let entries: Vec<AuditView> = matching.by_ref().take(limit).map(AuditView::from).collect();
+    let next_cursor = match (entries.last(), matching.next()) {
+        (Some(last), Some(_)) => Some(last.id.to_string()),
+        _ => None,
+    };
+    Ok(Json(AuditList { entries, next_cursor }))
+}
+
+/// Reloads roles, baselines and exceptions (roles file, then what was approved through the API).
+#[utoipa::path(
+    post, path = "/api/v1/reload", tag = "baselines",
+    responses(
+        (status = 200, description = "Reloaded", body = ReloadSummary),
+        (status = 422, description = "The roles file is not usable; the previous roles stay in force",
+         body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn reload(State(state): State<ApiState>) -> Result<Json<ReloadSummary>, Problem> {
+    let r = blocking(&state, |c| c.reload()).await?;
+    Ok(Json(ReloadSummary {
+        roles: r.roles,
+        exceptions: r.exceptions,
+        warnings: r.warnings,
+    }))
+}

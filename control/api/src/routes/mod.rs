@@ -1,0 +1,157 @@
+//! The route table of the admin API and the router built from it.
+//!
+//! Every route is one [`RouteSpec`] (method, path, required access, body kind) paired with its handler in
+//! [`routes`]; the router, the per-route auth/rate-limit middleware, the body limits and the OpenAPI error
+//! responses all come from this one table, and a test keeps it in step with the OpenAPI document. This
+//! module must not hold business logic; handlers live in the submodules.
+
+pub mod control;
+pub mod service;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header::CACHE_CONTROL;
+use axum::http::{HeaderValue, Method};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{self, MethodRouter};
+use axum::{Extension, Router};
+
+use crate::auth::{guard, RouteGuard};
+use crate::config::ApiConfig;
+use crate::extract::RouteBodyLimit;
+use crate::problem::Problem;
+use crate::ratelimit::WriteRateLimiter;
+use crate::state::ApiState;
+use crate::tokens::Access;
+
+/// What a route reads from its request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body.
+    None,
+    /// A JSON document (limit `body_limit_bytes`).
+    Json,
+    /// An inventory document, JSON or plist (limit `inventory_body_limit_bytes`).
+    Inventory,
+}
+
+/// One route of the admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// HTTP method.
+    pub method: Method,
+    /// Path template, with `{name}` parameters (the same syntax in axum and OpenAPI).
+    pub path: &'static str,
+    /// What the caller needs.
+    pub access: Access,
+    /// What the body holds.
+    pub body: BodyKind,
+}
+
+fn spec(method: Method, path: &'static str, access: Access, body: BodyKind) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+        body,
+    }
+}
+
+/// Every route with its handler.
+pub fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
+    use self::control as c;
+    use self::service as s;
+    use routing::{delete, get, post};
+    use Access::{AdminWrite, AlertWrite, Public, Read};
+    use BodyKind::{Inventory, Json, None as NoBody};
+    vec![
+        (spec(Method::GET, "/healthz", Public, NoBody), get(s::healthz)),
+        (spec(Method::GET, "/readyz", Public, NoBody), get(s::readyz)),
+        (spec(Method::GET, "/metrics", Read, NoBody), get(s::metrics)),
+        (spec(Method::GET, "/api/v1/openapi.json", Read, NoBody), get(s::openapi_json)),
+        (spec(Method::GET, "/api/v1/stats", Read, NoBody), get(s::stats)),
+        (spec(Method::POST, "/api/v1/inventory", AdminWrite, Inventory), post(c::import_inventory)),
+        (spec(Method::GET, "/api/v1/devices", Read, NoBody), get(c::list_devices)),
+        (spec(Method::GET, "/api/v1/devices/{udid}", Read, NoBody), get(c::get_device)),
+        (spec(Method::POST, "/api/v1/device-states", AdminWrite, Json), post(c::post_device_states)),
+        (spec(Method::GET, "/api/v1/roles", Read, NoBody), get(c::list_roles)),
+        (spec(Method::GET, "/api/v1/roles/{name}", Read, NoBody), get(c::get_role)),
+        (spec(Method::POST, "/api/v1/roles/{name}/baseline", AdminWrite, Json), post(c::post_role_baseline)),
+        (spec(Method::GET, "/api/v1/exceptions", Read, NoBody), get(c::list_exceptions)),
+        (spec(Method::POST, "/api/v1/exceptions", AdminWrite, Json), post(c::post_exception)),
+        (spec(Method::DELETE, "/api/v1/exceptions/{id}", AdminWrite, NoBody), delete(c::delete_exception)),
+        (spec(Method::GET, "/api/v1/learning/proposals", Read, NoBody), get(c::list_proposals)),
+        (spec(Method::POST, "/api/v1/learning/proposals/{id}/approve", AdminWrite, Json), post(c::approve_proposal)),
+        (spec(Method::GET, "/api/v1/alerts", Read, NoBody), get(c::list_alerts)),
+        (spec(Method::GET, "/api/v1/alerts/{id}", Read, NoBody), get(c::get_alert)),
+        (spec(Method::POST, "/api/v1/alerts/{id}/ack", AlertWrite, Json), post(c::ack_alert)),
+        (spec(Method::POST, "/api/v1/alerts/{id}/close", AlertWrite, Json), post(c::close_alert)),
+        (spec(Method::GET, "/api/v1/audit", Read, NoBody), get(c::list_audit)),
+        (spec(Method::POST, "/api/v1/reload", AdminWrite, NoBody), post(c::reload)),
+    ]
+}
+
+/// The route table without handlers.
+pub fn route_specs() -> Vec<RouteSpec> {
+    routes().into_iter().map(|(s, _)| s).collect()
+}
+
+/// Builds the admin API router over `state` with the limits of `cfg`.
+pub fn build_router(cfg: &ApiConfig, state: ApiState) -> Router {
+    let limiter = Arc::new(WriteRateLimiter::new(&cfg.rate_limit));
+    let mut router: Router<ApiState> = Router::new();
+    for (spec, handler) in routes() {
+        let limit = match spec.body {
+            BodyKind::Inventory => cfg.inventory_body_limit_bytes,
+            BodyKind::Json | BodyKind::None => cfg.body_limit_bytes,
+        };
+        let route_guard = RouteGuard {
+            state: state.clone(),
+            limiter: limiter.clone(),
+            access: spec.access,
+        };
+        let handler: MethodRouter<ApiState> = handler
+            .route_layer(from_fn_with_state(route_guard, guard))
+            .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(limit))
+            .layer::<_, std::convert::Infallible>(Extension(RouteBodyLimit(limit)));
+        router = router.route(spec.path, handler);
+    }
+    router
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn no_route() -> Problem {
+    Problem::not_found("no such route; see /api/v1/openapi.json")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this route does not accept that method; see /api/v1/openapi.json",
+    )
+}
+
+/// Outermost middleware: request metrics and `Cache-Control: no-store` on every answer.
+async fn observe(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let mut resp = next.run(req).await.into_response();
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    state
+        .metrics
+        .observe_request(&method, &route, resp.status().as_u16(), started.elapsed());
+    resp
+}

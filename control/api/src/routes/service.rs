@@ -1,0 +1,103 @@
+//! Service routes: liveness and readiness (no token), Prometheus metrics, dataplane statistics and the
+//! OpenAPI document.
+//!
+//! These handlers only read shared state; they must not change the control plane.
+
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::metrics::{OPENMETRICS_TEXT, PROMETHEUS_TEXT};
+use crate::problem::Problem;
+use crate::state::ApiState;
+use crate::stats::DataplaneStats;
+
+/// Body of `/healthz` and `/readyz`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HealthStatus {
+    /// `ok` (alive) or `ready`.
+    pub status: String,
+}
+
+/// Liveness: the process answers HTTP.
+#[utoipa::path(
+    get, path = "/healthz", tag = "service", security(()),
+    responses((status = 200, description = "The appliance process is alive", body = HealthStatus))
+)]
+pub async fn healthz() -> Json<HealthStatus> {
+    Json(HealthStatus {
+        status: "ok".to_string(),
+    })
+}
+
+/// Readiness: the dataplane and the control plane are running.
+#[utoipa::path(
+    get, path = "/readyz", tag = "service", security(()),
+    responses(
+        (status = 200, description = "Ready to process traffic and requests", body = HealthStatus),
+        (status = 503, description = "Still starting or shutting down", body = Problem,
+         content_type = "application/problem+json")
+    )
+)]
+pub async fn readyz(State(state): State<ApiState>) -> Response {
+    if state.readiness.is_ready() {
+        Json(HealthStatus {
+            status: "ready".to_string(),
+        })
+        .into_response()
+    } else {
+        Problem::unavailable("the appliance is starting or shutting down").into_response()
+    }
+}
+
+/// Prometheus metrics (text format 0.0.4, or OpenMetrics when the scraper asks for it).
+#[utoipa::path(
+    get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Metrics in the Prometheus text format", body = String,
+               content_type = "text/plain"))
+)]
+pub async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    let wants_openmetrics = headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    let (text, content_type) = if wants_openmetrics {
+        (state.metrics.encode_openmetrics(), OPENMETRICS_TEXT)
+    } else {
+        (state.metrics.encode_prometheus(), PROMETHEUS_TEXT)
+    };
+    match text {
+        Ok(body) => ([(CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response(),
+        Err(e) => Problem::internal("encoding metrics", &e).into_response(),
+    }
+}
+
+/// Dataplane statistics per port and worker.
+#[utoipa::path(
+    get, path = "/api/v1/stats", tag = "service",
+    responses((status = 200, description = "Latest dataplane counters", body = DataplaneStats))
+)]
+pub async fn stats(State(state): State<ApiState>) -> Json<DataplaneStats> {
+    Json(state.stats.snapshot().as_ref().clone())
+}
+
+/// The OpenAPI 3 document of this API.
+#[utoipa::path(
+    get, path = "/api/v1/openapi.json", tag = "service",
+    responses((status = 200, description = "OpenAPI 3 document", body = Object))
+)]
+pub async fn openapi_json() -> Response {
+    static DOC: OnceLock<String> = OnceLock::new();
+    let body = DOC.get_or_init(|| crate::openapi::document_json().unwrap_or_default());
+    (
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body.clone(),
+    )
+        .into_response()
+}

@@ -1,0 +1,91 @@
+//! What the admin API's handlers share: the control plane, the token store, the dataplane statistics handle,
+//! the readiness flag and the metrics registry.
+//!
+//! [`ApiState`] is built by the daemon (or a test) from handles it already has; this module must not start
+//! anything.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::control::ControlHandle;
+use crate::metrics::ApiMetrics;
+use crate::stats::DataplaneStatsHandle;
+use crate::tokens::TokenStore;
+
+/// Whether the appliance is ready to serve (`GET /readyz`). Cheap to clone; all clones share the flag.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    ready: Arc<AtomicBool>,
+}
+
+impl Readiness {
+    /// A flag that starts not ready.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A flag that starts ready.
+    pub fn ready() -> Self {
+        let r = Self::default();
+        r.set_ready(true);
+        r
+    }
+
+    /// Marks the appliance ready or not.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// Whether it is ready.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+/// Shared state of the admin API. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The control plane (inventory, roles, exceptions, findings, audit).
+    pub control: ControlHandle,
+    /// API tokens.
+    pub tokens: Arc<TokenStore>,
+    /// Latest dataplane statistics, published by the daemon.
+    pub stats: DataplaneStatsHandle,
+    /// Readiness flag, set by the daemon once the dataplane and the control plane run.
+    pub readiness: Readiness,
+    /// Metrics registry.
+    pub metrics: Arc<ApiMetrics>,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("tokens", &self.tokens.path())
+            .field("ready", &self.readiness.is_ready())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// State over a control-plane handle and a token store; statistics start empty, readiness not ready.
+    pub fn new(control: ControlHandle, tokens: Arc<TokenStore>) -> Self {
+        Self::with_stats(control, tokens, DataplaneStatsHandle::new(), Readiness::new())
+    }
+
+    /// State with the daemon's statistics handle and readiness flag.
+    pub fn with_stats(
+        control: ControlHandle,
+        tokens: Arc<TokenStore>,
+        stats: DataplaneStatsHandle,
+        readiness: Readiness,
+    ) -> Self {
+        let metrics = Arc::new(ApiMetrics::new(stats.clone()));
+        Self {
+            control,
+            tokens,
+            stats,
+            readiness,
+            metrics,
+        }
+    }
+}

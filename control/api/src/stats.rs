@@ -1,0 +1,99 @@
+//! Dataplane statistics as the admin API shows them (`GET /api/v1/stats`, `/metrics`), and the shared handle
+//! through which the daemon publishes a fresh snapshot.
+//!
+//! The daemon fills [`DataplaneStats`] from the port and worker counters and calls
+//! [`DataplaneStatsHandle::publish`]; readers never block the publisher. This module must not reach into
+//! dataplane state itself.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// One snapshot of the dataplane's counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DataplaneStats {
+    /// When the snapshot was taken (RFC 3339); absent before the dataplane published anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    /// Per-port NIC counters.
+    #[serde(default)]
+    pub ports: Vec<PortCounters>,
+    /// Per-worker counters.
+    #[serde(default)]
+    pub workers: Vec<WorkerStats>,
+}
+
+/// Counters of one NIC port (from the device's own statistics).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PortCounters {
+    /// DPDK port id.
+    pub port_id: u16,
+    /// Device name (e.g. `net_pcap0` or a PCI address).
+    #[serde(default)]
+    pub name: String,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Packets dropped by the device because its RX queues were full.
+    pub rx_missed: u64,
+    /// Erroneous packets received.
+    pub rx_errors: u64,
+    /// Receive buffer allocation failures.
+    pub rx_nombuf: u64,
+}
+
+/// Counters of one worker lcore.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WorkerStats {
+    /// Worker index.
+    pub worker_id: u32,
+    /// The lcore it runs on.
+    pub lcore: u32,
+    /// Port it polls.
+    pub port_id: u16,
+    /// RX queue it polls.
+    pub queue: u16,
+    /// Frames received.
+    pub packets: u64,
+    /// Bytes received.
+    pub bytes: u64,
+    /// Frames not decoded, by reason.
+    #[serde(default)]
+    pub drops: BTreeMap<String, u64>,
+    /// Events dropped because the ring to the control plane was full.
+    pub ring_drops: u64,
+    /// Flows in the worker's table now.
+    pub flows_active: u64,
+    /// Flows created since start.
+    pub flows_created: u64,
+    /// Flows classified, by application protocol.
+    #[serde(default)]
+    pub protocols: BTreeMap<String, u64>,
+}
+
+/// Shared, lock-free handle to the latest [`DataplaneStats`]; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct DataplaneStatsHandle {
+    inner: Arc<ArcSwap<DataplaneStats>>,
+}
+
+impl DataplaneStatsHandle {
+    /// A handle holding an empty snapshot.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the snapshot (called by the daemon).
+    pub fn publish(&self, stats: DataplaneStats) {
+        self.inner.store(Arc::new(stats));
+    }
+
+    /// The latest snapshot.
+    pub fn snapshot(&self) -> Arc<DataplaneStats> {
+        self.inner.load_full()
+    }
+}

@@ -1,0 +1,689 @@
+//! The JSON shapes of the admin API (requests and responses), with their OpenAPI schemas, and the
+//! conversions from the control plane's records.
+//!
+//! These are the API's contract: they change only with the API version. Timestamps are RFC 3339 strings.
+//! This module must not reach into the store; it only converts values it is given.
+
+use portolan_control::alert::Alert;
+use portolan_control::audit::AuditEntry;
+use portolan_control::inventory::{Device, ManagedApp};
+use portolan_control::learning::{BaselineProposal, ProposedPairing};
+use portolan_control::roles::{ExceptionRule, PortRule, Role as ControlRole, UnlistedProtocols};
+use portolan_control::store::{AlertAck, DeviceHistoryEntry, ImportSummary};
+use portolan_control::timestamp::format_rfc3339;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::control::AlertClosure;
+
+/// What an inventory import changed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImportResult {
+    /// Import id.
+    pub import_id: i64,
+    /// Devices in the document.
+    pub devices: usize,
+    /// Devices new to the store.
+    pub added: usize,
+    /// Devices whose record was replaced (the old record is kept as history).
+    pub replaced: usize,
+    /// Devices whose network address changed.
+    pub address_changes: usize,
+    /// Things skipped that did not stop the import.
+    pub warnings: Vec<String>,
+}
+
+impl From<ImportSummary> for ImportResult {
+    fn from(s: ImportSummary) -> Self {
+        Self {
+            import_id: s.import_id,
+            devices: s.added + s.replaced,
+            added: s.added,
+            replaced: s.replaced,
+            address_changes: s.address_changes,
+            warnings: s.warnings,
+        }
+    }
+}
+
+/// An app on a device.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AppView {
+    /// Bundle identifier.
+    pub bundle_id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Version.
+    pub version: Option<String>,
+    /// Management status (`managed`, `user_installed`, ...).
+    pub status: String,
+}
+
+impl From<&ManagedApp> for AppView {
+    fn from(a: &ManagedApp) -> Self {
+        Self {
+            bundle_id: a.bundle_id.clone(),
+            name: a.name.clone(),
+            version: a.version.clone(),
+            status: a.status.clone(),
+        }
+    }
+}
+
+/// A device from the MDM inventory.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeviceView {
+    /// UDID.
+    pub udid: String,
+    /// Serial number.
+    pub serial_number: Option<String>,
+    /// Device name.
+    pub name: Option<String>,
+    /// Marketing model.
+    pub model: Option<String>,
+    /// Model identifier.
+    pub model_identifier: Option<String>,
+    /// OS name.
+    pub os_name: Option<String>,
+    /// OS version.
+    pub os_version: Option<String>,
+    /// Supervised.
+    pub supervised: bool,
+    /// Managed by the MDM.
+    pub managed: bool,
+    /// `institutional`, `personal` or `unknown`.
+    pub ownership: String,
+    /// Wi-Fi MAC.
+    pub wifi_mac: Option<String>,
+    /// IP address the MDM last saw.
+    pub ip_address: Option<String>,
+    /// When the MDM last refreshed the record.
+    pub reported_at: Option<String>,
+    /// MDM format the record came from.
+    pub source: String,
+    /// Apps on the device.
+    pub apps: Vec<AppView>,
+}
+
+impl From<&Device> for DeviceView {
+    fn from(d: &Device) -> Self {
+        Self {
+            udid: d.udid.clone(),
+            serial_number: d.serial_number.clone(),
+            name: d.name.clone(),
+            model: d.model.clone(),
+            model_identifier: d.model_identifier.clone(),
+            os_name: d.os_name.clone(),
+            os_version: d.os_version.clone(),
+            supervised: d.supervised,
+            managed: d.managed,
+            ownership: d.ownership.as_str().to_string(),
+            wifi_mac: d.wifi_mac.clone(),
+            ip_address: d.ip_address.map(|ip| ip.to_string()),
+            reported_at: d.reported_at_us.map(format_rfc3339),
+            source: d.source.as_str().to_string(),
+            apps: d.apps.iter().map(AppView::from).collect(),
+        }
+    }
+}
+
+/// A page of devices.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeviceList {
+    /// Devices on this page, by UDID.
+    pub devices: Vec<DeviceView>,
+    /// Devices matching, over all pages.
+    pub total: usize,
+}
+
+/// A replaced record of a device.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeviceHistoryView {
+    /// When a re-import replaced it.
+    pub replaced_at: String,
+    /// The import that replaced it.
+    pub import_id: i64,
+    /// The record as it was.
+    pub device: DeviceView,
+}
+
+impl From<&DeviceHistoryEntry> for DeviceHistoryView {
+    fn from(h: &DeviceHistoryEntry) -> Self {
+        Self {
+            replaced_at: format_rfc3339(h.replaced_us),
+            import_id: h.import_id,
+            device: DeviceView::from(&h.device),
+        }
+    }
+}
+
+/// A device with its record history.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeviceDetail {
+    /// The current record.
+    pub device: DeviceView,
+    /// Records replaced by re-imports, oldest first.
+    pub history: Vec<DeviceHistoryView>,
+}
+
+/// Lock state of a device.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LockStateInput {
+    /// Screen locked.
+    Locked,
+    /// Unlocked.
+    Unlocked,
+}
+
+/// App state on a device.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AppStateInput {
+    /// On screen.
+    Foreground,
+    /// Not on screen.
+    Background,
+}
+
+/// One device state event (the body of `POST /device-states`, alone, in an array, or one per line).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeviceStateInput {
+    /// When (RFC 3339 with offset).
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+    /// Device UDID (this and/or `serial_number`).
+    pub udid: Option<String>,
+    /// Device serial number.
+    pub serial_number: Option<String>,
+    /// Lock state.
+    pub lock_state: Option<LockStateInput>,
+    /// App state.
+    pub app_state: Option<AppStateInput>,
+    /// The app `app_state` is about.
+    pub bundle_id: Option<String>,
+    /// Last user interaction (RFC 3339 with offset).
+    #[schema(format = DateTime)]
+    pub last_user_interaction: Option<String>,
+}
+
+/// Result of a device state batch.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeviceStatesAccepted {
+    /// Events stored.
+    pub accepted: usize,
+}
+
+/// One approved protocol → ports pairing of a baseline.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PortRuleView {
+    /// EVE `app_proto`.
+    pub app_proto: String,
+    /// `TCP`/`UDP`, absent for either.
+    pub transport: Option<String>,
+    /// Approved ports.
+    pub ports: Vec<u16>,
+    /// TLS reached by STARTTLS on these ports is approved too.
+    pub starttls: bool,
+}
+
+impl From<&PortRule> for PortRuleView {
+    fn from(r: &PortRule) -> Self {
+        Self {
+            app_proto: r.app_proto.clone(),
+            transport: r.transport.clone(),
+            ports: r.ports.clone(),
+            starttls: r.starttls,
+        }
+    }
+}
+
+/// A role: its apps, their domains and its baseline.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RoleView {
+    /// Unique name.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Bundle IDs in the role.
+    pub bundle_ids: Vec<String>,
+    /// Domain suffixes its apps talk to.
+    pub domains: Vec<String>,
+    /// `registry` (unlisted protocols judged by the device default baseline) or `deny`.
+    pub unlisted_protocols: String,
+    /// The baseline: approved pairings (from the roles file, then approved through the API).
+    pub allow: Vec<PortRuleView>,
+}
+
+impl From<&ControlRole> for RoleView {
+    fn from(r: &ControlRole) -> Self {
+        Self {
+            name: r.name.clone(),
+            description: r.description.clone(),
+            bundle_ids: r.bundle_ids.clone(),
+            domains: r.domains.clone(),
+            unlisted_protocols: match r.unlisted {
+                UnlistedProtocols::Registry => "registry",
+                UnlistedProtocols::Deny => "deny",
+            }
+            .to_string(),
+            allow: r.rules.iter().map(PortRuleView::from).collect(),
+        }
+    }
+}
+
+/// Every role.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RoleList {
+    /// Roles, in file order.
+    pub roles: Vec<RoleView>,
+}
+
+/// A pairing to approve into a baseline.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PairingInput {
+    /// EVE `app_proto`, e.g. `tls`.
+    #[schema(min_length = 1, max_length = 64)]
+    pub app_proto: String,
+    /// `TCP` or `UDP`; absent for either.
+    pub transport: Option<String>,
+    /// Destination port.
+    #[schema(minimum = 1, maximum = 65535)]
+    pub port: u16,
+    /// Also approve TLS reached by STARTTLS on this port.
+    #[serde(default)]
+    pub starttls: bool,
+}
+
+/// A baseline change: pairings approved into a role (or `device-default`), with the reason.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineChange {
+    /// Why (written to the audit log).
+    #[schema(min_length = 1)]
+    pub reason: String,
+    /// Pairings to approve.
+    #[schema(min_items = 1)]
+    pub pairings: Vec<PairingInput>,
+}
+
+/// Kind of exception.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExceptionKindView {
+    /// Forward or transparent proxy.
+    Proxy,
+    /// Relay.
+    Relay,
+    /// Developer tooling destinations.
+    DeveloperTooling,
+    /// Anything else.
+    Other,
+}
+
+/// A new exception.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExceptionInput {
+    /// Unique id.
+    #[schema(min_length = 1, max_length = 128)]
+    pub id: String,
+    /// Kind.
+    pub kind: ExceptionKindView,
+    /// UDIDs or serial numbers; empty for every device.
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// CIDR ranges, addresses or domain suffixes; empty for any (then `ports` is required).
+    #[serde(default)]
+    pub destinations: Vec<String>,
+    /// Destination ports; empty for any.
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    /// Protocols; empty for any.
+    #[serde(default)]
+    pub app_protos: Vec<String>,
+    /// Why (also written to the audit log).
+    #[schema(min_length = 1)]
+    pub reason: String,
+    /// Who answers for it.
+    #[schema(min_length = 1)]
+    pub owner: String,
+    /// Expiry (RFC 3339 with offset).
+    #[schema(format = DateTime)]
+    pub expires: String,
+}
+
+/// An exception in force.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExceptionView {
+    /// Unique id.
+    pub id: String,
+    /// Kind.
+    pub kind: ExceptionKindView,
+    /// UDIDs or serial numbers; empty for every device.
+    pub devices: Vec<String>,
+    /// Destinations.
+    pub destinations: Vec<String>,
+    /// Ports.
+    pub ports: Vec<u16>,
+    /// Protocols.
+    pub app_protos: Vec<String>,
+    /// Why.
+    pub reason: String,
+    /// Who answers for it.
+    pub owner: String,
+    /// Expiry.
+    pub expires: String,
+    /// `file` (the roles file; change it there) or `api` (revocable here).
+    pub origin: String,
+}
+
+impl ExceptionView {
+    /// From a rule and where it was defined.
+    pub fn new(e: &ExceptionRule, origin: &str) -> Self {
+        use portolan_control::roles::ExceptionKind as K;
+        Self {
+            id: e.id.clone(),
+            kind: match e.kind {
+                K::Proxy => ExceptionKindView::Proxy,
+                K::Relay => ExceptionKindView::Relay,
+                K::DeveloperTooling => ExceptionKindView::DeveloperTooling,
+                K::Other => ExceptionKindView::Other,
+            },
+            devices: e.devices.clone(),
+            destinations: e.destinations.iter().cloned().map(String::from).collect(),
+            ports: e.ports.clone(),
+            app_protos: e.app_protos.clone(),
+            reason: e.reason.clone(),
+            owner: e.owner.clone(),
+            expires: format_rfc3339(e.expires_us),
+            origin: origin.to_string(),
+        }
+    }
+}
+
+/// Every exception.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExceptionList {
+    /// Exceptions, file ones first.
+    pub exceptions: Vec<ExceptionView>,
+}
+
+/// A pairing seen while learning.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProposedPairingView {
+    /// Protocol.
+    pub app_proto: String,
+    /// Transport.
+    pub transport: String,
+    /// Port.
+    pub port: u16,
+    /// Sessions counted in the window.
+    pub sessions: u64,
+    /// First bucket it was seen in.
+    pub first_seen: String,
+    /// Last bucket it was seen in.
+    pub last_seen: String,
+    /// Already approved for the role.
+    pub already_approved: bool,
+    /// Proposed for approval (not approved, and seen often enough).
+    pub proposed: bool,
+}
+
+impl From<&ProposedPairing> for ProposedPairingView {
+    fn from(p: &ProposedPairing) -> Self {
+        Self {
+            app_proto: p.app_proto.clone(),
+            transport: p.transport.clone(),
+            port: p.port,
+            sessions: p.sessions,
+            first_seen: format_rfc3339(p.first_seen_us),
+            last_seen: format_rfc3339(p.last_seen_us),
+            already_approved: p.already_approved,
+            proposed: p.proposed,
+        }
+    }
+}
+
+/// A proposed baseline for one role over the window.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProposalView {
+    /// Proposal id: the role name (approve with `POST /learning/proposals/{id}/approve`).
+    pub id: String,
+    /// Role (or `device-default`).
+    pub role: String,
+    /// Pairings seen, most sessions first.
+    pub pairings: Vec<ProposedPairingView>,
+}
+
+impl From<&BaselineProposal> for ProposalView {
+    fn from(p: &BaselineProposal) -> Self {
+        Self {
+            id: p.role.clone(),
+            role: p.role.clone(),
+            pairings: p.pairings.iter().map(ProposedPairingView::from).collect(),
+        }
+    }
+}
+
+/// Proposals over a window.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProposalList {
+    /// Window start.
+    pub window_from: String,
+    /// Window end.
+    pub window_to: String,
+    /// One proposal per role with counts.
+    pub proposals: Vec<ProposalView>,
+}
+
+/// Approval of a learning proposal.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalApproval {
+    /// Why (written to the audit log).
+    #[schema(min_length = 1)]
+    pub reason: String,
+    /// Pairings to approve; absent for every pairing the proposal marks `proposed`.
+    pub pairings: Option<Vec<PairingInput>>,
+    /// Window start the proposal was computed over (RFC 3339); default 7 days ago.
+    #[schema(format = DateTime)]
+    pub since: Option<String>,
+    /// Window end (RFC 3339); default now.
+    #[schema(format = DateTime)]
+    pub until: Option<String>,
+}
+
+/// Lifecycle of an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStatus {
+    /// Not yet looked at.
+    Open,
+    /// Acknowledged by an analyst.
+    Acknowledged,
+    /// Closed by an analyst.
+    Closed,
+}
+
+/// Who changed an alert's state, when and why.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AlertNoteView {
+    /// When.
+    pub at: String,
+    /// Who (`token:<id> (<label>)`).
+    pub by: String,
+    /// Note.
+    pub note: String,
+}
+
+/// An alert with its evidence.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AlertView {
+    /// Alert id.
+    pub id: i64,
+    /// Finding it belongs to.
+    pub finding_id: i64,
+    /// When it was raised.
+    pub time: String,
+    /// `informational`, `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// Score.
+    pub score: f64,
+    /// Confidence of the attribution, 0..1.
+    pub confidence: f64,
+    /// Signature id.
+    pub signature_id: u32,
+    /// Signature text.
+    pub signature: String,
+    /// Category.
+    pub category: String,
+    /// Device UDID, when the device is in the inventory.
+    pub device_udid: Option<String>,
+    /// Device serial number.
+    pub device_serial_number: Option<String>,
+    /// App bundle ID, when attributed.
+    pub bundle_id: Option<String>,
+    /// Role whose baseline was broken (or `device-default`).
+    pub role: String,
+    /// Application protocol.
+    pub app_proto: String,
+    /// Transport.
+    pub transport: String,
+    /// Client address.
+    pub src_ip: String,
+    /// Server address.
+    pub dest_ip: String,
+    /// Server port.
+    pub dest_port: u16,
+    /// Why the score is what it is.
+    pub reasons: Vec<String>,
+    /// Lifecycle state.
+    pub status: AlertStatus,
+    /// Acknowledgement.
+    pub acknowledged: Option<AlertNoteView>,
+    /// Closure.
+    pub closed: Option<AlertNoteView>,
+    /// The full alert record: flow, device, app, baseline, device state, persistence.
+    #[schema(value_type = Object)]
+    pub evidence: serde_json::Value,
+}
+
+impl AlertView {
+    /// From a stored alert, its acknowledgement and its closure.
+    pub fn new(a: &Alert, ack: Option<&AlertAck>, closure: Option<&AlertClosure>) -> Self {
+        let status = if closure.is_some() {
+            AlertStatus::Closed
+        } else if ack.is_some() {
+            AlertStatus::Acknowledged
+        } else {
+            AlertStatus::Open
+        };
+        Self {
+            id: a.id,
+            finding_id: a.finding_id,
+            time: format_rfc3339(a.ts_us),
+            severity: a.severity.caption().to_ascii_lowercase(),
+            score: a.score,
+            confidence: a.confidence,
+            signature_id: a.signature.signature_id,
+            signature: a.signature.signature.clone(),
+            category: a.signature.category.clone(),
+            device_udid: a.device.udid.clone(),
+            device_serial_number: a.device.serial_number.clone(),
+            bundle_id: a.app.bundle_id.clone(),
+            role: a.baseline.role.clone(),
+            app_proto: a.flow.app_proto.clone(),
+            transport: a.flow.transport.clone(),
+            src_ip: a.flow.src_ip.to_string(),
+            dest_ip: a.flow.dest_ip.to_string(),
+            dest_port: a.flow.dest_port,
+            reasons: a.reasons.clone(),
+            status,
+            acknowledged: ack.map(|k| AlertNoteView {
+                at: format_rfc3339(k.ts_us),
+                by: k.actor.clone(),
+                note: k.note.clone(),
+            }),
+            closed: closure.map(|c| AlertNoteView {
+                at: format_rfc3339(c.ts_us),
+                by: c.actor.clone(),
+                note: c.note.clone(),
+            }),
+            evidence: serde_json::to_value(a).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// A page of alerts.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AlertList {
+    /// Alerts on this page, oldest first.
+    pub alerts: Vec<AlertView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A note for acknowledging or closing an alert.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertNote {
+    /// Why (written to the alert and the audit log).
+    #[schema(min_length = 1)]
+    pub note: String,
+}
+
+/// One audit log entry.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditView {
+    /// Entry id.
+    pub id: i64,
+    /// When.
+    pub time: String,
+    /// Who.
+    pub actor: String,
+    /// What (`baseline_approved`, `exception_added`, ...).
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// The change itself.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    /// Why.
+    pub reason: String,
+}
+
+impl From<&AuditEntry> for AuditView {
+    fn from(e: &AuditEntry) -> Self {
+        Self {
+            id: e.id,
+            time: format_rfc3339(e.ts_us),
+            actor: e.actor.clone(),
+            action: e.action.as_str().to_string(),
+            target: e.target.clone(),
+            detail: e.detail.clone(),
+            reason: e.reason.clone(),
+        }
+    }
+}
+
+/// A page of the audit log.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditList {
+    /// Entries, oldest first.
+    pub entries: Vec<AuditView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// What a reload loaded.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReloadSummary {
+    /// Roles defined.
+    pub roles: usize,
+    /// Exceptions in force (file and API).
+    pub exceptions: usize,
+    /// Approved pairings or exceptions skipped, with why.
+    pub warnings: Vec<String>,
+}

@@ -1,0 +1,271 @@
+//! Service routes over real HTTPS on loopback: health without a token, 401 without or with a bad token,
+//! Prometheus text that parses strictly, dataplane statistics, header limits, plain HTTP on loopback.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{problem, TestApi};
+use portolan_api::{DataplaneStats, PortCounters, WorkerStats};
+
+#[tokio::test]
+async fn health_needs_no_token_and_readiness_follows_the_flag() {
+    let api = TestApi::start().await;
+    let r = api.client.get(api.at("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["status"], "ok");
+    let r = api.client.get(api.at("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    api.state.readiness.set_ready(false);
+    let r = api.client.get(api.at("/readyz")).send().await.unwrap();
+    problem(r, 503).await;
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn every_other_route_needs_a_valid_token() {
+    let api = TestApi::start().await;
+    for path in ["/metrics", "/api/v1/stats", "/api/v1/openapi.json"] {
+        let r = api.client.get(api.at(path)).send().await.unwrap();
+        let www = r.headers().get("www-authenticate").cloned();
+        problem(r, 401).await;
+        assert!(www.unwrap().to_str().unwrap().starts_with("Bearer"), "{path}");
+        let r = api
+            .client
+            .get(api.at(path))
+            .bearer_auth("ptl_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            .send()
+            .await
+            .unwrap();
+        problem(r, 401).await;
+        let r = api
+            .client
+            .get(api.at(path))
+            .header("authorization", format!("Basic {}", api.viewer))
+            .send()
+            .await
+            .unwrap();
+        problem(r, 401).await;
+        let r = api.client.get(api.at(path)).bearer_auth(&api.viewer).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    // A revoked token stops working at once.
+    let t = api.state.tokens.create(portolan_api::Role::Admin, "short-lived").unwrap();
+    let r = api.client.get(api.at("/api/v1/stats")).bearer_auth(&t.secret).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    api.state.tokens.revoke(t.id).unwrap();
+    let r = api.client.get(api.at("/api/v1/stats")).bearer_auth(&t.secret).send().await.unwrap();
+    problem(r, 401).await;
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems() {
+    let api = TestApi::start().await;
+    let r = api.client.get(api.at("/api/v1/nope")).bearer_auth(&api.admin).send().await.unwrap();
+    problem(r, 404).await;
+    let r = api.client.delete(api.at("/healthz")).send().await.unwrap();
+    problem(r, 405).await;
+    api.stop().await;
+}
+
+fn sample_stats() -> DataplaneStats {
+    DataplaneStats {
+        updated_at: Some("2026-01-01T00:00:00Z".into()),
+        ports: vec![PortCounters {
+            port_id: 0,
+            name: "net_pcap0".into(),
+            rx_packets: 1000,
+            rx_bytes: 123_456,
+            rx_missed: 3,
+            rx_errors: 0,
+            rx_nombuf: 0,
+        }],
+        workers: vec![WorkerStats {
+            worker_id: 0,
+            lcore: 1,
+            port_id: 0,
+            queue: 0,
+            packets: 1000,
+            bytes: 123_456,
+            drops: BTreeMap::from([("truncated".to_string(), 7), ("non_ip".to_string(), 2)]),
+            ring_drops: 5,
+            flows_active: 12,
+            flows_created: 40,
+            protocols: BTreeMap::from([("tls".to_string(), 30), ("http".to_string(), 10)]),
+        }],
+    }
+}
+
+/// Checks every line against the Prometheus text format 0.0.4 grammar; returns sample name → TYPE.
+fn check_prometheus_text(text: &str) -> BTreeMap<String, String> {
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.chars().enumerate().all(|(i, c)| {
+                c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
+            })
+    };
+    let mut types = BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for line in text.lines() {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, _) = rest.split_once(' ').expect("HELP has text");
+            assert!(name_ok(name), "bad name in {line}");
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE has kind");
+            assert!(name_ok(name), "bad name in {line}");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "bad type in {line}"
+            );
+            assert!(types.insert(name.to_string(), kind.to_string()).is_none(), "second TYPE for {name}");
+            current = Some((name.to_string(), kind.to_string()));
+            continue;
+        }
+        assert!(!line.starts_with('#'), "unexpected comment {line}");
+        let (series, value) = line.rsplit_once(' ').expect("sample has a value");
+        value.parse::<f64>().unwrap_or_else(|_| panic!("bad value in {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(name_ok(name), "bad sample name in {line}");
+        if let Some(labels) = series.strip_prefix(name) {
+            if !labels.is_empty() {
+                assert!(labels.starts_with('{') && labels.ends_with('}'), "bad labels in {line}");
+            }
+        }
+        let (family, kind) = current.as_ref().expect("sample before TYPE");
+        let ok = match kind.as_str() {
+            "histogram" => [
+                format!("{family}_bucket"),
+                format!("{family}_sum"),
+                format!("{family}_count"),
+            ]
+            .contains(&name.to_string()),
+            _ => name == family,
+        };
+        assert!(ok, "sample {name} does not belong to family {family} ({kind})");
+    }
+    types
+}
+
+#[tokio::test]
+async fn metrics_are_strict_prometheus_text_with_http_and_dataplane_counters() {
+    let api = TestApi::start().await;
+    api.state.stats.publish(sample_stats());
+    // Make some traffic to count, including a refused request.
+    let _ = api.client.get(api.at("/healthz")).send().await.unwrap();
+    let _ = api.client.get(api.at("/api/v1/stats")).send().await.unwrap();
+    let r = api.client.get(api.at("/metrics")).bearer_auth(&api.viewer).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    let text = r.text().await.unwrap();
+    let types = check_prometheus_text(&text);
+    for (name, kind) in &types {
+        assert!(name.starts_with("portolan_"), "{name}");
+        if kind == "counter" {
+            assert!(name.ends_with("_total"), "counter {name} must end in _total");
+        }
+    }
+    assert_eq!(types["portolan_http_requests_total"], "counter");
+    assert_eq!(types["portolan_http_request_duration_seconds"], "histogram");
+    assert_eq!(types["portolan_worker_flows_active"], "gauge");
+    assert_eq!(types["portolan_port_rx_bytes_total"], "counter");
+
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("prometheus-parse accepts it");
+    let find = |metric: &str, label: &str, value: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && s.labels.get(label) == Some(value))
+            .unwrap_or_else(|| panic!("no {metric}{{{label}={value}}} in\n{text}"))
+    };
+    let healthz = find("portolan_http_requests_total", "route", "/healthz");
+    assert!(matches!(healthz.value, prometheus_parse::Value::Counter(v) if v >= 1.0));
+    let refused = find("portolan_http_requests_total", "status", "401");
+    assert_eq!(refused.labels.get("route"), Some("/api/v1/stats"));
+    let drops = find("portolan_worker_decode_drops_total", "reason", "truncated");
+    assert!(matches!(drops.value, prometheus_parse::Value::Counter(v) if v == 7.0));
+    let tls = find("portolan_worker_protocol_flows_total", "app_proto", "tls");
+    assert!(matches!(tls.value, prometheus_parse::Value::Counter(v) if v == 30.0));
+    let ring = find("portolan_worker_ring_drops_total", "worker", "0");
+    assert!(matches!(ring.value, prometheus_parse::Value::Counter(v) if v == 5.0));
+    let auth = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "portolan_http_auth_failures_total")
+        .expect("auth failure counter");
+    assert!(matches!(auth.value, prometheus_parse::Value::Counter(v) if v >= 1.0));
+
+    // OpenMetrics on request.
+    let r = api
+        .client
+        .get(api.at("/metrics"))
+        .bearer_auth(&api.viewer)
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    assert!(r.text().await.unwrap().trim_end().ends_with("# EOF"));
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn stats_route_returns_the_published_snapshot() {
+    let api = TestApi::start().await;
+    let r = api.client.get(api.at("/api/v1/stats")).bearer_auth(&api.viewer).send().await.unwrap();
+    let empty: DataplaneStats = r.json().await.unwrap();
+    assert!(empty.ports.is_empty() && empty.workers.is_empty());
+    api.state.stats.publish(sample_stats());
+    let r = api.client.get(api.at("/api/v1/stats")).bearer_auth(&api.viewer).send().await.unwrap();
+    assert_eq!(r.json::<DataplaneStats>().await.unwrap(), sample_stats());
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_headers_are_refused() {
+    let api = TestApi::start().await;
+    let huge = "x".repeat(32 * 1024);
+    let pem = std::fs::read(api.dir.path().join("tls/cert.pem")).unwrap();
+    let h1 = reqwest::Client::builder()
+        .use_rustls_tls()
+        .http1_only()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let r = h1.get(api.at("/healthz")).header("x-filler", &huge).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 431);
+    let many = (0..100).fold(h1.get(api.at("/healthz")), |req, i| req.header(format!("x-h{i}"), "1"));
+    let r = many.send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 431);
+    // Over HTTP/2 the header list limit is enforced by the protocol layer: the request is never served.
+    let r = api.client.get(api.at("/healthz")).header("x-filler", &huge).send().await;
+    eprintln!("h2 oversized header: {:?}", r.as_ref().map(|r| r.status()));
+    assert!(r.map(|r| r.status().as_u16() != 200).unwrap_or(true));
+    let r = api.client.get(api.at("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn plain_http_is_served_only_when_asked_and_on_loopback() {
+    let api = TestApi::start_with(|c| c.plain_http = true).await;
+    assert!(api.url.starts_with("http://127.0.0.1:"));
+    let r = api.client.get(api.at("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(!api.dir.path().join("tls").exists(), "no certificate is created for plain HTTP");
+
+    let state = api.state.clone();
+    let _dir = api.stop().await;
+    let mut cfg = portolan_api::ApiConfig::default();
+    cfg.listen = "0.0.0.0:0".parse().unwrap();
+    cfg.plain_http = true;
+    let err = portolan_api::ApiServer::bind(&cfg, state).await.unwrap_err();
+    assert!(err.to_string().contains("api.plain_http"), "{err}");
+}

@@ -1,0 +1,731 @@
+//! The control plane engine: feeds observations through attribution, baseline judgement,
+//! exceptions, finding bookkeeping and scoring, commits findings and alerts to the store, and
+//! carries the audited operator acts (approving learned pairings, adding and revoking exceptions,
+//! acknowledging alerts).
+//!
+//! Owns: [`ControlPlane`], [`ControlConfig`], [`ControlError`], and the alert policy: a finding
+//! raises an alert when its score first reaches `scoring.alert_threshold`, and again each time its
+//! severity rises; sessions covered by an exception never alert.
+//! Must not: parse formats (the inventory, roles, device state and observation modules do), build
+//! SQL (the store does), or render output (the output modules do).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::alert::{
+    Alert, AlertActivity, BaselineContext, DeviceContext, PersistenceContext, SignatureCatalogue,
+};
+use crate::attribution::{AttributionConfig, AttributionIndex};
+use crate::audit::{AuditAction, AuditEntry, AuditError};
+use crate::device_state::{
+    load_device_states, DeviceStateError, DeviceStateEvent, DeviceStateTimeline, LockState,
+};
+use crate::findings::{Finding, FindingKey};
+use crate::inventory::kea_leases::load_kea_leases;
+use crate::inventory::{load_inventory_files, Device, InventoryError};
+use crate::learning::{propose, ApprovedPairing, BaselineProposal, LearningConfig, PairCounts};
+use crate::observation::{DnsAnswer, EveInput, FlowObservation, ObservationError};
+use crate::output::ocsf::OcsfProduct;
+use crate::roles::{
+    BaselineBasis, ExceptionQuery, ExceptionRule, PairingQuery, PortRegistry, PortRule, RoleSet,
+    RolesError, DEVICE_DEFAULT,
+};
+use crate::scoring::{score, ScoreContext, ScoringConfig};
+use crate::store::{ImportSummary, Store, StoreError, StoredAlert};
+
+/// Pending learning keys that trigger a flush to the store.
+const LEARNING_FLUSH_KEYS: usize = 10_000;
+
+/// Every tunable of the control plane; each section documents its own defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ControlConfig {
+    /// Scoring and alerting.
+    pub scoring: ScoringConfig,
+    /// Attribution confidences and DNS cache.
+    pub attribution: AttributionConfig,
+    /// Learning mode.
+    pub learning: LearningConfig,
+    /// Product details for OCSF output.
+    pub ocsf: OcsfProduct,
+}
+
+/// Anything the control plane refused or failed at; each variant names its file, line or field.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// An inventory or lease file.
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    /// Roles, baselines or exceptions.
+    #[error(transparent)]
+    Roles(#[from] RolesError),
+    /// A device state file or event.
+    #[error(transparent)]
+    DeviceState(#[from] DeviceStateError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An EVE record.
+    #[error(transparent)]
+    Observation(#[from] ObservationError),
+    /// An operator act without actor or reason.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// A request that cannot be honoured.
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// Counters since the engine started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestStats {
+    /// Flow observations received.
+    pub flows: u64,
+    /// Flows without an identified protocol (not judged).
+    pub unclassified: u64,
+    /// Flows whose pairing was approved.
+    pub approved: u64,
+    /// Flows that broke a baseline (findings updated).
+    pub violations: u64,
+    /// Violations covered by an exception.
+    pub excepted: u64,
+    /// Alerts raised.
+    pub alerts: u64,
+    /// DNS answers remembered.
+    pub dns_answers: u64,
+    /// Device state events stored.
+    pub device_states: u64,
+}
+
+/// The control plane.
+pub struct ControlPlane {
+    store: Store,
+    roles: RoleSet,
+    config: ControlConfig,
+    signatures: SignatureCatalogue,
+    registry: Option<Box<dyn PortRegistry>>,
+    index: AttributionIndex,
+    devices: HashMap<String, Device>,
+    serial_to_udid: HashMap<String, String>,
+    states: DeviceStateTimeline,
+    findings: HashMap<String, Finding>,
+    counts: PairCounts,
+    stats: IngestStats,
+    warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("store", &self.store)
+            .field("devices", &self.devices.len())
+            .field("findings", &self.findings.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl Drop for ControlPlane {
+    /// Writes pending learning counts (best effort: call [`ControlPlane::flush`] to see errors).
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+/// The key device state events are kept under when the UDID is not known.
+fn serial_key(serial: &str) -> String {
+    format!("serial:{serial}")
+}
+
+impl ControlPlane {
+    /// Builds the engine over a store: loads the inventory, network identities, leases, approved
+    /// pairings, API exceptions, device states and findings the store holds, on top of `roles`.
+    /// A `[registry]` table in the roles file becomes the device default baseline until
+    /// [`set_port_registry`](Self::set_port_registry) replaces it.
+    pub fn new(store: Store, mut roles: RoleSet, config: ControlConfig) -> Result<ControlPlane, ControlError> {
+        let signatures = SignatureCatalogue::shipped().map_err(ControlError::Rejected)?;
+        let mut warnings = Vec::new();
+        for (role, p) in store.approved_pairings()? {
+            let rule = PortRule {
+                app_proto: p.app_proto.clone(),
+                transport: p.transport.clone(),
+                ports: vec![p.port],
+                starttls: p.starttls,
+            };
+            if let Err(e) = roles.add_approved_rule(&role, rule) {
+                warnings.push(format!("approved pairing for role `{role}` not applied: {e}"));
+            }
+        }
+        for rule in store.active_exceptions()? {
+            let id = rule.id.clone();
+            if let Err(e) = roles.add_exception(rule) {
+                warnings.push(format!("stored exception `{id}` not applied: {e}"));
+            }
+        }
+        let registry: Option<Box<dyn PortRegistry>> = roles
+            .file_registry()
+            .cloned()
+            .map(|r| Box::new(r) as Box<dyn PortRegistry>);
+        let mut engine = ControlPlane {
+            store,
+            roles,
+            config,
+            signatures,
+            registry,
+            index: AttributionIndex::default(),
+            devices: HashMap::new(),
+            serial_to_udid: HashMap::new(),
+            states: DeviceStateTimeline::default(),
+            findings: HashMap::new(),
+            counts: PairCounts::default(),
+            stats: IngestStats::default(),
+            warnings,
+        };
+        engine.reload_inventory()?;
+        for (key, ev) in engine.store.device_states()? {
+            engine.states.insert(&key, ev);
+        }
+        for f in engine.store.findings()? {
+            engine.findings.insert(f.key.as_text(), f);
+        }
+        Ok(engine)
+    }
+
+    /// Uses `registry` (e.g. the dataplane's port registry) as the device default baseline.
+    pub fn set_port_registry(&mut self, registry: Box<dyn PortRegistry>) {
+        self.registry = Some(registry);
+    }
+
+    /// Builder form of [`set_port_registry`](Self::set_port_registry).
+    pub fn with_port_registry(mut self, registry: impl PortRegistry + 'static) -> Self {
+        self.registry = Some(Box::new(registry));
+        self
+    }
+
+    /// Problems met while loading stored state (they did not stop the engine).
+    pub fn startup_warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The roles in force (file, plus approved pairings and API exceptions).
+    pub fn roles(&self) -> &RoleSet {
+        &self.roles
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ControlConfig {
+        &self.config
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> IngestStats {
+        self.stats
+    }
+
+    /// A device by UDID.
+    pub fn device(&self, udid: &str) -> Option<&Device> {
+        self.devices.get(udid)
+    }
+
+    /// Number of devices known.
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+
+    fn reload_inventory(&mut self) -> Result<(), ControlError> {
+        let devices = self.store.devices()?;
+        self.devices.clear();
+        self.serial_to_udid.clear();
+        let mut macs = HashMap::new();
+        for d in devices {
+            if let Some(s) = &d.serial_number {
+                self.serial_to_udid.insert(s.clone(), d.udid.clone());
+            }
+            if let Some(m) = &d.wifi_mac {
+                macs.insert(m.clone(), d.udid.clone());
+            }
+            self.devices.insert(d.udid.clone(), d);
+        }
+        let bindings = self.store.inventory_bindings()?;
+        let leases = self.store.leases()?;
+        self.index.rebuild(bindings, &leases, &macs);
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ inventory and state
+
+    /// Imports inventory files (auto-detected; Graph `mobileApps` catalogues may be among them).
+    /// Each device's record is replaced and the old one kept in history. `actor` is recorded in
+    /// the audit log.
+    pub fn import_inventory(&mut self, paths: &[PathBuf], actor: &str) -> Result<Vec<ImportSummary>, ControlError> {
+        let batches = load_inventory_files(paths)?;
+        let mut summaries = Vec::with_capacity(batches.len());
+        for batch in &batches {
+            let entry = AuditEntry::new(
+                actor,
+                AuditAction::InventoryImported,
+                &batch.path.display().to_string(),
+                json!({"source": batch.source.as_str(), "devices": batch.devices.len(), "warnings": batch.warnings}),
+                "inventory import",
+            )?;
+            summaries.push(self.store.import_inventory(batch, &entry)?);
+        }
+        self.reload_inventory()?;
+        Ok(summaries)
+    }
+
+    /// Imports a Kea lease CSV; leases join devices through their Wi-Fi MAC. Returns how many
+    /// leases were new.
+    pub fn import_leases(&mut self, path: &Path, actor: &str) -> Result<usize, ControlError> {
+        let leases = load_kea_leases(path)?;
+        let entry = AuditEntry::new(
+            actor,
+            AuditAction::LeasesImported,
+            &path.display().to_string(),
+            json!({"leases": leases.len()}),
+            "DHCP lease import",
+        )?;
+        let added = self.store.import_leases(&leases, &entry)?;
+        self.reload_inventory()?;
+        Ok(added)
+    }
+
+    fn state_key(&self, ev: &DeviceStateEvent) -> String {
+        if let Some(u) = &ev.udid {
+            return u.clone();
+        }
+        match ev.serial_number.as_deref() {
+            Some(s) => self
+                .serial_to_udid
+                .get(s)
+                .cloned()
+                .unwrap_or_else(|| serial_key(s)),
+            None => String::new(),
+        }
+    }
+
+    /// Stores device state events (from the API or a file) and makes them visible to scoring.
+    pub fn ingest_device_states(&mut self, events: Vec<DeviceStateEvent>) -> Result<usize, ControlError> {
+        let keyed: Vec<(String, DeviceStateEvent)> = events
+            .into_iter()
+            .map(|e| (self.state_key(&e), e))
+            .filter(|(k, _)| !k.is_empty())
+            .collect();
+        self.store.insert_device_states(&keyed)?;
+        let n = keyed.len();
+        for (k, e) in keyed {
+            self.states.insert(&k, e);
+        }
+        self.stats.device_states += n as u64;
+        Ok(n)
+    }
+
+    /// Stores one device state event given as JSON (the API path); the error names the field.
+    pub fn ingest_device_state_json(&mut self, value: &Value) -> Result<(), ControlError> {
+        let ev = DeviceStateEvent::from_json(value).map_err(|message| DeviceStateError::Line {
+            path: PathBuf::from("(api)"),
+            line: 1,
+            message,
+        })?;
+        self.ingest_device_states(vec![ev]).map(|_| ())
+    }
+
+    /// Reads a JSON-lines device state file and stores its events.
+    pub fn import_device_states(&mut self, path: &Path) -> Result<usize, ControlError> {
+        let events = load_device_states(path)?;
+        self.ingest_device_states(events)
+    }
+
+    /// Remembers a DNS answer for attribution of later flows.
+    pub fn ingest_dns(&mut self, answer: &DnsAnswer) {
+        self.index.record_dns(answer, &self.config.attribution);
+        self.stats.dns_answers += 1;
+    }
+
+    /// Feeds one EVE record: `flow` records are judged, `dns` answers remembered, others ignored.
+    pub fn ingest_eve(&mut self, record: &Value) -> Result<Vec<Alert>, ControlError> {
+        match EveInput::from_eve(record)? {
+            EveInput::Flow(obs) => self.ingest_flow(&obs),
+            EveInput::Dns(answer) => {
+                self.ingest_dns(&answer);
+                Ok(Vec::new())
+            }
+            EveInput::Ignored => Ok(Vec::new()),
+        }
+    }
+
+    // ------------------------------------------------------------------ flows
+
+    /// Judges one flow. A violation updates its finding, which is committed to the store (with
+    /// any alert it raised) before this returns.
+    pub fn ingest_flow(&mut self, obs: &FlowObservation) -> Result<Vec<Alert>, ControlError> {
+        self.ingest_flows(std::slice::from_ref(obs))
+    }
+
+    /// Judges a batch of flows, committing all resulting findings and alerts in one transaction.
+    pub fn ingest_flows(&mut self, observations: &[FlowObservation]) -> Result<Vec<Alert>, ControlError> {
+        let mut pending: HashMap<String, Finding> = HashMap::new();
+        let mut alerts = Vec::new();
+        let mut stats = self.stats;
+        for obs in observations {
+            if let Some((finding, alert)) = self.evaluate(obs, &pending, &mut stats) {
+                pending.insert(finding.key.as_text(), finding);
+                alerts.extend(alert);
+            }
+        }
+        let mut findings: Vec<Finding> = pending.into_values().collect();
+        self.store.save_findings(&mut findings, &mut alerts)?;
+        for f in findings {
+            self.findings.insert(f.key.as_text(), f);
+        }
+        stats.alerts += alerts.len() as u64;
+        self.stats = stats;
+        if self.counts.len() >= LEARNING_FLUSH_KEYS {
+            self.flush()?;
+        }
+        Ok(alerts)
+    }
+
+    fn evaluate(
+        &mut self,
+        obs: &FlowObservation,
+        pending: &HashMap<String, Finding>,
+        stats: &mut IngestStats,
+    ) -> Option<(Finding, Option<Alert>)> {
+        stats.flows += 1;
+        if !obs.is_classified() {
+            stats.unclassified += 1;
+            return None;
+        }
+        let cfg = &self.config;
+        let app_proto = obs.app_proto.to_ascii_lowercase();
+        let transport = obs.transport.to_ascii_uppercase();
+        let at = obs.start_us;
+        let dev_attr = self.index.device_at(obs.src_ip, at, &cfg.attribution);
+        let device = dev_attr.as_ref().and_then(|a| self.devices.get(&a.udid));
+        let mut keys: Vec<String> = Vec::new();
+        if let Some(d) = device {
+            keys.push(d.udid.clone());
+            if let Some(s) = &d.serial_number {
+                keys.push(serial_key(s));
+            }
+        }
+        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let general = self.states.state_at(&key_refs, at, None);
+        let foreground = match general.lock_state {
+            Some(LockState::Locked) => None,
+            _ => general.foreground_bundle_id.as_deref(),
+        };
+        let app = self
+            .index
+            .attribute_app(&self.roles, obs, device, foreground, &cfg.attribution);
+        let state = self.states.state_at(&key_refs, at, app.bundle_id.as_deref());
+        if cfg.learning.enabled {
+            self.counts.record(
+                app.role.as_deref().unwrap_or(DEVICE_DEFAULT),
+                &app_proto,
+                &transport,
+                obs.dest_port,
+                at,
+                cfg.learning.bucket_s,
+            );
+        }
+        let judgement = self.roles.judge(
+            &PairingQuery {
+                role: app.role.as_deref(),
+                app_proto: &app_proto,
+                transport: &transport,
+                port: obs.dest_port,
+                starttls: obs.starttls,
+                dataplane_mismatch: obs.port_mismatch,
+            },
+            self.registry.as_deref(),
+        );
+        if judgement.approved {
+            stats.approved += 1;
+            return None;
+        }
+        stats.violations += 1;
+        let exception = self.roles.matching_exception(&ExceptionQuery {
+            udid: device.map(|d| d.udid.as_str()),
+            serial_number: device.and_then(|d| d.serial_number.as_deref()),
+            dest_ip: obs.dest_ip,
+            server_name: app.server_name.as_deref(),
+            port: obs.dest_port,
+            app_proto: &app_proto,
+            at_us: at,
+        });
+        let key = FindingKey {
+            device: device.map_or_else(|| format!("ip:{}", obs.src_ip), |d| d.udid.clone()),
+            subject: match (&app.bundle_id, &app.role) {
+                (Some(b), _) => b.clone(),
+                (None, Some(r)) => format!("role:{r}"),
+                (None, None) => "-".to_string(),
+            },
+            app_proto: app_proto.clone(),
+            destination: app
+                .server_name
+                .clone()
+                .unwrap_or_else(|| obs.dest_ip.to_string()),
+            port: obs.dest_port,
+        };
+        let key_text = key.as_text();
+        let mut finding = pending
+            .get(&key_text)
+            .or_else(|| self.findings.get(&key_text))
+            .cloned()
+            .unwrap_or_else(|| Finding::open(key, judgement.kind, obs));
+        finding.kind = judgement.kind;
+        finding.record_session(
+            obs,
+            &state,
+            cfg.scoring.interaction_window_s,
+            cfg.scoring.window_s.saturating_mul(1_000_000),
+        );
+        finding.udid = device.map(|d| d.udid.clone());
+        finding.serial_number = device.and_then(|d| d.serial_number.clone());
+        finding.bundle_id = app.bundle_id.clone();
+        finding.role = app.role.clone();
+        finding.transport = transport.clone();
+        let s = score(
+            &cfg.scoring,
+            &ScoreContext {
+                finding: &finding,
+                explanation: &judgement.explanation,
+                device,
+                app: &app,
+                state: &state,
+                exception,
+            },
+        );
+        let device_conf = dev_attr.as_ref().map_or(1.0, |a| a.confidence);
+        let confidence = match judgement.basis {
+            BaselineBasis::Role => device_conf * app.confidence,
+            _ => device_conf,
+        };
+        finding.score = s.value;
+        finding.severity = s.severity;
+        finding.reasons = s.reasons.clone();
+        finding.confidence = confidence;
+        finding.excepted_by = exception.map(|e| e.id.clone());
+        if exception.is_some() {
+            stats.excepted += 1;
+            return Some((finding, None));
+        }
+        let raise = s.value >= cfg.scoring.alert_threshold
+            && finding.alerted_severity.is_none_or(|prev| s.severity > prev);
+        if !raise {
+            return Some((finding, None));
+        }
+        let device_ctx = match (device, &dev_attr) {
+            (Some(d), Some(a)) => DeviceContext::from_device(d, a.method, a.confidence),
+            _ => DeviceContext::unknown(),
+        };
+        let activity = if finding.alerts == 0 {
+            AlertActivity::Create
+        } else {
+            AlertActivity::Update
+        };
+        finding.alerted_severity = Some(s.severity);
+        finding.alerts += 1;
+        let signature = self
+            .signatures
+            .select(judgement.kind, &device_ctx, &app)
+            .clone();
+        let alert = Alert {
+            id: 0,
+            finding_id: finding.id,
+            finding_key: key_text,
+            ts_us: obs.end_us,
+            activity,
+            kind: judgement.kind,
+            signature,
+            severity: s.severity,
+            score: s.value,
+            confidence,
+            reasons: s.reasons,
+            flow: obs.clone(),
+            device: device_ctx,
+            app,
+            baseline: BaselineContext {
+                role: judgement
+                    .baseline_role
+                    .clone()
+                    .unwrap_or_else(|| DEVICE_DEFAULT.to_string()),
+                basis: judgement.basis,
+                approved_ports: judgement.approved_ports.clone(),
+                explanation: judgement.explanation.clone(),
+            },
+            device_state: state,
+            persistence: PersistenceContext::from_finding(&finding),
+        };
+        Some((finding, Some(alert)))
+    }
+
+    /// Writes pending learning counts to the store.
+    pub fn flush(&mut self) -> Result<(), ControlError> {
+        let drained = self.counts.drain();
+        if let Err(e) = self.store.add_learning_counts(&drained) {
+            self.counts.restore(drained);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ findings and alerts
+
+    /// Every finding, highest score first.
+    pub fn findings(&self) -> Vec<&Finding> {
+        let mut all: Vec<&Finding> = self.findings.values().collect();
+        all.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        all
+    }
+
+    /// Every stored alert with its acknowledgement.
+    pub fn alerts(&self) -> Result<Vec<StoredAlert>, ControlError> {
+        Ok(self.store.alerts()?)
+    }
+
+    /// Acknowledges an alert (audited). False when it does not exist or is already acknowledged.
+    pub fn acknowledge_alert(&mut self, alert_id: i64, actor: &str, note: &str) -> Result<bool, ControlError> {
+        let entry = AuditEntry::new(
+            actor,
+            AuditAction::AlertAcknowledged,
+            &alert_id.to_string(),
+            json!({"alert_id": alert_id}),
+            note,
+        )?;
+        Ok(self.store.acknowledge_alert(alert_id, &entry)?)
+    }
+
+    /// The audit log, oldest first.
+    pub fn audit_log(&self) -> Result<Vec<AuditEntry>, ControlError> {
+        Ok(self.store.audit_log()?)
+    }
+
+    // ------------------------------------------------------------------ learning and baselines
+
+    /// Proposes a baseline per role (and for unattributed traffic, `device-default`) from the
+    /// pairs counted in `[from_us, to_us)`. Nothing is approved by this.
+    pub fn propose_baselines(&mut self, from_us: i64, to_us: i64) -> Result<Vec<BaselineProposal>, ControlError> {
+        self.flush()?;
+        let counts = self.store.learning_counts(from_us, to_us)?;
+        let roles = &self.roles;
+        let registry = self.registry.as_deref();
+        let is_approved = |role: &str, proto: &str, transport: &str, port: u16| {
+            let j = roles.judge(
+                &PairingQuery {
+                    role: (role != DEVICE_DEFAULT).then_some(role),
+                    app_proto: proto,
+                    transport,
+                    port,
+                    starttls: false,
+                    dataplane_mismatch: None,
+                },
+                registry,
+            );
+            j.approved && j.basis != BaselineBasis::NoVerdict
+        };
+        Ok(propose(
+            &counts,
+            from_us,
+            to_us,
+            self.config.learning.min_sessions,
+            &is_approved,
+        ))
+    }
+
+    /// Approves pairings into `role`'s baseline (or `device-default`): an explicit act, written
+    /// to the audit log with `actor` and `reason` in the same transaction. Returns the audit id.
+    pub fn approve_baseline(
+        &mut self,
+        role: &str,
+        pairings: &[ApprovedPairing],
+        actor: &str,
+        reason: &str,
+    ) -> Result<i64, ControlError> {
+        if role != DEVICE_DEFAULT && self.roles.role(role).is_none() {
+            return Err(ControlError::Rejected(format!("unknown role `{role}`")));
+        }
+        if pairings.is_empty() {
+            return Err(ControlError::Rejected("no pairings to approve".to_string()));
+        }
+        if let Some(p) = pairings.iter().find(|p| p.port == 0 || p.app_proto.trim().is_empty()) {
+            return Err(ControlError::Rejected(format!(
+                "invalid pairing {}/{}",
+                p.app_proto, p.port
+            )));
+        }
+        let entry = AuditEntry::new(
+            actor,
+            AuditAction::BaselineApproved,
+            role,
+            json!({"pairings": pairings}),
+            reason,
+        )?;
+        let audit_id = self.store.approve_pairings(role, pairings, &entry)?;
+        for p in pairings {
+            self.roles.add_approved_rule(
+                role,
+                PortRule {
+                    app_proto: p.app_proto.to_ascii_lowercase(),
+                    transport: p.transport.as_deref().map(str::to_ascii_uppercase),
+                    ports: vec![p.port],
+                    starttls: p.starttls,
+                },
+            )?;
+        }
+        Ok(audit_id)
+    }
+
+    /// Adds an exception (audited). Returns the audit id.
+    pub fn add_exception(&mut self, rule: ExceptionRule, actor: &str, reason: &str) -> Result<i64, ControlError> {
+        rule.validate(Path::new("(api)"))?;
+        if self.roles.exceptions().iter().any(|e| e.id == rule.id) {
+            return Err(ControlError::Rejected(format!("exception `{}` already exists", rule.id)));
+        }
+        let entry = AuditEntry::new(
+            actor,
+            AuditAction::ExceptionAdded,
+            &rule.id,
+            serde_json::to_value(&rule).unwrap_or(Value::Null),
+            reason,
+        )?;
+        let id = self.store.add_exception(&rule, &entry)?;
+        self.roles.add_exception(rule)?;
+        Ok(id)
+    }
+
+    /// Revokes an exception added through the API (audited). Exceptions from the roles file are
+    /// changed by editing the file.
+    pub fn revoke_exception(&mut self, id: &str, actor: &str, reason: &str) -> Result<bool, ControlError> {
+        let entry = AuditEntry::new(actor, AuditAction::ExceptionRevoked, id, json!({"id": id}), reason)?;
+        if !self.store.revoke_exception(id, &entry)? {
+            if self.roles.exceptions().iter().any(|e| e.id == id) {
+                return Err(ControlError::Rejected(format!(
+                    "exception `{id}` comes from the roles file {}; edit the file to remove it",
+                    self.roles.origin().display()
+                )));
+            }
+            return Ok(false);
+        }
+        self.roles.remove_exception(id);
+        Ok(true)
+    }
+
+    /// The device holding `ip` at `at_us`, if any (for tools and tests).
+    pub fn device_at(&self, ip: IpAddr, at_us: i64) -> Option<&Device> {
+        self.index
+            .device_at(ip, at_us, &self.config.attribution)
+            .and_then(|a| self.devices.get(&a.udid))
+    }
+}

@@ -1,0 +1,48 @@
+//! Portolan control plane: puts each protocol-on-a-non-standard-port observation from the
+//! dataplane into context — which managed device, which app and role, whether the pairing is
+//! approved for that role, the device's lock and app state, whether it keeps happening — and turns
+//! it into scored findings and alerts (Suricata EVE and OCSF Detection Finding) for ATT&CK T1509 /
+//! DET0706 / AN1828.
+//!
+//! Owns: MDM inventory import ([`inventory`]), roles, baselines and exceptions ([`roles`]),
+//! attribution ([`attribution`]), device state ([`device_state`]), findings and scoring
+//! ([`findings`], [`scoring`]), learning ([`learning`]), the audit trail ([`audit`]), the SQLite
+//! store ([`store`]), alert output ([`output`]) and the engine that ties them ([`engine`]).
+//! Must not: depend on the dataplane crates — its input is [`observation::FlowObservation`],
+//! filled from EVE flow records — touch packets, or block on the network.
+//!
+//! ```no_run
+//! use portolan_control::{ControlConfig, ControlPlane, RoleSet, Store};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Store::open(std::path::Path::new("portolan.db"))?;
+//! let mut cp = ControlPlane::new(store, RoleSet::shipped_defaults()?, ControlConfig::default())?;
+//! cp.import_inventory(&["samples/inventory.json".into()], "replay")?;
+//! cp.import_device_states(std::path::Path::new("samples/device-states.jsonl"))?;
+//! let record: serde_json::Value = serde_json::from_str(r#"{"event_type":"flow","src_ip":"10.1.0.20","src_port":50000,"dest_ip":"203.0.113.9","dest_port":8443,"proto":"TCP","app_proto":"tls","port_mismatch":true,"flow":{"start":"2024-05-01T10:00:00.000000+0000","end":"2024-05-01T10:00:02.000000+0000"}}"#)?;
+//! for alert in cp.ingest_eve(&record)? {
+//!     println!("{}", portolan_control::output::eve::to_eve(&alert));
+//! }
+//! cp.flush()?;
+//! # Ok(()) }
+//! ```
+
+pub mod alert;
+pub mod attribution;
+pub mod audit;
+pub mod device_state;
+pub mod engine;
+pub mod findings;
+pub mod inventory;
+pub mod learning;
+pub mod observation;
+pub mod output;
+pub mod roles;
+pub mod scoring;
+pub mod store;
+pub mod timestamp;
+
+pub use alert::Alert;
+pub use engine::{ControlConfig, ControlError, ControlPlane, IngestStats};
+pub use observation::{DnsAnswer, FlowObservation};
+pub use roles::{PortRegistry, PortRegistryMap, RegistryFn, RoleSet};
+pub use store::{Durability, Store};

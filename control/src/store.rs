@@ -1,0 +1,999 @@
+//! The store: one SQLite file holding inventory (with history), network identities, DHCP leases,
+//! approved baseline pairings, exceptions, the audit log, findings, alerts with their
+//! acknowledgement state, device state events and learning counts.
+//!
+//! Owns: the schema and its migrations (`PRAGMA user_version`), durability settings, and every
+//! SQL statement. Must not: decide anything — it stores what the engine hands it.
+//!
+//! # Durability
+//!
+//! The file runs in WAL mode with `synchronous = FULL` by default ([`Durability::Full`]): each
+//! commit syncs the WAL before it returns, so a finding reported as committed survives a process
+//! kill *and* a power loss or kernel crash. `NORMAL` in WAL mode would also survive a process kill
+//! (the WAL is written before commit returns) but may lose the latest commits on power loss; it is
+//! offered as [`Durability::Normal`] for hosts with battery-backed storage. Commits are per
+//! violating session (findings) or per flush (learning counts), not per packet, so the extra
+//! fsync per commit is affordable on an appliance. The audit log is append-only, enforced by
+//! triggers.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
+
+use crate::alert::Alert;
+use crate::attribution::{BindingSource, NetworkBinding};
+use crate::audit::{AuditAction, AuditEntry, AuditError};
+use crate::device_state::DeviceStateEvent;
+use crate::findings::Finding;
+use crate::inventory::kea_leases::Lease;
+use crate::inventory::{Device, InventoryBatch};
+use crate::learning::{ApprovedPairing, PairCountKey};
+use crate::roles::ExceptionRule;
+use crate::timestamp::now_us;
+
+/// The newest schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// How hard each commit is pushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// `synchronous = FULL`: commits survive power loss (default).
+    #[default]
+    Full,
+    /// `synchronous = NORMAL`: commits survive a process crash, not necessarily power loss.
+    Normal,
+}
+
+/// A store operation that failed; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused.
+    #[error("{path}: {op}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A stored record could not be decoded.
+    #[error("{path}: table `{table}` row {row}: {message}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// Table.
+        table: &'static str,
+        /// Row id or key.
+        row: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file was written by a newer build.
+    #[error("{path}: schema version {found} is newer than this build supports ({supported})")]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// `user_version` found.
+        found: i64,
+        /// Newest known.
+        supported: i64,
+    },
+    /// An audit entry was incomplete.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+/// An alert as stored, with its acknowledgement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredAlert {
+    /// The alert.
+    pub alert: Alert,
+    /// Acknowledgement, if any.
+    pub ack: Option<AlertAck>,
+}
+
+/// Who acknowledged an alert, when and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertAck {
+    /// When, µs.
+    pub ts_us: i64,
+    /// Who.
+    pub actor: String,
+    /// Note.
+    pub note: String,
+}
+
+/// A device record that a re-import replaced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceHistoryEntry {
+    /// When it was replaced, µs.
+    pub replaced_us: i64,
+    /// The import that replaced it.
+    pub import_id: i64,
+    /// The record as it was.
+    pub device: Device,
+}
+
+/// What an inventory import changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportSummary {
+    /// Import id.
+    pub import_id: i64,
+    /// Devices new to the store.
+    pub added: usize,
+    /// Devices whose record was replaced (old record kept in history).
+    pub replaced: usize,
+    /// Devices whose network address changed.
+    pub address_changes: usize,
+    /// Warnings from the parser.
+    pub warnings: Vec<String>,
+}
+
+/// The SQLite store.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+fn sql<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError + 'a {
+    move |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        op,
+        source,
+    }
+}
+
+const MIGRATIONS: &[&str] = &[
+    // Version 1.
+    r#"
+    CREATE TABLE imports (
+        id INTEGER PRIMARY KEY,
+        ts_us INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        path TEXT NOT NULL,
+        devices INTEGER NOT NULL,
+        warnings TEXT NOT NULL
+    );
+    CREATE TABLE devices (
+        udid TEXT PRIMARY KEY,
+        serial_number TEXT,
+        wifi_mac TEXT,
+        source TEXT NOT NULL,
+        import_id INTEGER NOT NULL REFERENCES imports(id),
+        updated_us INTEGER NOT NULL,
+        record TEXT NOT NULL
+    );
+    CREATE INDEX devices_serial ON devices(serial_number);
+    CREATE INDEX devices_mac ON devices(wifi_mac);
+    CREATE TABLE device_history (
+        id INTEGER PRIMARY KEY,
+        udid TEXT NOT NULL,
+        replaced_us INTEGER NOT NULL,
+        import_id INTEGER NOT NULL REFERENCES imports(id),
+        record TEXT NOT NULL
+    );
+    CREATE INDEX device_history_udid ON device_history(udid, id);
+    CREATE TABLE managed_apps (
+        udid TEXT NOT NULL,
+        bundle_id TEXT NOT NULL,
+        name TEXT,
+        version TEXT,
+        status TEXT NOT NULL,
+        PRIMARY KEY (udid, bundle_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE network_bindings (
+        id INTEGER PRIMARY KEY,
+        udid TEXT NOT NULL,
+        ip TEXT NOT NULL,
+        valid_from_us INTEGER NOT NULL,
+        valid_until_us INTEGER,
+        import_id INTEGER NOT NULL REFERENCES imports(id)
+    );
+    CREATE INDEX network_bindings_udid ON network_bindings(udid, id);
+    CREATE TABLE leases (
+        address TEXT NOT NULL,
+        hwaddr TEXT NOT NULL,
+        valid_from_us INTEGER NOT NULL,
+        valid_until_us INTEGER NOT NULL,
+        hostname TEXT,
+        PRIMARY KEY (address, hwaddr, valid_from_us)
+    ) WITHOUT ROWID;
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        ts_us INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+    CREATE TABLE baseline_rules (
+        id INTEGER PRIMARY KEY,
+        role TEXT NOT NULL,
+        app_proto TEXT NOT NULL,
+        transport TEXT,
+        port INTEGER NOT NULL,
+        starttls INTEGER NOT NULL,
+        audit_id INTEGER NOT NULL REFERENCES audit_log(id)
+    );
+    CREATE TABLE exceptions (
+        id TEXT PRIMARY KEY,
+        rule TEXT NOT NULL,
+        added_audit_id INTEGER NOT NULL REFERENCES audit_log(id),
+        revoked_audit_id INTEGER REFERENCES audit_log(id)
+    );
+    CREATE TABLE findings (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        device TEXT NOT NULL,
+        app_proto TEXT NOT NULL,
+        dest_port INTEGER NOT NULL,
+        score REAL NOT NULL,
+        severity TEXT NOT NULL,
+        sessions INTEGER NOT NULL,
+        first_seen_us INTEGER NOT NULL,
+        last_seen_us INTEGER NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX findings_score ON findings(score DESC);
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        finding_id INTEGER NOT NULL REFERENCES findings(id),
+        ts_us INTEGER NOT NULL,
+        signature_id INTEGER NOT NULL,
+        severity TEXT NOT NULL,
+        score REAL NOT NULL,
+        data TEXT NOT NULL,
+        acked_us INTEGER,
+        acked_by TEXT,
+        ack_note TEXT
+    );
+    CREATE INDEX alerts_finding ON alerts(finding_id);
+    CREATE TABLE device_states (
+        id INTEGER PRIMARY KEY,
+        device_key TEXT NOT NULL,
+        ts_us INTEGER NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE TABLE learning_counts (
+        role TEXT NOT NULL,
+        app_proto TEXT NOT NULL,
+        transport TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        bucket_us INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (role, app_proto, transport, port, bucket_us)
+    ) WITHOUT ROWID;
+    "#,
+];
+
+fn to_json<T: Serialize>(v: &T) -> String {
+    // Serializing these plain records cannot fail (no maps with non-string keys, no I/O).
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_string())
+}
+
+fn insert_audit(tx: &Transaction<'_>, path: &Path, entry: &AuditEntry) -> Result<i64, StoreError> {
+    tx.execute(
+        "INSERT INTO audit_log (ts_us, actor, action, target, detail, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            entry.ts_us,
+            entry.actor,
+            entry.action.as_str(),
+            entry.target,
+            to_json(&entry.detail),
+            entry.reason
+        ],
+    )
+    .map_err(sql(path, "append audit entry"))?;
+    Ok(tx.last_insert_rowid())
+}
+
+impl Store {
+    /// Opens (creating if needed) the store with [`Durability::Full`].
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, Durability::Full)
+    }
+
+    /// Opens (creating if needed) the store and brings its schema up to date.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Store, StoreError> {
+        let mut conn = Connection::open(path).map_err(sql(path, "open"))?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(sql(path, "set busy timeout"))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(sql(path, "enable WAL"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                table: "(pragma)",
+                row: "journal_mode".to_string(),
+                message: format!("could not switch to WAL (got {mode})"),
+            });
+        }
+        let sync = match durability {
+            Durability::Full => "PRAGMA synchronous = FULL",
+            Durability::Normal => "PRAGMA synchronous = NORMAL",
+        };
+        conn.execute_batch(sync).map_err(sql(path, "set synchronous"))?;
+        conn.execute_batch("PRAGMA foreign_keys = ON")
+            .map_err(sql(path, "enable foreign keys"))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sql(path, "read schema version"))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for (i, migration) in MIGRATIONS.iter().enumerate() {
+            let target = i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1);
+            if version >= target {
+                continue;
+            }
+            let tx = conn.transaction().map_err(sql(path, "begin migration"))?;
+            tx.execute_batch(migration).map_err(sql(path, "migrate schema"))?;
+            tx.execute_batch(&format!("PRAGMA user_version = {target}"))
+                .map_err(sql(path, "write schema version"))?;
+            tx.commit().map_err(sql(path, "commit migration"))?;
+        }
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `PRAGMA user_version`.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sql(&self.path, "read schema version"))
+    }
+
+    /// `PRAGMA synchronous` (0 off, 1 normal, 2 full, 3 extra).
+    pub fn synchronous(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .map_err(sql(&self.path, "read synchronous"))
+    }
+
+    /// `PRAGMA integrity_check`; `ok` when sound.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        self.conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(sql(&self.path, "integrity check"))
+    }
+
+    fn corrupt(&self, table: &'static str, row: impl ToString, message: impl ToString) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            table,
+            row: row.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    // ---------------------------------------------------------------- inventory
+
+    /// Stores an inventory batch in one transaction: each device's record is replaced (the old
+    /// record goes to history), its apps are replaced, and its network address gets a new
+    /// identity interval when it changed (the previous one is closed).
+    pub fn import_inventory(&mut self, batch: &InventoryBatch, entry: &AuditEntry) -> Result<ImportSummary, StoreError> {
+        let path = self.path.clone();
+        let now = now_us();
+        let tx = self.conn.transaction().map_err(sql(&path, "begin import"))?;
+        tx.execute(
+            "INSERT INTO imports (ts_us, source, path, devices, warnings) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                now,
+                batch.source.as_str(),
+                batch.path.display().to_string(),
+                i64::try_from(batch.devices.len()).unwrap_or(i64::MAX),
+                to_json(&batch.warnings)
+            ],
+        )
+        .map_err(sql(&path, "record import"))?;
+        let import_id = tx.last_insert_rowid();
+        let mut summary = ImportSummary {
+            import_id,
+            added: 0,
+            replaced: 0,
+            address_changes: 0,
+            warnings: batch.warnings.clone(),
+        };
+        for d in &batch.devices {
+            let old: Option<String> = tx
+                .query_row("SELECT record FROM devices WHERE udid = ?1", [&d.udid], |r| r.get(0))
+                .optional()
+                .map_err(sql(&path, "read device"))?;
+            match old {
+                Some(record) => {
+                    tx.execute(
+                        "INSERT INTO device_history (udid, replaced_us, import_id, record) VALUES (?1, ?2, ?3, ?4)",
+                        params![d.udid, now, import_id, record],
+                    )
+                    .map_err(sql(&path, "keep device history"))?;
+                    summary.replaced += 1;
+                }
+                None => summary.added += 1,
+            }
+            tx.execute(
+                "INSERT INTO devices (udid, serial_number, wifi_mac, source, import_id, updated_us, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(udid) DO UPDATE SET serial_number = excluded.serial_number,
+                   wifi_mac = excluded.wifi_mac, source = excluded.source,
+                   import_id = excluded.import_id, updated_us = excluded.updated_us,
+                   record = excluded.record",
+                params![
+                    d.udid,
+                    d.serial_number,
+                    d.wifi_mac,
+                    d.source.as_str(),
+                    import_id,
+                    now,
+                    to_json(d)
+                ],
+            )
+            .map_err(sql(&path, "write device"))?;
+            tx.execute("DELETE FROM managed_apps WHERE udid = ?1", [&d.udid])
+                .map_err(sql(&path, "replace apps"))?;
+            for a in &d.apps {
+                tx.execute(
+                    "INSERT OR REPLACE INTO managed_apps (udid, bundle_id, name, version, status) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![d.udid, a.bundle_id, a.name, a.version, a.status],
+                )
+                .map_err(sql(&path, "write app"))?;
+            }
+            if let Some(ip) = d.ip_address {
+                let from = d.reported_at_us.unwrap_or(now);
+                let open: Option<(i64, String, i64)> = tx
+                    .query_row(
+                        "SELECT id, ip, valid_from_us FROM network_bindings
+                         WHERE udid = ?1 AND valid_until_us IS NULL ORDER BY id DESC LIMIT 1",
+                        [&d.udid],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()
+                    .map_err(sql(&path, "read network identity"))?;
+                let same = open.as_ref().is_some_and(|(_, old_ip, _)| *old_ip == ip.to_string());
+                if !same {
+                    if let Some((id, _, old_from)) = open {
+                        tx.execute(
+                            "UPDATE network_bindings SET valid_until_us = ?1 WHERE id = ?2",
+                            params![from.max(old_from), id],
+                        )
+                        .map_err(sql(&path, "close network identity"))?;
+                        summary.address_changes += 1;
+                    }
+                    tx.execute(
+                        "INSERT INTO network_bindings (udid, ip, valid_from_us, valid_until_us, import_id) VALUES (?1, ?2, ?3, NULL, ?4)",
+                        params![d.udid, ip.to_string(), from, import_id],
+                    )
+                    .map_err(sql(&path, "write network identity"))?;
+                }
+            }
+        }
+        insert_audit(&tx, &path, entry)?;
+        tx.commit().map_err(sql(&path, "commit import"))?;
+        Ok(summary)
+    }
+
+    /// Every current device record.
+    pub fn devices(&self) -> Result<Vec<Device>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT udid, record FROM devices ORDER BY udid")
+            .map_err(sql(&self.path, "read devices"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(sql(&self.path, "read devices"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql(&self.path, "read devices"))?;
+        rows.into_iter()
+            .map(|(udid, rec)| serde_json::from_str(&rec).map_err(|e| self.corrupt("devices", udid, e)))
+            .collect()
+    }
+
+    /// Replaced records of a device, oldest first.
+    pub fn device_history(&self, udid: &str) -> Result<Vec<DeviceHistoryEntry>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, replaced_us, import_id, record FROM device_history WHERE udid = ?1 ORDER BY id")
+            .map_err(sql(&self.path, "read device history"))?;
+        let rows = stmt
+            .query_map([udid], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
+            })
+            .map_err(sql(&self.path, "read device history"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql(&self.path, "read device history"))?;
+        rows.into_iter()
+            .map(|(id, replaced_us, import_id, rec)| {
+                Ok(DeviceHistoryEntry {
+                    replaced_us,
+                    import_id,
+                    device: serde_json::from_str(&rec).map_err(|e| self.corrupt("device_history", id, e))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every inventory network identity (open and closed).
+    pub fn inventory_bindings(&self) -> Result<Vec<NetworkBinding>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, udid, ip, valid_from_us, valid_until_us FROM network_bindings ORDER BY id")
+            .map_err(sql(&self.path, "read network identities"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                ))
+            })
+            .map_err(sql(&self.path, "read network identities"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql(&self.path, "read network identities"))?;
+        rows.into_iter()
+            .map(|(id, udid, ip, from, until)| {
+                Ok(NetworkBinding {
+                    udid,
+                    ip: ip
+                        .parse::<IpAddr>()
+                        .map_err(|e| self.corrupt("network_bindings", id, e))?,
+                    valid_from_us: from,
+                    valid_until_us: until,
+                    source: BindingSource::Inventory,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores DHCP leases (duplicates ignored) with an audit entry; returns how many were new.
+    pub fn import_leases(&mut self, leases: &[Lease], entry: &AuditEntry) -> Result<usize, StoreError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(sql(&path, "begin lease import"))?;
+        let mut added = 0;
+        for l in leases {
+            added += tx
+                .execute(
+                    "INSERT OR IGNORE INTO leases (address, hwaddr, valid_from_us, valid_until_us, hostname) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![l.address.to_string(), l.hwaddr, l.valid_from_us, l.valid_until_us, l.hostname],
+                )
+                .map_err(sql(&path, "write lease"))?;
+        }
+        insert_audit(&tx, &path, entry)?;
+        tx.commit().map_err(sql(&path, "commit lease import"))?;
+        Ok(added)
+    }
+
+    /// Every stored lease.
+    pub fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT address, hwaddr, valid_from_us, valid_until_us, hostname FROM leases")
+            .map_err(sql(&self.path, "read leases"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            })
+            .map_err(sql(&self.path, "read leases"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql(&self.path, "read leases"))?;
+        rows.into_iter()
+            .map(|(addr, hwaddr, from, until, hostname)| {
+                Ok(Lease {
+                    address: addr.parse().map_err(|e| self.corrupt("leases", &addr, e))?,
+                    hwaddr,
+                    valid_from_us: from,
+                    valid_until_us: until,
+                    hostname,
+                })
+            })
+            .collect()
+    }
+
+    // ---------------------------------------------------------------- audit, baselines, exceptions
+
+    /// Appends an audit entry on its own; returns its id.
+    pub fn append_audit(&mut self, entry: &AuditEntry) -> Result<i64, StoreError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(sql(&path, "begin audit"))?;
+        let id = insert_audit(&tx, &path, entry)?;
+        tx.commit().map_err(sql(&path, "commit audit"))?;
+        Ok(id)
+    }
+
+    /// The audit log, oldest first.
+    pub fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, ts_us, actor, action, target, detail, reason FROM audit_log ORDER BY id")
+            .map_err(sql(&self.path, "read audit log"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            })
+            .map_err(sql(&self.path, "read audit log"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql(&self.path, "read audit log"))?;
+        rows.into_iter()
+            .map(|(id, ts_us, actor, action, target, detail, reason)| {
+                Ok(AuditEntry {
+                    id,
+                    ts_us,
+                    actor,
+                    action: AuditAction::from_name(&action)
+                        .ok_or_else(|| self.corrupt("audit_log", id, format!("unknown action {action:?}")))?,
+                    target,
+                    detail: serde_json::from_str(&detail).map_err(|e| self.corrupt("audit_log", id, e))?,
+                    reason,
+                })
+            })
+            .collect()
+    }
+
+    /// Approves pairings into `role`'s baseline together with their audit entry; returns the
+    /// audit id.
+    pub fn approve_pairings(&mut self, role: &str, pairings: &[ApprovedPairing], entry: &AuditEntry) -> Result<i64, StoreError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(sql(&path, "begin approval"))?;
+        let audit_id = insert_audit(&tx, &path, entry)?;
+        for p in pairings {
+            tx.execute(
+                "INSERT INTO baseline_rules (role, app_proto, transport, port, starttls, audit_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![role, p.app_proto, p.transport, p.port, p.starttls, audit_id],
+            )
+            .map_err(sql(&path, "write approved pairing"))?;
+        }
+        tx.commit().map_err(sql(&path, "commit approval"))?;
+        Ok(audit_id)
+    }
+
+    /// Every approved pairing with its role, in approval order.
+    pub fn approved_pairings(&self) -> Result<Vec<(String, ApprovedPairing)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT role, app_proto, transport, port, starttls FROM baseline_rules ORDER BY id")
+            .map_err(sql(&self.path, "read approved pairings"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    ApprovedPairing {
+                        app_proto: r.get(1)?,
+                        transport: r.get(2)?,
+                        port: r.get(3)?,
+                        starttls: r.get(4)?,
+                    },
+                ))
+            })
+            .map_err(sql(&self.path, "read approved pairings"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql(&self.path, "read approved pairings"))?;
+        Ok(rows)
+    }
+
+    /// Stores an exception with its audit entry.
+    pub fn add_exception(&mut self, rule: &ExceptionRule, entry: &AuditEntry) -> Result<i64, StoreError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(sql(&path, "begin exception"))?;
+        let audit_id = insert_audit(&tx, &path, entry)?;
+        tx.execute(
+            "INSERT INTO exceptions (id, rule, added_audit_id) VALUES (?1, ?2, ?3)",
+            params![rule.id, to_json(rule), audit_id],
+        )
+        .map_err(sql(&path, "write exception"))?;
+        tx.commit().map_err(sql(&path, "commit exception"))?;
+        Ok(audit_id)
+    }
+
+    /// Revokes a stored exception with its audit entry; false when no active one has that id.
+    pub fn revoke_exception(&mut self, id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(sql(&path, "begin revocation"))?;
+        let active: Option<String> = tx
+            .query_row(
+                "SELECT id FROM exceptions WHERE id = ?1 AND revoked_audit_id IS NULL",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql(&path, "read exception"))?;
+        if active.is_none() {
+            return Ok(false);
+        }
+        let audit_id = insert_audit(&tx, &path, entry)?;
+        tx.execute(
+            "UPDATE exceptions SET revoked_audit_id = ?1 WHERE id = ?2",
+            params![audit_id, id],
+        )
+        .map_err(sql(&path, "revoke exception"))?;
+        tx.commit().map_err(sql(&path, "commit revocation"))?;
+        Ok(true)
+    }
+
+    /// Exceptions added through the API and not revoked.
+    pub fn active_exceptions(&self) -> Result<Vec<ExceptionRule>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, rule FROM exceptions WHERE revoked_audit_id IS NULL ORDER BY rowid")
+            .map_err(sql(&self.path, "read exceptions"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(sql(&self.path, "read exceptions"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql(&self.path, "read exceptions"))?;
+        rows.into_iter()
+            .map(|(id, rule)| serde_json::from_str(&rule).map_err(|e| self.corrupt("exceptions", id, e)))
+            .collect()
+    }
+
+    // ---------------------------------------------------------------- findings and alerts
+
+    /// Writes findings and the alerts they raised in one transaction; assigns ids (findings by
+    /// key, alerts' `finding_id` through their `finding_key`). When this returns `Ok`, every
+    /// finding and alert passed is durable.
+    pub fn save_findings(&mut self, findings: &mut [Finding], alerts: &mut [Alert]) -> Result<(), StoreError> {
+        if findings.is_empty() && alerts.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(sql(&path, "begin findings"))?;
+        let mut ids: HashMap<String, i64> = HashMap::new();
+        for f in findings.iter_mut() {
+            let key = f.key.as_text();
+            let id: i64 = tx
+                .query_row(
+                    "INSERT INTO findings (key, device, app_proto, dest_port, score, severity, sessions, first_seen_us, last_seen_us, data)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     ON CONFLICT(key) DO UPDATE SET score = excluded.score, severity = excluded.severity,
+                       sessions = excluded.sessions, first_seen_us = excluded.first_seen_us,
+                       last_seen_us = excluded.last_seen_us, data = excluded.data
+                     RETURNING id",
+                    params![
+                        key,
+                        f.key.device,
+                        f.key.app_proto,
+                        f.key.port,
+                        f.score,
+                        f.severity.as_str(),
+                        i64::try_from(f.sessions).unwrap_or(i64::MAX),
+                        f.first_seen_us,
+                        f.last_seen_us,
+                        to_json(f)
+                    ],
+                    |r| r.get(0),
+                )
+                .map_err(sql(&path, "write finding"))?;
+            f.id = id;
+            ids.insert(key, id);
+        }
+        for a in alerts.iter_mut() {
+            let finding_id = match ids.get(&a.finding_key) {
+                Some(id) => *id,
+                None => tx
+                    .query_row("SELECT id FROM findings WHERE key = ?1", [&a.finding_key], |r| r.get(0))
+                    .map_err(sql(&path, "find alert's finding"))?,
+            };
+            a.finding_id = finding_id;
+            tx.execute(
+                "INSERT INTO alerts (finding_id, ts_us, signature_id, severity, score, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    finding_id,
+                    a.ts_us,
+                    a.signature.signature_id,
+                    a.severity.as_str(),
+                    a.score,
+                    to_json(a)
+                ],
+            )
+            .map_err(sql(&path, "write alert"))?;
+            a.id = tx.last_insert_rowid();
+        }
+        tx.commit().map_err(sql(&path, "commit findings"))?;
+        Ok(())
+    }
+
+    /// Every finding, highest score first.
+    pub fn findings(&self) -> Result<Vec<Finding>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, data FROM findings ORDER BY score DESC, id")
+            .map_err(sql(&self.path, "read findings"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .map_err(sql(&self.path, "read findings"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql(&self.path, "read findings"))?;
+        rows.into_iter()
+            .map(|(id, data)| {
+                let mut f: Finding = serde_json::from_str(&data).map_err(|e| self.corrupt("findings", id, e))?;
+                f.id = id;
+                Ok(f)
+            })
+            .collect()
+    }
+
+    /// Number of findings.
+    pub fn finding_count(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM findings", [], |r| r.get::<_, i64>(0))
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(sql(&self.path, "count findings"))
+    }
+
+    /// Every alert with its acknowledgement, oldest first.
+    pub fn alerts(&self) -> Result<Vec<StoredAlert>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, finding_id, data, acked_us, acked_by, ack_note FROM alerts ORDER BY id")
+            .map_err(sql(&self.path, "read alerts"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                ))
+            })
+            .map_err(sql(&self.path, "read alerts"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql(&self.path, "read alerts"))?;
+        rows.into_iter()
+            .map(|(id, finding_id, data, acked_us, acked_by, note)| {
+                let mut alert: Alert = serde_json::from_str(&data).map_err(|e| self.corrupt("alerts", id, e))?;
+                alert.id = id;
+                alert.finding_id = finding_id;
+                let ack = acked_us.map(|ts_us| AlertAck {
+                    ts_us,
+                    actor: acked_by.unwrap_or_default(),
+                    note: note.unwrap_or_default(),
+                });
+                Ok(StoredAlert { alert, ack })
+            })
+            .collect()
+    }
+
+    /// Acknowledges an alert with its audit entry; false when no unacknowledged alert has that id.
+    pub fn acknowledge_alert(&mut self, alert_id: i64, entry: &AuditEntry) -> Result<bool, StoreError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(sql(&path, "begin acknowledgement"))?;
+        let n = tx
+            .execute(
+                "UPDATE alerts SET acked_us = ?1, acked_by = ?2, ack_note = ?3 WHERE id = ?4 AND acked_us IS NULL",
+                params![entry.ts_us, entry.actor, entry.reason, alert_id],
+            )
+            .map_err(sql(&path, "acknowledge alert"))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        insert_audit(&tx, &path, entry)?;
+        tx.commit().map_err(sql(&path, "commit acknowledgement"))?;
+        Ok(true)
+    }
+
+    // ---------------------------------------------------------------- device state, learning
+
+    /// Stores device state events under their device keys.
+    pub fn insert_device_states(&mut self, events: &[(String, DeviceStateEvent)]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(sql(&path, "begin device states"))?;
+        for (key, e) in events {
+            tx.execute(
+                "INSERT INTO device_states (device_key, ts_us, data) VALUES (?1, ?2, ?3)",
+                params![key, e.ts_us, to_json(e)],
+            )
+            .map_err(sql(&path, "write device state"))?;
+        }
+        tx.commit().map_err(sql(&path, "commit device states"))?;
+        Ok(())
+    }
+
+    /// Every stored device state event with its device key.
+    pub fn device_states(&self) -> Result<Vec<(String, DeviceStateEvent)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, device_key, data FROM device_states ORDER BY ts_us, id")
+            .map_err(sql(&self.path, "read device states"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .map_err(sql(&self.path, "read device states"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql(&self.path, "read device states"))?;
+        rows.into_iter()
+            .map(|(id, key, data)| {
+                Ok((key, serde_json::from_str(&data).map_err(|e| self.corrupt("device_states", id, e))?))
+            })
+            .collect()
+    }
+
+    /// Adds learning counts (summing into existing buckets).
+    pub fn add_learning_counts(&mut self, counts: &[(PairCountKey, u64)]) -> Result<(), StoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(sql(&path, "begin learning counts"))?;
+        for (k, n) in counts {
+            tx.execute(
+                "INSERT INTO learning_counts (role, app_proto, transport, port, bucket_us, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(role, app_proto, transport, port, bucket_us) DO UPDATE SET count = count + excluded.count",
+                params![k.role, k.app_proto, k.transport, k.port, k.bucket_us, i64::try_from(*n).unwrap_or(i64::MAX)],
+            )
+            .map_err(sql(&path, "write learning count"))?;
+        }
+        tx.commit().map_err(sql(&path, "commit learning counts"))?;
+        Ok(())
+    }
+
+    /// Learning counts whose bucket starts in `[from_us, to_us)`.
+    pub fn learning_counts(&self, from_us: i64, to_us: i64) -> Result<Vec<(PairCountKey, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT role, app_proto, transport, port, bucket_us, count FROM learning_counts
+                 WHERE bucket_us >= ?1 AND bucket_us < ?2",
+            )
+            .map_err(sql(&self.path, "read learning counts"))?;
+        let rows = stmt
+            .query_map(params![from_us, to_us], |r| {
+                Ok((
+                    PairCountKey {
+                        role: r.get(0)?,
+                        app_proto: r.get(1)?,
+                        transport: r.get(2)?,
+                        port: r.get(3)?,
+                        bucket_us: r.get(4)?,
+                    },
+                    u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+                ))
+            })
+            .map_err(sql(&self.path, "read learning counts"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql(&self.path, "read learning counts"))?;
+        Ok(rows)
+    }
+}

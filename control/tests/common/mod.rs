@@ -1,0 +1,92 @@
+//! Helpers shared by the integration tests: fixture paths, a real store in a temp dir, a port
+//! registry, and a flow builder.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use portolan_control::roles::SHIPPED_ROLES_TOML;
+use portolan_control::timestamp::parse_timestamp;
+use portolan_control::{ControlConfig, ControlPlane, FlowObservation, PortRegistryMap, RoleSet, Store};
+
+/// A file under `tests/fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// µs since the epoch for an RFC 3339 time.
+pub fn at(text: &str) -> i64 {
+    parse_timestamp(text).expect("test timestamp")
+}
+
+/// A registry like the dataplane's, for the protocols the tests use.
+pub fn registry() -> PortRegistryMap {
+    PortRegistryMap::default()
+        .with("tls", &[443, 465, 636, 853, 993, 995])
+        .with("http", &[80])
+        .with("quic", &[443])
+        .with("imap", &[143])
+        .with("smtp", &[25, 587])
+        .with("ssh", &[22])
+}
+
+/// The shipped roles plus a global proxy exception for 10.20.0.5:8080.
+pub fn roles_with_proxy() -> RoleSet {
+    let text = format!(
+        "{SHIPPED_ROLES_TOML}\n\
+         [[exception]]\n\
+         id = \"corp-proxy\"\n\
+         kind = \"proxy\"\n\
+         destinations = [\"10.20.0.5/32\", \"proxy.corp.example\"]\n\
+         ports = [8080]\n\
+         app_protos = [\"http\", \"tls\"]\n\
+         reason = \"explicit forward proxy for managed devices\"\n\
+         owner = \"netops@example.com\"\n\
+         expires = \"2030-01-01T00:00:00Z\"\n"
+    );
+    RoleSet::parse(&text, std::path::Path::new("test-roles.toml")).expect("roles")
+}
+
+/// A control plane over a fresh store file in `dir`, with the Jamf fixture imported and the test
+/// registry as the device default baseline.
+pub fn engine_in(dir: &std::path::Path, roles: RoleSet) -> ControlPlane {
+    let store = Store::open(&dir.join("portolan.db")).expect("store");
+    let mut cp = ControlPlane::new(store, roles, ControlConfig::default())
+        .expect("engine")
+        .with_port_registry(registry());
+    cp.import_inventory(&[fixture("jamf_mobile_devices_detail.json")], "test")
+        .expect("inventory");
+    cp
+}
+
+/// A flow observation; adjust fields with struct update syntax.
+pub fn flow(src: &str, dest: &str, port: u16, app_proto: &str, start: i64, dur_s: i64) -> FlowObservation {
+    FlowObservation {
+        flow_id: u64::try_from(start).unwrap_or(0) ^ u64::from(port),
+        community_id: Some("1:LQU9qZlK+B5F3KDmev6m5PMibrg=".to_string()),
+        start_us: start,
+        end_us: start + dur_s * 1_000_000,
+        src_ip: src.parse().expect("src ip"),
+        src_port: 52_000,
+        dest_ip: dest.parse().expect("dest ip"),
+        dest_port: port,
+        transport: if app_proto == "quic" { "UDP" } else { "TCP" }.to_string(),
+        app_proto: app_proto.to_string(),
+        indicators: Vec::new(),
+        sni: None,
+        http_host: None,
+        quic_sni: None,
+        tls: None,
+        http: None,
+        pkts_toserver: 12,
+        pkts_toclient: 10,
+        bytes_toserver: 1_800,
+        bytes_toclient: 5_400,
+        port_mismatch: None,
+        starttls: false,
+    }
+}
+
+/// Unique scratch directory.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}

@@ -1,0 +1,698 @@
+//! The classification engine: compiled signatures (shared), one [`Classifier`] per worker, and
+//! one [`FlowClassification`] per flow.
+//!
+//! Owns: the decision procedure — Hyperscan prefilter over each direction's first bytes,
+//! confirming parsers (pattern hits first, then pattern-less parsers by cost), conflict
+//! handling (two confirmed protocols → `unknown`), role correction, the bounded per-direction
+//! reassembly buffer used only while a parser answers `NeedMore`, metadata collection after the
+//! decision, and STARTTLS watching. Must not: look at ports to decide, scan a decided flow with
+//! Hyperscan again, grow any buffer beyond `max_bytes`, or panic on any bytes.
+//!
+//! Cost model: an undecided flow costs one Hyperscan block scan of at most `max_bytes` per
+//! payload packet (first `max_packets` per direction), plus the parsers of the signatures whose
+//! patterns hit. A decided flow costs at most one parser call per packet for its first
+//! `max_packets` packets (plus the TLS parser for `starttls` protocols), then nothing.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use portolan_packet::Transport;
+
+use crate::app_proto::AppProto;
+use crate::database::{CacheDir, DatabaseError, DatabaseReport, PatternDatabase, PatternScratch};
+use crate::ports::PortRegistry;
+use crate::probe::{HttpMeta, Meta, Probe, ProbeContext, QuicMeta, SshMeta, TlsMeta};
+use crate::protocols::{self, ProbeFn};
+use crate::signature::{self, Direction, Signature, SignatureError, SignatureSet};
+
+/// Indicator added when two parsers confirmed different protocols on the same bytes.
+pub const CONFLICT_INDICATOR: &str = "classify.conflict";
+/// Indicator added when a TLS handshake follows an in-band upgrade (STARTTLS & co).
+pub const STARTTLS_INDICATOR: &str = "starttls";
+
+/// Scan budgets. Defaults: 4096 bytes and 8 payload packets per direction, 24 packets of
+/// STARTTLS watching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassifyConfig {
+    /// Bytes of each direction that are ever scanned; also the reassembly buffer's bound.
+    pub max_bytes: u32,
+    /// Payload-carrying packets of each direction examined (before and after the decision).
+    pub max_packets: u16,
+    /// Packets (both directions) watched for a TLS handshake after a `starttls` protocol is
+    /// decided.
+    pub starttls_packets: u16,
+}
+
+impl Default for ClassifyConfig {
+    fn default() -> Self {
+        ClassifyConfig {
+            max_bytes: 4096,
+            max_packets: 8,
+            starttls_packets: 24,
+        }
+    }
+}
+
+/// An error loading the signatures or building the database.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A signature file is wrong.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    /// Hyperscan rejected a pattern or failed.
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+}
+
+/// Signatures plus their compiled database; built once, shared by every worker (`Arc`).
+#[derive(Debug)]
+pub struct CompiledSignatures {
+    set: SignatureSet,
+    db: PatternDatabase,
+    /// Pattern-less signatures per transport (index 0 TCP, 1 UDP), cheapest first.
+    unpatterned: [Vec<usize>; 2],
+    /// Signatures per transport, as a bit mask.
+    transport_mask: [u128; 2],
+}
+
+fn transport_index(t: Transport) -> usize {
+    match t {
+        Transport::Tcp => 0,
+        Transport::Udp => 1,
+    }
+}
+
+impl CompiledSignatures {
+    /// Loads every `*.toml` of `dir` and builds (or reads from `cache`) the database.
+    pub fn load(dir: &Path, cache: &CacheDir) -> Result<(CompiledSignatures, DatabaseReport), LoadError> {
+        let set = signature::load_dir(dir)?;
+        Ok(CompiledSignatures::from_set(set, cache)?)
+    }
+
+    /// Builds the database for an already validated set.
+    pub fn from_set(
+        set: SignatureSet,
+        cache: &CacheDir,
+    ) -> Result<(CompiledSignatures, DatabaseReport), DatabaseError> {
+        let (db, report) = PatternDatabase::build(&set, cache)?;
+        let mut unpatterned: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+        let mut transport_mask = [0u128; 2];
+        for (i, sig) in set.signatures.iter().enumerate() {
+            for t in &sig.transports {
+                let ti = transport_index(*t);
+                transport_mask[ti] |= 1u128 << i;
+                if sig.probe_without_pattern {
+                    unpatterned[ti].push(i);
+                }
+            }
+        }
+        for list in &mut unpatterned {
+            list.sort_by_key(|&i| {
+                let s = &set.signatures[i];
+                (s.probe_cost, s.app_proto)
+            });
+        }
+        Ok((
+            CompiledSignatures {
+                set,
+                db,
+                unpatterned,
+                transport_mask,
+            },
+            report,
+        ))
+    }
+
+    /// The signatures, in file-name order.
+    pub fn signatures(&self) -> &[Signature] {
+        &self.set.signatures
+    }
+
+    /// SHA-256 of the signature files (the cache key's main part).
+    pub fn digest(&self) -> [u8; 32] {
+        self.set.digest
+    }
+
+    /// A port registry from the signatures' `[ports]` (apply the operator override to it).
+    pub fn port_registry(&self) -> PortRegistry {
+        PortRegistry::from_signatures(&self.set)
+    }
+
+    fn signature(&self, i: usize) -> Option<&Signature> {
+        self.set.signatures.get(i)
+    }
+}
+
+/// One worker's classifier: the shared signatures, Hyperscan scratch allocated once, and the
+/// budgets. Not shared between threads; create one per worker.
+#[derive(Debug)]
+pub struct Classifier {
+    sigs: Arc<CompiledSignatures>,
+    scratch: PatternScratch,
+    config: ClassifyConfig,
+}
+
+impl Classifier {
+    /// A classifier for one worker (allocates its Hyperscan scratch).
+    pub fn new(sigs: Arc<CompiledSignatures>, config: ClassifyConfig) -> Result<Classifier, DatabaseError> {
+        let scratch = sigs.db.alloc_scratch()?;
+        Ok(Classifier {
+            sigs,
+            scratch,
+            config,
+        })
+    }
+
+    /// The budgets in force.
+    pub fn config(&self) -> &ClassifyConfig {
+        &self.config
+    }
+
+    /// The shared signatures.
+    pub fn signatures(&self) -> &Arc<CompiledSignatures> {
+        &self.sigs
+    }
+}
+
+/// The label the engine settled on for a flow, returned once by [`FlowClassification::observe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// The flow's protocol (`Unknown` when the budget ran out or the evidence conflicted).
+    pub app_proto: AppProto,
+    /// The side taken for the server sent the client's message (e.g. a TLS ClientHello):
+    /// the caller must swap the flow's roles (`Flow::swap_roles`) and pass `from_client`
+    /// relative to the new roles from now on. The engine has already swapped its own state.
+    pub swap_roles: bool,
+}
+
+/// Metadata and evidence collected for a flow; boxed so an idle flow stays small.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct FlowExtras {
+    /// Per-direction reassembly buffer (client, server), non-empty only while a parser waits
+    /// for more bytes.
+    buffers: [Vec<u8>; 2],
+    indicators: Vec<&'static str>,
+    tls: Option<TlsMeta>,
+    http: Option<HttpMeta>,
+    quic: Option<QuicMeta>,
+    ssh: Option<SshMeta>,
+    name: Option<String>,
+}
+
+fn fill<T>(dst: &mut Option<T>, src: Option<T>) {
+    if dst.is_none() {
+        *dst = src;
+    }
+}
+
+fn fill_vec<T>(dst: &mut Vec<T>, src: Vec<T>) {
+    if dst.is_empty() {
+        *dst = src;
+    }
+}
+
+impl FlowExtras {
+    fn add_indicator(&mut self, indicator: &'static str) {
+        if !self.indicators.contains(&indicator) {
+            self.indicators.push(indicator);
+        }
+    }
+
+    fn merge_tls(&mut self, m: TlsMeta) {
+        let dst = self.tls.get_or_insert_with(TlsMeta::default);
+        // The server's choice is the flow's version; the client's offer only until then.
+        if m.server_version.is_some() {
+            dst.version.clone_from(&m.server_version);
+        } else {
+            fill(&mut dst.version, m.version);
+        }
+        fill(&mut dst.sni, m.sni);
+        fill_vec(&mut dst.client_alpns, m.client_alpns);
+        fill_vec(&mut dst.supported_versions, m.supported_versions);
+        fill(&mut dst.ja3, m.ja3);
+        fill(&mut dst.ja3_string, m.ja3_string);
+        fill(&mut dst.ja4, m.ja4);
+        fill(&mut dst.server_cipher, m.server_cipher);
+        fill(&mut dst.server_version, m.server_version);
+    }
+
+    fn merge(&mut self, meta: Meta) {
+        match meta {
+            Meta::None => {}
+            Meta::Tls(m) => self.merge_tls(m),
+            Meta::Http(m) => {
+                if m.connect {
+                    self.add_indicator("http.connect");
+                }
+                if m.websocket_upgrade {
+                    self.add_indicator("http.websocket");
+                }
+                let dst = self.http.get_or_insert_with(HttpMeta::default);
+                fill(&mut dst.hostname, m.hostname);
+                fill(&mut dst.url, m.url);
+                fill(&mut dst.http_method, m.http_method);
+                fill(&mut dst.http_user_agent, m.http_user_agent);
+                fill(&mut dst.status, m.status);
+                dst.connect |= m.connect;
+                dst.websocket_upgrade |= m.websocket_upgrade;
+            }
+            Meta::Quic(m) => {
+                let dst = self.quic.get_or_insert_with(QuicMeta::default);
+                fill(&mut dst.version, m.version);
+                fill(&mut dst.sni, m.sni);
+                fill_vec(&mut dst.client_alpns, m.client_alpns);
+            }
+            Meta::Ssh(m) => {
+                let dst = self.ssh.get_or_insert_with(SshMeta::default);
+                fill(&mut dst.client_software, m.client_software);
+                fill(&mut dst.server_software, m.server_software);
+            }
+            Meta::Name(n) => fill(&mut self.name, Some(n)),
+        }
+    }
+}
+
+/// One parser's confirmation during a scan.
+struct Confirmation {
+    signature: usize,
+    indicator: &'static str,
+    meta: Meta,
+    /// Only a pattern of the opposite direction led here.
+    reversed: bool,
+}
+
+/// What one evaluation of a direction's bytes produced.
+enum Outcome {
+    Confirmed(Vec<Confirmation>),
+    NeedMore,
+    Nothing,
+}
+
+/// Per-flow classification state: `Default`, 32 bytes while nothing was found; metadata lives
+/// in a box allocated on the first parser answer that carries some.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct FlowClassification {
+    /// `None` while undecided; `Some(Unknown)` once the engine gave up.
+    decided: Option<AppProto>,
+    /// Index of the decided signature.
+    signature: Option<u8>,
+    starttls_found: bool,
+    /// Payload packets seen per direction (client, server).
+    packets: [u16; 2],
+    /// Payload bytes seen per direction.
+    bytes: [u32; 2],
+    /// Packets watched for STARTTLS so far.
+    starttls_seen: u16,
+    extras: Option<Box<FlowExtras>>,
+}
+
+fn dir_index(from_client: bool) -> usize {
+    if from_client {
+        0
+    } else {
+        1
+    }
+}
+
+impl FlowClassification {
+    /// A fresh, undecided flow (same as `Default`).
+    pub fn new() -> FlowClassification {
+        FlowClassification::default()
+    }
+
+    /// The flow's protocol so far: `Unknown` until decided.
+    pub fn app_proto(&self) -> AppProto {
+        self.decided.unwrap_or(AppProto::Unknown)
+    }
+
+    /// True once a label (possibly `Unknown`) is final.
+    pub fn is_decided(&self) -> bool {
+        self.decided.is_some()
+    }
+
+    /// Evidence names collected (`tls.client_hello`, `http.request`, `starttls`, ...).
+    pub fn indicators(&self) -> &[&'static str] {
+        self.extras.as_ref().map_or(&[], |e| e.indicators.as_slice())
+    }
+
+    /// TLS (or DTLS, or STARTTLS-upgraded) handshake fields.
+    pub fn tls(&self) -> Option<&TlsMeta> {
+        self.extras.as_ref()?.tls.as_ref()
+    }
+
+    /// HTTP/1.x fields.
+    pub fn http(&self) -> Option<&HttpMeta> {
+        self.extras.as_ref()?.http.as_ref()
+    }
+
+    /// QUIC fields.
+    pub fn quic(&self) -> Option<&QuicMeta> {
+        self.extras.as_ref()?.quic.as_ref()
+    }
+
+    /// SSH banner fields.
+    pub fn ssh(&self) -> Option<&SshMeta> {
+        self.extras.as_ref()?.ssh.as_ref()
+    }
+
+    /// A single name a parser reported (`Meta::Name`, e.g. a DNS query name).
+    pub fn name(&self) -> Option<&str> {
+        self.extras.as_ref()?.name.as_deref()
+    }
+
+    /// True while the engine still wants this flow's payloads. A caller may skip `observe`
+    /// when this is false (calling it anyway is cheap and changes nothing).
+    pub fn wants_payload(&self, classifier: &Classifier) -> bool {
+        let cfg = &classifier.config;
+        match self.decided {
+            None => true,
+            Some(AppProto::Unknown) => false,
+            Some(_) => {
+                let enriching = self.packets.iter().any(|&p| p < cfg.max_packets);
+                let watching = self.starttls_wanted(classifier);
+                enriching || watching
+            }
+        }
+    }
+
+    fn starttls_wanted(&self, classifier: &Classifier) -> bool {
+        !self.starttls_found
+            && self.starttls_seen < classifier.config.starttls_packets
+            && self
+                .signature
+                .and_then(|i| classifier.sigs.signature(usize::from(i)))
+                .is_some_and(|s| s.starttls)
+    }
+
+    fn extras(&mut self) -> &mut FlowExtras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
+    /// Feeds one payload-carrying packet of the flow. `ctx.from_client` says who sent it
+    /// (relative to the roles after any swap this engine asked for); `ctx.packet_index` is
+    /// ignored (the engine counts per direction itself). Returns the decision once, on the
+    /// packet that settles it.
+    pub fn observe(
+        &mut self,
+        classifier: &mut Classifier,
+        ctx: &ProbeContext,
+        payload: &[u8],
+    ) -> Option<Decision> {
+        if payload.is_empty() {
+            return None;
+        }
+        let d = dir_index(ctx.from_client);
+        let index = self.packets[d];
+        self.packets[d] = index.saturating_add(1);
+        let bytes_before = self.bytes[d];
+        let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        self.bytes[d] = bytes_before.saturating_add(len);
+        let pctx = ProbeContext {
+            packet_index: u32::from(index),
+            ..*ctx
+        };
+        match self.decided {
+            None => self.scan(classifier, &pctx, d, index, bytes_before, payload),
+            Some(AppProto::Unknown) => None,
+            Some(_) => {
+                self.enrich(classifier, &pctx, d, index, payload);
+                None
+            }
+        }
+    }
+
+    fn exhausted(&self, cfg: &ClassifyConfig) -> bool {
+        let spent = |d: usize| self.packets[d] >= cfg.max_packets || self.bytes[d] >= cfg.max_bytes;
+        (spent(0) && spent(1))
+            || u32::from(self.packets[0]) + u32::from(self.packets[1]) >= 2 * u32::from(cfg.max_packets)
+    }
+
+    fn give_up(&mut self) -> Decision {
+        self.decided = Some(AppProto::Unknown);
+        if let Some(e) = self.extras.as_mut() {
+            e.buffers = [Vec::new(), Vec::new()];
+        }
+        Decision {
+            app_proto: AppProto::Unknown,
+            swap_roles: false,
+        }
+    }
+
+    fn scan(
+        &mut self,
+        classifier: &mut Classifier,
+        ctx: &ProbeContext,
+        d: usize,
+        index: u16,
+        bytes_before: u32,
+        payload: &[u8],
+    ) -> Option<Decision> {
+        let cfg = classifier.config;
+        if index >= cfg.max_packets || bytes_before >= cfg.max_bytes {
+            return self.exhausted(&cfg).then(|| self.give_up());
+        }
+        let room = usize::try_from(cfg.max_bytes - bytes_before).unwrap_or(usize::MAX);
+        let fresh = payload.get(..room).unwrap_or(payload);
+        let cap = usize::try_from(cfg.max_bytes).unwrap_or(usize::MAX);
+        let mut buffer = self.extras.as_mut().map(|e| std::mem::take(&mut e.buffers[d])).unwrap_or_default();
+        let outcome = if buffer.is_empty() {
+            let o = evaluate(classifier, ctx, fresh);
+            if matches!(o, Outcome::NeedMore) && fresh.len() < cap {
+                buffer.extend_from_slice(fresh);
+            }
+            o
+        } else if buffer.len() >= cap {
+            // The waiting parser cannot get more bytes: forget the buffer.
+            buffer.clear();
+            evaluate(classifier, ctx, fresh)
+        } else {
+            let take = (cap - buffer.len()).min(payload.len());
+            buffer.extend_from_slice(payload.get(..take).unwrap_or(payload));
+            match evaluate(classifier, ctx, &buffer) {
+                Outcome::Nothing => {
+                    // The joined bytes are not a continuation (loss, retransmission): try the
+                    // packet on its own.
+                    buffer.clear();
+                    let o = evaluate(classifier, ctx, fresh);
+                    if matches!(o, Outcome::NeedMore) && fresh.len() < cap {
+                        buffer.extend_from_slice(fresh);
+                    }
+                    o
+                }
+                Outcome::NeedMore if buffer.len() >= cap => {
+                    buffer.clear();
+                    Outcome::NeedMore
+                }
+                other => other,
+            }
+        };
+        match outcome {
+            Outcome::Confirmed(confirmations) => Some(self.decide(classifier, confirmations)),
+            Outcome::NeedMore | Outcome::Nothing => {
+                if !buffer.is_empty() {
+                    self.extras().buffers[d] = buffer;
+                }
+                self.exhausted(&cfg).then(|| self.give_up())
+            }
+        }
+    }
+
+    fn decide(&mut self, classifier: &Classifier, confirmations: Vec<Confirmation>) -> Decision {
+        let sigs = &classifier.sigs;
+        let protos: Vec<AppProto> = confirmations
+            .iter()
+            .filter_map(|c| sigs.signature(c.signature).map(|s| s.app_proto))
+            .collect();
+        let overridden = |p: AppProto| {
+            confirmations.iter().any(|c| {
+                sigs.signature(c.signature)
+                    .is_some_and(|s| s.app_proto != p && s.overrides.contains(&p))
+            })
+        };
+        let mut winners: Vec<AppProto> = protos.iter().copied().filter(|p| !overridden(*p)).collect();
+        winners.sort_unstable();
+        winners.dedup();
+        let [winner] = winners.as_slice() else {
+            self.extras().add_indicator(CONFLICT_INDICATOR);
+            return self.give_up();
+        };
+        let winner = *winner;
+        let Some(c) = confirmations
+            .into_iter()
+            .find(|c| sigs.signature(c.signature).is_some_and(|s| s.app_proto == winner))
+        else {
+            return self.give_up();
+        };
+        self.decided = Some(winner);
+        self.signature = u8::try_from(c.signature).ok();
+        let extras = self.extras();
+        extras.buffers = [Vec::new(), Vec::new()];
+        extras.add_indicator(c.indicator);
+        extras.merge(c.meta);
+        if c.reversed {
+            self.packets.swap(0, 1);
+            self.bytes.swap(0, 1);
+        }
+        Decision {
+            app_proto: winner,
+            swap_roles: c.reversed,
+        }
+    }
+
+    /// After the decision: the decided parser collects metadata from the first packets, and the
+    /// TLS parser watches for an in-band upgrade on `starttls` protocols.
+    fn enrich(&mut self, classifier: &mut Classifier, ctx: &ProbeContext, d: usize, index: u16, payload: &[u8]) {
+        let cfg = classifier.config;
+        let Some(sig) = self
+            .signature
+            .and_then(|i| classifier.sigs.signature(usize::from(i)))
+        else {
+            return;
+        };
+        let parser = sig.parser;
+        let run_decided = index < cfg.max_packets;
+        let watch_tls = self.starttls_wanted(classifier);
+        if !run_decided && !watch_tls {
+            return;
+        }
+        if watch_tls {
+            self.starttls_seen = self.starttls_seen.saturating_add(1);
+        }
+        let cap = usize::try_from(cfg.max_bytes).unwrap_or(usize::MAX);
+        let mut buffer = self.extras.as_mut().map(|e| std::mem::take(&mut e.buffers[d])).unwrap_or_default();
+        let joined = !buffer.is_empty() && buffer.len() < cap;
+        if joined {
+            let take = (cap - buffer.len()).min(payload.len());
+            buffer.extend_from_slice(payload.get(..take).unwrap_or(payload));
+        } else {
+            buffer.clear();
+        }
+        let view: &[u8] = if joined { &buffer } else { payload };
+        let mut need_more = false;
+        let mut results: Vec<(bool, Probe)> = Vec::with_capacity(2);
+        if run_decided {
+            results.push((false, parser(ctx, view)));
+        }
+        if watch_tls {
+            results.push((true, protocols::tls::probe(ctx, view)));
+        }
+        if joined && results.iter().all(|(_, r)| matches!(r, Probe::NoMatch)) {
+            // Not a continuation: look at the packet alone.
+            results.clear();
+            if run_decided {
+                results.push((false, parser(ctx, payload)));
+            }
+            if watch_tls {
+                results.push((true, protocols::tls::probe(ctx, payload)));
+            }
+            buffer.clear();
+            if results.iter().any(|(_, r)| matches!(r, Probe::NeedMore)) {
+                buffer.extend_from_slice(payload.get(..cap).unwrap_or(payload));
+            }
+        } else if !joined && results.iter().any(|(_, r)| matches!(r, Probe::NeedMore)) {
+            buffer.extend_from_slice(payload.get(..cap).unwrap_or(payload));
+        }
+        for (is_tls_watch, r) in results {
+            match r {
+                Probe::Match { indicator, meta } => {
+                    let extras = self.extras();
+                    if is_tls_watch {
+                        extras.add_indicator(STARTTLS_INDICATOR);
+                        if let Meta::Tls(m) = meta {
+                            extras.merge_tls(m);
+                        }
+                        self.starttls_found = true;
+                    } else if meta != Meta::None {
+                        // After the decision only metadata-bearing answers add evidence (not
+                        // every encrypted record of a TLS flow).
+                        extras.add_indicator(indicator);
+                        extras.merge(meta);
+                    }
+                }
+                Probe::NeedMore => need_more = true,
+                Probe::NoMatch => {}
+            }
+        }
+        if need_more && !buffer.is_empty() && buffer.len() < cap {
+            self.extras().buffers[d] = buffer;
+        }
+    }
+}
+
+/// Scans `view` with the prefilter and runs the candidate parsers.
+fn evaluate(classifier: &mut Classifier, ctx: &ProbeContext, view: &[u8]) -> Outcome {
+    let sigs = &classifier.sigs;
+    let ti = transport_index(ctx.transport);
+    let mask = sigs.transport_mask[ti];
+    let mut same = 0u128;
+    let mut reversed = 0u128;
+    sigs.db.scan(&classifier.scratch, view, |id| {
+        let Some(owner) = sigs.db.owner(id) else {
+            return;
+        };
+        let bit = 1u128.checked_shl(u32::try_from(owner.signature).unwrap_or(u32::MAX)).unwrap_or(0);
+        let expected = match owner.direction {
+            Direction::Either => true,
+            Direction::Client => ctx.from_client,
+            Direction::Server => !ctx.from_client,
+        };
+        if expected {
+            same |= bit;
+        } else {
+            reversed |= bit;
+        }
+    });
+    same &= mask;
+    reversed &= mask & !same;
+    let mut confirmations = Vec::new();
+    let mut need_more = false;
+    for (bits, was_reversed) in [(same, false), (reversed, true)] {
+        let mut m = bits;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            run_parser(sigs, ctx, view, i, was_reversed, &mut confirmations, &mut need_more);
+        }
+    }
+    if confirmations.is_empty() && !need_more {
+        let tried = same | reversed;
+        for &i in &sigs.unpatterned[ti] {
+            if tried & (1u128 << i) == 0 {
+                run_parser(sigs, ctx, view, i, false, &mut confirmations, &mut need_more);
+            }
+        }
+    }
+    if !confirmations.is_empty() {
+        Outcome::Confirmed(confirmations)
+    } else if need_more {
+        Outcome::NeedMore
+    } else {
+        Outcome::Nothing
+    }
+}
+
+/// Runs signature `i`'s parser on `view` and records its answer.
+fn run_parser(
+    sigs: &CompiledSignatures,
+    ctx: &ProbeContext,
+    view: &[u8],
+    i: usize,
+    reversed: bool,
+    confirmations: &mut Vec<Confirmation>,
+    need_more: &mut bool,
+) {
+    let Some(sig) = sigs.signature(i) else {
+        return;
+    };
+    let parser: ProbeFn = sig.parser;
+    match parser(ctx, view) {
+        Probe::Match { indicator, meta } => confirmations.push(Confirmation {
+            signature: i,
+            indicator,
+            meta,
+            reversed,
+        }),
+        Probe::NeedMore => *need_more = true,
+        Probe::NoMatch => {}
+    }
+}

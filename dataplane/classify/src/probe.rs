@@ -1,0 +1,120 @@
+//! The contract between the engine and each protocol's confirming parser.
+//!
+//! A parser is a pure function over the bytes of one packet (or of the first bytes of one flow
+//! direction): no I/O, no allocation beyond the metadata it returns, no panics on any input, and
+//! a cost bounded by the input length.
+
+use portolan_packet::Transport;
+
+/// What a parser is told about the bytes it probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeContext {
+    /// TCP or UDP.
+    pub transport: Transport,
+    /// True when the bytes were sent by the flow's client (the side we currently take for it).
+    pub from_client: bool,
+    /// Client port of the flow.
+    pub client_port: u16,
+    /// Server port of the flow.
+    pub server_port: u16,
+    /// 0 for the first payload-carrying packet of this direction, 1 for the second, ...
+    pub packet_index: u32,
+}
+
+/// A parser's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// The bytes are this protocol; `indicator` names the evidence (e.g. `ssh.banner`), `meta`
+    /// carries what the parser extracted.
+    Match {
+        /// Evidence name for the flow record's `indicators`, e.g. `tls.client_hello`.
+        indicator: &'static str,
+        /// Extracted metadata, if any.
+        meta: Meta,
+    },
+    /// The bytes start like this protocol but are cut short (e.g. a ClientHello split over
+    /// segments): try again with more bytes of the same direction.
+    NeedMore,
+    /// Not this protocol.
+    NoMatch,
+}
+
+/// TLS metadata (ClientHello and ServerHello).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsMeta {
+    /// Server Name Indication from the ClientHello.
+    pub sni: Option<String>,
+    /// Negotiated or offered version as EVE prints it, e.g. `TLS 1.3`.
+    pub version: Option<String>,
+    /// ALPN protocols offered by the client.
+    pub client_alpns: Vec<String>,
+    /// Versions from the `supported_versions` extension, as EVE names.
+    pub supported_versions: Vec<String>,
+    /// JA3 hash (MD5 hex) of the ClientHello.
+    pub ja3: Option<String>,
+    /// JA3 string (before hashing).
+    pub ja3_string: Option<String>,
+    /// JA4 fingerprint of the ClientHello.
+    pub ja4: Option<String>,
+    /// Cipher suite chosen by the server (IANA number).
+    pub server_cipher: Option<u16>,
+    /// Version chosen by the server.
+    pub server_version: Option<String>,
+}
+
+/// HTTP/1.x metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpMeta {
+    /// Host header.
+    pub hostname: Option<String>,
+    /// Request target.
+    pub url: Option<String>,
+    /// Request method.
+    pub http_method: Option<String>,
+    /// User-Agent header.
+    pub http_user_agent: Option<String>,
+    /// Response status code.
+    pub status: Option<u16>,
+    /// The request was `CONNECT`.
+    pub connect: bool,
+    /// The request asked for a WebSocket upgrade.
+    pub websocket_upgrade: bool,
+}
+
+/// QUIC metadata from the long header and the decrypted client Initial.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuicMeta {
+    /// Version as a string, e.g. `v1`, `v2`, `draft-29`, or hex for others.
+    pub version: Option<String>,
+    /// SNI from the ClientHello inside the Initial.
+    pub sni: Option<String>,
+    /// ALPN offered in the Initial's ClientHello.
+    pub client_alpns: Vec<String>,
+}
+
+/// SSH banner software strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshMeta {
+    /// The client's identification string after `SSH-2.0-`.
+    pub client_software: Option<String>,
+    /// The server's identification string after `SSH-2.0-`.
+    pub server_software: Option<String>,
+}
+
+/// Metadata a parser extracted; `None` when the protocol carries nothing Portolan reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Meta {
+    /// Nothing beyond the protocol itself.
+    #[default]
+    None,
+    /// TLS handshake fields.
+    Tls(TlsMeta),
+    /// HTTP/1.x request or response fields.
+    Http(HttpMeta),
+    /// QUIC Initial fields.
+    Quic(QuicMeta),
+    /// SSH banners.
+    Ssh(SshMeta),
+    /// A free-form host name or similar single string (e.g. DNS query name, SIP URI host).
+    Name(String),
+}

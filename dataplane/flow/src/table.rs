@@ -1,0 +1,616 @@
+//! The per-worker flow table: lookup, creation, idle expiry and eviction.
+//!
+//! Owns: a slab of preallocated flow slots, an open-addressing hash index over it (linear
+//! probing, backward-shift deletion, load factor at most one half), one intrusive
+//! least-recently-active list per timeout class, and the list of finished flows waiting to be
+//! drained. Must not: allocate per packet once warm, lock, or look at payload bytes — it runs on
+//! one worker lcore and nothing else touches it.
+//!
+//! Time is capture time. The table keeps a clock that is the largest timestamp it has seen (from
+//! [`FlowTable::update`]), so each list stays sorted by last activity even when packets arrive
+//! slightly out of order, and [`FlowTable::expire`] only ever looks at list heads: it costs a
+//! few comparisons when nothing is due.
+
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+
+use portolan_packet::{Packet, Transport};
+
+use crate::config::{FlowTableConfig, FlowTableConfigError};
+use crate::flow::{Direction, FinishedFlow, Flow, FlowEndReason, TcpState};
+
+/// No slot / empty list link.
+const NIL: u32 = u32::MAX;
+/// Empty hash index cell.
+const EMPTY: u64 = u64::MAX;
+/// Finished flows preallocated for (the list grows past it if the caller drains rarely).
+const FINISHED_PREALLOC: usize = 4096;
+
+/// Counters of one flow table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowTableStats {
+    /// Flows in the table now.
+    pub active: usize,
+    /// Flows created since the table was made.
+    pub created: u64,
+    /// Flows finished because they were idle past their timeout.
+    pub expired: u64,
+    /// Flows finished to make room because the table was full.
+    pub evicted: u64,
+    /// Flows finished because a SYN reopened their 5-tuple after they closed.
+    pub reused: u64,
+    /// Flows finished by [`FlowTable::finish_all`].
+    pub shutdown: u64,
+}
+
+/// Bidirectional flow key: the endpoints in a canonical order, so both directions hash alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FlowKey {
+    lo_ip: IpAddr,
+    hi_ip: IpAddr,
+    lo_port: u16,
+    hi_port: u16,
+    transport: Transport,
+    vlan: Option<u16>,
+}
+
+impl FlowKey {
+    fn of(pkt: &Packet<'_>) -> FlowKey {
+        let src = (pkt.src_ip, pkt.src_port);
+        let dst = (pkt.dst_ip, pkt.dst_port);
+        let (lo, hi) = if src <= dst { (src, dst) } else { (dst, src) };
+        FlowKey {
+            lo_ip: lo.0,
+            hi_ip: hi.0,
+            lo_port: lo.1,
+            hi_port: hi.1,
+            transport: pkt.transport,
+            vlan: pkt.vlan,
+        }
+    }
+}
+
+/// Which idle timeout applies to a flow; each class has its own activity list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimeoutClass {
+    TcpUnestablished = 0,
+    TcpEstablished = 1,
+    TcpClosed = 2,
+    Udp = 3,
+}
+
+const CLASSES: usize = 4;
+
+impl TimeoutClass {
+    fn of<A>(flow: &Flow<A>) -> TimeoutClass {
+        match flow.transport {
+            Transport::Udp => TimeoutClass::Udp,
+            Transport::Tcp => match flow.tcp_state {
+                TcpState::None | TcpState::SynSent | TcpState::SynRecv => {
+                    TimeoutClass::TcpUnestablished
+                }
+                TcpState::Established | TcpState::FinWait => TimeoutClass::TcpEstablished,
+                TcpState::Closed | TcpState::Reset => TimeoutClass::TcpClosed,
+            },
+        }
+    }
+}
+
+/// Head and tail of one activity list (least recently active at the head).
+#[derive(Debug, Clone, Copy)]
+struct ActivityList {
+    head: u32,
+    tail: u32,
+}
+
+/// One slab entry. Free slots hold a vacant flow and are on no list.
+#[derive(Debug)]
+struct Slot<A> {
+    flow: Flow<A>,
+    key: FlowKey,
+    hash: u32,
+    prev: u32,
+    next: u32,
+    class: TimeoutClass,
+    /// Table clock at the flow's latest packet (orders the activity lists).
+    last_us: u64,
+}
+
+/// The flow table of one worker. `A` is the per-flow state the classifier keeps in [`Flow::app`].
+pub struct FlowTable<A> {
+    cfg: FlowTableConfig,
+    timeouts: [u64; CLASSES],
+    slots: Vec<Slot<A>>,
+    free: Vec<u32>,
+    index: Vec<u64>,
+    mask: usize,
+    lists: [ActivityList; CLASSES],
+    hasher: foldhash::quality::RandomState,
+    finished: Vec<FinishedFlow<A>>,
+    next_id: u64,
+    clock_us: u64,
+    stats: FlowTableStats,
+}
+
+impl<A: Default> FlowTable<A> {
+    /// Makes a table with room for `cfg.capacity` flows, all allocated now.
+    ///
+    /// # Panics
+    /// If `cfg.validate()` fails; check the configuration first, or use [`FlowTable::try_new`].
+    pub fn new(cfg: FlowTableConfig) -> Self {
+        match FlowTable::try_new(cfg) {
+            Ok(table) => table,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Makes a table with room for `cfg.capacity` flows, or says which field is bad.
+    pub fn try_new(cfg: FlowTableConfig) -> Result<Self, FlowTableConfigError> {
+        cfg.validate()?;
+        let index_len = (cfg.capacity * 2).next_power_of_two().max(2);
+        let mut timeouts = [0; CLASSES];
+        timeouts[TimeoutClass::TcpUnestablished as usize] = cfg.tcp_unestablished_timeout_us;
+        timeouts[TimeoutClass::TcpEstablished as usize] = cfg.tcp_idle_timeout_us;
+        timeouts[TimeoutClass::TcpClosed as usize] = cfg.tcp_closed_timeout_us;
+        timeouts[TimeoutClass::Udp as usize] = cfg.udp_idle_timeout_us;
+        Ok(FlowTable {
+            cfg,
+            timeouts,
+            slots: Vec::with_capacity(cfg.capacity),
+            free: Vec::with_capacity(cfg.capacity),
+            index: vec![EMPTY; index_len],
+            mask: index_len - 1,
+            lists: [ActivityList {
+                head: NIL,
+                tail: NIL,
+            }; CLASSES],
+            hasher: foldhash::quality::RandomState::default(),
+            finished: Vec::with_capacity(cfg.capacity.min(FINISHED_PREALLOC)),
+            next_id: 1,
+            clock_us: 0,
+            stats: FlowTableStats::default(),
+        })
+    }
+
+    /// Accounts one packet: finds or creates its bidirectional flow, updates the counters of the
+    /// packet's direction (`frame_len` bytes), the timestamps and the TCP state, and returns the
+    /// flow with the packet's direction relative to the flow's roles.
+    ///
+    /// A flow found idle past its timeout is finished (reason timeout) and a new one started, as
+    /// is a closed or reset TCP flow that sees a new SYN (reason reused). When the table is full,
+    /// the least-recently-active flow is evicted to make room.
+    pub fn update(
+        &mut self,
+        pkt: &Packet<'_>,
+        ts_us: u64,
+        frame_len: u32,
+    ) -> (&mut Flow<A>, Direction) {
+        if ts_us > self.clock_us {
+            self.clock_us = ts_us;
+        }
+        let key = FlowKey::of(pkt);
+        let hash = self.hash(&key);
+        let flags = pkt.tcp.map(|t| t.flags);
+        // `linked`: the slot is still on its activity list (an existing flow).
+        let (slot, linked) = match self.find(&key, hash) {
+            Some(slot) => {
+                let entry = &self.slots[slot];
+                let idle = self.clock_us.saturating_sub(entry.last_us);
+                if idle > self.timeouts[entry.class as usize] {
+                    self.finish_slot(slot, FlowEndReason::Timeout);
+                    self.release(slot);
+                    (self.create(key, hash, pkt, ts_us), false)
+                } else if entry.flow.is_reused_by(flags) {
+                    self.finish_slot(slot, FlowEndReason::Reused);
+                    self.release(slot);
+                    (self.create(key, hash, pkt, ts_us), false)
+                } else {
+                    (slot, true)
+                }
+            }
+            None => (self.create(key, hash, pkt, ts_us), false),
+        };
+        let clock = self.clock_us;
+        let entry = &mut self.slots[slot];
+        let dir = entry
+            .flow
+            .account(pkt.src_ip, pkt.src_port, flags, ts_us, frame_len);
+        entry.last_us = clock;
+        let class = TimeoutClass::of(&entry.flow);
+        let old_class = entry.class;
+        // A flow that already is the most recent of its class (a burst of one flow) stays put.
+        if !linked {
+            self.push_back(class, slot);
+        } else if old_class != class || self.lists[class as usize].tail != slot as u32 {
+            self.unlink(slot);
+            self.push_back(class, slot);
+        }
+        (&mut self.slots[slot].flow, dir)
+    }
+
+    /// Finishes (reason timeout) every flow idle for more than its timeout at `now_us`.
+    ///
+    /// Looks only at the least-recently-active flow of each timeout class, so it is cheap when
+    /// nothing is due; call it often (every RX burst, or when the capture clock moves).
+    pub fn expire(&mut self, now_us: u64) {
+        for class in 0..CLASSES {
+            loop {
+                let head = self.lists[class].head;
+                if head == NIL {
+                    break;
+                }
+                let slot = head as usize;
+                if now_us.saturating_sub(self.slots[slot].last_us) <= self.timeouts[class] {
+                    break;
+                }
+                self.finish_slot(slot, FlowEndReason::Timeout);
+                self.release(slot);
+            }
+        }
+    }
+
+    /// Finishes every active flow with reason shutdown (end of capture).
+    pub fn finish_all(&mut self) {
+        for class in 0..CLASSES {
+            while self.lists[class].head != NIL {
+                let slot = self.lists[class].head as usize;
+                self.finish_slot(slot, FlowEndReason::Shutdown);
+                self.release(slot);
+            }
+        }
+    }
+
+    /// Takes the finished flows, oldest first. Dropping the iterator early drops the rest.
+    pub fn drain_finished(&mut self) -> impl Iterator<Item = FinishedFlow<A>> + '_ {
+        self.finished.drain(..)
+    }
+
+    fn create(&mut self, key: FlowKey, hash: u32, pkt: &Packet<'_>, ts_us: u64) -> usize {
+        let id = self.next_id;
+        self.next_id += 1;
+        let flow = Flow::from_first_packet(id, pkt, ts_us);
+        let slot = if let Some(slot) = self.free.pop() {
+            let slot = slot as usize;
+            self.slots[slot].flow = flow;
+            slot
+        } else if self.slots.len() < self.cfg.capacity {
+            self.slots.push(Slot {
+                flow,
+                key,
+                hash,
+                prev: NIL,
+                next: NIL,
+                class: TimeoutClass::Udp,
+                last_us: 0,
+            });
+            self.slots.len() - 1
+        } else {
+            match self.least_recently_active() {
+                Some(victim) => {
+                    self.finish_slot(victim, FlowEndReason::Evicted);
+                    self.slots[victim].flow = flow;
+                    victim
+                }
+                // Unreachable: a full slab with no free slot has an active flow on some list.
+                // Growing past capacity is the safe fallback.
+                None => {
+                    self.slots.push(Slot {
+                        flow,
+                        key,
+                        hash,
+                        prev: NIL,
+                        next: NIL,
+                        class: TimeoutClass::Udp,
+                        last_us: 0,
+                    });
+                    self.slots.len() - 1
+                }
+            }
+        };
+        let entry = &mut self.slots[slot];
+        entry.key = key;
+        entry.hash = hash;
+        entry.prev = NIL;
+        entry.next = NIL;
+        self.index_insert(hash, slot);
+        self.stats.created += 1;
+        self.stats.active += 1;
+        slot
+    }
+}
+
+impl<A> FlowTable<A> {
+    /// Number of active flows.
+    pub fn len(&self) -> usize {
+        self.stats.active
+    }
+
+    /// True when no flow is active.
+    pub fn is_empty(&self) -> bool {
+        self.stats.active == 0
+    }
+
+    /// The configuration the table was made with.
+    pub fn config(&self) -> &FlowTableConfig {
+        &self.cfg
+    }
+
+    /// Counters since the table was made.
+    pub fn stats(&self) -> FlowTableStats {
+        self.stats
+    }
+
+    /// Number of finished flows waiting in [`FlowTable::drain_finished`].
+    pub fn finished_len(&self) -> usize {
+        self.finished.len()
+    }
+
+    /// The active flows, least recently active first within each timeout class.
+    pub fn iter(&self) -> impl Iterator<Item = &Flow<A>> + '_ {
+        let mut class = 0;
+        let mut cur = NIL;
+        std::iter::from_fn(move || {
+            while cur == NIL {
+                if class >= CLASSES {
+                    return None;
+                }
+                cur = self.lists[class].head;
+                class += 1;
+            }
+            let entry = self.slots.get(cur as usize)?;
+            cur = entry.next;
+            Some(&entry.flow)
+        })
+    }
+
+    fn hash(&self, key: &FlowKey) -> u32 {
+        let h = self.hasher.hash_one(key);
+        (h ^ (h >> 32)) as u32
+    }
+
+    /// Slot of the flow with `key`, if it is in the table.
+    fn find(&self, key: &FlowKey, hash: u32) -> Option<usize> {
+        let mut pos = hash as usize & self.mask;
+        loop {
+            let cell = self.index[pos];
+            if cell == EMPTY {
+                return None;
+            }
+            if (cell >> 32) as u32 == hash {
+                let slot = (cell & 0xffff_ffff) as usize;
+                if self.slots[slot].key == *key {
+                    return Some(slot);
+                }
+            }
+            pos = (pos + 1) & self.mask;
+        }
+    }
+
+    fn index_insert(&mut self, hash: u32, slot: usize) {
+        let mut pos = hash as usize & self.mask;
+        while self.index[pos] != EMPTY {
+            pos = (pos + 1) & self.mask;
+        }
+        self.index[pos] = (u64::from(hash) << 32) | slot as u64;
+    }
+
+    /// Removes `slot` from the hash index, shifting later cells of its probe run back so
+    /// lookups never need tombstones.
+    fn index_remove(&mut self, slot: usize) {
+        let hash = self.slots[slot].hash;
+        let want = (u64::from(hash) << 32) | slot as u64;
+        let mut hole = hash as usize & self.mask;
+        loop {
+            let cell = self.index[hole];
+            if cell == want {
+                break;
+            }
+            if cell == EMPTY {
+                // Not indexed (cannot happen for an active slot); nothing to remove.
+                return;
+            }
+            hole = (hole + 1) & self.mask;
+        }
+        let mut pos = hole;
+        loop {
+            pos = (pos + 1) & self.mask;
+            let cell = self.index[pos];
+            if cell == EMPTY {
+                break;
+            }
+            let home = (cell >> 32) as usize & self.mask;
+            // The cell may move into the hole when the hole lies on its probe path [home, pos).
+            if pos.wrapping_sub(home) & self.mask >= pos.wrapping_sub(hole) & self.mask {
+                self.index[hole] = cell;
+                hole = pos;
+            }
+        }
+        self.index[hole] = EMPTY;
+    }
+
+    fn push_back(&mut self, class: TimeoutClass, slot: usize) {
+        let list = &mut self.lists[class as usize];
+        let old_tail = list.tail;
+        list.tail = slot as u32;
+        if old_tail == NIL {
+            list.head = slot as u32;
+        } else {
+            self.slots[old_tail as usize].next = slot as u32;
+        }
+        let entry = &mut self.slots[slot];
+        entry.prev = old_tail;
+        entry.next = NIL;
+        entry.class = class;
+    }
+
+    fn unlink(&mut self, slot: usize) {
+        let (prev, next, class) = {
+            let e = &self.slots[slot];
+            (e.prev, e.next, e.class as usize)
+        };
+        if prev == NIL {
+            self.lists[class].head = next;
+        } else {
+            self.slots[prev as usize].next = next;
+        }
+        if next == NIL {
+            self.lists[class].tail = prev;
+        } else {
+            self.slots[next as usize].prev = prev;
+        }
+        let e = &mut self.slots[slot];
+        e.prev = NIL;
+        e.next = NIL;
+    }
+
+    /// The active flow with the oldest last activity (ties go to the lower timeout class).
+    fn least_recently_active(&self) -> Option<usize> {
+        let mut best: Option<(u64, usize)> = None;
+        for list in &self.lists {
+            if list.head == NIL {
+                continue;
+            }
+            let slot = list.head as usize;
+            let last = self.slots[slot].last_us;
+            if best.is_none_or(|(b, _)| last < b) {
+                best = Some((last, slot));
+            }
+        }
+        best.map(|(_, slot)| slot)
+    }
+
+    /// Puts slot `slot` on the free list (after [`Self::finish_slot`]).
+    fn release(&mut self, slot: usize) {
+        self.free.push(slot as u32);
+    }
+}
+
+impl<A: Default> FlowTable<A> {
+    /// Moves the flow in `slot` to the finished list; the slot is left vacant and unindexed but
+    /// not yet on the free list.
+    fn finish_slot(&mut self, slot: usize, reason: FlowEndReason) {
+        self.unlink(slot);
+        self.index_remove(slot);
+        let flow = std::mem::replace(&mut self.slots[slot].flow, Flow::vacant());
+        self.finished.push(FinishedFlow { flow, reason });
+        self.stats.active -= 1;
+        match reason {
+            FlowEndReason::Timeout => self.stats.expired += 1,
+            FlowEndReason::Evicted => self.stats.evicted += 1,
+            FlowEndReason::Reused => self.stats.reused += 1,
+            FlowEndReason::Shutdown => self.stats.shutdown += 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portolan_packet::TcpHeader;
+
+    impl<A> FlowTable<A> {
+        /// Checks the index, the lists and the free list agree with each other.
+        fn check_invariants(&self) {
+            let mut on_lists = vec![false; self.slots.len()];
+            let mut count = 0;
+            for (class, list) in self.lists.iter().enumerate() {
+                let mut prev = NIL;
+                let mut cur = list.head;
+                let mut last = 0;
+                while cur != NIL {
+                    let e = &self.slots[cur as usize];
+                    assert_eq!(e.prev, prev, "back link of slot {cur}");
+                    assert_eq!(e.class as usize, class);
+                    assert!(e.last_us >= last, "list {class} sorted by activity");
+                    last = e.last_us;
+                    assert!(!on_lists[cur as usize], "slot {cur} on two lists");
+                    on_lists[cur as usize] = true;
+                    assert_eq!(self.find(&e.key, e.hash), Some(cur as usize));
+                    count += 1;
+                    prev = cur;
+                    cur = e.next;
+                }
+                assert_eq!(list.tail, prev);
+            }
+            assert_eq!(count, self.stats.active);
+            let indexed = self.index.iter().filter(|&&c| c != EMPTY).count();
+            assert_eq!(indexed, self.stats.active);
+            for &f in &self.free {
+                assert!(!on_lists[f as usize], "free slot {f} is active");
+            }
+            assert_eq!(self.free.len() + count, self.slots.len());
+        }
+    }
+
+    fn pkt(a: u8, port: u16, flags: Option<u8>, reverse: bool) -> Packet<'static> {
+        let x = IpAddr::from([10, 0, 0, a]);
+        let y = IpAddr::from([10, 0, 1, 1]);
+        let (src_ip, dst_ip, src_port, dst_port) = if reverse {
+            (y, x, 80, port)
+        } else {
+            (x, y, port, 80)
+        };
+        Packet {
+            src_ip,
+            dst_ip,
+            transport: if flags.is_some() {
+                Transport::Tcp
+            } else {
+                Transport::Udp
+            },
+            src_port,
+            dst_port,
+            tcp: flags.map(|flags| TcpHeader {
+                seq: 0,
+                ack: 0,
+                flags,
+                window: 0,
+            }),
+            vlan: None,
+            payload: &[],
+            payload_truncated: false,
+        }
+    }
+
+    #[test]
+    fn index_lists_and_free_slots_stay_consistent_under_churn() {
+        let cfg = FlowTableConfig {
+            capacity: 13,
+            tcp_idle_timeout_us: 900,
+            tcp_closed_timeout_us: 50,
+            udp_idle_timeout_us: 300,
+            tcp_unestablished_timeout_us: 200,
+        };
+        let mut t: FlowTable<()> = FlowTable::new(cfg);
+        let flag_cycle = [
+            None,
+            Some(0x02),
+            Some(0x12),
+            Some(0x10),
+            Some(0x11),
+            Some(0x04),
+        ];
+        let mut x: u32 = 12345;
+        for step in 0..20_000u64 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let a = (x >> 8) as u8 % 9;
+            let port = 1000 + ((x >> 16) % 4) as u16;
+            let flags = flag_cycle[(x >> 20) as usize % flag_cycle.len()];
+            let reverse = (x >> 24) & 1 == 1;
+            t.update(&pkt(a, port, flags, reverse), step * 7, 60);
+            if step % 37 == 0 {
+                t.expire(step * 7);
+            }
+            if step % 101 == 0 {
+                t.check_invariants();
+                t.drain_finished().for_each(drop);
+            }
+        }
+        t.check_invariants();
+        let s = t.stats();
+        assert!(s.evicted > 0 && s.expired > 0 && s.reused > 0, "{s:?}");
+        t.finish_all();
+        t.check_invariants();
+        assert!(t.is_empty());
+    }
+}

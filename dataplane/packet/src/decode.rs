@@ -1,0 +1,151 @@
+//! Frame decoding from link layer to TCP/UDP payload: [`parse`].
+//!
+//! Owns: dispatch on the link type, and assembling a [`Packet`] from the header views in the
+//! submodules (`ethernet`, `link`, `ipv4`, `ipv6`, `tcp`, `udp`), in the manner of Retina's
+//! `protocols/packet`. Must not: allocate, panic on any input, copy payload bytes, or loop
+//! without a bound — it runs per packet on a worker lcore. It does not reassemble IP fragments
+//! and does not decapsulate tunnels (GRE, IP-in-IP, Teredo, VXLAN): those are counted as
+//! [`DropReason::OtherIpProto`] or decoded as the outer UDP packet.
+//!
+//! Leniency, chosen so that snap-length-cut captures still yield their flows:
+//! - an IP length longer than the frame decodes what is present and sets
+//!   [`Packet::payload_truncated`], as long as the TCP/UDP header itself is complete;
+//! - an IP length shorter than the frame trims the rest (Ethernet padding, FCS);
+//! - an IPv4 total length of 0 (TCP segmentation offload on the capturing host) and an IPv6
+//!   payload length of 0 (jumbogram) both mean "the bytes present";
+//! - a first fragment (offset 0, more-fragments set) is decoded with `payload_truncated` set.
+
+mod ethernet;
+mod ipv4;
+mod ipv6;
+mod link;
+mod tcp;
+mod udp;
+
+use crate::{DropReason, LinkType, Packet, Transport};
+use std::net::IpAddr;
+
+/// IANA protocol number of TCP.
+const IPPROTO_TCP: u8 = 6;
+/// IANA protocol number of UDP.
+const IPPROTO_UDP: u8 = 17;
+
+/// Decodes one captured frame of link type `link` down to its TCP or UDP payload.
+///
+/// Borrows the payload from `frame`; never allocates or panics, and its cost is bounded by the
+/// VLAN-tag and IPv6-extension-header limits, not by the frame's contents. Every frame that
+/// is not a decodable TCP/UDP packet yields the [`DropReason`] the worker counts.
+pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DropReason> {
+    let l3 = match link {
+        LinkType::Ethernet => ethernet::decode(frame)?,
+        LinkType::LinuxSll => link::linux_sll(frame)?,
+        LinkType::LinuxSll2 => link::linux_sll2(frame)?,
+        LinkType::Null => link::bsd_null(frame)?,
+        LinkType::Loop => link::openbsd_loop(frame)?,
+        LinkType::RawIp => Layer3::untagged(Network::Ip(frame)),
+        LinkType::Ipv4 => Layer3::untagged(Network::Ipv4(frame)),
+        LinkType::Ipv6 => Layer3::untagged(Network::Ipv6(frame)),
+    };
+    let ip = match l3.network {
+        Network::Ipv4(bytes) => ipv4::decode(bytes)?,
+        Network::Ipv6(bytes) => ipv6::decode(bytes)?,
+        Network::Ip(bytes) => match bytes.first().map(|b| b >> 4) {
+            Some(4) => ipv4::decode(bytes)?,
+            Some(6) => ipv6::decode(bytes)?,
+            _ => return Err(DropReason::UnknownIpVersion),
+        },
+    };
+    match ip.proto {
+        IPPROTO_TCP => {
+            let seg = tcp::decode(ip.bytes, ip.claimed_len)?;
+            Ok(Packet {
+                src_ip: ip.src,
+                dst_ip: ip.dst,
+                transport: Transport::Tcp,
+                src_port: seg.src_port,
+                dst_port: seg.dst_port,
+                tcp: Some(seg.header),
+                vlan: l3.vlan,
+                payload: seg.payload,
+                payload_truncated: ip.first_fragment || ip.claimed_len > ip.bytes.len(),
+            })
+        }
+        IPPROTO_UDP => {
+            let dgram = udp::decode(ip.bytes, ip.claimed_len, ip.jumbogram)?;
+            Ok(Packet {
+                src_ip: ip.src,
+                dst_ip: ip.dst,
+                transport: Transport::Udp,
+                src_port: dgram.src_port,
+                dst_port: dgram.dst_port,
+                tcp: None,
+                vlan: l3.vlan,
+                payload: dgram.payload,
+                payload_truncated: ip.first_fragment || dgram.truncated,
+            })
+        }
+        _ => Err(DropReason::OtherIpProto),
+    }
+}
+
+/// What follows the link layer: which IP version the link layer announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Network<'a> {
+    /// IPv4 by ethertype, address family or link type.
+    Ipv4(&'a [u8]),
+    /// IPv6 by ethertype, address family or link type.
+    Ipv6(&'a [u8]),
+    /// IP of either version: the first nibble tells (raw IP link type).
+    Ip(&'a [u8]),
+}
+
+/// The network-layer bytes of a frame and the VLAN it was tagged with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layer3<'a> {
+    /// The IP header onwards.
+    network: Network<'a>,
+    /// Outermost non-zero VLAN ID.
+    vlan: Option<u16>,
+}
+
+impl<'a> Layer3<'a> {
+    fn untagged(network: Network<'a>) -> Layer3<'a> {
+        Layer3 {
+            network,
+            vlan: None,
+        }
+    }
+}
+
+/// An IP datagram's addresses and the transport bytes it delimits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IpPayload<'a> {
+    src: IpAddr,
+    dst: IpAddr,
+    /// IANA protocol of `bytes` (after IPv6 extension headers).
+    proto: u8,
+    /// Transport bytes present: up to the end the IP header gives or the end of the frame,
+    /// whichever comes first.
+    bytes: &'a [u8],
+    /// Transport length the IP header gives (never less than `bytes.len()`).
+    claimed_len: usize,
+    /// First fragment of a fragmented datagram: the transport payload continues elsewhere.
+    first_fragment: bool,
+    /// IPv6 payload length 0: a jumbogram, where a UDP length of 0 is legal (RFC 2675).
+    jumbogram: bool,
+}
+
+/// `N` bytes of `b` starting at `at`, as a fixed-size array (so constant indexing cannot fail).
+fn array_at<const N: usize>(b: &[u8], at: usize) -> Option<&[u8; N]> {
+    b.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
+/// Big-endian `u16` from a two-byte array.
+fn be16(b: [u8; 2]) -> u16 {
+    u16::from_be_bytes(b)
+}
+
+/// Big-endian `u32` from a four-byte array.
+fn be32(b: [u8; 4]) -> u32 {
+    u32::from_be_bytes(b)
+}

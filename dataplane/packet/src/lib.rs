@@ -1,0 +1,93 @@
+//! L2–L4 header views over captured frames.
+//!
+//! Owns: decoding a frame of a known link type down to its TCP or UDP payload, and reading/writing
+//! capture file headers. Must not: allocate, panic, or copy payload bytes — every function here
+//! runs per packet on a worker lcore and borrows from the frame it is given.
+
+pub mod capture;
+mod decode;
+mod drop_reason;
+mod link_type;
+
+pub use decode::parse;
+pub use drop_reason::DropReason;
+pub use link_type::LinkType;
+
+use std::net::IpAddr;
+
+/// Transport protocol of a decoded packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    /// TCP (IP protocol 6).
+    Tcp,
+    /// UDP (IP protocol 17).
+    Udp,
+}
+
+impl Transport {
+    /// IANA protocol number (6 or 17), as used by Community ID.
+    pub fn ip_proto(self) -> u8 {
+        match self {
+            Transport::Tcp => 6,
+            Transport::Udp => 17,
+        }
+    }
+    /// Upper-case name used in EVE records (`TCP`, `UDP`).
+    pub fn eve_name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "TCP",
+            Transport::Udp => "UDP",
+        }
+    }
+}
+
+/// TCP flag bits as they appear in the header's flags byte.
+pub mod tcp_flags {
+    /// FIN: sender has finished sending.
+    pub const FIN: u8 = 0x01;
+    /// SYN: synchronise sequence numbers.
+    pub const SYN: u8 = 0x02;
+    /// RST: reset the connection.
+    pub const RST: u8 = 0x04;
+    /// PSH: push function.
+    pub const PSH: u8 = 0x08;
+    /// ACK: acknowledgment field significant.
+    pub const ACK: u8 = 0x10;
+}
+
+/// The TCP header fields the flow table and reassembly need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpHeader {
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number.
+    pub ack: u32,
+    /// Flags byte (see [`tcp_flags`]).
+    pub flags: u8,
+    /// Receive window (unscaled).
+    pub window: u16,
+}
+
+/// A decoded TCP or UDP packet: addresses, ports and a borrowed view of its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet<'a> {
+    /// Source IP address.
+    pub src_ip: IpAddr,
+    /// Destination IP address.
+    pub dst_ip: IpAddr,
+    /// TCP or UDP.
+    pub transport: Transport,
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// TCP header fields; `None` for UDP.
+    pub tcp: Option<TcpHeader>,
+    /// Outermost 802.1Q VLAN ID, if the frame was tagged.
+    pub vlan: Option<u16>,
+    /// L4 payload bytes present in the frame (may be shorter than the IP header claims when
+    /// the capture was cut by its snap length; see `payload_truncated`).
+    pub payload: &'a [u8],
+    /// True when the IP length says there is more payload than the frame holds (snaplen cut).
+    pub payload_truncated: bool,
+}

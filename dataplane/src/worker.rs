@@ -1,0 +1,498 @@
+//! The per-RX-queue poll loop: receive a burst, decode each frame, account it in the worker's
+//! flow table, hand the packet and its flow to a [`PacketObserver`], expire idle flows on capture
+//! time, and pass finished flows to a [`FlowSink`].
+//!
+//! Owns: one worker's flow table and counters. Must not: allocate, lock or make system calls per
+//! packet (the flow table preallocates; finished flows are drained once per burst), or contain
+//! `unsafe` (DPDK access goes through `crate::dpdk`).
+
+use crate::dpdk::{lcore, MbufBurst, RxQueue, TimestampField};
+use portolan_flow::{
+    Direction, FinishedFlow, Flow, FlowTable, FlowTableConfig, FlowTableConfigError, FlowTableStats,
+};
+use portolan_packet::{parse, DropReason, LinkType, Packet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Sees every decoded packet after the flow table has accounted it: the hook where the classifier
+/// (`portolan-classify`) plugs in. One observer lives on each worker; it is never shared.
+pub trait PacketObserver: Send + 'static {
+    /// Per-flow state the observer keeps in [`Flow::app`].
+    type FlowState: Default + Send + 'static;
+
+    /// Called once per decoded TCP/UDP packet with its flow and its direction in that flow.
+    fn on_packet(
+        &mut self,
+        flow: &mut Flow<Self::FlowState>,
+        direction: Direction,
+        packet: &Packet<'_>,
+        ts_us: u64,
+    );
+
+    /// Called once per flow as it leaves the table, before it goes to the [`FlowSink`].
+    fn on_flow_end(&mut self, _flow: &mut FinishedFlow<Self::FlowState>) {}
+}
+
+/// The observer that does nothing: flow accounting only.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlowOnly;
+
+impl PacketObserver for FlowOnly {
+    type FlowState = ();
+
+    #[inline]
+    fn on_packet(&mut self, _: &mut Flow<()>, _: Direction, _: &Packet<'_>, _: u64) {}
+}
+
+/// Where a worker puts flows that have finished (replay collects them; the live dataplane will
+/// hand them to the control plane).
+pub trait FlowSink<A> {
+    /// Takes one finished flow.
+    fn push_flow(&mut self, flow: FinishedFlow<A>);
+}
+
+impl<A> FlowSink<A> for Vec<FinishedFlow<A>> {
+    #[inline]
+    fn push_flow(&mut self, flow: FinishedFlow<A>) {
+        self.push(flow);
+    }
+}
+
+/// Settings of one worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Link type of every frame on the queue.
+    pub link_type: LinkType,
+    /// The worker's flow table.
+    pub flow_table: FlowTableConfig,
+    /// Idle flows are expired whenever capture time has advanced this much (µs).
+    pub expire_interval_us: u64,
+    /// Consecutive empty bursts, with no new `rx_nombuf`/errors, that mean end of input.
+    pub empty_bursts_at_end: u32,
+}
+
+impl WorkerConfig {
+    /// Defaults for `link_type`: default flow table, expiry every second of capture time,
+    /// end of input after 4 empty bursts.
+    pub fn new(link_type: LinkType) -> WorkerConfig {
+        WorkerConfig {
+            link_type,
+            flow_table: FlowTableConfig::default(),
+            expire_interval_us: 1_000_000,
+            empty_bursts_at_end: 4,
+        }
+    }
+}
+
+/// Counters of one worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerCounters {
+    /// Frames received.
+    pub packets: u64,
+    /// Bytes received (frame lengths over all segments).
+    pub bytes: u64,
+    /// Frames decoded to TCP/UDP and accounted in a flow.
+    pub decoded: u64,
+    /// Frames not decoded, by [`DropReason`] discriminant.
+    pub drops: [u64; DropReason::COUNT],
+    /// Frames that spanned more than one mbuf (only the first segment is decoded).
+    pub multi_segment: u64,
+    /// Frames without a capture timestamp (the previous timestamp was used).
+    pub no_timestamp: u64,
+    /// Non-empty RX bursts.
+    pub bursts: u64,
+    /// TSC cycles from the first received packet to the end of input.
+    pub busy_cycles: u64,
+    /// Seconds from the first received packet to the end of input.
+    pub busy_seconds: f64,
+}
+
+impl Default for WorkerCounters {
+    fn default() -> Self {
+        WorkerCounters {
+            packets: 0,
+            bytes: 0,
+            decoded: 0,
+            drops: [0; DropReason::COUNT],
+            multi_segment: 0,
+            no_timestamp: 0,
+            bursts: 0,
+            busy_cycles: 0,
+            busy_seconds: 0.0,
+        }
+    }
+}
+
+impl WorkerCounters {
+    /// Total frames dropped by the decoder.
+    pub fn dropped(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// `(reason, count)` for every reason, in [`DropReason::ALL`] order.
+    pub fn drops_by_reason(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL
+            .iter()
+            .zip(self.drops.iter())
+            .map(|(&r, &n)| (r, n))
+    }
+}
+
+/// Why a worker stopped polling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    /// The queue ran dry: for a file-backed queue, the end of the capture.
+    EndOfInput,
+    /// The stop flag was raised.
+    Stopped,
+}
+
+/// One worker: its flow table, its observer and its counters.
+pub struct Worker<O: PacketObserver> {
+    cfg: WorkerConfig,
+    table: FlowTable<O::FlowState>,
+    observer: O,
+    counters: WorkerCounters,
+    last_ts_us: u64,
+    next_expire_us: u64,
+}
+
+impl<O: PacketObserver> std::fmt::Debug for Worker<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("cfg", &self.cfg)
+            .field("counters", &self.counters)
+            .finish()
+    }
+}
+
+/// What a worker hands back when it is done.
+#[derive(Debug)]
+pub struct WorkerOutcome<O: PacketObserver> {
+    /// The worker's counters.
+    pub counters: WorkerCounters,
+    /// The flow table's counters.
+    pub table_stats: FlowTableStats,
+    /// The observer, with whatever it gathered.
+    pub observer: O,
+    /// Why it stopped.
+    pub stop_cause: StopCause,
+}
+
+impl<O: PacketObserver> Worker<O> {
+    /// A worker with an empty flow table (allocated now, off the hot path).
+    pub fn new(cfg: WorkerConfig, observer: O) -> Result<Worker<O>, FlowTableConfigError> {
+        Ok(Worker {
+            cfg,
+            table: FlowTable::try_new(cfg.flow_table)?,
+            observer,
+            counters: WorkerCounters::default(),
+            last_ts_us: 0,
+            next_expire_us: 0,
+        })
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> &WorkerCounters {
+        &self.counters
+    }
+
+    /// Accounts one frame: decode, flow update, observer. `frame` is the bytes available (the
+    /// first segment), `frame_len` the frame's full length, `ts_us` its capture timestamp.
+    #[inline]
+    pub fn process_frame(&mut self, frame: &[u8], frame_len: u32, ts_us: Option<u64>) {
+        self.counters.packets += 1;
+        self.counters.bytes += u64::from(frame_len);
+        let ts = match ts_us {
+            Some(t) => {
+                self.last_ts_us = t;
+                t
+            }
+            None => {
+                self.counters.no_timestamp += 1;
+                self.last_ts_us
+            }
+        };
+        match parse(self.cfg.link_type, frame) {
+            Err(reason) => {
+                if let Some(n) = self.counters.drops.get_mut(reason as usize) {
+                    *n += 1;
+                }
+            }
+            Ok(pkt) => {
+                self.counters.decoded += 1;
+                let (flow, dir) = self.table.update(&pkt, ts, frame_len);
+                self.observer.on_packet(flow, dir, &pkt, ts);
+            }
+        }
+    }
+
+    /// Per-burst housekeeping: expire idle flows when capture time has moved on, and move
+    /// finished flows to `sink`.
+    #[inline]
+    pub fn after_burst<S: FlowSink<O::FlowState>>(&mut self, sink: &mut S) {
+        if self.last_ts_us >= self.next_expire_us {
+            self.table.expire(self.last_ts_us);
+            self.next_expire_us = self.last_ts_us.saturating_add(self.cfg.expire_interval_us);
+        }
+        if self.table.finished_len() > 0 {
+            for mut f in self.table.drain_finished() {
+                self.observer.on_flow_end(&mut f);
+                sink.push_flow(f);
+            }
+        }
+    }
+
+    /// Processes every packet of a received burst, then does the per-burst housekeeping.
+    #[inline]
+    pub fn process_burst<S: FlowSink<O::FlowState>>(&mut self, burst: &MbufBurst, sink: &mut S) {
+        self.counters.bursts += 1;
+        for m in burst.iter() {
+            if m.nb_segs() > 1 {
+                self.counters.multi_segment += 1;
+            }
+            self.process_frame(m.data(), m.pkt_len(), m.timestamp_us());
+        }
+        self.after_burst(sink);
+    }
+
+    /// Polls `rxq` until the end of input (`stop_at_end`: a run of empty bursts with no new
+    /// allocation failures or errors on the port) or until `stop` is raised.
+    pub fn poll<S: FlowSink<O::FlowState>>(
+        &mut self,
+        rxq: &mut RxQueue,
+        timestamp: Option<TimestampField>,
+        stop_at_end: bool,
+        stop: &AtomicBool,
+        sink: &mut S,
+    ) -> StopCause {
+        let mut burst = MbufBurst::new(timestamp);
+        let mut empty_run = 0u32;
+        let mut losses = rxq.loss_counters();
+        let mut started: Option<(Instant, u64)> = None;
+        let cause = loop {
+            if stop.load(Ordering::Relaxed) {
+                break StopCause::Stopped;
+            }
+            if rxq.rx_burst(&mut burst) == 0 {
+                if !stop_at_end {
+                    continue;
+                }
+                // A file-backed queue returns nothing at its end, but also when an mbuf
+                // allocation failed: only a quiet empty burst counts towards the end.
+                let now = rxq.loss_counters();
+                if now != losses {
+                    losses = now;
+                    empty_run = 0;
+                    continue;
+                }
+                empty_run += 1;
+                if empty_run >= self.cfg.empty_bursts_at_end {
+                    break StopCause::EndOfInput;
+                }
+                continue;
+            }
+            empty_run = 0;
+            if started.is_none() {
+                started = Some((Instant::now(), lcore::rdtsc()));
+            }
+            self.process_burst(&burst, sink);
+        };
+        burst.free_all();
+        if let Some((t0, c0)) = started {
+            self.counters.busy_seconds = t0.elapsed().as_secs_f64();
+            self.counters.busy_cycles = lcore::rdtsc().wrapping_sub(c0);
+        }
+        cause
+    }
+
+    /// Ends every remaining flow (reason shutdown), moves them to `sink`, and returns the
+    /// worker's results.
+    pub fn finish<S: FlowSink<O::FlowState>>(
+        mut self,
+        sink: &mut S,
+        stop_cause: StopCause,
+    ) -> WorkerOutcome<O> {
+        self.table.finish_all();
+        for mut f in self.table.drain_finished() {
+            self.observer.on_flow_end(&mut f);
+            sink.push_flow(f);
+        }
+        WorkerOutcome {
+            counters: self.counters,
+            table_stats: self.table.stats(),
+            observer: self.observer,
+            stop_cause,
+        }
+    }
+}
+
+/// A finished worker's outcome and every flow it saw, in the order they ended.
+pub type WorkerResult<O> = (
+    WorkerOutcome<O>,
+    Vec<FinishedFlow<<O as PacketObserver>::FlowState>>,
+);
+
+/// Runs a worker over `rxq` to the end of its input (or until `stop`), then finishes all flows.
+/// Returns the outcome and every flow, in the order they finished.
+pub fn run_to_end<O: PacketObserver>(
+    mut worker: Worker<O>,
+    mut rxq: RxQueue,
+    timestamp: Option<TimestampField>,
+    stop: Arc<AtomicBool>,
+) -> WorkerResult<O> {
+    let mut flows = Vec::new();
+    let cause = worker.poll(&mut rxq, timestamp, true, &stop, &mut flows);
+    drop(rxq);
+    let outcome = worker.finish(&mut flows, cause);
+    (outcome, flows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ethernet + IPv4 + TCP/UDP frame with `payload` bytes of payload.
+    fn frame(
+        src: [u8; 4],
+        dst: [u8; 4],
+        proto: u8,
+        sport: u16,
+        dport: u16,
+        flags: u8,
+        payload: usize,
+    ) -> Vec<u8> {
+        let l4_len = if proto == 6 { 20 } else { 8 };
+        let ip_len = 20 + l4_len + payload;
+        let mut f = vec![0u8; 14];
+        f[12] = 0x08; // IPv4
+        f.extend_from_slice(&[
+            0x45,
+            0,
+            (ip_len >> 8) as u8,
+            ip_len as u8,
+            0,
+            1,
+            0x40,
+            0,
+            64,
+            proto,
+            0,
+            0,
+        ]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&dport.to_be_bytes());
+        if proto == 6 {
+            f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        } else {
+            f.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
+            f.extend_from_slice(&[0, 0]);
+        }
+        f.extend(std::iter::repeat_n(0xab, payload));
+        f
+    }
+
+    /// Counts packets per direction, as the classifier hook would see them.
+    #[derive(Default)]
+    struct DirectionCounter {
+        to_server: u64,
+        to_client: u64,
+        ended: u64,
+    }
+
+    impl PacketObserver for DirectionCounter {
+        type FlowState = u32;
+        fn on_packet(&mut self, flow: &mut Flow<u32>, dir: Direction, _: &Packet<'_>, _: u64) {
+            flow.app += 1;
+            match dir {
+                Direction::ToServer => self.to_server += 1,
+                Direction::ToClient => self.to_client += 1,
+            }
+        }
+        fn on_flow_end(&mut self, _: &mut FinishedFlow<u32>) {
+            self.ended += 1;
+        }
+    }
+
+    #[test]
+    fn frames_are_accounted_dropped_and_observed() {
+        let mut w = Worker::new(
+            WorkerConfig::new(LinkType::Ethernet),
+            DirectionCounter::default(),
+        )
+        .expect("worker");
+        let c = [10, 0, 0, 1];
+        let s = [10, 0, 0, 2];
+        let syn = frame(c, s, 6, 40000, 443, 0x02, 0);
+        let synack = frame(s, c, 6, 443, 40000, 0x12, 0);
+        let data = frame(c, s, 6, 40000, 443, 0x18, 100);
+        let udp = frame(c, s, 17, 5353, 53, 0, 30);
+        let icmp = frame(c, s, 1, 0, 0, 0, 8);
+        let mut arp = vec![0u8; 42];
+        arp[12] = 0x08;
+        arp[13] = 0x06;
+        let mut sink = Vec::new();
+        for (i, f) in [&syn, &synack, &data, &udp, &icmp, &arp].iter().enumerate() {
+            w.process_frame(f, f.len() as u32, Some(1_000_000 + i as u64));
+        }
+        w.process_frame(&syn[..10], 10, None);
+        w.after_burst(&mut sink);
+        let c = w.counters().clone();
+        assert_eq!(c.packets, 7);
+        assert_eq!(c.decoded, 4);
+        assert_eq!(c.no_timestamp, 1);
+        assert_eq!(c.drops[DropReason::OtherIpProto as usize], 1);
+        assert_eq!(c.drops[DropReason::NonIp as usize], 1);
+        assert_eq!(c.drops[DropReason::TruncatedLink as usize], 1);
+        assert_eq!(c.dropped(), 3);
+        let total_len: u64 = [&syn, &synack, &data, &udp, &icmp, &arp]
+            .iter()
+            .map(|f| f.len() as u64)
+            .sum::<u64>()
+            + 10;
+        assert_eq!(c.bytes, total_len);
+        assert!(sink.is_empty(), "nothing has ended yet");
+        let out = w.finish(&mut sink, StopCause::EndOfInput);
+        assert_eq!(sink.len(), 2);
+        assert_eq!(out.observer.to_server, 3);
+        assert_eq!(out.observer.to_client, 1);
+        assert_eq!(out.observer.ended, 2);
+        let tcp = sink
+            .iter()
+            .find(|f| f.flow.server_port == 443)
+            .expect("tcp flow");
+        assert_eq!(tcp.flow.app, 3, "observer state lives in the flow");
+        assert_eq!(tcp.flow.pkts_toserver, 2);
+        assert_eq!(tcp.flow.pkts_toclient, 1);
+    }
+
+    #[test]
+    fn idle_flows_expire_on_capture_time() {
+        let mut cfg = WorkerConfig::new(LinkType::Ethernet);
+        cfg.flow_table.udp_idle_timeout_us = 5_000_000;
+        let mut w = Worker::new(cfg, FlowOnly).expect("worker");
+        let mut sink = Vec::new();
+        let a = frame([10, 0, 0, 1], [10, 0, 0, 2], 17, 1000, 53, 0, 10);
+        let b = frame([10, 0, 0, 3], [10, 0, 0, 2], 17, 1000, 53, 0, 10);
+        w.process_frame(&a, a.len() as u32, Some(1_000_000));
+        w.after_burst(&mut sink);
+        w.process_frame(&b, b.len() as u32, Some(20_000_000));
+        w.after_burst(&mut sink);
+        assert_eq!(
+            sink.len(),
+            1,
+            "the first flow idled past 5 s of capture time"
+        );
+        assert_eq!(
+            sink[0].flow.client_ip,
+            std::net::IpAddr::from([10, 0, 0, 1])
+        );
+        let out = w.finish(&mut sink, StopCause::EndOfInput);
+        assert_eq!(sink.len(), 2);
+        assert_eq!(out.table_stats.expired, 1);
+        assert_eq!(out.table_stats.shutdown, 1);
+    }
+}

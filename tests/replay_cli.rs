@@ -1,0 +1,338 @@
+//! `portolan replay` end to end: real binary, real DPDK `net_pcap`, captures built here.
+
+use portolan_packet::capture::PcapWriter;
+use portolan_packet::LinkType;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const TS0: u64 = 1_700_000_000_000_000;
+
+/// Ethernet + IPv4 + TCP (`proto` 6, with `flags`) or UDP (17) or another protocol, with
+/// `payload` bytes after the L4 header.
+fn ipv4_frame(
+    src: [u8; 4],
+    dst: [u8; 4],
+    proto: u8,
+    ports: (u16, u16),
+    flags: u8,
+    payload: usize,
+) -> Vec<u8> {
+    let l4 = match proto {
+        6 => 20,
+        17 => 8,
+        _ => 4,
+    };
+    let ip_len = 20 + l4 + payload;
+    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (ip_len >> 8) as u8,
+        ip_len as u8,
+        0,
+        1,
+        0x40,
+        0,
+        64,
+        proto,
+        0,
+        0,
+    ]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst);
+    match proto {
+        6 => {
+            f.extend_from_slice(&ports.0.to_be_bytes());
+            f.extend_from_slice(&ports.1.to_be_bytes());
+            f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        }
+        17 => {
+            f.extend_from_slice(&ports.0.to_be_bytes());
+            f.extend_from_slice(&ports.1.to_be_bytes());
+            f.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
+            f.extend_from_slice(&[0, 0]);
+        }
+        _ => f.extend_from_slice(&[8, 0, 0, 0]),
+    }
+    f.extend(std::iter::repeat_n(0x5a, payload));
+    f
+}
+
+/// An ARP request (not IP).
+fn arp_frame() -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x08, 0x06]);
+    f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    f.resize(42, 0);
+    f
+}
+
+/// A small capture: one TCP connection (client 10.0.0.1:40000 → 10.0.0.2:443), one UDP exchange
+/// starting later, an ICMP echo and an ARP frame. Returns the path and the frame count.
+fn small_capture(dir: &Path, name: &str, ts0: u64) -> (PathBuf, usize) {
+    let c = [10, 0, 0, 1];
+    let s = [10, 0, 0, 2];
+    let frames = vec![
+        ipv4_frame(c, s, 6, (40000, 443), 0x02, 0),
+        ipv4_frame(s, c, 6, (443, 40000), 0x12, 0),
+        ipv4_frame(c, s, 6, (40000, 443), 0x10, 0),
+        ipv4_frame(c, s, 6, (40000, 443), 0x18, 200),
+        ipv4_frame(s, c, 6, (443, 40000), 0x18, 1200),
+        arp_frame(),
+        ipv4_frame(c, [10, 0, 0, 53], 17, (5353, 53), 0, 40),
+        ipv4_frame([10, 0, 0, 53], c, 17, (53, 5353), 0, 80),
+        ipv4_frame(c, s, 1, (0, 0), 0, 32),
+        ipv4_frame(c, s, 6, (40000, 443), 0x11, 0),
+        ipv4_frame(s, c, 6, (443, 40000), 0x11, 0),
+    ];
+    let path = dir.join(name);
+    let mut w = PcapWriter::create(&path, LinkType::Ethernet, 65535).expect("create capture");
+    for (i, f) in frames.iter().enumerate() {
+        w.write(ts0 + i as u64 * 10_000, f.len() as u32, f)
+            .expect("write frame");
+    }
+    w.finish().expect("finish capture");
+    (path, frames.len())
+}
+
+fn portolan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args(args)
+        .output()
+        .expect("run portolan")
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("read summary");
+    serde_json::from_str(&text).expect("summary is JSON")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+/// The one line a failing run prints; asserts it is exactly one line.
+fn one_error_line(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "expected one error line, got:\n{err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "nothing on stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    err
+}
+
+#[test]
+fn replay_counts_packets_flows_and_drops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cap, n) = small_capture(dir.path(), "small.pcap", TS0);
+    let summary = dir.path().join("summary.json");
+    let flows = dir.path().join("flows.jsonl");
+    let out = portolan(&[
+        "replay",
+        s(&cap),
+        "--summary",
+        s(&summary),
+        "--flows",
+        s(&flows),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert!(stderr.contains(&format!("{n} packets")), "{stderr}");
+    assert!(!stderr.contains("EAL:"), "no EAL log lines: {stderr}");
+
+    let r = read_json(&summary);
+    assert_eq!(r["packets"], n as u64);
+    assert_eq!(r["flows"], 2);
+    assert_eq!(r["decoded"], (n - 2) as u64);
+    assert_eq!(r["drops"]["non_ip"], 1);
+    assert_eq!(r["drops"]["other_ip_proto"], 1);
+    assert_eq!(r["port_counters_match"], true);
+    assert_eq!(r["port"]["ipackets"], n as u64);
+    assert_eq!(r["link_type"], "ethernet");
+    assert_eq!(r["workers"].as_array().map(Vec::len), Some(1));
+    assert!(r["mpps"].as_f64().is_some_and(|x| x > 0.0));
+    assert!(r["gbps"].as_f64().is_some_and(|x| x > 0.0));
+
+    let text = std::fs::read_to_string(&flows).expect("flows file");
+    let recs: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("flow line is JSON"))
+        .collect();
+    assert_eq!(recs.len(), 2);
+    // Sorted by start time: the TCP connection started first.
+    assert_eq!(recs[0]["proto"], "TCP");
+    assert_eq!(recs[0]["src_ip"], "10.0.0.1");
+    assert_eq!(recs[0]["dest_port"], 443);
+    assert_eq!(recs[0]["flow"]["pkts_toserver"], 4);
+    assert_eq!(recs[0]["flow"]["pkts_toclient"], 3);
+    assert_eq!(recs[0]["timestamp"], "2023-11-14T22:13:20.000000+0000");
+    assert_eq!(recs[1]["proto"], "UDP");
+    assert_eq!(recs[1]["dest_port"], 53);
+    assert_eq!(
+        recs[1]["flow"]["pkts_toserver"].as_u64().unwrap_or(0)
+            + recs[1]["flow"]["pkts_toclient"].as_u64().unwrap_or(0),
+        2
+    );
+}
+
+#[test]
+fn one_worker_per_queue_capture() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, na) = small_capture(dir.path(), "a.pcap", TS0);
+    // A path DPDK's device arguments cannot carry as-is (comma, '=', space).
+    let (b, nb) = small_capture(dir.path(), "b,odd=name x.pcap", TS0 + 5_000_000);
+    let summary = dir.path().join("summary.json");
+    let out = portolan(&[
+        "replay",
+        s(&a),
+        "--queue-capture",
+        s(&b),
+        "--workers",
+        "2",
+        "--summary",
+        s(&summary),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = read_json(&summary);
+    assert_eq!(r["packets"], (na + nb) as u64);
+    assert_eq!(r["flows"], 4);
+    assert_eq!(r["port_counters_match"], true);
+    let workers = r["workers"].as_array().expect("workers");
+    assert_eq!(workers.len(), 2);
+    assert_eq!(workers[0]["packets"], na as u64);
+    assert_eq!(workers[1]["packets"], nb as u64);
+    assert_eq!(workers[1]["port_q_ipackets"], nb as u64);
+    assert_ne!(workers[0]["lcore"], workers[1]["lcore"]);
+}
+
+#[test]
+fn missing_capture_is_one_line_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-such-capture.pcap");
+    let flows = dir.path().join("flows.jsonl");
+    let out = portolan(&["replay", s(&missing), "--flows", s(&flows)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = one_error_line(&out);
+    assert!(err.contains("no-such-capture.pcap"), "{err}");
+    assert!(!flows.exists(), "bad input leaves no output file behind");
+}
+
+#[test]
+fn unknown_link_type_is_one_line_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("usb.pcap");
+    // Classic pcap header with link type 189 (USB Linux), which Portolan does not decode.
+    let mut hdr = Vec::new();
+    hdr.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    hdr.extend_from_slice(&2u16.to_le_bytes());
+    hdr.extend_from_slice(&4u16.to_le_bytes());
+    hdr.extend_from_slice(&[0; 8]);
+    hdr.extend_from_slice(&65535u32.to_le_bytes());
+    hdr.extend_from_slice(&189u32.to_le_bytes());
+    std::fs::write(&path, hdr).expect("write capture");
+    let out = portolan(&["replay", s(&path)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = one_error_line(&out);
+    assert!(err.contains("usb.pcap") && err.contains("189"), "{err}");
+}
+
+#[test]
+fn several_workers_on_one_capture_points_to_shard() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cap, _) = small_capture(dir.path(), "one.pcap", TS0);
+    let out = portolan(&["replay", s(&cap), "--workers", "2"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = one_error_line(&out);
+    assert!(err.contains("portolan shard"), "{err}");
+}
+
+#[test]
+fn mixed_link_types_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (eth, _) = small_capture(dir.path(), "eth.pcap", TS0);
+    let raw = dir.path().join("raw.pcap");
+    let mut w = PcapWriter::create(&raw, LinkType::RawIp, 65535).expect("create");
+    let f = ipv4_frame([10, 0, 0, 1], [10, 0, 0, 2], 17, (1, 2), 0, 4);
+    w.write(TS0, (f.len() - 14) as u32, &f[14..])
+        .expect("write");
+    w.finish().expect("finish");
+    let out = portolan(&["replay", s(&eth), "--queue-capture", s(&raw)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = one_error_line(&out);
+    assert!(
+        err.contains("raw.pcap") && err.contains("link type"),
+        "{err}"
+    );
+}
+
+#[test]
+fn shared_captures_replay_every_frame() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps/ndpi");
+    if !dir.is_dir() {
+        println!(
+            "skipping: {} is absent (shared captures not mounted)",
+            dir.display()
+        );
+        return;
+    }
+    // One of each link type and container seen there: Ethernet pcap, Linux SLL, raw IP in
+    // pcapng, BSD loopback, Ethernet pcapng with multi-segment frames, IP fragments.
+    let names = [
+        "443-curl.pcap",
+        "KakaoTalk_chat.pcap",
+        "hls.pcapng",
+        "selfsigned.pcap",
+        "geforcenow.pcapng",
+        "dns_fragmented.pcap",
+    ];
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    for name in names {
+        let cap = dir.join(name);
+        if !cap.is_file() {
+            println!("skipping {name}: not in {}", dir.display());
+            continue;
+        }
+        let mut reader =
+            portolan_packet::capture::CaptureReader::open(&cap).expect("readable capture");
+        let mut frames = 0u64;
+        while reader.next_record().expect("record").is_some() {
+            frames += 1;
+        }
+        let summary = out_dir.path().join(format!("{name}.json"));
+        let out = portolan(&["replay", s(&cap), "--summary", s(&summary)]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r = read_json(&summary);
+        assert_eq!(r["packets"], frames, "{name}: every frame replayed");
+        assert_eq!(r["port_counters_match"], true, "{name}");
+        let dropped: u64 = r["drops"]
+            .as_object()
+            .expect("drops")
+            .values()
+            .filter_map(Value::as_u64)
+            .sum();
+        assert_eq!(
+            r["decoded"].as_u64().unwrap_or(0) + dropped,
+            frames,
+            "{name}: decoded + dropped"
+        );
+        assert!(
+            r["flows"].as_u64().unwrap_or(0) >= 1,
+            "{name}: at least one flow"
+        );
+    }
+}
