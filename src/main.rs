@@ -5,12 +5,24 @@
 //! contain dataplane logic; it calls `portolan_dataplane`.
 
 use clap::{Args, Parser, Subcommand};
-use portolan_dataplane::replay::check_captures;
-use portolan_dataplane::{replay, FlowOnly, ReplayConfig, ReplayError, ReplayReport};
+use portolan_classify::{CacheDir, Classifier, ClassifyConfig, CompiledSignatures, DatabaseSource};
+use portolan_dataplane::replay::{check_captures, spare_cpus};
+use portolan_dataplane::{
+    flow_event_queues, replay_observers, ClassifyObserver, DrainOptions, DrainStats, FlowEvent,
+    FlowEventDrain, FlowOnly, PacketObserver, ReplayConfig, ReplayError, ReplayOutcome,
+    ReplayReport,
+};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+
+/// The signature directory of the source tree this binary was built from.
+const BUILD_SIGNATURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dataplane/signatures");
+
+/// Environment variable naming the signature directory (overridden by `--signatures`).
+const SIGNATURES_ENV: &str = "PORTOLAN_SIGNATURES";
 
 /// Finds managed iOS devices whose apps speak a known protocol on a non-standard port.
 #[derive(Debug, Parser)]
@@ -24,6 +36,30 @@ struct Cli {
 enum Command {
     /// Replays capture files through the DPDK dataplane (net_pcap) and reports flows.
     Replay(ReplayArgs),
+    /// Splits a capture into one capture per RX queue by the symmetric Toeplitz RSS hash a NIC
+    /// would use (net_pcap has no RSS); `replay` then feeds one to each queue.
+    Shard(ShardArgs),
+    /// Writes a deterministic synthetic egress capture of managed iPhones/iPads, with optional
+    /// ground truth (TSV), MDM inventory (Jamf-shaped JSON) and device-state events (JSON lines).
+    Synth(portolan_synth::SynthArgs),
+}
+
+/// Options of `portolan shard`.
+#[derive(Debug, Args)]
+struct ShardArgs {
+    /// Capture (pcap or pcapng) to split.
+    #[arg(value_name = "CAPTURE")]
+    capture: PathBuf,
+    /// Number of RX queues (output captures).
+    #[arg(long, value_name = "N")]
+    queues: u16,
+    /// Directory for the output captures `<stem>.q<i>.pcap` (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out_dir: PathBuf,
+    /// Hardware description whose `[rss]` key and queue mapping to use (default: the symmetric
+    /// key 6d5a… and a 128-entry round-robin RETA).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 /// Options of `portolan replay`.
@@ -53,6 +89,30 @@ struct ReplayArgs {
     /// Active flows per worker (the flow table is allocated up front).
     #[arg(long, value_name = "N")]
     flow_capacity: Option<usize>,
+    /// Signature directory (default: $PORTOLAN_SIGNATURES, else `signatures` or
+    /// `../share/portolan/signatures` beside the executable, else the source tree's
+    /// `dataplane/signatures`).
+    #[arg(long, value_name = "DIR")]
+    signatures: Option<PathBuf>,
+    /// Port registry override (TOML: `[proto] tcp = [..] udp = [..]` replaces that list).
+    #[arg(long, value_name = "FILE")]
+    ports: Option<PathBuf>,
+    /// Payload bytes of each flow direction the classifier ever looks at.
+    #[arg(long, value_name = "N", default_value_t = ClassifyConfig::default().max_bytes)]
+    inspect_bytes: u32,
+    /// Payload-carrying packets of each flow direction the classifier looks at.
+    #[arg(long, value_name = "M", default_value_t = ClassifyConfig::default().max_packets)]
+    inspect_packets: u16,
+    /// Flows only: no classification (to measure what classification costs).
+    #[arg(long, conflicts_with_all = ["signatures", "ports", "events"])]
+    no_classify: bool,
+    /// Capacity of each worker's flow-event queue to the control plane (events that do not
+    /// fit are counted as `ring_drops`).
+    #[arg(long, value_name = "N", default_value_t = 16384)]
+    event_queue: usize,
+    /// Write every flow event handed to the control plane as one JSON line (EVE flow form).
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
 }
 
 /// A failure with its exit code.
@@ -80,6 +140,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => run_replay(args),
+        Command::Shard(args) => run_shard(args),
+        Command::Synth(args) => run_synth(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -88,6 +150,14 @@ fn main() -> ExitCode {
             ExitCode::from(f.code)
         }
     }
+}
+
+/// Runs `portolan synth`: bad options or catalogue are bad input, failed writes are failures.
+fn run_synth(args: &portolan_synth::SynthArgs) -> Result<(), Failure> {
+    portolan_synth::run_cli(args).map(|_| ()).map_err(|e| match e {
+        portolan_synth::SynthError::Io(..) => Failure::runtime(e.to_string()),
+        _ => Failure::bad_input(e.to_string()),
+    })
 }
 
 /// Creates an output file up front so a bad path fails before the dataplane starts.
@@ -123,8 +193,41 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
     if let Some(cap) = args.flow_capacity {
         config.flow_table.capacity = cap;
     }
-    // Check the captures before creating any output file, so bad input leaves nothing behind.
+    // Check the captures and the signatures before creating any output file, so bad input
+    // leaves nothing behind.
     check_captures(&config.captures).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let signatures = if args.no_classify {
+        None
+    } else {
+        let sig_dir = signature_dir(args.signatures)?;
+        if args.inspect_bytes == 0 || args.inspect_packets == 0 || args.event_queue == 0 {
+            return Err(Failure::bad_input(
+                "--inspect-bytes, --inspect-packets and --event-queue must be at least 1",
+            ));
+        }
+        let (sigs, db) = CompiledSignatures::load(&sig_dir, &CacheDir::Default)
+            .map_err(|e| Failure::bad_input(format!("signatures {}: {e}", sig_dir.display())))?;
+        let sigs = Arc::new(sigs);
+        let mut ports = sigs.port_registry();
+        if let Some(p) = &args.ports {
+            ports
+                .apply_override_file(p)
+                .map_err(|e| Failure::bad_input(format!("port override: {e}")))?;
+        }
+        let ports = Arc::new(ports);
+        eprintln!(
+            "signatures: {} protocols, {} patterns from {} ({})",
+            sigs.signatures().len(),
+            db.patterns,
+            sig_dir.display(),
+            match &db.source {
+                DatabaseSource::Cache(p) => format!("cached database {}", p.display()),
+                DatabaseSource::Compiled => "compiled".to_string(),
+                DatabaseSource::Empty => "no patterns".to_string(),
+            }
+        );
+        Some((sigs, ports))
+    };
     let mut flows_out = args
         .flows
         .as_deref()
@@ -136,15 +239,127 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
         .map(|p| create_output(p, "summary").map(|w| (p, w)))
         .transpose()?;
 
-    let outcome = replay(&config, |_| FlowOnly).map_err(|e: ReplayError| {
+    let replay_err = |e: ReplayError| {
         if e.is_bad_input() {
             Failure::bad_input(e.to_string())
         } else {
             Failure::runtime(e.to_string())
         }
-    })?;
+    };
+    let Some((sigs, ports)) = signatures else {
+        let outcome = replay_observers(&config, vec![FlowOnly; workers]).map_err(replay_err)?;
+        return write_results(&outcome, None, flows_out.as_mut(), summary_out.as_mut());
+    };
 
-    if let Some((path, out)) = flows_out.as_mut() {
+    let classify_config = ClassifyConfig {
+        max_bytes: args.inspect_bytes,
+        max_packets: args.inspect_packets,
+        ..ClassifyConfig::default()
+    };
+    let (senders, receiver) = flow_event_queues(workers, args.event_queue)
+        .map_err(|e| Failure::bad_input(format!("--event-queue: {e}")))?;
+    let mut observers = Vec::with_capacity(workers);
+    for (i, tx) in senders.into_iter().enumerate() {
+        // Hyperscan scratch is allocated here, once per worker, before any lcore runs.
+        let classifier = Classifier::new(Arc::clone(&sigs), classify_config)
+            .map_err(|e| Failure::runtime(format!("classifier for worker {i}: {e}")))?;
+        observers.push(ClassifyObserver::new(
+            i as u16,
+            classifier,
+            Arc::clone(&ports),
+            Some(tx),
+        ));
+    }
+    let mut events_out = args
+        .events
+        .as_deref()
+        .map(|p| create_output(p, "events").map(|w| (p, w)))
+        .transpose()?;
+    // The drain thread starts before the EAL (threads created later inherit the main lcore's
+    // affinity) and pins itself to a CPU no worker uses, when there is one.
+    let drain = FlowEventDrain::spawn(
+        receiver,
+        Vec::<FlowEvent>::new(),
+        DrainOptions {
+            cpus: spare_cpus(workers),
+            ..DrainOptions::default()
+        },
+    )
+    .map_err(|e| Failure::runtime(format!("cannot start the flow event thread: {e}")))?;
+    let replayed = replay_observers(&config, observers);
+    let drained = drain.finish();
+    let outcome = replayed.map_err(replay_err)?;
+    let (events, stats) = drained.map_err(|e| Failure::runtime(e.to_string()))?;
+    if let Some((path, out)) = events_out.as_mut() {
+        let write_err = |e: std::io::Error| {
+            Failure::runtime(format!("cannot write events file {}: {e}", path.display()))
+        };
+        for ev in &events {
+            serde_json::to_writer(&mut *out, &ev.to_eve_json()).map_err(|e| write_err(e.into()))?;
+            out.write_all(b"\n").map_err(write_err)?;
+        }
+        out.flush().map_err(write_err)?;
+    }
+    write_results(
+        &outcome,
+        Some(&stats),
+        flows_out.as_mut(),
+        summary_out.as_mut(),
+    )
+}
+
+/// Where the signatures are: `--signatures`, else `$PORTOLAN_SIGNATURES`, else beside the
+/// executable (`signatures`, `../share/portolan/signatures`), else the source tree's.
+fn signature_dir(arg: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    let not_found = |p: &Path, from: &str| {
+        Failure::bad_input(format!(
+            "signature directory {} (from {from}) not found: give --signatures DIR or set {SIGNATURES_ENV}",
+            p.display()
+        ))
+    };
+    if let Some(p) = arg {
+        return if p.is_dir() {
+            Ok(p)
+        } else {
+            Err(not_found(&p, "--signatures"))
+        };
+    }
+    if let Some(p) = std::env::var_os(SIGNATURES_ENV).filter(|v| !v.is_empty()) {
+        let p = PathBuf::from(p);
+        return if p.is_dir() {
+            Ok(p)
+        } else {
+            Err(not_found(&p, SIGNATURES_ENV))
+        };
+    }
+    let mut tried = Vec::new();
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        tried.push(exe_dir.join("signatures"));
+        tried.push(exe_dir.join("../share/portolan/signatures"));
+    }
+    tried.push(PathBuf::from(BUILD_SIGNATURES));
+    match tried.iter().find(|p| p.is_dir()) {
+        Some(p) => Ok(p.clone()),
+        None => Err(Failure::bad_input(format!(
+            "no signature directory found (tried {}): give --signatures DIR or set {SIGNATURES_ENV}",
+            tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+type Output<'a> = Option<&'a mut (&'a Path, BufWriter<File>)>;
+
+/// Writes the flow records and the summary, then checks that nothing was lost.
+fn write_results<O: PacketObserver>(
+    outcome: &ReplayOutcome<O>,
+    drain: Option<&DrainStats>,
+    flows_out: Output<'_>,
+    summary_out: Output<'_>,
+) -> Result<(), Failure> {
+    if let Some((path, out)) = flows_out {
         let write_err = |e: std::io::Error| {
             Failure::runtime(format!("cannot write flows file {}: {e}", path.display()))
         };
@@ -154,13 +369,16 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
         }
         out.flush().map_err(write_err)?;
     }
-    print_summary(&outcome.report);
-    if let Some((path, out)) = summary_out.as_mut() {
+    print_summary(&outcome.report, drain);
+    if let Some((path, out)) = summary_out {
         let write_err = |e: std::io::Error| {
             Failure::runtime(format!("cannot write summary file {}: {e}", path.display()))
         };
-        serde_json::to_writer_pretty(&mut *out, &outcome.report)
-            .map_err(|e| write_err(e.into()))?;
+        let mut summary = serde_json::to_value(&outcome.report).map_err(|e| write_err(e.into()))?;
+        if let (Some(d), Some(obj)) = (drain, summary.as_object_mut()) {
+            obj.insert("flow_events_received".into(), d.received.into());
+        }
+        serde_json::to_writer_pretty(&mut *out, &summary).map_err(|e| write_err(e.into()))?;
         out.write_all(b"\n").map_err(write_err)?;
         out.flush().map_err(write_err)?;
     }
@@ -171,11 +389,41 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
             r.port.ipackets, r.port.rx_nombuf, r.port.ierrors, r.packets
         )));
     }
+    if let (Some(c), Some(d)) = (&r.classification, drain) {
+        if c.flow_events != d.received {
+            return Err(Failure::runtime(format!(
+                "the workers queued {} flow events but the drain thread received {}",
+                c.flow_events, d.received
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn run_shard(args: ShardArgs) -> Result<(), Failure> {
+    use portolan_hwconfig::{shard_capture, HardwareDescription, RssSharder};
+    let sharder = match &args.config {
+        Some(path) => {
+            let hw =
+                HardwareDescription::load(path).map_err(|e| Failure::bad_input(e.to_string()))?;
+            RssSharder::from_description(&hw, args.queues)
+        }
+        None => RssSharder::symmetric(args.queues),
+    }
+    .map_err(|e| Failure::bad_input(e.to_string()))?;
+    let summary = shard_capture(&args.capture, &args.out_dir, &sharder).map_err(|e| {
+        if e.is_bad_input() {
+            Failure::bad_input(e.to_string())
+        } else {
+            Failure::runtime(e.to_string())
+        }
+    })?;
+    eprint!("{summary}");
     Ok(())
 }
 
 /// The human summary, on stderr.
-fn print_summary(r: &ReplayReport) {
+fn print_summary(r: &ReplayReport, drain: Option<&DrainStats>) {
     eprintln!(
         "replay: {} packets, {} bytes, {} flows ({} link) in {:.3} s: {:.3} Mpps, {:.3} Gbit/s",
         r.packets, r.bytes, r.flows, r.link_type, r.wall_seconds, r.mpps, r.gbps
@@ -191,9 +439,43 @@ fn print_summary(r: &ReplayReport) {
     } else {
         eprintln!("drops: {}", drops.join(", "));
     }
-    for w in &r.workers {
+    if let Some(c) = &r.classification {
+        let mut protos: Vec<(&str, u64)> = c
+            .app_protos
+            .iter()
+            .filter(|(k, _)| **k != "unknown")
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        protos.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let list: Vec<String> = protos.iter().map(|(k, v)| format!("{k} {v}")).collect();
         eprintln!(
-            "worker {} (lcore {}, {}): {} packets, {} flows, {:.0} cycles/packet",
+            "classified: {} of {} flows ({}), unknown {}, port mismatches {}",
+            c.decided_flows,
+            r.flows,
+            if list.is_empty() {
+                "none".to_string()
+            } else {
+                list.join(", ")
+            },
+            c.app_protos.get("unknown").copied().unwrap_or(0),
+            c.port_mismatches
+        );
+        eprintln!(
+            "flow events: {} queued, {} ring drops, {} received by the drain thread",
+            c.flow_events,
+            c.ring_drops,
+            drain.map_or(0, |d| d.received)
+        );
+    }
+    for w in &r.workers {
+        let extra = w.classification.as_ref().map_or(String::new(), |c| {
+            format!(
+                ", {} classified, {} ring drops",
+                c.decided_flows, c.ring_drops
+            )
+        });
+        eprintln!(
+            "worker {} (lcore {}, {}): {} packets, {} flows{extra}, {:.0} cycles/packet",
             w.queue, w.lcore, w.capture, w.packets, w.flows, w.cycles_per_packet
         );
     }

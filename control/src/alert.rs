@@ -54,7 +54,10 @@ pub struct SignatureCatalogue {
 impl SignatureCatalogue {
     /// The shipped catalogue.
     pub fn shipped() -> Result<SignatureCatalogue, String> {
-        SignatureCatalogue::parse(SHIPPED_SIGNATURES_TOML, Path::new("control/data/alert_signatures.toml"))
+        SignatureCatalogue::parse(
+            SHIPPED_SIGNATURES_TOML,
+            Path::new("control/data/alert_signatures.toml"),
+        )
     }
 
     /// Parses a catalogue; the error names the file and the problem.
@@ -63,7 +66,12 @@ impl SignatureCatalogue {
     }
 
     /// Chooses the signature for an alert's context.
-    pub fn select(&self, kind: ViolationKind, device: &DeviceContext, app: &AppAttribution) -> &AlertSignature {
+    pub fn select(
+        &self,
+        kind: ViolationKind,
+        device: &DeviceContext,
+        app: &AppAttribution,
+    ) -> &AlertSignature {
         if !device.in_inventory || !device.managed {
             &self.unmanaged_device
         } else if app.bundle_id.is_some() && app.app_managed == Some(false) {

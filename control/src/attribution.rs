@@ -17,31 +17,31 @@ use crate::inventory::Device;
 use crate::observation::{DnsAnswer, FlowObservation, NameSource};
 use crate::roles::RoleSet;
 
-/// Attribution tunables. Defaults in brackets.
+/// Attribution tunables. Defaults in parentheses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AttributionConfig {
-    /// A DNS answer attributes a server address for this long after it was seen [3600 s].
+    /// A DNS answer attributes a server address for this long after it was seen (default: 3600 s).
     pub dns_max_age_s: i64,
-    /// DNS cache size bound, entries [200 000].
+    /// DNS cache size bound, entries (default: 200 000).
     pub dns_cache_capacity: usize,
-    /// Confidence of an app named by TLS SNI [0.9].
+    /// Confidence of an app named by TLS SNI (default: 0.9).
     pub tls_sni_confidence: f64,
-    /// Confidence of an app named by QUIC SNI [0.9].
+    /// Confidence of an app named by QUIC SNI (default: 0.9).
     pub quic_sni_confidence: f64,
-    /// Confidence of an app named by HTTP Host [0.8].
+    /// Confidence of an app named by HTTP Host (default: 0.8).
     pub http_host_confidence: f64,
-    /// Confidence of an app named by an earlier DNS answer [0.7].
+    /// Confidence of an app named by an earlier DNS answer (default: 0.7).
     pub dns_answer_confidence: f64,
-    /// Confidence of an app taken from the device's reported foreground app [0.3].
+    /// Confidence of an app taken from the device's reported foreground app (default: 0.3).
     pub foreground_app_confidence: f64,
-    /// Factor when the role is known but the bundle is not unique or not managed [0.6].
+    /// Factor when the role is known but the bundle is not unique or not managed (default: 0.6).
     pub unresolved_bundle_factor: f64,
-    /// Confidence of a device found through a DHCP lease covering the time [0.95].
+    /// Confidence of a device found through a DHCP lease covering the time (default: 0.95).
     pub lease_confidence: f64,
-    /// Confidence of a device found through its inventory IP at the time [0.85].
+    /// Confidence of a device found through its inventory IP at the time (default: 0.85).
     pub inventory_ip_confidence: f64,
-    /// Confidence of a device whose inventory reported the IP only after the session [0.6].
+    /// Confidence of a device whose inventory reported the IP only after the session (default: 0.6).
     pub inventory_ip_nearest_confidence: f64,
 }
 
@@ -216,13 +216,16 @@ impl AttributionIndex {
         }
         for l in leases {
             if let Some(udid) = mac_to_udid.get(&l.hwaddr) {
-                self.by_ip.entry(l.address).or_default().push(NetworkBinding {
-                    udid: udid.clone(),
-                    ip: l.address,
-                    valid_from_us: l.valid_from_us,
-                    valid_until_us: Some(l.valid_until_us),
-                    source: BindingSource::DhcpLease,
-                });
+                self.by_ip
+                    .entry(l.address)
+                    .or_default()
+                    .push(NetworkBinding {
+                        udid: udid.clone(),
+                        ip: l.address,
+                        valid_from_us: l.valid_from_us,
+                        valid_until_us: Some(l.valid_until_us),
+                        source: BindingSource::DhcpLease,
+                    });
             }
         }
     }
@@ -234,7 +237,12 @@ impl AttributionIndex {
 
     /// The device holding `ip` at `at_us`: a covering lease, else the latest covering inventory
     /// report, else the earliest inventory report after the time (lower confidence).
-    pub fn device_at(&self, ip: IpAddr, at_us: i64, cfg: &AttributionConfig) -> Option<DeviceAttribution> {
+    pub fn device_at(
+        &self,
+        ip: IpAddr,
+        at_us: i64,
+        cfg: &AttributionConfig,
+    ) -> Option<DeviceAttribution> {
         let list = self.by_ip.get(&ip)?;
         let covering = |src: BindingSource| {
             list.iter()
@@ -307,10 +315,20 @@ impl AttributionIndex {
 
     /// The name `client` resolved to `server` most recently at or before `at_us` (within the
     /// configured age); answers to the same client are preferred over answers to others.
-    pub fn dns_name_for(&self, client: IpAddr, server: IpAddr, at_us: i64, cfg: &AttributionConfig) -> Option<&str> {
+    pub fn dns_name_for(
+        &self,
+        client: IpAddr,
+        server: IpAddr,
+        at_us: i64,
+        cfg: &AttributionConfig,
+    ) -> Option<&str> {
         let horizon = at_us - cfg.dns_max_age_s.saturating_mul(1_000_000);
         let entries = self.dns.get(&server)?;
-        let fresh = || entries.iter().filter(|e| e.ts_us <= at_us && e.ts_us >= horizon);
+        let fresh = || {
+            entries
+                .iter()
+                .filter(|e| e.ts_us <= at_us && e.ts_us >= horizon)
+        };
         fresh()
             .filter(|e| e.client == client)
             .max_by_key(|e| e.ts_us)
@@ -340,23 +358,40 @@ impl AttributionIndex {
             })
             .or_else(|| {
                 self.dns_name_for(obs.src_ip, obs.dest_ip, obs.start_us, cfg)
-                    .map(|n| (n.to_string(), AppMethod::DnsAnswer, cfg.dns_answer_confidence))
+                    .map(|n| {
+                        (
+                            n.to_string(),
+                            AppMethod::DnsAnswer,
+                            cfg.dns_answer_confidence,
+                        )
+                    })
             });
         if let Some((name, method, conf)) = &named {
             if let Some((role, domain)) = roles.role_for_domain(name) {
                 let (bundle_id, app_managed, factor) = match device {
                     Some(d) => {
-                        let in_role: Vec<_> = d.apps.iter().filter(|a| role.has_bundle(&a.bundle_id)).collect();
+                        let in_role: Vec<_> = d
+                            .apps
+                            .iter()
+                            .filter(|a| role.has_bundle(&a.bundle_id))
+                            .collect();
                         let managed: Vec<_> = in_role.iter().filter(|a| a.is_managed()).collect();
                         match (managed.as_slice(), in_role.as_slice()) {
                             ([one], _) => (Some(one.bundle_id.clone()), Some(true), 1.0),
                             (many, _) if many.len() > 1 => {
-                                match many.iter().find(|a| Some(a.bundle_id.as_str()) == foreground_bundle) {
+                                match many
+                                    .iter()
+                                    .find(|a| Some(a.bundle_id.as_str()) == foreground_bundle)
+                                {
                                     Some(fg) => (Some(fg.bundle_id.clone()), Some(true), 1.0),
                                     None => (None, Some(true), cfg.unresolved_bundle_factor),
                                 }
                             }
-                            (_, [first, ..]) => (Some(first.bundle_id.clone()), Some(false), cfg.unresolved_bundle_factor),
+                            (_, [first, ..]) => (
+                                Some(first.bundle_id.clone()),
+                                Some(false),
+                                cfg.unresolved_bundle_factor,
+                            ),
                             _ => (None, Some(false), cfg.unresolved_bundle_factor),
                         }
                     }
@@ -401,7 +436,13 @@ impl AttributionIndex {
 mod tests {
     use super::*;
 
-    fn binding(udid: &str, ip: &str, from: i64, until: Option<i64>, source: BindingSource) -> NetworkBinding {
+    fn binding(
+        udid: &str,
+        ip: &str,
+        from: i64,
+        until: Option<i64>,
+        source: BindingSource,
+    ) -> NetworkBinding {
         NetworkBinding {
             udid: udid.into(),
             ip: ip.parse().unwrap(),
@@ -447,12 +488,43 @@ mod tests {
         let server: IpAddr = "198.51.100.7".parse().unwrap();
         let me: IpAddr = "10.0.0.5".parse().unwrap();
         let other: IpAddr = "10.0.0.6".parse().unwrap();
-        idx.record_dns(&DnsAnswer { ts_us: 1_000_000, client_ip: other, name: "a.example".into(), addresses: vec![server], ttl_s: None }, &cfg);
-        idx.record_dns(&DnsAnswer { ts_us: 2_000_000, client_ip: me, name: "b.example".into(), addresses: vec![server], ttl_s: None }, &cfg);
-        assert_eq!(idx.dns_name_for(me, server, 500_000, &cfg), None, "not before the answer");
-        assert_eq!(idx.dns_name_for(me, server, 1_500_000, &cfg), Some("a.example"));
-        assert_eq!(idx.dns_name_for(me, server, 3_000_000, &cfg), Some("b.example"));
-        assert_eq!(idx.dns_name_for(other, server, 3_000_000, &cfg), Some("a.example"));
+        idx.record_dns(
+            &DnsAnswer {
+                ts_us: 1_000_000,
+                client_ip: other,
+                name: "a.example".into(),
+                addresses: vec![server],
+                ttl_s: None,
+            },
+            &cfg,
+        );
+        idx.record_dns(
+            &DnsAnswer {
+                ts_us: 2_000_000,
+                client_ip: me,
+                name: "b.example".into(),
+                addresses: vec![server],
+                ttl_s: None,
+            },
+            &cfg,
+        );
+        assert_eq!(
+            idx.dns_name_for(me, server, 500_000, &cfg),
+            None,
+            "not before the answer"
+        );
+        assert_eq!(
+            idx.dns_name_for(me, server, 1_500_000, &cfg),
+            Some("a.example")
+        );
+        assert_eq!(
+            idx.dns_name_for(me, server, 3_000_000, &cfg),
+            Some("b.example")
+        );
+        assert_eq!(
+            idx.dns_name_for(other, server, 3_000_000, &cfg),
+            Some("a.example")
+        );
         let late = 2_000_000 + (cfg.dns_max_age_s + 1) * 1_000_000;
         assert_eq!(idx.dns_name_for(me, server, late, &cfg), None, "too old");
     }

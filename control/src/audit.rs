@@ -92,10 +92,16 @@ impl AuditEntry {
         reason: &str,
     ) -> Result<AuditEntry, AuditError> {
         if actor.trim().is_empty() {
-            return Err(AuditError { action: action.as_str(), field: "actor" });
+            return Err(AuditError {
+                action: action.as_str(),
+                field: "actor",
+            });
         }
         if reason.trim().is_empty() {
-            return Err(AuditError { action: action.as_str(), field: "reason" });
+            return Err(AuditError {
+                action: action.as_str(),
+                field: "reason",
+            });
         }
         Ok(AuditEntry {
             id: 0,

@@ -93,7 +93,10 @@ pub enum DeviceStateError {
     },
 }
 
-fn field_str<'a>(obj: &'a serde_json::Map<String, Value>, key: &str) -> Result<Option<&'a str>, String> {
+fn field_str<'a>(
+    obj: &'a serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Option<&'a str>, String> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
@@ -157,7 +160,10 @@ impl DeviceStateEvent {
 }
 
 /// Parses a JSON-lines state file's text; `path` names errors.
-pub fn parse_device_states(text: &str, path: &Path) -> Result<Vec<DeviceStateEvent>, DeviceStateError> {
+pub fn parse_device_states(
+    text: &str,
+    path: &Path,
+) -> Result<Vec<DeviceStateEvent>, DeviceStateError> {
     let mut events = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -228,7 +234,12 @@ impl DeviceStateTimeline {
     /// The state at `at_us` for the device known under any of `keys`, from the latest event at
     /// or before `at_us` for each field. With `bundle_id`, `app_state` is that app's: its own
     /// latest report, turned to background when another app came to the foreground after it.
-    pub fn state_at(&self, keys: &[&str], at_us: i64, bundle_id: Option<&str>) -> DeviceStateSnapshot {
+    pub fn state_at(
+        &self,
+        keys: &[&str],
+        at_us: i64,
+        bundle_id: Option<&str>,
+    ) -> DeviceStateSnapshot {
         let mut events: Vec<&DeviceStateEvent> = keys
             .iter()
             .filter_map(|k| self.by_key.get(*k))
@@ -242,11 +253,13 @@ impl DeviceStateTimeline {
             observed: !events.is_empty(),
             ..Default::default()
         };
-        let latest = |f: &dyn Fn(&DeviceStateEvent) -> bool| events.iter().rev().find(|e| f(e)).copied();
+        let latest =
+            |f: &dyn Fn(&DeviceStateEvent) -> bool| events.iter().rev().find(|e| f(e)).copied();
         snap.lock_state = latest(&|e| e.lock_state.is_some()).and_then(|e| e.lock_state);
         if let Some(e) = latest(&|e| e.last_user_interaction_us.is_some()) {
             if let Some(t) = e.last_user_interaction_us {
-                snap.seconds_since_user_interaction = Some((at_us.saturating_sub(t) / 1_000_000).max(0));
+                snap.seconds_since_user_interaction =
+                    Some((at_us.saturating_sub(t) / 1_000_000).max(0));
             }
         }
         let fg = latest(&|e| e.app_state == Some(AppState::Foreground) && e.bundle_id.is_some());
@@ -255,11 +268,15 @@ impl DeviceStateTimeline {
             Some(b) => {
                 let own = latest(&|e| e.app_state.is_some() && e.bundle_id.as_deref() == Some(b));
                 snap.app_state = match (own, fg) {
-                    (Some(o), Some(f)) if f.ts_us > o.ts_us && f.bundle_id.as_deref() != Some(b) => {
+                    (Some(o), Some(f))
+                        if f.ts_us > o.ts_us && f.bundle_id.as_deref() != Some(b) =>
+                    {
                         Some(AppState::Background)
                     }
                     (Some(o), _) => o.app_state,
-                    (None, Some(f)) if f.bundle_id.as_deref() != Some(b) => Some(AppState::Background),
+                    (None, Some(f)) if f.bundle_id.as_deref() != Some(b) => {
+                        Some(AppState::Background)
+                    }
                     (None, _) => None,
                 };
                 if snap.app_state.is_some() {
@@ -273,7 +290,9 @@ impl DeviceStateTimeline {
                 }
             }
         }
-        if snap.lock_state == Some(LockState::Locked) && snap.app_state == Some(AppState::Foreground) {
+        if snap.lock_state == Some(LockState::Locked)
+            && snap.app_state == Some(AppState::Foreground)
+        {
             // A locked screen shows no app: whatever runs is in the background.
             snap.app_state = Some(AppState::Background);
         }
@@ -294,17 +313,32 @@ mod tests {
         let mut t = DeviceStateTimeline::default();
         t.insert("U", ev(r#"{"timestamp":"2024-05-01T10:00:00Z","udid":"U","lock_state":"unlocked","last_user_interaction":"2024-05-01T10:00:00Z"}"#));
         t.insert("U", ev(r#"{"timestamp":"2024-05-01T10:00:10Z","udid":"U","app_state":"foreground","bundle_id":"com.apple.mobilesafari"}"#));
-        t.insert("U", ev(r#"{"timestamp":"2024-05-01T10:05:00Z","udid":"U","lock_state":"locked"}"#));
+        t.insert(
+            "U",
+            ev(r#"{"timestamp":"2024-05-01T10:05:00Z","udid":"U","lock_state":"locked"}"#),
+        );
         let at = |s: &str| parse_timestamp(s).unwrap();
         let before = t.state_at(&["U"], at("2024-05-01T09:59:59Z"), None);
         assert!(!before.observed);
-        let s = t.state_at(&["U"], at("2024-05-01T10:01:00Z"), Some("com.apple.mobilesafari"));
+        let s = t.state_at(
+            &["U"],
+            at("2024-05-01T10:01:00Z"),
+            Some("com.apple.mobilesafari"),
+        );
         assert_eq!(s.lock_state, Some(LockState::Unlocked));
         assert_eq!(s.app_state, Some(AppState::Foreground));
         assert_eq!(s.seconds_since_user_interaction, Some(60));
-        let mail = t.state_at(&["U"], at("2024-05-01T10:01:00Z"), Some("com.apple.mobilemail"));
+        let mail = t.state_at(
+            &["U"],
+            at("2024-05-01T10:01:00Z"),
+            Some("com.apple.mobilemail"),
+        );
         assert_eq!(mail.app_state, Some(AppState::Background));
-        let later = t.state_at(&["U"], at("2024-05-01T10:30:00Z"), Some("com.apple.mobilesafari"));
+        let later = t.state_at(
+            &["U"],
+            at("2024-05-01T10:30:00Z"),
+            Some("com.apple.mobilesafari"),
+        );
         assert_eq!(later.lock_state, Some(LockState::Locked));
         assert_eq!(later.app_state, Some(AppState::Background));
         assert_eq!(later.seconds_since_user_interaction, Some(1800));
@@ -317,9 +351,15 @@ mod tests {
         let e = parse_device_states(text, Path::new("s.jsonl")).unwrap_err();
         let msg = e.to_string();
         assert!(msg.starts_with("s.jsonl:3: field `lock_state`"), "{msg}");
-        let e = parse_device_states("{\"udid\":\"U\",\"lock_state\":\"locked\"}", Path::new("s.jsonl"))
-            .unwrap_err();
-        assert!(e.to_string().contains("s.jsonl:1: field `timestamp`"), "{e}");
+        let e = parse_device_states(
+            "{\"udid\":\"U\",\"lock_state\":\"locked\"}",
+            Path::new("s.jsonl"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("s.jsonl:1: field `timestamp`"),
+            "{e}"
+        );
         let e = parse_device_states("{not json", Path::new("s.jsonl")).unwrap_err();
         assert!(e.to_string().starts_with("s.jsonl:1: not JSON"), "{e}");
     }

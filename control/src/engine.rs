@@ -42,7 +42,7 @@ const LEARNING_FLUSH_KEYS: usize = 10_000;
 
 /// Every tunable of the control plane; each section documents its own defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ControlConfig {
     /// Scoring and alerting.
     pub scoring: ScoringConfig,
@@ -52,6 +52,36 @@ pub struct ControlConfig {
     pub learning: LearningConfig,
     /// Product details for OCSF output.
     pub ocsf: OcsfProduct,
+}
+
+impl ControlConfig {
+    /// Reads a TOML file with any of the sections `[scoring]`, `[attribution]`, `[learning]`,
+    /// `[ocsf]`; absent keys keep their defaults. Errors name the file, line and column.
+    pub fn load(path: &Path) -> Result<ControlConfig, ControlError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ControlError::Rejected(format!("{}: {e}", path.display())))?;
+        ControlConfig::parse(&text, path)
+    }
+
+    /// Parses config TOML; `origin` names errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<ControlConfig, ControlError> {
+        toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((0, 0), |span| {
+                let before = text.get(..span.start).unwrap_or("");
+                let line = before.matches('\n').count() + 1;
+                let column = before
+                    .rfind('\n')
+                    .map_or(before.len(), |nl| before.len() - nl - 1)
+                    + 1;
+                (line, column)
+            });
+            ControlError::Rejected(format!(
+                "{}:{line}:{column}: {}",
+                origin.display(),
+                e.message()
+            ))
+        })
+    }
 }
 
 /// Anything the control plane refused or failed at; each variant names its file, line or field.
@@ -146,7 +176,11 @@ impl ControlPlane {
     /// pairings, API exceptions, device states and findings the store holds, on top of `roles`.
     /// A `[registry]` table in the roles file becomes the device default baseline until
     /// [`set_port_registry`](Self::set_port_registry) replaces it.
-    pub fn new(store: Store, mut roles: RoleSet, config: ControlConfig) -> Result<ControlPlane, ControlError> {
+    pub fn new(
+        store: Store,
+        mut roles: RoleSet,
+        config: ControlConfig,
+    ) -> Result<ControlPlane, ControlError> {
         let signatures = SignatureCatalogue::shipped().map_err(ControlError::Rejected)?;
         let mut warnings = Vec::new();
         for (role, p) in store.approved_pairings()? {
@@ -157,7 +191,9 @@ impl ControlPlane {
                 starttls: p.starttls,
             };
             if let Err(e) = roles.add_approved_rule(&role, rule) {
-                warnings.push(format!("approved pairing for role `{role}` not applied: {e}"));
+                warnings.push(format!(
+                    "approved pairing for role `{role}` not applied: {e}"
+                ));
             }
         }
         for rule in store.active_exceptions()? {
@@ -266,7 +302,11 @@ impl ControlPlane {
     /// Imports inventory files (auto-detected; Graph `mobileApps` catalogues may be among them).
     /// Each device's record is replaced and the old one kept in history. `actor` is recorded in
     /// the audit log.
-    pub fn import_inventory(&mut self, paths: &[PathBuf], actor: &str) -> Result<Vec<ImportSummary>, ControlError> {
+    pub fn import_inventory(
+        &mut self,
+        paths: &[PathBuf],
+        actor: &str,
+    ) -> Result<Vec<ImportSummary>, ControlError> {
         let batches = load_inventory_files(paths)?;
         let mut summaries = Vec::with_capacity(batches.len());
         for batch in &batches {
@@ -314,7 +354,10 @@ impl ControlPlane {
     }
 
     /// Stores device state events (from the API or a file) and makes them visible to scoring.
-    pub fn ingest_device_states(&mut self, events: Vec<DeviceStateEvent>) -> Result<usize, ControlError> {
+    pub fn ingest_device_states(
+        &mut self,
+        events: Vec<DeviceStateEvent>,
+    ) -> Result<usize, ControlError> {
         let keyed: Vec<(String, DeviceStateEvent)> = events
             .into_iter()
             .map(|e| (self.state_key(&e), e))
@@ -372,7 +415,10 @@ impl ControlPlane {
     }
 
     /// Judges a batch of flows, committing all resulting findings and alerts in one transaction.
-    pub fn ingest_flows(&mut self, observations: &[FlowObservation]) -> Result<Vec<Alert>, ControlError> {
+    pub fn ingest_flows(
+        &mut self,
+        observations: &[FlowObservation],
+    ) -> Result<Vec<Alert>, ControlError> {
         let mut pending: HashMap<String, Finding> = HashMap::new();
         let mut alerts = Vec::new();
         let mut stats = self.stats;
@@ -428,7 +474,9 @@ impl ControlPlane {
         let app = self
             .index
             .attribute_app(&self.roles, obs, device, foreground, &cfg.attribution);
-        let state = self.states.state_at(&key_refs, at, app.bundle_id.as_deref());
+        let state = self
+            .states
+            .state_at(&key_refs, at, app.bundle_id.as_deref());
         if cfg.learning.enabled {
             self.counts.record(
                 app.role.as_deref().unwrap_or(DEVICE_DEFAULT),
@@ -522,7 +570,9 @@ impl ControlPlane {
             return Some((finding, None));
         }
         let raise = s.value >= cfg.scoring.alert_threshold
-            && finding.alerted_severity.is_none_or(|prev| s.severity > prev);
+            && finding
+                .alerted_severity
+                .is_none_or(|prev| s.severity > prev);
         if !raise {
             return Some((finding, None));
         }
@@ -596,7 +646,12 @@ impl ControlPlane {
     }
 
     /// Acknowledges an alert (audited). False when it does not exist or is already acknowledged.
-    pub fn acknowledge_alert(&mut self, alert_id: i64, actor: &str, note: &str) -> Result<bool, ControlError> {
+    pub fn acknowledge_alert(
+        &mut self,
+        alert_id: i64,
+        actor: &str,
+        note: &str,
+    ) -> Result<bool, ControlError> {
         let entry = AuditEntry::new(
             actor,
             AuditAction::AlertAcknowledged,
@@ -616,7 +671,11 @@ impl ControlPlane {
 
     /// Proposes a baseline per role (and for unattributed traffic, `device-default`) from the
     /// pairs counted in `[from_us, to_us)`. Nothing is approved by this.
-    pub fn propose_baselines(&mut self, from_us: i64, to_us: i64) -> Result<Vec<BaselineProposal>, ControlError> {
+    pub fn propose_baselines(
+        &mut self,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<BaselineProposal>, ControlError> {
         self.flush()?;
         let counts = self.store.learning_counts(from_us, to_us)?;
         let roles = &self.roles;
@@ -659,7 +718,10 @@ impl ControlPlane {
         if pairings.is_empty() {
             return Err(ControlError::Rejected("no pairings to approve".to_string()));
         }
-        if let Some(p) = pairings.iter().find(|p| p.port == 0 || p.app_proto.trim().is_empty()) {
+        if let Some(p) = pairings
+            .iter()
+            .find(|p| p.port == 0 || p.app_proto.trim().is_empty())
+        {
             return Err(ControlError::Rejected(format!(
                 "invalid pairing {}/{}",
                 p.app_proto, p.port
@@ -688,10 +750,18 @@ impl ControlPlane {
     }
 
     /// Adds an exception (audited). Returns the audit id.
-    pub fn add_exception(&mut self, rule: ExceptionRule, actor: &str, reason: &str) -> Result<i64, ControlError> {
+    pub fn add_exception(
+        &mut self,
+        rule: ExceptionRule,
+        actor: &str,
+        reason: &str,
+    ) -> Result<i64, ControlError> {
         rule.validate(Path::new("(api)"))?;
         if self.roles.exceptions().iter().any(|e| e.id == rule.id) {
-            return Err(ControlError::Rejected(format!("exception `{}` already exists", rule.id)));
+            return Err(ControlError::Rejected(format!(
+                "exception `{}` already exists",
+                rule.id
+            )));
         }
         let entry = AuditEntry::new(
             actor,
@@ -707,8 +777,19 @@ impl ControlPlane {
 
     /// Revokes an exception added through the API (audited). Exceptions from the roles file are
     /// changed by editing the file.
-    pub fn revoke_exception(&mut self, id: &str, actor: &str, reason: &str) -> Result<bool, ControlError> {
-        let entry = AuditEntry::new(actor, AuditAction::ExceptionRevoked, id, json!({"id": id}), reason)?;
+    pub fn revoke_exception(
+        &mut self,
+        id: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<bool, ControlError> {
+        let entry = AuditEntry::new(
+            actor,
+            AuditAction::ExceptionRevoked,
+            id,
+            json!({"id": id}),
+            reason,
+        )?;
         if !self.store.revoke_exception(id, &entry)? {
             if self.roles.exceptions().iter().any(|e| e.id == id) {
                 return Err(ControlError::Rejected(format!(
@@ -727,5 +808,49 @@ impl ControlPlane {
         self.index
             .device_at(ip, at_us, &self.config.attribution)
             .and_then(|a| self.devices.get(&a.udid))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_overrides_only_what_it_names_and_errors_name_the_line() {
+        let cfg = ControlConfig::parse(
+            "[scoring]\nalert_threshold = 35.0\ninteraction_window_s = 120\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(cfg.scoring.alert_threshold, 35.0);
+        assert_eq!(cfg.scoring.interaction_window_s, 120);
+        assert_eq!(cfg.scoring.window_s, ScoringConfig::default().window_s);
+        assert_eq!(cfg.attribution, AttributionConfig::default());
+        let e = ControlConfig::parse(
+            "[scoring]\nalert_threshold = \"high\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("c.toml:2:"), "{e}");
+        let e = ControlConfig::parse("[scoring]\nalert_treshold = 3.0\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("c.toml:2:") && e.contains("alert_treshold"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn in_memory_store_runs_the_engine() {
+        let store = Store::open_in_memory().unwrap();
+        let cp = ControlPlane::new(
+            store,
+            RoleSet::shipped_defaults().unwrap(),
+            ControlConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(cp.device_count(), 0);
     }
 }

@@ -10,15 +10,15 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-/// Learning tunables. Defaults in brackets.
+/// Learning tunables. Defaults in parentheses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LearningConfig {
-    /// Count every classified flow per role and pair [true].
+    /// Count every classified flow per role and pair (default: true).
     pub enabled: bool,
-    /// Bucket width for counts, so proposals can cover any window [3600 s].
+    /// Bucket width for counts, so proposals can cover any window (default: 3600 s).
     pub bucket_s: i64,
-    /// Sessions a pair needs within the window to be proposed [3].
+    /// Sessions a pair needs within the window to be proposed (default: 3).
     pub min_sessions: u64,
 }
 
@@ -55,7 +55,15 @@ pub struct PairCounts {
 
 impl PairCounts {
     /// Counts one session.
-    pub fn record(&mut self, role: &str, app_proto: &str, transport: &str, port: u16, at_us: i64, bucket_s: i64) {
+    pub fn record(
+        &mut self,
+        role: &str,
+        app_proto: &str,
+        transport: &str,
+        port: u16,
+        at_us: i64,
+        bucket_s: i64,
+    ) {
         let width = bucket_s.max(1).saturating_mul(1_000_000);
         let key = PairCountKey {
             role: role.to_string(),
@@ -133,7 +141,9 @@ pub fn propose(
     min_sessions: u64,
     is_approved: &dyn Fn(&str, &str, &str, u16) -> bool,
 ) -> Vec<BaselineProposal> {
-    let mut by_role: BTreeMap<&str, BTreeMap<(&str, &str, u16), (u64, i64, i64)>> = BTreeMap::new();
+    /// (app_proto, transport, port) → (sessions, first bucket, last bucket).
+    type PairTotals<'a> = BTreeMap<(&'a str, &'a str, u16), (u64, i64, i64)>;
+    let mut by_role: BTreeMap<&str, PairTotals<'_>> = BTreeMap::new();
     for (k, n) in counts {
         let e = by_role
             .entry(k.role.as_str())
@@ -207,7 +217,12 @@ mod tests {
         assert_eq!(props.len(), 1);
         let p = &props[0].pairings;
         assert_eq!((p[0].port, p[0].sessions, p[0].proposed), (8443, 5, true));
-        assert!(p.iter().any(|x| x.port == 993 && x.already_approved && !x.proposed));
-        assert!(p.iter().any(|x| x.port == 1143 && !x.proposed), "below min_sessions");
+        assert!(p
+            .iter()
+            .any(|x| x.port == 993 && x.already_approved && !x.proposed));
+        assert!(
+            p.iter().any(|x| x.port == 1143 && !x.proposed),
+            "below min_sessions"
+        );
     }
 }

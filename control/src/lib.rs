@@ -11,6 +11,22 @@
 //! Must not: depend on the dataplane crates — its input is [`observation::FlowObservation`],
 //! filled from EVE flow records — touch packets, or block on the network.
 //!
+//! # Wiring a run (`portolan replay ... --inventory FILE [--leases FILE] [--roles FILE]
+//! # [--device-states FILE] [--db FILE] [--eve FILE] [--ocsf FILE]`)
+//!
+//! 1. [`Store::open`] the `--db` file (or [`Store::open_in_memory`]); [`RoleSet::load`] the
+//!    `--roles` file (or [`RoleSet::shipped_defaults`]); [`ControlConfig::load`] or `default()`.
+//! 2. [`ControlPlane::new`], then [`ControlPlane::set_port_registry`] with the dataplane's registry
+//!    (a [`RegistryFn`] closure over it). Without one, each flow's `port_mismatch` verdict is used.
+//! 3. [`ControlPlane::import_inventory`] (Jamf, Graph or Apple MDM files, auto-detected),
+//!    [`ControlPlane::import_leases`], [`ControlPlane::import_device_states`].
+//! 4. For each EVE record from the dataplane: [`ControlPlane::ingest_eve`] (or
+//!    [`ControlPlane::ingest_flow`] / [`ControlPlane::ingest_flows`] with
+//!    [`FlowObservation::from_eve_flow`], and [`ControlPlane::ingest_dns`]); write each returned
+//!    alert with [`output::eve::to_eve`] and [`output::ocsf::to_ocsf`] through
+//!    [`output::JsonLinesWriter`].
+//! 5. [`ControlPlane::flush`] at the end (learning counts); findings are committed as they happen.
+//!
 //! ```no_run
 //! use portolan_control::{ControlConfig, ControlPlane, RoleSet, Store};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -201,7 +201,9 @@ impl FlowObservation {
         let port_mismatch = match obj.get("port_mismatch") {
             None | Some(Value::Null) => None,
             Some(Value::Bool(b)) => Some(*b),
-            Some(Value::Object(m)) => Some(m.get("mismatch").and_then(Value::as_bool).unwrap_or(true)),
+            Some(Value::Object(m)) => {
+                Some(m.get("mismatch").and_then(Value::as_bool).unwrap_or(true))
+            }
             Some(other) => {
                 return Err(ObservationError::new(
                     "port_mismatch",
@@ -209,13 +211,18 @@ impl FlowObservation {
                 ))
             }
         };
-        let starttls = obj.get("starttls").and_then(Value::as_bool).unwrap_or(false)
+        let starttls = obj
+            .get("starttls")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
             || tls
                 .as_ref()
                 .and_then(|t| t.get("starttls"))
                 .and_then(Value::as_bool)
                 .unwrap_or(false)
-            || indicators.iter().any(|i| i.eq_ignore_ascii_case("starttls"));
+            || indicators
+                .iter()
+                .any(|i| i.eq_ignore_ascii_case("starttls"));
         let counter = |key: &str| -> Result<u64, ObservationError> {
             match flow.and_then(|f| f.get(key)) {
                 None | Some(Value::Null) => Ok(0),
@@ -268,7 +275,7 @@ impl FlowObservation {
     pub fn server_name(&self) -> Option<(String, NameSource)> {
         let pick = |s: &Option<String>, src: NameSource| {
             s.as_deref()
-                .map(|n| normalize_host(n))
+                .map(normalize_host)
                 .filter(|n| !n.is_empty())
                 .map(|n| (n, src))
         };
@@ -333,7 +340,11 @@ impl DnsAnswer {
         let src_ip = ip_field(obj.get("src_ip"), "src_ip")?;
         let dest_ip = ip_field(obj.get("dest_ip"), "dest_ip")?;
         let src_port = obj.get("src_port").and_then(Value::as_u64);
-        let client_ip = if src_port == Some(53) { dest_ip } else { src_ip };
+        let client_ip = if src_port == Some(53) {
+            dest_ip
+        } else {
+            src_ip
+        };
         let name = dns
             .get("rrname")
             .and_then(Value::as_str)
@@ -371,7 +382,12 @@ impl DnsAnswer {
         }
         if let Some(grouped) = dns.get("grouped").and_then(Value::as_object) {
             for key in ["A", "AAAA"] {
-                for v in grouped.get(key).and_then(Value::as_array).into_iter().flatten() {
+                for v in grouped
+                    .get(key)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     if let Some(ip) = v.as_str().and_then(|s| s.parse::<IpAddr>().ok()) {
                         if !addresses.contains(&ip) {
                             addresses.push(ip);
@@ -411,7 +427,9 @@ impl EveInput {
             Some("flow") => Ok(EveInput::Flow(Box::new(FlowObservation::from_eve_flow(
                 record,
             )?))),
-            Some("dns") => Ok(DnsAnswer::from_eve_dns(record)?.map_or(EveInput::Ignored, EveInput::Dns)),
+            Some("dns") => {
+                Ok(DnsAnswer::from_eve_dns(record)?.map_or(EveInput::Ignored, EveInput::Dns))
+            }
             _ => Ok(EveInput::Ignored),
         }
     }
@@ -490,7 +508,10 @@ mod tests {
         assert_eq!(err.field, "src_ip");
         let rec = json!({"event_type": "flow", "src_ip": "10.0.0.2", "dest_ip": "10.0.0.1",
                          "proto": "TCP", "flow": {"start": "yesterday"}});
-        assert_eq!(FlowObservation::from_eve_flow(&rec).unwrap_err().field, "flow.start");
+        assert_eq!(
+            FlowObservation::from_eve_flow(&rec).unwrap_err().field,
+            "flow.start"
+        );
     }
 
     #[test]

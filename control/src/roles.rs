@@ -302,11 +302,15 @@ impl IpNet {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -432,9 +436,10 @@ impl ExceptionRule {
             return false;
         }
         if !self.devices.is_empty()
-            && !self.devices.iter().any(|d| {
-                Some(d.as_str()) == q.udid || Some(d.as_str()) == q.serial_number
-            })
+            && !self
+                .devices
+                .iter()
+                .any(|d| Some(d.as_str()) == q.udid || Some(d.as_str()) == q.serial_number)
         {
             return false;
         }
@@ -448,7 +453,9 @@ impl ExceptionRule {
             return true;
         }
         self.destinations.iter().any(|d| match d {
-            ExceptionDestination::Net(n) => IpNet::parse(n).is_some_and(|net| net.contains(q.dest_ip)),
+            ExceptionDestination::Net(n) => {
+                IpNet::parse(n).is_some_and(|net| net.contains(q.dest_ip))
+            }
             ExceptionDestination::Domain(s) => q.server_name.is_some_and(|h| domain_matches(h, s)),
         })
     }
@@ -643,7 +650,10 @@ impl<'de> Deserialize<'de> for PortSpec {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset.min(text.len())).unwrap_or("");
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
     (line, column)
 }
 
@@ -701,9 +711,7 @@ impl RoleSet {
     /// Parses roles TOML; `origin` names errors.
     pub fn parse(text: &str, origin: &Path) -> Result<RoleSet, RolesError> {
         let file: RolesFile = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map_or((0, 0), |span| line_col(text, span.start));
+            let (line, column) = e.span().map_or((0, 0), |span| line_col(text, span.start));
             RolesError::Syntax {
                 path: origin.to_path_buf(),
                 line,
@@ -713,14 +721,22 @@ impl RoleSet {
         })?;
         if let Some(v) = file.version {
             if v != 1 {
-                return Err(invalid(origin, "version", format!("unsupported version {v} (expected 1)")));
+                return Err(invalid(
+                    origin,
+                    "version",
+                    format!("unsupported version {v} (expected 1)"),
+                ));
             }
         }
         let mut roles: Vec<Role> = Vec::with_capacity(file.roles.len());
         for (i, entry) in file.roles.into_iter().enumerate() {
             let name = entry.name.trim().to_string();
             if name.is_empty() {
-                return Err(invalid(origin, format!("role[{i}].name"), "must not be empty"));
+                return Err(invalid(
+                    origin,
+                    format!("role[{i}].name"),
+                    "must not be empty",
+                ));
             }
             if name == DEVICE_DEFAULT {
                 return Err(invalid(
@@ -730,7 +746,11 @@ impl RoleSet {
                 ));
             }
             if roles.iter().any(|r| r.name == name) {
-                return Err(invalid(origin, format!("role[{i}].name"), format!("duplicate role `{name}`")));
+                return Err(invalid(
+                    origin,
+                    format!("role[{i}].name"),
+                    format!("duplicate role `{name}`"),
+                ));
             }
             let mut domains = Vec::with_capacity(entry.domains.len());
             for (j, d) in entry.domains.iter().enumerate() {
@@ -746,7 +766,11 @@ impl RoleSet {
                 }
             }
             if let Some(j) = entry.bundle_ids.iter().position(|b| b.trim().is_empty()) {
-                return Err(invalid(origin, format!("role[{name}].bundle_ids[{j}]"), "must not be empty"));
+                return Err(invalid(
+                    origin,
+                    format!("role[{name}].bundle_ids[{j}]"),
+                    "must not be empty",
+                ));
             }
             let rules = to_rules(origin, &format!("role[{name}].allow"), entry.allow)?;
             roles.push(Role {
@@ -761,7 +785,11 @@ impl RoleSet {
         let mut exceptions: Vec<ExceptionRule> = Vec::with_capacity(file.exceptions.len());
         for entry in file.exceptions {
             let expires_us = parse_timestamp(&entry.expires).map_err(|e| {
-                invalid(origin, format!("exception[{}].expires", entry.id), e.to_string())
+                invalid(
+                    origin,
+                    format!("exception[{}].expires", entry.id),
+                    e.to_string(),
+                )
             })?;
             let rule = ExceptionRule {
                 id: entry.id,
@@ -780,7 +808,11 @@ impl RoleSet {
             };
             rule.validate(origin)?;
             if exceptions.iter().any(|e| e.id == rule.id) {
-                return Err(invalid(origin, format!("exception[{}].id", rule.id), "duplicate id"));
+                return Err(invalid(
+                    origin,
+                    format!("exception[{}].id", rule.id),
+                    "duplicate id",
+                ));
             }
             exceptions.push(rule);
         }
@@ -849,7 +881,11 @@ impl RoleSet {
     pub fn add_exception(&mut self, rule: ExceptionRule) -> Result<(), RolesError> {
         rule.validate(Path::new("(api)"))?;
         if self.exceptions.iter().any(|e| e.id == rule.id) {
-            return Err(invalid(Path::new("(api)"), format!("exception[{}].id", rule.id), "duplicate id"));
+            return Err(invalid(
+                Path::new("(api)"),
+                format!("exception[{}].id", rule.id),
+                "duplicate id",
+            ));
         }
         self.exceptions.push(rule);
         Ok(())
@@ -871,7 +907,11 @@ impl RoleSet {
     pub fn add_approved_rule(&mut self, role: &str, rule: PortRule) -> Result<(), RolesError> {
         let api = Path::new("(api)");
         if rule.ports.is_empty() || rule.ports.contains(&0) {
-            return Err(invalid(api, format!("role[{role}].allow.{}", rule.app_proto), "bad ports"));
+            return Err(invalid(
+                api,
+                format!("role[{role}].allow.{}", rule.app_proto),
+                "bad ports",
+            ));
         }
         if role == DEVICE_DEFAULT {
             self.device_default_rules.push(rule);
@@ -916,19 +956,27 @@ impl RoleSet {
                 .filter(|r| r.app_proto == q.app_proto && r.transport_matches(q.transport))
                 .collect();
             let starttls_ok = upgraded_tls
-                && role
-                    .rules
-                    .iter()
-                    .any(|r| r.starttls && r.transport_matches(q.transport) && r.ports.contains(&q.port));
+                && role.rules.iter().any(|r| {
+                    r.starttls && r.transport_matches(q.transport) && r.ports.contains(&q.port)
+                });
             if !listed.is_empty() || starttls_ok {
-                let mut ports: Vec<u16> = listed.iter().flat_map(|r| r.ports.iter().copied()).collect();
+                let mut ports: Vec<u16> = listed
+                    .iter()
+                    .flat_map(|r| r.ports.iter().copied())
+                    .collect();
                 ports.sort_unstable();
                 ports.dedup();
                 let approved = starttls_ok || ports.contains(&q.port);
                 let explanation = if starttls_ok {
-                    format!("TLS via STARTTLS on {}/{} is approved for role `{}`", q.transport, q.port, role.name)
+                    format!(
+                        "TLS via STARTTLS on {}/{} is approved for role `{}`",
+                        q.transport, q.port, role.name
+                    )
                 } else if approved {
-                    format!("{} on {}/{} is approved for role `{}`", q.app_proto, q.transport, q.port, role.name)
+                    format!(
+                        "{} on {}/{} is approved for role `{}`",
+                        q.app_proto, q.transport, q.port, role.name
+                    )
                 } else {
                     format!(
                         "{} on {}/{} is outside role `{}` approved ports {:?}",
@@ -951,21 +999,31 @@ impl RoleSet {
                     basis: BaselineBasis::Role,
                     baseline_role: Some(role.name.clone()),
                     approved_ports: Vec::new(),
-                    explanation: format!("role `{}` does not approve {} at all", role.name, q.app_proto),
+                    explanation: format!(
+                        "role `{}` does not approve {} at all",
+                        role.name, q.app_proto
+                    ),
                 };
             }
         }
         self.judge_device_default(q, registry)
     }
 
-    fn judge_device_default(&self, q: &PairingQuery<'_>, registry: Option<&dyn PortRegistry>) -> Judgement {
+    fn judge_device_default(
+        &self,
+        q: &PairingQuery<'_>,
+        registry: Option<&dyn PortRegistry>,
+    ) -> Judgement {
         let upgraded_tls = q.starttls && q.app_proto == "tls";
         let extra = self.device_default_rules.iter().any(|r| {
             r.transport_matches(q.transport)
                 && r.ports.contains(&q.port)
                 && (r.app_proto == q.app_proto || (upgraded_tls && r.starttls))
         });
-        let verdict = |approved: bool, basis: BaselineBasis, ports: Vec<u16>, explanation: String| Judgement {
+        let verdict = |approved: bool,
+                       basis: BaselineBasis,
+                       ports: Vec<u16>,
+                       explanation: String| Judgement {
             approved,
             kind: ViolationKind::DeviceBaseline,
             basis,
@@ -978,7 +1036,10 @@ impl RoleSet {
                 true,
                 BaselineBasis::DeviceDefaultApproved,
                 Vec::new(),
-                format!("{} on {}/{} approved for unattributed traffic", q.app_proto, q.transport, q.port),
+                format!(
+                    "{} on {}/{} approved for unattributed traffic",
+                    q.app_proto, q.transport, q.port
+                ),
             );
         }
         if let Some(reg) = registry {
@@ -991,9 +1052,15 @@ impl RoleSet {
             let ports = reg.standard_ports(q.app_proto, q.transport);
             let approved = direct || via_starttls;
             let explanation = if via_starttls && !direct {
-                format!("TLS via STARTTLS on {}/{} (a registered STARTTLS port)", q.transport, q.port)
+                format!(
+                    "TLS via STARTTLS on {}/{} (a registered STARTTLS port)",
+                    q.transport, q.port
+                )
             } else if approved {
-                format!("{} on {}/{} is a registered port", q.app_proto, q.transport, q.port)
+                format!(
+                    "{} on {}/{} is a registered port",
+                    q.app_proto, q.transport, q.port
+                )
             } else {
                 format!(
                     "{} on {}/{} is not a registered port for {} (registered: {:?})",
@@ -1008,7 +1075,10 @@ impl RoleSet {
                 let explanation = if approved && mismatch {
                     format!("TLS via STARTTLS on {}/{}", q.transport, q.port)
                 } else if approved {
-                    format!("{} on {}/{} matches the dataplane registry", q.app_proto, q.transport, q.port)
+                    format!(
+                        "{} on {}/{} matches the dataplane registry",
+                        q.app_proto, q.transport, q.port
+                    )
                 } else {
                     format!(
                         "{} on {}/{} is not a registered port for {} (dataplane registry)",
@@ -1050,15 +1120,23 @@ mod tests {
         assert_eq!(j.kind, ViolationKind::RoleBaseline);
         assert_eq!(j.approved_ports, vec![443, 465, 993]);
         assert!(roles.judge(&q(143, "imap", false), None).approved);
-        assert!(roles.judge(&q(143, "tls", true), None).approved, "STARTTLS on 143");
-        assert!(roles.judge(&q(587, "tls", true), None).approved, "STARTTLS on 587");
+        assert!(
+            roles.judge(&q(143, "tls", true), None).approved,
+            "STARTTLS on 143"
+        );
+        assert!(
+            roles.judge(&q(587, "tls", true), None).approved,
+            "STARTTLS on 587"
+        );
         assert!(!roles.judge(&q(9000, "tls", true), None).approved);
     }
 
     #[test]
     fn registry_and_dataplane_fallbacks() {
         let roles = RoleSet::shipped_defaults().unwrap();
-        let reg = PortRegistryMap::default().with("http", &[80]).with("imap", &[143]);
+        let reg = PortRegistryMap::default()
+            .with("http", &[80])
+            .with("imap", &[143]);
         let q = PairingQuery {
             role: None,
             app_proto: "http",
@@ -1070,9 +1148,34 @@ mod tests {
         let j = roles.judge(&q, Some(&reg));
         assert!(!j.approved, "registry beats the dataplane's verdict");
         assert_eq!(j.basis, BaselineBasis::Registry);
-        assert!(!roles.judge(&PairingQuery { dataplane_mismatch: Some(true), ..q }, None).approved);
-        assert!(roles.judge(&PairingQuery { dataplane_mismatch: None, ..q }, None).approved);
-        let tls143 = PairingQuery { app_proto: "tls", port: 143, starttls: true, ..q };
+        assert!(
+            !roles
+                .judge(
+                    &PairingQuery {
+                        dataplane_mismatch: Some(true),
+                        ..q
+                    },
+                    None
+                )
+                .approved
+        );
+        assert!(
+            roles
+                .judge(
+                    &PairingQuery {
+                        dataplane_mismatch: None,
+                        ..q
+                    },
+                    None
+                )
+                .approved
+        );
+        let tls143 = PairingQuery {
+            app_proto: "tls",
+            port: 143,
+            starttls: true,
+            ..q
+        };
         assert!(roles.judge(&tls143, Some(&reg)).approved);
         let f = RegistryFn(|p: &str, _t: &str, port: u16| p != "http" || port == 80);
         assert!(!roles.judge(&q, Some(&f)).approved);
@@ -1101,23 +1204,40 @@ mod tests {
             at_us: 0,
         };
         assert!(roles.matching_exception(&q).is_some());
-        assert!(roles.matching_exception(&ExceptionQuery { port: 8081, ..q }).is_none());
-        let far = ExceptionQuery { dest_ip: "192.0.2.1".parse().unwrap(), ..q };
+        assert!(roles
+            .matching_exception(&ExceptionQuery { port: 8081, ..q })
+            .is_none());
+        let far = ExceptionQuery {
+            dest_ip: "192.0.2.1".parse().unwrap(),
+            ..q
+        };
         assert!(roles.matching_exception(&far).is_none());
-        let named = ExceptionQuery { server_name: Some("a.proxy.corp.example"), ..far };
+        let named = ExceptionQuery {
+            server_name: Some("a.proxy.corp.example"),
+            ..far
+        };
         assert!(roles.matching_exception(&named).is_some());
-        let late = ExceptionQuery { at_us: parse_timestamp("2030-01-02T00:00:00Z").unwrap(), ..q };
+        let late = ExceptionQuery {
+            at_us: parse_timestamp("2030-01-02T00:00:00Z").unwrap(),
+            ..q
+        };
         assert!(roles.matching_exception(&late).is_none());
     }
 
     #[test]
     fn errors_name_line_or_field() {
-        let e = RoleSet::parse("[[role]]\nname = \"mail\"\n[role.allow]\ntls = [\"x\"]\n", Path::new("r.toml"))
-            .unwrap_err();
+        let e = RoleSet::parse(
+            "[[role]]\nname = \"mail\"\n[role.allow]\ntls = [\"x\"]\n",
+            Path::new("r.toml"),
+        )
+        .unwrap_err();
         let msg = e.to_string();
         assert!(msg.starts_with("r.toml:4:"), "{msg}");
-        let e = RoleSet::parse("[[role]]\nname = \"a\"\n[[role]]\nname = \"a\"\n", Path::new("r.toml"))
-            .unwrap_err();
+        let e = RoleSet::parse(
+            "[[role]]\nname = \"a\"\n[[role]]\nname = \"a\"\n",
+            Path::new("r.toml"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("role[1].name"), "{e}");
         let e = RoleSet::parse(
             "[[exception]]\nid = \"x\"\nkind = \"proxy\"\nports = [1]\nreason = \"r\"\nowner = \"\"\nexpires = \"2030-01-01T00:00:00Z\"\n",
@@ -1125,7 +1245,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("exception[x].owner"), "{e}");
-        let e = RoleSet::parse("[[role]]\nname = \"a\"\nbundle = []\n", Path::new("r.toml")).unwrap_err();
+        let e = RoleSet::parse("[[role]]\nname = \"a\"\nbundle = []\n", Path::new("r.toml"))
+            .unwrap_err();
         assert!(e.to_string().starts_with("r.toml:3:"), "{e}");
     }
 
@@ -1137,6 +1258,8 @@ mod tests {
         let net = IpNet::parse("10.0.0.0/8").unwrap();
         assert!(net.contains("10.9.9.9".parse().unwrap()));
         assert!(!net.contains("11.0.0.1".parse().unwrap()));
-        assert!(IpNet::parse("2001:db8::/32").unwrap().contains("2001:db8::5".parse().unwrap()));
+        assert!(IpNet::parse("2001:db8::/32")
+            .unwrap()
+            .contains("2001:db8::5".parse().unwrap()));
     }
 }

@@ -82,57 +82,57 @@ impl Severity {
     }
 }
 
-/// Scoring tunables. Defaults in brackets; points are added, factors multiply the sum.
+/// Scoring tunables. Defaults in parentheses; points are added, factors multiply the sum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ScoringConfig {
     /// A session starting more than this long after the finding's last one starts the counts
-    /// over (the time window) [604 800 s = 7 days].
+    /// over (the time window) (default: 604 800 s = 7 days).
     pub window_s: i64,
-    /// Alerts are emitted at or above this score [20].
+    /// Alerts are emitted at or above this score (default: 20).
     pub alert_threshold: f64,
-    /// Medium severity from this score [45].
+    /// Medium severity from this score (default: 45).
     pub severity_medium: f64,
-    /// High severity from this score [70].
+    /// High severity from this score (default: 70).
     pub severity_high: f64,
-    /// Critical severity from this score [90].
+    /// Critical severity from this score (default: 90).
     pub severity_critical: f64,
-    /// Protocol on a port outside the device default baseline (port registry) [30].
+    /// Protocol on a port outside the device default baseline (port registry) (default: 30).
     pub device_baseline_points: f64,
     /// Pairing outside the attributed role's baseline at full attribution confidence; scaled
-    /// down toward `device_baseline_points` as the confidence falls [40].
+    /// down toward `device_baseline_points` as the confidence falls (default: 40).
     pub role_baseline_points: f64,
-    /// Device not in the inventory or not managed, or app not managed on the device [10].
+    /// Device not in the inventory or not managed, or app not managed on the device (default: 10).
     pub unmanaged_identity_points: f64,
-    /// Repetition, reached at `repetition_saturation_sessions` (logarithmic) [20].
+    /// Repetition, reached at `repetition_saturation_sessions` (logarithmic) (default: 20).
     pub repetition_max_points: f64,
-    /// Sessions at which repetition points are full [16].
+    /// Sessions at which repetition points are full (default: 16).
     pub repetition_saturation_sessions: u64,
-    /// Stable recurrence interval [15].
+    /// Stable recurrence interval (default: 15).
     pub regular_recurrence_points: f64,
-    /// Largest coefficient of variation of the gaps that counts as stable [0.3].
+    /// Largest coefficient of variation of the gaps that counts as stable (default: 0.3).
     pub regularity_cv_max: f64,
-    /// Sessions needed before regularity is judged [3].
+    /// Sessions needed before regularity is judged (default: 3).
     pub regularity_min_sessions: u64,
-    /// A single connection lasting at least `persistent_connection_s` [10].
+    /// A single connection lasting at least `persistent_connection_s` (default: 10).
     pub persistent_connection_points: f64,
-    /// Length of a persistent connection [600 s].
+    /// Length of a persistent connection (default: 600 s).
     pub persistent_connection_s: i64,
-    /// Device locked, scaled by the share of sessions while locked [10].
+    /// Device locked, scaled by the share of sessions while locked (default: 10).
     pub locked_points: f64,
-    /// App in background, scaled by the share of sessions [8].
+    /// App in background, scaled by the share of sessions (default: 8).
     pub background_points: f64,
-    /// No user interaction within `interaction_window_s`, scaled by the share of sessions [7].
+    /// No user interaction within `interaction_window_s`, scaled by the share of sessions (default: 7).
     pub idle_points: f64,
-    /// The recent-user-interaction window [300 s].
+    /// The recent-user-interaction window (default: 300 s).
     pub interaction_window_s: i64,
-    /// Supervised device [5].
+    /// Supervised device (default: 5).
     pub supervised_points: f64,
-    /// Managed device [5].
+    /// Managed device (default: 5).
     pub managed_points: f64,
-    /// Factor while the finding has a single session [0.6].
+    /// Factor while the finding has a single session (default: 0.6).
     pub one_off_factor: f64,
-    /// Factor when an exception covers the session (0 = never alert) [0.0].
+    /// Factor when an exception covers the session (0 = never alert) (default: 0.0).
     pub exception_factor: f64,
 }
 
@@ -242,7 +242,10 @@ pub fn score(cfg: &ScoringConfig, ctx: &ScoreContext<'_>) -> Score {
     match ctx.device {
         None => add(
             cfg.unmanaged_identity_points,
-            format!("source {} is not in the MDM inventory: unmanaged device", f.src_ip),
+            format!(
+                "source {} is not in the MDM inventory: unmanaged device",
+                f.src_ip
+            ),
             &mut reasons,
         ),
         Some(d) if !d.managed => add(
@@ -275,12 +278,17 @@ pub fn score(cfg: &ScoringConfig, ctx: &ScoreContext<'_>) -> Score {
         let frac = ((f.sessions as f64).ln() / sat.ln()).min(1.0);
         add(
             cfg.repetition_max_points * frac,
-            format!("{} sessions since {}", f.sessions, format_rfc3339(f.first_seen_us)),
+            format!(
+                "{} sessions since {}",
+                f.sessions,
+                format_rfc3339(f.first_seen_us)
+            ),
             &mut reasons,
         );
     }
     if f.sessions >= cfg.regularity_min_sessions {
-        if let (Some(mean), Some(cv)) = (f.intervals.mean(), f.intervals.coefficient_of_variation()) {
+        if let (Some(mean), Some(cv)) = (f.intervals.mean(), f.intervals.coefficient_of_variation())
+        {
             if cv <= cfg.regularity_cv_max {
                 add(
                     cfg.regular_recurrence_points,
@@ -300,7 +308,10 @@ pub fn score(cfg: &ScoringConfig, ctx: &ScoreContext<'_>) -> Score {
     }
     add(
         cfg.locked_points * share(f.locked_sessions, f.sessions),
-        format!("device locked in {}/{} sessions", f.locked_sessions, f.sessions),
+        format!(
+            "device locked in {}/{} sessions",
+            f.locked_sessions, f.sessions
+        ),
         &mut reasons,
     );
     add(
@@ -323,13 +334,25 @@ pub fn score(cfg: &ScoringConfig, ctx: &ScoreContext<'_>) -> Score {
             cfg.interaction_window_s, f.idle_sessions, f.sessions
         ),
     };
-    add(cfg.idle_points * share(f.idle_sessions, f.sessions), idle_text, &mut reasons);
+    add(
+        cfg.idle_points * share(f.idle_sessions, f.sessions),
+        idle_text,
+        &mut reasons,
+    );
     if let Some(d) = ctx.device {
         if d.supervised {
-            add(cfg.supervised_points, "supervised device".to_string(), &mut reasons);
+            add(
+                cfg.supervised_points,
+                "supervised device".to_string(),
+                &mut reasons,
+            );
         }
         if d.managed {
-            add(cfg.managed_points, "managed device".to_string(), &mut reasons);
+            add(
+                cfg.managed_points,
+                "managed device".to_string(),
+                &mut reasons,
+            );
         }
     }
     if !ctx.state.observed {
@@ -339,11 +362,18 @@ pub fn score(cfg: &ScoringConfig, ctx: &ScoreContext<'_>) -> Score {
     let mut value = points;
     if f.sessions <= 1 && cfg.one_off_factor < 1.0 {
         value *= cfg.one_off_factor;
-        reasons.push(format!("single session so far (x{:.2})", cfg.one_off_factor));
+        reasons.push(format!(
+            "single session so far (x{:.2})",
+            cfg.one_off_factor
+        ));
     }
     if let Some(e) = ctx.exception {
         value *= cfg.exception_factor;
-        reasons.push(format!("covered by {} (x{:.2})", e.describe(), cfg.exception_factor));
+        reasons.push(format!(
+            "covered by {} (x{:.2})",
+            e.describe(),
+            cfg.exception_factor
+        ));
     }
     let value = (value.clamp(0.0, 100.0) * 10.0).round() / 10.0;
     Score {

@@ -310,9 +310,16 @@ impl Store {
         Store::open_with(path, Durability::Full)
     }
 
+    /// A store in memory, for one-shot runs without `--db`: nothing survives the process.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        let path = Path::new(":memory:");
+        let conn = Connection::open_in_memory().map_err(sql(path, "open"))?;
+        Store::init(conn, path)
+    }
+
     /// Opens (creating if needed) the store and brings its schema up to date.
     pub fn open_with(path: &Path, durability: Durability) -> Result<Store, StoreError> {
-        let mut conn = Connection::open(path).map_err(sql(path, "open"))?;
+        let conn = Connection::open(path).map_err(sql(path, "open"))?;
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(sql(path, "set busy timeout"))?;
         let mode: String = conn
@@ -330,7 +337,12 @@ impl Store {
             Durability::Full => "PRAGMA synchronous = FULL",
             Durability::Normal => "PRAGMA synchronous = NORMAL",
         };
-        conn.execute_batch(sync).map_err(sql(path, "set synchronous"))?;
+        conn.execute_batch(sync)
+            .map_err(sql(path, "set synchronous"))?;
+        Store::init(conn, path)
+    }
+
+    fn init(mut conn: Connection, path: &Path) -> Result<Store, StoreError> {
         conn.execute_batch("PRAGMA foreign_keys = ON")
             .map_err(sql(path, "enable foreign keys"))?;
         let version: i64 = conn
@@ -349,7 +361,8 @@ impl Store {
                 continue;
             }
             let tx = conn.transaction().map_err(sql(path, "begin migration"))?;
-            tx.execute_batch(migration).map_err(sql(path, "migrate schema"))?;
+            tx.execute_batch(migration)
+                .map_err(sql(path, "migrate schema"))?;
             tx.execute_batch(&format!("PRAGMA user_version = {target}"))
                 .map_err(sql(path, "write schema version"))?;
             tx.commit().map_err(sql(path, "commit migration"))?;
@@ -386,7 +399,12 @@ impl Store {
             .map_err(sql(&self.path, "integrity check"))
     }
 
-    fn corrupt(&self, table: &'static str, row: impl ToString, message: impl ToString) -> StoreError {
+    fn corrupt(
+        &self,
+        table: &'static str,
+        row: impl ToString,
+        message: impl ToString,
+    ) -> StoreError {
         StoreError::Corrupt {
             path: self.path.clone(),
             table,
@@ -400,10 +418,17 @@ impl Store {
     /// Stores an inventory batch in one transaction: each device's record is replaced (the old
     /// record goes to history), its apps are replaced, and its network address gets a new
     /// identity interval when it changed (the previous one is closed).
-    pub fn import_inventory(&mut self, batch: &InventoryBatch, entry: &AuditEntry) -> Result<ImportSummary, StoreError> {
+    pub fn import_inventory(
+        &mut self,
+        batch: &InventoryBatch,
+        entry: &AuditEntry,
+    ) -> Result<ImportSummary, StoreError> {
         let path = self.path.clone();
         let now = now_us();
-        let tx = self.conn.transaction().map_err(sql(&path, "begin import"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql(&path, "begin import"))?;
         tx.execute(
             "INSERT INTO imports (ts_us, source, path, devices, warnings) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
@@ -425,7 +450,11 @@ impl Store {
         };
         for d in &batch.devices {
             let old: Option<String> = tx
-                .query_row("SELECT record FROM devices WHERE udid = ?1", [&d.udid], |r| r.get(0))
+                .query_row(
+                    "SELECT record FROM devices WHERE udid = ?1",
+                    [&d.udid],
+                    |r| r.get(0),
+                )
                 .optional()
                 .map_err(sql(&path, "read device"))?;
             match old {
@@ -467,7 +496,6 @@ impl Store {
                 .map_err(sql(&path, "write app"))?;
             }
             if let Some(ip) = d.ip_address {
-                let from = d.reported_at_us.unwrap_or(now);
                 let open: Option<(i64, String, i64)> = tx
                     .query_row(
                         "SELECT id, ip, valid_from_us FROM network_bindings
@@ -477,7 +505,14 @@ impl Store {
                     )
                     .optional()
                     .map_err(sql(&path, "read network identity"))?;
-                let same = open.as_ref().is_some_and(|(_, old_ip, _)| *old_ip == ip.to_string());
+                // Without a report time, a device's first address is taken to have held all
+                // along; a later change takes effect at the import.
+                let from = d
+                    .reported_at_us
+                    .unwrap_or(if open.is_none() { i64::MIN } else { now });
+                let same = open
+                    .as_ref()
+                    .is_some_and(|(_, old_ip, _)| *old_ip == ip.to_string());
                 if !same {
                     if let Some((id, _, old_from)) = open {
                         tx.execute(
@@ -512,7 +547,9 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()
             .map_err(sql(&self.path, "read devices"))?;
         rows.into_iter()
-            .map(|(udid, rec)| serde_json::from_str(&rec).map_err(|e| self.corrupt("devices", udid, e)))
+            .map(|(udid, rec)| {
+                serde_json::from_str(&rec).map_err(|e| self.corrupt("devices", udid, e))
+            })
             .collect()
     }
 
@@ -524,7 +561,12 @@ impl Store {
             .map_err(sql(&self.path, "read device history"))?;
         let rows = stmt
             .query_map([udid], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
             })
             .map_err(sql(&self.path, "read device history"))?
             .collect::<Result<Vec<_>, _>>()
@@ -534,7 +576,8 @@ impl Store {
                 Ok(DeviceHistoryEntry {
                     replaced_us,
                     import_id,
-                    device: serde_json::from_str(&rec).map_err(|e| self.corrupt("device_history", id, e))?,
+                    device: serde_json::from_str(&rec)
+                        .map_err(|e| self.corrupt("device_history", id, e))?,
                 })
             })
             .collect()
@@ -575,9 +618,16 @@ impl Store {
     }
 
     /// Stores DHCP leases (duplicates ignored) with an audit entry; returns how many were new.
-    pub fn import_leases(&mut self, leases: &[Lease], entry: &AuditEntry) -> Result<usize, StoreError> {
+    pub fn import_leases(
+        &mut self,
+        leases: &[Lease],
+        entry: &AuditEntry,
+    ) -> Result<usize, StoreError> {
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(sql(&path, "begin lease import"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql(&path, "begin lease import"))?;
         let mut added = 0;
         for l in leases {
             added += tx
@@ -662,10 +712,12 @@ impl Store {
                     id,
                     ts_us,
                     actor,
-                    action: AuditAction::from_name(&action)
-                        .ok_or_else(|| self.corrupt("audit_log", id, format!("unknown action {action:?}")))?,
+                    action: AuditAction::from_name(&action).ok_or_else(|| {
+                        self.corrupt("audit_log", id, format!("unknown action {action:?}"))
+                    })?,
                     target,
-                    detail: serde_json::from_str(&detail).map_err(|e| self.corrupt("audit_log", id, e))?,
+                    detail: serde_json::from_str(&detail)
+                        .map_err(|e| self.corrupt("audit_log", id, e))?,
                     reason,
                 })
             })
@@ -674,9 +726,17 @@ impl Store {
 
     /// Approves pairings into `role`'s baseline together with their audit entry; returns the
     /// audit id.
-    pub fn approve_pairings(&mut self, role: &str, pairings: &[ApprovedPairing], entry: &AuditEntry) -> Result<i64, StoreError> {
+    pub fn approve_pairings(
+        &mut self,
+        role: &str,
+        pairings: &[ApprovedPairing],
+        entry: &AuditEntry,
+    ) -> Result<i64, StoreError> {
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(sql(&path, "begin approval"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql(&path, "begin approval"))?;
         let audit_id = insert_audit(&tx, &path, entry)?;
         for p in pairings {
             tx.execute(
@@ -693,7 +753,9 @@ impl Store {
     pub fn approved_pairings(&self) -> Result<Vec<(String, ApprovedPairing)>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT role, app_proto, transport, port, starttls FROM baseline_rules ORDER BY id")
+            .prepare(
+                "SELECT role, app_proto, transport, port, starttls FROM baseline_rules ORDER BY id",
+            )
             .map_err(sql(&self.path, "read approved pairings"))?;
         let rows = stmt
             .query_map([], |r| {
@@ -714,9 +776,16 @@ impl Store {
     }
 
     /// Stores an exception with its audit entry.
-    pub fn add_exception(&mut self, rule: &ExceptionRule, entry: &AuditEntry) -> Result<i64, StoreError> {
+    pub fn add_exception(
+        &mut self,
+        rule: &ExceptionRule,
+        entry: &AuditEntry,
+    ) -> Result<i64, StoreError> {
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(sql(&path, "begin exception"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql(&path, "begin exception"))?;
         let audit_id = insert_audit(&tx, &path, entry)?;
         tx.execute(
             "INSERT INTO exceptions (id, rule, added_audit_id) VALUES (?1, ?2, ?3)",
@@ -730,7 +799,10 @@ impl Store {
     /// Revokes a stored exception with its audit entry; false when no active one has that id.
     pub fn revoke_exception(&mut self, id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(sql(&path, "begin revocation"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql(&path, "begin revocation"))?;
         let active: Option<String> = tx
             .query_row(
                 "SELECT id FROM exceptions WHERE id = ?1 AND revoked_audit_id IS NULL",
@@ -756,7 +828,9 @@ impl Store {
     pub fn active_exceptions(&self) -> Result<Vec<ExceptionRule>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, rule FROM exceptions WHERE revoked_audit_id IS NULL ORDER BY rowid")
+            .prepare(
+                "SELECT id, rule FROM exceptions WHERE revoked_audit_id IS NULL ORDER BY rowid",
+            )
             .map_err(sql(&self.path, "read exceptions"))?;
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
@@ -764,7 +838,9 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()
             .map_err(sql(&self.path, "read exceptions"))?;
         rows.into_iter()
-            .map(|(id, rule)| serde_json::from_str(&rule).map_err(|e| self.corrupt("exceptions", id, e)))
+            .map(|(id, rule)| {
+                serde_json::from_str(&rule).map_err(|e| self.corrupt("exceptions", id, e))
+            })
             .collect()
     }
 
@@ -773,12 +849,19 @@ impl Store {
     /// Writes findings and the alerts they raised in one transaction; assigns ids (findings by
     /// key, alerts' `finding_id` through their `finding_key`). When this returns `Ok`, every
     /// finding and alert passed is durable.
-    pub fn save_findings(&mut self, findings: &mut [Finding], alerts: &mut [Alert]) -> Result<(), StoreError> {
+    pub fn save_findings(
+        &mut self,
+        findings: &mut [Finding],
+        alerts: &mut [Alert],
+    ) -> Result<(), StoreError> {
         if findings.is_empty() && alerts.is_empty() {
             return Ok(());
         }
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(sql(&path, "begin findings"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql(&path, "begin findings"))?;
         let mut ids: HashMap<String, i64> = HashMap::new();
         for f in findings.iter_mut() {
             let key = f.key.as_text();
@@ -812,7 +895,11 @@ impl Store {
             let finding_id = match ids.get(&a.finding_key) {
                 Some(id) => *id,
                 None => tx
-                    .query_row("SELECT id FROM findings WHERE key = ?1", [&a.finding_key], |r| r.get(0))
+                    .query_row(
+                        "SELECT id FROM findings WHERE key = ?1",
+                        [&a.finding_key],
+                        |r| r.get(0),
+                    )
                     .map_err(sql(&path, "find alert's finding"))?,
             };
             a.finding_id = finding_id;
@@ -847,7 +934,8 @@ impl Store {
             .map_err(sql(&self.path, "read findings"))?;
         rows.into_iter()
             .map(|(id, data)| {
-                let mut f: Finding = serde_json::from_str(&data).map_err(|e| self.corrupt("findings", id, e))?;
+                let mut f: Finding =
+                    serde_json::from_str(&data).map_err(|e| self.corrupt("findings", id, e))?;
                 f.id = id;
                 Ok(f)
             })
@@ -866,7 +954,9 @@ impl Store {
     pub fn alerts(&self) -> Result<Vec<StoredAlert>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, finding_id, data, acked_us, acked_by, ack_note FROM alerts ORDER BY id")
+            .prepare(
+                "SELECT id, finding_id, data, acked_us, acked_by, ack_note FROM alerts ORDER BY id",
+            )
             .map_err(sql(&self.path, "read alerts"))?;
         let rows = stmt
             .query_map([], |r| {
@@ -884,7 +974,8 @@ impl Store {
             .map_err(sql(&self.path, "read alerts"))?;
         rows.into_iter()
             .map(|(id, finding_id, data, acked_us, acked_by, note)| {
-                let mut alert: Alert = serde_json::from_str(&data).map_err(|e| self.corrupt("alerts", id, e))?;
+                let mut alert: Alert =
+                    serde_json::from_str(&data).map_err(|e| self.corrupt("alerts", id, e))?;
                 alert.id = id;
                 alert.finding_id = finding_id;
                 let ack = acked_us.map(|ts_us| AlertAck {
@@ -898,9 +989,16 @@ impl Store {
     }
 
     /// Acknowledges an alert with its audit entry; false when no unacknowledged alert has that id.
-    pub fn acknowledge_alert(&mut self, alert_id: i64, entry: &AuditEntry) -> Result<bool, StoreError> {
+    pub fn acknowledge_alert(
+        &mut self,
+        alert_id: i64,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(sql(&path, "begin acknowledgement"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql(&path, "begin acknowledgement"))?;
         let n = tx
             .execute(
                 "UPDATE alerts SET acked_us = ?1, acked_by = ?2, ack_note = ?3 WHERE id = ?4 AND acked_us IS NULL",
@@ -918,9 +1016,15 @@ impl Store {
     // ---------------------------------------------------------------- device state, learning
 
     /// Stores device state events under their device keys.
-    pub fn insert_device_states(&mut self, events: &[(String, DeviceStateEvent)]) -> Result<(), StoreError> {
+    pub fn insert_device_states(
+        &mut self,
+        events: &[(String, DeviceStateEvent)],
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(sql(&path, "begin device states"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql(&path, "begin device states"))?;
         for (key, e) in events {
             tx.execute(
                 "INSERT INTO device_states (device_key, ts_us, data) VALUES (?1, ?2, ?3)",
@@ -939,24 +1043,40 @@ impl Store {
             .prepare("SELECT id, device_key, data FROM device_states ORDER BY ts_us, id")
             .map_err(sql(&self.path, "read device states"))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
             .map_err(sql(&self.path, "read device states"))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(sql(&self.path, "read device states"))?;
         rows.into_iter()
             .map(|(id, key, data)| {
-                Ok((key, serde_json::from_str(&data).map_err(|e| self.corrupt("device_states", id, e))?))
+                Ok((
+                    key,
+                    serde_json::from_str(&data)
+                        .map_err(|e| self.corrupt("device_states", id, e))?,
+                ))
             })
             .collect()
     }
 
     /// Adds learning counts (summing into existing buckets).
-    pub fn add_learning_counts(&mut self, counts: &[(PairCountKey, u64)]) -> Result<(), StoreError> {
+    pub fn add_learning_counts(
+        &mut self,
+        counts: &[(PairCountKey, u64)],
+    ) -> Result<(), StoreError> {
         if counts.is_empty() {
             return Ok(());
         }
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(sql(&path, "begin learning counts"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql(&path, "begin learning counts"))?;
         for (k, n) in counts {
             tx.execute(
                 "INSERT INTO learning_counts (role, app_proto, transport, port, bucket_us, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -970,7 +1090,11 @@ impl Store {
     }
 
     /// Learning counts whose bucket starts in `[from_us, to_us)`.
-    pub fn learning_counts(&self, from_us: i64, to_us: i64) -> Result<Vec<(PairCountKey, u64)>, StoreError> {
+    pub fn learning_counts(
+        &self,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<(PairCountKey, u64)>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(

@@ -39,20 +39,19 @@ pub fn parse_timestamp(text: &str) -> Result<i64, TimestampError> {
 fn add_offset_colon(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     let n = bytes.len();
-    if n >= 6 {
-        let tail = &bytes[n - 5..];
-        let sign_ok = tail[0] == b'+' || tail[0] == b'-';
-        let digits_ok = tail[1..].iter().all(u8::is_ascii_digit);
-        let before_is_time = bytes[n - 6].is_ascii_digit();
-        if sign_ok && digits_ok && before_is_time {
-            let mut s = String::with_capacity(n + 1);
-            s.push_str(&text[..n - 2]);
-            s.push(':');
-            s.push_str(&text[n - 2..]);
-            return Cow::Owned(s);
-        }
+    let colonless = n >= 6
+        && matches!(bytes.get(n - 5), Some(b'+' | b'-'))
+        && bytes
+            .get(n - 4..)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+        && bytes.get(n - 6).is_some_and(u8::is_ascii_digit);
+    if !colonless {
+        return Cow::Borrowed(text);
     }
-    Cow::Borrowed(text)
+    match (text.get(..n - 2), text.get(n - 2..)) {
+        (Some(head), Some(minutes)) => Cow::Owned(format!("{head}:{minutes}")),
+        _ => Cow::Borrowed(text),
+    }
 }
 
 fn to_datetime(us: i64) -> OffsetDateTime {
@@ -62,9 +61,8 @@ fn to_datetime(us: i64) -> OffsetDateTime {
 
 /// Formats µs since the epoch as RFC 3339 in UTC with microseconds (`2024-05-01T10:00:00.000000Z`).
 pub fn format_rfc3339(us: i64) -> String {
-    let fmt = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
     to_datetime(us)
         .format(&fmt)
         .unwrap_or_else(|_| "1970-01-01T00:00:00.000000Z".to_string())
@@ -100,6 +98,9 @@ mod tests {
         assert_eq!(a, 1_714_557_600_000_000);
         assert!(parse_timestamp("2024-05-01 10:00").is_err());
         assert!(parse_timestamp("2024-05-01T10:00:00").is_err());
+        for short in ["", "Z", "+0", "é+0000", "x"] {
+            assert!(parse_timestamp(short).is_err());
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@ mod common;
 use std::net::IpAddr;
 
 use common::{at, engine_in, fixture, tempdir};
-use portolan_control::inventory::{load_inventory, load_inventory_files, InventorySource, Ownership};
+use portolan_control::inventory::{
+    load_inventory, load_inventory_files, InventorySource, Ownership,
+};
 use portolan_control::roles::RoleSet;
 
 #[test]
@@ -26,7 +28,11 @@ fn jamf_detail_list_normalises_every_field() {
     assert_eq!(d.wifi_mac.as_deref(), Some("a4:5e:60:c1:00:21"));
     assert_eq!(d.ip_address, Some("10.10.0.21".parse::<IpAddr>().unwrap()));
     assert_eq!(d.reported_at_us, Some(at("2024-04-30T08:00:00Z")));
-    let statuses: Vec<(&str, &str)> = d.apps.iter().map(|a| (a.bundle_id.as_str(), a.status.as_str())).collect();
+    let statuses: Vec<(&str, &str)> = d
+        .apps
+        .iter()
+        .map(|a| (a.bundle_id.as_str(), a.status.as_str()))
+        .collect();
     assert_eq!(
         statuses,
         vec![
@@ -52,12 +58,20 @@ fn jamf_single_device_detail() {
     assert!(d.supervised, "from ios.supervised");
     assert_eq!(d.model.as_deref(), Some("iPhone SE (3rd generation)"));
     assert_eq!(d.ip_address, Some("10.10.0.40".parse::<IpAddr>().unwrap()));
-    assert_eq!(d.app("com.example.frontdesk").and_then(|a| a.version.as_deref()), Some("2.1.0"));
+    assert_eq!(
+        d.app("com.example.frontdesk")
+            .and_then(|a| a.version.as_deref()),
+        Some("2.1.0")
+    );
 }
 
 #[test]
 fn intune_devices_join_the_mobile_app_catalogue() {
-    let batches = load_inventory_files(&[fixture("intune_mobile_apps.json"), fixture("intune_managed_devices.json")]).unwrap();
+    let batches = load_inventory_files(&[
+        fixture("intune_mobile_apps.json"),
+        fixture("intune_managed_devices.json"),
+    ])
+    .unwrap();
     assert_eq!(batches.len(), 1, "the catalogue is not a device batch");
     let b = &batches[0];
     assert_eq!(b.source, InventorySource::Intune);
@@ -67,19 +81,46 @@ fn intune_devices_join_the_mobile_app_catalogue() {
     assert_eq!(d.ownership, Ownership::Institutional);
     assert!(d.supervised && d.managed);
     assert_eq!(d.ip_address, None, "Intune reports no IP");
-    assert_eq!(d.app("com.microsoft.Office.Outlook").map(|a| a.status.as_str()), Some("managed"));
-    assert_eq!(d.app("com.microsoft.skype.teams").map(|a| a.status.as_str()), Some("managed"));
-    assert_eq!(d.app("com.example.fieldapp").map(|a| a.status.as_str()), Some("detected"));
+    assert_eq!(
+        d.app("com.microsoft.Office.Outlook")
+            .map(|a| a.status.as_str()),
+        Some("managed")
+    );
+    assert_eq!(
+        d.app("com.microsoft.skype.teams")
+            .map(|a| a.status.as_str()),
+        Some("managed")
+    );
+    assert_eq!(
+        d.app("com.example.fieldapp").map(|a| a.status.as_str()),
+        Some("detected")
+    );
     assert_eq!(d.apps.len(), 3);
-    assert!(b.warnings.iter().any(|w| w.contains("Weather Pro") && w.contains("value[0].detectedApps[3]")), "{:?}", b.warnings);
+    assert!(
+        b.warnings
+            .iter()
+            .any(|w| w.contains("Weather Pro") && w.contains("value[0].detectedApps[3]")),
+        "{:?}",
+        b.warnings
+    );
     assert_eq!(b.devices[1].ownership, Ownership::Personal);
     assert_eq!(b.devices[1].os_name.as_deref(), Some("iPadOS"));
 
     let alone = load_inventory(&fixture("intune_managed_devices.json")).unwrap();
-    assert!(alone.devices[0].app("com.microsoft.Office.Outlook").is_none());
-    assert!(alone.warnings.iter().any(|w| w.contains("Microsoft Outlook")));
+    assert!(alone.devices[0]
+        .app("com.microsoft.Office.Outlook")
+        .is_none());
+    assert!(alone
+        .warnings
+        .iter()
+        .any(|w| w.contains("Microsoft Outlook")));
     let only_catalogue = load_inventory_files(&[fixture("intune_mobile_apps.json")]).unwrap_err();
-    assert!(only_catalogue.to_string().contains("intune_mobile_apps.json"), "{only_catalogue}");
+    assert!(
+        only_catalogue
+            .to_string()
+            .contains("intune_mobile_apps.json"),
+        "{only_catalogue}"
+    );
 }
 
 #[test]
@@ -96,9 +137,22 @@ fn apple_mdm_plist_merges_device_information_and_app_lists() {
     assert_eq!(d.ownership, Ownership::Institutional, "EnrolledViaDEP");
     assert_eq!(d.wifi_mac.as_deref(), Some("a4:5e:60:c1:00:81"));
     let mail = d.app("com.apple.mobilemail").unwrap();
-    assert_eq!((mail.status.as_str(), mail.name.as_deref(), mail.version.as_deref()), ("managed", Some("Mail"), Some("3.0")));
-    assert_eq!(d.app("com.example.courier").map(|a| a.status.as_str()), Some("installing"));
-    assert_eq!(d.app("net.whatsapp.WhatsApp").map(|a| a.status.as_str()), Some("user_installed"));
+    assert_eq!(
+        (
+            mail.status.as_str(),
+            mail.name.as_deref(),
+            mail.version.as_deref()
+        ),
+        ("managed", Some("Mail"), Some("3.0"))
+    );
+    assert_eq!(
+        d.app("com.example.courier").map(|a| a.status.as_str()),
+        Some("installing")
+    );
+    assert_eq!(
+        d.app("net.whatsapp.WhatsApp").map(|a| a.status.as_str()),
+        Some("user_installed")
+    );
 }
 
 #[test]
@@ -108,8 +162,18 @@ fn apple_mdm_json_with_an_error_response() {
     assert_eq!(d.os_name.as_deref(), Some("iPadOS"));
     assert!(!d.supervised);
     assert_eq!(d.ownership, Ownership::Unknown);
-    assert_eq!(d.app("com.example.labtool").map(|a| a.status.as_str()), Some("managed_but_uninstalled"));
-    assert!(batch.warnings.iter().any(|w| w.contains("[2]") && w.contains("Error")), "{:?}", batch.warnings);
+    assert_eq!(
+        d.app("com.example.labtool").map(|a| a.status.as_str()),
+        Some("managed_but_uninstalled")
+    );
+    assert!(
+        batch
+            .warnings
+            .iter()
+            .any(|w| w.contains("[2]") && w.contains("Error")),
+        "{:?}",
+        batch.warnings
+    );
 }
 
 #[test]
@@ -127,14 +191,28 @@ fn leases_place_devices_without_inventory_addresses() {
     .unwrap();
     assert_eq!(cp.device_count(), 6);
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-    assert!(cp.device_at(ip("10.10.0.61"), at("2024-04-30T12:00:00Z")).is_none(), "no lease yet");
-    let added = cp.import_leases(&fixture("kea-leases4.csv"), "test").unwrap();
+    assert!(
+        cp.device_at(ip("10.10.0.61"), at("2024-04-30T12:00:00Z"))
+            .is_none(),
+        "no lease yet"
+    );
+    let added = cp
+        .import_leases(&fixture("kea-leases4.csv"), "test")
+        .unwrap();
     assert_eq!(added, 3, "the expired-reclaimed row is skipped");
-    let jonas = cp.device_at(ip("10.10.0.61"), at("2024-04-30T12:00:00Z")).unwrap();
+    let jonas = cp
+        .device_at(ip("10.10.0.61"), at("2024-04-30T12:00:00Z"))
+        .unwrap();
     assert_eq!(jonas.name.as_deref(), Some("Jonas iPhone"));
-    let courier = cp.device_at(ip("10.10.0.81"), at("2024-04-30T12:00:00Z")).unwrap();
+    let courier = cp
+        .device_at(ip("10.10.0.81"), at("2024-04-30T12:00:00Z"))
+        .unwrap();
     assert_eq!(courier.udid, "00008120-0004D8A21E81401E");
-    assert!(cp.device_at(ip("10.10.0.61"), at("2024-05-01T09:00:00Z")).is_none(), "lease expired");
+    assert!(
+        cp.device_at(ip("10.10.0.61"), at("2024-05-01T09:00:00Z"))
+            .is_none(),
+        "lease expired"
+    );
     let audit = cp.audit_log().unwrap();
     assert!(audit.iter().any(|e| e.target.ends_with("kea-leases4.csv")));
 }
@@ -145,26 +223,88 @@ fn reimport_replaces_records_and_keeps_history() {
     let mut cp = engine_in(dir.path(), RoleSet::shipped_defaults().unwrap());
     let udid = "00008120-001A2C3E0E38801E";
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-    assert_eq!(cp.device_at(ip("10.10.0.21"), at("2024-05-01T09:00:00Z")).map(|d| d.udid.as_str()), Some(udid));
+    assert_eq!(
+        cp.device_at(ip("10.10.0.21"), at("2024-05-01T09:00:00Z"))
+            .map(|d| d.udid.as_str()),
+        Some(udid)
+    );
 
     let text = std::fs::read_to_string(fixture("jamf_mobile_devices_detail.json")).unwrap();
     let changed = text
         .replace("\"10.10.0.21\"", "\"10.10.0.121\"")
         .replace("2024-04-30T08:00:00.000Z", "2024-05-02T08:00:00.000Z")
-        .replace("\"displayName\": \"Aiko's iPhone\"", "\"displayName\": \"Aiko's work iPhone\"");
+        .replace(
+            "\"displayName\": \"Aiko's iPhone\"",
+            "\"displayName\": \"Aiko's work iPhone\"",
+        );
     let path = dir.path().join("jamf-2.json");
     std::fs::write(&path, changed).unwrap();
     let summary = cp.import_inventory(&[path], "test").unwrap();
     assert_eq!(summary[0].replaced, 3);
     assert_eq!(summary[0].added, 0);
     assert_eq!(summary[0].address_changes, 1);
-    assert_eq!(cp.device(udid).and_then(|d| d.name.as_deref()), Some("Aiko's work iPhone"));
+    assert_eq!(
+        cp.device(udid).and_then(|d| d.name.as_deref()),
+        Some("Aiko's work iPhone")
+    );
     let history = cp.store().device_history(udid).unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].device.name.as_deref(), Some("Aiko's iPhone"));
     assert_eq!(history[0].device.ip_address, Some(ip("10.10.0.21")));
     // The old address still names the device for sessions before the new report.
-    assert_eq!(cp.device_at(ip("10.10.0.21"), at("2024-05-01T09:00:00Z")).map(|d| d.udid.as_str()), Some(udid));
-    assert!(cp.device_at(ip("10.10.0.21"), at("2024-05-03T09:00:00Z")).is_none());
-    assert_eq!(cp.device_at(ip("10.10.0.121"), at("2024-05-03T09:00:00Z")).map(|d| d.udid.as_str()), Some(udid));
+    assert_eq!(
+        cp.device_at(ip("10.10.0.21"), at("2024-05-01T09:00:00Z"))
+            .map(|d| d.udid.as_str()),
+        Some(udid)
+    );
+    assert!(cp
+        .device_at(ip("10.10.0.21"), at("2024-05-03T09:00:00Z"))
+        .is_none());
+    assert_eq!(
+        cp.device_at(ip("10.10.0.121"), at("2024-05-03T09:00:00Z"))
+            .map(|d| d.udid.as_str()),
+        Some(udid)
+    );
+}
+
+#[test]
+fn an_address_without_report_time_holds_until_it_changes() {
+    let dir = tempdir();
+    let store = portolan_control::Store::open(&dir.path().join("p.db")).unwrap();
+    let mut cp = portolan_control::ControlPlane::new(
+        store,
+        RoleSet::shipped_defaults().unwrap(),
+        Default::default(),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(fixture("jamf_mobile_devices_detail.json")).unwrap();
+    let undated = text.replace(
+        "\"lastInventoryUpdateDate\"",
+        "\"lastInventoryUpdateDateX\"",
+    );
+    let path = dir.path().join("undated.json");
+    std::fs::write(&path, &undated).unwrap();
+    cp.import_inventory(std::slice::from_ref(&path), "test")
+        .unwrap();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let udid = "00008120-001A2C3E0E38801E";
+    assert_eq!(
+        cp.device_at(ip("10.10.0.21"), at("2019-01-01T00:00:00Z"))
+            .map(|d| d.udid.as_str()),
+        Some(udid)
+    );
+    std::fs::write(&path, undated.replace("\"10.10.0.21\"", "\"10.10.0.121\"")).unwrap();
+    cp.import_inventory(&[path], "test").unwrap();
+    let now = portolan_control::timestamp::now_us();
+    assert_eq!(
+        cp.device_at(ip("10.10.0.21"), at("2019-01-01T00:00:00Z"))
+            .map(|d| d.udid.as_str()),
+        Some(udid)
+    );
+    assert!(cp.device_at(ip("10.10.0.21"), now + 1_000_000).is_none());
+    assert_eq!(
+        cp.device_at(ip("10.10.0.121"), now + 1_000_000)
+            .map(|d| d.udid.as_str()),
+        Some(udid)
+    );
 }

@@ -9,7 +9,14 @@ use portolan_control::roles::{ExceptionDestination, ExceptionKind, ExceptionRule
 use portolan_control::{ControlConfig, ControlError, ControlPlane, FlowObservation, Store};
 
 fn outlook_sync(i: i64) -> FlowObservation {
-    let mut f = flow("10.10.0.21", "203.0.113.60", 8443, "tls", at("2024-05-01T09:00:00Z") + i * 600_000_000, 2);
+    let mut f = flow(
+        "10.10.0.21",
+        "203.0.113.60",
+        8443,
+        "tls",
+        at("2024-05-01T09:00:00Z") + i * 600_000_000,
+        2,
+    );
     f.sni = Some("outlook.office365.com".into());
     f
 }
@@ -19,35 +26,95 @@ fn learning_proposes_and_only_an_audited_approval_changes_the_baseline() {
     let dir = tempdir();
     let mut cp = engine_in(dir.path(), RoleSet::shipped_defaults().unwrap());
     let mut batch: Vec<FlowObservation> = (0..6).map(outlook_sync).collect();
-    let mut imaps = flow("10.10.0.21", "203.0.113.60", 993, "tls", at("2024-05-01T09:01:00Z"), 60);
+    let mut imaps = flow(
+        "10.10.0.21",
+        "203.0.113.60",
+        993,
+        "tls",
+        at("2024-05-01T09:01:00Z"),
+        60,
+    );
     imaps.sni = Some("outlook.office365.com".into());
     batch.push(imaps);
-    batch.push(flow("10.10.0.22", "198.51.100.3", 4444, "mqtt", at("2024-05-01T09:02:00Z"), 60));
+    batch.push(flow(
+        "10.10.0.22",
+        "198.51.100.3",
+        4444,
+        "mqtt",
+        at("2024-05-01T09:02:00Z"),
+        60,
+    ));
     let alerts = cp.ingest_flows(&batch).unwrap();
-    assert!(!alerts.is_empty(), "before approval tls/8443 breaks the mail baseline");
+    assert!(
+        !alerts.is_empty(),
+        "before approval tls/8443 breaks the mail baseline"
+    );
 
-    let proposals = cp.propose_baselines(at("2024-05-01T00:00:00Z"), at("2024-05-02T00:00:00Z")).unwrap();
-    let mail = proposals.iter().find(|p| p.role == "mail").expect("mail proposal");
+    let proposals = cp
+        .propose_baselines(at("2024-05-01T00:00:00Z"), at("2024-05-02T00:00:00Z"))
+        .unwrap();
+    let mail = proposals
+        .iter()
+        .find(|p| p.role == "mail")
+        .expect("mail proposal");
     let p8443 = mail.pairings.iter().find(|p| p.port == 8443).unwrap();
-    assert_eq!((p8443.app_proto.as_str(), p8443.sessions, p8443.proposed), ("tls", 6, true));
+    assert_eq!(
+        (p8443.app_proto.as_str(), p8443.sessions, p8443.proposed),
+        ("tls", 6, true)
+    );
     let p993 = mail.pairings.iter().find(|p| p.port == 993).unwrap();
     assert!(p993.already_approved && !p993.proposed);
-    let dd = proposals.iter().find(|p| p.role == "device-default").expect("unattributed traffic counted");
-    assert!(dd.pairings.iter().any(|p| p.app_proto == "mqtt" && p.port == 4444 && p.sessions == 1 && !p.proposed));
+    let dd = proposals
+        .iter()
+        .find(|p| p.role == "device-default")
+        .expect("unattributed traffic counted");
+    assert!(dd
+        .pairings
+        .iter()
+        .any(|p| p.app_proto == "mqtt" && p.port == 4444 && p.sessions == 1 && !p.proposed));
     let before = cp.audit_log().unwrap().len();
-    assert_eq!(cp.roles().role_ports("mail", "tls", "TCP"), Some(vec![443, 465, 993]), "proposing approves nothing");
+    assert_eq!(
+        cp.roles().role_ports("mail", "tls", "TCP"),
+        Some(vec![443, 465, 993]),
+        "proposing approves nothing"
+    );
 
-    let pairing = ApprovedPairing { app_proto: "tls".into(), transport: Some("TCP".into()), port: 8443, starttls: false };
-    let e = cp.approve_baseline("mail", &[pairing.clone()], "  ", "vendor moved sync to 8443").unwrap_err();
+    let pairing = ApprovedPairing {
+        app_proto: "tls".into(),
+        transport: Some("TCP".into()),
+        port: 8443,
+        starttls: false,
+    };
+    let e = cp
+        .approve_baseline(
+            "mail",
+            std::slice::from_ref(&pairing),
+            "  ",
+            "vendor moved sync to 8443",
+        )
+        .unwrap_err();
     assert!(matches!(e, ControlError::Audit(_)), "{e}");
-    let e = cp.approve_baseline("mail", &[pairing.clone()], "alice", "").unwrap_err();
+    let e = cp
+        .approve_baseline("mail", std::slice::from_ref(&pairing), "alice", "")
+        .unwrap_err();
     assert!(e.to_string().contains("reason"), "{e}");
-    let e = cp.approve_baseline("payroll", &[pairing.clone()], "alice", "why").unwrap_err();
+    let e = cp
+        .approve_baseline("payroll", std::slice::from_ref(&pairing), "alice", "why")
+        .unwrap_err();
     assert!(e.to_string().contains("unknown role `payroll`"), "{e}");
-    assert_eq!(cp.audit_log().unwrap().len(), before, "refused acts leave no trace and no change");
+    assert_eq!(
+        cp.audit_log().unwrap().len(),
+        before,
+        "refused acts leave no trace and no change"
+    );
 
     let audit_id = cp
-        .approve_baseline("mail", &[pairing], "alice@example.com", "Exchange hybrid sync moved to 8443 (CHG-1042)")
+        .approve_baseline(
+            "mail",
+            &[pairing],
+            "alice@example.com",
+            "Exchange hybrid sync moved to 8443 (CHG-1042)",
+        )
         .unwrap();
     let log = cp.audit_log().unwrap();
     let entry = log.iter().find(|e| e.id == audit_id).unwrap();
@@ -56,18 +123,34 @@ fn learning_proposes_and_only_an_audited_approval_changes_the_baseline() {
     assert_eq!(entry.target, "mail");
     assert_eq!(entry.detail["pairings"][0]["port"], 8443);
     assert!(entry.reason.contains("CHG-1042"));
-    assert_eq!(cp.roles().role_ports("mail", "tls", "TCP"), Some(vec![443, 465, 993, 8443]));
-    assert!(cp.ingest_flow(&outlook_sync(20)).unwrap().is_empty(), "approved now");
+    assert_eq!(
+        cp.roles().role_ports("mail", "tls", "TCP"),
+        Some(vec![443, 465, 993, 8443])
+    );
+    assert!(
+        cp.ingest_flow(&outlook_sync(20)).unwrap().is_empty(),
+        "approved now"
+    );
 
     // The approval survives a restart.
     drop(cp);
     let store = Store::open(&dir.path().join("portolan.db")).unwrap();
-    let mut cp = ControlPlane::new(store, RoleSet::shipped_defaults().unwrap(), ControlConfig::default())
-        .unwrap()
-        .with_port_registry(common::registry());
-    assert!(cp.startup_warnings().is_empty(), "{:?}", cp.startup_warnings());
+    let mut cp = ControlPlane::new(
+        store,
+        RoleSet::shipped_defaults().unwrap(),
+        ControlConfig::default(),
+    )
+    .unwrap()
+    .with_port_registry(common::registry());
+    assert!(
+        cp.startup_warnings().is_empty(),
+        "{:?}",
+        cp.startup_warnings()
+    );
     assert!(cp.ingest_flow(&outlook_sync(21)).unwrap().is_empty());
-    let proposals = cp.propose_baselines(at("2024-05-01T00:00:00Z"), at("2024-05-02T00:00:00Z")).unwrap();
+    let proposals = cp
+        .propose_baselines(at("2024-05-01T00:00:00Z"), at("2024-05-02T00:00:00Z"))
+        .unwrap();
     let mail = proposals.iter().find(|p| p.role == "mail").unwrap();
     let p8443 = mail.pairings.iter().find(|p| p.port == 8443).unwrap();
     assert!(p8443.already_approved && !p8443.proposed);
@@ -79,7 +162,14 @@ fn api_exceptions_are_audited_and_revocable() {
     let dir = tempdir();
     let mut cp = engine_in(dir.path(), RoleSet::shipped_defaults().unwrap());
     let devtool = |i: i64| {
-        let mut f = flow("10.10.0.22", "10.30.0.7", 9090, "http", at("2024-05-01T09:00:00Z") + i * 60_000_000, 1);
+        let mut f = flow(
+            "10.10.0.22",
+            "10.30.0.7",
+            9090,
+            "http",
+            at("2024-05-01T09:00:00Z") + i * 60_000_000,
+            1,
+        );
         f.http_host = Some("builds.dev.example.com:9090".into());
         f
     };
@@ -98,9 +188,16 @@ fn api_exceptions_are_audited_and_revocable() {
     blanket.id = "everything".into();
     blanket.destinations.clear();
     blanket.ports.clear();
-    assert!(cp.add_exception(blanket, "bob", "lazy").is_err(), "blanket exceptions are refused");
-    cp.add_exception(rule.clone(), "bob@example.com", "QA sprint 18").unwrap();
-    assert!(cp.add_exception(rule, "bob@example.com", "again").is_err(), "duplicate id");
+    assert!(
+        cp.add_exception(blanket, "bob", "lazy").is_err(),
+        "blanket exceptions are refused"
+    );
+    cp.add_exception(rule.clone(), "bob@example.com", "QA sprint 18")
+        .unwrap();
+    assert!(
+        cp.add_exception(rule, "bob@example.com", "again").is_err(),
+        "duplicate id"
+    );
     assert!(cp.ingest_flow(&devtool(0)).unwrap().is_empty());
     // Another device (the iPhone) is not covered by this per-device exception.
     let mut other = devtool(1);
@@ -110,27 +207,58 @@ fn api_exceptions_are_audited_and_revocable() {
     // Survives restart, then revoked.
     drop(cp);
     let store = Store::open(&dir.path().join("portolan.db")).unwrap();
-    let mut cp = ControlPlane::new(store, RoleSet::shipped_defaults().unwrap(), ControlConfig::default())
-        .unwrap()
-        .with_port_registry(common::registry());
+    let mut cp = ControlPlane::new(
+        store,
+        RoleSet::shipped_defaults().unwrap(),
+        ControlConfig::default(),
+    )
+    .unwrap()
+    .with_port_registry(common::registry());
     assert!(cp.ingest_flow(&devtool(2)).unwrap().is_empty());
-    assert!(cp.revoke_exception("ipad-devserver", "carol@example.com", "QA sprint over").unwrap());
-    assert!(!cp.revoke_exception("ipad-devserver", "carol@example.com", "again").unwrap());
+    assert!(cp
+        .revoke_exception("ipad-devserver", "carol@example.com", "QA sprint over")
+        .unwrap());
+    assert!(!cp
+        .revoke_exception("ipad-devserver", "carol@example.com", "again")
+        .unwrap());
     let alerts = cp.ingest_flow(&devtool(3)).unwrap();
     assert_eq!(alerts.len(), 1, "alerts again once revoked");
 
     // Acknowledge it.
     let id = alerts[0].id;
-    assert!(cp.acknowledge_alert(id, "dave@example.com", "known QA traffic").unwrap());
-    assert!(!cp.acknowledge_alert(id, "dave@example.com", "twice").unwrap());
+    assert!(cp
+        .acknowledge_alert(id, "dave@example.com", "known QA traffic")
+        .unwrap());
+    assert!(!cp
+        .acknowledge_alert(id, "dave@example.com", "twice")
+        .unwrap());
     let stored = cp.alerts().unwrap();
     let acked = stored.iter().find(|a| a.alert.id == id).unwrap();
-    assert_eq!(acked.ack.as_ref().map(|a| a.actor.as_str()), Some("dave@example.com"));
+    assert_eq!(
+        acked.ack.as_ref().map(|a| a.actor.as_str()),
+        Some("dave@example.com")
+    );
 
     let actions: Vec<AuditAction> = cp.audit_log().unwrap().iter().map(|e| e.action).collect();
-    for wanted in [AuditAction::InventoryImported, AuditAction::ExceptionAdded, AuditAction::ExceptionRevoked, AuditAction::AlertAcknowledged] {
-        assert!(actions.contains(&wanted), "{wanted:?} missing from {actions:?}");
+    for wanted in [
+        AuditAction::InventoryImported,
+        AuditAction::ExceptionAdded,
+        AuditAction::ExceptionRevoked,
+        AuditAction::AlertAcknowledged,
+    ] {
+        assert!(
+            actions.contains(&wanted),
+            "{wanted:?} missing from {actions:?}"
+        );
     }
-    let revoked = cp.audit_log().unwrap().into_iter().find(|e| e.action == AuditAction::ExceptionRevoked).unwrap();
-    assert_eq!((revoked.actor.as_str(), revoked.reason.as_str()), ("carol@example.com", "QA sprint over"));
+    let revoked = cp
+        .audit_log()
+        .unwrap()
+        .into_iter()
+        .find(|e| e.action == AuditAction::ExceptionRevoked)
+        .unwrap();
+    assert_eq!(
+        (revoked.actor.as_str(), revoked.reason.as_str()),
+        ("carol@example.com", "QA sprint over")
+    );
 }

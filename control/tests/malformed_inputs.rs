@@ -16,11 +16,20 @@ fn inventory_error(name: &str) -> String {
 #[test]
 fn inventory_errors_name_file_and_field() {
     let e = inventory_error("malformed_jamf_missing_udid.json");
-    assert!(e.contains("malformed_jamf_missing_udid.json: field `results[1].general.udid`: missing"), "{e}");
+    assert!(
+        e.contains("malformed_jamf_missing_udid.json: field `results[1].general.udid`: missing"),
+        "{e}"
+    );
     let e = inventory_error("malformed_jamf_bad_ip.json");
-    assert!(e.contains("field `results[0].general.ipAddress`: not an IP address"), "{e}");
+    assert!(
+        e.contains("field `results[0].general.ipAddress`: not an IP address"),
+        "{e}"
+    );
     let e = inventory_error("malformed_intune_apps.json");
-    assert!(e.contains("field `value[0].detectedApps[0].displayName`: expected a string"), "{e}");
+    assert!(
+        e.contains("field `value[0].detectedApps[0].displayName`: expected a string"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -28,7 +37,10 @@ fn inventory_syntax_errors_name_the_line() {
     let e = inventory_error("malformed_syntax.json");
     assert!(e.contains("malformed_syntax.json:4:"), "{e}");
     let e = inventory_error("malformed_apple.plist");
-    assert!(e.contains("malformed_apple.plist") && e.contains("plist"), "{e}");
+    assert!(
+        e.contains("malformed_apple.plist") && e.contains("plist"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -36,18 +48,32 @@ fn unknown_inventory_shape_says_what_was_found_and_expected() {
     let e = inventory_error("malformed_unknown_shape.json");
     assert!(e.contains("malformed_unknown_shape.json"), "{e}");
     assert!(e.contains("keys [mobile_devices]"), "{e}");
-    assert!(e.contains("Jamf Pro") && e.contains("managedDevices") && e.contains("QueryResponses"), "{e}");
+    assert!(
+        e.contains("Jamf Pro") && e.contains("managedDevices") && e.contains("QueryResponses"),
+        "{e}"
+    );
 }
 
 #[test]
 fn state_lease_and_roles_errors_name_file_and_line() {
-    let e = load_device_states(&fixture("malformed_device_states.jsonl")).unwrap_err().to_string();
-    assert!(e.contains("malformed_device_states.jsonl:3: field `lock_state`"), "{e}");
-    let e = load_kea_leases(&fixture("malformed_leases.csv")).unwrap_err().to_string();
+    let e = load_device_states(&fixture("malformed_device_states.jsonl"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("malformed_device_states.jsonl:3: field `lock_state`"),
+        "{e}"
+    );
+    let e = load_kea_leases(&fixture("malformed_leases.csv"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("malformed_leases.csv:3: field `hwaddr`"), "{e}");
-    let e = RoleSet::load(&fixture("malformed_roles.toml")).unwrap_err().to_string();
+    let e = RoleSet::load(&fixture("malformed_roles.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("malformed_roles.toml:9:"), "{e}");
-    let e = RoleSet::load(&fixture("does-not-exist.toml")).unwrap_err().to_string();
+    let e = RoleSet::load(&fixture("does-not-exist.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("does-not-exist.toml"), "{e}");
 }
 
@@ -55,13 +81,30 @@ fn state_lease_and_roles_errors_name_file_and_line() {
 fn engine_import_failure_leaves_the_store_unchanged() {
     let dir = tempdir();
     let store = Store::open(&dir.path().join("p.db")).unwrap();
-    let mut cp = ControlPlane::new(store, RoleSet::shipped_defaults().unwrap(), ControlConfig::default()).unwrap();
+    let mut cp = ControlPlane::new(
+        store,
+        RoleSet::shipped_defaults().unwrap(),
+        ControlConfig::default(),
+    )
+    .unwrap();
     let e = cp
-        .import_inventory(&[fixture("jamf_mobile_devices_detail.json"), fixture("malformed_jamf_missing_udid.json")], "test")
+        .import_inventory(
+            &[
+                fixture("jamf_mobile_devices_detail.json"),
+                fixture("malformed_jamf_missing_udid.json"),
+            ],
+            "test",
+        )
         .unwrap_err();
     assert!(e.to_string().contains("results[1].general.udid"), "{e}");
-    assert_eq!(cp.device_count(), 0, "a bad file in the set imports nothing");
-    let e = cp.import_device_states(&fixture("malformed_device_states.jsonl")).unwrap_err();
+    assert_eq!(
+        cp.device_count(),
+        0,
+        "a bad file in the set imports nothing"
+    );
+    let e = cp
+        .import_device_states(&fixture("malformed_device_states.jsonl"))
+        .unwrap_err();
     assert!(e.to_string().contains(":3:"), "{e}");
     assert_eq!(cp.stats().device_states, 0);
 }

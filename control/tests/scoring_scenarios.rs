@@ -17,7 +17,8 @@ const IPAD: &str = "00008103-000A4D1A2E12001E";
 
 fn scenario_engine(dir: &std::path::Path) -> ControlPlane {
     let mut cp = engine_in(dir, roles_with_proxy());
-    cp.import_device_states(&fixture("scenario_device_states.jsonl")).unwrap();
+    cp.import_device_states(&fixture("scenario_device_states.jsonl"))
+        .unwrap();
     cp
 }
 
@@ -25,9 +26,18 @@ fn scenario_engine(dir: &std::path::Path) -> ControlPlane {
 fn mail_beacon(cp: &mut ControlPlane, sessions: i64) -> Vec<Alert> {
     let mut alerts = Vec::new();
     for i in 0..sessions {
-        let mut f = flow("10.10.0.21", "203.0.113.50", 8443, "tls", at("2024-05-01T09:00:00Z") + i * 900_000_000 + (i % 3) * 400_000, 3);
+        let mut f = flow(
+            "10.10.0.21",
+            "203.0.113.50",
+            8443,
+            "tls",
+            at("2024-05-01T09:00:00Z") + i * 900_000_000 + (i % 3) * 400_000,
+            3,
+        );
         f.sni = Some("imap.mail.example.com".to_string());
-        f.tls = Some(json!({"sni": "imap.mail.example.com", "version": "TLS 1.3", "ja3": {"hash": "e7d705a3286e19ea42f587b344ee6865"}}));
+        f.tls = Some(
+            json!({"sni": "imap.mail.example.com", "version": "TLS 1.3", "ja3": {"hash": "e7d705a3286e19ea42f587b344ee6865"}}),
+        );
         f.port_mismatch = Some(true);
         alerts.extend(cp.ingest_flow(&f).unwrap());
     }
@@ -36,9 +46,18 @@ fn mail_beacon(cp: &mut ControlPlane, sessions: i64) -> Vec<Alert> {
 
 /// One HTTP session to 8080 from the iPad while Safari is in the foreground.
 fn browser_session(cp: &mut ControlPlane) -> Vec<Alert> {
-    let mut f = flow("10.10.0.22", "198.51.100.80", 8080, "http", at("2024-05-01T10:01:00Z"), 5);
+    let mut f = flow(
+        "10.10.0.22",
+        "198.51.100.80",
+        8080,
+        "http",
+        at("2024-05-01T10:01:00Z"),
+        5,
+    );
     f.http_host = Some("intranet-tools.example.org:8080".to_string());
-    f.http = Some(json!({"hostname": "intranet-tools.example.org", "url": "/status", "http_method": "GET", "http_user_agent": "Mozilla/5.0 (iPad; CPU OS 17_3 like Mac OS X)"}));
+    f.http = Some(
+        json!({"hostname": "intranet-tools.example.org", "url": "/status", "http_method": "GET", "http_user_agent": "Mozilla/5.0 (iPad; CPU OS 17_3 like Mac OS X)"}),
+    );
     f.port_mismatch = Some(true);
     cp.ingest_flow(&f).unwrap()
 }
@@ -50,26 +69,57 @@ fn locked_background_mail_beacon_outranks_a_foreground_browser_session() {
     let mail_alerts = mail_beacon(&mut cp, 8);
     let browser_alerts = browser_session(&mut cp);
 
-    assert_eq!(browser_alerts.len(), 1, "a single mismatch session still alerts, at low severity");
+    assert_eq!(
+        browser_alerts.len(),
+        1,
+        "a single mismatch session still alerts, at low severity"
+    );
     let b = &browser_alerts[0];
     assert_eq!(b.device.udid.as_deref(), Some(IPAD));
     assert_eq!(b.app.bundle_id.as_deref(), Some("com.apple.mobilesafari"));
     assert_eq!(b.app.method.as_str(), "foreground_app");
     assert_eq!(b.kind, ViolationKind::RoleBaseline);
     assert_eq!(b.severity, Severity::Low);
-    assert!(b.reasons.iter().any(|r| r.contains("single session")), "{:?}", b.reasons);
+    assert!(
+        b.reasons.iter().any(|r| r.contains("single session")),
+        "{:?}",
+        b.reasons
+    );
 
-    assert!(mail_alerts.len() >= 2, "create, then updates as severity rises: {}", mail_alerts.len());
+    assert!(
+        mail_alerts.len() >= 2,
+        "create, then updates as severity rises: {}",
+        mail_alerts.len()
+    );
     assert_eq!(mail_alerts[0].activity, AlertActivity::Create);
-    assert!(mail_alerts.windows(2).all(|w| w[1].severity > w[0].severity), "alerts repeat only when severity rises");
+    assert!(
+        mail_alerts
+            .windows(2)
+            .all(|w| w[1].severity > w[0].severity),
+        "alerts repeat only when severity rises"
+    );
     let last = mail_alerts.last().unwrap();
     assert_eq!(last.activity, AlertActivity::Update);
-    assert!(last.severity >= Severity::High, "{:?} {}", last.severity, last.score);
+    assert!(
+        last.severity >= Severity::High,
+        "{:?} {}",
+        last.severity,
+        last.score
+    );
     assert_eq!(last.app.bundle_id.as_deref(), Some("com.apple.mobilemail"));
     assert_eq!(last.app.role.as_deref(), Some("mail"));
     assert_eq!(last.baseline.approved_ports, vec![443, 465, 993]);
     let reasons = last.reasons.join("\n");
-    for needle in ["outside role `mail`", "recurs every", "device locked", "in background", "no user interaction", "supervised device", "managed device", "sessions since"] {
+    for needle in [
+        "outside role `mail`",
+        "recurs every",
+        "device locked",
+        "in background",
+        "no user interaction",
+        "supervised device",
+        "managed device",
+        "sessions since",
+    ] {
         assert!(reasons.contains(needle), "missing {needle:?} in\n{reasons}");
     }
 
@@ -78,7 +128,12 @@ fn locked_background_mail_beacon_outranks_a_foreground_browser_session() {
     assert_eq!(ranked[0].udid.as_deref(), Some(AIKO));
     assert_eq!(ranked[0].sessions, 8);
     assert!((ranked[0].interval_seconds().unwrap() - 900.0).abs() < 1.0);
-    assert!(ranked[0].score > ranked[1].score + 30.0, "{} vs {}", ranked[0].score, ranked[1].score);
+    assert!(
+        ranked[0].score > ranked[1].score + 30.0,
+        "{} vs {}",
+        ranked[0].score,
+        ranked[1].score
+    );
     assert_eq!(ranked[1].udid.as_deref(), Some(IPAD));
     // One finding per (device, app, proto, destination, port): eight sessions, one finding.
     assert_eq!(cp.store().finding_count().unwrap(), 2);
@@ -107,9 +162,21 @@ fn approved_pairings_starttls_and_excepted_proxies_do_not_alert() {
     apns.port_mismatch = Some(true);
     let mut unclassified = flow("10.10.0.21", "203.0.113.99", 9999, "unknown", t, 4);
     unclassified.port_mismatch = Some(true);
-    let batch = [imaps, imap_starttls, submission, web, proxied.clone(), apns, unclassified];
+    let batch = [
+        imaps,
+        imap_starttls,
+        submission,
+        web,
+        proxied.clone(),
+        apns,
+        unclassified,
+    ];
     let alerts = cp.ingest_flows(&batch).unwrap();
-    assert!(alerts.is_empty(), "{:#?}", alerts.iter().map(|a| &a.reasons).collect::<Vec<_>>());
+    assert!(
+        alerts.is_empty(),
+        "{:#?}",
+        alerts.iter().map(|a| &a.reasons).collect::<Vec<_>>()
+    );
     let stats = cp.stats();
     assert_eq!(stats.flows, 7);
     assert_eq!(stats.unclassified, 1);
@@ -133,7 +200,14 @@ fn approved_pairings_starttls_and_excepted_proxies_do_not_alert() {
 fn unmanaged_device_traffic_is_reported_with_its_context() {
     let dir = tempdir();
     let mut cp = scenario_engine(dir.path());
-    let mut ssh = flow("10.10.0.99", "192.0.2.10", 2222, "ssh", at("2024-05-01T09:10:00Z"), 40);
+    let mut ssh = flow(
+        "10.10.0.99",
+        "192.0.2.10",
+        2222,
+        "ssh",
+        at("2024-05-01T09:10:00Z"),
+        40,
+    );
     ssh.port_mismatch = Some(true);
     let alerts = cp.ingest_flow(&ssh).unwrap();
     assert_eq!(alerts.len(), 1, "not dropped");
@@ -141,7 +215,13 @@ fn unmanaged_device_traffic_is_reported_with_its_context() {
     assert!(!a.device.in_inventory && !a.device.managed);
     assert_eq!(a.device.udid, None);
     assert_eq!(a.signature.signature_id, 1_509_003);
-    assert!(a.reasons.iter().any(|r| r.contains("not in the MDM inventory")), "{:?}", a.reasons);
+    assert!(
+        a.reasons
+            .iter()
+            .any(|r| r.contains("not in the MDM inventory")),
+        "{:?}",
+        a.reasons
+    );
     let eve = to_eve(a);
     assert_eq!(eve["portolan"]["device"]["managed"], json!(false));
     assert_eq!(eve["portolan"]["device"]["in_inventory"], json!(false));
@@ -170,12 +250,17 @@ fn eve_alert_carries_flow_alert_and_portolan_context() {
     assert_eq!(al["gid"], json!(1));
     assert_eq!(al["action"], json!("allowed"));
     assert_eq!(al["severity"], json!(1));
-    assert_eq!(al["category"], json!("Detection of a Non-Standard Protocol or Event"));
+    assert_eq!(
+        al["category"],
+        json!("Detection of a Non-Standard Protocol or Event")
+    );
     assert_eq!(al["metadata"]["mitre_technique_id"], json!(["T1509"]));
     assert_eq!(al["metadata"]["detection_strategy"], json!(["DET0706"]));
     assert_eq!(al["metadata"]["analytic"], json!(["AN1828"]));
     assert_eq!(al["metadata"]["mitre_tactic_id"], json!(["TA0037"]));
-    assert!(al["metadata"].as_object().unwrap().values().all(|v| v.as_array().is_some_and(|a| a.iter().all(|s| s.is_string()))));
+    assert!(al["metadata"].as_object().unwrap().values().all(|v| v
+        .as_array()
+        .is_some_and(|a| a.iter().all(|s| s.is_string()))));
     assert_eq!(eve["tls"]["sni"], json!("imap.mail.example.com"));
     assert_eq!(eve["tls"]["version"], json!("TLS 1.3"));
     assert_eq!(eve["flow"]["bytes_toserver"], json!(1800));
@@ -192,13 +277,21 @@ fn eve_alert_carries_flow_alert_and_portolan_context() {
     assert_eq!(p["baseline"]["approved_ports"], json!([443, 465, 993]));
     assert_eq!(p["device_state"]["lock_state"], json!("locked"));
     assert_eq!(p["device_state"]["app_state"], json!("background"));
-    assert!(p["device_state"]["seconds_since_user_interaction"].as_i64().unwrap() >= 300);
+    assert!(
+        p["device_state"]["seconds_since_user_interaction"]
+            .as_i64()
+            .unwrap()
+            >= 300
+    );
     // The last alert was raised when severity last rose (the third session, once the recurrence
     // was judged regular); later sessions grow the finding without repeating the alert.
     assert_eq!(p["persistence"]["sessions"], json!(3));
     assert_eq!(a.severity, Severity::Critical);
     assert!((p["persistence"]["interval_seconds"].as_f64().unwrap() - 900.0).abs() < 1.0);
-    assert!(p["persistence"]["first_seen"].as_str().unwrap().starts_with("2024-05-01T09:00:00"));
+    assert!(p["persistence"]["first_seen"]
+        .as_str()
+        .unwrap()
+        .starts_with("2024-05-01T09:00:00"));
     assert_eq!(p["score"], json!(a.score));
     assert!(p["reasons"].as_array().unwrap().len() >= 8);
     // One line of JSON.
@@ -214,16 +307,31 @@ fn ocsf_detection_finding_fields() {
     let last = to_ocsf(alerts.last().unwrap(), &OcsfProduct::default());
     assert_eq!(first["class_uid"], json!(2004));
     assert_eq!(first["category_uid"], json!(2));
-    assert_eq!((first["activity_id"].clone(), first["type_uid"].clone()), (json!(1), json!(200401)));
-    assert_eq!((last["activity_id"].clone(), last["type_uid"].clone()), (json!(2), json!(200402)));
+    assert_eq!(
+        (first["activity_id"].clone(), first["type_uid"].clone()),
+        (json!(1), json!(200401))
+    );
+    assert_eq!(
+        (last["activity_id"].clone(), last["type_uid"].clone()),
+        (json!(2), json!(200402))
+    );
     let fi = &last["finding_info"];
-    assert_eq!(fi["uid"], first["finding_info"]["uid"], "one finding, several alerts");
+    assert_eq!(
+        fi["uid"], first["finding_info"]["uid"],
+        "one finding, several alerts"
+    );
     assert_eq!(fi["analytic"]["uid"], json!("AN1828"));
     assert_eq!(fi["analytic"]["type_id"], json!(1));
-    assert_eq!(fi["attacks"][0]["technique"], json!({"uid": "T1509", "name": "Non-Standard Port"}));
+    assert_eq!(
+        fi["attacks"][0]["technique"],
+        json!({"uid": "T1509", "name": "Non-Standard Port"})
+    );
     assert_eq!(fi["attacks"][0]["tactic"]["uid"], json!("TA0037"));
     assert_eq!(fi["related_events_count"], json!(3));
-    assert_eq!(fi["first_seen_time"], json!(at("2024-05-01T09:00:00Z") / 1000));
+    assert_eq!(
+        fi["first_seen_time"],
+        json!(at("2024-05-01T09:00:00Z") / 1000)
+    );
     assert!(fi["last_seen_time"].as_i64().unwrap() > fi["first_seen_time"].as_i64().unwrap());
     let dev = &last["device"];
     assert_eq!(dev["uid"], json!(AIKO));
@@ -236,9 +344,15 @@ fn ocsf_detection_finding_fields() {
     assert_eq!(dev["hw_info"]["serial_number"], json!("F4KX91QHN7"));
     let ev = &last["evidences"][0];
     assert_eq!(ev["dst_endpoint"]["port"], json!(8443));
-    assert_eq!(ev["dst_endpoint"]["hostname"], json!("imap.mail.example.com"));
+    assert_eq!(
+        ev["dst_endpoint"]["hostname"],
+        json!("imap.mail.example.com")
+    );
     assert_eq!(ev["connection_info"]["protocol_name"], json!("tcp"));
-    assert_eq!(ev["connection_info"]["community_uid"], json!("1:LQU9qZlK+B5F3KDmev6m5PMibrg="));
+    assert_eq!(
+        ev["connection_info"]["community_uid"],
+        json!("1:LQU9qZlK+B5F3KDmev6m5PMibrg=")
+    );
     assert_eq!(ev["tls"]["sni"], json!("imap.mail.example.com"));
     assert!(last["severity_id"].as_u64().unwrap() >= 4);
     assert!(last["risk_score"].as_i64().unwrap() > first["risk_score"].as_i64().unwrap());
@@ -271,4 +385,3 @@ fn dns_answer_attributes_a_flow_without_sni() {
     assert_eq!(a.flow.flow_id, 1_234_567);
     assert_eq!(cp.stats().dns_answers, 1);
 }
-

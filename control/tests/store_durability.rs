@@ -16,9 +16,13 @@ const CHILD_DB_ENV: &str = "PORTOLAN_CONTROL_CRASH_DB";
 
 fn reopen(path: &std::path::Path) -> ControlPlane {
     let store = Store::open(path).unwrap();
-    ControlPlane::new(store, RoleSet::shipped_defaults().unwrap(), ControlConfig::default())
-        .unwrap()
-        .with_port_registry(common::registry())
+    ControlPlane::new(
+        store,
+        RoleSet::shipped_defaults().unwrap(),
+        ControlConfig::default(),
+    )
+    .unwrap()
+    .with_port_registry(common::registry())
 }
 
 #[test]
@@ -26,13 +30,21 @@ fn restart_keeps_inventory_state_findings_and_alerts() {
     let dir = tempdir();
     let db = dir.path().join("portolan.db");
     let beacon = |i: i64| {
-        let mut f = flow("10.10.0.21", "203.0.113.50", 8443, "tls", at("2024-05-01T09:00:00Z") + i * 900_000_000, 3);
+        let mut f = flow(
+            "10.10.0.21",
+            "203.0.113.50",
+            8443,
+            "tls",
+            at("2024-05-01T09:00:00Z") + i * 900_000_000,
+            3,
+        );
         f.sni = Some("imap.mail.example.com".into());
         f
     };
     let (finding_id, alerts_before) = {
         let mut cp = engine_in(dir.path(), RoleSet::shipped_defaults().unwrap());
-        cp.import_device_states(&fixture("scenario_device_states.jsonl")).unwrap();
+        cp.import_device_states(&fixture("scenario_device_states.jsonl"))
+            .unwrap();
         let mut n = 0;
         for i in 0..3 {
             n += cp.ingest_flow(&beacon(i)).unwrap().len();
@@ -51,10 +63,17 @@ fn restart_keeps_inventory_state_findings_and_alerts() {
     assert_eq!((f.id, f.sessions), (finding_id, 3));
     // The next session grows the same finding, with device state still known after restart.
     let alerts = cp.ingest_flow(&beacon(3)).unwrap();
-    assert!(alerts.is_empty(), "severity already at its peak: no repeat alert");
+    assert!(
+        alerts.is_empty(),
+        "severity already at its peak: no repeat alert"
+    );
     let f = cp.findings()[0].clone();
     assert_eq!((f.id, f.sessions, f.locked_sessions), (finding_id, 4, 4));
-    assert!(f.reasons.iter().any(|r| r.contains("device locked in 4/4")), "{:?}", f.reasons);
+    assert!(
+        f.reasons.iter().any(|r| r.contains("device locked in 4/4")),
+        "{:?}",
+        f.reasons
+    );
 }
 
 #[test]
@@ -62,19 +81,28 @@ fn newer_schema_is_refused_with_the_file_named() {
     let dir = tempdir();
     let db = dir.path().join("future.db");
     drop(Store::open(&db).unwrap());
-    // Simulate a file written by a newer build.
-    {
-        let store = Store::open(&db).unwrap();
-        drop(store);
-        let conn_path = db.clone();
-        let status = Command::new("sqlite3").arg(&conn_path).arg("PRAGMA user_version = 99;").status();
-        if !matches!(status, Ok(s) if s.success()) {
-            eprintln!("sqlite3 CLI not available: newer-schema check skipped");
-            return;
-        }
-    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("PRAGMA user_version = 99").unwrap();
+    drop(conn);
     let e = Store::open(&db).unwrap_err().to_string();
     assert!(e.contains("future.db") && e.contains("99"), "{e}");
+}
+
+#[test]
+fn audit_log_is_append_only() {
+    let dir = tempdir();
+    drop(engine_in(dir.path(), RoleSet::shipped_defaults().unwrap()));
+    let conn = rusqlite::Connection::open(dir.path().join("portolan.db")).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))
+        .unwrap();
+    assert!(n >= 1);
+    let e = conn
+        .execute("UPDATE audit_log SET actor = 'mallory'", [])
+        .unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
+    let e = conn.execute("DELETE FROM audit_log", []).unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
 }
 
 /// Not a test on its own: the child process of `kill_during_writes_loses_no_committed_finding`.
@@ -89,7 +117,14 @@ fn crash_writer_child() {
     let base = at("2024-05-01T09:00:00Z");
     for i in 0..1_000_000u32 {
         let dest = format!("198.18.{}.{}", (i / 250) % 250, i % 250 + 1);
-        let mut f = flow("10.10.0.21", &dest, 8443, "tls", base + i64::from(i) * 1_000_000, 1);
+        let mut f = flow(
+            "10.10.0.21",
+            &dest,
+            8443,
+            "tls",
+            base + i64::from(i) * 1_000_000,
+            1,
+        );
         f.port_mismatch = Some(true);
         cp.ingest_flow(&f).expect("ingest");
         let key = format!("00008120-001A2C3E0E38801E|-|tls|{dest}|8443");
@@ -111,7 +146,13 @@ fn kill_during_writes_loses_no_committed_finding() {
     }
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
-        .args(["crash_writer_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "crash_writer_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DB_ENV, &db)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -141,11 +182,25 @@ fn kill_during_writes_loses_no_committed_finding() {
     }
     let store = Store::open(&db).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
-    let stored: HashSet<String> = store.findings().unwrap().into_iter().map(|f| f.key.as_text()).collect();
+    let stored: HashSet<String> = store
+        .findings()
+        .unwrap()
+        .into_iter()
+        .map(|f| f.key.as_text())
+        .collect();
     let missing: Vec<&String> = committed.iter().filter(|k| !stored.contains(*k)).collect();
-    assert!(missing.is_empty(), "{} committed findings lost, e.g. {:?}", missing.len(), missing.first());
+    assert!(
+        missing.is_empty(),
+        "{} committed findings lost, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
     assert!(stored.len() >= committed.len());
     // Every stored alert points at a stored finding.
     let ids: HashSet<i64> = store.findings().unwrap().iter().map(|f| f.id).collect();
-    assert!(store.alerts().unwrap().iter().all(|a| ids.contains(&a.alert.finding_id)));
+    assert!(store
+        .alerts()
+        .unwrap()
+        .iter()
+        .all(|a| ids.contains(&a.alert.finding_id)));
 }

@@ -1,13 +1,25 @@
 //! Portolan's DPDK poll-mode dataplane.
 //!
 //! Owns: the safe DPDK layer ([`dpdk`], the only module outside `portolan-dpdk-sys` with
-//! `unsafe`), the per-queue worker loop ([`worker`]) and replay of captures through `net_pcap`
-//! ([`replay`]). Must not: decode protocols beyond L4 or keep state across workers; the
-//! classifier plugs in through [`worker::PacketObserver`].
+//! `unsafe`), the per-queue worker loop ([`worker`]), the classifier on the worker
+//! ([`classify`], plugged in through [`worker::PacketObserver`]), the hand-off of finished
+//! flows to the control plane ([`handoff`]) and replay of captures through `net_pcap`
+//! ([`replay`]). Must not: decode protocols beyond L4 itself (`portolan-classify` does), or keep
+//! state across workers.
 
+pub mod classify;
 pub mod dpdk;
+pub mod handoff;
 pub mod replay;
 pub mod worker;
 
-pub use replay::{replay, ReplayConfig, ReplayError, ReplayOutcome, ReplayReport, WorkerReport};
+pub use classify::{ClassificationReport, ClassifyObserver};
+pub use handoff::{
+    flow_event_queues, DrainOptions, DrainStats, FlowEvent, FlowEventConsumer, FlowEventDrain,
+    FlowEventReceiver, FlowEventSender, NameSource,
+};
+
+pub use replay::{
+    replay, replay_observers, ReplayConfig, ReplayError, ReplayOutcome, ReplayReport, WorkerReport,
+};
 pub use worker::{FlowOnly, FlowSink, PacketObserver, Worker, WorkerConfig, WorkerCounters};

@@ -6,6 +6,7 @@
 //! workers, and the [`ReplayReport`]. Must not: decode packets (the worker does) or print; the
 //! binary decides what to write where.
 
+use crate::classify::ClassificationReport;
 use crate::dpdk::{
     self, lcore, DpdkError, Eal, EalConfig, PktMbufPool, Port, PortConfig, PortInfo, PortStats,
     TimestampField,
@@ -201,6 +202,10 @@ pub struct WorkerReport {
     pub port_q_ipackets: u64,
     /// Flow table counters.
     pub flow_table: FlowTableSummary,
+    /// Flows per protocol, mismatches, flow events and `ring_drops` (absent without
+    /// classification).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<ClassificationReport>,
 }
 
 /// Summary of a replay (serialised as the `--summary` JSON object).
@@ -227,6 +232,10 @@ pub struct ReplayReport {
     /// True when the port's packet counters equal the packets the workers saw (total and per
     /// queue) and no packet was lost to allocation failures or errors.
     pub port_counters_match: bool,
+    /// Flows per protocol, mismatches, flow events and `ring_drops` over all workers (absent
+    /// without classification).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<ClassificationReport>,
     /// Per worker.
     pub workers: Vec<WorkerReport>,
     /// The port's counters at the end.
@@ -247,7 +256,8 @@ pub struct ReplayOutcome<O: PacketObserver> {
 }
 
 impl<O: PacketObserver> ReplayOutcome<O> {
-    /// EVE flow records of every flow, sorted by start time, then Community ID, then 5-tuple.
+    /// EVE flow records of every flow, sorted by start time, then Community ID, then 5-tuple,
+    /// with the app-layer fields the worker's observer gives ([`PacketObserver::describe`]).
     ///
     /// Flow ids are unique per worker; worker `w`'s ids get `w << 48` added so they stay unique
     /// over the replay (worker 0's are unchanged).
@@ -255,8 +265,12 @@ impl<O: PacketObserver> ReplayOutcome<O> {
         let mut keyed: Vec<(u64, FlowRecord)> =
             Vec::with_capacity(self.flows.iter().map(Vec::len).sum());
         for (w, flows) in self.flows.iter().enumerate() {
+            let observer = self.observers.get(w);
             for f in flows {
                 let mut rec = FlowRecord::from_flow(f);
+                if let Some(o) = observer {
+                    o.describe(f, &mut rec);
+                }
                 rec.flow_id |= (w as u64) << 48;
                 keyed.push((f.flow.start_us, rec));
             }
@@ -354,7 +368,7 @@ fn devarg_paths(
 }
 
 /// CPUs this process may run on (from `/proc/self/status`, else `0..available_parallelism`).
-fn allowed_cpus() -> Vec<u32> {
+pub fn allowed_cpus() -> Vec<u32> {
     let from_proc = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -384,12 +398,26 @@ fn allowed_cpus() -> Vec<u32> {
 pub fn lcore_layout(workers: usize, cpus: &[u32]) -> String {
     let all: Vec<String> = cpus.iter().map(u32::to_string).collect();
     let mut s = format!("0@({})", all.join(","));
-    let n = cpus.len().max(1);
-    for i in 1..=workers {
-        let cpu = cpus.get(n - 1 - (i - 1) % n).copied().unwrap_or(0);
-        s.push_str(&format!(",{i}@{cpu}"));
+    for (i, cpu) in worker_cpus(workers, cpus).into_iter().enumerate() {
+        s.push_str(&format!(",{}@{cpu}", i + 1));
     }
     s
+}
+
+/// The CPU each worker lcore of [`lcore_layout`] is pinned to, in worker order.
+pub fn worker_cpus(workers: usize, cpus: &[u32]) -> Vec<u32> {
+    let n = cpus.len().max(1);
+    (0..workers)
+        .map(|i| cpus.get(n - 1 - i % n).copied().unwrap_or(0))
+        .collect()
+}
+
+/// Allowed CPUs no worker of a `workers`-worker replay is pinned to: where helper threads (the
+/// flow-event drain) belong. Empty when the workers take every CPU.
+pub fn spare_cpus(workers: usize) -> Vec<u32> {
+    let cpus = allowed_cpus();
+    let busy = worker_cpus(workers, &cpus);
+    cpus.into_iter().filter(|c| !busy.contains(c)).collect()
 }
 
 fn drops_map<'a>(
@@ -402,13 +430,30 @@ fn drops_map<'a>(
 /// `make_observer(worker_index)`. Starts the EAL, so it can run once per process.
 pub fn replay<O, F>(
     config: &ReplayConfig,
-    mut make_observer: F,
+    make_observer: F,
 ) -> Result<ReplayOutcome<O>, ReplayError>
 where
     O: PacketObserver,
     F: FnMut(usize) -> O,
 {
     let n = config.captures.len();
+    replay_observers(config, (0..n).map(make_observer).collect())
+}
+
+/// Replays `config.captures` through `net_pcap` with observers built beforehand, one per capture
+/// in worker order (for observers whose construction can fail, like a classifier allocating its
+/// scratch). Starts the EAL, so it can run once per process.
+pub fn replay_observers<O: PacketObserver>(
+    config: &ReplayConfig,
+    observers: Vec<O>,
+) -> Result<ReplayOutcome<O>, ReplayError> {
+    let n = config.captures.len();
+    if observers.len() != n {
+        return Err(ReplayError::WorkerCountMismatch {
+            workers: observers.len(),
+            captures: n,
+        });
+    }
     if n == 0 {
         return Err(ReplayError::NoCapture);
     }
@@ -475,12 +520,12 @@ where
     // Build every worker (flow tables are allocated here) before launching any, so the timed
     // part is polling only.
     let mut prepared = Vec::with_capacity(n);
-    for i in 0..n {
+    for (i, observer) in observers.into_iter().enumerate() {
         let worker_cfg = WorkerConfig {
             flow_table: config.flow_table,
             ..WorkerConfig::new(link_type)
         };
-        let worker = Worker::new(worker_cfg, make_observer(i))?;
+        let worker = Worker::new(worker_cfg, observer)?;
         let rxq = port.rx_queue(i as u16)?;
         prepared.push((worker, rxq));
     }
@@ -522,6 +567,7 @@ where
     let mut worker_reports = Vec::with_capacity(n);
     let mut flows_total = 0u64;
     let mut per_queue_match = true;
+    let mut classification: Option<ClassificationReport> = None;
     for (i, (lc, o, flows)) in outcomes.iter().enumerate() {
         let c = &o.counters;
         total.packets += c.packets;
@@ -531,6 +577,10 @@ where
             *t += x;
         }
         flows_total += flows.len() as u64;
+        let worker_classification = o.observer.classification();
+        if let Some(c) = &worker_classification {
+            classification.get_or_insert_with(Default::default).add(c);
+        }
         let q_ipackets = port_stats.q_ipackets.get(i).copied().unwrap_or(0);
         per_queue_match &= q_ipackets == c.packets;
         worker_reports.push(WorkerReport {
@@ -556,6 +606,7 @@ where
             },
             port_q_ipackets: q_ipackets,
             flow_table: o.table_stats.into(),
+            classification: worker_classification,
         });
     }
     let port_counters_match = per_queue_match
@@ -578,6 +629,7 @@ where
         gbps: total.bytes as f64 * 8.0 / rate_base / 1e9,
         link_type: link_type.name(),
         port_counters_match,
+        classification,
         workers: worker_reports,
         port: port_stats,
         port_info,
@@ -605,6 +657,7 @@ mod tests {
         assert_eq!(lcore_layout(1, &[0, 1]), "0@(0,1),1@1");
         assert_eq!(lcore_layout(3, &[0, 1]), "0@(0,1),1@1,2@0,3@1");
         assert_eq!(lcore_layout(2, &[4]), "0@(4),1@4,2@4");
+        assert_eq!(worker_cpus(3, &[0, 1]), vec![1, 0, 1]);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! packet (the flow table preallocates; finished flows are drained once per burst), or contain
 //! `unsafe` (DPDK access goes through `crate::dpdk`).
 
+use crate::classify::ClassificationReport;
 use crate::dpdk::{lcore, MbufBurst, RxQueue, TimestampField};
+use portolan_flow::eve::FlowRecord;
 use portolan_flow::{
     Direction, FinishedFlow, Flow, FlowTable, FlowTableConfig, FlowTableConfigError, FlowTableStats,
 };
@@ -32,6 +34,15 @@ pub trait PacketObserver: Send + 'static {
 
     /// Called once per flow as it leaves the table, before it goes to the [`FlowSink`].
     fn on_flow_end(&mut self, _flow: &mut FinishedFlow<Self::FlowState>) {}
+
+    /// Fills the app-layer part (`app_proto` and the flattened `app` fields) of a finished
+    /// flow's EVE record. Runs off the hot path, when records are written.
+    fn describe(&self, _flow: &FinishedFlow<Self::FlowState>, _record: &mut FlowRecord) {}
+
+    /// The observer's classification counters, if it classifies.
+    fn classification(&self) -> Option<ClassificationReport> {
+        None
+    }
 }
 
 /// The observer that does nothing: flow accounting only.

@@ -39,17 +39,13 @@ pub mod rss_types {
 
     /// The 4-tuple types hardware RSS must offer for flows to be spread as `portolan shard`
     /// spreads them.
-    pub const REQUIRED: u64 = NONFRAG_IPV4_TCP | NONFRAG_IPV4_UDP | NONFRAG_IPV6_TCP | NONFRAG_IPV6_UDP;
+    pub const REQUIRED: u64 =
+        NONFRAG_IPV4_TCP | NONFRAG_IPV4_UDP | NONFRAG_IPV6_TCP | NONFRAG_IPV6_UDP;
     /// Everything Portolan asks for when the device offers it: the 4-tuple types plus the
     /// address-only types for fragments and other protocols (without these, such packets land
     /// on queue 0).
-    pub const WANTED: u64 = REQUIRED
-        | IPV4
-        | FRAG_IPV4
-        | NONFRAG_IPV4_OTHER
-        | IPV6
-        | FRAG_IPV6
-        | NONFRAG_IPV6_OTHER;
+    pub const WANTED: u64 =
+        REQUIRED | IPV4 | FRAG_IPV4 | NONFRAG_IPV4_OTHER | IPV6 | FRAG_IPV6 | NONFRAG_IPV6_OTHER;
 
     /// Names of the bits of [`WANTED`], for messages.
     pub const NAMES: [(u64, &str); 10] = [
@@ -438,16 +434,16 @@ fn plan_rss(
     cap: &PortCapabilities,
     problems: &mut Vec<String>,
 ) -> RssOutcome {
-    let software_path = if port.is_net_pcap() {
+    let software_path = if port.rx_queues == 1 {
+        "none needed: one RX queue, one worker owns every flow".to_string()
+    } else if port.is_net_pcap() {
         format!(
             "`portolan shard --queues {}` splits the capture with the same key and {}; one rx_pcap per queue",
             port.rx_queues,
             hw.rss.mapping()
         )
-    } else if port.rx_queues > 1 {
-        "none: without RSS the device delivers every packet to RX queue 0".to_string()
     } else {
-        "none needed: one RX queue, one worker owns every flow".to_string()
+        "none: without RSS the device delivers every packet to RX queue 0".to_string()
     };
     let fallback = |placement: Placement, reason: String| RssOutcome {
         decision: OffloadDecision {
@@ -541,11 +537,13 @@ fn plan_rss(
 
 /// The first refusal among `kinds`, as a reason; `None` when all were accepted.
 fn first_refusal(cap: &PortCapabilities, kinds: &[FlowRuleKind]) -> Option<String> {
-    kinds.iter().find_map(|k| match cap.rte_flow_validate.get(k) {
-        Some(Ok(())) => None,
-        Some(Err(e)) => Some(format!("rte_flow_validate({k}): {e}")),
-        None => Some(format!("rte_flow_validate({k}) was not probed")),
-    })
+    kinds
+        .iter()
+        .find_map(|k| match cap.rte_flow_validate.get(k) {
+            Some(Ok(())) => None,
+            Some(Err(e)) => Some(format!("rte_flow_validate({k}): {e}")),
+            None => Some(format!("rte_flow_validate({k}) was not probed")),
+        })
 }
 
 fn plan_prefilter(hw: &HardwareDescription, cap: &PortCapabilities) -> OffloadDecision {
@@ -559,10 +557,16 @@ fn plan_prefilter(hw: &HardwareDescription, cap: &PortCapabilities) -> OffloadDe
         };
     }
     let mut kinds = Vec::with_capacity(3);
-    if o.managed_subnets.iter().any(|n| matches!(n, ipnet::IpNet::V4(_))) {
+    if o.managed_subnets
+        .iter()
+        .any(|n| matches!(n, ipnet::IpNet::V4(_)))
+    {
         kinds.push(FlowRuleKind::PrefilterIpv4Subnet);
     }
-    if o.managed_subnets.iter().any(|n| matches!(n, ipnet::IpNet::V6(_))) {
+    if o.managed_subnets
+        .iter()
+        .any(|n| matches!(n, ipnet::IpNet::V6(_)))
+    {
         kinds.push(FlowRuleKind::PrefilterIpv6Subnet);
     }
     kinds.push(FlowRuleKind::PrefilterDropOther);
@@ -725,8 +729,12 @@ mod tests {
         );
         let by = plan.decision(0, Offload::BypassJudgedFlows).unwrap();
         assert_eq!(by.placement, Placement::SoftwareFallback);
-        assert!(by.reason.contains("rte_flow_validate(bypass_drop_ipv4): -38"));
-        assert!(by.reason.contains("rte_flow_validate(bypass_mark_ipv4): -38"));
+        assert!(by
+            .reason
+            .contains("rte_flow_validate(bypass_drop_ipv4): -38"));
+        assert!(by
+            .reason
+            .contains("rte_flow_validate(bypass_mark_ipv4): -38"));
         let port = &plan.ports[0];
         assert_eq!((port.rss_hf, port.rss_key.as_deref()), (0, None));
         assert_eq!(port.reta_size, 128);
@@ -744,7 +752,12 @@ mod tests {
             Offload::BypassJudgedFlows,
         ] {
             let d = plan.decision(0, offload).unwrap();
-            assert_eq!(d.placement, Placement::Hardware, "{offload:?}: {}", d.reason);
+            assert_eq!(
+                d.placement,
+                Placement::Hardware,
+                "{offload:?}: {}",
+                d.reason
+            );
             assert_eq!(d.software_path, None);
         }
         let port = &plan.ports[0];
@@ -774,14 +787,22 @@ mod tests {
         let plan = plan_offloads(&hw, &[caps]).unwrap();
         let rss = plan.decision(0, Offload::SymmetricRss).unwrap();
         assert_eq!(rss.placement, Placement::SoftwareFallback);
-        assert!(rss.reason.ends_with("lacks nonfrag_ipv6_udp"), "{}", rss.reason);
+        assert!(
+            rss.reason.ends_with("lacks nonfrag_ipv6_udp"),
+            "{}",
+            rss.reason
+        );
         assert_eq!(
-            plan.decision(0, Offload::PrefilterManagedSubnets).unwrap().reason,
+            plan.decision(0, Offload::PrefilterManagedSubnets)
+                .unwrap()
+                .reason,
             "rte_flow_validate(prefilter_ipv6_subnet): -95 Not supported: IPv6 mask"
         );
         let by = plan.decision(0, Offload::BypassJudgedFlows).unwrap();
         assert_eq!(by.placement, Placement::Hardware);
-        assert!(by.reason.starts_with("rte_flow_validate(bypass_drop_ipv6): -22"));
+        assert!(by
+            .reason
+            .starts_with("rte_flow_validate(bypass_drop_ipv6): -22"));
         // Two queues on a NIC without usable RSS: queue 1 would stay empty.
         assert!(!plan.is_startable());
         assert!(plan.ports[0].problems[0].contains("no hardware RSS"));
@@ -800,7 +821,9 @@ mod tests {
             Placement::NotRequested
         );
         assert_eq!(
-            plan.decision(0, Offload::PrefilterManagedSubnets).unwrap().placement,
+            plan.decision(0, Offload::PrefilterManagedSubnets)
+                .unwrap()
+                .placement,
             Placement::NotRequested
         );
         assert!(plan
@@ -835,10 +858,16 @@ mod tests {
         let plan = plan_offloads(&hw, &[net_pcap_caps()]).unwrap();
         let table = plan.to_string();
         assert!(table.starts_with("port 0 port0 (net_pcap0, driver net_pcap): 2 RX queues\n"));
-        assert!(table.contains(
-            "  symmetric_rss              software_fallback  flow_type_rss_offloads is 0"
-        ), "{table}");
-        assert!(table.contains("software: `portolan shard --queues 2`"), "{table}");
+        assert!(
+            table.contains(
+                "  symmetric_rss              software_fallback  flow_type_rss_offloads is 0"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains("software: `portolan shard --queues 2`"),
+            "{table}"
+        );
 
         let json: serde_json::Value = serde_json::from_str(&plan.to_json()).unwrap();
         let d = &json["ports"][0]["offloads"][1];
@@ -856,7 +885,10 @@ mod tests {
     fn capabilities_round_trip_through_json() {
         let caps = net_pcap_caps();
         let text = serde_json::to_string(&caps).unwrap();
-        assert!(text.contains("\"prefilter_ipv4_subnet\":{\"Err\":{\"code\":-38"), "{text}");
+        assert!(
+            text.contains("\"prefilter_ipv4_subnet\":{\"Err\":{\"code\":-38"),
+            "{text}"
+        );
         let back: PortCapabilities = serde_json::from_str(&text).unwrap();
         assert_eq!(back, caps);
     }

@@ -34,6 +34,10 @@
 //! standard key; any 16-bit pattern would do, but one with few repeated bits spreads better
 //! (an all-zero or all-one pattern would make every hash 0 or depend only on parity).
 //!
+//! The price: with a 16-bit-periodic key the hash depends only on the XOR of the input's 16-bit
+//! words, so there are at most 65 536 distinct hashes. That is ample for spreading flows over a
+//! RETA of 128–512 entries, but the RSS hash is no substitute for the flow table's own hash.
+//!
 //! # From hash to queue
 //!
 //! A NIC does not take `hash % queues`: it indexes a redirection table (RETA) with the low bits
@@ -331,17 +335,73 @@ mod tests {
     }
 
     const IPV4_VECTORS: [Vector; 5] = [
-        Vector { dst: "161.142.100.80", dst_port: 1766, src: "66.9.149.187", src_port: 2794, ip_only: 0x323e8fc2, with_tcp: 0x51ccc178 },
-        Vector { dst: "65.69.140.83", dst_port: 4739, src: "199.92.111.2", src_port: 14230, ip_only: 0xd718262a, with_tcp: 0xc626b0ea },
-        Vector { dst: "12.22.207.184", dst_port: 38024, src: "24.19.198.95", src_port: 12898, ip_only: 0xd2d0a5de, with_tcp: 0x5c2b394a },
-        Vector { dst: "209.142.163.6", dst_port: 2217, src: "38.27.205.30", src_port: 48228, ip_only: 0x82989176, with_tcp: 0xafc7327f },
-        Vector { dst: "202.188.127.2", dst_port: 1303, src: "153.39.163.191", src_port: 44251, ip_only: 0x5d1809c5, with_tcp: 0x10e828a2 },
+        Vector {
+            dst: "161.142.100.80",
+            dst_port: 1766,
+            src: "66.9.149.187",
+            src_port: 2794,
+            ip_only: 0x323e8fc2,
+            with_tcp: 0x51ccc178,
+        },
+        Vector {
+            dst: "65.69.140.83",
+            dst_port: 4739,
+            src: "199.92.111.2",
+            src_port: 14230,
+            ip_only: 0xd718262a,
+            with_tcp: 0xc626b0ea,
+        },
+        Vector {
+            dst: "12.22.207.184",
+            dst_port: 38024,
+            src: "24.19.198.95",
+            src_port: 12898,
+            ip_only: 0xd2d0a5de,
+            with_tcp: 0x5c2b394a,
+        },
+        Vector {
+            dst: "209.142.163.6",
+            dst_port: 2217,
+            src: "38.27.205.30",
+            src_port: 48228,
+            ip_only: 0x82989176,
+            with_tcp: 0xafc7327f,
+        },
+        Vector {
+            dst: "202.188.127.2",
+            dst_port: 1303,
+            src: "153.39.163.191",
+            src_port: 44251,
+            ip_only: 0x5d1809c5,
+            with_tcp: 0x10e828a2,
+        },
     ];
 
     const IPV6_VECTORS: [Vector; 3] = [
-        Vector { dst: "3ffe:2501:200:3::1", dst_port: 1766, src: "3ffe:2501:200:1fff::7", src_port: 2794, ip_only: 0x2cc18cd5, with_tcp: 0x40207d3d },
-        Vector { dst: "ff02::1", dst_port: 4739, src: "3ffe:501:8::260:97ff:fe40:efab", src_port: 14230, ip_only: 0x0f0c461c, with_tcp: 0xdde51bbf },
-        Vector { dst: "fe80::200:f8ff:fe21:67cf", dst_port: 38024, src: "3ffe:1900:4545:3:200:f8ff:fe21:67cf", src_port: 44251, ip_only: 0x4b61e985, with_tcp: 0x02d1feef },
+        Vector {
+            dst: "3ffe:2501:200:3::1",
+            dst_port: 1766,
+            src: "3ffe:2501:200:1fff::7",
+            src_port: 2794,
+            ip_only: 0x2cc18cd5,
+            with_tcp: 0x40207d3d,
+        },
+        Vector {
+            dst: "ff02::1",
+            dst_port: 4739,
+            src: "3ffe:501:8::260:97ff:fe40:efab",
+            src_port: 14230,
+            ip_only: 0x0f0c461c,
+            with_tcp: 0xdde51bbf,
+        },
+        Vector {
+            dst: "fe80::200:f8ff:fe21:67cf",
+            dst_port: 38024,
+            src: "3ffe:1900:4545:3:200:f8ff:fe21:67cf",
+            src_port: 44251,
+            ip_only: 0x4b61e985,
+            with_tcp: 0x02d1feef,
+        },
     ];
 
     fn check(vectors: &[Vector]) {
@@ -350,8 +410,20 @@ mod tests {
             let dst: IpAddr = v.dst.parse().unwrap();
             let ip = RssTuple::new(src, dst, None).unwrap();
             let tcp = RssTuple::new(src, dst, Some((v.src_port, v.dst_port))).unwrap();
-            assert_eq!(ip.hash(&MICROSOFT_KEY), v.ip_only, "{} -> {} addresses", v.src, v.dst);
-            assert_eq!(tcp.hash(&MICROSOFT_KEY), v.with_tcp, "{} -> {} 4-tuple", v.src, v.dst);
+            assert_eq!(
+                ip.hash(&MICROSOFT_KEY),
+                v.ip_only,
+                "{} -> {} addresses",
+                v.src,
+                v.dst
+            );
+            assert_eq!(
+                tcp.hash(&MICROSOFT_KEY),
+                v.with_tcp,
+                "{} -> {} 4-tuple",
+                v.src,
+                v.dst
+            );
         }
     }
 
@@ -428,7 +500,10 @@ mod tests {
         let reta = QueueMapping::Reta { size: 128 };
         // Entry 127 of a round-robin RETA over 3 queues is 127 % 3 = 1; hash % 3 would be 0.
         assert_eq!(reta.queue(0xffff_ff7f, 3), 1);
-        assert_eq!(QueueMapping::Modulo.queue(0xffff_ff7f, 3), (0xffff_ff7fu32 % 3) as u16);
+        assert_eq!(
+            QueueMapping::Modulo.queue(0xffff_ff7f, 3),
+            (0xffff_ff7fu32 % 3) as u16
+        );
         // With a power-of-two queue count both agree.
         for h in [0u32, 1, 77, 0xdead_beef, u32::MAX] {
             assert_eq!(reta.queue(h, 4), QueueMapping::Modulo.queue(h, 4));
@@ -439,11 +514,11 @@ mod tests {
     }
 
     fn ipv4() -> impl Strategy<Value = IpAddr> {
-        any::<[u8; 4]>().prop_map(|o| IpAddr::from(o))
+        any::<[u8; 4]>().prop_map(IpAddr::from)
     }
 
     fn ipv6() -> impl Strategy<Value = IpAddr> {
-        any::<[u8; 16]>().prop_map(|o| IpAddr::from(o))
+        any::<[u8; 16]>().prop_map(IpAddr::from)
     }
 
     proptest! {

@@ -91,7 +91,10 @@ impl AppProto {
 
     /// True for the protocols carried over UDP.
     pub fn is_udp(self) -> bool {
-        matches!(self, AppProto::Quic | AppProto::Dns | AppProto::Ntp | AppProto::Stun)
+        matches!(
+            self,
+            AppProto::Quic | AppProto::Dns | AppProto::Ntp | AppProto::Stun
+        )
     }
 }
 
@@ -349,7 +352,9 @@ pub struct ParsedNetwork {
 }
 
 fn parse_mac(s: &str) -> Option<Vec<u8>> {
-    s.split(':').map(|h| u8::from_str_radix(h, 16).ok()).collect()
+    s.split(':')
+        .map(|h| u8::from_str_radix(h, 16).ok())
+        .collect()
 }
 
 impl Catalogue {
@@ -360,7 +365,10 @@ impl Catalogue {
                 std::fs::read_to_string(p).map_err(|e| SynthError::Io(p.to_path_buf(), e))?,
                 p.display().to_string(),
             ),
-            None => (DEFAULT_CATALOGUE.to_string(), "built-in catalogue".to_string()),
+            None => (
+                DEFAULT_CATALOGUE.to_string(),
+                "built-in catalogue".to_string(),
+            ),
         };
         Catalogue::parse(&text, &name)
     }
@@ -371,19 +379,30 @@ impl Catalogue {
         let mut c: Catalogue = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
         let n = &c.network;
         let mut p = ParsedNetwork {
-            device_v4: Prefix::parse(&n.device_ipv4_prefix).filter(|p| p.addr.is_ipv4() && p.host_bits() >= 8),
-            device_v6: Prefix::parse(&n.device_ipv6_prefix).filter(|p| p.addr.is_ipv6() && p.len <= 64),
+            device_v4: Prefix::parse(&n.device_ipv4_prefix)
+                .filter(|p| p.addr.is_ipv4() && p.host_bits() >= 8),
+            device_v6: Prefix::parse(&n.device_ipv6_prefix)
+                .filter(|p| p.addr.is_ipv6() && p.len <= 64),
             ..ParsedNetwork::default()
         };
         if p.device_v4.is_none() {
-            return Err(bad("network.device_ipv4_prefix must be an IPv4 prefix of /24 or shorter".into()));
+            return Err(bad(
+                "network.device_ipv4_prefix must be an IPv4 prefix of /24 or shorter".into(),
+            ));
         }
         if p.device_v6.is_none() {
-            return Err(bad("network.device_ipv6_prefix must be an IPv6 prefix of /64 or shorter".into()));
+            return Err(bad(
+                "network.device_ipv6_prefix must be an IPv6 prefix of /64 or shorter".into(),
+            ));
         }
         p.gateway_mac = parse_mac(&n.gateway_mac)
             .and_then(|v| <[u8; 6]>::try_from(v).ok())
-            .ok_or_else(|| bad(format!("network.gateway_mac {:?} is not a MAC address", n.gateway_mac)))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "network.gateway_mac {:?} is not a MAC address",
+                    n.gateway_mac
+                ))
+            })?;
         for o in &n.device_mac_ouis {
             let v = parse_mac(o)
                 .and_then(|v| <[u8; 3]>::try_from(v).ok())
@@ -393,9 +412,14 @@ impl Catalogue {
         if p.ouis.is_empty() {
             return Err(bad("network.device_mac_ouis is empty".into()));
         }
-        for (list, out, v6) in [(&n.dns_resolvers_v4, &mut p.resolvers_v4, false), (&n.dns_resolvers_v6, &mut p.resolvers_v6, true)] {
+        for (list, out, v6) in [
+            (&n.dns_resolvers_v4, &mut p.resolvers_v4, false),
+            (&n.dns_resolvers_v6, &mut p.resolvers_v6, true),
+        ] {
             for r in list {
-                let a: IpAddr = r.parse().map_err(|_| bad(format!("network: resolver {r:?} is not an address")))?;
+                let a: IpAddr = r
+                    .parse()
+                    .map_err(|_| bad(format!("network: resolver {r:?} is not an address")))?;
                 if a.is_ipv6() != v6 {
                     return Err(bad(format!("network: resolver {r:?} is in the wrong list")));
                 }
@@ -405,16 +429,22 @@ impl Catalogue {
         if p.resolvers_v4.is_empty() {
             return Err(bad("network.dns_resolvers_v4 is empty".into()));
         }
-        p.nat_public = Some(
-            n.nat_public_ipv4
-                .parse()
-                .map_err(|_| bad(format!("network.nat_public_ipv4 {:?} is not an IPv4 address", n.nat_public_ipv4)))?,
-        );
+        p.nat_public = Some(n.nat_public_ipv4.parse().map_err(|_| {
+            bad(format!(
+                "network.nat_public_ipv4 {:?} is not an IPv4 address",
+                n.nat_public_ipv4
+            ))
+        })?);
         c.parsed = p;
         for proto in AppProto::ALL {
             match c.protocols.get(proto.name()) {
                 Some(pp) if !pp.standard_ports.is_empty() => {}
-                _ => return Err(bad(format!("protocols.{} with at least one standard port is missing", proto.name()))),
+                _ => {
+                    return Err(bad(format!(
+                        "protocols.{} with at least one standard port is missing",
+                        proto.name()
+                    )))
+                }
             }
         }
         for (k, w) in &c.mix {
@@ -424,7 +454,10 @@ impl Catalogue {
         }
         for m in &c.models {
             if m.chip_id.len() != 8 || !m.chip_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(bad(format!("model {}: chip_id must be 8 hex digits", m.identifier)));
+                return Err(bad(format!(
+                    "model {}: chip_id must be 8 hex digits",
+                    m.identifier
+                )));
             }
         }
         for (k, prof) in &c.profiles {
@@ -434,24 +467,36 @@ impl Catalogue {
                 || prof.response_bytes[0] > prof.response_bytes[1]
                 || prof.think_ms[0] > prof.think_ms[1]
             {
-                return Err(bad(format!("profiles.{k}: each [min, max] needs min <= max and at least one exchange")));
+                return Err(bad(format!(
+                    "profiles.{k}: each [min, max] needs min <= max and at least one exchange"
+                )));
             }
         }
         for (k, prov) in c.providers.iter_mut() {
             for s in &prov.ipv4 {
                 let pf = Prefix::parse(s).filter(|p| p.addr.is_ipv4());
-                prov.v4.push(pf.ok_or_else(|| bad(format!("providers.{k}: {s:?} is not an IPv4 prefix")))?);
+                prov.v4.push(
+                    pf.ok_or_else(|| bad(format!("providers.{k}: {s:?} is not an IPv4 prefix")))?,
+                );
             }
             for s in &prov.ipv6 {
                 let pf = Prefix::parse(s).filter(|p| p.addr.is_ipv6());
-                prov.v6.push(pf.ok_or_else(|| bad(format!("providers.{k}: {s:?} is not an IPv6 prefix")))?);
+                prov.v6.push(
+                    pf.ok_or_else(|| bad(format!("providers.{k}: {s:?} is not an IPv6 prefix")))?,
+                );
             }
             if prov.v4.is_empty() {
                 return Err(bad(format!("providers.{k} has no IPv4 block")));
             }
         }
-        if c.os_versions.is_empty() || c.models.is_empty() || c.roles.is_empty() || c.apps.is_empty() {
-            return Err(bad("os_versions, models, roles and apps must each have an entry".into()));
+        if c.os_versions.is_empty()
+            || c.models.is_empty()
+            || c.roles.is_empty()
+            || c.apps.is_empty()
+        {
+            return Err(bad(
+                "os_versions, models, roles and apps must each have an entry".into(),
+            ));
         }
         let weights = c
             .os_versions
@@ -460,7 +505,11 @@ impl Catalogue {
             .chain(c.models.iter().map(|m| m.weight))
             .chain(c.roles.iter().map(|r| r.weight))
             .chain(c.apps.iter().map(|a| a.weight))
-            .chain(c.apps.iter().flat_map(|a| a.endpoints.iter().map(|e| e.weight)));
+            .chain(
+                c.apps
+                    .iter()
+                    .flat_map(|a| a.endpoints.iter().map(|e| e.weight)),
+            );
         for w in weights {
             if !(w.is_finite() && w >= 0.0) {
                 return Err(bad(format!("weight {w} is not a non-negative number")));
@@ -480,13 +529,21 @@ impl Catalogue {
                     return Err(bad(format!("{at}: host must be 1..=200 characters")));
                 }
                 if e.proto == AppProto::Dns {
-                    return Err(bad(format!("{at}: DNS flows go to network.dns_resolvers, not to app endpoints")));
+                    return Err(bad(format!(
+                        "{at}: DNS flows go to network.dns_resolvers, not to app endpoints"
+                    )));
                 }
                 if !c.providers.contains_key(&e.provider) {
-                    return Err(bad(format!("{at}: provider {} is not in [providers]", e.provider)));
+                    return Err(bad(format!(
+                        "{at}: provider {} is not in [providers]",
+                        e.provider
+                    )));
                 }
                 if !c.profiles.contains_key(&e.profile) {
-                    return Err(bad(format!("{at}: profile {} is not in [profiles]", e.profile)));
+                    return Err(bad(format!(
+                        "{at}: profile {} is not in [profiles]",
+                        e.profile
+                    )));
                 }
                 if let Some(t) = &e.tls {
                     if t != "1.2" && t != "1.3" {
@@ -502,13 +559,19 @@ impl Catalogue {
     pub fn scale_sizes(&mut self, factor: f64) {
         let scale = |v: &mut u64| *v = ((*v as f64 * factor).round() as u64).max(1);
         for p in self.profiles.values_mut() {
-            p.request_bytes.iter_mut().chain(p.response_bytes.iter_mut()).for_each(scale);
+            p.request_bytes
+                .iter_mut()
+                .chain(p.response_bytes.iter_mut())
+                .for_each(scale);
         }
     }
 
     /// Ports of `proto` (validated to exist).
     pub fn ports(&self, proto: AppProto) -> &ProtocolPorts {
-        static EMPTY: ProtocolPorts = ProtocolPorts { standard_ports: Vec::new(), nonstandard_ports: Vec::new() };
+        static EMPTY: ProtocolPorts = ProtocolPorts {
+            standard_ports: Vec::new(),
+            nonstandard_ports: Vec::new(),
+        };
         self.protocols.get(proto.name()).unwrap_or(&EMPTY)
     }
 
@@ -545,10 +608,17 @@ pub fn host_addresses(host: &str, provider: &Provider) -> (Vec<IpAddr>, Vec<IpAd
     let mut v4 = Vec::with_capacity(n4);
     for i in 0..n4 {
         let hi = fnv1a(&[host.as_bytes(), &[i as u8, 4]]);
-        if let Some(pf) = provider.v4.get((hi % provider.v4.len().max(1) as u64) as usize) {
+        if let Some(pf) = provider
+            .v4
+            .get((hi % provider.v4.len().max(1) as u64) as usize)
+        {
             // Skip the network and broadcast addresses of small blocks.
             let size = 1u128 << pf.host_bits().min(64);
-            let off = if size > 4 { 1 + (hi >> 8) as u128 % (size - 2) } else { (hi >> 8) as u128 };
+            let off = if size > 4 {
+                1 + (hi >> 8) as u128 % (size - 2)
+            } else {
+                (hi >> 8) as u128
+            };
             let a = pf.nth(off);
             if !v4.contains(&a) {
                 v4.push(a);
@@ -558,7 +628,10 @@ pub fn host_addresses(host: &str, provider: &Provider) -> (Vec<IpAddr>, Vec<IpAd
     let mut v6 = Vec::new();
     for i in 0..2u8 {
         let hi = fnv1a(&[host.as_bytes(), &[i, 6]]);
-        if let Some(pf) = provider.v6.get((hi % provider.v6.len().max(1) as u64) as usize) {
+        if let Some(pf) = provider
+            .v6
+            .get((hi % provider.v6.len().max(1) as u64) as usize)
+        {
             let a = pf.nth(((hi >> 4) as u128 & 0xffff_ffff) | 1);
             if !v6.contains(&a) {
                 v6.push(a);
@@ -597,7 +670,10 @@ mod tests {
     fn host_addresses_are_stable_and_inside_blocks() {
         let c = Catalogue::load(None).expect("catalogue");
         let p = &c.providers["apple-push"];
-        let (a, b) = (host_addresses("7-courier.push.apple.com", p), host_addresses("7-courier.push.apple.com", p));
+        let (a, b) = (
+            host_addresses("7-courier.push.apple.com", p),
+            host_addresses("7-courier.push.apple.com", p),
+        );
         assert_eq!(a, b);
         for ip in &a.0 {
             match ip {

@@ -9,8 +9,11 @@
 
 use std::collections::VecDeque;
 
+use crate::quic;
 use crate::rng::{BytePool, SynthRng, POOL_LEN};
-use crate::script::{Close, FlowScript, PayloadReader, TcpScript, UdpScript, UdpStep, QUIC_MAX_PACKET};
+use crate::script::{
+    Close, FlowScript, PayloadReader, TcpScript, UdpScript, UdpStep, QUIC_MAX_PACKET,
+};
 use crate::wire::{self, Endpoints, IpFields};
 use portolan_packet::tcp_flags::{ACK, FIN, PSH, RST, SYN};
 
@@ -65,9 +68,17 @@ struct Path {
 
 #[derive(Debug)]
 enum EvKind {
-    Tcp { flags: u8, seq: u32, ack: u32, len: u32, syn: bool },
+    Tcp {
+        flags: u8,
+        seq: u32,
+        ack: u32,
+        len: u32,
+        syn: bool,
+    },
     Datagram(Vec<u8>),
-    QuicShort { len: u32 },
+    QuicShort {
+        len: u32,
+    },
 }
 
 #[derive(Debug)]
@@ -245,9 +256,25 @@ impl FlowCursor {
         };
         self.ident[i] = self.ident[i].wrapping_add(1);
         match ev.kind {
-            EvKind::Tcp { flags, seq, ack, len, syn } => {
-                let State::Tcp(t) = &mut self.state else { return None };
-                let opts = tcp_options(t, &self.path, self.start_us, ev.ts, ev.from_client, syn, flags & ACK != 0);
+            EvKind::Tcp {
+                flags,
+                seq,
+                ack,
+                len,
+                syn,
+            } => {
+                let State::Tcp(t) = &mut self.state else {
+                    return None;
+                };
+                let opts = tcp_options(
+                    t,
+                    &self.path,
+                    self.start_us,
+                    ev.ts,
+                    ev.from_client,
+                    syn,
+                    flags & ACK != 0,
+                );
                 let win = if syn { 65535 } else { t.window[i] };
                 wire::begin_tcp(buf, &self.ep, ipf, seq, ack, flags, win, &opts);
                 if len > 0 {
@@ -259,14 +286,16 @@ impl FlowCursor {
                 buf.extend_from_slice(&payload);
             }
             EvKind::QuicShort { len } => {
-                let State::Udp(u) = &mut self.state else { return None };
+                let State::Udp(u) = &mut self.state else {
+                    return None;
+                };
                 wire::begin_udp(buf, &self.ep, ipf);
                 let (ccid, scid) = u.script.quic_cids.unwrap_or(([0; 8], [0; 8]));
                 let dcid = if ev.from_client { scid } else { ccid };
-                let first = 0x40 | if u.spin { 0x20 } else { 0 } | (self.rng.u32() as u8 & 0x1f);
-                buf.push(first);
-                buf.extend_from_slice(&dcid);
-                let body = (len as usize).saturating_sub(9).max(18);
+                quic::push_short_header(buf, &dcid, u.spin, self.rng.u32() as u8);
+                let body = (len as usize)
+                    .saturating_sub(1 + dcid.len())
+                    .max(quic::SHORT_MIN_BODY);
                 pool.read(self.pool_pos, body, buf);
                 self.pool_pos = (self.pool_pos + body) % POOL_LEN;
             }
@@ -284,7 +313,11 @@ impl FlowCursor {
     }
 
     fn push(&mut self, ts: u64, from_client: bool, kind: EvKind) {
-        self.queue.push_back(Ev { ts, from_client, kind });
+        self.queue.push_back(Ev {
+            ts,
+            from_client,
+            kind,
+        });
     }
 
     /// Sorts the freshly planned events by time (stable) and advances the clock.
@@ -296,7 +329,9 @@ impl FlowCursor {
     }
 
     fn plan_tcp(&mut self, steer: &SizeSteer) -> bool {
-        let State::Tcp(t) = &mut self.state else { return false };
+        let State::Tcp(t) = &mut self.state else {
+            return false;
+        };
         match t.phase {
             TcpPhase::Handshake => {
                 let t0 = self.start_us;
@@ -307,9 +342,39 @@ impl FlowCursor {
                 let rtt = self.path.rtt_us;
                 let ack_at = t0 + rtt + self.path.client_ack_us;
                 t.last_data = ack_at;
-                self.push(t0, true, EvKind::Tcp { flags: SYN, seq: c, ack: 0, len: 0, syn: true });
-                self.push(t0 + rtt, false, EvKind::Tcp { flags: SYN | ACK, seq: s, ack: c.wrapping_add(1), len: 0, syn: true });
-                self.push(ack_at, true, EvKind::Tcp { flags: ACK, seq: c.wrapping_add(1), ack: s.wrapping_add(1), len: 0, syn: false });
+                self.push(
+                    t0,
+                    true,
+                    EvKind::Tcp {
+                        flags: SYN,
+                        seq: c,
+                        ack: 0,
+                        len: 0,
+                        syn: true,
+                    },
+                );
+                self.push(
+                    t0 + rtt,
+                    false,
+                    EvKind::Tcp {
+                        flags: SYN | ACK,
+                        seq: s,
+                        ack: c.wrapping_add(1),
+                        len: 0,
+                        syn: true,
+                    },
+                );
+                self.push(
+                    ack_at,
+                    true,
+                    EvKind::Tcp {
+                        flags: ACK,
+                        seq: c.wrapping_add(1),
+                        ack: s.wrapping_add(1),
+                        len: 0,
+                        syn: false,
+                    },
+                );
                 self.settle();
                 true
             }
@@ -319,7 +384,11 @@ impl FlowCursor {
                         t.phase = TcpPhase::Teardown;
                         return self.plan_tcp(steer);
                     };
-                    let answer_rtt = if !turn.from_client && t.prev_from_client == Some(true) { self.path.rtt_us } else { 0 };
+                    let answer_rtt = if !turn.from_client && t.prev_from_client == Some(true) {
+                        self.path.rtt_us
+                    } else {
+                        0
+                    };
                     let start = (t.last_data + answer_rtt + turn.think_us).max(self.clock + 1);
                     if start > t.last_data + 1_000_000 {
                         // Idle restart (RFC 5681 §4.1).
@@ -332,7 +401,11 @@ impl FlowCursor {
                     if left == 0 {
                         return true;
                     }
-                    t.sending = Some(Sending { from_client: turn.from_client, left, next_start: start });
+                    t.sending = Some(Sending {
+                        from_client: turn.from_client,
+                        left,
+                        next_start: start,
+                    });
                 }
                 self.tcp_window(steer);
                 true
@@ -349,21 +422,91 @@ impl FlowCursor {
                         let t1 = base + 200 + self.rng.below(3000);
                         t.snd[IDX_C] = c.wrapping_add(1);
                         t.snd[IDX_S] = s.wrapping_add(1);
-                        self.push(t1, true, EvKind::Tcp { flags: FIN | ACK, seq: c, ack: s, len: 0, syn: false });
-                        self.push(t1 + rtt, false, EvKind::Tcp { flags: FIN | ACK, seq: s, ack: c.wrapping_add(1), len: 0, syn: false });
+                        self.push(
+                            t1,
+                            true,
+                            EvKind::Tcp {
+                                flags: FIN | ACK,
+                                seq: c,
+                                ack: s,
+                                len: 0,
+                                syn: false,
+                            },
+                        );
+                        self.push(
+                            t1 + rtt,
+                            false,
+                            EvKind::Tcp {
+                                flags: FIN | ACK,
+                                seq: s,
+                                ack: c.wrapping_add(1),
+                                len: 0,
+                                syn: false,
+                            },
+                        );
                         let t3 = t1 + rtt + self.path.client_ack_us;
-                        self.push(t3, true, EvKind::Tcp { flags: ACK, seq: c.wrapping_add(1), ack: s.wrapping_add(1), len: 0, syn: false });
+                        self.push(
+                            t3,
+                            true,
+                            EvKind::Tcp {
+                                flags: ACK,
+                                seq: c.wrapping_add(1),
+                                ack: s.wrapping_add(1),
+                                len: 0,
+                                syn: false,
+                            },
+                        );
                     }
                     Close::ServerFin => {
                         let t1 = base + 5_000_000 + self.rng.below(55_000_000);
-                        self.push(t1, false, EvKind::Tcp { flags: FIN | ACK, seq: s, ack: c, len: 0, syn: false });
+                        self.push(
+                            t1,
+                            false,
+                            EvKind::Tcp {
+                                flags: FIN | ACK,
+                                seq: s,
+                                ack: c,
+                                len: 0,
+                                syn: false,
+                            },
+                        );
                         let t2 = t1 + self.path.client_ack_us;
-                        self.push(t2, true, EvKind::Tcp { flags: FIN | ACK, seq: c, ack: s.wrapping_add(1), len: 0, syn: false });
-                        self.push(t2 + rtt, false, EvKind::Tcp { flags: ACK, seq: s.wrapping_add(1), ack: c.wrapping_add(1), len: 0, syn: false });
+                        self.push(
+                            t2,
+                            true,
+                            EvKind::Tcp {
+                                flags: FIN | ACK,
+                                seq: c,
+                                ack: s.wrapping_add(1),
+                                len: 0,
+                                syn: false,
+                            },
+                        );
+                        self.push(
+                            t2 + rtt,
+                            false,
+                            EvKind::Tcp {
+                                flags: ACK,
+                                seq: s.wrapping_add(1),
+                                ack: c.wrapping_add(1),
+                                len: 0,
+                                syn: false,
+                            },
+                        );
                     }
                     Close::Reset => {
                         let t1 = base + 1000 + self.rng.below(2_000_000);
-                        self.push(t1, true, EvKind::Tcp { flags: RST | ACK, seq: c, ack: s, len: 0, syn: false });
+                        self.push(
+                            t1,
+                            true,
+                            EvKind::Tcp {
+                                flags: RST | ACK,
+                                seq: c,
+                                ack: s,
+                                len: 0,
+                                syn: false,
+                            },
+                        );
                     }
                 }
                 self.settle();
@@ -375,15 +518,27 @@ impl FlowCursor {
 
     /// Plans one congestion window of the current TCP turn, with the receiver's ACKs.
     fn tcp_window(&mut self, steer: &SizeSteer) {
-        let State::Tcp(t) = &mut self.state else { return };
-        let Some(sending) = t.sending.as_mut() else { return };
+        let State::Tcp(t) = &mut self.state else {
+            return;
+        };
+        let Some(sending) = t.sending.as_mut() else {
+            return;
+        };
         let fc = sending.from_client;
         let (si, ri) = (idx(fc), idx(!fc));
         let seg = t.seg[si].max(1);
-        let ns_per_byte = if fc { self.path.up_ns_per_byte } else { self.path.down_ns_per_byte };
+        let ns_per_byte = if fc {
+            self.path.up_ns_per_byte
+        } else {
+            self.path.down_ns_per_byte
+        };
         let hdr = wire::ETH_LEN + self.ep.ip_header_len() + 20 + if t.timestamps { 12 } else { 0 };
         let stride = steer.ack_stride();
-        let ack_delay = if fc { self.path.rtt_us } else { self.path.client_ack_us };
+        let ack_delay = if fc {
+            self.path.rtt_us
+        } else {
+            self.path.client_ack_us
+        };
         let mut ts = sending.next_start;
         let mut first_ack: Option<u64> = None;
         let mut unacked = 0u32;
@@ -396,14 +551,34 @@ impl FlowCursor {
             let len = sending.left.min(seg);
             sending.left -= len;
             let flags = if sending.left == 0 { ACK | PSH } else { ACK };
-            events.push(Ev { ts, from_client: fc, kind: EvKind::Tcp { flags, seq: t.snd[si], ack: t.snd[ri], len: len as u32, syn: false } });
+            events.push(Ev {
+                ts,
+                from_client: fc,
+                kind: EvKind::Tcp {
+                    flags,
+                    seq: t.snd[si],
+                    ack: t.snd[ri],
+                    len: len as u32,
+                    syn: false,
+                },
+            });
             t.snd[si] = t.snd[si].wrapping_add(len as u32);
             last_seg_ts = ts;
             unacked += 1;
             let full = len == seg;
             if full && unacked >= stride && sending.left > 0 {
                 let at = ts + ack_delay;
-                events.push(Ev { ts: at, from_client: !fc, kind: EvKind::Tcp { flags: ACK, seq: t.snd[ri], ack: t.snd[si], len: 0, syn: false } });
+                events.push(Ev {
+                    ts: at,
+                    from_client: !fc,
+                    kind: EvKind::Tcp {
+                        flags: ACK,
+                        seq: t.snd[ri],
+                        ack: t.snd[si],
+                        len: 0,
+                        syn: false,
+                    },
+                });
                 first_ack.get_or_insert(at);
                 unacked = 0;
             }
@@ -415,16 +590,31 @@ impl FlowCursor {
             t.last_data = last_seg_ts;
             // The receiver's final ACK, unless its own next turn soon carries it.
             let next_by_receiver_soon = t.script.turns.front().is_some_and(|n| {
-                n.from_client == !fc && n.think_us + if n.from_client { 0 } else { self.path.rtt_us } < DELACK_US
+                n.from_client != fc
+                    && n.think_us + if n.from_client { 0 } else { self.path.rtt_us } < DELACK_US
             });
             if unacked > 0 && !next_by_receiver_soon {
                 let delay = if fc {
                     self.path.rtt_us + self.rng.below(DELACK_US / 4)
                 } else {
-                    let cap = t.script.turns.front().map_or(DELACK_US, |n| (n.think_us / 2).max(1));
+                    let cap = t
+                        .script
+                        .turns
+                        .front()
+                        .map_or(DELACK_US, |n| (n.think_us / 2).max(1));
                     self.path.client_ack_us.min(cap)
                 };
-                events.push(Ev { ts: last_seg_ts + delay, from_client: !fc, kind: EvKind::Tcp { flags: ACK, seq: t.snd[ri], ack: t.snd[si], len: 0, syn: false } });
+                events.push(Ev {
+                    ts: last_seg_ts + delay,
+                    from_client: !fc,
+                    kind: EvKind::Tcp {
+                        flags: ACK,
+                        seq: t.snd[ri],
+                        ack: t.snd[si],
+                        len: 0,
+                        syn: false,
+                    },
+                });
             }
             t.sending = None;
         } else {
@@ -442,37 +632,77 @@ impl FlowCursor {
     }
 
     fn plan_udp(&mut self, steer: &SizeSteer) -> bool {
-        let State::Udp(u) = &mut self.state else { return false };
+        let State::Udp(u) = &mut self.state else {
+            return false;
+        };
         if u.sending.is_none() {
-            let Some(step) = u.script.steps.pop_front() else { return false };
+            let Some(step) = u.script.steps.pop_front() else {
+                return false;
+            };
             match step {
-                UdpStep::Datagram { from_client, think_us, payload } => {
-                    let rtt = if !from_client && u.prev_from_client == Some(true) { self.path.rtt_us } else { 0 };
-                    let ts = if u.prev_from_client.is_none() { self.start_us } else { (u.last_data + rtt + think_us).max(self.clock + 1) };
+                UdpStep::Datagram {
+                    from_client,
+                    think_us,
+                    payload,
+                } => {
+                    let rtt = if !from_client && u.prev_from_client == Some(true) {
+                        self.path.rtt_us
+                    } else {
+                        0
+                    };
+                    let ts = if u.prev_from_client.is_none() {
+                        self.start_us
+                    } else {
+                        (u.last_data + rtt + think_us).max(self.clock + 1)
+                    };
                     u.prev_from_client = Some(from_client);
                     u.last_data = ts;
                     self.push(ts, from_client, EvKind::Datagram(payload));
                     self.settle();
                     return true;
                 }
-                UdpStep::QuicData { from_client, think_us, total } => {
-                    let rtt = if !from_client && u.prev_from_client == Some(true) { self.path.rtt_us } else { 0 };
+                UdpStep::QuicData {
+                    from_client,
+                    think_us,
+                    total,
+                } => {
+                    let rtt = if !from_client && u.prev_from_client == Some(true) {
+                        self.path.rtt_us
+                    } else {
+                        0
+                    };
                     let start = (u.last_data + rtt + think_us).max(self.clock + 1);
                     if start > u.last_data + 1_000_000 {
                         u.cwnd[idx(from_client)] = CWND_INIT;
                     }
                     u.prev_from_client = Some(from_client);
-                    u.sending = Some(Sending { from_client, left: total.max(20), next_start: start });
+                    u.sending = Some(Sending {
+                        from_client,
+                        left: total.max(20),
+                        next_start: start,
+                    });
                 }
             }
         }
-        let State::Udp(u) = &mut self.state else { return false };
-        let Some(sending) = u.sending.as_mut() else { return false };
+        let State::Udp(u) = &mut self.state else {
+            return false;
+        };
+        let Some(sending) = u.sending.as_mut() else {
+            return false;
+        };
         let fc = sending.from_client;
         let si = idx(fc);
-        let ns_per_byte = if fc { self.path.up_ns_per_byte } else { self.path.down_ns_per_byte };
+        let ns_per_byte = if fc {
+            self.path.up_ns_per_byte
+        } else {
+            self.path.down_ns_per_byte
+        };
         let stride = steer.ack_stride();
-        let ack_delay = if fc { self.path.rtt_us } else { self.path.client_ack_us };
+        let ack_delay = if fc {
+            self.path.rtt_us
+        } else {
+            self.path.client_ack_us
+        };
         let mut ts = sending.next_start;
         let mut unacked = 0;
         let mut first_ack = None;
@@ -484,13 +714,21 @@ impl FlowCursor {
             }
             let len = sending.left.min(QUIC_MAX_PACKET);
             sending.left -= len;
-            events.push(Ev { ts, from_client: fc, kind: EvKind::QuicShort { len: len as u32 } });
+            events.push(Ev {
+                ts,
+                from_client: fc,
+                kind: EvKind::QuicShort { len: len as u32 },
+            });
             last = ts;
             unacked += 1;
             if unacked >= stride && (len == QUIC_MAX_PACKET || sending.left == 0) {
                 let at = ts + ack_delay;
                 let ack_len = 36 + self.rng.below(16) as u32;
-                events.push(Ev { ts: at, from_client: !fc, kind: EvKind::QuicShort { len: ack_len } });
+                events.push(Ev {
+                    ts: at,
+                    from_client: !fc,
+                    kind: EvKind::QuicShort { len: ack_len },
+                });
                 first_ack.get_or_insert(at);
                 unacked = 0;
             }
@@ -500,7 +738,13 @@ impl FlowCursor {
         if sending.left == 0 {
             if unacked > 0 {
                 let at = last + ack_delay.max(1) + self.rng.below(2000);
-                events.push(Ev { ts: at, from_client: !fc, kind: EvKind::QuicShort { len: 36 + self.rng.below(16) as u32 } });
+                events.push(Ev {
+                    ts: at,
+                    from_client: !fc,
+                    kind: EvKind::QuicShort {
+                        len: 36 + self.rng.below(16) as u32,
+                    },
+                });
             }
             u.last_data = last;
             u.sending = None;
@@ -521,17 +765,35 @@ impl FlowCursor {
 }
 
 /// TCP options of a segment: iOS's SYN layout, a Linux SYN-ACK, or NOP NOP TS on the rest.
-fn tcp_options(t: &TcpState, path: &Path, start_us: u64, ts: u64, from_client: bool, syn: bool, has_ack: bool) -> Vec<u8> {
+fn tcp_options(
+    t: &TcpState,
+    path: &Path,
+    start_us: u64,
+    ts: u64,
+    from_client: bool,
+    syn: bool,
+    has_ack: bool,
+) -> Vec<u8> {
     let rel_ms = |at: u64| (at.saturating_sub(start_us) / 1000) as u32;
     let half = path.rtt_us / 2;
     let (val, ecr) = if from_client {
-        (t.ts_base[IDX_C].wrapping_add(rel_ms(ts)), t.ts_base[IDX_S].wrapping_add(rel_ms(ts.saturating_sub(half))))
+        (
+            t.ts_base[IDX_C].wrapping_add(rel_ms(ts)),
+            t.ts_base[IDX_S].wrapping_add(rel_ms(ts.saturating_sub(half))),
+        )
     } else {
-        (t.ts_base[IDX_S].wrapping_add(rel_ms(ts.saturating_sub(half))), t.ts_base[IDX_C].wrapping_add(rel_ms(ts.saturating_sub(path.rtt_us))))
+        (
+            t.ts_base[IDX_S].wrapping_add(rel_ms(ts.saturating_sub(half))),
+            t.ts_base[IDX_C].wrapping_add(rel_ms(ts.saturating_sub(path.rtt_us))),
+        )
     };
     let mut o = Vec::with_capacity(24);
     if syn {
-        let mss = if from_client { t.seg[IDX_S] } else { t.seg[IDX_C] } + if t.timestamps { 12 } else { 0 };
+        let mss = if from_client {
+            t.seg[IDX_S]
+        } else {
+            t.seg[IDX_C]
+        } + if t.timestamps { 12 } else { 0 };
         if from_client {
             // MSS, NOP, WScale 6, NOP, NOP, TS, SACK permitted, EOL, EOL.
             o.extend_from_slice(&[2, 4]);

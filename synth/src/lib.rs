@@ -12,6 +12,8 @@
 //! [`script`] (protocol conversations built from [`tls`], [`quic`], [`payloads`]) →
 //! [`flow`] (TCP/UDP mechanics) → [`wire`] (frames) → `PcapWriter`.
 
+#![warn(missing_docs)]
+
 pub mod catalogue;
 pub mod flow;
 pub mod mdm;
@@ -129,10 +131,16 @@ impl SynthOptions {
             return bad(format!("--devices {}: must be 1..=50000", self.devices));
         }
         if !(0.0..=1.0).contains(&self.nonstandard_share) {
-            return bad(format!("--nonstandard-share {}: must be within 0..=1", self.nonstandard_share));
+            return bad(format!(
+                "--nonstandard-share {}: must be within 0..=1",
+                self.nonstandard_share
+            ));
         }
         if !(0.0..=1.0).contains(&self.ipv6_share) {
-            return bad(format!("--ipv6-share {}: must be within 0..=1", self.ipv6_share));
+            return bad(format!(
+                "--ipv6-share {}: must be within 0..=1",
+                self.ipv6_share
+            ));
         }
         if self.duration_us == 0 {
             return bad("--duration: must be positive".into());
@@ -145,15 +153,23 @@ impl SynthOptions {
         }
         if let Some(a) = self.avg_packet_size {
             if !(60..=1514).contains(&a) {
-                return bad(format!("--avg-packet-size {a}: must be 60..=1514 (0 turns steering off)"));
+                return bad(format!(
+                    "--avg-packet-size {a}: must be 60..=1514 (0 turns steering off)"
+                ));
             }
         }
         if !(self.size_scale.is_finite() && self.size_scale > 0.0 && self.size_scale <= 100.0) {
-            return bad(format!("--size-scale {}: must be within (0, 100]", self.size_scale));
+            return bad(format!(
+                "--size-scale {}: must be within (0, 100]",
+                self.size_scale
+            ));
         }
         for (p, w) in &self.mix {
             if !(w.is_finite() && *w >= 0.0) {
-                return bad(format!("--mix {}={w}: shares must be non-negative", p.name()));
+                return bad(format!(
+                    "--mix {}={w}: shares must be non-negative",
+                    p.name()
+                ));
             }
         }
         Ok(())
@@ -169,14 +185,21 @@ pub fn parse_mix(s: &str) -> Result<BTreeMap<AppProto, f64>, SynthError> {
             .ok_or_else(|| SynthError::Options(format!("--mix {part:?}: expected PROTO=SHARE")))?;
         let proto = AppProto::from_name(k.trim()).ok_or_else(|| {
             let names: Vec<&str> = AppProto::ALL.iter().map(|p| p.name()).collect();
-            SynthError::Options(format!("--mix {k:?}: unknown protocol (known: {})", names.join(", ")))
+            SynthError::Options(format!(
+                "--mix {k:?}: unknown protocol (known: {})",
+                names.join(", ")
+            ))
         })?;
         let w: f64 = v
             .trim()
             .parse()
             .ok()
             .filter(|w: &f64| w.is_finite() && *w >= 0.0)
-            .ok_or_else(|| SynthError::Options(format!("--mix {part:?}: share must be a non-negative number")))?;
+            .ok_or_else(|| {
+                SynthError::Options(format!(
+                    "--mix {part:?}: share must be a non-negative number"
+                ))
+            })?;
         out.insert(proto, w);
     }
     Ok(out)
@@ -240,9 +263,17 @@ impl fmt::Display for SynthReport {
             time::rfc3339_millis(self.first_ts_us),
             time::rfc3339_millis(self.last_ts_us)
         )?;
-        let parts: Vec<String> = self.flows_by_proto.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let parts: Vec<String> = self
+            .flows_by_proto
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         writeln!(f, "flows by protocol: {}", parts.join(" "))?;
-        let parts: Vec<String> = self.packets_by_proto.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let parts: Vec<String> = self
+            .packets_by_proto
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         write!(f, "packets by protocol: {}", parts.join(" "))
     }
 }
@@ -304,10 +335,17 @@ pub struct SynthArgs {
 impl SynthArgs {
     /// The options these arguments describe.
     pub fn to_options(&self) -> Result<SynthOptions, SynthError> {
-        let start_us = time::parse_rfc3339(&self.start)
-            .ok_or_else(|| SynthError::Options(format!("--start {:?}: expected RFC 3339, e.g. {DEFAULT_START}", self.start)))?;
+        let start_us = time::parse_rfc3339(&self.start).ok_or_else(|| {
+            SynthError::Options(format!(
+                "--start {:?}: expected RFC 3339, e.g. {DEFAULT_START}",
+                self.start
+            ))
+        })?;
         if !(self.duration.is_finite() && self.duration > 0.0 && self.duration < 1e7) {
-            return Err(SynthError::Options(format!("--duration {}: must be a positive number of seconds", self.duration)));
+            return Err(SynthError::Options(format!(
+                "--duration {}: must be a positive number of seconds",
+                self.duration
+            )));
         }
         let opts = SynthOptions {
             seed: self.seed,
@@ -343,21 +381,32 @@ pub fn run_cli(args: &SynthArgs) -> Result<SynthReport, SynthError> {
     let secs = began.elapsed().as_secs_f64();
     println!("wrote {}", opts.output.display());
     println!("{report}");
-    println!("generated in {secs:.2} s ({:.0} packets/s)", report.packets as f64 / secs.max(1e-9));
+    println!(
+        "generated in {secs:.2} s ({:.0} packets/s)",
+        report.packets as f64 / secs.max(1e-9)
+    );
     Ok(report)
 }
 
 /// Effective per-protocol shares: the catalogue's `[mix]` overridden by `opts.mix`.
 fn resolve_mix(cat: &Catalogue, opts: &SynthOptions) -> BTreeMap<AppProto, f64> {
-    let mut mix: BTreeMap<AppProto, f64> =
-        cat.mix.iter().filter_map(|(k, v)| AppProto::from_name(k).map(|p| (p, *v))).collect();
+    let mut mix: BTreeMap<AppProto, f64> = cat
+        .mix
+        .iter()
+        .filter_map(|(k, v)| AppProto::from_name(k).map(|p| (p, *v)))
+        .collect();
     for (p, w) in &opts.mix {
         mix.insert(*p, *w);
     }
     mix
 }
 
-fn plan_input(opts: &SynthOptions, mix: &BTreeMap<AppProto, f64>, flows: u64, stream: u64) -> PlanInput {
+fn plan_input(
+    opts: &SynthOptions,
+    mix: &BTreeMap<AppProto, f64>,
+    flows: u64,
+    stream: u64,
+) -> PlanInput {
     PlanInput {
         seed: opts.seed,
         stream,
@@ -378,10 +427,12 @@ pub fn run(opts: &SynthOptions) -> Result<SynthReport, SynthError> {
     cat.scale_sizes(opts.size_scale);
     let mix = resolve_mix(&cat, opts);
     if mix.values().all(|w| *w <= 0.0) {
-        return Err(SynthError::Options("--mix: every protocol has a zero share".into()));
+        return Err(SynthError::Options(
+            "--mix: every protocol has a zero share".into(),
+        ));
     }
     let pool = BytePool::new(opts.seed);
-    let flows = match opts.packets {
+    let mut flows = match opts.packets {
         None => opts.flows,
         Some(target) => {
             // Measure packets per flow on a sample plan, then plan a little more than needed;
@@ -391,13 +442,40 @@ pub fn run(opts: &SynthOptions) -> Result<SynthReport, SynthError> {
             let mut sink = CountingSink::default();
             generate(&cat, opts, &sample_plan, &pool, &mut sink, None, None)?;
             let per_flow = (sink.packets as f64 / sample_plan.flows.len().max(1) as f64).max(1.0);
-            ((target as f64 / per_flow) * 1.08).ceil() as u64 + 1
+            ((target as f64 / per_flow) * 1.15).ceil() as u64 + 1
         }
     };
-    let plan = plan::plan(&cat, &plan_input(opts, &mix, flows, 0));
+    // With a packet target, a plan that falls short (heavy-tailed flow sizes) is replanned
+    // larger; the outcome is still a function of the options alone.
+    let mut attempt = 0;
+    let (plan, mut report) = loop {
+        attempt += 1;
+        let plan = plan::plan(&cat, &plan_input(opts, &mix, flows, 0));
+        let report = write_outputs(&cat, opts, &plan, &pool)?;
+        match opts.packets {
+            Some(target) if report.packets < target && attempt < 4 && flows < 10_000_000 => {
+                let factor = target as f64 / report.packets.max(1) as f64;
+                flows = ((flows as f64 * factor * 1.15).ceil() as u64 + 10).min(10_000_000);
+            }
+            _ => break (plan, report),
+        }
+    };
+    report.flows_planned = plan.flows.len() as u64;
+    report.devices = plan.devices.len() as u32;
+    Ok(report)
+}
+
+/// Writes the capture and the requested side files for `plan`.
+fn write_outputs(
+    cat: &Catalogue,
+    opts: &SynthOptions,
+    plan: &Plan,
+    pool: &BytePool,
+) -> Result<SynthReport, SynthError> {
     if let Some(path) = &opts.inventory {
-        let inv = mdm::inventory(&cat, &plan, opts.start_us, opts.seed);
-        let mut w = BufWriter::new(File::create(path).map_err(|e| SynthError::Io(path.clone(), e))?);
+        let inv = mdm::inventory(cat, plan, opts.start_us, opts.seed);
+        let mut w =
+            BufWriter::new(File::create(path).map_err(|e| SynthError::Io(path.clone(), e))?);
         serde_json::to_writer_pretty(&mut w, &inv)
             .map_err(io::Error::from)
             .and_then(|_| w.write_all(b"\n"))
@@ -405,8 +483,9 @@ pub fn run(opts: &SynthOptions) -> Result<SynthReport, SynthError> {
             .map_err(|e| SynthError::Io(path.clone(), e))?;
     }
     if let Some(path) = &opts.device_states {
-        let mut w = BufWriter::new(File::create(path).map_err(|e| SynthError::Io(path.clone(), e))?);
-        mdm::write_device_states(&mut w, &cat, &plan, opts.start_us, opts.seed)
+        let mut w =
+            BufWriter::new(File::create(path).map_err(|e| SynthError::Io(path.clone(), e))?);
+        mdm::write_device_states(&mut w, cat, plan, opts.start_us, opts.seed)
             .and_then(|_| w.flush())
             .map_err(|e| SynthError::Io(path.clone(), e))?;
     }
@@ -416,22 +495,27 @@ pub fn run(opts: &SynthOptions) -> Result<SynthReport, SynthError> {
     let mut truth = match &opts.ground_truth {
         Some(p) => {
             let mut w = BufWriter::new(File::create(p).map_err(|e| SynthError::Io(p.clone(), e))?);
-            w.write_all(GROUND_TRUTH_HEADER.as_bytes()).map_err(|e| SynthError::Io(p.clone(), e))?;
+            w.write_all(GROUND_TRUTH_HEADER.as_bytes())
+                .map_err(|e| SynthError::Io(p.clone(), e))?;
             Some((p.clone(), w))
         }
         None => None,
     };
-    let mut report = generate(&cat, opts, &plan, &pool, &mut sink, opts.packets, truth.as_mut().map(|(_, w)| w as &mut dyn Write))
-        .map_err(|e| match e {
-            SynthError::Io(_, io) if truth.is_some() => SynthError::Io(PathBuf::from(format!("{} or ground truth", opts.output.display())), io),
-            other => other,
-        })?;
+    let report = generate(
+        cat,
+        opts,
+        plan,
+        pool,
+        &mut sink,
+        opts.packets,
+        truth
+            .as_mut()
+            .map(|(p, w)| (p.as_path(), w as &mut dyn Write)),
+    )?;
     sink.writer.finish().map_err(out_err)?;
     if let Some((p, mut w)) = truth {
         w.flush().map_err(|e| SynthError::Io(p, e))?;
     }
-    report.flows_planned = plan.flows.len() as u64;
-    report.devices = plan.devices.len() as u32;
     Ok(report)
 }
 
@@ -477,8 +561,12 @@ fn user_agent(cat: &Catalogue, plan: &Plan, spec: &FlowSpec) -> String {
     let app = cat.apps.get(spec.app);
     let dev = plan.devices.get(spec.device as usize);
     let os = dev.and_then(|d| cat.os_versions.get(d.os));
-    let kind = dev.and_then(|d| cat.models.get(d.model)).map_or("iPhone", |m| m.kind.as_str());
-    let (ver, cf, darwin) = os.map_or(("17.2", "1490.0.4", "23.2.0"), |o| (o.version.as_str(), o.cfnetwork.as_str(), o.darwin.as_str()));
+    let kind = dev
+        .and_then(|d| cat.models.get(d.model))
+        .map_or("iPhone", |m| m.kind.as_str());
+    let (ver, cf, darwin) = os.map_or(("17.2", "1490.0.4", "23.2.0"), |o| {
+        (o.version.as_str(), o.cfnetwork.as_str(), o.darwin.as_str())
+    });
     match app {
         Some(a) if a.ua_name == "MobileSafari" => {
             let short: String = ver.split('.').take(2).collect::<Vec<_>>().join(".");
@@ -490,7 +578,10 @@ fn user_agent(cat: &Catalogue, plan: &Plan, spec: &FlowSpec) -> String {
             .replace("CPU  OS", "CPU OS")
         }
         Some(a) if a.system => a.ua_name.clone(),
-        Some(a) => format!("{}/{} CFNetwork/{cf} Darwin/{darwin}", a.ua_name, a.short_version),
+        Some(a) => format!(
+            "{}/{} CFNetwork/{cf} Darwin/{darwin}",
+            a.ua_name, a.short_version
+        ),
         None => format!("CFNetwork/{cf} Darwin/{darwin}"),
     }
 }
@@ -500,8 +591,16 @@ fn activate(cat: &Catalogue, plan: &Plan, spec: &FlowSpec) -> Option<FlowCursor>
     let ep = app.endpoints.get(spec.endpoint)?;
     let dev = plan.devices.get(spec.device as usize)?;
     let provider = cat.provider(ep);
-    let profile = if spec.proto == AppProto::Dns { cat.profiles.get("query") } else { cat.profile(ep) }?;
-    let client_ip = if spec.server_ip.is_ipv6() { dev.ipv6 } else { dev.ipv4 };
+    let profile = if spec.proto == AppProto::Dns {
+        cat.profiles.get("query")
+    } else {
+        cat.profile(ep)
+    }?;
+    let client_ip = if spec.server_ip.is_ipv6() {
+        dev.ipv6
+    } else {
+        dev.ipv4
+    };
     let answers: Vec<IpAddr> = match (spec.proto, provider) {
         (AppProto::Dns, Some(p)) => {
             let (v4, v6) = host_addresses(&spec.host, p);
@@ -511,7 +610,16 @@ fn activate(cat: &Catalogue, plan: &Plan, spec: &FlowSpec) -> Option<FlowCursor>
     };
     let ua = user_agent(cat, plan, spec);
     let token = format!("{}_{}", app.ua_name, app.short_version);
-    let tag: String = dev.udid.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect::<String>().to_lowercase();
+    let tag: String = dev
+        .udid
+        .chars()
+        .rev()
+        .take(8)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<String>()
+        .to_lowercase();
     let params = FlowParams {
         proto: spec.proto,
         host: &spec.host,
@@ -525,7 +633,10 @@ fn activate(cat: &Catalogue, plan: &Plan, spec: &FlowSpec) -> Option<FlowCursor>
         client_ip,
         device_tag: &tag,
         dns_answers: &answers,
-        nat_public: cat.parsed.nat_public.unwrap_or(std::net::Ipv4Addr::new(198, 51, 100, 1)),
+        nat_public: cat
+            .parsed
+            .nat_public
+            .unwrap_or(std::net::Ipv4Addr::new(198, 51, 100, 1)),
         client_port: spec.client_port,
     };
     let mut rng = rng::SynthRng::new(spec.seed, 0x7363_7269);
@@ -544,7 +655,13 @@ fn activate(cat: &Catalogue, plan: &Plan, spec: &FlowSpec) -> Option<FlowCursor>
 fn truth_row(cat: &Catalogue, plan: &Plan, spec: &FlowSpec) -> String {
     let app = cat.apps.get(spec.app);
     let dev = plan.devices.get(spec.device as usize);
-    let client_ip = dev.map_or(String::new(), |d| if spec.server_ip.is_ipv6() { d.ipv6.to_string() } else { d.ipv4.to_string() });
+    let client_ip = dev.map_or(String::new(), |d| {
+        if spec.server_ip.is_ipv6() {
+            d.ipv6.to_string()
+        } else {
+            d.ipv4.to_string()
+        }
+    });
     format!(
         "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
         client_ip,
@@ -557,7 +674,8 @@ fn truth_row(cat: &Catalogue, plan: &Plan, spec: &FlowSpec) -> String {
         u8::from(spec.nonstandard),
         dev.map_or("", |d| d.udid.as_str()),
         app.map_or("", |a| a.bundle_id.as_str()),
-        dev.and_then(|d| cat.roles.get(d.role)).map_or("", |r| r.name.as_str()),
+        dev.and_then(|d| cat.roles.get(d.role))
+            .map_or("", |r| r.name.as_str()),
         time::rfc3339_millis(spec.start_us),
     )
 }
@@ -571,11 +689,14 @@ fn generate(
     pool: &BytePool,
     sink: &mut dyn FrameSink,
     limit: Option<u64>,
-    mut truth: Option<&mut dyn Write>,
+    mut truth: Option<(&std::path::Path, &mut dyn Write)>,
 ) -> Result<SynthReport, SynthError> {
     let io_err = |e| SynthError::Io(opts.output.clone(), e);
     let end_us = opts.start_us + opts.duration_us;
-    let mut steer = SizeSteer { target: opts.avg_packet_size.map(f64::from), ..SizeSteer::default() };
+    let mut steer = SizeSteer {
+        target: opts.avg_packet_size.map(f64::from),
+        ..SizeSteer::default()
+    };
     let mut heap: BinaryHeap<Reverse<(u64, u32, usize)>> = BinaryHeap::new();
     let mut slots: Vec<Option<Active>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
@@ -602,23 +723,33 @@ fn generate(
                 if spec.start_us > end_us {
                     continue;
                 }
-                let Some(mut cursor) = activate(cat, plan, spec) else { continue };
+                let Some(mut cursor) = activate(cat, plan, spec) else {
+                    continue;
+                };
                 if let Some(ts) = cursor.next_ts(&steer) {
                     let slot = free.pop().unwrap_or_else(|| {
                         slots.push(None);
                         slots.len() - 1
                     });
-                    slots[slot] = Some(Active { cursor, spec: next - 1, announced: false });
+                    slots[slot] = Some(Active {
+                        cursor,
+                        spec: next - 1,
+                        announced: false,
+                    });
                     heap.push(Reverse((ts, spec.id, slot)));
                 }
                 continue;
             }
         }
-        let Some(Reverse((ts, id, slot))) = heap.pop() else { break };
+        let Some(Reverse((ts, id, slot))) = heap.pop() else {
+            break;
+        };
         if ts > end_us {
             break;
         }
-        let Some(active) = slots.get_mut(slot).and_then(Option::as_mut) else { continue };
+        let Some(active) = slots.get_mut(slot).and_then(Option::as_mut) else {
+            continue;
+        };
         if active.cursor.emit(pool, &mut buf).is_none() {
             continue;
         }
@@ -631,7 +762,10 @@ fn generate(
         report.bytes += buf.len() as u64;
         report.last_ts_us = ts;
         if let Some(spec) = plan.flows.get(active.spec) {
-            *report.packets_by_proto.entry(spec.proto.name().to_string()).or_insert(0) += 1;
+            *report
+                .packets_by_proto
+                .entry(spec.proto.name().to_string())
+                .or_insert(0) += 1;
         }
         if !active.announced {
             active.announced = true;
@@ -639,9 +773,13 @@ fn generate(
                 report.flows += 1;
                 report.nonstandard_flows += u64::from(spec.nonstandard);
                 report.ipv6_flows += u64::from(spec.server_ip.is_ipv6());
-                *report.flows_by_proto.entry(spec.proto.name().to_string()).or_insert(0) += 1;
-                if let Some(w) = truth.as_deref_mut() {
-                    w.write_all(truth_row(cat, plan, spec).as_bytes()).map_err(io_err)?;
+                *report
+                    .flows_by_proto
+                    .entry(spec.proto.name().to_string())
+                    .or_insert(0) += 1;
+                if let Some((path, w)) = truth.as_mut() {
+                    w.write_all(truth_row(cat, plan, spec).as_bytes())
+                        .map_err(|e| SynthError::Io(path.to_path_buf(), e))?;
                 }
             }
         }

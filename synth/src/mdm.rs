@@ -86,7 +86,13 @@ pub fn inventory(cat: &Catalogue, plan: &Plan, start_us: u64, seed: u64) -> Valu
 /// Writes one JSON object per line: an initial locked state per device at the capture start,
 /// then a foreground event at each session start and a background event at its end, in time
 /// order.
-pub fn write_device_states(out: &mut impl Write, cat: &Catalogue, plan: &Plan, start_us: u64, seed: u64) -> std::io::Result<()> {
+pub fn write_device_states(
+    out: &mut impl Write,
+    cat: &Catalogue,
+    plan: &Plan,
+    start_us: u64,
+    seed: u64,
+) -> std::io::Result<()> {
     let mut rng = SynthRng::new(seed, 0x7374_6174);
     let mut events: Vec<(u64, u32, u8, Value)> = Vec::new();
     for d in &plan.devices {
@@ -106,10 +112,17 @@ pub fn write_device_states(out: &mut impl Write, cat: &Catalogue, plan: &Plan, s
         ));
     }
     for s in &plan.sessions {
-        let Some(d) = plan.devices.get(s.device as usize) else { continue };
-        let Some(app) = cat.apps.get(s.app) else { continue };
+        let Some(d) = plan.devices.get(s.device as usize) else {
+            continue;
+        };
+        let Some(app) = cat.apps.get(s.app) else {
+            continue;
+        };
         // The MDM agent reports a moment before the app's first connection.
-        let at = s.start_us.saturating_sub(rng.range(200_000, 3_000_000)).max(start_us);
+        let at = s
+            .start_us
+            .saturating_sub(rng.range(200_000, 3_000_000))
+            .max(start_us);
         events.push((
             at,
             d.index,

@@ -28,8 +28,13 @@ pub fn http_request(r: &HttpRequest<'_>, rng: &mut SynthRng) -> Vec<u8> {
         s.push_str("Content-Type: application/json\r\n");
         s.push_str(&format!("Content-Length: {}\r\n", r.body_len));
     }
-    s.push_str("Accept: */*\r\nAccept-Language: en-GB,en;q=0.9\r\nAccept-Encoding: gzip, deflate\r\n");
-    s.push_str(&format!("User-Agent: {}\r\nConnection: keep-alive\r\n\r\n", r.user_agent));
+    s.push_str(
+        "Accept: */*\r\nAccept-Language: en-GB,en;q=0.9\r\nAccept-Encoding: gzip, deflate\r\n",
+    );
+    s.push_str(&format!(
+        "User-Agent: {}\r\nConnection: keep-alive\r\n\r\n",
+        r.user_agent
+    ));
     let mut out = s.into_bytes();
     if r.body_len > 0 {
         json_text(r.body_len, rng, &mut out);
@@ -63,7 +68,14 @@ impl BodyKind {
 }
 
 /// An HTTP/1.1 response head announcing a `body_len`-byte body.
-pub fn http_response_head(status: u16, kind: BodyKind, body_len: usize, server: &str, close: bool, date: &str) -> Vec<u8> {
+pub fn http_response_head(
+    status: u16,
+    kind: BodyKind,
+    body_len: usize,
+    server: &str,
+    close: bool,
+    date: &str,
+) -> Vec<u8> {
     let reason = match status {
         200 => "OK",
         204 => "No Content",
@@ -79,8 +91,8 @@ pub fn http_response_head(status: u16, kind: BodyKind, body_len: usize, server: 
 }
 
 const WORDS: [&str; 16] = [
-    "account", "contact", "order", "status", "region", "north", "south", "pending", "closed", "priority",
-    "owner", "updated", "amount", "currency", "EUR", "notes",
+    "account", "contact", "order", "status", "region", "north", "south", "pending", "closed",
+    "priority", "owner", "updated", "amount", "currency", "EUR", "notes",
 ];
 
 /// Appends `len` bytes of JSON-looking text (an array of small records, cut to length).
@@ -91,7 +103,13 @@ pub fn json_text(len: usize, rng: &mut SynthRng, out: &mut Vec<u8>) {
     while out.len() - start < len {
         let w1 = WORDS[rng.below(WORDS.len() as u64) as usize];
         let w2 = WORDS[rng.below(WORDS.len() as u64) as usize];
-        out.extend_from_slice(format!("{{\"id\":{id},\"{w1}\":\"{w2}\",\"v\":{}}},", rng.below(100000)).as_bytes());
+        out.extend_from_slice(
+            format!(
+                "{{\"id\":{id},\"{w1}\":\"{w2}\",\"v\":{}}},",
+                rng.below(100000)
+            )
+            .as_bytes(),
+        );
         id += 1;
     }
     out.truncate(start + len);
@@ -108,7 +126,9 @@ pub fn html_text(len: usize, rng: &mut SynthRng, out: &mut Vec<u8>) {
     out.extend_from_slice(b"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>News</title></head><body>");
     while out.len() - start < len {
         let w = WORDS[rng.below(WORDS.len() as u64) as usize];
-        out.extend_from_slice(format!("<p class=\"s{}\">The {w} was updated.</p>\n", rng.below(9)).as_bytes());
+        out.extend_from_slice(
+            format!("<p class=\"s{}\">The {w} was updated.</p>\n", rng.below(9)).as_bytes(),
+        );
     }
     out.truncate(start + len);
 }
@@ -146,7 +166,10 @@ pub fn dns_query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
 /// The resolver's answer to [`dns_query`]: the question echoed and one record per address of
 /// the matching family, names compressed to the question.
 pub fn dns_response(id: u16, name: &str, qtype: u16, addrs: &[IpAddr], ttl: u32) -> Vec<u8> {
-    let answers: Vec<&IpAddr> = addrs.iter().filter(|a| a.is_ipv6() == (qtype == 28)).collect();
+    let answers: Vec<&IpAddr> = addrs
+        .iter()
+        .filter(|a| a.is_ipv6() == (qtype == 28))
+        .collect();
     let mut m = Vec::with_capacity(name.len() + 18 + answers.len() * 28);
     m.extend_from_slice(&id.to_be_bytes());
     m.extend_from_slice(&[0x81, 0x80, 0, 1]);
@@ -218,7 +241,9 @@ pub fn ssh_kexinit(server: bool, rng: &mut SynthRng) -> Vec<u8> {
     let ciphers = "chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com";
     let macs = "umac-64-etm@openssh.com,umac-128-etm@openssh.com,hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,hmac-sha1-etm@openssh.com,umac-64@openssh.com,umac-128@openssh.com,hmac-sha2-256,hmac-sha2-512,hmac-sha1";
     let comp = "none,zlib@openssh.com";
-    for l in [kex, hostkey, ciphers, ciphers, macs, macs, comp, comp, "", ""] {
+    for l in [
+        kex, hostkey, ciphers, ciphers, macs, macs, comp, comp, "", "",
+    ] {
         name_list(&mut m, l);
     }
     m.extend_from_slice(&[0, 0, 0, 0, 0]);
@@ -300,7 +325,9 @@ pub fn mqtt_connect(client_id: &str, username: &str, rng: &mut SynthRng) -> Vec<
     b.extend_from_slice(&[4, 0xc2, 0, 60]);
     mqtt_str(&mut b, client_id);
     mqtt_str(&mut b, username);
-    let token: String = (0..24).map(|_| (b'a' + rng.below(26) as u8) as char).collect();
+    let token: String = (0..24)
+        .map(|_| (b'a' + rng.below(26) as u8) as char)
+        .collect();
     mqtt_str(&mut b, &token);
     mqtt_packet(0x10, &b)
 }
@@ -326,7 +353,12 @@ pub fn mqtt_suback(packet_id: u16) -> Vec<u8> {
 }
 
 /// PUBLISH of a JSON payload of about `len` bytes (QoS 1 when `packet_id` is set).
-pub fn mqtt_publish(topic: &str, packet_id: Option<u16>, len: usize, rng: &mut SynthRng) -> Vec<u8> {
+pub fn mqtt_publish(
+    topic: &str,
+    packet_id: Option<u16>,
+    len: usize,
+    rng: &mut SynthRng,
+) -> Vec<u8> {
     let mut b = Vec::new();
     mqtt_str(&mut b, topic);
     if let Some(id) = packet_id {
@@ -395,7 +427,11 @@ fn crc32(data: &[u8]) -> u32 {
     for b in data {
         crc ^= *b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -433,7 +469,10 @@ mod tests {
 
     #[test]
     fn dns_answer_counts_match_family() {
-        let addrs: Vec<IpAddr> = vec!["17.57.144.10".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])), "2620:149:a44::1".parse().unwrap_or(IpAddr::from([0; 16]))];
+        let addrs: Vec<IpAddr> = vec![
+            "17.57.144.10".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            "2620:149:a44::1".parse().unwrap_or(IpAddr::from([0; 16])),
+        ];
         let r = dns_response(7, "courier.push.apple.com", 1, &addrs, 60);
         assert_eq!(u16::from_be_bytes([r[6], r[7]]), 1);
         let q = dns_query(7, "courier.push.apple.com", 28);
@@ -443,7 +482,11 @@ mod tests {
     #[test]
     fn ssh_packets_are_block_aligned() {
         let mut rng = SynthRng::new(1, 1);
-        for p in [ssh_kexinit(false, &mut rng), ssh_kexinit(true, &mut rng), ssh_ecdh_init(&mut rng)] {
+        for p in [
+            ssh_kexinit(false, &mut rng),
+            ssh_kexinit(true, &mut rng),
+            ssh_ecdh_init(&mut rng),
+        ] {
             let len = u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize;
             assert_eq!(len + 4, p.len());
             assert_eq!(p.len() % 8, 0);

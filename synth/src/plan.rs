@@ -47,7 +47,11 @@ pub struct Device {
 impl Device {
     /// MAC as `aa:bb:cc:dd:ee:ff`.
     pub fn mac_string(&self) -> String {
-        self.mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+        self.mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
     }
 }
 
@@ -154,13 +158,27 @@ pub fn devices(cat: &Catalogue, seed: u64, n: u32) -> Vec<Device> {
     let mut out = Vec::with_capacity(n as usize);
     for i in 0..n {
         // Every role appears once before roles are drawn by weight, so small fleets cover them.
-        let role = if (i as usize) < cat.roles.len() { i as usize } else { rng.weighted(&role_w) };
+        let role = if (i as usize) < cat.roles.len() {
+            i as usize
+        } else {
+            rng.weighted(&role_w)
+        };
         let model = rng.weighted(&model_w);
         let os = rng.weighted(&os_w);
-        let chip = cat.models.get(model).map_or("00008110", |m| m.chip_id.as_str());
+        let chip = cat
+            .models
+            .get(model)
+            .map_or("00008110", |m| m.chip_id.as_str());
         let udid = format!("{}-{:016X}", chip.to_uppercase(), rng.u64() >> 8);
-        let serial: String = (0..10).map(|_| SERIAL_ALPHABET[rng.below(SERIAL_ALPHABET.len() as u64) as usize] as char).collect();
-        let oui = cat.parsed.ouis.get(rng.below(cat.parsed.ouis.len() as u64) as usize).copied().unwrap_or([0xf0, 0x18, 0x98]);
+        let serial: String = (0..10)
+            .map(|_| SERIAL_ALPHABET[rng.below(SERIAL_ALPHABET.len() as u64) as usize] as char)
+            .collect();
+        let oui = cat
+            .parsed
+            .ouis
+            .get(rng.below(cat.parsed.ouis.len() as u64) as usize)
+            .copied()
+            .unwrap_or([0xf0, 0x18, 0x98]);
         let tail: [u8; 3] = rng.bytes();
         let mac = [oui[0], oui[1], oui[2], tail[0], tail[1], tail[2]];
         // 10.20.1.10 .. 10.20.1.209, 10.20.2.10 ..: 200 devices per /24, skipping .0/24.
@@ -177,7 +195,10 @@ pub fn devices(cat: &Catalogue, seed: u64, n: u32) -> Vec<Device> {
             if app.system {
                 continue;
             }
-            let by_role = cat.roles.get(role).is_some_and(|r| r.apps.iter().any(|b| b == &app.bundle_id));
+            let by_role = cat
+                .roles
+                .get(role)
+                .is_some_and(|r| r.apps.iter().any(|b| b == &app.bundle_id));
             if by_role || rng.chance(app.install_share) {
                 apps.push(ai);
             }
@@ -248,32 +269,66 @@ pub fn plan(cat: &Catalogue, input: &PlanInput) -> Plan {
             if w <= 0.0 {
                 continue;
             }
-            normal.entry(ep.proto).or_default().push(Candidate { app: ai, endpoint: ei, weight: w });
+            normal.entry(ep.proto).or_default().push(Candidate {
+                app: ai,
+                endpoint: ei,
+                weight: w,
+            });
             // DNS looks up the hosts of every other protocol.
-            normal.entry(AppProto::Dns).or_default().push(Candidate { app: ai, endpoint: ei, weight: w });
+            normal.entry(AppProto::Dns).or_default().push(Candidate {
+                app: ai,
+                endpoint: ei,
+                weight: w,
+            });
             if !ep.alt_ports.is_empty() {
-                alt.entry(ep.proto).or_default().push(Candidate { app: ai, endpoint: ei, weight: w });
+                alt.entry(ep.proto).or_default().push(Candidate {
+                    app: ai,
+                    endpoint: ei,
+                    weight: w,
+                });
             }
         }
     }
     let protos: Vec<AppProto> = AppProto::ALL.to_vec();
-    let mix_w: Vec<f64> =
-        protos.iter().map(|p| if normal.contains_key(p) { input.mix.get(p).copied().unwrap_or(0.0) } else { 0.0 }).collect();
+    let mix_w: Vec<f64> = protos
+        .iter()
+        .map(|p| {
+            if normal.contains_key(p) {
+                input.mix.get(p).copied().unwrap_or(0.0)
+            } else {
+                0.0
+            }
+        })
+        .collect();
     // Non-standard flows: protocols that have a non-standard port to go to.
     let alt_w: Vec<f64> = protos
         .iter()
         .zip(&mix_w)
-        .map(|(p, w)| if alt.contains_key(p) || !cat.ports(*p).nonstandard_ports.is_empty() { *w } else { 0.0 })
+        .map(|(p, w)| {
+            if alt.contains_key(p) || !cat.ports(*p).nonstandard_ports.is_empty() {
+                *w
+            } else {
+                0.0
+            }
+        })
         .collect();
     let mut sessions: BTreeMap<(u32, usize), Vec<Session>> = BTreeMap::new();
     let mut flows = Vec::with_capacity(input.flows as usize);
     let d = input.duration_us.max(1);
     if mix_w.iter().all(|w| *w <= 0.0) {
-        return Plan { devices, sessions: Vec::new(), flows };
+        return Plan {
+            devices,
+            sessions: Vec::new(),
+            flows,
+        };
     }
     for id in 0..input.flows {
         let mut nonstandard = rng.chance(input.nonstandard_share) && alt_w.iter().any(|w| *w > 0.0);
-        let proto = protos[if nonstandard { rng.weighted(&alt_w) } else { rng.weighted(&mix_w) }];
+        let proto = protos[if nonstandard {
+            rng.weighted(&alt_w)
+        } else {
+            rng.weighted(&mix_w)
+        }];
         let pool = match (nonstandard, alt.get(&proto)) {
             (true, Some(a)) => a,
             _ => match normal.get(&proto) {
@@ -282,15 +337,27 @@ pub fn plan(cat: &Catalogue, input: &PlanInput) -> Plan {
             },
         };
         let cw: Vec<f64> = pool.iter().map(|c| c.weight).collect();
-        let Some(cand) = pool.get(rng.weighted(&cw)) else { continue };
+        let Some(cand) = pool.get(rng.weighted(&cw)) else {
+            continue;
+        };
         let (ai, ei) = (cand.app, cand.endpoint);
-        let (Some(app), Some(devs)) = (cat.apps.get(ai), app_devices.get(ai)) else { continue };
-        let Some(ep) = app.endpoints.get(ei) else { continue };
-        let Some(&dev) = devs.get(rng.below(devs.len() as u64) as usize) else { continue };
+        let (Some(app), Some(devs)) = (cat.apps.get(ai), app_devices.get(ai)) else {
+            continue;
+        };
+        let Some(ep) = app.endpoints.get(ei) else {
+            continue;
+        };
+        let Some(&dev) = devs.get(rng.below(devs.len() as u64) as usize) else {
+            continue;
+        };
         // Start time: inside a foreground session of the app, or anywhere for daemons (early
         // for long-lived push connections).
         let start_off = if app.system {
-            let span = if cat.profile(ep).is_some_and(|p| p.think_ms[1] >= 60_000) { d / 4 } else { d };
+            let span = if cat.profile(ep).is_some_and(|p| p.think_ms[1] >= 60_000) {
+                d / 4
+            } else {
+                d
+            };
             rng.below(span.max(1))
         } else {
             let list = sessions.entry((dev, ai)).or_default();
@@ -299,27 +366,46 @@ pub fn plan(cat: &Catalogue, input: &PlanInput) -> Plan {
             } else {
                 let st = input.start_us + rng.below(d);
                 let len = rng.log_range(20_000_000, 900_000_000);
-                let s = Session { device: dev, app: ai, start_us: st, end_us: (st + len).min(input.start_us + d) };
+                let s = Session {
+                    device: dev,
+                    app: ai,
+                    start_us: st,
+                    end_us: (st + len).min(input.start_us + d),
+                };
                 list.push(s);
                 s
             };
             s.start_us - input.start_us + rng.below((s.end_us - s.start_us).max(1))
         };
         let host = host_name(&ep.host, rng.range(1, 50));
-        let Some(provider) = cat.provider(ep) else { continue };
+        let Some(provider) = cat.provider(ep) else {
+            continue;
+        };
         let (v4, v6) = host_addresses(&host, provider);
         let want_v6 = rng.chance(input.ipv6_share);
         let ports = cat.ports(proto);
         let (server_ip, server_port) = if proto == AppProto::Dns {
             let r6 = &cat.parsed.resolvers_v6;
-            let list = if want_v6 && !r6.is_empty() { r6 } else { &cat.parsed.resolvers_v4 };
-            let Some(ip) = rng.pick(list).copied() else { continue };
+            let list = if want_v6 && !r6.is_empty() {
+                r6
+            } else {
+                &cat.parsed.resolvers_v4
+            };
+            let Some(ip) = rng.pick(list).copied() else {
+                continue;
+            };
             (ip, ports.standard_ports.first().copied().unwrap_or(53))
         } else {
             let list = if want_v6 && !v6.is_empty() { &v6 } else { &v4 };
-            let Some(ip) = rng.pick(list).copied() else { continue };
+            let Some(ip) = rng.pick(list).copied() else {
+                continue;
+            };
             let port = if nonstandard {
-                let choices = if ep.alt_ports.is_empty() { &ports.nonstandard_ports } else { &ep.alt_ports };
+                let choices = if ep.alt_ports.is_empty() {
+                    &ports.nonstandard_ports
+                } else {
+                    &ep.alt_ports
+                };
                 match rng.pick(choices) {
                     Some(p) => *p,
                     None => {
@@ -359,5 +445,9 @@ pub fn plan(cat: &Catalogue, input: &PlanInput) -> Plan {
     flows.sort_by_key(|f| (f.start_us, f.id));
     let mut all_sessions: Vec<Session> = sessions.into_values().flatten().collect();
     all_sessions.sort_by_key(|s| (s.start_us, s.device, s.app));
-    Plan { devices, sessions: all_sessions, flows }
+    Plan {
+        devices,
+        sessions: all_sessions,
+        flows,
+    }
 }

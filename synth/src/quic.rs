@@ -59,7 +59,11 @@ fn expand_label(secret: &[u8], label: &str, out: &mut [u8]) {
 }
 
 fn keys_from_secret(secret: &[u8]) -> PacketKeys {
-    let mut k = PacketKeys { key: [0; 16], iv: [0; 12], hp: [0; 16] };
+    let mut k = PacketKeys {
+        key: [0; 16],
+        iv: [0; 12],
+        hp: [0; 16],
+    };
     expand_label(secret, "quic key", &mut k.key);
     expand_label(secret, "quic iv", &mut k.iv);
     expand_label(secret, "quic hp", &mut k.hp);
@@ -96,7 +100,7 @@ pub fn push_initial(
     out.push(scid.len() as u8);
     out.extend_from_slice(scid);
     out.push(0); // token length
-    // Length (2-byte varint) covers packet number + payload + tag.
+                 // Length (2-byte varint) covers packet number + payload + tag.
     let header_len = out.len() - start + 2 + PN_LEN;
     let natural = header_len + frames.len() + TAG_LEN;
     let pad = min_len.saturating_sub(natural);
@@ -129,7 +133,9 @@ pub fn push_initial(
 /// Applies header protection (RFC 9001 §5.4) to a packet whose packet number starts at
 /// `pn_offset` and is [`PN_LEN`] bytes long.
 fn protect_header(pkt: &mut [u8], pn_offset: usize, hp: &[u8; 16], long: bool) {
-    let Some(sample) = pkt.get(pn_offset + 4..pn_offset + 20) else { return };
+    let Some(sample) = pkt.get(pn_offset + 4..pn_offset + 20) else {
+        return;
+    };
     let mut block = aes_gcm::aes::Block::default();
     block.copy_from_slice(sample);
     if let Ok(cipher) = Aes128::new_from_slice(hp) {
@@ -143,7 +149,13 @@ fn protect_header(pkt: &mut [u8], pn_offset: usize, hp: &[u8; 16], long: bool) {
 
 /// Appends a Handshake long-header packet of exactly `len` bytes whose protected part is random
 /// (its keys would come from the key exchange).
-pub fn push_handshake_opaque(out: &mut Vec<u8>, dcid: &[u8], scid: &[u8], len: usize, rng: &mut SynthRng) {
+pub fn push_handshake_opaque(
+    out: &mut Vec<u8>,
+    dcid: &[u8],
+    scid: &[u8],
+    len: usize,
+    rng: &mut SynthRng,
+) {
     let start = out.len();
     out.push(0xe0 | (rng.u32() as u8 & 0x0f)); // type Handshake; low bits are protected
     out.extend_from_slice(&QUIC_V1.to_be_bytes());
@@ -159,17 +171,16 @@ pub fn push_handshake_opaque(out: &mut Vec<u8>, dcid: &[u8], scid: &[u8], len: u
     rng.fill(&mut out[at..]);
 }
 
-/// Appends a 1-RTT short-header packet of `len` bytes to `dcid` (random protected body).
-pub fn push_short(out: &mut Vec<u8>, dcid: &[u8], len: usize, spin: bool, rng: &mut SynthRng) {
-    let at = out.len();
-    out.push(0x40 | if spin { 0x20 } else { 0 } | (rng.u32() as u8 & 0x1f));
+/// Appends the header of a 1-RTT short-header packet to `dcid`: fixed bit, spin bit, and the
+/// five header-protected bits (`protected`, random-looking on the wire). The protected packet
+/// number and payload follow.
+pub fn push_short_header(out: &mut Vec<u8>, dcid: &[u8], spin: bool, protected: u8) {
+    out.push(0x40 | if spin { 0x20 } else { 0 } | (protected & 0x1f));
     out.extend_from_slice(dcid);
-    let body = len.saturating_sub(1 + dcid.len()).max(1 + 1 + TAG_LEN);
-    let b = out.len();
-    out.resize(b + body, 0);
-    rng.fill(&mut out[b..]);
-    debug_assert!(out.len() - at >= 1 + dcid.len());
 }
+
+/// Smallest 1-RTT packet body after the header: 1-byte packet number, 1-byte frame, AEAD tag.
+pub const SHORT_MIN_BODY: usize = 1 + 1 + TAG_LEN;
 
 /// A CRYPTO frame carrying `data` at stream offset `offset`.
 pub fn crypto_frame(offset: u64, data: &[u8]) -> Vec<u8> {
@@ -195,7 +206,10 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0)).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0))
+            .collect()
     }
 
     /// RFC 9001 Appendix A.1 key derivation vectors.
@@ -235,7 +249,15 @@ mod tests {
     fn padded_initial_has_requested_length() {
         let (c, _) = initial_keys(&[1, 2, 3, 4, 5, 6, 7, 8]);
         let mut out = Vec::new();
-        push_initial(&mut out, &c, &[1, 2, 3, 4, 5, 6, 7, 8], &[9; 8], 0, &crypto_frame(0, &[1; 300]), 1252);
+        push_initial(
+            &mut out,
+            &c,
+            &[1, 2, 3, 4, 5, 6, 7, 8],
+            &[9; 8],
+            0,
+            &crypto_frame(0, &[1; 300]),
+            1252,
+        );
         assert_eq!(out.len(), 1252);
         assert_eq!(out[0] & 0xf0, 0xc0);
     }

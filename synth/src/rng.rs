@@ -20,7 +20,9 @@ impl SynthRng {
         key[..8].copy_from_slice(&seed.to_le_bytes());
         key[8..16].copy_from_slice(&stream.to_le_bytes());
         key[16..24].copy_from_slice(b"portolan");
-        SynthRng { inner: ChaCha8Rng::from_seed(key) }
+        SynthRng {
+            inner: ChaCha8Rng::from_seed(key),
+        }
     }
 
     /// A uniformly random `u64`.
@@ -158,7 +160,11 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream_and_streams_differ() {
-        let (mut a, mut b, mut c) = (SynthRng::new(7, 1), SynthRng::new(7, 1), SynthRng::new(7, 2));
+        let (mut a, mut b, mut c) = (
+            SynthRng::new(7, 1),
+            SynthRng::new(7, 1),
+            SynthRng::new(7, 2),
+        );
         let xa: Vec<u64> = (0..8).map(|_| a.u64()).collect();
         let xb: Vec<u64> = (0..8).map(|_| b.u64()).collect();
         let xc: Vec<u64> = (0..8).map(|_| c.u64()).collect();

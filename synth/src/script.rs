@@ -32,6 +32,8 @@ pub enum Chunk {
     },
     /// Random bytes (ciphertext, compressed or binary content).
     Random(usize),
+    /// Random bytes without 0xFF, as in a JPEG entropy-coded scan (no stray markers).
+    Entropy(usize),
 }
 
 impl Chunk {
@@ -39,11 +41,15 @@ impl Chunk {
     pub fn wire_len(&self) -> usize {
         match self {
             Chunk::Bytes(b) => b.len(),
-            Chunk::Records { body_total, max_body, .. } => {
+            Chunk::Records {
+                body_total,
+                max_body,
+                ..
+            } => {
                 let m = (*max_body).max(1);
                 body_total + 5 * body_total.div_ceil(m)
             }
-            Chunk::Random(n) => *n,
+            Chunk::Random(n) | Chunk::Entropy(n) => *n,
         }
     }
 }
@@ -68,7 +74,15 @@ impl PayloadReader {
     /// A reader over `chunks`; random bytes start at `pool_pos` in the byte pool.
     pub fn new(chunks: Vec<Chunk>, pool_pos: usize) -> PayloadReader {
         let remaining = chunks.iter().map(Chunk::wire_len).sum();
-        PayloadReader { chunks: chunks.into(), off: 0, rec_left: 0, hdr: [0; 5], hdr_pos: 5, pool_pos, remaining }
+        PayloadReader {
+            chunks: chunks.into(),
+            off: 0,
+            rec_left: 0,
+            hdr: [0; 5],
+            hdr_pos: 5,
+            pool_pos,
+            remaining,
+        }
     }
 
     /// Bytes not yet read.
@@ -79,7 +93,9 @@ impl PayloadReader {
     /// Appends the next `n` bytes (fewer at the end of the stream) to `out`.
     pub fn read(&mut self, mut n: usize, pool: &BytePool, out: &mut Vec<u8>) {
         while n > 0 {
-            let Some(front) = self.chunks.front() else { return };
+            let Some(front) = self.chunks.front() else {
+                return;
+            };
             let took = match front {
                 Chunk::Bytes(b) => {
                     let rest = b.get(self.off..).unwrap_or(&[]);
@@ -88,14 +104,26 @@ impl PayloadReader {
                     self.off += take;
                     (take, self.off >= b.len())
                 }
-                Chunk::Random(len) => {
+                Chunk::Random(len) | Chunk::Entropy(len) => {
                     let take = (len - self.off.min(*len)).min(n);
+                    let at = out.len();
                     pool.read(self.pool_pos, take, out);
+                    if matches!(front, Chunk::Entropy(_)) {
+                        for b in &mut out[at..] {
+                            if *b == 0xff {
+                                *b = 0xfe;
+                            }
+                        }
+                    }
                     self.pool_pos = self.pool_pos.wrapping_add(take);
                     self.off += take;
                     (take, self.off >= *len)
                 }
-                Chunk::Records { ct, body_total, max_body } => {
+                Chunk::Records {
+                    ct,
+                    body_total,
+                    max_body,
+                } => {
                     let (ct, body_total, max_body) = (*ct, *body_total, (*max_body).max(1));
                     if self.hdr_pos >= 5 && self.rec_left == 0 {
                         // Start the next record.
@@ -116,7 +144,10 @@ impl PayloadReader {
                     self.rec_left -= body;
                     self.off += body;
                     take += body;
-                    (take, self.off >= body_total && self.rec_left == 0 && self.hdr_pos >= 5)
+                    (
+                        take,
+                        self.off >= body_total && self.rec_left == 0 && self.hdr_pos >= 5,
+                    )
                 }
             };
             let (take, done) = took;
@@ -260,11 +291,17 @@ fn resp_len(p: &Profile, rng: &mut SynthRng) -> usize {
 }
 
 fn sizes(p: &Profile, rng: &mut SynthRng) -> Sizes {
-    Sizes { exchanges: rng.range(p.exchanges[0] as u64, p.exchanges[1] as u64) as u32 }
+    Sizes {
+        exchanges: rng.range(p.exchanges[0] as u64, p.exchanges[1] as u64) as u32,
+    }
 }
 
 fn turn(from_client: bool, think_us: u64, chunks: Vec<Chunk>) -> Turn {
-    Turn { from_client, think_us, chunks }
+    Turn {
+        from_client,
+        think_us,
+        chunks,
+    }
 }
 
 fn bytes_turn(from_client: bool, think_us: u64, b: Vec<u8>) -> Turn {
@@ -309,46 +346,96 @@ fn tls_choice(p: &FlowParams<'_>, rng: &mut SynthRng) -> TlsChoice {
             _ => Vec::new(),
         },
     };
-    TlsChoice { tls13, alpn, overhead: if tls13 { 17 } else { 24 } }
+    TlsChoice {
+        tls13,
+        alpn,
+        overhead: if tls13 { 17 } else { 24 },
+    }
 }
 
 fn app_records(plain: usize, c: &TlsChoice) -> Chunk {
     let max_plain = 16384;
     let n = plain.div_ceil(max_plain).max(1);
-    Chunk::Records { ct: CT_APPDATA, body_total: plain + n * c.overhead, max_body: max_plain + c.overhead }
+    Chunk::Records {
+        ct: CT_APPDATA,
+        body_total: plain + n * c.overhead,
+        max_body: max_plain + c.overhead,
+    }
 }
 
 /// The TLS handshake turns (ClientHello through the Finished messages), client first.
 fn tls_handshake(p: &FlowParams<'_>, c: &TlsChoice, rng: &mut SynthRng) -> Vec<Turn> {
-    let hello = tls::client_hello(&ClientHelloSpec { sni: p.host, alpn: &c.alpn, quic_scid: None }, rng);
-    let session_id = hello.get(4 + 2 + 32 + 1..4 + 2 + 32 + 1 + 32).unwrap_or(&[]).to_vec();
+    let hello = tls::client_hello(
+        &ClientHelloSpec {
+            sni: p.host,
+            alpn: &c.alpn,
+            quic_scid: None,
+        },
+        rng,
+    );
+    let session_id = hello
+        .get(4 + 2 + 32 + 1..4 + 2 + 32 + 1 + 32)
+        .unwrap_or(&[])
+        .to_vec();
     let mut turns = vec![bytes_turn(true, 200, tls::client_hello_record(&hello))];
     let server_think = 1000 + rng.below(8000);
     if c.tls13 {
-        let mut first = tls::record(CT_HANDSHAKE, 0x0303, &tls::server_hello(true, &session_id, None, rng));
+        let mut first = tls::record(
+            CT_HANDSHAKE,
+            0x0303,
+            &tls::server_hello(true, &session_id, None, rng),
+        );
         first.extend_from_slice(&tls::ccs_record());
         let enc_flight = rng.range(2400, 4800) as usize;
         turns.push(turn(
             false,
             server_think,
-            vec![Chunk::Bytes(first), Chunk::Records { ct: CT_APPDATA, body_total: enc_flight, max_body: 16401 }],
+            vec![
+                Chunk::Bytes(first),
+                Chunk::Records {
+                    ct: CT_APPDATA,
+                    body_total: enc_flight,
+                    max_body: 16401,
+                },
+            ],
         ));
         let mut fin = tls::ccs_record();
         fin.extend_from_slice(&tls::opaque_record(CT_APPDATA, 53, rng));
         turns.push(bytes_turn(true, 300 + rng.below(2000), fin));
     } else {
-        let mut flight = tls::record(CT_HANDSHAKE, 0x0303, &tls::server_hello(false, &session_id, c.alpn.first().map(String::as_str), rng));
-        let provider_names = p.provider.map(|pr| (pr.issuer_cn.as_str(), pr.issuer_o.as_str()));
-        let (issuer_cn, issuer_o) = provider_names.unwrap_or(("Example Issuing CA", "Example Trust"));
+        let mut flight = tls::record(
+            CT_HANDSHAKE,
+            0x0303,
+            &tls::server_hello(false, &session_id, c.alpn.first().map(String::as_str), rng),
+        );
+        let provider_names = p
+            .provider
+            .map(|pr| (pr.issuer_cn.as_str(), pr.issuer_o.as_str()));
+        let (issuer_cn, issuer_o) =
+            provider_names.unwrap_or(("Example Issuing CA", "Example Trust"));
         let nb = time::utctime(p.start_us.saturating_sub(60 * 86_400 * 1_000_000));
         let na = time::utctime(p.start_us + 300 * 86_400 * 1_000_000);
         let cert = tls::certificate_message(
-            &tls::CertSpec { host: p.host, issuer_cn, issuer_o, not_before: &nb, not_after: &na },
+            &tls::CertSpec {
+                host: p.host,
+                issuer_cn,
+                issuer_o,
+                not_before: &nb,
+                not_after: &na,
+            },
             rng,
         );
         flight.extend_from_slice(&tls::record(CT_HANDSHAKE, 0x0303, &cert));
-        flight.extend_from_slice(&tls::record(CT_HANDSHAKE, 0x0303, &tls::server_key_exchange(rng)));
-        flight.extend_from_slice(&tls::record(CT_HANDSHAKE, 0x0303, &tls::server_hello_done()));
+        flight.extend_from_slice(&tls::record(
+            CT_HANDSHAKE,
+            0x0303,
+            &tls::server_key_exchange(rng),
+        ));
+        flight.extend_from_slice(&tls::record(
+            CT_HANDSHAKE,
+            0x0303,
+            &tls::server_hello_done(),
+        ));
         turns.push(bytes_turn(false, server_think, flight));
         let mut ckx = tls::record(CT_HANDSHAKE, 0x0303, &tls::client_key_exchange(rng));
         ckx.extend_from_slice(&tls::ccs_record());
@@ -367,20 +454,34 @@ fn tls_handshake(p: &FlowParams<'_>, c: &TlsChoice, rng: &mut SynthRng) -> Vec<T
 }
 
 /// Request/response exchanges as TLS application data.
-fn tls_exchanges(p: &FlowParams<'_>, c: &TlsChoice, turns: &mut Vec<Turn>, client_uploads: bool, rng: &mut SynthRng) {
+fn tls_exchanges(
+    p: &FlowParams<'_>,
+    c: &TlsChoice,
+    turns: &mut Vec<Turn>,
+    client_uploads: bool,
+    rng: &mut SynthRng,
+) {
     let s = sizes(p.profile, rng);
     for i in 0..s.exchanges {
         let (mut up, mut down) = (req_len(p.profile, rng), resp_len(p.profile, rng));
         if client_uploads {
             std::mem::swap(&mut up, &mut down);
         }
-        let t = if i == 0 { 200 + rng.below(3000) } else { think(p.profile, rng) };
+        let t = if i == 0 {
+            200 + rng.below(3000)
+        } else {
+            think(p.profile, rng)
+        };
         turns.push(turn(true, t, vec![app_records(up, c)]));
         let mut chunks = Vec::new();
         if i == 0 && c.tls13 {
             // TLS 1.3 servers send two NewSessionTickets after the client Finished.
             for _ in 0..2 {
-                chunks.push(Chunk::Records { ct: CT_APPDATA, body_total: rng.range(200, 280) as usize, max_body: 16401 });
+                chunks.push(Chunk::Records {
+                    ct: CT_APPDATA,
+                    body_total: rng.range(200, 280) as usize,
+                    max_body: 16401,
+                });
             }
         }
         chunks.push(app_records(down, c));
@@ -417,9 +518,16 @@ fn tls_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> TcpScript {
     tls_exchanges(p, &c, &mut turns, uploads, rng);
     let close = pick_close(p, rng);
     if close == Close::ClientFin {
-        turns.push(bytes_turn(true, think(p.profile, rng), close_notify(&c, rng)));
+        turns.push(bytes_turn(
+            true,
+            think(p.profile, rng),
+            close_notify(&c, rng),
+        ));
     }
-    TcpScript { turns: turns.into(), close }
+    TcpScript {
+        turns: turns.into(),
+        close,
+    }
 }
 
 const HTTP_SERVERS: [&str; 4] = ["nginx", "Apache", "openresty", "envoy"];
@@ -436,7 +544,10 @@ fn http_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> TcpScript {
     let captive = paths.first() == Some(&"/hotspot-detect.html");
     let exchanges = if captive { 1 } else { s.exchanges };
     for i in 0..exchanges {
-        let path = paths.get(rng.below(paths.len() as u64) as usize).copied().unwrap_or("/");
+        let path = paths
+            .get(rng.below(paths.len() as u64) as usize)
+            .copied()
+            .unwrap_or("/");
         let post = path.starts_with("/api") && p.profile.request_bytes[1] > 1000 && rng.chance(0.3);
         let req = payloads::http_request(
             &HttpRequest {
@@ -448,13 +559,25 @@ fn http_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> TcpScript {
             },
             rng,
         );
-        let t = if i == 0 { 200 + rng.below(2000) } else { think(p.profile, rng) };
+        let t = if i == 0 {
+            200 + rng.below(2000)
+        } else {
+            think(p.profile, rng)
+        };
         turns.push(bytes_turn(true, t, req));
         let last = i + 1 == exchanges;
         let mut chunks = Vec::new();
         if captive {
-            let body = b"<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>".to_vec();
-            chunks.push(Chunk::Bytes(payloads::http_response_head(200, BodyKind::Html, body.len(), "AkamaiGHost", false, &date)));
+            let body =
+                b"<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>".to_vec();
+            chunks.push(Chunk::Bytes(payloads::http_response_head(
+                200,
+                BodyKind::Html,
+                body.len(),
+                "AkamaiGHost",
+                false,
+                &date,
+            )));
             chunks.push(Chunk::Bytes(body));
         } else {
             let len = resp_len(p.profile, rng).max(32);
@@ -467,8 +590,15 @@ fn http_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> TcpScript {
             } else {
                 BodyKind::Html
             };
+            let len = if kind == BodyKind::Jpeg {
+                len.max(payloads::JPEG_MAGIC.len() + 2)
+            } else {
+                len
+            };
             let close = last && rng.chance(0.3);
-            chunks.push(Chunk::Bytes(payloads::http_response_head(200, kind, len, server, close, &date)));
+            chunks.push(Chunk::Bytes(payloads::http_response_head(
+                200, kind, len, server, close, &date,
+            )));
             match kind {
                 BodyKind::Json => {
                     let mut b = Vec::with_capacity(len);
@@ -482,26 +612,40 @@ fn http_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> TcpScript {
                 }
                 BodyKind::Jpeg => {
                     chunks.push(Chunk::Bytes(payloads::JPEG_MAGIC.to_vec()));
-                    chunks.push(Chunk::Random(len.saturating_sub(payloads::JPEG_MAGIC.len())));
+                    chunks.push(Chunk::Entropy(
+                        len.saturating_sub(payloads::JPEG_MAGIC.len() + 2),
+                    ));
+                    chunks.push(Chunk::Bytes(vec![0xff, 0xd9]));
                 }
                 BodyKind::Binary => chunks.push(Chunk::Random(len)),
             }
         }
         turns.push(turn(false, 1000 + rng.below(40_000), chunks));
     }
-    TcpScript { turns: turns.into(), close: pick_close(p, rng) }
+    TcpScript {
+        turns: turns.into(),
+        close: pick_close(p, rng),
+    }
 }
 
 fn ssh_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> TcpScript {
     let mut turns = vec![
-        bytes_turn(false, 2000 + rng.below(20_000), payloads::ssh_banner("OpenSSH_8.9p1 Ubuntu-3ubuntu0.6")),
+        bytes_turn(
+            false,
+            2000 + rng.below(20_000),
+            payloads::ssh_banner("OpenSSH_8.9p1 Ubuntu-3ubuntu0.6"),
+        ),
         bytes_turn(true, 300, payloads::ssh_banner(p.app_token)),
     ];
     turns.push(bytes_turn(false, 500, payloads::ssh_kexinit(true, rng)));
     let mut c = payloads::ssh_kexinit(false, rng);
     c.extend_from_slice(&payloads::ssh_ecdh_init(rng));
     turns.push(bytes_turn(true, 800, c));
-    turns.push(bytes_turn(false, 3000, payloads::ssh_ecdh_reply_newkeys(rng)));
+    turns.push(bytes_turn(
+        false,
+        3000,
+        payloads::ssh_ecdh_reply_newkeys(rng),
+    ));
     let nk = payloads::ssh_newkeys(rng);
     let enc = |n: usize| Chunk::Random(payloads::ssh_encrypted_len(n));
     turns.push(turn(true, 1500, vec![Chunk::Bytes(nk), enc(17)]));
@@ -517,7 +661,10 @@ fn ssh_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> TcpScript {
         let chunk = if bulk { Chunk::Random(down) } else { enc(down) };
         turns.push(turn(false, 500 + rng.below(5000), vec![chunk]));
     }
-    TcpScript { turns: turns.into(), close: Close::ClientFin }
+    TcpScript {
+        turns: turns.into(),
+        close: Close::ClientFin,
+    }
 }
 
 fn mqtt_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> TcpScript {
@@ -525,7 +672,11 @@ fn mqtt_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> TcpScript {
     let topic_up = format!("fieldservice/{}/telemetry", p.device_tag);
     let topic_down = format!("fieldservice/{}/jobs", p.device_tag);
     let mut turns = vec![
-        bytes_turn(true, 300, payloads::mqtt_connect(&client_id, p.device_tag, rng)),
+        bytes_turn(
+            true,
+            300,
+            payloads::mqtt_connect(&client_id, p.device_tag, rng),
+        ),
         bytes_turn(false, 2000, payloads::mqtt_connack()),
         bytes_turn(true, 1000, payloads::mqtt_subscribe(1, &topic_down)),
         bytes_turn(false, 1000, payloads::mqtt_suback(1)),
@@ -539,10 +690,19 @@ fn mqtt_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> TcpScript {
             turns.push(bytes_turn(false, 500, payloads::MQTT_PINGRESP.to_vec()));
             continue;
         }
-        turns.push(bytes_turn(true, t, payloads::mqtt_publish(&topic_up, Some(id), req_len(p.profile, rng), rng)));
+        turns.push(bytes_turn(
+            true,
+            t,
+            payloads::mqtt_publish(&topic_up, Some(id), req_len(p.profile, rng), rng),
+        ));
         let mut down = payloads::mqtt_puback(id);
         if rng.chance(0.2) {
-            down.extend_from_slice(&payloads::mqtt_publish(&topic_down, None, rng.range(80, 1200) as usize, rng));
+            down.extend_from_slice(&payloads::mqtt_publish(
+                &topic_down,
+                None,
+                rng.range(80, 1200) as usize,
+                rng,
+            ));
         }
         turns.push(bytes_turn(false, 800, down));
     }
@@ -550,7 +710,10 @@ fn mqtt_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> TcpScript {
     if close == Close::ClientFin {
         turns.push(bytes_turn(true, 1000, payloads::MQTT_DISCONNECT.to_vec()));
     }
-    TcpScript { turns: turns.into(), close }
+    TcpScript {
+        turns: turns.into(),
+        close,
+    }
 }
 
 fn starttls_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> TcpScript {
@@ -560,9 +723,17 @@ fn starttls_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> TcpScript {
         turns.push(bytes_turn(true, 400, b"1 CAPABILITY\r\n".to_vec()));
         turns.push(bytes_turn(false, 800, b"* CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ STARTTLS LOGINDISABLED\r\n1 OK Pre-login capabilities listed, post-login capabilities have more.\r\n".to_vec()));
         turns.push(bytes_turn(true, 400, b"2 STARTTLS\r\n".to_vec()));
-        turns.push(bytes_turn(false, 600, b"2 OK Begin TLS negotiation now.\r\n".to_vec()));
+        turns.push(bytes_turn(
+            false,
+            600,
+            b"2 OK Begin TLS negotiation now.\r\n".to_vec(),
+        ));
     } else {
-        turns.push(bytes_turn(false, 3000, format!("220 {} ESMTP Postfix\r\n", p.host).into_bytes()));
+        turns.push(bytes_turn(
+            false,
+            3000,
+            format!("220 {} ESMTP Postfix\r\n", p.host).into_bytes(),
+        ));
         let ehlo = match p.client_ip {
             IpAddr::V4(a) => format!("EHLO [{a}]\r\n"),
             IpAddr::V6(a) => format!("EHLO [IPv6:{a}]\r\n"),
@@ -574,7 +745,11 @@ fn starttls_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> TcpScript {
             format!("250-{}\r\n250-PIPELINING\r\n250-SIZE 36700160\r\n250-STARTTLS\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 CHUNKING\r\n", p.host).into_bytes(),
         ));
         turns.push(bytes_turn(true, 400, b"STARTTLS\r\n".to_vec()));
-        turns.push(bytes_turn(false, 600, b"220 2.0.0 Ready to start TLS\r\n".to_vec()));
+        turns.push(bytes_turn(
+            false,
+            600,
+            b"220 2.0.0 Ready to start TLS\r\n".to_vec(),
+        ));
     }
     let c = tls_choice(p, rng);
     let mut hs = tls_handshake(p, &c, rng);
@@ -583,8 +758,15 @@ fn starttls_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> TcpScript {
     }
     turns.extend(hs);
     tls_exchanges(p, &c, &mut turns, p.proto == AppProto::Smtp, rng);
-    turns.push(bytes_turn(true, think(p.profile, rng), close_notify(&c, rng)));
-    TcpScript { turns: turns.into(), close: Close::ClientFin }
+    turns.push(bytes_turn(
+        true,
+        think(p.profile, rng),
+        close_notify(&c, rng),
+    ));
+    TcpScript {
+        turns: turns.into(),
+        close: Close::ClientFin,
+    }
 }
 
 /// Largest 1-RTT packet the generator sends.
@@ -597,12 +779,34 @@ fn quic_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> UdpScript {
     let client_cid: [u8; 8] = rng.bytes();
     let server_cid: [u8; 8] = rng.bytes();
     let (ck, sk) = quic::initial_keys(&dcid);
-    let alpn = p.endpoint.and_then(|e| e.alpn.clone()).unwrap_or_else(|| vec!["h3".to_string()]);
-    let hello = tls::client_hello(&ClientHelloSpec { sni: p.host, alpn: &alpn, quic_scid: Some(&client_cid) }, rng);
+    let alpn = p
+        .endpoint
+        .and_then(|e| e.alpn.clone())
+        .unwrap_or_else(|| vec!["h3".to_string()]);
+    let hello = tls::client_hello(
+        &ClientHelloSpec {
+            sni: p.host,
+            alpn: &alpn,
+            quic_scid: Some(&client_cid),
+        },
+        rng,
+    );
     let mut steps = VecDeque::new();
     let mut d1 = Vec::with_capacity(QUIC_INITIAL_DATAGRAM);
-    quic::push_initial(&mut d1, &ck, &dcid, &client_cid, 0, &quic::crypto_frame(0, &hello), QUIC_INITIAL_DATAGRAM);
-    steps.push_back(UdpStep::Datagram { from_client: true, think_us: 0, payload: d1 });
+    quic::push_initial(
+        &mut d1,
+        &ck,
+        &dcid,
+        &client_cid,
+        0,
+        &quic::crypto_frame(0, &hello),
+        QUIC_INITIAL_DATAGRAM,
+    );
+    steps.push_back(UdpStep::Datagram {
+        from_client: true,
+        think_us: 0,
+        payload: d1,
+    });
     // Server: Initial (ACK + ServerHello) coalesced with the start of its Handshake flight.
     let sh = tls::server_hello(true, &[], None, rng);
     let mut frames = quic::ack_frame(0, rng.range(0, 20));
@@ -611,30 +815,81 @@ fn quic_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> UdpScript {
     quic::push_initial(&mut s1, &sk, &client_cid, &server_cid, 0, &frames, 0);
     let fill = QUIC_INITIAL_DATAGRAM.saturating_sub(s1.len());
     quic::push_handshake_opaque(&mut s1, &client_cid, &server_cid, fill, rng);
-    steps.push_back(UdpStep::Datagram { from_client: false, think_us: 1500 + rng.below(6000), payload: s1 });
+    steps.push_back(UdpStep::Datagram {
+        from_client: false,
+        think_us: 1500 + rng.below(6000),
+        payload: s1,
+    });
     let mut s2 = Vec::new();
-    quic::push_handshake_opaque(&mut s2, &client_cid, &server_cid, QUIC_INITIAL_DATAGRAM, rng);
-    steps.push_back(UdpStep::Datagram { from_client: false, think_us: 30, payload: s2 });
+    quic::push_handshake_opaque(
+        &mut s2,
+        &client_cid,
+        &server_cid,
+        QUIC_INITIAL_DATAGRAM,
+        rng,
+    );
+    steps.push_back(UdpStep::Datagram {
+        from_client: false,
+        think_us: 30,
+        payload: s2,
+    });
     let mut s3 = Vec::new();
-    quic::push_handshake_opaque(&mut s3, &client_cid, &server_cid, rng.range(300, 900) as usize, rng);
-    steps.push_back(UdpStep::Datagram { from_client: false, think_us: 30, payload: s3 });
+    quic::push_handshake_opaque(
+        &mut s3,
+        &client_cid,
+        &server_cid,
+        rng.range(300, 900) as usize,
+        rng,
+    );
+    steps.push_back(UdpStep::Datagram {
+        from_client: false,
+        think_us: 30,
+        payload: s3,
+    });
     // Client: Initial ACK + Handshake Finished, padded to the minimum datagram size.
     let mut c2 = Vec::with_capacity(QUIC_INITIAL_DATAGRAM);
     let hs_len = 80 + rng.below(20) as usize;
-    quic::push_initial(&mut c2, &ck, &server_cid, &client_cid, 1, &quic::ack_frame(0, 0), QUIC_INITIAL_DATAGRAM - hs_len);
+    quic::push_initial(
+        &mut c2,
+        &ck,
+        &server_cid,
+        &client_cid,
+        1,
+        &quic::ack_frame(0, 0),
+        QUIC_INITIAL_DATAGRAM - hs_len,
+    );
     quic::push_handshake_opaque(&mut c2, &server_cid, &client_cid, hs_len, rng);
-    steps.push_back(UdpStep::Datagram { from_client: true, think_us: 400 + rng.below(1500), payload: c2 });
+    steps.push_back(UdpStep::Datagram {
+        from_client: true,
+        think_us: 400 + rng.below(1500),
+        payload: c2,
+    });
     let s = sizes(p.profile, rng);
     for i in 0..s.exchanges {
         let t = if i == 0 { 100 } else { think(p.profile, rng) };
-        steps.push_back(UdpStep::QuicData { from_client: true, think_us: t, total: req_len(p.profile, rng) + 30 });
-        steps.push_back(UdpStep::QuicData { from_client: false, think_us: 2000 + rng.below(20_000), total: resp_len(p.profile, rng) + 30 });
+        steps.push_back(UdpStep::QuicData {
+            from_client: true,
+            think_us: t,
+            total: req_len(p.profile, rng) + 30,
+        });
+        steps.push_back(UdpStep::QuicData {
+            from_client: false,
+            think_us: 2000 + rng.below(20_000),
+            total: resp_len(p.profile, rng) + 30,
+        });
     }
     if rng.chance(0.6) {
         // CONNECTION_CLOSE in a short-header packet.
-        steps.push_back(UdpStep::QuicData { from_client: true, think_us: think(p.profile, rng), total: 40 });
+        steps.push_back(UdpStep::QuicData {
+            from_client: true,
+            think_us: think(p.profile, rng),
+            total: 40,
+        });
     }
-    UdpScript { steps, quic_cids: Some((client_cid, server_cid)) }
+    UdpScript {
+        steps,
+        quic_cids: Some((client_cid, server_cid)),
+    }
 }
 
 fn dns_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> UdpScript {
@@ -646,15 +901,30 @@ fn dns_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> UdpScript {
     let ids: Vec<u16> = qtypes.iter().map(|_| rng.u16()).collect();
     for (i, (q, id)) in qtypes.iter().zip(&ids).enumerate() {
         let t = if i == 0 { 0 } else { 50 + rng.below(300) };
-        steps.push_back(UdpStep::Datagram { from_client: true, think_us: t, payload: payloads::dns_query(*id, p.host, *q) });
+        steps.push_back(UdpStep::Datagram {
+            from_client: true,
+            think_us: t,
+            payload: payloads::dns_query(*id, p.host, *q),
+        });
     }
     let ttl = rng.range(30, 3600) as u32;
     for (i, (q, id)) in qtypes.iter().zip(&ids).enumerate() {
-        let t = if i == 0 { 500 + rng.below(20_000) } else { 30 + rng.below(400) };
+        let t = if i == 0 {
+            500 + rng.below(20_000)
+        } else {
+            30 + rng.below(400)
+        };
         let answers: &[IpAddr] = if *q == 65 { &[] } else { p.dns_answers };
-        steps.push_back(UdpStep::Datagram { from_client: false, think_us: t, payload: payloads::dns_response(*id, p.host, *q, answers, ttl) });
+        steps.push_back(UdpStep::Datagram {
+            from_client: false,
+            think_us: t,
+            payload: payloads::dns_response(*id, p.host, *q, answers, ttl),
+        });
     }
-    UdpScript { steps, quic_cids: None }
+    UdpScript {
+        steps,
+        quic_cids: None,
+    }
 }
 
 fn ntp_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> UdpScript {
@@ -662,14 +932,29 @@ fn ntp_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> UdpScript {
     let s = sizes(p.profile, rng);
     let mut t_us = p.start_us;
     for i in 0..s.exchanges {
-        let gap = if i == 0 { 0 } else { 1_000_000 + rng.below(1_000_000) };
+        let gap = if i == 0 {
+            0
+        } else {
+            1_000_000 + rng.below(1_000_000)
+        };
         t_us += gap;
         let rtt = 5_000 + rng.below(30_000);
-        steps.push_back(UdpStep::Datagram { from_client: true, think_us: gap, payload: payloads::ntp_request(t_us) });
-        steps.push_back(UdpStep::Datagram { from_client: false, think_us: 50, payload: payloads::ntp_response(t_us, t_us + rtt / 2) });
+        steps.push_back(UdpStep::Datagram {
+            from_client: true,
+            think_us: gap,
+            payload: payloads::ntp_request(t_us),
+        });
+        steps.push_back(UdpStep::Datagram {
+            from_client: false,
+            think_us: 50,
+            payload: payloads::ntp_response(t_us, t_us + rtt / 2),
+        });
         t_us += rtt;
     }
-    UdpScript { steps, quic_cids: None }
+    UdpScript {
+        steps,
+        quic_cids: None,
+    }
 }
 
 fn stun_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> UdpScript {
@@ -678,15 +963,26 @@ fn stun_flow(p: &FlowParams<'_>, rng: &mut SynthRng) -> UdpScript {
     let mapped_port = 1024 + (p.client_port ^ 0x5a5a) % 64000;
     for i in 0..s.exchanges {
         let tid: [u8; 12] = rng.bytes();
-        let gap = if i == 0 { 0 } else { 500_000 + rng.below(2_000_000) };
-        steps.push_back(UdpStep::Datagram { from_client: true, think_us: gap, payload: payloads::stun_binding_request(&tid) });
+        let gap = if i == 0 {
+            0
+        } else {
+            500_000 + rng.below(2_000_000)
+        };
+        steps.push_back(UdpStep::Datagram {
+            from_client: true,
+            think_us: gap,
+            payload: payloads::stun_binding_request(&tid),
+        });
         steps.push_back(UdpStep::Datagram {
             from_client: false,
             think_us: 100,
             payload: payloads::stun_binding_response(&tid, p.nat_public, mapped_port),
         });
     }
-    UdpScript { steps, quic_cids: None }
+    UdpScript {
+        steps,
+        quic_cids: None,
+    }
 }
 
 #[cfg(test)]
@@ -698,7 +994,11 @@ mod tests {
         let pool = BytePool::new(1);
         let chunks = vec![
             Chunk::Bytes(b"abc".to_vec()),
-            Chunk::Records { ct: 23, body_total: 40_000, max_body: 16401 },
+            Chunk::Records {
+                ct: 23,
+                body_total: 40_000,
+                max_body: 16401,
+            },
             Chunk::Random(10),
         ];
         let total: usize = chunks.iter().map(Chunk::wire_len).sum();

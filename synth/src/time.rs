@@ -60,19 +60,33 @@ fn civil(unix_us: u64) -> Civil {
 /// `2024-03-12T09:00:00Z` (seconds precision).
 pub fn rfc3339(unix_us: u64) -> String {
     let c = civil(unix_us);
-    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", c.y, c.mo, c.d, c.h, c.mi, c.s)
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        c.y, c.mo, c.d, c.h, c.mi, c.s
+    )
 }
 
 /// `2024-03-12T09:00:00.123Z` (milliseconds precision).
 pub fn rfc3339_millis(unix_us: u64) -> String {
     let c = civil(unix_us);
-    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", c.y, c.mo, c.d, c.h, c.mi, c.s, c.us / 1000)
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        c.y,
+        c.mo,
+        c.d,
+        c.h,
+        c.mi,
+        c.s,
+        c.us / 1000
+    )
 }
 
 /// An HTTP date: `Tue, 12 Mar 2024 09:00:00 GMT`.
 pub fn http_date(unix_us: u64) -> String {
     const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let c = civil(unix_us);
     format!(
         "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
@@ -89,7 +103,15 @@ pub fn http_date(unix_us: u64) -> String {
 /// X.509 UTCTime `YYMMDDHHMMSSZ`.
 pub fn utctime(unix_us: u64) -> String {
     let c = civil(unix_us);
-    format!("{:02}{:02}{:02}{:02}{:02}{:02}Z", c.y.rem_euclid(100), c.mo, c.d, c.h, c.mi, c.s)
+    format!(
+        "{:02}{:02}{:02}{:02}{:02}{:02}Z",
+        c.y.rem_euclid(100),
+        c.mo,
+        c.d,
+        c.h,
+        c.mi,
+        c.s
+    )
 }
 
 /// Parses an RFC 3339 timestamp (`Z` or `±HH:MM` offset, optional fraction) to microseconds
@@ -97,13 +119,24 @@ pub fn utctime(unix_us: u64) -> String {
 pub fn parse_rfc3339(s: &str) -> Option<u64> {
     let s = s.trim();
     let b = s.as_bytes();
-    if b.len() < 20 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
+    if b.len() < 20
+        || b.get(4) != Some(&b'-')
+        || b.get(7) != Some(&b'-')
+        || !matches!(b.get(10), Some(b'T' | b't' | b' '))
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<u64> { s.get(r)?.parse().ok() };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if b.get(13) != Some(&b':') || b.get(16) != Some(&b':') || !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+    if b.get(13) != Some(&b':')
+        || b.get(16) != Some(&b':')
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&d)
+        || h > 23
+        || mi > 59
+        || sec > 60
+    {
         return None;
     }
     let mut i = 19;
@@ -126,7 +159,10 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     }
     let offset_s: i64 = match s.get(i..)? {
         "Z" | "z" => 0,
-        rest if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
+        rest if rest.len() == 6
+            && (rest.starts_with('+') || rest.starts_with('-'))
+            && &rest[3..4] == ":" =>
+        {
             let oh: i64 = rest.get(1..3)?.parse().ok()?;
             let om: i64 = rest.get(4..6)?.parse().ok()?;
             let sign = if rest.starts_with('-') { -1 } else { 1 };
@@ -150,10 +186,16 @@ mod tests {
         assert_eq!(rfc3339(t), "2024-03-12T09:00:00Z");
         assert_eq!(http_date(t), "Tue, 12 Mar 2024 09:00:00 GMT");
         assert_eq!(utctime(t), "240312090000Z");
-        assert_eq!(parse_rfc3339("2024-03-12T10:00:00.5+01:00"), Some(t + 500_000));
+        assert_eq!(
+            parse_rfc3339("2024-03-12T10:00:00.5+01:00"),
+            Some(t + 500_000)
+        );
         assert_eq!(rfc3339_millis(t + 1_234_567), "2024-03-12T09:00:01.234Z");
         assert_eq!(parse_rfc3339("2024-13-12T09:00:00Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
-        assert_eq!(rfc3339(parse_rfc3339("2000-02-29T23:59:59Z").expect("leap day")), "2000-02-29T23:59:59Z");
+        assert_eq!(
+            rfc3339(parse_rfc3339("2000-02-29T23:59:59Z").expect("leap day")),
+            "2000-02-29T23:59:59Z"
+        );
     }
 }

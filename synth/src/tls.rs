@@ -26,8 +26,9 @@ const SAFARI_CIPHERS: [u16; 20] = [
 ];
 
 /// iOS signature_algorithms.
-const SAFARI_SIGALGS: [u16; 10] =
-    [0x0403, 0x0804, 0x0401, 0x0503, 0x0203, 0x0805, 0x0501, 0x0806, 0x0601, 0x0201];
+const SAFARI_SIGALGS: [u16; 10] = [
+    0x0403, 0x0804, 0x0401, 0x0503, 0x0203, 0x0805, 0x0501, 0x0806, 0x0601, 0x0201,
+];
 
 /// A random GREASE value (RFC 8701): 0x?a?a.
 fn grease(rng: &mut SynthRng) -> u16 {
@@ -267,12 +268,24 @@ fn quic_transport_parameters(e: &mut Vec<u8>, scid: &[u8]) {
 
 /// A ServerHello handshake message. `tls13` adds supported_versions and key_share; otherwise a
 /// TLS 1.2 ECDHE-RSA-AES128-GCM hello, echoing `alpn` when given.
-pub fn server_hello(tls13: bool, session_id: &[u8], alpn: Option<&str>, rng: &mut SynthRng) -> Vec<u8> {
+pub fn server_hello(
+    tls13: bool,
+    session_id: &[u8],
+    alpn: Option<&str>,
+    rng: &mut SynthRng,
+) -> Vec<u8> {
     let mut b = Vec::with_capacity(128);
     put_u16(&mut b, 0x0303);
     b.extend_from_slice(&rng.bytes::<32>());
     with_len8(&mut b, |b| b.extend_from_slice(session_id));
-    put_u16(&mut b, if tls13 { TLS_AES_128_GCM_SHA256 } else { 0xc02f });
+    put_u16(
+        &mut b,
+        if tls13 {
+            TLS_AES_128_GCM_SHA256
+        } else {
+            0xc02f
+        },
+    );
     b.push(0);
     with_len16(&mut b, |e| {
         if tls13 {
@@ -287,7 +300,9 @@ pub fn server_hello(tls13: bool, session_id: &[u8], alpn: Option<&str>, rng: &mu
             ext(e, 0x0017, |_| {});
             ext(e, 0x000b, |e| e.extend_from_slice(&[1, 0]));
             if let Some(p) = alpn {
-                ext(e, 0x0010, |e| with_len16(e, |e| with_len8(e, |e| e.extend_from_slice(p.as_bytes()))));
+                ext(e, 0x0010, |e| {
+                    with_len16(e, |e| with_len8(e, |e| e.extend_from_slice(p.as_bytes())))
+                });
             }
         }
     });
@@ -350,30 +365,63 @@ const OID_O: &[u8] = &[0x55, 0x04, 0x0a];
 const OID_SAN: &[u8] = &[0x55, 0x1d, 0x11];
 
 fn rdn(oid: &[u8], tag: u8, value: &str) -> Vec<u8> {
-    der(0x31, &der_seq(&[der(0x06, oid), der(tag, value.as_bytes())]))
+    der(
+        0x31,
+        &der_seq(&[der(0x06, oid), der(tag, value.as_bytes())]),
+    )
 }
 
 fn ca_name(cn: &str, o: &str) -> Vec<u8> {
-    der_seq(&[rdn(OID_C, 0x13, "US"), rdn(OID_O, 0x0c, o), rdn(OID_CN, 0x0c, cn)])
+    der_seq(&[
+        rdn(OID_C, 0x13, "US"),
+        rdn(OID_O, 0x0c, o),
+        rdn(OID_CN, 0x0c, cn),
+    ])
 }
 
 /// An X.509 v3 certificate: a leaf for `host` issued by the CA, or (empty `host`) the CA's own
 /// certificate issued by a root of the same organisation. The key and signature are random.
-fn der_certificate(host: &str, issuer_cn: &str, issuer_o: &str, spec: &CertSpec<'_>, rng: &mut SynthRng) -> Vec<u8> {
+fn der_certificate(
+    host: &str,
+    issuer_cn: &str,
+    issuer_o: &str,
+    spec: &CertSpec<'_>,
+    rng: &mut SynthRng,
+) -> Vec<u8> {
     let sig_alg = der_seq(&[der(0x06, OID_SHA256_RSA), der(0x05, &[])]);
     let mut serial = rng.bytes::<16>();
     serial[0] &= 0x7f;
     serial[0] |= 0x01;
     let (issuer, subject) = if host.is_empty() {
-        (ca_name(&format!("{issuer_o} Root CA"), issuer_o), ca_name(issuer_cn, issuer_o))
+        (
+            ca_name(&format!("{issuer_o} Root CA"), issuer_o),
+            ca_name(issuer_cn, issuer_o),
+        )
     } else {
-        (ca_name(issuer_cn, issuer_o), der_seq(&[rdn(OID_CN, 0x0c, host)]))
+        (
+            ca_name(issuer_cn, issuer_o),
+            der_seq(&[rdn(OID_CN, 0x0c, host)]),
+        )
     };
-    let validity = der_seq(&[der(0x17, spec.not_before.as_bytes()), der(0x17, spec.not_after.as_bytes())]);
+    let validity = der_seq(&[
+        der(0x17, spec.not_before.as_bytes()),
+        der(0x17, spec.not_after.as_bytes()),
+    ]);
     let mut point = vec![0x00, 0x04];
     point.extend_from_slice(&rng.bytes::<64>());
-    let spki = der_seq(&[der_seq(&[der(0x06, OID_EC_PUBKEY), der(0x06, OID_P256)]), der(0x03, &point)]);
-    let mut tbs = vec![der(0xa0, &der(0x02, &[2])), der(0x02, &serial), sig_alg.clone(), issuer, validity, subject, spki];
+    let spki = der_seq(&[
+        der_seq(&[der(0x06, OID_EC_PUBKEY), der(0x06, OID_P256)]),
+        der(0x03, &point),
+    ]);
+    let mut tbs = vec![
+        der(0xa0, &der(0x02, &[2])),
+        der(0x02, &serial),
+        sig_alg.clone(),
+        issuer,
+        validity,
+        subject,
+        spki,
+    ];
     if !host.is_empty() {
         let san = der_seq(&[der(0x82, host.as_bytes())]);
         let exts = der_seq(&[der_seq(&[der(0x06, OID_SAN), der(0x04, &san)])]);
@@ -448,16 +496,38 @@ mod tests {
     fn client_hello_carries_sni_alpn_and_is_padded() {
         let mut rng = SynthRng::new(1, 1);
         let alpn = vec!["h2".to_string(), "http/1.1".to_string()];
-        let h = client_hello(&ClientHelloSpec { sni: "api.example-crm.com", alpn: &alpn, quic_scid: None }, &mut rng);
+        let h = client_hello(
+            &ClientHelloSpec {
+                sni: "api.example-crm.com",
+                alpn: &alpn,
+                quic_scid: None,
+            },
+            &mut rng,
+        );
         assert_eq!(h[0], 1);
-        assert_eq!(h.len(), 4 + u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize);
+        assert_eq!(
+            h.len(),
+            4 + u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize
+        );
         let exts = extensions(&h);
-        let sni = exts.iter().find(|(t, _)| *t == 0).map(|(_, b)| b.clone()).unwrap_or_default();
+        let sni = exts
+            .iter()
+            .find(|(t, _)| *t == 0)
+            .map(|(_, b)| b.clone())
+            .unwrap_or_default();
         assert!(sni.ends_with(b"api.example-crm.com"));
-        let alpn_body = exts.iter().find(|(t, _)| *t == 16).map(|(_, b)| b.clone()).unwrap_or_default();
+        let alpn_body = exts
+            .iter()
+            .find(|(t, _)| *t == 16)
+            .map(|(_, b)| b.clone())
+            .unwrap_or_default();
         assert_eq!(&alpn_body[2..], b"\x02h2\x08http/1.1");
         assert!(exts.iter().any(|(t, _)| *t == 0x2b));
-        assert!(h.len() >= 512, "padded to at least 512 bytes, got {}", h.len());
+        assert!(
+            h.len() >= 512,
+            "padded to at least 512 bytes, got {}",
+            h.len()
+        );
         // First extension is GREASE.
         assert_eq!(exts[0].0 & 0x0f0f, 0x0a0a);
     }
@@ -466,7 +536,14 @@ mod tests {
     fn quic_hello_has_transport_parameters_and_no_session_id() {
         let mut rng = SynthRng::new(1, 2);
         let alpn = vec!["h3".to_string()];
-        let h = client_hello(&ClientHelloSpec { sni: "www.google.com", alpn: &alpn, quic_scid: Some(&[1, 2, 3, 4]) }, &mut rng);
+        let h = client_hello(
+            &ClientHelloSpec {
+                sni: "www.google.com",
+                alpn: &alpn,
+                quic_scid: Some(&[1, 2, 3, 4]),
+            },
+            &mut rng,
+        );
         assert_eq!(h[4 + 34], 0, "empty legacy_session_id");
         let exts = extensions(&h);
         assert!(exts.iter().any(|(t, _)| *t == 0x39));

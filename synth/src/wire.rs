@@ -217,7 +217,10 @@ mod tests {
                 Ipv6Addr::new(0x2001, 0xdb8, 0xc0, 0, 0, 0, 0, 9).into(),
             )
         } else {
-            (Ipv4Addr::new(10, 20, 0, 5).into(), Ipv4Addr::new(203, 0, 113, 9).into())
+            (
+                Ipv4Addr::new(10, 20, 0, 5).into(),
+                Ipv4Addr::new(203, 0, 113, 9).into(),
+            )
         };
         Endpoints {
             client_mac: [0xf0, 0x18, 0x98, 1, 2, 3],
@@ -235,12 +238,18 @@ mod tests {
         let (l4, pseudo) = if v6 {
             let proto = frame[ETH_LEN + 6] as u64;
             let len = (frame.len() - ETH_LEN - 40) as u64;
-            (ETH_LEN + 40, sum16(&frame[ETH_LEN + 8..ETH_LEN + 40], 0) + proto + len)
+            (
+                ETH_LEN + 40,
+                sum16(&frame[ETH_LEN + 8..ETH_LEN + 40], 0) + proto + len,
+            )
         } else {
             assert_eq!(fold(sum16(&frame[ETH_LEN..ETH_LEN + 20], 0)), 0);
             let proto = frame[ETH_LEN + 9] as u64;
             let len = (frame.len() - ETH_LEN - 20) as u64;
-            (ETH_LEN + 20, sum16(&frame[ETH_LEN + 12..ETH_LEN + 20], 0) + proto + len)
+            (
+                ETH_LEN + 20,
+                sum16(&frame[ETH_LEN + 12..ETH_LEN + 20], 0) + proto + len,
+            )
         };
         assert_eq!(fold(sum16(&frame[l4..], pseudo)), 0);
     }
@@ -250,13 +259,34 @@ mod tests {
         for v6 in [false, true] {
             for n in [0usize, 1, 7, 1448] {
                 let mut b = Vec::new();
-                let ipf = IpFields { from_client: true, ident: 77, ttl: 64 };
-                begin_tcp(&mut b, &ep(v6), ipf, 1, 2, 0x18, 2048, &[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+                let ipf = IpFields {
+                    from_client: true,
+                    ident: 77,
+                    ttl: 64,
+                };
+                begin_tcp(
+                    &mut b,
+                    &ep(v6),
+                    ipf,
+                    1,
+                    2,
+                    0x18,
+                    2048,
+                    &[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2],
+                );
                 b.extend((0..n).map(|i| i as u8));
                 finish(&mut b);
                 verify(&b);
                 let mut u = Vec::new();
-                begin_udp(&mut u, &ep(v6), IpFields { from_client: false, ident: 3, ttl: 55 });
+                begin_udp(
+                    &mut u,
+                    &ep(v6),
+                    IpFields {
+                        from_client: false,
+                        ident: 3,
+                        ttl: 55,
+                    },
+                );
                 u.extend((0..n).map(|i| (i * 7) as u8));
                 finish(&mut u);
                 verify(&u);

@@ -78,7 +78,10 @@ pub async fn guard(State(g): State<RouteGuard>, mut req: Request, next: Next) ->
     }
     if g.access.is_write() {
         if let Err(wait) = g.limiter.check(identity.token_id) {
-            let secs = wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0)).max(1);
+            let secs = wait
+                .as_secs()
+                .saturating_add(u64::from(wait.subsec_nanos() > 0))
+                .max(1);
             return Problem::too_many_requests(secs).into_response();
         }
     }

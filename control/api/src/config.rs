@@ -209,7 +209,8 @@ mod tests {
 
     #[test]
     fn plain_http_off_loopback_is_refused_naming_the_field() {
-        let err = ApiConfig::from_toml_str("listen = \"0.0.0.0:8080\"\nplain_http = true\n").unwrap_err();
+        let err =
+            ApiConfig::from_toml_str("listen = \"0.0.0.0:8080\"\nplain_http = true\n").unwrap_err();
         assert!(err.contains("api.plain_http"), "{err}");
         assert!(err.contains("loopback"), "{err}");
         ApiConfig::from_toml_str("listen = \"127.0.0.1:8080\"\nplain_http = true\n").unwrap();

@@ -81,10 +81,12 @@ fn classify(e: EngineError, reason_field: &str) -> ControlError {
                 message
             },
         },
-        EngineError::Inventory(InventoryError::Field { error, .. }) => ControlError::Unprocessable {
-            message: format!("field `{}`: {}", error.field, error.message),
-            field: Some(error.field),
-        },
+        EngineError::Inventory(InventoryError::Field { error, .. }) => {
+            ControlError::Unprocessable {
+                message: format!("field `{}`: {}", error.field, error.message),
+                field: Some(error.field),
+            }
+        }
         EngineError::Inventory(InventoryError::UnknownShape { message, .. }) => {
             ControlError::Unprocessable {
                 field: None,
@@ -108,7 +110,11 @@ fn classify(e: EngineError, reason_field: &str) -> ControlError {
             }
         }
         EngineError::Audit(a) => ControlError::invalid(
-            if a.field == "reason" { reason_field } else { a.field },
+            if a.field == "reason" {
+                reason_field
+            } else {
+                a.field
+            },
             a.to_string(),
         ),
         EngineError::DeviceState(d) => ControlError::Invalid {
@@ -234,9 +240,8 @@ impl ControlHandle {
     /// A handle over the daemon's shared engine. `plan` says how to rebuild it on reload.
     pub fn new(engine: Arc<Mutex<ControlPlane>>, plan: ReloadPlan) -> Result<Self, ControlError> {
         let store_path = lock(&engine)?.store().path().to_path_buf();
-        let conn = crate::db::open(&store_path).map_err(|e| {
-            ControlError::Internal(format!("{}: {e}", store_path.display()))
-        })?;
+        let conn = crate::db::open(&store_path)
+            .map_err(|e| ControlError::Internal(format!("{}: {e}", store_path.display())))?;
         let audit_store = Store::open(&store_path).map_err(ControlError::internal)?;
         let uploads = store_path
             .parent()
@@ -285,7 +290,8 @@ impl ControlHandle {
             field: None,
             message: format!("roles not reloaded: {e}"),
         })?;
-        let file_exceptions: Vec<String> = roles.exceptions().iter().map(|e| e.id.clone()).collect();
+        let file_exceptions: Vec<String> =
+            roles.exceptions().iter().map(|e| e.id.clone()).collect();
         let mut engine = self.engine_lock()?;
         engine.flush().map_err(ControlError::internal)?;
         let store = Store::open(&self.inner.store_path).map_err(ControlError::internal)?;
@@ -313,12 +319,19 @@ impl ControlHandle {
 
     /// Keeps an uploaded document next to the store (mode 0600) and returns its path.
     fn keep_upload(&self, body: &[u8], actor_token: i64) -> Result<PathBuf, ControlError> {
-        let io = |e: std::io::Error| ControlError::Internal(format!("{}: {e}", self.inner.uploads.display()));
+        let io = |e: std::io::Error| {
+            ControlError::Internal(format!("{}: {e}", self.inner.uploads.display()))
+        };
         std::fs::create_dir_all(&self.inner.uploads).map_err(io)?;
-        let stamp = portolan_control::timestamp::format_rfc3339(portolan_control::timestamp::now_us())
-            .replace([':', '.'], "");
+        let stamp =
+            portolan_control::timestamp::format_rfc3339(portolan_control::timestamp::now_us())
+                .replace([':', '.'], "");
         let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
-        let ext = if body.starts_with(b"bplist") || first == Some(b'<') { "plist" } else { "json" };
+        let ext = if body.starts_with(b"bplist") || first == Some(b'<') {
+            "plist"
+        } else {
+            "json"
+        };
         for n in 0..1000u32 {
             let path = self
                 .inner
@@ -341,7 +354,9 @@ impl ControlHandle {
                 Err(e) => return Err(io(e)),
             }
         }
-        Err(ControlError::Internal("no free upload file name".to_string()))
+        Err(ControlError::Internal(
+            "no free upload file name".to_string(),
+        ))
     }
 
     /// Imports an inventory document (Jamf, Graph or Apple MDM; JSON or plist), audited under `actor`.
@@ -353,7 +368,9 @@ impl ControlHandle {
         token_id: i64,
     ) -> Result<Vec<ImportSummary>, ControlError> {
         let path = self.keep_upload(body, token_id)?;
-        let result = self.engine_lock()?.import_inventory(&[path.clone()], actor);
+        let result = self
+            .engine_lock()?
+            .import_inventory(std::slice::from_ref(&path), actor);
         match result {
             Ok(s) => Ok(s),
             Err(e) => {
@@ -377,7 +394,10 @@ impl ControlHandle {
 
     /// Every device, by UDID.
     pub fn devices(&self) -> Result<Vec<Device>, ControlError> {
-        self.engine_lock()?.store().devices().map_err(ControlError::internal)
+        self.engine_lock()?
+            .store()
+            .devices()
+            .map_err(ControlError::internal)
     }
 
     /// One device (by UDID, or serial number) with its replaced records.
@@ -432,7 +452,10 @@ impl ControlHandle {
                 ));
             }
             if p.port == 0 {
-                return Err(ControlError::invalid(format!("pairings[{i}].port"), "must be 1 to 65535"));
+                return Err(ControlError::invalid(
+                    format!("pairings[{i}].port"),
+                    "must be 1 to 65535",
+                ));
             }
             if let Some(t) = &p.transport {
                 if !t.eq_ignore_ascii_case("tcp") && !t.eq_ignore_ascii_case("udp") {
@@ -444,7 +467,10 @@ impl ControlHandle {
             }
         }
         if pairings.is_empty() {
-            return Err(ControlError::invalid("pairings", "at least one pairing is required"));
+            return Err(ControlError::invalid(
+                "pairings",
+                "at least one pairing is required",
+            ));
         }
         let mut engine = self.engine_lock()?;
         if role != DEVICE_DEFAULT && engine.roles().role(role).is_none() {
@@ -465,7 +491,10 @@ impl ControlHandle {
     pub fn add_exception(&self, rule: ExceptionRule, actor: &str) -> Result<(), ControlError> {
         let mut engine = self.engine_lock()?;
         if engine.roles().exceptions().iter().any(|e| e.id == rule.id) {
-            return Err(ControlError::Conflict(format!("an exception with id {:?} exists", rule.id)));
+            return Err(ControlError::Conflict(format!(
+                "an exception with id {:?} exists",
+                rule.id
+            )));
         }
         let reason = rule.reason.clone();
         engine
@@ -475,7 +504,12 @@ impl ControlHandle {
     }
 
     /// Revokes an exception added through the API, audited.
-    pub fn revoke_exception(&self, id: &str, actor: &str, reason: &str) -> Result<(), ControlError> {
+    pub fn revoke_exception(
+        &self,
+        id: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<(), ControlError> {
         if self.is_file_exception(id)? {
             return Err(ControlError::Conflict(format!(
                 "exception {id:?} is defined in the roles file; remove it there and reload"
@@ -483,7 +517,9 @@ impl ControlHandle {
         }
         match self.engine_lock()?.revoke_exception(id, actor, reason) {
             Ok(true) => Ok(()),
-            Ok(false) => Err(ControlError::NotFound(format!("no exception with id {id:?} in force"))),
+            Ok(false) => Err(ControlError::NotFound(format!(
+                "no exception with id {id:?} in force"
+            ))),
             Err(e) => Err(classify(e, "reason")),
         }
     }
@@ -491,7 +527,11 @@ impl ControlHandle {
     // ------------------------------------------------------------------ learning
 
     /// Baseline proposals from what was counted in `[from_us, to_us)`.
-    pub fn proposals(&self, from_us: i64, to_us: i64) -> Result<Vec<BaselineProposal>, ControlError> {
+    pub fn proposals(
+        &self,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<BaselineProposal>, ControlError> {
         self.engine_lock()?
             .propose_baselines(from_us, to_us)
             .map_err(|e| classify(e, "reason"))
@@ -522,7 +562,10 @@ impl ControlHandle {
 
     /// Every alert with its acknowledgement and closure, oldest first.
     pub fn alerts(&self) -> Result<Vec<AlertRecord>, ControlError> {
-        let stored = self.engine_lock()?.alerts().map_err(ControlError::internal)?;
+        let stored = self
+            .engine_lock()?
+            .alerts()
+            .map_err(ControlError::internal)?;
         let mut closures = self.closures()?;
         Ok(stored
             .into_iter()
@@ -542,14 +585,25 @@ impl ControlHandle {
     }
 
     /// Acknowledges an alert with a note, audited.
-    pub fn acknowledge(&self, id: i64, actor: &str, note: &str) -> Result<AlertRecord, ControlError> {
+    pub fn acknowledge(
+        &self,
+        id: i64,
+        actor: &str,
+        note: &str,
+    ) -> Result<AlertRecord, ControlError> {
         let current = self.alert(id)?;
         if current.stored.ack.is_some() {
-            return Err(ControlError::Conflict(format!("alert {id} is already acknowledged")));
+            return Err(ControlError::Conflict(format!(
+                "alert {id} is already acknowledged"
+            )));
         }
         match self.engine_lock()?.acknowledge_alert(id, actor, note) {
             Ok(true) => {}
-            Ok(false) => return Err(ControlError::Conflict(format!("alert {id} is already acknowledged"))),
+            Ok(false) => {
+                return Err(ControlError::Conflict(format!(
+                    "alert {id} is already acknowledged"
+                )))
+            }
             Err(e) => return Err(classify(e, "note")),
         }
         self.alert(id)
@@ -559,7 +613,9 @@ impl ControlHandle {
     pub fn close(&self, id: i64, actor: &str, note: &str) -> Result<AlertRecord, ControlError> {
         let current = self.alert(id)?;
         if current.closure.is_some() {
-            return Err(ControlError::Conflict(format!("alert {id} is already closed")));
+            return Err(ControlError::Conflict(format!(
+                "alert {id} is already closed"
+            )));
         }
         if current.stored.ack.is_none() {
             self.acknowledge(id, actor, note)?;
@@ -585,15 +641,21 @@ impl ControlHandle {
             .optional()
             .map_err(ControlError::internal)?;
         if inserted.is_none() {
-            return Err(ControlError::Conflict(format!("alert {id} is already closed")));
+            return Err(ControlError::Conflict(format!(
+                "alert {id} is already closed"
+            )));
         }
-        side.1.append_audit(&entry).map_err(ControlError::internal)?;
+        side.1
+            .append_audit(&entry)
+            .map_err(ControlError::internal)?;
         drop(side);
         self.alert(id)
     }
 
     /// The audit log, oldest first.
     pub fn audit_log(&self) -> Result<Vec<AuditEntry>, ControlError> {
-        self.engine_lock()?.audit_log().map_err(ControlError::internal)
+        self.engine_lock()?
+            .audit_log()
+            .map_err(ControlError::internal)
     }
 }

@@ -69,8 +69,9 @@ impl ApiMetrics {
             "Admin API requests answered, by method, route and status",
             requests.clone(),
         );
-        let latency =
-            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
         registry.register_with_unit(
             "http_request_duration",
             "Admin API request handling time",
@@ -206,46 +207,110 @@ impl Collector for DataplaneCollector {
             vec![("port", p.port_id.to_string()), ("device", p.name.clone())]
         };
         let e = &mut encoder;
-        counter_family(e, "port_rx_packets", "Packets received by the NIC port", None,
-            snap.ports.iter().map(|p| (port(p), p.rx_packets)))?;
-        counter_family(e, "port_rx", "Bytes received by the NIC port", Some(&Unit::Bytes),
-            snap.ports.iter().map(|p| (port(p), p.rx_bytes)))?;
-        counter_family(e, "port_rx_missed_packets", "Packets dropped by the NIC because its RX queues were full", None,
-            snap.ports.iter().map(|p| (port(p), p.rx_missed)))?;
-        counter_family(e, "port_rx_errors", "Erroneous packets received by the NIC port", None,
-            snap.ports.iter().map(|p| (port(p), p.rx_errors)))?;
-        counter_family(e, "port_rx_nombuf", "Receive buffer allocation failures of the NIC port", None,
-            snap.ports.iter().map(|p| (port(p), p.rx_nombuf)))?;
+        counter_family(
+            e,
+            "port_rx_packets",
+            "Packets received by the NIC port",
+            None,
+            snap.ports.iter().map(|p| (port(p), p.rx_packets)),
+        )?;
+        counter_family(
+            e,
+            "port_rx",
+            "Bytes received by the NIC port",
+            Some(&Unit::Bytes),
+            snap.ports.iter().map(|p| (port(p), p.rx_bytes)),
+        )?;
+        counter_family(
+            e,
+            "port_rx_missed_packets",
+            "Packets dropped by the NIC because its RX queues were full",
+            None,
+            snap.ports.iter().map(|p| (port(p), p.rx_missed)),
+        )?;
+        counter_family(
+            e,
+            "port_rx_errors",
+            "Erroneous packets received by the NIC port",
+            None,
+            snap.ports.iter().map(|p| (port(p), p.rx_errors)),
+        )?;
+        counter_family(
+            e,
+            "port_rx_nombuf",
+            "Receive buffer allocation failures of the NIC port",
+            None,
+            snap.ports.iter().map(|p| (port(p), p.rx_nombuf)),
+        )?;
 
         let worker = |w: &crate::stats::WorkerStats| -> Labels {
-            vec![("worker", w.worker_id.to_string()), ("lcore", w.lcore.to_string())]
+            vec![
+                ("worker", w.worker_id.to_string()),
+                ("lcore", w.lcore.to_string()),
+            ]
         };
-        counter_family(e, "worker_packets", "Frames received by the worker", None,
-            snap.workers.iter().map(|w| (worker(w), w.packets)))?;
-        counter_family(e, "worker_rx", "Bytes received by the worker", Some(&Unit::Bytes),
-            snap.workers.iter().map(|w| (worker(w), w.bytes)))?;
-        counter_family(e, "worker_decode_drops", "Frames the worker could not decode, by reason", None,
+        counter_family(
+            e,
+            "worker_packets",
+            "Frames received by the worker",
+            None,
+            snap.workers.iter().map(|w| (worker(w), w.packets)),
+        )?;
+        counter_family(
+            e,
+            "worker_rx",
+            "Bytes received by the worker",
+            Some(&Unit::Bytes),
+            snap.workers.iter().map(|w| (worker(w), w.bytes)),
+        )?;
+        counter_family(
+            e,
+            "worker_decode_drops",
+            "Frames the worker could not decode, by reason",
+            None,
             snap.workers.iter().flat_map(|w| {
                 w.drops.iter().map(move |(reason, n)| {
                     let mut l = worker(w);
                     l.push(("reason", reason.clone()));
                     (l, *n)
                 })
-            }))?;
-        counter_family(e, "worker_ring_drops", "Events dropped because the ring to the control plane was full", None,
-            snap.workers.iter().map(|w| (worker(w), w.ring_drops)))?;
-        counter_family(e, "worker_flows_created", "Flows created by the worker", None,
-            snap.workers.iter().map(|w| (worker(w), w.flows_created)))?;
-        gauge_family(e, "worker_flows_active", "Flows in the worker's flow table",
-            snap.workers.iter().map(|w| (worker(w), i64::try_from(w.flows_active).unwrap_or(i64::MAX))))?;
-        counter_family(e, "worker_protocol_flows", "Flows classified by the worker, by application protocol", None,
+            }),
+        )?;
+        counter_family(
+            e,
+            "worker_ring_drops",
+            "Events dropped because the ring to the control plane was full",
+            None,
+            snap.workers.iter().map(|w| (worker(w), w.ring_drops)),
+        )?;
+        counter_family(
+            e,
+            "worker_flows_created",
+            "Flows created by the worker",
+            None,
+            snap.workers.iter().map(|w| (worker(w), w.flows_created)),
+        )?;
+        gauge_family(
+            e,
+            "worker_flows_active",
+            "Flows in the worker's flow table",
+            snap.workers
+                .iter()
+                .map(|w| (worker(w), i64::try_from(w.flows_active).unwrap_or(i64::MAX))),
+        )?;
+        counter_family(
+            e,
+            "worker_protocol_flows",
+            "Flows classified by the worker, by application protocol",
+            None,
             snap.workers.iter().flat_map(|w| {
                 w.protocols.iter().map(move |(proto, n)| {
                     let mut l = worker(w);
                     l.push(("app_proto", proto.clone()));
                     (l, *n)
                 })
-            }))?;
+            }),
+        )?;
         Ok(())
     }
 }

@@ -120,10 +120,18 @@ fn complete_operation(op: &mut Operation, spec: &RouteSpec) {
         add_response(op, "403", "The token's role does not allow this route");
     }
     if spec.access.is_write() {
-        add_response(op, "429", "The token's write rate limit is reached (see Retry-After)");
+        add_response(
+            op,
+            "429",
+            "The token's write rate limit is reached (see Retry-After)",
+        );
     }
     if spec.body != BodyKind::None {
-        add_response(op, "400", "The body is not acceptable; `field` names the failing field");
+        add_response(
+            op,
+            "400",
+            "The body is not acceptable; `field` names the failing field",
+        );
         add_response(op, "413", "The body is larger than this route accepts");
     }
     if spec.path.contains('{') {

@@ -145,10 +145,7 @@ impl IntoResponse for Problem {
         let body = serde_json::to_vec(&self).unwrap_or_else(|_| b"{}".to_vec());
         let mut resp = (status, body).into_response();
         let headers = resp.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(PROBLEM_JSON),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
@@ -196,8 +193,16 @@ fn json_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> Problem {
         serde_json::error::Category::Io => "unreadable body",
     };
     let detail = match &field {
-        Some(f) => format!("{what} at field `{f}` (line {}, column {}): {inner}", inner.line(), inner.column()),
-        None => format!("{what} (line {}, column {}): {inner}", inner.line(), inner.column()),
+        Some(f) => format!(
+            "{what} at field `{f}` (line {}, column {}): {inner}",
+            inner.line(),
+            inner.column()
+        ),
+        None => format!(
+            "{what} (line {}, column {}): {inner}",
+            inner.line(),
+            inner.column()
+        ),
     };
     let mut p = Problem::invalid_body(detail);
     p.field = field;
@@ -211,7 +216,9 @@ pub fn json_body<T: DeserializeOwned>(
 ) -> Result<T, Problem> {
     let bytes = body.map_err(|r| body_rejection(r, limit))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Problem::invalid_body("the request body is empty; a JSON document is required"));
+        return Err(Problem::invalid_body(
+            "the request body is empty; a JSON document is required",
+        ));
     }
     parse_json(&bytes)
 }

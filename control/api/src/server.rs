@@ -153,7 +153,9 @@ impl ApiServer {
             tokio::spawn(async move {
                 let result = match tls {
                     Some(acceptor) => {
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                            .await
+                        {
                             Ok(Ok(stream)) => {
                                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                                 watcher.watch(conn).await

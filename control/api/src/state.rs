@@ -69,7 +69,12 @@ impl std::fmt::Debug for ApiState {
 impl ApiState {
     /// State over a control-plane handle and a token store; statistics start empty, readiness not ready.
     pub fn new(control: ControlHandle, tokens: Arc<TokenStore>) -> Self {
-        Self::with_stats(control, tokens, DataplaneStatsHandle::new(), Readiness::new())
+        Self::with_stats(
+            control,
+            tokens,
+            DataplaneStatsHandle::new(),
+            Readiness::new(),
+        )
     }
 
     /// State with the daemon's statistics handle and readiness flag.

@@ -203,7 +203,11 @@ mod tests {
         let before = fs::read(&files.cert).unwrap();
         let (_, origin) = load_or_create(&files, ip).unwrap();
         assert_eq!(origin, TlsOrigin::Loaded);
-        assert_eq!(before, fs::read(&files.cert).unwrap(), "an existing pair is never replaced");
+        assert_eq!(
+            before,
+            fs::read(&files.cert).unwrap(),
+            "an existing pair is never replaced"
+        );
     }
 
     #[test]

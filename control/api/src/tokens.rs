@@ -26,7 +26,9 @@ const TOKEN_RANDOM_BYTES: usize = 32;
 const TOKEN_BODY_CHARS: usize = 43;
 
 /// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Read everything.
@@ -287,9 +289,8 @@ impl TokenStore {
         }
         let hash = token_hash(presented);
         let live: Vec<(i64, Vec<u8>, String, String)> = self.with_conn(|c| {
-            let mut stmt = c.prepare(
-                "SELECT id, hash, role, label FROM api_tokens WHERE revoked_at IS NULL",
-            )?;
+            let mut stmt =
+                c.prepare("SELECT id, hash, role, label FROM api_tokens WHERE revoked_at IS NULL")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
             rows.collect()
         })?;
@@ -312,14 +313,12 @@ impl TokenStore {
 }
 
 fn well_formed(token: &str) -> bool {
-    token
-        .strip_prefix(TOKEN_PREFIX)
-        .is_some_and(|body| {
-            body.len() == TOKEN_BODY_CHARS
-                && body
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+    token.strip_prefix(TOKEN_PREFIX).is_some_and(|body| {
+        body.len() == TOKEN_BODY_CHARS
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
 }
 
 fn token_hash(token: &str) -> [u8; 32] {

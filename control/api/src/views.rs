@@ -214,6 +214,22 @@ pub struct DeviceStatesAccepted {
     pub accepted: usize,
 }
 
+/// Minimum severity filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SeverityParam {
+    /// Informational and above.
+    Informational,
+    /// Low and above.
+    Low,
+    /// Medium and above.
+    Medium,
+    /// High and above.
+    High,
+    /// Critical only.
+    Critical,
+}
+
 /// One approved protocol → ports pairing of a baseline.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PortRuleView {
@@ -279,17 +295,58 @@ pub struct RoleList {
     pub roles: Vec<RoleView>,
 }
 
+/// Transport of a pairing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum TransportInput {
+    /// TCP.
+    #[serde(rename = "TCP", alias = "tcp")]
+    Tcp,
+    /// UDP.
+    #[serde(rename = "UDP", alias = "udp")]
+    Udp,
+}
+
+impl TransportInput {
+    /// `TCP` or `UDP`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportInput::Tcp => "TCP",
+            TransportInput::Udp => "UDP",
+        }
+    }
+}
+
+/// Accepts an integral JSON number (`978` or `978.0`, as JSON Schema's `integer` allows) as a `u16`.
+fn integral_u16(v: f64) -> Option<u16> {
+    (v.fract() == 0.0 && (0.0..=65535.0).contains(&v)).then_some(v as u16)
+}
+
+/// Deserializes a port given as any integral JSON number.
+pub fn de_port<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    let v = f64::deserialize(d)?;
+    integral_u16(v).ok_or_else(|| serde::de::Error::custom(format!("{v} is not a port number")))
+}
+
+/// Deserializes a list of ports given as integral JSON numbers.
+pub fn de_ports<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
+    let vs = Vec::<f64>::deserialize(d)?;
+    vs.into_iter()
+        .map(|v| integral_u16(v).ok_or_else(|| serde::de::Error::custom(format!("{v} is not a port number"))))
+        .collect()
+}
+
 /// A pairing to approve into a baseline.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PairingInput {
     /// EVE `app_proto`, e.g. `tls`.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
     pub app_proto: String,
     /// `TCP` or `UDP`; absent for either.
-    pub transport: Option<String>,
+    pub transport: Option<TransportInput>,
     /// Destination port.
     #[schema(minimum = 1, maximum = 65535)]
+    #[serde(deserialize_with = "de_port")]
     pub port: u16,
     /// Also approve TLS reached by STARTTLS on this port.
     #[serde(default)]
@@ -301,7 +358,7 @@ pub struct PairingInput {
 #[serde(deny_unknown_fields)]
 pub struct BaselineChange {
     /// Why (written to the audit log).
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, max_length = 4096, pattern = "\\S")]
     pub reason: String,
     /// Pairings to approve.
     #[schema(min_items = 1)]
@@ -322,32 +379,34 @@ pub enum ExceptionKindView {
     Other,
 }
 
-/// A new exception.
+/// A new exception. It needs `destinations` or `ports` (a blanket exception is refused).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExceptionInput {
     /// Unique id.
-    #[schema(min_length = 1, max_length = 128)]
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
     pub id: String,
     /// Kind.
     pub kind: ExceptionKindView,
     /// UDIDs or serial numbers; empty for every device.
     #[serde(default)]
     pub devices: Vec<String>,
-    /// CIDR ranges, addresses or domain suffixes; empty for any (then `ports` is required).
+    /// IPv4/IPv6 addresses or CIDR ranges, or domain suffixes (`*.` prefix allowed); empty for any.
     #[serde(default)]
+    #[schema(inline, value_type = Vec<String>)]
     pub destinations: Vec<String>,
     /// Destination ports; empty for any.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de_ports")]
+    #[schema(value_type = Vec<u16>)]
     pub ports: Vec<u16>,
     /// Protocols; empty for any.
     #[serde(default)]
     pub app_protos: Vec<String>,
     /// Why (also written to the audit log).
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, max_length = 4096, pattern = "\\S")]
     pub reason: String,
     /// Who answers for it.
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
     pub owner: String,
     /// Expiry (RFC 3339 with offset).
     #[schema(format = DateTime)]
@@ -483,7 +542,7 @@ pub struct ProposalList {
 #[serde(deny_unknown_fields)]
 pub struct ProposalApproval {
     /// Why (written to the audit log).
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, max_length = 4096, pattern = "\\S")]
     pub reason: String,
     /// Pairings to approve; absent for every pairing the proposal marks `proposed`.
     pub pairings: Option<Vec<PairingInput>>,
@@ -630,7 +689,7 @@ pub struct AlertList {
 #[serde(deny_unknown_fields)]
 pub struct AlertNote {
     /// Why (written to the alert and the audit log).
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, max_length = 4096, pattern = "\\S")]
     pub note: String,
 }
 

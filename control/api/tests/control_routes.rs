@@ -43,7 +43,13 @@ fn mail_session_on_8443(api: &TestApi, start: &str) -> usize {
 async fn writes_need_a_token_and_the_right_role() {
     let api = TestApi::start().await;
     let body = control_fixture("jamf_mobile_devices_detail.json");
-    let r = api.client.post(api.at("/api/v1/inventory")).body(body.clone()).send().await.unwrap();
+    let r = api
+        .client
+        .post(api.at("/api/v1/inventory"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
     problem(r, 401).await;
     for token in [&api.viewer, &api.analyst] {
         let r = api
@@ -59,12 +65,28 @@ async fn writes_need_a_token_and_the_right_role() {
     }
     // An analyst may change alerts: the route is reached (404: no such alert), a viewer may not.
     let note = json!({"note": "looked at it"});
-    let r = api.client.post(api.at("/api/v1/alerts/99/ack")).bearer_auth(&api.analyst).json(&note).send().await.unwrap();
+    let r = api
+        .client
+        .post(api.at("/api/v1/alerts/99/ack"))
+        .bearer_auth(&api.analyst)
+        .json(&note)
+        .send()
+        .await
+        .unwrap();
     problem(r, 404).await;
-    let r = api.client.post(api.at("/api/v1/alerts/99/ack")).bearer_auth(&api.viewer).json(&note).send().await.unwrap();
+    let r = api
+        .client
+        .post(api.at("/api/v1/alerts/99/ack"))
+        .bearer_auth(&api.viewer)
+        .json(&note)
+        .send()
+        .await
+        .unwrap();
     problem(r, 403).await;
     // Reads are open to viewers.
-    let (status, _) = api.call(api.client.get(api.at("/api/v1/devices")), &api.viewer).await;
+    let (status, _) = api
+        .call(api.client.get(api.at("/api/v1/devices")), &api.viewer)
+        .await;
     assert_eq!(status, 200);
     api.stop().await;
 }
@@ -78,8 +100,10 @@ async fn bad_json_is_a_400_naming_the_field() {
         .client
         .post(&exc)
         .bearer_auth(&api.admin)
-        .json(&json!({"id": "x", "kind": "proxy", "ports": ["http"], "reason": "r", "owner": "o",
-                      "expires": "2030-01-01T00:00:00Z"}))
+        .json(
+            &json!({"id": "x", "kind": "proxy", "ports": ["http"], "reason": "r", "owner": "o",
+                      "expires": "2030-01-01T00:00:00Z"}),
+        )
         .send()
         .await
         .unwrap();
@@ -98,15 +122,24 @@ async fn bad_json_is_a_400_naming_the_field() {
     let p = problem(r, 400).await;
     assert!(p["detail"].as_str().unwrap().contains("line 3"), "{p}");
     // Missing required field, unknown field, bad enum value.
-    let r = api.client.post(&exc).bearer_auth(&api.admin).json(&json!({"id": "x"})).send().await.unwrap();
+    let r = api
+        .client
+        .post(&exc)
+        .bearer_auth(&api.admin)
+        .json(&json!({"id": "x"}))
+        .send()
+        .await
+        .unwrap();
     let p = problem(r, 400).await;
     assert!(p["detail"].as_str().unwrap().contains("kind"), "{p}");
     let r = api
         .client
         .post(&exc)
         .bearer_auth(&api.admin)
-        .json(&json!({"id": "x", "kind": "tunnel", "ports": [8080], "reason": "r", "owner": "o",
-                      "expires": "2030-01-01T00:00:00Z"}))
+        .json(
+            &json!({"id": "x", "kind": "tunnel", "ports": [8080], "reason": "r", "owner": "o",
+                      "expires": "2030-01-01T00:00:00Z"}),
+        )
         .send()
         .await
         .unwrap();
@@ -116,8 +149,10 @@ async fn bad_json_is_a_400_naming_the_field() {
         .client
         .post(&exc)
         .bearer_auth(&api.admin)
-        .json(&json!({"id": "x", "kind": "proxy", "reason": "r", "owner": "o",
-                      "expires": "2030-01-01T00:00:00Z"}))
+        .json(
+            &json!({"id": "x", "kind": "proxy", "reason": "r", "owner": "o",
+                      "expires": "2030-01-01T00:00:00Z"}),
+        )
         .send()
         .await
         .unwrap();
@@ -126,16 +161,30 @@ async fn bad_json_is_a_400_naming_the_field() {
         .client
         .post(&exc)
         .bearer_auth(&api.admin)
-        .json(&json!({"id": "x", "kind": "proxy", "ports": [8080], "reason": "r", "owner": "o",
-                      "expires": "next week"}))
+        .json(
+            &json!({"id": "x", "kind": "proxy", "ports": [8080], "reason": "r", "owner": "o",
+                      "expires": "next week"}),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(problem(r, 400).await["field"], "expires");
     // Query parameters too.
-    let r = api.client.get(api.at("/api/v1/alerts?port=99999")).bearer_auth(&api.viewer).send().await.unwrap();
+    let r = api
+        .client
+        .get(api.at("/api/v1/alerts?port=99999"))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(problem(r, 400).await["field"], "port");
-    let r = api.client.get(api.at("/api/v1/alerts?severity=huge")).bearer_auth(&api.viewer).send().await.unwrap();
+    let r = api
+        .client
+        .get(api.at("/api/v1/alerts?severity=huge"))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(problem(r, 400).await["field"], "severity");
     api.stop().await;
 }
@@ -168,7 +217,8 @@ async fn bodies_over_the_route_limit_are_413() {
         .unwrap();
     problem(r, 422).await;
     // Chunked bodies (no Content-Length) are cut at the limit too.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..32).map(|_| Ok(vec![b' '; 4096])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..32).map(|_| Ok(vec![b' '; 4096])).collect();
     let stream = futures_stream(chunks);
     let r = api
         .client
@@ -210,14 +260,30 @@ async fn writes_are_rate_limited_per_token_with_retry_after() {
         let (status, body) = api.call(api.client.post(&reload), &api.admin).await;
         assert_eq!(status, 200, "{body}");
     }
-    let r = api.client.post(&reload).bearer_auth(&api.admin).send().await.unwrap();
-    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let r = api
+        .client
+        .post(&reload)
+        .bearer_auth(&api.admin)
+        .send()
+        .await
+        .unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=5).contains(&retry), "{retry}");
     problem(r, 429).await;
     // Reads are not limited; another token has its own budget.
-    let (status, _) = api.call(api.client.get(api.at("/api/v1/roles")), &api.admin).await;
+    let (status, _) = api
+        .call(api.client.get(api.at("/api/v1/roles")), &api.admin)
+        .await;
     assert_eq!(status, 200);
-    let other = api.state.tokens.create(portolan_api::Role::Admin, "second").unwrap();
+    let other = api
+        .state
+        .tokens
+        .create(portolan_api::Role::Admin, "second")
+        .unwrap();
     let (status, _) = api.call(api.client.post(&reload), &other.secret).await;
     assert_eq!(status, 200);
     api.stop().await;
@@ -228,34 +294,68 @@ async fn inventory_import_then_device_lookup_round_trips_through_the_store() {
     let api = TestApi::start().await;
     let first = import_jamf(&api).await;
     assert_eq!(first["added"], 3, "{first}");
-    let (status, list) = api.call(api.client.get(api.at("/api/v1/devices")), &api.viewer).await;
+    let (status, list) = api
+        .call(api.client.get(api.at("/api/v1/devices")), &api.viewer)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(list["total"], 3);
-    let aiko = list["devices"].as_array().unwrap().iter().find(|d| d["udid"] == AIKO).unwrap();
+    let aiko = list["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["udid"] == AIKO)
+        .unwrap();
     assert_eq!(aiko["serial_number"], "F4KX91QHN7");
     assert_eq!(aiko["supervised"], true);
     assert_eq!(aiko["ip_address"], "10.10.0.21");
-    assert!(aiko["apps"].as_array().unwrap().iter().any(|a| a["bundle_id"] == "com.apple.mobilemail"));
+    assert!(aiko["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["bundle_id"] == "com.apple.mobilemail"));
     // Paging and filters.
-    let (_, page) = api.call(api.client.get(api.at("/api/v1/devices?limit=1&offset=1")), &api.viewer).await;
+    let (_, page) = api
+        .call(
+            api.client.get(api.at("/api/v1/devices?limit=1&offset=1")),
+            &api.viewer,
+        )
+        .await;
     assert_eq!(page["devices"].as_array().unwrap().len(), 1);
     assert_eq!(page["total"], 3);
     // By UDID or serial; a re-import keeps the replaced record as history.
     let second = import_jamf(&api).await;
     assert_eq!(second["replaced"], 3, "{second}");
-    let (status, one) = api.call(api.client.get(api.at("/api/v1/devices/F4KX91QHN7")), &api.viewer).await;
+    let (status, one) = api
+        .call(
+            api.client.get(api.at("/api/v1/devices/F4KX91QHN7")),
+            &api.viewer,
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(one["device"]["udid"], AIKO);
     assert_eq!(one["history"].as_array().unwrap().len(), 1);
-    let r = api.client.get(api.at("/api/v1/devices/nope")).bearer_auth(&api.viewer).send().await.unwrap();
+    let r = api
+        .client
+        .get(api.at("/api/v1/devices/nope"))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap();
     problem(r, 404).await;
     // The import is audited under the caller's token; the document is kept beside the store.
     let (_, audit) = api
-        .call(api.client.get(api.at("/api/v1/audit?action=inventory_imported")), &api.viewer)
+        .call(
+            api.client
+                .get(api.at("/api/v1/audit?action=inventory_imported")),
+            &api.viewer,
+        )
         .await;
     let entries = audit["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 2);
-    assert!(entries[0]["actor"].as_str().unwrap().contains("test-admin"), "{audit}");
+    assert!(
+        entries[0]["actor"].as_str().unwrap().contains("test-admin"),
+        "{audit}"
+    );
     assert!(std::path::Path::new(entries[0]["target"].as_str().unwrap()).exists());
     // Plist and Apple MDM shapes are accepted too; garbage is refused with a reason.
     let r = api
@@ -276,7 +376,10 @@ async fn inventory_import_then_device_lookup_round_trips_through_the_store() {
         .await
         .unwrap();
     let p = problem(r, 422).await;
-    assert!(!p["detail"].as_str().unwrap().contains("api-uploads"), "{p}");
+    assert!(
+        !p["detail"].as_str().unwrap().contains("api-uploads"),
+        "{p}"
+    );
     let r = api
         .client
         .post(api.at("/api/v1/inventory"))
@@ -297,13 +400,30 @@ async fn device_states_accept_one_an_array_or_json_lines_and_name_bad_fields() {
     let one = json!({"timestamp": "2024-05-01T08:00:00Z", "udid": AIKO, "lock_state": "locked"});
     let (status, body) = api.call(api.client.post(&url).json(&one), &api.admin).await;
     assert_eq!((status, body["accepted"].clone()), (200, json!(1)));
-    let (status, body) = api.call(api.client.post(&url).json(&json!([one, one])), &api.admin).await;
+    let (status, body) = api
+        .call(api.client.post(&url).json(&json!([one, one])), &api.admin)
+        .await;
     assert_eq!((status, body["accepted"].clone()), (200, json!(2)));
-    let lines = format!("{one}\n{}\n", json!({"timestamp": "2024-05-01T08:05:00Z", "serial_number": "F4KX91QHN7", "app_state": "background", "bundle_id": "com.apple.mobilemail"}));
-    let (status, body) = api.call(api.client.post(&url).body(lines), &api.admin).await;
+    let lines = format!(
+        "{one}\n{}\n",
+        json!({"timestamp": "2024-05-01T08:05:00Z", "serial_number": "F4KX91QHN7", "app_state": "background", "bundle_id": "com.apple.mobilemail"})
+    );
+    let (status, body) = api
+        .call(api.client.post(&url).body(lines), &api.admin)
+        .await;
     assert_eq!((status, body["accepted"].clone()), (200, json!(2)));
-    let bad = format!("{one}\n{}\n", json!({"timestamp": "2024-05-01T08:05:00Z", "udid": AIKO, "lock_state": "sideways"}));
-    let r = api.client.post(&url).bearer_auth(&api.admin).body(bad).send().await.unwrap();
+    let bad = format!(
+        "{one}\n{}\n",
+        json!({"timestamp": "2024-05-01T08:05:00Z", "udid": AIKO, "lock_state": "sideways"})
+    );
+    let r = api
+        .client
+        .post(&url)
+        .bearer_auth(&api.admin)
+        .body(bad)
+        .send()
+        .await
+        .unwrap();
     let p = problem(r, 400).await;
     assert_eq!(p["field"], "[1].lock_state", "{p}");
     assert!(p["detail"].as_str().unwrap().contains("line 2"), "{p}");
@@ -316,51 +436,139 @@ async fn exceptions_and_baselines_change_with_reasons_in_the_audit_log() {
     let exc = json!({"id": "lab-proxy", "kind": "proxy", "destinations": ["10.20.0.5/32"], "ports": [8080],
                      "reason": "lab forward proxy", "owner": "netops@example.com",
                      "expires": "2030-01-01T00:00:00Z"});
-    let (status, body) = api.call(api.client.post(api.at("/api/v1/exceptions")).json(&exc), &api.admin).await;
+    let (status, body) = api
+        .call(
+            api.client.post(api.at("/api/v1/exceptions")).json(&exc),
+            &api.admin,
+        )
+        .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["origin"], "api");
-    let (status, _) = api.call(api.client.post(api.at("/api/v1/exceptions")).json(&exc), &api.admin).await;
+    let (status, _) = api
+        .call(
+            api.client.post(api.at("/api/v1/exceptions")).json(&exc),
+            &api.admin,
+        )
+        .await;
     assert_eq!(status, 409);
-    let (_, list) = api.call(api.client.get(api.at("/api/v1/exceptions")), &api.viewer).await;
-    assert!(list["exceptions"].as_array().unwrap().iter().any(|e| e["id"] == "lab-proxy"));
+    let (_, list) = api
+        .call(api.client.get(api.at("/api/v1/exceptions")), &api.viewer)
+        .await;
+    assert!(list["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["id"] == "lab-proxy"));
     // Revocation needs a reason.
-    let r = api.client.delete(api.at("/api/v1/exceptions/lab-proxy")).bearer_auth(&api.admin).send().await.unwrap();
+    let r = api
+        .client
+        .delete(api.at("/api/v1/exceptions/lab-proxy"))
+        .bearer_auth(&api.admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(problem(r, 400).await["field"], "reason");
     let (status, _) = api
-        .call(api.client.delete(api.at("/api/v1/exceptions/lab-proxy?reason=lab%20closed")), &api.admin)
+        .call(
+            api.client
+                .delete(api.at("/api/v1/exceptions/lab-proxy?reason=lab%20closed")),
+            &api.admin,
+        )
         .await;
     assert_eq!(status, 204);
     let (status, _) = api
-        .call(api.client.delete(api.at("/api/v1/exceptions/lab-proxy?reason=again")), &api.admin)
+        .call(
+            api.client
+                .delete(api.at("/api/v1/exceptions/lab-proxy?reason=again")),
+            &api.admin,
+        )
         .await;
     assert_eq!(status, 404);
 
     // A baseline change shows in the role and the audit log, and changes the next verdict.
     import_jamf(&api).await;
-    assert_eq!(mail_session_on_8443(&api, "2024-05-01T09:00:00.000000+0000"), 1);
+    assert_eq!(
+        mail_session_on_8443(&api, "2024-05-01T09:00:00.000000+0000"),
+        1
+    );
     let change = json!({"reason": "mail relay moved to 8443", "pairings": [{"app_proto": "tls", "port": 8443}]});
-    let r = api.client.post(api.at("/api/v1/roles/mail/baseline")).bearer_auth(&api.admin).json(&json!({"pairings": [{"app_proto": "tls", "port": 8443}], "reason": " "})).send().await.unwrap();
+    let r = api
+        .client
+        .post(api.at("/api/v1/roles/mail/baseline"))
+        .bearer_auth(&api.admin)
+        .json(&json!({"pairings": [{"app_proto": "tls", "port": 8443}], "reason": " "}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(problem(r, 400).await["field"], "reason");
-    let (status, body) = api.call(api.client.post(api.at("/api/v1/roles/mail/baseline")).json(&change), &api.admin).await;
+    let (status, body) = api
+        .call(
+            api.client
+                .post(api.at("/api/v1/roles/mail/baseline"))
+                .json(&change),
+            &api.admin,
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
-    let (_, role) = api.call(api.client.get(api.at("/api/v1/roles/mail")), &api.viewer).await;
-    assert!(role["allow"].as_array().unwrap().iter().any(|r| r["app_proto"] == "tls" && r["ports"].as_array().unwrap().contains(&json!(8443))), "{role}");
-    assert_eq!(mail_session_on_8443(&api, "2024-05-01T09:15:00.000000+0000"), 0, "approved now");
-    let (status, _) = api.call(api.client.post(api.at("/api/v1/roles/nope/baseline")).json(&change), &api.admin).await;
+    let (_, role) = api
+        .call(api.client.get(api.at("/api/v1/roles/mail")), &api.viewer)
+        .await;
+    assert!(
+        role["allow"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["app_proto"] == "tls"
+                && r["ports"].as_array().unwrap().contains(&json!(8443))),
+        "{role}"
+    );
+    assert_eq!(
+        mail_session_on_8443(&api, "2024-05-01T09:15:00.000000+0000"),
+        0,
+        "approved now"
+    );
+    let (status, _) = api
+        .call(
+            api.client
+                .post(api.at("/api/v1/roles/nope/baseline"))
+                .json(&change),
+            &api.admin,
+        )
+        .await;
     assert_eq!(status, 404);
 
-    let (_, audit) = api.call(api.client.get(api.at("/api/v1/audit")), &api.viewer).await;
-    let actions: Vec<&str> = audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let (_, audit) = api
+        .call(api.client.get(api.at("/api/v1/audit")), &api.viewer)
+        .await;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     for a in ["exception_added", "exception_revoked", "baseline_approved"] {
         assert!(actions.contains(&a), "{actions:?}");
     }
-    let approved = audit["entries"].as_array().unwrap().iter().find(|e| e["action"] == "baseline_approved").unwrap();
+    let approved = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "baseline_approved")
+        .unwrap();
     assert_eq!(approved["reason"], "mail relay moved to 8443");
-    assert!(approved["actor"].as_str().unwrap().starts_with("token:"), "{approved}");
+    assert!(
+        approved["actor"].as_str().unwrap().starts_with("token:"),
+        "{approved}"
+    );
     // The approval survives a reload (it is in the store, not only in memory).
-    let (status, summary) = api.call(api.client.post(api.at("/api/v1/reload")), &api.admin).await;
+    let (status, summary) = api
+        .call(api.client.post(api.at("/api/v1/reload")), &api.admin)
+        .await;
     assert_eq!(status, 200, "{summary}");
-    assert_eq!(mail_session_on_8443(&api, "2024-05-01T09:30:00.000000+0000"), 0);
+    assert_eq!(
+        mail_session_on_8443(&api, "2024-05-01T09:30:00.000000+0000"),
+        0
+    );
     api.stop().await;
 }
 
@@ -368,8 +576,13 @@ async fn exceptions_and_baselines_change_with_reasons_in_the_audit_log() {
 async fn alerts_are_listed_with_evidence_acknowledged_and_closed_across_a_restart() {
     let api = TestApi::start().await;
     import_jamf(&api).await;
-    assert_eq!(mail_session_on_8443(&api, "2024-05-01T09:00:00.000000+0000"), 1);
-    let (status, list) = api.call(api.client.get(api.at("/api/v1/alerts")), &api.viewer).await;
+    assert_eq!(
+        mail_session_on_8443(&api, "2024-05-01T09:00:00.000000+0000"),
+        1
+    );
+    let (status, list) = api
+        .call(api.client.get(api.at("/api/v1/alerts")), &api.viewer)
+        .await;
     assert_eq!(status, 200);
     let alerts = list["alerts"].as_array().unwrap();
     assert_eq!(alerts.len(), 1, "{list}");
@@ -390,48 +603,121 @@ async fn alerts_are_listed_with_evidence_acknowledged_and_closed_across_a_restar
         ("port=8443&app_proto=tls".to_string(), 1),
         ("port=443".to_string(), 0),
         ("role=mail".to_string(), 1),
-        ("severity=critical".to_string(), usize::from(a["severity"] == "critical")),
+        (
+            "severity=critical".to_string(),
+            usize::from(a["severity"] == "critical"),
+        ),
         ("severity=informational".to_string(), 1),
         ("since=2024-05-01T10:00:00Z".to_string(), 0),
         ("until=2024-05-01T10:00:00Z".to_string(), 1),
         ("status=acknowledged".to_string(), 0),
     ] {
-        let (status, body) = api.call(api.client.get(api.at(&format!("/api/v1/alerts?{q}"))), &api.viewer).await;
+        let (status, body) = api
+            .call(
+                api.client.get(api.at(&format!("/api/v1/alerts?{q}"))),
+                &api.viewer,
+            )
+            .await;
         assert_eq!(status, 200, "{q}: {body}");
         assert_eq!(body["alerts"].as_array().unwrap().len(), n, "{q}");
     }
 
     // Acknowledge (needs a note), then close.
     let ack = api.at(&format!("/api/v1/alerts/{id}/ack"));
-    let r = api.client.post(&ack).bearer_auth(&api.analyst).json(&json!({"note": ""})).send().await.unwrap();
+    let r = api
+        .client
+        .post(&ack)
+        .bearer_auth(&api.analyst)
+        .json(&json!({"note": ""}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(problem(r, 400).await["field"], "note");
-    let (status, body) = api.call(api.client.post(&ack).json(&json!({"note": "checking with the mail team"})), &api.analyst).await;
+    let (status, body) = api
+        .call(
+            api.client
+                .post(&ack)
+                .json(&json!({"note": "checking with the mail team"})),
+            &api.analyst,
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "acknowledged");
-    assert!(body["acknowledged"]["by"].as_str().unwrap().contains("test-analyst"));
-    let (status, _) = api.call(api.client.post(&ack).json(&json!({"note": "again"})), &api.analyst).await;
+    assert!(body["acknowledged"]["by"]
+        .as_str()
+        .unwrap()
+        .contains("test-analyst"));
+    let (status, _) = api
+        .call(
+            api.client.post(&ack).json(&json!({"note": "again"})),
+            &api.analyst,
+        )
+        .await;
     assert_eq!(status, 409);
     let close = api.at(&format!("/api/v1/alerts/{id}/close"));
-    let (status, body) = api.call(api.client.post(&close).json(&json!({"note": "relay is sanctioned"})), &api.analyst).await;
+    let (status, body) = api
+        .call(
+            api.client
+                .post(&close)
+                .json(&json!({"note": "relay is sanctioned"})),
+            &api.analyst,
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "closed");
-    let (status, _) = api.call(api.client.post(&close).json(&json!({"note": "again"})), &api.analyst).await;
+    let (status, _) = api
+        .call(
+            api.client.post(&close).json(&json!({"note": "again"})),
+            &api.analyst,
+        )
+        .await;
     assert_eq!(status, 409);
-    let (_, audit) = api.call(api.client.get(api.at("/api/v1/audit?action=alert_acknowledged")), &api.viewer).await;
-    let notes: Vec<&str> = audit["entries"].as_array().unwrap().iter().map(|e| e["reason"].as_str().unwrap()).collect();
-    assert_eq!(notes, ["checking with the mail team", "relay is sanctioned"]);
+    let (_, audit) = api
+        .call(
+            api.client
+                .get(api.at("/api/v1/audit?action=alert_acknowledged")),
+            &api.viewer,
+        )
+        .await;
+    let notes: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        notes,
+        ["checking with the mail team", "relay is sanctioned"]
+    );
 
     // Restart over the same store: state persists.
     let dir = api.stop().await;
     let api = TestApi::start_in(dir, |_| {}).await;
-    let (status, body) = api.call(api.client.get(api.at(&format!("/api/v1/alerts/{id}"))), &api.viewer).await;
+    let (status, body) = api
+        .call(
+            api.client.get(api.at(&format!("/api/v1/alerts/{id}"))),
+            &api.viewer,
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["status"], "closed");
     assert_eq!(body["acknowledged"]["note"], "checking with the mail team");
     assert_eq!(body["closed"]["note"], "relay is sanctioned");
-    let r = api.client.get(api.at("/api/v1/alerts/123456")).bearer_auth(&api.viewer).send().await.unwrap();
+    let r = api
+        .client
+        .get(api.at("/api/v1/alerts/123456"))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap();
     problem(r, 404).await;
-    let r = api.client.get(api.at("/api/v1/alerts/abc")).bearer_auth(&api.viewer).send().await.unwrap();
+    let r = api
+        .client
+        .get(api.at("/api/v1/alerts/abc"))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap();
     problem(r, 400).await;
     api.stop().await;
 }
@@ -449,7 +735,15 @@ async fn alert_and_audit_paging_follow_the_cursor() {
             "tls": {"sni": "imap.mail.example.com"},
             "flow": {"start": "2024-05-01T09:00:00.000000+0000", "end": "2024-05-01T09:00:01.000000+0000"}
         });
-        raised += api.state.control.engine().lock().unwrap().ingest_eve(&record).unwrap().len();
+        raised += api
+            .state
+            .control
+            .engine()
+            .lock()
+            .unwrap()
+            .ingest_eve(&record)
+            .unwrap()
+            .len();
     }
     assert_eq!(raised, 3);
     let mut seen = Vec::new();
@@ -457,16 +751,34 @@ async fn alert_and_audit_paging_follow_the_cursor() {
     loop {
         let (status, page) = api.call(api.client.get(&url), &api.viewer).await;
         assert_eq!(status, 200);
-        seen.extend(page["alerts"].as_array().unwrap().iter().map(|a| a["dest_port"].as_u64().unwrap()));
+        seen.extend(
+            page["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["dest_port"].as_u64().unwrap()),
+        );
         match page["next_cursor"].as_str() {
             Some(c) => url = api.at(&format!("/api/v1/alerts?limit=2&cursor={c}")),
             None => break,
         }
     }
     assert_eq!(seen, [8443, 8444, 8445]);
-    let r = api.client.get(api.at("/api/v1/alerts?cursor=zz")).bearer_auth(&api.viewer).send().await.unwrap();
+    let r = api
+        .client
+        .get(api.at("/api/v1/alerts?cursor=zz"))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(problem(r, 400).await["field"], "cursor");
-    let r = api.client.get(api.at("/api/v1/alerts?limit=0")).bearer_auth(&api.viewer).send().await.unwrap();
+    let r = api
+        .client
+        .get(api.at("/api/v1/alerts?limit=0"))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(problem(r, 400).await["field"], "limit");
     api.stop().await;
 }

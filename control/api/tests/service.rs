@@ -29,7 +29,10 @@ async fn every_other_route_needs_a_valid_token() {
         let r = api.client.get(api.at(path)).send().await.unwrap();
         let www = r.headers().get("www-authenticate").cloned();
         problem(r, 401).await;
-        assert!(www.unwrap().to_str().unwrap().starts_with("Bearer"), "{path}");
+        assert!(
+            www.unwrap().to_str().unwrap().starts_with("Bearer"),
+            "{path}"
+        );
         let r = api
             .client
             .get(api.at(path))
@@ -46,15 +49,37 @@ async fn every_other_route_needs_a_valid_token() {
             .await
             .unwrap();
         problem(r, 401).await;
-        let r = api.client.get(api.at(path)).bearer_auth(&api.viewer).send().await.unwrap();
+        let r = api
+            .client
+            .get(api.at(path))
+            .bearer_auth(&api.viewer)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
     // A revoked token stops working at once.
-    let t = api.state.tokens.create(portolan_api::Role::Admin, "short-lived").unwrap();
-    let r = api.client.get(api.at("/api/v1/stats")).bearer_auth(&t.secret).send().await.unwrap();
+    let t = api
+        .state
+        .tokens
+        .create(portolan_api::Role::Admin, "short-lived")
+        .unwrap();
+    let r = api
+        .client
+        .get(api.at("/api/v1/stats"))
+        .bearer_auth(&t.secret)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     api.state.tokens.revoke(t.id).unwrap();
-    let r = api.client.get(api.at("/api/v1/stats")).bearer_auth(&t.secret).send().await.unwrap();
+    let r = api
+        .client
+        .get(api.at("/api/v1/stats"))
+        .bearer_auth(&t.secret)
+        .send()
+        .await
+        .unwrap();
     problem(r, 401).await;
     api.stop().await;
 }
@@ -62,7 +87,13 @@ async fn every_other_route_needs_a_valid_token() {
 #[tokio::test]
 async fn unknown_routes_and_methods_are_problems() {
     let api = TestApi::start().await;
-    let r = api.client.get(api.at("/api/v1/nope")).bearer_auth(&api.admin).send().await.unwrap();
+    let r = api
+        .client
+        .get(api.at("/api/v1/nope"))
+        .bearer_auth(&api.admin)
+        .send()
+        .await
+        .unwrap();
     problem(r, 404).await;
     let r = api.client.delete(api.at("/healthz")).send().await.unwrap();
     problem(r, 405).await;
@@ -123,18 +154,26 @@ fn check_prometheus_text(text: &str) -> BTreeMap<String, String> {
                 ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
                 "bad type in {line}"
             );
-            assert!(types.insert(name.to_string(), kind.to_string()).is_none(), "second TYPE for {name}");
+            assert!(
+                types.insert(name.to_string(), kind.to_string()).is_none(),
+                "second TYPE for {name}"
+            );
             current = Some((name.to_string(), kind.to_string()));
             continue;
         }
         assert!(!line.starts_with('#'), "unexpected comment {line}");
         let (series, value) = line.rsplit_once(' ').expect("sample has a value");
-        value.parse::<f64>().unwrap_or_else(|_| panic!("bad value in {line}"));
+        value
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("bad value in {line}"));
         let name = series.split('{').next().unwrap();
         assert!(name_ok(name), "bad sample name in {line}");
         if let Some(labels) = series.strip_prefix(name) {
             if !labels.is_empty() {
-                assert!(labels.starts_with('{') && labels.ends_with('}'), "bad labels in {line}");
+                assert!(
+                    labels.starts_with('{') && labels.ends_with('}'),
+                    "bad labels in {line}"
+                );
             }
         }
         let (family, kind) = current.as_ref().expect("sample before TYPE");
@@ -147,7 +186,10 @@ fn check_prometheus_text(text: &str) -> BTreeMap<String, String> {
             .contains(&name.to_string()),
             _ => name == family,
         };
-        assert!(ok, "sample {name} does not belong to family {family} ({kind})");
+        assert!(
+            ok,
+            "sample {name} does not belong to family {family} ({kind})"
+        );
     }
     types
 }
@@ -158,8 +200,19 @@ async fn metrics_are_strict_prometheus_text_with_http_and_dataplane_counters() {
     api.state.stats.publish(sample_stats());
     // Make some traffic to count, including a refused request.
     let _ = api.client.get(api.at("/healthz")).send().await.unwrap();
-    let _ = api.client.get(api.at("/api/v1/stats")).send().await.unwrap();
-    let r = api.client.get(api.at("/metrics")).bearer_auth(&api.viewer).send().await.unwrap();
+    let _ = api
+        .client
+        .get(api.at("/api/v1/stats"))
+        .send()
+        .await
+        .unwrap();
+    let r = api
+        .client
+        .get(api.at("/metrics"))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let ct = r.headers()["content-type"].to_str().unwrap().to_string();
     assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
@@ -168,7 +221,10 @@ async fn metrics_are_strict_prometheus_text_with_http_and_dataplane_counters() {
     for (name, kind) in &types {
         assert!(name.starts_with("portolan_"), "{name}");
         if kind == "counter" {
-            assert!(name.ends_with("_total"), "counter {name} must end in _total");
+            assert!(
+                name.ends_with("_total"),
+                "counter {name} must end in _total"
+            );
         }
     }
     assert_eq!(types["portolan_http_requests_total"], "counter");
@@ -211,7 +267,10 @@ async fn metrics_are_strict_prometheus_text_with_http_and_dataplane_counters() {
         .send()
         .await
         .unwrap();
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
     assert!(r.text().await.unwrap().trim_end().ends_with("# EOF"));
     api.stop().await;
 }
@@ -219,11 +278,23 @@ async fn metrics_are_strict_prometheus_text_with_http_and_dataplane_counters() {
 #[tokio::test]
 async fn stats_route_returns_the_published_snapshot() {
     let api = TestApi::start().await;
-    let r = api.client.get(api.at("/api/v1/stats")).bearer_auth(&api.viewer).send().await.unwrap();
+    let r = api
+        .client
+        .get(api.at("/api/v1/stats"))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap();
     let empty: DataplaneStats = r.json().await.unwrap();
     assert!(empty.ports.is_empty() && empty.workers.is_empty());
     api.state.stats.publish(sample_stats());
-    let r = api.client.get(api.at("/api/v1/stats")).bearer_auth(&api.viewer).send().await.unwrap();
+    let r = api
+        .client
+        .get(api.at("/api/v1/stats"))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.json::<DataplaneStats>().await.unwrap(), sample_stats());
     api.stop().await;
 }
@@ -239,13 +310,25 @@ async fn oversized_headers_are_refused() {
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
         .build()
         .unwrap();
-    let r = h1.get(api.at("/healthz")).header("x-filler", &huge).send().await.unwrap();
+    let r = h1
+        .get(api.at("/healthz"))
+        .header("x-filler", &huge)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 431);
-    let many = (0..100).fold(h1.get(api.at("/healthz")), |req, i| req.header(format!("x-h{i}"), "1"));
+    let many = (0..100).fold(h1.get(api.at("/healthz")), |req, i| {
+        req.header(format!("x-h{i}"), "1")
+    });
     let r = many.send().await.unwrap();
     assert_eq!(r.status().as_u16(), 431);
     // Over HTTP/2 the header list limit is enforced by the protocol layer: the request is never served.
-    let r = api.client.get(api.at("/healthz")).header("x-filler", &huge).send().await;
+    let r = api
+        .client
+        .get(api.at("/healthz"))
+        .header("x-filler", &huge)
+        .send()
+        .await;
     eprintln!("h2 oversized header: {:?}", r.as_ref().map(|r| r.status()));
     assert!(r.map(|r| r.status().as_u16() != 200).unwrap_or(true));
     let r = api.client.get(api.at("/healthz")).send().await.unwrap();
@@ -259,13 +342,20 @@ async fn plain_http_is_served_only_when_asked_and_on_loopback() {
     assert!(api.url.starts_with("http://127.0.0.1:"));
     let r = api.client.get(api.at("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(!api.dir.path().join("tls").exists(), "no certificate is created for plain HTTP");
+    assert!(
+        !api.dir.path().join("tls").exists(),
+        "no certificate is created for plain HTTP"
+    );
 
     let state = api.state.clone();
     let _dir = api.stop().await;
-    let mut cfg = portolan_api::ApiConfig::default();
-    cfg.listen = "0.0.0.0:0".parse().unwrap();
-    cfg.plain_http = true;
-    let err = portolan_api::ApiServer::bind(&cfg, state).await.unwrap_err();
+    let cfg = portolan_api::ApiConfig {
+        listen: "0.0.0.0:0".parse().unwrap(),
+        plain_http: true,
+        ..Default::default()
+    };
+    let err = portolan_api::ApiServer::bind(&cfg, state)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("api.plain_http"), "{err}");
 }

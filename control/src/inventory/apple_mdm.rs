@@ -37,7 +37,11 @@ pub fn parse_responses(doc: &Value, warnings: &mut Vec<String>) -> Result<Vec<De
             if status != "Acknowledged" {
                 warnings.push(format!(
                     "response `{}` has Status {status:?}: skipped",
-                    if node.path().is_empty() { "(root)" } else { node.path() }
+                    if node.path().is_empty() {
+                        "(root)"
+                    } else {
+                        node.path()
+                    }
                 ));
                 continue;
             }

@@ -52,9 +52,7 @@ fn top_keys(v: &Value) -> String {
 pub fn detect(doc: &Value) -> Result<InventoryShape, String> {
     if let Some(results) = doc.get("results") {
         let Some(items) = results.as_array() else {
-            return Err(format!(
-                "field `results` is not an array; {EXPECTED}"
-            ));
+            return Err(format!("field `results` is not an array; {EXPECTED}"));
         };
         let sectioned = items
             .iter()
@@ -95,20 +93,25 @@ pub fn detect(doc: &Value) -> Result<InventoryShape, String> {
             "`value[]` items are neither Graph managedDevices nor mobileApps; {EXPECTED}"
         ));
     }
-    if doc.get("udid").is_some() && (doc.get("ios").is_some() || doc.get("serialNumber").is_some()) {
+    if doc.get("udid").is_some() && (doc.get("ios").is_some() || doc.get("serialNumber").is_some())
+    {
         return Ok(InventoryShape::JamfDeviceDetail);
     }
     if is_apple_response(doc) {
         return Ok(InventoryShape::AppleMdmResponses);
     }
     if let Some(items) = doc.as_array() {
-        let response_like =
-            |v: &Value| is_apple_response(v) || v.get("CommandUUID").is_some() || v.get("Status").is_some();
+        let response_like = |v: &Value| {
+            is_apple_response(v) || v.get("CommandUUID").is_some() || v.get("Status").is_some()
+        };
         if items.iter().any(is_apple_response) && items.iter().all(response_like) {
             return Ok(InventoryShape::AppleMdmResponses);
         }
     }
-    Err(format!("unrecognised inventory: found {}; {EXPECTED}", top_keys(doc)))
+    Err(format!(
+        "unrecognised inventory: found {}; {EXPECTED}",
+        top_keys(doc)
+    ))
 }
 
 #[cfg(test)]

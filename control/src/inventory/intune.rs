@@ -25,7 +25,8 @@ impl MobileAppCatalogue {
     pub fn add_response(&mut self, doc: &Value) -> Result<(), FieldError> {
         let root = JsonNode::new(doc, "")?;
         for app in root.objects_opt("value")?.unwrap_or_default() {
-            let (Some(name), Some(bundle)) = (app.str_opt("displayName")?, app.str_opt("bundleId")?)
+            let (Some(name), Some(bundle)) =
+                (app.str_opt("displayName")?, app.str_opt("bundleId")?)
             else {
                 continue;
             };
@@ -37,8 +38,10 @@ impl MobileAppCatalogue {
 
     /// Adds one app.
     pub fn insert(&mut self, display_name: &str, bundle_id: &str) {
-        self.by_name
-            .insert(display_name.trim().to_ascii_lowercase(), bundle_id.to_string());
+        self.by_name.insert(
+            display_name.trim().to_ascii_lowercase(),
+            bundle_id.to_string(),
+        );
     }
 
     /// The bundle ID for a display name.

@@ -10,7 +10,10 @@ use super::json_fields::{ip_opt, mac_opt, timestamp_opt, FieldError, JsonNode};
 use super::{normalize_app_status, Device, InventorySource, ManagedApp, Ownership};
 
 /// Parses a `/v2/mobile-devices/detail` response: `{totalCount, results: [...]}`.
-pub fn parse_detail_list(doc: &Value, warnings: &mut Vec<String>) -> Result<Vec<Device>, FieldError> {
+pub fn parse_detail_list(
+    doc: &Value,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Device>, FieldError> {
     let root = JsonNode::new(doc, "")?;
     let items = root.objects_opt("results")?.unwrap_or_default();
     if items.is_empty() {

@@ -49,7 +49,11 @@ impl<'a> JsonNode<'a> {
         match value {
             Value::Object(map) => Ok(JsonNode { map, path }),
             other => Err(FieldError {
-                field: if path.is_empty() { "(root)".to_string() } else { path },
+                field: if path.is_empty() {
+                    "(root)".to_string()
+                } else {
+                    path
+                },
                 message: format!("expected an object, found {}", kind(other)),
             }),
         }
@@ -59,7 +63,6 @@ impl<'a> JsonNode<'a> {
     pub(crate) fn path(&self) -> &str {
         &self.path
     }
-
 
     /// The raw value of `key`, `None` when absent or null.
     pub(crate) fn get(&self, key: &str) -> Option<&'a Value> {
@@ -80,7 +83,9 @@ impl<'a> JsonNode<'a> {
             None => Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(other) => Err(self.error(key, format!("expected a string, found {}", kind(other)))),
+            Some(other) => {
+                Err(self.error(key, format!("expected a string, found {}", kind(other))))
+            }
         }
     }
 
@@ -105,7 +110,9 @@ impl<'a> JsonNode<'a> {
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
             Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
-            Some(other) => Err(self.error(key, format!("expected a boolean, found {}", kind(other)))),
+            Some(other) => {
+                Err(self.error(key, format!("expected a boolean, found {}", kind(other))))
+            }
         }
     }
 
@@ -142,7 +149,9 @@ impl<'a> JsonNode<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Array(items)) => Ok(Some(items)),
-            Some(other) => Err(self.error(key, format!("expected an array, found {}", kind(other)))),
+            Some(other) => {
+                Err(self.error(key, format!("expected an array, found {}", kind(other))))
+            }
         }
     }
 
@@ -163,7 +172,10 @@ pub(crate) fn timestamp_opt(node: &JsonNode<'_>, key: &str) -> Result<Option<i64
 }
 
 /// Parses an optional IP address field, naming it on error.
-pub(crate) fn ip_opt(node: &JsonNode<'_>, key: &str) -> Result<Option<std::net::IpAddr>, FieldError> {
+pub(crate) fn ip_opt(
+    node: &JsonNode<'_>,
+    key: &str,
+) -> Result<Option<std::net::IpAddr>, FieldError> {
     match node.str_opt(key)? {
         None => Ok(None),
         Some(s) => s

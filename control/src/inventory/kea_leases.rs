@@ -55,10 +55,12 @@ pub fn parse_kea_leases(bytes: &[u8], path: &Path) -> Result<Vec<Lease>, Invento
         .map_err(|e| err(1, format!("header: {e}")))?
         .clone();
     let column = |name: &str| -> Result<usize, InventoryError> {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| err(1, format!("missing column `{name}` (is this a Kea lease file?)")))
+        headers.iter().position(|h| h == name).ok_or_else(|| {
+            err(
+                1,
+                format!("missing column `{name}` (is this a Kea lease file?)"),
+            )
+        })
     };
     let c_address = column("address")?;
     let c_hwaddr = column("hwaddr")?;
@@ -88,18 +90,27 @@ pub fn parse_kea_leases(bytes: &[u8], path: &Path) -> Result<Vec<Lease>, Invento
         if hw_raw.is_empty() {
             continue;
         }
-        let hwaddr = normalize_mac(hw_raw)
-            .ok_or_else(|| err(line, format!("field `hwaddr`: not a MAC address: {hw_raw:?}")))?;
+        let hwaddr = normalize_mac(hw_raw).ok_or_else(|| {
+            err(
+                line,
+                format!("field `hwaddr`: not a MAC address: {hw_raw:?}"),
+            )
+        })?;
         let addr_raw = field(c_address, "address")?;
-        let address: IpAddr = addr_raw
-            .parse()
-            .map_err(|_| err(line, format!("field `address`: not an IP address: {addr_raw:?}")))?;
+        let address: IpAddr = addr_raw.parse().map_err(|_| {
+            err(
+                line,
+                format!("field `address`: not an IP address: {addr_raw:?}"),
+            )
+        })?;
         let int = |idx: usize, name: &str| -> Result<i64, InventoryError> {
             let raw = field(idx, name)?;
-            raw.parse::<i64>()
-                .ok()
-                .filter(|v| *v >= 0)
-                .ok_or_else(|| err(line, format!("field `{name}`: not a non-negative integer: {raw:?}")))
+            raw.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+                err(
+                    line,
+                    format!("field `{name}`: not a non-negative integer: {raw:?}"),
+                )
+            })
         };
         let lifetime = int(c_lifetime, "valid_lifetime")?;
         let expire = int(c_expire, "expire")?;
@@ -134,7 +145,10 @@ mod tests {
         assert_eq!(leases[0].hostname.as_deref(), Some("iphone-1"));
         let bad = "address,hwaddr,valid_lifetime,expire\n10.1.0.20,a4:5e:60:00:00:01,3600,soon\n";
         let e = parse_kea_leases(bad.as_bytes(), Path::new("l.csv")).unwrap_err();
-        assert_eq!(e.to_string(), "l.csv:2: field `expire`: not a non-negative integer: \"soon\"");
+        assert_eq!(
+            e.to_string(),
+            "l.csv:2: field `expire`: not a non-negative integer: \"soon\""
+        );
         let e = parse_kea_leases(b"ip,mac\n", Path::new("l.csv")).unwrap_err();
         assert!(e.to_string().contains("missing column `address`"));
     }

@@ -240,7 +240,7 @@ pub enum InventoryError {
         source: std::io::Error,
     },
     /// Not well-formed JSON or plist.
-    #[error("{path}:{line}:{column}: {message}")]
+    #[error("{}{}: {message}", path.display(), position(*line, *column))]
     Syntax {
         /// The file.
         path: PathBuf,
@@ -279,6 +279,30 @@ pub enum InventoryError {
     },
 }
 
+/// `:line:column`, or nothing when the parser gave no position.
+fn position(line: usize, column: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(":{line}:{column}")
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(bytes: &[u8], offset: usize) -> (usize, usize) {
+    let before = bytes.get(..offset.min(bytes.len())).unwrap_or(bytes);
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let column = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+    (line, column)
+}
+
+/// The byte offset a plist error message reports (`... (offset 172)`), if any.
+fn plist_error_offset(message: &str) -> Option<usize> {
+    let (_, rest) = message.split_once("offset ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 /// Reads a file as JSON, or as plist (XML or binary) when it looks like one, and returns it as a
 /// JSON value (plist dates become RFC 3339 strings, data becomes lowercase hex).
 pub fn read_structured(path: &Path) -> Result<Value, InventoryError> {
@@ -295,11 +319,16 @@ pub fn parse_structured(bytes: &[u8], path: &Path) -> Result<Value, InventoryErr
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
     if body.starts_with(b"bplist") || first == Some(b'<') {
         let value = plist::Value::from_reader(std::io::Cursor::new(body)).map_err(|e| {
+            let message = e.to_string();
+            let (line, column) = match plist_error_offset(&message) {
+                Some(offset) if !body.starts_with(b"bplist") => line_column(body, offset),
+                _ => (0, 0),
+            };
             InventoryError::Syntax {
                 path: path.to_path_buf(),
-                line: 0,
-                column: 0,
-                message: format!("plist: {e}"),
+                line,
+                column,
+                message: format!("plist: {message}"),
             }
         })?;
         return Ok(plist_to_json(&value));
@@ -333,7 +362,9 @@ pub fn plist_to_json(value: &plist::Value) -> Value {
             };
             Value::String(crate::timestamp::format_rfc3339(us))
         }
-        plist::Value::Real(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        plist::Value::Real(f) => {
+            serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
+        }
         plist::Value::Integer(i) => {
             if let Some(s) = i.as_signed() {
                 Value::from(s)
@@ -451,13 +482,28 @@ mod tests {
     #[test]
     fn status_and_mac_normalisation() {
         assert_eq!(normalize_app_status("Managed"), "managed");
-        assert_eq!(normalize_app_status("ManagedButUninstalled"), "managed_but_uninstalled");
-        assert_eq!(normalize_app_status("Managed but uninstalled"), "managed_but_uninstalled");
+        assert_eq!(
+            normalize_app_status("ManagedButUninstalled"),
+            "managed_but_uninstalled"
+        );
+        assert_eq!(
+            normalize_app_status("Managed but uninstalled"),
+            "managed_but_uninstalled"
+        );
         assert_eq!(normalize_app_status("UserInstalledApp"), "user_installed");
-        assert_eq!(normalize_mac("A1B2C3D4E5F6").as_deref(), Some("a1:b2:c3:d4:e5:f6"));
-        assert_eq!(normalize_mac("a1-b2-c3-d4-e5-f6").as_deref(), Some("a1:b2:c3:d4:e5:f6"));
+        assert_eq!(
+            normalize_mac("A1B2C3D4E5F6").as_deref(),
+            Some("a1:b2:c3:d4:e5:f6")
+        );
+        assert_eq!(
+            normalize_mac("a1-b2-c3-d4-e5-f6").as_deref(),
+            Some("a1:b2:c3:d4:e5:f6")
+        );
         assert_eq!(normalize_mac("a1:b2"), None);
-        assert_eq!(Ownership::from_mdm("PersonalDeviceProfile"), Ownership::Personal);
+        assert_eq!(
+            Ownership::from_mdm("PersonalDeviceProfile"),
+            Ownership::Personal
+        );
         assert_eq!(Ownership::from_mdm("company"), Ownership::Institutional);
     }
 }

@@ -10,7 +10,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{ANALYTIC_ID, DETECTION_STRATEGY_ID, TACTIC_ID, TACTIC_NAME, TECHNIQUE_ID, TECHNIQUE_NAME};
+use super::{
+    ANALYTIC_ID, DETECTION_STRATEGY_ID, TACTIC_ID, TACTIC_NAME, TECHNIQUE_ID, TECHNIQUE_NAME,
+};
 use crate::alert::Alert;
 use crate::timestamp::format_eve;
 

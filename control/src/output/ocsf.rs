@@ -16,7 +16,7 @@ use crate::alert::{Alert, AlertActivity};
 
 /// Product and schema details written into `metadata`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct OcsfProduct {
     /// Product name.
     pub name: String,
@@ -89,13 +89,21 @@ pub fn to_ocsf(alert: &Alert, product: &OcsfProduct) -> Value {
         conn.insert("community_uid".into(), json!(c));
     }
     let mut evidence = Map::new();
-    evidence.insert("src_endpoint".into(), json!({"ip": f.src_ip.to_string(), "port": f.src_port}));
+    evidence.insert(
+        "src_endpoint".into(),
+        json!({"ip": f.src_ip.to_string(), "port": f.src_port}),
+    );
     evidence.insert("dst_endpoint".into(), Value::Object(dst));
     evidence.insert("connection_info".into(), Value::Object(conn));
     if let Some(sni) = &f.sni {
         let mut tls = Map::new();
         tls.insert("sni".into(), json!(sni));
-        if let Some(v) = f.tls.as_ref().and_then(|t| t.get("version")).and_then(Value::as_str) {
+        if let Some(v) = f
+            .tls
+            .as_ref()
+            .and_then(|t| t.get("version"))
+            .and_then(Value::as_str)
+        {
             tls.insert("version".into(), json!(v));
         }
         evidence.insert("tls".into(), Value::Object(tls));
@@ -160,7 +168,10 @@ pub fn to_ocsf(alert: &Alert, product: &OcsfProduct) -> Value {
             .or_else(|| d.udid.clone())
             .unwrap_or_else(|| f.src_ip.to_string())
     );
-    let portolan = to_eve(alert).get("portolan").cloned().unwrap_or(Value::Null);
+    let portolan = to_eve(alert)
+        .get("portolan")
+        .cloned()
+        .unwrap_or(Value::Null);
     json!({
         "class_uid": 2004,
         "class_name": "Detection Finding",

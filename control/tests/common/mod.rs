@@ -6,11 +6,15 @@ use std::path::PathBuf;
 
 use portolan_control::roles::SHIPPED_ROLES_TOML;
 use portolan_control::timestamp::parse_timestamp;
-use portolan_control::{ControlConfig, ControlPlane, FlowObservation, PortRegistryMap, RoleSet, Store};
+use portolan_control::{
+    ControlConfig, ControlPlane, FlowObservation, PortRegistryMap, RoleSet, Store,
+};
 
 /// A file under `tests/fixtures`.
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// µs since the epoch for an RFC 3339 time.
@@ -59,7 +63,14 @@ pub fn engine_in(dir: &std::path::Path, roles: RoleSet) -> ControlPlane {
 }
 
 /// A flow observation; adjust fields with struct update syntax.
-pub fn flow(src: &str, dest: &str, port: u16, app_proto: &str, start: i64, dur_s: i64) -> FlowObservation {
+pub fn flow(
+    src: &str,
+    dest: &str,
+    port: u16,
+    app_proto: &str,
+    start: i64,
+    dur_s: i64,
+) -> FlowObservation {
     FlowObservation {
         flow_id: u64::try_from(start).unwrap_or(0) ^ u64::from(port),
         community_id: Some("1:LQU9qZlK+B5F3KDmev6m5PMibrg=".to_string()),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use portolan_classify::{
-    samples, CacheDir, ClassifyConfig, Classifier, CompiledSignatures, FlowClassification,
+    samples, CacheDir, Classifier, ClassifyConfig, CompiledSignatures, FlowClassification,
     ProbeContext,
 };
 use portolan_packet::Transport;
@@ -24,7 +24,9 @@ fn bench_first_flights(c: &mut Criterion) {
     flights.push((
         "no-match",
         false,
-        (0..1200u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8 | 0x80).collect(),
+        (0..1200u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8 | 0x80)
+            .collect(),
     ));
     let mut group = c.benchmark_group("first_flight");
     for (name, udp, payload) in &flights {

@@ -211,21 +211,33 @@ impl PatternDatabase {
                 match read_cache(path) {
                     Ok(db) => {
                         report.source = DatabaseSource::Cache(path.clone());
-                        return Ok((PatternDatabase { db: Some(db), owners }, report));
+                        return Ok((
+                            PatternDatabase {
+                                db: Some(db),
+                                owners,
+                            },
+                            report,
+                        ));
                     }
                     Err(problem) => report.cache_problem = Some(problem),
                 }
             }
         }
         let db: BlockDatabase = Patterns(patterns).build().map_err(|e| match &e {
-            hyperscan::Error::Hyperscan(HsError::CompileError(ce)) => match ce.expression().and_then(|i| origin.get(i)) {
-                Some(&(si, pi)) => DatabaseError::Pattern {
-                    file: set.signatures.get(si).map(|s| s.file.clone()).unwrap_or_default(),
-                    field: format!("pattern[{pi}].regex"),
-                    message: ce.message().to_string(),
-                },
-                None => DatabaseError::Hyperscan(ce.message().to_string()),
-            },
+            hyperscan::Error::Hyperscan(HsError::CompileError(ce)) => {
+                match ce.expression().and_then(|i| origin.get(i)) {
+                    Some(&(si, pi)) => DatabaseError::Pattern {
+                        file: set
+                            .signatures
+                            .get(si)
+                            .map(|s| s.file.clone())
+                            .unwrap_or_default(),
+                        field: format!("pattern[{pi}].regex"),
+                        message: ce.message().to_string(),
+                    },
+                    None => DatabaseError::Hyperscan(ce.message().to_string()),
+                }
+            }
             other => DatabaseError::Hyperscan(other.to_string()),
         })?;
         report.source = DatabaseSource::Compiled;
@@ -234,7 +246,13 @@ impl PatternDatabase {
                 report.cache_problem = Some(problem);
             }
         }
-        Ok((PatternDatabase { db: Some(db), owners }, report))
+        Ok((
+            PatternDatabase {
+                db: Some(db),
+                owners,
+            },
+            report,
+        ))
     }
 
     /// Allocates scratch space for one worker (once, at start-up).

@@ -84,7 +84,10 @@ fn transport_index(t: Transport) -> usize {
 
 impl CompiledSignatures {
     /// Loads every `*.toml` of `dir` and builds (or reads from `cache`) the database.
-    pub fn load(dir: &Path, cache: &CacheDir) -> Result<(CompiledSignatures, DatabaseReport), LoadError> {
+    pub fn load(
+        dir: &Path,
+        cache: &CacheDir,
+    ) -> Result<(CompiledSignatures, DatabaseReport), LoadError> {
         let set = signature::load_dir(dir)?;
         Ok(CompiledSignatures::from_set(set, cache)?)
     }
@@ -154,7 +157,10 @@ pub struct Classifier {
 
 impl Classifier {
     /// A classifier for one worker (allocates its Hyperscan scratch).
-    pub fn new(sigs: Arc<CompiledSignatures>, config: ClassifyConfig) -> Result<Classifier, DatabaseError> {
+    pub fn new(
+        sigs: Arc<CompiledSignatures>,
+        config: ClassifyConfig,
+    ) -> Result<Classifier, DatabaseError> {
         let scratch = sigs.db.alloc_scratch()?;
         Ok(Classifier {
             sigs,
@@ -332,7 +338,9 @@ impl FlowClassification {
 
     /// Evidence names collected (`tls.client_hello`, `http.request`, `starttls`, ...).
     pub fn indicators(&self) -> &[&'static str] {
-        self.extras.as_ref().map_or(&[], |e| e.indicators.as_slice())
+        self.extras
+            .as_ref()
+            .map_or(&[], |e| e.indicators.as_slice())
     }
 
     /// TLS (or DTLS, or STARTTLS-upgraded) handshake fields.
@@ -424,7 +432,8 @@ impl FlowClassification {
     fn exhausted(&self, cfg: &ClassifyConfig) -> bool {
         let spent = |d: usize| self.packets[d] >= cfg.max_packets || self.bytes[d] >= cfg.max_bytes;
         (spent(0) && spent(1))
-            || u32::from(self.packets[0]) + u32::from(self.packets[1]) >= 2 * u32::from(cfg.max_packets)
+            || u32::from(self.packets[0]) + u32::from(self.packets[1])
+                >= 2 * u32::from(cfg.max_packets)
     }
 
     fn give_up(&mut self) -> Decision {
@@ -454,7 +463,11 @@ impl FlowClassification {
         let room = usize::try_from(cfg.max_bytes - bytes_before).unwrap_or(usize::MAX);
         let fresh = payload.get(..room).unwrap_or(payload);
         let cap = usize::try_from(cfg.max_bytes).unwrap_or(usize::MAX);
-        let mut buffer = self.extras.as_mut().map(|e| std::mem::take(&mut e.buffers[d])).unwrap_or_default();
+        let mut buffer = self
+            .extras
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.buffers[d]))
+            .unwrap_or_default();
         let outcome = if buffer.is_empty() {
             let o = evaluate(classifier, ctx, fresh);
             if matches!(o, Outcome::NeedMore) && fresh.len() < cap {
@@ -509,7 +522,8 @@ impl FlowClassification {
                     .is_some_and(|s| s.app_proto != p && s.overrides.contains(&p))
             })
         };
-        let mut winners: Vec<AppProto> = protos.iter().copied().filter(|p| !overridden(*p)).collect();
+        let mut winners: Vec<AppProto> =
+            protos.iter().copied().filter(|p| !overridden(*p)).collect();
         winners.sort_unstable();
         winners.dedup();
         let [winner] = winners.as_slice() else {
@@ -517,10 +531,10 @@ impl FlowClassification {
             return self.give_up();
         };
         let winner = *winner;
-        let Some(c) = confirmations
-            .into_iter()
-            .find(|c| sigs.signature(c.signature).is_some_and(|s| s.app_proto == winner))
-        else {
+        let Some(c) = confirmations.into_iter().find(|c| {
+            sigs.signature(c.signature)
+                .is_some_and(|s| s.app_proto == winner)
+        }) else {
             return self.give_up();
         };
         self.decided = Some(winner);
@@ -541,7 +555,14 @@ impl FlowClassification {
 
     /// After the decision: the decided parser collects metadata from the first packets, and the
     /// TLS parser watches for an in-band upgrade on `starttls` protocols.
-    fn enrich(&mut self, classifier: &mut Classifier, ctx: &ProbeContext, d: usize, index: u16, payload: &[u8]) {
+    fn enrich(
+        &mut self,
+        classifier: &mut Classifier,
+        ctx: &ProbeContext,
+        d: usize,
+        index: u16,
+        payload: &[u8],
+    ) {
         let cfg = classifier.config;
         let Some(sig) = self
             .signature
@@ -559,7 +580,11 @@ impl FlowClassification {
             self.starttls_seen = self.starttls_seen.saturating_add(1);
         }
         let cap = usize::try_from(cfg.max_bytes).unwrap_or(usize::MAX);
-        let mut buffer = self.extras.as_mut().map(|e| std::mem::take(&mut e.buffers[d])).unwrap_or_default();
+        let mut buffer = self
+            .extras
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.buffers[d]))
+            .unwrap_or_default();
         let joined = !buffer.is_empty() && buffer.len() < cap;
         if joined {
             let take = (cap - buffer.len()).min(payload.len());
@@ -630,7 +655,9 @@ fn evaluate(classifier: &mut Classifier, ctx: &ProbeContext, view: &[u8]) -> Out
         let Some(owner) = sigs.db.owner(id) else {
             return;
         };
-        let bit = 1u128.checked_shl(u32::try_from(owner.signature).unwrap_or(u32::MAX)).unwrap_or(0);
+        let bit = 1u128
+            .checked_shl(u32::try_from(owner.signature).unwrap_or(u32::MAX))
+            .unwrap_or(0);
         let expected = match owner.direction {
             Direction::Either => true,
             Direction::Client => ctx.from_client,
@@ -651,14 +678,30 @@ fn evaluate(classifier: &mut Classifier, ctx: &ProbeContext, view: &[u8]) -> Out
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
-            run_parser(sigs, ctx, view, i, was_reversed, &mut confirmations, &mut need_more);
+            run_parser(
+                sigs,
+                ctx,
+                view,
+                i,
+                was_reversed,
+                &mut confirmations,
+                &mut need_more,
+            );
         }
     }
     if confirmations.is_empty() && !need_more {
         let tried = same | reversed;
         for &i in &sigs.unpatterned[ti] {
             if tried & (1u128 << i) == 0 {
-                run_parser(sigs, ctx, view, i, false, &mut confirmations, &mut need_more);
+                run_parser(
+                    sigs,
+                    ctx,
+                    view,
+                    i,
+                    false,
+                    &mut confirmations,
+                    &mut need_more,
+                );
             }
         }
     }

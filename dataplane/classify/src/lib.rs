@@ -72,7 +72,7 @@ mod tls_hello;
 pub use app_proto::AppProto;
 pub use database::{CacheDir, DatabaseError, DatabaseReport, DatabaseSource};
 pub use engine::{
-    ClassifyConfig, Classifier, CompiledSignatures, Decision, FlowClassification, LoadError,
+    Classifier, ClassifyConfig, CompiledSignatures, Decision, FlowClassification, LoadError,
     CONFLICT_INDICATOR, STARTTLS_INDICATOR,
 };
 pub use ports::{PortOverrideError, PortRegistry};

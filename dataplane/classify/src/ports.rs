@@ -96,18 +96,23 @@ impl PortRegistry {
             let proto = AppProto::from_name(name)
                 .filter(|p| *p != AppProto::Unknown)
                 .ok_or_else(|| invalid(name.clone(), "not a known app_proto".into()))?;
-            let entries = value
-                .as_table()
-                .ok_or_else(|| invalid(name.clone(), "must be a table with tcp/udp lists".into()))?;
+            let entries = value.as_table().ok_or_else(|| {
+                invalid(name.clone(), "must be a table with tcp/udp lists".into())
+            })?;
             for (key, list) in entries {
                 let target = match key.as_str() {
                     "tcp" => &mut next.tcp,
                     "udp" => &mut next.udp,
-                    _ => return Err(invalid(format!("{name}.{key}"), "only `tcp` and `udp` are allowed".into())),
+                    _ => {
+                        return Err(invalid(
+                            format!("{name}.{key}"),
+                            "only `tcp` and `udp` are allowed".into(),
+                        ))
+                    }
                 };
-                let items = list
-                    .as_array()
-                    .ok_or_else(|| invalid(format!("{name}.{key}"), "must be an array of ports".into()))?;
+                let items = list.as_array().ok_or_else(|| {
+                    invalid(format!("{name}.{key}"), "must be an array of ports".into())
+                })?;
                 let mut ports = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     let port = item
@@ -115,7 +120,10 @@ impl PortRegistry {
                         .and_then(|p| u16::try_from(p).ok())
                         .filter(|p| *p != 0)
                         .ok_or_else(|| {
-                            invalid(format!("{name}.{key}[{i}]"), format!("{item} is not a port (1..=65535)"))
+                            invalid(
+                                format!("{name}.{key}[{i}]"),
+                                format!("{item} is not a port (1..=65535)"),
+                            )
                         })?;
                     ports.push(port);
                 }
@@ -198,8 +206,11 @@ regex = '^[\xc0-\xff]'
     #[test]
     fn override_replaces_one_transport_list() {
         let mut r = registry();
-        r.apply_override_str(Path::new("ports.toml"), "[tls]\ntcp = [8443]\n[ssh]\ntcp = [22]\n")
-            .unwrap();
+        r.apply_override_str(
+            Path::new("ports.toml"),
+            "[tls]\ntcp = [8443]\n[ssh]\ntcp = [22]\n",
+        )
+        .unwrap();
         assert!(r.port_mismatch(AppProto::Tls, Transport::Tcp, 443));
         assert!(!r.port_mismatch(AppProto::Tls, Transport::Tcp, 8443));
         assert!(!r.port_mismatch(AppProto::Quic, Transport::Udp, 443));

@@ -22,6 +22,8 @@ pub struct ProbeContext {
 }
 
 /// A parser's answer.
+// Returned by value once per parser call; boxing `Meta` would allocate on every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Probe {
     /// The bytes are this protocol; `indicator` names the evidence (e.g. `ssh.banner`), `meta`

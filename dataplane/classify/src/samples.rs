@@ -96,7 +96,9 @@ fn extension_body(spec: &ClientHelloSpec, typ: u16) -> Vec<u8> {
         5 => b.extend_from_slice(&[1, 0, 0, 0, 0]),
         10 => {
             u16_len(&mut b, spec.groups.len() * 2);
-            spec.groups.iter().for_each(|g| b.extend_from_slice(&g.to_be_bytes()));
+            spec.groups
+                .iter()
+                .for_each(|g| b.extend_from_slice(&g.to_be_bytes()));
         }
         11 => {
             b.push(u8::try_from(spec.point_formats.len()).expect("fits"));
@@ -104,7 +106,9 @@ fn extension_body(spec: &ClientHelloSpec, typ: u16) -> Vec<u8> {
         }
         13 => {
             u16_len(&mut b, spec.sig_algs.len() * 2);
-            spec.sig_algs.iter().for_each(|s| b.extend_from_slice(&s.to_be_bytes()));
+            spec.sig_algs
+                .iter()
+                .for_each(|s| b.extend_from_slice(&s.to_be_bytes()));
         }
         16 => {
             let list: usize = spec.alpns.iter().map(|a| a.len() + 1).sum();
@@ -147,7 +151,9 @@ fn client_hello_body(spec: &ClientHelloSpec, dtls: bool) -> Vec<u8> {
         b.push(0);
     }
     u16_len(&mut b, spec.ciphers.len() * 2);
-    spec.ciphers.iter().for_each(|c| b.extend_from_slice(&c.to_be_bytes()));
+    spec.ciphers
+        .iter()
+        .for_each(|c| b.extend_from_slice(&c.to_be_bytes()));
     b.extend_from_slice(&[1, 0]);
     let mut exts = Vec::new();
     for &t in &spec.extensions {

@@ -203,12 +203,19 @@ fn port_list(
     let mut seen = BTreeSet::new();
     let mut out = Vec::with_capacity(raw.len());
     for (i, p) in raw.into_iter().enumerate() {
-        let port = u16::try_from(p)
-            .ok()
-            .filter(|&p| p != 0)
-            .ok_or_else(|| invalid(file, format!("{field}[{i}]"), format!("{p} is not a port (1..=65535)")))?;
+        let port = u16::try_from(p).ok().filter(|&p| p != 0).ok_or_else(|| {
+            invalid(
+                file,
+                format!("{field}[{i}]"),
+                format!("{p} is not a port (1..=65535)"),
+            )
+        })?;
         if !seen.insert(port) {
-            return Err(invalid(file, format!("{field}[{i}]"), format!("duplicate port {port}")));
+            return Err(invalid(
+                file,
+                format!("{field}[{i}]"),
+                format!("duplicate port {port}"),
+            ));
         }
         out.push(port);
     }
@@ -224,7 +231,13 @@ pub fn parse_signature(file: &Path, text: &str) -> Result<Signature, SignatureEr
     })?;
     let app_proto = AppProto::from_name(&raw.name)
         .filter(|p| *p != AppProto::Unknown)
-        .ok_or_else(|| invalid(file, "name", format!("`{}` is not a known app_proto", raw.name)))?;
+        .ok_or_else(|| {
+            invalid(
+                file,
+                "name",
+                format!("`{}` is not a known app_proto", raw.name),
+            )
+        })?;
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
     if stem != raw.name {
         return Err(invalid(
@@ -234,7 +247,11 @@ pub fn parse_signature(file: &Path, text: &str) -> Result<Signature, SignatureEr
         ));
     }
     if raw.transport.is_empty() {
-        return Err(invalid(file, "transport", "must list \"tcp\" and/or \"udp\""));
+        return Err(invalid(
+            file,
+            "transport",
+            "must list \"tcp\" and/or \"udp\"",
+        ));
     }
     let mut transports = Vec::new();
     for t in &raw.transport {
@@ -251,7 +268,10 @@ pub fn parse_signature(file: &Path, text: &str) -> Result<Signature, SignatureEr
         invalid(
             file,
             "parser",
-            format!("no parser `{}` is registered in protocols/mod.rs", raw.parser),
+            format!(
+                "no parser `{}` is registered in protocols/mod.rs",
+                raw.parser
+            ),
         )
     })?;
     let probe_cost = match raw.probe_cost {
@@ -285,7 +305,11 @@ pub fn parse_signature(file: &Path, text: &str) -> Result<Signature, SignatureEr
             ));
         }
         if p.regex.contains('\0') {
-            return Err(invalid(file, format!("pattern[{i}].regex"), "contains a NUL character"));
+            return Err(invalid(
+                file,
+                format!("pattern[{i}].regex"),
+                "contains a NUL character",
+            ));
         }
         patterns.push(PatternSpec {
             direction: p.direction,
@@ -297,15 +321,29 @@ pub fn parse_signature(file: &Path, text: &str) -> Result<Signature, SignatureEr
         let p = AppProto::from_name(o)
             .filter(|p| *p != AppProto::Unknown && *p != app_proto)
             .ok_or_else(|| {
-                invalid(file, format!("overrides[{i}]"), format!("`{o}` is not another known app_proto"))
+                invalid(
+                    file,
+                    format!("overrides[{i}]"),
+                    format!("`{o}` is not another known app_proto"),
+                )
             })?;
         overrides.push(p);
     }
     let (tcp_ports, udp_ports) = match raw.ports {
         None => (Vec::new(), Vec::new()),
         Some(ports) => (
-            port_list(file, "ports.tcp", ports.tcp, transports.contains(&Transport::Tcp))?,
-            port_list(file, "ports.udp", ports.udp, transports.contains(&Transport::Udp))?,
+            port_list(
+                file,
+                "ports.tcp",
+                ports.tcp,
+                transports.contains(&Transport::Tcp),
+            )?,
+            port_list(
+                file,
+                "ports.udp",
+                ports.udp,
+                transports.contains(&Transport::Udp),
+            )?,
         ),
     };
     Ok(Signature {
@@ -368,12 +406,20 @@ pub fn from_texts(
             return Err(invalid(
                 &path,
                 "name",
-                format!("`{}` is also defined in {}", sig.app_proto, prev.file.display()),
+                format!(
+                    "`{}` is also defined in {}",
+                    sig.app_proto,
+                    prev.file.display()
+                ),
             ));
         }
         signatures.push(sig);
         if signatures.len() > MAX_SIGNATURES {
-            return Err(invalid(&path, "name", format!("more than {MAX_SIGNATURES} signature files")));
+            return Err(invalid(
+                &path,
+                "name",
+                format!("more than {MAX_SIGNATURES} signature files"),
+            ));
         }
     }
     for sig in &signatures {
@@ -426,13 +472,19 @@ regex = '^\x16\x03[\x00-\x04]..\x01'
     #[test]
     fn errors_name_file_and_field() {
         let e = err(&TLS.replace("tcp = [443]", "tcp = [70000]"));
-        assert!(e.contains("sig/tls.toml") && e.contains("ports.tcp[0]"), "{e}");
+        assert!(
+            e.contains("sig/tls.toml") && e.contains("ports.tcp[0]"),
+            "{e}"
+        );
         let e = err(&TLS.replace("regex = '^", "regex = '"));
         assert!(e.contains("pattern[0].regex"), "{e}");
         let e = err(&TLS.replace("parser = \"tls\"", "parser = \"nope\""));
         assert!(e.contains("`parser`"), "{e}");
         let e = err(&TLS.replace("first_speaker", "first_speakr"));
-        assert!(e.contains("sig/tls.toml") && e.contains("first_speakr"), "{e}");
+        assert!(
+            e.contains("sig/tls.toml") && e.contains("first_speakr"),
+            "{e}"
+        );
         let e = err(&TLS.replace("tcp = [443]", "udp = [443]"));
         assert!(e.contains("ports.udp"), "{e}");
         let e = err(&TLS.replace("name = \"tls\"", "name = \"http\""));

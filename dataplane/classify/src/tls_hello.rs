@@ -126,13 +126,11 @@ impl ClientHelloFields {
                 continue;
             };
             match ext {
-                TlsExtension::SNI(names) => {
-                    if f.sni.is_none() {
-                        f.sni = names
-                            .iter()
-                            .find(|(t, _)| t.0 == 0)
-                            .map(|(_, name)| name_string(name));
-                    }
+                TlsExtension::SNI(names) if f.sni.is_none() => {
+                    f.sni = names
+                        .iter()
+                        .find(|(t, _)| t.0 == 0)
+                        .map(|(_, name)| name_string(name));
                 }
                 TlsExtension::ALPN(protos) => {
                     if f.first_alpn_raw.is_none() {

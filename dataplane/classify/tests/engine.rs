@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use portolan_classify::samples::{self, ClientHelloSpec};
 use portolan_classify::{
-    AppProto, AppRecord, CacheDir, ClassifyConfig, Classifier, CompiledSignatures, DatabaseSource,
+    AppProto, AppRecord, CacheDir, Classifier, ClassifyConfig, CompiledSignatures, DatabaseSource,
     FlowClassification, ProbeContext, CONFLICT_INDICATOR, STARTTLS_INDICATOR,
 };
 use portolan_packet::Transport;
@@ -53,12 +53,17 @@ fn tls_client_hello_split_over_two_segments_then_server_hello() {
     let tcp_c = ctx(Transport::Tcp, true);
     assert_eq!(flow.observe(&mut c, &tcp_c, a), None);
     assert!(!flow.is_decided());
-    let d = flow.observe(&mut c, &tcp_c, b).expect("decided on the second segment");
+    let d = flow
+        .observe(&mut c, &tcp_c, b)
+        .expect("decided on the second segment");
     assert_eq!(d.app_proto, AppProto::Tls);
     assert!(!d.swap_roles);
     let tls = flow.tls().unwrap();
     assert_eq!(tls.sni.as_deref(), Some("mdm.example.com"));
-    assert_eq!(tls.ja4.as_deref(), Some("t13d1516h2_8daaf6152771_d8a2da3f94cd"));
+    assert_eq!(
+        tls.ja4.as_deref(),
+        Some("t13d1516h2_8daaf6152771_d8a2da3f94cd")
+    );
 
     let sh = samples::tls_server_hello_record(0x1302, Some(0x0304));
     assert_eq!(flow.observe(&mut c, &ctx(Transport::Tcp, false), &sh), None);
@@ -72,7 +77,10 @@ fn tls_client_hello_split_over_two_segments_then_server_hello() {
     assert_eq!(rec["app_proto"], "tls");
     assert_eq!(rec["port_mismatch"], true);
     assert_eq!(rec["tls"]["sni"], "mdm.example.com");
-    assert_eq!(rec["tls"]["ja3"]["hash"], "98487aa16281980e7d1120d399efb6a4");
+    assert_eq!(
+        rec["tls"]["ja3"]["hash"],
+        "98487aa16281980e7d1120d399efb6a4"
+    );
     assert_eq!(rec["tls"]["client_alpns"][0], "h2");
     let rec = AppRecord::from_flow(&flow, &ports, Transport::Tcp, 443).to_json_map();
     assert_eq!(rec["port_mismatch"], false);
@@ -92,7 +100,10 @@ fn client_hello_from_the_server_side_swaps_roles() {
     // server's ServerHello now comes from the server side.
     let sh = samples::tls_server_hello_record(0xc02f, None);
     flow.observe(&mut c, &ctx(Transport::Tcp, false), &sh);
-    assert_eq!(flow.tls().unwrap().server_version.as_deref(), Some("TLS 1.2"));
+    assert_eq!(
+        flow.tls().unwrap().server_version.as_deref(),
+        Some("TLS 1.2")
+    );
 }
 
 #[test]
@@ -118,7 +129,10 @@ fn http_request_and_response() {
     assert_eq!(rec["http"]["http_user_agent"], "MDM/1.0 CFNetwork");
     assert_eq!(rec["http"]["status"], 200);
     assert_eq!(rec["port_mismatch"], false);
-    assert_eq!(rec["indicators"], serde_json::json!(["http.request", "http.response"]));
+    assert_eq!(
+        rec["indicators"],
+        serde_json::json!(["http.request", "http.response"])
+    );
 }
 
 #[test]
@@ -127,12 +141,19 @@ fn http_request_split_mid_header() {
     let mut flow = FlowClassification::default();
     let tcp = ctx(Transport::Tcp, true);
     assert_eq!(
-        flow.observe(&mut c, &tcp, b"GET / HTTP/1.1\r\nHost: a.example\r\nUser-Agent: Moz"),
+        flow.observe(
+            &mut c,
+            &tcp,
+            b"GET / HTTP/1.1\r\nHost: a.example\r\nUser-Agent: Moz"
+        ),
         None
     );
     let d = flow.observe(&mut c, &tcp, b"illa/5.0\r\n\r\n").unwrap();
     assert_eq!(d.app_proto, AppProto::Http);
-    assert_eq!(flow.http().unwrap().http_user_agent.as_deref(), Some("Mozilla/5.0"));
+    assert_eq!(
+        flow.http().unwrap().http_user_agent.as_deref(),
+        Some("Mozilla/5.0")
+    );
 }
 
 #[test]
@@ -153,7 +174,10 @@ fn quic_client_hello_over_two_datagrams() {
     assert_eq!(q.version.as_deref(), Some("v1"));
     let rec = AppRecord::from_flow(&flow, &c.signatures().port_registry(), Transport::Udp, 4433)
         .to_json_map();
-    assert_eq!(rec["quic"]["client_alpns"], serde_json::json!(["h2", "http/1.1"]));
+    assert_eq!(
+        rec["quic"]["client_alpns"],
+        serde_json::json!(["h2", "http/1.1"])
+    );
     assert_eq!(rec["port_mismatch"], true);
 }
 
@@ -161,7 +185,9 @@ fn quic_client_hello_over_two_datagrams() {
 fn rfc_quic_vectors_through_the_engine() {
     for file in ["rfc9001_client_initial.hex", "rfc9369_client_initial.hex"] {
         let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors").join(file),
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/vectors")
+                .join(file),
         )
         .unwrap();
         let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
@@ -171,7 +197,9 @@ fn rfc_quic_vectors_through_the_engine() {
             .collect();
         let mut c = classifier();
         let mut flow = FlowClassification::default();
-        let d = flow.observe(&mut c, &ctx(Transport::Udp, true), &pkt).unwrap();
+        let d = flow
+            .observe(&mut c, &ctx(Transport::Udp, true), &pkt)
+            .unwrap();
         assert_eq!(d.app_proto, AppProto::Quic, "{file}");
         assert_eq!(flow.quic().unwrap().sni.as_deref(), Some("example.com"));
     }
@@ -182,7 +210,9 @@ fn random_bytes_give_up_as_unknown_within_budget() {
     let cfg = ClassifyConfig::default();
     let mut c = Classifier::new(compiled(), cfg).unwrap();
     let mut flow = FlowClassification::default();
-    let junk: Vec<u8> = (0..700u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 | 0x80).collect();
+    let junk: Vec<u8> = (0..700u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 | 0x80)
+        .collect();
     let mut decision = None;
     for i in 0..(2 * cfg.max_packets) {
         if let Some(d) = flow.observe(&mut c, &ctx(Transport::Tcp, i % 2 == 0), &junk) {
@@ -195,7 +225,10 @@ fn random_bytes_give_up_as_unknown_within_budget() {
     assert!(!flow.wants_payload(&c));
     // Nothing changes after the final decision.
     let hello = samples::tls_client_hello_record(&ClientHelloSpec::minimal("late.example"));
-    assert_eq!(flow.observe(&mut c, &ctx(Transport::Tcp, true), &hello), None);
+    assert_eq!(
+        flow.observe(&mut c, &ctx(Transport::Tcp, true), &hello),
+        None
+    );
     assert_eq!(flow.app_proto(), AppProto::Unknown);
     let rec = AppRecord::from_flow(&flow, &c.signatures().port_registry(), Transport::Tcp, 443)
         .to_json_map();
@@ -240,19 +273,30 @@ fn conflicting_confirmations_stay_unknown() {
     let mut c = Classifier::new(Arc::new(sigs), ClassifyConfig::default()).unwrap();
     let mut flow = FlowClassification::default();
     let d = flow
-        .observe(&mut c, &ctx(Transport::Tcp, true), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .observe(
+            &mut c,
+            &ctx(Transport::Tcp, true),
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
         .unwrap();
     assert_eq!(d.app_proto, AppProto::Unknown);
     assert_eq!(flow.indicators(), &[CONFLICT_INDICATOR]);
 
     // With `overrides`, the more specific signature wins instead.
-    let rtsp = RTSP_AS_HTTP_SIG.replace("parser = \"http\"", "parser = \"http\"\noverrides = [\"http\"]");
+    let rtsp = RTSP_AS_HTTP_SIG.replace(
+        "parser = \"http\"",
+        "parser = \"http\"\noverrides = [\"http\"]",
+    );
     let dir = signature_dir(&[("http.toml", HTTP_SIG), ("rtsp.toml", &rtsp)]);
     let (sigs, _) = CompiledSignatures::load(dir.path(), &CacheDir::Disabled).unwrap();
     let mut c = Classifier::new(Arc::new(sigs), ClassifyConfig::default()).unwrap();
     let mut flow = FlowClassification::default();
     let d = flow
-        .observe(&mut c, &ctx(Transport::Tcp, true), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .observe(
+            &mut c,
+            &ctx(Transport::Tcp, true),
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
         .unwrap();
     assert_eq!(d.app_proto, AppProto::Rtsp);
 }
@@ -267,7 +311,11 @@ fn smtp_starttls_keeps_app_proto_and_adds_indicator() {
         .expect("the greeting decides smtp");
     assert_eq!(d.app_proto, AppProto::Smtp);
     flow.observe(&mut c, &cl, b"EHLO client.example\r\n");
-    flow.observe(&mut c, &sv, b"250-mail.example.com\r\n250-PIPELINING\r\n250 STARTTLS\r\n");
+    flow.observe(
+        &mut c,
+        &sv,
+        b"250-mail.example.com\r\n250-PIPELINING\r\n250 STARTTLS\r\n",
+    );
     flow.observe(&mut c, &cl, b"STARTTLS\r\n");
     flow.observe(&mut c, &sv, b"220 2.0.0 Ready to start TLS\r\n");
     assert!(!flow.indicators().contains(&STARTTLS_INDICATOR));
@@ -276,7 +324,11 @@ fn smtp_starttls_keeps_app_proto_and_adds_indicator() {
     flow.observe(&mut c, &cl, a);
     flow.observe(&mut c, &cl, b);
     assert_eq!(flow.app_proto(), AppProto::Smtp);
-    assert!(flow.indicators().contains(&STARTTLS_INDICATOR), "{:?}", flow.indicators());
+    assert!(
+        flow.indicators().contains(&STARTTLS_INDICATOR),
+        "{:?}",
+        flow.indicators()
+    );
     assert_eq!(flow.tls().unwrap().sni.as_deref(), Some("mail.example.com"));
     let rec = AppRecord::from_flow(&flow, &c.signatures().port_registry(), Transport::Tcp, 25)
         .to_json_map();
@@ -302,7 +354,9 @@ fn database_cache_is_written_reused_and_repaired() {
     let mut flow = FlowClassification::default();
     let hello = samples::tls_client_hello_record(&ClientHelloSpec::minimal("cache.example"));
     assert_eq!(
-        flow.observe(&mut c, &ctx(Transport::Tcp, true), &hello).unwrap().app_proto,
+        flow.observe(&mut c, &ctx(Transport::Tcp, true), &hello)
+            .unwrap()
+            .app_proto,
         AppProto::Tls
     );
 
@@ -336,5 +390,8 @@ fn bad_regex_error_names_file_and_field() {
     let e = CompiledSignatures::load(dir.path(), &CacheDir::Disabled)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("http.toml") && e.contains("pattern[0].regex"), "{e}");
+    assert!(
+        e.contains("http.toml") && e.contains("pattern[0].regex"),
+        "{e}"
+    );
 }

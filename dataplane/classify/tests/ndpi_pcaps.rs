@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use portolan_classify::{
-    AppProto, CacheDir, ClassifyConfig, Classifier, CompiledSignatures, FlowClassification,
+    AppProto, CacheDir, Classifier, ClassifyConfig, CompiledSignatures, FlowClassification,
     ProbeContext,
 };
 use portolan_packet::capture::CaptureReader;
@@ -39,9 +39,13 @@ fn expected(master: &str) -> Option<AppProto> {
 /// - RDP negotiating TLS after its X.224 connection request (nDPI: TLS; us: rdp);
 /// - WebRTC multiplexing STUN and DTLS on one 5-tuple, STUN first (nDPI: DTLS; us: stun).
 fn compatible(master: &str, got: AppProto, state: &FlowClassification) -> bool {
-    let starttls = state.indicators().contains(&portolan_classify::STARTTLS_INDICATOR);
+    let starttls = state
+        .indicators()
+        .contains(&portolan_classify::STARTTLS_INDICATOR);
     match (master, got) {
-        ("IMAPS", AppProto::Imap) | ("SMTPS", AppProto::Smtp) | ("POPS", AppProto::Pop3) => starttls,
+        ("IMAPS", AppProto::Imap) | ("SMTPS", AppProto::Smtp) | ("POPS", AppProto::Pop3) => {
+            starttls
+        }
         ("TLS", AppProto::Rdp) => true,
         ("DTLS", AppProto::Stun) => true,
         _ => false,
@@ -209,7 +213,11 @@ fn ndpi_captures_tls_http_quic() {
             };
             let got = flow.state.app_proto();
             if got == AppProto::Quic && std::env::var_os("PORTOLAN_DEBUG_QUIC").is_some() {
-                eprintln!("quic {pcap}: {:?} {:?}", flow.state.indicators(), flow.state.quic());
+                eprintln!(
+                    "quic {pcap}: {:?} {:?}",
+                    flow.state.indicators(),
+                    flow.state.quic()
+                );
             }
             if flow.state.indicators().contains(&"quic.initial") {
                 quic_initials += 1;
@@ -239,7 +247,11 @@ fn ndpi_captures_tls_http_quic() {
                 None => {
                     if matches!(
                         got,
-                        AppProto::Tls | AppProto::Http | AppProto::Quic | AppProto::Dtls | AppProto::Http2
+                        AppProto::Tls
+                            | AppProto::Http
+                            | AppProto::Quic
+                            | AppProto::Dtls
+                            | AppProto::Http2
                     ) {
                         false_positive.push(what);
                     }
@@ -265,12 +277,27 @@ fn ndpi_captures_tls_http_quic() {
     eprintln!("TLS ClientHellos: {hellos}, with JA4: {hello_ja4}");
     assert!(quic_initials >= 10 && quic_sni * 10 >= quic_initials * 7);
     assert!(hellos >= 300 && hello_ja4 == hellos);
-    assert!(false_positive.is_empty(), "{} flows labelled only by us", false_positive.len());
-    assert!(wrong.is_empty(), "{} flows got another protocol's label", wrong.len());
-    for (p, min_share) in [(AppProto::Tls, 0.95), (AppProto::Http, 0.95), (AppProto::Quic, 0.90)] {
+    assert!(
+        false_positive.is_empty(),
+        "{} flows labelled only by us",
+        false_positive.len()
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} flows got another protocol's label",
+        wrong.len()
+    );
+    for (p, min_share) in [
+        (AppProto::Tls, 0.95),
+        (AppProto::Http, 0.95),
+        (AppProto::Quic, 0.90),
+    ] {
         let (total, right, _) = score.get(&p).copied().unwrap_or_default();
         assert!(total > 10, "{p}: only {total} labelled flows found");
         let share = f64::from(right) / f64::from(total);
-        assert!(share >= min_share, "{p}: {right}/{total} = {share:.2} < {min_share}");
+        assert!(
+            share >= min_share,
+            "{p}: {right}/{total} = {share:.2} < {min_share}"
+        );
     }
 }

@@ -10,9 +10,31 @@ use proptest::prelude::*;
 
 /// The parsers this file covers (names as registered in `protocols::PARSERS`).
 const COVERED: &[&str] = &[
-    "ssh", "dns", "mdns", "llmnr", "smtp", "imap", "pop3", "ftp", "mqtt", "xmpp", "rtsp", "sip",
-    "stun", "openvpn", "wireguard", "ike", "socks", "irc", "bittorrent", "telnet", "rdp", "smb",
-    "ntp", "dhcp", "ldap",
+    "ssh",
+    "dns",
+    "mdns",
+    "llmnr",
+    "smtp",
+    "imap",
+    "pop3",
+    "ftp",
+    "mqtt",
+    "xmpp",
+    "rtsp",
+    "sip",
+    "stun",
+    "openvpn",
+    "wireguard",
+    "ike",
+    "socks",
+    "irc",
+    "bittorrent",
+    "telnet",
+    "rdp",
+    "smb",
+    "ntp",
+    "dhcp",
+    "ldap",
 ];
 
 /// One payload as seen at the start of a flow direction.
@@ -24,14 +46,31 @@ struct Sample {
 }
 
 fn s(proto: &'static str, transport: Transport, from_client: bool, bytes: &[u8]) -> Sample {
-    Sample { proto, transport, from_client, bytes: bytes.to_vec() }
+    Sample {
+        proto,
+        transport,
+        from_client,
+        bytes: bytes.to_vec(),
+    }
 }
 
 fn ctx(transport: Transport, from_client: bool) -> ProbeContext {
-    ProbeContext { transport, from_client, client_port: 49152, server_port: 40000, packet_index: 0 }
+    ProbeContext {
+        transport,
+        from_client,
+        client_port: 49152,
+        server_port: 40000,
+        packet_index: 0,
+    }
 }
 
-fn dns_message(id: u16, flags: u16, questions: &[(&str, u16, u16)], answers: &[u8], an: u16) -> Vec<u8> {
+fn dns_message(
+    id: u16,
+    flags: u16,
+    questions: &[(&str, u16, u16)],
+    answers: &[u8],
+    an: u16,
+) -> Vec<u8> {
     let mut m = Vec::new();
     for v in [id, flags, questions.len() as u16, an, 0, 0] {
         m.extend_from_slice(&v.to_be_bytes());
@@ -63,7 +102,9 @@ fn ldap_bind() -> Vec<u8> {
 
 fn samples() -> Vec<Sample> {
     use Transport::{Tcp, Udp};
-    let a_answer = [0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 93, 184, 216, 34];
+    let a_answer = [
+        0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 93, 184, 216, 34,
+    ];
     let dns_q = dns_message(0xbeef, 0x0100, &[("www.example.com", 1, 1)], &[], 0);
     let mut dns_tcp = (dns_q.len() as u16).to_be_bytes().to_vec();
     dns_tcp.extend_from_slice(&dns_q);
@@ -74,7 +115,9 @@ fn samples() -> Vec<Sample> {
     mdns_answer.extend_from_slice(&[0, 0, 1, 0x80, 1, 0, 0, 0, 120, 0, 4, 192, 168, 1, 20]);
 
     let mut stun = vec![0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42];
-    stun.extend_from_slice(&[0x6b, 0x31, 0x9e, 0x02, 0x47, 0xaa, 0x10, 0x3c, 0x55, 0x01, 0xfe, 0x77]);
+    stun.extend_from_slice(&[
+        0x6b, 0x31, 0x9e, 0x02, 0x47, 0xaa, 0x10, 0x3c, 0x55, 0x01, 0xfe, 0x77,
+    ]);
     stun.extend_from_slice(&[0x80, 0x28, 0x00, 0x04, 0x1c, 0x2b, 0x3a, 0x49]);
 
     let mut ovpn = vec![0x38, 0x91, 0x2e, 0x4c, 0x07, 0xd3, 0x5a, 0x66, 0x1f];
@@ -85,7 +128,9 @@ fn samples() -> Vec<Sample> {
     let mut wg_init = vec![1, 0, 0, 0, 0x8d, 0x2f, 0x11, 0x6a];
     wg_init.extend((0..140u32).map(|i| (i * 37 + 11) as u8));
 
-    let mut ike = vec![0x71, 0x3c, 0x09, 0xaa, 0x52, 0x10, 0xe4, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut ike = vec![
+        0x71, 0x3c, 0x09, 0xaa, 0x52, 0x10, 0xe4, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
     ike.extend_from_slice(&[33, 0x20, 34, 0x08, 0, 0, 0, 0, 0, 0, 0, 0]);
     ike.extend_from_slice(&[40, 0, 0, 48]);
     ike.extend((0..44u32).map(|i| (i * 7) as u8));
@@ -101,7 +146,8 @@ fn samples() -> Vec<Sample> {
     bt.extend((0..20u8).map(|i| i.wrapping_mul(29)));
     bt.extend_from_slice(b"-TR3000-a1b2c3d4e5f6");
 
-    let mut rdp = b"\x03\x00\x00\x2f\x2a\xe0\x00\x00\x00\x00\x00Cookie: mstshash=administrator\r\n".to_vec();
+    let mut rdp =
+        b"\x03\x00\x00\x2f\x2a\xe0\x00\x00\x00\x00\x00Cookie: mstshash=administrator\r\n".to_vec();
     rdp.extend_from_slice(b"\x01\x00\x08\x00\x03\x00\x00\x00");
     let rdp_len = rdp.len();
     rdp[3] = rdp_len as u8;
@@ -118,7 +164,9 @@ fn samples() -> Vec<Sample> {
     ntp_client[3] = 0xe9;
     ntp_client.resize(40, 0);
     ntp_client.extend_from_slice(&[0xea, 0x8b, 0x1c, 0x2d, 0x3e, 0x4f, 0x50, 0x61]);
-    let mut ntp_server = vec![0x24, 0x02, 0x03, 0xe8, 0, 0, 0x02, 0x10, 0, 0, 0x05, 0x20, 0x0a, 0, 0, 1];
+    let mut ntp_server = vec![
+        0x24, 0x02, 0x03, 0xe8, 0, 0, 0x02, 0x10, 0, 0, 0x05, 0x20, 0x0a, 0, 0, 1,
+    ];
     for _ in 0..4 {
         ntp_server.extend_from_slice(&[0xea, 0x8b, 0x1c, 0x2d, 0x3e, 0x4f, 0x50, 0x61]);
     }
@@ -130,6 +178,14 @@ fn samples() -> Vec<Sample> {
     dhcp.extend_from_slice(&[0x63, 0x82, 0x53, 0x63, 53, 1, 3, 12, 6]);
     dhcp.extend_from_slice(b"iPhone");
     dhcp.extend_from_slice(&[55, 4, 1, 3, 6, 15, 255]);
+
+    let mut rdp_udp_syn = vec![
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x40, 0x18, 0x01, 0x5e, 0x11, 0x07, 0x93, 0x04, 0xd0, 0x04,
+        0xd0,
+    ];
+    rdp_udp_syn.resize(1232, 0);
+    let mut ntp_monlist = vec![0x97, 0x00, 0x03, 0x2a, 0x00, 0x03, 0x00, 0x48];
+    ntp_monlist.extend((0..3 * 72u32).map(|i| (i % 251) as u8));
 
     vec![
         s("ssh", Tcp, true, b"SSH-2.0-OpenSSH_9.6\r\n"),
@@ -178,6 +234,10 @@ fn samples() -> Vec<Sample> {
         s("ntp", Udp, true, &ntp_client),
         s("ntp", Udp, false, &ntp_server),
         s("dhcp", Udp, true, &dhcp),
+        s("xmpp", Tcp, true, b"<iq type='get' id='purple9f2' to='conference.example.lan'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>"),
+        s("bittorrent", Udp, true, b"BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 6881\r\nInfohash: 5d4c3b2a19080706050403020100ffeeddccbbaa\r\n\r\n\r\n"),
+        s("rdp", Udp, true, &rdp_udp_syn),
+        s("ntp", Udp, false, &ntp_monlist),
         s("ldap", Tcp, true, &ldap_bind()),
         s("ldap", Udp, true, &ldap_bind()),
     ]
@@ -187,7 +247,9 @@ fn samples() -> Vec<Sample> {
 /// confirm them.
 fn foreign() -> Vec<(Transport, Vec<u8>)> {
     use Transport::{Tcp, Udp};
-    let mut tls = vec![0x16, 0x03, 0x01, 0x00, 0x2f, 0x01, 0x00, 0x00, 0x2b, 0x03, 0x03];
+    let mut tls = vec![
+        0x16, 0x03, 0x01, 0x00, 0x2f, 0x01, 0x00, 0x00, 0x2b, 0x03, 0x03,
+    ];
     tls.extend((0..32u8).map(|i| i.wrapping_mul(7)));
     tls.extend_from_slice(&[0x00, 0x00, 0x02, 0x13, 0x01, 0x01, 0x00, 0x00, 0x00]);
     let mut quic = vec![0xc3, 0x00, 0x00, 0x00, 0x01, 0x08];
@@ -227,14 +289,18 @@ fn foreign() -> Vec<(Transport, Vec<u8>)> {
     ]
 }
 
-fn covered() -> impl Iterator<Item = &'static (&'static str, portolan_classify::protocols::ProbeFn)> {
+fn covered() -> impl Iterator<Item = &'static (&'static str, portolan_classify::protocols::ProbeFn)>
+{
     PARSERS.iter().filter(|(n, _)| COVERED.contains(n))
 }
 
 #[test]
 fn every_covered_parser_is_registered() {
     for name in COVERED {
-        assert!(PARSERS.iter().any(|(n, _)| n == name), "parser {name} is not in protocols::PARSERS");
+        assert!(
+            PARSERS.iter().any(|(n, _)| n == name),
+            "parser {name} is not in protocols::PARSERS"
+        );
     }
 }
 
@@ -247,10 +313,16 @@ fn each_sample_is_confirmed_by_its_parser_only() {
             let got = probe(&c, &sample.bytes);
             let matched = matches!(got, Probe::Match { .. });
             if *name == sample.proto && !matched {
-                failures.push(format!("{}: own parser answered {got:?} for {:?}", sample.proto, sample.bytes));
+                failures.push(format!(
+                    "{}: own parser answered {got:?} for {:?}",
+                    sample.proto, sample.bytes
+                ));
             }
             if *name != sample.proto && matched {
-                failures.push(format!("{} sample also confirmed by {name}: {got:?}", sample.proto));
+                failures.push(format!(
+                    "{} sample also confirmed by {name}: {got:?}",
+                    sample.proto
+                ));
             }
         }
     }
@@ -265,7 +337,10 @@ fn foreign_payloads_are_confirmed_by_none() {
             for (name, probe) in covered() {
                 let got = probe(&ctx(transport, from_client), &bytes);
                 if matches!(got, Probe::Match { .. }) {
-                    failures.push(format!("{name} confirmed foreign bytes {:?}: {got:?}", &bytes[..bytes.len().min(24)]));
+                    failures.push(format!(
+                        "{name} confirmed foreign bytes {:?}: {got:?}",
+                        &bytes[..bytes.len().min(24)]
+                    ));
                 }
             }
         }
@@ -287,7 +362,11 @@ fn pseudo_random_payloads_are_confirmed_by_none() {
     for _ in 0..3000 {
         let len = 16 + (next() % 600) as usize;
         let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-        let transport = if next() % 2 == 0 { Transport::Tcp } else { Transport::Udp };
+        let transport = if next() % 2 == 0 {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
         for (name, probe) in covered() {
             if let m @ Probe::Match { .. } = probe(&ctx(transport, true), &bytes) {
                 hits.push(format!("{name}: {m:?} on {:?}", &bytes[..16]));
@@ -298,15 +377,20 @@ fn pseudo_random_payloads_are_confirmed_by_none() {
 }
 
 fn any_ctx() -> impl Strategy<Value = ProbeContext> {
-    (any::<bool>(), any::<bool>(), any::<u16>(), any::<u16>(), 0u32..8).prop_map(|(tcp, from_client, cp, sp, idx)| {
-        ProbeContext {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        any::<u16>(),
+        any::<u16>(),
+        0u32..8,
+    )
+        .prop_map(|(tcp, from_client, cp, sp, idx)| ProbeContext {
             transport: if tcp { Transport::Tcp } else { Transport::Udp },
             from_client,
             client_port: cp,
             server_port: sp,
             packet_index: idx,
-        }
-    })
+        })
 }
 
 proptest! {

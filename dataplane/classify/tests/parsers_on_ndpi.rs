@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use portolan_classify::protocols::PARSERS;
 use portolan_classify::{
-    AppProto, CacheDir, ClassifyConfig, Classifier, CompiledSignatures, FlowClassification, Probe,
+    AppProto, CacheDir, Classifier, ClassifyConfig, CompiledSignatures, FlowClassification, Probe,
     ProbeContext,
 };
 use portolan_packet::capture::CaptureReader;
@@ -33,12 +33,32 @@ const MAX_BYTES: usize = 4096;
 
 /// nDPI master (or app) name → our parser name.
 const NDPI_NAMES: &[(&str, &str)] = &[
-    ("SSH", "ssh"), ("DNS", "dns"), ("MDNS", "mdns"), ("LLMNR", "llmnr"), ("SMTP", "smtp"),
-    ("IMAP", "imap"), ("POP3", "pop3"), ("FTP_CONTROL", "ftp"), ("MQTT", "mqtt"),
-    ("Jabber", "xmpp"), ("RTSP", "rtsp"), ("SIP", "sip"), ("STUN", "stun"),
-    ("OpenVPN", "openvpn"), ("WireGuard", "wireguard"), ("IPSec", "ike"), ("SOCKS", "socks"),
-    ("IRC", "irc"), ("BitTorrent", "bittorrent"), ("Telnet", "telnet"), ("RDP", "rdp"),
-    ("SMBv1", "smb"), ("SMBv23", "smb"), ("NTP", "ntp"), ("DHCP", "dhcp"), ("DHCPV6", "dhcp"),
+    ("SSH", "ssh"),
+    ("DNS", "dns"),
+    ("MDNS", "mdns"),
+    ("LLMNR", "llmnr"),
+    ("SMTP", "smtp"),
+    ("IMAP", "imap"),
+    ("POP3", "pop3"),
+    ("FTP_CONTROL", "ftp"),
+    ("MQTT", "mqtt"),
+    ("Jabber", "xmpp"),
+    ("RTSP", "rtsp"),
+    ("SIP", "sip"),
+    ("STUN", "stun"),
+    ("OpenVPN", "openvpn"),
+    ("WireGuard", "wireguard"),
+    ("IPSec", "ike"),
+    ("SOCKS", "socks"),
+    ("IRC", "irc"),
+    ("BitTorrent", "bittorrent"),
+    ("Telnet", "telnet"),
+    ("RDP", "rdp"),
+    ("SMBv1", "smb"),
+    ("SMBv23", "smb"),
+    ("NTP", "ntp"),
+    ("DHCP", "dhcp"),
+    ("DHCPV6", "dhcp"),
     ("LDAP", "ldap"),
 ];
 
@@ -50,18 +70,60 @@ const NDPI_NAMES: &[(&str, &str)] = &[
 /// * xmpp: 5 flows to port 5223 in `jabber.pcap` use a proprietary binary framing, not XMPP.
 /// * rdp: one RDP-UDP flow starts after its SYN exchange (nothing but ciphertext left).
 const FLOORS: &[(&str, u32)] = &[
-    ("bittorrent", 100), ("dhcp", 100), ("dns", 100), ("ftp", 100), ("ike", 100), ("imap", 100),
-    ("irc", 100), ("ldap", 100), ("llmnr", 100), ("mdns", 100), ("mqtt", 100), ("ntp", 100),
-    ("openvpn", 100), ("pop3", 100), ("rdp", 75), ("rtsp", 100), ("sip", 100), ("smb", 40),
-    ("smtp", 100), ("socks", 100), ("ssh", 100), ("stun", 100), ("telnet", 100),
-    ("wireguard", 100), ("xmpp", 58),
+    ("bittorrent", 100),
+    ("dhcp", 100),
+    ("dns", 100),
+    ("ftp", 100),
+    ("ike", 100),
+    ("imap", 100),
+    ("irc", 100),
+    ("ldap", 100),
+    ("llmnr", 100),
+    ("mdns", 100),
+    ("mqtt", 100),
+    ("ntp", 100),
+    ("openvpn", 100),
+    ("pop3", 100),
+    ("rdp", 75),
+    ("rtsp", 100),
+    ("sip", 100),
+    ("smb", 40),
+    ("smtp", 100),
+    ("socks", 100),
+    ("ssh", 100),
+    ("stun", 100),
+    ("telnet", 100),
+    ("wireguard", 100),
+    ("xmpp", 58),
 ];
 
 /// The covered parsers (same list as `parsers_cross.rs`).
 const COVERED: &[&str] = &[
-    "ssh", "dns", "mdns", "llmnr", "smtp", "imap", "pop3", "ftp", "mqtt", "xmpp", "rtsp", "sip",
-    "stun", "openvpn", "wireguard", "ike", "socks", "irc", "bittorrent", "telnet", "rdp", "smb",
-    "ntp", "dhcp", "ldap",
+    "ssh",
+    "dns",
+    "mdns",
+    "llmnr",
+    "smtp",
+    "imap",
+    "pop3",
+    "ftp",
+    "mqtt",
+    "xmpp",
+    "rtsp",
+    "sip",
+    "stun",
+    "openvpn",
+    "wireguard",
+    "ike",
+    "socks",
+    "irc",
+    "bittorrent",
+    "telnet",
+    "rdp",
+    "smb",
+    "ntp",
+    "dhcp",
+    "ldap",
 ];
 
 fn shared_dir() -> PathBuf {
@@ -78,21 +140,45 @@ struct Label {
     ndpi: String,
 }
 
-/// Every DPI-confidence label: (pcap, transport, client, server, nDPI master, nDPI app).
-fn read_all_labels(dir: &Path) -> Vec<(String, Transport, (IpAddr, u16), (IpAddr, u16), String, String)> {
+/// An IP address and port.
+type Endpoint = (IpAddr, u16);
+
+/// A DPI-confidence label of any protocol: pcap, transport, client, server, nDPI master and app.
+type AnyLabel = (String, Transport, Endpoint, Endpoint, String, String);
+
+/// Flows of one capture as the engine classified them, keyed by transport and sorted endpoints.
+type EngineFlows = HashMap<(Transport, Endpoint, Endpoint), EngineFlow>;
+
+/// Every DPI-confidence label, whatever its protocol.
+fn read_all_labels(dir: &Path) -> Vec<AnyLabel> {
     let text = std::fs::read_to_string(dir.join("labels.tsv")).expect("labels.tsv is readable");
     let mut out = Vec::new();
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split('\t').collect();
-        let [pcap, l4, cip, cport, sip, sport, master, app, _risk, confidence, ..] = f[..] else { continue };
+        let [pcap, l4, cip, cport, sip, sport, master, app, _risk, confidence, ..] = f[..] else {
+            continue;
+        };
         if !confidence.starts_with("DPI") {
             continue;
         }
-        let transport = if l4 == "TCP" { Transport::Tcp } else { Transport::Udp };
-        let (Ok(cip), Ok(cport), Ok(sip), Ok(sport)) = (cip.parse(), cport.parse(), sip.parse(), sport.parse()) else {
+        let transport = if l4 == "TCP" {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
+        let (Ok(cip), Ok(cport), Ok(sip), Ok(sport)) =
+            (cip.parse(), cport.parse(), sip.parse(), sport.parse())
+        else {
             continue;
         };
-        out.push((pcap.to_string(), transport, (cip, cport), (sip, sport), master.to_string(), app.to_string()));
+        out.push((
+            pcap.to_string(),
+            transport,
+            (cip, cport),
+            (sip, sport),
+            master.to_string(),
+            app.to_string(),
+        ));
     }
     out
 }
@@ -102,14 +188,24 @@ fn read_labels(dir: &Path) -> Vec<Label> {
     let mut out = Vec::new();
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split('\t').collect();
-        let [pcap, l4, cip, cport, sip, sport, master, app, _risk, confidence, ..] = f[..] else { continue };
+        let [pcap, l4, cip, cport, sip, sport, master, app, _risk, confidence, ..] = f[..] else {
+            continue;
+        };
         if !confidence.starts_with("DPI") {
             continue; // "Match by port/IP" and "Unknown" are guesses, not payload ground truth.
         }
-        let name = NDPI_NAMES.iter().find(|(n, _)| *n == master || (*n == app && master == "NetBIOS"));
+        let name = NDPI_NAMES
+            .iter()
+            .find(|(n, _)| *n == master || (*n == app && master == "NetBIOS"));
         let Some((ndpi, proto)) = name else { continue };
-        let transport = if l4 == "TCP" { Transport::Tcp } else { Transport::Udp };
-        let (Ok(cip), Ok(cport), Ok(sip), Ok(sport)) = (cip.parse(), cport.parse(), sip.parse(), sport.parse()) else {
+        let transport = if l4 == "TCP" {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
+        let (Ok(cip), Ok(cport), Ok(sip), Ok(sport)) =
+            (cip.parse(), cport.parse(), sip.parse(), sport.parse())
+        else {
             continue;
         };
         out.push(Label {
@@ -134,10 +230,14 @@ struct Direction {
 /// Payload-carrying packets of the labelled flows of one capture: (label index, from_client).
 fn collect(path: &Path, labels: &[(usize, &Label)]) -> HashMap<(usize, bool), Direction> {
     let mut out: HashMap<(usize, bool), Direction> = HashMap::new();
-    let Ok(mut reader) = CaptureReader::open(path) else { return out };
+    let Ok(mut reader) = CaptureReader::open(path) else {
+        return out;
+    };
     let link = reader.info().link_type;
     while let Ok(Some(rec)) = reader.next_record() {
-        let Ok(p) = portolan_packet::parse(link, &rec.data) else { continue };
+        let Ok(p) = portolan_packet::parse(link, &rec.data) else {
+            continue;
+        };
         if p.payload.is_empty() {
             continue;
         }
@@ -170,11 +270,21 @@ fn collect(path: &Path, labels: &[(usize, &Label)]) -> HashMap<(usize, bool), Di
 }
 
 /// Parsers (covered ones) that confirm some probe of this direction.
-fn confirmations(transport: Transport, from_client: bool, dir: &Direction) -> BTreeMap<&'static str, &'static str> {
+fn confirmations(
+    transport: Transport,
+    from_client: bool,
+    dir: &Direction,
+) -> BTreeMap<&'static str, &'static str> {
     let mut found = BTreeMap::new();
     let mut stream: Vec<u8> = Vec::new();
     for (index, payload) in dir.packets.iter().enumerate() {
-        let ctx = ProbeContext { transport, from_client, client_port: 0, server_port: 0, packet_index: index as u32 };
+        let ctx = ProbeContext {
+            transport,
+            from_client,
+            client_port: 0,
+            server_port: 0,
+            packet_index: index as u32,
+        };
         let mut inputs: Vec<&[u8]> = vec![payload];
         if transport == Transport::Tcp && index > 0 && stream.len() < MAX_BYTES {
             stream.extend_from_slice(payload);
@@ -199,7 +309,10 @@ fn confirmations(transport: Transport, from_client: bool, dir: &Direction) -> BT
 fn parsers_confirm_labelled_ndpi_flows() {
     let dir = shared_dir();
     if !dir.join("labels.tsv").is_file() {
-        eprintln!("SKIPPED: shared nDPI captures not found at {} (needs /work/shared)", dir.display());
+        eprintln!(
+            "SKIPPED: shared nDPI captures not found at {} (needs /work/shared)",
+            dir.display()
+        );
         return;
     }
     let labels = read_labels(&dir);
@@ -228,29 +341,54 @@ fn parsers_confirm_labelled_ndpi_flows() {
             if seen.contains_key(l.proto) {
                 entry.1 += 1;
             } else if has_payload {
-                misses.push(format!("{pcap} {}:{} -> {}:{} ({}) nDPI {}", l.client.0, l.client.1, l.server.0, l.server.1, l.transport.eve_name(), l.ndpi));
+                misses.push(format!(
+                    "{pcap} {}:{} -> {}:{} ({}) nDPI {}",
+                    l.client.0,
+                    l.client.1,
+                    l.server.0,
+                    l.server.1,
+                    l.transport.eve_name(),
+                    l.ndpi
+                ));
             }
             let others: Vec<_> = seen.iter().filter(|(p, _)| **p != l.proto).collect();
             if !others.is_empty() {
                 entry.3 += 1;
-                wrong.push(format!("{pcap} {}:{} -> {}:{} nDPI {}: also confirmed {others:?}", l.client.0, l.client.1, l.server.0, l.server.1, l.ndpi));
+                wrong.push(format!(
+                    "{pcap} {}:{} -> {}:{} nDPI {}: also confirmed {others:?}",
+                    l.client.0, l.client.1, l.server.0, l.server.1, l.ndpi
+                ));
             }
         }
     }
-    println!("{:<11} {:>6} {:>10} {:>8} {:>8} {:>6}", "protocol", "flows", "w/payload", "hits", "rate%", "wrong");
+    println!(
+        "{:<11} {:>6} {:>10} {:>8} {:>8} {:>6}",
+        "protocol", "flows", "w/payload", "hits", "rate%", "wrong"
+    );
     for (proto, (flows, hits, payload, wrong_n)) in &stats {
-        let rate = if *payload > 0 { 100.0 * f64::from(*hits) / f64::from(*payload) } else { 0.0 };
+        let rate = if *payload > 0 {
+            100.0 * f64::from(*hits) / f64::from(*payload)
+        } else {
+            0.0
+        };
         println!("{proto:<11} {flows:>6} {payload:>10} {hits:>8} {rate:>8.1} {wrong_n:>6}");
     }
     println!("\nmissed flows (payload present, own parser never confirmed):");
     for m in &misses {
         println!("  {m}");
     }
-    assert!(wrong.is_empty(), "flows confirmed as another protocol:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "flows confirmed as another protocol:\n{}",
+        wrong.join("\n")
+    );
     for (proto, floor) in FLOORS {
         let (_, hits, payload, _) = stats.get(proto).copied().unwrap_or_default();
-        let rate = if payload > 0 { 100 * hits / payload } else { 0 };
-        assert!(rate >= *floor, "{proto}: {hits}/{payload} flows confirmed ({rate}%), floor {floor}%");
+        let rate = (100 * hits).checked_div(payload).unwrap_or(0);
+        assert!(
+            rate >= *floor,
+            "{proto}: {hits}/{payload} flows confirmed ({rate}%), floor {floor}%"
+        );
     }
 }
 
@@ -262,25 +400,45 @@ struct EngineFlow {
 }
 
 /// Runs the classifier over every packet of one capture; flows keyed by sorted endpoints.
-fn classify_capture(path: &Path, classifier: &mut Classifier) -> HashMap<(Transport, (IpAddr, u16), (IpAddr, u16)), EngineFlow> {
+fn classify_capture(path: &Path, classifier: &mut Classifier) -> EngineFlows {
     let mut flows = HashMap::new();
-    let Ok(mut reader) = CaptureReader::open(path) else { return flows };
+    let Ok(mut reader) = CaptureReader::open(path) else {
+        return flows;
+    };
     let link = reader.info().link_type;
     while let Ok(Some(rec)) = reader.next_record() {
-        let Ok(p) = portolan_packet::parse(link, &rec.data) else { continue };
+        let Ok(p) = portolan_packet::parse(link, &rec.data) else {
+            continue;
+        };
         let src = (p.src_ip, p.src_port);
         let dst = (p.dst_ip, p.dst_port);
-        let k = if src <= dst { (p.transport, src, dst) } else { (p.transport, dst, src) };
+        let k = if src <= dst {
+            (p.transport, src, dst)
+        } else {
+            (p.transport, dst, src)
+        };
         let flow = flows.entry(k).or_insert_with(|| {
-            let synack = p.tcp.is_some_and(|t| t.flags & tcp_flags::SYN != 0 && t.flags & tcp_flags::ACK != 0);
-            EngineFlow { client: if synack { dst } else { src }, state: FlowClassification::default(), next_seq: HashMap::new() }
+            let synack = p
+                .tcp
+                .is_some_and(|t| t.flags & tcp_flags::SYN != 0 && t.flags & tcp_flags::ACK != 0);
+            EngineFlow {
+                client: if synack { dst } else { src },
+                state: FlowClassification::default(),
+                next_seq: HashMap::new(),
+            }
         });
         if p.payload.is_empty() {
             continue;
         }
         if let Some(tcp) = p.tcp {
-            let end = tcp.seq.wrapping_add(u32::try_from(p.payload.len()).unwrap_or(u32::MAX));
-            if flow.next_seq.get(&src).is_some_and(|&next| (end.wrapping_sub(next) as i32) <= 0) {
+            let end = tcp
+                .seq
+                .wrapping_add(u32::try_from(p.payload.len()).unwrap_or(u32::MAX));
+            if flow
+                .next_seq
+                .get(&src)
+                .is_some_and(|&next| (end.wrapping_sub(next) as i32) <= 0)
+            {
                 continue;
             }
             flow.next_seq.insert(src, end);
@@ -313,19 +471,30 @@ fn same_flow_other_name(master: &str, got: AppProto, indicators: &[&str]) -> boo
     matches!(
         (master, got),
         ("DTLS" | "SRTP", AppProto::Stun) | ("TLS", AppProto::Rdp)
-    ) || (starttls && matches!((master, got), ("IMAPS", AppProto::Imap) | ("SMTPS", AppProto::Smtp) | ("POPS", AppProto::Pop3)))
+    ) || (starttls
+        && matches!(
+            (master, got),
+            ("IMAPS", AppProto::Imap) | ("SMTPS", AppProto::Smtp) | ("POPS", AppProto::Pop3)
+        ))
 }
 
 #[test]
 fn engine_labels_ndpi_flows_of_covered_protocols() {
     let dir = shared_dir();
     if !dir.join("labels.tsv").is_file() {
-        eprintln!("SKIPPED: shared nDPI captures not found at {} (needs /work/shared)", dir.display());
+        eprintln!(
+            "SKIPPED: shared nDPI captures not found at {} (needs /work/shared)",
+            dir.display()
+        );
         return;
     }
-    let (sigs, _) = CompiledSignatures::load(&portolan_classify::source_signature_dir(), &CacheDir::Disabled)
-        .expect("signature files load and compile");
-    let mut classifier = Classifier::new(Arc::new(sigs), ClassifyConfig::default()).expect("classifier");
+    let (sigs, _) = CompiledSignatures::load(
+        &portolan_classify::source_signature_dir(),
+        &CacheDir::Disabled,
+    )
+    .expect("signature files load and compile");
+    let mut classifier =
+        Classifier::new(Arc::new(sigs), ClassifyConfig::default()).expect("classifier");
     let labels = read_labels(&dir);
     let mut by_pcap: BTreeMap<&str, Vec<&Label>> = BTreeMap::new();
     for l in &labels {
@@ -338,12 +507,24 @@ fn engine_labels_ndpi_flows_of_covered_protocols() {
     for (pcap, flows) in &by_pcap {
         let seen = classify_capture(&dir.join(pcap), &mut classifier);
         for l in flows {
-            let k = if l.client <= l.server { (l.transport, l.client, l.server) } else { (l.transport, l.server, l.client) };
+            let k = if l.client <= l.server {
+                (l.transport, l.client, l.server)
+            } else {
+                (l.transport, l.server, l.client)
+            };
             let Some(flow) = seen.get(&k) else { continue };
             let got = flow.state.app_proto();
             let e = stats.entry(l.proto).or_default();
             e.0 += 1;
-            let what = format!("{pcap} {}:{} -> {}:{} nDPI {} got {got} {:?}", l.client.0, l.client.1, l.server.0, l.server.1, l.ndpi, flow.state.indicators());
+            let what = format!(
+                "{pcap} {}:{} -> {}:{} nDPI {} got {got} {:?}",
+                l.client.0,
+                l.client.1,
+                l.server.0,
+                l.server.1,
+                l.ndpi,
+                flow.state.indicators()
+            );
             if AppProto::from_name(l.proto) == Some(got) {
                 e.1 += 1;
             } else if got == AppProto::Unknown {
@@ -364,30 +545,60 @@ fn engine_labels_ndpi_flows_of_covered_protocols() {
     for (pcap, flows) in &all_by_pcap {
         let seen = classify_capture(&dir.join(pcap), &mut classifier);
         for (_, transport, client, server, master, app) in flows {
-            if NDPI_NAMES.iter().any(|(n, _)| n == master || (n == app && master == "NetBIOS")) {
+            if NDPI_NAMES
+                .iter()
+                .any(|(n, _)| n == master || (n == app && master == "NetBIOS"))
+            {
                 continue;
             }
-            let k = if client <= server { (*transport, *client, *server) } else { (*transport, *server, *client) };
+            let k = if client <= server {
+                (*transport, *client, *server)
+            } else {
+                (*transport, *server, *client)
+            };
             let Some(flow) = seen.get(&k) else { continue };
             let got = flow.state.app_proto();
-            if COVERED.contains(&got.as_str()) && !same_flow_other_name(master, got, flow.state.indicators()) {
-                ours_only.push(format!("{pcap} {}:{} -> {}:{} nDPI {master}.{app} got {got} {:?}", client.0, client.1, server.0, server.1, flow.state.indicators()));
+            if COVERED.contains(&got.as_str())
+                && !same_flow_other_name(master, got, flow.state.indicators())
+            {
+                ours_only.push(format!(
+                    "{pcap} {}:{} -> {}:{} nDPI {master}.{app} got {got} {:?}",
+                    client.0,
+                    client.1,
+                    server.0,
+                    server.1,
+                    flow.state.indicators()
+                ));
             }
         }
     }
     for o in &ours_only {
         println!("labelled by us, nDPI says otherwise: {o}");
     }
-    assert!(ours_only.is_empty(), "{} flows labelled with a covered protocol that nDPI calls something else", ours_only.len());
-    println!("{:<11} {:>6} {:>8} {:>8}", "protocol", "flows", "right", "unknown");
+    assert!(
+        ours_only.is_empty(),
+        "{} flows labelled with a covered protocol that nDPI calls something else",
+        ours_only.len()
+    );
+    println!(
+        "{:<11} {:>6} {:>8} {:>8}",
+        "protocol", "flows", "right", "unknown"
+    );
     for (proto, (flows, right, unk)) in &stats {
         println!("{proto:<11} {flows:>6} {right:>8} {unk:>8}");
     }
     for u in &unknown {
         println!("unknown: {u}");
     }
-    assert!(wrong.is_empty(), "flows labelled as another protocol:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "flows labelled as another protocol:\n{}",
+        wrong.join("\n")
+    );
     let (flows, right) = stats.values().fold((0, 0), |(f, r), v| (f + v.0, r + v.1));
     // Every flow the parsers alone confirm (see the other test) must also come out of the engine.
-    assert!(right * 100 >= flows * 95, "engine labelled {right}/{flows} covered flows");
+    assert!(
+        right * 100 >= flows * 95,
+        "engine labelled {right}/{flows} covered flows"
+    );
 }

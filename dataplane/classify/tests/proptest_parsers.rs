@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use portolan_classify::protocols::PARSERS;
 use portolan_classify::{
-    samples, CacheDir, ClassifyConfig, Classifier, CompiledSignatures, FlowClassification, Probe,
+    samples, CacheDir, Classifier, ClassifyConfig, CompiledSignatures, FlowClassification, Probe,
     ProbeContext,
 };
 use portolan_packet::Transport;
@@ -23,7 +23,12 @@ fn ctx(udp: bool, from_client: bool, index: u32) -> ProbeContext {
 /// Valid first flights with a byte flipped and the tail cut: reaches deep parser states.
 fn mutated_flight() -> impl Strategy<Value = (bool, Vec<u8>)> {
     let flights = samples::first_flights();
-    (0..flights.len(), any::<prop::sample::Index>(), any::<u8>(), any::<prop::sample::Index>())
+    (
+        0..flights.len(),
+        any::<prop::sample::Index>(),
+        any::<u8>(),
+        any::<prop::sample::Index>(),
+    )
         .prop_map(move |(i, at, x, cut)| {
             let (_, udp, mut bytes) = flights[i].clone();
             if !bytes.is_empty() {

@@ -22,6 +22,7 @@
 #include <rte_mbuf_dyn.h>
 #include <rte_ethdev.h>
 #include <rte_ring.h>
+#include <rte_flow.h>
 
 /* rte_eth_rx_burst: receive up to nb_pkts mbufs from one RX queue. */
 uint16_t portolan_eth_rx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **rx_pkts,

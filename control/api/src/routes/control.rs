@@ -40,7 +40,9 @@ fn problem_of(e: ControlError) -> Problem {
         ControlError::NotFound(m) => Problem::not_found(m),
         ControlError::Conflict(m) => Problem::conflict(m),
         ControlError::Invalid { field, message } => with(Problem::invalid_body(message), field),
-        ControlError::Unprocessable { field, message } => with(Problem::unprocessable(message), field),
+        ControlError::Unprocessable { field, message } => {
+            with(Problem::unprocessable(message), field)
+        }
         ControlError::Internal(m) => Problem::internal("control-plane operation", &m),
     }
 }
@@ -61,7 +63,9 @@ fn page_limit(limit: Option<usize>) -> Result<usize, Problem> {
     match limit {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(Problem::bad_request(format!("limit must be 1 to {MAX_LIMIT}")).with_field("limit")),
+        Some(_) => {
+            Err(Problem::bad_request(format!("limit must be 1 to {MAX_LIMIT}")).with_field("limit"))
+        }
     }
 }
 
@@ -69,7 +73,8 @@ fn parse_time(value: Option<&str>, field: &str) -> Result<Option<i64>, Problem> 
     value
         .map(|v| {
             parse_timestamp(v).map_err(|e| {
-                Problem::bad_request(format!("{field} is not an RFC 3339 time: {e}")).with_field(field)
+                Problem::bad_request(format!("{field} is not an RFC 3339 time: {e}"))
+                    .with_field(field)
             })
         })
         .transpose()
@@ -78,10 +83,15 @@ fn parse_time(value: Option<&str>, field: &str) -> Result<Option<i64>, Problem> 
 fn required_text(value: Option<&str>, field: &str, max: usize) -> Result<String, Problem> {
     let v = value.map(str::trim).unwrap_or_default();
     if v.is_empty() {
-        return Err(Problem::bad_request(format!("{field} is required and must not be blank")).with_field(field));
+        return Err(
+            Problem::bad_request(format!("{field} is required and must not be blank"))
+                .with_field(field),
+        );
     }
     if v.len() > max {
-        return Err(Problem::bad_request(format!("{field} is longer than {max} bytes")).with_field(field));
+        return Err(
+            Problem::bad_request(format!("{field} is longer than {max} bytes")).with_field(field),
+        );
     }
     Ok(v.to_string())
 }
@@ -114,7 +124,10 @@ pub async fn import_inventory(
     Extension(who): Extension<Identity>,
     RawBody(body): RawBody,
 ) -> Result<Json<ImportResult>, Problem> {
-    let summaries = blocking(&state, move |c| c.import_inventory(&body, &who.actor(), who.token_id)).await?;
+    let summaries = blocking(&state, move |c| {
+        c.import_inventory(&body, &who.actor(), who.token_id)
+    })
+    .await?;
     let summary = summaries
         .into_iter()
         .next()
@@ -164,7 +177,10 @@ pub async fn list_devices(
         .take(limit)
         .map(DeviceView::from)
         .collect();
-    Ok(Json(DeviceList { devices: page, total }))
+    Ok(Json(DeviceList {
+        devices: page,
+        total,
+    }))
 }
 
 /// One device by UDID (or serial number), with the records re-imports replaced.
@@ -192,7 +208,11 @@ fn named_field(message: &str) -> Option<&str> {
     Some(rest.split_once('`')?.0)
 }
 
-fn state_event(value: &serde_json::Value, index: usize, line: Option<usize>) -> Result<DeviceStateEvent, Problem> {
+fn state_event(
+    value: &serde_json::Value,
+    index: usize,
+    line: Option<usize>,
+) -> Result<DeviceStateEvent, Problem> {
     DeviceStateEvent::from_json(value).map_err(|message| {
         let at = match line {
             Some(l) => format!("event {index} (line {l})"),
@@ -214,13 +234,19 @@ pub fn parse_device_states(body: &[u8]) -> Result<Vec<DeviceStateEvent>, Problem
         if items.is_empty() {
             return Err(Problem::invalid_body("the array holds no event"));
         }
-        return items.iter().enumerate().map(|(i, v)| state_event(v, i, None)).collect();
+        return items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| state_event(v, i, None))
+            .collect();
     }
     let mut events = Vec::new();
     let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>();
     loop {
         let offset = stream.byte_offset();
-        let line = 1 + body.get(..offset).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+        let line = 1 + body
+            .get(..offset)
+            .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
         // The next value starts after any whitespace, possibly on a later line.
         let skipped = body.get(offset..).map_or(0, |rest| {
             rest.iter()
@@ -230,7 +256,9 @@ pub fn parse_device_states(body: &[u8]) -> Result<Vec<DeviceStateEvent>, Problem
         });
         match stream.next() {
             None => break,
-            Some(Ok(value)) => events.push(state_event(&value, events.len(), Some(line + skipped))?),
+            Some(Ok(value)) => {
+                events.push(state_event(&value, events.len(), Some(line + skipped))?)
+            }
             Some(Err(e)) => {
                 return Err(Problem::invalid_body(format!(
                     "event {} is not JSON (line {}, column {}): {e}",
@@ -353,7 +381,10 @@ pub async fn post_role_baseline(
     let reason = required_text(Some(&change.reason), "reason", MAX_NOTE)?;
     let pairings = approved(&change.pairings);
     let result = approval_result(&name, &pairings);
-    blocking(&state, move |c| c.approve_pairings(&name, &pairings, &who.actor(), &reason)).await?;
+    blocking(&state, move |c| {
+        c.approve_pairings(&name, &pairings, &who.actor(), &reason)
+    })
+    .await?;
     Ok(Json(result))
 }
 
@@ -364,12 +395,18 @@ pub async fn post_role_baseline(
     get, path = "/api/v1/exceptions", tag = "baselines",
     responses((status = 200, description = "Exceptions", body = ExceptionList))
 )]
-pub async fn list_exceptions(State(state): State<ApiState>) -> Result<Json<ExceptionList>, Problem> {
+pub async fn list_exceptions(
+    State(state): State<ApiState>,
+) -> Result<Json<ExceptionList>, Problem> {
     let exceptions = blocking(&state, |c| {
         let roles = c.roles()?;
         let mut out = Vec::with_capacity(roles.exceptions().len());
         for e in roles.exceptions() {
-            let origin = if c.is_file_exception(&e.id)? { "file" } else { "api" };
+            let origin = if c.is_file_exception(&e.id)? {
+                "file"
+            } else {
+                "api"
+            };
             out.push(ExceptionView::new(e, origin));
         }
         Ok(out)
@@ -450,7 +487,10 @@ pub async fn delete_exception(
     QueryParams(q): QueryParams<ReasonQuery>,
 ) -> Result<StatusCode, Problem> {
     let reason = required_text(q.reason.as_deref(), "reason", MAX_NOTE)?;
-    blocking(&state, move |c| c.revoke_exception(&id, &who.actor(), &reason)).await?;
+    blocking(&state, move |c| {
+        c.revoke_exception(&id, &who.actor(), &reason)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -523,7 +563,9 @@ pub async fn approve_proposal(
         let proposal = proposals
             .into_iter()
             .find(|p| p.role == role)
-            .ok_or_else(|| ControlError::NotFound(format!("no proposal for {role:?} in the window")))?;
+            .ok_or_else(|| {
+                ControlError::NotFound(format!("no proposal for {role:?} in the window"))
+            })?;
         let pairings: Vec<ApprovedPairing> = match explicit {
             Some(list) => {
                 for (i, p) in list.iter().enumerate() {
@@ -553,10 +595,14 @@ pub async fn approve_proposal(
                 .collect(),
         };
         if pairings.is_empty() {
-            return Err(ControlError::Conflict(format!("the proposal for {role:?} has nothing to approve")));
+            return Err(ControlError::Conflict(format!(
+                "the proposal for {role:?} has nothing to approve"
+            )));
         }
         if role != DEVICE_DEFAULT && c.roles()?.role(&role).is_none() {
-            return Err(ControlError::Conflict(format!("role {role:?} is no longer defined")));
+            return Err(ControlError::Conflict(format!(
+                "role {role:?} is no longer defined"
+            )));
         }
         c.approve_pairings(&role, &pairings, &who.actor(), &reason)?;
         Ok(pairings)
@@ -611,8 +657,9 @@ fn view(r: &AlertRecord) -> AlertView {
 fn cursor_id(cursor: Option<&str>) -> Result<i64, Problem> {
     cursor
         .map(|c| {
-            c.parse::<i64>()
-                .map_err(|_| Problem::bad_request("cursor is not one this API returned").with_field("cursor"))
+            c.parse::<i64>().map_err(|_| {
+                Problem::bad_request("cursor is not one this API returned").with_field("cursor")
+            })
         })
         .transpose()
         .map(|c| c.unwrap_or(i64::MIN))
@@ -637,8 +684,10 @@ pub async fn list_alerts(
         .as_deref()
         .map(|s| {
             Severity::from_name(&s.to_ascii_lowercase()).ok_or_else(|| {
-                Problem::bad_request("severity must be informational, low, medium, high or critical")
-                    .with_field("severity")
+                Problem::bad_request(
+                    "severity must be informational, low, medium, high or critical",
+                )
+                .with_field("severity")
             })
         })
         .transpose()?;
@@ -649,7 +698,10 @@ pub async fn list_alerts(
             "open" => Ok(AlertStatus::Open),
             "acknowledged" => Ok(AlertStatus::Acknowledged),
             "closed" => Ok(AlertStatus::Closed),
-            _ => Err(Problem::bad_request("status must be open, acknowledged or closed").with_field("status")),
+            _ => Err(
+                Problem::bad_request("status must be open, acknowledged or closed")
+                    .with_field("status"),
+            ),
         })
         .transpose()?;
     let since = parse_time(q.since.as_deref(), "since")?;
@@ -662,10 +714,12 @@ pub async fn list_alerts(
             && q.device.as_deref().is_none_or(|d| {
                 a.device.udid.as_deref() == Some(d) || a.device.serial_number.as_deref() == Some(d)
             })
-            && q.role.as_deref().is_none_or(|role| {
-                a.baseline.role == role || a.app.role.as_deref() == Some(role)
-            })
-            && q.app_proto.as_deref().is_none_or(|p| a.flow.app_proto.eq_ignore_ascii_case(p))
+            && q.role
+                .as_deref()
+                .is_none_or(|role| a.baseline.role == role || a.app.role.as_deref() == Some(role))
+            && q.app_proto
+                .as_deref()
+                .is_none_or(|p| a.flow.app_proto.eq_ignore_ascii_case(p))
             && q.port.is_none_or(|p| a.flow.dest_port == p)
             && min_severity.is_none_or(|s| a.severity >= s)
             && status.is_none_or(|s| status_of(r) == s)
@@ -677,7 +731,10 @@ pub async fn list_alerts(
         (Some(last), Some(_)) => Some(last.id.to_string()),
         _ => None,
     };
-    Ok(Json(AlertList { alerts, next_cursor }))
+    Ok(Json(AlertList {
+        alerts,
+        next_cursor,
+    }))
 }
 
 /// One alert with its evidence.
@@ -788,7 +845,10 @@ pub async fn list_audit(
         (Some(last), Some(_)) => Some(last.id.to_string()),
         _ => None,
     };
-    Ok(Json(AuditList { entries, next_cursor }))
+    Ok(Json(AuditList {
+        entries,
+        next_cursor,
+    }))
 }
 
 /// Reloads roles, baselines and exceptions (roles file, then what was approved through the API).

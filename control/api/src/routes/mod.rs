@@ -68,29 +68,107 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
     use Access::{AdminWrite, AlertWrite, Public, Read};
     use BodyKind::{Inventory, Json, None as NoBody};
     vec![
-        (spec(Method::GET, "/healthz", Public, NoBody), get(s::healthz)),
+        (
+            spec(Method::GET, "/healthz", Public, NoBody),
+            get(s::healthz),
+        ),
         (spec(Method::GET, "/readyz", Public, NoBody), get(s::readyz)),
         (spec(Method::GET, "/metrics", Read, NoBody), get(s::metrics)),
-        (spec(Method::GET, "/api/v1/openapi.json", Read, NoBody), get(s::openapi_json)),
-        (spec(Method::GET, "/api/v1/stats", Read, NoBody), get(s::stats)),
-        (spec(Method::POST, "/api/v1/inventory", AdminWrite, Inventory), post(c::import_inventory)),
-        (spec(Method::GET, "/api/v1/devices", Read, NoBody), get(c::list_devices)),
-        (spec(Method::GET, "/api/v1/devices/{udid}", Read, NoBody), get(c::get_device)),
-        (spec(Method::POST, "/api/v1/device-states", AdminWrite, Json), post(c::post_device_states)),
-        (spec(Method::GET, "/api/v1/roles", Read, NoBody), get(c::list_roles)),
-        (spec(Method::GET, "/api/v1/roles/{name}", Read, NoBody), get(c::get_role)),
-        (spec(Method::POST, "/api/v1/roles/{name}/baseline", AdminWrite, Json), post(c::post_role_baseline)),
-        (spec(Method::GET, "/api/v1/exceptions", Read, NoBody), get(c::list_exceptions)),
-        (spec(Method::POST, "/api/v1/exceptions", AdminWrite, Json), post(c::post_exception)),
-        (spec(Method::DELETE, "/api/v1/exceptions/{id}", AdminWrite, NoBody), delete(c::delete_exception)),
-        (spec(Method::GET, "/api/v1/learning/proposals", Read, NoBody), get(c::list_proposals)),
-        (spec(Method::POST, "/api/v1/learning/proposals/{id}/approve", AdminWrite, Json), post(c::approve_proposal)),
-        (spec(Method::GET, "/api/v1/alerts", Read, NoBody), get(c::list_alerts)),
-        (spec(Method::GET, "/api/v1/alerts/{id}", Read, NoBody), get(c::get_alert)),
-        (spec(Method::POST, "/api/v1/alerts/{id}/ack", AlertWrite, Json), post(c::ack_alert)),
-        (spec(Method::POST, "/api/v1/alerts/{id}/close", AlertWrite, Json), post(c::close_alert)),
-        (spec(Method::GET, "/api/v1/audit", Read, NoBody), get(c::list_audit)),
-        (spec(Method::POST, "/api/v1/reload", AdminWrite, NoBody), post(c::reload)),
+        (
+            spec(Method::GET, "/api/v1/openapi.json", Read, NoBody),
+            get(s::openapi_json),
+        ),
+        (
+            spec(Method::GET, "/api/v1/stats", Read, NoBody),
+            get(s::stats),
+        ),
+        (
+            spec(Method::POST, "/api/v1/inventory", AdminWrite, Inventory),
+            post(c::import_inventory),
+        ),
+        (
+            spec(Method::GET, "/api/v1/devices", Read, NoBody),
+            get(c::list_devices),
+        ),
+        (
+            spec(Method::GET, "/api/v1/devices/{udid}", Read, NoBody),
+            get(c::get_device),
+        ),
+        (
+            spec(Method::POST, "/api/v1/device-states", AdminWrite, Json),
+            post(c::post_device_states),
+        ),
+        (
+            spec(Method::GET, "/api/v1/roles", Read, NoBody),
+            get(c::list_roles),
+        ),
+        (
+            spec(Method::GET, "/api/v1/roles/{name}", Read, NoBody),
+            get(c::get_role),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/roles/{name}/baseline",
+                AdminWrite,
+                Json,
+            ),
+            post(c::post_role_baseline),
+        ),
+        (
+            spec(Method::GET, "/api/v1/exceptions", Read, NoBody),
+            get(c::list_exceptions),
+        ),
+        (
+            spec(Method::POST, "/api/v1/exceptions", AdminWrite, Json),
+            post(c::post_exception),
+        ),
+        (
+            spec(
+                Method::DELETE,
+                "/api/v1/exceptions/{id}",
+                AdminWrite,
+                NoBody,
+            ),
+            delete(c::delete_exception),
+        ),
+        (
+            spec(Method::GET, "/api/v1/learning/proposals", Read, NoBody),
+            get(c::list_proposals),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/learning/proposals/{id}/approve",
+                AdminWrite,
+                Json,
+            ),
+            post(c::approve_proposal),
+        ),
+        (
+            spec(Method::GET, "/api/v1/alerts", Read, NoBody),
+            get(c::list_alerts),
+        ),
+        (
+            spec(Method::GET, "/api/v1/alerts/{id}", Read, NoBody),
+            get(c::get_alert),
+        ),
+        (
+            spec(Method::POST, "/api/v1/alerts/{id}/ack", AlertWrite, Json),
+            post(c::ack_alert),
+        ),
+        (
+            spec(Method::POST, "/api/v1/alerts/{id}/close", AlertWrite, Json),
+            post(c::close_alert),
+        ),
+        (
+            spec(Method::GET, "/api/v1/audit", Read, NoBody),
+            get(c::list_audit),
+        ),
+        (
+            spec(Method::POST, "/api/v1/reload", AdminWrite, NoBody),
+            post(c::reload),
+        ),
     ]
 }
 

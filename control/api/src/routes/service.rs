@@ -73,7 +73,11 @@ pub async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Respo
         (state.metrics.encode_prometheus(), PROMETHEUS_TEXT)
     };
     match text {
-        Ok(body) => ([(CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response(),
+        Ok(body) => (
+            [(CONTENT_TYPE, HeaderValue::from_static(content_type))],
+            body,
+        )
+            .into_response(),
         Err(e) => Problem::internal("encoding metrics", &e).into_response(),
     }
 }

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use portolan_api::{
-    ApiConfig, ApiServer, ApiState, ControlHandle, Readiness, ReloadPlan, Role, RolesSource, TokenStore,
+    ApiConfig, ApiServer, ApiState, ControlHandle, Readiness, ReloadPlan, Role, RolesSource,
+    TokenStore,
 };
 use portolan_control::PortRegistryMap;
 use tokio::sync::oneshot;
@@ -41,9 +42,18 @@ impl TestApi {
     pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut ApiConfig)) -> TestApi {
         let db = dir.path().join("portolan.db");
         let tokens = Arc::new(TokenStore::open(&db).expect("token store"));
-        let admin = tokens.create(Role::Admin, "test-admin").expect("token").secret;
-        let analyst = tokens.create(Role::Analyst, "test-analyst").expect("token").secret;
-        let viewer = tokens.create(Role::Viewer, "test-viewer").expect("token").secret;
+        let admin = tokens
+            .create(Role::Admin, "test-admin")
+            .expect("token")
+            .secret;
+        let analyst = tokens
+            .create(Role::Analyst, "test-analyst")
+            .expect("token")
+            .secret;
+        let viewer = tokens
+            .create(Role::Viewer, "test-viewer")
+            .expect("token")
+            .secret;
         let plan = ReloadPlan {
             roles: RolesSource::Shipped,
             config: Default::default(),
@@ -51,10 +61,14 @@ impl TestApi {
         };
         let control = ControlHandle::open(&db, plan).expect("control plane");
         let state = ApiState::with_stats(control, tokens, Default::default(), Readiness::ready());
-        let mut cfg = ApiConfig::default();
-        cfg.listen = "127.0.0.1:0".parse().expect("addr");
-        cfg.tls.cert = dir.path().join("tls/cert.pem");
-        cfg.tls.key = dir.path().join("tls/key.pem");
+        let mut cfg = ApiConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            tls: portolan_api::TlsFiles {
+                cert: dir.path().join("tls/cert.pem"),
+                key: dir.path().join("tls/key.pem"),
+            },
+            ..ApiConfig::default()
+        };
         tweak(&mut cfg);
         let server = ApiServer::bind(&cfg, state.clone()).await.expect("bind");
         let url = server.url();
@@ -62,7 +76,9 @@ impl TestApi {
         if !cfg.plain_http {
             let pem = std::fs::read(&cfg.tls.cert).expect("certificate written on start");
             let cert = reqwest::Certificate::from_pem(&pem).expect("pem");
-            builder = builder.add_root_certificate(cert).tls_built_in_root_certs(false);
+            builder = builder
+                .add_root_certificate(cert)
+                .tls_built_in_root_certs(false);
         }
         let client = builder.build().expect("client");
         let (tx, rx) = oneshot::channel::<()>();
@@ -100,7 +116,11 @@ impl TestApi {
     }
 
     /// Sends `req` with `token` and returns status and JSON body (`null` when empty).
-    pub async fn call(&self, req: reqwest::RequestBuilder, token: &str) -> (u16, serde_json::Value) {
+    pub async fn call(
+        &self,
+        req: reqwest::RequestBuilder,
+        token: &str,
+    ) -> (u16, serde_json::Value) {
         let resp = req.bearer_auth(token).send().await.expect("request");
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
@@ -124,7 +144,9 @@ pub fn registry() -> PortRegistryMap {
 
 /// A fixture of the control crate's tests.
 pub fn control_fixture(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

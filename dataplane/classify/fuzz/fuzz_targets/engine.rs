@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use portolan_classify::{
-    CacheDir, ClassifyConfig, Classifier, CompiledSignatures, FlowClassification, ProbeContext,
+    CacheDir, Classifier, ClassifyConfig, CompiledSignatures, FlowClassification, ProbeContext,
 };
 use portolan_packet::Transport;
 

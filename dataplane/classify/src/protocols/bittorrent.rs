@@ -18,7 +18,10 @@ const MAX_DEPTH: usize = 16;
 /// Probes one datagram or the first bytes of a TCP direction for BitTorrent.
 pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
     if data.starts_with(HANDSHAKE) {
-        return Probe::Match { indicator: "bittorrent.handshake", meta: Meta::None };
+        return Probe::Match {
+            indicator: "bittorrent.handshake",
+            meta: Meta::None,
+        };
     }
     if !data.is_empty() && HANDSHAKE.starts_with(data) {
         return Probe::NeedMore;
@@ -27,13 +30,22 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
         return Probe::NoMatch;
     }
     if krpc(data) {
-        return Probe::Match { indicator: "bittorrent.dht", meta: Meta::None };
+        return Probe::Match {
+            indicator: "bittorrent.dht",
+            meta: Meta::None,
+        };
     }
     if utp_syn(data) {
-        return Probe::Match { indicator: "bittorrent.utp", meta: Meta::None };
+        return Probe::Match {
+            indicator: "bittorrent.utp",
+            meta: Meta::None,
+        };
     }
     if lsd(data) {
-        return Probe::Match { indicator: "bittorrent.lsd", meta: Meta::None };
+        return Probe::Match {
+            indicator: "bittorrent.lsd",
+            meta: Meta::None,
+        };
     }
     Probe::NoMatch
 }
@@ -41,7 +53,8 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
 /// BEP 14 announcement: the `BT-SEARCH` start line and an `Infohash:` header line.
 fn lsd(d: &[u8]) -> bool {
     let mut lines = Lines::new(d, 512, 16);
-    lines.next() == Some(b"BT-SEARCH * HTTP/1.1".as_slice()) && lines.any(|l| starts_with_ci(l, b"Infohash: "))
+    lines.next() == Some(b"BT-SEARCH * HTTP/1.1".as_slice())
+        && lines.any(|l| starts_with_ci(l, b"Infohash: "))
 }
 
 /// A KRPC message: the datagram is exactly one bencoded dictionary with a `y` key of `q`, `r`
@@ -81,7 +94,8 @@ fn value(d: &[u8], off: usize, depth: usize, keys: &mut KrpcKeys) -> Option<usiz
             let end = off + 1 + d.get(off + 1..)?.iter().position(|&b| b == b'e')?;
             let digits = d.get(off + 1..end)?;
             let digits = digits.strip_prefix(b"-").unwrap_or(digits);
-            (!digits.is_empty() && digits.len() <= 20 && digits.iter().all(u8::is_ascii_digit)).then_some(end + 1)
+            (!digits.is_empty() && digits.len() <= 20 && digits.iter().all(u8::is_ascii_digit))
+                .then_some(end + 1)
         }
         b'l' => {
             let mut at = off + 1;
@@ -138,13 +152,15 @@ fn utp_syn(d: &[u8]) -> bool {
         return false;
     }
     let mut ext = match u8_at(d, 1) {
-        Some(e @ (0 | 1 | 2)) => e,
+        Some(e @ 0..=2) => e,
         _ => return false,
     };
     let mut off = 20;
     while ext != 0 {
-        let (Some(next), Some(len)) = (u8_at(d, off), u8_at(d, off + 1)) else { return false };
-        if !matches!(next, 0 | 1 | 2) || len == 0 {
+        let (Some(next), Some(len)) = (u8_at(d, off), u8_at(d, off + 1)) else {
+            return false;
+        };
+        if next > 2 || len == 0 {
             return false;
         }
         ext = next;
@@ -158,7 +174,13 @@ mod tests {
     use super::*;
 
     fn ctx(transport: Transport) -> ProbeContext {
-        ProbeContext { transport, from_client: true, client_port: 50000, server_port: 6881, packet_index: 0 }
+        ProbeContext {
+            transport,
+            from_client: true,
+            client_port: 50000,
+            server_port: 6881,
+            packet_index: 0,
+        }
     }
 
     #[test]
@@ -167,18 +189,36 @@ mod tests {
         h.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 5]);
         h.extend_from_slice(&[0xaa; 20]);
         h.extend_from_slice(b"-qB4500-abcdefghijkl");
-        assert_eq!(probe(&ctx(Transport::Tcp), &h), Probe::Match { indicator: "bittorrent.handshake", meta: Meta::None });
+        assert_eq!(
+            probe(&ctx(Transport::Tcp), &h),
+            Probe::Match {
+                indicator: "bittorrent.handshake",
+                meta: Meta::None
+            }
+        );
         assert_eq!(probe(&ctx(Transport::Tcp), &h[..10]), Probe::NeedMore);
     }
 
     #[test]
     fn dht_query_and_response() {
         let q = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
-        assert!(matches!(probe(&ctx(Transport::Udp), q), Probe::Match { indicator: "bittorrent.dht", .. }));
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), q),
+            Probe::Match {
+                indicator: "bittorrent.dht",
+                ..
+            }
+        ));
         let r = b"d2:ip6:\x01\x02\x03\x04\x1a\xe11:rd2:id20:mnopqrstuvwxyz123456e1:t2:aa1:y1:re";
-        assert!(matches!(probe(&ctx(Transport::Udp), r), Probe::Match { .. }));
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), r),
+            Probe::Match { .. }
+        ));
         let e = b"d1:eli201e23:A Generic Error Ocurrede1:t2:aa1:y1:ee";
-        assert!(matches!(probe(&ctx(Transport::Udp), e), Probe::Match { .. }));
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), e),
+            Probe::Match { .. }
+        ));
     }
 
     #[test]
@@ -188,7 +228,13 @@ mod tests {
         s.extend_from_slice(&0u32.to_be_bytes());
         s.extend_from_slice(&0x0010_0000u32.to_be_bytes());
         s.extend_from_slice(&[0x3c, 0x01, 0x00, 0x00]);
-        assert!(matches!(probe(&ctx(Transport::Udp), &s), Probe::Match { indicator: "bittorrent.utp", .. }));
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), &s),
+            Probe::Match {
+                indicator: "bittorrent.utp",
+                ..
+            }
+        ));
         s.push(0);
         assert_eq!(probe(&ctx(Transport::Udp), &s), Probe::NoMatch);
     }
@@ -196,7 +242,13 @@ mod tests {
     #[test]
     fn local_service_discovery() {
         let d = b"BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 6881\r\nInfohash: 0123456789abcdef0123456789abcdef01234567\r\n\r\n\r\n";
-        assert!(matches!(probe(&ctx(Transport::Udp), d), Probe::Match { indicator: "bittorrent.lsd", .. }));
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), d),
+            Probe::Match {
+                indicator: "bittorrent.lsd",
+                ..
+            }
+        ));
         let d = b"BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 6881\r\n\r\n";
         assert_eq!(probe(&ctx(Transport::Udp), d), Probe::NoMatch);
     }

@@ -18,10 +18,18 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
         return Probe::NoMatch;
     }
     if let Some(host) = dhcpv4(data) {
-        return Probe::Match { indicator: "dhcp.v4", meta: host.map(|h| Meta::Name(String::from_utf8_lossy(h).into_owned())).unwrap_or_default() };
+        return Probe::Match {
+            indicator: "dhcp.v4",
+            meta: host
+                .map(|h| Meta::Name(String::from_utf8_lossy(h).into_owned()))
+                .unwrap_or_default(),
+        };
     }
     if dhcpv6(data) {
-        return Probe::Match { indicator: "dhcp.v6", meta: Meta::None };
+        return Probe::Match {
+            indicator: "dhcp.v6",
+            meta: Meta::None,
+        };
     }
     Probe::NoMatch
 }
@@ -49,19 +57,22 @@ fn dhcpv4(d: &[u8]) -> Option<Option<&[u8]>> {
                 match code {
                     53 if len == 1 => msg_type = value.first().copied(),
                     53 => return None,
-                    12 if !value.is_empty() => host = Some(value.strip_suffix(b"\0").unwrap_or(value)),
+                    12 if !value.is_empty() => {
+                        host = Some(value.strip_suffix(b"\0").unwrap_or(value))
+                    }
                     _ => {}
                 }
                 off += 2 + len;
             }
         }
     }
-    let type_ok = match (op, msg_type?) {
-        (1, 1 | 3 | 4 | 7 | 8 | 10 | 14 | 15 | 18) => true,
-        (2, 2 | 5 | 6 | 11 | 12 | 13 | 16 | 17) => true,
-        _ => false,
-    };
-    type_ok.then_some(host.filter(|h| !h.is_empty() && h.iter().all(|&b| (0x20..0x7f).contains(&b))))
+    // Client messages travel in BOOTREQUESTs (op 1), server messages in BOOTREPLYs (op 2).
+    let type_ok = matches!(
+        (op, msg_type?),
+        (1, 1 | 3 | 4 | 7 | 8 | 10 | 14 | 15 | 18) | (2, 2 | 5 | 6 | 11 | 12 | 13 | 16 | 17)
+    );
+    type_ok
+        .then_some(host.filter(|h| !h.is_empty() && h.iter().all(|&b| (0x20..0x7f).contains(&b))))
 }
 
 /// A DHCPv6 message (RFC 8415 section 8/9) with its options filling the datagram exactly.
@@ -82,7 +93,9 @@ fn dhcpv6(d: &[u8]) -> bool {
     let mut off = start;
     let mut options = 0;
     while off < d.len() {
-        let (Some(code), Some(len)) = (be16(d, off), be16(d, off + 2)) else { return false };
+        let (Some(code), Some(len)) = (be16(d, off), be16(d, off + 2)) else {
+            return false;
+        };
         if code == 0 || code > 150 {
             return false;
         }
@@ -116,7 +129,13 @@ mod tests {
     use super::*;
 
     fn ctx() -> ProbeContext {
-        ProbeContext { transport: Transport::Udp, from_client: true, client_port: 68, server_port: 67, packet_index: 0 }
+        ProbeContext {
+            transport: Transport::Udp,
+            from_client: true,
+            client_port: 68,
+            server_port: 67,
+            packet_index: 0,
+        }
     }
 
     fn discover(options: &[u8]) -> Vec<u8> {
@@ -132,18 +151,38 @@ mod tests {
     #[test]
     fn dhcpv4_discover_with_host_name() {
         let d = discover(b"\x35\x01\x01\x0c\x06iPhone\x37\x03\x01\x03\x06\xff\x00\x00");
-        assert_eq!(probe(&ctx(), &d), Probe::Match { indicator: "dhcp.v4", meta: Meta::Name("iPhone".into()) });
+        assert_eq!(
+            probe(&ctx(), &d),
+            Probe::Match {
+                indicator: "dhcp.v4",
+                meta: Meta::Name("iPhone".into())
+            }
+        );
         let d = discover(b"\x35\x01\x03\xff");
-        assert_eq!(probe(&ctx(), &d), Probe::Match { indicator: "dhcp.v4", meta: Meta::None });
+        assert_eq!(
+            probe(&ctx(), &d),
+            Probe::Match {
+                indicator: "dhcp.v4",
+                meta: Meta::None
+            }
+        );
     }
 
     #[test]
     fn dhcpv6_solicit() {
         let mut d = vec![1, 0x9a, 0x4f, 0x11];
-        d.extend_from_slice(&[0, 1, 0, 14, 0, 1, 0, 1, 0x2a, 0x1b, 0x3c, 0x4d, 0, 0x0c, 0x29, 0x3a, 0x4b, 0x5c]);
+        d.extend_from_slice(&[
+            0, 1, 0, 14, 0, 1, 0, 1, 0x2a, 0x1b, 0x3c, 0x4d, 0, 0x0c, 0x29, 0x3a, 0x4b, 0x5c,
+        ]);
         d.extend_from_slice(&[0, 8, 0, 2, 0, 0]);
         d.extend_from_slice(&[0, 3, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(probe(&ctx(), &d), Probe::Match { indicator: "dhcp.v6", meta: Meta::None });
+        assert_eq!(
+            probe(&ctx(), &d),
+            Probe::Match {
+                indicator: "dhcp.v6",
+                meta: Meta::None
+            }
+        );
         d.pop();
         assert_eq!(probe(&ctx(), &d), Probe::NoMatch);
     }
@@ -163,7 +202,10 @@ mod tests {
         let d = [1u8, 0x9a, 0x4f, 0x11, 0, 1, 0, 4, 1, 2, 3, 4];
         assert_eq!(probe(&ctx(), &d), Probe::NoMatch);
         assert_eq!(probe(&ctx(), &[0x1b; 48]), Probe::NoMatch);
-        let tcp = ProbeContext { transport: Transport::Tcp, ..ctx() };
+        let tcp = ProbeContext {
+            transport: Transport::Tcp,
+            ..ctx()
+        };
         assert_eq!(probe(&tcp, &discover(b"\x35\x01\x01\xff")), Probe::NoMatch);
     }
 }

@@ -77,7 +77,11 @@ pub(crate) fn probe_flavor(
 ) -> Probe {
     match inspect(ctx.transport, data) {
         Shape::Message(m) if m.flavor == want => Probe::Match {
-            indicator: if m.is_response { response_indicator } else { query_indicator },
+            indicator: if m.is_response {
+                response_indicator
+            } else {
+                query_indicator
+            },
             meta: m.name.map(Meta::Name).unwrap_or_default(),
         },
         Shape::Message(_) | Shape::NotDns => Probe::NoMatch,
@@ -91,7 +95,11 @@ pub(crate) fn inspect(transport: Transport, data: &[u8]) -> Shape {
         Transport::Udp => inspect_message(data, true),
         Transport::Tcp => {
             let Some(len) = be16(data, 0) else {
-                return if data.is_empty() { Shape::NotDns } else { Shape::NeedMore };
+                return if data.is_empty() {
+                    Shape::NotDns
+                } else {
+                    Shape::NeedMore
+                };
             };
             let len = usize::from(len);
             if len < HEADER {
@@ -103,7 +111,11 @@ pub(crate) fn inspect(transport: Transport, data: &[u8]) -> Shape {
             if msg.len() < HEADER {
                 // Text protocols read as a huge length; a first message is never that large.
                 let plausible = len <= MAX_PARTIAL_TCP && header_plausible(msg);
-                return if plausible { Shape::NeedMore } else { Shape::NotDns };
+                return if plausible {
+                    Shape::NeedMore
+                } else {
+                    Shape::NotDns
+                };
             }
             inspect_message(msg, complete)
         }
@@ -140,9 +152,14 @@ struct Walk {
 
 /// Walks one message. `complete` says the bytes hold the whole message (always for UDP).
 fn inspect_message(msg: &[u8], complete: bool) -> Shape {
-    let (Some(id), Some(flags), Some(qd), Some(an), Some(ns), Some(ar)) =
-        (be16(msg, 0), be16(msg, 2), be16(msg, 4), be16(msg, 6), be16(msg, 8), be16(msg, 10))
-    else {
+    let (Some(id), Some(flags), Some(qd), Some(an), Some(ns), Some(ar)) = (
+        be16(msg, 0),
+        be16(msg, 2),
+        be16(msg, 4),
+        be16(msg, 6),
+        be16(msg, 8),
+        be16(msg, 10),
+    ) else {
         return Shape::NotDns;
     };
     let is_response = flags & 0x8000 != 0;
@@ -160,7 +177,11 @@ fn inspect_message(msg: &[u8], complete: bool) -> Shape {
     if u32::from(qd) + u32::from(an) + u32::from(ns) + u32::from(ar) == 0 {
         // A bare error response (FORMERR, SERVFAIL, NOTIMP, REFUSED) to a query it did not echo.
         return if is_response && (1..=5).contains(&rcode) && msg.len() == HEADER && complete {
-            Shape::Message(Message { flavor: Flavor::Dns, is_response, name: None })
+            Shape::Message(Message {
+                flavor: Flavor::Dns,
+                is_response,
+                name: None,
+            })
         } else {
             Shape::NotDns
         };
@@ -178,7 +199,11 @@ fn inspect_message(msg: &[u8], complete: bool) -> Shape {
             _ => return Shape::NotDns,
         }
         let (Some(qtype), Some(qclass)) = (be16(msg, off), be16(msg, off + 2)) else {
-            return if complete { Shape::NotDns } else { Shape::NeedMore };
+            return if complete {
+                Shape::NotDns
+            } else {
+                Shape::NeedMore
+            };
         };
         if !qtype_ok(qtype) || !class_ok(qclass & 0x7fff) {
             return Shape::NotDns;
@@ -242,7 +267,11 @@ fn inspect_message(msg: &[u8], complete: bool) -> Shape {
         return Shape::NotDns;
     };
     let name = walk.first_name_at.and_then(|at| decode_name(msg, at));
-    Shape::Message(Message { flavor, is_response, name })
+    Shape::Message(Message {
+        flavor,
+        is_response,
+        name,
+    })
 }
 
 /// Question and record counts a unicast DNS message may carry.
@@ -355,7 +384,8 @@ fn walk_name(msg: &[u8], start: usize, walk: &mut Walk, first: bool) -> NameEnd 
         walk.local = true;
     }
     if last.eq_ignore_ascii_case(b"arpa")
-        && (second_last.eq_ignore_ascii_case(b"in-addr") || second_last.eq_ignore_ascii_case(b"ip6"))
+        && (second_last.eq_ignore_ascii_case(b"in-addr")
+            || second_last.eq_ignore_ascii_case(b"ip6"))
     {
         walk.reverse = true;
     }
@@ -407,7 +437,14 @@ pub(crate) mod tests {
         records: &[u8],
     ) -> Vec<u8> {
         let mut m = Vec::new();
-        for v in [id, flags, questions.len() as u16, counts.0, counts.1, counts.2] {
+        for v in [
+            id,
+            flags,
+            questions.len() as u16,
+            counts.0,
+            counts.1,
+            counts.2,
+        ] {
             m.extend_from_slice(&v.to_be_bytes());
         }
         for (name, t, c) in questions {
@@ -439,26 +476,59 @@ pub(crate) mod tests {
     }
 
     fn udp() -> ProbeContext {
-        ProbeContext { transport: Transport::Udp, from_client: true, client_port: 40000, server_port: 53, packet_index: 0 }
+        ProbeContext {
+            transport: Transport::Udp,
+            from_client: true,
+            client_port: 40000,
+            server_port: 53,
+            packet_index: 0,
+        }
     }
 
     fn tcp() -> ProbeContext {
-        ProbeContext { transport: Transport::Tcp, ..udp() }
+        ProbeContext {
+            transport: Transport::Tcp,
+            ..udp()
+        }
     }
 
     const OPT: [u8; 11] = [0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0];
 
     #[test]
     fn query_with_edns_matches_with_name() {
-        let q = message(0x1a2b, 0x0120, &[("www.example.com", 1, 1)], (0, 0, 1), &OPT);
+        let q = message(
+            0x1a2b,
+            0x0120,
+            &[("www.example.com", 1, 1)],
+            (0, 0, 1),
+            &OPT,
+        );
         let p = probe(&udp(), &q);
-        assert_eq!(p, Probe::Match { indicator: "dns.query", meta: Meta::Name("www.example.com".into()) });
+        assert_eq!(
+            p,
+            Probe::Match {
+                indicator: "dns.query",
+                meta: Meta::Name("www.example.com".into())
+            }
+        );
     }
 
     #[test]
     fn response_with_compressed_answer_matches() {
-        let r = message(0x1a2b, 0x8180, &[("example.com", 1, 1)], (1, 0, 0), &a_record_ptr12(1));
-        assert!(matches!(probe(&udp(), &r), Probe::Match { indicator: "dns.response", .. }));
+        let r = message(
+            0x1a2b,
+            0x8180,
+            &[("example.com", 1, 1)],
+            (1, 0, 0),
+            &a_record_ptr12(1),
+        );
+        assert!(matches!(
+            probe(&udp(), &r),
+            Probe::Match {
+                indicator: "dns.response",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -492,7 +562,13 @@ pub(crate) mod tests {
         q.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1]);
         assert_eq!(probe(&udp(), &q), Probe::NoMatch);
         // Query carrying an answer.
-        let q = message(1, 0x0100, &[("example.com", 1, 1)], (1, 0, 0), &a_record_ptr12(1));
+        let q = message(
+            1,
+            0x0100,
+            &[("example.com", 1, 1)],
+            (1, 0, 0),
+            &a_record_ptr12(1),
+        );
         assert_eq!(probe(&udp(), &q), Probe::NoMatch);
         // Z bit set.
         let q = message(1, 0x0140, &[("example.com", 1, 1)], (0, 0, 0), &[]);
@@ -505,10 +581,22 @@ pub(crate) mod tests {
         let mut rec = encode_name("216.58.202.4");
         rec.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 0, 0, 0]);
         let q = message(0x77fc, 0x0900, &[], (1, 0, 0), &rec);
-        assert!(matches!(probe(&udp(), &q), Probe::Match { indicator: "dns.query", .. }));
+        assert!(matches!(
+            probe(&udp(), &q),
+            Probe::Match {
+                indicator: "dns.query",
+                ..
+            }
+        ));
         // NOTIMP with no records.
         let r = message(0x77fc, 0x8984, &[], (0, 0, 0), &[]);
-        assert!(matches!(probe(&udp(), &r), Probe::Match { indicator: "dns.response", meta: Meta::None }));
+        assert!(matches!(
+            probe(&udp(), &r),
+            Probe::Match {
+                indicator: "dns.response",
+                meta: Meta::None
+            }
+        ));
         // A 12-byte all-zero-count query is not DNS.
         let q = message(0x77fc, 0x0100, &[], (0, 0, 0), &[]);
         assert_eq!(probe(&udp(), &q), Probe::NoMatch);
@@ -523,7 +611,13 @@ pub(crate) mod tests {
     #[test]
     fn netbios_name_service_is_not_dns() {
         // NBNS name query for "WORKGROUP<1b>" style encoded name.
-        let q = message(0x8a01, 0x0110, &[("FHEPFCELEHFCEPFFFACACACACACACABL", 0x20, 1)], (0, 0, 0), &[]);
+        let q = message(
+            0x8a01,
+            0x0110,
+            &[("FHEPFCELEHFCEPFFFACACACACACACABL", 0x20, 1)],
+            (0, 0, 0),
+            &[],
+        );
         assert_eq!(probe(&udp(), &q), Probe::NoMatch);
     }
 

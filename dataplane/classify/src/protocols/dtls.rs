@@ -16,7 +16,9 @@ const RECORD_HEADER_LEN: usize = 13;
 const HANDSHAKE_HEADER_LEN: usize = 12;
 
 fn u24(b: &[u8]) -> usize {
-    b.iter().take(3).fold(0usize, |acc, &x| (acc << 8) | usize::from(x))
+    b.iter()
+        .take(3)
+        .fold(0usize, |acc, &x| (acc << 8) | usize::from(x))
 }
 
 /// True for the record-layer versions DTLS hellos use (1.0, 1.2, and 1.3's legacy value).
@@ -133,7 +135,10 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
             meta: Meta::Tls(tls_hello::server_hello_meta(&sh)),
         },
         DTLSMessageHandshakeBody::HelloVerifyRequest(hvr) => {
-            if is_dtls_version((hvr.server_version.0 >> 8) as u8, hvr.server_version.0 as u8) {
+            if is_dtls_version(
+                (hvr.server_version.0 >> 8) as u8,
+                hvr.server_version.0 as u8,
+            ) {
                 Probe::Match {
                     indicator: "dtls.hello_verify_request",
                     meta: Meta::Tls(TlsMeta {
@@ -179,7 +184,10 @@ mod tests {
             } => {
                 assert_eq!(indicator, "dtls.client_hello");
                 assert_eq!(m.sni.as_deref(), Some("dtls.example"));
-                assert!(m.ja4.as_deref().is_some_and(|j| j.starts_with("dd2d")), "{m:?}");
+                assert!(
+                    m.ja4.as_deref().is_some_and(|j| j.starts_with("dd2d")),
+                    "{m:?}"
+                );
             }
             other => panic!("{other:?}"),
         }

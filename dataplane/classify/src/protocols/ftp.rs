@@ -1,6 +1,7 @@
 //! FTP control-connection identification (RFC 959, RFC 2228, RFC 4217): the server's `220`
-//! greeting naming FTP, FTP-only replies (`331 ... password`, `215` system type, `227 Entering
-//! Passive Mode`), and client commands only FTP uses (`AUTH TLS`, `FEAT`, `SYST`, `PASV`, ...).
+//! greeting naming FTP (or FileZilla, whose banner does not), FTP-only replies (`331 ...
+//! password`, `215` system type, `227 Entering Passive Mode`), and client commands only FTP uses
+//! (`AUTH TLS`, `FEAT`, `SYST`, `PASV`, ...).
 //!
 //! Owns: recognising those lines; `AUTH TLS`/`AUTH SSL` is reported as `ftp.auth_tls`. Must not:
 //! accept `USER` alone (POP3 sends the identical line), a `220` greeting that does not say FTP,
@@ -13,7 +14,9 @@ const MAX_LINE: usize = 1024;
 const MAX_LINES: usize = 32;
 
 /// Client commands (no argument or any argument) that only FTP sends.
-const COMMANDS: &[&[u8]] = &[b"FEAT", b"SYST", b"PASV", b"EPSV", b"PWD", b"XPWD", b"CDUP", b"PBSZ", b"PROT"];
+const COMMANDS: &[&[u8]] = &[
+    b"FEAT", b"SYST", b"PASV", b"EPSV", b"PWD", b"XPWD", b"CDUP", b"PBSZ", b"PROT",
+];
 
 /// Probes the first bytes of one direction for an FTP greeting, reply or command.
 pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
@@ -21,37 +24,68 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
         Line::Complete(line) => line,
         Line::Invalid => return Probe::NoMatch,
         Line::Partial => {
-            return if data.starts_with(b"220") || b"220".starts_with(data) { Probe::NeedMore } else { Probe::NoMatch };
+            return if data.starts_with(b"220") || b"220".starts_with(data) {
+                Probe::NeedMore
+            } else {
+                Probe::NoMatch
+            };
         }
     };
     if has_reply_code(line, b"220") {
         return greeting(data);
     }
     if has_reply_code(line, b"331") && contains_ci(line, b"password") {
-        return Probe::Match { indicator: "ftp.reply", meta: Meta::None };
+        return Probe::Match {
+            indicator: "ftp.reply",
+            meta: Meta::None,
+        };
     }
-    if has_reply_code(line, b"215") && (contains_ci(line, b"UNIX") || contains_ci(line, b"Windows_NT")) {
-        return Probe::Match { indicator: "ftp.reply", meta: Meta::None };
+    if has_reply_code(line, b"215")
+        && (contains_ci(line, b"UNIX") || contains_ci(line, b"Windows_NT"))
+    {
+        return Probe::Match {
+            indicator: "ftp.reply",
+            meta: Meta::None,
+        };
     }
     if has_reply_code(line, b"227") && contains_ci(line, b"Passive Mode") {
-        return Probe::Match { indicator: "ftp.reply", meta: Meta::None };
+        return Probe::Match {
+            indicator: "ftp.reply",
+            meta: Meta::None,
+        };
     }
     let (verb, arg) = split_word(line);
     if verb.eq_ignore_ascii_case(b"AUTH") {
         let mech = arg.unwrap_or_default();
-        if [&b"TLS"[..], b"SSL", b"TLS-C", b"TLS-P"].iter().any(|m| mech.eq_ignore_ascii_case(m)) {
-            return Probe::Match { indicator: "ftp.auth_tls", meta: Meta::None };
+        if [&b"TLS"[..], b"SSL", b"TLS-C", b"TLS-P"]
+            .iter()
+            .any(|m| mech.eq_ignore_ascii_case(m))
+        {
+            return Probe::Match {
+                indicator: "ftp.auth_tls",
+                meta: Meta::None,
+            };
         }
         return Probe::NoMatch;
     }
     if COMMANDS.iter().any(|c| verb.eq_ignore_ascii_case(c)) && arg_ok(verb, arg) {
-        return Probe::Match { indicator: "ftp.command", meta: Meta::None };
+        return Probe::Match {
+            indicator: "ftp.command",
+            meta: Meta::None,
+        };
     }
     if verb.eq_ignore_ascii_case(b"TYPE") && matches!(arg, Some(b"I" | b"A" | b"A N" | b"L 8")) {
-        return Probe::Match { indicator: "ftp.command", meta: Meta::None };
+        return Probe::Match {
+            indicator: "ftp.command",
+            meta: Meta::None,
+        };
     }
-    if verb.eq_ignore_ascii_case(b"OPTS") && arg.is_some_and(|a| a.eq_ignore_ascii_case(b"UTF8 ON")) {
-        return Probe::Match { indicator: "ftp.command", meta: Meta::None };
+    if verb.eq_ignore_ascii_case(b"OPTS") && arg.is_some_and(|a| a.eq_ignore_ascii_case(b"UTF8 ON"))
+    {
+        return Probe::Match {
+            indicator: "ftp.command",
+            meta: Meta::None,
+        };
     }
     Probe::NoMatch
 }
@@ -74,7 +108,10 @@ fn greeting(data: &[u8]) -> Probe {
     for line in Lines::new(data, MAX_LINE, MAX_LINES) {
         if !has_reply_code(line, b"220") {
             // Continuation lines of a multi-line reply need not repeat the code.
-            if line.get(..3).is_some_and(|c| c.iter().all(u8::is_ascii_digit)) {
+            if line
+                .get(..3)
+                .is_some_and(|c| c.iter().all(u8::is_ascii_digit))
+            {
                 break;
             }
         }
@@ -85,7 +122,10 @@ fn greeting(data: &[u8]) -> Probe {
         }
     }
     if ftp && !smtp {
-        Probe::Match { indicator: "ftp.greeting", meta: Meta::None }
+        Probe::Match {
+            indicator: "ftp.greeting",
+            meta: Meta::None,
+        }
     } else {
         Probe::NoMatch
     }
@@ -97,7 +137,13 @@ mod tests {
     use portolan_packet::Transport;
 
     fn ctx() -> ProbeContext {
-        ProbeContext { transport: Transport::Tcp, from_client: false, client_port: 40000, server_port: 21, packet_index: 0 }
+        ProbeContext {
+            transport: Transport::Tcp,
+            from_client: false,
+            client_port: 40000,
+            server_port: 21,
+            packet_index: 0,
+        }
     }
 
     #[test]
@@ -115,11 +161,38 @@ mod tests {
 
     #[test]
     fn replies_and_commands() {
-        assert!(matches!(probe(&ctx(), b"331 Please specify the password.\r\n"), Probe::Match { indicator: "ftp.reply", .. }));
-        assert!(matches!(probe(&ctx(), b"215 UNIX Type: L8\r\n"), Probe::Match { .. }));
-        assert!(matches!(probe(&ctx(), b"227 Entering Passive Mode (192,168,1,2,195,80).\r\n"), Probe::Match { .. }));
-        assert!(matches!(probe(&ctx(), b"AUTH TLS\r\n"), Probe::Match { indicator: "ftp.auth_tls", .. }));
-        assert!(matches!(probe(&ctx(), b"FEAT\r\n"), Probe::Match { indicator: "ftp.command", .. }));
+        assert!(matches!(
+            probe(&ctx(), b"331 Please specify the password.\r\n"),
+            Probe::Match {
+                indicator: "ftp.reply",
+                ..
+            }
+        ));
+        assert!(matches!(
+            probe(&ctx(), b"215 UNIX Type: L8\r\n"),
+            Probe::Match { .. }
+        ));
+        assert!(matches!(
+            probe(
+                &ctx(),
+                b"227 Entering Passive Mode (192,168,1,2,195,80).\r\n"
+            ),
+            Probe::Match { .. }
+        ));
+        assert!(matches!(
+            probe(&ctx(), b"AUTH TLS\r\n"),
+            Probe::Match {
+                indicator: "ftp.auth_tls",
+                ..
+            }
+        ));
+        assert!(matches!(
+            probe(&ctx(), b"FEAT\r\n"),
+            Probe::Match {
+                indicator: "ftp.command",
+                ..
+            }
+        ));
         assert!(matches!(probe(&ctx(), b"PBSZ 0\r\n"), Probe::Match { .. }));
         assert!(matches!(probe(&ctx(), b"TYPE I\r\n"), Probe::Match { .. }));
     }

@@ -6,6 +6,7 @@
 //! or panic on any input.
 
 use crate::probe::{HttpMeta, Meta, Probe, ProbeContext};
+use portolan_packet::Transport;
 
 /// Headers parsed per message; more are ignored (the interesting ones come first).
 const MAX_HEADERS: usize = 64;
@@ -15,6 +16,51 @@ const PARTIAL_HEADERS_ENOUGH: usize = 2048;
 /// Longest field value kept.
 const MAX_VALUE_LEN: usize = 1024;
 
+/// Request methods of the IANA HTTP Method Registry (without `PRI`, the HTTP/2 preface).
+/// Other tokens are not taken as HTTP: HTTP-shaped discovery protocols (`M-SEARCH`, `NOTIFY`,
+/// `BT-SEARCH`) and unknown extensions stay with their own parsers or `unknown`.
+const METHODS: &[&str] = &[
+    "ACL",
+    "BASELINE-CONTROL",
+    "BIND",
+    "CHECKIN",
+    "CHECKOUT",
+    "CONNECT",
+    "COPY",
+    "DELETE",
+    "GET",
+    "HEAD",
+    "LABEL",
+    "LINK",
+    "LOCK",
+    "MERGE",
+    "MKACTIVITY",
+    "MKCALENDAR",
+    "MKCOL",
+    "MKREDIRECTREF",
+    "MKWORKSPACE",
+    "MOVE",
+    "OPTIONS",
+    "ORDERPATCH",
+    "PATCH",
+    "POST",
+    "PROPFIND",
+    "PROPPATCH",
+    "PUT",
+    "QUERY",
+    "REBIND",
+    "REPORT",
+    "SEARCH",
+    "TRACE",
+    "UNBIND",
+    "UNCHECKOUT",
+    "UNLINK",
+    "UNLOCK",
+    "UPDATE",
+    "UPDATEREDIRECTREF",
+    "VERSION-CONTROL",
+];
+
 fn text(bytes: &[u8]) -> String {
     let cut = bytes.get(..MAX_VALUE_LEN).unwrap_or(bytes);
     String::from_utf8_lossy(cut).into_owned()
@@ -23,11 +69,14 @@ fn text(bytes: &[u8]) -> String {
 /// Fills Host / User-Agent / Upgrade from one header.
 fn take_header(meta: &mut HttpMeta, name: &str, value: &[u8]) {
     if name.eq_ignore_ascii_case("host") {
-        meta.hostname.get_or_insert_with(|| text(value.trim_ascii()));
+        meta.hostname
+            .get_or_insert_with(|| text(value.trim_ascii()));
     } else if name.eq_ignore_ascii_case("user-agent") {
         meta.http_user_agent
             .get_or_insert_with(|| text(value.trim_ascii()));
-    } else if name.eq_ignore_ascii_case("upgrade") && value.trim_ascii().eq_ignore_ascii_case(b"websocket") {
+    } else if name.eq_ignore_ascii_case("upgrade")
+        && value.trim_ascii().eq_ignore_ascii_case(b"websocket")
+    {
         meta.websocket_upgrade = true;
     }
 }
@@ -71,6 +120,9 @@ fn request(data: &[u8]) -> Probe {
             Probe::NoMatch
         };
     };
+    if !METHODS.contains(&method) {
+        return Probe::NoMatch;
+    }
     let mut meta = HttpMeta {
         url: Some(text(path.as_bytes())),
         http_method: Some(method.to_string()),
@@ -85,7 +137,10 @@ fn request(data: &[u8]) -> Probe {
         if data.len() < PARTIAL_HEADERS_ENOUGH {
             return Probe::NeedMore;
         }
-        let line_end = data.iter().position(|&b| b == b'\n').map_or(data.len(), |i| i + 1);
+        let line_end = data
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(data.len(), |i| i + 1);
         partial_headers(&mut meta, data.get(line_end..).unwrap_or(&[]));
     }
     Probe::Match {
@@ -115,8 +170,13 @@ fn response(data: &[u8]) -> Probe {
     }
 }
 
-/// Confirms HTTP/1.x: a request (`http.request`) or a response status line (`http.response`).
-pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
+/// Confirms HTTP/1.x over TCP: a request with a registered method (`http.request`) or a
+/// response status line (`http.response`).
+pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
+    if ctx.transport != Transport::Tcp {
+        // HTTP/1.x runs over TCP; HTTP-shaped UDP (SSDP, BitTorrent LSD) is something else.
+        return Probe::NoMatch;
+    }
     if data.starts_with(b"HTTP/") || (data.len() < 5 && b"HTTP/".starts_with(data)) {
         response(data)
     } else {
@@ -127,7 +187,6 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portolan_packet::Transport;
 
     fn ctx() -> ProbeContext {
         ProbeContext {
@@ -196,7 +255,10 @@ mod tests {
 
     #[test]
     fn response_status() {
-        let (ind, m) = http(probe(&ctx(), b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"));
+        let (ind, m) = http(probe(
+            &ctx(),
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        ));
         assert_eq!(ind, "http.response");
         assert_eq!(m.status, Some(404));
         assert_eq!(probe(&ctx(), b"HTTP/1."), Probe::NeedMore);
@@ -205,16 +267,28 @@ mod tests {
     #[test]
     fn rejects_other_protocols() {
         assert_eq!(
-            probe(&ctx(), b"OPTIONS rtsp://cam/stream RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
+            probe(
+                &ctx(),
+                b"OPTIONS rtsp://cam/stream RTSP/1.0\r\nCSeq: 1\r\n\r\n"
+            ),
             Probe::NoMatch
         );
         assert_eq!(
-            probe(&ctx(), b"INVITE sip:bob@example.com SIP/2.0\r\nVia: x\r\n\r\n"),
+            probe(
+                &ctx(),
+                b"INVITE sip:bob@example.com SIP/2.0\r\nVia: x\r\n\r\n"
+            ),
             Probe::NoMatch
         );
-        assert_eq!(probe(&ctx(), b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Probe::NoMatch);
+        assert_eq!(
+            probe(&ctx(), b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+            Probe::NoMatch
+        );
         assert_eq!(probe(&ctx(), b"RTSP/1.0 200 OK\r\n\r\n"), Probe::NoMatch);
         assert_eq!(probe(&ctx(), b"SSH-2.0-OpenSSH_9.6\r\n"), Probe::NoMatch);
-        assert_eq!(probe(&ctx(), &[0x16, 0x03, 0x01, 0x00, 0x05]), Probe::NoMatch);
+        assert_eq!(
+            probe(&ctx(), &[0x16, 0x03, 0x01, 0x00, 0x05]),
+            Probe::NoMatch
+        );
     }
 }

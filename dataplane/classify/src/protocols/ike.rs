@@ -21,12 +21,18 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
     }
     if data.get(..4) == Some([0u8; 4].as_slice()) {
         if let Some(indicator) = judge(data.get(4..).unwrap_or_default()) {
-            return Probe::Match { indicator, meta: Meta::None };
+            return Probe::Match {
+                indicator,
+                meta: Meta::None,
+            };
         }
         return Probe::NoMatch;
     }
     match judge(data) {
-        Some(indicator) => Probe::Match { indicator, meta: Meta::None },
+        Some(indicator) => Probe::Match {
+            indicator,
+            meta: Meta::None,
+        },
         None => Probe::NoMatch,
     }
 }
@@ -110,11 +116,23 @@ mod tests {
     use super::*;
 
     fn ctx(transport: Transport) -> ProbeContext {
-        ProbeContext { transport, from_client: true, client_port: 500, server_port: 500, packet_index: 0 }
+        ProbeContext {
+            transport,
+            from_client: true,
+            client_port: 500,
+            server_port: 500,
+            packet_index: 0,
+        }
     }
 
     /// Header plus payloads given as (type, body length); lengths fixed up.
-    fn message(version: u8, exchange: u8, flags: u8, rspi: [u8; 8], payloads: &[(u8, usize)]) -> Vec<u8> {
+    fn message(
+        version: u8,
+        exchange: u8,
+        flags: u8,
+        rspi: [u8; 8],
+        payloads: &[(u8, usize)],
+    ) -> Vec<u8> {
         let mut m = vec![0x8f, 0x3a, 0x11, 0x02, 0x9c, 0x44, 0x71, 0x05];
         m.extend_from_slice(&rspi);
         m.push(payloads.first().map_or(0, |p| p.0));
@@ -133,26 +151,53 @@ mod tests {
 
     #[test]
     fn ikev2_sa_init_and_natt() {
-        let m = message(0x20, 34, 0x08, [0; 8], &[(33, 44), (34, 132), (40, 32), (41, 24), (41, 24)]);
-        assert_eq!(probe(&ctx(Transport::Udp), &m), Probe::Match { indicator: "ike.v2", meta: Meta::None });
+        let m = message(
+            0x20,
+            34,
+            0x08,
+            [0; 8],
+            &[(33, 44), (34, 132), (40, 32), (41, 24), (41, 24)],
+        );
+        assert_eq!(
+            probe(&ctx(Transport::Udp), &m),
+            Probe::Match {
+                indicator: "ike.v2",
+                meta: Meta::None
+            }
+        );
         let mut natt = vec![0, 0, 0, 0];
         natt.extend_from_slice(&m);
-        assert!(matches!(probe(&ctx(Transport::Udp), &natt), Probe::Match { .. }));
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), &natt),
+            Probe::Match { .. }
+        ));
         // IKE_AUTH: SK payload.
         let a = message(0x20, 35, 0x08, [7; 8], &[(46, 300)]);
-        assert!(matches!(probe(&ctx(Transport::Udp), &a), Probe::Match { .. }));
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), &a),
+            Probe::Match { .. }
+        ));
     }
 
     #[test]
     fn ikev1_main_mode_and_encrypted() {
         let m = message(0x10, 2, 0, [0; 8], &[(1, 52), (13, 16), (13, 16)]);
-        assert_eq!(probe(&ctx(Transport::Udp), &m), Probe::Match { indicator: "ike.v1", meta: Meta::None });
+        assert_eq!(
+            probe(&ctx(Transport::Udp), &m),
+            Probe::Match {
+                indicator: "ike.v1",
+                meta: Meta::None
+            }
+        );
         let mut e = message(0x10, 5, 0x01, [3; 8], &[]);
         e[16] = 8;
         e.extend_from_slice(&[0x99; 32]);
         let len = e.len() as u32;
         e[24..28].copy_from_slice(&len.to_be_bytes());
-        assert!(matches!(probe(&ctx(Transport::Udp), &e), Probe::Match { .. }));
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), &e),
+            Probe::Match { .. }
+        ));
     }
 
     #[test]
@@ -170,7 +215,14 @@ mod tests {
         rspi_zero_auth[18] = 35;
         let mut bad_chain = good.clone();
         bad_chain[30..32].copy_from_slice(&[0, 100]);
-        for d in [&bad_len, &bad_version, &zero_ispi, &bad_exchange, &rspi_zero_auth, &bad_chain] {
+        for d in [
+            &bad_len,
+            &bad_version,
+            &zero_ispi,
+            &bad_exchange,
+            &rspi_zero_auth,
+            &bad_chain,
+        ] {
             assert_eq!(probe(&ctx(Transport::Udp), d), Probe::NoMatch);
         }
         assert_eq!(probe(&ctx(Transport::Tcp), &good), Probe::NoMatch);

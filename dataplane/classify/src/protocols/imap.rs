@@ -12,9 +12,29 @@ const MAX_LINE: usize = 8192;
 
 /// Client commands accepted after a tag (those a session starts with, plus common ones).
 const COMMANDS: &[&[u8]] = &[
-    b"CAPABILITY", b"LOGIN", b"AUTHENTICATE", b"STARTTLS", b"ID", b"NOOP", b"LOGOUT", b"SELECT",
-    b"EXAMINE", b"LIST", b"LSUB", b"STATUS", b"NAMESPACE", b"ENABLE", b"IDLE", b"UID", b"FETCH",
-    b"SEARCH", b"APPEND", b"CREATE", b"COMPRESS", b"XLIST", b"GETQUOTAROOT",
+    b"CAPABILITY",
+    b"LOGIN",
+    b"AUTHENTICATE",
+    b"STARTTLS",
+    b"ID",
+    b"NOOP",
+    b"LOGOUT",
+    b"SELECT",
+    b"EXAMINE",
+    b"LIST",
+    b"LSUB",
+    b"STATUS",
+    b"NAMESPACE",
+    b"ENABLE",
+    b"IDLE",
+    b"UID",
+    b"FETCH",
+    b"SEARCH",
+    b"APPEND",
+    b"CREATE",
+    b"COMPRESS",
+    b"XLIST",
+    b"GETQUOTAROOT",
 ];
 
 /// Words that are commands of other line protocols; never taken as an IMAP tag.
@@ -30,7 +50,10 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
         Line::Invalid => return Probe::NoMatch,
         Line::Partial => {
             let starts: [&[u8]; 3] = [b"* OK ", b"* PREAUTH ", b"* CAPABILITY "];
-            return if starts.iter().any(|s| data.starts_with(s) || is_prefix_ci_of(data, s)) {
+            return if starts
+                .iter()
+                .any(|s| data.starts_with(s) || is_prefix_ci_of(data, s))
+            {
                 Probe::NeedMore
             } else {
                 Probe::NoMatch
@@ -42,10 +65,18 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
         if (word.eq_ignore_ascii_case(b"OK") || word.eq_ignore_ascii_case(b"PREAUTH"))
             && tail.is_some_and(|t| !t.is_empty())
         {
-            return Probe::Match { indicator: "imap.greeting", meta: Meta::None };
+            return Probe::Match {
+                indicator: "imap.greeting",
+                meta: Meta::None,
+            };
         }
-        if word.eq_ignore_ascii_case(b"CAPABILITY") && tail.is_some_and(|t| contains_ci(t, b"IMAP4")) {
-            return Probe::Match { indicator: "imap.capability", meta: Meta::None };
+        if word.eq_ignore_ascii_case(b"CAPABILITY")
+            && tail.is_some_and(|t| contains_ci(t, b"IMAP4"))
+        {
+            return Probe::Match {
+                indicator: "imap.capability",
+                meta: Meta::None,
+            };
         }
         return Probe::NoMatch;
     }
@@ -59,15 +90,22 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
     let (command, _args) = split_word(rest);
     // Clients send commands in one case ("LOGIN", Thunderbird "login"); mixed case is reply
     // text such as FTP's "230 Login successful."
-    let one_case = command.iter().all(|b| !b.is_ascii_lowercase()) || command.iter().all(|b| !b.is_ascii_uppercase());
+    let one_case = command.iter().all(|b| !b.is_ascii_lowercase())
+        || command.iter().all(|b| !b.is_ascii_uppercase());
     if !one_case {
         return Probe::NoMatch;
     }
     if command.eq_ignore_ascii_case(b"STARTTLS") {
-        return Probe::Match { indicator: "imap.starttls", meta: Meta::None };
+        return Probe::Match {
+            indicator: "imap.starttls",
+            meta: Meta::None,
+        };
     }
     if COMMANDS.iter().any(|c| command.eq_ignore_ascii_case(c)) {
-        return Probe::Match { indicator: "imap.command", meta: Meta::None };
+        return Probe::Match {
+            indicator: "imap.command",
+            meta: Meta::None,
+        };
     }
     Probe::NoMatch
 }
@@ -75,7 +113,9 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
 /// RFC 9051 `tag`: ASTRING-CHAR except `+`, 1..=32 bytes here; not another protocol's verb.
 fn tag_ok(tag: &[u8]) -> bool {
     (1..=32).contains(&tag.len())
-        && tag.iter().all(|&b| (0x21..0x7f).contains(&b) && !b"(){%*\"\\]+".contains(&b))
+        && tag
+            .iter()
+            .all(|&b| (0x21..0x7f).contains(&b) && !b"(){%*\"\\]+".contains(&b))
         && !NOT_TAGS.iter().any(|w| tag.eq_ignore_ascii_case(w))
 }
 
@@ -85,7 +125,13 @@ mod tests {
     use portolan_packet::Transport;
 
     fn ctx() -> ProbeContext {
-        ProbeContext { transport: Transport::Tcp, from_client: false, client_port: 40000, server_port: 143, packet_index: 0 }
+        ProbeContext {
+            transport: Transport::Tcp,
+            from_client: false,
+            client_port: 40000,
+            server_port: 143,
+            packet_index: 0,
+        }
     }
 
     #[test]
@@ -98,16 +144,40 @@ mod tests {
             assert!(matches!(probe(&ctx(), g), Probe::Match { indicator: "imap.greeting", .. }), "{g:?}");
         }
         assert!(matches!(
-            probe(&ctx(), b"* CAPABILITY IMAP4rev1 STARTTLS AUTH=GSSAPI LOGINDISABLED\r\na001 OK done\r\n"),
-            Probe::Match { indicator: "imap.capability", .. }
+            probe(
+                &ctx(),
+                b"* CAPABILITY IMAP4rev1 STARTTLS AUTH=GSSAPI LOGINDISABLED\r\na001 OK done\r\n"
+            ),
+            Probe::Match {
+                indicator: "imap.capability",
+                ..
+            }
         ));
     }
 
     #[test]
     fn tagged_commands() {
-        assert!(matches!(probe(&ctx(), b"a001 CAPABILITY\r\n"), Probe::Match { indicator: "imap.command", .. }));
-        assert!(matches!(probe(&ctx(), b"A1 login alice secret\r\n"), Probe::Match { indicator: "imap.command", .. }));
-        assert!(matches!(probe(&ctx(), b"1 STARTTLS\r\n"), Probe::Match { indicator: "imap.starttls", .. }));
+        assert!(matches!(
+            probe(&ctx(), b"a001 CAPABILITY\r\n"),
+            Probe::Match {
+                indicator: "imap.command",
+                ..
+            }
+        ));
+        assert!(matches!(
+            probe(&ctx(), b"A1 login alice secret\r\n"),
+            Probe::Match {
+                indicator: "imap.command",
+                ..
+            }
+        ));
+        assert!(matches!(
+            probe(&ctx(), b"1 STARTTLS\r\n"),
+            Probe::Match {
+                indicator: "imap.starttls",
+                ..
+            }
+        ));
     }
 
     #[test]

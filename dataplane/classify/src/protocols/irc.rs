@@ -16,12 +16,23 @@ const MAX_LINES: usize = 8;
 pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
     match first_line(data, MAX_LINE) {
         Line::Invalid => return Probe::NoMatch,
-        Line::Partial => return if partial_ok(data) { Probe::NeedMore } else { Probe::NoMatch },
+        Line::Partial => {
+            return if partial_ok(data) {
+                Probe::NeedMore
+            } else {
+                Probe::NoMatch
+            }
+        }
         Line::Complete(_) => {}
     }
     for line in Lines::new(data, MAX_LINE, MAX_LINES) {
         match judge(line) {
-            Verdict::Irc(indicator) => return Probe::Match { indicator, meta: Meta::None },
+            Verdict::Irc(indicator) => {
+                return Probe::Match {
+                    indicator,
+                    meta: Meta::None,
+                }
+            }
             Verdict::Neutral => continue,
             Verdict::Other => return Probe::NoMatch,
         }
@@ -49,10 +60,16 @@ fn judge(line: &[u8]) -> Verdict {
         b"PASS" if !args.is_empty() => Verdict::Neutral,
         b"NICK" if nick_ok(args.strip_prefix(b":").unwrap_or(args)) => Verdict::Irc("irc.nick"),
         b"USER" if user_ok(args) => Verdict::Irc("irc.user"),
-        b"CAP" if [&b"LS"[..], b"LS 302", b"REQ", b"END"].iter().any(|a| args == *a || args.starts_with(b"REQ :")) => {
+        b"CAP"
+            if [&b"LS"[..], b"LS 302", b"REQ", b"END"]
+                .iter()
+                .any(|a| args == *a || args.starts_with(b"REQ :")) =>
+        {
             Verdict::Irc("irc.cap")
         }
-        b"NOTICE" if args.starts_with(b"AUTH :") || args.starts_with(b"* :") => Verdict::Irc("irc.notice"),
+        b"NOTICE" if args.starts_with(b"AUTH :") || args.starts_with(b"* :") => {
+            Verdict::Irc("irc.notice")
+        }
         _ => Verdict::Other,
     }
 }
@@ -60,12 +77,16 @@ fn judge(line: &[u8]) -> Verdict {
 /// `:prefix COMMAND ...` from a server: a numeric reply, `NOTICE` or `CAP`.
 fn server_line(rest: &[u8]) -> Verdict {
     let (prefix, tail) = split_word(rest);
-    let Some(tail) = tail else { return Verdict::Other };
+    let Some(tail) = tail else {
+        return Verdict::Other;
+    };
     if prefix.is_empty() || !prefix.iter().all(|&b| b.is_ascii_graphic()) {
         return Verdict::Other;
     }
     let (cmd, args) = split_word(tail);
-    let Some(args) = args.filter(|a| !a.is_empty()) else { return Verdict::Other };
+    let Some(args) = args.filter(|a| !a.is_empty()) else {
+        return Verdict::Other;
+    };
     let numeric = cmd.len() == 3 && cmd.iter().all(u8::is_ascii_digit);
     if numeric || ((cmd == b"NOTICE" || cmd == b"CAP") && args.contains(&b':')) {
         Verdict::Irc("irc.server")
@@ -81,7 +102,9 @@ fn nick_ok(nick: &[u8]) -> bool {
         Some((&first, rest)) => {
             nick.len() <= 32
                 && (first.is_ascii_alphabetic() || special(first))
-                && rest.iter().all(|&b| b.is_ascii_alphanumeric() || special(b) || b == b'-')
+                && rest
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || special(b) || b == b'-')
         }
         None => false,
     }
@@ -95,7 +118,9 @@ fn user_ok(args: &[u8]) -> bool {
     };
     let words = head.split(|&b| b == b' ').filter(|w| !w.is_empty()).count();
     let user = split_word(args).0;
-    !user.is_empty() && user.iter().all(|&b| b.is_ascii_graphic() && b != b'@') && (words == 3 || (words == 4 && !args.contains(&b':')))
+    !user.is_empty()
+        && user.iter().all(|&b| b.is_ascii_graphic() && b != b'@')
+        && (words == 3 || (words == 4 && !args.contains(&b':')))
 }
 
 fn partial_ok(data: &[u8]) -> bool {
@@ -111,28 +136,70 @@ mod tests {
     use portolan_packet::Transport;
 
     fn ctx() -> ProbeContext {
-        ProbeContext { transport: Transport::Tcp, from_client: true, client_port: 40000, server_port: 6667, packet_index: 0 }
+        ProbeContext {
+            transport: Transport::Tcp,
+            from_client: true,
+            client_port: 40000,
+            server_port: 6667,
+            packet_index: 0,
+        }
     }
 
     #[test]
     fn client_registration() {
-        assert!(matches!(probe(&ctx(), b"NICK alice\r\nUSER alice 0 * :Alice Liddell\r\n"), Probe::Match { indicator: "irc.nick", .. }));
-        assert!(matches!(probe(&ctx(), b"CAP LS 302\r\nNICK bob\r\n"), Probe::Match { indicator: "irc.cap", .. }));
-        assert!(matches!(probe(&ctx(), b"PASS hunter2\r\nUSER guest 8 * :Guest\r\n"), Probe::Match { indicator: "irc.user", .. }));
-        assert!(matches!(probe(&ctx(), b"USER guest tolmoon tolsun :Ronnie Reagan\r\n"), Probe::Match { indicator: "irc.user", .. }));
+        assert!(matches!(
+            probe(&ctx(), b"NICK alice\r\nUSER alice 0 * :Alice Liddell\r\n"),
+            Probe::Match {
+                indicator: "irc.nick",
+                ..
+            }
+        ));
+        assert!(matches!(
+            probe(&ctx(), b"CAP LS 302\r\nNICK bob\r\n"),
+            Probe::Match {
+                indicator: "irc.cap",
+                ..
+            }
+        ));
+        assert!(matches!(
+            probe(&ctx(), b"PASS hunter2\r\nUSER guest 8 * :Guest\r\n"),
+            Probe::Match {
+                indicator: "irc.user",
+                ..
+            }
+        ));
+        assert!(matches!(
+            probe(&ctx(), b"USER guest tolmoon tolsun :Ronnie Reagan\r\n"),
+            Probe::Match {
+                indicator: "irc.user",
+                ..
+            }
+        ));
     }
 
     #[test]
     fn server_lines() {
         assert!(matches!(
-            probe(&ctx(), b":irc.example.net NOTICE * :*** Looking up your hostname...\r\n"),
-            Probe::Match { indicator: "irc.server", .. }
+            probe(
+                &ctx(),
+                b":irc.example.net NOTICE * :*** Looking up your hostname...\r\n"
+            ),
+            Probe::Match {
+                indicator: "irc.server",
+                ..
+            }
         ));
         assert!(matches!(
-            probe(&ctx(), b":irc.example.net 001 alice :Welcome to the Example IRC Network alice\r\n"),
+            probe(
+                &ctx(),
+                b":irc.example.net 001 alice :Welcome to the Example IRC Network alice\r\n"
+            ),
             Probe::Match { .. }
         ));
-        assert!(matches!(probe(&ctx(), b"NOTICE AUTH :*** Processing connection\r\n"), Probe::Match { .. }));
+        assert!(matches!(
+            probe(&ctx(), b"NOTICE AUTH :*** Processing connection\r\n"),
+            Probe::Match { .. }
+        ));
     }
 
     #[test]

@@ -24,11 +24,15 @@ enum Tlv {
 
 /// Reads the tag and definite length at `off` (single-byte tags only).
 fn tlv(d: &[u8], off: usize) -> Tlv {
-    let Some(tag) = u8_at(d, off) else { return Tlv::Cut };
+    let Some(tag) = u8_at(d, off) else {
+        return Tlv::Cut;
+    };
     if tag & 0x1f == 0x1f {
         return Tlv::Bad;
     }
-    let Some(first) = u8_at(d, off + 1) else { return Tlv::Cut };
+    let Some(first) = u8_at(d, off + 1) else {
+        return Tlv::Cut;
+    };
     if first < 0x80 {
         return Tlv::Header(tag, 2, usize::from(first));
     }
@@ -38,7 +42,9 @@ fn tlv(d: &[u8], off: usize) -> Tlv {
     }
     let mut len = 0usize;
     for i in 0..n {
-        let Some(b) = u8_at(d, off + 2 + i) else { return Tlv::Cut };
+        let Some(b) = u8_at(d, off + 2 + i) else {
+            return Tlv::Cut;
+        };
         len = (len << 8) | usize::from(b);
     }
     Tlv::Header(tag, 2 + n, len)
@@ -51,7 +57,7 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
         Tlv::Cut if data.first() == Some(&0x30) => return Probe::NeedMore,
         _ => return Probe::NoMatch,
     };
-    if seq_len < 5 || seq_len > MAX_MESSAGE {
+    if !(5..=MAX_MESSAGE).contains(&seq_len) {
         return Probe::NoMatch;
     }
     let end = seq_hdr + seq_len;
@@ -81,15 +87,18 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
         Tlv::Cut => return Probe::NeedMore,
         Tlv::Bad => return Probe::NoMatch,
     };
-    let op_end = op_off + op_hdr + op_len;
+    let op_end = op_off.saturating_add(op_hdr).saturating_add(op_len);
     if op_end > end {
         return Probe::NoMatch;
     }
-    let Some(first_ok) = op_shape(op, op_len) else { return Probe::NoMatch };
+    let Some(first_ok) = op_shape(op, op_len) else {
+        return Probe::NoMatch;
+    };
     // The first element inside a constructed operation.
     if let Some(expected) = first_ok {
         match tlv(data, op_off + op_hdr) {
-            Tlv::Header(t, h, l) if t == expected && op_off + op_hdr + h + l <= op_end => {}
+            Tlv::Header(t, h, l)
+                if t == expected && (op_off + op_hdr + h).saturating_add(l) <= op_end => {}
             Tlv::Cut if !complete => return Probe::NeedMore,
             _ => return Probe::NoMatch,
         }
@@ -100,7 +109,7 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
     // After the operation: nothing, or controls [0].
     if complete && op_end < end {
         match tlv(data, op_end) {
-            Tlv::Header(0xa0, h, l) if op_end + h + l == end => {}
+            Tlv::Header(0xa0, h, l) if (op_end + h).saturating_add(l) == end => {}
             _ => return Probe::NoMatch,
         }
     }
@@ -108,22 +117,25 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
         0x60 | 0x63 | 0x66 | 0x68 | 0x6c | 0x6e | 0x77 | 0x42 | 0x4a | 0x50 => "ldap.request",
         _ => "ldap.response",
     };
-    Probe::Match { indicator, meta: Meta::None }
+    Probe::Match {
+        indicator,
+        meta: Meta::None,
+    }
 }
 
 /// `None` for tags that are not LDAP operations; otherwise the tag the operation's first inner
 /// element must have (`None` inside for primitive operations, whose length is checked here).
 fn op_shape(op: u8, len: usize) -> Option<Option<u8>> {
     match op {
-        0x60 => Some(Some(0x02)),                              // bindRequest: version
+        0x60 => Some(Some(0x02)), // bindRequest: version
         0x61 | 0x65 | 0x67 | 0x69 | 0x6b | 0x6d | 0x6f | 0x78 => Some(Some(0x0a)), // LDAPResult
         0x63 | 0x64 | 0x66 | 0x68 | 0x6c | 0x6e => Some(Some(0x04)), // DN first
-        0x73 => Some(Some(0x04)),                              // searchResRef: URI
-        0x77 => Some(Some(0x80)),                              // extendedReq: requestName
-        0x42 if len == 0 => Some(None),                        // unbindRequest: NULL
-        0x4a if len > 0 && len < 4096 => Some(None),           // delRequest: DN
-        0x50 if (1..=4).contains(&len) => Some(None),          // abandonRequest: ID
-        0x79 => Some(None),                                    // intermediateResponse
+        0x73 => Some(Some(0x04)), // searchResRef: URI
+        0x77 => Some(Some(0x80)), // extendedReq: requestName
+        0x42 if len == 0 => Some(None), // unbindRequest: NULL
+        0x4a if len > 0 && len < 4096 => Some(None), // delRequest: DN
+        0x50 if (1..=4).contains(&len) => Some(None), // abandonRequest: ID
+        0x79 => Some(None),       // intermediateResponse
         _ => None,
     }
 }
@@ -131,7 +143,9 @@ fn op_shape(op: u8, len: usize) -> Option<Option<u8>> {
 /// Field checks beyond the first tag for bind (version 1..=3) and results (result code range).
 fn first_field_ok(op: u8, d: &[u8], at: usize) -> bool {
     match op {
-        0x60 => u8_at(d, at + 1) == Some(1) && u8_at(d, at + 2).is_none_or(|v| (1..=3).contains(&v)),
+        0x60 => {
+            u8_at(d, at + 1) == Some(1) && u8_at(d, at + 2).is_none_or(|v| (1..=3).contains(&v))
+        }
         0x61 | 0x65 | 0x67 | 0x69 | 0x6b | 0x6d | 0x6f | 0x78 => {
             u8_at(d, at + 1) == Some(1) && u8_at(d, at + 2).is_none_or(|c| c <= 123)
         }
@@ -144,7 +158,13 @@ mod tests {
     use super::*;
 
     fn ctx(transport: Transport) -> ProbeContext {
-        ProbeContext { transport, from_client: true, client_port: 50000, server_port: 389, packet_index: 0 }
+        ProbeContext {
+            transport,
+            from_client: true,
+            client_port: 50000,
+            server_port: 389,
+            packet_index: 0,
+        }
     }
 
     /// Simple bind as cn=admin,dc=example,dc=com with password "secret".
@@ -163,23 +183,47 @@ mod tests {
     #[test]
     fn bind_request_and_response() {
         let b = bind();
-        assert_eq!(probe(&ctx(Transport::Tcp), &b), Probe::Match { indicator: "ldap.request", meta: Meta::None });
-        assert!(matches!(probe(&ctx(Transport::Udp), &b), Probe::Match { .. }));
+        assert_eq!(
+            probe(&ctx(Transport::Tcp), &b),
+            Probe::Match {
+                indicator: "ldap.request",
+                meta: Meta::None
+            }
+        );
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), &b),
+            Probe::Match { .. }
+        ));
         assert_eq!(probe(&ctx(Transport::Tcp), &b[..3]), Probe::NeedMore);
         let r = b"\x30\x0c\x02\x01\x01\x61\x07\x0a\x01\x00\x04\x00\x04\x00";
-        assert_eq!(probe(&ctx(Transport::Tcp), r), Probe::Match { indicator: "ldap.response", meta: Meta::None });
+        assert_eq!(
+            probe(&ctx(Transport::Tcp), r),
+            Probe::Match {
+                indicator: "ldap.response",
+                meta: Meta::None
+            }
+        );
     }
 
     #[test]
     fn cldap_search_with_long_length() {
         // searchRequest for "" (rootDSE), scope base, filter (objectClass=*), long-form lengths.
-        let mut op = vec![0x04, 0x00, 0x0a, 0x01, 0x00, 0x0a, 0x01, 0x00, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x01, 0x01, 0x00];
+        let mut op = vec![
+            0x04, 0x00, 0x0a, 0x01, 0x00, 0x0a, 0x01, 0x00, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00,
+            0x01, 0x01, 0x00,
+        ];
         op.extend_from_slice(b"\x87\x0bobjectClass\x30\x00");
         let mut msg = vec![0x02, 0x02, 0x01, 0x2c, 0x63, 0x81, op.len() as u8];
         msg.extend_from_slice(&op);
         let mut full = vec![0x30, 0x81, msg.len() as u8];
         full.extend_from_slice(&msg);
-        assert_eq!(probe(&ctx(Transport::Udp), &full), Probe::Match { indicator: "ldap.request", meta: Meta::None });
+        assert_eq!(
+            probe(&ctx(Transport::Udp), &full),
+            Probe::Match {
+                indicator: "ldap.request",
+                meta: Meta::None
+            }
+        );
     }
 
     #[test]
@@ -196,7 +240,10 @@ mod tests {
         // Negative message ID.
         let neg = b"\x30\x0c\x02\x01\x81\x61\x07\x0a\x01\x00\x04\x00\x04\x00";
         assert_eq!(probe(&ctx(Transport::Tcp), neg), Probe::NoMatch);
-        assert_eq!(probe(&ctx(Transport::Tcp), b"\x16\x03\x01\x00\x10"), Probe::NoMatch);
+        assert_eq!(
+            probe(&ctx(Transport::Tcp), b"\x16\x03\x01\x00\x10"),
+            Probe::NoMatch
+        );
         assert_eq!(probe(&ctx(Transport::Tcp), b"0\r\n"), Probe::NoMatch);
     }
 }

@@ -21,21 +21,45 @@ mod tests {
     use portolan_packet::Transport;
 
     fn udp() -> ProbeContext {
-        ProbeContext { transport: Transport::Udp, from_client: true, client_port: 51000, server_port: 5355, packet_index: 0 }
+        ProbeContext {
+            transport: Transport::Udp,
+            from_client: true,
+            client_port: 51000,
+            server_port: 5355,
+            packet_index: 0,
+        }
     }
 
     #[test]
     fn windows_query_matches() {
         let q = message(0x8f3e, 0, &[("wpad", 1, 1)], (0, 0, 0), &[]);
-        assert_eq!(probe(&udp(), &q), Probe::Match { indicator: "llmnr.query", meta: Meta::Name("wpad".into()) });
+        assert_eq!(
+            probe(&udp(), &q),
+            Probe::Match {
+                indicator: "llmnr.query",
+                meta: Meta::Name("wpad".into())
+            }
+        );
         let q = message(0x8f3f, 0, &[("DESKTOP-3J1K", 28, 1)], (0, 0, 0), &[]);
         assert!(matches!(probe(&udp(), &q), Probe::Match { .. }));
     }
 
     #[test]
     fn response_matches() {
-        let r = message(0x8f3e, 0x8000, &[("fileserver", 1, 1)], (1, 0, 0), &a_record_ptr12(1));
-        assert!(matches!(probe(&udp(), &r), Probe::Match { indicator: "llmnr.response", .. }));
+        let r = message(
+            0x8f3e,
+            0x8000,
+            &[("fileserver", 1, 1)],
+            (1, 0, 0),
+            &a_record_ptr12(1),
+        );
+        assert!(matches!(
+            probe(&udp(), &r),
+            Probe::Match {
+                indicator: "llmnr.response",
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -20,15 +20,33 @@ mod tests {
     use portolan_packet::Transport;
 
     fn udp() -> ProbeContext {
-        ProbeContext { transport: Transport::Udp, from_client: true, client_port: 5353, server_port: 5353, packet_index: 0 }
+        ProbeContext {
+            transport: Transport::Udp,
+            from_client: true,
+            client_port: 5353,
+            server_port: 5353,
+            packet_index: 0,
+        }
     }
 
     #[test]
     fn service_browse_query_matches() {
-        let q = message(0, 0, &[("_companion-link._tcp.local", 12, 0x8001), ("_airplay._tcp.local", 12, 1)], (0, 0, 0), &[]);
+        let q = message(
+            0,
+            0,
+            &[
+                ("_companion-link._tcp.local", 12, 0x8001),
+                ("_airplay._tcp.local", 12, 1),
+            ],
+            (0, 0, 0),
+            &[],
+        );
         assert_eq!(
             probe(&udp(), &q),
-            Probe::Match { indicator: "mdns.query", meta: Meta::Name("_companion-link._tcp.local".into()) }
+            Probe::Match {
+                indicator: "mdns.query",
+                meta: Meta::Name("_companion-link._tcp.local".into())
+            }
         );
     }
 
@@ -37,18 +55,45 @@ mod tests {
         let mut rec = encode_name("iPhone.local");
         rec.extend_from_slice(&[0, 1, 0x80, 1, 0, 0, 0, 120, 0, 4, 192, 168, 1, 20]);
         let r = message(0, 0x8400, &[], (1, 0, 0), &rec);
-        assert!(matches!(probe(&udp(), &r), Probe::Match { indicator: "mdns.response", .. }));
+        assert!(matches!(
+            probe(&udp(), &r),
+            Probe::Match {
+                indicator: "mdns.response",
+                ..
+            }
+        ));
     }
 
     #[test]
     fn chromium_numbered_query_matches() {
-        let q = message(4, 0, &[("_805741C9._sub._googlecast._tcp.local", 12, 1), ("_googlecast._tcp.local", 12, 1)], (0, 0, 0), &[]);
-        assert!(matches!(probe(&udp(), &q), Probe::Match { indicator: "mdns.query", .. }));
+        let q = message(
+            4,
+            0,
+            &[
+                ("_805741C9._sub._googlecast._tcp.local", 12, 1),
+                ("_googlecast._tcp.local", 12, 1),
+            ],
+            (0, 0, 0),
+            &[],
+        );
+        assert!(matches!(
+            probe(&udp(), &q),
+            Probe::Match {
+                indicator: "mdns.query",
+                ..
+            }
+        ));
     }
 
     #[test]
     fn reverse_lookup_with_id_zero() {
-        let q = message(0, 0, &[("20.1.168.192.in-addr.arpa", 12, 1)], (0, 0, 0), &[]);
+        let q = message(
+            0,
+            0,
+            &[("20.1.168.192.in-addr.arpa", 12, 1)],
+            (0, 0, 0),
+            &[],
+        );
         assert!(matches!(probe(&udp(), &q), Probe::Match { .. }));
     }
 
@@ -56,7 +101,13 @@ mod tests {
     fn unicast_dns_is_not_mdns() {
         let q = message(0x1234, 0x0100, &[("www.example.com", 1, 1)], (0, 0, 0), &[]);
         assert_eq!(probe(&udp(), &q), Probe::NoMatch);
-        let r = message(0x1234, 0x8180, &[("printer.local", 1, 1)], (1, 0, 0), &a_record_ptr12(1));
+        let r = message(
+            0x1234,
+            0x8180,
+            &[("printer.local", 1, 1)],
+            (1, 0, 0),
+            &a_record_ptr12(1),
+        );
         assert_eq!(probe(&udp(), &r), Probe::NoMatch);
         // A recursive `.local` query (Active Directory) stays DNS.
         let q = message(0x1234, 0x0100, &[("dc1.corp.local", 1, 1)], (0, 0, 0), &[]);
@@ -64,6 +115,12 @@ mod tests {
         // ID 0 without any mDNS marker stays DNS.
         let q = message(0, 0, &[("www.example.com", 1, 1)], (0, 0, 0), &[]);
         assert_eq!(probe(&udp(), &q), Probe::NoMatch);
-        assert_eq!(probe(&udp(), b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\n\r\n"), Probe::NoMatch);
+        assert_eq!(
+            probe(
+                &udp(),
+                b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\n\r\n"
+            ),
+            Probe::NoMatch
+        );
     }
 }

@@ -72,13 +72,19 @@ fn connect(data: &[u8]) -> Probe {
     if got != name {
         return Probe::NoMatch;
     }
-    let (Some(level), Some(flags), Some(_keepalive)) =
-        (u8_at(data, level_at), u8_at(data, level_at + 1), be16(data, level_at + 2))
-    else {
+    let (Some(level), Some(flags), Some(_keepalive)) = (
+        u8_at(data, level_at),
+        u8_at(data, level_at + 1),
+        be16(data, level_at + 2),
+    ) else {
         return need_more_if_prefix(data, vh);
     };
     let level = level & 0x7f; // bit 7: bridge flag (mosquitto)
-    let level_ok = if name_len == 4 { matches!(level, 4 | 5) } else { level == 3 };
+    let level_ok = if name_len == 4 {
+        matches!(level, 4 | 5)
+    } else {
+        level == 3
+    };
     if !level_ok || !flags_ok(flags, level) {
         return Probe::NoMatch;
     }
@@ -105,7 +111,10 @@ fn connect(data: &[u8]) -> Probe {
             }
         }
     }
-    Probe::Match { indicator: "mqtt.connect", meta: Meta::None }
+    Probe::Match {
+        indicator: "mqtt.connect",
+        meta: Meta::None,
+    }
 }
 
 /// Connect flags: reserved bit clear, will QoS/retain only with the will flag, QoS < 3, and (before
@@ -126,7 +135,9 @@ fn flags_ok(flags: u8, level: u8) -> bool {
 /// prefix of a valid header.
 fn need_more_if_prefix(data: &[u8], vh: usize) -> Probe {
     let rest = data.get(vh..).unwrap_or_default();
-    let ok = [&b"\x00\x04MQTT"[..], b"\x00\x06MQIsdp"].iter().any(|p| p.starts_with(rest) || rest.starts_with(p));
+    let ok = [&b"\x00\x04MQTT"[..], b"\x00\x06MQIsdp"]
+        .iter()
+        .any(|p| p.starts_with(rest) || rest.starts_with(p));
     if ok {
         Probe::NeedMore
     } else {
@@ -154,10 +165,14 @@ fn connack(data: &[u8]) -> Probe {
         code <= 5
     } else {
         let v5_code = matches!(code, 0x00 | 0x80..=0x8a | 0x8c | 0x90 | 0x95 | 0x97 | 0x99..=0x9f);
-        v5_code && matches!(varint(data, at + 2), VarInt::Value(v, n) if at + 2 + n + v == data.len())
+        v5_code
+            && matches!(varint(data, at + 2), VarInt::Value(v, n) if at + 2 + n + v == data.len())
     };
     if ok {
-        Probe::Match { indicator: "mqtt.connack", meta: Meta::None }
+        Probe::Match {
+            indicator: "mqtt.connack",
+            meta: Meta::None,
+        }
     } else {
         Probe::NoMatch
     }
@@ -169,7 +184,13 @@ mod tests {
     use portolan_packet::Transport;
 
     fn ctx() -> ProbeContext {
-        ProbeContext { transport: Transport::Tcp, from_client: true, client_port: 40000, server_port: 1883, packet_index: 0 }
+        ProbeContext {
+            transport: Transport::Tcp,
+            from_client: true,
+            client_port: 40000,
+            server_port: 1883,
+            packet_index: 0,
+        }
     }
 
     /// CONNECT 3.1.1, clean session, keep-alive 60, client id "mosq-abc".
@@ -177,7 +198,13 @@ mod tests {
 
     #[test]
     fn connect_versions() {
-        assert_eq!(probe(&ctx(), CONNECT_311), Probe::Match { indicator: "mqtt.connect", meta: Meta::None });
+        assert_eq!(
+            probe(&ctx(), CONNECT_311),
+            Probe::Match {
+                indicator: "mqtt.connect",
+                meta: Meta::None
+            }
+        );
         let v31 = b"\x10\x16\x00\x06MQIsdp\x03\x02\x00\x3c\x00\x08mosq-abc";
         assert!(matches!(probe(&ctx(), v31), Probe::Match { .. }));
         // 5.0 with empty properties, user name and password.
@@ -190,13 +217,25 @@ mod tests {
         assert_eq!(probe(&ctx(), &CONNECT_311[..5]), Probe::NeedMore);
         assert_eq!(probe(&ctx(), &CONNECT_311[..1]), Probe::NeedMore);
         // Past the header the rest may come later.
-        assert!(matches!(probe(&ctx(), &CONNECT_311[..14]), Probe::Match { .. }));
+        assert!(matches!(
+            probe(&ctx(), &CONNECT_311[..14]),
+            Probe::Match { .. }
+        ));
     }
 
     #[test]
     fn connack() {
-        assert!(matches!(probe(&ctx(), b"\x20\x02\x00\x00"), Probe::Match { indicator: "mqtt.connack", .. }));
-        assert!(matches!(probe(&ctx(), b"\x20\x03\x00\x00\x00"), Probe::Match { .. }));
+        assert!(matches!(
+            probe(&ctx(), b"\x20\x02\x00\x00"),
+            Probe::Match {
+                indicator: "mqtt.connack",
+                ..
+            }
+        ));
+        assert!(matches!(
+            probe(&ctx(), b"\x20\x03\x00\x00\x00"),
+            Probe::Match { .. }
+        ));
         assert_eq!(probe(&ctx(), b"\x20\x02\x00\x07"), Probe::NoMatch);
         assert_eq!(probe(&ctx(), b"\x20\x02\x00\x00\x00"), Probe::NoMatch);
     }

@@ -22,7 +22,9 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
     if ctx.transport != Transport::Udp {
         return Probe::NoMatch;
     }
-    let Some(b0) = u8_at(data, 0) else { return Probe::NoMatch };
+    let Some(b0) = u8_at(data, 0) else {
+        return Probe::NoMatch;
+    };
     let (vn, mode) = ((b0 >> 3) & 0x07, b0 & 0x07);
     if !(1..=4).contains(&vn) {
         return Probe::NoMatch;
@@ -43,36 +45,51 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
         7 => "ntp.private",
         _ => "ntp.peer",
     };
-    Probe::Match { indicator, meta: Meta::None }
+    Probe::Match {
+        indicator,
+        meta: Meta::None,
+    }
 }
 
 /// Modes 1..=5: the 48-byte header plus optional extension fields / MAC.
 fn time_message(d: &[u8], mode: u8) -> bool {
-    if d.len() < 48 || d.len() % 4 != 0 || d.len() > MAX_LEN {
+    if d.len() < 48 || !d.len().is_multiple_of(4) || d.len() > MAX_LEN {
         return false;
     }
-    let (Some(stratum), Some(poll), Some(precision)) = (u8_at(d, 1), u8_at(d, 2), u8_at(d, 3)) else {
+    let (Some(stratum), Some(poll), Some(precision)) = (u8_at(d, 1), u8_at(d, 2), u8_at(d, 3))
+    else {
         return false;
     };
     let precision = precision as i8;
-    let (Some(delay), Some(disp)) = (be32(d, 4), be32(d, 8)) else { return false };
+    let (Some(delay), Some(disp)) = (be32(d, 4), be32(d, 8)) else {
+        return false;
+    };
     // Poll exponent 0..=17 (RFC 5905 allows 4..=17; SNTP clients send 0), precision -32..=0,
     // root delay and dispersion below 16 s (16.16 fixed point).
-    if stratum > 16 || poll > 17 || !(-32..=0).contains(&precision) || delay >= 0x0010_0000 || disp >= 0x0010_0000 {
+    if stratum > 16
+        || poll > 17
+        || !(-32..=0).contains(&precision)
+        || delay >= 0x0010_0000
+        || disp >= 0x0010_0000
+    {
         return false;
     }
     if mode == 3 {
         return true;
     }
     // Server-side modes: transmit time must be a real time; receive time real or zero (broadcast).
-    let (Some(recv), Some(xmit)) = (be32(d, 32), be32(d, 40)) else { return false };
+    let (Some(recv), Some(xmit)) = (be32(d, 32), be32(d, 40)) else {
+        return false;
+    };
     let real = |t: u32| t >= TS_MIN || (t > 0 && t < TS_ERA1_MAX);
     if !real(xmit) || !(recv == 0 || real(recv)) {
         return false;
     }
     if stratum == 0 {
         // Kiss-o'-Death: the reference ID is four upper-case ASCII letters.
-        return d.get(12..16).is_some_and(|k| k.iter().all(|&b| b.is_ascii_uppercase() || b == 0));
+        return d
+            .get(12..16)
+            .is_some_and(|k| k.iter().all(|&b| b.is_ascii_uppercase() || b == 0));
     }
     true
 }
@@ -81,7 +98,9 @@ fn time_message(d: &[u8], mode: u8) -> bool {
 /// the datagram exactly the header plus the data padded to 4 bytes. A request (response bit
 /// clear) has no error/more bits, status and offset 0, and may carry a key ID and MAC.
 fn control_message(d: &[u8]) -> bool {
-    let (Some(b1), Some(status), Some(offset), Some(count)) = (u8_at(d, 1), be16(d, 4), be16(d, 8), be16(d, 10)) else {
+    let (Some(b1), Some(status), Some(offset), Some(count)) =
+        (u8_at(d, 1), be16(d, 4), be16(d, 8), be16(d, 10))
+    else {
         return false;
     };
     let opcode = b1 & 0x1f;
@@ -103,12 +122,20 @@ fn control_message(d: &[u8]) -> bool {
 /// Mode 7 private message (ntpd `ntpdc`): implementation 0/2/3, a request code ntpd defines, and
 /// either a response whose items fill the datagram exactly or a 48-byte request.
 fn private_message(d: &[u8]) -> bool {
-    let (Some(b0), Some(imp), Some(code), Some(err_items), Some(size)) =
-        (u8_at(d, 0), u8_at(d, 2), u8_at(d, 3), be16(d, 4), be16(d, 6))
-    else {
+    let (Some(b0), Some(imp), Some(code), Some(err_items), Some(size)) = (
+        u8_at(d, 0),
+        u8_at(d, 2),
+        u8_at(d, 3),
+        be16(d, 4),
+        be16(d, 6),
+    ) else {
         return false;
     };
-    let (err, items, item_size) = (err_items >> 12, usize::from(err_items & 0x0fff), usize::from(size & 0x0fff));
+    let (err, items, item_size) = (
+        err_items >> 12,
+        usize::from(err_items & 0x0fff),
+        usize::from(size & 0x0fff),
+    );
     if !matches!(imp, 0 | 2 | 3) || code > 45 || err > 7 || size & 0xf000 != 0 {
         return false;
     }
@@ -124,7 +151,13 @@ mod tests {
     use super::*;
 
     fn ctx() -> ProbeContext {
-        ProbeContext { transport: Transport::Udp, from_client: true, client_port: 123, server_port: 123, packet_index: 0 }
+        ProbeContext {
+            transport: Transport::Udp,
+            from_client: true,
+            client_port: 123,
+            server_port: 123,
+            packet_index: 0,
+        }
     }
 
     fn client() -> Vec<u8> {
@@ -135,7 +168,9 @@ mod tests {
     }
 
     fn server() -> Vec<u8> {
-        let mut d = vec![0x24, 0x02, 0x06, 0xe9, 0x00, 0x00, 0x01, 0x2a, 0x00, 0x00, 0x02, 0x10];
+        let mut d = vec![
+            0x24, 0x02, 0x06, 0xe9, 0x00, 0x00, 0x01, 0x2a, 0x00, 0x00, 0x02, 0x10,
+        ];
         d.extend_from_slice(&[0xc0, 0xa8, 0x01, 0x01]);
         for _ in 0..4 {
             d.extend_from_slice(&[0xea, 0x1b, 0x2c, 0x3d, 0x11, 0x22, 0x33, 0x44]);
@@ -145,8 +180,20 @@ mod tests {
 
     #[test]
     fn client_and_server() {
-        assert_eq!(probe(&ctx(), &client()), Probe::Match { indicator: "ntp.client", meta: Meta::None });
-        assert_eq!(probe(&ctx(), &server()), Probe::Match { indicator: "ntp.server", meta: Meta::None });
+        assert_eq!(
+            probe(&ctx(), &client()),
+            Probe::Match {
+                indicator: "ntp.client",
+                meta: Meta::None
+            }
+        );
+        assert_eq!(
+            probe(&ctx(), &server()),
+            Probe::Match {
+                indicator: "ntp.server",
+                meta: Meta::None
+            }
+        );
         // SNTP request: only the first byte set.
         let mut sntp = vec![0x1b];
         sntp.resize(48, 0);
@@ -161,7 +208,13 @@ mod tests {
     fn control() {
         // ntpq "rv" request: version 2, mode 6, opcode 2, count 0.
         let d = [0x16, 0x02, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0];
-        assert!(matches!(probe(&ctx(), &d), Probe::Match { indicator: "ntp.control", .. }));
+        assert!(matches!(
+            probe(&ctx(), &d),
+            Probe::Match {
+                indicator: "ntp.control",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -169,7 +222,13 @@ mod tests {
         // ntpdc monlist request: version 2, mode 7, implementation 3, request 42, 40 zero bytes.
         let mut req = vec![0x17, 0x00, 0x03, 0x2a, 0, 0, 0, 0];
         req.resize(48, 0);
-        assert!(matches!(probe(&ctx(), &req), Probe::Match { indicator: "ntp.private", .. }));
+        assert!(matches!(
+            probe(&ctx(), &req),
+            Probe::Match {
+                indicator: "ntp.private",
+                ..
+            }
+        ));
         // Response: 2 items of 72 bytes.
         let mut resp = vec![0x97, 0x0e, 0x03, 0x2a, 0x00, 0x02, 0x00, 0x48];
         resp.resize(8 + 2 * 72, 0x11);
@@ -197,11 +256,28 @@ mod tests {
         deep[1] = 99;
         let mut private = client();
         private[0] = 0x17; // mode 7 with a time-message body
-        for d in [&bad_version[..], &stale, &odd, &deep, &private, &[0x1b; 20][..], &[0x5a; 48][..]] {
+        for d in [
+            &bad_version[..],
+            &stale,
+            &odd,
+            &deep,
+            &private,
+            &[0x1b; 20][..],
+            &[0x5a; 48][..],
+        ] {
             assert_eq!(probe(&ctx(), d), Probe::NoMatch, "{d:?}");
         }
-        let tcp = ProbeContext { transport: Transport::Tcp, ..ctx() };
+        let tcp = ProbeContext {
+            transport: Transport::Tcp,
+            ..ctx()
+        };
         assert_eq!(probe(&tcp, &client()), Probe::NoMatch);
-        assert_eq!(probe(&ctx(), b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n\r\n\r\n\r\n\r\n"), Probe::NoMatch);
+        assert_eq!(
+            probe(
+                &ctx(),
+                b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n\r\n\r\n\r\n\r\n"
+            ),
+            Probe::NoMatch
+        );
     }
 }

@@ -28,7 +28,11 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
         Transport::Udp => judge(data),
         Transport::Tcp => {
             let Some(len) = be16(data, 0) else {
-                return if data.is_empty() { Probe::NoMatch } else { Probe::NeedMore };
+                return if data.is_empty() {
+                    Probe::NoMatch
+                } else {
+                    Probe::NeedMore
+                };
             };
             let len = usize::from(len);
             if !(14..=MAX_PACKET).contains(&len) {
@@ -38,7 +42,12 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
                 Some(packet) => judge(packet),
                 None => {
                     let op = u8_at(data, 2).map(|b| b >> 3);
-                    if op.is_none_or(|o| matches!(o, HARD_RESET_CLIENT_V2 | HARD_RESET_SERVER_V2 | HARD_RESET_CLIENT_V3)) {
+                    if op.is_none_or(|o| {
+                        matches!(
+                            o,
+                            HARD_RESET_CLIENT_V2 | HARD_RESET_SERVER_V2 | HARD_RESET_CLIENT_V3
+                        )
+                    }) {
                         Probe::NeedMore
                     } else {
                         Probe::NoMatch
@@ -51,7 +60,9 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
 
 /// One whole packet.
 fn judge(p: &[u8]) -> Probe {
-    let Some(first) = u8_at(p, 0) else { return Probe::NoMatch };
+    let Some(first) = u8_at(p, 0) else {
+        return Probe::NoMatch;
+    };
     let (opcode, key_id) = (first >> 3, first & 0x07);
     if key_id != 0 || p.len() > MAX_PACKET {
         return Probe::NoMatch;
@@ -61,15 +72,22 @@ fn judge(p: &[u8]) -> Probe {
         HARD_RESET_SERVER_V2 => true,
         _ => return Probe::NoMatch,
     };
-    let Some(session) = p.get(1..9) else { return Probe::NoMatch };
+    let Some(session) = p.get(1..9) else {
+        return Probe::NoMatch;
+    };
     if session.iter().all(|&b| b == 0) {
         return Probe::NoMatch;
     }
     let shaped = plain(p, 9, server)
-        || HMAC_SIZES.iter().any(|&h| replay_ok(p, 9 + h) && plain(p, 9 + h + 8, server))
+        || HMAC_SIZES
+            .iter()
+            .any(|&h| replay_ok(p, 9 + h) && plain(p, 9 + h + 8, server))
         || (replay_ok(p, 9) && p.len() >= 9 + 8 + 32 + 5);
     if shaped {
-        Probe::Match { indicator: "openvpn.hard_reset", meta: Meta::None }
+        Probe::Match {
+            indicator: "openvpn.hard_reset",
+            meta: Meta::None,
+        }
     } else {
         Probe::NoMatch
     }
@@ -87,7 +105,8 @@ fn plain(p: &[u8], off: usize, server: bool) -> bool {
         Some(0) if !server => be32(p, off + 1) == Some(0),
         Some(1) if server => {
             be32(p, off + 1) == Some(0)
-                && p.get(off + 5..off + 13).is_some_and(|s| s.iter().any(|&b| b != 0))
+                && p.get(off + 5..off + 13)
+                    .is_some_and(|s| s.iter().any(|&b| b != 0))
                 && be32(p, off + 13) == Some(0)
         }
         _ => false,
@@ -99,7 +118,13 @@ mod tests {
     use super::*;
 
     fn ctx(transport: Transport) -> ProbeContext {
-        ProbeContext { transport, from_client: true, client_port: 50000, server_port: 1194, packet_index: 0 }
+        ProbeContext {
+            transport,
+            from_client: true,
+            client_port: 50000,
+            server_port: 1194,
+            packet_index: 0,
+        }
     }
 
     const SID: [u8; 8] = [0x3f, 0x12, 0x9a, 0x01, 0x55, 0xc3, 0x7e, 0x20];
@@ -114,10 +139,19 @@ mod tests {
     #[test]
     fn plain_client_udp_and_tcp() {
         let p = plain_client();
-        assert_eq!(probe(&ctx(Transport::Udp), &p), Probe::Match { indicator: "openvpn.hard_reset", meta: Meta::None });
+        assert_eq!(
+            probe(&ctx(Transport::Udp), &p),
+            Probe::Match {
+                indicator: "openvpn.hard_reset",
+                meta: Meta::None
+            }
+        );
         let mut framed = (p.len() as u16).to_be_bytes().to_vec();
         framed.extend_from_slice(&p);
-        assert!(matches!(probe(&ctx(Transport::Tcp), &framed), Probe::Match { .. }));
+        assert!(matches!(
+            probe(&ctx(Transport::Tcp), &framed),
+            Probe::Match { .. }
+        ));
         assert_eq!(probe(&ctx(Transport::Tcp), &framed[..6]), Probe::NeedMore);
     }
 
@@ -129,7 +163,10 @@ mod tests {
         p.extend_from_slice(&1u32.to_be_bytes());
         p.extend_from_slice(&1_700_000_000u32.to_be_bytes());
         p.extend_from_slice(&[0, 0, 0, 0, 0]);
-        assert!(matches!(probe(&ctx(Transport::Udp), &p), Probe::Match { .. }));
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), &p),
+            Probe::Match { .. }
+        ));
 
         let mut s = vec![0x40];
         s.extend_from_slice(&[9; 8]);
@@ -137,7 +174,10 @@ mod tests {
         s.extend_from_slice(&[0, 0, 0, 0]);
         s.extend_from_slice(&SID);
         s.extend_from_slice(&[0, 0, 0, 0]);
-        assert!(matches!(probe(&ctx(Transport::Udp), &s), Probe::Match { .. }));
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), &s),
+            Probe::Match { .. }
+        ));
     }
 
     #[test]
@@ -147,7 +187,10 @@ mod tests {
         p.extend_from_slice(&1u32.to_be_bytes());
         p.extend_from_slice(&1_700_000_000u32.to_be_bytes());
         p.extend_from_slice(&[0x77; 32 + 5]);
-        assert!(matches!(probe(&ctx(Transport::Udp), &p), Probe::Match { .. }));
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), &p),
+            Probe::Match { .. }
+        ));
     }
 
     #[test]
@@ -165,7 +208,13 @@ mod tests {
         p[1..9].fill(0);
         assert_eq!(probe(&ctx(Transport::Udp), &p), Probe::NoMatch);
         assert_eq!(probe(&ctx(Transport::Udp), &[0x38; 60]), Probe::NoMatch);
-        assert_eq!(probe(&ctx(Transport::Tcp), b"\x16\x03\x01\x00\x10"), Probe::NoMatch);
-        assert_eq!(probe(&ctx(Transport::Udp), b"GET / HTTP/1.1\r\n\r\n"), Probe::NoMatch);
+        assert_eq!(
+            probe(&ctx(Transport::Tcp), b"\x16\x03\x01\x00\x10"),
+            Probe::NoMatch
+        );
+        assert_eq!(
+            probe(&ctx(Transport::Udp), b"GET / HTTP/1.1\r\n\r\n"),
+            Probe::NoMatch
+        );
     }
 }

@@ -12,8 +12,20 @@ const MAX_LINE: usize = 512;
 
 /// CAPA tags (RFC 2449 and registry) that identify a capability listing after a bare `+OK`.
 const CAPA_TAGS: &[&[u8]] = &[
-    b"CAPA", b"TOP", b"USER", b"UIDL", b"SASL", b"STLS", b"RESP-CODES", b"PIPELINING", b"EXPIRE",
-    b"LOGIN-DELAY", b"IMPLEMENTATION", b"AUTH-RESP-CODE", b"UTF8", b"LANG",
+    b"CAPA",
+    b"TOP",
+    b"USER",
+    b"UIDL",
+    b"SASL",
+    b"STLS",
+    b"RESP-CODES",
+    b"PIPELINING",
+    b"EXPIRE",
+    b"LOGIN-DELAY",
+    b"IMPLEMENTATION",
+    b"AUTH-RESP-CODE",
+    b"UTF8",
+    b"LANG",
 ];
 
 /// Probes the first bytes of one direction for a POP3 greeting, listing or command.
@@ -24,35 +36,56 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
         Line::Partial => {
             let maybe = data.starts_with(b"+OK ")
                 || b"+OK ".starts_with(data)
-                || [&b"CAPA"[..], b"STLS", b"APOP "].iter().any(|w| is_prefix_ci_of(data, w));
-            return if maybe { Probe::NeedMore } else { Probe::NoMatch };
+                || [&b"CAPA"[..], b"STLS", b"APOP "]
+                    .iter()
+                    .any(|w| is_prefix_ci_of(data, w));
+            return if maybe {
+                Probe::NeedMore
+            } else {
+                Probe::NoMatch
+            };
         }
     };
     if let Some(text) = line.strip_prefix(b"+OK") {
         if text.first() == Some(&b' ') && text.iter().any(|&b| b != b' ') {
-            return Probe::Match { indicator: "pop3.greeting", meta: Meta::None };
+            return Probe::Match {
+                indicator: "pop3.greeting",
+                meta: Meta::None,
+            };
         }
         if text.is_empty() {
             let next = Lines::new(data, MAX_LINE, 2).nth(1).unwrap_or_default();
             let tag = split_word(next).0;
             if CAPA_TAGS.iter().any(|t| tag.eq_ignore_ascii_case(t)) {
-                return Probe::Match { indicator: "pop3.capa", meta: Meta::None };
+                return Probe::Match {
+                    indicator: "pop3.capa",
+                    meta: Meta::None,
+                };
             }
         }
         return Probe::NoMatch;
     }
     if line.eq_ignore_ascii_case(b"CAPA") {
-        return Probe::Match { indicator: "pop3.command", meta: Meta::None };
+        return Probe::Match {
+            indicator: "pop3.command",
+            meta: Meta::None,
+        };
     }
     if line.eq_ignore_ascii_case(b"STLS") {
-        return Probe::Match { indicator: "pop3.stls", meta: Meta::None };
+        return Probe::Match {
+            indicator: "pop3.stls",
+            meta: Meta::None,
+        };
     }
     let (verb, rest) = split_word(line);
     if verb.eq_ignore_ascii_case(b"APOP") {
         // APOP name digest, digest = 32 lowercase hex digits (MD5).
         if let Some((name, Some(digest))) = rest.map(split_word) {
             if !name.is_empty() && digest.len() == 32 && digest.iter().all(u8::is_ascii_hexdigit) {
-                return Probe::Match { indicator: "pop3.command", meta: Meta::None };
+                return Probe::Match {
+                    indicator: "pop3.command",
+                    meta: Meta::None,
+                };
             }
         }
     }
@@ -65,29 +98,65 @@ mod tests {
     use portolan_packet::Transport;
 
     fn ctx() -> ProbeContext {
-        ProbeContext { transport: Transport::Tcp, from_client: false, client_port: 40000, server_port: 110, packet_index: 0 }
+        ProbeContext {
+            transport: Transport::Tcp,
+            from_client: false,
+            client_port: 40000,
+            server_port: 110,
+            packet_index: 0,
+        }
     }
 
     #[test]
     fn server_lines() {
-        assert!(matches!(probe(&ctx(), b"+OK Dovecot ready.\r\n"), Probe::Match { indicator: "pop3.greeting", .. }));
         assert!(matches!(
-            probe(&ctx(), b"+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n"),
-            Probe::Match { indicator: "pop3.greeting", .. }
+            probe(&ctx(), b"+OK Dovecot ready.\r\n"),
+            Probe::Match {
+                indicator: "pop3.greeting",
+                ..
+            }
+        ));
+        assert!(matches!(
+            probe(
+                &ctx(),
+                b"+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n"
+            ),
+            Probe::Match {
+                indicator: "pop3.greeting",
+                ..
+            }
         ));
         assert!(matches!(
             probe(&ctx(), b"+OK\r\nCAPA\r\nTOP\r\nUIDL\r\n.\r\n"),
-            Probe::Match { indicator: "pop3.capa", .. }
+            Probe::Match {
+                indicator: "pop3.capa",
+                ..
+            }
         ));
     }
 
     #[test]
     fn client_lines() {
-        assert!(matches!(probe(&ctx(), b"CAPA\r\n"), Probe::Match { indicator: "pop3.command", .. }));
-        assert!(matches!(probe(&ctx(), b"STLS\r\n"), Probe::Match { indicator: "pop3.stls", .. }));
+        assert!(matches!(
+            probe(&ctx(), b"CAPA\r\n"),
+            Probe::Match {
+                indicator: "pop3.command",
+                ..
+            }
+        ));
+        assert!(matches!(
+            probe(&ctx(), b"STLS\r\n"),
+            Probe::Match {
+                indicator: "pop3.stls",
+                ..
+            }
+        ));
         assert!(matches!(
             probe(&ctx(), b"APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n"),
-            Probe::Match { indicator: "pop3.command", .. }
+            Probe::Match {
+                indicator: "pop3.command",
+                ..
+            }
         ));
     }
 

@@ -663,9 +663,8 @@ mod tests {
 
     #[test]
     fn client_hello_split_across_two_initials() {
-        let hello = samples::client_hello_message(&samples::ClientHelloSpec::chrome_like(
-            "split.example",
-        ));
+        let hello =
+            samples::client_hello_message(&samples::ClientHelloSpec::chrome_like("split.example"));
         let mid = hello.len() / 2;
         let (a, b) = hello.split_at(mid);
         let dcid = [7u8; 8];
@@ -682,24 +681,32 @@ mod tests {
         assert_eq!(probe(&ctx(), &d1), Probe::NeedMore);
         let mut both = d1.clone();
         both.extend_from_slice(&d2);
-        assert_eq!(quic(probe(&ctx(), &both)).sni.as_deref(), Some("split.example"));
+        assert_eq!(
+            quic(probe(&ctx(), &both)).sni.as_deref(),
+            Some("split.example")
+        );
     }
 
     #[test]
     fn v2_and_draft29_and_changed_dcid() {
-        let hello =
-            samples::client_hello_message(&samples::ClientHelloSpec::minimal("v2.example"));
+        let hello = samples::client_hello_message(&samples::ClientHelloSpec::minimal("v2.example"));
         let pkt = samples::quic_initial(VERSION_2, &[1, 2, 3, 4], 0, &[(0, &hello)], 1200);
         assert_eq!(quic(probe(&ctx(), &pkt)).version.as_deref(), Some("v2"));
         let pkt = samples::quic_initial(0xff00_001d, &[9; 20], 0, &[(0, &hello)], 1200);
-        assert_eq!(quic(probe(&ctx(), &pkt)).version.as_deref(), Some("draft-29"));
+        assert_eq!(
+            quic(probe(&ctx(), &pkt)).version.as_deref(),
+            Some("draft-29")
+        );
 
         let (a, b) = hello.split_at(50);
         let d1 = samples::quic_initial(VERSION_1, &[1; 8], 0, &[(0, a)], 1200);
         let d2 = samples::quic_initial_with_keys_of(VERSION_1, &[2; 8], &[1; 8], 1, &[(50, b)]);
         let mut both = d1;
         both.extend_from_slice(&d2);
-        assert_eq!(quic(probe(&ctx(), &both)).sni.as_deref(), Some("v2.example"));
+        assert_eq!(
+            quic(probe(&ctx(), &both)).sni.as_deref(),
+            Some("v2.example")
+        );
     }
 
     #[test]

@@ -24,7 +24,11 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
         return Probe::NoMatch;
     }
     let Some(len) = be16(data, 2) else {
-        return if data.is_empty() { Probe::NoMatch } else { Probe::NeedMore };
+        return if data.is_empty() {
+            Probe::NoMatch
+        } else {
+            Probe::NeedMore
+        };
     };
     let len = usize::from(len);
     if !(11..=1024).contains(&len) {
@@ -37,7 +41,9 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
         };
     };
     // X.224: length indicator covers the rest of the TPDU.
-    let (Some(li), Some(code)) = (u8_at(pdu, 4), u8_at(pdu, 5)) else { return Probe::NoMatch };
+    let (Some(li), Some(code)) = (u8_at(pdu, 4), u8_at(pdu, 5)) else {
+        return Probe::NoMatch;
+    };
     if usize::from(li) != len - 5 || u8_at(pdu, 10) != Some(0) {
         return Probe::NoMatch;
     }
@@ -53,15 +59,20 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
 fn request(user: &[u8]) -> Probe {
     let mut rest = user;
     let mut cookie = None;
-    let token = starts_with_ci(rest, b"Cookie: mstshash=") || starts_with_ci(rest, b"Cookie: msts=");
+    let token =
+        starts_with_ci(rest, b"Cookie: mstshash=") || starts_with_ci(rest, b"Cookie: msts=");
     if token {
-        let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else { return Probe::NoMatch };
+        let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else {
+            return Probe::NoMatch;
+        };
         let line = rest.get(..end).unwrap_or_default();
         if !line.iter().all(|&b| (0x20..0x7f).contains(&b)) {
             return Probe::NoMatch;
         }
         if starts_with_ci(line, b"Cookie: mstshash=") {
-            cookie = line.get(17..).map(|v| String::from_utf8_lossy(v).into_owned());
+            cookie = line
+                .get(17..)
+                .map(|v| String::from_utf8_lossy(v).into_owned());
         }
         rest = rest.get(end + 2..).unwrap_or_default();
     }
@@ -69,21 +80,35 @@ fn request(user: &[u8]) -> Probe {
         0 => false,
         8 => neg_ok(rest, 0x01, |p| p <= 0x1f),
         // RDP_NEG_REQ followed by RDP_NEG_CORRELATION_INFO (type 0x06, length 36).
-        44 => neg_ok(rest, 0x01, |p| p <= 0x1f) && u8_at(rest, 8) == Some(0x06) && le16(rest, 10) == Some(36),
+        44 => {
+            neg_ok(rest, 0x01, |p| p <= 0x1f)
+                && u8_at(rest, 8) == Some(0x06)
+                && le16(rest, 10) == Some(36)
+        }
         _ => return Probe::NoMatch,
     };
     if !(token || neg) {
         return Probe::NoMatch;
     }
-    Probe::Match { indicator: "rdp.connection_request", meta: cookie.filter(|c| !c.is_empty()).map(Meta::Name).unwrap_or_default() }
+    Probe::Match {
+        indicator: "rdp.connection_request",
+        meta: cookie
+            .filter(|c| !c.is_empty())
+            .map(Meta::Name)
+            .unwrap_or_default(),
+    }
 }
 
 /// Connection Confirm user data: `RDP_NEG_RSP` (type 2) or `RDP_NEG_FAILURE` (type 3).
 fn confirm(user: &[u8]) -> Probe {
     let ok = user.len() == 8
-        && (neg_ok(user, 0x02, |p| p <= 0x1f) || neg_ok(user, 0x03, |code| (1..=6).contains(&code)));
+        && (neg_ok(user, 0x02, |p| p <= 0x1f)
+            || neg_ok(user, 0x03, |code| (1..=6).contains(&code)));
     if ok {
-        Probe::Match { indicator: "rdp.connection_confirm", meta: Meta::None }
+        Probe::Match {
+            indicator: "rdp.connection_confirm",
+            meta: Meta::None,
+        }
     } else {
         Probe::NoMatch
     }
@@ -95,13 +120,19 @@ fn udp_syn(d: &[u8]) -> Probe {
     const SYN: u16 = 0x0001;
     const ACK: u16 = 0x0004;
     const NOT_IN_SYN: u16 = 0x0002 | 0x0008 | 0x0010; // FIN, DATA, FEC
-    let (Some(source_ack), Some(flags), Some(up), Some(down)) = (be32(d, 0), be16(d, 6), be16(d, 12), be16(d, 14)) else {
+    let (Some(source_ack), Some(flags), Some(up), Some(down)) =
+        (be32(d, 0), be16(d, 6), be16(d, 12), be16(d, 14))
+    else {
         return Probe::NoMatch;
     };
     let mtu_ok = |m: u16| (1132..=1232).contains(&m);
-    let syn = flags & SYN != 0 && flags & NOT_IN_SYN == 0 && (flags & ACK != 0 || source_ack == u32::MAX);
+    let syn =
+        flags & SYN != 0 && flags & NOT_IN_SYN == 0 && (flags & ACK != 0 || source_ack == u32::MAX);
     if d.len() == 1232 && syn && mtu_ok(up) && mtu_ok(down) {
-        Probe::Match { indicator: "rdp.udp_syn", meta: Meta::None }
+        Probe::Match {
+            indicator: "rdp.udp_syn",
+            meta: Meta::None,
+        }
     } else {
         Probe::NoMatch
     }
@@ -117,7 +148,13 @@ mod tests {
     use super::*;
 
     fn ctx() -> ProbeContext {
-        ProbeContext { transport: Transport::Tcp, from_client: true, client_port: 50000, server_port: 3389, packet_index: 0 }
+        ProbeContext {
+            transport: Transport::Tcp,
+            from_client: true,
+            client_port: 50000,
+            server_port: 3389,
+            packet_index: 0,
+        }
     }
 
     fn tpkt(code: u8, user: &[u8]) -> Vec<u8> {
@@ -133,10 +170,25 @@ mod tests {
 
     #[test]
     fn request_with_cookie_and_neg() {
-        let d = tpkt(CR, b"Cookie: mstshash=alice\r\n\x01\x00\x08\x00\x03\x00\x00\x00");
-        assert_eq!(probe(&ctx(), &d), Probe::Match { indicator: "rdp.connection_request", meta: Meta::Name("alice".into()) });
+        let d = tpkt(
+            CR,
+            b"Cookie: mstshash=alice\r\n\x01\x00\x08\x00\x03\x00\x00\x00",
+        );
+        assert_eq!(
+            probe(&ctx(), &d),
+            Probe::Match {
+                indicator: "rdp.connection_request",
+                meta: Meta::Name("alice".into())
+            }
+        );
         let d = tpkt(CR, b"\x01\x00\x08\x00\x0b\x00\x00\x00");
-        assert_eq!(probe(&ctx(), &d), Probe::Match { indicator: "rdp.connection_request", meta: Meta::None });
+        assert_eq!(
+            probe(&ctx(), &d),
+            Probe::Match {
+                indicator: "rdp.connection_request",
+                meta: Meta::None
+            }
+        );
         let d = tpkt(CR, b"Cookie: mstshash=bob\r\n");
         assert!(matches!(probe(&ctx(), &d), Probe::Match { .. }));
         assert_eq!(probe(&ctx(), &d[..8]), Probe::NeedMore);
@@ -145,18 +197,39 @@ mod tests {
     #[test]
     fn confirm() {
         let d = tpkt(CC, b"\x02\x1f\x08\x00\x02\x00\x00\x00");
-        assert!(matches!(probe(&ctx(), &d), Probe::Match { indicator: "rdp.connection_confirm", .. }));
+        assert!(matches!(
+            probe(&ctx(), &d),
+            Probe::Match {
+                indicator: "rdp.connection_confirm",
+                ..
+            }
+        ));
         let d = tpkt(CC, b"\x03\x00\x08\x00\x05\x00\x00\x00");
         assert!(matches!(probe(&ctx(), &d), Probe::Match { .. }));
     }
 
     #[test]
     fn udp_syn_and_syn_ack() {
-        let udp = ProbeContext { transport: Transport::Udp, ..ctx() };
-        let mut syn = vec![0xff, 0xff, 0xff, 0xff, 0x00, 0x40, 0x18, 0x01, 0xbb, 0xff, 0x56, 0x87, 0x04, 0xd0, 0x04, 0xd0];
+        let udp = ProbeContext {
+            transport: Transport::Udp,
+            ..ctx()
+        };
+        let mut syn = vec![
+            0xff, 0xff, 0xff, 0xff, 0x00, 0x40, 0x18, 0x01, 0xbb, 0xff, 0x56, 0x87, 0x04, 0xd0,
+            0x04, 0xd0,
+        ];
         syn.resize(1232, 0);
-        assert!(matches!(probe(&udp, &syn), Probe::Match { indicator: "rdp.udp_syn", .. }));
-        let mut syn_ack = vec![0xbb, 0xff, 0x56, 0x87, 0x00, 0x40, 0x10, 0x05, 0x4d, 0x67, 0x79, 0x66, 0x04, 0xd0, 0x04, 0xd0];
+        assert!(matches!(
+            probe(&udp, &syn),
+            Probe::Match {
+                indicator: "rdp.udp_syn",
+                ..
+            }
+        ));
+        let mut syn_ack = vec![
+            0xbb, 0xff, 0x56, 0x87, 0x00, 0x40, 0x10, 0x05, 0x4d, 0x67, 0x79, 0x66, 0x04, 0xd0,
+            0x04, 0xd0,
+        ];
         syn_ack.resize(1232, 0);
         assert!(matches!(probe(&udp, &syn_ack), Probe::Match { .. }));
         let mut short = syn.clone();
@@ -180,7 +253,10 @@ mod tests {
         let mut bad_li = tpkt(CR, b"\x01\x00\x08\x00\x03\x00\x00\x00");
         bad_li[4] = 3;
         assert_eq!(probe(&ctx(), &bad_li), Probe::NoMatch);
-        assert_eq!(probe(&ctx(), &tpkt(CR, b"\x01\x00\x08\x00\x03\x00\x00\x00\x00")), Probe::NoMatch);
+        assert_eq!(
+            probe(&ctx(), &tpkt(CR, b"\x01\x00\x08\x00\x03\x00\x00\x00\x00")),
+            Probe::NoMatch
+        );
         assert_eq!(probe(&ctx(), b"\x16\x03\x01\x00\x10"), Probe::NoMatch);
         assert_eq!(probe(&ctx(), b"GET / HTTP/1.1\r\n\r\n"), Probe::NoMatch);
     }

@@ -15,30 +15,48 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
     let line = match first_line(data, MAX_LINE) {
         Line::Complete(line) => line,
         Line::Invalid => return Probe::NoMatch,
-        Line::Partial => return if partial_ok(data) { Probe::NeedMore } else { Probe::NoMatch },
+        Line::Partial => {
+            return if partial_ok(data) {
+                Probe::NeedMore
+            } else {
+                Probe::NoMatch
+            }
+        }
     };
     if let Some(rest) = line.strip_prefix(b"RTSP/") {
         return if status_ok(rest) {
-            Probe::Match { indicator: "rtsp.response", meta: Meta::None }
+            Probe::Match {
+                indicator: "rtsp.response",
+                meta: Meta::None,
+            }
         } else {
             Probe::NoMatch
         };
     }
     let mut parts = line.split(|&b| b == b' ');
-    let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Probe::NoMatch;
     };
     if !method_ok(method) || uri.is_empty() || !matches!(version, b"RTSP/1.0" | b"RTSP/2.0") {
         return Probe::NoMatch;
     }
-    let meta = uri_host(uri).map(|h| Meta::Name(String::from_utf8_lossy(h).into_owned())).unwrap_or_default();
-    Probe::Match { indicator: "rtsp.request", meta }
+    let meta = uri_host(uri)
+        .map(|h| Meta::Name(String::from_utf8_lossy(h).into_owned()))
+        .unwrap_or_default();
+    Probe::Match {
+        indicator: "rtsp.request",
+        meta,
+    }
 }
 
 /// `1.0 200 OK`: version, a three-digit code, then a space or the end.
 fn status_ok(rest: &[u8]) -> bool {
     (rest.starts_with(b"1.0 ") || rest.starts_with(b"2.0 "))
-        && rest.get(4..7).is_some_and(|c| c.iter().all(u8::is_ascii_digit))
+        && rest
+            .get(4..7)
+            .is_some_and(|c| c.iter().all(u8::is_ascii_digit))
         && matches!(rest.get(7), None | Some(b' '))
 }
 
@@ -49,16 +67,27 @@ fn method_ok(m: &[u8]) -> bool {
 
 /// The host of `rtsp://host[:port]/...` (or `rtsps://`, `rtspu://`).
 fn uri_host(uri: &[u8]) -> Option<&[u8]> {
-    let lower = |p: &[u8]| uri.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
-    let rest = [&b"rtsp://"[..], b"rtsps://", b"rtspu://"].into_iter().find(|p| lower(p)).and_then(|p| uri.get(p.len()..))?;
+    let lower = |p: &[u8]| {
+        uri.get(..p.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(p))
+    };
+    let rest = [&b"rtsp://"[..], b"rtsps://", b"rtspu://"]
+        .into_iter()
+        .find(|p| lower(p))
+        .and_then(|p| uri.get(p.len()..))?;
     let rest = match rest.iter().position(|&b| b == b'@') {
-        Some(at) if rest.iter().position(|&b| b == b'/').is_none_or(|s| at < s) => rest.get(at + 1..)?,
+        Some(at) if rest.iter().position(|&b| b == b'/').is_none_or(|s| at < s) => {
+            rest.get(at + 1..)?
+        }
         _ => rest,
     };
     let host = if rest.first() == Some(&b'[') {
         rest.get(1..rest.iter().position(|&b| b == b']')?)?
     } else {
-        let end = rest.iter().position(|&b| matches!(b, b':' | b'/' | b'?')).unwrap_or(rest.len());
+        let end = rest
+            .iter()
+            .position(|&b| matches!(b, b':' | b'/' | b'?'))
+            .unwrap_or(rest.len());
         rest.get(..end)?
     };
     (!host.is_empty()).then_some(host)
@@ -81,19 +110,49 @@ mod tests {
     use portolan_packet::Transport;
 
     fn ctx() -> ProbeContext {
-        ProbeContext { transport: Transport::Tcp, from_client: true, client_port: 40000, server_port: 554, packet_index: 0 }
+        ProbeContext {
+            transport: Transport::Tcp,
+            from_client: true,
+            client_port: 40000,
+            server_port: 554,
+            packet_index: 0,
+        }
     }
 
     #[test]
     fn requests_and_responses() {
         let d = b"OPTIONS rtsp://192.168.1.64:554/Streaming/Channels/101 RTSP/1.0\r\nCSeq: 2\r\nUser-Agent: LibVLC/3.0.18\r\n\r\n";
-        assert_eq!(probe(&ctx(), d), Probe::Match { indicator: "rtsp.request", meta: Meta::Name("192.168.1.64".into()) });
+        assert_eq!(
+            probe(&ctx(), d),
+            Probe::Match {
+                indicator: "rtsp.request",
+                meta: Meta::Name("192.168.1.64".into())
+            }
+        );
         let d = b"DESCRIBE rtsp://admin:pw@cam.example.net/live RTSP/1.0\r\nCSeq: 3\r\n\r\n";
-        assert_eq!(probe(&ctx(), d), Probe::Match { indicator: "rtsp.request", meta: Meta::Name("cam.example.net".into()) });
+        assert_eq!(
+            probe(&ctx(), d),
+            Probe::Match {
+                indicator: "rtsp.request",
+                meta: Meta::Name("cam.example.net".into())
+            }
+        );
         let d = b"POST /pair-setup RTSP/1.0\r\nCSeq: 0\r\n\r\n";
-        assert_eq!(probe(&ctx(), d), Probe::Match { indicator: "rtsp.request", meta: Meta::None });
+        assert_eq!(
+            probe(&ctx(), d),
+            Probe::Match {
+                indicator: "rtsp.request",
+                meta: Meta::None
+            }
+        );
         let d = b"RTSP/1.0 200 OK\r\nCSeq: 2\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY\r\n\r\n";
-        assert!(matches!(probe(&ctx(), d), Probe::Match { indicator: "rtsp.response", .. }));
+        assert!(matches!(
+            probe(&ctx(), d),
+            Probe::Match {
+                indicator: "rtsp.response",
+                ..
+            }
+        ));
     }
 
     #[test]

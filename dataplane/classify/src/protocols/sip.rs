@@ -11,8 +11,20 @@ const MAX_LINE: usize = 4096;
 
 /// Registered SIP methods (IANA "SIP Parameters", Methods and Response Codes).
 const METHODS: &[&[u8]] = &[
-    b"INVITE", b"ACK", b"BYE", b"CANCEL", b"REGISTER", b"OPTIONS", b"PRACK", b"SUBSCRIBE",
-    b"NOTIFY", b"PUBLISH", b"INFO", b"REFER", b"MESSAGE", b"UPDATE",
+    b"INVITE",
+    b"ACK",
+    b"BYE",
+    b"CANCEL",
+    b"REGISTER",
+    b"OPTIONS",
+    b"PRACK",
+    b"SUBSCRIBE",
+    b"NOTIFY",
+    b"PUBLISH",
+    b"INFO",
+    b"REFER",
+    b"MESSAGE",
+    b"UPDATE",
 ];
 
 /// Probes one datagram or the first bytes of a TCP direction for a SIP start line.
@@ -20,16 +32,33 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
     let line = match first_line(data, MAX_LINE) {
         Line::Complete(line) => line,
         Line::Invalid => return Probe::NoMatch,
-        Line::Partial => return if partial_ok(data) { Probe::NeedMore } else { Probe::NoMatch },
+        Line::Partial => {
+            return if partial_ok(data) {
+                Probe::NeedMore
+            } else {
+                Probe::NoMatch
+            }
+        }
     };
     if let Some(rest) = line.strip_prefix(b"SIP/2.0 ") {
-        let code_ok = rest.get(..3).is_some_and(|c| c.iter().all(u8::is_ascii_digit))
+        let code_ok = rest
+            .get(..3)
+            .is_some_and(|c| c.iter().all(u8::is_ascii_digit))
             && matches!(rest.first(), Some(b'1'..=b'6'))
             && matches!(rest.get(3), None | Some(b' '));
-        return if code_ok { Probe::Match { indicator: "sip.response", meta: Meta::None } } else { Probe::NoMatch };
+        return if code_ok {
+            Probe::Match {
+                indicator: "sip.response",
+                meta: Meta::None,
+            }
+        } else {
+            Probe::NoMatch
+        };
     }
     let mut parts = line.split(|&b| b == b' ');
-    let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Probe::NoMatch;
     };
     if !METHODS.contains(&method) || version != b"SIP/2.0" {
@@ -38,8 +67,15 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
     let Some(host) = uri_host(uri) else {
         return Probe::NoMatch;
     };
-    let meta = if host.is_empty() { Meta::None } else { Meta::Name(String::from_utf8_lossy(host).into_owned()) };
-    Probe::Match { indicator: "sip.request", meta }
+    let meta = if host.is_empty() {
+        Meta::None
+    } else {
+        Meta::Name(String::from_utf8_lossy(host).into_owned())
+    };
+    Probe::Match {
+        indicator: "sip.request",
+        meta,
+    }
 }
 
 /// The host part of a `sip:`/`sips:` URI (empty for `tel:`); `None` if the scheme is wrong.
@@ -61,7 +97,10 @@ fn uri_host(uri: &[u8]) -> Option<&[u8]> {
     let host = if rest.first() == Some(&b'[') {
         rest.get(1..rest.iter().position(|&b| b == b']')?)?
     } else {
-        let end = rest.iter().position(|&b| matches!(b, b':' | b';' | b'?' | b'>')).unwrap_or(rest.len());
+        let end = rest
+            .iter()
+            .position(|&b| matches!(b, b':' | b';' | b'?' | b'>'))
+            .unwrap_or(rest.len());
         rest.get(..end)?
     };
     (!host.is_empty()).then_some(host)
@@ -73,11 +112,16 @@ fn partial_ok(data: &[u8]) -> bool {
         return true;
     }
     let (method, rest) = match data.iter().position(|&b| b == b' ') {
-        Some(i) => (data.get(..i).unwrap_or_default(), data.get(i + 1..).unwrap_or_default()),
+        Some(i) => (
+            data.get(..i).unwrap_or_default(),
+            data.get(i + 1..).unwrap_or_default(),
+        ),
         None => return METHODS.iter().any(|m| m.starts_with(data)),
     };
     METHODS.contains(&method)
-        && (starts_with_ci(rest, b"sip") || starts_with_ci(rest, b"tel:") || b"sip".starts_with(rest))
+        && (starts_with_ci(rest, b"sip")
+            || starts_with_ci(rest, b"tel:")
+            || b"sip".starts_with(rest))
         && data.len() < 1024
 }
 
@@ -87,19 +131,49 @@ mod tests {
     use portolan_packet::Transport;
 
     fn ctx() -> ProbeContext {
-        ProbeContext { transport: Transport::Udp, from_client: true, client_port: 5060, server_port: 5060, packet_index: 0 }
+        ProbeContext {
+            transport: Transport::Udp,
+            from_client: true,
+            client_port: 5060,
+            server_port: 5060,
+            packet_index: 0,
+        }
     }
 
     #[test]
     fn requests_and_responses() {
         let d = b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\nVia: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds\r\nMax-Forwards: 70\r\n\r\n";
-        assert_eq!(probe(&ctx(), d), Probe::Match { indicator: "sip.request", meta: Meta::Name("biloxi.example.com".into()) });
+        assert_eq!(
+            probe(&ctx(), d),
+            Probe::Match {
+                indicator: "sip.request",
+                meta: Meta::Name("biloxi.example.com".into())
+            }
+        );
         let d = b"REGISTER sip:10.0.0.1:5060;transport=udp SIP/2.0\r\n\r\n";
-        assert_eq!(probe(&ctx(), d), Probe::Match { indicator: "sip.request", meta: Meta::Name("10.0.0.1".into()) });
+        assert_eq!(
+            probe(&ctx(), d),
+            Probe::Match {
+                indicator: "sip.request",
+                meta: Meta::Name("10.0.0.1".into())
+            }
+        );
         let d = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.2\r\n\r\n";
-        assert!(matches!(probe(&ctx(), d), Probe::Match { indicator: "sip.response", .. }));
+        assert!(matches!(
+            probe(&ctx(), d),
+            Probe::Match {
+                indicator: "sip.response",
+                ..
+            }
+        ));
         let d = b"OPTIONS sip:[2001:db8::1]:5060 SIP/2.0\r\n\r\n";
-        assert_eq!(probe(&ctx(), d), Probe::Match { indicator: "sip.request", meta: Meta::Name("2001:db8::1".into()) });
+        assert_eq!(
+            probe(&ctx(), d),
+            Probe::Match {
+                indicator: "sip.request",
+                meta: Meta::Name("2001:db8::1".into())
+            }
+        );
     }
 
     #[test]

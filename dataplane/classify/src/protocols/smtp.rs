@@ -7,7 +7,8 @@
 //! both SMTP and FTP.
 
 use super::text_line::{
-    contains_ci, first_line, has_reply_code, is_prefix_ci_of, split_word, starts_with_ci, Line, Lines,
+    contains_ci, first_line, has_reply_code, is_prefix_ci_of, split_word, starts_with_ci, Line,
+    Lines,
 };
 use crate::probe::{Meta, Probe, ProbeContext};
 
@@ -18,8 +19,20 @@ const MAX_LINES: usize = 32;
 
 /// SMTP service extension keywords that identify an EHLO reply.
 const EHLO_KEYWORDS: &[&[u8]] = &[
-    b"PIPELINING", b"8BITMIME", b"STARTTLS", b"SIZE", b"ENHANCEDSTATUSCODES", b"CHUNKING",
-    b"SMTPUTF8", b"DSN", b"AUTH", b"BINARYMIME", b"ETRN", b"DELIVERBY", b"VRFY", b"EXPN",
+    b"PIPELINING",
+    b"8BITMIME",
+    b"STARTTLS",
+    b"SIZE",
+    b"ENHANCEDSTATUSCODES",
+    b"CHUNKING",
+    b"SMTPUTF8",
+    b"DSN",
+    b"AUTH",
+    b"BINARYMIME",
+    b"ETRN",
+    b"DELIVERBY",
+    b"VRFY",
+    b"EXPN",
 ];
 
 /// Probes the first bytes of one direction for an SMTP greeting, reply or command.
@@ -28,7 +41,11 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
         Line::Complete(line) => line,
         Line::Invalid => return Probe::NoMatch,
         Line::Partial => {
-            return if could_start(data) { Probe::NeedMore } else { Probe::NoMatch };
+            return if could_start(data) {
+                Probe::NeedMore
+            } else {
+                Probe::NoMatch
+            };
         }
     };
     if has_reply_code(line, b"220") {
@@ -42,14 +59,27 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
         let Some(domain) = arg.filter(|a| domain_ok(a)) else {
             return Probe::NoMatch;
         };
-        let indicator = if verb.eq_ignore_ascii_case(b"EHLO") { "smtp.ehlo" } else { "smtp.helo" };
-        return Probe::Match { indicator, meta: Meta::Name(String::from_utf8_lossy(domain).into_owned()) };
+        let indicator = if verb.eq_ignore_ascii_case(b"EHLO") {
+            "smtp.ehlo"
+        } else {
+            "smtp.helo"
+        };
+        return Probe::Match {
+            indicator,
+            meta: Meta::Name(String::from_utf8_lossy(domain).into_owned()),
+        };
     }
     if line.eq_ignore_ascii_case(b"STARTTLS") {
-        return Probe::Match { indicator: "smtp.starttls", meta: Meta::None };
+        return Probe::Match {
+            indicator: "smtp.starttls",
+            meta: Meta::None,
+        };
     }
     if starts_with_ci(line, b"MAIL FROM:") && line.contains(&b'<') && line.contains(&b'>') {
-        return Probe::Match { indicator: "smtp.mail_from", meta: Meta::None };
+        return Probe::Match {
+            indicator: "smtp.mail_from",
+            meta: Meta::None,
+        };
     }
     Probe::NoMatch
 }
@@ -69,7 +99,10 @@ fn greeting(data: &[u8]) -> Probe {
         }
     }
     if smtp && !ftp {
-        Probe::Match { indicator: "smtp.greeting", meta: Meta::None }
+        Probe::Match {
+            indicator: "smtp.greeting",
+            meta: Meta::None,
+        }
     } else {
         Probe::NoMatch
     }
@@ -82,8 +115,14 @@ fn ehlo_reply(data: &[u8]) -> Probe {
             break;
         }
         let keyword = split_word(line.get(4..).unwrap_or_default()).0;
-        if EHLO_KEYWORDS.iter().any(|k| keyword.eq_ignore_ascii_case(k)) {
-            return Probe::Match { indicator: "smtp.ehlo_reply", meta: Meta::None };
+        if EHLO_KEYWORDS
+            .iter()
+            .any(|k| keyword.eq_ignore_ascii_case(k))
+        {
+            return Probe::Match {
+                indicator: "smtp.ehlo_reply",
+                meta: Meta::None,
+            };
         }
         if line.get(3) != Some(&b'-') {
             break;
@@ -96,7 +135,9 @@ fn ehlo_reply(data: &[u8]) -> Probe {
 fn domain_ok(arg: &[u8]) -> bool {
     !arg.is_empty()
         && arg.len() <= 255
-        && arg.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
+        && arg
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
 }
 
 /// The unfinished first line could still become one of the recognised lines.
@@ -118,7 +159,13 @@ mod tests {
     use portolan_packet::Transport;
 
     fn ctx() -> ProbeContext {
-        ProbeContext { transport: Transport::Tcp, from_client: false, client_port: 40000, server_port: 25, packet_index: 0 }
+        ProbeContext {
+            transport: Transport::Tcp,
+            from_client: false,
+            client_port: 40000,
+            server_port: 25,
+            packet_index: 0,
+        }
     }
 
     #[test]
@@ -137,21 +184,48 @@ mod tests {
     fn client_commands() {
         assert_eq!(
             probe(&ctx(), b"EHLO [192.168.1.5]\r\n"),
-            Probe::Match { indicator: "smtp.ehlo", meta: Meta::Name("[192.168.1.5]".into()) }
+            Probe::Match {
+                indicator: "smtp.ehlo",
+                meta: Meta::Name("[192.168.1.5]".into())
+            }
         );
-        assert!(matches!(probe(&ctx(), b"helo client.example.com\r\n"), Probe::Match { indicator: "smtp.helo", .. }));
-        assert!(matches!(probe(&ctx(), b"STARTTLS\r\n"), Probe::Match { indicator: "smtp.starttls", .. }));
+        assert!(matches!(
+            probe(&ctx(), b"helo client.example.com\r\n"),
+            Probe::Match {
+                indicator: "smtp.helo",
+                ..
+            }
+        ));
+        assert!(matches!(
+            probe(&ctx(), b"STARTTLS\r\n"),
+            Probe::Match {
+                indicator: "smtp.starttls",
+                ..
+            }
+        ));
         assert!(matches!(
             probe(&ctx(), b"MAIL FROM:<alice@example.com> SIZE=1024\r\n"),
-            Probe::Match { indicator: "smtp.mail_from", .. }
+            Probe::Match {
+                indicator: "smtp.mail_from",
+                ..
+            }
         ));
     }
 
     #[test]
     fn ehlo_reply() {
         let r = b"250-mx.example.com Hello [10.0.0.1]\r\n250-SIZE 35882577\r\n250-8BITMIME\r\n250 STARTTLS\r\n";
-        assert!(matches!(probe(&ctx(), r), Probe::Match { indicator: "smtp.ehlo_reply", .. }));
-        assert_eq!(probe(&ctx(), b"250 CWD command successful.\r\n"), Probe::NoMatch);
+        assert!(matches!(
+            probe(&ctx(), r),
+            Probe::Match {
+                indicator: "smtp.ehlo_reply",
+                ..
+            }
+        ));
+        assert_eq!(
+            probe(&ctx(), b"250 CWD command successful.\r\n"),
+            Probe::NoMatch
+        );
     }
 
     #[test]

@@ -22,9 +22,10 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
     match data.first() {
         Some(4) => socks4_request(data),
         Some(5) => socks5(data),
-        Some(0) if data.len() == 8 && matches!(data.get(1), Some(0x5a..=0x5d)) => {
-            Probe::Match { indicator: "socks.v4_reply", meta: Meta::None }
-        }
+        Some(0) if data.len() == 8 && matches!(data.get(1), Some(0x5a..=0x5d)) => Probe::Match {
+            indicator: "socks.v4_reply",
+            meta: Meta::None,
+        },
         _ => Probe::NoMatch,
     }
 }
@@ -35,9 +36,15 @@ fn socks4_request(d: &[u8]) -> Probe {
         return Probe::NoMatch;
     }
     if d.len() < 9 {
-        return if d.len() < 4 || be16(d, 2) != Some(0) { Probe::NeedMore } else { Probe::NoMatch };
+        return if d.len() < 4 || be16(d, 2) != Some(0) {
+            Probe::NeedMore
+        } else {
+            Probe::NoMatch
+        };
     }
-    let (Some(port), Some(ip)) = (be16(d, 2), d.get(4..8)) else { return Probe::NoMatch };
+    let (Some(port), Some(ip)) = (be16(d, 2), d.get(4..8)) else {
+        return Probe::NoMatch;
+    };
     if port == 0 || ip.iter().all(|&b| b == 0) {
         return Probe::NoMatch;
     }
@@ -52,7 +59,10 @@ fn socks4_request(d: &[u8]) -> Probe {
     let is_4a = ip.get(..3) == Some([0u8, 0, 0].as_slice());
     if !is_4a {
         return if after_user.is_empty() {
-            Probe::Match { indicator: "socks.v4_request", meta: Meta::None }
+            Probe::Match {
+                indicator: "socks.v4_request",
+                meta: Meta::None,
+            }
         } else {
             Probe::NoMatch
         };
@@ -61,10 +71,17 @@ fn socks4_request(d: &[u8]) -> Probe {
         return field_pending(after_user);
     };
     let host = after_user.get(..host_end).unwrap_or_default();
-    if host.is_empty() || host_end > MAX_FIELD || !hostname_ok(host) || host_end + 1 != after_user.len() {
+    if host.is_empty()
+        || host_end > MAX_FIELD
+        || !hostname_ok(host)
+        || host_end + 1 != after_user.len()
+    {
         return Probe::NoMatch;
     }
-    Probe::Match { indicator: "socks.v4a_request", meta: name(host) }
+    Probe::Match {
+        indicator: "socks.v4a_request",
+        meta: name(host),
+    }
 }
 
 /// A NUL-terminated field still arriving.
@@ -79,10 +96,15 @@ fn field_pending(partial: &[u8]) -> Probe {
 /// SOCKS5: greeting `05 n methods[n]` (optionally followed by a request), server choice
 /// `05 method`, or a request `05 cmd 00 atyp addr port`.
 fn socks5(d: &[u8]) -> Probe {
-    let Some(second) = u8_at(d, 1) else { return Probe::NeedMore };
+    let Some(second) = u8_at(d, 1) else {
+        return Probe::NeedMore;
+    };
     if d.len() == 2 {
         return match second {
-            0x00 | 0x01 | 0x02 | 0xff => Probe::Match { indicator: "socks.v5_method", meta: Meta::None },
+            0x00 | 0x01 | 0x02 | 0xff => Probe::Match {
+                indicator: "socks.v5_method",
+                meta: Meta::None,
+            },
             1..=9 => Probe::NeedMore,
             _ => Probe::NoMatch,
         };
@@ -90,7 +112,10 @@ fn socks5(d: &[u8]) -> Probe {
     // A request sent on its own.
     if let Some((host, used)) = socks5_request(d) {
         if used == d.len() {
-            return Probe::Match { indicator: "socks.v5_request", meta: host.map(name).unwrap_or_default() };
+            return Probe::Match {
+                indicator: "socks.v5_request",
+                meta: host.map(name).unwrap_or_default(),
+            };
         }
     }
     let n = usize::from(second);
@@ -98,19 +123,27 @@ fn socks5(d: &[u8]) -> Probe {
         return Probe::NoMatch;
     }
     let Some(methods) = d.get(2..2 + n) else {
-        return if d.iter().skip(2).all(|&m| method_ok(m)) { Probe::NeedMore } else { Probe::NoMatch };
+        return if d.iter().skip(2).all(|&m| method_ok(m)) {
+            Probe::NeedMore
+        } else {
+            Probe::NoMatch
+        };
     };
     if !methods.iter().all(|&m| method_ok(m)) {
         return Probe::NoMatch;
     }
     let after = d.get(2 + n..).unwrap_or_default();
     if after.is_empty() {
-        return Probe::Match { indicator: "socks.v5_greeting", meta: Meta::None };
+        return Probe::Match {
+            indicator: "socks.v5_greeting",
+            meta: Meta::None,
+        };
     }
     match socks5_request(after) {
-        Some((host, used)) if used == after.len() => {
-            Probe::Match { indicator: "socks.v5_greeting", meta: host.map(name).unwrap_or_default() }
-        }
+        Some((host, used)) if used == after.len() => Probe::Match {
+            indicator: "socks.v5_greeting",
+            meta: host.map(name).unwrap_or_default(),
+        },
         _ => Probe::NoMatch,
     }
 }
@@ -147,7 +180,8 @@ fn printable(b: &[u8]) -> bool {
 }
 
 fn hostname_ok(h: &[u8]) -> bool {
-    h.iter().all(|&c| c.is_ascii_alphanumeric() || b"-._:".contains(&c))
+    h.iter()
+        .all(|&c| c.is_ascii_alphanumeric() || b"-._:".contains(&c))
 }
 
 fn name(host: &[u8]) -> Meta {
@@ -159,29 +193,83 @@ mod tests {
     use super::*;
 
     fn ctx() -> ProbeContext {
-        ProbeContext { transport: Transport::Tcp, from_client: true, client_port: 50000, server_port: 1080, packet_index: 0 }
+        ProbeContext {
+            transport: Transport::Tcp,
+            from_client: true,
+            client_port: 50000,
+            server_port: 1080,
+            packet_index: 0,
+        }
     }
 
     #[test]
     fn socks4_and_4a() {
         let r = b"\x04\x01\x00\x50\x5d\xb8\xd8\x22alice\x00";
-        assert_eq!(probe(&ctx(), r), Probe::Match { indicator: "socks.v4_request", meta: Meta::None });
+        assert_eq!(
+            probe(&ctx(), r),
+            Probe::Match {
+                indicator: "socks.v4_request",
+                meta: Meta::None
+            }
+        );
         let r = b"\x04\x01\x01\xbb\x00\x00\x00\x01\x00www.example.com\x00";
-        assert_eq!(probe(&ctx(), r), Probe::Match { indicator: "socks.v4a_request", meta: Meta::Name("www.example.com".into()) });
-        assert!(matches!(probe(&ctx(), b"\x00\x5a\x00\x00\x00\x00\x00\x00"), Probe::Match { .. }));
-        assert_eq!(probe(&ctx(), b"\x04\x01\x00\x50\x5d\xb8\xd8\x22ali"), Probe::NeedMore);
+        assert_eq!(
+            probe(&ctx(), r),
+            Probe::Match {
+                indicator: "socks.v4a_request",
+                meta: Meta::Name("www.example.com".into())
+            }
+        );
+        assert!(matches!(
+            probe(&ctx(), b"\x00\x5a\x00\x00\x00\x00\x00\x00"),
+            Probe::Match { .. }
+        ));
+        assert_eq!(
+            probe(&ctx(), b"\x04\x01\x00\x50\x5d\xb8\xd8\x22ali"),
+            Probe::NeedMore
+        );
     }
 
     #[test]
     fn socks5_exchange() {
-        assert!(matches!(probe(&ctx(), b"\x05\x01\x00"), Probe::Match { indicator: "socks.v5_greeting", .. }));
-        assert!(matches!(probe(&ctx(), b"\x05\x02\x00\x02"), Probe::Match { .. }));
-        assert!(matches!(probe(&ctx(), b"\x05\x00"), Probe::Match { indicator: "socks.v5_method", .. }));
+        assert!(matches!(
+            probe(&ctx(), b"\x05\x01\x00"),
+            Probe::Match {
+                indicator: "socks.v5_greeting",
+                ..
+            }
+        ));
+        assert!(matches!(
+            probe(&ctx(), b"\x05\x02\x00\x02"),
+            Probe::Match { .. }
+        ));
+        assert!(matches!(
+            probe(&ctx(), b"\x05\x00"),
+            Probe::Match {
+                indicator: "socks.v5_method",
+                ..
+            }
+        ));
         let req = b"\x05\x01\x00\x03\x0bexample.com\x01\xbb";
-        assert_eq!(probe(&ctx(), req), Probe::Match { indicator: "socks.v5_request", meta: Meta::Name("example.com".into()) });
-        assert!(matches!(probe(&ctx(), b"\x05\x01\x00\x01\x0a\x00\x00\x01\x00\x16"), Probe::Match { .. }));
+        assert_eq!(
+            probe(&ctx(), req),
+            Probe::Match {
+                indicator: "socks.v5_request",
+                meta: Meta::Name("example.com".into())
+            }
+        );
+        assert!(matches!(
+            probe(&ctx(), b"\x05\x01\x00\x01\x0a\x00\x00\x01\x00\x16"),
+            Probe::Match { .. }
+        ));
         let both = b"\x05\x01\x00\x05\x01\x00\x03\x0bexample.com\x01\xbb";
-        assert_eq!(probe(&ctx(), both), Probe::Match { indicator: "socks.v5_greeting", meta: Meta::Name("example.com".into()) });
+        assert_eq!(
+            probe(&ctx(), both),
+            Probe::Match {
+                indicator: "socks.v5_greeting",
+                meta: Meta::Name("example.com".into())
+            }
+        );
         assert_eq!(probe(&ctx(), b"\x05"), Probe::NeedMore);
     }
 
@@ -200,7 +288,10 @@ mod tests {
         ] {
             assert_eq!(probe(&ctx(), d), Probe::NoMatch, "{d:?}");
         }
-        let udp = ProbeContext { transport: Transport::Udp, ..ctx() };
+        let udp = ProbeContext {
+            transport: Transport::Udp,
+            ..ctx()
+        };
         assert_eq!(probe(&udp, b"\x05\x01\x00"), Probe::NoMatch);
     }
 }

@@ -35,11 +35,20 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
             Some((_proto, software)) => {
                 let software = String::from_utf8_lossy(software).into_owned();
                 let meta = if ctx.from_client {
-                    SshMeta { client_software: Some(software), server_software: None }
+                    SshMeta {
+                        client_software: Some(software),
+                        server_software: None,
+                    }
                 } else {
-                    SshMeta { client_software: None, server_software: Some(software) }
+                    SshMeta {
+                        client_software: None,
+                        server_software: Some(software),
+                    }
                 };
-                Probe::Match { indicator: "ssh.banner", meta: Meta::Ssh(meta) }
+                Probe::Match {
+                    indicator: "ssh.banner",
+                    meta: Meta::Ssh(meta),
+                }
             }
             None => Probe::NoMatch,
         },
@@ -69,7 +78,10 @@ fn proto_version_ok(proto: &[u8]) -> bool {
     let Some(dot) = proto.iter().position(|&b| b == b'.') else {
         return false;
     };
-    let (major, minor) = (proto.get(..dot).unwrap_or_default(), proto.get(dot + 1..).unwrap_or_default());
+    let (major, minor) = (
+        proto.get(..dot).unwrap_or_default(),
+        proto.get(dot + 1..).unwrap_or_default(),
+    );
     (1..=2).contains(&major.len())
         && (1..=3).contains(&minor.len())
         && major.iter().chain(minor).all(u8::is_ascii_digit)
@@ -83,9 +95,11 @@ fn partial_banner_ok(data: &[u8]) -> bool {
         Some(dash) => {
             let proto = rest.get(..dash).unwrap_or_default();
             proto_version_ok(proto)
-                && rest.get(dash + 1..).unwrap_or_default().iter().all(|&b| {
-                    b == b'\r' || b == b'\t' || (0x20..0x7f).contains(&b) || b >= 0x80
-                })
+                && rest
+                    .get(dash + 1..)
+                    .unwrap_or_default()
+                    .iter()
+                    .all(|&b| b == b'\r' || b == b'\t' || (0x20..0x7f).contains(&b) || b >= 0x80)
         }
     }
 }
@@ -108,7 +122,13 @@ mod tests {
     #[test]
     fn client_banner_sets_client_software() {
         let p = probe(&ctx(true), b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13\r\n");
-        let Probe::Match { indicator, meta: Meta::Ssh(m) } = p else { panic!("{p:?}") };
+        let Probe::Match {
+            indicator,
+            meta: Meta::Ssh(m),
+        } = p
+        else {
+            panic!("{p:?}")
+        };
         assert_eq!(indicator, "ssh.banner");
         assert_eq!(m.client_software.as_deref(), Some("OpenSSH_9.6p1"));
         assert_eq!(m.server_software, None);
@@ -118,13 +138,21 @@ mod tests {
     fn server_banner_with_kexinit_in_same_segment() {
         let mut d = b"SSH-1.99-Cisco-1.25\r\n".to_vec();
         d.extend_from_slice(&[0, 0, 1, 0x2c, 0x0a, 0x14]);
-        let Probe::Match { meta: Meta::Ssh(m), .. } = probe(&ctx(false), &d) else { panic!() };
+        let Probe::Match {
+            meta: Meta::Ssh(m), ..
+        } = probe(&ctx(false), &d)
+        else {
+            panic!()
+        };
         assert_eq!(m.server_software.as_deref(), Some("Cisco-1.25"));
     }
 
     #[test]
     fn bare_lf_and_dropbear() {
-        assert!(matches!(probe(&ctx(false), b"SSH-2.0-dropbear_2022.83\n"), Probe::Match { .. }));
+        assert!(matches!(
+            probe(&ctx(false), b"SSH-2.0-dropbear_2022.83\n"),
+            Probe::Match { .. }
+        ));
     }
 
     #[test]

@@ -23,30 +23,50 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
     if msg_type & 0xc000 != 0 {
         return Probe::NoMatch;
     }
-    let Some(len) = be16(data, 2) else { return need_more_tcp(ctx, data) };
+    let Some(len) = be16(data, 2) else {
+        return need_more_tcp(ctx, data);
+    };
     let len = usize::from(len);
     if len % 4 != 0 || len > MAX_MESSAGE {
         return Probe::NoMatch;
     }
-    let Some(cookie) = be32(data, 4) else { return need_more_tcp(ctx, data) };
+    let Some(cookie) = be32(data, 4) else {
+        return need_more_tcp(ctx, data);
+    };
     let total = HEADER + len;
     let body = match ctx.transport {
         Transport::Udp if data.len() != total => return Probe::NoMatch,
         Transport::Tcp if data.len() < total => {
-            return if cookie == MAGIC_COOKIE { Probe::NeedMore } else { Probe::NoMatch };
+            return if cookie == MAGIC_COOKIE {
+                Probe::NeedMore
+            } else {
+                Probe::NoMatch
+            };
         }
         _ => data.get(HEADER..total).unwrap_or_default(),
     };
     if cookie == MAGIC_COOKIE {
         if walk_attributes(body, |_| true) {
-            return Probe::Match { indicator: "stun.message", meta: Meta::None };
+            return Probe::Match {
+                indicator: "stun.message",
+                meta: Meta::None,
+            };
         }
         return Probe::NoMatch;
     }
     // RFC 3489: Binding and Shared Secret requests/responses, classic attributes only.
-    let classic_type = matches!(msg_type, 0x0001 | 0x0101 | 0x0111 | 0x0002 | 0x0102 | 0x0112);
-    if classic_type && (len > 0 || msg_type == 0x0001) && walk_attributes(body, |t| (0x0001..=0x000b).contains(&t)) {
-        return Probe::Match { indicator: "stun.classic", meta: Meta::None };
+    let classic_type = matches!(
+        msg_type,
+        0x0001 | 0x0101 | 0x0111 | 0x0002 | 0x0102 | 0x0112
+    );
+    if classic_type
+        && (len > 0 || msg_type == 0x0001)
+        && walk_attributes(body, |t| (0x0001..=0x000b).contains(&t))
+    {
+        return Probe::Match {
+            indicator: "stun.classic",
+            meta: Meta::None,
+        };
     }
     Probe::NoMatch
 }
@@ -82,13 +102,21 @@ mod tests {
     use super::*;
 
     fn ctx(transport: Transport) -> ProbeContext {
-        ProbeContext { transport, from_client: true, client_port: 50000, server_port: 3478, packet_index: 0 }
+        ProbeContext {
+            transport,
+            from_client: true,
+            client_port: 50000,
+            server_port: 3478,
+            packet_index: 0,
+        }
     }
 
     /// Binding request with SOFTWARE ("abc", padded) and FINGERPRINT.
     fn binding_request() -> Vec<u8> {
         let mut m = vec![0x00, 0x01, 0x00, 0x10, 0x21, 0x12, 0xa4, 0x42];
-        m.extend_from_slice(&[0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae]);
+        m.extend_from_slice(&[
+            0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae,
+        ]);
         m.extend_from_slice(&[0x80, 0x22, 0x00, 0x03, b'a', b'b', b'c', 0x00]);
         m.extend_from_slice(&[0x80, 0x28, 0x00, 0x04, 0xe5, 0x7a, 0x3b, 0xcf]);
         m
@@ -97,11 +125,30 @@ mod tests {
     #[test]
     fn rfc5389_binding() {
         let m = binding_request();
-        assert_eq!(probe(&ctx(Transport::Udp), &m), Probe::Match { indicator: "stun.message", meta: Meta::None });
-        assert!(matches!(probe(&ctx(Transport::Tcp), &m), Probe::Match { .. }));
+        assert_eq!(
+            probe(&ctx(Transport::Udp), &m),
+            Probe::Match {
+                indicator: "stun.message",
+                meta: Meta::None
+            }
+        );
+        assert!(matches!(
+            probe(&ctx(Transport::Tcp), &m),
+            Probe::Match { .. }
+        ));
         assert_eq!(probe(&ctx(Transport::Tcp), &m[..24]), Probe::NeedMore);
         // A bare 20-byte binding request.
-        assert!(matches!(probe(&ctx(Transport::Udp), &m[..20].iter().enumerate().map(|(i, &b)| if i == 3 { 0 } else { b }).collect::<Vec<_>>()), Probe::Match { .. }));
+        assert!(matches!(
+            probe(
+                &ctx(Transport::Udp),
+                &m[..20]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &b)| if i == 3 { 0 } else { b })
+                    .collect::<Vec<_>>()
+            ),
+            Probe::Match { .. }
+        ));
     }
 
     #[test]
@@ -109,10 +156,19 @@ mod tests {
         let mut m = vec![0x00, 0x01, 0x00, 0x08];
         m.extend_from_slice(&[0x5a; 16]);
         m.extend_from_slice(&[0x00, 0x03, 0x00, 0x04, 0, 0, 0, 0]);
-        assert!(matches!(probe(&ctx(Transport::Udp), &m), Probe::Match { indicator: "stun.classic", .. }));
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), &m),
+            Probe::Match {
+                indicator: "stun.classic",
+                ..
+            }
+        ));
         let mut bare = vec![0x00, 0x01, 0x00, 0x00];
         bare.extend_from_slice(&[0x33; 16]);
-        assert!(matches!(probe(&ctx(Transport::Udp), &bare), Probe::Match { .. }));
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), &bare),
+            Probe::Match { .. }
+        ));
     }
 
     #[test]
@@ -132,8 +188,14 @@ mod tests {
         c.extend_from_slice(&[0x80, 0x22, 0x00, 0x04, 0, 0, 0, 0]);
         assert_eq!(probe(&ctx(Transport::Udp), &c), Probe::NoMatch);
         // ChannelData.
-        assert_eq!(probe(&ctx(Transport::Udp), &[0x40, 0x00, 0x00, 0x04, 1, 2, 3, 4]), Probe::NoMatch);
+        assert_eq!(
+            probe(&ctx(Transport::Udp), &[0x40, 0x00, 0x00, 0x04, 1, 2, 3, 4]),
+            Probe::NoMatch
+        );
         assert_eq!(probe(&ctx(Transport::Udp), &[0x1b; 48]), Probe::NoMatch);
-        assert_eq!(probe(&ctx(Transport::Udp), b"GET / HTTP/1.1\r\n\r\n"), Probe::NoMatch);
+        assert_eq!(
+            probe(&ctx(Transport::Udp), b"GET / HTTP/1.1\r\n\r\n"),
+            Probe::NoMatch
+        );
     }
 }

@@ -29,8 +29,20 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
                 off = next;
                 sequences += 1;
             }
-            Step::Cut => return if sequences >= 2 { matched() } else { Probe::NeedMore },
-            Step::Bad => return if sequences >= 2 { matched() } else { Probe::NoMatch },
+            Step::Cut => {
+                return if sequences >= 2 {
+                    matched()
+                } else {
+                    Probe::NeedMore
+                }
+            }
+            Step::Bad => {
+                return if sequences >= 2 {
+                    matched()
+                } else {
+                    Probe::NoMatch
+                }
+            }
         }
     }
     if sequences >= 2 || (sequences == 1 && off == data.len()) {
@@ -41,7 +53,10 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
 }
 
 fn matched() -> Probe {
-    Probe::Match { indicator: "telnet.negotiation", meta: Meta::None }
+    Probe::Match {
+        indicator: "telnet.negotiation",
+        meta: Meta::None,
+    }
 }
 
 enum Step {
@@ -52,9 +67,15 @@ enum Step {
 
 /// One sequence starting with IAC at `off`.
 fn sequence(d: &[u8], off: usize) -> Step {
-    let Some(cmd) = u8_at(d, off + 1) else { return Step::Cut };
+    let Some(cmd) = u8_at(d, off + 1) else {
+        return Step::Cut;
+    };
     let Some(opt) = u8_at(d, off + 2) else {
-        return if matches!(cmd, 0xfa..=0xfe) { Step::Cut } else { Step::Bad };
+        return if matches!(cmd, 0xfa..=0xfe) {
+            Step::Cut
+        } else {
+            Step::Bad
+        };
     };
     if !option_ok(opt) {
         return Step::Bad;
@@ -88,19 +109,34 @@ mod tests {
     use super::*;
 
     fn ctx() -> ProbeContext {
-        ProbeContext { transport: Transport::Tcp, from_client: false, client_port: 50000, server_port: 23, packet_index: 0 }
+        ProbeContext {
+            transport: Transport::Tcp,
+            from_client: false,
+            client_port: 50000,
+            server_port: 23,
+            packet_index: 0,
+        }
     }
 
     #[test]
     fn negotiation() {
         // Server: DO TERMINAL-TYPE, DO TSPEED, DO X-DISPLAY, DO NEW-ENVIRON.
         let d = b"\xff\xfd\x18\xff\xfd\x20\xff\xfd\x23\xff\xfd\x27";
-        assert_eq!(probe(&ctx(), d), Probe::Match { indicator: "telnet.negotiation", meta: Meta::None });
+        assert_eq!(
+            probe(&ctx(), d),
+            Probe::Match {
+                indicator: "telnet.negotiation",
+                meta: Meta::None
+            }
+        );
         // Client: WILL TERMINAL-TYPE then SB TERMINAL-TYPE IS "xterm" SE, then text.
         let d = b"\xff\xfb\x18\xff\xfa\x18\x00xterm\xff\xf0login";
         assert!(matches!(probe(&ctx(), d), Probe::Match { .. }));
         // A single complete sequence as the whole payload.
-        assert!(matches!(probe(&ctx(), b"\xff\xfb\x01"), Probe::Match { .. }));
+        assert!(matches!(
+            probe(&ctx(), b"\xff\xfb\x01"),
+            Probe::Match { .. }
+        ));
         assert_eq!(probe(&ctx(), b"\xff\xfd"), Probe::NeedMore);
     }
 

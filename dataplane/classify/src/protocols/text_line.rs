@@ -67,7 +67,11 @@ pub(crate) struct Lines<'a> {
 impl<'a> Lines<'a> {
     /// Lines of `data`, each at most `max_len` bytes, at most `max_lines` of them.
     pub(crate) fn new(data: &'a [u8], max_len: usize, max_lines: usize) -> Lines<'a> {
-        Lines { rest: data, max_len, left: max_lines }
+        Lines {
+            rest: data,
+            max_len,
+            left: max_lines,
+        }
     }
 }
 
@@ -94,12 +98,16 @@ impl<'a> Iterator for Lines<'a> {
 
 /// True when `hay` starts with `prefix`, ASCII case-insensitively.
 pub(crate) fn starts_with_ci(hay: &[u8], prefix: &[u8]) -> bool {
-    hay.get(..prefix.len()).is_some_and(|h| h.eq_ignore_ascii_case(prefix))
+    hay.get(..prefix.len())
+        .is_some_and(|h| h.eq_ignore_ascii_case(prefix))
 }
 
 /// True when `hay` contains `needle`, ASCII case-insensitively.
 pub(crate) fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+    !needle.is_empty()
+        && hay
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// True when `data` (shorter than `full`) could still become `full`: it is a case-insensitive
@@ -156,7 +164,10 @@ mod tests {
         assert!(!contains_ci(b"", b"smtp"));
         assert!(is_prefix_ci_of(b"ss", b"SSH-"));
         assert!(!is_prefix_ci_of(b"SSH-", b"SSH-"));
-        assert_eq!(split_word(b"USER bob"), (b"USER".as_slice(), Some(b"bob".as_slice())));
+        assert_eq!(
+            split_word(b"USER bob"),
+            (b"USER".as_slice(), Some(b"bob".as_slice()))
+        );
         assert_eq!(split_word(b"CAPA"), (b"CAPA".as_slice(), None));
         assert!(has_reply_code(b"220 x", b"220"));
         assert!(has_reply_code(b"220-x", b"220"));

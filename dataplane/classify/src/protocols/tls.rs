@@ -125,8 +125,7 @@ fn is_record_run(data: &[u8]) -> bool {
             return false;
         };
         let len = usize::from(u16::from_be_bytes([h[3], h[4]]));
-        if !(20..=23).contains(&h[0]) || h[1] != 3 || h[2] > 4 || len == 0 || len > MAX_RECORD_LEN
-        {
+        if !(20..=23).contains(&h[0]) || h[1] != 3 || h[2] > 4 || len == 0 || len > MAX_RECORD_LEN {
             return false;
         }
         let Some(next) = rest.get(5 + len..) else {
@@ -208,7 +207,10 @@ mod tests {
         let record = samples::tls_client_hello_record(&chrome_like());
         let m = tls_meta(probe(&ctx(), &record));
         assert_eq!(m.sni.as_deref(), Some("tls.browserleaks.com"));
-        assert_eq!(m.client_alpns, vec!["h2".to_string(), "http/1.1".to_string()]);
+        assert_eq!(
+            m.client_alpns,
+            vec!["h2".to_string(), "http/1.1".to_string()]
+        );
         assert_eq!(m.version.as_deref(), Some("TLS 1.3"));
         assert_eq!(
             m.ja3_string.as_deref(),
@@ -218,14 +220,21 @@ mod tests {
             )
         );
         assert_eq!(m.ja3.as_deref(), Some("98487aa16281980e7d1120d399efb6a4"));
-        assert_eq!(m.ja4.as_deref(), Some("t13d1516h2_8daaf6152771_d8a2da3f94cd"));
+        assert_eq!(
+            m.ja4.as_deref(),
+            Some("t13d1516h2_8daaf6152771_d8a2da3f94cd")
+        );
     }
 
     #[test]
     fn client_hello_split_over_segments_needs_more() {
         let record = samples::tls_client_hello_record(&chrome_like());
         for cut in [1, 3, 5, 9, 60, record.len() - 1] {
-            assert_eq!(probe(&ctx(), &record[..cut]), Probe::NeedMore, "cut at {cut}");
+            assert_eq!(
+                probe(&ctx(), &record[..cut]),
+                Probe::NeedMore,
+                "cut at {cut}"
+            );
         }
         assert!(matches!(probe(&ctx(), &record), Probe::Match { .. }));
     }
@@ -286,10 +295,16 @@ mod tests {
     #[test]
     fn rejects_other_bytes() {
         assert_eq!(probe(&ctx(), b"GET / HTTP/1.1\r\n\r\n"), Probe::NoMatch);
-        assert_eq!(probe(&ctx(), &[0x17, 0x03, 0x03, 0x00, 0x10, 0]), Probe::NoMatch);
+        assert_eq!(
+            probe(&ctx(), &[0x17, 0x03, 0x03, 0x00, 0x10, 0]),
+            Probe::NoMatch
+        );
         // Handshake record with a Certificate message first.
         assert_eq!(
-            probe(&ctx(), &[0x16, 0x03, 0x03, 0x00, 0x04, 0x0b, 0x00, 0x00, 0x00]),
+            probe(
+                &ctx(),
+                &[0x16, 0x03, 0x03, 0x00, 0x04, 0x0b, 0x00, 0x00, 0x00]
+            ),
             Probe::NoMatch
         );
         assert_eq!(probe(&ctx(), &[]), Probe::NeedMore);

@@ -17,12 +17,17 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
     let index_nonzero = le32(data, 4).is_some_and(|i| i != 0);
     let indicator = match (data.first(), data.len()) {
         (Some(1), 148) if index_nonzero => "wireguard.handshake_initiation",
-        (Some(2), 92) if index_nonzero && le32(data, 8).is_some_and(|i| i != 0) => "wireguard.handshake_response",
+        (Some(2), 92) if index_nonzero && le32(data, 8).is_some_and(|i| i != 0) => {
+            "wireguard.handshake_response"
+        }
         (Some(3), 64) if index_nonzero => "wireguard.cookie_reply",
         (Some(4), n) if n >= 32 && n % 16 == 0 && index_nonzero => "wireguard.transport",
         _ => return Probe::NoMatch,
     };
-    Probe::Match { indicator, meta: Meta::None }
+    Probe::Match {
+        indicator,
+        meta: Meta::None,
+    }
 }
 
 #[cfg(test)]
@@ -30,7 +35,13 @@ mod tests {
     use super::*;
 
     fn ctx(transport: Transport) -> ProbeContext {
-        ProbeContext { transport, from_client: true, client_port: 50000, server_port: 51820, packet_index: 0 }
+        ProbeContext {
+            transport,
+            from_client: true,
+            client_port: 50000,
+            server_port: 51820,
+            packet_index: 0,
+        }
     }
 
     fn msg(t: u8, len: usize) -> Vec<u8> {
@@ -41,11 +52,32 @@ mod tests {
 
     #[test]
     fn all_message_types() {
-        assert!(matches!(probe(&ctx(Transport::Udp), &msg(1, 148)), Probe::Match { indicator: "wireguard.handshake_initiation", .. }));
-        assert!(matches!(probe(&ctx(Transport::Udp), &msg(2, 92)), Probe::Match { .. }));
-        assert!(matches!(probe(&ctx(Transport::Udp), &msg(3, 64)), Probe::Match { .. }));
-        assert!(matches!(probe(&ctx(Transport::Udp), &msg(4, 32)), Probe::Match { indicator: "wireguard.transport", .. }));
-        assert!(matches!(probe(&ctx(Transport::Udp), &msg(4, 1440)), Probe::Match { .. }));
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), &msg(1, 148)),
+            Probe::Match {
+                indicator: "wireguard.handshake_initiation",
+                ..
+            }
+        ));
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), &msg(2, 92)),
+            Probe::Match { .. }
+        ));
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), &msg(3, 64)),
+            Probe::Match { .. }
+        ));
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), &msg(4, 32)),
+            Probe::Match {
+                indicator: "wireguard.transport",
+                ..
+            }
+        ));
+        assert!(matches!(
+            probe(&ctx(Transport::Udp), &msg(4, 1440)),
+            Probe::Match { .. }
+        ));
     }
 
     #[test]

@@ -35,9 +35,15 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
         return p;
     }
     if rest.len() < 14 {
-        return if b"<stream:stream".starts_with(rest) { Probe::NeedMore } else { Probe::NoMatch };
+        return if b"<stream:stream".starts_with(rest) {
+            Probe::NeedMore
+        } else {
+            Probe::NoMatch
+        };
     }
-    if !rest.starts_with(b"<stream:stream") || !rest.get(14).is_some_and(|b| b.is_ascii_whitespace()) {
+    if !rest.starts_with(b"<stream:stream")
+        || !rest.get(14).is_some_and(|b| b.is_ascii_whitespace())
+    {
         return Probe::NoMatch;
     }
     let Some(close) = rest.iter().position(|&b| b == b'>') else {
@@ -54,11 +60,17 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
     if !xmpp_ns {
         return Probe::NoMatch;
     }
-    let (first, second): (&[u8], &[u8]) = if ctx.from_client { (b"to", b"from") } else { (b"from", b"to") };
+    let (first, second): (&[u8], &[u8]) = if ctx.from_client {
+        (b"to", b"from")
+    } else {
+        (b"from", b"to")
+    };
     let name = attribute(tag, first).or_else(|| attribute(tag, second));
     Probe::Match {
         indicator: "xmpp.stream",
-        meta: name.map(|n| Meta::Name(String::from_utf8_lossy(n).into_owned())).unwrap_or_default(),
+        meta: name
+            .map(|n| Meta::Name(String::from_utf8_lossy(n).into_owned()))
+            .unwrap_or_default(),
     }
 }
 
@@ -67,11 +79,16 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
 fn stanza(rest: &[u8]) -> Option<Probe> {
     const STREAM_ONLY: [&[u8]; 3] = [b"</stream:stream>", b"<stream:features>", b"<stream:error>"];
     if STREAM_ONLY.iter().any(|e| rest.starts_with(e)) {
-        return Some(Probe::Match { indicator: "xmpp.stanza", meta: Meta::None });
+        return Some(Probe::Match {
+            indicator: "xmpp.stanza",
+            meta: Meta::None,
+        });
     }
     let name_len = [&b"<iq"[..], b"<message", b"<presence"]
         .iter()
-        .find(|n| rest.starts_with(n) && rest.get(n.len()).is_some_and(|b| b.is_ascii_whitespace()))?
+        .find(|n| {
+            rest.starts_with(n) && rest.get(n.len()).is_some_and(|b| b.is_ascii_whitespace())
+        })?
         .len();
     let Some(close) = rest.iter().take(MAX_HEADER).position(|&b| b == b'>') else {
         return Some(more_or_not(rest));
@@ -83,15 +100,27 @@ fn stanza(rest: &[u8]) -> Option<Probe> {
     let jid = |v: &[u8]| {
         let at = v.iter().position(|&b| b == b'@');
         at.is_some_and(|i| i > 0 && v.get(i + 1..).is_some_and(|domain| !domain.is_empty()))
-            && !v.iter().any(|b| b.is_ascii_whitespace() || b"<>\"".contains(b))
+            && !v
+                .iter()
+                .any(|b| b.is_ascii_whitespace() || b"<>\"".contains(b))
     };
     let ok = if name_len == 3 {
         attribute(tag, b"id").is_some()
-            && matches!(attribute(tag, b"type"), Some(b"get" | b"set" | b"result" | b"error"))
+            && matches!(
+                attribute(tag, b"type"),
+                Some(b"get" | b"set" | b"result" | b"error")
+            )
     } else {
         attribute(tag, b"to").is_some_and(jid) || attribute(tag, b"from").is_some_and(jid)
     };
-    Some(if ok { Probe::Match { indicator: "xmpp.stanza", meta: Meta::None } } else { Probe::NoMatch })
+    Some(if ok {
+        Probe::Match {
+            indicator: "xmpp.stanza",
+            meta: Meta::None,
+        }
+    } else {
+        Probe::NoMatch
+    })
 }
 
 /// NeedMore while the header may still complete within the bound.
@@ -109,15 +138,22 @@ fn skip_space(d: &[u8]) -> &[u8] {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).take(MAX_HEADER).position(|w| w == needle)
+    hay.windows(needle.len())
+        .take(MAX_HEADER)
+        .position(|w| w == needle)
 }
 
 /// Value of attribute `name` (quoted with `'` or `"`) inside a start tag.
 fn attribute<'a>(tag: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     let mut i = 0;
     while i + name.len() + 2 < tag.len() {
-        let before_ok = tag.get(i.wrapping_sub(1)).is_none_or(|b| b.is_ascii_whitespace());
-        if before_ok && tag.get(i..i + name.len()) == Some(name) && tag.get(i + name.len()) == Some(&b'=') {
+        let before_ok = tag
+            .get(i.wrapping_sub(1))
+            .is_none_or(|b| b.is_ascii_whitespace());
+        if before_ok
+            && tag.get(i..i + name.len()) == Some(name)
+            && tag.get(i + name.len()) == Some(&b'=')
+        {
             let quote = *tag.get(i + name.len() + 1)?;
             if quote != b'\'' && quote != b'"' {
                 return None;
@@ -138,19 +174,37 @@ mod tests {
     use portolan_packet::Transport;
 
     fn ctx(from_client: bool) -> ProbeContext {
-        ProbeContext { transport: Transport::Tcp, from_client, client_port: 40000, server_port: 5222, packet_index: 0 }
+        ProbeContext {
+            transport: Transport::Tcp,
+            from_client,
+            client_port: 40000,
+            server_port: 5222,
+            packet_index: 0,
+        }
     }
 
     #[test]
     fn client_stream_header() {
         let d = b"<?xml version='1.0'?><stream:stream to='im.example.com' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
-        assert_eq!(probe(&ctx(true), d), Probe::Match { indicator: "xmpp.stream", meta: Meta::Name("im.example.com".into()) });
+        assert_eq!(
+            probe(&ctx(true), d),
+            Probe::Match {
+                indicator: "xmpp.stream",
+                meta: Meta::Name("im.example.com".into())
+            }
+        );
     }
 
     #[test]
     fn server_reply_and_no_declaration() {
         let d = b"<stream:stream xmlns:stream=\"http://etherx.jabber.org/streams\" xmlns=\"jabber:client\" from=\"im.example.com\" id=\"abc\" version=\"1.0\"><stream:features>";
-        assert_eq!(probe(&ctx(false), d), Probe::Match { indicator: "xmpp.stream", meta: Meta::Name("im.example.com".into()) });
+        assert_eq!(
+            probe(&ctx(false), d),
+            Probe::Match {
+                indicator: "xmpp.stream",
+                meta: Meta::Name("im.example.com".into())
+            }
+        );
     }
 
     #[test]
@@ -176,8 +230,14 @@ mod tests {
 
     #[test]
     fn partial_and_rejections() {
-        assert_eq!(probe(&ctx(true), b"<?xml version='1.0'?><stream:str"), Probe::NeedMore);
-        assert_eq!(probe(&ctx(true), b"<?xml version='1.0'?><stream:stream to='a'"), Probe::NeedMore);
+        assert_eq!(
+            probe(&ctx(true), b"<?xml version='1.0'?><stream:str"),
+            Probe::NeedMore
+        );
+        assert_eq!(
+            probe(&ctx(true), b"<?xml version='1.0'?><stream:stream to='a'"),
+            Probe::NeedMore
+        );
         for d in [
             &b"<?xml version='1.0'?><html><body>"[..],
             b"<stream:stream to='x' xmlns='urn:example'>",

@@ -1,0 +1,247 @@
+//! The classifier on the worker: a [`PacketObserver`] that feeds each flow's payload-carrying
+//! packets to `portolan-classify` while the flow still wants them, honours the role swaps the
+//! classifier proves, counts flows per protocol, and hands every finished flow with a decided
+//! protocol to the control plane as a [`FlowEvent`].
+//!
+//! Owns: the per-worker [`Classifier`] (Hyperscan scratch allocated once, before the lcore loop),
+//! building each packet's [`ProbeContext`] from the flow's *current* roles, the per-worker
+//! classification counters, and the app-layer part of the EVE flow records. Must not: allocate
+//! or lock per packet (the classifier state lives in the flow entry; events are built once per
+//! flow as it ends), block on the hand-off queue, or decide anything from ports (ports only
+//! feed the registry's `port_mismatch` verdict).
+
+use crate::handoff::{FlowEvent, FlowEventSender, NameSource};
+use crate::worker::PacketObserver;
+use portolan_classify::{
+    AppProto, AppRecord, Classifier, FlowClassification, PortRegistry, ProbeContext,
+    STARTTLS_INDICATOR,
+};
+use portolan_flow::eve::FlowRecord;
+use portolan_flow::{Direction, FinishedFlow, Flow};
+use portolan_packet::Packet;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Slots in the per-protocol counters: every [`AppProto`] (`Unknown` included).
+const PROTO_SLOTS: usize = AppProto::ALL.len() + 1;
+
+fn proto_slot(p: AppProto) -> usize {
+    // `AppProto` is a field-less enum whose `Unknown` is last: its discriminant is its slot.
+    (p as usize).min(PROTO_SLOTS - 1)
+}
+
+fn slot_proto(i: usize) -> AppProto {
+    AppProto::ALL.get(i).copied().unwrap_or(AppProto::Unknown)
+}
+
+/// Per-worker classification counters, as the replay summary shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ClassificationReport {
+    /// Finished flows per `app_proto` (`unknown` included; protocols with no flow left out).
+    pub app_protos: BTreeMap<&'static str, u64>,
+    /// Finished flows with a decided protocol (not `unknown`).
+    pub decided_flows: u64,
+    /// Decided flows on a port the registry does not list for their protocol.
+    pub port_mismatches: u64,
+    /// Flow events queued for the control plane.
+    pub flow_events: u64,
+    /// Flow events dropped because the worker's hand-off queue was full.
+    pub ring_drops: u64,
+}
+
+impl ClassificationReport {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &ClassificationReport) {
+        for (k, v) in &other.app_protos {
+            *self.app_protos.entry(k).or_default() += v;
+        }
+        self.decided_flows += other.decided_flows;
+        self.port_mismatches += other.port_mismatches;
+        self.flow_events += other.flow_events;
+        self.ring_drops += other.ring_drops;
+    }
+}
+
+/// The classifying observer of one worker.
+#[derive(Debug)]
+pub struct ClassifyObserver {
+    worker: u16,
+    classifier: Classifier,
+    ports: Arc<PortRegistry>,
+    events: Option<FlowEventSender>,
+    flows_by_proto: [u64; PROTO_SLOTS],
+    port_mismatches: u64,
+}
+
+impl ClassifyObserver {
+    /// The observer of worker `worker`, with its own `classifier` (create it before the lcore
+    /// loop: it allocates the Hyperscan scratch), the shared port registry, and the worker's
+    /// end of its hand-off queue (`None`: no hand-off, counts only).
+    pub fn new(
+        worker: u16,
+        classifier: Classifier,
+        ports: Arc<PortRegistry>,
+        events: Option<FlowEventSender>,
+    ) -> ClassifyObserver {
+        ClassifyObserver {
+            worker,
+            classifier,
+            ports,
+            events,
+            flows_by_proto: [0; PROTO_SLOTS],
+            port_mismatches: 0,
+        }
+    }
+
+    /// The port registry used for `port_mismatch`.
+    pub fn ports(&self) -> &PortRegistry {
+        &self.ports
+    }
+
+    /// The counters so far.
+    pub fn report(&self) -> ClassificationReport {
+        let app_protos = self
+            .flows_by_proto
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(i, &n)| (slot_proto(i).as_str(), n))
+            .collect();
+        let unknown = self.flows_by_proto[proto_slot(AppProto::Unknown)];
+        ClassificationReport {
+            app_protos,
+            decided_flows: self.flows_by_proto.iter().sum::<u64>() - unknown,
+            port_mismatches: self.port_mismatches,
+            flow_events: self.events.as_ref().map_or(0, FlowEventSender::sent),
+            ring_drops: self.events.as_ref().map_or(0, FlowEventSender::dropped),
+        }
+    }
+
+    /// The compact hand-off event of a finished flow whose protocol is `app_proto`.
+    fn event_of(
+        &self,
+        f: &Flow<FlowClassification>,
+        app_proto: AppProto,
+        port_mismatch: bool,
+    ) -> FlowEvent {
+        let c = &f.app;
+        let server_name = c
+            .tls()
+            .and_then(|t| t.sni.as_deref())
+            .map(|n| (NameSource::TlsSni, n))
+            .or_else(|| {
+                c.quic()
+                    .and_then(|q| q.sni.as_deref())
+                    .map(|n| (NameSource::QuicSni, n))
+            })
+            .or_else(|| {
+                c.http()
+                    .and_then(|h| h.hostname.as_deref())
+                    .map(|n| (NameSource::HttpHost, n))
+            })
+            .map(|(s, n)| (s, Box::from(n)));
+        FlowEvent {
+            flow_id: f.id | (u64::from(self.worker) << 48),
+            worker: self.worker,
+            start_us: f.start_us,
+            end_us: f.end_us,
+            client_ip: f.client_ip,
+            client_port: f.client_port,
+            server_ip: f.server_ip,
+            server_port: f.server_port,
+            transport: f.transport,
+            vlan: f.vlan,
+            app_proto,
+            port_mismatch,
+            starttls: c.indicators().contains(&STARTTLS_INDICATOR),
+            pkts_toserver: f.pkts_toserver,
+            pkts_toclient: f.pkts_toclient,
+            bytes_toserver: f.bytes_toserver,
+            bytes_toclient: f.bytes_toclient,
+            server_name,
+        }
+    }
+}
+
+impl PacketObserver for ClassifyObserver {
+    type FlowState = FlowClassification;
+
+    #[inline]
+    fn on_packet(
+        &mut self,
+        flow: &mut Flow<FlowClassification>,
+        direction: Direction,
+        packet: &Packet<'_>,
+        _ts_us: u64,
+    ) {
+        if packet.payload.is_empty() || !flow.app.wants_payload(&self.classifier) {
+            return;
+        }
+        let ctx = ProbeContext {
+            transport: flow.transport,
+            from_client: direction == Direction::ToServer,
+            client_port: flow.client_port,
+            server_port: flow.server_port,
+            packet_index: 0,
+        };
+        if let Some(decision) = flow.app.observe(&mut self.classifier, &ctx, packet.payload) {
+            if decision.swap_roles {
+                flow.swap_roles();
+            }
+        }
+    }
+
+    fn on_flow_end(&mut self, finished: &mut FinishedFlow<FlowClassification>) {
+        let f = &finished.flow;
+        let app_proto = f.app.app_proto();
+        if let Some(n) = self.flows_by_proto.get_mut(proto_slot(app_proto)) {
+            *n += 1;
+        }
+        if app_proto == AppProto::Unknown {
+            return;
+        }
+        let mismatch = self
+            .ports
+            .port_mismatch(app_proto, f.transport, f.server_port);
+        if mismatch {
+            self.port_mismatches += 1;
+        }
+        if self.events.is_some() {
+            let event = self.event_of(f, app_proto, mismatch);
+            if let Some(tx) = self.events.as_mut() {
+                tx.send(event);
+            }
+        }
+    }
+
+    fn describe(&self, finished: &FinishedFlow<FlowClassification>, record: &mut FlowRecord) {
+        let f = &finished.flow;
+        let app = AppRecord::from_flow(&f.app, &self.ports, f.transport, f.server_port);
+        record.app_proto = app.app_proto.as_str().to_string();
+        let mut map = app.to_json_map();
+        // `app_proto` is a field of the record itself; the flattened map must not repeat it.
+        map.remove("app_proto");
+        record.app = map;
+    }
+
+    fn classification(&self) -> Option<ClassificationReport> {
+        Some(self.report())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_protocol_has_its_own_slot() {
+        let mut seen = std::collections::HashSet::new();
+        for &p in AppProto::ALL.iter().chain([AppProto::Unknown].iter()) {
+            let s = proto_slot(p);
+            assert!(s < PROTO_SLOTS);
+            assert!(seen.insert(s), "{p} shares a slot");
+            assert_eq!(slot_proto(s), p);
+        }
+    }
+}

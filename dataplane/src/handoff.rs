@@ -1,0 +1,511 @@
+//! Hand-off of finished, classified flows from the worker lcores to the control plane.
+//!
+//! Owns: the compact [`FlowEvent`] one finished flow with a decided `app_proto` becomes, one
+//! bounded lock-free queue per worker (crossbeam [`ArrayQueue`], its capacity allocated once at
+//! start-up), the worker's end of it ([`FlowEventSender`]: never blocks — an event that does not
+//! fit is counted as a ring drop), and the thread that drains every queue off the worker cores
+//! ([`FlowEventDrain`]) and hands each event to a [`FlowEventConsumer`] (a callback, a channel,
+//! or a `Vec`).
+//! Must not: block, lock or make system calls on the worker side, or judge events (the control
+//! plane scores mismatches and learns protocol/port pairs; this module only carries them).
+//!
+//! Why `ArrayQueue` and not `rte_ring`: the events are typed values moved inline (no mbuf, no
+//! pointer to free on the other side, no EAL needed to test), and a two-thread micro-bench
+//! (`cargo run --release -p portolan-dataplane --example handoff_bench`) moves them far faster
+//! than flows end; see `docs/ARCHITECTURE.md`.
+
+use crossbeam::queue::ArrayQueue;
+use portolan_classify::AppProto;
+use portolan_packet::Transport;
+use serde_json::{json, Map, Value};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Where a flow's server name came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NameSource {
+    /// TLS ClientHello SNI (also DTLS and STARTTLS-upgraded sessions).
+    TlsSni,
+    /// SNI of the ClientHello inside a QUIC Initial.
+    QuicSni,
+    /// HTTP `Host` header.
+    HttpHost,
+}
+
+impl NameSource {
+    /// `tls_sni`, `quic_sni` or `http_host`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NameSource::TlsSni => "tls_sni",
+            NameSource::QuicSni => "quic_sni",
+            NameSource::HttpHost => "http_host",
+        }
+    }
+}
+
+/// One finished flow whose protocol was identified, as the control plane needs it to raise
+/// mismatch alerts and learn protocol/port pairs. Built once per flow as it ends (the server
+/// name is its only heap part); the full record with every metadata field is the EVE flow log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowEvent {
+    /// Flow id, unique over the workers (worker `w`'s ids carry `w << 48`, as the EVE records).
+    pub flow_id: u64,
+    /// Worker (RX queue) that saw the flow.
+    pub worker: u16,
+    /// First packet, µs since the epoch (capture time).
+    pub start_us: u64,
+    /// Last packet, µs since the epoch.
+    pub end_us: u64,
+    /// Client address (after any role swap the classifier proved).
+    pub client_ip: IpAddr,
+    /// Client port.
+    pub client_port: u16,
+    /// Server address.
+    pub server_ip: IpAddr,
+    /// Server port: the port judged against the registry.
+    pub server_port: u16,
+    /// TCP or UDP.
+    pub transport: Transport,
+    /// Outermost VLAN id, if tagged.
+    pub vlan: Option<u16>,
+    /// The identified protocol (never `Unknown`: undecided flows are not handed off).
+    pub app_proto: AppProto,
+    /// `server_port` is not a registered port of `app_proto` (the port registry's verdict).
+    pub port_mismatch: bool,
+    /// The session was upgraded to TLS in band (STARTTLS and the like).
+    pub starttls: bool,
+    /// Packets client → server.
+    pub pkts_toserver: u64,
+    /// Packets server → client.
+    pub pkts_toclient: u64,
+    /// Frame bytes client → server.
+    pub bytes_toserver: u64,
+    /// Frame bytes server → client.
+    pub bytes_toclient: u64,
+    /// The name the client asked for (SNI or HTTP Host), if any, and where it came from.
+    pub server_name: Option<(NameSource, Box<str>)>,
+}
+
+impl FlowEvent {
+    /// The event as a Suricata-style EVE `flow` record (the fields the control plane's
+    /// `FlowObservation::from_eve_flow` reads: 5-tuple, times, counters, `app_proto`,
+    /// `port_mismatch`, `indicators` with `starttls`, `tls.sni` / `quic.sni` /
+    /// `http.hostname`, `community_id`).
+    pub fn to_eve_json(&self) -> Value {
+        let ts = portolan_flow::eve::format_eve_timestamp;
+        let mut rec = Map::new();
+        rec.insert("timestamp".into(), json!(ts(self.start_us)));
+        rec.insert("flow_id".into(), json!(self.flow_id));
+        rec.insert("event_type".into(), json!("flow"));
+        if let Some(v) = self.vlan {
+            rec.insert("vlan".into(), json!([v]));
+        }
+        rec.insert("src_ip".into(), json!(self.client_ip.to_string()));
+        rec.insert("src_port".into(), json!(self.client_port));
+        rec.insert("dest_ip".into(), json!(self.server_ip.to_string()));
+        rec.insert("dest_port".into(), json!(self.server_port));
+        rec.insert("proto".into(), json!(self.transport.eve_name()));
+        rec.insert("app_proto".into(), json!(self.app_proto.as_str()));
+        rec.insert(
+            "flow".into(),
+            json!({
+                "pkts_toserver": self.pkts_toserver,
+                "pkts_toclient": self.pkts_toclient,
+                "bytes_toserver": self.bytes_toserver,
+                "bytes_toclient": self.bytes_toclient,
+                "start": ts(self.start_us),
+                "end": ts(self.end_us),
+            }),
+        );
+        rec.insert(
+            "community_id".into(),
+            json!(portolan_flow::community_id_v1(
+                0,
+                self.client_ip,
+                self.server_ip,
+                self.transport.ip_proto(),
+                self.client_port,
+                self.server_port,
+            )),
+        );
+        if self.starttls {
+            rec.insert("indicators".into(), json!(["starttls"]));
+        }
+        if let Some((source, name)) = &self.server_name {
+            let (object, key) = match source {
+                NameSource::TlsSni => ("tls", "sni"),
+                NameSource::QuicSni => ("quic", "sni"),
+                NameSource::HttpHost => ("http", "hostname"),
+            };
+            rec.insert(object.into(), json!({ key: &**name }));
+        }
+        rec.insert("port_mismatch".into(), json!(self.port_mismatch));
+        Value::Object(rec)
+    }
+}
+
+/// A worker's end of its hand-off queue. Owned by the worker; never blocks.
+#[derive(Debug)]
+pub struct FlowEventSender {
+    queue: Arc<ArrayQueue<FlowEvent>>,
+    sent: u64,
+    dropped: u64,
+}
+
+impl FlowEventSender {
+    /// Offers `event` to the queue: `true` when it was queued, `false` when the queue was full
+    /// (the event is dropped and counted in [`FlowEventSender::dropped`]).
+    #[inline]
+    pub fn send(&mut self, event: FlowEvent) -> bool {
+        match self.queue.push(event) {
+            Ok(()) => {
+                self.sent += 1;
+                true
+            }
+            Err(_) => {
+                self.dropped += 1;
+                false
+            }
+        }
+    }
+
+    /// Events queued so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Events dropped because the queue was full (`ring_drops`).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The queue's capacity.
+    pub fn capacity(&self) -> usize {
+        self.queue.capacity()
+    }
+}
+
+/// The control plane's end: every worker's queue.
+#[derive(Debug, Clone)]
+pub struct FlowEventReceiver {
+    queues: Vec<Arc<ArrayQueue<FlowEvent>>>,
+}
+
+impl FlowEventReceiver {
+    /// Takes every event queued now, worker by worker, passing each to `consumer`; returns how
+    /// many were taken.
+    pub fn drain_into<C: FlowEventConsumer + ?Sized>(&self, consumer: &mut C) -> usize {
+        let mut n = 0;
+        for q in &self.queues {
+            while let Some(ev) = q.pop() {
+                consumer.on_event(ev);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// True when every queue is empty.
+    pub fn is_empty(&self) -> bool {
+        self.queues.iter().all(|q| q.is_empty())
+    }
+
+    /// Number of queues (workers).
+    pub fn queues(&self) -> usize {
+        self.queues.len()
+    }
+}
+
+/// Why hand-off queues could not be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HandoffError {
+    /// A capacity of zero.
+    #[error("the flow event queue capacity must be at least 1")]
+    ZeroCapacity,
+}
+
+/// One queue of `capacity` events per worker (allocated now): the workers' senders, in worker
+/// order, and the receiver for the drain thread.
+pub fn flow_event_queues(
+    workers: usize,
+    capacity: usize,
+) -> Result<(Vec<FlowEventSender>, FlowEventReceiver), HandoffError> {
+    if capacity == 0 {
+        return Err(HandoffError::ZeroCapacity);
+    }
+    let queues: Vec<_> = (0..workers)
+        .map(|_| Arc::new(ArrayQueue::new(capacity)))
+        .collect();
+    let senders = queues
+        .iter()
+        .map(|q| FlowEventSender {
+            queue: Arc::clone(q),
+            sent: 0,
+            dropped: 0,
+        })
+        .collect();
+    Ok((senders, FlowEventReceiver { queues }))
+}
+
+/// What receives drained events: a callback, a channel, or a collecting `Vec`. Runs on the drain
+/// thread, never on a worker; it may take its time (the queues absorb bursts, and what does not
+/// fit is counted as dropped by the worker).
+pub trait FlowEventConsumer {
+    /// Takes one event.
+    fn on_event(&mut self, event: FlowEvent);
+    /// Called after each non-empty drain pass (a place to flush or notify once per batch).
+    fn on_batch_end(&mut self) {}
+}
+
+impl<F: FnMut(FlowEvent)> FlowEventConsumer for F {
+    fn on_event(&mut self, event: FlowEvent) {
+        self(event)
+    }
+}
+
+impl FlowEventConsumer for Vec<FlowEvent> {
+    fn on_event(&mut self, event: FlowEvent) {
+        self.push(event);
+    }
+}
+
+/// Forwards events to a standard channel (a receiver that hung up is ignored: the events are
+/// dropped on this side, never on the worker).
+impl FlowEventConsumer for std::sync::mpsc::Sender<FlowEvent> {
+    fn on_event(&mut self, event: FlowEvent) {
+        let _ = self.send(event);
+    }
+}
+
+/// How the drain thread runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrainOptions {
+    /// Sleep between passes that found every queue empty.
+    pub idle_sleep: Duration,
+    /// CPUs to pin the drain thread to (keep it off the worker cores); empty: leave the
+    /// thread's affinity as inherited.
+    pub cpus: Vec<u32>,
+}
+
+impl Default for DrainOptions {
+    /// 1 ms idle sleep, no pinning.
+    fn default() -> Self {
+        DrainOptions {
+            idle_sleep: Duration::from_millis(1),
+            cpus: Vec::new(),
+        }
+    }
+}
+
+/// What the drain thread did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DrainStats {
+    /// Events handed to the consumer.
+    pub received: u64,
+    /// Non-empty drain passes.
+    pub batches: u64,
+    /// The CPUs the thread was pinned to, when pinning was asked for and worked.
+    pub pinned_to: Vec<u32>,
+    /// Why pinning failed, if it did.
+    pub pin_error: Option<String>,
+}
+
+/// The thread that drains the hand-off queues. Spawn it before the DPDK EAL starts (threads
+/// created afterwards inherit the main lcore's affinity), and pin it off the worker cores.
+#[derive(Debug)]
+pub struct FlowEventDrain<C: FlowEventConsumer + Send + 'static> {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<(C, DrainStats)>,
+}
+
+/// The drain thread panicked (in the consumer).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the flow event drain thread panicked: {0}")]
+pub struct DrainPanicked(pub String);
+
+fn pin_current_thread(cpus: &[u32]) -> Result<(), String> {
+    use nix::sched::{sched_setaffinity, CpuSet};
+    let mut set = CpuSet::new();
+    for &c in cpus {
+        set.set(c as usize).map_err(|e| format!("CPU {c}: {e}"))?;
+    }
+    sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).map_err(|e| e.to_string())
+}
+
+impl<C: FlowEventConsumer + Send + 'static> FlowEventDrain<C> {
+    /// Starts the drain thread over `receiver`, feeding `consumer`.
+    pub fn spawn(
+        receiver: FlowEventReceiver,
+        mut consumer: C,
+        options: DrainOptions,
+    ) -> std::io::Result<FlowEventDrain<C>> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = Arc::clone(&stop);
+        let handle = std::thread::Builder::new()
+            .name("portolan-events".into())
+            .spawn(move || {
+                let mut stats = DrainStats::default();
+                if !options.cpus.is_empty() {
+                    match pin_current_thread(&options.cpus) {
+                        Ok(()) => stats.pinned_to = options.cpus.clone(),
+                        Err(e) => stats.pin_error = Some(e),
+                    }
+                }
+                loop {
+                    // Read the flag before draining: events queued before `finish` raised it
+                    // are all taken by this pass or the final one.
+                    let stopping = stop_flag.load(Ordering::Acquire);
+                    let n = receiver.drain_into(&mut consumer);
+                    if n > 0 {
+                        stats.received += n as u64;
+                        stats.batches += 1;
+                        consumer.on_batch_end();
+                    } else if stopping {
+                        break;
+                    } else {
+                        std::thread::sleep(options.idle_sleep);
+                    }
+                }
+                (consumer, stats)
+            })?;
+        Ok(FlowEventDrain { stop, handle })
+    }
+
+    /// Stops the thread after a last pass over every queue (call it once the workers are done)
+    /// and returns the consumer with the thread's counters.
+    pub fn finish(self) -> Result<(C, DrainStats), DrainPanicked> {
+        self.stop.store(true, Ordering::Release);
+        self.handle.join().map_err(|p| {
+            DrainPanicked(
+                p.downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".into()),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn event(i: u64) -> FlowEvent {
+        FlowEvent {
+            flow_id: i,
+            worker: 0,
+            start_us: 1_700_000_000_000_000 + i,
+            end_us: 1_700_000_001_000_000 + i,
+            client_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            client_port: 40000,
+            server_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            server_port: 8443,
+            transport: Transport::Tcp,
+            vlan: None,
+            app_proto: AppProto::Tls,
+            port_mismatch: true,
+            starttls: false,
+            pkts_toserver: 3,
+            pkts_toclient: 2,
+            bytes_toserver: 300,
+            bytes_toclient: 200,
+            server_name: Some((NameSource::TlsSni, "example.com".into())),
+        }
+    }
+
+    #[test]
+    fn zero_capacity_is_refused() {
+        assert_eq!(
+            flow_event_queues(1, 0).err(),
+            Some(HandoffError::ZeroCapacity)
+        );
+    }
+
+    #[test]
+    fn full_queue_counts_drops_and_never_blocks() {
+        let (mut senders, receiver) = flow_event_queues(2, 2).expect("queues");
+        let s = &mut senders[0];
+        assert!(s.send(event(1)));
+        assert!(s.send(event(2)));
+        assert!(!s.send(event(3)), "third event does not fit");
+        assert_eq!((s.sent(), s.dropped()), (2, 1));
+        let mut got = Vec::new();
+        assert_eq!(receiver.drain_into(&mut got), 2);
+        assert_eq!(
+            got.iter().map(|e| e.flow_id).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert!(receiver.is_empty());
+    }
+
+    #[test]
+    fn slow_consumer_on_capacity_one_loses_nothing_silently() {
+        let (mut senders, receiver) = flow_event_queues(1, 1).expect("queues");
+        let slow = |ev: FlowEvent| {
+            std::thread::sleep(Duration::from_micros(200));
+            assert_eq!(ev.app_proto, AppProto::Tls);
+        };
+        let drain = FlowEventDrain::spawn(
+            receiver,
+            slow,
+            DrainOptions {
+                idle_sleep: Duration::from_micros(50),
+                cpus: Vec::new(),
+            },
+        )
+        .expect("spawn");
+        let s = &mut senders[0];
+        let total = 2_000u64;
+        for i in 0..total {
+            s.send(event(i));
+            if i % 100 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let (_, stats) = drain.finish().expect("drain");
+        assert!(s.dropped() > 0, "a capacity-1 queue must overflow");
+        assert!(stats.received > 0, "some events must get through");
+        assert_eq!(stats.received, s.sent());
+        assert_eq!(stats.received + s.dropped(), total);
+    }
+
+    #[test]
+    fn eve_form_carries_what_the_control_plane_reads() {
+        let mut ev = event(7);
+        ev.starttls = true;
+        let v = ev.to_eve_json();
+        assert_eq!(v["event_type"], "flow");
+        assert_eq!(v["app_proto"], "tls");
+        assert_eq!(v["dest_port"], 8443);
+        assert_eq!(v["proto"], "TCP");
+        assert_eq!(v["port_mismatch"], true);
+        assert_eq!(v["tls"]["sni"], "example.com");
+        assert_eq!(v["indicators"][0], "starttls");
+        assert_eq!(v["flow"]["pkts_toserver"], 3);
+        assert!(v["community_id"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("1:")));
+    }
+
+    #[test]
+    fn drain_thread_pins_itself_when_asked() {
+        let (_, receiver) = flow_event_queues(1, 4).expect("queues");
+        let cpu = crate::replay::allowed_cpus()[0];
+        let drain = FlowEventDrain::spawn(
+            receiver,
+            Vec::new(),
+            DrainOptions {
+                cpus: vec![cpu],
+                ..DrainOptions::default()
+            },
+        )
+        .expect("spawn");
+        let (_, stats) = drain.finish().expect("drain");
+        assert_eq!(stats.pin_error, None);
+        assert_eq!(stats.pinned_to, vec![cpu]);
+    }
+}
