@@ -501,6 +501,20 @@ mod tests {
     }
 
     #[test]
+    fn starttls_indicator_from_the_dataplane() {
+        let rec = json!({"timestamp": "2024-05-01T10:00:00.000000+0000", "flow_id": 7,
+            "event_type": "flow", "src_ip": "10.1.0.20", "src_port": 51000, "dest_ip": "203.0.113.9",
+            "dest_port": 587, "proto": "TCP", "app_proto": "smtp", "port_mismatch": false,
+            "indicators": ["smtp.banner", "starttls", "tls.client_hello"],
+            "tls": {"sni": "smtp.example.com", "version": "TLS 1.3"}});
+        let obs = FlowObservation::from_eve_flow(&rec).unwrap();
+        assert!(obs.starttls);
+        assert_eq!(obs.app_proto, "smtp");
+        assert_eq!(obs.port_mismatch, Some(false));
+        assert_eq!(obs.end_us, obs.start_us, "no flow.end: zero-length");
+    }
+
+    #[test]
     fn flow_record_errors_name_the_field() {
         let rec = json!({"event_type": "flow", "src_ip": "nope", "dest_ip": "10.0.0.1",
                          "proto": "TCP", "timestamp": "2024-05-01T10:00:00Z"});
