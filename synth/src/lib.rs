@@ -519,7 +519,12 @@ fn write_outputs(
     Ok(report)
 }
 
-/// Column names of the ground-truth TSV.
+/// Column names of the ground-truth TSV (one row per flow that has a frame in the capture, in
+/// order of first frame). `src_*` is the device, `dest_*` the server; `proto` is `TCP`/`UDP`;
+/// `app_proto` is what is on the wire (`tls`, `quic`, `http`, `dns`, `ssh`, `mqtt`, `imap`,
+/// `smtp`, `ntp`, `stun`; APNs is `tls`); `sni` is the TLS/QUIC SNI, HTTP Host, or DNS question
+/// (DNS rows carry the app whose host is looked up); `nonstandard_port` is 1 for flows the
+/// generator put on a non-standard port; `first_seen` is the flow's first frame (RFC 3339).
 pub const GROUND_TRUTH_HEADER: &str =
     "src_ip\tsrc_port\tdest_ip\tdest_port\tproto\tapp_proto\tsni\tnonstandard_port\tdevice_udid\tbundle_id\trole\tfirst_seen\n";
 

@@ -8,14 +8,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use portolan_api::{
-    ApiConfig, ApiServer, ApiState, ControlHandle, Readiness, ReloadPlan, Role, RolesSource, TokenStore,
+    ApiConfig, ApiServer, ApiState, ControlHandle, Readiness, ReloadPlan, Role, RolesSource,
+    TokenStore,
 };
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(args.next().ok_or("usage: api_sandbox DIR [ADDR]")?);
-    let listen = args.next().unwrap_or_else(|| "127.0.0.1:0".to_string()).parse()?;
+    let listen = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:0".to_string())
+        .parse()?;
     std::fs::create_dir_all(&dir)?;
     let db = dir.join("portolan.db");
     let tokens = Arc::new(TokenStore::open(&db)?);
@@ -27,10 +34,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let control = ControlHandle::open(&db, plan)?;
     let state = ApiState::with_stats(control, tokens, Default::default(), Readiness::ready());
-    std::fs::write(dir.join("openapi.json"), portolan_api::openapi::document_json()?)?;
+    std::fs::write(
+        dir.join("openapi.json"),
+        portolan_api::openapi::document_json()?,
+    )?;
     let cfg = ApiConfig {
         listen,
         plain_http: true,
+        // Fuzzers send many writes; the limit itself is tested elsewhere.
+        rate_limit: portolan_api::RateLimitConfig {
+            writes_per_second: 10_000.0,
+            write_burst: 100_000,
+        },
         ..ApiConfig::default()
     };
     let server = ApiServer::bind(&cfg, state).await?;

@@ -18,7 +18,7 @@ use portolan_control::engine::{ControlConfig, ControlError as EngineError, Contr
 use portolan_control::inventory::{Device, InventoryError};
 use portolan_control::learning::{ApprovedPairing, BaselineProposal};
 use portolan_control::roles::{ExceptionRule, PortRegistry, RoleSet, RolesError, DEVICE_DEFAULT};
-use portolan_control::store::{DeviceHistoryEntry, ImportSummary, Store, StoredAlert};
+use portolan_control::store::{DeviceHistoryEntry, ImportSummary, Store, StoreError, StoredAlert};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
@@ -122,6 +122,15 @@ fn classify(e: EngineError, reason_field: &str) -> ControlError {
             message: d.to_string(),
         },
         EngineError::Rejected(m) => ControlError::Conflict(m),
+        EngineError::Store(StoreError::Sqlite {
+            op,
+            source: rusqlite::Error::SqliteFailure(f, _),
+            ..
+        }) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            ControlError::Conflict(format!(
+                "{op}: conflicts with a stored record (ids of revoked records cannot be reused)"
+            ))
+        }
         other => ControlError::internal(other),
     }
 }

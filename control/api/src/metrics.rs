@@ -7,7 +7,7 @@
 //! the dataplane: it only reads published snapshots.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -18,6 +18,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
+
+use portolan_control::ControlPlane;
 
 use crate::stats::DataplaneStatsHandle;
 
@@ -60,8 +62,9 @@ pub struct ApiMetrics {
 }
 
 impl ApiMetrics {
-    /// A registry with the HTTP metrics and a collector over `stats`.
-    pub fn new(stats: DataplaneStatsHandle) -> Self {
+    /// A registry with the HTTP metrics, a collector over the dataplane `stats` and, when given, one over
+    /// the control-plane engine's counters.
+    pub fn new(stats: DataplaneStatsHandle, engine: Option<Arc<Mutex<ControlPlane>>>) -> Self {
         let mut registry = Registry::with_prefix("portolan");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -85,6 +88,9 @@ impl ApiMetrics {
             auth_failures.clone(),
         );
         registry.register_collector(Box::new(DataplaneCollector { stats }));
+        if let Some(engine) = engine {
+            registry.register_collector(Box::new(ControlCollector { engine }));
+        }
         Self {
             registry,
             requests,
@@ -311,6 +317,78 @@ impl Collector for DataplaneCollector {
                 })
             }),
         )?;
+        Ok(())
+    }
+}
+
+/// Encodes the control-plane engine's counters on each scrape (scrapes run on the blocking pool: this
+/// takes the engine lock briefly).
+struct ControlCollector {
+    engine: Arc<Mutex<ControlPlane>>,
+}
+
+impl std::fmt::Debug for ControlCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for ControlCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (stats, devices) = match self.engine.lock() {
+            Ok(cp) => (cp.stats(), cp.device_count()),
+            // A poisoned engine is reported by the routes that use it; metrics stay quiet.
+            Err(_) => return Ok(()),
+        };
+        let e = &mut encoder;
+        for (name, help, value) in [
+            (
+                "control_flows",
+                "Flow observations received by the control plane",
+                stats.flows,
+            ),
+            (
+                "control_unclassified_flows",
+                "Flows without an identified protocol (not judged)",
+                stats.unclassified,
+            ),
+            (
+                "control_approved_flows",
+                "Flows whose protocol/port pairing was approved",
+                stats.approved,
+            ),
+            (
+                "control_violations",
+                "Flows that broke a baseline",
+                stats.violations,
+            ),
+            (
+                "control_excepted_violations",
+                "Violations covered by an exception",
+                stats.excepted,
+            ),
+            ("control_alerts", "Alerts raised", stats.alerts),
+            (
+                "control_dns_answers",
+                "DNS answers remembered for attribution",
+                stats.dns_answers,
+            ),
+            (
+                "control_device_states",
+                "Device state events stored",
+                stats.device_states,
+            ),
+        ] {
+            let metric = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(metric)?;
+        }
+        let metric = e.encode_descriptor(
+            "control_devices",
+            "Devices in the inventory",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(devices).unwrap_or(i64::MAX)).encode(metric)?;
         Ok(())
     }
 }

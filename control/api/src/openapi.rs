@@ -5,6 +5,7 @@
 //!
 //! This module must not list a route the router does not serve; `tests/openapi.rs` checks both directions.
 
+use serde_json::{json, Value};
 use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, ResponseBuilder};
@@ -13,6 +14,7 @@ use utoipa::OpenApi;
 use crate::problem::{Problem, PROBLEM_JSON};
 use crate::routes::{control, route_specs, service, BodyKind, RouteSpec};
 use crate::tokens::Access;
+use crate::views::{AlertStatus, SeverityParam, TransportInput};
 
 /// Name of the bearer security scheme in the document.
 pub const BEARER_SCHEME: &str = "bearer";
@@ -50,7 +52,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         control::list_audit,
         control::reload,
     ),
-    components(schemas(Problem)),
+    components(schemas(Problem, SeverityParam, AlertStatus, TransportInput)),
     tags(
         (name = "service", description = "Health, metrics, statistics and this document"),
         (name = "inventory", description = "MDM inventory and devices"),
@@ -166,7 +168,65 @@ pub fn document() -> OpenApiDoc {
     doc
 }
 
+/// Exception destinations the schema promises to accept: a domain suffix (optionally `*.`-prefixed) or an
+/// IPv4 address or CIDR range. (IPv6 ranges are accepted too, but not described.)
+const DESTINATION_PATTERN: &str = "^((\\*\\.)?[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*|\
+((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\
+(/([0-9]|[12][0-9]|3[0-2]))?)$";
+
+/// Constraints utoipa's derive cannot express, added to the JSON document: "one of these fields is
+/// required" on exceptions and device state events, and the single-or-array body of `/device-states`.
+fn refine(doc: &mut Value) {
+    let non_blank = json!({"type": "string", "pattern": "\\S"});
+    if let Some(schemas) = doc.pointer_mut("/components/schemas") {
+        if let Some(exc) = schemas.get_mut("ExceptionInput") {
+            if let Some(items) = exc.pointer_mut("/properties/ports/items") {
+                items["minimum"] = json!(1);
+                items["maximum"] = json!(65535);
+            }
+            if let Some(items) = exc.pointer_mut("/properties/destinations/items") {
+                items["pattern"] = json!(DESTINATION_PATTERN);
+            }
+            let original = exc.take();
+            *exc = json!({"allOf": [original, {"anyOf": [
+                {"required": ["destinations"], "properties": {"destinations": {"minItems": 1}}},
+                {"required": ["ports"], "properties": {"ports": {"minItems": 1}}}
+            ]}]});
+        }
+        if let Some(ev) = schemas.get_mut("DeviceStateInput") {
+            let original = ev.take();
+            *ev = json!({"allOf": [original,
+                {"anyOf": [
+                    {"required": ["udid"], "properties": {"udid": non_blank}},
+                    {"required": ["serial_number"], "properties": {"serial_number": non_blank}}
+                ]},
+                {"anyOf": [
+                    {"required": ["lock_state"], "properties": {"lock_state": {"$ref": "#/components/schemas/LockStateInput"}}},
+                    {"required": ["app_state"], "properties": {"app_state": {"$ref": "#/components/schemas/AppStateInput"}}},
+                    {"required": ["last_user_interaction"],
+                     "properties": {"last_user_interaction": {"type": "string", "format": "date-time"}}}
+                ]}
+            ]});
+        }
+    }
+    if let Some(body) = doc
+        .pointer_mut("/paths/~1api~1v1~1device-states/post/requestBody/content/application~1json")
+    {
+        body["schema"] = json!({"oneOf": [
+            {"$ref": "#/components/schemas/DeviceStateInput"},
+            {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/DeviceStateInput"}}
+        ]});
+    }
+}
+
+/// The document as JSON, with the constraints of [`refine`].
+pub fn document_value() -> Result<Value, serde_json::Error> {
+    let mut doc = serde_json::to_value(document())?;
+    refine(&mut doc);
+    Ok(doc)
+}
+
 /// The document as pretty-printed JSON.
 pub fn document_json() -> Result<String, serde_json::Error> {
-    document().to_pretty_json()
+    serde_json::to_string_pretty(&document_value()?)
 }

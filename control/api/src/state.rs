@@ -84,7 +84,7 @@ impl ApiState {
         stats: DataplaneStatsHandle,
         readiness: Readiness,
     ) -> Self {
-        let metrics = Arc::new(ApiMetrics::new(stats.clone()));
+        let metrics = Arc::new(ApiMetrics::new(stats.clone(), Some(control.engine())));
         Self {
             control,
             tokens,

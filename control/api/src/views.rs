@@ -331,7 +331,10 @@ pub fn de_port<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::Error> 
 pub fn de_ports<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
     let vs = Vec::<f64>::deserialize(d)?;
     vs.into_iter()
-        .map(|v| integral_u16(v).ok_or_else(|| serde::de::Error::custom(format!("{v} is not a port number"))))
+        .map(|v| {
+            integral_u16(v)
+                .ok_or_else(|| serde::de::Error::custom(format!("{v} is not a port number")))
+        })
         .collect()
 }
 

@@ -484,6 +484,14 @@ async fn exceptions_and_baselines_change_with_reasons_in_the_audit_log() {
         )
         .await;
     assert_eq!(status, 404);
+    // The id of a revoked exception is not reused (the store keeps the record): a conflict, not a failure.
+    let (status, body) = api
+        .call(
+            api.client.post(api.at("/api/v1/exceptions")).json(&exc),
+            &api.admin,
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
 
     // A baseline change shows in the role and the audit log, and changes the next verdict.
     import_jamf(&api).await;

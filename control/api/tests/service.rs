@@ -251,6 +251,16 @@ async fn metrics_are_strict_prometheus_text_with_http_and_dataplane_counters() {
     assert!(matches!(tls.value, prometheus_parse::Value::Counter(v) if v == 30.0));
     let ring = find("portolan_worker_ring_drops_total", "worker", "0");
     assert!(matches!(ring.value, prometheus_parse::Value::Counter(v) if v == 5.0));
+    let devices = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "portolan_control_devices")
+        .expect("control gauge");
+    assert!(matches!(devices.value, prometheus_parse::Value::Gauge(v) if v == 0.0));
+    assert!(scrape
+        .samples
+        .iter()
+        .any(|s| s.metric == "portolan_control_alerts_total"));
     let auth = scrape
         .samples
         .iter()

@@ -88,7 +88,7 @@ fn required_text(value: Option<&str>, field: &str, max: usize) -> Result<String,
                 .with_field(field),
         );
     }
-    if v.len() > max {
+    if v.chars().count() > max {
         return Err(
             Problem::bad_request(format!("{field} is longer than {max} bytes")).with_field(field),
         );
@@ -333,7 +333,7 @@ fn approved(p: &[PairingInput]) -> Vec<ApprovedPairing> {
     p.iter()
         .map(|p| ApprovedPairing {
             app_proto: p.app_proto.clone(),
-            transport: p.transport.clone(),
+            transport: p.transport.map(|t| t.as_str().to_string()),
             port: p.port,
             starttls: p.starttls,
         })
@@ -466,8 +466,10 @@ pub async fn post_exception(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ReasonQuery {
-    /// Why (audit log). Required.
-    pub reason: Option<String>,
+    /// Why (audit log).
+    #[serde(default)]
+    #[param(required = true, min_length = 1, max_length = 4096, pattern = "\\S")]
+    pub reason: String,
 }
 
 /// Revokes an exception added through the API; audited with the reason.
@@ -486,7 +488,7 @@ pub async fn delete_exception(
     PathParam(id): PathParam<String>,
     QueryParams(q): QueryParams<ReasonQuery>,
 ) -> Result<StatusCode, Problem> {
-    let reason = required_text(q.reason.as_deref(), "reason", MAX_NOTE)?;
+    let reason = required_text(Some(&q.reason), "reason", MAX_NOTE)?;
     blocking(&state, move |c| {
         c.revoke_exception(&id, &who.actor(), &reason)
     })
@@ -501,17 +503,17 @@ pub async fn delete_exception(
 #[into_params(parameter_in = Query)]
 pub struct WindowQuery {
     /// Window start (RFC 3339); default 7 days before `until`.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// Window end (RFC 3339); default now.
+    #[param(format = DateTime)]
     pub until: Option<String>,
 }
 
 fn window(since: Option<&str>, until: Option<&str>) -> Result<(i64, i64), Problem> {
     let to = parse_time(until, "until")?.unwrap_or_else(now_us);
     let from = parse_time(since, "since")?.unwrap_or(to.saturating_sub(DEFAULT_LEARNING_WINDOW_US));
-    if from >= to {
-        return Err(Problem::bad_request("since must be before until").with_field("since"));
-    }
+    // A window with since at or after until is empty: it has no proposals.
     Ok((from, to))
 }
 
@@ -624,19 +626,23 @@ pub struct AlertQuery {
     /// Application protocol.
     pub app_proto: Option<String>,
     /// Destination port.
+    #[param(minimum = 0, maximum = 65535)]
     pub port: Option<u16>,
-    /// Minimum severity: informational, low, medium, high or critical.
-    pub severity: Option<String>,
-    /// Lifecycle state: open, acknowledged or closed.
-    pub status: Option<String>,
+    /// Minimum severity.
+    pub severity: Option<SeverityParam>,
+    /// Lifecycle state.
+    pub status: Option<AlertStatus>,
     /// Raised at or after (RFC 3339).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// Raised before (RFC 3339).
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// Page size, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]+$")]
     pub cursor: Option<String>,
 }
 
@@ -655,14 +661,16 @@ fn view(r: &AlertRecord) -> AlertView {
 }
 
 fn cursor_id(cursor: Option<&str>) -> Result<i64, Problem> {
-    cursor
-        .map(|c| {
-            c.parse::<i64>().map_err(|_| {
-                Problem::bad_request("cursor is not one this API returned").with_field("cursor")
-            })
-        })
-        .transpose()
-        .map(|c| c.unwrap_or(i64::MIN))
+    match cursor {
+        None => Ok(i64::MIN),
+        // A cursor past every id (too many digits for an id) is simply the end.
+        Some(c) if !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(c.parse::<i64>().unwrap_or(i64::MAX))
+        }
+        Some(_) => {
+            Err(Problem::bad_request("cursor is not one this API returned").with_field("cursor"))
+        }
+    }
 }
 
 /// Lists alerts with their evidence, oldest first, filtered and paged.
@@ -679,31 +687,14 @@ pub async fn list_alerts(
     QueryParams(q): QueryParams<AlertQuery>,
 ) -> Result<Json<AlertList>, Problem> {
     let limit = page_limit(q.limit)?;
-    let min_severity = q
-        .severity
-        .as_deref()
-        .map(|s| {
-            Severity::from_name(&s.to_ascii_lowercase()).ok_or_else(|| {
-                Problem::bad_request(
-                    "severity must be informational, low, medium, high or critical",
-                )
-                .with_field("severity")
-            })
-        })
-        .transpose()?;
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| match s {
-            "open" => Ok(AlertStatus::Open),
-            "acknowledged" => Ok(AlertStatus::Acknowledged),
-            "closed" => Ok(AlertStatus::Closed),
-            _ => Err(
-                Problem::bad_request("status must be open, acknowledged or closed")
-                    .with_field("status"),
-            ),
-        })
-        .transpose()?;
+    let min_severity = q.severity.map(|s| match s {
+        SeverityParam::Informational => Severity::Informational,
+        SeverityParam::Low => Severity::Low,
+        SeverityParam::Medium => Severity::Medium,
+        SeverityParam::High => Severity::High,
+        SeverityParam::Critical => Severity::Critical,
+    });
+    let status = q.status;
     let since = parse_time(q.since.as_deref(), "since")?;
     let until = parse_time(q.until.as_deref(), "until")?;
     let after = cursor_id(q.cursor.as_deref())?;
@@ -808,11 +799,13 @@ pub struct AuditQuery {
     /// Only this actor.
     pub actor: Option<String>,
     /// At or after (RFC 3339).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// Page size, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]+$")]
     pub cursor: Option<String>,
 }
 

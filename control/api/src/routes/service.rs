@@ -67,10 +67,19 @@ pub async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Respo
         .get(ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/openmetrics-text"));
-    let (text, content_type) = if wants_openmetrics {
-        (state.metrics.encode_openmetrics(), OPENMETRICS_TEXT)
-    } else {
-        (state.metrics.encode_prometheus(), PROMETHEUS_TEXT)
+    let metrics = state.metrics.clone();
+    // Encoding takes the engine lock for its counters: keep it off the async workers.
+    let encoded = tokio::task::spawn_blocking(move || {
+        if wants_openmetrics {
+            (metrics.encode_openmetrics(), OPENMETRICS_TEXT)
+        } else {
+            (metrics.encode_prometheus(), PROMETHEUS_TEXT)
+        }
+    })
+    .await;
+    let (text, content_type) = match encoded {
+        Ok(pair) => pair,
+        Err(e) => return Problem::internal("encoding metrics", &e).into_response(),
     };
     match text {
         Ok(body) => (
