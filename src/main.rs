@@ -4,6 +4,10 @@
 //! stderr and optionally as JSON), and exit codes (0 ok, 1 failure, 2 bad input). Must not:
 //! contain dataplane logic; it calls `portolan_dataplane`.
 
+mod config;
+mod daemon;
+mod token_cmd;
+
 use clap::{Args, Parser, Subcommand};
 use portolan_classify::{CacheDir, Classifier, ClassifyConfig, CompiledSignatures, DatabaseSource};
 use portolan_dataplane::replay::{check_captures, spare_cpus};
@@ -42,6 +46,30 @@ enum Command {
     /// Writes a deterministic synthetic egress capture of managed iPhones/iPads, with optional
     /// ground truth (TSV), MDM inventory (Jamf-shaped JSON) and device-state events (JSON lines).
     Synth(portolan_synth::SynthArgs),
+    /// Probes the ports of a hardware description (device info, RSS, rte_flow_validate) and
+    /// prints the offload plan: which offloads run in the NIC and which fall back to software.
+    Hwcheck(HwcheckArgs),
+    /// Runs the appliance: the dataplane from the configuration's hardware description, the
+    /// control plane and its store, and the admin API (TLS). SIGHUP reloads roles, baselines
+    /// and exceptions; SIGTERM stops gracefully.
+    Run(daemon::RunArgs),
+    /// Creates, revokes and lists admin API bearer tokens (`create` prints the token alone on
+    /// stdout).
+    Token(token_cmd::TokenArgs),
+}
+
+/// Options of `portolan hwcheck`.
+#[derive(Debug, Args)]
+struct HwcheckArgs {
+    /// Hardware description (TOML) to check.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Print the probe results and the plan as one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Probe without hugepages even when the description asks for them.
+    #[arg(long)]
+    no_huge: bool,
 }
 
 /// Options of `portolan shard`.
@@ -142,6 +170,9 @@ fn main() -> ExitCode {
         Command::Replay(args) => run_replay(args),
         Command::Shard(args) => run_shard(args),
         Command::Synth(args) => run_synth(&args),
+        Command::Hwcheck(args) => run_hwcheck(&args),
+        Command::Run(args) => daemon::run_daemon(args),
+        Command::Token(args) => token_cmd::run_token(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -154,10 +185,12 @@ fn main() -> ExitCode {
 
 /// Runs `portolan synth`: bad options or catalogue are bad input, failed writes are failures.
 fn run_synth(args: &portolan_synth::SynthArgs) -> Result<(), Failure> {
-    portolan_synth::run_cli(args).map(|_| ()).map_err(|e| match e {
-        portolan_synth::SynthError::Io(..) => Failure::runtime(e.to_string()),
-        _ => Failure::bad_input(e.to_string()),
-    })
+    portolan_synth::run_cli(args)
+        .map(|_| ())
+        .map_err(|e| match e {
+            portolan_synth::SynthError::Io(..) => Failure::runtime(e.to_string()),
+            _ => Failure::bad_input(e.to_string()),
+        })
 }
 
 /// Creates an output file up front so a bad path fails before the dataplane starts.
@@ -215,7 +248,7 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
                 .map_err(|e| Failure::bad_input(format!("port override: {e}")))?;
         }
         let ports = Arc::new(ports);
-        eprintln!(
+        let sig_line = format!(
             "signatures: {} protocols, {} patterns from {} ({})",
             sigs.signatures().len(),
             db.patterns,
@@ -226,7 +259,7 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
                 DatabaseSource::Empty => "no patterns".to_string(),
             }
         );
-        Some((sigs, ports))
+        Some((sigs, ports, sig_line))
     };
     let mut flows_out = args
         .flows
@@ -246,7 +279,7 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
             Failure::runtime(e.to_string())
         }
     };
-    let Some((sigs, ports)) = signatures else {
+    let Some((sigs, ports, sig_line)) = signatures else {
         let outcome = replay_observers(&config, vec![FlowOnly; workers]).map_err(replay_err)?;
         return write_results(&outcome, None, flows_out.as_mut(), summary_out.as_mut());
     };
@@ -300,6 +333,7 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
         }
         out.flush().map_err(write_err)?;
     }
+    eprintln!("{sig_line}");
     write_results(
         &outcome,
         Some(&stats),
@@ -398,6 +432,41 @@ fn write_results<O: PacketObserver>(
         }
     }
     Ok(())
+}
+
+/// Runs `portolan hwcheck`: exit 0 when the plan can start, 1 when it has problems (still
+/// printed) or DPDK failed, 2 for a bad description.
+fn run_hwcheck(args: &HwcheckArgs) -> Result<(), Failure> {
+    use portolan_dataplane::hwcheck::{hwcheck, HwcheckOptions};
+    let hw = portolan_hwconfig::HardwareDescription::load(&args.config)
+        .map_err(|e| Failure::bad_input(e.to_string()))?;
+    let options = HwcheckOptions {
+        force_no_huge: args.no_huge,
+        log_level: None,
+    };
+    let report = hwcheck(&hw, &options).map_err(|e| {
+        if e.is_bad_input() {
+            Failure::bad_input(e.to_string())
+        } else {
+            Failure::runtime(e.to_string())
+        }
+    })?;
+    let mut out = std::io::stdout().lock();
+    // A closed stdout (e.g. `| head`) is not an error of the check.
+    let _ = if args.json {
+        writeln!(out, "{}", report.to_json())
+    } else {
+        write!(out, "{report}")
+    };
+    drop(out);
+    if report.is_startable() {
+        Ok(())
+    } else {
+        Err(Failure::runtime(format!(
+            "{}: the plan has problems (listed above); the dataplane cannot start as described",
+            args.config.display()
+        )))
+    }
 }
 
 fn run_shard(args: ShardArgs) -> Result<(), Failure> {

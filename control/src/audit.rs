@@ -20,6 +20,10 @@ pub enum AuditAction {
     ExceptionRevoked,
     /// An alert was acknowledged.
     AlertAcknowledged,
+    /// An alert was closed (acknowledged too, when it was open).
+    AlertClosed,
+    /// The role set (roles, file exceptions, registry) was replaced, e.g. by a reload.
+    RolesReplaced,
     /// An inventory file was imported.
     InventoryImported,
     /// A lease file was imported.
@@ -34,6 +38,8 @@ impl AuditAction {
             AuditAction::ExceptionAdded => "exception_added",
             AuditAction::ExceptionRevoked => "exception_revoked",
             AuditAction::AlertAcknowledged => "alert_acknowledged",
+            AuditAction::AlertClosed => "alert_closed",
+            AuditAction::RolesReplaced => "roles_replaced",
             AuditAction::InventoryImported => "inventory_imported",
             AuditAction::LeasesImported => "leases_imported",
         }
@@ -46,6 +52,8 @@ impl AuditAction {
             "exception_added" => AuditAction::ExceptionAdded,
             "exception_revoked" => AuditAction::ExceptionRevoked,
             "alert_acknowledged" => AuditAction::AlertAcknowledged,
+            "alert_closed" => AuditAction::AlertClosed,
+            "roles_replaced" => AuditAction::RolesReplaced,
             "inventory_imported" => AuditAction::InventoryImported,
             "leases_imported" => AuditAction::LeasesImported,
             _ => return None,

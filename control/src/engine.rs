@@ -26,7 +26,7 @@ use crate::device_state::{
 };
 use crate::findings::{Finding, FindingKey};
 use crate::inventory::kea_leases::load_kea_leases;
-use crate::inventory::{load_inventory_files, Device, InventoryError};
+use crate::inventory::{load_inventory_files, parse_inventory_bytes, Device, InventoryError};
 use crate::learning::{propose, ApprovedPairing, BaselineProposal, LearningConfig, PairCounts};
 use crate::observation::{DnsAnswer, EveInput, FlowObservation, ObservationError};
 use crate::output::ocsf::OcsfProduct;
@@ -35,7 +35,10 @@ use crate::roles::{
     RolesError, DEVICE_DEFAULT,
 };
 use crate::scoring::{score, ScoreContext, ScoringConfig};
-use crate::store::{ImportSummary, Store, StoreError, StoredAlert};
+use crate::store::{CloseOutcome, ImportSummary, Store, StoreError, StoredAlert};
+
+/// How [`ControlPlane::import_inventory_bytes`] names its document in errors and the audit log.
+pub const INVENTORY_BYTES_ORIGIN: &str = "request body";
 
 /// Pending learning keys that trigger a flush to the store.
 const LEARNING_FLUSH_KEYS: usize = 10_000;
@@ -138,6 +141,8 @@ pub struct ControlPlane {
     config: ControlConfig,
     signatures: SignatureCatalogue,
     registry: Option<Box<dyn PortRegistry>>,
+    /// `registry` came from the roles file's `[registry]` table (replaced with the roles).
+    registry_from_roles: bool,
     index: AttributionIndex,
     devices: HashMap<String, Device>,
     serial_to_udid: HashMap<String, String>,
@@ -171,6 +176,35 @@ fn serial_key(serial: &str) -> String {
     format!("serial:{serial}")
 }
 
+/// Applies the pairings approved and the exceptions added through the API (kept in `store`) on
+/// top of `roles`; what cannot be applied is described in `warnings`.
+fn apply_stored_changes(
+    store: &Store,
+    roles: &mut RoleSet,
+    warnings: &mut Vec<String>,
+) -> Result<(), ControlError> {
+    for (role, p) in store.approved_pairings()? {
+        let rule = PortRule {
+            app_proto: p.app_proto.clone(),
+            transport: p.transport.clone(),
+            ports: vec![p.port],
+            starttls: p.starttls,
+        };
+        if let Err(e) = roles.add_approved_rule(&role, rule) {
+            warnings.push(format!(
+                "approved pairing for role `{role}` not applied: {e}"
+            ));
+        }
+    }
+    for rule in store.active_exceptions()? {
+        let id = rule.id.clone();
+        if let Err(e) = roles.add_exception(rule) {
+            warnings.push(format!("stored exception `{id}` not applied: {e}"));
+        }
+    }
+    Ok(())
+}
+
 impl ControlPlane {
     /// Builds the engine over a store: loads the inventory, network identities, leases, approved
     /// pairings, API exceptions, device states and findings the store holds, on top of `roles`.
@@ -183,25 +217,7 @@ impl ControlPlane {
     ) -> Result<ControlPlane, ControlError> {
         let signatures = SignatureCatalogue::shipped().map_err(ControlError::Rejected)?;
         let mut warnings = Vec::new();
-        for (role, p) in store.approved_pairings()? {
-            let rule = PortRule {
-                app_proto: p.app_proto.clone(),
-                transport: p.transport.clone(),
-                ports: vec![p.port],
-                starttls: p.starttls,
-            };
-            if let Err(e) = roles.add_approved_rule(&role, rule) {
-                warnings.push(format!(
-                    "approved pairing for role `{role}` not applied: {e}"
-                ));
-            }
-        }
-        for rule in store.active_exceptions()? {
-            let id = rule.id.clone();
-            if let Err(e) = roles.add_exception(rule) {
-                warnings.push(format!("stored exception `{id}` not applied: {e}"));
-            }
-        }
+        apply_stored_changes(&store, &mut roles, &mut warnings)?;
         let registry: Option<Box<dyn PortRegistry>> = roles
             .file_registry()
             .cloned()
@@ -211,6 +227,7 @@ impl ControlPlane {
             roles,
             config,
             signatures,
+            registry_from_roles: registry.is_some(),
             registry,
             index: AttributionIndex::default(),
             devices: HashMap::new(),
@@ -234,12 +251,61 @@ impl ControlPlane {
     /// Uses `registry` (e.g. the dataplane's port registry) as the device default baseline.
     pub fn set_port_registry(&mut self, registry: Box<dyn PortRegistry>) {
         self.registry = Some(registry);
+        self.registry_from_roles = false;
     }
 
     /// Builder form of [`set_port_registry`](Self::set_port_registry).
     pub fn with_port_registry(mut self, registry: impl PortRegistry + 'static) -> Self {
-        self.registry = Some(Box::new(registry));
+        self.set_port_registry(Box::new(registry));
         self
+    }
+
+    /// Replaces the role set in force (roles, file exceptions, `[registry]`; e.g. the roles file
+    /// re-read on reload) without stopping ingestion: the pairings approved and the exceptions
+    /// added through the API are re-applied from the store on top of `roles`, and the change is
+    /// written to the audit log (`roles_replaced`, with the roles added, removed and kept).
+    /// Findings, inventory and device state are untouched. A `[registry]` table in `roles`
+    /// becomes the device default baseline unless one was set with
+    /// [`set_port_registry`](Self::set_port_registry). Returns the audit id and the problems met
+    /// re-applying stored changes (they did not stop the replacement).
+    pub fn replace_roles(
+        &mut self,
+        mut roles: RoleSet,
+        actor: &str,
+        reason: &str,
+    ) -> Result<(i64, Vec<String>), ControlError> {
+        let names = |set: &RoleSet| -> Vec<String> {
+            set.roles().iter().map(|r| r.name.clone()).collect()
+        };
+        let before = names(&self.roles);
+        let after = names(&roles);
+        let added: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
+        let removed: Vec<&String> = before.iter().filter(|n| !after.contains(n)).collect();
+        let entry = AuditEntry::new(
+            actor,
+            AuditAction::RolesReplaced,
+            &roles.origin().display().to_string(),
+            json!({
+                "roles": after,
+                "added": added,
+                "removed": removed,
+                "file_exceptions": roles.exceptions().len(),
+                "registry": roles.file_registry().is_some(),
+            }),
+            reason,
+        )?;
+        let mut warnings = Vec::new();
+        apply_stored_changes(&self.store, &mut roles, &mut warnings)?;
+        let audit_id = self.store.append_audit(&entry)?;
+        if self.registry.is_none() || self.registry_from_roles {
+            self.registry = roles
+                .file_registry()
+                .cloned()
+                .map(|r| Box::new(r) as Box<dyn PortRegistry>);
+            self.registry_from_roles = self.registry.is_some();
+        }
+        self.roles = roles;
+        Ok((audit_id, warnings))
     }
 
     /// Problems met while loading stored state (they did not stop the engine).
@@ -321,6 +387,33 @@ impl ControlPlane {
         }
         self.reload_inventory()?;
         Ok(summaries)
+    }
+
+    /// Imports one inventory document held in memory (e.g. an API request body): JSON or plist,
+    /// shape auto-detected as by [`import_inventory`](Self::import_inventory). Errors name the
+    /// document as `request body`. Written to the audit log with `actor` and `reason`.
+    pub fn import_inventory_bytes(
+        &mut self,
+        bytes: &[u8],
+        actor: &str,
+        reason: &str,
+    ) -> Result<ImportSummary, ControlError> {
+        let batch = parse_inventory_bytes(bytes, Path::new(INVENTORY_BYTES_ORIGIN))?;
+        let entry = AuditEntry::new(
+            actor,
+            AuditAction::InventoryImported,
+            INVENTORY_BYTES_ORIGIN,
+            json!({
+                "source": batch.source.as_str(),
+                "devices": batch.devices.len(),
+                "bytes": bytes.len(),
+                "warnings": batch.warnings,
+            }),
+            reason,
+        )?;
+        let summary = self.store.import_inventory(&batch, &entry)?;
+        self.reload_inventory()?;
+        Ok(summary)
     }
 
     /// Imports a Kea lease CSV; leases join devices through their Wi-Fi MAC. Returns how many
@@ -660,6 +753,29 @@ impl ControlPlane {
             note,
         )?;
         Ok(self.store.acknowledge_alert(alert_id, &entry)?)
+    }
+
+    /// Closes an alert with a note (audited as `alert_closed`); an alert still open is
+    /// acknowledged by the same act. See [`CloseOutcome`] for an unknown or already closed id.
+    pub fn close_alert(
+        &mut self,
+        alert_id: i64,
+        actor: &str,
+        note: &str,
+    ) -> Result<CloseOutcome, ControlError> {
+        let entry = AuditEntry::new(
+            actor,
+            AuditAction::AlertClosed,
+            &alert_id.to_string(),
+            json!({"alert_id": alert_id}),
+            note,
+        )?;
+        Ok(self.store.close_alert(alert_id, &entry)?)
+    }
+
+    /// One stored alert with its acknowledgement and closure.
+    pub fn alert(&self, alert_id: i64) -> Result<Option<StoredAlert>, ControlError> {
+        Ok(self.store.alert(alert_id)?)
     }
 
     /// The audit log, oldest first.

@@ -36,7 +36,7 @@ use crate::roles::ExceptionRule;
 use crate::timestamp::now_us;
 
 /// The newest schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How hard each commit is pushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -89,13 +89,41 @@ pub enum StoreError {
     Audit(#[from] AuditError),
 }
 
-/// An alert as stored, with its acknowledgement.
+/// An alert as stored, with its acknowledgement and closure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredAlert {
     /// The alert.
     pub alert: Alert,
     /// Acknowledgement, if any.
     pub ack: Option<AlertAck>,
+    /// Closure, if closed (a closed alert is also acknowledged).
+    #[serde(default)]
+    pub closure: Option<AlertClosure>,
+}
+
+/// Who closed an alert, when and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertClosure {
+    /// When, µs.
+    pub ts_us: i64,
+    /// Who.
+    pub actor: String,
+    /// Note.
+    pub note: String,
+}
+
+/// What [`Store::close_alert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseOutcome {
+    /// The alert was closed (and acknowledged with the same note when it was open).
+    Closed {
+        /// True when the close also acknowledged it.
+        acknowledged: bool,
+    },
+    /// No alert has that id.
+    NotFound,
+    /// The alert was already closed.
+    AlreadyClosed,
 }
 
 /// Who acknowledged an alert, when and why.
@@ -280,6 +308,12 @@ const MIGRATIONS: &[&str] = &[
         count INTEGER NOT NULL,
         PRIMARY KEY (role, app_proto, transport, port, bucket_us)
     ) WITHOUT ROWID;
+    "#,
+    // Version 2: alert closure (columns added; rows of version 1 read as not closed).
+    r#"
+    ALTER TABLE alerts ADD COLUMN closed_us INTEGER;
+    ALTER TABLE alerts ADD COLUMN closed_by TEXT;
+    ALTER TABLE alerts ADD COLUMN close_note TEXT;
     "#,
 ];
 
@@ -950,41 +984,76 @@ impl Store {
             .map_err(sql(&self.path, "count findings"))
     }
 
-    /// Every alert with its acknowledgement, oldest first.
+    /// Every alert with its acknowledgement and closure, oldest first.
     pub fn alerts(&self) -> Result<Vec<StoredAlert>, StoreError> {
+        self.read_alerts(None)
+    }
+
+    /// One alert with its acknowledgement and closure.
+    pub fn alert(&self, alert_id: i64) -> Result<Option<StoredAlert>, StoreError> {
+        Ok(self.read_alerts(Some(alert_id))?.pop())
+    }
+
+    fn read_alerts(&self, only: Option<i64>) -> Result<Vec<StoredAlert>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, finding_id, data, acked_us, acked_by, ack_note FROM alerts ORDER BY id",
+                "SELECT id, finding_id, data, acked_us, acked_by, ack_note, closed_us, closed_by, close_note
+                 FROM alerts WHERE ?1 IS NULL OR id = ?1 ORDER BY id",
             )
             .map_err(sql(&self.path, "read alerts"))?;
+        type Row = (
+            i64,
+            i64,
+            String,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+        );
         let rows = stmt
-            .query_map([], |r| {
+            .query_map([only], |r| -> rusqlite::Result<Row> {
                 Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<String>>(5)?,
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
                 ))
             })
             .map_err(sql(&self.path, "read alerts"))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(sql(&self.path, "read alerts"))?;
         rows.into_iter()
-            .map(|(id, finding_id, data, acked_us, acked_by, note)| {
-                let mut alert: Alert =
-                    serde_json::from_str(&data).map_err(|e| self.corrupt("alerts", id, e))?;
-                alert.id = id;
-                alert.finding_id = finding_id;
-                let ack = acked_us.map(|ts_us| AlertAck {
-                    ts_us,
-                    actor: acked_by.unwrap_or_default(),
-                    note: note.unwrap_or_default(),
-                });
-                Ok(StoredAlert { alert, ack })
-            })
+            .map(
+                |(id, finding_id, data, acked_us, acked_by, note, closed_us, closed_by, close_note)| {
+                    let mut alert: Alert =
+                        serde_json::from_str(&data).map_err(|e| self.corrupt("alerts", id, e))?;
+                    alert.id = id;
+                    alert.finding_id = finding_id;
+                    let ack = acked_us.map(|ts_us| AlertAck {
+                        ts_us,
+                        actor: acked_by.unwrap_or_default(),
+                        note: note.unwrap_or_default(),
+                    });
+                    let closure = closed_us.map(|ts_us| AlertClosure {
+                        ts_us,
+                        actor: closed_by.unwrap_or_default(),
+                        note: close_note.unwrap_or_default(),
+                    });
+                    Ok(StoredAlert {
+                        alert,
+                        ack,
+                        closure,
+                    })
+                },
+            )
             .collect()
     }
 
@@ -1011,6 +1080,48 @@ impl Store {
         insert_audit(&tx, &path, entry)?;
         tx.commit().map_err(sql(&path, "commit acknowledgement"))?;
         Ok(true)
+    }
+
+    /// Closes an alert with its audit entry, in one transaction; an alert not yet acknowledged
+    /// is acknowledged with the same actor and note.
+    pub fn close_alert(
+        &mut self,
+        alert_id: i64,
+        entry: &AuditEntry,
+    ) -> Result<CloseOutcome, StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql(&path, "begin closure"))?;
+        let state: Option<(Option<i64>, Option<i64>)> = tx
+            .query_row(
+                "SELECT acked_us, closed_us FROM alerts WHERE id = ?1",
+                [alert_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(sql(&path, "read alert"))?;
+        let acknowledged = match state {
+            None => return Ok(CloseOutcome::NotFound),
+            Some((_, Some(_))) => return Ok(CloseOutcome::AlreadyClosed),
+            Some((acked, None)) => acked.is_none(),
+        };
+        if acknowledged {
+            tx.execute(
+                "UPDATE alerts SET acked_us = ?1, acked_by = ?2, ack_note = ?3 WHERE id = ?4",
+                params![entry.ts_us, entry.actor, entry.reason, alert_id],
+            )
+            .map_err(sql(&path, "acknowledge alert"))?;
+        }
+        tx.execute(
+            "UPDATE alerts SET closed_us = ?1, closed_by = ?2, close_note = ?3 WHERE id = ?4",
+            params![entry.ts_us, entry.actor, entry.reason, alert_id],
+        )
+        .map_err(sql(&path, "close alert"))?;
+        insert_audit(&tx, &path, entry)?;
+        tx.commit().map_err(sql(&path, "commit closure"))?;
+        Ok(CloseOutcome::Closed { acknowledged })
     }
 
     // ---------------------------------------------------------------- device state, learning

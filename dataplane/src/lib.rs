@@ -3,13 +3,14 @@
 //! Owns: the safe DPDK layer ([`dpdk`], the only module outside `portolan-dpdk-sys` with
 //! `unsafe`), the per-queue worker loop ([`worker`]), the classifier on the worker
 //! ([`classify`], plugged in through [`worker::PacketObserver`]), the hand-off of finished
-//! flows to the control plane ([`handoff`]) and replay of captures through `net_pcap`
-//! ([`replay`]). Must not: decode protocols beyond L4 itself (`portolan-classify` does), or keep
+//! flows to the control plane ([`handoff`]), replay of captures through `net_pcap`
+//! ([`replay`]) and the probe of ports behind `portolan hwcheck` ([`hwcheck`]). Must not: decode protocols beyond L4 itself (`portolan-classify` does), or keep
 //! state across workers.
 
 pub mod classify;
 pub mod dpdk;
 pub mod handoff;
+pub mod hwcheck;
 pub mod replay;
 pub mod worker;
 

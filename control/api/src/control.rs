@@ -1,26 +1,28 @@
 //! The admin API's handle on the control plane: the daemon's shared [`ControlPlane`] engine (inventory,
-//! device state, roles and baselines, exceptions, learning, alerts, audit log), plus what the engine does not
-//! keep itself: uploaded inventory documents (kept next to the store for the record), alert closures
-//! (table `api_alert_closures`), and how to rebuild the engine when roles are reloaded.
+//! device state, roles and baselines, exceptions, learning, alerts and their closure, audit log), plus what
+//! the engine does not keep itself: uploaded inventory documents (kept next to the store for the record),
+//! closures written by earlier versions of this crate (table `api_alert_closures`, read only), and where the
+//! roles come from when they are reloaded.
 //!
-//! Every change goes through the engine (or, for closures, the store's audit log) with the caller's identity
-//! and reason. Methods block (SQLite and the engine lock); handlers call them on the blocking pool. This
-//! module must not decide verdicts or scores.
+//! Every change goes through the engine with the caller's identity and reason. Methods block (SQLite and the
+//! engine lock); handlers call them on the blocking pool. This module must not decide verdicts or scores.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use portolan_control::audit::{AuditAction, AuditEntry};
+use portolan_control::audit::AuditEntry;
 use portolan_control::device_state::DeviceStateEvent;
 use portolan_control::engine::{ControlConfig, ControlError as EngineError, ControlPlane};
 use portolan_control::inventory::{Device, InventoryError};
 use portolan_control::learning::{ApprovedPairing, BaselineProposal};
 use portolan_control::roles::{ExceptionRule, PortRegistry, RoleSet, RolesError, DEVICE_DEFAULT};
-use portolan_control::store::{DeviceHistoryEntry, ImportSummary, Store, StoreError, StoredAlert};
-use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::json;
+pub use portolan_control::store::AlertClosure;
+use portolan_control::store::{
+    CloseOutcome, DeviceHistoryEntry, ImportSummary, Store, StoreError, StoredAlert,
+};
+use rusqlite::Connection;
 
 /// A control-plane operation that failed, classified for the HTTP answer.
 #[derive(Debug, thiserror::Error)]
@@ -135,17 +137,6 @@ fn classify(e: EngineError, reason_field: &str) -> ControlError {
     }
 }
 
-/// The closure of an alert.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlertClosure {
-    /// When, µs since the epoch.
-    pub ts_us: i64,
-    /// Who.
-    pub actor: String,
-    /// Note.
-    pub note: String,
-}
-
 /// An alert with its acknowledgement and closure.
 #[derive(Debug, Clone)]
 pub struct AlertRecord {
@@ -211,8 +202,8 @@ pub struct ReloadReport {
 struct Inner {
     engine: Arc<Mutex<ControlPlane>>,
     store_path: PathBuf,
-    /// The API's own connection: alert closures, and audit entries the engine has no act for.
-    side: Mutex<(Connection, Store)>,
+    /// The API's own connection: closures written by earlier versions (`api_alert_closures`).
+    side: Mutex<Connection>,
     uploads: PathBuf,
     plan: ReloadPlan,
     file_exceptions: Mutex<Vec<String>>,
@@ -251,7 +242,6 @@ impl ControlHandle {
         let store_path = lock(&engine)?.store().path().to_path_buf();
         let conn = crate::db::open(&store_path)
             .map_err(|e| ControlError::Internal(format!("{}: {e}", store_path.display())))?;
-        let audit_store = Store::open(&store_path).map_err(ControlError::internal)?;
         let uploads = store_path
             .parent()
             .map(|d| d.join("api-uploads"))
@@ -261,7 +251,7 @@ impl ControlHandle {
             inner: Arc::new(Inner {
                 engine,
                 store_path,
-                side: Mutex::new((conn, audit_store)),
+                side: Mutex::new(conn),
                 uploads,
                 plan,
                 file_exceptions: Mutex::new(file_exceptions),
@@ -291,9 +281,10 @@ impl ControlHandle {
         lock(&self.inner.engine)
     }
 
-    /// Rebuilds the engine from the store with the roles re-read (pending learning counts are flushed
-    /// first). On failure the engine in force is kept.
-    pub fn reload(&self) -> Result<ReloadReport, ControlError> {
+    /// Re-reads the roles (file or shipped defaults) and puts them in force without stopping ingestion:
+    /// approved pairings and API exceptions are re-applied from the store, findings and inventory stay, and
+    /// the replacement is audited under `actor` with `reason`. On failure the roles in force are kept.
+    pub fn reload(&self, actor: &str, reason: &str) -> Result<ReloadReport, ControlError> {
         let plan = &self.inner.plan;
         let roles = plan.roles.load().map_err(|e| ControlError::Unprocessable {
             field: None,
@@ -302,23 +293,14 @@ impl ControlHandle {
         let file_exceptions: Vec<String> =
             roles.exceptions().iter().map(|e| e.id.clone()).collect();
         let mut engine = self.engine_lock()?;
-        engine.flush().map_err(ControlError::internal)?;
-        let store = Store::open(&self.inner.store_path).map_err(ControlError::internal)?;
-        let mut fresh = ControlPlane::new(store, roles, plan.config.clone()).map_err(|e| {
-            ControlError::Unprocessable {
-                field: None,
-                message: format!("roles not reloaded: {e}"),
-            }
-        })?;
-        if let Some(make) = &plan.registry {
-            fresh.set_port_registry(make());
-        }
+        let (_, warnings) = engine
+            .replace_roles(roles, actor, reason)
+            .map_err(|e| classify(e, "reason"))?;
         let report = ReloadReport {
-            roles: fresh.roles().roles().len(),
-            exceptions: fresh.roles().exceptions().len(),
-            warnings: fresh.startup_warnings().to_vec(),
+            roles: engine.roles().roles().len(),
+            exceptions: engine.roles().exceptions().len(),
+            warnings,
         };
-        *engine = fresh;
         drop(engine);
         *lock(&self.inner.file_exceptions)? = file_exceptions;
         Ok(report)
@@ -369,36 +351,26 @@ impl ControlHandle {
     }
 
     /// Imports an inventory document (Jamf, Graph or Apple MDM; JSON or plist), audited under `actor`.
-    /// The document is kept in `api-uploads/` beside the store; the audit target names that file.
+    /// The document is kept in `api-uploads/` beside the store; the audit reason names that file.
     pub fn import_inventory(
         &self,
         body: &[u8],
         actor: &str,
         token_id: i64,
-    ) -> Result<Vec<ImportSummary>, ControlError> {
+    ) -> Result<ImportSummary, ControlError> {
         let path = self.keep_upload(body, token_id)?;
+        let reason = format!(
+            "inventory upload through the admin API, kept as {}",
+            path.display()
+        );
         let result = self
             .engine_lock()?
-            .import_inventory(std::slice::from_ref(&path), actor);
-        match result {
-            Ok(s) => Ok(s),
-            Err(e) => {
-                // A refused document is not kept.
-                let _ = std::fs::remove_file(&path);
-                let shown = path.display().to_string();
-                Err(match classify(e, "reason") {
-                    ControlError::Invalid { field, message } => ControlError::Invalid {
-                        field,
-                        message: message.replace(&shown, "request body"),
-                    },
-                    ControlError::Unprocessable { field, message } => ControlError::Unprocessable {
-                        field,
-                        message: message.replace(&shown, "request body"),
-                    },
-                    other => other,
-                })
-            }
-        }
+            .import_inventory_bytes(body, actor, &reason);
+        result.map_err(|e| {
+            // A refused document is not kept.
+            let _ = std::fs::remove_file(&path);
+            classify(e, "reason")
+        })
     }
 
     /// Every device, by UDID.
@@ -548,12 +520,12 @@ impl ControlHandle {
 
     // ------------------------------------------------------------------ alerts and audit
 
-    fn closures(&self) -> Result<HashMap<i64, AlertClosure>, ControlError> {
+    /// Closures recorded by earlier versions of this crate, by alert id.
+    fn legacy_closures(&self) -> Result<HashMap<i64, AlertClosure>, ControlError> {
         let side = lock(&self.inner.side)?;
         let read = || -> rusqlite::Result<HashMap<i64, AlertClosure>> {
-            let mut stmt = side
-                .0
-                .prepare("SELECT alert_id, ts_us, actor, note FROM api_alert_closures")?;
+            let mut stmt =
+                side.prepare("SELECT alert_id, ts_us, actor, note FROM api_alert_closures")?;
             let rows = stmt.query_map([], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
@@ -569,28 +541,33 @@ impl ControlHandle {
         read().map_err(ControlError::internal)
     }
 
+    fn record(stored: StoredAlert, legacy: &mut HashMap<i64, AlertClosure>) -> AlertRecord {
+        let old = legacy.remove(&stored.alert.id);
+        let closure = stored.closure.clone().or(old);
+        AlertRecord { stored, closure }
+    }
+
     /// Every alert with its acknowledgement and closure, oldest first.
     pub fn alerts(&self) -> Result<Vec<AlertRecord>, ControlError> {
         let stored = self
             .engine_lock()?
             .alerts()
             .map_err(ControlError::internal)?;
-        let mut closures = self.closures()?;
+        let mut legacy = self.legacy_closures()?;
         Ok(stored
             .into_iter()
-            .map(|s| {
-                let closure = closures.remove(&s.alert.id);
-                AlertRecord { stored: s, closure }
-            })
+            .map(|s| Self::record(s, &mut legacy))
             .collect())
     }
 
     /// One alert.
     pub fn alert(&self, id: i64) -> Result<AlertRecord, ControlError> {
-        self.alerts()?
-            .into_iter()
-            .find(|a| a.stored.alert.id == id)
-            .ok_or_else(|| ControlError::NotFound(format!("no alert with id {id}")))
+        let stored = self
+            .engine_lock()?
+            .alert(id)
+            .map_err(ControlError::internal)?
+            .ok_or_else(|| ControlError::NotFound(format!("no alert with id {id}")))?;
+        Ok(Self::record(stored, &mut self.legacy_closures()?))
     }
 
     /// Acknowledges an alert with a note, audited.
@@ -618,7 +595,7 @@ impl ControlHandle {
         self.alert(id)
     }
 
-    /// Closes an alert with a note, acknowledging it first when it was open; audited.
+    /// Closes an alert with a note (the engine acknowledges it too when it was open); audited.
     pub fn close(&self, id: i64, actor: &str, note: &str) -> Result<AlertRecord, ControlError> {
         let current = self.alert(id)?;
         if current.closure.is_some() {
@@ -626,38 +603,18 @@ impl ControlHandle {
                 "alert {id} is already closed"
             )));
         }
-        if current.stored.ack.is_none() {
-            self.acknowledge(id, actor, note)?;
+        match self.engine_lock()?.close_alert(id, actor, note) {
+            Ok(CloseOutcome::Closed { .. }) => {}
+            Ok(CloseOutcome::AlreadyClosed) => {
+                return Err(ControlError::Conflict(format!(
+                    "alert {id} is already closed"
+                )))
+            }
+            Ok(CloseOutcome::NotFound) => {
+                return Err(ControlError::NotFound(format!("no alert with id {id}")))
+            }
+            Err(e) => return Err(classify(e, "note")),
         }
-        // The engine has no close act: the closure is audited through the store's append-only log.
-        let entry = AuditEntry::new(
-            actor,
-            AuditAction::AlertAcknowledged,
-            &id.to_string(),
-            json!({"alert_id": id, "status": "closed"}),
-            note,
-        )
-        .map_err(|e| ControlError::invalid("note", e.to_string()))?;
-        let mut side = lock(&self.inner.side)?;
-        let inserted = side
-            .0
-            .query_row(
-                "INSERT INTO api_alert_closures (alert_id, ts_us, actor, note) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(alert_id) DO NOTHING RETURNING alert_id",
-                params![id, entry.ts_us, entry.actor, entry.reason],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()
-            .map_err(ControlError::internal)?;
-        if inserted.is_none() {
-            return Err(ControlError::Conflict(format!(
-                "alert {id} is already closed"
-            )));
-        }
-        side.1
-            .append_audit(&entry)
-            .map_err(ControlError::internal)?;
-        drop(side);
         self.alert(id)
     }
 

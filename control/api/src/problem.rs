@@ -155,6 +155,10 @@ impl IntoResponse for Problem {
         if let Some(secs) = self.retry_after_seconds {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body is not read: the connection cannot carry another request.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         resp
     }
 }

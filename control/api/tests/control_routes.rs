@@ -356,7 +356,14 @@ async fn inventory_import_then_device_lookup_round_trips_through_the_store() {
         entries[0]["actor"].as_str().unwrap().contains("test-admin"),
         "{audit}"
     );
-    assert!(std::path::Path::new(entries[0]["target"].as_str().unwrap()).exists());
+    let kept = entries[0]["reason"]
+        .as_str()
+        .unwrap()
+        .rsplit_once(" kept as ")
+        .map(|(_, p)| p.to_string())
+        .expect("the reason names the kept document");
+    assert!(std::path::Path::new(&kept).exists(), "{kept}");
+    assert_eq!(entries[0]["target"], "request body");
     // Plist and Apple MDM shapes are accepted too; garbage is refused with a reason.
     let r = api
         .client
@@ -577,6 +584,16 @@ async fn exceptions_and_baselines_change_with_reasons_in_the_audit_log() {
         mail_session_on_8443(&api, "2024-05-01T09:30:00.000000+0000"),
         0
     );
+    // The reload itself is audited under the caller's token.
+    let (_, audit) = api
+        .call(
+            api.client.get(api.at("/api/v1/audit?action=roles_replaced")),
+            &api.viewer,
+        )
+        .await;
+    let reloads = audit["entries"].as_array().unwrap();
+    assert_eq!(reloads.len(), 1, "{audit}");
+    assert!(reloads[0]["actor"].as_str().unwrap().starts_with("token:"));
     api.stop().await;
 }
 
@@ -693,10 +710,17 @@ async fn alerts_are_listed_with_evidence_acknowledged_and_closed_across_a_restar
         .iter()
         .map(|e| e["reason"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        notes,
-        ["checking with the mail team", "relay is sanctioned"]
-    );
+    assert_eq!(notes, ["checking with the mail team"]);
+    let (_, audit) = api
+        .call(
+            api.client.get(api.at("/api/v1/audit?action=alert_closed")),
+            &api.viewer,
+        )
+        .await;
+    let closed = audit["entries"].as_array().unwrap();
+    assert_eq!(closed.len(), 1, "{audit}");
+    assert_eq!(closed[0]["reason"], "relay is sanctioned");
+    assert_eq!(closed[0]["target"], id.to_string());
 
     // Restart over the same store: state persists.
     let dir = api.stop().await;

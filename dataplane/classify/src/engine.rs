@@ -3,15 +3,17 @@
 //!
 //! Owns: the decision procedure — Hyperscan prefilter over each direction's first bytes,
 //! confirming parsers (pattern hits first, then pattern-less parsers by cost), conflict
-//! handling (two confirmed protocols → `unknown`), role correction, the bounded per-direction
-//! reassembly buffer used only while a parser answers `NeedMore`, metadata collection after the
-//! decision, and STARTTLS watching. Must not: look at ports to decide, scan a decided flow with
-//! Hyperscan again, grow any buffer beyond `max_bytes`, or panic on any bytes.
+//! handling (two confirmed protocols → `unknown`), role correction (reversed patterns and
+//! parser-proven senders), the bounded per-direction reassembly buffer used only while a parser
+//! answers `NeedMore`, metadata collection after the decision, STARTTLS watching and upgrade
+//! watching (`upgrades_to`, e.g. STUN → DTLS). Must not: look at ports to decide, scan a decided
+//! flow with Hyperscan again, grow any buffer beyond `max_bytes`, or panic on any bytes.
 //!
 //! Cost model: an undecided flow costs one Hyperscan block scan of at most `max_bytes` per
 //! payload packet (first `max_packets` per direction), plus the parsers of the signatures whose
 //! patterns hit. A decided flow costs at most one parser call per packet for its first
-//! `max_packets` packets (plus the TLS parser for `starttls` protocols), then nothing.
+//! `max_packets` packets (plus the TLS parser for `starttls` protocols and the target parsers of
+//! `upgrades_to` for a bounded number of packets), then nothing.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use portolan_packet::Transport;
 use crate::app_proto::AppProto;
 use crate::database::{CacheDir, DatabaseError, DatabaseReport, PatternDatabase, PatternScratch};
 use crate::ports::PortRegistry;
-use crate::probe::{HttpMeta, Meta, Probe, ProbeContext, QuicMeta, SshMeta, TlsMeta};
+use crate::probe::{HttpMeta, Meta, Probe, ProbeContext, QuicMeta, Sender, SshMeta, TlsMeta};
 use crate::protocols::{self, ProbeFn};
 use crate::signature::{self, Direction, Signature, SignatureError, SignatureSet};
 
@@ -31,7 +33,7 @@ pub const CONFLICT_INDICATOR: &str = "classify.conflict";
 pub const STARTTLS_INDICATOR: &str = "starttls";
 
 /// Scan budgets. Defaults: 4096 bytes and 8 payload packets per direction, 24 packets of
-/// STARTTLS watching.
+/// STARTTLS watching, 16 packets of upgrade watching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClassifyConfig {
     /// Bytes of each direction that are ever scanned; also the reassembly buffer's bound.
@@ -41,6 +43,9 @@ pub struct ClassifyConfig {
     /// Packets (both directions) watched for a TLS handshake after a `starttls` protocol is
     /// decided.
     pub starttls_packets: u16,
+    /// Packets (both directions) watched by the `upgrades_to` targets' parsers after a
+    /// protocol with `upgrades_to` is decided (e.g. a DTLS handshake after STUN).
+    pub upgrade_packets: u16,
 }
 
 impl Default for ClassifyConfig {
@@ -49,6 +54,7 @@ impl Default for ClassifyConfig {
             max_bytes: 4096,
             max_packets: 8,
             starttls_packets: 24,
+            upgrade_packets: 16,
         }
     }
 }
@@ -73,6 +79,8 @@ pub struct CompiledSignatures {
     unpatterned: [Vec<usize>; 2],
     /// Signatures per transport, as a bit mask.
     transport_mask: [u128; 2],
+    /// Per signature: the indices of its `upgrades_to` targets.
+    upgrades: Vec<Vec<usize>>,
 }
 
 fn transport_index(t: Transport) -> usize {
@@ -109,6 +117,16 @@ impl CompiledSignatures {
                 }
             }
         }
+        let upgrades = set
+            .signatures
+            .iter()
+            .map(|sig| {
+                sig.upgrades_to
+                    .iter()
+                    .filter_map(|p| set.signatures.iter().position(|s| s.app_proto == *p))
+                    .collect()
+            })
+            .collect();
         for list in &mut unpatterned {
             list.sort_by_key(|&i| {
                 let s = &set.signatures[i];
@@ -121,6 +139,7 @@ impl CompiledSignatures {
                 db,
                 unpatterned,
                 transport_mask,
+                upgrades,
             },
             report,
         ))
@@ -143,6 +162,10 @@ impl CompiledSignatures {
 
     fn signature(&self, i: usize) -> Option<&Signature> {
         self.set.signatures.get(i)
+    }
+
+    fn upgrade_targets(&self, i: usize) -> &[usize] {
+        self.upgrades.get(i).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -180,14 +203,17 @@ impl Classifier {
     }
 }
 
-/// The label the engine settled on for a flow, returned once by [`FlowClassification::observe`].
+/// What [`FlowClassification::observe`] settled on a packet: the label when it is first decided,
+/// and later at most once more each when an upgrade watch relabels the flow or a parser proves
+/// the roles the other way round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     /// The flow's protocol (`Unknown` when the budget ran out or the evidence conflicted).
     pub app_proto: AppProto,
-    /// The side taken for the server sent the client's message (e.g. a TLS ClientHello):
-    /// the caller must swap the flow's roles (`Flow::swap_roles`) and pass `from_client`
-    /// relative to the new roles from now on. The engine has already swapped its own state.
+    /// The side taken for the server sent the client's message (e.g. a TLS ClientHello, or an
+    /// SSH KEXINIT advertising `ext-info-c`): the caller must swap the flow's roles
+    /// (`Flow::swap_roles`) and pass `from_client` relative to the new roles from now on. The
+    /// engine has already swapped its own state.
     pub swap_roles: bool,
 }
 
@@ -197,6 +223,9 @@ struct FlowExtras {
     /// Per-direction reassembly buffer (client, server), non-empty only while a parser waits
     /// for more bytes.
     buffers: [Vec<u8>; 2],
+    /// Per direction: the packet index (within the direction) whose payload starts the buffer;
+    /// parsers see it as `ProbeContext::packet_index` of the joined bytes.
+    buffer_start: [u16; 2],
     indicators: Vec<&'static str>,
     tls: Option<TlsMeta>,
     http: Option<HttpMeta>,
@@ -285,6 +314,9 @@ struct Confirmation {
     meta: Meta,
     /// Only a pattern of the opposite direction led here.
     reversed: bool,
+    /// The parser proved the sender (`Probe::MatchFrom`): `Some(true)` when it is the other
+    /// side than `from_client` said.
+    proven_reversed: Option<bool>,
 }
 
 /// What one evaluation of a direction's bytes produced.
@@ -303,12 +335,14 @@ pub struct FlowClassification {
     /// Index of the decided signature.
     signature: Option<u8>,
     starttls_found: bool,
+    /// A parser proved the roles (reversed pattern or `Probe::MatchFrom`): never swap again.
+    roles_proven: bool,
     /// Payload packets seen per direction (client, server).
     packets: [u16; 2],
     /// Payload bytes seen per direction.
     bytes: [u32; 2],
-    /// Packets watched for STARTTLS so far.
-    starttls_seen: u16,
+    /// Packets watched for STARTTLS or an upgrade so far.
+    watched: u16,
     extras: Option<Box<FlowExtras>>,
 }
 
@@ -377,7 +411,8 @@ impl FlowClassification {
             Some(AppProto::Unknown) => false,
             Some(_) => {
                 let enriching = self.packets.iter().any(|&p| p < cfg.max_packets);
-                let watching = self.starttls_wanted(classifier);
+                let watching =
+                    self.starttls_wanted(classifier) || self.upgrade_wanted(classifier);
                 enriching || watching
             }
         }
@@ -385,11 +420,52 @@ impl FlowClassification {
 
     fn starttls_wanted(&self, classifier: &Classifier) -> bool {
         !self.starttls_found
-            && self.starttls_seen < classifier.config.starttls_packets
+            && self.watched < classifier.config.starttls_packets
             && self
                 .signature
                 .and_then(|i| classifier.sigs.signature(usize::from(i)))
                 .is_some_and(|s| s.starttls)
+    }
+
+    /// An upgrade target is still watched. After an upgrade the decided signature is the
+    /// target, which has no `upgrades_to` of its own (validated), so this ends by itself.
+    fn upgrade_wanted(&self, classifier: &Classifier) -> bool {
+        self.watched < classifier.config.upgrade_packets
+            && self.signature.is_some_and(|i| {
+                !classifier
+                    .sigs
+                    .upgrade_targets(usize::from(i))
+                    .is_empty()
+            })
+    }
+
+    /// Takes direction `d`'s reassembly buffer (empty when none) and the packet index it
+    /// starts at.
+    fn take_buffer(&mut self, d: usize) -> (Vec<u8>, u16) {
+        self.extras.as_mut().map_or((Vec::new(), 0), |e| {
+            (std::mem::take(&mut e.buffers[d]), e.buffer_start[d])
+        })
+    }
+
+    /// Keeps `buffer` (starting at packet `start` of direction `d`) for the next packet.
+    fn put_buffer(&mut self, d: usize, buffer: Vec<u8>, start: u16) {
+        let e = self.extras();
+        e.buffers[d] = buffer;
+        e.buffer_start[d] = start;
+    }
+
+    /// Swaps the engine's per-direction state and the role-attributed metadata (SSH software
+    /// strings) when the roles are proven the other way round.
+    fn swap_own_roles(&mut self) {
+        self.packets.swap(0, 1);
+        self.bytes.swap(0, 1);
+        if let Some(e) = self.extras.as_mut() {
+            e.buffers.swap(0, 1);
+            e.buffer_start.swap(0, 1);
+            if let Some(ssh) = e.ssh.as_mut() {
+                std::mem::swap(&mut ssh.client_software, &mut ssh.server_software);
+            }
+        }
     }
 
     fn extras(&mut self) -> &mut FlowExtras {
@@ -398,8 +474,11 @@ impl FlowClassification {
 
     /// Feeds one payload-carrying packet of the flow. `ctx.from_client` says who sent it
     /// (relative to the roles after any swap this engine asked for); `ctx.packet_index` is
-    /// ignored (the engine counts per direction itself). Returns the decision once, on the
-    /// packet that settles it.
+    /// ignored (the engine counts per direction itself). Returns a decision on the packet that
+    /// settles the label; after that, at most once more each, on the packet where an upgrade
+    /// watch relabels the flow (`stun` → `dtls`, `swap_roles` false) and on the packet where a
+    /// parser proves the roles the other way round (`swap_roles` true). Honour `swap_roles`
+    /// whenever it is set; read [`FlowClassification::app_proto`] when writing the record.
     pub fn observe(
         &mut self,
         classifier: &mut Classifier,
@@ -422,10 +501,7 @@ impl FlowClassification {
         match self.decided {
             None => self.scan(classifier, &pctx, d, index, bytes_before, payload),
             Some(AppProto::Unknown) => None,
-            Some(_) => {
-                self.enrich(classifier, &pctx, d, index, payload);
-                None
-            }
+            Some(_) => self.enrich(classifier, &pctx, d, index, payload),
         }
     }
 
@@ -463,15 +539,12 @@ impl FlowClassification {
         let room = usize::try_from(cfg.max_bytes - bytes_before).unwrap_or(usize::MAX);
         let fresh = payload.get(..room).unwrap_or(payload);
         let cap = usize::try_from(cfg.max_bytes).unwrap_or(usize::MAX);
-        let mut buffer = self
-            .extras
-            .as_mut()
-            .map(|e| std::mem::take(&mut e.buffers[d]))
-            .unwrap_or_default();
+        let (mut buffer, mut start) = self.take_buffer(d);
         let outcome = if buffer.is_empty() {
             let o = evaluate(classifier, ctx, fresh);
             if matches!(o, Outcome::NeedMore) && fresh.len() < cap {
                 buffer.extend_from_slice(fresh);
+                start = index;
             }
             o
         } else if buffer.len() >= cap {
@@ -481,7 +554,11 @@ impl FlowClassification {
         } else {
             let take = (cap - buffer.len()).min(payload.len());
             buffer.extend_from_slice(payload.get(..take).unwrap_or(payload));
-            match evaluate(classifier, ctx, &buffer) {
+            let joined_ctx = ProbeContext {
+                packet_index: u32::from(start),
+                ..*ctx
+            };
+            match evaluate(classifier, &joined_ctx, &buffer) {
                 Outcome::Nothing => {
                     // The joined bytes are not a continuation (loss, retransmission): try the
                     // packet on its own.
@@ -489,6 +566,7 @@ impl FlowClassification {
                     let o = evaluate(classifier, ctx, fresh);
                     if matches!(o, Outcome::NeedMore) && fresh.len() < cap {
                         buffer.extend_from_slice(fresh);
+                        start = index;
                     }
                     o
                 }
@@ -503,7 +581,7 @@ impl FlowClassification {
             Outcome::Confirmed(confirmations) => Some(self.decide(classifier, confirmations)),
             Outcome::NeedMore | Outcome::Nothing => {
                 if !buffer.is_empty() {
-                    self.extras().buffers[d] = buffer;
+                    self.put_buffer(d, buffer, start);
                 }
                 self.exhausted(&cfg).then(|| self.give_up())
             }
@@ -543,18 +621,22 @@ impl FlowClassification {
         extras.buffers = [Vec::new(), Vec::new()];
         extras.add_indicator(c.indicator);
         extras.merge(c.meta);
-        if c.reversed {
-            self.packets.swap(0, 1);
-            self.bytes.swap(0, 1);
+        // A proven sender outranks the pattern's direction.
+        let swap = c.proven_reversed.unwrap_or(c.reversed);
+        self.roles_proven = c.proven_reversed.is_some() || c.reversed;
+        if swap {
+            self.swap_own_roles();
         }
         Decision {
             app_proto: winner,
-            swap_roles: c.reversed,
+            swap_roles: swap,
         }
     }
 
-    /// After the decision: the decided parser collects metadata from the first packets, and the
-    /// TLS parser watches for an in-band upgrade on `starttls` protocols.
+    /// After the decision: the decided parser collects metadata from the first packets (and
+    /// may prove the roles, `Probe::MatchFrom`), the TLS parser watches for an in-band upgrade
+    /// on `starttls` protocols, and the parsers of the `upgrades_to` targets watch for the
+    /// protocol the flow switches to. Returns a decision when the label or the roles change.
     fn enrich(
         &mut self,
         classifier: &mut Classifier,
@@ -562,86 +644,151 @@ impl FlowClassification {
         d: usize,
         index: u16,
         payload: &[u8],
-    ) {
+    ) -> Option<Decision> {
         let cfg = classifier.config;
-        let Some(sig) = self
-            .signature
-            .and_then(|i| classifier.sigs.signature(usize::from(i)))
-        else {
-            return;
-        };
-        let parser = sig.parser;
+        let sig_index = usize::from(self.signature?);
+        let sigs: &CompiledSignatures = &classifier.sigs;
+        let parser = sigs.signature(sig_index)?.parser;
         let run_decided = index < cfg.max_packets;
         let watch_tls = self.starttls_wanted(classifier);
-        if !run_decided && !watch_tls {
-            return;
+        let watch_upgrade = self.upgrade_wanted(classifier);
+        if !run_decided && !watch_tls && !watch_upgrade {
+            return None;
         }
-        if watch_tls {
-            self.starttls_seen = self.starttls_seen.saturating_add(1);
+        if watch_tls || watch_upgrade {
+            self.watched = self.watched.saturating_add(1);
         }
         let cap = usize::try_from(cfg.max_bytes).unwrap_or(usize::MAX);
-        let mut buffer = self
-            .extras
-            .as_mut()
-            .map(|e| std::mem::take(&mut e.buffers[d]))
-            .unwrap_or_default();
+        let (mut buffer, mut start) = self.take_buffer(d);
         let joined = !buffer.is_empty() && buffer.len() < cap;
         if joined {
             let take = (cap - buffer.len()).min(payload.len());
             buffer.extend_from_slice(payload.get(..take).unwrap_or(payload));
         } else {
             buffer.clear();
+            start = index;
         }
         let view: &[u8] = if joined { &buffer } else { payload };
+        let joined_ctx = ProbeContext {
+            packet_index: u32::from(start),
+            ..*ctx
+        };
         let mut need_more = false;
-        let mut results: Vec<(bool, Probe)> = Vec::with_capacity(2);
-        if run_decided {
-            results.push((false, parser(ctx, view)));
-        }
-        if watch_tls {
-            results.push((true, protocols::tls::probe(ctx, view)));
-        }
+        let targets = sigs.upgrade_targets(sig_index);
+        // Three fixed slots (decided parser, TLS watch, upgrade watch; `NoMatch` when not run):
+        // no allocation per packet.
+        let probe_all = |ctx: &ProbeContext, data: &[u8]| -> [(Slot, Probe); 3] {
+            let upgrade = if watch_upgrade {
+                targets
+                    .iter()
+                    .filter_map(|&t| sigs.signature(t).map(|s| (t, s)))
+                    .filter(|(_, s)| s.runs_over(ctx.transport))
+                    .map(|(t, s)| (Slot::Upgrade(t), (s.parser)(ctx, data)))
+                    .find(|(_, r)| !matches!(r, Probe::NoMatch))
+                    .unwrap_or((Slot::Idle, Probe::NoMatch))
+            } else {
+                (Slot::Idle, Probe::NoMatch)
+            };
+            [
+                (Slot::Decided, if run_decided { parser(ctx, data) } else { Probe::NoMatch }),
+                (Slot::StartTls, if watch_tls { protocols::tls::probe(ctx, data) } else { Probe::NoMatch }),
+                upgrade,
+            ]
+        };
+        let mut results = probe_all(&joined_ctx, view);
         if joined && results.iter().all(|(_, r)| matches!(r, Probe::NoMatch)) {
             // Not a continuation: look at the packet alone.
-            results.clear();
-            if run_decided {
-                results.push((false, parser(ctx, payload)));
-            }
-            if watch_tls {
-                results.push((true, protocols::tls::probe(ctx, payload)));
-            }
+            results = probe_all(ctx, payload);
             buffer.clear();
+            start = index;
             if results.iter().any(|(_, r)| matches!(r, Probe::NeedMore)) {
                 buffer.extend_from_slice(payload.get(..cap).unwrap_or(payload));
             }
         } else if !joined && results.iter().any(|(_, r)| matches!(r, Probe::NeedMore)) {
             buffer.extend_from_slice(payload.get(..cap).unwrap_or(payload));
         }
-        for (is_tls_watch, r) in results {
-            match r {
-                Probe::Match { indicator, meta } => {
+        let mut d = d;
+        let mut relabelled = false;
+        let mut swapped = false;
+        for (slot, r) in results {
+            let (indicator, meta, sender) = match r {
+                Probe::NoMatch => continue,
+                Probe::NeedMore => {
+                    need_more = true;
+                    continue;
+                }
+                Probe::Match { indicator, meta } => (indicator, meta, None),
+                Probe::MatchFrom {
+                    indicator,
+                    meta,
+                    sender,
+                } => (indicator, meta, Some(sender)),
+            };
+            match slot {
+                Slot::Idle => {}
+                Slot::StartTls => {
                     let extras = self.extras();
-                    if is_tls_watch {
-                        extras.add_indicator(STARTTLS_INDICATOR);
-                        if let Meta::Tls(m) = meta {
-                            extras.merge_tls(m);
-                        }
-                        self.starttls_found = true;
-                    } else if meta != Meta::None {
-                        // After the decision only metadata-bearing answers add evidence (not
-                        // every encrypted record of a TLS flow).
+                    extras.add_indicator(STARTTLS_INDICATOR);
+                    if let Meta::Tls(m) = meta {
+                        extras.merge_tls(m);
+                    }
+                    self.starttls_found = true;
+                }
+                Slot::Upgrade(t) => {
+                    let Some(target) = classifier.sigs.signature(t) else {
+                        continue;
+                    };
+                    // The flow switched protocols (e.g. STUN then DTLS on one 5-tuple): the
+                    // new protocol is the label; the first one's evidence stays. The roles
+                    // stay those of the first protocol.
+                    self.decided = Some(target.app_proto);
+                    self.signature = u8::try_from(t).ok();
+                    let extras = self.extras();
+                    extras.add_indicator(indicator);
+                    extras.merge(meta);
+                    relabelled = true;
+                }
+                Slot::Decided => {
+                    let prove = sender.filter(|_| !self.roles_proven);
+                    let extras = self.extras();
+                    // After the decision only metadata- or role-bearing answers add evidence
+                    // (not every encrypted record of a TLS flow).
+                    if meta != Meta::None || prove.is_some() {
                         extras.add_indicator(indicator);
                         extras.merge(meta);
                     }
+                    if let Some(sender) = prove {
+                        self.roles_proven = true;
+                        if (sender == Sender::Client) != ctx.from_client {
+                            self.swap_own_roles();
+                            d = 1 - d;
+                            swapped = true;
+                        }
+                    }
                 }
-                Probe::NeedMore => need_more = true,
-                Probe::NoMatch => {}
             }
         }
         if need_more && !buffer.is_empty() && buffer.len() < cap {
-            self.extras().buffers[d] = buffer;
+            self.put_buffer(d, buffer, start);
         }
+        (relabelled || swapped).then(|| Decision {
+            app_proto: self.app_proto(),
+            swap_roles: swapped,
+        })
     }
+}
+
+/// Which watch of [`FlowClassification::enrich`] produced an answer.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    /// The decided protocol's parser.
+    Decided,
+    /// The TLS parser watching a `starttls` protocol.
+    StartTls,
+    /// The parser of this `upgrades_to` target signature.
+    Upgrade(usize),
+    /// Nothing ran.
+    Idle,
 }
 
 /// Scans `view` with the prefilter and runs the candidate parsers.
@@ -734,6 +881,18 @@ fn run_parser(
             indicator,
             meta,
             reversed,
+            proven_reversed: None,
+        }),
+        Probe::MatchFrom {
+            indicator,
+            meta,
+            sender,
+        } => confirmations.push(Confirmation {
+            signature: i,
+            indicator,
+            meta,
+            reversed,
+            proven_reversed: Some((sender == Sender::Client) != ctx.from_client),
         }),
         Probe::NeedMore => *need_more = true,
         Probe::NoMatch => {}

@@ -76,7 +76,7 @@ pub use engine::{
     CONFLICT_INDICATOR, STARTTLS_INDICATOR,
 };
 pub use ports::{PortOverrideError, PortRegistry};
-pub use probe::{Meta, Probe, ProbeContext};
+pub use probe::{Meta, Probe, ProbeContext, Sender};
 pub use record::AppRecord;
 pub use signature::{Signature, SignatureError, SignatureSet};
 

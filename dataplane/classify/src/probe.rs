@@ -17,8 +17,19 @@ pub struct ProbeContext {
     pub client_port: u16,
     /// Server port of the flow.
     pub server_port: u16,
-    /// 0 for the first payload-carrying packet of this direction, 1 for the second, ...
+    /// Index (within this direction: 0 for the first payload-carrying packet, 1 for the
+    /// second, ...) of the packet whose payload starts the bytes probed; for bytes the engine
+    /// joined over several segments, the index of the first of them.
     pub packet_index: u32,
+}
+
+/// Which role of a connection sent some bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    /// The initiator (e.g. the SSH client).
+    Client,
+    /// The responder (e.g. the SSH server).
+    Server,
 }
 
 /// A parser's answer.
@@ -34,11 +45,30 @@ pub enum Probe {
         /// Extracted metadata, if any.
         meta: Meta,
     },
+    /// Like [`Probe::Match`], and the bytes also prove which role sent them: they carry
+    /// something the protocol's specification lets only that role send (e.g. `ext-info-c` in
+    /// an SSH KEXINIT, RFC 8308 section 2.1). The engine corrects the flow's roles with it
+    /// (at most once per flow; see `docs/CLASSIFICATION.md`, "Role correction").
+    MatchFrom {
+        /// Evidence name for the flow record's `indicators`.
+        indicator: &'static str,
+        /// Extracted metadata, if any (attributed with the roles as they were when probed).
+        meta: Meta,
+        /// The role that sent the bytes.
+        sender: Sender,
+    },
     /// The bytes start like this protocol but are cut short (e.g. a ClientHello split over
     /// segments): try again with more bytes of the same direction.
     NeedMore,
     /// Not this protocol.
     NoMatch,
+}
+
+impl Probe {
+    /// True for [`Probe::Match`] and [`Probe::MatchFrom`]: the bytes confirm the protocol.
+    pub fn is_match(&self) -> bool {
+        matches!(self, Probe::Match { .. } | Probe::MatchFrom { .. })
+    }
 }
 
 /// TLS metadata (ClientHello and ServerHello).

@@ -113,6 +113,8 @@ struct RawSignature {
     #[serde(default)]
     overrides: Vec<String>,
     #[serde(default)]
+    upgrades_to: Vec<String>,
+    #[serde(default)]
     ports: Option<RawPorts>,
     #[serde(default)]
     pattern: Vec<RawPattern>,
@@ -152,6 +154,10 @@ pub struct Signature {
     pub starttls: bool,
     /// Protocols this one wins over when both confirm.
     pub overrides: Vec<AppProto>,
+    /// Protocols the same 5-tuple may switch to after this one (e.g. `stun` → `dtls` in
+    /// WebRTC): after the decision their parsers watch the next packets, and a confirmation
+    /// relabels the flow.
+    pub upgrades_to: Vec<AppProto>,
     /// Registered TCP ports.
     pub tcp_ports: Vec<u16>,
     /// Registered UDP ports.
@@ -329,6 +335,26 @@ pub fn parse_signature(file: &Path, text: &str) -> Result<Signature, SignatureEr
             })?;
         overrides.push(p);
     }
+    let mut upgrades_to = Vec::new();
+    for (i, u) in raw.upgrades_to.iter().enumerate() {
+        let p = AppProto::from_name(u)
+            .filter(|p| *p != AppProto::Unknown && *p != app_proto)
+            .ok_or_else(|| {
+                invalid(
+                    file,
+                    format!("upgrades_to[{i}]"),
+                    format!("`{u}` is not another known app_proto"),
+                )
+            })?;
+        if upgrades_to.contains(&p) {
+            return Err(invalid(
+                file,
+                format!("upgrades_to[{i}]"),
+                format!("duplicate `{u}`"),
+            ));
+        }
+        upgrades_to.push(p);
+    }
     let (tcp_ports, udp_ports) = match raw.ports {
         None => (Vec::new(), Vec::new()),
         Some(ports) => (
@@ -358,6 +384,7 @@ pub fn parse_signature(file: &Path, text: &str) -> Result<Signature, SignatureEr
         probe_cost,
         starttls: raw.starttls,
         overrides,
+        upgrades_to,
         tcp_ports,
         udp_ports,
         patterns,
@@ -429,6 +456,32 @@ pub fn from_texts(
                     &sig.file,
                     format!("overrides[{i}]"),
                     format!("no signature file defines `{o}`"),
+                ));
+            }
+        }
+    }
+    for sig in &signatures {
+        for (i, u) in sig.upgrades_to.iter().enumerate() {
+            let field = format!("upgrades_to[{i}]");
+            let Some(target) = signatures.iter().find(|s| s.app_proto == *u) else {
+                return Err(invalid(
+                    &sig.file,
+                    field,
+                    format!("no signature file defines `{u}`"),
+                ));
+            };
+            if !target.upgrades_to.is_empty() {
+                return Err(invalid(
+                    &sig.file,
+                    field,
+                    format!("`{u}` has `upgrades_to` itself (chains are not allowed)"),
+                ));
+            }
+            if !sig.transports.iter().any(|t| target.runs_over(*t)) {
+                return Err(invalid(
+                    &sig.file,
+                    field,
+                    format!("`{u}` shares no transport with `{}`", sig.app_proto),
                 ));
             }
         }
@@ -507,5 +560,57 @@ regex = '^\x16\x03[\x00-\x04]..\x01'
         let one = from_texts([a.clone()]).unwrap();
         let changed = from_texts([(a.0.clone(), a.1.replace("443", "8443"))]).unwrap();
         assert_ne!(one.digest, changed.digest);
+    }
+
+    const STUN: &str = r#"
+name = "stun"
+transport = ["udp"]
+first_speaker = "client"
+parser = "stun"
+upgrades_to = ["dtls"]
+[[pattern]]
+direction = "either"
+regex = '^[\x00-\x3f]...\x21\x12\xa4\x42'
+"#;
+
+    const DTLS: &str = r#"
+name = "dtls"
+transport = ["udp"]
+first_speaker = "client"
+parser = "dtls"
+[[pattern]]
+direction = "client"
+regex = '^\x16\xfe'
+"#;
+
+    #[test]
+    fn upgrades_to_is_validated() {
+        let stun = |t: &str| (PathBuf::from("d/stun.toml"), t.to_string());
+        let dtls = |t: &str| (PathBuf::from("d/dtls.toml"), t.to_string());
+        let set = from_texts([dtls(DTLS), stun(STUN)]).unwrap();
+        let s = set
+            .signatures
+            .iter()
+            .find(|s| s.app_proto == AppProto::Stun)
+            .unwrap();
+        assert_eq!(s.upgrades_to, vec![AppProto::Dtls]);
+
+        // The target must exist.
+        let e = from_texts([stun(STUN)]).unwrap_err().to_string();
+        assert!(e.contains("upgrades_to[0]") && e.contains("no signature"), "{e}");
+        // Not itself, not unknown names, no duplicates.
+        for bad in ["[\"stun\"]", "[\"nope\"]", "[\"dtls\", \"dtls\"]"] {
+            let text = STUN.replace("[\"dtls\"]", bad);
+            let e = from_texts([dtls(DTLS), stun(&text)]).unwrap_err().to_string();
+            assert!(e.contains("upgrades_to["), "{bad}: {e}");
+        }
+        // No chains.
+        let chained = DTLS.replace("parser = \"dtls\"", "parser = \"dtls\"\nupgrades_to = [\"stun\"]");
+        let e = from_texts([dtls(&chained), stun(STUN)]).unwrap_err().to_string();
+        assert!(e.contains("chains"), "{e}");
+        // A shared transport.
+        let tcp_only = STUN.replace("transport = [\"udp\"]", "transport = [\"tcp\"]");
+        let e = from_texts([dtls(DTLS), stun(&tcp_only)]).unwrap_err().to_string();
+        assert!(e.contains("shares no transport"), "{e}");
     }
 }

@@ -296,7 +296,9 @@ fn confirmations(
         for input in inputs {
             let input = &input[..input.len().min(MAX_BYTES)];
             for (name, probe) in PARSERS.iter().filter(|(n, _)| COVERED.contains(n)) {
-                if let Probe::Match { indicator, .. } = probe(&ctx, input) {
+                if let Probe::Match { indicator, .. } | Probe::MatchFrom { indicator, .. } =
+                    probe(&ctx, input)
+                {
                     found.entry(*name).or_insert(indicator);
                 }
             }

@@ -53,7 +53,7 @@ proptest! {
     ) {
         for (name, probe) in PARSERS {
             let r = probe(&ctx(udp, from_client, index), &data);
-            if let Probe::Match { indicator, .. } = r {
+            if let Probe::Match { indicator, .. } | Probe::MatchFrom { indicator, .. } = r {
                 prop_assert!(!indicator.is_empty(), "{name}");
             }
         }

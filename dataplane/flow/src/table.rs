@@ -70,6 +70,16 @@ impl FlowKey {
     }
 }
 
+/// A packet's flow key and its hash, computed once by [`FlowTable::lookup`] so a burst can be
+/// hashed first, the table memory each packet will touch prefetched
+/// ([`FlowTable::prefetch_index`], then [`FlowTable::prefetch_slot`]), and the packets then
+/// accounted with [`FlowTable::update_prepared`] — the burst-prefetch pattern of DPDK's l3fwd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowLookup {
+    key: FlowKey,
+    hash: u32,
+}
+
 /// Which idle timeout applies to a flow; each class has its own activity list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TimeoutClass {
@@ -179,8 +189,23 @@ impl<A: Default> FlowTable<A> {
     /// A flow found idle past its timeout is finished (reason timeout) and a new one started, as
     /// is a closed or reset TCP flow that sees a new SYN (reason reused). When the table is full,
     /// the least-recently-active flow is evicted to make room.
+    #[inline]
     pub fn update(
         &mut self,
+        pkt: &Packet<'_>,
+        ts_us: u64,
+        frame_len: u32,
+    ) -> (&mut Flow<A>, Direction) {
+        let lookup = self.lookup(pkt);
+        self.update_prepared(lookup, pkt, ts_us, frame_len)
+    }
+
+    /// [`FlowTable::update`] with the key and hash already computed by
+    /// [`FlowTable::lookup`] for this same `pkt` (a lookup of another packet accounts `pkt` in
+    /// the wrong flow).
+    pub fn update_prepared(
+        &mut self,
+        lookup: FlowLookup,
         pkt: &Packet<'_>,
         ts_us: u64,
         frame_len: u32,
@@ -188,8 +213,7 @@ impl<A: Default> FlowTable<A> {
         if ts_us > self.clock_us {
             self.clock_us = ts_us;
         }
-        let key = FlowKey::of(pkt);
-        let hash = self.hash(&key);
+        let FlowLookup { key, hash } = lookup;
         let flags = pkt.tcp.map(|t| t.flags);
         // `linked`: the slot is still on its activity list (an existing flow).
         let (slot, linked) = match self.find(&key, hash) {
@@ -361,6 +385,51 @@ impl<A> FlowTable<A> {
             cur = entry.next;
             Some(&entry.flow)
         })
+    }
+
+    /// The flow key and hash of `pkt`, for [`FlowTable::prefetch_index`],
+    /// [`FlowTable::prefetch_slot`] and [`FlowTable::update_prepared`].
+    #[inline]
+    pub fn lookup(&self, pkt: &Packet<'_>) -> FlowLookup {
+        let key = FlowKey::of(pkt);
+        FlowLookup {
+            hash: self.hash(&key),
+            key,
+        }
+    }
+
+    /// Calls `prefetch` with the address of the hash-index cell where the lookup of `lookup`
+    /// starts: the first cache miss of an update in a large table. The table itself never
+    /// dereferences the address it hands out; `prefetch` is expected to be a prefetch
+    /// instruction (which cannot fault), e.g. `rte_prefetch0`.
+    #[inline]
+    pub fn prefetch_index(&self, lookup: &FlowLookup, prefetch: impl FnOnce(*const u8)) {
+        if let Some(cell) = self.index.get(lookup.hash as usize & self.mask) {
+            prefetch((cell as *const u64).cast());
+        }
+    }
+
+    /// Calls `prefetch` with the addresses of the slot the lookup will most likely land on —
+    /// the one named by its home index cell when that cell carries the lookup's hash tag —
+    /// so the key comparison and the counter update hit the cache. Reads the index cell:
+    /// call it some packets after [`FlowTable::prefetch_index`] for the same lookup. Does
+    /// nothing for a new flow (empty cell or another flow's tag).
+    #[inline]
+    pub fn prefetch_slot(&self, lookup: &FlowLookup, mut prefetch: impl FnMut(*const u8)) {
+        let Some(&cell) = self.index.get(lookup.hash as usize & self.mask) else {
+            return;
+        };
+        if cell == EMPTY || (cell >> 32) as u32 != lookup.hash {
+            return;
+        }
+        if let Some(slot) = self.slots.get((cell & 0xffff_ffff) as usize) {
+            let start = (slot as *const Slot<A>).cast::<u8>();
+            let len = std::mem::size_of::<Slot<A>>();
+            // Every cache line of the slot (key, counters, state), at most four.
+            for offset in (0..len).step_by(64).take(4) {
+                prefetch(start.wrapping_add(offset));
+            }
+        }
     }
 
     fn hash(&self, key: &FlowKey) -> u32 {
@@ -570,6 +639,47 @@ mod tests {
             payload: &[],
             payload_truncated: false,
         }
+    }
+
+    #[test]
+    fn prepared_updates_match_plain_updates_and_prefetch_addresses_are_in_the_table() {
+        let cfg = FlowTableConfig {
+            capacity: 64,
+            ..FlowTableConfig::default()
+        };
+        let mut plain: FlowTable<()> = FlowTable::new(cfg);
+        let mut prepared: FlowTable<()> = FlowTable::new(cfg);
+        let index_range = prepared.index.as_ptr_range();
+        for step in 0..500u64 {
+            let p = pkt(
+                (step % 11) as u8,
+                1000 + (step % 3) as u16,
+                None,
+                step % 2 == 0,
+            );
+            let a = plain.update(&p, step, 60).0.id;
+            let lookup = prepared.lookup(&p);
+            let mut index_addrs = Vec::new();
+            prepared.prefetch_index(&lookup, |a| index_addrs.push(a));
+            assert_eq!(index_addrs.len(), 1);
+            assert!(index_range.contains(&index_addrs[0].cast()));
+            let mut slot_addrs = Vec::new();
+            prepared.prefetch_slot(&lookup, |a| slot_addrs.push(a));
+            let known = prepared.find(&lookup.key, lookup.hash);
+            if let Some(slot) = known {
+                let home = prepared.index[lookup.hash as usize & prepared.mask];
+                if (home & 0xffff_ffff) as usize == slot {
+                    let start = (&prepared.slots[slot] as *const Slot<()>).cast::<u8>();
+                    assert_eq!(slot_addrs.first().copied(), Some(start));
+                }
+            } else {
+                assert!(slot_addrs.is_empty(), "no slot to prefetch for a new flow");
+            }
+            let b = prepared.update_prepared(lookup, &p, step, 60).0.id;
+            assert_eq!(a, b);
+        }
+        assert_eq!(plain.stats(), prepared.stats());
+        prepared.check_invariants();
     }
 
     #[test]

@@ -47,17 +47,13 @@ impl EalConfig {
     /// The full argument vector passed to `rte_eal_init`, program name first. The file prefix is
     /// unique per process and call so concurrent Portolan processes never share runtime files.
     pub fn args(&self) -> Vec<String> {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
         let mut args = vec![
             "portolan".to_string(),
             "--no-huge".to_string(),
             "--no-pci".to_string(),
             "--no-shconf".to_string(),
             "--no-telemetry".to_string(),
-            format!("--file-prefix=portolan-{}-{nanos}", std::process::id()),
+            unique_file_prefix(),
             "-m".to_string(),
             self.memory_mb.to_string(),
             format!("--lcores={}", self.lcores),
@@ -67,6 +63,16 @@ impl EalConfig {
         args.extend(self.extra_args.iter().cloned());
         args
     }
+}
+
+/// `--file-prefix=portolan-<pid>-<nanoseconds>`: runtime files no other process (or earlier
+/// EAL of this process) uses.
+pub fn unique_file_prefix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("--file-prefix=portolan-{}-{nanos}", std::process::id())
 }
 
 /// A started EAL. Cloning is cheap; the EAL is cleaned up when the last clone (including those
@@ -95,7 +101,14 @@ impl Eal {
     /// Starts the EAL with `config`. Fails with [`DpdkError::EalAlreadyInitialised`] on any
     /// second call in the same process.
     pub fn init(config: &EalConfig) -> Result<Eal, DpdkError> {
-        let args = config.args();
+        Eal::init_with_args(config.args())
+    }
+
+    /// Starts the EAL with exactly `args` (program name first), for callers that build the
+    /// argument list themselves, such as `portolan hwcheck` from a hardware description (add
+    /// [`unique_file_prefix`] and `--no-shconf` to keep clear of other processes). Fails with
+    /// [`DpdkError::EalAlreadyInitialised`] on any second start in the same process.
+    pub fn init_with_args(args: Vec<String>) -> Result<Eal, DpdkError> {
         let mut c_args = Vec::with_capacity(args.len());
         for a in &args {
             c_args.push(CString::new(a.as_str()).map_err(|_| DpdkError::NulInArgument(a.clone()))?);

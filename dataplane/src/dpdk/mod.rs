@@ -6,16 +6,18 @@
 //! byte slices and counters, never raw pointers.
 
 pub mod eal;
+pub mod flow_rule;
 pub mod lcore;
 pub mod mbuf;
 pub mod mempool;
 pub mod port;
+pub mod prefetch;
 
 pub use eal::{Eal, EalConfig};
 pub use lcore::LcoreJob;
 pub use mbuf::{MbufBurst, MbufRef, TimestampField, BURST_SIZE};
 pub use mempool::PktMbufPool;
-pub use port::{Port, PortConfig, PortInfo, PortStats, RxQueue};
+pub use port::{Port, PortConfig, PortInfo, PortStats, RssSetup, RxQueue};
 
 use portolan_dpdk_sys as sys;
 use std::ffi::CStr;

@@ -83,6 +83,20 @@ pub struct PortInfo {
     pub rss_offloads: u64,
     /// RX offload capabilities.
     pub rx_offload_capa: u64,
+    /// Bytes of RSS key the device takes (0: no programmable key).
+    pub hash_key_size: u8,
+    /// Entries of the RSS redirection table (0: none).
+    pub reta_size: u16,
+}
+
+/// Hardware RSS for [`Port::configure_with_rss`]: the key to program and the
+/// `RTE_ETH_RSS_*` hash types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RssSetup {
+    /// The key, exactly the device's `hash_key_size` bytes.
+    pub key: Vec<u8>,
+    /// `rss_hf`: the hash types (a subset of the device's `flow_type_rss_offloads`).
+    pub rss_hf: u64,
 }
 
 /// A configured ethdev port. Stopped and closed when it and all its queue handles are dropped.
@@ -100,6 +114,8 @@ struct PortInner {
     rx_claimed: Vec<AtomicBool>,
     /// Serialises start/stop.
     started: Mutex<bool>,
+    /// The RSS key ethdev's stored configuration points to (empty without RSS).
+    _rss_key: Vec<u8>,
     _pool: Arc<PktMbufPool>,
     _eal: Eal,
 }
@@ -172,6 +188,8 @@ impl Port {
             max_tx_queues: info.max_tx_queues,
             rss_offloads: info.flow_type_rss_offloads,
             rx_offload_capa: info.rx_offload_capa,
+            hash_key_size: info.hash_key_size,
+            reta_size: info.reta_size,
         })
     }
 
@@ -183,6 +201,19 @@ impl Port {
         config: &PortConfig,
         pool: &Arc<PktMbufPool>,
     ) -> Result<Port, DpdkError> {
+        Port::configure_with_rss(eal, port_id, config, pool, None)
+    }
+
+    /// As [`Port::configure`], with hardware RSS over the RX queues when `rss` is given
+    /// (`RTE_ETH_MQ_RX_RSS` with its key and hash types; the device fills its RETA
+    /// round-robin).
+    pub fn configure_with_rss(
+        eal: &Eal,
+        port_id: u16,
+        config: &PortConfig,
+        pool: &Arc<PktMbufPool>,
+        rss: Option<&RssSetup>,
+    ) -> Result<Port, DpdkError> {
         if config.rx_queues == 0 || config.tx_queues > 1 {
             return Err(DpdkError::Port {
                 port: port_id,
@@ -193,9 +224,29 @@ impl Port {
                 ),
             });
         }
-        let conf = sys::rte_eth_conf::default();
-        // SAFETY: conf is a zeroed rte_eth_conf (all-zero is valid: newtype enums, no RSS, no
-        // offloads) and outlives the call; the EAL is initialised.
+        let mut conf = sys::rte_eth_conf::default();
+        // ethdev keeps the conf (and so the key pointer) and drivers read the key when the port
+        // starts: the key's heap buffer lives in the port, for as long as the port.
+        let mut key = rss.map(|r| r.key.clone()).unwrap_or_default();
+        if let Some(r) = rss {
+            let key_len = u8::try_from(key.len()).map_err(|_| DpdkError::Port {
+                port: port_id,
+                call: "configure",
+                reason: format!("RSS key of {} bytes is longer than 255", key.len()),
+            })?;
+            conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode::RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_key = if key.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                key.as_mut_ptr()
+            };
+            conf.rx_adv_conf.rss_conf.rss_key_len = key_len;
+            conf.rx_adv_conf.rss_conf.rss_hf = r.rss_hf;
+        }
+        // SAFETY: conf is a zeroed rte_eth_conf (all-zero is valid: newtype enums, no offloads)
+        // with at most the RSS fields set; its key pointer is null or points to `key`, which
+        // holds rss_key_len bytes and is moved (buffer unchanged) into the port, which outlives
+        // every use of the device; the EAL is initialised.
         let ret = unsafe {
             sys::rte_eth_dev_configure(port_id, config.rx_queues, config.tx_queues, &conf)
         };
@@ -247,6 +298,7 @@ impl Port {
                     .map(|_| AtomicBool::new(false))
                     .collect(),
                 started: Mutex::new(false),
+                _rss_key: key,
                 _pool: Arc::clone(pool),
                 _eal: eal.clone(),
             }),

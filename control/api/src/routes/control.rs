@@ -28,6 +28,8 @@ use crate::views::*;
 const DEFAULT_LIMIT: usize = 100;
 /// Largest page size.
 const MAX_LIMIT: usize = 1000;
+/// Largest `offset` of `GET /devices` (beyond any inventory; keeps the parameter bounded).
+const MAX_OFFSET: u64 = 1_000_000_000;
 /// Default learning window: 7 days.
 const DEFAULT_LEARNING_WINDOW_US: i64 = 7 * 24 * 3600 * 1_000_000;
 
@@ -124,14 +126,10 @@ pub async fn import_inventory(
     Extension(who): Extension<Identity>,
     RawBody(body): RawBody,
 ) -> Result<Json<ImportResult>, Problem> {
-    let summaries = blocking(&state, move |c| {
+    let summary = blocking(&state, move |c| {
         c.import_inventory(&body, &who.actor(), who.token_id)
     })
     .await?;
-    let summary = summaries
-        .into_iter()
-        .next()
-        .ok_or_else(|| Problem::unprocessable("the document holds no device inventory"))?;
     Ok(Json(ImportResult::from(summary)))
 }
 
@@ -146,8 +144,9 @@ pub struct DeviceQuery {
     /// Page size, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
-    /// Devices to skip.
-    pub offset: Option<usize>,
+    /// Devices to skip, 0 to 1 000 000 000.
+    #[param(minimum = 0, maximum = 1_000_000_000)]
+    pub offset: Option<u64>,
 }
 
 /// Lists devices from the inventory.
@@ -164,6 +163,16 @@ pub async fn list_devices(
     QueryParams(q): QueryParams<DeviceQuery>,
 ) -> Result<Json<DeviceList>, Problem> {
     let limit = page_limit(q.limit)?;
+    let offset = match q.offset {
+        None => 0,
+        Some(n) if n <= MAX_OFFSET => usize::try_from(n).unwrap_or(usize::MAX),
+        Some(_) => {
+            return Err(
+                Problem::bad_request(format!("offset must be 0 to {MAX_OFFSET}"))
+                    .with_field("offset"),
+            )
+        }
+    };
     let devices = blocking(&state, |c| c.devices()).await?;
     let matching: Vec<_> = devices
         .iter()
@@ -173,7 +182,7 @@ pub async fn list_devices(
     let total = matching.len();
     let page = matching
         .into_iter()
-        .skip(q.offset.unwrap_or(0))
+        .skip(offset)
         .take(limit)
         .map(DeviceView::from)
         .collect();
@@ -208,12 +217,45 @@ fn named_field(message: &str) -> Option<&str> {
     Some(rest.split_once('`')?.0)
 }
 
+/// What the API accepts beyond the (lenient) file format: the documented enumerations exactly, and
+/// times without blanks, as the OpenAPI document says. `None` when the event passes.
+fn strict_state_fields(value: &serde_json::Value) -> Option<String> {
+    let obj = value.as_object()?;
+    for (key, allowed) in [
+        ("lock_state", &["locked", "unlocked"]),
+        ("app_state", &["foreground", "background"]),
+    ] {
+        if let Some(serde_json::Value::String(s)) = obj.get(key) {
+            if !allowed.contains(&s.as_str()) {
+                return Some(format!(
+                    "field `{key}`: expected {:?} or {:?}, found {s:?}",
+                    allowed[0], allowed[1]
+                ));
+            }
+        }
+    }
+    for key in ["timestamp", "last_user_interaction"] {
+        if let Some(serde_json::Value::String(s)) = obj.get(key) {
+            if s.is_empty() || s.trim() != s {
+                return Some(format!(
+                    "field `{key}`: expected an RFC 3339 time, found {s:?}"
+                ));
+            }
+        }
+    }
+    None
+}
+
 fn state_event(
     value: &serde_json::Value,
     index: usize,
     line: Option<usize>,
 ) -> Result<DeviceStateEvent, Problem> {
-    DeviceStateEvent::from_json(value).map_err(|message| {
+    let strict = match strict_state_fields(value) {
+        Some(message) => Err(message),
+        None => DeviceStateEvent::from_json(value),
+    };
+    strict.map_err(|message| {
         let at = match line {
             Some(l) => format!("event {index} (line {l})"),
             None => format!("event {index}"),
@@ -844,7 +886,8 @@ pub async fn list_audit(
     }))
 }
 
-/// Reloads roles, baselines and exceptions (roles file, then what was approved through the API).
+/// Reloads roles, baselines and exceptions (roles file, then what was approved through the API) without
+/// stopping the dataplane; audited as `roles_replaced` under the caller's token.
 #[utoipa::path(
     post, path = "/api/v1/reload", tag = "baselines",
     responses(
@@ -853,11 +896,49 @@ pub async fn list_audit(
          body = Problem, content_type = "application/problem+json")
     )
 )]
-pub async fn reload(State(state): State<ApiState>) -> Result<Json<ReloadSummary>, Problem> {
-    let r = blocking(&state, |c| c.reload()).await?;
+pub async fn reload(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
+) -> Result<Json<ReloadSummary>, Problem> {
+    let r = blocking(&state, move |c| {
+        c.reload(&who.actor(), "reload requested through the admin API")
+    })
+    .await?;
     Ok(Json(ReloadSummary {
         roles: r.roles,
         exceptions: r.exceptions,
         warnings: r.warnings,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_state_bodies_follow_the_documented_schema_exactly() {
+        let ok = br#"{"timestamp":"2024-05-01T10:00:00Z","udid":"A","lock_state":"locked","app_state":"background"}"#;
+        assert_eq!(parse_device_states(ok).unwrap().len(), 1);
+        for (body, field) in [
+            (
+                r#"{"timestamp":"2024-05-01T10:00:00Z","udid":"A","lock_state":"locked","app_state":""}"#,
+                "[0].app_state",
+            ),
+            (
+                r#"{"timestamp":"2024-05-01T10:00:00Z","udid":"A","lock_state":" locked"}"#,
+                "[0].lock_state",
+            ),
+            (
+                r#"{"timestamp":"2024-05-01T10:00:00Z","udid":"A","lock_state":"locked","last_user_interaction":""}"#,
+                "[0].last_user_interaction",
+            ),
+            (
+                r#"[{"timestamp":"","udid":"A","lock_state":"locked"}]"#,
+                "[0].timestamp",
+            ),
+        ] {
+            let p = parse_device_states(body.as_bytes()).unwrap_err();
+            assert_eq!(p.field.as_deref(), Some(field), "{body}");
+        }
+    }
 }

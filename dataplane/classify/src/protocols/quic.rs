@@ -10,7 +10,11 @@
 //!
 //! IETF versions (v1, v2, drafts 21–34, Facebook mvfst) are only confirmed when an Initial
 //! decrypts (the AEAD tag is the evidence). Google QUIC (`Q0xx`, `T05x`) is recognised by its
-//! version field plus a cleartext `CHLO` tag or a client-sized (≥ 1200 bytes) datagram.
+//! version field plus a cleartext `CHLO` tag or a client-sized (≥ 1200 bytes) datagram. A
+//! legacy Google QUIC server packet without a version (Q035–Q043, as seen when only the
+//! server's side was captured) is confirmed only when its 12-byte null-encryption hash verifies
+//! (FNV-1a 128 over the public header, the plaintext and the label `Server`) and its plaintext
+//! carries a well-formed `REJ` or `SHLO` handshake message on stream 1.
 
 use aes::cipher::{BlockCipherEncrypt, KeyInit};
 use aes_gcm::aead::{Aead, Payload};
@@ -487,6 +491,113 @@ fn probe_google_legacy(data: &[u8]) -> Probe {
     gquic_match(u32::from_be_bytes([v[0], v[1], v[2], v[3]]))
 }
 
+/// FNV-1a 128-bit offset basis and prime (the gQUIC null encryption's message hash).
+const FNV128_OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+const FNV128_PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+/// Bytes of the truncated hash in an unencrypted gQUIC packet.
+const GQUIC_HASH_LEN: usize = 12;
+/// Most tag/value entries in a gQUIC handshake message (Chromium's `kMaxEntries`).
+const GQUIC_MAX_ENTRIES: usize = 128;
+/// The server handshake message tags confirmed: `REJ\0` and `SHLO`.
+const GQUIC_SERVER_TAGS: [(&[u8; 4], &str); 2] =
+    [(b"REJ\0", "quic.gquic_rej"), (b"SHLO", "quic.gquic_shlo")];
+/// How far into the plaintext the first STREAM frame may start (after ACK / STOP_WAITING /
+/// PADDING frames).
+const GQUIC_MAX_FRAME_OFFSET: usize = 96;
+
+fn fnv1a_128(parts: &[&[u8]]) -> u128 {
+    let mut h = FNV128_OFFSET;
+    for part in parts {
+        for &b in *part {
+            h ^= u128::from(b);
+            h = h.wrapping_mul(FNV128_PRIME);
+        }
+    }
+    h
+}
+
+/// The length of a well-formed gQUIC handshake message at the start of `msg` (tag, entry
+/// count, zero padding, then entries of tag and end offset, tags strictly ascending, offsets
+/// non-decreasing), if its values fit in `msg`.
+fn gquic_message_len(msg: &[u8]) -> Option<usize> {
+    let n = usize::from(u16::from_le_bytes([*msg.get(4)?, *msg.get(5)?]));
+    if n == 0 || n > GQUIC_MAX_ENTRIES || msg.get(6..8)? != [0, 0] {
+        return None;
+    }
+    let table = msg.get(8..8 + 8 * n)?;
+    let mut last_tag = None;
+    let mut last_end = 0u32;
+    for e in table.chunks_exact(8) {
+        let tag = u32::from_le_bytes([e[0], e[1], e[2], e[3]]);
+        let end = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
+        if last_tag.is_some_and(|t| tag <= t) || end < last_end {
+            return None;
+        }
+        last_tag = Some(tag);
+        last_end = end;
+    }
+    let len = 8 + 8 * n + usize::try_from(last_end).ok()?;
+    (len <= msg.len()).then_some(len)
+}
+
+/// Finds a server handshake message (`REJ`, `SHLO`) that starts a STREAM frame on stream 1 at
+/// offset 0 with an explicit data length equal to the message's length (frame type `0xa0`:
+/// no FIN, data length present, no offset, 1-byte stream id; big-endian length, Q039+).
+fn gquic_server_message(plaintext: &[u8]) -> Option<&'static str> {
+    let window = plaintext.get(..GQUIC_MAX_FRAME_OFFSET + 8).unwrap_or(plaintext);
+    (4..window.len().saturating_sub(3)).find_map(|p| {
+        let tag = window.get(p..p + 4)?;
+        let (_, indicator) = GQUIC_SERVER_TAGS.iter().find(|(t, _)| t.as_slice() == tag)?;
+        let frame = plaintext.get(p - 4..p)?;
+        let data_len = usize::from(u16::from_be_bytes([frame[2], frame[3]]));
+        let msg = plaintext.get(p..)?;
+        (frame[0] == 0xa0 && frame[1] == 1 && gquic_message_len(msg) == Some(data_len))
+            .then_some(*indicator)
+    })
+}
+
+/// A legacy Google QUIC server packet without a version (public flags: no version, no reset,
+/// bits 6–7 clear): its null-encryption hash must verify and it must carry a server
+/// handshake message (`quic.gquic_rej`, `quic.gquic_shlo`).
+fn probe_google_server_handshake(data: &[u8]) -> Probe {
+    let Some(&flags) = data.first() else {
+        return Probe::NoMatch;
+    };
+    if flags & 0xc3 != 0 {
+        return Probe::NoMatch;
+    }
+    let cid = if flags & 0x08 != 0 { 8 } else { 0 };
+    let nonce = if flags & 0x04 != 0 { 32 } else { 0 };
+    let pn = match (flags >> 4) & 0x03 {
+        0 => 1,
+        1 => 2,
+        2 => 4,
+        _ => 6,
+    };
+    let header = 1 + cid + nonce + pn;
+    let (Some(public_header), Some(hash), Some(plaintext)) = (
+        data.get(..header),
+        data.get(header..header + GQUIC_HASH_LEN),
+        data.get(header + GQUIC_HASH_LEN..),
+    ) else {
+        return Probe::NoMatch;
+    };
+    // The cheap structural check first: decided gQUIC flows are probed for a few packets.
+    let Some(indicator) = gquic_server_message(plaintext) else {
+        return Probe::NoMatch;
+    };
+    let h = fnv1a_128(&[public_header, plaintext, b"Server"]);
+    let low = (h as u64).to_le_bytes();
+    let high = ((h >> 64) as u32).to_le_bytes();
+    if hash.get(..8) != Some(&low[..]) || hash.get(8..) != Some(&high[..]) {
+        return Probe::NoMatch;
+    }
+    Probe::Match {
+        indicator,
+        meta: Meta::Quic(QuicMeta::default()),
+    }
+}
+
 /// A server's Version Negotiation packet (RFC 9000 §17.2.1): version 0, the client's
 /// connection IDs echoed, then a non-empty list of 4-byte versions that names at least one
 /// QUIC version this module knows.
@@ -544,9 +655,10 @@ fn probe_reserved_version(data: &[u8], first: u8) -> Probe {
 }
 
 /// Confirms QUIC on UDP: a decrypted client Initial with its ClientHello (`quic.initial`), or
-/// a Google QUIC client packet (`quic.gquic`), or a server's Version Negotiation listing known
-/// versions (`quic.version_negotiation`), or a client's reserved-version probe
-/// (`quic.reserved_version`). `NeedMore` when the Initial decrypted but the
+/// a Google QUIC client packet (`quic.gquic`), or a legacy Google QUIC server packet whose
+/// hash verifies carrying `REJ` / `SHLO` (`quic.gquic_rej`, `quic.gquic_shlo`), or a server's
+/// Version Negotiation listing known versions (`quic.version_negotiation`), or a client's
+/// reserved-version probe (`quic.reserved_version`). `NeedMore` when the Initial decrypted but the
 /// ClientHello continues in a later datagram.
 pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
     if ctx.transport != Transport::Udp {
@@ -556,7 +668,11 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
         return Probe::NoMatch;
     };
     if first & 0x80 == 0 {
-        return probe_google_legacy(data);
+        return if first & 0x01 != 0 {
+            probe_google_legacy(data)
+        } else {
+            probe_google_server_handshake(data)
+        };
     }
     let Some(v) = data.get(1..5) else {
         return Probe::NoMatch;

@@ -28,7 +28,7 @@ pub(crate) fn first_line(data: &[u8], max: usize) -> Line<'_> {
 }
 
 /// The first line of `data` and the bytes after its terminator (empty unless complete).
-fn split_line(data: &[u8], max: usize) -> (Line<'_>, &[u8]) {
+pub(crate) fn split_line(data: &[u8], max: usize) -> (Line<'_>, &[u8]) {
     let mut prev_cr = false;
     for (i, &b) in data.iter().enumerate() {
         if b == b'\n' {

@@ -112,40 +112,115 @@ fn first_handshake_message(data: &[u8]) -> FirstMessage<'_> {
     }
 }
 
-/// True when `data` is exactly a run of complete TLS records (content types 20–23, versions
-/// 3.0–3.4) starting with ChangeCipherSpec, Alert or ApplicationData: the middle of a TLS
-/// connection whose handshake was not seen. A record cut at the end does not count.
-fn is_record_run(data: &[u8]) -> bool {
+/// How the bytes of a flow seen from its middle line up with TLS records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecordRun {
+    /// Exactly a run of complete records.
+    Complete,
+    /// Valid records, the last one cut; `headers` complete record headers were checked.
+    Cut { headers: usize },
+    /// Not a run of TLS records.
+    Invalid,
+}
+
+/// True for a valid 5-byte record header: content type 20–23, version 3.0–3.4, length
+/// 1..=2^14+2048.
+fn valid_record_header(h: &[u8]) -> Option<usize> {
+    let &[typ, major, minor, hi, lo] = h else {
+        return None;
+    };
+    let len = usize::from(u16::from_be_bytes([hi, lo]));
+    ((20..=23).contains(&typ) && major == 3 && minor <= 4 && len != 0 && len <= MAX_RECORD_LEN)
+        .then_some(len)
+}
+
+/// Walks the records at the start of `data`, which must begin with ChangeCipherSpec, Alert or
+/// ApplicationData: the middle of a TLS connection whose handshake was not seen. Every record
+/// of the run carries the first one's version (after the handshake a connection's records all
+/// do).
+fn record_run(data: &[u8]) -> RecordRun {
     if !matches!(data.first(), Some(20 | 21 | 23)) {
-        return false;
+        return RecordRun::Invalid;
     }
+    let version = data.get(1..3);
     let mut rest = data;
+    let mut headers = 0;
     while !rest.is_empty() {
         let Some(h) = rest.get(..5) else {
-            return false;
+            // A header cut at the end: its bytes so far must be plausible.
+            let same_version = rest.iter().skip(1).zip(version.unwrap_or_default()).all(|(a, b)| a == b);
+            let ok = plausible_header_prefix_any(rest) && same_version;
+            return if ok {
+                RecordRun::Cut { headers }
+            } else {
+                RecordRun::Invalid
+            };
         };
-        let len = usize::from(u16::from_be_bytes([h[3], h[4]]));
-        if !(20..=23).contains(&h[0]) || h[1] != 3 || h[2] > 4 || len == 0 || len > MAX_RECORD_LEN {
-            return false;
-        }
+        let Some(len) = valid_record_header(h).filter(|_| h.get(1..3) == version) else {
+            return RecordRun::Invalid;
+        };
+        headers += 1;
         let Some(next) = rest.get(5 + len..) else {
-            return false;
+            return RecordRun::Cut { headers };
         };
         rest = next;
     }
-    true
+    RecordRun::Complete
+}
+
+/// True when the (partial, under 5 bytes) record header could start a valid one.
+fn plausible_header_prefix_any(head: &[u8]) -> bool {
+    let ok_type = head.first().is_none_or(|t| (20..=23).contains(t));
+    let ok_major = head.get(1).is_none_or(|&m| m == 3);
+    let ok_minor = head.get(2).is_none_or(|&m| m <= 4);
+    ok_type && ok_major && ok_minor
+}
+
+/// A ClientHello whose record and handshake headers are consistent but whose inner vectors
+/// (cipher suites, extensions) are not: record type 22, record version 3.1–3.4, ONE record
+/// holding exactly one handshake message of type 1 (record length = handshake length + 4),
+/// legacy version 3.0–3.4, room for version, random, session id (at most 32 bytes), cipher
+/// suite and compression lengths. Deliberately malformed hellos (fingerprint evasion, fuzzers)
+/// are still TLS; their fields are not trusted, so nothing is extracted.
+fn consistent_hello_headers(data: &[u8]) -> bool {
+    let Some(&[22, 3, minor, rec_hi, rec_lo, 1, l1, l2, l3, v_major, v_minor]) = data.get(..11)
+    else {
+        return false;
+    };
+    let rec_len = usize::from(u16::from_be_bytes([rec_hi, rec_lo]));
+    let hs_len = (usize::from(l1) << 16) | (usize::from(l2) << 8) | usize::from(l3);
+    // version 2, random 32, session id length 1, cipher suites length 2, compression length 1.
+    const MIN_BODY: usize = 2 + 32 + 1 + 2 + 1;
+    let Some(&sid_len) = data.get(5 + 4 + 2 + 32) else {
+        return false;
+    };
+    (1..=4).contains(&minor)
+        && rec_len == hs_len + 4
+        && data.len() >= 5 + rec_len
+        && v_major == 3
+        && v_minor <= 4
+        && hs_len >= MIN_BODY + usize::from(sid_len)
+        && sid_len <= 32
 }
 
 /// Confirms TLS: a complete ClientHello (`tls.client_hello`) or ServerHello
-/// (`tls.server_hello`) at the start of `data` (`NeedMore` when one is cut short), or, for a
-/// flow seen from its middle, bytes that are exactly a run of complete encrypted records
-/// (`tls.records`).
-pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
-    if is_record_run(data) {
-        return Probe::Match {
-            indicator: "tls.records",
-            meta: Meta::None,
-        };
+/// (`tls.server_hello`) at the start of `data` (`NeedMore` when one is cut short); a ClientHello
+/// whose inner vectors are inconsistent but whose record and handshake headers are
+/// (`tls.client_hello_malformed`, no fingerprints); or, for a flow seen from its middle
+/// (`tls.records`), bytes that are exactly a run of complete encrypted records, or records
+/// whose second header sits exactly where the first record's length says. A single record cut
+/// at the end of a direction's first bytes (`ctx.packet_index == 0`) answers `NeedMore`, so the
+/// engine can join the next segments until the record ends.
+pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
+    match record_run(data) {
+        RecordRun::Complete | RecordRun::Cut { headers: 2.. } => {
+            return Probe::Match {
+                indicator: "tls.records",
+                meta: Meta::None,
+            }
+        }
+        RecordRun::Cut { .. } if ctx.packet_index == 0 => return Probe::NeedMore,
+        RecordRun::Cut { .. } | RecordRun::Invalid => {}
     }
     let msg = match first_handshake_message(data) {
         FirstMessage::Complete(msg) => msg,
@@ -157,6 +232,10 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
             Some(meta) => Probe::Match {
                 indicator: "tls.client_hello",
                 meta: Meta::Tls(meta),
+            },
+            None if consistent_hello_headers(data) => Probe::Match {
+                indicator: "tls.client_hello_malformed",
+                meta: Meta::None,
             },
             None => Probe::NoMatch,
         },
@@ -274,31 +353,171 @@ mod tests {
         assert_eq!(m.server_version.as_deref(), Some("TLS 1.2"));
     }
 
+    fn ctx_at(packet_index: u32) -> ProbeContext {
+        ProbeContext {
+            packet_index,
+            ..ctx()
+        }
+    }
+
+    fn indicator(p: Probe) -> &'static str {
+        match p {
+            Probe::Match { indicator, .. } => indicator,
+            other => panic!("expected a match, got {other:?}"),
+        }
+    }
+
     #[test]
     fn mid_stream_record_runs() {
         let mut two = vec![0x17, 0x03, 0x03, 0x00, 0x03, 1, 2, 3];
         two.extend_from_slice(&[0x15, 0x03, 0x03, 0x00, 0x02, 1, 0]);
-        assert!(matches!(
-            probe(&ctx(), &two),
-            Probe::Match {
-                indicator: "tls.records",
-                ..
-            }
-        ));
-        // A record cut at the end, or trailing garbage, is not enough.
-        assert_eq!(probe(&ctx(), &two[..two.len() - 1]), Probe::NoMatch);
+        assert_eq!(indicator(probe(&ctx(), &two)), "tls.records");
+        // The second record cut: its header sits exactly where the first record's length
+        // says, which is enough.
+        assert_eq!(
+            indicator(probe(&ctx(), &two[..two.len() - 1])),
+            "tls.records"
+        );
+        assert_eq!(indicator(probe(&ctx(), &two[..13])), "tls.records");
+        // Only part of the second header: wait (at a direction's start) for the rest.
+        assert_eq!(probe(&ctx(), &two[..10]), Probe::NeedMore);
+        // Trailing garbage, or a second header of another version, is not.
         let mut junk = two.clone();
         junk.push(0x42);
         assert_eq!(probe(&ctx(), &junk), Probe::NoMatch);
+        let mut other_version = two.clone();
+        other_version[10] = 0x01;
+        assert_eq!(probe(&ctx(), &other_version), Probe::NoMatch);
+    }
+
+    #[test]
+    fn one_cut_record_waits_for_more_only_at_a_direction_start() {
+        // A 1467-byte application data record over a 1452-byte segment and a 20-byte one
+        // (the client side of `tls-appdata.pcap`).
+        let mut record = vec![0x17, 0x03, 0x03, 0x05, 0xbb];
+        record.extend((0..1467u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8));
+        let (first, _) = record.split_at(1452);
+        assert_eq!(probe(&ctx_at(0), first), Probe::NeedMore);
+        // Later packets of a direction do not start at a known record boundary.
+        assert_eq!(probe(&ctx_at(1), first), Probe::NoMatch);
+        // Joined, the record ends exactly at the end of the bytes.
+        assert_eq!(indicator(probe(&ctx_at(0), &record)), "tls.records");
+        // One byte short or long is not a run.
+        assert_eq!(probe(&ctx_at(1), &record[..record.len() - 1]), Probe::NoMatch);
+        let mut long = record.clone();
+        long.push(0x99);
+        assert_eq!(probe(&ctx_at(0), &long), Probe::NoMatch);
+        // A cut header prefix after a complete record still waits; a bad one does not.
+        let mut cut_header = record.clone();
+        cut_header.extend_from_slice(&[0x17, 0x03]);
+        assert_eq!(probe(&ctx_at(0), &cut_header), Probe::NeedMore);
+        cut_header[record.len() + 1] = 0x07;
+        assert_eq!(probe(&ctx_at(0), &cut_header), Probe::NoMatch);
+        // Invalid first headers never wait: zero length, version 2.0, too long.
+        for bad in [
+            [0x17, 0x03, 0x03, 0x00, 0x00],
+            [0x17, 0x02, 0x00, 0x00, 0x10],
+            [0x17, 0x03, 0x03, 0x48, 0x01],
+        ] {
+            let mut b = bad.to_vec();
+            b.extend_from_slice(&[0u8; 40]);
+            assert_eq!(probe(&ctx_at(0), &b), Probe::NoMatch, "{bad:?}");
+        }
+    }
+
+    /// A ClientHello whose cipher-suites length is wrong (as in `tls_cipher_lens.pcap`: the
+    /// vector length says 134 while the record and handshake lengths are consistent).
+    fn hello_with_bad_cipher_len() -> Vec<u8> {
+        let mut spec = ClientHelloSpec::minimal("www.example.it");
+        spec.supported_versions.clear();
+        spec.extensions.retain(|&t| t != 43);
+        let mut record = samples::tls_client_hello_record(&spec);
+        // record 5 + handshake header 4 + version 2 + random 32 + session id (1 + 32).
+        let at = 5 + 4 + 2 + 32 + 1 + 32;
+        record[at..at + 2].copy_from_slice(&0x0086u16.to_be_bytes());
+        record
+    }
+
+    #[test]
+    fn malformed_client_hello_with_consistent_headers() {
+        let record = hello_with_bad_cipher_len();
+        assert_eq!(
+            probe(&ctx(), &record),
+            Probe::Match {
+                indicator: "tls.client_hello_malformed",
+                meta: Meta::None,
+            }
+        );
+        // Split over segments it waits, then confirms.
+        assert_eq!(probe(&ctx(), &record[..60]), Probe::NeedMore);
+        // Each header rule is needed: record type, record version 3.1-3.4, handshake type,
+        // record length = handshake length + 4, hello version 3.x, session id <= 32.
+        let edits: [(usize, u8); 7] = [
+            (1, 0x02),
+            (2, 0x00),
+            (2, 0x05),
+            (8, record[8].wrapping_add(1)),
+            (9, 0x02),
+            (10, 0x05),
+            (43, 33),
+        ];
+        for (at, value) in edits {
+            let mut bad = record.clone();
+            bad[at] = value;
+            assert!(
+                !probe(&ctx(), &bad).is_match(),
+                "byte {at} = {value:#04x} still confirms"
+            );
+        }
+        // Record length and handshake length changed together but no longer covering the
+        // bytes: not a complete hello.
+        let mut longer = record.clone();
+        longer[4] = longer[4].wrapping_add(1);
+        longer[8] = longer[8].wrapping_add(1);
+        assert_eq!(probe(&ctx(), &longer), Probe::NeedMore);
+        // A well-formed hello still gives fingerprints, not the malformed indicator.
+        let good = samples::tls_client_hello_record(&ClientHelloSpec::minimal("ok.example"));
+        assert_eq!(indicator(probe(&ctx(), &good)), "tls.client_hello");
+    }
+
+    #[test]
+    fn pseudo_random_bytes_never_confirm() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        };
+        for i in 0..20_000 {
+            let len = 6 + (next() % 1500) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Half of them start like a handshake or an application data record.
+            if i % 2 == 0 {
+                bytes[0] = if i % 4 == 0 { 0x16 } else { 0x17 };
+                bytes[1] = 0x03;
+                bytes[2] = (next() % 5) as u8;
+            }
+            let p = probe(&ctx_at(1), &bytes);
+            assert!(!p.is_match(), "{:02x?}: {p:?}", &bytes[..16.min(len)]);
+        }
     }
 
     #[test]
     fn rejects_other_bytes() {
         assert_eq!(probe(&ctx(), b"GET / HTTP/1.1\r\n\r\n"), Probe::NoMatch);
         assert_eq!(
-            probe(&ctx(), &[0x17, 0x03, 0x03, 0x00, 0x10, 0]),
+            probe(&ctx_at(1), &[0x17, 0x03, 0x03, 0x00, 0x10, 0]),
             Probe::NoMatch
         );
+        for other in [
+            &b"SSH-2.0-OpenSSH_9.6\r\n"[..],
+            b"\x16\xfe\xfd\x00\x00\x00\x00\x00\x00\x00\x00\x00\x30\x01",
+            b"\x00\x01\x00\x00\x21\x12\xa4\x42\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        ] {
+            assert!(!probe(&ctx(), other).is_match(), "{other:?}");
+        }
         // Handshake record with a Certificate message first.
         assert_eq!(
             probe(

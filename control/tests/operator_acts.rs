@@ -1,0 +1,247 @@
+//! The operator acts the admin API needs from the engine itself: closing an alert, importing an
+//! inventory held in memory, and replacing the role set without a restart — each audited — and
+//! the schema migration that added alert closure to stores written by the first version.
+
+mod common;
+
+use common::{at, engine_in, fixture, flow, tempdir};
+use portolan_control::audit::AuditAction;
+use portolan_control::learning::ApprovedPairing;
+use portolan_control::roles::{RoleSet, SHIPPED_ROLES_TOML};
+use portolan_control::store::{CloseOutcome, SCHEMA_VERSION};
+use portolan_control::{ControlConfig, ControlError, ControlPlane, FlowObservation, Store};
+
+fn mail_on_8443(i: i64) -> FlowObservation {
+    let mut f = flow(
+        "10.10.0.21",
+        "203.0.113.50",
+        8443,
+        "tls",
+        at("2024-05-01T09:00:00Z") + i * 900_000_000,
+        3,
+    );
+    f.sni = Some("imap.mail.example.com".into());
+    f
+}
+
+fn raise_one_alert(cp: &mut ControlPlane) -> i64 {
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.extend(cp.ingest_flow(&mail_on_8443(i)).unwrap().iter().map(|a| a.id));
+    }
+    *ids.first().expect("the mail beacon raises an alert")
+}
+
+#[test]
+fn closing_an_alert_acknowledges_it_is_audited_and_survives_a_restart() {
+    let dir = tempdir();
+    let id = {
+        let mut cp = engine_in(dir.path(), RoleSet::shipped_defaults().unwrap());
+        let id = raise_one_alert(&mut cp);
+        assert!(matches!(
+            cp.close_alert(id, "", "sanctioned"),
+            Err(ControlError::Audit(_))
+        ));
+        assert!(matches!(
+            cp.close_alert(id, "analyst", "  "),
+            Err(ControlError::Audit(_))
+        ));
+        assert_eq!(
+            cp.close_alert(id, "analyst", "relay is sanctioned").unwrap(),
+            CloseOutcome::Closed { acknowledged: true }
+        );
+        assert_eq!(
+            cp.close_alert(id, "analyst", "again").unwrap(),
+            CloseOutcome::AlreadyClosed
+        );
+        assert_eq!(
+            cp.close_alert(999_999, "analyst", "none").unwrap(),
+            CloseOutcome::NotFound
+        );
+        // An acknowledged alert is closed without a second acknowledgement.
+        let other = raise_one_alert_for(&mut cp);
+        assert!(cp.acknowledge_alert(other, "analyst", "looking").unwrap());
+        assert_eq!(
+            cp.close_alert(other, "lead", "done").unwrap(),
+            CloseOutcome::Closed {
+                acknowledged: false
+            }
+        );
+        id
+    };
+    let store = Store::open(&dir.path().join("portolan.db")).unwrap();
+    let cp = ControlPlane::new(
+        store,
+        RoleSet::shipped_defaults().unwrap(),
+        ControlConfig::default(),
+    )
+    .unwrap();
+    let a = cp.alert(id).unwrap().expect("alert kept");
+    let closure = a.closure.expect("closed");
+    assert_eq!(closure.actor, "analyst");
+    assert_eq!(closure.note, "relay is sanctioned");
+    let ack = a.ack.expect("closing acknowledged it");
+    assert_eq!(ack.note, "relay is sanctioned");
+    let closed: Vec<_> = cp
+        .audit_log()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == AuditAction::AlertClosed)
+        .collect();
+    assert_eq!(closed.len(), 2);
+    assert_eq!(closed[0].target, id.to_string());
+    assert_eq!(closed[0].reason, "relay is sanctioned");
+}
+
+fn raise_one_alert_for(cp: &mut ControlPlane) -> i64 {
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let mut f = mail_on_8443(i);
+        f.dest_port = 2525;
+        f.dest_ip = "203.0.113.77".parse().unwrap();
+        ids.extend(cp.ingest_flow(&f).unwrap().iter().map(|a| a.id));
+    }
+    *ids.first().expect("a second finding alerts")
+}
+
+#[test]
+fn inventory_bytes_import_like_files_and_errors_name_the_request_body() {
+    let dir = tempdir();
+    let store = Store::open(&dir.path().join("portolan.db")).unwrap();
+    let mut cp = ControlPlane::new(
+        store,
+        RoleSet::shipped_defaults().unwrap(),
+        ControlConfig::default(),
+    )
+    .unwrap();
+    let json = std::fs::read(fixture("jamf_mobile_devices_detail.json")).unwrap();
+    let s = cp
+        .import_inventory_bytes(&json, "token:1 (admin)", "weekly MDM sync")
+        .unwrap();
+    assert_eq!(s.added, 3);
+    assert_eq!(cp.device_count(), 3);
+    let plist = std::fs::read(fixture("apple_mdm_responses.plist")).unwrap();
+    cp.import_inventory_bytes(&plist, "token:1 (admin)", "enrolment")
+        .unwrap();
+    assert!(cp.device_count() > 3);
+    let entries: Vec<_> = cp
+        .audit_log()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == AuditAction::InventoryImported)
+        .collect();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].reason, "weekly MDM sync");
+    assert_eq!(entries[0].detail["devices"], 3);
+    assert_eq!(entries[0].detail["bytes"], json.len());
+
+    let unknown = std::fs::read(fixture("malformed_unknown_shape.json")).unwrap();
+    let e = cp
+        .import_inventory_bytes(&unknown, "a", "b")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("request body"), "{e}");
+    let e = cp
+        .import_inventory_bytes(b"{\"results\": [", "a", "b")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("request body") && e.contains("line 1"), "{e}");
+    assert!(matches!(
+        cp.import_inventory_bytes(&json, "a", ""),
+        Err(ControlError::Audit(_))
+    ));
+}
+
+#[test]
+fn replacing_roles_keeps_approvals_and_findings_changes_verdicts_and_is_audited() {
+    let dir = tempdir();
+    let mut cp = engine_in(dir.path(), RoleSet::shipped_defaults().unwrap());
+    raise_one_alert(&mut cp);
+    let findings_before = cp.findings().len();
+    cp.approve_baseline(
+        "mail",
+        &[ApprovedPairing {
+            app_proto: "tls".into(),
+            transport: Some("TCP".into()),
+            port: 2525,
+            starttls: false,
+        }],
+        "lead",
+        "vendor relay",
+    )
+    .unwrap();
+    // A roles file that also approves tls/8443 for mail.
+    let text = SHIPPED_ROLES_TOML.replacen("tls = [443, 993, 465]", "tls = [443, 993, 465, 8443]", 1);
+    assert_ne!(text, SHIPPED_ROLES_TOML, "the shipped mail role lists tls ports");
+    let edited = RoleSet::parse(&text, std::path::Path::new("edited-roles.toml")).unwrap();
+    assert!(matches!(
+        cp.replace_roles(edited.clone(), "sighup", ""),
+        Err(ControlError::Audit(_))
+    ));
+    let (audit_id, warnings) = cp
+        .replace_roles(edited, "system:sighup", "roles file changed")
+        .unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    // The approval from the store is still in force, and the file's change too.
+    let ports = cp.roles().role_ports("mail", "tls", "TCP").unwrap();
+    assert!(ports.contains(&2525) && ports.contains(&8443), "{ports:?}");
+    assert_eq!(cp.findings().len(), findings_before);
+    let before = cp.stats().violations;
+    assert!(cp.ingest_flow(&mail_on_8443(10)).unwrap().is_empty());
+    assert_eq!(cp.stats().violations, before, "tls/8443 is now approved");
+    let entry = cp
+        .audit_log()
+        .unwrap()
+        .into_iter()
+        .find(|e| e.id == audit_id)
+        .unwrap();
+    assert_eq!(entry.action, AuditAction::RolesReplaced);
+    assert_eq!(entry.actor, "system:sighup");
+    assert_eq!(entry.target, "edited-roles.toml");
+    assert!(entry.detail["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r == "mail"));
+}
+
+#[test]
+fn a_version_1_store_is_migrated_and_its_alerts_read_as_not_closed() {
+    let dir = tempdir();
+    let db = dir.path().join("v1.db");
+    let id = {
+        let mut cp = engine_in(dir.path(), RoleSet::shipped_defaults().unwrap());
+        raise_one_alert(&mut cp)
+    };
+    std::fs::rename(dir.path().join("portolan.db"), &db).unwrap();
+    for ext in ["-wal", "-shm"] {
+        let _ = std::fs::rename(
+            dir.path().join(format!("portolan.db{ext}")),
+            dir.path().join(format!("v1.db{ext}")),
+        );
+    }
+    // Undo migration 2 by hand: what a store of the first version looks like.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE alerts DROP COLUMN closed_us;
+         ALTER TABLE alerts DROP COLUMN closed_by;
+         ALTER TABLE alerts DROP COLUMN close_note;
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let mut cp = ControlPlane::new(
+        store,
+        RoleSet::shipped_defaults().unwrap(),
+        ControlConfig::default(),
+    )
+    .unwrap();
+    let a = cp.alert(id).unwrap().unwrap();
+    assert!(a.closure.is_none() && a.ack.is_none());
+    assert_eq!(
+        cp.close_alert(id, "analyst", "after upgrade").unwrap(),
+        CloseOutcome::Closed { acknowledged: true }
+    );
+}

@@ -1,0 +1,323 @@
+//! The classifier on a worker, without DPDK: real signatures, real Hyperscan, frames fed through
+//! `Worker::process_frame`, flow events handed off through the real queues and drain thread.
+
+use portolan_classify::samples::{tls_client_hello_record, ClientHelloSpec};
+use portolan_classify::{AppProto, CacheDir, Classifier, ClassifyConfig, CompiledSignatures};
+use portolan_dataplane::worker::StopCause;
+use portolan_dataplane::{
+    flow_event_queues, ClassifyObserver, DrainOptions, FlowEvent, FlowEventDrain, NameSource,
+    PacketObserver, Worker, WorkerConfig,
+};
+use portolan_flow::eve::FlowRecord;
+use portolan_flow::FinishedFlow;
+use portolan_packet::LinkType;
+use std::sync::Arc;
+use std::time::Duration;
+
+const TS0: u64 = 1_700_000_000_000_000;
+
+/// Ethernet + IPv4 + TCP (PSH|ACK, or `flags`) or UDP frame carrying `payload`.
+fn frame(
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+    tcp: bool,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let l4 = if tcp { 20 } else { 8 };
+    let ip_len = 20 + l4 + payload.len();
+    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (ip_len >> 8) as u8,
+        ip_len as u8,
+        0,
+        1,
+        0x40,
+        0,
+        64,
+    ]);
+    f.push(if tcp { 6 } else { 17 });
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.1.to_be_bytes());
+    f.extend_from_slice(&dst.1.to_be_bytes());
+    if tcp {
+        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    } else {
+        f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+    }
+    f.extend_from_slice(payload);
+    f
+}
+
+fn classifier_parts() -> (
+    Arc<CompiledSignatures>,
+    Arc<portolan_classify::PortRegistry>,
+) {
+    let (sigs, _) = CompiledSignatures::load(
+        &portolan_classify::source_signature_dir(),
+        &CacheDir::Disabled,
+    )
+    .expect("the repository's signatures load");
+    let ports = Arc::new(sigs.port_registry());
+    (Arc::new(sigs), ports)
+}
+
+fn observer(
+    sigs: &Arc<CompiledSignatures>,
+    ports: &Arc<portolan_classify::PortRegistry>,
+    events: Option<portolan_dataplane::FlowEventSender>,
+) -> ClassifyObserver {
+    let classifier = Classifier::new(Arc::clone(sigs), ClassifyConfig::default()).expect("scratch");
+    ClassifyObserver::new(0, classifier, Arc::clone(ports), events)
+}
+
+fn feed(w: &mut Worker<ClassifyObserver>, frames: &[Vec<u8>], t: &mut u64) {
+    for f in frames {
+        *t += 1;
+        w.process_frame(f, f.len() as u32, Some(*t));
+    }
+}
+
+fn record_of(
+    o: &ClassifyObserver,
+    f: &FinishedFlow<portolan_classify::FlowClassification>,
+) -> FlowRecord {
+    let mut rec = FlowRecord::from_flow(f);
+    o.describe(f, &mut rec);
+    rec
+}
+
+#[test]
+fn tls_on_a_nonstandard_port_is_labelled_flagged_and_handed_off() {
+    let (sigs, ports) = classifier_parts();
+    let (mut senders, receiver) = flow_event_queues(1, 16).expect("queues");
+    let tx = senders.pop().expect("one sender");
+    let mut w = Worker::new(
+        WorkerConfig::new(LinkType::Ethernet),
+        observer(&sigs, &ports, Some(tx)),
+    )
+    .expect("worker");
+    let c = ([10, 0, 0, 1], 40000);
+    let s = ([10, 0, 0, 2], 4444);
+    let hello = tls_client_hello_record(&ClientHelloSpec::chrome_like("push.example.com"));
+    let mut t = TS0;
+    feed(
+        &mut w,
+        &[
+            frame(c, s, true, 0x02, &[]),
+            frame(s, c, true, 0x12, &[]),
+            frame(c, s, true, 0x10, &[]),
+            frame(c, s, true, 0x18, &hello),
+        ],
+        &mut t,
+    );
+    let mut flows = Vec::new();
+    let out = w.finish(&mut flows, StopCause::EndOfInput);
+    assert_eq!(flows.len(), 1);
+    let rec = record_of(&out.observer, &flows[0]);
+    assert_eq!(rec.app_proto, "tls");
+    assert_eq!(
+        rec.app["port_mismatch"], true,
+        "4444 is not a registered TLS port"
+    );
+    assert_eq!(rec.app["tls"]["sni"], "push.example.com");
+    assert!(
+        rec.app.get("app_proto").is_none(),
+        "app_proto is not repeated in the flattened map"
+    );
+    let report = out.observer.report();
+    assert_eq!(report.app_protos.get("tls"), Some(&1));
+    assert_eq!((report.decided_flows, report.port_mismatches), (1, 1));
+    assert_eq!((report.flow_events, report.ring_drops), (1, 0));
+
+    let mut events: Vec<FlowEvent> = Vec::new();
+    receiver.drain_into(&mut events);
+    assert_eq!(events.len(), 1);
+    let ev = &events[0];
+    assert_eq!(ev.app_proto, AppProto::Tls);
+    assert!(ev.port_mismatch);
+    assert_eq!((ev.client_port, ev.server_port), (40000, 4444));
+    assert_eq!(
+        ev.server_name.as_ref().map(|(s, n)| (*s, &**n)),
+        Some((NameSource::TlsSni, "push.example.com"))
+    );
+}
+
+#[test]
+fn a_flow_picked_up_at_the_servers_reply_gets_its_roles_swapped() {
+    let (sigs, ports) = classifier_parts();
+    let mut w = Worker::new(
+        WorkerConfig::new(LinkType::Ethernet),
+        observer(&sigs, &ports, None),
+    )
+    .expect("worker");
+    let c = ([10, 0, 0, 1], 40000);
+    let s = ([10, 0, 0, 2], 80);
+    let mut t = TS0;
+    // No handshake: the first packet is the server's response, so the table takes the server
+    // for the client until the classifier proves otherwise.
+    feed(
+        &mut w,
+        &[
+            frame(
+                s,
+                c,
+                true,
+                0x18,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            ),
+            frame(
+                c,
+                s,
+                true,
+                0x18,
+                b"GET /next HTTP/1.1\r\nHost: example.com\r\n\r\n",
+            ),
+            frame(
+                s,
+                c,
+                true,
+                0x18,
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+            ),
+        ],
+        &mut t,
+    );
+    let mut flows = Vec::new();
+    let out = w.finish(&mut flows, StopCause::EndOfInput);
+    let f = &flows[0].flow;
+    assert_eq!(f.app.app_proto(), AppProto::Http);
+    assert_eq!((f.client_port, f.server_port), (40000, 80), "roles swapped");
+    assert_eq!(
+        (f.pkts_toserver, f.pkts_toclient),
+        (1, 2),
+        "counters follow the swap"
+    );
+    let rec = record_of(&out.observer, &flows[0]);
+    assert_eq!(rec.app["port_mismatch"], false);
+    assert_eq!(rec.app["http"]["hostname"], "example.com");
+}
+
+#[test]
+fn undecided_flows_are_counted_but_not_handed_off() {
+    let (sigs, ports) = classifier_parts();
+    let (mut senders, receiver) = flow_event_queues(1, 16).expect("queues");
+    let tx = senders.pop().expect("one sender");
+    let mut w = Worker::new(
+        WorkerConfig::new(LinkType::Ethernet),
+        observer(&sigs, &ports, Some(tx)),
+    )
+    .expect("worker");
+    let noise: Vec<u8> = (0..200u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    let mut t = TS0;
+    for i in 0..12u16 {
+        let c = ([10, 0, 1, 1], 30000 + i);
+        let s = ([10, 0, 2, 2], 9999);
+        feed(
+            &mut w,
+            &[
+                frame(c, s, true, 0x18, &noise),
+                frame(s, c, true, 0x18, &noise),
+            ],
+            &mut t,
+        );
+    }
+    let mut flows = Vec::new();
+    let out = w.finish(&mut flows, StopCause::EndOfInput);
+    let report = out.observer.report();
+    assert_eq!(report.app_protos.get("unknown"), Some(&12));
+    assert_eq!((report.decided_flows, report.flow_events), (0, 0));
+    assert!(receiver.is_empty());
+    let rec = record_of(&out.observer, &flows[0]);
+    assert_eq!(rec.app_proto, "unknown");
+    assert!(
+        rec.app.get("port_mismatch").is_none(),
+        "no verdict without a protocol"
+    );
+}
+
+/// The hand-off with a queue of capacity 1 and a consumer far slower than the worker: the worker
+/// never blocks, and every decided flow is either received or counted as a ring drop.
+#[test]
+fn capacity_one_queue_with_a_slow_consumer_loses_nothing_silently() {
+    let (sigs, ports) = classifier_parts();
+    let (mut senders, receiver) = flow_event_queues(1, 1).expect("queues");
+    let tx = senders.pop().expect("one sender");
+    let slow = |_ev: FlowEvent| std::thread::sleep(Duration::from_millis(2));
+    let drain = FlowEventDrain::spawn(
+        receiver,
+        {
+            let mut got = Vec::new();
+            move |ev: FlowEvent| {
+                slow(ev.clone());
+                got.push(ev);
+            }
+        },
+        DrainOptions {
+            idle_sleep: Duration::from_micros(100),
+            cpus: Vec::new(),
+        },
+    )
+    .expect("drain thread");
+    let mut cfg = WorkerConfig::new(LinkType::Ethernet);
+    cfg.flow_table.udp_idle_timeout_us = 1_000_000;
+    let mut w = Worker::new(cfg, observer(&sigs, &ports, Some(tx))).expect("worker");
+    let mut sink = Vec::new();
+    let decided_expected = 300u64;
+    let mut t = TS0;
+    for i in 0..decided_expected as u32 {
+        // HTTP over TCP (decided), then a UDP flow of noise (undecided) every third flow.
+        let c = ([10, 1, (i >> 8) as u8, i as u8], 40000);
+        let s = ([10, 9, 0, 1], 8080);
+        feed(
+            &mut w,
+            &[frame(
+                c,
+                s,
+                true,
+                0x18,
+                b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n",
+            )],
+            &mut t,
+        );
+        if i % 3 == 0 {
+            let u = ([10, 2, (i >> 8) as u8, i as u8], 5000);
+            feed(
+                &mut w,
+                &[frame(u, ([10, 9, 0, 2], 7777), false, 0, &[0x99; 40])],
+                &mut t,
+            );
+        }
+        // Flows end along the run: capture time jumps past the idle timeout now and then.
+        if i % 50 == 49 {
+            t += 120_000_000;
+        }
+        w.after_burst(&mut sink);
+    }
+    let out = w.finish(&mut sink, StopCause::EndOfInput);
+    let report = out.observer.report();
+    let (_, stats) = drain.finish().expect("drain");
+    assert_eq!(report.decided_flows, decided_expected);
+    assert_eq!(report.app_protos.get("http"), Some(&decided_expected));
+    assert!(
+        report.ring_drops > 0,
+        "a capacity-1 queue with a slow consumer must overflow"
+    );
+    assert!(stats.received > 0);
+    assert_eq!(
+        stats.received, report.flow_events,
+        "every queued event arrived"
+    );
+    assert_eq!(
+        stats.received + report.ring_drops,
+        decided_expected,
+        "events + drops = finished decided flows"
+    );
+}

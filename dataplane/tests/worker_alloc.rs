@@ -1,0 +1,166 @@
+//! No allocation per packet on the worker's hot path with the classifier plugged in: a counting
+//! global allocator watches `Worker::process_frame` once flows exist (undecided flows being
+//! scanned, decided flows being enriched, decided flows past their budget).
+
+use portolan_classify::samples::{tls_client_hello_record, ClientHelloSpec};
+use portolan_classify::{CacheDir, Classifier, ClassifyConfig, CompiledSignatures};
+use portolan_dataplane::{ClassifyObserver, Worker, WorkerConfig};
+use portolan_packet::LinkType;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn frame(src: ([u8; 4], u16), dst: ([u8; 4], u16), tcp: bool, payload: &[u8]) -> Vec<u8> {
+    let l4 = if tcp { 20 } else { 8 };
+    let ip_len = 20 + l4 + payload.len();
+    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (ip_len >> 8) as u8,
+        ip_len as u8,
+        0,
+        1,
+        0x40,
+        0,
+        64,
+    ]);
+    f.push(if tcp { 6 } else { 17 });
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.1.to_be_bytes());
+    f.extend_from_slice(&dst.1.to_be_bytes());
+    if tcp {
+        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+    } else {
+        f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+    }
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Allocations made while feeding `frames` (after they were built).
+fn allocs_while(w: &mut Worker<ClassifyObserver>, frames: &[Vec<u8>], t: &mut u64) -> u64 {
+    ALLOCS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    for f in frames {
+        *t += 1;
+        w.process_frame(f, f.len() as u32, Some(*t));
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    ALLOCS.load(Ordering::SeqCst)
+}
+
+#[test]
+fn the_hot_path_does_not_allocate_per_packet() {
+    let (sigs, _) = CompiledSignatures::load(
+        &portolan_classify::source_signature_dir(),
+        &CacheDir::Disabled,
+    )
+    .expect("signatures");
+    let sigs = Arc::new(sigs);
+    let ports = Arc::new(sigs.port_registry());
+    let classifier =
+        Classifier::new(Arc::clone(&sigs), ClassifyConfig::default()).expect("scratch");
+    let observer = ClassifyObserver::new(0, classifier, ports, None);
+    let mut w = Worker::new(WorkerConfig::new(LinkType::Ethernet), observer).expect("worker");
+    let mut t = 1_700_000_000_000_000u64;
+
+    let noise: Vec<u8> = (0..300u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 23) as u8)
+        .collect();
+    let hello = tls_client_hello_record(&ClientHelloSpec::chrome_like("a.example"));
+    let app_data: Vec<u8> = [&[0x17u8, 0x03, 0x03, 0x01, 0x00][..], &[0x42; 256][..]].concat();
+    let server = ([10, 9, 9, 9], 443);
+    let clients: Vec<([u8; 4], u16)> = (0..64u16)
+        .map(|i| ([10, 0, (i >> 8) as u8, i as u8], 40000 + i))
+        .collect();
+
+    // Warm-up (not counted): the first packet of every flow creates it; the TLS flows are
+    // decided here (metadata boxes are allocated once per decided flow, at the decision).
+    let mut warm = Vec::new();
+    for (i, &c) in clients.iter().enumerate() {
+        if i % 2 == 0 {
+            warm.push(frame(c, server, true, &hello));
+        } else {
+            warm.push(frame(c, ([10, 8, 8, 8], 9000), true, &noise));
+        }
+    }
+    allocs_while(&mut w, &warm, &mut t);
+
+    // Undecided flows still being scanned (within their 8-packet budget) and decided flows
+    // being enriched (application data records after the ClientHello).
+    let mut busy = Vec::new();
+    for round in 0..5 {
+        for (i, &c) in clients.iter().enumerate() {
+            if i % 2 == 0 {
+                busy.push(frame(c, server, true, &app_data));
+            } else {
+                let mut p = noise.clone();
+                p[0] = round as u8;
+                busy.push(frame(c, ([10, 8, 8, 8], 9000), true, &p));
+            }
+        }
+    }
+    let n = allocs_while(&mut w, &busy, &mut t);
+    assert_eq!(
+        n,
+        0,
+        "{n} allocations over {} packets of flows being classified",
+        busy.len()
+    );
+
+    // Past every budget: decided and given-up flows cost nothing. The first rounds use up the
+    // budgets (the noise flows give up after 16 packets); the counted rounds come after.
+    let round = |w: &mut Worker<ClassifyObserver>, t: &mut u64, rounds: usize| {
+        let mut frames = Vec::new();
+        for _ in 0..rounds {
+            for (i, &c) in clients.iter().enumerate() {
+                if i % 2 == 0 {
+                    frames.push(frame(c, server, true, &app_data));
+                } else {
+                    frames.push(frame(c, ([10, 8, 8, 8], 9000), true, &noise));
+                }
+            }
+        }
+        (allocs_while(w, &frames, t), frames.len())
+    };
+    round(&mut w, &mut t, 12);
+    let (n, packets) = round(&mut w, &mut t, 10);
+    assert_eq!(
+        n, 0,
+        "{n} allocations over {packets} packets of settled flows"
+    );
+}

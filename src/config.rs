@@ -1,0 +1,567 @@
+//! The appliance configuration file of `portolan run` and `portolan token`: one TOML file with the
+//! hardware description (`[hardware]`, as `portolan-hwconfig` reads it), the store, the control
+//! plane's roles and tunables, optional start-up inputs, the dataplane's start policy, the admin
+//! API (`[api]`, as `portolan-api` reads it) and logging.
+//!
+//! Owns: parsing with unknown keys refused ([`ApplianceConfig::load`]), resolving relative paths
+//! (inputs against the configuration file's directory; the store and the TLS files against
+//! `data_dir`), and validation that names the bad field (`hardware.ports[0].vdev`,
+//! `api.listen`, ...). Must not: open the store, bind sockets, start DPDK or create files; the
+//! daemon does that from a loaded [`ApplianceConfig`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use portolan_api::ApiConfig;
+use portolan_control::attribution::AttributionConfig;
+use portolan_control::learning::LearningConfig;
+use portolan_control::output::ocsf::OcsfProduct;
+use portolan_control::scoring::ScoringConfig;
+use portolan_control::{ControlConfig, Durability};
+use portolan_hwconfig::HardwareDescription;
+use serde::Deserialize;
+
+/// Smallest accepted `dataplane.stats_interval_ms`.
+pub const MIN_STATS_INTERVAL_MS: u64 = 100;
+
+/// The whole configuration file (see `config/portolan.example.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplianceConfig {
+    /// Folder for everything the appliance writes: the store, the TLS pair, kept uploads.
+    /// Relative to the configuration file's directory.
+    pub data_dir: PathBuf,
+    /// The hardware description: cores, memory, pools, rings, RSS, flow table, ports.
+    pub hardware: HardwareDescription,
+    /// The SQLite store.
+    #[serde(default)]
+    pub store: StoreSection,
+    /// Roles file and control-plane tunables.
+    #[serde(default)]
+    pub control: ControlSection,
+    /// Files imported once at start-up (optional).
+    #[serde(default)]
+    pub inputs: InputsSection,
+    /// Dataplane options beyond the hardware description.
+    #[serde(default)]
+    pub dataplane: DataplaneSection,
+    /// Alert files written beside the API (optional).
+    #[serde(default)]
+    pub outputs: OutputsSection,
+    /// The admin API.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// Logging.
+    #[serde(default)]
+    pub logging: LoggingSection,
+    /// The file this was read from (absolute).
+    #[serde(skip)]
+    pub origin: PathBuf,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// SQLite file, relative to `data_dir` (default `portolan.db`).
+    pub path: PathBuf,
+    /// `full` (default: commits survive power loss) or `normal`.
+    pub durability: Durability,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            path: PathBuf::from("portolan.db"),
+            durability: Durability::Full,
+        }
+    }
+}
+
+/// `[control]`: the roles file and the control plane's tunables (each subsection documents its
+/// defaults in `portolan-control`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlSection {
+    /// Roles and baselines TOML, relative to the configuration file; absent: the shipped roles.
+    pub roles: Option<PathBuf>,
+    /// Scoring and alerting.
+    pub scoring: ScoringConfig,
+    /// Attribution confidences and DNS cache.
+    pub attribution: AttributionConfig,
+    /// Learning mode.
+    pub learning: LearningConfig,
+    /// Product details in OCSF output.
+    pub ocsf: OcsfProduct,
+}
+
+impl ControlSection {
+    /// The tunables as the control plane takes them.
+    pub fn control_config(&self) -> ControlConfig {
+        ControlConfig {
+            scoring: self.scoring.clone(),
+            attribution: self.attribution.clone(),
+            learning: self.learning.clone(),
+            ocsf: self.ocsf.clone(),
+        }
+    }
+}
+
+/// `[inputs]`: files imported at every start (optional; the API is the usual way to feed them).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputsSection {
+    /// MDM inventory files (Jamf, Graph, Apple MDM; JSON or plist).
+    pub inventory: Vec<PathBuf>,
+    /// Kea DHCP lease CSV.
+    pub leases: Option<PathBuf>,
+    /// Device-state events, one JSON object per line.
+    pub device_states: Option<PathBuf>,
+}
+
+/// When the dataplane starts polling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartPolicy {
+    /// As soon as the control plane and the API are up.
+    #[default]
+    Immediately,
+    /// Once the store holds at least one device (imported at start-up, earlier, or through
+    /// `POST /api/v1/inventory`): a capture replayed through net_pcap is then judged with its
+    /// inventory in place.
+    AfterFirstInventory,
+}
+
+/// `[dataplane]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataplaneSection {
+    /// When to start polling.
+    pub start: StartPolicy,
+    /// Signature directory, relative to the configuration file; absent: as `portolan replay`
+    /// finds it (`$PORTOLAN_SIGNATURES`, beside the executable, the source tree).
+    pub signatures: Option<PathBuf>,
+    /// Port registry override TOML, relative to the configuration file.
+    pub ports: Option<PathBuf>,
+    /// How often the dataplane statistics are published to the API, in milliseconds.
+    pub stats_interval_ms: u64,
+}
+
+impl Default for DataplaneSection {
+    fn default() -> Self {
+        DataplaneSection {
+            start: StartPolicy::Immediately,
+            signatures: None,
+            ports: None,
+            stats_interval_ms: 1000,
+        }
+    }
+}
+
+/// `[outputs]`: alert files (JSON lines, appended), relative to `data_dir`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputsSection {
+    /// Suricata EVE alerts.
+    pub eve: Option<PathBuf>,
+    /// OCSF Detection Findings.
+    pub ocsf: Option<PathBuf>,
+}
+
+/// `[logging]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingSection {
+    /// `tracing` filter directives, e.g. `info` or `info,portolan_api=debug` (`RUST_LOG`
+    /// overrides).
+    pub level: String,
+    /// `text` (default) or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LoggingSection {
+    fn default() -> Self {
+        LoggingSection {
+            level: "info".to_string(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Command-line overrides applied after the file is read.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Replaces `data_dir` (relative to the working directory).
+    pub data_dir: Option<PathBuf>,
+    /// Replaces `api.listen`.
+    pub listen: Option<SocketAddr>,
+}
+
+/// Why the configuration cannot be used; every variant names the file, and the field when one
+/// is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Not TOML, a wrong type, or an unknown key (toml names the line, column and key).
+    #[error("{}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message.
+        message: String,
+    },
+    /// A field has a value that cannot be used.
+    #[error("{}: {field}: {reason}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Dotted field name, e.g. `hardware.ports[0].vdev`.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// The field at fault, when one is.
+    #[cfg(test)]
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+/// `base/p` unless `p` is absolute.
+fn rebase(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// True when DPDK's device-argument parser reads `s` back unchanged as one value.
+fn is_devarg_safe(s: &str) -> bool {
+    !s.is_empty()
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+~@:%".contains(&b))
+}
+
+/// Device arguments of `net_pcap` that name files.
+const NET_PCAP_FILE_ARGS: &[&str] = &["rx_pcap", "tx_pcap"];
+
+impl ApplianceConfig {
+    /// Reads, resolves and validates the configuration at `path`, with `overrides` applied.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<ApplianceConfig, ConfigError> {
+        let origin = std::path::absolute(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let text = std::fs::read_to_string(&origin).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, &origin, overrides)
+    }
+
+    /// Parses configuration text read from `origin` (an absolute path: relative paths inside are
+    /// resolved against its directory).
+    pub fn parse(
+        text: &str,
+        origin: &Path,
+        overrides: &Overrides,
+    ) -> Result<ApplianceConfig, ConfigError> {
+        let mut cfg: ApplianceConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.origin = origin.to_path_buf();
+        if let Some(d) = &overrides.data_dir {
+            cfg.data_dir = std::path::absolute(d).map_err(|e| cfg.invalid("data_dir", e))?;
+        }
+        if let Some(l) = overrides.listen {
+            cfg.api.listen = l;
+        }
+        cfg.resolve()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn invalid(&self, field: impl Into<String>, reason: impl ToString) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.origin.clone(),
+            field: field.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The configuration file's directory.
+    pub fn base_dir(&self) -> PathBuf {
+        self.origin
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
+    fn resolve(&mut self) -> Result<(), ConfigError> {
+        let base = self.base_dir();
+        self.data_dir = rebase(&base, &self.data_dir);
+        let data = self.data_dir.clone();
+        self.store.path = rebase(&data, &self.store.path);
+        self.api.resolve_paths(&data);
+        for p in [&mut self.outputs.eve, &mut self.outputs.ocsf]
+            .into_iter()
+            .flatten()
+        {
+            *p = rebase(&data, p);
+        }
+        for p in [
+            &mut self.control.roles,
+            &mut self.inputs.leases,
+            &mut self.inputs.device_states,
+            &mut self.dataplane.signatures,
+            &mut self.dataplane.ports,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *p = rebase(&base, p);
+        }
+        for p in &mut self.inputs.inventory {
+            *p = rebase(&base, p);
+        }
+        for i in 0..self.hardware.ports.len() {
+            let Some(vdev) = self.hardware.ports.get(i).and_then(|p| p.vdev.clone()) else {
+                continue;
+            };
+            let mut parts = vdev.split(',');
+            let mut out = parts.next().unwrap_or("").to_string();
+            for kv in parts {
+                out.push(',');
+                match kv.split_once('=') {
+                    Some((k, v)) if NET_PCAP_FILE_ARGS.contains(&k) => {
+                        let abs = rebase(&base, Path::new(v));
+                        let s = abs.to_str().filter(|s| is_devarg_safe(s)).ok_or_else(|| {
+                            self.invalid(
+                                format!("hardware.ports[{i}].vdev"),
+                                format!(
+                                    "{k} file {} has characters DPDK device arguments cannot carry \
+                                     (`,`, `=`, spaces, brackets, quotes); move or link it",
+                                    abs.display()
+                                ),
+                            )
+                        })?;
+                        out.push_str(k);
+                        out.push('=');
+                        out.push_str(s);
+                    }
+                    _ => out.push_str(kv),
+                }
+            }
+            if let Some(p) = self.hardware.ports.get_mut(i) {
+                p.vdev = Some(out);
+            }
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Err(invalid) = self.hardware.validate() {
+            let first = invalid.problems.first();
+            return Err(self.invalid(
+                format!(
+                    "hardware.{}",
+                    first.map_or("(unknown)", |p| p.field.as_str())
+                ),
+                invalid
+                    .problems
+                    .iter()
+                    .map(|p| format!("hardware.{p}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ));
+        }
+        self.api
+            .validate()
+            .map_err(|e| self.invalid(format!("api.{}", e.field), e.reason))?;
+        if self.dataplane.stats_interval_ms < MIN_STATS_INTERVAL_MS {
+            return Err(self.invalid(
+                "dataplane.stats_interval_ms",
+                format!("must be at least {MIN_STATS_INTERVAL_MS}"),
+            ));
+        }
+        if self.logging.level.trim().is_empty() {
+            return Err(self.invalid("logging.level", "must not be empty"));
+        }
+        let must_exist = |field: String, p: &Path, dir: bool| -> Result<(), ConfigError> {
+            let ok = if dir { p.is_dir() } else { p.is_file() };
+            if ok {
+                Ok(())
+            } else {
+                Err(self.invalid(
+                    field,
+                    format!(
+                        "{} {} does not exist (relative paths are relative to {})",
+                        if dir { "directory" } else { "file" },
+                        p.display(),
+                        self.base_dir().display()
+                    ),
+                ))
+            }
+        };
+        if let Some(p) = &self.control.roles {
+            must_exist("control.roles".into(), p, false)?;
+        }
+        for (i, p) in self.inputs.inventory.iter().enumerate() {
+            must_exist(format!("inputs.inventory[{i}]"), p, false)?;
+        }
+        if let Some(p) = &self.inputs.leases {
+            must_exist("inputs.leases".into(), p, false)?;
+        }
+        if let Some(p) = &self.inputs.device_states {
+            must_exist("inputs.device_states".into(), p, false)?;
+        }
+        if let Some(p) = &self.dataplane.signatures {
+            must_exist("dataplane.signatures".into(), p, true)?;
+        }
+        if let Some(p) = &self.dataplane.ports {
+            must_exist("dataplane.ports".into(), p, false)?;
+        }
+        for (i, port) in self.hardware.ports.iter().enumerate() {
+            if !port.is_net_pcap() {
+                continue;
+            }
+            for kv in port.device_string().split(',').skip(1) {
+                if let Some(("rx_pcap", v)) = kv.split_once('=') {
+                    must_exist(format!("hardware.ports[{i}].vdev"), Path::new(v), false)?;
+                }
+            }
+        }
+        if self.store.path.is_dir() {
+            return Err(self.invalid(
+                "store.path",
+                format!("{} is a directory", self.store.path.display()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../config/portolan.example.toml");
+
+    fn example_origin() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/portolan.example.toml")
+    }
+
+    fn parse(text: &str) -> Result<ApplianceConfig, ConfigError> {
+        ApplianceConfig::parse(text, &example_origin(), &Overrides::default())
+    }
+
+    #[test]
+    fn the_shipped_example_loads_with_paths_resolved() {
+        let cfg = ApplianceConfig::load(&example_origin(), &Overrides::default()).unwrap();
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        assert!(cfg.data_dir.starts_with(&root), "{}", cfg.data_dir.display());
+        assert!(cfg.store.path.starts_with(&cfg.data_dir));
+        assert!(cfg.api.tls.cert.starts_with(&cfg.data_dir));
+        assert!(cfg.api.tls.key.starts_with(&cfg.data_dir));
+        assert!(!cfg.api.plain_http, "TLS on by default");
+        assert_eq!(cfg.api.listen.to_string(), "127.0.0.1:9443");
+        let vdev = cfg.hardware.ports[0].vdev.as_deref().unwrap();
+        let capture = root.join("samples/egress-sample.pcap");
+        assert!(
+            vdev.contains(&format!("rx_pcap={}", capture.display())),
+            "{vdev}"
+        );
+        assert_eq!(cfg.hardware.worker_count(), 1);
+    }
+
+    #[test]
+    fn overrides_replace_the_data_dir_and_the_listen_address() {
+        let o = Overrides {
+            data_dir: Some(PathBuf::from("/tmp/portolan-x")),
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+        };
+        let cfg = ApplianceConfig::parse(EXAMPLE, &example_origin(), &o).unwrap();
+        assert_eq!(cfg.store.path, Path::new("/tmp/portolan-x/portolan.db"));
+        assert!(cfg.api.tls.cert.starts_with("/tmp/portolan-x"));
+        assert_eq!(cfg.api.listen.port(), 0);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_their_field() {
+        let e = parse(&format!("{EXAMPLE}\n[bogus]\nx = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let e = parse(&EXAMPLE.replace("[store]", "[store]\npathh = \"x.db\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pathh") && e.contains("line"), "{e}");
+        let e = parse(&EXAMPLE.replace("listen = \"127.0.0.1:9443\"", "listen = \"nowhere\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen"), "{e}");
+        let e = parse(&EXAMPLE.replace(
+            "listen = \"127.0.0.1:9443\"",
+            "listen = \"0.0.0.0:9443\"\nplain_http = true",
+        ))
+        .unwrap_err();
+        assert_eq!(e.field(), Some("api.plain_http"), "{e}");
+        let e = parse(&EXAMPLE.replace("samples/egress-sample.pcap", "samples/none.pcap"))
+            .unwrap_err();
+        assert_eq!(e.field(), Some("hardware.ports[0].vdev"), "{e}");
+        assert!(e.to_string().contains("none.pcap"), "{e}");
+        let e = parse(&EXAMPLE.replace("queues = [{ lcore = 1 }]", "queues = [{ lcore = 7 }]"))
+            .unwrap_err();
+        assert!(
+            e.field().is_some_and(|f| f.starts_with("hardware.")),
+            "{e}"
+        );
+        let e = parse(&EXAMPLE.replace("stats_interval_ms = 1000", "stats_interval_ms = 1"))
+            .unwrap_err();
+        assert_eq!(e.field(), Some("dataplane.stats_interval_ms"), "{e}");
+        let e = parse(&EXAMPLE.replace("start = \"after_first_inventory\"", "start = \"later\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("later") || e.contains("start"), "{e}");
+    }
+
+    #[test]
+    fn an_odd_capture_path_is_refused_before_dpdk_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join("a,b.pcap");
+        std::fs::write(&odd, b"x").unwrap();
+        let text = EXAMPLE.replace(
+            "../samples/egress-sample.pcap",
+            odd.to_str().unwrap(),
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.field(), Some("hardware.ports[0].vdev"), "{e}");
+    }
+}

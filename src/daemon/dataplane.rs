@@ -1,0 +1,401 @@
+//! The daemon's dataplane: starts the EAL as the hardware description says, configures every
+//! port and its RX queues, and runs one classifying worker per queue on its lcore until the end
+//! of its input (file-backed `net_pcap` queues) or until stopped; reports port and worker
+//! counters as the admin API shows them.
+//!
+//! Owns: the EAL arguments of a run (the description's, through `hwcheck::eal_args`), the port
+//! and mempool set-up from the description, launching and joining the workers, and turning
+//! counters into [`DataplaneStats`]. Must not: decode or classify packets (the dataplane crate's
+//! [`Worker`] and [`ClassifyObserver`] do, with the lcore loop [`Worker::poll`]), judge flows, or
+//! run on a worker lcore itself.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use portolan_api::{DataplaneStats, PortCounters, WorkerStats};
+use portolan_dataplane::dpdk::{
+    lcore, DpdkError, Eal, LcoreJob, PktMbufPool, Port, PortConfig as DpdkPortConfig, RssSetup,
+    TimestampField,
+};
+use portolan_dataplane::hwcheck::{eal_args, HwcheckOptions};
+use portolan_dataplane::replay::check_captures;
+use portolan_dataplane::worker::WorkerOutcome;
+use portolan_dataplane::{ClassifyObserver, FlowSink, Worker, WorkerConfig};
+use portolan_flow::FinishedFlow;
+use portolan_hwconfig::plan::rss_types;
+use portolan_hwconfig::rss::key_for_device;
+use portolan_hwconfig::{CoreList, HardwareDescription};
+use portolan_packet::LinkType;
+
+/// Why the dataplane could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    /// The description does not fit this machine or its captures.
+    #[error("{0}")]
+    Description(String),
+    /// A DPDK call failed.
+    #[error("{0}")]
+    Dpdk(#[from] DpdkError),
+}
+
+/// Where each worker sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerPlace {
+    /// Worker index (port order, then queue order).
+    pub worker_id: u32,
+    /// Its lcore.
+    pub lcore: u32,
+    /// DPDK port id.
+    pub port_id: u16,
+    /// RX queue.
+    pub queue: u16,
+}
+
+/// Finished flows are judged through the hand-off queue ([`ClassifyObserver`] queues a flow
+/// event as each flow ends); the flow records themselves are not kept by the daemon.
+struct DiscardFlows;
+
+impl<A> FlowSink<A> for DiscardFlows {
+    #[inline]
+    fn push_flow(&mut self, _flow: FinishedFlow<A>) {}
+}
+
+/// A port as configured.
+struct RunningPort {
+    port: Port,
+    name: String,
+}
+
+/// A started dataplane.
+pub struct LiveDataplane {
+    ports: Vec<RunningPort>,
+    places: Vec<WorkerPlace>,
+    jobs: Vec<Option<LcoreJob<WorkerOutcome<ClassifyObserver>>>>,
+    outcomes: Vec<Option<WorkerOutcome<ClassifyObserver>>>,
+    failures: Vec<String>,
+    stop: Arc<AtomicBool>,
+    _pool: Arc<PktMbufPool>,
+    eal: Eal,
+}
+
+impl std::fmt::Debug for LiveDataplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveDataplane")
+            .field("places", &self.places)
+            .field("eal", &self.eal.args())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `rx_pcap=` files of a `net_pcap` vdev string.
+fn rx_pcap_files(vdev: &str) -> Vec<PathBuf> {
+    vdev.split(',')
+        .skip(1)
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| *k == "rx_pcap")
+        .map(|(_, v)| PathBuf::from(v))
+        .collect()
+}
+
+/// The link type of each port's frames: the captures' for `net_pcap`, Ethernet otherwise.
+pub fn port_link_types(hw: &HardwareDescription) -> Result<Vec<LinkType>, DataplaneError> {
+    hw.ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if !p.is_net_pcap() {
+                return Ok(LinkType::Ethernet);
+            }
+            let files = rx_pcap_files(p.device_string());
+            if files.is_empty() {
+                return Err(DataplaneError::Description(format!(
+                    "hardware.ports[{i}].vdev: a net_pcap port needs at least one rx_pcap=FILE"
+                )));
+            }
+            check_captures(&files)
+                .map(|(link, _)| link)
+                .map_err(|e| DataplaneError::Description(format!("hardware.ports[{i}].vdev: {e}")))
+        })
+        .collect()
+}
+
+impl LiveDataplane {
+    /// Starts the EAL from `hw`, configures and starts every port, and launches one worker per RX
+    /// queue with `observers` (one per worker, in port then queue order). `link_types` come from
+    /// [`port_link_types`]. Runs once per process (the EAL cannot start twice).
+    pub fn start(
+        hw: &HardwareDescription,
+        link_types: &[LinkType],
+        observers: Vec<ClassifyObserver>,
+    ) -> Result<LiveDataplane, DataplaneError> {
+        let available = CoreList::allowed_for_this_process()
+            .map_err(|e| DataplaneError::Description(format!("cannot read this process's CPUs: {e}")))?;
+        hw.validate_cpus(&available)
+            .map_err(|e| DataplaneError::Description(format!("hardware: {e}")))?;
+        if observers.len() != hw.worker_count() {
+            return Err(DataplaneError::Description(format!(
+                "{} classifiers for {} workers",
+                observers.len(),
+                hw.worker_count()
+            )));
+        }
+        let args = eal_args(hw, &HwcheckOptions::default(), Some(&available));
+        tracing::info!(eal = %args.join(" "), "starting the DPDK EAL");
+        let eal = Eal::init_with_args(args)?;
+        let data_room = u16::try_from(hw.mempool.data_room).map_err(|_| {
+            DataplaneError::Description("hardware.mempool.data_room: above 65535".to_string())
+        })?;
+        let rx_descriptors = u16::try_from(hw.rings.rx_descriptors).map_err(|_| {
+            DataplaneError::Description("hardware.rings.rx_descriptors: above 65535".to_string())
+        })?;
+        let pool = PktMbufPool::create(
+            &eal,
+            "portolan_rx",
+            hw.mempool.mbufs,
+            hw.mempool.cache,
+            data_room,
+        )?;
+        let timestamp = TimestampField::lookup(&eal);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut ports = Vec::with_capacity(hw.ports.len());
+        let mut prepared = Vec::with_capacity(hw.worker_count());
+        let mut observers = observers.into_iter();
+        for (i, pc) in hw.ports.iter().enumerate() {
+            let name = pc.display_name(i);
+            let port_id = Port::id_by_name(&eal, pc.device_name()).map_err(|_| {
+                DataplaneError::Description(format!(
+                    "hardware.ports[{i}] ({}): DPDK did not probe this device; check the address \
+                     or vdev string (and that the driver is installed)",
+                    pc.device_name()
+                ))
+            })?;
+            let info = Port::info_of(&eal, port_id)?;
+            let rss = (pc.rx_queues > 1
+                && hw.offloads.symmetric_rss
+                && info.rss_offloads & rss_types::REQUIRED == rss_types::REQUIRED)
+                .then(|| key_for_device(&hw.rss.key, usize::from(info.hash_key_size)).ok())
+                .flatten()
+                .map(|key| RssSetup {
+                    key,
+                    rss_hf: rss_types::WANTED & info.rss_offloads,
+                });
+            let port_cfg = DpdkPortConfig {
+                rx_queues: pc.rx_queues,
+                tx_queues: 0,
+                rx_descriptors,
+                ..DpdkPortConfig::default()
+            };
+            let port = Port::configure_with_rss(&eal, port_id, &port_cfg, &pool, rss.as_ref())?;
+            port.start()?;
+            let link_type = link_types.get(i).copied().unwrap_or(LinkType::Ethernet);
+            let stop_at_end = pc.is_net_pcap();
+            for (q, queue) in pc.queues.iter().enumerate() {
+                let observer = observers.next().ok_or_else(|| {
+                    DataplaneError::Description("fewer classifiers than queues".to_string())
+                })?;
+                let worker_cfg = WorkerConfig {
+                    flow_table: hw.flow_table_config(),
+                    ..WorkerConfig::new(link_type)
+                };
+                let worker = Worker::new(worker_cfg, observer)
+                    .map_err(|e| DataplaneError::Description(format!("hardware.flow_table: {e}")))?;
+                let rxq = port.rx_queue(q as u16)?;
+                let place = WorkerPlace {
+                    worker_id: prepared.len() as u32,
+                    lcore: queue.lcore,
+                    port_id,
+                    queue: q as u16,
+                };
+                prepared.push((place, worker, rxq, stop_at_end));
+            }
+            ports.push(RunningPort { port, name });
+        }
+        let mut places = Vec::with_capacity(prepared.len());
+        let mut jobs = Vec::with_capacity(prepared.len());
+        for (place, mut worker, mut rxq, stop_at_end) in prepared {
+            let stop_flag = Arc::clone(&stop);
+            let launched = lcore::launch(&eal, place.lcore, move || {
+                let mut sink = DiscardFlows;
+                let cause = worker.poll(&mut rxq, timestamp, stop_at_end, &stop_flag, &mut sink);
+                drop(rxq);
+                worker.finish(&mut sink, cause)
+            });
+            match launched {
+                Ok(job) => {
+                    places.push(place);
+                    jobs.push(Some(job));
+                }
+                Err(e) => {
+                    stop.store(true, Ordering::SeqCst);
+                    for job in jobs.into_iter().flatten() {
+                        let _ = job.wait();
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        let n = jobs.len();
+        Ok(LiveDataplane {
+            ports,
+            places,
+            jobs,
+            outcomes: (0..n).map(|_| None).collect(),
+            failures: Vec::new(),
+            stop,
+            _pool: pool,
+            eal,
+        })
+    }
+
+    /// Where the workers run.
+    pub fn places(&self) -> &[WorkerPlace] {
+        &self.places
+    }
+
+    /// Collects the workers that have returned; true when every worker has.
+    pub fn reap(&mut self) -> bool {
+        for (i, slot) in self.jobs.iter_mut().enumerate() {
+            if slot.as_ref().is_some_and(LcoreJob::is_finished) {
+                if let Some(job) = slot.take() {
+                    match job.wait() {
+                        Ok(outcome) => {
+                            if let Some(o) = self.outcomes.get_mut(i) {
+                                *o = Some(outcome);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(worker = i, error = %e, "dataplane worker failed");
+                            self.failures.push(format!("worker {i}: {e}"));
+                        }
+                    }
+                }
+            }
+        }
+        self.jobs.iter().all(Option::is_none)
+    }
+
+    /// Asks every worker to stop, waits for them, and returns the failures met.
+    pub fn stop_and_join(&mut self) -> Vec<String> {
+        self.stop.store(true, Ordering::SeqCst);
+        for (i, slot) in self.jobs.iter_mut().enumerate() {
+            if let Some(job) = slot.take() {
+                match job.wait() {
+                    Ok(outcome) => {
+                        if let Some(o) = self.outcomes.get_mut(i) {
+                            *o = Some(outcome);
+                        }
+                    }
+                    Err(e) => self.failures.push(format!("worker {i}: {e}")),
+                }
+            }
+        }
+        self.failures.clone()
+    }
+
+    /// The counters now: the ports' own (live), and per worker its queue's port counters while it
+    /// runs, or its full counters once it has returned. `live_protocols` holds the flows the
+    /// control plane received per worker and protocol (live).
+    pub fn stats(&self, live_protocols: &[BTreeMap<String, u64>]) -> DataplaneStats {
+        let mut ports = Vec::with_capacity(self.ports.len());
+        let mut queue_counts: BTreeMap<(u16, u16), (u64, u64)> = BTreeMap::new();
+        for rp in &self.ports {
+            let id = rp.port.id();
+            match rp.port.stats() {
+                Ok(s) => {
+                    for (q, (p, b)) in s.q_ipackets.iter().zip(s.q_ibytes.iter()).enumerate() {
+                        queue_counts.insert((id, q as u16), (*p, *b));
+                    }
+                    ports.push(PortCounters {
+                        port_id: id,
+                        name: rp.name.clone(),
+                        rx_packets: s.ipackets,
+                        rx_bytes: s.ibytes,
+                        rx_missed: s.imissed,
+                        rx_errors: s.ierrors,
+                        rx_nombuf: s.rx_nombuf,
+                    });
+                }
+                Err(e) => tracing::debug!(port = id, error = %e, "port statistics unavailable"),
+            }
+        }
+        let workers = self
+            .places
+            .iter()
+            .enumerate()
+            .map(|(i, place)| {
+                let mut w = WorkerStats {
+                    worker_id: place.worker_id,
+                    lcore: place.lcore,
+                    port_id: place.port_id,
+                    queue: place.queue,
+                    ..WorkerStats::default()
+                };
+                match self.outcomes.get(i).and_then(Option::as_ref) {
+                    Some(o) => {
+                        let c = &o.counters;
+                        w.packets = c.packets;
+                        w.bytes = c.bytes;
+                        w.drops = c
+                            .drops_by_reason()
+                            .map(|(r, n)| (r.as_str().to_string(), n))
+                            .collect();
+                        w.flows_created = o.table_stats.created;
+                        w.flows_active = 0;
+                        let report = o.observer.report();
+                        w.ring_drops = report.ring_drops;
+                        w.protocols = report
+                            .app_protos
+                            .iter()
+                            .map(|(k, v)| ((*k).to_string(), *v))
+                            .collect();
+                    }
+                    None => {
+                        if let Some((p, b)) = queue_counts.get(&(place.port_id, place.queue)) {
+                            w.packets = *p;
+                            w.bytes = *b;
+                        }
+                        if let Some(protos) = live_protocols.get(i) {
+                            w.protocols = protos.clone();
+                        }
+                    }
+                }
+                w
+            })
+            .collect();
+        DataplaneStats {
+            updated_at: Some(portolan_control::timestamp::format_rfc3339(
+                portolan_control::timestamp::now_us(),
+            )),
+            ports,
+            workers,
+        }
+    }
+
+    /// One line per worker for the log once every worker has returned.
+    pub fn summary(&self) -> Vec<String> {
+        self.places
+            .iter()
+            .zip(self.outcomes.iter())
+            .filter_map(|(place, o)| {
+                let o = o.as_ref()?;
+                let r = o.observer.report();
+                Some(format!(
+                    "worker {} (lcore {}, port {} queue {}): {} packets, {} decoded, {} flows, {} classified, {} port mismatches, {} flow events, {} ring drops",
+                    place.worker_id,
+                    place.lcore,
+                    place.port_id,
+                    place.queue,
+                    o.counters.packets,
+                    o.counters.decoded,
+                    o.table_stats.created,
+                    r.decided_flows,
+                    r.port_mismatches,
+                    r.flow_events,
+                    r.ring_drops
+                ))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,451 @@
+//! `portolan run --config FILE`: the appliance daemon. The dataplane from the hardware
+//! description (one classifying worker per RX queue on its lcore), the flow hand-off into the
+//! control plane, the SQLite store, and the admin API over TLS, in one process.
+//!
+//! Owns: the start-up order and the threads. Everything that is not a worker — the tokio runtime
+//! serving the API, the flow-event drain thread feeding the control plane — is created *before*
+//! the EAL starts and pinned to the description's control cores (threads created after
+//! `rte_eal_init` would inherit the main lcore's single-CPU affinity). Then the EAL starts on the
+//! main thread, which publishes statistics until shutdown. Signals: SIGTERM/SIGINT stop the
+//! workers, drain their last flows into the control plane, write the learning counts and close
+//! the API gracefully; SIGHUP (like `POST /api/v1/reload`) re-reads roles, baselines and
+//! exceptions without touching the dataplane.
+//!
+//! Start policy (`dataplane.start`): `immediately`, or `after_first_inventory`, which holds the
+//! dataplane until the store has a device — so a capture replayed through `net_pcap` is judged
+//! with the inventory pushed through the API in place. With `net_pcap` ports the workers end at
+//! the end of their captures and the daemon keeps serving the API.
+//!
+//! Must not: log secrets (tokens, keys), judge flows (the control plane does), or poll packets
+//! on the main thread.
+
+mod dataplane;
+mod feed;
+mod registry;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Args;
+use portolan_api::{
+    ApiServer, ApiState, ControlHandle, DataplaneStatsHandle, Readiness, ReloadPlan, RolesSource,
+    TokenStore,
+};
+use portolan_classify::{CacheDir, Classifier, ClassifyConfig, CompiledSignatures};
+use portolan_control::{ControlPlane, Store};
+use portolan_dataplane::{flow_event_queues, ClassifyObserver, DrainOptions, FlowEventDrain};
+
+use crate::config::{ApplianceConfig, LogFormat, LoggingSection, Overrides, StartPolicy};
+use crate::Failure;
+use dataplane::{port_link_types, LiveDataplane};
+use feed::{EngineFeed, LiveProtocols};
+use registry::DataplaneBaseline;
+
+/// Actor recorded in the audit log for imports the daemon makes from `[inputs]`.
+const STARTUP_ACTOR: &str = "portolan-run";
+
+/// Tokio worker threads serving the API (on the control cores).
+const API_THREADS: usize = 2;
+
+/// Options of `portolan run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Appliance configuration (TOML), e.g. config/portolan.example.toml.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Listen on this address instead of the configuration's `api.listen` (port 0: any free
+    /// port; the log line `admin API listening on ...` gives it).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Use this data folder instead of the configuration's `data_dir`.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+/// What the main thread waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DaemonEvent {
+    /// SIGTERM or SIGINT.
+    Shutdown(&'static str),
+}
+
+/// Creates `dir` (and its parents) with mode 0700 when missing.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
+fn init_logging(cfg: &LoggingSection) -> Result<(), Failure> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = match EnvFilter::try_from_default_env() {
+        Ok(f) => f,
+        Err(_) => EnvFilter::try_new(&cfg.level)
+            .map_err(|e| Failure::bad_input(format!("logging.level {:?}: {e}", cfg.level)))?,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let result = match cfg.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    result.map_err(|e| Failure::runtime(format!("cannot start logging: {e}")))
+}
+
+/// Pins the calling thread to `cpus` (the control cores); a failure is logged, not fatal.
+fn pin_to(cpus: &[u32]) {
+    use nix::sched::{sched_setaffinity, CpuSet};
+    use nix::unistd::Pid;
+    let mut set = CpuSet::new();
+    for &c in cpus {
+        if set.set(c as usize).is_err() {
+            tracing::warn!(cpu = c, "control core out of range; thread left unpinned");
+            return;
+        }
+    }
+    if let Err(e) = sched_setaffinity(Pid::from_raw(0), &set) {
+        tracing::warn!(cpus = ?cpus, error = %e, "cannot pin a control-plane thread");
+    }
+}
+
+/// Waits for SIGTERM/SIGINT (tells the main thread) and SIGHUP (reloads roles, baselines and
+/// exceptions through the same path as `POST /api/v1/reload`).
+async fn handle_signals(control: ControlHandle, events: mpsc::Sender<DaemonEvent>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the daemon with SIGKILL");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                let _ = events.send(DaemonEvent::Shutdown("SIGTERM"));
+            }
+            _ = int.recv() => {
+                let _ = events.send(DaemonEvent::Shutdown("SIGINT"));
+            }
+            _ = hup.recv() => {
+                let c = control.clone();
+                let result = tokio::task::spawn_blocking(move || {
+                    c.reload("system:SIGHUP", "SIGHUP received: roles file re-read")
+                })
+                .await;
+                match result {
+                    Ok(Ok(r)) => tracing::info!(
+                        roles = r.roles,
+                        exceptions = r.exceptions,
+                        warnings = r.warnings.len(),
+                        "SIGHUP: roles, baselines and exceptions reloaded"
+                    ),
+                    Ok(Err(e)) => tracing::error!(error = %e, "SIGHUP: reload failed; previous roles stay in force"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
+                }
+            }
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub fn run_daemon(args: RunArgs) -> Result<(), Failure> {
+    let overrides = Overrides {
+        data_dir: args.data_dir,
+        listen: args.listen,
+    };
+    let cfg = ApplianceConfig::load(&args.config, &overrides)
+        .map_err(|e| Failure::bad_input(e.to_string()))?;
+    init_logging(&cfg.logging)?;
+    tracing::info!(config = %cfg.origin.display(), data_dir = %cfg.data_dir.display(), "portolan run starting");
+    let result = run(&cfg);
+    if let Err(f) = &result {
+        tracing::error!(error = %f.message, "portolan run failed");
+    }
+    result
+}
+
+fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
+    let hw = &cfg.hardware;
+    create_private_dir(&cfg.data_dir)
+        .map_err(|e| Failure::runtime(format!("data_dir {}: {e}", cfg.data_dir.display())))?;
+    if let Some(dir) = cfg.store.path.parent() {
+        create_private_dir(dir)
+            .map_err(|e| Failure::runtime(format!("store folder {}: {e}", dir.display())))?;
+    }
+
+    // Captures, signatures and the port registry: bad input fails before anything starts.
+    let link_types = port_link_types(hw).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let sig_dir = crate::signature_dir(cfg.dataplane.signatures.clone())?;
+    let (sigs, db) = CompiledSignatures::load(&sig_dir, &CacheDir::Default)
+        .map_err(|e| Failure::bad_input(format!("signatures {}: {e}", sig_dir.display())))?;
+    let sigs = Arc::new(sigs);
+    let mut registry = sigs.port_registry();
+    if let Some(p) = &cfg.dataplane.ports {
+        registry
+            .apply_override_file(p)
+            .map_err(|e| Failure::bad_input(format!("dataplane.ports: {e}")))?;
+    }
+    let registry = Arc::new(registry);
+    tracing::info!(
+        protocols = sigs.signatures().len(),
+        patterns = db.patterns,
+        dir = %sig_dir.display(),
+        "signatures loaded"
+    );
+
+    // The control plane over the store.
+    let store = Store::open_with(&cfg.store.path, cfg.store.durability)
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let roles_source = match &cfg.control.roles {
+        Some(p) => RolesSource::File(p.clone()),
+        None => RolesSource::Shipped,
+    };
+    let roles = roles_source
+        .load()
+        .map_err(|e| Failure::bad_input(format!("control.roles: {e}")))?;
+    let control_config = cfg.control.control_config();
+    let mut engine = ControlPlane::new(store, roles, control_config.clone())
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    engine.set_port_registry(Box::new(DataplaneBaseline(Arc::clone(&registry))));
+    for w in engine.startup_warnings() {
+        tracing::warn!("{w}");
+    }
+    if !cfg.inputs.inventory.is_empty() {
+        engine
+            .import_inventory(&cfg.inputs.inventory, STARTUP_ACTOR)
+            .map_err(|e| Failure::bad_input(format!("inputs.inventory: {e}")))?;
+    }
+    if let Some(p) = &cfg.inputs.leases {
+        engine
+            .import_leases(p, STARTUP_ACTOR)
+            .map_err(|e| Failure::bad_input(format!("inputs.leases: {e}")))?;
+    }
+    if let Some(p) = &cfg.inputs.device_states {
+        engine
+            .import_device_states(p)
+            .map_err(|e| Failure::bad_input(format!("inputs.device_states: {e}")))?;
+    }
+    tracing::info!(
+        store = %cfg.store.path.display(),
+        devices = engine.device_count(),
+        findings = engine.findings().len(),
+        roles = engine.roles().roles().len(),
+        "control plane ready"
+    );
+    let engine = Arc::new(Mutex::new(engine));
+    let factory_registry = Arc::clone(&registry);
+    let plan = ReloadPlan {
+        roles: roles_source,
+        config: control_config,
+        registry: Some(Arc::new(move || {
+            Box::new(DataplaneBaseline(Arc::clone(&factory_registry))) as _
+        })),
+    };
+    let control = ControlHandle::new(Arc::clone(&engine), plan)
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let tokens =
+        Arc::new(TokenStore::open(&cfg.store.path).map_err(|e| Failure::runtime(e.to_string()))?);
+    match tokens.list() {
+        Ok(list) if list.iter().all(|t| t.revoked_at.is_some()) => tracing::warn!(
+            "no live API token: create one with `portolan token create --config {} --role admin`",
+            cfg.origin.display()
+        ),
+        Ok(_) => {}
+        Err(e) => return Err(Failure::runtime(e.to_string())),
+    }
+    let stats = DataplaneStatsHandle::new();
+    let readiness = Readiness::new();
+    let state = ApiState::with_stats(control.clone(), tokens, stats.clone(), readiness.clone());
+
+    // Classifiers (Hyperscan scratch), hand-off queues and the drain thread: before the EAL.
+    let workers = hw.worker_count();
+    let classify_config = ClassifyConfig {
+        max_bytes: hw.inspection.bytes_per_direction,
+        max_packets: hw.inspection.packets_per_direction,
+        ..ClassifyConfig::default()
+    };
+    let (senders, receiver) = flow_event_queues(workers, hw.rings.handoff as usize)
+        .map_err(|e| Failure::bad_input(format!("hardware.rings.handoff: {e}")))?;
+    let mut observers = Vec::with_capacity(workers);
+    for (i, tx) in senders.into_iter().enumerate() {
+        let classifier = Classifier::new(Arc::clone(&sigs), classify_config)
+            .map_err(|e| Failure::runtime(format!("classifier for worker {i}: {e}")))?;
+        observers.push(ClassifyObserver::new(
+            i as u16,
+            classifier,
+            Arc::clone(&registry),
+            Some(tx),
+        ));
+    }
+    let live_protocols: LiveProtocols = Arc::new(Mutex::new(Vec::new()));
+    let feed = EngineFeed::new(
+        Arc::clone(&engine),
+        workers,
+        Arc::clone(&live_protocols),
+        cfg.outputs.eve.as_deref(),
+        cfg.outputs.ocsf.as_deref(),
+    )
+    .map_err(Failure::runtime)?;
+    let control_cpus = hw.control_cores();
+    let drain = FlowEventDrain::spawn(
+        receiver,
+        feed,
+        DrainOptions {
+            cpus: control_cpus.clone(),
+            ..DrainOptions::default()
+        },
+    )
+    .map_err(|e| Failure::runtime(format!("cannot start the flow event thread: {e}")))?;
+
+    // The API runtime: threads pinned to the control cores, created before the EAL.
+    let pin_cpus = control_cpus.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(API_THREADS)
+        .thread_name("portolan-api")
+        .enable_all()
+        .on_thread_start(move || pin_to(&pin_cpus))
+        .build()
+        .map_err(|e| Failure::runtime(format!("cannot start the API runtime: {e}")))?;
+    let server = runtime
+        .block_on(ApiServer::bind(&cfg.api, state))
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api_task = runtime.spawn(server.run(async move {
+        let _ = api_stopped.await;
+    }));
+    let (events_tx, events) = mpsc::channel::<DaemonEvent>();
+    runtime.spawn(handle_signals(control.clone(), events_tx));
+    readiness.set_ready(true);
+
+    let interval = Duration::from_millis(cfg.dataplane.stats_interval_ms);
+    let mut shutdown: Option<&'static str> = None;
+    if cfg.dataplane.start == StartPolicy::AfterFirstInventory && device_count(&engine) == 0 {
+        tracing::info!(
+            "dataplane waits for the first inventory (POST /api/v1/inventory) before polling"
+        );
+        while device_count(&engine) == 0 {
+            match events.recv_timeout(Duration::from_millis(200)) {
+                Ok(DaemonEvent::Shutdown(sig)) => {
+                    shutdown = Some(sig);
+                    break;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    shutdown = Some("signal handler gone");
+                    break;
+                }
+            }
+        }
+    }
+
+    let mut dataplane: Option<LiveDataplane> = None;
+    let mut failure: Option<Failure> = None;
+    if shutdown.is_none() {
+        match LiveDataplane::start(hw, &link_types, observers) {
+            Ok(dp) => {
+                let lcores: Vec<u32> = dp.places().iter().map(|p| p.lcore).collect();
+                tracing::info!(workers = lcores.len(), lcores = ?lcores, control_cores = ?control_cpus, "dataplane started");
+                dataplane = Some(dp);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "dataplane did not start");
+                failure = Some(match e {
+                    dataplane::DataplaneError::Description(m) => Failure::bad_input(m),
+                    other => Failure::runtime(other.to_string()),
+                });
+            }
+        }
+    } else {
+        drop(observers);
+    }
+
+    // Publish statistics until shutdown; note when file-backed workers reach their end.
+    let mut finished = false;
+    while shutdown.is_none() && failure.is_none() {
+        if let Some(dp) = dataplane.as_mut() {
+            if !finished && dp.reap() {
+                finished = true;
+                for line in dp.summary() {
+                    tracing::info!("{line}");
+                }
+                tracing::info!(
+                    "dataplane finished (end of its captures); the admin API keeps serving until SIGTERM"
+                );
+            }
+            let protos = live_protocols.lock().map(|p| p.clone()).unwrap_or_default();
+            stats.publish(dp.stats(&protos));
+        }
+        match events.recv_timeout(interval) {
+            Ok(DaemonEvent::Shutdown(sig)) => shutdown = Some(sig),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => shutdown = Some("signal handler gone"),
+        }
+    }
+    if let Some(sig) = shutdown {
+        tracing::info!(signal = sig, "shutting down");
+    }
+
+    // Shutdown: stop the workers (their open flows end and are queued), drain the queues into
+    // the control plane, write the learning counts, then close the API.
+    readiness.set_ready(false);
+    if let Some(dp) = dataplane.as_mut() {
+        for f in dp.stop_and_join() {
+            tracing::error!("{f}");
+        }
+        let protos = live_protocols.lock().map(|p| p.clone()).unwrap_or_default();
+        stats.publish(dp.stats(&protos));
+    }
+    match drain.finish() {
+        Ok((mut feed, drained)) => {
+            feed.finish();
+            let t = feed.totals();
+            tracing::info!(
+                flow_events = drained.received,
+                alerts = t.alerts,
+                unreadable = t.unreadable,
+                failed_batches = t.failed_batches,
+                "flow hand-off drained"
+            );
+        }
+        Err(e) => tracing::error!(error = %e, "flow event thread failed"),
+    }
+    match engine.lock() {
+        Ok(mut e) => {
+            if let Err(err) = e.flush() {
+                tracing::error!(error = %err, "cannot write the learning counts");
+            }
+        }
+        Err(_) => tracing::error!("control-plane lock poisoned at shutdown"),
+    }
+    let _ = stop_api.send(());
+    if let Err(e) = runtime.block_on(api_task) {
+        tracing::error!(error = %e, "admin API task failed");
+    }
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    drop(dataplane);
+    tracing::info!("stopped");
+    match failure {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
+}
+
+fn device_count(engine: &Arc<Mutex<ControlPlane>>) -> usize {
+    engine.lock().map(|e| e.device_count()).unwrap_or(0)
+}

@@ -1,0 +1,75 @@
+//! Protocol identification accuracy on the shared nDPI-labelled captures (issue 3): runs
+//! `scripts/accuracy` with this build's `portolan` and checks the goals — at least 97% of the
+//! scored flows agree overall, and at least 90% for every protocol with five or more scored
+//! flows. Skips, saying so, when `../shared/pcaps/ndpi` is absent.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+const OVERALL_GOAL: f64 = 97.0;
+const PER_PROTOCOL_GOAL: f64 = 90.0;
+const MIN_SCORED: u64 = 5;
+
+#[test]
+fn ndpi_labelled_captures_meet_the_accuracy_goals() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pcaps = root.join("../shared/pcaps/ndpi");
+    if !pcaps.join("labels.tsv").is_file() {
+        eprintln!(
+            "SKIPPED: {} is absent (the shared nDPI captures are not mounted here)",
+            pcaps.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("accuracy.json");
+    let out = Command::new("python3")
+        .arg(root.join("scripts/accuracy"))
+        .arg("--portolan")
+        .arg(env!("CARGO_BIN_EXE_portolan"))
+        .arg("--pcaps")
+        .arg(&pcaps)
+        .arg("--json")
+        .arg(&json)
+        .arg("--diff")
+        .output()
+        .expect("run python3 scripts/accuracy (python3 is required for this test)");
+    let table = String::from_utf8_lossy(&out.stdout);
+    println!("{table}");
+    assert!(
+        out.status.success(),
+        "scripts/accuracy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("accuracy JSON"))
+        .expect("accuracy JSON parses");
+    assert_eq!(
+        r["errors"].as_object().map(|e| e.len()),
+        Some(0),
+        "every capture must replay: {}",
+        r["errors"]
+    );
+    let overall = r["overall"]["percent"].as_f64().expect("overall percent");
+    let scored = r["overall"]["scored"].as_u64().unwrap_or(0);
+    assert!(scored >= 1000, "only {scored} flows were scored");
+    let mut below = Vec::new();
+    if let Some(protocols) = r["protocols"].as_object() {
+        for (name, p) in protocols {
+            let n = p["scored"].as_u64().unwrap_or(0);
+            let pct = p["percent"].as_f64().unwrap_or(0.0);
+            if n >= MIN_SCORED && pct < PER_PROTOCOL_GOAL {
+                below.push(format!("{name} {pct:.1}% of {n}"));
+            }
+        }
+    }
+    assert!(
+        overall >= OVERALL_GOAL,
+        "overall {overall:.1}% < {OVERALL_GOAL}%\n{table}"
+    );
+    assert!(
+        below.is_empty(),
+        "protocols below {PER_PROTOCOL_GOAL}% (with >= {MIN_SCORED} scored flows): {}\n{table}",
+        below.join(", ")
+    );
+}

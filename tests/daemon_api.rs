@@ -1,0 +1,578 @@
+//! `portolan run` end to end: the real daemon (DPDK net_pcap replaying `samples/egress-sample.pcap`,
+//! Hyperscan classification, the SQLite store, the admin API over TLS) driven over HTTPS on loopback
+//! with tokens created by `portolan token create`.
+//!
+//! Design of the replay: the shipped example configuration says `dataplane.start =
+//! "after_first_inventory"`, so the daemon serves the API at once and holds the dataplane until the
+//! inventory is pushed through `POST /api/v1/inventory`; the capture is then judged with the
+//! inventory in place. A restart over the same data folder replays the capture again (the store
+//! already holds devices), which is how the "next verdict" after a baseline change is observed.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portolan");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Daemons in this binary run one at a time: each starts a DPDK EAL and the machine is small.
+static ONE_DAEMON: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    ONE_DAEMON.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn example_config() -> PathBuf {
+    Path::new(ROOT).join("config/portolan.example.toml")
+}
+
+fn sample_capture() -> PathBuf {
+    Path::new(ROOT).join("samples/egress-sample.pcap")
+}
+
+/// Frames in a capture, counted by reading it.
+fn capture_frames(path: &Path) -> u64 {
+    let mut r = portolan_packet::capture::CaptureReader::open(path).expect("capture");
+    let mut n = 0;
+    while r.next_record().expect("record").is_some() {
+        n += 1;
+    }
+    n
+}
+
+/// `portolan token create`; the token is the only thing on stdout.
+fn create_token(config: &Path, data_dir: &Path, role: &str, label: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["token", "create", "--config"])
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--role", role, "--label", label])
+        .output()
+        .expect("run portolan token create");
+    assert!(
+        out.status.success(),
+        "token create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf8");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one token alone on stdout: {stdout:?}");
+    assert!(lines[0].starts_with("ptl_"), "{stdout:?}");
+    lines[0].to_string()
+}
+
+/// A running `portolan run`.
+struct Daemon {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<Vec<String>>>,
+    client: reqwest::Client,
+}
+
+impl Daemon {
+    /// Starts the daemon on an ephemeral port and waits for its `admin API listening on` line.
+    fn start(config: &Path, data_dir: &Path) -> Daemon {
+        let mut child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn portolan run");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some((_, url)) = line.split_once("admin API listening on ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(90)) {
+            Ok(u) => u,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "no listening line within 90 s; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+        let pem = std::fs::read(data_dir.join("tls/api-cert.pem")).expect("self-signed certificate");
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        Daemon {
+            child,
+            url,
+            log,
+            client,
+        }
+    }
+
+    fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .get(self.at(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .post(self.at(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until the dataplane has replayed `frames` frames and the control plane has judged
+    /// every flow the workers handed off.
+    async fn wait_for_replay(&self, token: &str, frames: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let (status, stats) = self.get("/api/v1/stats", token).await;
+            assert_eq!(status, StatusCode::OK, "{stats}");
+            let done = stats["workers"].as_array().is_some_and(|w| {
+                !w.is_empty()
+                    && w.iter().map(|w| w["packets"].as_u64().unwrap_or(0)).sum::<u64>() == frames
+                    && w.iter().all(|w| w["flows_created"].as_u64().unwrap_or(0) > 0)
+            });
+            if done && self.log_text().contains("dataplane finished") {
+                // The drain thread judges the last flows within a few milliseconds.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                return stats;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replay did not finish; stats {stats}; log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until a log line contains `text`.
+    async fn wait_for_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.log_text().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {text:?}; log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    fn stop(mut self) -> String {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // Let the reader thread take the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                let log = self.log_text();
+                assert!(status.success(), "exit {status}; log:\n{log}");
+                return log;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("no exit within 60 s of SIGTERM; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, sig).expect("signal");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // A failed assertion must not leave the daemon running.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn problem_field(body: &Value) -> Option<&str> {
+    body["field"].as_str()
+}
+
+async fn import_sample_inventory(d: &Daemon, admin: &str) -> Value {
+    let inventory = std::fs::read(Path::new(ROOT).join("samples/inventory.json")).expect("inventory");
+    let r = d
+        .client
+        .post(d.at("/api/v1/inventory"))
+        .bearer_auth(admin)
+        .body(inventory)
+        .send()
+        .await
+        .expect("import");
+    let status = r.status();
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+async fn all_alerts(d: &Daemon, token: &str) -> Vec<Value> {
+    let (status, body) = d.get("/api/v1/alerts?limit=1000", token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["alerts"].as_array().cloned().unwrap_or_default()
+}
+
+/// Value of the sample `name{labels}` in a scrape (labels given as `key=value` pairs).
+fn metric(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(k).is_some_and(|x| x == *v))
+        })
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+async fn scrape(d: &Daemon, token: &str) -> prometheus_parse::Scrape {
+    let r = d
+        .client
+        .get(d.at("/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(r.status(), StatusCode::OK);
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with("text/plain"), "{ct}");
+    let text = r.text().await.expect("text");
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let parsed = prometheus_parse::Scrape::parse(lines).expect("Prometheus text format");
+    assert!(!parsed.samples.is_empty());
+    assert!(
+        parsed.samples.iter().all(|s| s.metric.starts_with("portolan_")),
+        "every metric carries the portolan_ prefix"
+    );
+    parsed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_replays_the_sample_and_serves_alerts_securely_across_a_restart() {
+    let _one = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let config = example_config();
+    let admin = create_token(&config, &data, "admin", "test-admin");
+    let analyst = create_token(&config, &data, "analyst", "test-analyst");
+    let viewer = create_token(&config, &data, "viewer", "test-viewer");
+    let frames = capture_frames(&sample_capture());
+    assert!(frames > 1000, "{frames}");
+
+    let d = Daemon::start(&config, &data);
+    d.wait_for_log("waits for the first inventory").await;
+
+    // Health needs no token; everything else does.
+    let r = d.client.get(d.at("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = d.client.get(d.at("/api/v1/alerts")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/problem+json"));
+    let (status, _) = d.get("/api/v1/alerts", "ptl_not-a-token").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // A viewer may read, not write.
+    let (status, body) = d.post("/api/v1/device-states", &viewer, json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let r = d
+        .client
+        .post(d.at("/api/v1/inventory"))
+        .bearer_auth(&viewer)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // Bad JSON names the field; an oversized body is refused before it is read.
+    let (status, body) = d
+        .post(
+            "/api/v1/roles/mail/baseline",
+            &admin,
+            json!({"reason": "x", "pairings": [{"app_proto": "tls", "port": "many"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(problem_field(&body), Some("pairings[0].port"), "{body}");
+    let r = d
+        .client
+        .post(d.at("/api/v1/exceptions"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body("{\"id\": \"x\", \"kind\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let big = vec![b' '; 2 * 1024 * 1024];
+    let r = d
+        .client
+        .post(d.at("/api/v1/device-states"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Nothing is judged before the inventory is in place.
+    assert!(all_alerts(&d, &viewer).await.is_empty());
+
+    // Import, then the capture is replayed and judged.
+    let imported = import_sample_inventory(&d, &admin).await;
+    assert!(imported["devices"].as_u64().unwrap() >= 3, "{imported}");
+    let stats = d.wait_for_replay(&viewer, frames).await;
+    let port = &stats["ports"][0];
+    assert_eq!(port["rx_packets"].as_u64(), Some(frames), "{stats}");
+    assert_eq!(port["name"], "egress");
+    let w = &stats["workers"][0];
+    assert_eq!(w["lcore"], 1);
+    assert_eq!(w["ring_drops"], 0);
+    assert!(w["protocols"]["tls"].as_u64().unwrap() > 0, "{stats}");
+    assert!(w["drops"].as_object().is_some());
+
+    let alerts = all_alerts(&d, &viewer).await;
+    assert!(!alerts.is_empty(), "the sample raises alerts; log:\n{}", d.log_text());
+    let inventory_alert = alerts
+        .iter()
+        .find(|a| a["device_udid"].is_string() && a["bundle_id"].is_string())
+        .expect("an alert on an inventoried device attributed to an app");
+    let ev = &inventory_alert["evidence"];
+    assert_eq!(ev["device"]["in_inventory"], true, "{inventory_alert}");
+    assert!(ev["app"]["bundle_id"].is_string());
+    assert!(ev["baseline"]["explanation"].is_string());
+    assert!(!inventory_alert["reasons"].as_array().unwrap().is_empty());
+    assert_ne!(inventory_alert["dest_port"], 443);
+    for a in &alerts {
+        assert!(a["score"].as_f64().unwrap() > 0.0);
+        assert_eq!(a["status"], "open");
+    }
+
+    // Metrics: Prometheus text, agreeing with the capture.
+    let m = scrape(&d, &viewer).await;
+    assert_eq!(
+        metric(&m, "portolan_worker_packets_total", &[("worker", "0")]),
+        Some(frames as f64)
+    );
+    assert_eq!(
+        metric(&m, "portolan_control_alerts_total", &[]),
+        Some(alerts.len() as f64)
+    );
+    assert!(metric(&m, "portolan_worker_protocol_flows_total", &[("app_proto", "tls")])
+        .is_some_and(|v| v > 0.0));
+
+    // The analyst acknowledges one alert; a viewer cannot.
+    let id = inventory_alert["id"].as_i64().unwrap();
+    let ack = format!("/api/v1/alerts/{id}/ack");
+    let (status, _) = d.post(&ack, &viewer, json!({"note": "mine"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = d
+        .post(&ack, &analyst, json!({"note": "asked the mail team"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "acknowledged");
+    let log = d.stop();
+    assert!(log.contains("flow hand-off drained"), "{log}");
+    for secret in [&admin, &analyst, &viewer] {
+        assert!(!log.contains(secret.as_str()), "a token was logged");
+    }
+
+    // Restart over the same data folder: the store has devices, so the capture is replayed at
+    // once; the acknowledgement survives.
+    let d = Daemon::start(&config, &data);
+    let (status, body) = d.get(&format!("/api/v1/alerts/{id}"), &viewer).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "acknowledged", "{body}");
+    assert_eq!(body["acknowledged"]["note"], "asked the mail team");
+    assert!(body["acknowledged"]["by"]
+        .as_str()
+        .unwrap()
+        .contains("test-analyst"));
+    d.wait_for_replay(&viewer, frames).await;
+    let (_, body) = d.get(&format!("/api/v1/alerts/{id}"), &viewer).await;
+    assert_eq!(body["status"], "acknowledged");
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baseline_change_is_audited_and_changes_the_next_verdict_and_sighup_reloads_roles() {
+    let _one = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    // A copy of the example whose roles come from a file the test edits, and whose inventory is
+    // imported at start-up (the dataplane starts at once).
+    let roles = dir.path().join("roles.toml");
+    std::fs::write(&roles, portolan_control::roles::SHIPPED_ROLES_TOML).unwrap();
+    let samples = Path::new(ROOT).join("samples");
+    let text = std::fs::read_to_string(example_config())
+        .unwrap()
+        .replace("../samples/", &format!("{}/", samples.display()))
+        .replace(
+            "# roles = \"roles.toml\"",
+            &format!("roles = {:?}", roles.display().to_string()),
+        )
+        .replacen(
+            "# [inputs]              #",
+            &format!(
+                "[inputs]\ninventory = [{:?}]\n#",
+                samples.join("inventory.json").display().to_string()
+            ),
+            1,
+        );
+    let config = dir.path().join("portolan.toml");
+    std::fs::write(&config, text).unwrap();
+    let admin = create_token(&config, &data, "admin", "baseline-admin");
+    let frames = capture_frames(&sample_capture());
+
+    let d = Daemon::start(&config, &data);
+    d.wait_for_replay(&admin, frames).await;
+    let first = scrape(&d, &admin).await;
+    let approved_1 = metric(&first, "portolan_control_approved_flows_total", &[]).unwrap();
+    let violations_1 = metric(&first, "portolan_control_violations_total", &[]).unwrap();
+    let alerts = all_alerts(&d, &admin).await;
+    // A role-baseline alert: approve its pairing for its role.
+    let target = alerts
+        .iter()
+        .find(|a| a["evidence"]["baseline"]["basis"] == "role")
+        .unwrap_or_else(|| panic!("a role-baseline alert in {alerts:?}"))
+        .clone();
+    let role = target["role"].as_str().unwrap().to_string();
+    let proto = target["app_proto"].as_str().unwrap().to_string();
+    let port = target["dest_port"].as_u64().unwrap();
+    let change = json!({
+        "reason": "vendor moved the service to this port",
+        "pairings": [{"app_proto": proto, "transport": target["transport"], "port": port}]
+    });
+    let (status, body) = d
+        .post(&format!("/api/v1/roles/{role}/baseline"), &admin, change)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, audit) = d
+        .get("/api/v1/audit?action=baseline_approved", &admin)
+        .await;
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert_eq!(entries[0]["target"], role.as_str());
+    assert_eq!(entries[0]["reason"], "vendor moved the service to this port");
+    assert!(entries[0]["actor"]
+        .as_str()
+        .unwrap()
+        .contains("baseline-admin"));
+    let last_id = alerts.iter().filter_map(|a| a["id"].as_i64()).max().unwrap();
+
+    // SIGHUP re-reads the roles file (here: a new port approved for the role) without stopping.
+    let edited = portolan_control::roles::SHIPPED_ROLES_TOML.replacen(
+        "tls = [443, 993, 465]",
+        "tls = [443, 993, 465, 10443]",
+        1,
+    );
+    assert_ne!(edited, portolan_control::roles::SHIPPED_ROLES_TOML);
+    std::fs::write(&roles, edited).unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, audit) = d.get("/api/v1/audit?action=roles_replaced", &admin).await;
+        if let Some(e) = audit["entries"].as_array().and_then(|e| e.first()) {
+            assert_eq!(e["actor"], "system:SIGHUP");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no reload; log:\n{}", d.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, mail) = d.get("/api/v1/roles/mail", &admin).await;
+    assert!(mail.to_string().contains("10443"), "{mail}");
+    // The approval made through the API is still in force after the reload.
+    let (_, r) = d.get(&format!("/api/v1/roles/{role}"), &admin).await;
+    assert!(r.to_string().contains(&port.to_string()), "{r}");
+    d.stop();
+
+    // The next verdicts: the same capture again, judged with the approval in force.
+    let d = Daemon::start(&config, &data);
+    d.wait_for_replay(&admin, frames).await;
+    let second = scrape(&d, &admin).await;
+    let approved_2 = metric(&second, "portolan_control_approved_flows_total", &[]).unwrap();
+    let violations_2 = metric(&second, "portolan_control_violations_total", &[]).unwrap();
+    assert_eq!(
+        approved_1 + violations_1,
+        approved_2 + violations_2,
+        "the same flows are judged"
+    );
+    assert!(
+        approved_2 > approved_1 && violations_2 < violations_1,
+        "approved {approved_1} -> {approved_2}, violations {violations_1} -> {violations_2}"
+    );
+    let new_alerts: Vec<Value> = all_alerts(&d, &admin)
+        .await
+        .into_iter()
+        .filter(|a| a["id"].as_i64().unwrap() > last_id)
+        .collect();
+    assert!(
+        !new_alerts.iter().any(|a| a["role"] == role.as_str()
+            && a["app_proto"] == proto.as_str()
+            && a["dest_port"].as_u64() == Some(port)),
+        "the approved pairing raised again: {new_alerts:?}"
+    );
+    d.stop();
+}

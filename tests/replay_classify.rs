@@ -1,0 +1,366 @@
+//! `portolan replay` with the classifier: real binary, real DPDK `net_pcap`, real Hyperscan and
+//! the repository's signatures, captures built here from real handshake bytes.
+
+use portolan_classify::samples::{tls_client_hello_record, ClientHelloSpec};
+use portolan_packet::capture::PcapWriter;
+use portolan_packet::LinkType;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const TS0: u64 = 1_700_000_000_000_000;
+
+/// Ethernet + IPv4 + TCP (with `flags`) or UDP frame carrying `payload`.
+fn frame(
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+    tcp: bool,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let l4 = if tcp { 20 } else { 8 };
+    let ip_len = 20 + l4 + payload.len();
+    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (ip_len >> 8) as u8,
+        ip_len as u8,
+        0,
+        1,
+        0x40,
+        0,
+        64,
+    ]);
+    f.push(if tcp { 6 } else { 17 });
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.1.to_be_bytes());
+    f.extend_from_slice(&dst.1.to_be_bytes());
+    if tcp {
+        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    } else {
+        f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+    }
+    f.extend_from_slice(payload);
+    f
+}
+
+/// TLS to 4444 (not a TLS port), HTTP to 80, SSH to 22 (server banner first), and one flow of
+/// noise; then `extra`
+/// HTTP flows to 8080. Returns the capture path.
+fn mixed_capture(dir: &Path, extra: u16) -> PathBuf {
+    let c = [10, 0, 0, 1];
+    let hello = tls_client_hello_record(&ClientHelloSpec::chrome_like("app.example.net"));
+    let noise: Vec<u8> = (0..120u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    let mut frames = vec![
+        frame((c, 40001), ([10, 0, 0, 2], 4444), true, 0x02, &[]),
+        frame(([10, 0, 0, 2], 4444), (c, 40001), true, 0x12, &[]),
+        frame((c, 40001), ([10, 0, 0, 2], 4444), true, 0x10, &[]),
+        frame((c, 40001), ([10, 0, 0, 2], 4444), true, 0x18, &hello),
+        frame(
+            (c, 40002),
+            ([10, 0, 0, 3], 80),
+            true,
+            0x18,
+            b"GET /a HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: t\r\n\r\n",
+        ),
+        frame(
+            ([10, 0, 0, 3], 80),
+            (c, 40002),
+            true,
+            0x18,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        ),
+        frame((c, 40003), ([10, 0, 0, 4], 22), true, 0x02, &[]),
+        frame(([10, 0, 0, 4], 22), (c, 40003), true, 0x12, &[]),
+        frame((c, 40003), ([10, 0, 0, 4], 22), true, 0x10, &[]),
+        frame(
+            ([10, 0, 0, 4], 22),
+            (c, 40003),
+            true,
+            0x18,
+            b"SSH-2.0-OpenSSH_9.6\r\n",
+        ),
+        frame(
+            (c, 40003),
+            ([10, 0, 0, 4], 22),
+            true,
+            0x18,
+            b"SSH-2.0-Client_1.0\r\n",
+        ),
+        frame((c, 40004), ([10, 0, 0, 5], 9999), true, 0x18, &noise),
+    ];
+    for i in 0..extra {
+        frames.push(frame(
+            ([10, 1, (i >> 8) as u8, i as u8], 50000),
+            ([10, 0, 0, 6], 8080),
+            true,
+            0x18,
+            b"GET / HTTP/1.1\r\nHost: proxy.example\r\n\r\n",
+        ));
+    }
+    let path = dir.join(format!("mixed{extra}.pcap"));
+    let mut w = PcapWriter::create(&path, LinkType::Ethernet, 65535).expect("create capture");
+    for (i, f) in frames.iter().enumerate() {
+        w.write(TS0 + i as u64 * 1000, f.len() as u32, f)
+            .expect("write frame");
+    }
+    w.finish().expect("finish capture");
+    path
+}
+
+fn portolan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args(args)
+        .output()
+        .expect("run portolan")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .expect("read JSON lines")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+fn by_port(recs: &[Value], port: u64) -> &Value {
+    recs.iter()
+        .find(|r| r["dest_port"] == port)
+        .unwrap_or_else(|| panic!("no record to port {port}: {recs:?}"))
+}
+
+#[test]
+fn flows_carry_the_classifiers_fields_and_the_summary_counts_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = mixed_capture(dir.path(), 0);
+    let (flows, summary, events) = (
+        dir.path().join("flows.jsonl"),
+        dir.path().join("summary.json"),
+        dir.path().join("events.jsonl"),
+    );
+    let out = portolan(&[
+        "replay",
+        s(&cap),
+        "--flows",
+        s(&flows),
+        "--summary",
+        s(&summary),
+        "--events",
+        s(&events),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert!(stderr.contains("port mismatches 1"), "{stderr}");
+
+    let recs = lines(&flows);
+    assert_eq!(recs.len(), 4);
+    let tls = by_port(&recs, 4444);
+    assert_eq!(tls["app_proto"], "tls");
+    assert_eq!(tls["port_mismatch"], true);
+    assert_eq!(tls["tls"]["sni"], "app.example.net");
+    assert_eq!(tls["tls"]["client_alpns"][0], "h2");
+    assert!(tls["tls"]["ja4"]
+        .as_str()
+        .is_some_and(|j| j.starts_with("t13")));
+    assert!(tls["indicators"]
+        .as_array()
+        .is_some_and(|i| i.iter().any(|x| x == "tls.client_hello")));
+    let http = by_port(&recs, 80);
+    assert_eq!(http["app_proto"], "http");
+    assert_eq!(http["port_mismatch"], false);
+    assert_eq!(http["http"]["hostname"], "www.example.com");
+    assert_eq!(http["http"]["http_method"], "GET");
+    assert_eq!(http["http"]["status"], 200);
+    // The server spoke first: the handshake's roles stand.
+    let ssh = by_port(&recs, 22);
+    assert_eq!(ssh["app_proto"], "ssh");
+    assert_eq!(ssh["src_port"], 40003);
+    assert_eq!(ssh["ssh"]["server_software"], "OpenSSH_9.6");
+    let noise = by_port(&recs, 9999);
+    assert_eq!(noise["app_proto"], "unknown");
+    assert!(noise.get("port_mismatch").is_none());
+
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary"))
+        .expect("summary JSON");
+    assert_eq!(r["app_protos"]["tls"], 1);
+    assert_eq!(r["app_protos"]["http"], 1);
+    assert_eq!(r["app_protos"]["ssh"], 1);
+    assert_eq!(r["app_protos"]["unknown"], 1);
+    assert_eq!(r["decided_flows"], 3);
+    assert_eq!(r["port_mismatches"], 1);
+    assert_eq!(r["ring_drops"], 0);
+    assert_eq!(r["flow_events"], 3);
+    assert_eq!(r["flow_events_received"], 3);
+    assert_eq!(r["workers"][0]["ring_drops"], 0);
+    assert_eq!(r["workers"][0]["app_protos"]["tls"], 1);
+
+    let evs = lines(&events);
+    assert_eq!(evs.len(), 3, "one event per decided flow");
+    let ev = by_port(&evs, 4444);
+    assert_eq!(ev["app_proto"], "tls");
+    assert_eq!(ev["port_mismatch"], true);
+    assert_eq!(ev["tls"]["sni"], "app.example.net");
+    assert_eq!(ev["community_id"], tls["community_id"]);
+}
+
+#[test]
+fn no_classify_gives_flows_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = mixed_capture(dir.path(), 0);
+    let (flows, summary) = (
+        dir.path().join("flows.jsonl"),
+        dir.path().join("summary.json"),
+    );
+    let out = portolan(&[
+        "replay",
+        s(&cap),
+        "--no-classify",
+        "--flows",
+        s(&flows),
+        "--summary",
+        s(&summary),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = lines(&flows);
+    assert_eq!(recs.len(), 4);
+    assert!(recs.iter().all(|r| r["app_proto"] == "unknown"
+        && r.get("port_mismatch").is_none()
+        && r.get("tls").is_none()));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary"))
+        .expect("summary JSON");
+    assert!(r.get("app_protos").is_none() && r.get("ring_drops").is_none());
+}
+
+#[test]
+fn port_override_changes_the_verdict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = mixed_capture(dir.path(), 0);
+    let ports = dir.path().join("ports.toml");
+    std::fs::write(&ports, "[tls]\ntcp = [443, 4444]\n\n[http]\ntcp = [8080]\n").expect("write");
+    let flows = dir.path().join("flows.jsonl");
+    let out = portolan(&[
+        "replay",
+        s(&cap),
+        "--ports",
+        s(&ports),
+        "--flows",
+        s(&flows),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = lines(&flows);
+    assert_eq!(by_port(&recs, 4444)["port_mismatch"], false);
+    assert_eq!(by_port(&recs, 80)["port_mismatch"], true);
+
+    std::fs::write(&ports, "[tls]\ntcp = [70000]\n").expect("write");
+    let out = portolan(&["replay", s(&cap), "--ports", s(&ports)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tls.tcp[0]") && err.contains("ports.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn signature_directory_errors_are_clear() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = mixed_capture(dir.path(), 0);
+    let flows = dir.path().join("flows.jsonl");
+    let out = portolan(&[
+        "replay",
+        s(&cap),
+        "--signatures",
+        "/nonexistent/signatures",
+        "--flows",
+        s(&flows),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/signatures") && err.contains("PORTOLAN_SIGNATURES"),
+        "{err}"
+    );
+    assert!(!flows.exists(), "bad input leaves no output file behind");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args(["replay", s(&cap)])
+        .env("PORTOLAN_SIGNATURES", "/nonexistent/from-env")
+        .output()
+        .expect("run portolan");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/from-env"), "{err}");
+
+    // The environment variable points at a real directory: it is used.
+    let out = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args(["replay", s(&cap)])
+        .env(
+            "PORTOLAN_SIGNATURES",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("dataplane/signatures"),
+        )
+        .output()
+        .expect("run portolan");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_one_slot_event_queue_counts_what_it_drops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = mixed_capture(dir.path(), 400);
+    let (summary, events) = (
+        dir.path().join("summary.json"),
+        dir.path().join("events.jsonl"),
+    );
+    let out = portolan(&[
+        "replay",
+        s(&cap),
+        "--event-queue",
+        "1",
+        "--summary",
+        s(&summary),
+        "--events",
+        s(&events),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary"))
+        .expect("summary JSON");
+    let decided = r["decided_flows"].as_u64().expect("decided_flows");
+    let drops = r["ring_drops"].as_u64().expect("ring_drops");
+    let received = r["flow_events_received"]
+        .as_u64()
+        .expect("flow_events_received");
+    assert_eq!(decided, 403);
+    assert!(
+        drops > 0,
+        "403 flows ending at once overflow a one-slot queue"
+    );
+    assert_eq!(received + drops, decided, "events + drops = decided flows");
+    assert_eq!(lines(&events).len() as u64, received);
+    assert_eq!(r["workers"][0]["ring_drops"], drops);
+}
