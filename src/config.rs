@@ -251,20 +251,36 @@ impl ConfigError {
     }
 }
 
-/// `base/p` unless `p` is absolute.
+/// `base/p` unless `p` is absolute, with `.` and `..` folded lexically (symbolic links are
+/// left alone), so logs and DPDK device arguments show plain paths.
 fn rebase(base: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
+    use std::path::Component;
+    let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
         base.join(p)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else {
+                    out.push(c);
+                }
+            }
+            other => out.push(other),
+        }
     }
+    out
 }
 
 /// True when DPDK's device-argument parser reads `s` back unchanged as one value.
 fn is_devarg_safe(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/._-+~@:%".contains(&b))
 }
 
@@ -486,7 +502,11 @@ mod tests {
     fn the_shipped_example_loads_with_paths_resolved() {
         let cfg = ApplianceConfig::load(&example_origin(), &Overrides::default()).unwrap();
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        assert!(cfg.data_dir.starts_with(&root), "{}", cfg.data_dir.display());
+        assert!(
+            cfg.data_dir.starts_with(&root),
+            "{}",
+            cfg.data_dir.display()
+        );
         assert!(cfg.store.path.starts_with(&cfg.data_dir));
         assert!(cfg.api.tls.cert.starts_with(&cfg.data_dir));
         assert!(cfg.api.tls.key.starts_with(&cfg.data_dir));
@@ -533,16 +553,13 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.field(), Some("api.plain_http"), "{e}");
-        let e = parse(&EXAMPLE.replace("samples/egress-sample.pcap", "samples/none.pcap"))
-            .unwrap_err();
+        let e =
+            parse(&EXAMPLE.replace("samples/egress-sample.pcap", "samples/none.pcap")).unwrap_err();
         assert_eq!(e.field(), Some("hardware.ports[0].vdev"), "{e}");
         assert!(e.to_string().contains("none.pcap"), "{e}");
         let e = parse(&EXAMPLE.replace("queues = [{ lcore = 1 }]", "queues = [{ lcore = 7 }]"))
             .unwrap_err();
-        assert!(
-            e.field().is_some_and(|f| f.starts_with("hardware.")),
-            "{e}"
-        );
+        assert!(e.field().is_some_and(|f| f.starts_with("hardware.")), "{e}");
         let e = parse(&EXAMPLE.replace("stats_interval_ms = 1000", "stats_interval_ms = 1"))
             .unwrap_err();
         assert_eq!(e.field(), Some("dataplane.stats_interval_ms"), "{e}");
@@ -557,10 +574,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let odd = dir.path().join("a,b.pcap");
         std::fs::write(&odd, b"x").unwrap();
-        let text = EXAMPLE.replace(
-            "../samples/egress-sample.pcap",
-            odd.to_str().unwrap(),
-        );
+        let text = EXAMPLE.replace("../samples/egress-sample.pcap", odd.to_str().unwrap());
         let e = parse(&text).unwrap_err();
         assert_eq!(e.field(), Some("hardware.ports[0].vdev"), "{e}");
     }

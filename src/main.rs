@@ -6,13 +6,14 @@
 
 mod config;
 mod daemon;
+mod pipeline;
 mod token_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use portolan_classify::{CacheDir, Classifier, ClassifyConfig, CompiledSignatures, DatabaseSource};
 use portolan_dataplane::replay::{check_captures, spare_cpus};
 use portolan_dataplane::{
-    flow_event_queues, replay_observers, ClassifyObserver, DrainOptions, DrainStats, FlowEvent,
+    flow_event_queues, replay_observers, ClassifyObserver, DrainOptions, DrainStats,
     FlowEventDrain, FlowOnly, PacketObserver, ReplayConfig, ReplayError, ReplayOutcome,
     ReplayReport,
 };
@@ -39,7 +40,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Replays capture files through the DPDK dataplane (net_pcap) and reports flows.
-    Replay(ReplayArgs),
+    Replay(Box<ReplayArgs>),
     /// Splits a capture into one capture per RX queue by the symmetric Toeplitz RSS hash a NIC
     /// would use (net_pcap has no RSS); `replay` then feeds one to each queue.
     Shard(ShardArgs),
@@ -99,9 +100,20 @@ struct ReplayArgs {
     /// A further capture, read by its own RX queue and worker (repeatable).
     #[arg(long = "queue-capture", value_name = "FILE")]
     queue_captures: Vec<PathBuf>,
-    /// Number of workers; must equal the number of captures (the default).
+    /// Number of workers (default: one per capture). With a single capture and N > 1, the
+    /// capture is first split into N per-queue captures by the symmetric Toeplitz RSS hash
+    /// (as `portolan shard`, into a temporary directory), one worker each.
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// Hardware description whose `[rss]` key and queue mapping shard the capture for
+    /// `--workers N` (default: the symmetric key 6d5a… and a 128-entry round-robin RETA).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Steady state: load each capture into mbufs once (net_pcap `infinite_rx=1`) and loop
+    /// over it from memory for S seconds (the rate then excludes file I/O; frames carry no
+    /// timestamps). Raises --mbufs and --memory-mb to fit the largest capture.
+    #[arg(long, value_name = "S")]
+    infinite_rx_seconds: Option<f64>,
     /// Write one EVE flow record per line (JSON) to FILE.
     #[arg(long, value_name = "FILE")]
     flows: Option<PathBuf>,
@@ -132,7 +144,10 @@ struct ReplayArgs {
     #[arg(long, value_name = "M", default_value_t = ClassifyConfig::default().max_packets)]
     inspect_packets: u16,
     /// Flows only: no classification (to measure what classification costs).
-    #[arg(long, conflicts_with_all = ["signatures", "ports", "events"])]
+    #[arg(long, conflicts_with_all = [
+        "signatures", "ports", "events", "inventory", "leases", "roles", "device_states", "db",
+        "control_config", "eve", "ocsf",
+    ])]
     no_classify: bool,
     /// Capacity of each worker's flow-event queue to the control plane (events that do not
     /// fit are counted as `ring_drops`).
@@ -141,6 +156,33 @@ struct ReplayArgs {
     /// Write every flow event handed to the control plane as one JSON line (EVE flow form).
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
+    /// MDM inventory (Jamf Pro, Microsoft Graph or Apple MDM responses, JSON or plist;
+    /// repeatable). Any control option turns the control plane on: it judges every classified
+    /// flow against roles and baselines in device context and writes alerts.
+    #[arg(long, value_name = "FILE")]
+    inventory: Vec<PathBuf>,
+    /// Kea DHCP lease CSV joining device Wi-Fi MACs to addresses over time.
+    #[arg(long, value_name = "FILE")]
+    leases: Option<PathBuf>,
+    /// Roles, baselines and exceptions (TOML; default: the shipped `control/data/roles.toml`).
+    #[arg(long, value_name = "FILE")]
+    roles: Option<PathBuf>,
+    /// Device-state events, one JSON object per line (lock state, app state, last interaction).
+    #[arg(long, value_name = "FILE")]
+    device_states: Option<PathBuf>,
+    /// SQLite store keeping inventory, device states, findings and alerts across runs
+    /// (default: an in-memory store).
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
+    /// Control plane tunables (TOML sections `[scoring]`, `[attribution]`, `[learning]`, `[ocsf]`).
+    #[arg(long, value_name = "FILE")]
+    control_config: Option<PathBuf>,
+    /// Write this run's alerts as Suricata EVE JSON lines (`event_type: alert`).
+    #[arg(long, value_name = "FILE")]
+    eve: Option<PathBuf>,
+    /// Write this run's alerts as OCSF Detection Finding (class 2004) JSON lines.
+    #[arg(long, value_name = "FILE")]
+    ocsf: Option<PathBuf>,
 }
 
 /// A failure with its exit code.
@@ -167,7 +209,7 @@ impl Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Replay(args) => run_replay(args),
+        Command::Replay(args) => run_replay(*args),
         Command::Shard(args) => run_shard(args),
         Command::Synth(args) => run_synth(&args),
         Command::Hwcheck(args) => run_hwcheck(&args),
@@ -201,17 +243,29 @@ fn create_output(path: &Path, what: &str) -> Result<BufWriter<File>, Failure> {
 }
 
 fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
+    let control_inputs = pipeline::ControlInputs {
+        inventory: args.inventory,
+        leases: args.leases,
+        roles: args.roles,
+        device_states: args.device_states,
+        db: args.db,
+        control_config: args.control_config,
+        eve: args.eve,
+        ocsf: args.ocsf,
+    };
     let mut captures = vec![args.capture];
     captures.extend(args.queue_captures);
     let workers = args.workers.unwrap_or(captures.len());
     if workers == 0 {
         return Err(Failure::bad_input("--workers must be at least 1"));
     }
+    // With one capture and several workers, shard it as a NIC's RSS would spread it; the
+    // directory lives until the replay is over.
+    let mut _shard_dir = None;
     if workers > 1 && captures.len() == 1 {
-        return Err(Failure::bad_input(format!(
-            "--workers {workers} with a single capture: sharding lands with `portolan shard`; \
-             for now give one capture per worker with --queue-capture FILE"
-        )));
+        let (dir, shards) = shard_for_workers(&captures[0], workers, args.config.as_deref())?;
+        _shard_dir = Some(dir);
+        captures = shards;
     }
     if workers != captures.len() {
         return Err(Failure::bad_input(format!(
@@ -223,6 +277,9 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
     config.workers = workers;
     config.mbufs = args.mbufs;
     config.memory_mb = args.memory_mb;
+    if let Some(seconds) = args.infinite_rx_seconds {
+        size_for_infinite_rx(&mut config, seconds)?;
+    }
     if let Some(cap) = args.flow_capacity {
         config.flow_table.capacity = cap;
     }
@@ -261,6 +318,24 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
         );
         Some((sigs, ports, sig_line))
     };
+    // The control plane reads its files now: a bad one fails before any output exists and
+    // before the EAL starts.
+    let alert_pipeline = match &signatures {
+        Some((_, ports, _)) if control_inputs.any() => {
+            let (p, warnings) =
+                pipeline::AlertPipeline::prepare(&control_inputs, Arc::clone(ports)).map_err(
+                    |e| Failure {
+                        message: e.message,
+                        code: if e.bad_input { 2 } else { 1 },
+                    },
+                )?;
+            for w in warnings {
+                eprintln!("portolan: warning: {w}");
+            }
+            Some(p)
+        }
+        _ => None,
+    };
     let mut flows_out = args
         .flows
         .as_deref()
@@ -281,7 +356,13 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
     };
     let Some((sigs, ports, sig_line)) = signatures else {
         let outcome = replay_observers(&config, vec![FlowOnly; workers]).map_err(replay_err)?;
-        return write_results(&outcome, None, flows_out.as_mut(), summary_out.as_mut());
+        return write_results(
+            &outcome,
+            None,
+            None,
+            flows_out.as_mut(),
+            summary_out.as_mut(),
+        );
     };
 
     let classify_config = ClassifyConfig {
@@ -309,10 +390,14 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
         .map(|p| create_output(p, "events").map(|w| (p, w)))
         .transpose()?;
     // The drain thread starts before the EAL (threads created later inherit the main lcore's
-    // affinity) and pins itself to a CPU no worker uses, when there is one.
+    // affinity) and pins itself to a CPU no worker uses, when there is one. It feeds the
+    // control plane, which judges each drained batch and writes the alerts.
     let drain = FlowEventDrain::spawn(
         receiver,
-        Vec::<FlowEvent>::new(),
+        pipeline::RunConsumer {
+            events: events_out.is_some().then(Vec::new),
+            alerts: alert_pipeline,
+        },
         DrainOptions {
             cpus: spare_cpus(workers),
             ..DrainOptions::default()
@@ -322,7 +407,13 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
     let replayed = replay_observers(&config, observers);
     let drained = drain.finish();
     let outcome = replayed.map_err(replay_err)?;
-    let (events, stats) = drained.map_err(|e| Failure::runtime(e.to_string()))?;
+    let (consumer, stats) = drained.map_err(|e| Failure::runtime(e.to_string()))?;
+    let alerts = consumer
+        .alerts
+        .map(pipeline::AlertPipeline::finish)
+        .transpose()
+        .map_err(|e| Failure::runtime(e.message))?;
+    let events = consumer.events.unwrap_or_default();
     if let Some((path, out)) = events_out.as_mut() {
         let write_err = |e: std::io::Error| {
             Failure::runtime(format!("cannot write events file {}: {e}", path.display()))
@@ -337,6 +428,7 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
     write_results(
         &outcome,
         Some(&stats),
+        alerts.as_ref(),
         flows_out.as_mut(),
         summary_out.as_mut(),
     )
@@ -390,6 +482,7 @@ type Output<'a> = Option<&'a mut (&'a Path, BufWriter<File>)>;
 fn write_results<O: PacketObserver>(
     outcome: &ReplayOutcome<O>,
     drain: Option<&DrainStats>,
+    alerts: Option<&pipeline::AlertSummary>,
     flows_out: Output<'_>,
     summary_out: Output<'_>,
 ) -> Result<(), Failure> {
@@ -404,6 +497,9 @@ fn write_results<O: PacketObserver>(
         out.flush().map_err(write_err)?;
     }
     print_summary(&outcome.report, drain);
+    if let Some(a) = alerts {
+        pipeline::print_alert_summary(a);
+    }
     if let Some((path, out)) = summary_out {
         let write_err = |e: std::io::Error| {
             Failure::runtime(format!("cannot write summary file {}: {e}", path.display()))
@@ -411,6 +507,10 @@ fn write_results<O: PacketObserver>(
         let mut summary = serde_json::to_value(&outcome.report).map_err(|e| write_err(e.into()))?;
         if let (Some(d), Some(obj)) = (drain, summary.as_object_mut()) {
             obj.insert("flow_events_received".into(), d.received.into());
+        }
+        if let (Some(a), Some(obj)) = (alerts, summary.as_object_mut()) {
+            let a = serde_json::to_value(a).map_err(|e| write_err(e.into()))?;
+            obj.insert("alerts".into(), a);
         }
         serde_json::to_writer_pretty(&mut *out, &summary).map_err(|e| write_err(e.into()))?;
         out.write_all(b"\n").map_err(write_err)?;
@@ -431,6 +531,93 @@ fn write_results<O: PacketObserver>(
             )));
         }
     }
+    Ok(())
+}
+
+/// Splits `capture` into `workers` per-queue captures in a new temporary directory with the
+/// symmetric Toeplitz hash (key and mapping from the hardware description `config` when
+/// given), as `portolan shard` does; returns the directory (removed when dropped) and the
+/// shards in queue order.
+fn shard_for_workers(
+    capture: &Path,
+    workers: usize,
+    config: Option<&Path>,
+) -> Result<(tempfile::TempDir, Vec<PathBuf>), Failure> {
+    use portolan_hwconfig::{shard_capture, HardwareDescription, RssSharder};
+    check_captures(&[capture.to_path_buf()]).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let queues = u16::try_from(workers)
+        .map_err(|_| Failure::bad_input(format!("--workers {workers} is too many")))?;
+    let sharder = match config {
+        Some(path) => {
+            let hw =
+                HardwareDescription::load(path).map_err(|e| Failure::bad_input(e.to_string()))?;
+            RssSharder::from_description(&hw, queues)
+        }
+        None => RssSharder::symmetric(queues),
+    }
+    .map_err(|e| Failure::bad_input(e.to_string()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("portolan-shards-")
+        .tempdir()
+        .map_err(|e| Failure::runtime(format!("cannot create a directory for the shards: {e}")))?;
+    let summary = shard_capture(capture, dir.path(), &sharder).map_err(|e| {
+        if e.is_bad_input() {
+            Failure::bad_input(e.to_string())
+        } else {
+            Failure::runtime(e.to_string())
+        }
+    })?;
+    eprint!("{summary}");
+    let shards = (0..queues)
+        .map(|q| portolan_hwconfig::shard::shard_file_path(dir.path(), capture, q))
+        .collect();
+    Ok((dir, shards))
+}
+
+/// Steady-state replay: `net_pcap` preloads every packet of a capture into the pool, so the
+/// pool must hold the largest capture plus the RX rings, caches and bursts in flight.
+fn size_for_infinite_rx(config: &mut ReplayConfig, seconds: f64) -> Result<(), Failure> {
+    use portolan_packet::capture::CaptureReader;
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err(Failure::bad_input(
+            "--infinite-rx-seconds must be more than 0 and at most 86400",
+        ));
+    }
+    config.infinite_rx = Some(std::time::Duration::from_secs_f64(seconds));
+    let mut largest = 0u64;
+    for path in &config.captures {
+        let mut reader =
+            CaptureReader::open(path).map_err(|e| Failure::bad_input(e.to_string()))?;
+        let mut n = 0u64;
+        while reader
+            .next_record()
+            .map_err(|e| Failure::bad_input(e.to_string()))?
+            .is_some()
+        {
+            n += 1;
+        }
+        largest = largest.max(n);
+    }
+    let queues = config.captures.len() as u64;
+    let needed = largest + queues * (1024 + 256 + 32) + 256 + 1024;
+    let mbufs = u32::try_from(needed).map_err(|_| {
+        Failure::bad_input(format!(
+            "--infinite-rx-seconds: {largest} packets do not fit in one mbuf pool; use a slice"
+        ))
+    })?;
+    if mbufs > config.mbufs {
+        config.mbufs = mbufs;
+    }
+    // Without hugepages an mbuf takes about 4 KiB (objects do not cross 4 KiB pages).
+    let memory =
+        u32::try_from(u64::from(config.mbufs) * 4096 / (1 << 20) + 128).unwrap_or(u32::MAX);
+    if memory > config.memory_mb {
+        config.memory_mb = memory;
+    }
+    eprintln!(
+        "infinite_rx: {largest} packets per queue preloaded; {} mbufs, {} MB",
+        config.mbufs, config.memory_mb
+    );
     Ok(())
 }
 

@@ -266,8 +266,9 @@ impl AlertPipeline {
             None => ControlConfig::default(),
         };
         let store = match &inputs.db {
-            Some(p) => Store::open(p)
-                .map_err(|e| PipelineError::bad_input(format!("--db {}: {e}", p.display())))?,
+            Some(p) => {
+                Store::open(p).map_err(|e| PipelineError::bad_input(format!("--db: {e}")))?
+            }
             None => Store::open_in_memory().map_err(|e| PipelineError::runtime(e.to_string()))?,
         };
         let mut control =

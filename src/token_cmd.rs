@@ -135,7 +135,11 @@ pub fn run_token(args: TokenArgs) -> Result<(), Failure> {
                     .map_err(std::io::Error::from)
                     .and_then(|()| writeln!(out))
             } else {
-                let mut r = writeln!(out, "{:>4}  {:<8} {:<25} {:<25} label", "id", "role", "created", "revoked");
+                let mut r = writeln!(
+                    out,
+                    "{:>4}  {:<8} {:<25} {:<25} label",
+                    "id", "role", "created", "revoked"
+                );
                 for t in &tokens {
                     r = r.and_then(|()| {
                         writeln!(

@@ -248,13 +248,43 @@ fn unknown_link_type_is_one_line_naming_it() {
 }
 
 #[test]
-fn several_workers_on_one_capture_points_to_shard() {
+fn several_workers_on_one_capture_shard_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cap, _) = small_capture(dir.path(), "one.pcap", TS0);
-    let out = portolan(&["replay", s(&cap), "--workers", "2"]);
+    let (cap, n) = small_capture(dir.path(), "one.pcap", TS0);
+    let summary = dir.path().join("summary.json");
+    let out = portolan(&[
+        "replay",
+        s(&cap),
+        "--workers",
+        "2",
+        "--summary",
+        s(&summary),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = read_json(&summary);
+    assert_eq!(r["packets"], n as u64, "every packet in exactly one shard");
+    assert_eq!(r["port_counters_match"], true);
+    assert_eq!(r["workers"].as_array().expect("workers").len(), 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("queue 1"),
+        "the shard summary is printed: {err}"
+    );
+    // A bad --config is named before anything runs.
+    let out = portolan(&[
+        "replay",
+        s(&cap),
+        "--workers",
+        "2",
+        "--config",
+        "/nonexistent/hw.toml",
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    let err = one_error_line(&out);
-    assert!(err.contains("portolan shard"), "{err}");
+    assert!(one_error_line(&out).contains("/nonexistent/hw.toml"));
 }
 
 #[test]

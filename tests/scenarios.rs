@@ -495,11 +495,30 @@ fn beacon_outranks_one_off_and_approved_starttls_excepted_stay_quiet() {
     let approved = p["baseline"]["approved_ports"].as_array().expect("ports");
     assert!(approved.contains(&json!(443)) && !approved.contains(&json!(8443)));
     assert_eq!(p["device_state"]["lock_state"], "locked");
-    assert_eq!(p["persistence"]["sessions"], 6);
+    // An alert is raised when the finding first crosses the threshold and again each time its
+    // severity rises: the top one came after several sessions of the beacon.
+    let sessions = p["persistence"]["sessions"].as_u64().expect("sessions");
+    assert!((3..=6).contains(&sessions), "sessions {sessions}");
     let interval = p["persistence"]["interval_seconds"]
         .as_f64()
         .expect("interval");
     assert!((interval - 900.0).abs() < 5.0, "interval {interval}");
+    assert_eq!(p["severity"], "critical");
+    // The finding behind it counts all six sessions, 15 minutes apart, all while locked.
+    let beacon = &report["alerts"]["top_findings"][0];
+    assert_eq!(beacon["port"], 8443, "{report:#}");
+    assert_eq!(beacon["bundle_id"], OUTLOOK);
+    assert_eq!(beacon["sessions"], 6);
+    let interval = beacon["interval_seconds"].as_f64().expect("interval");
+    assert!((interval - 900.0).abs() < 5.0, "interval {interval}");
+    assert!(
+        beacon["reasons"]
+            .as_array()
+            .expect("reasons")
+            .iter()
+            .any(|r| r.as_str().is_some_and(|r| r.contains("locked in 6/6"))),
+        "{beacon:#}"
+    );
     assert_eq!(m["alert"]["signature_id"], 1509002);
 
     // One HTTP session on 8080 from Safari in the foreground.
@@ -577,6 +596,17 @@ fn beacon_outranks_one_off_and_approved_starttls_excepted_stay_quiet() {
     );
 }
 
+/// The beacon's finding in the store at `db`.
+fn stored_beacon(db: &Path) -> portolan_control::findings::Finding {
+    let store = portolan_control::Store::open(db).expect("open store");
+    let findings = store.findings().expect("findings");
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    findings
+        .into_iter()
+        .find(|f| f.key.port == 8443)
+        .expect("the beacon's finding")
+}
+
 #[test]
 fn restart_on_the_same_store_keeps_findings() {
     let inp = inputs();
@@ -587,6 +617,7 @@ fn restart_on_the_same_store_keeps_findings() {
     let db = inp.dir.path().join("portolan.db");
     let eve1 = inp.dir.path().join("first.eve.json");
     let eve2 = inp.dir.path().join("second.eve.json");
+    let summary2 = inp.dir.path().join("second.summary.json");
     let out = portolan(&[
         "replay",
         s(&first),
@@ -604,8 +635,10 @@ fn restart_on_the_same_store_keeps_findings() {
     assert_ok(&out);
     let run1 = json_lines(&eve1);
     let a1 = top(&alerts_for(&run1, MAIL_IP, 8443));
-    assert_eq!(a1["portolan"]["persistence"]["sessions"], 3);
     let finding_id = a1["alert"]["metadata"]["portolan_finding_id"].clone();
+    let after1 = stored_beacon(&db);
+    assert_eq!(after1.sessions, 3);
+    assert_eq!(json!([after1.id.to_string()]), finding_id);
 
     // A new process on the same store, with no inventory or state files: the store has them.
     let out = portolan(&[
@@ -617,36 +650,39 @@ fn restart_on_the_same_store_keeps_findings() {
         s(&db),
         "--eve",
         s(&eve2),
+        "--summary",
+        s(&summary2),
     ]);
     assert_ok(&out);
-    let run2 = json_lines(&eve2);
-    let mail = alerts_for(&run2, MAIL_IP, 8443);
-    assert!(
-        !mail.is_empty(),
-        "the grown finding raised no alert after restart: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let a2 = top(&mail);
-    let p = &a2["portolan"];
-    assert_eq!(a2["alert"]["metadata"]["portolan_finding_id"], finding_id);
-    assert_eq!(p["persistence"]["sessions"], 6);
-    assert_eq!(
-        p["persistence"]["first_seen"],
-        a1["portolan"]["persistence"]["first_seen"]
-    );
-    assert_eq!(p["device"]["udid"], MAIL_UDID);
-    assert_eq!(p["device_state"]["lock_state"], "locked");
-    assert!(score(a2) > score(a1));
+    let after2 = stored_beacon(&db);
+    assert_eq!(after2.id, after1.id, "the finding was not continued");
+    assert_eq!(after2.sessions, 6);
+    assert_eq!(after2.first_seen_us, after1.first_seen_us);
+    assert_eq!(after2.udid.as_deref(), Some(MAIL_UDID));
+    assert_eq!(after2.bundle_id.as_deref(), Some(OUTLOOK));
+    assert!(after2.score > after1.score);
+    let gap = after2.interval_seconds().expect("interval");
+    assert!((gap - 900.0).abs() < 5.0, "interval {gap}");
 
-    // The store itself holds the one finding with all six sessions.
-    let store = portolan_control::Store::open(&db).expect("open store");
-    let findings = store.findings().expect("findings");
-    let f = findings
-        .iter()
-        .find(|f| f.key.port == 8443)
-        .expect("the beacon's finding");
-    assert_eq!(f.sessions, 6);
-    assert_eq!(f.udid.as_deref(), Some(MAIL_UDID));
+    // The second run saw the device, its managed app and its lock state from the store.
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary2).expect("summary")).expect("json");
+    let beacon = &report["alerts"]["top_findings"][0];
+    assert_eq!(report["alerts"]["devices"], 2, "{report:#}");
+    assert_eq!(beacon["sessions"], 6, "{report:#}");
+    assert_eq!(beacon["managed_device"], true);
+    assert!(
+        beacon["reasons"]
+            .as_array()
+            .expect("reasons")
+            .iter()
+            .any(|r| r.as_str().is_some_and(|r| r.contains("locked in 6/6"))),
+        "{beacon:#}"
+    );
+    // Any alert it raised belongs to the same finding.
+    for a in json_lines(&eve2) {
+        assert_eq!(a["alert"]["metadata"]["portolan_finding_id"], finding_id);
+    }
 }
 
 /// Runs replay with one bad control input and checks it fails before the EAL, naming the file

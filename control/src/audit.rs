@@ -24,6 +24,10 @@ pub enum AuditAction {
     AlertClosed,
     /// The role set (roles, file exceptions, registry) was replaced, e.g. by a reload.
     RolesReplaced,
+    /// A role was defined or redefined (through the API).
+    RoleDefined,
+    /// A role was deleted (through the API).
+    RoleDeleted,
     /// An inventory file was imported.
     InventoryImported,
     /// A lease file was imported.
@@ -40,6 +44,8 @@ impl AuditAction {
             AuditAction::AlertAcknowledged => "alert_acknowledged",
             AuditAction::AlertClosed => "alert_closed",
             AuditAction::RolesReplaced => "roles_replaced",
+            AuditAction::RoleDefined => "role_defined",
+            AuditAction::RoleDeleted => "role_deleted",
             AuditAction::InventoryImported => "inventory_imported",
             AuditAction::LeasesImported => "leases_imported",
         }
@@ -54,6 +60,8 @@ impl AuditAction {
             "alert_acknowledged" => AuditAction::AlertAcknowledged,
             "alert_closed" => AuditAction::AlertClosed,
             "roles_replaced" => AuditAction::RolesReplaced,
+            "role_defined" => AuditAction::RoleDefined,
+            "role_deleted" => AuditAction::RoleDeleted,
             "inventory_imported" => AuditAction::InventoryImported,
             "leases_imported" => AuditAction::LeasesImported,
             _ => return None,

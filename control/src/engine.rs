@@ -31,8 +31,8 @@ use crate::learning::{propose, ApprovedPairing, BaselineProposal, LearningConfig
 use crate::observation::{DnsAnswer, EveInput, FlowObservation, ObservationError};
 use crate::output::ocsf::OcsfProduct;
 use crate::roles::{
-    BaselineBasis, ExceptionQuery, ExceptionRule, PairingQuery, PortRegistry, PortRule, RoleSet,
-    RolesError, DEVICE_DEFAULT,
+    BaselineBasis, ExceptionQuery, ExceptionRule, PairingQuery, PortRegistry, PortRule, Role,
+    RoleSet, RolesError, DEVICE_DEFAULT,
 };
 use crate::scoring::{score, ScoreContext, ScoringConfig};
 use crate::store::{CloseOutcome, ImportSummary, Store, StoreError, StoredAlert};
@@ -137,6 +137,8 @@ pub struct IngestStats {
 /// The control plane.
 pub struct ControlPlane {
     store: Store,
+    /// The role set as given (roles file or shipped), before the changes kept in the store.
+    base_roles: RoleSet,
     roles: RoleSet,
     config: ControlConfig,
     signatures: SignatureCatalogue,
@@ -176,13 +178,26 @@ fn serial_key(serial: &str) -> String {
     format!("serial:{serial}")
 }
 
-/// Applies the pairings approved and the exceptions added through the API (kept in `store`) on
-/// top of `roles`; what cannot be applied is described in `warnings`.
+/// Applies the changes made through the API and kept in `store` on top of `roles` (as read from
+/// the roles file): roles defined or deleted, then approved pairings, then exceptions. What
+/// cannot be applied is described in `warnings`.
 fn apply_stored_changes(
     store: &Store,
     roles: &mut RoleSet,
     warnings: &mut Vec<String>,
 ) -> Result<(), ControlError> {
+    for (name, definition) in store.role_definitions()? {
+        match definition {
+            Some(role) => {
+                if let Err(e) = roles.upsert_role(role) {
+                    warnings.push(format!("stored role `{name}` not applied: {e}"));
+                }
+            }
+            None => {
+                roles.remove_role(&name);
+            }
+        }
+    }
     for (role, p) in store.approved_pairings()? {
         let rule = PortRule {
             app_proto: p.app_proto.clone(),
@@ -217,6 +232,7 @@ impl ControlPlane {
     ) -> Result<ControlPlane, ControlError> {
         let signatures = SignatureCatalogue::shipped().map_err(ControlError::Rejected)?;
         let mut warnings = Vec::new();
+        let base_roles = roles.clone();
         apply_stored_changes(&store, &mut roles, &mut warnings)?;
         let registry: Option<Box<dyn PortRegistry>> = roles
             .file_registry()
@@ -224,6 +240,7 @@ impl ControlPlane {
             .map(|r| Box::new(r) as Box<dyn PortRegistry>);
         let mut engine = ControlPlane {
             store,
+            base_roles,
             roles,
             config,
             signatures,
@@ -274,9 +291,8 @@ impl ControlPlane {
         actor: &str,
         reason: &str,
     ) -> Result<(i64, Vec<String>), ControlError> {
-        let names = |set: &RoleSet| -> Vec<String> {
-            set.roles().iter().map(|r| r.name.clone()).collect()
-        };
+        let names =
+            |set: &RoleSet| -> Vec<String> { set.roles().iter().map(|r| r.name.clone()).collect() };
         let before = names(&self.roles);
         let after = names(&roles);
         let added: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
@@ -295,8 +311,10 @@ impl ControlPlane {
             reason,
         )?;
         let mut warnings = Vec::new();
+        let base_roles = roles.clone();
         apply_stored_changes(&self.store, &mut roles, &mut warnings)?;
         let audit_id = self.store.append_audit(&entry)?;
+        self.base_roles = base_roles;
         if self.registry.is_none() || self.registry_from_roles {
             self.registry = roles
                 .file_registry()
@@ -863,6 +881,68 @@ impl ControlPlane {
             )?;
         }
         Ok(audit_id)
+    }
+
+    /// Defines a role, or redefines the role of that name (file or API), through the API: checked
+    /// ([`Role::normalized`]), kept in the store with its audit entry (`role_defined`), and in
+    /// force from the next verdict. Such definitions are applied on top of the roles file at
+    /// every start and reload; pairings approved for the role stay in force. Returns the audit id.
+    pub fn define_role(
+        &mut self,
+        role: Role,
+        actor: &str,
+        reason: &str,
+    ) -> Result<i64, ControlError> {
+        let role = role.normalized(Path::new("(api)"))?;
+        let mut candidate = self.roles.clone();
+        candidate.upsert_role(role.clone())?;
+        let existed = self.roles.role(&role.name).is_some();
+        let entry = AuditEntry::new(
+            actor,
+            AuditAction::RoleDefined,
+            &role.name,
+            json!({"role": role, "replaced": existed}),
+            reason,
+        )?;
+        let audit_id = self
+            .store
+            .put_role_definition(&role.name, Some(&role), &entry)?;
+        self.rebuild_roles()?;
+        Ok(audit_id)
+    }
+
+    /// Deletes a role in force (from the file or the API), audited (`role_deleted`); the deletion
+    /// is kept in the store and holds across reloads until the role is defined again. Its apps
+    /// are then judged against the device default baseline. False when no such role is in force.
+    pub fn delete_role(
+        &mut self,
+        name: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<bool, ControlError> {
+        let Some(old) = self.roles.role(name).cloned() else {
+            return Ok(false);
+        };
+        let entry = AuditEntry::new(
+            actor,
+            AuditAction::RoleDeleted,
+            name,
+            json!({"role": old}),
+            reason,
+        )?;
+        self.store.put_role_definition(name, None, &entry)?;
+        self.rebuild_roles()?;
+        Ok(true)
+    }
+
+    /// Roles in force = the base set plus every change kept in the store.
+    fn rebuild_roles(&mut self) -> Result<(), ControlError> {
+        let mut roles = self.base_roles.clone();
+        let mut warnings = Vec::new();
+        apply_stored_changes(&self.store, &mut roles, &mut warnings)?;
+        self.warnings.extend(warnings);
+        self.roles = roles;
+        Ok(())
     }
 
     /// Adds an exception (audited). Returns the audit id.

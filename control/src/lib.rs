@@ -27,6 +27,14 @@
 //!    [`output::JsonLinesWriter`].
 //! 5. [`ControlPlane::flush`] at the end (learning counts); findings are committed as they happen.
 //!
+//! # Operator acts (each audited with the actor and a reason or note)
+//!
+//! [`ControlPlane::import_inventory_bytes`] (an inventory held in memory, e.g. an API body),
+//! [`ControlPlane::approve_baseline`], [`ControlPlane::add_exception`] /
+//! [`ControlPlane::revoke_exception`], [`ControlPlane::acknowledge_alert`] /
+//! [`ControlPlane::close_alert`], and [`ControlPlane::replace_roles`] (a reload of the roles file
+//! without a restart: pairings and exceptions from the store are re-applied, findings stay).
+//!
 //! ```no_run
 //! use portolan_control::{ControlConfig, ControlPlane, RoleSet, Store};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -221,7 +221,7 @@ pub enum UnlistedProtocols {
 }
 
 /// A class of apps with the domains they talk to and the pairings approved for them.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Role {
     /// Unique name, e.g. `mail`.
     pub name: String,
@@ -234,10 +234,84 @@ pub struct Role {
     /// Approved pairings (from the file, then approved through learning).
     pub rules: Vec<PortRule>,
     /// Handling of protocols not in `rules`.
+    #[serde(default)]
     pub unlisted: UnlistedProtocols,
 }
 
 impl Role {
+    /// Checks and normalises a role defined outside a roles file (the API): a non-empty name
+    /// other than `device-default`, domains that are domains (lowercased), non-empty bundle IDs,
+    /// and pairings with ports 1-65535 and transport `TCP`/`UDP`. Errors name the field as the
+    /// roles file would (`role[<name>].domains[1]`), with `origin` as the file.
+    pub fn normalized(mut self, origin: &Path) -> Result<Role, RolesError> {
+        self.name = self.name.trim().to_string();
+        if self.name.is_empty() {
+            return Err(invalid(origin, "role.name", "must not be empty"));
+        }
+        if self.name == DEVICE_DEFAULT {
+            return Err(invalid(
+                origin,
+                "role.name",
+                format!("`{DEVICE_DEFAULT}` is reserved for unattributed traffic"),
+            ));
+        }
+        let name = self.name.clone();
+        let mut domains = Vec::with_capacity(self.domains.len());
+        for (j, d) in self.domains.iter().enumerate() {
+            match ExceptionDestination::try_from(d.clone()) {
+                Ok(ExceptionDestination::Domain(host)) => domains.push(host),
+                _ => {
+                    return Err(invalid(
+                        origin,
+                        format!("role[{name}].domains[{j}]"),
+                        format!("not a domain: {d:?}"),
+                    ))
+                }
+            }
+        }
+        self.domains = domains;
+        if let Some(j) = self.bundle_ids.iter().position(|b| b.trim().is_empty()) {
+            return Err(invalid(
+                origin,
+                format!("role[{name}].bundle_ids[{j}]"),
+                "must not be empty",
+            ));
+        }
+        for (j, rule) in self.rules.iter_mut().enumerate() {
+            let f = format!("role[{name}].allow[{j}]");
+            rule.app_proto = rule.app_proto.trim().to_ascii_lowercase();
+            if rule.app_proto.is_empty() {
+                return Err(invalid(
+                    origin,
+                    format!("{f}.app_proto"),
+                    "must not be empty",
+                ));
+            }
+            if rule.ports.is_empty() {
+                return Err(invalid(origin, format!("{f}.ports"), "no ports listed"));
+            }
+            if rule.ports.contains(&0) {
+                return Err(invalid(
+                    origin,
+                    format!("{f}.ports"),
+                    "port 0 is not a port",
+                ));
+            }
+            rule.transport = match rule.transport.as_deref().map(str::to_ascii_uppercase) {
+                None => None,
+                Some(t) if t == "TCP" || t == "UDP" => Some(t),
+                Some(t) => {
+                    return Err(invalid(
+                        origin,
+                        format!("{f}.transport"),
+                        format!("expected \"TCP\" or \"UDP\", found {t:?}"),
+                    ))
+                }
+            };
+        }
+        Ok(self)
+    }
+
     /// True when `bundle_id` belongs to this role.
     pub fn has_bundle(&self, bundle_id: &str) -> bool {
         self.bundle_ids.iter().any(|b| match b.strip_suffix('*') {
@@ -889,6 +963,23 @@ impl RoleSet {
         }
         self.exceptions.push(rule);
         Ok(())
+    }
+
+    /// Adds `role`, or replaces the role of that name where it stands (a role's first matching
+    /// entry wins, so the order is kept). The role is checked with [`Role::normalized`].
+    pub fn upsert_role(&mut self, role: Role) -> Result<(), RolesError> {
+        let role = role.normalized(Path::new("(api)"))?;
+        match self.roles.iter_mut().find(|r| r.name == role.name) {
+            Some(slot) => *slot = role,
+            None => self.roles.push(role),
+        }
+        Ok(())
+    }
+
+    /// Removes a role; returns it when it existed.
+    pub fn remove_role(&mut self, name: &str) -> Option<Role> {
+        let idx = self.roles.iter().position(|r| r.name == name)?;
+        Some(self.roles.remove(idx))
     }
 
     /// Removes an exception; returns it when it existed.

@@ -32,11 +32,11 @@ use crate::findings::Finding;
 use crate::inventory::kea_leases::Lease;
 use crate::inventory::{Device, InventoryBatch};
 use crate::learning::{ApprovedPairing, PairCountKey};
-use crate::roles::ExceptionRule;
+use crate::roles::{ExceptionRule, Role};
 use crate::timestamp::now_us;
 
 /// The newest schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How hard each commit is pushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -314,6 +314,16 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE alerts ADD COLUMN closed_us INTEGER;
     ALTER TABLE alerts ADD COLUMN closed_by TEXT;
     ALTER TABLE alerts ADD COLUMN close_note TEXT;
+    "#,
+    // Version 3: roles defined or deleted through the API (a NULL definition deletes the role),
+    // applied on top of the roles file.
+    r#"
+    CREATE TABLE role_definitions (
+        seq INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        definition TEXT,
+        audit_id INTEGER NOT NULL REFERENCES audit_log(id)
+    );
     "#,
 ];
 
@@ -858,6 +868,54 @@ impl Store {
         Ok(true)
     }
 
+    /// Records a role defined (`Some`) or deleted (`None`) through the API, with its audit entry,
+    /// replacing any earlier definition of that name; returns the audit id.
+    pub fn put_role_definition(
+        &mut self,
+        name: &str,
+        role: Option<&Role>,
+        entry: &AuditEntry,
+    ) -> Result<i64, StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql(&path, "begin role definition"))?;
+        let audit_id = insert_audit(&tx, &path, entry)?;
+        tx.execute(
+            "INSERT INTO role_definitions (name, definition, audit_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT(name) DO UPDATE SET definition = excluded.definition, audit_id = excluded.audit_id",
+            params![name, role.map(to_json), audit_id],
+        )
+        .map_err(sql(&path, "write role definition"))?;
+        tx.commit().map_err(sql(&path, "commit role definition"))?;
+        Ok(audit_id)
+    }
+
+    /// Roles defined (`Some`) or deleted (`None`) through the API, in the order first defined.
+    pub fn role_definitions(&self) -> Result<Vec<(String, Option<Role>)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, definition FROM role_definitions ORDER BY seq")
+            .map_err(sql(&self.path, "read role definitions"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })
+            .map_err(sql(&self.path, "read role definitions"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql(&self.path, "read role definitions"))?;
+        rows.into_iter()
+            .map(|(name, def)| {
+                let role = def
+                    .map(|d| serde_json::from_str(&d))
+                    .transpose()
+                    .map_err(|e| self.corrupt("role_definitions", &name, e))?;
+                Ok((name, role))
+            })
+            .collect()
+    }
+
     /// Exceptions added through the API and not revoked.
     pub fn active_exceptions(&self) -> Result<Vec<ExceptionRule>, StoreError> {
         let mut stmt = self
@@ -1032,7 +1090,17 @@ impl Store {
             .map_err(sql(&self.path, "read alerts"))?;
         rows.into_iter()
             .map(
-                |(id, finding_id, data, acked_us, acked_by, note, closed_us, closed_by, close_note)| {
+                |(
+                    id,
+                    finding_id,
+                    data,
+                    acked_us,
+                    acked_by,
+                    note,
+                    closed_us,
+                    closed_by,
+                    close_note,
+                )| {
                     let mut alert: Alert =
                         serde_json::from_str(&data).map_err(|e| self.corrupt("alerts", id, e))?;
                     alert.id = id;

@@ -27,7 +27,12 @@ fn mail_on_8443(i: i64) -> FlowObservation {
 fn raise_one_alert(cp: &mut ControlPlane) -> i64 {
     let mut ids = Vec::new();
     for i in 0..3 {
-        ids.extend(cp.ingest_flow(&mail_on_8443(i)).unwrap().iter().map(|a| a.id));
+        ids.extend(
+            cp.ingest_flow(&mail_on_8443(i))
+                .unwrap()
+                .iter()
+                .map(|a| a.id),
+        );
     }
     *ids.first().expect("the mail beacon raises an alert")
 }
@@ -47,7 +52,8 @@ fn closing_an_alert_acknowledges_it_is_audited_and_survives_a_restart() {
             Err(ControlError::Audit(_))
         ));
         assert_eq!(
-            cp.close_alert(id, "analyst", "relay is sanctioned").unwrap(),
+            cp.close_alert(id, "analyst", "relay is sanctioned")
+                .unwrap(),
             CloseOutcome::Closed { acknowledged: true }
         );
         assert_eq!(
@@ -171,8 +177,12 @@ fn replacing_roles_keeps_approvals_and_findings_changes_verdicts_and_is_audited(
     )
     .unwrap();
     // A roles file that also approves tls/8443 for mail.
-    let text = SHIPPED_ROLES_TOML.replacen("tls = [443, 993, 465]", "tls = [443, 993, 465, 8443]", 1);
-    assert_ne!(text, SHIPPED_ROLES_TOML, "the shipped mail role lists tls ports");
+    let text =
+        SHIPPED_ROLES_TOML.replacen("tls = [443, 993, 465]", "tls = [443, 993, 465, 8443]", 1);
+    assert_ne!(
+        text, SHIPPED_ROLES_TOML,
+        "the shipped mail role lists tls ports"
+    );
     let edited = RoleSet::parse(&text, std::path::Path::new("edited-roles.toml")).unwrap();
     assert!(matches!(
         cp.replace_roles(edited.clone(), "sighup", ""),
@@ -220,10 +230,11 @@ fn a_version_1_store_is_migrated_and_its_alerts_read_as_not_closed() {
             dir.path().join(format!("v1.db{ext}")),
         );
     }
-    // Undo migration 2 by hand: what a store of the first version looks like.
+    // Undo migrations 2 and 3 by hand: what a store of the first version looks like.
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
-        "ALTER TABLE alerts DROP COLUMN closed_us;
+        "DROP TABLE role_definitions;
+         ALTER TABLE alerts DROP COLUMN closed_us;
          ALTER TABLE alerts DROP COLUMN closed_by;
          ALTER TABLE alerts DROP COLUMN close_note;
          PRAGMA user_version = 1;",
@@ -244,4 +255,129 @@ fn a_version_1_store_is_migrated_and_its_alerts_read_as_not_closed() {
         cp.close_alert(id, "analyst", "after upgrade").unwrap(),
         CloseOutcome::Closed { acknowledged: true }
     );
+}
+
+#[test]
+fn roles_defined_and_deleted_through_the_api_persist_over_reloads_and_restarts() {
+    use portolan_control::roles::{PortRule, Role, UnlistedProtocols};
+    let dir = tempdir();
+    let mut cp = engine_in(dir.path(), RoleSet::shipped_defaults().unwrap());
+    // Before: the mail beacon on 8443 violates the mail baseline.
+    let before = cp.stats().violations;
+    cp.ingest_flow(&mail_on_8443(0)).unwrap();
+    assert_eq!(cp.stats().violations, before + 1);
+
+    let mut mail = cp.roles().role("mail").unwrap().clone();
+    mail.rules.push(PortRule {
+        app_proto: "TLS".into(),
+        transport: Some("tcp".into()),
+        ports: vec![8443],
+        starttls: false,
+    });
+    let bad = Role {
+        name: "device-default".into(),
+        ..mail.clone()
+    };
+    assert!(matches!(
+        cp.define_role(bad, "lead", "x"),
+        Err(ControlError::Roles(_))
+    ));
+    let bad_domain = Role {
+        domains: vec!["not a domain".into()],
+        ..mail.clone()
+    };
+    let e = cp
+        .define_role(bad_domain, "lead", "x")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("role[mail].domains[0]"), "{e}");
+    assert!(matches!(
+        cp.define_role(mail.clone(), "lead", ""),
+        Err(ControlError::Audit(_))
+    ));
+    cp.define_role(mail, "lead", "mail relay on 8443 is sanctioned")
+        .unwrap();
+    let rule = cp
+        .roles()
+        .role("mail")
+        .unwrap()
+        .rules
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (rule.app_proto.as_str(), rule.transport.as_deref()),
+        ("tls", Some("TCP")),
+        "normalised"
+    );
+    let v = cp.stats().violations;
+    cp.ingest_flow(&mail_on_8443(1)).unwrap();
+    assert_eq!(cp.stats().violations, v, "approved by the redefined role");
+
+    // A new role, and the deletion of a shipped one.
+    let lab = Role {
+        name: "lab".into(),
+        description: Some("test devices".into()),
+        bundle_ids: vec!["com.example.lab*".into()],
+        domains: vec!["Lab.Example.COM".into()],
+        rules: vec![],
+        unlisted: UnlistedProtocols::Deny,
+    };
+    cp.define_role(lab, "lead", "lab devices").unwrap();
+    assert_eq!(
+        cp.roles().role("lab").unwrap().domains,
+        vec!["lab.example.com".to_string()]
+    );
+    let victim = cp
+        .roles()
+        .roles()
+        .iter()
+        .find(|r| r.name != "mail" && r.name != "lab")
+        .unwrap()
+        .name
+        .clone();
+    assert!(cp.delete_role(&victim, "lead", "no longer used").unwrap());
+    assert!(!cp.delete_role(&victim, "lead", "again").unwrap());
+    assert!(cp.roles().role(&victim).is_none());
+
+    // A reload of the (unchanged) file keeps every API change.
+    cp.replace_roles(
+        RoleSet::shipped_defaults().unwrap(),
+        "system:SIGHUP",
+        "reload",
+    )
+    .unwrap();
+    let check = |cp: &ControlPlane| {
+        assert!(cp.roles().role("lab").is_some());
+        assert!(cp.roles().role(&victim).is_none());
+        assert!(cp
+            .roles()
+            .role_ports("mail", "tls", "TCP")
+            .unwrap()
+            .contains(&8443));
+    };
+    check(&cp);
+    drop(cp);
+    let store = Store::open(&dir.path().join("portolan.db")).unwrap();
+    let cp = ControlPlane::new(
+        store,
+        RoleSet::shipped_defaults().unwrap(),
+        ControlConfig::default(),
+    )
+    .unwrap();
+    check(&cp);
+    assert!(
+        cp.startup_warnings().is_empty(),
+        "{:?}",
+        cp.startup_warnings()
+    );
+    let actions: Vec<AuditAction> = cp.audit_log().unwrap().iter().map(|e| e.action).collect();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == AuditAction::RoleDefined)
+            .count(),
+        2
+    );
+    assert!(actions.contains(&AuditAction::RoleDeleted));
 }

@@ -184,6 +184,7 @@ impl PacketObserver for ClassifyObserver {
             client_port: flow.client_port,
             server_port: flow.server_port,
             packet_index: 0,
+            dst_multicast: packet.dst_ip.is_multicast(),
         };
         if let Some(decision) = flow.app.observe(&mut self.classifier, &ctx, packet.payload) {
             if decision.swap_roles {

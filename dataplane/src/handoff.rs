@@ -19,7 +19,7 @@ use portolan_classify::AppProto;
 use portolan_packet::Transport;
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -153,6 +153,9 @@ pub struct FlowEventSender {
     queue: Arc<ArrayQueue<FlowEvent>>,
     sent: u64,
     dropped: u64,
+    /// `dropped`, readable from other threads ([`FlowEventReceiver::ring_drops`]); written only
+    /// when an event is dropped.
+    shared_drops: Arc<AtomicU64>,
 }
 
 impl FlowEventSender {
@@ -167,6 +170,7 @@ impl FlowEventSender {
             }
             Err(_) => {
                 self.dropped += 1;
+                self.shared_drops.store(self.dropped, Ordering::Relaxed);
                 false
             }
         }
@@ -192,6 +196,7 @@ impl FlowEventSender {
 #[derive(Debug, Clone)]
 pub struct FlowEventReceiver {
     queues: Vec<Arc<ArrayQueue<FlowEvent>>>,
+    drops: Vec<Arc<AtomicU64>>,
 }
 
 impl FlowEventReceiver {
@@ -217,6 +222,15 @@ impl FlowEventReceiver {
     pub fn queues(&self) -> usize {
         self.queues.len()
     }
+
+    /// Events each worker dropped so far because its queue was full, in worker order (live:
+    /// readable while the workers run, e.g. from a clone kept for statistics).
+    pub fn ring_drops(&self) -> Vec<u64> {
+        self.drops
+            .iter()
+            .map(|d| d.load(Ordering::Relaxed))
+            .collect()
+    }
 }
 
 /// Why hand-off queues could not be made.
@@ -239,15 +253,18 @@ pub fn flow_event_queues(
     let queues: Vec<_> = (0..workers)
         .map(|_| Arc::new(ArrayQueue::new(capacity)))
         .collect();
+    let drops: Vec<_> = (0..workers).map(|_| Arc::new(AtomicU64::new(0))).collect();
     let senders = queues
         .iter()
-        .map(|q| FlowEventSender {
+        .zip(drops.iter())
+        .map(|(q, d)| FlowEventSender {
             queue: Arc::clone(q),
             sent: 0,
             dropped: 0,
+            shared_drops: Arc::clone(d),
         })
         .collect();
-    Ok((senders, FlowEventReceiver { queues }))
+    Ok((senders, FlowEventReceiver { queues, drops }))
 }
 
 /// What receives drained events: a callback, a channel, or a collecting `Vec`. Runs on the drain
@@ -433,6 +450,11 @@ mod tests {
         assert!(s.send(event(2)));
         assert!(!s.send(event(3)), "third event does not fit");
         assert_eq!((s.sent(), s.dropped()), (2, 1));
+        assert_eq!(
+            receiver.ring_drops(),
+            vec![1, 0],
+            "drops are visible to other threads"
+        );
         let mut got = Vec::new();
         assert_eq!(receiver.drain_into(&mut got), 2);
         assert_eq!(

@@ -1,5 +1,6 @@
 //! Replay of capture files through DPDK's `net_pcap` driver: one capture per RX queue, one worker
-//! per queue on its own lcore, and a report of what was seen.
+//! per queue on its own lcore, and a report of what was seen; or, in steady-state mode
+//! (`infinite_rx`), the captures looped from memory for a fixed time.
 //!
 //! Owns: checking the captures before the EAL starts (so a bad file is one clear error, not an
 //! EAL log), the `net_pcap` device string and the lcore layout, launching and joining the
@@ -11,9 +12,7 @@ use crate::dpdk::{
     self, lcore, DpdkError, Eal, EalConfig, PktMbufPool, Port, PortConfig, PortInfo, PortStats,
     TimestampField,
 };
-use crate::worker::{
-    run_to_end, PacketObserver, Worker, WorkerConfig, WorkerCounters, WorkerResult,
-};
+use crate::worker::{PacketObserver, Worker, WorkerConfig, WorkerCounters, WorkerResult};
 use portolan_flow::eve::FlowRecord;
 use portolan_flow::{FinishedFlow, FlowTableConfig, FlowTableConfigError, FlowTableStats};
 use portolan_packet::capture::{probe, CaptureError, CaptureInfo};
@@ -47,6 +46,11 @@ pub struct ReplayConfig {
     /// Data room of each mbuf, headroom included. Frames longer than the room minus 128 bytes
     /// of headroom span several mbufs, and only the first segment is decoded.
     pub mbuf_data_room: u16,
+    /// Steady-state mode: `net_pcap` loads each capture into mbufs once and loops over it
+    /// from memory (`infinite_rx=1`; the pool needs more mbufs than the largest capture has
+    /// packets, and frames carry no timestamp), and the workers run for this long. `None`:
+    /// replay each capture once, to its end.
+    pub infinite_rx: Option<std::time::Duration>,
 }
 
 impl ReplayConfig {
@@ -59,6 +63,7 @@ impl ReplayConfig {
             mbufs: 8191,
             memory_mb: 128,
             mbuf_data_room: dpdk::mempool::DEFAULT_DATA_ROOM,
+            infinite_rx: None,
         }
     }
 }
@@ -242,6 +247,10 @@ pub struct ReplayReport {
     pub port: PortStats,
     /// The port's device info.
     pub port_info: PortInfo,
+    /// Seconds the workers looped over the captures in memory (steady-state mode), absent for
+    /// a replay to the end of the captures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub infinite_rx_seconds: Option<f64>,
 }
 
 /// Everything a replay produced.
@@ -476,6 +485,9 @@ pub fn replay_observers<O: PacketObserver>(
         vdev.push_str(",rx_pcap=");
         vdev.push_str(p);
     }
+    if config.infinite_rx.is_some() {
+        vdev.push_str(",infinite_rx=1");
+    }
     let eal_config = EalConfig {
         lcores: lcore_layout(n, &allowed_cpus()),
         memory_mb: config.memory_mb,
@@ -531,11 +543,18 @@ pub fn replay_observers<O: PacketObserver>(
     }
     let stop = Arc::new(AtomicBool::new(false));
     let mut jobs = Vec::with_capacity(n);
+    let stop_at_end = config.infinite_rx.is_none();
     let started = Instant::now();
     for ((worker, rxq), &lc) in prepared.into_iter().zip(workers_lcores.iter()) {
         let stop_flag = Arc::clone(&stop);
+        // The job polls to the end of its capture and hands the worker back: flows are ended
+        // below, once the end of every capture is known.
         match lcore::launch(&eal, lc, move || {
-            run_to_end(worker, rxq, timestamp, stop_flag)
+            let (mut worker, mut rxq) = (worker, rxq);
+            let mut flows = Vec::new();
+            let cause = worker.poll(&mut rxq, timestamp, stop_at_end, &stop_flag, &mut flows);
+            drop(rxq);
+            (worker, flows, cause)
         }) {
             Ok(job) => jobs.push(job),
             Err(e) => {
@@ -547,19 +566,39 @@ pub fn replay_observers<O: PacketObserver>(
             }
         }
     }
+    if let Some(duration) = config.infinite_rx {
+        // The main lcore only sleeps while the workers loop over the captures in memory.
+        std::thread::sleep(duration);
+        stop.store(true, Ordering::SeqCst);
+    }
     let mut results: Vec<(u32, Result<_, DpdkError>)> = Vec::with_capacity(n);
     for job in jobs {
         let lc = job.lcore();
         results.push((lc, job.wait()));
     }
-    let wall_seconds = started.elapsed().as_secs_f64();
     let port_stats = port.stats()?;
 
-    let mut outcomes = Vec::with_capacity(n);
+    let mut polled = Vec::with_capacity(n);
     for (lc, r) in results {
-        let (outcome, flows): WorkerResult<O> = r?;
+        polled.push((lc, r?));
+    }
+    // Flows idle past their timeout at the end of the whole capture end as timeouts on every
+    // worker (a worker whose shard ends earlier would otherwise end them as shutdown), so the
+    // records do not depend on the number of workers.
+    let capture_end = polled
+        .iter()
+        .map(|(_, (w, _, _))| w.clock_us())
+        .max()
+        .unwrap_or(0);
+    let mut outcomes = Vec::with_capacity(n);
+    for (lc, (mut worker, mut flows, cause)) in polled {
+        worker.expire_at(capture_end);
+        let outcome = worker.finish(&mut flows, cause);
+        let (outcome, flows): WorkerResult<O> = (outcome, flows);
         outcomes.push((lc, outcome, flows));
     }
+    // Ending the flows still open is part of the replay's work: timed with it.
+    let wall_seconds = started.elapsed().as_secs_f64();
     drop(port);
     drop(pool);
 
@@ -633,6 +672,7 @@ pub fn replay_observers<O: PacketObserver>(
         workers: worker_reports,
         port: port_stats,
         port_info,
+        infinite_rx_seconds: config.infinite_rx.map(|_| wall_seconds),
     };
     let mut flows = Vec::with_capacity(n);
     let mut observers = Vec::with_capacity(n);

@@ -7,15 +7,21 @@
 //! `unsafe` (DPDK access goes through `crate::dpdk`).
 
 use crate::classify::ClassificationReport;
-use crate::dpdk::{lcore, MbufBurst, RxQueue, TimestampField};
+use crate::dpdk::prefetch::prefetch0;
+use crate::dpdk::{lcore, MbufBurst, RxQueue, TimestampField, BURST_SIZE};
 use portolan_flow::eve::FlowRecord;
 use portolan_flow::{
-    Direction, FinishedFlow, Flow, FlowTable, FlowTableConfig, FlowTableConfigError, FlowTableStats,
+    Direction, FinishedFlow, Flow, FlowLookup, FlowTable, FlowTableConfig, FlowTableConfigError,
+    FlowTableStats,
 };
 use portolan_packet::{parse, DropReason, LinkType, Packet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Non-empty bursts between two publications of a worker's [`LiveCounters`] (and at every empty
+/// burst that follows unpublished work).
+pub const LIVE_PUBLISH_BURSTS: u32 = 64;
 
 /// Sees every decoded packet after the flow table has accounted it: the hook where the classifier
 /// (`portolan-classify`) plugs in. One observer lives on each worker; it is never shared.
@@ -150,6 +156,72 @@ impl WorkerCounters {
     }
 }
 
+/// A running worker's counters as other threads read them (statistics, metrics): the worker
+/// stores its own counters here every [`LIVE_PUBLISH_BURSTS`] bursts, when its queue goes
+/// quiet, and when it finishes — plain relaxed stores, no lock, nothing per packet.
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    packets: AtomicU64,
+    bytes: AtomicU64,
+    decoded: AtomicU64,
+    drops: [AtomicU64; DropReason::COUNT],
+    flows_active: AtomicU64,
+    flows_created: AtomicU64,
+    published: AtomicU64,
+}
+
+/// One reading of [`LiveCounters`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveSnapshot {
+    /// Frames received.
+    pub packets: u64,
+    /// Bytes received.
+    pub bytes: u64,
+    /// Frames decoded to TCP/UDP.
+    pub decoded: u64,
+    /// Frames not decoded, by reason.
+    pub drops: Vec<(DropReason, u64)>,
+    /// Flows in the worker's table.
+    pub flows_active: u64,
+    /// Flows created since start.
+    pub flows_created: u64,
+    /// Publications so far (0: the worker has not published yet).
+    pub publications: u64,
+}
+
+impl LiveCounters {
+    /// The counters as last published.
+    pub fn snapshot(&self) -> LiveSnapshot {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        LiveSnapshot {
+            packets: load(&self.packets),
+            bytes: load(&self.bytes),
+            decoded: load(&self.decoded),
+            drops: DropReason::ALL
+                .iter()
+                .zip(self.drops.iter())
+                .map(|(&r, n)| (r, load(n)))
+                .collect(),
+            flows_active: load(&self.flows_active),
+            flows_created: load(&self.flows_created),
+            publications: load(&self.published),
+        }
+    }
+
+    fn store(&self, c: &WorkerCounters, table: &FlowTableStats) {
+        let put = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        put(&self.packets, c.packets);
+        put(&self.bytes, c.bytes);
+        put(&self.decoded, c.decoded);
+        for (a, &v) in self.drops.iter().zip(c.drops.iter()) {
+            put(a, v);
+        }
+        put(&self.flows_active, table.active as u64);
+        put(&self.flows_created, table.created);
+        self.published.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Why a worker stopped polling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopCause {
@@ -167,6 +239,8 @@ pub struct Worker<O: PacketObserver> {
     counters: WorkerCounters,
     last_ts_us: u64,
     next_expire_us: u64,
+    live: Option<Arc<LiveCounters>>,
+    unpublished_bursts: u32,
 }
 
 impl<O: PacketObserver> std::fmt::Debug for Worker<O> {
@@ -201,7 +275,22 @@ impl<O: PacketObserver> Worker<O> {
             counters: WorkerCounters::default(),
             last_ts_us: 0,
             next_expire_us: 0,
+            live: None,
+            unpublished_bursts: 0,
         })
+    }
+
+    /// Publishes this worker's counters to `live` while it runs (see [`LiveCounters`]).
+    pub fn with_live_counters(mut self, live: Arc<LiveCounters>) -> Worker<O> {
+        self.live = Some(live);
+        self
+    }
+
+    fn publish_live(&mut self) {
+        if let Some(live) = &self.live {
+            live.store(&self.counters, &self.table.stats());
+        }
+        self.unpublished_bursts = 0;
     }
 
     /// The counters so far.
@@ -213,18 +302,7 @@ impl<O: PacketObserver> Worker<O> {
     /// first segment), `frame_len` the frame's full length, `ts_us` its capture timestamp.
     #[inline]
     pub fn process_frame(&mut self, frame: &[u8], frame_len: u32, ts_us: Option<u64>) {
-        self.counters.packets += 1;
-        self.counters.bytes += u64::from(frame_len);
-        let ts = match ts_us {
-            Some(t) => {
-                self.last_ts_us = t;
-                t
-            }
-            None => {
-                self.counters.no_timestamp += 1;
-                self.last_ts_us
-            }
-        };
+        let ts = self.frame_seen(frame_len, ts_us);
         match parse(self.cfg.link_type, frame) {
             Err(reason) => {
                 if let Some(n) = self.counters.drops.get_mut(reason as usize) {
@@ -253,19 +331,72 @@ impl<O: PacketObserver> Worker<O> {
                 sink.push_flow(f);
             }
         }
+        if self.live.is_some() {
+            self.unpublished_bursts += 1;
+            if self.unpublished_bursts >= LIVE_PUBLISH_BURSTS {
+                self.publish_live();
+            }
+        }
     }
 
     /// Processes every packet of a received burst, then does the per-burst housekeeping.
+    ///
+    /// Two passes, as DPDK's l3fwd does with its route lookups: first every frame is decoded,
+    /// its flow key hashed and the flow table's hash-index cell for it prefetched; then each
+    /// packet is accounted in order. The index misses of a burst overlap instead of stalling
+    /// one packet at a time (with 250,000 flows the table update fell from 177–211 to 72–82 ns
+    /// per packet, `dataplane/examples/flow_prefetch.rs`). The result is the same as
+    /// [`Worker::process_frame`] on each frame in order.
     #[inline]
     pub fn process_burst<S: FlowSink<O::FlowState>>(&mut self, burst: &MbufBurst, sink: &mut S) {
         self.counters.bursts += 1;
-        for m in burst.iter() {
+        let mut staged: [Option<Result<(Packet<'_>, FlowLookup), DropReason>>; BURST_SIZE] =
+            [const { None }; BURST_SIZE];
+        for (slot, m) in staged.iter_mut().zip(burst.iter()) {
+            *slot = Some(parse(self.cfg.link_type, m.data()).map(|pkt| {
+                let lookup = self.table.lookup(&pkt);
+                self.table.prefetch_index(&lookup, prefetch0);
+                (pkt, lookup)
+            }));
+        }
+        for (slot, m) in staged.iter_mut().zip(burst.iter()) {
             if m.nb_segs() > 1 {
                 self.counters.multi_segment += 1;
             }
-            self.process_frame(m.data(), m.pkt_len(), m.timestamp_us());
+            let frame_len = m.pkt_len();
+            let ts = self.frame_seen(frame_len, m.timestamp_us());
+            match slot.take() {
+                Some(Ok((pkt, lookup))) => {
+                    self.counters.decoded += 1;
+                    let (flow, dir) = self.table.update_prepared(lookup, &pkt, ts, frame_len);
+                    self.observer.on_packet(flow, dir, &pkt, ts);
+                }
+                Some(Err(reason)) => {
+                    if let Some(n) = self.counters.drops.get_mut(reason as usize) {
+                        *n += 1;
+                    }
+                }
+                None => {}
+            }
         }
         self.after_burst(sink);
+    }
+
+    /// Counts a received frame and returns its timestamp (the previous one when it has none).
+    #[inline]
+    fn frame_seen(&mut self, frame_len: u32, ts_us: Option<u64>) -> u64 {
+        self.counters.packets += 1;
+        self.counters.bytes += u64::from(frame_len);
+        match ts_us {
+            Some(t) => {
+                self.last_ts_us = t;
+                t
+            }
+            None => {
+                self.counters.no_timestamp += 1;
+                self.last_ts_us
+            }
+        }
     }
 
     /// Polls `rxq` until the end of input (`stop_at_end`: a run of empty bursts with no new
@@ -287,6 +418,9 @@ impl<O: PacketObserver> Worker<O> {
                 break StopCause::Stopped;
             }
             if rxq.rx_burst(&mut burst) == 0 {
+                if self.unpublished_bursts > 0 {
+                    self.publish_live();
+                }
                 if !stop_at_end {
                     continue;
                 }
@@ -318,6 +452,19 @@ impl<O: PacketObserver> Worker<O> {
         cause
     }
 
+    /// The largest capture timestamp this worker has seen (µs; 0 before any packet).
+    pub fn clock_us(&self) -> u64 {
+        self.table.clock_us()
+    }
+
+    /// Ends (reason timeout) every flow idle past its timeout at `now_us`; they reach the sink
+    /// with [`Worker::finish`]. A replay over several workers calls it with the latest
+    /// timestamp of all of them before finishing, so a flow idle at the end of the capture ends
+    /// the same way whichever worker — and however many — saw it.
+    pub fn expire_at(&mut self, now_us: u64) {
+        self.table.expire(now_us);
+    }
+
     /// Ends every remaining flow (reason shutdown), moves them to `sink`, and returns the
     /// worker's results.
     pub fn finish<S: FlowSink<O::FlowState>>(
@@ -330,6 +477,7 @@ impl<O: PacketObserver> Worker<O> {
             self.observer.on_flow_end(&mut f);
             sink.push_flow(f);
         }
+        self.publish_live();
         WorkerOutcome {
             counters: self.counters,
             table_stats: self.table.stats(),
@@ -348,13 +496,25 @@ pub type WorkerResult<O> = (
 /// Runs a worker over `rxq` to the end of its input (or until `stop`), then finishes all flows.
 /// Returns the outcome and every flow, in the order they finished.
 pub fn run_to_end<O: PacketObserver>(
+    worker: Worker<O>,
+    rxq: RxQueue,
+    timestamp: Option<TimestampField>,
+    stop: Arc<AtomicBool>,
+) -> WorkerResult<O> {
+    run_until(worker, rxq, timestamp, stop, true)
+}
+
+/// As [`run_to_end`], but with `stop_at_end` false the worker ignores empty bursts and polls
+/// until `stop` is raised (for a queue that never ends, such as `net_pcap`'s `infinite_rx`).
+pub fn run_until<O: PacketObserver>(
     mut worker: Worker<O>,
     mut rxq: RxQueue,
     timestamp: Option<TimestampField>,
     stop: Arc<AtomicBool>,
+    stop_at_end: bool,
 ) -> WorkerResult<O> {
     let mut flows = Vec::new();
-    let cause = worker.poll(&mut rxq, timestamp, true, &stop, &mut flows);
+    let cause = worker.poll(&mut rxq, timestamp, stop_at_end, &stop, &mut flows);
     drop(rxq);
     let outcome = worker.finish(&mut flows, cause);
     (outcome, flows)
@@ -478,6 +638,40 @@ mod tests {
         assert_eq!(tcp.flow.app, 3, "observer state lives in the flow");
         assert_eq!(tcp.flow.pkts_toserver, 2);
         assert_eq!(tcp.flow.pkts_toclient, 1);
+    }
+
+    #[test]
+    fn live_counters_are_published_every_few_bursts_and_at_the_end() {
+        let live = Arc::new(LiveCounters::default());
+        let mut w = Worker::new(WorkerConfig::new(LinkType::Ethernet), FlowOnly)
+            .expect("worker")
+            .with_live_counters(Arc::clone(&live));
+        let mut sink = Vec::new();
+        let a = frame([10, 0, 0, 1], [10, 0, 0, 2], 17, 1000, 53, 0, 10);
+        for i in 0..(LIVE_PUBLISH_BURSTS - 1) {
+            w.process_frame(&a, a.len() as u32, Some(1_000 + u64::from(i)));
+            w.after_burst(&mut sink);
+        }
+        assert_eq!(live.snapshot().publications, 0, "not yet");
+        w.process_frame(&a, a.len() as u32, Some(2_000));
+        w.after_burst(&mut sink);
+        let s = live.snapshot();
+        assert_eq!(s.publications, 1);
+        assert_eq!(s.packets, u64::from(LIVE_PUBLISH_BURSTS));
+        assert_eq!(s.decoded, s.packets);
+        assert_eq!((s.flows_active, s.flows_created), (1, 1));
+        w.process_frame(&a[..5], 5, Some(3_000));
+        let out = w.finish(&mut sink, StopCause::EndOfInput);
+        let s = live.snapshot();
+        assert_eq!(s.publications, 2);
+        assert_eq!(s.packets, out.counters.packets);
+        assert_eq!(s.flows_active, 0);
+        let truncated = s
+            .drops
+            .iter()
+            .find(|(r, _)| *r == DropReason::TruncatedLink)
+            .map(|(_, n)| *n);
+        assert_eq!(truncated, Some(1));
     }
 
     #[test]

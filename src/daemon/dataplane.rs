@@ -21,7 +21,7 @@ use portolan_dataplane::dpdk::{
 };
 use portolan_dataplane::hwcheck::{eal_args, HwcheckOptions};
 use portolan_dataplane::replay::check_captures;
-use portolan_dataplane::worker::WorkerOutcome;
+use portolan_dataplane::worker::{LiveCounters, WorkerOutcome};
 use portolan_dataplane::{ClassifyObserver, FlowSink, Worker, WorkerConfig};
 use portolan_flow::FinishedFlow;
 use portolan_hwconfig::plan::rss_types;
@@ -72,6 +72,7 @@ struct RunningPort {
 pub struct LiveDataplane {
     ports: Vec<RunningPort>,
     places: Vec<WorkerPlace>,
+    live: Vec<Arc<LiveCounters>>,
     jobs: Vec<Option<LcoreJob<WorkerOutcome<ClassifyObserver>>>>,
     outcomes: Vec<Option<WorkerOutcome<ClassifyObserver>>>,
     failures: Vec<String>,
@@ -130,8 +131,9 @@ impl LiveDataplane {
         link_types: &[LinkType],
         observers: Vec<ClassifyObserver>,
     ) -> Result<LiveDataplane, DataplaneError> {
-        let available = CoreList::allowed_for_this_process()
-            .map_err(|e| DataplaneError::Description(format!("cannot read this process's CPUs: {e}")))?;
+        let available = CoreList::allowed_for_this_process().map_err(|e| {
+            DataplaneError::Description(format!("cannot read this process's CPUs: {e}"))
+        })?;
         hw.validate_cpus(&available)
             .map_err(|e| DataplaneError::Description(format!("hardware: {e}")))?;
         if observers.len() != hw.worker_count() {
@@ -199,8 +201,10 @@ impl LiveDataplane {
                     flow_table: hw.flow_table_config(),
                     ..WorkerConfig::new(link_type)
                 };
+                let live = Arc::new(LiveCounters::default());
                 let worker = Worker::new(worker_cfg, observer)
-                    .map_err(|e| DataplaneError::Description(format!("hardware.flow_table: {e}")))?;
+                    .map_err(|e| DataplaneError::Description(format!("hardware.flow_table: {e}")))?
+                    .with_live_counters(Arc::clone(&live));
                 let rxq = port.rx_queue(q as u16)?;
                 let place = WorkerPlace {
                     worker_id: prepared.len() as u32,
@@ -208,13 +212,14 @@ impl LiveDataplane {
                     port_id,
                     queue: q as u16,
                 };
-                prepared.push((place, worker, rxq, stop_at_end));
+                prepared.push((place, worker, rxq, stop_at_end, live));
             }
             ports.push(RunningPort { port, name });
         }
         let mut places = Vec::with_capacity(prepared.len());
+        let mut lives = Vec::with_capacity(prepared.len());
         let mut jobs = Vec::with_capacity(prepared.len());
-        for (place, mut worker, mut rxq, stop_at_end) in prepared {
+        for (place, mut worker, mut rxq, stop_at_end, live) in prepared {
             let stop_flag = Arc::clone(&stop);
             let launched = lcore::launch(&eal, place.lcore, move || {
                 let mut sink = DiscardFlows;
@@ -225,6 +230,7 @@ impl LiveDataplane {
             match launched {
                 Ok(job) => {
                     places.push(place);
+                    lives.push(live);
                     jobs.push(Some(job));
                 }
                 Err(e) => {
@@ -240,6 +246,7 @@ impl LiveDataplane {
         Ok(LiveDataplane {
             ports,
             places,
+            live: lives,
             jobs,
             outcomes: (0..n).map(|_| None).collect(),
             failures: Vec::new(),
@@ -294,29 +301,28 @@ impl LiveDataplane {
         self.failures.clone()
     }
 
-    /// The counters now: the ports' own (live), and per worker its queue's port counters while it
-    /// runs, or its full counters once it has returned. `live_protocols` holds the flows the
-    /// control plane received per worker and protocol (live).
-    pub fn stats(&self, live_protocols: &[BTreeMap<String, u64>]) -> DataplaneStats {
+    /// The counters now: the ports' own, each worker's as it last published them (every few
+    /// bursts while it runs; complete once it has returned), the flows the control plane received
+    /// per worker and protocol (`live_protocols`, until the worker's own totals are in), and the
+    /// hand-off drops per worker (`ring_drops`).
+    pub fn stats(
+        &self,
+        live_protocols: &[BTreeMap<String, u64>],
+        ring_drops: &[u64],
+    ) -> DataplaneStats {
         let mut ports = Vec::with_capacity(self.ports.len());
-        let mut queue_counts: BTreeMap<(u16, u16), (u64, u64)> = BTreeMap::new();
         for rp in &self.ports {
             let id = rp.port.id();
             match rp.port.stats() {
-                Ok(s) => {
-                    for (q, (p, b)) in s.q_ipackets.iter().zip(s.q_ibytes.iter()).enumerate() {
-                        queue_counts.insert((id, q as u16), (*p, *b));
-                    }
-                    ports.push(PortCounters {
-                        port_id: id,
-                        name: rp.name.clone(),
-                        rx_packets: s.ipackets,
-                        rx_bytes: s.ibytes,
-                        rx_missed: s.imissed,
-                        rx_errors: s.ierrors,
-                        rx_nombuf: s.rx_nombuf,
-                    });
-                }
+                Ok(s) => ports.push(PortCounters {
+                    port_id: id,
+                    name: rp.name.clone(),
+                    rx_packets: s.ipackets,
+                    rx_bytes: s.ibytes,
+                    rx_missed: s.imissed,
+                    rx_errors: s.ierrors,
+                    rx_nombuf: s.rx_nombuf,
+                }),
                 Err(e) => tracing::debug!(port = id, error = %e, "port statistics unavailable"),
             }
         }
@@ -332,17 +338,21 @@ impl LiveDataplane {
                     queue: place.queue,
                     ..WorkerStats::default()
                 };
+                if let Some(live) = self.live.get(i) {
+                    let snap = live.snapshot();
+                    w.packets = snap.packets;
+                    w.bytes = snap.bytes;
+                    w.drops = snap
+                        .drops
+                        .iter()
+                        .map(|(r, n)| (r.as_str().to_string(), *n))
+                        .collect();
+                    w.flows_active = snap.flows_active;
+                    w.flows_created = snap.flows_created;
+                }
+                w.ring_drops = ring_drops.get(i).copied().unwrap_or(0);
                 match self.outcomes.get(i).and_then(Option::as_ref) {
                     Some(o) => {
-                        let c = &o.counters;
-                        w.packets = c.packets;
-                        w.bytes = c.bytes;
-                        w.drops = c
-                            .drops_by_reason()
-                            .map(|(r, n)| (r.as_str().to_string(), n))
-                            .collect();
-                        w.flows_created = o.table_stats.created;
-                        w.flows_active = 0;
                         let report = o.observer.report();
                         w.ring_drops = report.ring_drops;
                         w.protocols = report
@@ -352,10 +362,6 @@ impl LiveDataplane {
                             .collect();
                     }
                     None => {
-                        if let Some((p, b)) = queue_counts.get(&(place.port_id, place.queue)) {
-                            w.packets = *p;
-                            w.bytes = *b;
-                        }
                         if let Some(protos) = live_protocols.get(i) {
                             w.protocols = protos.clone();
                         }

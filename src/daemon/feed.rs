@@ -152,7 +152,10 @@ impl EngineFeed {
     }
 
     fn flush_files(&mut self) {
-        for w in [self.eve.as_mut(), self.ocsf.as_mut()].into_iter().flatten() {
+        for w in [self.eve.as_mut(), self.ocsf.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             if let Err(e) = w.flush() {
                 tracing::error!(file = %w.path().display(), error = %e, "cannot flush alert file");
             }

@@ -303,6 +303,8 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     )
     .map_err(Failure::runtime)?;
     let control_cpus = hw.control_cores();
+    // A view on the queues' drop counters for the statistics (the receiver goes to the drain).
+    let ring_view = receiver.clone();
     let drain = FlowEventDrain::spawn(
         receiver,
         feed,
@@ -389,7 +391,7 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
                 );
             }
             let protos = live_protocols.lock().map(|p| p.clone()).unwrap_or_default();
-            stats.publish(dp.stats(&protos));
+            stats.publish(dp.stats(&protos, &ring_view.ring_drops()));
         }
         match events.recv_timeout(interval) {
             Ok(DaemonEvent::Shutdown(sig)) => shutdown = Some(sig),
@@ -409,7 +411,7 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
             tracing::error!("{f}");
         }
         let protos = live_protocols.lock().map(|p| p.clone()).unwrap_or_default();
-        stats.publish(dp.stats(&protos));
+        stats.publish(dp.stats(&protos, &ring_view.ring_drops()));
     }
     match drain.finish() {
         Ok((mut feed, drained)) => {

@@ -17,7 +17,9 @@ use portolan_control::device_state::DeviceStateEvent;
 use portolan_control::engine::{ControlConfig, ControlError as EngineError, ControlPlane};
 use portolan_control::inventory::{Device, InventoryError};
 use portolan_control::learning::{ApprovedPairing, BaselineProposal};
-use portolan_control::roles::{ExceptionRule, PortRegistry, RoleSet, RolesError, DEVICE_DEFAULT};
+use portolan_control::roles::{
+    ExceptionRule, PortRegistry, Role, RoleSet, RolesError, DEVICE_DEFAULT,
+};
 pub use portolan_control::store::AlertClosure;
 use portolan_control::store::{
     CloseOutcome, DeviceHistoryEntry, ImportSummary, Store, StoreError, StoredAlert,
@@ -417,6 +419,34 @@ impl ControlHandle {
         Ok(self.engine_lock()?.roles().clone())
     }
 
+    /// Defines (or redefines) a role, audited with `reason`; in force from the next verdict and kept in the
+    /// store across reloads and restarts. Returns the role as now in force.
+    pub fn define_role(&self, role: Role, actor: &str, reason: &str) -> Result<Role, ControlError> {
+        if role.name == DEVICE_DEFAULT {
+            return Err(ControlError::Conflict(format!(
+                "`{DEVICE_DEFAULT}` is the baseline of unattributed traffic, not a role; approve pairings \
+                 into it with POST /api/v1/roles/{DEVICE_DEFAULT}/baseline"
+            )));
+        }
+        let name = role.name.clone();
+        let mut engine = self.engine_lock()?;
+        engine
+            .define_role(role, actor, reason)
+            .map_err(|e| classify(e, "reason"))?;
+        engine.roles().role(&name).cloned().ok_or_else(|| {
+            ControlError::Internal(format!("role {name:?} not in force after definition"))
+        })
+    }
+
+    /// Deletes a role in force, audited with `reason`.
+    pub fn delete_role(&self, name: &str, actor: &str, reason: &str) -> Result<(), ControlError> {
+        match self.engine_lock()?.delete_role(name, actor, reason) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ControlError::NotFound(format!("no role named {name:?}"))),
+            Err(e) => Err(classify(e, "reason")),
+        }
+    }
+
     /// Approves pairings into `role`'s baseline (or `device-default`), audited; applies to the next verdict.
     pub fn approve_pairings(
         &self,
@@ -426,7 +456,7 @@ impl ControlHandle {
         reason: &str,
     ) -> Result<(), ControlError> {
         for (i, p) in pairings.iter().enumerate() {
-            if p.app_proto.trim().is_empty() || p.app_proto.len() > 64 {
+            if crate::problem::is_blank(&p.app_proto) || p.app_proto.chars().count() > 64 {
                 return Err(ControlError::invalid(
                     format!("pairings[{i}].app_proto"),
                     "must be 1 to 64 characters",

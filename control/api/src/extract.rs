@@ -3,13 +3,23 @@
 //!
 //! This module must not interpret what it extracts; handlers do.
 
-use axum::body::Bytes;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::request::Parts;
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
-use crate::problem::{body_rejection, parse_json, Problem};
+use crate::problem::{parse_json, Problem};
+
+/// Bytes of an oversized body read and discarded before the 413 is sent, so that an HTTP/1.1 client still
+/// sending it can read the answer instead of a reset connection ("lingering close"). Larger bodies are
+/// not read: the connection is closed under them.
+pub const DRAIN_CAP_BYTES: u64 = 8 * 1024 * 1024;
+/// Longest time spent discarding an oversized body.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
 
 /// The body limit in force for a route, inserted as a request extension by the router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,20 +32,55 @@ fn limit_of(req: &Request) -> usize {
         .unwrap_or(crate::config::DEFAULT_BODY_LIMIT_BYTES)
 }
 
-/// Reads the whole body within the route's limit: a declared or actual size above it is a 413.
+/// Reads and discards what is left of an oversized body, up to [`DRAIN_CAP_BYTES`] and [`DRAIN_TIME`].
+async fn drain(mut body: Body, already: u64) {
+    let _ = tokio::time::timeout(DRAIN_TIME, async move {
+        let mut seen = already;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                seen = seen.saturating_add(data.len() as u64);
+                if seen > DRAIN_CAP_BYTES {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+}
+
+/// Reads the whole body within the route's limit: a declared or actual size above it is a 413 (sent after
+/// the rest of a not-too-large body has been read and discarded).
 async fn read_body(req: Request) -> Result<Bytes, Problem> {
     let limit = limit_of(&req);
+    let limit_u64 = u64::try_from(limit).unwrap_or(u64::MAX);
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX)) {
+    let mut body = req.into_body();
+    if let Some(n) = declared.filter(|&n| n > limit_u64) {
+        if n <= DRAIN_CAP_BYTES {
+            drain(body, 0).await;
+        }
         return Err(Problem::payload_too_large(limit));
     }
-    Bytes::from_request(req, &())
-        .await
-        .map_err(|r| body_rejection(r, limit))
+    let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(limit).min(limit));
+    let mut buf: Vec<u8> = Vec::with_capacity(capacity);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            Problem::bad_request(format!("could not read the request body: {e}"))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len().saturating_add(data.len()) > limit {
+                let seen = (buf.len() as u64).saturating_add(data.len() as u64);
+                drain(body, seen).await;
+                return Err(Problem::payload_too_large(limit));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// The raw request body (e.g. an inventory document in JSON or plist).

@@ -39,6 +39,8 @@ pub const BEARER_SCHEME: &str = "bearer";
         control::post_device_states,
         control::list_roles,
         control::get_role,
+        control::put_role,
+        control::delete_role,
         control::post_role_baseline,
         control::list_exceptions,
         control::post_exception,

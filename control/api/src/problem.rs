@@ -155,10 +155,6 @@ impl IntoResponse for Problem {
         if let Some(secs) = self.retry_after_seconds {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            // The rest of the body is not read: the connection cannot carry another request.
-            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
         resp
     }
 }
@@ -170,6 +166,22 @@ pub fn body_rejection(rej: BytesRejection, limit: usize) -> Problem {
     } else {
         Problem::bad_request(format!("could not read the request body: {rej}"))
     }
+}
+
+/// The pattern every required text field carries in the OpenAPI document: at least one character that is
+/// neither ECMAScript whitespace (`\s`, which includes U+FEFF) nor U+0085 (Unicode whitespace that `\s`
+/// lacks). It holds exactly when [`is_blank`] is false.
+pub const NOT_BLANK_PATTERN: &str = "[^\\s\\u0085]";
+
+/// True when `s` holds only whitespace (Unicode `White_Space`, as `str::trim` removes) and U+FEFF: the API's
+/// one definition of a blank text, matching [`NOT_BLANK_PATTERN`].
+pub fn is_blank(s: &str) -> bool {
+    s.chars().all(|c| c.is_whitespace() || c == '\u{feff}')
+}
+
+/// `s` without leading and trailing whitespace and U+FEFF.
+pub fn trim_blank(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
 }
 
 /// Decodes a JSON body into `T`, naming the failing field (JSON path) and line/column on error.
@@ -230,6 +242,19 @@ pub fn json_body<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blank_means_what_the_documented_pattern_excludes() {
+        // ECMAScript `\s` covers these, and the pattern excludes U+0085 explicitly.
+        for blank in ["", " ", "\t\n", "\u{85}", "\u{feff}", "\u{a0}\u{3000}", " \u{2028} "] {
+            assert!(is_blank(blank), "{blank:?}");
+        }
+        // Zero-width space is not whitespace for either; a letter is not.
+        for text in ["a", " a ", "\u{200b}", "\u{85}x\u{feff}"] {
+            assert!(!is_blank(text), "{text:?}");
+        }
+        assert_eq!(trim_blank("\u{feff} note\u{85}"), "note");
+    }
 
     #[derive(Debug, Deserialize)]
     #[allow(dead_code)]

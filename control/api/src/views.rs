@@ -288,6 +288,160 @@ impl From<&ControlRole> for RoleView {
     }
 }
 
+/// What a role does with protocols its `allow` list does not name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UnlistedInput {
+    /// Judge them against the device default baseline (the port registry).
+    Registry,
+    /// Every unlisted protocol breaks the role's baseline.
+    Deny,
+}
+
+/// One protocol → ports pairing of a role definition.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolePairingInput {
+    /// EVE `app_proto`, e.g. `tls`.
+    #[schema(min_length = 1, max_length = 64, pattern = "[^\\s\\u0085]")]
+    pub app_proto: String,
+    /// `TCP` or `UDP`; absent for either.
+    pub transport: Option<TransportInput>,
+    /// Approved ports.
+    #[schema(min_items = 1, max_items = 1024, inline)]
+    pub ports: Vec<PortInput>,
+    /// Also approve TLS reached by STARTTLS on these ports.
+    #[serde(default)]
+    pub starttls: bool,
+}
+
+/// A role as defined through the API (`PUT /api/v1/roles/{name}`), with the reason for the audit log.
+/// It replaces the role of that name (from the roles file or the API) where it stands, or is added after
+/// the others; pairings approved for the role through learning or `POST .../baseline` stay in force.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleDefinition {
+    /// Why (written to the audit log).
+    #[schema(min_length = 1, max_length = 4096, pattern = "[^\\s\\u0085]")]
+    pub reason: String,
+    /// Free text.
+    #[schema(max_length = 4096)]
+    pub description: Option<String>,
+    /// Bundle IDs in the role (a trailing `*` matches a prefix).
+    #[serde(default)]
+    #[schema(max_items = 1024, inline)]
+    pub bundle_ids: Vec<BundleIdInput>,
+    /// Domain suffixes its apps talk to (`*.` prefix allowed).
+    #[serde(default)]
+    #[schema(max_items = 1024, inline)]
+    pub domains: Vec<DomainInput>,
+    /// The role's own pairings.
+    #[serde(default)]
+    #[schema(max_items = 1024)]
+    pub allow: Vec<RolePairingInput>,
+    /// `registry` (default) or `deny`.
+    pub unlisted_protocols: Option<UnlistedInput>,
+}
+
+/// A port number, 1 to 65535 (documented inline: `integer`, minimum 1, maximum 65535).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PortInput(#[serde(deserialize_with = "de_port")] pub u16);
+
+impl utoipa::PartialSchema for PortInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(65535))
+            .into()
+    }
+}
+
+impl ToSchema for PortInput {}
+
+/// A bundle ID of a role definition (documented inline: 1 to 256 characters, not blank).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BundleIdInput(pub String);
+
+impl utoipa::PartialSchema for BundleIdInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(256))
+            .pattern(Some(crate::problem::NOT_BLANK_PATTERN))
+            .into()
+    }
+}
+
+impl ToSchema for BundleIdInput {}
+
+/// A domain suffix of a role definition (documented inline: letters, digits, `.`, `-`, `_`, at least one
+/// letter, optionally after `*.`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DomainInput(pub String);
+
+/// The pattern of [`DomainInput`]; [`DomainInput::is_valid`] holds exactly when it matches.
+pub const DOMAIN_PATTERN: &str = "^(\\*\\.)?[A-Za-z0-9._-]*[A-Za-z][A-Za-z0-9._-]*$";
+
+impl DomainInput {
+    /// True when the text matches [`DOMAIN_PATTERN`] and is at most 253 characters.
+    pub fn is_valid(&self) -> bool {
+        let rest = self.0.strip_prefix("*.").unwrap_or(&self.0);
+        self.0.len() <= 253
+            && rest.chars().any(|c| c.is_ascii_alphabetic())
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    }
+}
+
+impl utoipa::PartialSchema for DomainInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(253))
+            .pattern(Some(DOMAIN_PATTERN))
+            .into()
+    }
+}
+
+impl ToSchema for DomainInput {}
+
+impl RoleDefinition {
+    /// The control plane's role named `name`.
+    pub fn to_role(&self, name: &str) -> ControlRole {
+        ControlRole {
+            name: name.to_string(),
+            description: self.description.clone(),
+            bundle_ids: self
+                .bundle_ids
+                .iter()
+                .map(|b| crate::problem::trim_blank(&b.0).to_string())
+                .collect(),
+            domains: self.domains.iter().map(|d| d.0.clone()).collect(),
+            rules: self
+                .allow
+                .iter()
+                .map(|p| PortRule {
+                    app_proto: p.app_proto.clone(),
+                    transport: p.transport.map(|t| t.as_str().to_string()),
+                    ports: p.ports.iter().map(|p| p.0).collect(),
+                    starttls: p.starttls,
+                })
+                .collect(),
+            unlisted: match self.unlisted_protocols {
+                Some(UnlistedInput::Deny) => UnlistedProtocols::Deny,
+                _ => UnlistedProtocols::Registry,
+            },
+        }
+    }
+}
+
 /// Every role.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RoleList {
@@ -343,7 +497,7 @@ pub fn de_ports<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::E
 #[serde(deny_unknown_fields)]
 pub struct PairingInput {
     /// EVE `app_proto`, e.g. `tls`.
-    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
+    #[schema(min_length = 1, max_length = 64, pattern = "[^\\s\\u0085]")]
     pub app_proto: String,
     /// `TCP` or `UDP`; absent for either.
     pub transport: Option<TransportInput>,
@@ -361,7 +515,7 @@ pub struct PairingInput {
 #[serde(deny_unknown_fields)]
 pub struct BaselineChange {
     /// Why (written to the audit log).
-    #[schema(min_length = 1, max_length = 4096, pattern = "\\S")]
+    #[schema(min_length = 1, max_length = 4096, pattern = "[^\\s\\u0085]")]
     pub reason: String,
     /// Pairings to approve.
     #[schema(min_items = 1)]
@@ -387,7 +541,7 @@ pub enum ExceptionKindView {
 #[serde(deny_unknown_fields)]
 pub struct ExceptionInput {
     /// Unique id.
-    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
+    #[schema(min_length = 1, max_length = 128, pattern = "[^\\s\\u0085]")]
     pub id: String,
     /// Kind.
     pub kind: ExceptionKindView,
@@ -406,10 +560,10 @@ pub struct ExceptionInput {
     #[serde(default)]
     pub app_protos: Vec<String>,
     /// Why (also written to the audit log).
-    #[schema(min_length = 1, max_length = 4096, pattern = "\\S")]
+    #[schema(min_length = 1, max_length = 4096, pattern = "[^\\s\\u0085]")]
     pub reason: String,
     /// Who answers for it.
-    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
+    #[schema(min_length = 1, max_length = 256, pattern = "[^\\s\\u0085]")]
     pub owner: String,
     /// Expiry (RFC 3339 with offset).
     #[schema(format = DateTime)]
@@ -545,7 +699,7 @@ pub struct ProposalList {
 #[serde(deny_unknown_fields)]
 pub struct ProposalApproval {
     /// Why (written to the audit log).
-    #[schema(min_length = 1, max_length = 4096, pattern = "\\S")]
+    #[schema(min_length = 1, max_length = 4096, pattern = "[^\\s\\u0085]")]
     pub reason: String,
     /// Pairings to approve; absent for every pairing the proposal marks `proposed`.
     pub pairings: Option<Vec<PairingInput>>,
@@ -692,7 +846,7 @@ pub struct AlertList {
 #[serde(deny_unknown_fields)]
 pub struct AlertNote {
     /// Why (written to the alert and the audit log).
-    #[schema(min_length = 1, max_length = 4096, pattern = "\\S")]
+    #[schema(min_length = 1, max_length = 4096, pattern = "[^\\s\\u0085]")]
     pub note: String,
 }
 

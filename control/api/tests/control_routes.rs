@@ -587,7 +587,8 @@ async fn exceptions_and_baselines_change_with_reasons_in_the_audit_log() {
     // The reload itself is audited under the caller's token.
     let (_, audit) = api
         .call(
-            api.client.get(api.at("/api/v1/audit?action=roles_replaced")),
+            api.client
+                .get(api.at("/api/v1/audit?action=roles_replaced")),
             &api.viewer,
         )
         .await;
@@ -812,5 +813,181 @@ async fn alert_and_audit_paging_follow_the_cursor() {
         .await
         .unwrap();
     assert_eq!(problem(r, 400).await["field"], "limit");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn roles_are_defined_and_deleted_with_reasons_and_survive_a_reload() {
+    let api = TestApi::start().await;
+    import_jamf(&api).await;
+    let (_, mail) = api
+        .call(api.client.get(api.at("/api/v1/roles/mail")), &api.viewer)
+        .await;
+    // Mail as it stands, plus tls/8443: the next mail session on 8443 is approved.
+    let mut allow: Vec<Value> = mail["allow"].as_array().unwrap().clone();
+    allow.push(json!({"app_proto": "tls", "transport": "TCP", "ports": [8443]}));
+    let definition = json!({
+        "reason": "mail relay moved to 8443",
+        "description": mail["description"],
+        "bundle_ids": mail["bundle_ids"],
+        "domains": mail["domains"],
+        "allow": allow,
+    });
+    let put = api.client.put(api.at("/api/v1/roles/mail"));
+    let (status, _) = api.call(put.json(&definition), &api.viewer).await;
+    assert_eq!(status, 403);
+    let (status, _) = api
+        .call(
+            api.client
+                .put(api.at("/api/v1/roles/mail"))
+                .json(&definition),
+            &api.analyst,
+        )
+        .await;
+    assert_eq!(status, 403);
+    let mut bad = definition.clone();
+    bad["domains"] = json!(["mail example"]);
+    let (status, body) = api
+        .call(
+            api.client.put(api.at("/api/v1/roles/mail")).json(&bad),
+            &api.admin,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["field"], "domains[0]", "{body}");
+    let mut no_reason = definition.clone();
+    no_reason["reason"] = json!(" ");
+    let (status, body) = api
+        .call(
+            api.client
+                .put(api.at("/api/v1/roles/mail"))
+                .json(&no_reason),
+            &api.admin,
+        )
+        .await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("reason")));
+    let (status, body) = api
+        .call(
+            api.client
+                .put(api.at("/api/v1/roles/bad%20name"))
+                .json(&definition),
+            &api.admin,
+        )
+        .await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("name")));
+    let (status, _) = api
+        .call(
+            api.client
+                .put(api.at("/api/v1/roles/device-default"))
+                .json(&definition),
+            &api.admin,
+        )
+        .await;
+    assert_eq!(status, 409);
+
+    assert_eq!(
+        mail_session_on_8443(&api, "2024-05-01T09:00:00.000000+0000"),
+        1,
+        "before: tls/8443 breaks the mail baseline"
+    );
+    let (status, body) = api
+        .call(
+            api.client
+                .put(api.at("/api/v1/roles/mail"))
+                .json(&definition),
+            &api.admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["name"], "mail");
+    assert!(body["allow"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["ports"] == json!([8443])));
+    let before = api
+        .state
+        .control
+        .engine()
+        .lock()
+        .unwrap()
+        .stats()
+        .violations;
+    mail_session_on_8443(&api, "2024-05-01T09:15:00.000000+0000");
+    assert_eq!(
+        api.state
+            .control
+            .engine()
+            .lock()
+            .unwrap()
+            .stats()
+            .violations,
+        before,
+        "approved by the redefined role"
+    );
+
+    // A new role, then deleted.
+    let (status, body) = api
+        .call(
+            api.client.put(api.at("/api/v1/roles/lab")).json(&json!({
+                "reason": "lab devices",
+                "bundle_ids": ["com.example.lab*"],
+                "domains": ["*.Lab.Example.com"],
+                "allow": [{"app_proto": "http", "ports": [8080]}],
+                "unlisted_protocols": "deny"
+            })),
+            &api.admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["domains"], json!(["lab.example.com"]));
+    assert_eq!(body["unlisted_protocols"], "deny");
+    let delete = |name: &str, reason: &str| {
+        api.client.delete(api.at(&format!(
+            "/api/v1/roles/{name}?reason={}",
+            reason.replace(' ', "%20")
+        )))
+    };
+    let (status, _) = api.call(delete("lab", "lab closed"), &api.admin).await;
+    assert_eq!(status, 204);
+    let (status, _) = api.call(delete("lab", "again"), &api.admin).await;
+    assert_eq!(status, 404);
+    let (status, body) = api
+        .call(api.client.delete(api.at("/api/v1/roles/mail")), &api.admin)
+        .await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("reason")));
+
+    // Audited, and still in force after a reload of the roles.
+    let (_, audit) = api
+        .call(api.client.get(api.at("/api/v1/audit")), &api.viewer)
+        .await;
+    let entries = audit["entries"].as_array().unwrap();
+    let defined: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "role_defined")
+        .collect();
+    assert_eq!(defined.len(), 2, "{audit}");
+    assert_eq!(defined[0]["target"], "mail");
+    assert_eq!(defined[0]["reason"], "mail relay moved to 8443");
+    assert!(defined[0]["actor"].as_str().unwrap().contains("test-admin"));
+    assert!(entries
+        .iter()
+        .any(|e| e["action"] == "role_deleted" && e["reason"] == "lab closed"));
+    let (status, _) = api
+        .call(api.client.post(api.at("/api/v1/reload")), &api.admin)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = api
+        .call(api.client.get(api.at("/api/v1/roles/lab")), &api.viewer)
+        .await;
+    assert_eq!(status, 404, "the deletion holds");
+    let (_, mail) = api
+        .call(api.client.get(api.at("/api/v1/roles/mail")), &api.viewer)
+        .await;
+    assert!(mail["allow"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["ports"] == json!([8443])));
     api.stop().await;
 }

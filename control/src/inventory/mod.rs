@@ -422,7 +422,10 @@ pub fn load_inventory_files(paths: &[PathBuf]) -> Result<Vec<InventoryBatch>, In
 /// Parses one inventory document held in memory (JSON or plist, shape auto-detected); `origin`
 /// names it in errors and in the batch. A Graph `mobileApps` catalogue alone is refused (it
 /// lists apps, not devices).
-pub fn parse_inventory_bytes(bytes: &[u8], origin: &Path) -> Result<InventoryBatch, InventoryError> {
+pub fn parse_inventory_bytes(
+    bytes: &[u8],
+    origin: &Path,
+) -> Result<InventoryBatch, InventoryError> {
     let value = parse_structured(bytes, origin)?;
     let shape = detect::detect(&value).map_err(|message| InventoryError::UnknownShape {
         path: origin.to_path_buf(),

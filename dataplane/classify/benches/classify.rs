@@ -36,6 +36,7 @@ fn bench_first_flights(c: &mut Criterion) {
             client_port: 50000,
             server_port: 8443,
             packet_index: 0,
+            dst_multicast: false,
         };
         group.throughput(Throughput::Bytes(payload.len() as u64));
         group.bench_function(*name, |b| {

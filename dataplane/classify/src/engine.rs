@@ -411,8 +411,7 @@ impl FlowClassification {
             Some(AppProto::Unknown) => false,
             Some(_) => {
                 let enriching = self.packets.iter().any(|&p| p < cfg.max_packets);
-                let watching =
-                    self.starttls_wanted(classifier) || self.upgrade_wanted(classifier);
+                let watching = self.starttls_wanted(classifier) || self.upgrade_wanted(classifier);
                 enriching || watching
             }
         }
@@ -431,12 +430,9 @@ impl FlowClassification {
     /// target, which has no `upgrades_to` of its own (validated), so this ends by itself.
     fn upgrade_wanted(&self, classifier: &Classifier) -> bool {
         self.watched < classifier.config.upgrade_packets
-            && self.signature.is_some_and(|i| {
-                !classifier
-                    .sigs
-                    .upgrade_targets(usize::from(i))
-                    .is_empty()
-            })
+            && self
+                .signature
+                .is_some_and(|i| !classifier.sigs.upgrade_targets(usize::from(i)).is_empty())
     }
 
     /// Takes direction `d`'s reassembly buffer (empty when none) and the packet index it
@@ -690,8 +686,22 @@ impl FlowClassification {
                 (Slot::Idle, Probe::NoMatch)
             };
             [
-                (Slot::Decided, if run_decided { parser(ctx, data) } else { Probe::NoMatch }),
-                (Slot::StartTls, if watch_tls { protocols::tls::probe(ctx, data) } else { Probe::NoMatch }),
+                (
+                    Slot::Decided,
+                    if run_decided {
+                        parser(ctx, data)
+                    } else {
+                        Probe::NoMatch
+                    },
+                ),
+                (
+                    Slot::StartTls,
+                    if watch_tls {
+                        protocols::tls::probe(ctx, data)
+                    } else {
+                        Probe::NoMatch
+                    },
+                ),
                 upgrade,
             ]
         };

@@ -38,6 +38,7 @@
 //!     client_port: 49152,
 //!     server_port: 8080,
 //!     packet_index: 0, // ignored: the engine counts per direction
+//!     dst_multicast: false, // the packet's destination is not a multicast group
 //! };
 //! if state.wants_payload(&classifier) {
 //!     if let Some(decision) = state.observe(&mut classifier, &ctx, payload) {

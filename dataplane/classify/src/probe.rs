@@ -21,6 +21,10 @@ pub struct ProbeContext {
     /// second, ...) of the packet whose payload starts the bytes probed; for bytes the engine
     /// joined over several segments, the index of the first of them.
     pub packet_index: u32,
+    /// True when the packet was sent to a multicast group (IPv4 224.0.0.0/4, IPv6 ff00::/8):
+    /// a fact of the wire like the transport, never a port. Unicast protocols (DNS) use it to
+    /// refuse multicast traffic; mDNS and LLMNR (RFC 6762, RFC 4795) are multicast by design.
+    pub dst_multicast: bool,
 }
 
 /// Which role of a connection sent some bytes.

@@ -1,5 +1,5 @@
-//! Builders for well-formed first-flight payloads: TLS/DTLS hellos and protected QUIC Initial
-//! packets.
+//! Builders for well-formed first-flight payloads: TLS/DTLS hellos, protected QUIC Initial
+//! packets, a Google QUIC server handshake packet and an SSH KEXINIT.
 //!
 //! Owns: producing real wire bytes for unit tests, the benchmark and fuzz seeds (QUIC Initials
 //! are really encrypted with the Initial keys, so the parser's AEAD check is exercised).
@@ -235,6 +235,59 @@ pub fn dtls_client_hello_record(spec: &ClientHelloSpec, fragment_at: Option<usiz
     out
 }
 
+/// A DTLS 1.2 ServerHello (no extensions) in one record, epoch 0, sequence 0.
+pub fn dtls_server_hello_record(cipher: u16) -> Vec<u8> {
+    let mut body = vec![0xfe, 0xfd];
+    body.extend_from_slice(&[0x66; 32]);
+    body.push(0);
+    body.extend_from_slice(&cipher.to_be_bytes());
+    body.push(0);
+    let mut hs = vec![2];
+    u24_len(&mut hs, body.len());
+    hs.extend_from_slice(&[0, 0]);
+    u24_len(&mut hs, 0);
+    u24_len(&mut hs, body.len());
+    hs.extend_from_slice(&body);
+    let mut out = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0];
+    u16_len(&mut out, hs.len());
+    out.extend_from_slice(&hs);
+    out
+}
+
+/// An unencrypted `SSH_MSG_KEXINIT` packet (RFC 4253 sections 6 and 7.1, block size 8) whose
+/// `kex_algorithms` name-list is `kex_algorithms`, with OpenSSH-like other lists.
+pub fn ssh_kexinit(kex_algorithms: &str) -> Vec<u8> {
+    let mut payload = vec![20];
+    payload.extend_from_slice(&[0x5a; 16]);
+    let lists = [
+        kex_algorithms,
+        "ssh-ed25519,rsa-sha2-512",
+        "chacha20-poly1305@openssh.com,aes128-ctr",
+        "chacha20-poly1305@openssh.com,aes128-ctr",
+        "hmac-sha2-256-etm@openssh.com",
+        "hmac-sha2-256-etm@openssh.com",
+        "none,zlib@openssh.com",
+        "none,zlib@openssh.com",
+        "",
+        "",
+    ];
+    for l in lists {
+        payload.extend_from_slice(&u32::try_from(l.len()).expect("fits").to_be_bytes());
+        payload.extend_from_slice(l.as_bytes());
+    }
+    payload.extend_from_slice(&[0, 0, 0, 0, 0]);
+    let mut padding = 8 - (4 + 1 + payload.len()) % 8;
+    if padding < 4 {
+        padding += 8;
+    }
+    let len = u32::try_from(1 + payload.len() + padding).expect("fits");
+    let mut pkt = len.to_be_bytes().to_vec();
+    pkt.push(u8::try_from(padding).expect("fits"));
+    pkt.extend_from_slice(&payload);
+    pkt.resize(pkt.len() + padding, 0x11);
+    pkt
+}
+
 fn put_varint(v: &mut Vec<u8>, x: u64) {
     if x < 64 {
         v.push(u8::try_from(x).expect("fits"));
@@ -327,6 +380,45 @@ fn protect(
 
 fn put_varint_2(v: &mut Vec<u8>, x: usize) {
     v.extend_from_slice(&(u16::try_from(x).expect("fits") | 0x4000).to_be_bytes());
+}
+
+/// A legacy Google QUIC (Q039–Q043) server packet without version (public flags `0x08`:
+/// 8-byte connection ID, 1-byte packet number) carrying, after an ACK and a STOP_WAITING
+/// frame, a STREAM frame on stream 1 with the handshake message `tag` (`REJ\0`, `SHLO`) and
+/// three sorted entries; the 12-byte null-encryption hash is FNV-1a 128 over the public
+/// header, the plaintext and `hash_label` (`b"Server"` for a real server packet).
+pub fn gquic_server_handshake(tag: &[u8; 4], hash_label: &[u8]) -> Vec<u8> {
+    let entries: [(&[u8; 4], &[u8]); 3] = [
+        (b"STK\0", &[0x21; 20]),
+        (b"SNO\0", &[0x42; 16]),
+        (b"SCFG", &[0x63; 40]),
+    ];
+    let mut msg = tag.to_vec();
+    msg.extend_from_slice(&u16::try_from(entries.len()).expect("fits").to_le_bytes());
+    msg.extend_from_slice(&[0, 0]);
+    let mut end = 0u32;
+    for (t, v) in entries {
+        end += u32::try_from(v.len()).expect("fits");
+        msg.extend_from_slice(t);
+        msg.extend_from_slice(&end.to_le_bytes());
+    }
+    for (_, v) in entries {
+        msg.extend_from_slice(v);
+    }
+    // ACK (largest 1, delay, first block 1, no timestamps), STOP_WAITING, STREAM header.
+    let mut plaintext = vec![0x40, 0x01, 0x03, 0xa5, 0x01, 0x00, 0x06, 0x00, 0xa0, 0x01];
+    plaintext.extend_from_slice(&u16::try_from(msg.len()).expect("fits").to_be_bytes());
+    plaintext.extend_from_slice(&msg);
+    plaintext.resize(1000, 0); // PADDING frames
+    let mut header = vec![0x08];
+    header.extend_from_slice(&[0x25, 0x42, 0xda, 0xab, 0xb0, 0x35, 0x31, 0x7b]);
+    header.push(0x01);
+    let h = quic::fnv1a_128(&[&header, &plaintext, hash_label]);
+    let mut pkt = header;
+    pkt.extend_from_slice(&(h as u64).to_le_bytes());
+    pkt.extend_from_slice(&((h >> 64) as u32).to_le_bytes());
+    pkt.extend_from_slice(&plaintext);
+    pkt
 }
 
 /// A first flight per protocol this crate's own parsers confirm, for benchmarks and seeds:

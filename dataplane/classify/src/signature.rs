@@ -597,20 +597,32 @@ regex = '^\x16\xfe'
 
         // The target must exist.
         let e = from_texts([stun(STUN)]).unwrap_err().to_string();
-        assert!(e.contains("upgrades_to[0]") && e.contains("no signature"), "{e}");
+        assert!(
+            e.contains("upgrades_to[0]") && e.contains("no signature"),
+            "{e}"
+        );
         // Not itself, not unknown names, no duplicates.
         for bad in ["[\"stun\"]", "[\"nope\"]", "[\"dtls\", \"dtls\"]"] {
             let text = STUN.replace("[\"dtls\"]", bad);
-            let e = from_texts([dtls(DTLS), stun(&text)]).unwrap_err().to_string();
+            let e = from_texts([dtls(DTLS), stun(&text)])
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("upgrades_to["), "{bad}: {e}");
         }
         // No chains.
-        let chained = DTLS.replace("parser = \"dtls\"", "parser = \"dtls\"\nupgrades_to = [\"stun\"]");
-        let e = from_texts([dtls(&chained), stun(STUN)]).unwrap_err().to_string();
+        let chained = DTLS.replace(
+            "parser = \"dtls\"",
+            "parser = \"dtls\"\nupgrades_to = [\"stun\"]",
+        );
+        let e = from_texts([dtls(&chained), stun(STUN)])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("chains"), "{e}");
         // A shared transport.
         let tcp_only = STUN.replace("transport = [\"udp\"]", "transport = [\"tcp\"]");
-        let e = from_texts([dtls(DTLS), stun(&tcp_only)]).unwrap_err().to_string();
+        let e = from_texts([dtls(DTLS), stun(&tcp_only)])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("shares no transport"), "{e}");
     }
 }

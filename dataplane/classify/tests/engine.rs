@@ -32,6 +32,7 @@ fn ctx(transport: Transport, from_client: bool) -> ProbeContext {
         client_port: 51000,
         server_port: 8443,
         packet_index: 0,
+        dst_multicast: false,
     }
 }
 
@@ -394,4 +395,360 @@ fn bad_regex_error_names_file_and_field() {
         e.contains("http.toml") && e.contains("pattern[0].regex"),
         "{e}"
     );
+}
+
+/// A STUN Binding request (RFC 5389, with SOFTWARE and FINGERPRINT) or, with `response`, a
+/// Binding success response with XOR-MAPPED-ADDRESS.
+fn stun_binding(response: bool) -> Vec<u8> {
+    let mut m = if response {
+        vec![0x01, 0x01, 0x00, 0x0c, 0x21, 0x12, 0xa4, 0x42]
+    } else {
+        vec![0x00, 0x01, 0x00, 0x10, 0x21, 0x12, 0xa4, 0x42]
+    };
+    m.extend_from_slice(&[
+        0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae,
+    ]);
+    if response {
+        m.extend_from_slice(&[
+            0x00, 0x20, 0x00, 0x08, 0x00, 0x01, 0xa1, 0x47, 0x5e, 0x12, 0xa4, 0x43,
+        ]);
+    } else {
+        m.extend_from_slice(&[0x80, 0x22, 0x00, 0x03, b'a', b'b', b'c', 0x00]);
+        m.extend_from_slice(&[0x80, 0x28, 0x00, 0x04, 0xe5, 0x7a, 0x3b, 0xcf]);
+    }
+    m
+}
+
+fn webrtc_dtls_hello(sni: &str) -> Vec<u8> {
+    let mut spec = ClientHelloSpec::minimal(sni);
+    spec.legacy_version = 0xfefd;
+    spec.supported_versions.clear();
+    spec.extensions.retain(|&t| t != 43);
+    samples::dtls_client_hello_record(&spec, None)
+}
+
+/// RTP (version 2, PCMU) as WebRTC sends it after the handshake (first byte 128..=191).
+fn rtp() -> Vec<u8> {
+    [
+        &[
+            0x80u8, 0x00, 0x1c, 0x2d, 0x00, 0x01, 0x5f, 0x90, 0x12, 0x34, 0x56, 0x78,
+        ][..],
+        &[0xd5; 160],
+    ]
+    .concat()
+}
+
+#[test]
+fn dtls_after_stun_on_one_five_tuple_relabels_the_flow() {
+    let mut c = classifier();
+    let mut flow = FlowClassification::default();
+    let (cl, sv) = (ctx(Transport::Udp, true), ctx(Transport::Udp, false));
+    let d = flow.observe(&mut c, &cl, &stun_binding(false)).unwrap();
+    assert_eq!(d.app_proto, AppProto::Stun);
+    assert_eq!(flow.observe(&mut c, &sv, &stun_binding(true)), None);
+    assert_eq!(flow.observe(&mut c, &cl, &stun_binding(false)), None);
+    assert_eq!(flow.app_proto(), AppProto::Stun);
+    // The DTLS ClientHello: relabelled once, no role change.
+    let d = flow
+        .observe(&mut c, &cl, &webrtc_dtls_hello("webrtc.example"))
+        .expect("the upgrade is reported");
+    assert_eq!(
+        (d.app_proto, d.swap_roles),
+        (AppProto::Dtls, false),
+        "{:?}",
+        flow.indicators()
+    );
+    assert_eq!(flow.indicators(), &["stun.message", "dtls.client_hello"]);
+    // After the upgrade the DTLS parser collects the ServerHello; STUN and RTP change nothing.
+    assert_eq!(
+        flow.observe(&mut c, &sv, &samples::dtls_server_hello_record(0xc02b)),
+        None
+    );
+    assert_eq!(flow.observe(&mut c, &sv, &stun_binding(true)), None);
+    assert_eq!(flow.observe(&mut c, &cl, &rtp()), None);
+    assert_eq!(flow.app_proto(), AppProto::Dtls);
+    let tls = flow.tls().unwrap();
+    assert_eq!(tls.sni.as_deref(), Some("webrtc.example"));
+    assert_eq!(tls.server_version.as_deref(), Some("DTLS 1.2"));
+    assert_eq!(tls.server_cipher, Some(0xc02b));
+    let ports = c.signatures().port_registry();
+    let rec = AppRecord::from_flow(&flow, &ports, Transport::Udp, 19305).to_json_map();
+    assert_eq!(rec["app_proto"], "dtls");
+    assert_eq!(
+        rec["indicators"],
+        serde_json::json!(["stun.message", "dtls.client_hello", "dtls.server_hello"])
+    );
+    assert_eq!(rec["tls"]["sni"], "webrtc.example");
+    assert_eq!(rec["port_mismatch"], true);
+    let rec = AppRecord::from_flow(&flow, &ports, Transport::Udp, 5349).to_json_map();
+    assert_eq!(rec["port_mismatch"], false);
+}
+
+#[test]
+fn dtls_hello_from_the_stun_server_side_also_upgrades_without_swapping() {
+    // The DTLS client role is negotiated in SDP, not by who sent the first Binding request.
+    let mut c = classifier();
+    let mut flow = FlowClassification::default();
+    let (cl, sv) = (ctx(Transport::Udp, true), ctx(Transport::Udp, false));
+    flow.observe(&mut c, &cl, &stun_binding(false)).unwrap();
+    flow.observe(&mut c, &sv, &stun_binding(true));
+    let d = flow
+        .observe(&mut c, &sv, &webrtc_dtls_hello("peer.example"))
+        .unwrap();
+    assert_eq!((d.app_proto, d.swap_roles), (AppProto::Dtls, false));
+}
+
+#[test]
+fn protected_dtls_records_after_stun_relabel_the_flow() {
+    // WebRTC moving to another candidate pair: the DTLS handshake happened on the first
+    // 5-tuple; this one carries STUN checks, then DTLS application data and SRTP.
+    let mut app = vec![0x17, 0xfe, 0xfd, 0x00, 0x01, 0, 0, 0, 0, 0, 9, 0x02, 0x0c];
+    app.extend((0..524u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8));
+    let mut c = classifier();
+    let mut flow = FlowClassification::default();
+    let (cl, sv) = (ctx(Transport::Udp, true), ctx(Transport::Udp, false));
+    flow.observe(&mut c, &cl, &stun_binding(false)).unwrap();
+    flow.observe(&mut c, &sv, &stun_binding(true));
+    let d = flow.observe(&mut c, &sv, &app).expect("relabelled");
+    assert_eq!((d.app_proto, d.swap_roles), (AppProto::Dtls, false));
+    assert_eq!(flow.indicators(), &["stun.message", "dtls.records"]);
+    assert!(flow.tls().is_none());
+}
+
+#[test]
+fn stun_stays_stun_without_a_dtls_handshake() {
+    let hello_tls = samples::tls_client_hello_record(&ClientHelloSpec::minimal("x.example"));
+    let junk: Vec<u8> = (0..300u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    // A DTLS record header whose length does not cover the datagram.
+    let mut dtls_data = vec![0x17, 0xfe, 0xfd, 0x00, 0x01, 0, 0, 0, 0, 0, 1, 0x00, 0x20];
+    dtls_data.extend_from_slice(&[0x99; 31]);
+    // Other protocols' bytes, a broken DTLS record, random bytes.
+    for later in [
+        rtp(),
+        hello_tls,
+        junk,
+        dtls_data,
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+    ] {
+        let mut c = classifier();
+        let mut flow = FlowClassification::default();
+        let cl = ctx(Transport::Udp, true);
+        flow.observe(&mut c, &cl, &stun_binding(false)).unwrap();
+        for _ in 0..20 {
+            assert_eq!(flow.observe(&mut c, &cl, &later), None);
+        }
+        assert_eq!(flow.app_proto(), AppProto::Stun);
+        assert_eq!(flow.indicators(), &["stun.message"]);
+        assert!(flow.tls().is_none());
+    }
+}
+
+#[test]
+fn the_upgrade_watch_is_bounded() {
+    let cfg = ClassifyConfig::default();
+    let mut c = classifier();
+    let mut flow = FlowClassification::default();
+    let cl = ctx(Transport::Udp, true);
+    flow.observe(&mut c, &cl, &stun_binding(false)).unwrap();
+    for _ in 0..cfg.upgrade_packets {
+        flow.observe(&mut c, &cl, &rtp());
+    }
+    // Past the watch a DTLS hello relabels nothing.
+    assert_eq!(
+        flow.observe(&mut c, &cl, &webrtc_dtls_hello("late.example")),
+        None
+    );
+    assert_eq!(flow.app_proto(), AppProto::Stun);
+}
+
+#[test]
+fn stun_over_tcp_is_not_watched_for_dtls() {
+    let mut c = classifier();
+    let mut flow = FlowClassification::default();
+    let cl = ctx(Transport::Tcp, true);
+    flow.observe(&mut c, &cl, &stun_binding(false)).unwrap();
+    assert_eq!(
+        flow.observe(&mut c, &cl, &webrtc_dtls_hello("tcp.example")),
+        None
+    );
+    assert_eq!(flow.app_proto(), AppProto::Stun);
+}
+
+const OPENSSH_CLIENT_KEX: &str =
+    "sntrup761x25519-sha512@openssh.com,curve25519-sha256,ext-info-c,kex-strict-c-v00@openssh.com";
+const OPENSSH_SERVER_KEX: &str =
+    "sntrup761x25519-sha512@openssh.com,curve25519-sha256,kex-strict-s-v00@openssh.com";
+
+#[test]
+fn ssh_seen_from_the_server_banner_is_turned_round_by_the_kexinit() {
+    // The capture starts after the TCP handshake with the server's banner: the first packet's
+    // sender (the real server) is taken for the client.
+    let mut c = classifier();
+    let mut flow = FlowClassification::default();
+    let (first, second) = (ctx(Transport::Tcp, true), ctx(Transport::Tcp, false));
+    let d = flow
+        .observe(&mut c, &first, b"SSH-2.0-OpenSSH_9.6\r\n")
+        .unwrap();
+    assert_eq!((d.app_proto, d.swap_roles), (AppProto::Ssh, false));
+    assert_eq!(
+        flow.observe(&mut c, &second, b"SSH-2.0-PuTTY_Release_0.80\r\n"),
+        None
+    );
+    // The real server's KEXINIT proves it is the server: swap.
+    let d = flow
+        .observe(&mut c, &first, &samples::ssh_kexinit(OPENSSH_SERVER_KEX))
+        .expect("the role proof is reported");
+    assert_eq!((d.app_proto, d.swap_roles), (AppProto::Ssh, true));
+    let ssh = flow.ssh().unwrap();
+    assert_eq!(ssh.server_software.as_deref(), Some("OpenSSH_9.6"));
+    assert_eq!(ssh.client_software.as_deref(), Some("PuTTY_Release_0.80"));
+    assert_eq!(flow.indicators(), &["ssh.banner", "ssh.kexinit"]);
+    // After the swap the worker passes from_client relative to the new roles; the client's
+    // KEXINIT agrees, and a contradicting one later changes nothing (the roles are proven).
+    let (cl, sv) = (ctx(Transport::Tcp, true), ctx(Transport::Tcp, false));
+    assert_eq!(
+        flow.observe(&mut c, &cl, &samples::ssh_kexinit(OPENSSH_CLIENT_KEX)),
+        None
+    );
+    assert_eq!(
+        flow.observe(&mut c, &sv, &samples::ssh_kexinit(OPENSSH_CLIENT_KEX)),
+        None
+    );
+    let rec = AppRecord::from_flow(&flow, &c.signatures().port_registry(), Transport::Tcp, 22)
+        .to_json_map();
+    assert_eq!(rec["port_mismatch"], false);
+    assert_eq!(rec["ssh"]["server_software"], "OpenSSH_9.6");
+}
+
+#[test]
+fn ssh_banner_and_kexinit_in_the_first_segment_decide_with_the_right_roles() {
+    let mut c = classifier();
+    let mut flow = FlowClassification::default();
+    let mut first = b"SSH-2.0-OpenSSH_9.7\r\n".to_vec();
+    first.extend_from_slice(&samples::ssh_kexinit(OPENSSH_SERVER_KEX));
+    let d = flow
+        .observe(&mut c, &ctx(Transport::Tcp, true), &first)
+        .unwrap();
+    assert_eq!((d.app_proto, d.swap_roles), (AppProto::Ssh, true));
+    assert_eq!(
+        flow.ssh().unwrap().server_software.as_deref(),
+        Some("OpenSSH_9.7")
+    );
+    assert_eq!(flow.indicators(), &["ssh.banner"]);
+}
+
+#[test]
+fn ssh_roles_stay_without_proof_or_when_the_proof_agrees() {
+    // Roles right (handshake seen): the client's KEXINIT agrees, nothing is reported.
+    let mut c = classifier();
+    let mut flow = FlowClassification::default();
+    let (cl, sv) = (ctx(Transport::Tcp, true), ctx(Transport::Tcp, false));
+    flow.observe(&mut c, &sv, b"SSH-2.0-OpenSSH_9.6\r\n")
+        .unwrap();
+    flow.observe(&mut c, &cl, b"SSH-2.0-OpenSSH_9.6\r\n");
+    assert_eq!(
+        flow.observe(&mut c, &cl, &samples::ssh_kexinit(OPENSSH_CLIENT_KEX)),
+        None
+    );
+    assert_eq!(
+        flow.observe(&mut c, &sv, &samples::ssh_kexinit(OPENSSH_CLIENT_KEX)),
+        None,
+        "a later contradicting proof is ignored"
+    );
+    // No marker (older implementations): no proof, first-packet roles stay.
+    let mut flow = FlowClassification::default();
+    flow.observe(&mut c, &cl, b"SSH-2.0-OpenSSH_7.4\r\n")
+        .unwrap();
+    flow.observe(&mut c, &sv, b"SSH-2.0-OpenSSH_7.4\r\n");
+    for from_client in [true, false] {
+        let kex = samples::ssh_kexinit("diffie-hellman-group14-sha1,diffie-hellman-group1-sha1");
+        assert_eq!(
+            flow.observe(&mut c, &ctx(Transport::Tcp, from_client), &kex),
+            None
+        );
+    }
+    assert_eq!(flow.indicators(), &["ssh.banner"]);
+}
+
+#[test]
+fn gquic_rej_seen_only_from_the_server_decides_quic_with_the_roles_turned() {
+    let mut c = classifier();
+    let mut flow = FlowClassification::default();
+    // Only the server's side was captured: its first packet makes it the "client".
+    let rej = samples::gquic_server_handshake(b"REJ\0", b"Server");
+    let d = flow
+        .observe(&mut c, &ctx(Transport::Udp, true), &rej)
+        .unwrap();
+    assert_eq!((d.app_proto, d.swap_roles), (AppProto::Quic, true));
+    assert_eq!(flow.indicators(), &["quic.gquic_rej"]);
+    // A forged hash is not evidence: the flow gives up as unknown.
+    let mut forged = rej.clone();
+    forged[12] ^= 0xff;
+    let mut flow = FlowClassification::default();
+    let mut last = None;
+    for _ in 0..16 {
+        if let Some(d) = flow.observe(&mut c, &ctx(Transport::Udp, true), &forged) {
+            last = Some(d);
+            break;
+        }
+    }
+    assert_eq!(last.map(|d| d.app_proto), Some(AppProto::Unknown));
+}
+
+#[test]
+fn malformed_client_hello_confirms_tls_without_fingerprints() {
+    let mut spec = ClientHelloSpec::minimal("www.example.it");
+    spec.supported_versions.clear();
+    spec.extensions.retain(|&t| t != 43);
+    let mut hello = samples::tls_client_hello_record(&spec);
+    let at = 5 + 4 + 2 + 32 + 1 + 32;
+    hello[at..at + 2].copy_from_slice(&0x0086u16.to_be_bytes());
+    let mut c = classifier();
+    let mut flow = FlowClassification::default();
+    let d = flow
+        .observe(&mut c, &ctx(Transport::Tcp, true), &hello)
+        .unwrap();
+    assert_eq!(d.app_proto, AppProto::Tls);
+    assert_eq!(flow.indicators(), &["tls.client_hello_malformed"]);
+    assert!(flow.tls().is_none());
+    let rec = AppRecord::from_flow(&flow, &c.signatures().port_registry(), Transport::Tcp, 443)
+        .to_json_map();
+    assert!(!rec.contains_key("tls"));
+    assert_eq!(rec["port_mismatch"], false);
+}
+
+#[test]
+fn mid_stream_tls_record_over_two_segments() {
+    // `tls-appdata.pcap`: the capture starts mid-connection; the client's first record (1467
+    // bytes) spans a 1452-byte and a 20-byte segment, the server's 16 KiB records never
+    // complete within the byte budget.
+    let mut record = vec![0x17, 0x03, 0x03, 0x05, 0xbb];
+    record.extend((0..1467u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8));
+    let mut big = vec![0x17, 0x03, 0x03, 0x32, 0xbe];
+    big.extend((0..1447u32).map(|i| (i.wrapping_mul(40503) >> 7) as u8));
+    let mut c = classifier();
+    let mut flow = FlowClassification::default();
+    let (cl, sv) = (ctx(Transport::Tcp, true), ctx(Transport::Tcp, false));
+    assert_eq!(flow.observe(&mut c, &cl, &record[..1452]), None);
+    assert_eq!(flow.observe(&mut c, &sv, &big), None);
+    let d = flow.observe(&mut c, &cl, &record[1452..]).unwrap();
+    assert_eq!((d.app_proto, d.swap_roles), (AppProto::Tls, false));
+    assert_eq!(flow.indicators(), &["tls.records"]);
+
+    // A first segment that only looks like a record start, followed by bytes that put no
+    // valid header where its length says, stays unknown.
+    let mut flow = FlowClassification::default();
+    let mut decision = None;
+    let mut pkts = vec![record[..1452].to_vec(), vec![0x99; 30]];
+    pkts.extend(std::iter::repeat_n(vec![0x99; 700], 14));
+    for p in &pkts {
+        if let Some(d) = flow.observe(&mut c, &cl, p) {
+            decision = Some(d);
+            break;
+        }
+    }
+    assert_ne!(decision.map(|d| d.app_proto), Some(AppProto::Tls));
+    assert_ne!(flow.app_proto(), AppProto::Tls);
 }

@@ -61,6 +61,7 @@ fn ctx(transport: Transport, from_client: bool) -> ProbeContext {
         client_port: 49152,
         server_port: 40000,
         packet_index: 0,
+        dst_multicast: false,
     }
 }
 
@@ -187,8 +188,17 @@ fn samples() -> Vec<Sample> {
     let mut ntp_monlist = vec![0x97, 0x00, 0x03, 0x2a, 0x00, 0x03, 0x00, 0x48];
     ntp_monlist.extend((0..3 * 72u32).map(|i| (i % 251) as u8));
 
+    let mut ssh_with_kexinit = b"SSH-2.0-OpenSSH_9.6\r\n".to_vec();
+    ssh_with_kexinit.extend_from_slice(&portolan_classify::samples::ssh_kexinit(
+        "curve25519-sha256,ext-info-c,kex-strict-c-v00@openssh.com",
+    ));
+    let ssh_server_kexinit =
+        portolan_classify::samples::ssh_kexinit("curve25519-sha256,kex-strict-s-v00@openssh.com");
+
     vec![
         s("ssh", Tcp, true, b"SSH-2.0-OpenSSH_9.6\r\n"),
+        s("ssh", Tcp, true, &ssh_with_kexinit),
+        s("ssh", Tcp, false, &ssh_server_kexinit),
         s("ssh", Tcp, false, b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.6\r\n"),
         s("dns", Udp, true, &dns_q),
         s("dns", Tcp, true, &dns_tcp),
@@ -260,9 +270,27 @@ fn foreign() -> Vec<(Transport, Vec<u8>)> {
         m.extend_from_slice(&[0, 0, 0x20, 0, 1]);
         m
     };
+    use portolan_classify::samples::{self, ClientHelloSpec};
+    let dtls = samples::dtls_client_hello_record(&ClientHelloSpec::minimal("webrtc.example"), None);
+    let gquic_rej = samples::gquic_server_handshake(b"REJ\0", b"Server");
+    let mut bad_hello = samples::tls_client_hello_record(&ClientHelloSpec::minimal("x.example"));
+    bad_hello[76..78].copy_from_slice(&0x0086u16.to_be_bytes());
+    // The binary framing on tcp/5223 in `jabber.pcap` (type byte, 16-bit total length): not
+    // XMPP, and not any protocol here.
+    let framed_5223 = |typ: u8, len: usize| {
+        let mut m = vec![typ, 0, len as u8];
+        m.extend((3..len as u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8));
+        m
+    };
     vec![
         (Tcp, tls),
+        (Tcp, bad_hello),
         (Udp, quic),
+        (Udp, dtls),
+        (Udp, gquic_rej),
+        (Tcp, framed_5223(0x25, 69)),
+        (Tcp, framed_5223(0x26, 16)),
+        (Tcp, framed_5223(0x30, 167)),
         (Tcp, b"GET /index.html HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: curl/8.5.0\r\n\r\n".to_vec()),
         (Tcp, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec()),
         (Tcp, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec()),
@@ -393,6 +421,7 @@ fn any_ctx() -> impl Strategy<Value = ProbeContext> {
             client_port: cp,
             server_port: sp,
             packet_index: idx,
+            dst_multicast: false,
         })
 }
 

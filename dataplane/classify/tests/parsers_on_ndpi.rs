@@ -284,6 +284,7 @@ fn confirmations(
             client_port: 0,
             server_port: 0,
             packet_index: index as u32,
+            dst_multicast: false,
         };
         let mut inputs: Vec<&[u8]> = vec![payload];
         if transport == Transport::Tcp && index > 0 && stream.len() < MAX_BYTES {
@@ -455,6 +456,7 @@ fn classify_capture(path: &Path, classifier: &mut Classifier) -> EngineFlows {
             client_port: flow.client.1,
             server_port: server.1,
             packet_index: 0,
+            dst_multicast: dst.0.is_multicast(),
         };
         if let Some(d) = flow.state.observe(classifier, &ctx, p.payload) {
             if d.swap_roles {

@@ -17,6 +17,7 @@ fn ctx(udp: bool, from_client: bool, index: u32) -> ProbeContext {
         client_port: 40000,
         server_port: 443,
         packet_index: index,
+        dst_multicast: false,
     }
 }
 

@@ -364,6 +364,11 @@ impl<A> FlowTable<A> {
         self.stats
     }
 
+    /// The table's clock: the largest packet timestamp it has seen (µs; 0 before any).
+    pub fn clock_us(&self) -> u64 {
+        self.clock_us
+    }
+
     /// Number of finished flows waiting in [`FlowTable::drain_finished`].
     pub fn finished_len(&self) -> usize {
         self.finished.len()

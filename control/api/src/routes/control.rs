@@ -19,7 +19,7 @@ use utoipa::IntoParams;
 
 use crate::control::{AlertRecord, ControlError, ControlHandle};
 use crate::extract::{JsonBody, PathParam, QueryParams, RawBody};
-use crate::problem::{parse_json, Problem};
+use crate::problem::{is_blank, parse_json, trim_blank, Problem};
 use crate::state::ApiState;
 use crate::tokens::Identity;
 use crate::views::*;
@@ -83,8 +83,8 @@ fn parse_time(value: Option<&str>, field: &str) -> Result<Option<i64>, Problem> 
 }
 
 fn required_text(value: Option<&str>, field: &str, max: usize) -> Result<String, Problem> {
-    let v = value.map(str::trim).unwrap_or_default();
-    if v.is_empty() {
+    let v = value.map(trim_blank).unwrap_or_default();
+    if is_blank(v) {
         return Err(
             Problem::bad_request(format!("{field} is required and must not be blank"))
                 .with_field(field),
@@ -371,6 +371,86 @@ pub async fn get_role(
         .ok_or_else(|| Problem::not_found(format!("no role named {name:?}")))
 }
 
+/// Role names `PUT`/`DELETE` accept: a letter or digit, then up to 63 letters, digits, `.`, `_`, `-`.
+const ROLE_NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
+
+fn role_name(name: &str) -> Result<(), Problem> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if first_ok && rest_ok && name.len() <= 64 {
+        Ok(())
+    } else {
+        Err(
+            Problem::bad_request(format!("role name must match {ROLE_NAME_PATTERN}"))
+                .with_field("name"),
+        )
+    }
+}
+
+/// Defines a role, or redefines the role of that name (roles file or API) where it stands; audited with the
+/// reason; applies to the next verdict and is kept across reloads (applied on top of the roles file).
+/// Pairings approved for the role through `POST .../baseline` or learning stay in force.
+#[utoipa::path(
+    put, path = "/api/v1/roles/{name}", tag = "baselines",
+    params(("name" = String, Path, description = "Role name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
+    request_body = RoleDefinition,
+    responses(
+        (status = 200, description = "The role as now in force", body = RoleView),
+        (status = 409, description = "`device-default` is not a role", body = Problem,
+         content_type = "application/problem+json")
+    )
+)]
+pub async fn put_role(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
+    PathParam(name): PathParam<String>,
+    JsonBody(def): JsonBody<RoleDefinition>,
+) -> Result<Json<RoleView>, Problem> {
+    role_name(&name)?;
+    let reason = required_text(Some(&def.reason), "reason", MAX_NOTE)?;
+    if let Some((i, _)) = def
+        .allow
+        .iter()
+        .enumerate()
+        .find(|(_, p)| is_blank(&p.app_proto) || p.app_proto.chars().count() > 64)
+    {
+        return Err(
+            Problem::invalid_body("app_proto must be 1 to 64 characters, not blank")
+                .with_field(format!("allow[{i}].app_proto")),
+        );
+    }
+    if let Some((i, d)) = def.domains.iter().enumerate().find(|(_, d)| !d.is_valid()) {
+        return Err(Problem::invalid_body(format!(
+            "not a domain suffix (letters, digits, `.`, `-`, `_`, at least one letter, optionally after `*.`): {:?}",
+            d.0
+        ))
+        .with_field(format!("domains[{i}]")));
+    }
+    let role = def.to_role(&name);
+    let role = blocking(&state, move |c| c.define_role(role, &who.actor(), &reason)).await?;
+    Ok(Json(RoleView::from(&role)))
+}
+
+/// Deletes a role (from the roles file or the API); audited with the reason. Its apps are then judged against
+/// the device default baseline; the deletion holds across reloads until the role is defined again.
+#[utoipa::path(
+    delete, path = "/api/v1/roles/{name}", tag = "baselines",
+    params(("name" = String, Path, description = "Role name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), ReasonQuery),
+    responses((status = 204, description = "Deleted"))
+)]
+pub async fn delete_role(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
+    PathParam(name): PathParam<String>,
+    QueryParams(q): QueryParams<ReasonQuery>,
+) -> Result<StatusCode, Problem> {
+    role_name(&name)?;
+    let reason = required_text(Some(&q.reason), "reason", MAX_NOTE)?;
+    blocking(&state, move |c| c.delete_role(&name, &who.actor(), &reason)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 fn approved(p: &[PairingInput]) -> Vec<ApprovedPairing> {
     p.iter()
         .map(|p| ApprovedPairing {
@@ -461,11 +541,11 @@ fn exception_rule(input: &ExceptionInput) -> Result<ExceptionRule, Problem> {
     let expires_us = parse_timestamp(&input.expires).map_err(|e| {
         Problem::invalid_body(format!("expires is not an RFC 3339 time: {e}")).with_field("expires")
     })?;
-    if input.id.trim().is_empty() || input.id.len() > 128 {
+    if is_blank(&input.id) || input.id.chars().count() > 128 {
         return Err(Problem::invalid_body("id must be 1 to 128 characters").with_field("id"));
     }
     let value = serde_json::json!({
-        "id": input.id.trim(),
+        "id": trim_blank(&input.id),
         "kind": input.kind,
         "devices": input.devices,
         "destinations": input.destinations,
@@ -510,7 +590,12 @@ pub async fn post_exception(
 pub struct ReasonQuery {
     /// Why (audit log).
     #[serde(default)]
-    #[param(required = true, min_length = 1, max_length = 4096, pattern = "\\S")]
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 4096,
+        pattern = "[^\\s\\u0085]"
+    )]
     pub reason: String,
 }
 

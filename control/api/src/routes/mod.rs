@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::header::CACHE_CONTROL;
-use axum::http::{HeaderValue, Method};
+use axum::http::header::{CACHE_CONTROL, CONNECTION};
+use axum::http::{HeaderValue, Method, StatusCode, Version};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{self, MethodRouter};
@@ -64,7 +64,7 @@ fn spec(method: Method, path: &'static str, access: Access, body: BodyKind) -> R
 pub fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
     use self::control as c;
     use self::service as s;
-    use routing::{delete, get, post};
+    use routing::{delete, get, post, put};
     use Access::{AdminWrite, AlertWrite, Public, Read};
     use BodyKind::{Inventory, Json, None as NoBody};
     vec![
@@ -105,6 +105,14 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
         (
             spec(Method::GET, "/api/v1/roles/{name}", Read, NoBody),
             get(c::get_role),
+        ),
+        (
+            spec(Method::PUT, "/api/v1/roles/{name}", AdminWrite, Json),
+            put(c::put_role),
+        ),
+        (
+            spec(Method::DELETE, "/api/v1/roles/{name}", AdminWrite, NoBody),
+            delete(c::delete_role),
         ),
         (
             spec(
@@ -220,6 +228,7 @@ async fn method_not_allowed() -> Problem {
 async fn observe(State(state): State<ApiState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().as_str().to_owned();
+    let http1 = req.version() < Version::HTTP_2;
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -228,6 +237,12 @@ async fn observe(State(state): State<ApiState>, req: Request, next: Next) -> Res
     let mut resp = next.run(req).await.into_response();
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if http1 && resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of the body is not read, so the connection cannot carry another request: say so,
+        // or a client would reuse it (HTTP/2 ends only the stream).
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     state
         .metrics
         .observe_request(&method, &route, resp.status().as_u16(), started.elapsed());

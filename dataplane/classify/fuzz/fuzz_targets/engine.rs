@@ -38,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
                 client_port: 40000,
                 server_port: 443,
                 packet_index: 0,
+                dst_multicast: false,
             };
             let _ = flow.observe(&mut classifier, &ctx, pkt);
         }

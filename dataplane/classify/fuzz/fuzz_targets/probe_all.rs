@@ -24,6 +24,7 @@ fuzz_target!(|input: &[u8]| {
         client_port: 49152,
         server_port: 443,
         packet_index: u32::from(selector >> 2),
+        dst_multicast: false,
     };
     for (name, probe) in PARSERS {
         let first = probe(&ctx, data);

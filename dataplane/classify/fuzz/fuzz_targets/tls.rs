@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
             client_port: 40000,
             server_port: 443,
             packet_index: 0,
+            dst_multicast: false,
         };
         let _ = tls::probe(&ctx, data);
     }

@@ -180,6 +180,7 @@ mod tests {
             client_port: 50000,
             server_port: 6881,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

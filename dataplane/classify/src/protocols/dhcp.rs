@@ -135,6 +135,7 @@ mod tests {
             client_port: 68,
             server_port: 67,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

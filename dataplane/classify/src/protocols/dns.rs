@@ -4,8 +4,9 @@
 //!
 //! Owns: validating the header, every question and every resource record of a message, and
 //! telling unicast DNS, mDNS (RFC 6762) and LLMNR (RFC 4795) apart by message shape alone.
-//! Must not: use ports or addresses (the probe contract has none), follow compression pointers
-//! (only their direction is checked), or accept a message whose counts and bytes disagree.
+//! Must not: use ports or addresses (the probe contract carries only `dst_multicast`), follow
+//! compression pointers (only their direction is checked), or accept a message whose counts and
+//! bytes disagree.
 //!
 //! Shape rules for the three flavours (a message gets exactly one):
 //! * mDNS: RD clear, opcode QUERY, and a name ending in `local` or a class with the top bit set
@@ -19,6 +20,12 @@
 //!   RFC 1035 and its update/notify extensions allow; also a bare 12-byte error response
 //!   (NOTIMP, REFUSED, ...) with no records.
 //! * NetBIOS name service messages (same format, 32-letter encoded names) are none of the three.
+//!
+//! The destination (`ProbeContext::dst_multicast`) only ever removes a flavour: unicast DNS is
+//! never sent to a multicast group (RFC 1035 servers and resolvers are unicast), and LLMNR
+//! responses are always unicast (RFC 4795 section 2: "Responses MUST be sent to the sender via
+//! unicast"). Such a message is none of the three. mDNS is multicast by design and accepts both
+//! (a QU question is answered by unicast).
 
 use super::wire_int::{be16, u8_at};
 use crate::probe::{Meta, Probe, ProbeContext};
@@ -76,7 +83,7 @@ pub(crate) fn probe_flavor(
     response_indicator: &'static str,
 ) -> Probe {
     match inspect(ctx.transport, data) {
-        Shape::Message(m) if m.flavor == want => Probe::Match {
+        Shape::Message(m) if m.flavor == want && destination_fits(ctx, &m) => Probe::Match {
             indicator: if m.is_response {
                 response_indicator
             } else {
@@ -86,6 +93,16 @@ pub(crate) fn probe_flavor(
         },
         Shape::Message(_) | Shape::NotDns => Probe::NoMatch,
         Shape::NeedMore => Probe::NeedMore,
+    }
+}
+
+/// False when the message's flavour is never sent to such a destination: unicast DNS to a
+/// multicast group, or an LLMNR response to one.
+fn destination_fits(ctx: &ProbeContext, m: &Message) -> bool {
+    match m.flavor {
+        Flavor::Dns => !ctx.dst_multicast,
+        Flavor::Llmnr => !(ctx.dst_multicast && m.is_response),
+        Flavor::Mdns => true,
     }
 }
 
@@ -482,6 +499,7 @@ pub(crate) mod tests {
             client_port: 40000,
             server_port: 53,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 
@@ -493,6 +511,43 @@ pub(crate) mod tests {
     }
 
     const OPT: [u8; 11] = [0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0];
+
+    #[test]
+    fn multicast_destination_only_removes_flavours() {
+        let to_group = ProbeContext {
+            dst_multicast: true,
+            ..udp()
+        };
+        let dns_q = message(0x1a2b, 0x0100, &[("www.example.com", 1, 1)], (0, 0, 0), &[]);
+        let mdns_q = message(0, 0, &[("_airplay._tcp.local", 12, 1)], (0, 0, 0), &[]);
+        let llmnr_q = message(0x8f3e, 0, &[("wpad", 1, 1)], (0, 0, 0), &[]);
+        let llmnr_r = message(
+            0x8f3e,
+            0x8000,
+            &[("wpad", 1, 1)],
+            (1, 0, 0),
+            &a_record_ptr12(1),
+        );
+        let flavors = |ctx: &ProbeContext, m: &[u8]| -> Vec<&'static str> {
+            crate::protocols::PARSERS
+                .iter()
+                .filter(|(n, _)| matches!(*n, "dns" | "mdns" | "llmnr"))
+                .filter(|(_, f)| f(ctx, m).is_match())
+                .map(|(n, _)| *n)
+                .collect()
+        };
+        // Unicast: each message is its own flavour.
+        assert_eq!(flavors(&udp(), &dns_q), ["dns"]);
+        assert_eq!(flavors(&udp(), &mdns_q), ["mdns"]);
+        assert_eq!(flavors(&udp(), &llmnr_q), ["llmnr"]);
+        assert_eq!(flavors(&udp(), &llmnr_r), ["llmnr"]);
+        // To a multicast group: unicast DNS and an LLMNR response are nothing; mDNS and an
+        // LLMNR query are unchanged. Nothing gains a label.
+        assert!(flavors(&to_group, &dns_q).is_empty());
+        assert!(flavors(&to_group, &llmnr_r).is_empty());
+        assert_eq!(flavors(&to_group, &mdns_q), ["mdns"]);
+        assert_eq!(flavors(&to_group, &llmnr_q), ["llmnr"]);
+    }
 
     #[test]
     fn query_with_edns_matches_with_name() {

@@ -1,9 +1,13 @@
 //! DTLS over UDP: confirms a ClientHello, ServerHello or HelloVerifyRequest at the start of
-//! the bytes.
+//! the bytes, or a datagram that is exactly a run of protected DTLS records.
 //!
 //! Owns: checking the 13-byte DTLS record header, gathering the first handshake message from
-//! its (in-order) fragments and parsing it with `tls-parser`'s DTLS support.
-//! Must not: decrypt, keep state between calls, or panic on any input.
+//! its (in-order) fragments and parsing it with `tls-parser`'s DTLS support; the record-run
+//! check for a DTLS session whose handshake was not seen on this 5-tuple (WebRTC moving to
+//! another ICE candidate pair after the handshake).
+//! Must not: decrypt, keep state between calls, or panic on any input. The signature file has
+//! no pattern for record runs: they are only looked at after a decision (metadata) and by the
+//! STUN upgrade watch (`upgrades_to`), never as the first evidence of a flow.
 
 use tls_parser::{DTLSMessage, DTLSMessageHandshakeBody};
 
@@ -105,8 +109,51 @@ fn first_message(data: &[u8]) -> Gathered {
     }
 }
 
-/// Confirms DTLS: `dtls.client_hello`, `dtls.server_hello` or `dtls.hello_verify_request`.
+/// Largest DTLS record payload (2^14 plus the allowed expansion).
+const MAX_RECORD_LEN: usize = (1 << 14) + 2048;
+
+/// True when the datagram is exactly a run of complete DTLS records (RFC 6347 section 4.1:
+/// content types 20–23, one DTLS version throughout, lengths adding up to the datagram),
+/// starting with ChangeCipherSpec, Alert or ApplicationData, where ApplicationData is never in
+/// epoch 0 (it is only sent under negotiated keys).
+fn is_record_run(data: &[u8]) -> bool {
+    if !matches!(data.first(), Some(20 | 21 | 23)) {
+        return false;
+    }
+    let version = data.get(1..3);
+    let mut rest = data;
+    while !rest.is_empty() {
+        let Some(head) = rest.get(..RECORD_HEADER_LEN) else {
+            return false;
+        };
+        let epoch = u16::from_be_bytes([head[3], head[4]]);
+        let len = usize::from(u16::from_be_bytes([head[11], head[12]]));
+        if !(20..=23).contains(&head[0])
+            || !is_dtls_version(head[1], head[2])
+            || head.get(1..3) != version
+            || (head[0] == 23 && epoch == 0)
+            || len == 0
+            || len > MAX_RECORD_LEN
+        {
+            return false;
+        }
+        let Some(next) = rest.get(RECORD_HEADER_LEN + len..) else {
+            return false;
+        };
+        rest = next;
+    }
+    true
+}
+
+/// Confirms DTLS: `dtls.client_hello`, `dtls.server_hello` or `dtls.hello_verify_request`; or
+/// `dtls.records` for a datagram that is exactly a run of protected records.
 pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
+    if is_record_run(data) {
+        return Probe::Match {
+            indicator: "dtls.records",
+            meta: Meta::None,
+        };
+    }
     let msg = match first_message(data) {
         Gathered::Complete(msg) => msg,
         Gathered::Incomplete => return Probe::NeedMore,
@@ -167,6 +214,7 @@ mod tests {
             client_port: 50000,
             server_port: 4433,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 
@@ -201,6 +249,80 @@ mod tests {
         // Only the first fragment record: a valid start cut short.
         let first_len = 13 + usize::from(u16::from_be_bytes([rec[11], rec[12]]));
         assert_eq!(probe(&ctx(), &rec[..first_len]), Probe::NeedMore);
+    }
+
+    /// A protected record: type, DTLS 1.2, epoch, sequence number, `len` bytes of ciphertext.
+    fn record(typ: u8, epoch: u16, len: usize) -> Vec<u8> {
+        let mut r = vec![typ, 0xfe, 0xfd];
+        r.extend_from_slice(&epoch.to_be_bytes());
+        r.extend_from_slice(&[0, 0, 0, 0, 0, 9]);
+        r.extend_from_slice(&(len as u16).to_be_bytes());
+        r.extend((0..len as u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8));
+        r
+    }
+
+    #[test]
+    fn protected_record_runs() {
+        // ApplicationData as WebRTC sends it after moving to another candidate pair.
+        let app = record(23, 1, 524);
+        assert_eq!(
+            probe(&ctx(), &app),
+            Probe::Match {
+                indicator: "dtls.records",
+                meta: Meta::None
+            }
+        );
+        let two = [record(20, 0, 1), record(22, 1, 40)].concat();
+        assert!(probe(&ctx(), &two).is_match());
+        // ApplicationData in epoch 0, a length one short or long, a record of another
+        // version in the run, TLS records, SRTP, STUN.
+        let mut short = app.clone();
+        short.pop();
+        let mut long = app.clone();
+        long.push(0);
+        let mut mixed = two.clone();
+        mixed[15] = 0xff;
+        for (what, bytes) in [
+            ("epoch 0", record(23, 0, 524)),
+            ("short", short),
+            ("long", long),
+            ("mixed versions", mixed),
+            ("tls", vec![0x17, 0x03, 0x03, 0x00, 0x02, 1, 2]),
+            (
+                "srtp",
+                [&[0x90u8, 0x6f, 0x23, 0x60][..], &[0x42; 60]].concat(),
+            ),
+            (
+                "stun",
+                vec![
+                    0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                ],
+            ),
+        ] {
+            assert_eq!(probe(&ctx(), &bytes), Probe::NoMatch, "{what}");
+        }
+    }
+
+    #[test]
+    fn pseudo_random_datagrams_are_not_dtls() {
+        let mut state = 0x0bad_cafe_f00d_d00du64;
+        let mut next = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        for i in 0..20_000 {
+            let len = 13 + (next() % 1200) as usize;
+            let mut d: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if i % 2 == 0 {
+                // Start like a DTLS 1.2 record.
+                d[0] = [20, 21, 22, 23][(next() % 4) as usize];
+                d[1] = 0xfe;
+                d[2] = 0xfd;
+            }
+            assert!(!probe(&ctx(), &d).is_match(), "{:02x?}", &d[..13]);
+        }
     }
 
     #[test]

@@ -143,6 +143,7 @@ mod tests {
             client_port: 40000,
             server_port: 21,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

@@ -195,6 +195,7 @@ mod tests {
             client_port: 50000,
             server_port: 80,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

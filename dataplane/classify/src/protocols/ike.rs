@@ -122,6 +122,7 @@ mod tests {
             client_port: 500,
             server_port: 500,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

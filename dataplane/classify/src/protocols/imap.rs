@@ -131,6 +131,7 @@ mod tests {
             client_port: 40000,
             server_port: 143,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

@@ -142,6 +142,7 @@ mod tests {
             client_port: 40000,
             server_port: 6667,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

@@ -164,6 +164,7 @@ mod tests {
             client_port: 50000,
             server_port: 389,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

@@ -3,7 +3,8 @@
 //!
 //! Owns: the LLMNR decision on top of the shared walker in [`super::dns`] (one single-label
 //! A/AAAA/ANY question of class IN, LLMNR flag layout; queries carry flags 0 and no records).
-//! Must not: use ports or the destination address; the probe context has neither.
+//! Must not: use ports or the destination address beyond `dst_multicast`, which only refuses an
+//! LLMNR response sent to a multicast group (responses are unicast; see [`super::dns`]).
 
 use super::dns::{probe_flavor, Flavor};
 use crate::probe::{Probe, ProbeContext};
@@ -27,6 +28,7 @@ mod tests {
             client_port: 51000,
             server_port: 5355,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Owns: the mDNS decision on top of the shared walker in [`super::dns`] (ID 0, RD clear, and a
 //! `.local` name, a reverse-lookup name, or a QU/cache-flush class bit). Must not: use ports or
-//! the destination address; the probe context has neither the address nor any multicast flag.
+//! the destination address (`dst_multicast` never makes a message mDNS; see [`super::dns`]).
 
 use super::dns::{probe_flavor, Flavor};
 use crate::probe::{Probe, ProbeContext};
@@ -26,6 +26,7 @@ mod tests {
             client_port: 5353,
             server_port: 5353,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

@@ -190,6 +190,7 @@ mod tests {
             client_port: 40000,
             server_port: 1883,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

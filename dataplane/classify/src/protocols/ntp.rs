@@ -157,6 +157,7 @@ mod tests {
             client_port: 123,
             server_port: 123,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

@@ -124,6 +124,7 @@ mod tests {
             client_port: 50000,
             server_port: 1194,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

@@ -104,6 +104,7 @@ mod tests {
             client_port: 40000,
             server_port: 110,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

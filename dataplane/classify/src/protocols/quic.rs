@@ -505,7 +505,8 @@ const GQUIC_SERVER_TAGS: [(&[u8; 4], &str); 2] =
 /// PADDING frames).
 const GQUIC_MAX_FRAME_OFFSET: usize = 96;
 
-fn fnv1a_128(parts: &[&[u8]]) -> u128 {
+/// FNV-1a 128 over the concatenation of `parts`.
+pub(crate) fn fnv1a_128(parts: &[&[u8]]) -> u128 {
     let mut h = FNV128_OFFSET;
     for part in parts {
         for &b in *part {
@@ -544,10 +545,14 @@ fn gquic_message_len(msg: &[u8]) -> Option<usize> {
 /// offset 0 with an explicit data length equal to the message's length (frame type `0xa0`:
 /// no FIN, data length present, no offset, 1-byte stream id; big-endian length, Q039+).
 fn gquic_server_message(plaintext: &[u8]) -> Option<&'static str> {
-    let window = plaintext.get(..GQUIC_MAX_FRAME_OFFSET + 8).unwrap_or(plaintext);
+    let window = plaintext
+        .get(..GQUIC_MAX_FRAME_OFFSET + 8)
+        .unwrap_or(plaintext);
     (4..window.len().saturating_sub(3)).find_map(|p| {
         let tag = window.get(p..p + 4)?;
-        let (_, indicator) = GQUIC_SERVER_TAGS.iter().find(|(t, _)| t.as_slice() == tag)?;
+        let (_, indicator) = GQUIC_SERVER_TAGS
+            .iter()
+            .find(|(t, _)| t.as_slice() == tag)?;
         let frame = plaintext.get(p - 4..p)?;
         let data_len = usize::from(u16::from_be_bytes([frame[2], frame[3]]));
         let msg = plaintext.get(p..)?;
@@ -703,6 +708,7 @@ mod tests {
             client_port: 50000,
             server_port: 443,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 
@@ -846,6 +852,113 @@ mod tests {
         assert!(matches!(probe(&ctx(), &t051), Probe::Match { .. }));
         t051.truncate(100);
         assert_eq!(probe(&ctx(), &t051), Probe::NoMatch);
+    }
+
+    #[test]
+    fn fnv1a_128_vectors() {
+        // Published FNV test vectors (the empty string is the offset basis).
+        assert_eq!(fnv1a_128(&[b""]), FNV128_OFFSET);
+        assert_eq!(
+            fnv1a_128(&[b"a"]),
+            0xd228_cb69_6f1a_8caf_7891_2b70_4e4a_8964
+        );
+        assert_eq!(fnv1a_128(&[b"foo", b"bar"]), fnv1a_128(&[b"foobar"]));
+    }
+
+    #[test]
+    fn gquic_server_rej_and_shlo_without_version() {
+        for (tag, indicator) in [(b"REJ\0", "quic.gquic_rej"), (b"SHLO", "quic.gquic_shlo")] {
+            let pkt = samples::gquic_server_handshake(tag, b"Server");
+            assert_eq!(
+                probe(&ctx(), &pkt),
+                Probe::Match {
+                    indicator,
+                    meta: Meta::Quic(QuicMeta::default()),
+                }
+            );
+        }
+        // A client's message, or a hash with the client's label, is not a server handshake.
+        assert_eq!(
+            probe(&ctx(), &samples::gquic_server_handshake(b"CHLO", b"Server")),
+            Probe::NoMatch
+        );
+        assert_eq!(
+            probe(
+                &ctx(),
+                &samples::gquic_server_handshake(b"REJ\0", b"Client")
+            ),
+            Probe::NoMatch
+        );
+        let good = samples::gquic_server_handshake(b"REJ\0", b"Server");
+        // Every byte of the packet is covered by the hash: flip any and it no longer verifies
+        // (or the structure breaks first).
+        for at in [0usize, 3, 9, 10, 21, 25, 40, 80, 500, good.len() - 1] {
+            let mut bad = good.clone();
+            bad[at] ^= 0x01;
+            assert_eq!(probe(&ctx(), &bad), Probe::NoMatch, "byte {at}");
+        }
+        // Reserved, version or reset flags.
+        for flags in [0x09, 0x0a, 0x48, 0x88] {
+            let mut bad = good.clone();
+            bad[0] = flags;
+            assert_eq!(probe(&ctx(), &bad), Probe::NoMatch, "flags {flags:#04x}");
+        }
+        assert_eq!(probe(&ctx(), &good[..40]), Probe::NoMatch);
+        // Over TCP nothing is QUIC.
+        let tcp = ProbeContext {
+            transport: Transport::Tcp,
+            ..ctx()
+        };
+        assert_eq!(probe(&tcp, &good), Probe::NoMatch);
+    }
+
+    #[test]
+    fn gquic_message_structure_is_checked() {
+        let entry = |tag: &[u8; 4], end: u32| [&tag[..], &end.to_le_bytes()[..]].concat();
+        let msg = |n: u16, pad: [u8; 2], entries: &[Vec<u8>], values: usize| {
+            let mut m = b"REJ\0".to_vec();
+            m.extend_from_slice(&n.to_le_bytes());
+            m.extend_from_slice(&pad);
+            entries.iter().for_each(|e| m.extend_from_slice(e));
+            m.resize(m.len() + values, 0x77);
+            m
+        };
+        let sorted = [entry(b"STK\0", 4), entry(b"SNO\0", 8)];
+        assert_eq!(
+            gquic_message_len(&msg(2, [0, 0], &sorted, 8)),
+            Some(8 + 16 + 8)
+        );
+        // Values cut short, padding not zero, no entries, too many, unsorted tags,
+        // decreasing offsets.
+        assert_eq!(gquic_message_len(&msg(2, [0, 0], &sorted, 7)), None);
+        assert_eq!(gquic_message_len(&msg(2, [0, 1], &sorted, 8)), None);
+        assert_eq!(gquic_message_len(&msg(0, [0, 0], &[], 0)), None);
+        assert_eq!(gquic_message_len(&msg(129, [0, 0], &sorted, 8)), None);
+        let unsorted = [entry(b"SNO\0", 4), entry(b"STK\0", 8)];
+        assert_eq!(gquic_message_len(&msg(2, [0, 0], &unsorted, 8)), None);
+        let backwards = [entry(b"STK\0", 8), entry(b"SNO\0", 4)];
+        assert_eq!(gquic_message_len(&msg(2, [0, 0], &backwards, 8)), None);
+    }
+
+    #[test]
+    fn random_bytes_with_a_rej_tag_are_not_gquic() {
+        let mut state = 0x1234_5678_9abc_def1u64;
+        let mut next = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        for _ in 0..5_000 {
+            let len = 40 + (next() % 1300) as usize;
+            let mut pkt: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            pkt[0] = [0x00, 0x04, 0x08, 0x0c, 0x30][(next() % 5) as usize];
+            let at = 18 + (next() % 20) as usize;
+            pkt[at..at + 4].copy_from_slice(b"REJ\0");
+            pkt[at - 4] = 0xa0;
+            pkt[at - 3] = 0x01;
+            assert_eq!(probe(&ctx(), &pkt), Probe::NoMatch);
+        }
     }
 
     #[test]

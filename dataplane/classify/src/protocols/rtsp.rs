@@ -116,6 +116,7 @@ mod tests {
             client_port: 40000,
             server_port: 554,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

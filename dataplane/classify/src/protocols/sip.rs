@@ -137,6 +137,7 @@ mod tests {
             client_port: 5060,
             server_port: 5060,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

@@ -110,6 +110,7 @@ mod tests {
             client_port: 50000,
             server_port: 445,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

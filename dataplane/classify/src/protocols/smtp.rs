@@ -165,6 +165,7 @@ mod tests {
             client_port: 40000,
             server_port: 25,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

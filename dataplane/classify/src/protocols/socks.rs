@@ -199,6 +199,7 @@ mod tests {
             client_port: 50000,
             server_port: 1080,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

@@ -192,6 +192,7 @@ mod tests {
             client_port: 50000,
             server_port: 22,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 
@@ -256,38 +257,7 @@ mod tests {
         assert_eq!(probe(&ctx(true), &long), Probe::NoMatch);
     }
 
-    /// An unencrypted `SSH_MSG_KEXINIT` packet (RFC 4253 sections 6 and 7.1) whose
-    /// `kex_algorithms` is `kex`.
-    pub(crate) fn kexinit(kex: &str) -> Vec<u8> {
-        let mut payload = vec![20];
-        payload.extend_from_slice(&[0x5a; 16]);
-        let lists = [
-            kex,
-            "ssh-ed25519,rsa-sha2-512",
-            "chacha20-poly1305@openssh.com,aes128-ctr",
-            "chacha20-poly1305@openssh.com,aes128-ctr",
-            "hmac-sha2-256-etm@openssh.com",
-            "hmac-sha2-256-etm@openssh.com",
-            "none,zlib@openssh.com",
-            "none,zlib@openssh.com",
-            "",
-            "",
-        ];
-        for l in lists {
-            payload.extend_from_slice(&(l.len() as u32).to_be_bytes());
-            payload.extend_from_slice(l.as_bytes());
-        }
-        payload.extend_from_slice(&[0, 0, 0, 0, 0]);
-        let mut padding = 8 - (4 + 1 + payload.len()) % 8;
-        if padding < 4 {
-            padding += 8;
-        }
-        let mut pkt = ((1 + payload.len() + padding) as u32).to_be_bytes().to_vec();
-        pkt.push(padding as u8);
-        pkt.extend_from_slice(&payload);
-        pkt.extend(std::iter::repeat_n(0x11, padding));
-        pkt
-    }
+    use crate::samples::ssh_kexinit as kexinit;
 
     const CLIENT_KEX: &str = "sntrup761x25519-sha512@openssh.com,curve25519-sha256,\
         ecdh-sha2-nistp256,diffie-hellman-group14-sha256,ext-info-c,kex-strict-c-v00@openssh.com";

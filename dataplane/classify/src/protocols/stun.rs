@@ -108,6 +108,7 @@ mod tests {
             client_port: 50000,
             server_port: 3478,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

@@ -115,6 +115,7 @@ mod tests {
             client_port: 50000,
             server_port: 23,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

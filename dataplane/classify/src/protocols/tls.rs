@@ -148,7 +148,11 @@ fn record_run(data: &[u8]) -> RecordRun {
     while !rest.is_empty() {
         let Some(h) = rest.get(..5) else {
             // A header cut at the end: its bytes so far must be plausible.
-            let same_version = rest.iter().skip(1).zip(version.unwrap_or_default()).all(|(a, b)| a == b);
+            let same_version = rest
+                .iter()
+                .skip(1)
+                .zip(version.unwrap_or_default())
+                .all(|(a, b)| a == b);
             let ok = plausible_header_prefix_any(rest) && same_version;
             return if ok {
                 RecordRun::Cut { headers }
@@ -263,6 +267,7 @@ mod tests {
             client_port: 50000,
             server_port: 443,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 
@@ -403,7 +408,10 @@ mod tests {
         // Joined, the record ends exactly at the end of the bytes.
         assert_eq!(indicator(probe(&ctx_at(0), &record)), "tls.records");
         // One byte short or long is not a run.
-        assert_eq!(probe(&ctx_at(1), &record[..record.len() - 1]), Probe::NoMatch);
+        assert_eq!(
+            probe(&ctx_at(1), &record[..record.len() - 1]),
+            Probe::NoMatch
+        );
         let mut long = record.clone();
         long.push(0x99);
         assert_eq!(probe(&ctx_at(0), &long), Probe::NoMatch);

@@ -41,6 +41,7 @@ mod tests {
             client_port: 50000,
             server_port: 51820,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 

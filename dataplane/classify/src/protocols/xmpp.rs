@@ -180,6 +180,7 @@ mod tests {
             client_port: 40000,
             server_port: 5222,
             packet_index: 0,
+            dst_multicast: false,
         }
     }
 
