@@ -21,7 +21,6 @@
 
 mod dataplane;
 mod feed;
-mod registry;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,10 +38,10 @@ use portolan_control::{ControlPlane, Store};
 use portolan_dataplane::{flow_event_queues, ClassifyObserver, DrainOptions, FlowEventDrain};
 
 use crate::config::{ApplianceConfig, LogFormat, LoggingSection, Overrides, StartPolicy};
+use crate::pipeline::DataplaneBaseline;
 use crate::Failure;
 use dataplane::{port_link_types, LiveDataplane};
 use feed::{EngineFeed, LiveProtocols};
-use registry::DataplaneBaseline;
 
 /// Actor recorded in the audit log for imports the daemon makes from `[inputs]`.
 const STARTUP_ACTOR: &str = "portolan-run";

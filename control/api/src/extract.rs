@@ -14,9 +14,9 @@ use serde::de::DeserializeOwned;
 
 use crate::problem::{parse_json, Problem};
 
-/// Bytes of an oversized body read and discarded before the 413 is sent, so that an HTTP/1.1 client still
-/// sending it can read the answer instead of a reset connection ("lingering close"). Larger bodies are
-/// not read: the connection is closed under them.
+/// Bytes past the route's limit of an oversized body read and discarded before the 413 is sent, so that
+/// an HTTP/1.1 client still sending it can read the answer instead of a reset connection ("lingering
+/// close"). Larger bodies are not read: the connection is closed under them.
 pub const DRAIN_CAP_BYTES: u64 = 8 * 1024 * 1024;
 /// Longest time spent discarding an oversized body.
 const DRAIN_TIME: Duration = Duration::from_secs(5);
@@ -32,14 +32,16 @@ fn limit_of(req: &Request) -> usize {
         .unwrap_or(crate::config::DEFAULT_BODY_LIMIT_BYTES)
 }
 
-/// Reads and discards what is left of an oversized body, up to [`DRAIN_CAP_BYTES`] and [`DRAIN_TIME`].
-async fn drain(mut body: Body, already: u64) {
+/// Reads and discards what is left of an oversized body, up to [`DRAIN_CAP_BYTES`] past the route's
+/// `limit` and for at most [`DRAIN_TIME`].
+async fn drain(mut body: Body, already: u64, limit: u64) {
+    let cap = limit.saturating_add(DRAIN_CAP_BYTES);
     let _ = tokio::time::timeout(DRAIN_TIME, async move {
         let mut seen = already;
         while let Some(Ok(frame)) = body.frame().await {
             if let Ok(data) = frame.into_data() {
                 seen = seen.saturating_add(data.len() as u64);
-                if seen > DRAIN_CAP_BYTES {
+                if seen > cap {
                     break;
                 }
             }
@@ -60,21 +62,20 @@ async fn read_body(req: Request) -> Result<Bytes, Problem> {
         .and_then(|v| v.parse::<u64>().ok());
     let mut body = req.into_body();
     if let Some(n) = declared.filter(|&n| n > limit_u64) {
-        if n <= DRAIN_CAP_BYTES {
-            drain(body, 0).await;
+        if n - limit_u64 <= DRAIN_CAP_BYTES {
+            drain(body, 0, limit_u64).await;
         }
         return Err(Problem::payload_too_large(limit));
     }
     let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(limit).min(limit));
     let mut buf: Vec<u8> = Vec::with_capacity(capacity);
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            Problem::bad_request(format!("could not read the request body: {e}"))
-        })?;
+        let frame = frame
+            .map_err(|e| Problem::bad_request(format!("could not read the request body: {e}")))?;
         if let Ok(data) = frame.into_data() {
             if buf.len().saturating_add(data.len()) > limit {
                 let seen = (buf.len() as u64).saturating_add(data.len() as u64);
-                drain(body, seen).await;
+                drain(body, seen, limit_u64).await;
                 return Err(Problem::payload_too_large(limit));
             }
             buf.extend_from_slice(&data);

@@ -308,11 +308,36 @@ pub struct RolePairingInput {
     /// `TCP` or `UDP`; absent for either.
     pub transport: Option<TransportInput>,
     /// Approved ports.
-    #[schema(min_items = 1, max_items = 1024, inline)]
+    #[schema(min_items = 1, max_items = 64, inline)]
     pub ports: Vec<PortInput>,
     /// Also approve TLS reached by STARTTLS on these ports.
     #[serde(default)]
     pub starttls: bool,
+}
+
+/// Most bundle IDs, domains, pairings, and ports per pairing of a [`RoleDefinition`] (the document's
+/// bounds keep every valid definition well under the body limit).
+pub const ROLE_LIMITS: RoleLimits = RoleLimits {
+    bundle_ids: 256,
+    domains: 256,
+    allow: 64,
+    ports: 64,
+    description: 4096,
+};
+
+/// Bounds of a [`RoleDefinition`].
+#[derive(Debug, Clone, Copy)]
+pub struct RoleLimits {
+    /// Bundle IDs.
+    pub bundle_ids: usize,
+    /// Domains.
+    pub domains: usize,
+    /// Pairings.
+    pub allow: usize,
+    /// Ports per pairing.
+    pub ports: usize,
+    /// Characters of the description.
+    pub description: usize,
 }
 
 /// A role as defined through the API (`PUT /api/v1/roles/{name}`), with the reason for the audit log.
@@ -329,15 +354,15 @@ pub struct RoleDefinition {
     pub description: Option<String>,
     /// Bundle IDs in the role (a trailing `*` matches a prefix).
     #[serde(default)]
-    #[schema(max_items = 1024, inline)]
+    #[schema(max_items = 256, inline)]
     pub bundle_ids: Vec<BundleIdInput>,
     /// Domain suffixes its apps talk to (`*.` prefix allowed).
     #[serde(default)]
-    #[schema(max_items = 1024, inline)]
+    #[schema(max_items = 256, inline)]
     pub domains: Vec<DomainInput>,
     /// The role's own pairings.
     #[serde(default)]
-    #[schema(max_items = 1024)]
+    #[schema(max_items = 64)]
     pub allow: Vec<RolePairingInput>,
     /// `registry` (default) or `deny`.
     pub unlisted_protocols: Option<UnlistedInput>,

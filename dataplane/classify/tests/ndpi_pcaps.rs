@@ -37,8 +37,9 @@ fn expected(master: &str) -> Option<AppProto> {
 /// - a STARTTLS upgrade (nDPI: IMAPS/SMTPS/POPS; us: the cleartext protocol plus the
 ///   `starttls` indicator and the TLS fields);
 /// - RDP negotiating TLS after its X.224 connection request (nDPI: TLS; us: rdp).
-/// (WebRTC's STUN then DTLS on one 5-tuple is `dtls` for both: the STUN signature's
-/// `upgrades_to` relabels the flow.)
+///
+/// WebRTC's STUN then DTLS on one 5-tuple is `dtls` for both: the STUN signature's
+/// `upgrades_to` relabels the flow.
 fn compatible(master: &str, got: AppProto, state: &FlowClassification) -> bool {
     let starttls = state
         .indicators()

@@ -4,7 +4,7 @@
 //! them, and no parser panics on arbitrary or mutated bytes (proptest).
 
 use portolan_classify::protocols::PARSERS;
-use portolan_classify::{Probe, ProbeContext};
+use portolan_classify::ProbeContext;
 use portolan_packet::Transport;
 use proptest::prelude::*;
 

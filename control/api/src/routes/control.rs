@@ -409,6 +409,66 @@ pub async fn put_role(
 ) -> Result<Json<RoleView>, Problem> {
     role_name(&name)?;
     let reason = required_text(Some(&def.reason), "reason", MAX_NOTE)?;
+    let l = ROLE_LIMITS;
+    let too_many = |field: &str, n: usize, max: usize| {
+        (n > max).then(|| {
+            Problem::invalid_body(format!("{field} has {n} entries; at most {max}"))
+                .with_field(field)
+        })
+    };
+    let counts = [
+        too_many("bundle_ids", def.bundle_ids.len(), l.bundle_ids),
+        too_many("domains", def.domains.len(), l.domains),
+        too_many("allow", def.allow.len(), l.allow),
+    ];
+    if let Some(p) = counts.into_iter().flatten().next() {
+        return Err(p);
+    }
+    if let Some((i, p)) = def
+        .allow
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.ports.is_empty() || p.ports.len() > l.ports)
+    {
+        return Err(Problem::invalid_body(format!(
+            "allow[{i}].ports has {} entries; 1 to {} are accepted",
+            p.ports.len(),
+            l.ports
+        ))
+        .with_field(format!("allow[{i}].ports")));
+    }
+    if let Some((i, _)) = def
+        .allow
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.ports.iter().any(|p| p.0 == 0))
+    {
+        return Err(
+            Problem::invalid_body("port 0 is not a port").with_field(format!("allow[{i}].ports"))
+        );
+    }
+    if let Some((i, _)) = def
+        .bundle_ids
+        .iter()
+        .enumerate()
+        .find(|(_, b)| is_blank(&b.0) || b.0.chars().count() > 256)
+    {
+        return Err(
+            Problem::invalid_body("a bundle ID must be 1 to 256 characters, not blank")
+                .with_field(format!("bundle_ids[{i}]")),
+        );
+    }
+    if def
+        .description
+        .as_deref()
+        .is_some_and(|d| d.chars().count() > l.description)
+    {
+        return Err(Problem::invalid_body(format!(
+            "description is longer than {} characters",
+            l.description
+        ))
+        .with_field("description"));
+    }
     if let Some((i, _)) = def
         .allow
         .iter()
