@@ -350,33 +350,46 @@ impl<O: PacketObserver> Worker<O> {
     #[inline]
     pub fn process_burst<S: FlowSink<O::FlowState>>(&mut self, burst: &MbufBurst, sink: &mut S) {
         self.counters.bursts += 1;
-        let mut staged: [Option<Result<(Packet<'_>, FlowLookup), DropReason>>; BURST_SIZE] =
-            [const { None }; BURST_SIZE];
-        for (slot, m) in staged.iter_mut().zip(burst.iter()) {
-            *slot = Some(parse(self.cfg.link_type, m.data()).map(|pkt| {
-                let lookup = self.table.lookup(&pkt);
-                self.table.prefetch_index(&lookup, prefetch0);
-                (pkt, lookup)
-            }));
+        // Decoded in place and read by reference: a `Packet` is ~80 bytes at odd offsets
+        // (`IpAddr` has alignment 1), and moving it through `Option`/`Result` temporaries cost
+        // store-forwarding stalls on every copy (see docs/PERFORMANCE.md, steady state).
+        let mut decoded: [Result<Packet<'_>, DropReason>; BURST_SIZE] =
+            [const { Err(DropReason::TruncatedLink) }; BURST_SIZE];
+        let mut lookups: [Option<FlowLookup>; BURST_SIZE] = [const { None }; BURST_SIZE];
+        for ((slot, lookup), m) in decoded
+            .iter_mut()
+            .zip(lookups.iter_mut())
+            .zip(burst.iter())
+        {
+            *slot = parse(self.cfg.link_type, m.data());
+            if let Ok(pkt) = slot {
+                let l = self.table.lookup(pkt);
+                self.table.prefetch_index(&l, prefetch0);
+                *lookup = Some(l);
+            }
         }
-        for (slot, m) in staged.iter_mut().zip(burst.iter()) {
+        for ((res, lookup), m) in decoded
+            .iter()
+            .zip(lookups.iter_mut())
+            .zip(burst.iter())
+        {
             if m.nb_segs() > 1 {
                 self.counters.multi_segment += 1;
             }
             let frame_len = m.pkt_len();
             let ts = self.frame_seen(frame_len, m.timestamp_us());
-            match slot.take() {
-                Some(Ok((pkt, lookup))) => {
+            match (res, lookup.take()) {
+                (Ok(pkt), Some(lookup)) => {
                     self.counters.decoded += 1;
-                    let (flow, dir) = self.table.update_prepared(lookup, &pkt, ts, frame_len);
-                    self.observer.on_packet(flow, dir, &pkt, ts);
+                    let (flow, dir) = self.table.update_prepared(lookup, pkt, ts, frame_len);
+                    self.observer.on_packet(flow, dir, pkt, ts);
                 }
-                Some(Err(reason)) => {
-                    if let Some(n) = self.counters.drops.get_mut(reason as usize) {
-                        *n += 1;
+                (Err(reason), _) => {
+                    if let Some(c) = self.counters.drops.get_mut(*reason as usize) {
+                        *c += 1;
                     }
                 }
-                None => {}
+                (Ok(_), None) => {}
             }
         }
         self.after_burst(sink);
