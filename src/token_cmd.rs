@@ -137,14 +137,14 @@ pub fn run_token(args: TokenArgs) -> Result<(), Failure> {
             } else {
                 let mut r = writeln!(
                     out,
-                    "{:>4}  {:<8} {:<25} {:<25} label",
+                    "{:>4}  {:<8} {:<31} {:<31} label",
                     "id", "role", "created", "revoked"
                 );
                 for t in &tokens {
                     r = r.and_then(|()| {
                         writeln!(
                             out,
-                            "{:>4}  {:<8} {:<25} {:<25} {}",
+                            "{:>4}  {:<8} {:<31} {:<31} {}",
                             t.id,
                             t.role.as_str(),
                             t.created_at,

@@ -356,11 +356,7 @@ impl<O: PacketObserver> Worker<O> {
         let mut decoded: [Result<Packet<'_>, DropReason>; BURST_SIZE] =
             [const { Err(DropReason::TruncatedLink) }; BURST_SIZE];
         let mut lookups: [Option<FlowLookup>; BURST_SIZE] = [const { None }; BURST_SIZE];
-        for ((slot, lookup), m) in decoded
-            .iter_mut()
-            .zip(lookups.iter_mut())
-            .zip(burst.iter())
-        {
+        for ((slot, lookup), m) in decoded.iter_mut().zip(lookups.iter_mut()).zip(burst.iter()) {
             *slot = parse(self.cfg.link_type, m.data());
             if let Ok(pkt) = slot {
                 let l = self.table.lookup(pkt);
@@ -368,11 +364,7 @@ impl<O: PacketObserver> Worker<O> {
                 *lookup = Some(l);
             }
         }
-        for ((res, lookup), m) in decoded
-            .iter()
-            .zip(lookups.iter_mut())
-            .zip(burst.iter())
-        {
+        for ((res, lookup), m) in decoded.iter().zip(lookups.iter_mut()).zip(burst.iter()) {
             if m.nb_segs() > 1 {
                 self.counters.multi_segment += 1;
             }

@@ -246,7 +246,15 @@ mod tests {
     #[test]
     fn blank_means_what_the_documented_pattern_excludes() {
         // ECMAScript `\s` covers these, and the pattern excludes U+0085 explicitly.
-        for blank in ["", " ", "\t\n", "\u{85}", "\u{feff}", "\u{a0}\u{3000}", " \u{2028} "] {
+        for blank in [
+            "",
+            " ",
+            "\t\n",
+            "\u{85}",
+            "\u{feff}",
+            "\u{a0}\u{3000}",
+            " \u{2028} ",
+        ] {
             assert!(is_blank(blank), "{blank:?}");
         }
         // Zero-width space is not whitespace for either; a letter is not.

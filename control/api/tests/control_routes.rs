@@ -991,3 +991,47 @@ async fn roles_are_defined_and_deleted_with_reasons_and_survive_a_reload() {
         .any(|r| r["ports"] == json!([8443])));
     api.stop().await;
 }
+
+#[tokio::test]
+async fn http1_answers_given_before_the_body_is_read_close_the_connection() {
+    let api = TestApi::start().await;
+    let pem = std::fs::read(api.dir.path().join("tls/cert.pem")).unwrap();
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .http1_only()
+        .build()
+        .unwrap();
+    let note = json!({"note": "x".repeat(2000)});
+    // No token: 401 before the body is read, so the connection is not reusable and says so.
+    let r = client
+        .post(api.at("/api/v1/alerts/1/ack"))
+        .json(&note)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.version(), reqwest::Version::HTTP_11);
+    assert_eq!(r.headers()["connection"], "close");
+    // The body was read (and judged): the connection stays open.
+    let r = client
+        .post(api.at("/api/v1/alerts/1/ack"))
+        .bearer_auth(&api.analyst)
+        .json(&note)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.headers().get("connection").is_none(), "{:?}", r.headers());
+    // Reads without a body keep it open too.
+    let r = client
+        .get(api.at("/api/v1/roles"))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("connection").is_none());
+    api.stop().await;
+}

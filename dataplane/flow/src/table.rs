@@ -55,10 +55,15 @@ struct FlowKey {
 }
 
 impl FlowKey {
+    #[inline]
     fn of(pkt: &Packet<'_>) -> FlowKey {
         let src = (pkt.src_ip, pkt.src_port);
         let dst = (pkt.dst_ip, pkt.dst_port);
-        let (lo, hi) = if src <= dst { (src, dst) } else { (dst, src) };
+        let (lo, hi) = if endpoint_rank(src) <= endpoint_rank(dst) {
+            (src, dst)
+        } else {
+            (dst, src)
+        };
         FlowKey {
             lo_ip: lo.0,
             hi_ip: hi.0,
@@ -67,6 +72,17 @@ impl FlowKey {
             transport: pkt.transport,
             vlan: pkt.vlan,
         }
+    }
+}
+
+/// An endpoint as integers that order exactly as `(IpAddr, u16)` does (IPv4 before IPv6, then
+/// the address bytes, then the port), so [`FlowKey::of`] compares without the tuple `Ord`
+/// chain, which did not inline on the per-packet path.
+#[inline]
+fn endpoint_rank((ip, port): (IpAddr, u16)) -> (u8, u128, u16) {
+    match ip {
+        IpAddr::V4(a) => (0, u128::from(a.to_bits()), port),
+        IpAddr::V6(a) => (1, a.to_bits(), port),
     }
 }
 

@@ -64,9 +64,15 @@ impl fmt::Display for CaptureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CaptureError::NotFound(p) => write!(f, "capture {}: no such file", p.display()),
-            CaptureError::Unreadable(p, e) => write!(f, "capture {}: cannot read: {e}", p.display()),
+            CaptureError::Unreadable(p, e) => {
+                write!(f, "capture {}: cannot read: {e}", p.display())
+            }
             CaptureError::NotACapture(p, why) => {
-                write!(f, "capture {}: not a pcap or pcapng file: {why}", p.display())
+                write!(
+                    f,
+                    "capture {}: not a pcap or pcapng file: {why}",
+                    p.display()
+                )
             }
             CaptureError::UnknownLinkType(p, dlt) => write!(
                 f,
@@ -191,10 +197,17 @@ impl CaptureReader {
         if le == PCAP_MAGIC_US || le == PCAP_MAGIC_NS || be == PCAP_MAGIC_US || be == PCAP_MAGIC_NS
         {
             let big = be == PCAP_MAGIC_US || be == PCAP_MAGIC_NS;
-            let nanos = if big { be == PCAP_MAGIC_NS } else { le == PCAP_MAGIC_NS };
+            let nanos = if big {
+                be == PCAP_MAGIC_NS
+            } else {
+                le == PCAP_MAGIC_NS
+            };
             let mut rest = [0u8; 20];
             read_exact_or(&mut me.input, &mut rest, path, "pcap header cut short")?;
-            me.format = CaptureFormat::Pcap { nanos, big_endian: big };
+            me.format = CaptureFormat::Pcap {
+                nanos,
+                big_endian: big,
+            };
             me.big_endian = big;
             me.snaplen = rd_u32(&rest[12..16], big);
             // The upper bits of the link-type field carry FCS information; the type is the low 16.
@@ -257,7 +270,11 @@ impl CaptureReader {
                     return Ok(None);
                 }
                 let sub_us = if nanos { frac / 1000 } else { frac };
-                Ok(Some(CaptureRecord { ts_us: sec * 1_000_000 + sub_us, orig_len: orig, data }))
+                Ok(Some(CaptureRecord {
+                    ts_us: sec * 1_000_000 + sub_us,
+                    orig_len: orig,
+                    data,
+                }))
             }
             CaptureFormat::Pcapng => loop {
                 match self.read_block()? {
@@ -271,7 +288,12 @@ impl CaptureReader {
 
     fn read_pcapng_shb_rest(&mut self) -> Result<(), CaptureError> {
         let mut hdr = [0u8; 8];
-        read_exact_or(&mut self.input, &mut hdr, &self.path, "pcapng section header cut short")?;
+        read_exact_or(
+            &mut self.input,
+            &mut hdr,
+            &self.path,
+            "pcapng section header cut short",
+        )?;
         let bom_le = u32::from_le_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
         let big = if bom_le == PCAPNG_BYTE_ORDER_MAGIC {
             false
@@ -286,10 +308,18 @@ impl CaptureReader {
         self.big_endian = big;
         let total = rd_u32(&hdr[0..4], big);
         if !(12..=MAX_RECORD).contains(&total) {
-            return Err(CaptureError::NotACapture(self.path.clone(), "bad pcapng SHB length".into()));
+            return Err(CaptureError::NotACapture(
+                self.path.clone(),
+                "bad pcapng SHB length".into(),
+            ));
         }
         let mut rest = vec![0u8; total as usize - 12];
-        read_exact_or(&mut self.input, &mut rest, &self.path, "pcapng section header cut short")?;
+        read_exact_or(
+            &mut self.input,
+            &mut rest,
+            &self.path,
+            "pcapng section header cut short",
+        )?;
         // A new section resets the interface list.
         self.if_tsresol.clear();
         Ok(())
@@ -310,12 +340,20 @@ impl CaptureReader {
             // Re-read the length with the new section's byte order.
             let bom = [hdr[4], hdr[5], hdr[6], hdr[7]];
             let mut lenb = [0u8; 4];
-            read_exact_or(&mut self.input, &mut lenb, &self.path, "pcapng section cut short")?;
+            read_exact_or(
+                &mut self.input,
+                &mut lenb,
+                &self.path,
+                "pcapng section cut short",
+            )?;
             let big2 = u32::from_be_bytes(lenb) == PCAPNG_BYTE_ORDER_MAGIC;
             self.big_endian = big2;
             let total = rd_u32(&bom, big2);
             if !(16..=MAX_RECORD).contains(&total) {
-                return Err(CaptureError::NotACapture(self.path.clone(), "bad SHB length".into()));
+                return Err(CaptureError::NotACapture(
+                    self.path.clone(),
+                    "bad SHB length".into(),
+                ));
             }
             let mut rest = vec![0u8; total as usize - 12];
             if !read_full(&mut self.input, &mut rest)
@@ -343,7 +381,10 @@ impl CaptureReader {
         match btype {
             PCAPNG_IDB => {
                 if body.len() < 8 {
-                    return Err(CaptureError::NotACapture(self.path.clone(), "short IDB".into()));
+                    return Err(CaptureError::NotACapture(
+                        self.path.clone(),
+                        "short IDB".into(),
+                    ));
                 }
                 let dlt = rd_u16(&body[0..2], big) as u32;
                 let snap = rd_u32(&body[4..8], big);
@@ -367,7 +408,8 @@ impl CaptureReader {
                 } else {
                     rd_u16(&body[0..2], big) as usize
                 };
-                let ts = ((rd_u32(&body[4..8], big) as u64) << 32) | rd_u32(&body[8..12], big) as u64;
+                let ts =
+                    ((rd_u32(&body[4..8], big) as u64) << 32) | rd_u32(&body[8..12], big) as u64;
                 let cap = rd_u32(&body[12..16], big) as usize;
                 let orig = rd_u32(&body[16..20], big);
                 let data = body.get(20..20 + cap).unwrap_or(&body[20..]).to_vec();
@@ -377,7 +419,11 @@ impl CaptureReader {
                 } else {
                     ((ts as u128) * 1_000_000 / res as u128) as u64
                 };
-                Ok(Some(Some(CaptureRecord { ts_us, orig_len: orig, data })))
+                Ok(Some(Some(CaptureRecord {
+                    ts_us,
+                    orig_len: orig,
+                    data,
+                })))
             }
             PCAPNG_SPB => {
                 if body.len() < 4 {
@@ -385,10 +431,18 @@ impl CaptureReader {
                 }
                 let orig = rd_u32(&body[0..4], big);
                 // A snap length of 0 means "no limit" in pcapng.
-                let snap = if self.snaplen == 0 { usize::MAX } else { self.snaplen as usize };
+                let snap = if self.snaplen == 0 {
+                    usize::MAX
+                } else {
+                    self.snaplen as usize
+                };
                 let cap = (orig as usize).min(body.len() - 4).min(snap);
                 let data = body[4..4 + cap].to_vec();
-                Ok(Some(Some(CaptureRecord { ts_us: 0, orig_len: orig, data })))
+                Ok(Some(Some(CaptureRecord {
+                    ts_us: 0,
+                    orig_len: orig,
+                    data,
+                })))
             }
             _ => Ok(Some(None)),
         }
@@ -435,10 +489,18 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
     Ok(true)
 }
 
-fn read_exact_or(r: &mut impl Read, buf: &mut [u8], path: &Path, why: &str) -> Result<(), CaptureError> {
+fn read_exact_or(
+    r: &mut impl Read,
+    buf: &mut [u8],
+    path: &Path,
+    why: &str,
+) -> Result<(), CaptureError> {
     match read_full(r, buf) {
         Ok(true) => Ok(()),
-        Ok(false) => Err(CaptureError::NotACapture(path.to_path_buf(), why.to_string())),
+        Ok(false) => Err(CaptureError::NotACapture(
+            path.to_path_buf(),
+            why.to_string(),
+        )),
         Err(e) => Err(CaptureError::Unreadable(path.to_path_buf(), e)),
     }
 }

@@ -35,7 +35,7 @@ const IPPROTO_UDP: u8 = 17;
 /// Borrows the payload from `frame`; never allocates or panics, and its cost is bounded by the
 /// VLAN-tag and IPv6-extension-header limits, not by the frame's contents. Every frame that
 /// is not a decodable TCP/UDP packet yields the [`DropReason`] the worker counts.
-#[inline]
+#[inline(always)]
 pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DropReason> {
     let l3 = match link {
         LinkType::Ethernet => ethernet::decode(frame)?,

@@ -8,12 +8,13 @@
 pub mod control;
 pub mod service;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONNECTION};
-use axum::http::{HeaderValue, Method, StatusCode, Version};
+use axum::http::{HeaderValue, Method, Version};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{self, MethodRouter};
@@ -224,7 +225,43 @@ async fn method_not_allowed() -> Problem {
     )
 }
 
-/// Outermost middleware: request metrics and `Cache-Control: no-store` on every answer.
+/// A request body that notes when it has been read to its end.
+struct TrackedBody {
+    inner: axum::body::Body,
+    finished: Arc<AtomicBool>,
+}
+
+impl axum::body::HttpBody for TrackedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) {
+            self.finished.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let end = self.inner.is_end_stream();
+        if end {
+            self.finished.store(true, Ordering::Release);
+        }
+        end
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Outermost middleware: request metrics, `Cache-Control: no-store` on every answer, and `Connection: close`
+/// on HTTP/1.1 answers given before the request body was read to its end (a 401, 403 or 413 answers before
+/// the body is read; the server then closes the connection, and a client that reused it would fail).
 async fn observe(State(state): State<ApiState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().as_str().to_owned();
@@ -234,12 +271,20 @@ async fn observe(State(state): State<ApiState>, req: Request, next: Next) -> Res
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
+    let finished = Arc::new(AtomicBool::new(false));
+    let req = req.map(|inner| {
+        let tracked = TrackedBody {
+            finished: Arc::clone(&finished),
+            inner,
+        };
+        // An empty body (no Content-Length, or 0, and not chunked) is already at its end.
+        let _ = axum::body::HttpBody::is_end_stream(&tracked);
+        axum::body::Body::new(tracked)
+    });
     let mut resp = next.run(req).await.into_response();
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if http1 && resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        // The rest of the body is not read, so the connection cannot carry another request: say so,
-        // or a client would reuse it (HTTP/2 ends only the stream).
+    if http1 && !finished.load(Ordering::Acquire) {
         resp.headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));
     }
