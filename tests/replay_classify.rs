@@ -1,14 +1,13 @@
 //! `portolan replay` with the classifier: real binary, real DPDK `net_pcap`, real Hyperscan and
 //! the repository's signatures, captures built here from real handshake bytes.
 
+mod common;
+
+use common::{assert_ok, eth_ipv4, json_lines, portolan, read_json, s, write_pcap_spaced, TS0};
 use portolan_classify::samples::{tls_client_hello_record, ClientHelloSpec};
-use portolan_packet::capture::PcapWriter;
-use portolan_packet::LinkType;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const TS0: u64 = 1_700_000_000_000_000;
+use std::process::Command;
 
 /// Ethernet + IPv4 + TCP (with `flags`) or UDP frame carrying `payload`.
 fn frame(
@@ -19,23 +18,7 @@ fn frame(
     payload: &[u8],
 ) -> Vec<u8> {
     let l4 = if tcp { 20 } else { 8 };
-    let ip_len = 20 + l4 + payload.len();
-    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
-    f.extend_from_slice(&[
-        0x45,
-        0,
-        (ip_len >> 8) as u8,
-        ip_len as u8,
-        0,
-        1,
-        0x40,
-        0,
-        64,
-    ]);
-    f.push(if tcp { 6 } else { 17 });
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&dst.0);
+    let mut f = eth_ipv4(if tcp { 6 } else { 17 }, src.0, dst.0, l4 + payload.len());
     f.extend_from_slice(&src.1.to_be_bytes());
     f.extend_from_slice(&dst.1.to_be_bytes());
     if tcp {
@@ -105,32 +88,8 @@ fn mixed_capture(dir: &Path, extra: u16) -> PathBuf {
         ));
     }
     let path = dir.join(format!("mixed{extra}.pcap"));
-    let mut w = PcapWriter::create(&path, LinkType::Ethernet, 65535).expect("create capture");
-    for (i, f) in frames.iter().enumerate() {
-        w.write(TS0 + i as u64 * 1000, f.len() as u32, f)
-            .expect("write frame");
-    }
-    w.finish().expect("finish capture");
+    write_pcap_spaced(&path, &frames, TS0, 1000);
     path
-}
-
-fn portolan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portolan"))
-        .args(args)
-        .output()
-        .expect("run portolan")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .expect("read JSON lines")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
 }
 
 fn by_port(recs: &[Value], port: u64) -> &Value {
@@ -162,7 +121,7 @@ fn flows_carry_the_classifiers_fields_and_the_summary_counts_them() {
     assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
     assert!(stderr.contains("port mismatches 1"), "{stderr}");
 
-    let recs = lines(&flows);
+    let recs = json_lines(&flows);
     assert_eq!(recs.len(), 4);
     let tls = by_port(&recs, 4444);
     assert_eq!(tls["app_proto"], "tls");
@@ -190,8 +149,7 @@ fn flows_carry_the_classifiers_fields_and_the_summary_counts_them() {
     assert_eq!(noise["app_proto"], "unknown");
     assert!(noise.get("port_mismatch").is_none());
 
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary"))
-        .expect("summary JSON");
+    let r = read_json(&summary);
     assert_eq!(r["app_protos"]["tls"], 1);
     assert_eq!(r["app_protos"]["http"], 1);
     assert_eq!(r["app_protos"]["ssh"], 1);
@@ -204,7 +162,7 @@ fn flows_carry_the_classifiers_fields_and_the_summary_counts_them() {
     assert_eq!(r["workers"][0]["ring_drops"], 0);
     assert_eq!(r["workers"][0]["app_protos"]["tls"], 1);
 
-    let evs = lines(&events);
+    let evs = json_lines(&events);
     assert_eq!(evs.len(), 3, "one event per decided flow");
     let ev = by_port(&evs, 4444);
     assert_eq!(ev["app_proto"], "tls");
@@ -230,18 +188,13 @@ fn no_classify_gives_flows_only() {
         "--summary",
         s(&summary),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let recs = lines(&flows);
+    assert_ok(&out);
+    let recs = json_lines(&flows);
     assert_eq!(recs.len(), 4);
     assert!(recs.iter().all(|r| r["app_proto"] == "unknown"
         && r.get("port_mismatch").is_none()
         && r.get("tls").is_none()));
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary"))
-        .expect("summary JSON");
+    let r = read_json(&summary);
     assert!(r.get("app_protos").is_none() && r.get("ring_drops").is_none());
 }
 
@@ -260,12 +213,8 @@ fn port_override_changes_the_verdict() {
         "--flows",
         s(&flows),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let recs = lines(&flows);
+    assert_ok(&out);
+    let recs = json_lines(&flows);
     assert_eq!(by_port(&recs, 4444)["port_mismatch"], false);
     assert_eq!(by_port(&recs, 80)["port_mismatch"], true);
 
@@ -318,11 +267,7 @@ fn signature_directory_errors_are_clear() {
         )
         .output()
         .expect("run portolan");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
 }
 
 #[test]
@@ -343,13 +288,8 @@ fn a_one_slot_event_queue_counts_what_it_drops() {
         "--events",
         s(&events),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary"))
-        .expect("summary JSON");
+    assert_ok(&out);
+    let r = read_json(&summary);
     let decided = r["decided_flows"].as_u64().expect("decided_flows");
     let drops = r["ring_drops"].as_u64().expect("ring_drops");
     let received = r["flow_events_received"]
@@ -361,6 +301,6 @@ fn a_one_slot_event_queue_counts_what_it_drops() {
         "403 flows ending at once overflow a one-slot queue"
     );
     assert_eq!(received + drops, decided, "events + drops = decided flows");
-    assert_eq!(lines(&events).len() as u64, received);
+    assert_eq!(json_lines(&events).len() as u64, received);
     assert_eq!(r["workers"][0]["ring_drops"], drops);
 }

@@ -1,12 +1,16 @@
 //! `portolan replay` end to end: real binary, real DPDK `net_pcap`, captures built here.
 
+mod common;
+
+use common::{
+    assert_ok, eth_ipv4, json_lines, portolan, read_json, s, shared_captures, write_pcap_spaced,
+    TS0,
+};
 use portolan_packet::capture::PcapWriter;
 use portolan_packet::LinkType;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const TS0: u64 = 1_700_000_000_000_000;
+use std::process::Output;
 
 /// Ethernet + IPv4 + TCP (`proto` 6, with `flags`) or UDP (17) or another protocol, with
 /// `payload` bytes after the L4 header.
@@ -23,24 +27,7 @@ fn ipv4_frame(
         17 => 8,
         _ => 4,
     };
-    let ip_len = 20 + l4 + payload;
-    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
-    f.extend_from_slice(&[
-        0x45,
-        0,
-        (ip_len >> 8) as u8,
-        ip_len as u8,
-        0,
-        1,
-        0x40,
-        0,
-        64,
-        proto,
-        0,
-        0,
-    ]);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&dst);
+    let mut f = eth_ipv4(proto, src, dst, l4 + payload);
     match proto {
         6 => {
             f.extend_from_slice(&ports.0.to_be_bytes());
@@ -87,29 +74,8 @@ fn small_capture(dir: &Path, name: &str, ts0: u64) -> (PathBuf, usize) {
         ipv4_frame(s, c, 6, (443, 40000), 0x11, 0),
     ];
     let path = dir.join(name);
-    let mut w = PcapWriter::create(&path, LinkType::Ethernet, 65535).expect("create capture");
-    for (i, f) in frames.iter().enumerate() {
-        w.write(ts0 + i as u64 * 10_000, f.len() as u32, f)
-            .expect("write frame");
-    }
-    w.finish().expect("finish capture");
+    write_pcap_spaced(&path, &frames, ts0, 10_000);
     (path, frames.len())
-}
-
-fn portolan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portolan"))
-        .args(args)
-        .output()
-        .expect("run portolan")
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).expect("read summary");
-    serde_json::from_str(&text).expect("summary is JSON")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
 }
 
 /// The one line a failing run prints; asserts it is exactly one line.
@@ -160,11 +126,7 @@ fn replay_counts_packets_flows_and_drops() {
     assert!(r["mpps"].as_f64().is_some_and(|x| x > 0.0));
     assert!(r["gbps"].as_f64().is_some_and(|x| x > 0.0));
 
-    let text = std::fs::read_to_string(&flows).expect("flows file");
-    let recs: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("flow line is JSON"))
-        .collect();
+    let recs = json_lines(&flows);
     assert_eq!(recs.len(), 2);
     // Sorted by start time: the TCP connection started first.
     assert_eq!(recs[0]["proto"], "TCP");
@@ -199,11 +161,7 @@ fn one_worker_per_queue_capture() {
         "--summary",
         s(&summary),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let r = read_json(&summary);
     assert_eq!(r["packets"], (na + nb) as u64);
     assert_eq!(r["flows"], 4);
@@ -260,11 +218,7 @@ fn several_workers_on_one_capture_shard_it() {
         "--summary",
         s(&summary),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let r = read_json(&summary);
     assert_eq!(r["packets"], n as u64, "every packet in exactly one shard");
     assert_eq!(r["port_counters_match"], true);
@@ -308,7 +262,7 @@ fn mixed_link_types_are_refused() {
 
 #[test]
 fn shared_captures_replay_every_frame() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps/ndpi");
+    let dir = shared_captures();
     if !dir.is_dir() {
         println!(
             "skipping: {} is absent (shared captures not mounted)",

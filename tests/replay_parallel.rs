@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 
 use portolan_flow::community_id_v1;
 use portolan_flow::eve::{EveFlowReason, EveFlowState, FlowRecord};
-use portolan_packet::capture::PcapWriter;
-use portolan_packet::{tcp_flags, LinkType, Transport};
+use portolan_packet::{tcp_flags, Transport};
+
+mod common;
+use common::write_pcap;
 
 const SYN: u8 = tcp_flags::SYN;
 const ACK: u8 = tcp_flags::ACK;
@@ -273,7 +275,7 @@ fn frame(
 
 /// Writes the capture (packets of all flows interleaved) and fills in the expected counters.
 fn write_capture(path: &Path, flows: &mut [GenFlow]) {
-    let mut w = PcapWriter::create(path, LinkType::Ethernet, 65_535).unwrap();
+    let mut frames = Vec::new();
     let mut ts = 1_705_831_323_000_000u64;
     let longest = flows.iter().map(|f| f.steps.len()).max().unwrap();
     for k in 0..longest {
@@ -286,13 +288,13 @@ fn write_capture(path: &Path, flows: &mut [GenFlow]) {
             };
             let data = frame(src, dst, step.flags, step.payload, 1000 + k as u32);
             ts += 250;
-            w.write(ts, data.len() as u32, &data).unwrap();
             let d = usize::from(!step.from_client);
             f.pkts[d] += 1;
             f.bytes[d] += data.len() as u64;
+            frames.push((ts, data));
         }
     }
-    w.finish().unwrap();
+    write_pcap(path, frames.iter().map(|(ts, f)| (*ts, f.as_slice())));
 }
 
 /// Starts `portolan replay CAPTURE --flows OUT`, stdout and stderr to files beside OUT.

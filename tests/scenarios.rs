@@ -7,8 +7,9 @@
 //! built from synth's per-flow parts (`script::build` → `FlowCursor` → frames) rather than its
 //! randomised planner.
 
-use portolan_packet::capture::PcapWriter;
-use portolan_packet::LinkType;
+mod common;
+
+use common::{assert_ok, json_lines, portolan, read_json, s, write_pcap};
 use portolan_synth::catalogue::Catalogue;
 use portolan_synth::flow::{FlowCursor, SizeSteer};
 use portolan_synth::rng::{BytePool, SynthRng};
@@ -17,7 +18,7 @@ use portolan_synth::wire::Endpoints;
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// 2024-03-12T10:00:00Z, µs.
 const T0: u64 = 1_710_237_600_000_000;
@@ -151,11 +152,7 @@ fn write_capture(path: &Path, flows: &[FlowSpec]) {
         assert!(seq > 3, "flow {i} produced {seq} frames");
     }
     frames.sort_by_key(|f| (f.0, f.1, f.2));
-    let mut w = PcapWriter::create(path, LinkType::Ethernet, 65535).expect("create capture");
-    for (ts, _, _, f) in &frames {
-        w.write(*ts, f.len() as u32, f).expect("write frame");
-    }
-    w.finish().expect("finish capture");
+    write_pcap(path, frames.iter().map(|(ts, _, _, f)| (*ts, f.as_slice())));
 }
 
 /// RFC 3339 with seconds.
@@ -363,32 +360,23 @@ fn inputs() -> Inputs {
     }
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
-
-fn portolan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portolan"))
-        .args(args)
-        .output()
-        .expect("run portolan")
-}
-
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "portolan failed ({:?}):\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn json_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect()
+/// Runs `portolan replay CAPTURE` with the inputs' inventory, device states and roles, the
+/// store `db`, then `rest`.
+fn replay_with_inputs(inp: &Inputs, capture: &Path, db: &Path, rest: &[&str]) -> Output {
+    let mut args = vec![
+        "replay",
+        s(capture),
+        "--inventory",
+        s(&inp.inventory),
+        "--device-states",
+        s(&inp.states),
+        "--roles",
+        s(&inp.roles),
+        "--db",
+        s(db),
+    ];
+    args.extend(rest);
+    portolan(&args)
 }
 
 fn alerts_for(alerts: &[Value], src: Ipv4Addr, port: u16) -> Vec<&Value> {
@@ -430,29 +418,23 @@ fn beacon_outranks_one_off_and_approved_starttls_excepted_stay_quiet() {
     let ocsf = inp.dir.path().join("alerts.ocsf.json");
     let summary = inp.dir.path().join("summary.json");
     let db = inp.dir.path().join("portolan.db");
-    let out = portolan(&[
-        "replay",
-        s(&capture),
-        "--inventory",
-        s(&inp.inventory),
-        "--device-states",
-        s(&inp.states),
-        "--roles",
-        s(&inp.roles),
-        "--db",
-        s(&db),
-        "--eve",
-        s(&eve),
-        "--ocsf",
-        s(&ocsf),
-        "--summary",
-        s(&summary),
-    ]);
+    let out = replay_with_inputs(
+        &inp,
+        &capture,
+        &db,
+        &[
+            "--eve",
+            s(&eve),
+            "--ocsf",
+            s(&ocsf),
+            "--summary",
+            s(&summary),
+        ],
+    );
     assert_ok(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let alerts = json_lines(&eve);
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary")).expect("json");
+    let report = read_json(&summary);
 
     // Every flow reached the control plane.
     assert_eq!(report["flows"], json!(flows.len()), "{stderr}");
@@ -511,14 +493,7 @@ fn beacon_outranks_one_off_and_approved_starttls_excepted_stay_quiet() {
     assert_eq!(beacon["sessions"], 6);
     let interval = beacon["interval_seconds"].as_f64().expect("interval");
     assert!((interval - 900.0).abs() < 5.0, "interval {interval}");
-    assert!(
-        beacon["reasons"]
-            .as_array()
-            .expect("reasons")
-            .iter()
-            .any(|r| r.as_str().is_some_and(|r| r.contains("locked in 6/6"))),
-        "{beacon:#}"
-    );
+    assert_locked_in_6_of_6(beacon);
     assert_eq!(m["alert"]["signature_id"], 1509002);
 
     // One HTTP session on 8080 from Safari in the foreground.
@@ -596,6 +571,18 @@ fn beacon_outranks_one_off_and_approved_starttls_excepted_stay_quiet() {
     );
 }
 
+/// The beacon finding's reasons say the device was locked in all six sessions.
+fn assert_locked_in_6_of_6(beacon: &Value) {
+    assert!(
+        beacon["reasons"]
+            .as_array()
+            .expect("reasons")
+            .iter()
+            .any(|r| r.as_str().is_some_and(|r| r.contains("locked in 6/6"))),
+        "{beacon:#}"
+    );
+}
+
 /// The beacon's finding in the store at `db`.
 fn stored_beacon(db: &Path) -> portolan_control::findings::Finding {
     let store = portolan_control::Store::open(db).expect("open store");
@@ -618,20 +605,7 @@ fn restart_on_the_same_store_keeps_findings() {
     let eve1 = inp.dir.path().join("first.eve.json");
     let eve2 = inp.dir.path().join("second.eve.json");
     let summary2 = inp.dir.path().join("second.summary.json");
-    let out = portolan(&[
-        "replay",
-        s(&first),
-        "--inventory",
-        s(&inp.inventory),
-        "--device-states",
-        s(&inp.states),
-        "--roles",
-        s(&inp.roles),
-        "--db",
-        s(&db),
-        "--eve",
-        s(&eve1),
-    ]);
+    let out = replay_with_inputs(&inp, &first, &db, &["--eve", s(&eve1)]);
     assert_ok(&out);
     let run1 = json_lines(&eve1);
     let a1 = top(&alerts_for(&run1, MAIL_IP, 8443));
@@ -665,20 +639,12 @@ fn restart_on_the_same_store_keeps_findings() {
     assert!((gap - 900.0).abs() < 5.0, "interval {gap}");
 
     // The second run saw the device, its managed app and its lock state from the store.
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary2).expect("summary")).expect("json");
+    let report = read_json(&summary2);
     let beacon = &report["alerts"]["top_findings"][0];
     assert_eq!(report["alerts"]["devices"], 2, "{report:#}");
     assert_eq!(beacon["sessions"], 6, "{report:#}");
     assert_eq!(beacon["managed_device"], true);
-    assert!(
-        beacon["reasons"]
-            .as_array()
-            .expect("reasons")
-            .iter()
-            .any(|r| r.as_str().is_some_and(|r| r.contains("locked in 6/6"))),
-        "{beacon:#}"
-    );
+    assert_locked_in_6_of_6(beacon);
     // Any alert it raised belongs to the same finding.
     for a in json_lines(&eve2) {
         assert_eq!(a["alert"]["metadata"]["portolan_finding_id"], finding_id);

@@ -4,18 +4,14 @@
 //! capture and on shared real captures (skipped with a message when ../shared is absent).
 //! Real binary, real DPDK net_pcap, real Hyperscan.
 
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-const PORTOLAN: &str = env!("CARGO_BIN_EXE_portolan");
+use common::{portolan, read_json, s, shared_captures};
+use serde_json::Value;
+use std::path::Path;
 
 /// Shared captures with many flows and protocols (Ethernet, time-ordered).
 const SHARED: [&str; 4] = ["iphone.pcap", "android.pcap", "quic.pcap", "tor.pcap"];
-
-fn shared_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps/ndpi")
-}
 
 /// JSON lines of `path`, each without its worker-dependent fields (`flow_id` carries the
 /// worker in its top bits), as canonical strings, sorted.
@@ -49,30 +45,28 @@ fn replay(capture: &Path, workers: usize, dir: &Path) -> Run {
     let flows = dir.join(format!("flows-{workers}.json"));
     let events = dir.join(format!("events-{workers}.json"));
     let summary = dir.join(format!("summary-{workers}.json"));
-    let out = Command::new(PORTOLAN)
-        .arg("replay")
-        .arg(capture)
-        .args(["--workers", &workers.to_string()])
-        .arg("--flows")
-        .arg(&flows)
-        .arg("--events")
-        .arg(&events)
-        .arg("--summary")
-        .arg(&summary)
-        .output()
-        .expect("run portolan replay");
+    let out = portolan(&[
+        "replay",
+        s(capture),
+        "--workers",
+        &workers.to_string(),
+        "--flows",
+        s(&flows),
+        "--events",
+        s(&events),
+        "--summary",
+        s(&summary),
+    ]);
     assert!(
         out.status.success(),
         "replay --workers {workers} {}: {}",
         capture.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary")).expect("JSON");
     Run {
         flows: records(&flows),
         events: records(&events),
-        summary,
+        summary: read_json(&summary),
     }
 }
 
@@ -126,20 +120,19 @@ fn check_identical(capture: &Path) -> (usize, usize) {
 fn generated_capture_gives_the_same_flows_and_events_for_1_2_and_4_workers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let capture = dir.path().join("egress.pcap");
-    let out = Command::new(PORTOLAN)
-        .args([
-            "synth",
-            "--packets",
-            "40000",
-            "--devices",
-            "40",
-            "--seed",
-            "7",
-        ])
-        .args(["--nonstandard-share", "0.2", "--output"])
-        .arg(&capture)
-        .output()
-        .expect("run portolan synth");
+    let out = portolan(&[
+        "synth",
+        "--packets",
+        "40000",
+        "--devices",
+        "40",
+        "--seed",
+        "7",
+        "--nonstandard-share",
+        "0.2",
+        "--output",
+        s(&capture),
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -155,7 +148,7 @@ fn generated_capture_gives_the_same_flows_and_events_for_1_2_and_4_workers() {
 
 #[test]
 fn shared_captures_give_the_same_flows_and_events_for_1_2_and_4_workers() {
-    let dir = shared_dir();
+    let dir = shared_captures();
     if !dir.is_dir() {
         println!(
             "skipped: {} is absent (shared captures are not in the repository)",

@@ -1,87 +1,22 @@
 //! The classifier on a worker, without DPDK: real signatures, real Hyperscan, frames fed through
 //! `Worker::process_frame`, flow events handed off through the real queues and drain thread.
 
+mod common;
+
+use common::{classifier_parts, feed, frame, observer};
 use portolan_classify::samples::{tls_client_hello_record, ClientHelloSpec};
-use portolan_classify::{AppProto, CacheDir, Classifier, ClassifyConfig, CompiledSignatures};
+use portolan_classify::AppProto;
 use portolan_dataplane::worker::StopCause;
 use portolan_dataplane::{
-    flow_event_queues, ClassifyObserver, DrainOptions, FlowEvent, FlowEventDrain, NameSource,
-    PacketObserver, Worker, WorkerConfig,
+    flow_event_queues, ClassifyObserver, DrainOptions, FlowEvent, FlowEventDrain,
+    FlowEventReceiver, NameSource, PacketObserver, Worker, WorkerConfig,
 };
 use portolan_flow::eve::FlowRecord;
 use portolan_flow::FinishedFlow;
 use portolan_packet::LinkType;
-use std::sync::Arc;
 use std::time::Duration;
 
 const TS0: u64 = 1_700_000_000_000_000;
-
-/// Ethernet + IPv4 + TCP (PSH|ACK, or `flags`) or UDP frame carrying `payload`.
-fn frame(
-    src: ([u8; 4], u16),
-    dst: ([u8; 4], u16),
-    tcp: bool,
-    flags: u8,
-    payload: &[u8],
-) -> Vec<u8> {
-    let l4 = if tcp { 20 } else { 8 };
-    let ip_len = 20 + l4 + payload.len();
-    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
-    f.extend_from_slice(&[
-        0x45,
-        0,
-        (ip_len >> 8) as u8,
-        ip_len as u8,
-        0,
-        1,
-        0x40,
-        0,
-        64,
-    ]);
-    f.push(if tcp { 6 } else { 17 });
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&dst.0);
-    f.extend_from_slice(&src.1.to_be_bytes());
-    f.extend_from_slice(&dst.1.to_be_bytes());
-    if tcp {
-        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    } else {
-        f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-        f.extend_from_slice(&[0, 0]);
-    }
-    f.extend_from_slice(payload);
-    f
-}
-
-fn classifier_parts() -> (
-    Arc<CompiledSignatures>,
-    Arc<portolan_classify::PortRegistry>,
-) {
-    let (sigs, _) = CompiledSignatures::load(
-        &portolan_classify::source_signature_dir(),
-        &CacheDir::Disabled,
-    )
-    .expect("the repository's signatures load");
-    let ports = Arc::new(sigs.port_registry());
-    (Arc::new(sigs), ports)
-}
-
-fn observer(
-    sigs: &Arc<CompiledSignatures>,
-    ports: &Arc<portolan_classify::PortRegistry>,
-    events: Option<portolan_dataplane::FlowEventSender>,
-) -> ClassifyObserver {
-    let classifier = Classifier::new(Arc::clone(sigs), ClassifyConfig::default()).expect("scratch");
-    ClassifyObserver::new(0, classifier, Arc::clone(ports), events)
-}
-
-fn feed(w: &mut Worker<ClassifyObserver>, frames: &[Vec<u8>], t: &mut u64) {
-    for f in frames {
-        *t += 1;
-        w.process_frame(f, f.len() as u32, Some(*t));
-    }
-}
 
 fn record_of(
     o: &ClassifyObserver,
@@ -92,16 +27,22 @@ fn record_of(
     rec
 }
 
-#[test]
-fn tls_on_a_nonstandard_port_is_labelled_flagged_and_handed_off() {
+/// A classifying worker whose flow events go to a 16-slot queue, and that queue's receiver.
+fn worker_with_events() -> (Worker<ClassifyObserver>, FlowEventReceiver) {
     let (sigs, ports) = classifier_parts();
     let (mut senders, receiver) = flow_event_queues(1, 16).expect("queues");
     let tx = senders.pop().expect("one sender");
-    let mut w = Worker::new(
+    let w = Worker::new(
         WorkerConfig::new(LinkType::Ethernet),
         observer(&sigs, &ports, Some(tx)),
     )
     .expect("worker");
+    (w, receiver)
+}
+
+#[test]
+fn tls_on_a_nonstandard_port_is_labelled_flagged_and_handed_off() {
+    let (mut w, receiver) = worker_with_events();
     let c = ([10, 0, 0, 1], 40000);
     let s = ([10, 0, 0, 2], 4444);
     let hello = tls_client_hello_record(&ClientHelloSpec::chrome_like("push.example.com"));
@@ -205,14 +146,7 @@ fn a_flow_picked_up_at_the_servers_reply_gets_its_roles_swapped() {
 
 #[test]
 fn undecided_flows_are_counted_but_not_handed_off() {
-    let (sigs, ports) = classifier_parts();
-    let (mut senders, receiver) = flow_event_queues(1, 16).expect("queues");
-    let tx = senders.pop().expect("one sender");
-    let mut w = Worker::new(
-        WorkerConfig::new(LinkType::Ethernet),
-        observer(&sigs, &ports, Some(tx)),
-    )
-    .expect("worker");
+    let (mut w, receiver) = worker_with_events();
     let noise: Vec<u8> = (0..200u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
         .collect();

@@ -2,13 +2,14 @@
 //! global allocator watches `Worker::process_frame` once flows exist (undecided flows being
 //! scanned, decided flows being enriched, decided flows past their budget).
 
+mod common;
+
+use common::{classifier_parts, feed, frame, observer};
 use portolan_classify::samples::{tls_client_hello_record, ClientHelloSpec};
-use portolan_classify::{CacheDir, Classifier, ClassifyConfig, CompiledSignatures};
 use portolan_dataplane::{ClassifyObserver, Worker, WorkerConfig};
 use portolan_packet::LinkType;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 
 struct Counting;
 
@@ -40,62 +41,23 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn frame(src: ([u8; 4], u16), dst: ([u8; 4], u16), tcp: bool, payload: &[u8]) -> Vec<u8> {
-    let l4 = if tcp { 20 } else { 8 };
-    let ip_len = 20 + l4 + payload.len();
-    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
-    f.extend_from_slice(&[
-        0x45,
-        0,
-        (ip_len >> 8) as u8,
-        ip_len as u8,
-        0,
-        1,
-        0x40,
-        0,
-        64,
-    ]);
-    f.push(if tcp { 6 } else { 17 });
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&dst.0);
-    f.extend_from_slice(&src.1.to_be_bytes());
-    f.extend_from_slice(&dst.1.to_be_bytes());
-    if tcp {
-        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
-    } else {
-        f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-        f.extend_from_slice(&[0, 0]);
-    }
-    f.extend_from_slice(payload);
-    f
-}
-
 /// Allocations made while feeding `frames` (after they were built).
 fn allocs_while(w: &mut Worker<ClassifyObserver>, frames: &[Vec<u8>], t: &mut u64) -> u64 {
     ALLOCS.store(0, Ordering::SeqCst);
     COUNTING.store(true, Ordering::SeqCst);
-    for f in frames {
-        *t += 1;
-        w.process_frame(f, f.len() as u32, Some(*t));
-    }
+    feed(w, frames, t);
     COUNTING.store(false, Ordering::SeqCst);
     ALLOCS.load(Ordering::SeqCst)
 }
 
 #[test]
 fn the_hot_path_does_not_allocate_per_packet() {
-    let (sigs, _) = CompiledSignatures::load(
-        &portolan_classify::source_signature_dir(),
-        &CacheDir::Disabled,
+    let (sigs, ports) = classifier_parts();
+    let mut w = Worker::new(
+        WorkerConfig::new(LinkType::Ethernet),
+        observer(&sigs, &ports, None),
     )
-    .expect("signatures");
-    let sigs = Arc::new(sigs);
-    let ports = Arc::new(sigs.port_registry());
-    let classifier =
-        Classifier::new(Arc::clone(&sigs), ClassifyConfig::default()).expect("scratch");
-    let observer = ClassifyObserver::new(0, classifier, ports, None);
-    let mut w = Worker::new(WorkerConfig::new(LinkType::Ethernet), observer).expect("worker");
+    .expect("worker");
     let mut t = 1_700_000_000_000_000u64;
 
     let noise: Vec<u8> = (0..300u32)
@@ -113,9 +75,9 @@ fn the_hot_path_does_not_allocate_per_packet() {
     let mut warm = Vec::new();
     for (i, &c) in clients.iter().enumerate() {
         if i % 2 == 0 {
-            warm.push(frame(c, server, true, &hello));
+            warm.push(frame(c, server, true, 0x18, &hello));
         } else {
-            warm.push(frame(c, ([10, 8, 8, 8], 9000), true, &noise));
+            warm.push(frame(c, ([10, 8, 8, 8], 9000), true, 0x18, &noise));
         }
     }
     allocs_while(&mut w, &warm, &mut t);
@@ -126,11 +88,11 @@ fn the_hot_path_does_not_allocate_per_packet() {
     for round in 0..5 {
         for (i, &c) in clients.iter().enumerate() {
             if i % 2 == 0 {
-                busy.push(frame(c, server, true, &app_data));
+                busy.push(frame(c, server, true, 0x18, &app_data));
             } else {
                 let mut p = noise.clone();
                 p[0] = round as u8;
-                busy.push(frame(c, ([10, 8, 8, 8], 9000), true, &p));
+                busy.push(frame(c, ([10, 8, 8, 8], 9000), true, 0x18, &p));
             }
         }
     }
@@ -149,9 +111,9 @@ fn the_hot_path_does_not_allocate_per_packet() {
         for _ in 0..rounds {
             for (i, &c) in clients.iter().enumerate() {
                 if i % 2 == 0 {
-                    frames.push(frame(c, server, true, &app_data));
+                    frames.push(frame(c, server, true, 0x18, &app_data));
                 } else {
-                    frames.push(frame(c, ([10, 8, 8, 8], 9000), true, &noise));
+                    frames.push(frame(c, ([10, 8, 8, 8], 9000), true, 0x18, &noise));
                 }
             }
         }

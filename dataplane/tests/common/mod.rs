@@ -1,0 +1,77 @@
+//! What the dataplane's worker tests share: Ethernet + IPv4 + TCP/UDP frames, the classifier
+//! built from the repository's real signatures, and feeding frames to a `Worker`.
+//!
+//! It builds inputs only; it must not assert anything about the worker or the classifier.
+//! Each test binary uses a subset, hence the allow.
+#![allow(dead_code)]
+
+use portolan_classify::{Classifier, ClassifyConfig, CompiledSignatures, PortRegistry};
+use portolan_dataplane::{ClassifyObserver, FlowEventSender, Worker};
+use std::sync::Arc;
+
+/// Ethernet + IPv4 + TCP (with `flags`) or UDP frame carrying `payload`.
+pub fn frame(
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+    tcp: bool,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let l4 = if tcp { 20 } else { 8 };
+    let ip_len = 20 + l4 + payload.len();
+    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (ip_len >> 8) as u8,
+        ip_len as u8,
+        0,
+        1,
+        0x40,
+        0,
+        64,
+    ]);
+    f.push(if tcp { 6 } else { 17 });
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.1.to_be_bytes());
+    f.extend_from_slice(&dst.1.to_be_bytes());
+    if tcp {
+        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    } else {
+        f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+    }
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The repository's signatures, compiled (no cache), and their port registry.
+pub fn classifier_parts() -> (Arc<CompiledSignatures>, Arc<PortRegistry>) {
+    let (sigs, _) = CompiledSignatures::load(
+        &portolan_classify::source_signature_dir(),
+        &portolan_classify::CacheDir::Disabled,
+    )
+    .expect("the repository's signatures load");
+    let ports = Arc::new(sigs.port_registry());
+    (Arc::new(sigs), ports)
+}
+
+/// A classifying observer for worker 0, handing flow events to `events` if given.
+pub fn observer(
+    sigs: &Arc<CompiledSignatures>,
+    ports: &Arc<PortRegistry>,
+    events: Option<FlowEventSender>,
+) -> ClassifyObserver {
+    let classifier = Classifier::new(Arc::clone(sigs), ClassifyConfig::default()).expect("scratch");
+    ClassifyObserver::new(0, classifier, Arc::clone(ports), events)
+}
+
+/// Feeds `frames` to `w`, each one µs after the last (`t` is the running capture time).
+pub fn feed(w: &mut Worker<ClassifyObserver>, frames: &[Vec<u8>], t: &mut u64) {
+    for f in frames {
+        *t += 1;
+        w.process_frame(f, f.len() as u32, Some(*t));
+    }
+}
