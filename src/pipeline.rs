@@ -21,7 +21,8 @@ use portolan_control::output::ocsf::to_ocsf;
 use portolan_control::output::JsonLinesWriter;
 use portolan_control::scoring::Severity;
 use portolan_control::{
-    ControlConfig, ControlError, ControlPlane, FlowObservation, IngestStats, RoleSet, Store,
+    ControlConfig, ControlError, ControlPlane, DnsAnswer, FlowObservation, IngestStats, RoleSet,
+    Store,
 };
 use portolan_dataplane::{FlowEvent, FlowEventConsumer};
 use portolan_packet::Transport;
@@ -425,6 +426,15 @@ impl AlertPipeline {
 
 impl FlowEventConsumer for AlertPipeline {
     fn on_event(&mut self, event: FlowEvent) {
+        // A DNS answer is remembered at once: flows judged later (this batch included) that
+        // start after it can be attributed by it.
+        if let Some(record) = event.dns_eve_json() {
+            match DnsAnswer::from_eve_dns(&record) {
+                Ok(Some(answer)) => self.control.ingest_dns(&answer),
+                Ok(None) => {}
+                Err(_) => self.summary.unreadable_events += 1,
+            }
+        }
         match FlowObservation::from_eve_flow(&event.to_eve_json()) {
             Ok(obs) => self.batch.push(obs),
             Err(_) => self.summary.unreadable_events += 1,

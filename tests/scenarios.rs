@@ -751,3 +751,139 @@ fn malformed_inputs_fail_naming_file_and_line_or_field() {
     let missing = dir.path().join("absent.json").display().to_string();
     assert_rejected(&["--inventory", &missing], &[&missing]);
 }
+
+/// Ethernet/IPv4/TCP frame (no checksums) from `src:sport` to `dst:dport`.
+#[allow(clippy::too_many_arguments)]
+fn tcp_frame(
+    src: Ipv4Addr,
+    sport: u16,
+    dst: Ipv4Addr,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = common::eth_ipv4(6, src.octets(), dst.octets(), 20 + payload.len());
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.extend_from_slice(&ack.to_be_bytes());
+    f.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Ethernet/IPv4/UDP frame (no checksums).
+fn udp_frame(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = common::eth_ipv4(17, src.octets(), dst.octets(), 8 + payload.len());
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(
+        &u16::try_from(8 + payload.len())
+            .expect("udp length")
+            .to_be_bytes(),
+    );
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The locked mail iPhone resolves `outlook.office.com` (a `mail` role domain) once, then opens
+/// TLS sessions WITHOUT SNI to the resolved address on 8443 every 5 minutes: the dataplane
+/// hands the DNS answer to the control plane, which attributes the sessions to Outlook by it.
+#[test]
+fn dns_answer_attributes_tls_without_sni() {
+    use portolan_classify::samples::{self, ClientHelloSpec};
+    let inp = inputs();
+    let capture = inp.dir.path().join("dns-answer.pcap");
+    let resolver = Ipv4Addr::new(10, 20, 0, 53);
+    let server = Ipv4Addr::new(203, 0, 113, 77);
+    let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for l in ["outlook", "office", "com"] {
+        query.push(l.len() as u8);
+        query.extend_from_slice(l.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let response = samples::dns_response(0x1234, "outlook.office.com", None, &[IpAddr::V4(server)]);
+    frames.push((T0, udp_frame(MAIL_IP, 53001, resolver, 53, &query)));
+    frames.push((
+        T0 + 20_000,
+        udp_frame(resolver, 53, MAIL_IP, 53001, &response),
+    ));
+    let mut spec = ClientHelloSpec::minimal("");
+    spec.extensions.retain(|&e| e != 0);
+    let hello = samples::tls_client_hello_record(&spec);
+    let server_hello = samples::tls_server_hello_record(0x1301, Some(0x0304));
+    let sessions = 6u64;
+    for i in 0..sessions {
+        let t = T0 + SEC + i * 300 * SEC;
+        let cport = 50000 + i as u16;
+        let (c, sv) = (1000u32, 9000u32);
+        frames.push((t, tcp_frame(MAIL_IP, cport, server, 8443, c, 0, 0x02, &[])));
+        frames.push((
+            t + 10_000,
+            tcp_frame(server, 8443, MAIL_IP, cport, sv, c + 1, 0x12, &[]),
+        ));
+        frames.push((
+            t + 20_000,
+            tcp_frame(MAIL_IP, cport, server, 8443, c + 1, sv + 1, 0x10, &[]),
+        ));
+        frames.push((
+            t + 21_000,
+            tcp_frame(MAIL_IP, cport, server, 8443, c + 1, sv + 1, 0x18, &hello),
+        ));
+        let c2 = c + 1 + hello.len() as u32;
+        frames.push((
+            t + 40_000,
+            tcp_frame(
+                server,
+                8443,
+                MAIL_IP,
+                cport,
+                sv + 1,
+                c2,
+                0x18,
+                &server_hello,
+            ),
+        ));
+        let s2 = sv + 1 + server_hello.len() as u32;
+        frames.push((
+            t + 60_000,
+            tcp_frame(MAIL_IP, cport, server, 8443, c2, s2, 0x11, &[]),
+        ));
+        frames.push((
+            t + 70_000,
+            tcp_frame(server, 8443, MAIL_IP, cport, s2, c2 + 1, 0x11, &[]),
+        ));
+        frames.push((
+            t + 80_000,
+            tcp_frame(MAIL_IP, cport, server, 8443, c2 + 1, s2 + 1, 0x10, &[]),
+        ));
+    }
+    write_pcap(&capture, frames.iter().map(|(ts, f)| (*ts, f.as_slice())));
+    let eve = inp.dir.path().join("alerts.eve.json");
+    let db = inp.dir.path().join("portolan.db");
+    let out = replay_with_inputs(&inp, &capture, &db, &["--eve", s(&eve)]);
+    assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let alerts = json_lines(&eve);
+    let mail = alerts_for(&alerts, MAIL_IP, 8443);
+    assert!(
+        !mail.is_empty(),
+        "no alert for the SNI-less 8443 sessions: {alerts:#?}\n{stderr}"
+    );
+    for a in &mail {
+        assert_eq!(a["app_proto"], "tls");
+        assert_eq!(a["dest_ip"], json!(server.to_string()));
+        assert!(
+            a["tls"]["sni"].is_null(),
+            "the ClientHello carried no SNI: {a:#}"
+        );
+        let p = &a["portolan"];
+        assert_eq!(p["app"]["attribution"], "dns_answer", "{a:#}");
+        assert_eq!(p["app"]["bundle_id"], OUTLOOK);
+        assert_eq!(p["app"]["role"], "mail");
+    }
+}

@@ -1,7 +1,8 @@
 //! The classifier on the worker: a [`PacketObserver`] that feeds each flow's payload-carrying
 //! packets to `portolan-classify` while the flow still wants them, honours the role swaps the
 //! classifier proves, counts flows per protocol, and hands every finished flow with a decided
-//! protocol to the control plane as a [`FlowEvent`].
+//! protocol to the control plane as a [`FlowEvent`] (a UDP `dns` flow's event carries what its
+//! first response resolved, for DNS-answer attribution).
 //!
 //! Owns: the per-worker [`Classifier`] (Hyperscan scratch allocated once, before the lcore loop),
 //! building each packet's [`ProbeContext`] from the flow's *current* roles, the per-worker
@@ -160,6 +161,7 @@ impl ClassifyObserver {
             bytes_toserver: f.bytes_toserver,
             bytes_toclient: f.bytes_toclient,
             server_name,
+            dns_answers: c.dns_answers().map(|a| Box::new(*a)),
         }
     }
 }
@@ -173,24 +175,31 @@ impl PacketObserver for ClassifyObserver {
         flow: &mut Flow<FlowClassification>,
         direction: Direction,
         packet: &Packet<'_>,
-        _ts_us: u64,
+        ts_us: u64,
     ) {
-        if packet.payload.is_empty() || !flow.app.wants_payload(&self.classifier) {
+        if packet.payload.is_empty() {
             return;
         }
-        let ctx = ProbeContext {
-            transport: flow.transport,
-            from_client: direction == Direction::ToServer,
-            client_port: flow.client_port,
-            server_port: flow.server_port,
-            packet_index: 0,
-            dst_multicast: packet.dst_ip.is_multicast(),
-        };
-        if let Some(decision) = flow.app.observe(&mut self.classifier, &ctx, packet.payload) {
-            if decision.swap_roles {
-                flow.swap_roles();
+        let mut from_client = direction == Direction::ToServer;
+        if flow.app.wants_payload(&self.classifier) {
+            let ctx = ProbeContext {
+                transport: flow.transport,
+                from_client,
+                client_port: flow.client_port,
+                server_port: flow.server_port,
+                packet_index: 0,
+                dst_multicast: packet.dst_ip.is_multicast(),
+            };
+            if let Some(decision) = flow.app.observe(&mut self.classifier, &ctx, packet.payload) {
+                if decision.swap_roles {
+                    flow.swap_roles();
+                    from_client = !from_client;
+                }
             }
         }
+        // After the classifier, so a response that decides the flow is read as well.
+        flow.app
+            .observe_dns_response(flow.transport, from_client, packet.payload, ts_us);
     }
 
     fn on_flow_end(&mut self, finished: &mut FinishedFlow<FlowClassification>) {

@@ -15,7 +15,7 @@
 //! than flows end; see `docs/ARCHITECTURE.md`.
 
 use crossbeam::queue::ArrayQueue;
-use portolan_classify::AppProto;
+use portolan_classify::{AppProto, DnsAnswers};
 use portolan_packet::Transport;
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
@@ -48,7 +48,8 @@ impl NameSource {
 
 /// One finished flow whose protocol was identified, as the control plane needs it to raise
 /// mismatch alerts and learn protocol/port pairs. Built once per flow as it ends (the server
-/// name is its only heap part); the full record with every metadata field is the EVE flow log.
+/// name and a DNS flow's boxed answers are its only heap parts); the full record with every
+/// metadata field is the EVE flow log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowEvent {
     /// Flow id, unique over the workers (worker `w`'s ids carry `w << 48`, as the EVE records).
@@ -87,6 +88,8 @@ pub struct FlowEvent {
     pub bytes_toclient: u64,
     /// The name the client asked for (SNI or HTTP Host), if any, and where it came from.
     pub server_name: Option<(NameSource, Box<str>)>,
+    /// For a UDP `dns` flow: the name and A/AAAA addresses its first response resolved.
+    pub dns_answers: Option<Box<DnsAnswers>>,
 }
 
 impl FlowEvent {
@@ -144,6 +147,42 @@ impl FlowEvent {
         }
         rec.insert("port_mismatch".into(), json!(self.port_mismatch));
         Value::Object(rec)
+    }
+
+    /// For a flow carrying [`FlowEvent::dns_answers`]: a Suricata-style EVE `dns` answer record
+    /// (format 2, `answers[]` with `rrname`/`rrtype`/`ttl`/`rdata`) from the server to the client,
+    /// stamped with the time the response was seen, as the control plane's
+    /// `DnsAnswer::from_eve_dns` reads it. Feed it before flows that start later.
+    pub fn dns_eve_json(&self) -> Option<Value> {
+        let answers = self.dns_answers.as_deref()?;
+        let ttl = answers.ttl_s().unwrap_or(0);
+        let records: Vec<Value> = answers
+            .addresses()
+            .map(|ip| {
+                json!({
+                    "rrname": answers.name(),
+                    "rrtype": if ip.is_ipv4() { "A" } else { "AAAA" },
+                    "ttl": ttl,
+                    "rdata": ip.to_string(),
+                })
+            })
+            .collect();
+        Some(json!({
+            "timestamp": portolan_flow::eve::format_eve_timestamp(answers.seen_us()),
+            "flow_id": self.flow_id,
+            "event_type": "dns",
+            "src_ip": self.server_ip.to_string(),
+            "src_port": self.server_port,
+            "dest_ip": self.client_ip.to_string(),
+            "dest_port": self.client_port,
+            "proto": self.transport.eve_name(),
+            "dns": {
+                "version": 2,
+                "type": "answer",
+                "rrname": answers.name(),
+                "answers": records,
+            },
+        }))
     }
 }
 
@@ -431,7 +470,38 @@ mod tests {
             bytes_toserver: 300,
             bytes_toclient: 200,
             server_name: Some((NameSource::TlsSni, "example.com".into())),
+            dns_answers: None,
         }
+    }
+
+    #[test]
+    fn dns_answers_become_an_eve_dns_answer_record() {
+        assert!(event(1).dns_eve_json().is_none());
+        let resolved: IpAddr = "203.0.113.9".parse().unwrap();
+        let wire =
+            portolan_classify::samples::dns_response(5, "Mail.Example.com", None, &[resolved]);
+        let answers = portolan_classify::parse_response_answers(&wire)
+            .unwrap()
+            .seen_at(1_700_000_000_500_000);
+        let mut ev = event(2);
+        ev.app_proto = AppProto::Dns;
+        ev.transport = Transport::Udp;
+        ev.server_port = 53;
+        ev.server_name = None;
+        ev.dns_answers = Some(Box::new(answers));
+        let rec = ev.dns_eve_json().unwrap();
+        assert_eq!(rec["event_type"], "dns");
+        assert_eq!(rec["src_port"], 53);
+        assert_eq!(rec["dest_ip"], "10.0.0.1");
+        assert_eq!(
+            rec["timestamp"],
+            portolan_flow::eve::format_eve_timestamp(1_700_000_000_500_000)
+        );
+        assert_eq!(rec["dns"]["type"], "answer");
+        assert_eq!(rec["dns"]["rrname"], "mail.example.com");
+        assert_eq!(rec["dns"]["answers"][0]["rrtype"], "A");
+        assert_eq!(rec["dns"]["answers"][0]["rdata"], "203.0.113.9");
+        assert_eq!(rec["dns"]["answers"][0]["ttl"], 300);
     }
 
     #[test]

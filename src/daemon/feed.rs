@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use portolan_control::output::eve::to_eve;
 use portolan_control::output::ocsf::to_ocsf;
 use portolan_control::output::JsonLinesWriter;
-use portolan_control::{ControlPlane, FlowObservation};
+use portolan_control::{ControlPlane, DnsAnswer, FlowObservation};
 use portolan_dataplane::{FlowEvent, FlowEventConsumer};
 
 /// Flows received per worker and protocol, shared with the statistics publisher.
@@ -175,6 +175,22 @@ impl FlowEventConsumer for EngineFeed {
         self.totals.events += 1;
         if let Some(m) = self.pending_protocols.get_mut(usize::from(event.worker)) {
             *m.entry(event.app_proto.as_str().to_string()).or_default() += 1;
+        }
+        // A DNS answer is remembered at once: flows judged later (this batch included) that
+        // start after it can be attributed by it.
+        if let Some(record) = event.dns_eve_json() {
+            match DnsAnswer::from_eve_dns(&record) {
+                Ok(Some(answer)) => {
+                    if let Ok(mut engine) = self.engine.lock() {
+                        engine.ingest_dns(&answer);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.totals.unreadable += 1;
+                    tracing::warn!(error = %e, "DNS answer not readable by the control plane");
+                }
+            }
         }
         match FlowObservation::from_eve_flow(&event.to_eve_json()) {
             Ok(obs) => self.batch.push(obs),

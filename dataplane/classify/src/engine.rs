@@ -24,6 +24,7 @@ use crate::app_proto::AppProto;
 use crate::database::{CacheDir, DatabaseError, DatabaseReport, PatternDatabase, PatternScratch};
 use crate::ports::PortRegistry;
 use crate::probe::{HttpMeta, Meta, Probe, ProbeContext, QuicMeta, Sender, SshMeta, TlsMeta};
+use crate::protocols::dns::{parse_response_answers, DnsAnswers};
 use crate::protocols::{self, ProbeFn};
 use crate::signature::{self, Direction, Signature, SignatureError, SignatureSet};
 
@@ -232,6 +233,8 @@ struct FlowExtras {
     quic: Option<QuicMeta>,
     ssh: Option<SshMeta>,
     name: Option<String>,
+    /// The first unicast DNS response's name and addresses (boxed: it is large and rare).
+    dns_answers: Option<Box<DnsAnswers>>,
 }
 
 fn fill<T>(dst: &mut Option<T>, src: Option<T>) {
@@ -395,6 +398,35 @@ impl FlowClassification {
     /// SSH banner fields.
     pub fn ssh(&self) -> Option<&SshMeta> {
         self.extras.as_ref()?.ssh.as_ref()
+    }
+
+    /// The name and A/AAAA addresses of the flow's first unicast DNS response, if any.
+    pub fn dns_answers(&self) -> Option<&DnsAnswers> {
+        self.extras.as_ref()?.dns_answers.as_deref()
+    }
+
+    /// Keeps what a server-to-client packet (seen at `ts_us`) of a flow decided as UDP `dns`
+    /// resolved ([`parse_response_answers`]); only the flow's first such response is kept.
+    /// Cheap to call on every packet: anything else returns before looking at the payload. Call
+    /// it whether or not the flow still [wants payload](FlowClassification::wants_payload).
+    #[inline]
+    pub fn observe_dns_response(
+        &mut self,
+        transport: Transport,
+        from_client: bool,
+        payload: &[u8],
+        ts_us: u64,
+    ) {
+        if from_client
+            || transport != Transport::Udp
+            || self.decided != Some(AppProto::Dns)
+            || self.dns_answers().is_some()
+        {
+            return;
+        }
+        if let Some(answers) = parse_response_answers(payload) {
+            self.extras().dns_answers = Some(Box::new(answers.seen_at(ts_us)));
+        }
     }
 
     /// A single name a parser reported (`Meta::Name`, e.g. a DNS query name).

@@ -78,6 +78,7 @@ pub use engine::{
 };
 pub use ports::{PortOverrideError, PortRegistry};
 pub use probe::{Meta, Probe, ProbeContext, Sender};
+pub use protocols::dns::{parse_response_answers, DnsAnswers, MAX_ANSWER_ADDRESSES};
 pub use record::AppRecord;
 pub use signature::{Signature, SignatureError, SignatureSet};
 

@@ -446,3 +446,74 @@ pub fn first_flights() -> Vec<(&'static str, bool, Vec<u8>)> {
         ),
     ]
 }
+
+/// A unicast DNS response (RD, RA, NOERROR) to one `IN` question for `name`: a CNAME to
+/// `cname` first when given, then one A or AAAA record (TTL 300) per address, owned by the
+/// last name in the chain; names after the question are compression pointers to it.
+pub fn dns_response(
+    id: u16,
+    name: &str,
+    cname: Option<&str>,
+    addresses: &[std::net::IpAddr],
+) -> Vec<u8> {
+    fn encode(name: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for label in name.split('.').filter(|l| !l.is_empty()) {
+            out.push(u8::try_from(label.len()).expect("label over 255 bytes"));
+            out.extend_from_slice(label.as_bytes());
+        }
+        out.push(0);
+        out
+    }
+    let ancount = addresses.len() + usize::from(cname.is_some());
+    let mut m = Vec::new();
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&0x8180u16.to_be_bytes());
+    m.extend_from_slice(&1u16.to_be_bytes());
+    m.extend_from_slice(
+        &u16::try_from(ancount)
+            .expect("too many records")
+            .to_be_bytes(),
+    );
+    m.extend_from_slice(&[0, 0, 0, 0]);
+    let qtype: u16 = if addresses.first().is_some_and(|a| a.is_ipv6()) {
+        28
+    } else {
+        1
+    };
+    m.extend_from_slice(&encode(name));
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&1u16.to_be_bytes());
+    // Pointer to the question name (offset 12).
+    let mut owner = vec![0xC0, 0x0C];
+    if let Some(c) = cname {
+        let target = encode(c);
+        m.extend_from_slice(&owner);
+        m.extend_from_slice(&[0, 5, 0, 1, 0, 0, 1, 44]);
+        m.extend_from_slice(
+            &u16::try_from(target.len())
+                .expect("long name")
+                .to_be_bytes(),
+        );
+        let at = m.len();
+        m.extend_from_slice(&target);
+        owner = vec![
+            0xC0 | u8::try_from(at >> 8).expect("offset"),
+            (at & 0xFF) as u8,
+        ];
+    }
+    for a in addresses {
+        m.extend_from_slice(&owner);
+        match a {
+            std::net::IpAddr::V4(v4) => {
+                m.extend_from_slice(&[0, 1, 0, 1, 0, 0, 1, 44, 0, 4]);
+                m.extend_from_slice(&v4.octets());
+            }
+            std::net::IpAddr::V6(v6) => {
+                m.extend_from_slice(&[0, 28, 0, 1, 0, 0, 1, 44, 0, 16]);
+                m.extend_from_slice(&v6.octets());
+            }
+        }
+    }
+    m
+}

@@ -4,9 +4,12 @@
 //!
 //! Owns: validating the header, every question and every resource record of a message, and
 //! telling unicast DNS, mDNS (RFC 6762) and LLMNR (RFC 4795) apart by message shape alone.
+//! Also owns [`parse_response_answers`]: the name and A/AAAA addresses a unicast DNS response
+//! resolved (fixed-size [`DnsAnswers`], for DNS-answer attribution in the control plane).
 //! Must not: use ports or addresses (the probe contract carries only `dst_multicast`), follow
-//! compression pointers (only their direction is checked), or accept a message whose counts and
-//! bytes disagree.
+//! compression pointers in the identification walk (only their direction is checked; the answer
+//! extractor follows backward pointers only, at most 16 per name), or accept a message whose
+//! counts and bytes disagree.
 //!
 //! Shape rules for the three flavours (a message gets exactly one):
 //! * mDNS: RD clear, opcode QUERY, and a name ending in `local` or a class with the top bit set
@@ -440,6 +443,178 @@ fn decode_name(msg: &[u8], at: usize) -> Option<String> {
     Some(out)
 }
 
+/// Most A/AAAA addresses kept from one DNS response.
+pub const MAX_ANSWER_ADDRESSES: usize = 4;
+/// Most compression pointers followed while reading one name.
+const MAX_POINTER_HOPS: usize = 16;
+/// Most resource records walked in one response.
+const MAX_ANSWER_RECORDS: usize = 64;
+
+/// What one unicast DNS response resolved: the first question's name and up to
+/// [`MAX_ANSWER_ADDRESSES`] A/AAAA addresses of its answer section. Fixed size (no heap), so it
+/// can be kept per flow and moved through the hand-off queue as is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DnsAnswers {
+    name: [u8; MAX_NAME],
+    name_len: u8,
+    addresses: [Option<std::net::IpAddr>; MAX_ANSWER_ADDRESSES],
+    ttl_s: Option<u32>,
+    seen_us: u64,
+}
+
+impl DnsAnswers {
+    /// The queried name: lowercase ASCII, dot-separated, no trailing dot.
+    pub fn name(&self) -> &str {
+        let n = self.name.get(..usize::from(self.name_len)).unwrap_or(&[]);
+        std::str::from_utf8(n).unwrap_or("")
+    }
+
+    /// The A/AAAA addresses, in answer order.
+    pub fn addresses(&self) -> impl Iterator<Item = std::net::IpAddr> + '_ {
+        self.addresses.iter().flatten().copied()
+    }
+
+    /// Smallest TTL among the kept address records, seconds.
+    pub fn ttl_s(&self) -> Option<u32> {
+        self.ttl_s
+    }
+
+    /// When the response was seen, µs since the epoch (0 unless the flow engine stamped it).
+    pub fn seen_us(&self) -> u64 {
+        self.seen_us
+    }
+
+    /// The same answers stamped with the time the response was seen.
+    pub fn seen_at(mut self, ts_us: u64) -> DnsAnswers {
+        self.seen_us = ts_us;
+        self
+    }
+}
+
+/// Reads the name at `off` into `out` (lowercase, dot-separated), following compression
+/// pointers backwards only and at most [`MAX_POINTER_HOPS`] times. Returns the name's length in
+/// `out` and the offset just after the name in place (after the first pointer, if any). `None`
+/// for a malformed name, a name over 255 bytes, or a label with bytes outside printable ASCII.
+fn read_name(msg: &[u8], off: usize, out: &mut [u8; MAX_NAME]) -> Option<(usize, usize)> {
+    let mut pos = off;
+    let mut after: Option<usize> = None;
+    let mut hops = 0;
+    let mut len = 0usize;
+    loop {
+        let l = u8_at(msg, pos)?;
+        match l & 0xC0 {
+            0x00 => {
+                if l == 0 {
+                    return Some((len, after.unwrap_or(pos + 1)));
+                }
+                let label = msg.get(pos + 1..pos + 1 + usize::from(l))?;
+                let extra = usize::from(len > 0);
+                if len + extra + label.len() > MAX_NAME {
+                    return None;
+                }
+                if extra == 1 {
+                    *out.get_mut(len)? = b'.';
+                    len += 1;
+                }
+                for &b in label {
+                    if !(0x21..0x7F).contains(&b) || b == b'.' {
+                        return None;
+                    }
+                    *out.get_mut(len)? = b.to_ascii_lowercase();
+                    len += 1;
+                }
+                pos += 1 + usize::from(l);
+            }
+            0xC0 => {
+                let target = usize::from(be16(msg, pos)? & 0x3FFF);
+                hops += 1;
+                if hops > MAX_POINTER_HOPS || target >= pos {
+                    return None;
+                }
+                after.get_or_insert(pos + 2);
+                pos = target;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Extracts the resolved name and addresses from a unicast DNS response carried in one UDP
+/// datagram. `None` unless the message is a response (QR set, opcode QUERY, RCODE NOERROR) with
+/// exactly one question of class IN and at least one A/AAAA record in the answer section. Only
+/// records whose owner is the question or a CNAME target in the chain from it count. Bounded:
+/// at most 64 records, 16 pointers per name; no panics.
+pub fn parse_response_answers(msg: &[u8]) -> Option<DnsAnswers> {
+    let flags = be16(msg, 2)?;
+    if flags & 0x8000 == 0 || (flags >> 11) & 0x0F != 0 || flags & 0x000F != 0 {
+        return None;
+    }
+    if be16(msg, 4)? != 1 {
+        return None;
+    }
+    let ancount = usize::from(be16(msg, 6)?);
+    if ancount == 0 || ancount > MAX_ANSWER_RECORDS {
+        return None;
+    }
+    let mut out = DnsAnswers {
+        name: [0; MAX_NAME],
+        name_len: 0,
+        addresses: [None; MAX_ANSWER_ADDRESSES],
+        ttl_s: None,
+        seen_us: 0,
+    };
+    let (qlen, mut pos) = read_name(msg, HEADER, &mut out.name)?;
+    if qlen == 0 || be16(msg, pos + 2)? != 1 {
+        return None;
+    }
+    out.name_len = u8::try_from(qlen).ok()?;
+    pos += 4;
+    // The name records must be owned by: the question, then each CNAME target in turn.
+    let mut owner = [0u8; MAX_NAME];
+    let mut owner_len = qlen;
+    owner.copy_from_slice(&out.name);
+    let mut scratch = [0u8; MAX_NAME];
+    let mut kept = 0usize;
+    for _ in 0..ancount {
+        let (rlen, p) = read_name(msg, pos, &mut scratch)?;
+        let rtype = be16(msg, p)?;
+        let class = be16(msg, p + 2)?;
+        let ttl = super::wire_int::be32(msg, p + 4)?;
+        let rdlen = usize::from(be16(msg, p + 8)?);
+        let rdata_at = p + 10;
+        let rdata = msg.get(rdata_at..rdata_at + rdlen)?;
+        pos = rdata_at + rdlen;
+        let owned = scratch.get(..rlen) == owner.get(..owner_len);
+        if class != 1 || !owned {
+            continue;
+        }
+        let ip = match (rtype, rdata) {
+            (1, &[a, b, c, d]) => std::net::IpAddr::from([a, b, c, d]),
+            (28, r) if r.len() == 16 => {
+                let mut o = [0u8; 16];
+                o.copy_from_slice(r);
+                std::net::IpAddr::from(o)
+            }
+            (5, _) => {
+                let (tlen, _) = read_name(msg, rdata_at, &mut scratch)?;
+                owner = scratch;
+                owner_len = tlen;
+                continue;
+            }
+            _ => continue,
+        };
+        if let Some(slot) = out.addresses.get_mut(kept) {
+            *slot = Some(ip);
+            kept += 1;
+            out.ttl_s = Some(out.ttl_s.map_or(ttl, |t| t.min(ttl)));
+        }
+    }
+    if kept == 0 {
+        return None;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -699,6 +874,93 @@ pub(crate) mod tests {
             b"",
         ] {
             assert_eq!(probe(&udp(), d), Probe::NoMatch);
+        }
+    }
+
+    #[test]
+    fn response_answers_follow_the_cname_chain() {
+        use std::net::IpAddr;
+        let a: IpAddr = "203.0.113.7".parse().unwrap();
+        let b: IpAddr = "2001:db8::7".parse().unwrap();
+        let m = crate::samples::dns_response(7, "API.Example.com", Some("edge.cdn.net"), &[a, b]);
+        let got = parse_response_answers(&m).unwrap();
+        assert_eq!(got.name(), "api.example.com");
+        assert_eq!(got.addresses().collect::<Vec<_>>(), vec![a, b]);
+        assert_eq!(got.ttl_s(), Some(300));
+        // A query (QR clear) yields nothing.
+        let mut q = m.clone();
+        q[2] &= 0x7F;
+        assert!(parse_response_answers(&q).is_none());
+        // NXDOMAIN yields nothing.
+        let mut nx = m.clone();
+        nx[3] = (nx[3] & 0xF0) | 3;
+        assert!(parse_response_answers(&nx).is_none());
+    }
+
+    #[test]
+    fn response_answers_keep_at_most_four_and_skip_foreign_owners() {
+        use std::net::IpAddr;
+        let addrs: Vec<IpAddr> = (1..=6u8).map(|i| IpAddr::from([198, 51, 100, i])).collect();
+        let m = crate::samples::dns_response(1, "a.example", None, &addrs);
+        let got = parse_response_answers(&m).unwrap();
+        assert_eq!(got.addresses().count(), MAX_ANSWER_ADDRESSES);
+        // A CNAME target never reached: records owned by another name are not credited.
+        let mut m2 = crate::samples::dns_response(1, "a.example", Some("b.example"), &addrs[..1]);
+        // Turn the CNAME into a TXT record: the A record's owner (b.example) is now foreign.
+        let cname_type_at = 12 + 11 + 4 + 2 + 1;
+        assert_eq!(m2[cname_type_at], 5);
+        m2[cname_type_at] = 16;
+        assert!(parse_response_answers(&m2).is_none());
+    }
+
+    #[test]
+    fn response_answers_reject_pointer_loops_and_truncation() {
+        use std::net::IpAddr;
+        let m = crate::samples::dns_response(
+            1,
+            "a.example",
+            None,
+            &["192.0.2.1".parse::<IpAddr>().unwrap()],
+        );
+        // A forward pointer (to itself) in the answer owner is refused.
+        let mut looped = m.clone();
+        let owner_at = 12 + 11 + 4;
+        assert_eq!(looped[owner_at], 0xC0);
+        looped[owner_at + 1] = u8::try_from(owner_at).unwrap();
+        assert!(parse_response_answers(&looped).is_none());
+        for cut in 0..m.len() {
+            assert!(parse_response_answers(&m[..cut]).is_none(), "cut at {cut}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn response_answers_never_panic(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+        ) {
+            if let Some(a) = parse_response_answers(&data) {
+                proptest::prop_assert!(a.addresses().count() <= MAX_ANSWER_ADDRESSES);
+                proptest::prop_assert!(a.name().len() <= MAX_NAME);
+                proptest::prop_assert!(!a.name().is_empty());
+            }
+        }
+
+        #[test]
+        fn response_answers_survive_mutations(
+            flips in proptest::collection::vec((0usize..80, proptest::num::u8::ANY), 0..6),
+        ) {
+            let mut m = crate::samples::dns_response(
+                9,
+                "x.example.org",
+                Some("y.example.net"),
+                &[std::net::IpAddr::from([192, 0, 2, 9])],
+            );
+            for (at, v) in flips {
+                if let Some(b) = m.get_mut(at) {
+                    *b = v;
+                }
+            }
+            let _ = parse_response_answers(&m);
         }
     }
 }
