@@ -517,3 +517,15 @@ pub fn dns_response(
     }
     m
 }
+
+/// A deterministic xorshift64* generator for negative tests ("random bytes never confirm"):
+/// the same seed gives the same sequence, so a failure is reproducible.
+pub fn xorshift64_star(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}

@@ -379,13 +379,7 @@ fn foreign_payloads_are_confirmed_by_none() {
 #[test]
 fn pseudo_random_payloads_are_confirmed_by_none() {
     // xorshift64*: deterministic, so a failure is reproducible.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    };
+    let mut next = portolan_classify::samples::xorshift64_star(0x9e37_79b9_7f4a_7c15);
     let mut hits = Vec::new();
     for _ in 0..3000 {
         let len = 16 + (next() % 600) as usize;

@@ -305,13 +305,7 @@ mod tests {
 
     #[test]
     fn pseudo_random_datagrams_are_not_dtls() {
-        let mut state = 0x0bad_cafe_f00d_d00du64;
-        let mut next = move || {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        };
+        let mut next = crate::samples::xorshift64_star(0x0bad_cafe_f00d_d00d);
         for i in 0..20_000 {
             let len = 13 + (next() % 1200) as usize;
             let mut d: Vec<u8> = (0..len).map(|_| next() as u8).collect();

@@ -942,13 +942,7 @@ mod tests {
 
     #[test]
     fn random_bytes_with_a_rej_tag_are_not_gquic() {
-        let mut state = 0x1234_5678_9abc_def1u64;
-        let mut next = move || {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        };
+        let mut next = crate::samples::xorshift64_star(0x1234_5678_9abc_def1);
         for _ in 0..5_000 {
             let len = 40 + (next() % 1300) as usize;
             let mut pkt: Vec<u8> = (0..len).map(|_| next() as u8).collect();

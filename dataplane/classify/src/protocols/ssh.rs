@@ -345,13 +345,7 @@ mod tests {
 
     #[test]
     fn other_bytes_prove_no_role() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        };
+        let mut next = crate::samples::xorshift64_star(0x9e37_79b9_7f4a_7c15);
         for i in 0..20_000 {
             let len = 6 + (next() % 1400) as usize;
             let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
