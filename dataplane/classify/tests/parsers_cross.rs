@@ -384,7 +384,7 @@ fn pseudo_random_payloads_are_confirmed_by_none() {
     for _ in 0..3000 {
         let len = 16 + (next() % 600) as usize;
         let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-        let transport = if next() % 2 == 0 {
+        let transport = if next().is_multiple_of(2) {
             Transport::Tcp
         } else {
             Transport::Udp
