@@ -776,21 +776,16 @@ impl Store {
         pairings: &[ApprovedPairing],
         entry: &AuditEntry,
     ) -> Result<i64, StoreError> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(sql(&path, "begin approval"))?;
-        let audit_id = insert_audit(&tx, &path, entry)?;
-        for p in pairings {
-            tx.execute(
-                "INSERT INTO baseline_rules (role, app_proto, transport, port, starttls, audit_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![role, p.app_proto, p.transport, p.port, p.starttls, audit_id],
-            )
-            .map_err(sql(&path, "write approved pairing"))?;
-        }
-        tx.commit().map_err(sql(&path, "commit approval"))?;
-        Ok(audit_id)
+        self.audited_change(entry, ("begin approval", "commit approval"), |tx, path, audit_id| {
+            for p in pairings {
+                tx.execute(
+                    "INSERT INTO baseline_rules (role, app_proto, transport, port, starttls, audit_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![role, p.app_proto, p.transport, p.port, p.starttls, audit_id],
+                )
+                .map_err(sql(path, "write approved pairing"))?;
+            }
+            Ok(())
+        })
     }
 
     /// Every approved pairing with its role, in approval order.
@@ -825,19 +820,18 @@ impl Store {
         rule: &ExceptionRule,
         entry: &AuditEntry,
     ) -> Result<i64, StoreError> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(sql(&path, "begin exception"))?;
-        let audit_id = insert_audit(&tx, &path, entry)?;
-        tx.execute(
-            "INSERT INTO exceptions (id, rule, added_audit_id) VALUES (?1, ?2, ?3)",
-            params![rule.id, to_json(rule), audit_id],
+        self.audited_change(
+            entry,
+            ("begin exception", "commit exception"),
+            |tx, path, audit_id| {
+                tx.execute(
+                    "INSERT INTO exceptions (id, rule, added_audit_id) VALUES (?1, ?2, ?3)",
+                    params![rule.id, to_json(rule), audit_id],
+                )
+                .map_err(sql(path, "write exception"))?;
+                Ok(())
+            },
         )
-        .map_err(sql(&path, "write exception"))?;
-        tx.commit().map_err(sql(&path, "commit exception"))?;
-        Ok(audit_id)
     }
 
     /// Revokes a stored exception with its audit entry; false when no active one has that id.
@@ -876,19 +870,35 @@ impl Store {
         role: Option<&Role>,
         entry: &AuditEntry,
     ) -> Result<i64, StoreError> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(sql(&path, "begin role definition"))?;
-        let audit_id = insert_audit(&tx, &path, entry)?;
-        tx.execute(
-            "INSERT INTO role_definitions (name, definition, audit_id) VALUES (?1, ?2, ?3)
-             ON CONFLICT(name) DO UPDATE SET definition = excluded.definition, audit_id = excluded.audit_id",
-            params![name, role.map(to_json), audit_id],
+        self.audited_change(
+            entry,
+            ("begin role definition", "commit role definition"),
+            |tx, path, audit_id| {
+                tx.execute(
+                    "INSERT INTO role_definitions (name, definition, audit_id) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(name) DO UPDATE SET definition = excluded.definition, audit_id = excluded.audit_id",
+                    params![name, role.map(to_json), audit_id],
+                )
+                .map_err(sql(path, "write role definition"))?;
+                Ok(())
+            },
         )
-        .map_err(sql(&path, "write role definition"))?;
-        tx.commit().map_err(sql(&path, "commit role definition"))?;
+    }
+
+    /// Runs `write` in one transaction together with the audit entry it is recorded under, so a
+    /// change and its audit record commit (or fail) together; returns the audit id. `ops` names
+    /// the begin and commit steps for error messages.
+    fn audited_change(
+        &mut self,
+        entry: &AuditEntry,
+        ops: (&'static str, &'static str),
+        write: impl FnOnce(&rusqlite::Transaction<'_>, &Path, i64) -> Result<(), StoreError>,
+    ) -> Result<i64, StoreError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(sql(&path, ops.0))?;
+        let audit_id = insert_audit(&tx, &path, entry)?;
+        write(&tx, &path, audit_id)?;
+        tx.commit().map_err(sql(&path, ops.1))?;
         Ok(audit_id)
     }
 
