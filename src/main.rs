@@ -114,6 +114,11 @@ struct ReplayArgs {
     /// timestamps). Raises --mbufs and --memory-mb to fit the largest capture.
     #[arg(long, value_name = "S")]
     infinite_rx_seconds: Option<f64>,
+    /// Managed devices' subnet (CIDR, repeatable): frames with neither address in one of them
+    /// are counted as `prefiltered` and skipped before the flow table — the software fallback
+    /// of the NIC prefilter that `[offloads] prefilter_managed_subnets` asks for.
+    #[arg(long = "managed-subnet", value_name = "CIDR", value_parser = parse_managed_subnet)]
+    managed_subnets: Vec<ipnet::IpNet>,
     /// Write one EVE flow record per line (JSON) to FILE.
     #[arg(long, value_name = "FILE")]
     flows: Option<PathBuf>,
@@ -235,6 +240,20 @@ fn run_synth(args: &portolan_synth::SynthArgs) -> Result<(), Failure> {
         })
 }
 
+/// A `--managed-subnet` value: a CIDR network with no host bits set.
+fn parse_managed_subnet(s: &str) -> Result<ipnet::IpNet, String> {
+    let net: ipnet::IpNet = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a CIDR network such as 10.20.0.0/16: {e}"))?;
+    if net.trunc() != net {
+        return Err(format!(
+            "{net} has host bits set (did you mean {}?)",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
 /// Creates an output file up front so a bad path fails before the dataplane starts.
 fn create_output(path: &Path, what: &str) -> Result<BufWriter<File>, Failure> {
     File::create(path).map(BufWriter::new).map_err(|e| {
@@ -283,6 +302,7 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
     if let Some(cap) = args.flow_capacity {
         config.flow_table.capacity = cap;
     }
+    config.managed_subnets = args.managed_subnets;
     // Check the captures and the signatures before creating any output file, so bad input
     // leaves nothing behind.
     check_captures(&config.captures).map_err(|e| Failure::bad_input(e.to_string()))?;
@@ -694,6 +714,12 @@ fn print_summary(r: &ReplayReport, drain: Option<&DrainStats>) {
         eprintln!("drops: none");
     } else {
         eprintln!("drops: {}", drops.join(", "));
+    }
+    if r.prefiltered > 0 {
+        eprintln!(
+            "prefiltered: {} packets outside the managed subnets",
+            r.prefiltered
+        );
     }
     if let Some(c) = &r.classification {
         let mut protos: Vec<(&str, u64)> = c

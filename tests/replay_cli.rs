@@ -320,3 +320,48 @@ fn shared_captures_replay_every_frame() {
         );
     }
 }
+
+#[test]
+fn managed_subnet_prefilter_skips_other_traffic_before_the_flow_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cap, n) = small_capture(dir.path(), "small.pcap", TS0);
+    let summary = dir.path().join("summary.json");
+    let flows = dir.path().join("flows.jsonl");
+    // Only 10.0.0.2 is "managed": the TCP connection to it stays, the DNS exchange between
+    // 10.0.0.1 and 10.0.0.53 (two frames) is skipped; ICMP and ARP are decode drops as before.
+    let out = portolan(&[
+        "replay",
+        s(&cap),
+        "--managed-subnet",
+        "10.0.0.2/32",
+        "--summary",
+        s(&summary),
+        "--flows",
+        s(&flows),
+    ]);
+    assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("prefiltered: 2 packets outside the managed subnets"),
+        "{stderr}"
+    );
+    let r = read_json(&summary);
+    assert_eq!(r["packets"], n as u64);
+    assert_eq!(r["prefiltered"], 2);
+    assert_eq!(r["decoded"], (n - 4) as u64);
+    assert_eq!(r["flows"], 1);
+    assert_eq!(r["workers"][0]["prefiltered"], 2);
+    assert_eq!(r["port_counters_match"], true);
+    let recs = json_lines(&flows);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["dest_ip"], "10.0.0.2");
+
+    // A subnet with host bits set is refused, naming the flag and the intended network.
+    let bad = portolan(&["replay", s(&cap), "--managed-subnet", "10.0.0.1/24"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("--managed-subnet") && err.contains("did you mean 10.0.0.0/24"),
+        "{err}"
+    );
+}

@@ -44,7 +44,7 @@ fn prefetched(cfg: FlowTableConfig, pkts: &[(Packet<'_>, u64, u32)]) -> (f64, us
             if let Some(Some(ahead)) = lookups.get(i + SLOT_AHEAD) {
                 t.prefetch_slot(ahead, prefetch0);
             }
-            if let Some(l) = lookups.get_mut(i).and_then(Option::take) {
+            if let Some(Some(l)) = lookups.get(i) {
                 let (flow, _) = t.update_prepared(l, p, *ts, *len);
                 flow.app[0] += 1;
             }
@@ -65,8 +65,8 @@ fn index_only(cfg: FlowTableConfig, pkts: &[(Packet<'_>, u64, u32)]) -> (f64, us
             t.prefetch_index(&l, prefetch0);
             *slot = Some(l);
         }
-        for (l, (p, ts, len)) in lookups.iter_mut().zip(burst) {
-            if let Some(l) = l.take() {
+        for (l, (p, ts, len)) in lookups.iter().zip(burst) {
+            if let Some(l) = l {
                 let (flow, _) = t.update_prepared(l, p, *ts, *len);
                 flow.app[0] += 1;
             }

@@ -49,6 +49,9 @@ pub struct ClassificationReport {
     pub flow_events: u64,
     /// Flow events dropped because the worker's hand-off queue was full.
     pub ring_drops: u64,
+    /// Payload packets of judged flows (classification finished in that direction) that
+    /// skipped the Hyperscan prefilter and the parsers: the software bypass.
+    pub bypassed_packets: u64,
 }
 
 impl ClassificationReport {
@@ -61,6 +64,7 @@ impl ClassificationReport {
         self.port_mismatches += other.port_mismatches;
         self.flow_events += other.flow_events;
         self.ring_drops += other.ring_drops;
+        self.bypassed_packets += other.bypassed_packets;
     }
 }
 
@@ -73,6 +77,7 @@ pub struct ClassifyObserver {
     events: Option<FlowEventSender>,
     flows_by_proto: [u64; PROTO_SLOTS],
     port_mismatches: u64,
+    bypassed_packets: u64,
 }
 
 impl ClassifyObserver {
@@ -92,6 +97,7 @@ impl ClassifyObserver {
             events,
             flows_by_proto: [0; PROTO_SLOTS],
             port_mismatches: 0,
+            bypassed_packets: 0,
         }
     }
 
@@ -116,6 +122,7 @@ impl ClassifyObserver {
             port_mismatches: self.port_mismatches,
             flow_events: self.events.as_ref().map_or(0, FlowEventSender::sent),
             ring_drops: self.events.as_ref().map_or(0, FlowEventSender::dropped),
+            bypassed_packets: self.bypassed_packets,
         }
     }
 
@@ -181,7 +188,7 @@ impl PacketObserver for ClassifyObserver {
             return;
         }
         let mut from_client = direction == Direction::ToServer;
-        if flow.app.wants_payload(&self.classifier) {
+        if flow.app.wants_payload_from(&self.classifier, from_client) {
             let ctx = ProbeContext {
                 transport: flow.transport,
                 from_client,
@@ -196,6 +203,8 @@ impl PacketObserver for ClassifyObserver {
                     from_client = !from_client;
                 }
             }
+        } else {
+            self.bypassed_packets += 1;
         }
         // After the classifier, so a response that decides the flow is read as well.
         flow.app

@@ -3,7 +3,7 @@
 //! Owns: the safe DPDK layer ([`dpdk`], the only module outside `portolan-dpdk-sys` with
 //! `unsafe`), the per-queue worker loop ([`worker`]), the classifier on the worker
 //! ([`classify`], plugged in through [`worker::PacketObserver`]), the hand-off of finished
-//! flows to the control plane ([`handoff`]), replay of captures through `net_pcap`
+//! flows to the control plane ([`handoff`]), the software managed-subnet prefilter ([`prefilter`]), replay of captures through `net_pcap`
 //! ([`replay`]) and the probe of ports behind `portolan hwcheck` ([`hwcheck`]). Must not: decode protocols beyond L4 itself (`portolan-classify` does), or keep
 //! state across workers.
 
@@ -11,6 +11,7 @@ pub mod classify;
 pub mod dpdk;
 pub mod handoff;
 pub mod hwcheck;
+pub mod prefilter;
 pub mod replay;
 pub mod worker;
 
@@ -20,6 +21,7 @@ pub use handoff::{
     FlowEventReceiver, FlowEventSender, NameSource,
 };
 
+pub use prefilter::ManagedSubnets;
 pub use replay::{
     replay, replay_observers, ReplayConfig, ReplayError, ReplayOutcome, ReplayReport, WorkerReport,
 };

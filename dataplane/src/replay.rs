@@ -12,6 +12,7 @@ use crate::dpdk::{
     self, lcore, DpdkError, Eal, EalConfig, PktMbufPool, Port, PortConfig, PortInfo, PortStats,
     TimestampField,
 };
+use crate::prefilter::ManagedSubnets;
 use crate::worker::{PacketObserver, Worker, WorkerConfig, WorkerCounters, WorkerResult};
 use portolan_flow::eve::FlowRecord;
 use portolan_flow::{FinishedFlow, FlowTableConfig, FlowTableConfigError, FlowTableStats};
@@ -51,6 +52,10 @@ pub struct ReplayConfig {
     /// packets, and frames carry no timestamp), and the workers run for this long. `None`:
     /// replay each capture once, to its end.
     pub infinite_rx: Option<std::time::Duration>,
+    /// The software managed-subnet prefilter: frames with neither address in one of these
+    /// subnets are counted as `prefiltered` and skipped before the flow table. Empty: every
+    /// frame is accounted.
+    pub managed_subnets: Vec<ipnet::IpNet>,
 }
 
 impl ReplayConfig {
@@ -64,6 +69,7 @@ impl ReplayConfig {
             memory_mb: 128,
             mbuf_data_room: dpdk::mempool::DEFAULT_DATA_ROOM,
             infinite_rx: None,
+            managed_subnets: Vec::new(),
         }
     }
 }
@@ -189,8 +195,10 @@ pub struct WorkerReport {
     pub packets: u64,
     /// Bytes received.
     pub bytes: u64,
-    /// Frames decoded to TCP/UDP.
+    /// Frames decoded to TCP/UDP and accounted in a flow.
     pub decoded: u64,
+    /// Decoded frames skipped by the managed-subnet prefilter (outside every managed subnet).
+    pub prefiltered: u64,
     /// Flows (ended during the capture plus open at its end).
     pub flows: u64,
     /// Frames not decoded, by reason (every reason listed).
@@ -222,8 +230,10 @@ pub struct ReplayReport {
     pub bytes: u64,
     /// Flows over all workers.
     pub flows: u64,
-    /// Frames decoded to TCP/UDP.
+    /// Frames decoded to TCP/UDP and accounted in a flow.
     pub decoded: u64,
+    /// Decoded frames skipped by the managed-subnet prefilter (outside every managed subnet).
+    pub prefiltered: u64,
     /// Frames not decoded, by reason (every reason listed).
     pub drops: BTreeMap<&'static str, u64>,
     /// Seconds from launching the workers to the last one finishing.
@@ -537,7 +547,8 @@ pub fn replay_observers<O: PacketObserver>(
             flow_table: config.flow_table,
             ..WorkerConfig::new(link_type)
         };
-        let worker = Worker::new(worker_cfg, observer)?;
+        let worker = Worker::new(worker_cfg, observer)?
+            .with_prefilter(ManagedSubnets::new(&config.managed_subnets));
         let rxq = port.rx_queue(i as u16)?;
         prepared.push((worker, rxq));
     }
@@ -612,6 +623,7 @@ pub fn replay_observers<O: PacketObserver>(
         total.packets += c.packets;
         total.bytes += c.bytes;
         total.decoded += c.decoded;
+        total.prefiltered += c.prefiltered;
         for (t, x) in total.drops.iter_mut().zip(c.drops.iter()) {
             *t += x;
         }
@@ -633,6 +645,7 @@ pub fn replay_observers<O: PacketObserver>(
             packets: c.packets,
             bytes: c.bytes,
             decoded: c.decoded,
+            prefiltered: c.prefiltered,
             flows: flows.len() as u64,
             drops: drops_map(c.drops_by_reason()),
             multi_segment: c.multi_segment,
@@ -662,6 +675,7 @@ pub fn replay_observers<O: PacketObserver>(
         bytes: total.bytes,
         flows: flows_total,
         decoded: total.decoded,
+        prefiltered: total.prefiltered,
         drops: drops_map(total.drops_by_reason()),
         wall_seconds,
         mpps: total.packets as f64 / rate_base / 1e6,

@@ -9,6 +9,7 @@
 use crate::classify::ClassificationReport;
 use crate::dpdk::prefetch::prefetch0;
 use crate::dpdk::{lcore, MbufBurst, RxQueue, TimestampField, BURST_SIZE};
+use crate::prefilter::ManagedSubnets;
 use portolan_flow::eve::FlowRecord;
 use portolan_flow::{
     Direction, FinishedFlow, Flow, FlowLookup, FlowTable, FlowTableConfig, FlowTableConfigError,
@@ -22,6 +23,10 @@ use std::time::Instant;
 /// Non-empty bursts between two publications of a worker's [`LiveCounters`] (and at every empty
 /// burst that follows unpublished work).
 pub const LIVE_PUBLISH_BURSTS: u32 = 64;
+
+/// How many packets ahead of the one being accounted the flow slot it will touch is
+/// prefetched (its index cell was prefetched by the first pass over the burst).
+const SLOT_PREFETCH_AHEAD: usize = 6;
 
 /// Sees every decoded packet after the flow table has accounted it: the hook where the classifier
 /// (`portolan-classify`) plugs in. One observer lives on each worker; it is never shared.
@@ -115,6 +120,9 @@ pub struct WorkerCounters {
     pub drops: [u64; DropReason::COUNT],
     /// Frames that spanned more than one mbuf (only the first segment is decoded).
     pub multi_segment: u64,
+    /// Decoded frames with neither address in a managed subnet, skipped before the flow table
+    /// (the software prefilter, [`Worker::with_prefilter`]; 0 without one).
+    pub prefiltered: u64,
     /// Frames without a capture timestamp (the previous timestamp was used).
     pub no_timestamp: u64,
     /// Non-empty RX bursts.
@@ -133,6 +141,7 @@ impl Default for WorkerCounters {
             decoded: 0,
             drops: [0; DropReason::COUNT],
             multi_segment: 0,
+            prefiltered: 0,
             no_timestamp: 0,
             bursts: 0,
             busy_cycles: 0,
@@ -164,6 +173,7 @@ pub struct LiveCounters {
     packets: AtomicU64,
     bytes: AtomicU64,
     decoded: AtomicU64,
+    prefiltered: AtomicU64,
     drops: [AtomicU64; DropReason::COUNT],
     flows_active: AtomicU64,
     flows_created: AtomicU64,
@@ -179,6 +189,8 @@ pub struct LiveSnapshot {
     pub bytes: u64,
     /// Frames decoded to TCP/UDP.
     pub decoded: u64,
+    /// Decoded frames skipped by the software prefilter (outside the managed subnets).
+    pub prefiltered: u64,
     /// Frames not decoded, by reason.
     pub drops: Vec<(DropReason, u64)>,
     /// Flows in the worker's table.
@@ -197,6 +209,7 @@ impl LiveCounters {
             packets: load(&self.packets),
             bytes: load(&self.bytes),
             decoded: load(&self.decoded),
+            prefiltered: load(&self.prefiltered),
             drops: DropReason::ALL
                 .iter()
                 .zip(self.drops.iter())
@@ -213,6 +226,7 @@ impl LiveCounters {
         put(&self.packets, c.packets);
         put(&self.bytes, c.bytes);
         put(&self.decoded, c.decoded);
+        put(&self.prefiltered, c.prefiltered);
         for (a, &v) in self.drops.iter().zip(c.drops.iter()) {
             put(a, v);
         }
@@ -241,6 +255,7 @@ pub struct Worker<O: PacketObserver> {
     next_expire_us: u64,
     live: Option<Arc<LiveCounters>>,
     unpublished_bursts: u32,
+    prefilter: Option<ManagedSubnets>,
 }
 
 impl<O: PacketObserver> std::fmt::Debug for Worker<O> {
@@ -277,7 +292,22 @@ impl<O: PacketObserver> Worker<O> {
             next_expire_us: 0,
             live: None,
             unpublished_bursts: 0,
+            prefilter: None,
         })
+    }
+
+    /// Skips, before the flow table, every decoded frame with neither address in `subnets`
+    /// (counted in [`WorkerCounters::prefiltered`]): the software fallback of the NIC's
+    /// managed-subnet prefilter. An empty `subnets` would skip everything and is ignored.
+    pub fn with_prefilter(mut self, subnets: ManagedSubnets) -> Worker<O> {
+        self.prefilter = (!subnets.is_empty()).then_some(subnets);
+        self
+    }
+
+    /// True when a prefilter is set and `pkt` is outside it.
+    #[inline]
+    fn prefiltered(&self, pkt: &Packet<'_>) -> bool {
+        self.prefilter.as_ref().is_some_and(|f| !f.admits(pkt))
     }
 
     /// Publishes this worker's counters to `live` while it runs (see [`LiveCounters`]).
@@ -309,6 +339,7 @@ impl<O: PacketObserver> Worker<O> {
                     *n += 1;
                 }
             }
+            Ok(pkt) if self.prefiltered(&pkt) => self.counters.prefiltered += 1,
             Ok(pkt) => {
                 self.counters.decoded += 1;
                 let (flow, dir) = self.table.update(&pkt, ts, frame_len);
@@ -359,18 +390,29 @@ impl<O: PacketObserver> Worker<O> {
         for ((slot, lookup), m) in decoded.iter_mut().zip(lookups.iter_mut()).zip(burst.iter()) {
             *slot = parse(self.cfg.link_type, m.data());
             if let Ok(pkt) = slot {
+                if self.prefiltered(pkt) {
+                    continue;
+                }
                 let l = self.table.lookup(pkt);
                 self.table.prefetch_index(&l, prefetch0);
                 *lookup = Some(l);
             }
         }
-        for ((res, lookup), m) in decoded.iter().zip(lookups.iter_mut()).zip(burst.iter()) {
+        for (i, ((res, lookup), m)) in decoded
+            .iter()
+            .zip(lookups.iter())
+            .zip(burst.views())
+            .enumerate()
+        {
+            if let Some(Some(ahead)) = lookups.get(i + SLOT_PREFETCH_AHEAD) {
+                self.table.prefetch_slot(ahead, prefetch0);
+            }
             if m.nb_segs() > 1 {
                 self.counters.multi_segment += 1;
             }
             let frame_len = m.pkt_len();
             let ts = self.frame_seen(frame_len, m.timestamp_us());
-            match (res, lookup.take()) {
+            match (res, lookup) {
                 (Ok(pkt), Some(lookup)) => {
                     self.counters.decoded += 1;
                     let (flow, dir) = self.table.update_prepared(lookup, pkt, ts, frame_len);
@@ -381,7 +423,8 @@ impl<O: PacketObserver> Worker<O> {
                         *c += 1;
                     }
                 }
-                (Ok(_), None) => {}
+                // Left without a lookup by the first pass: outside the managed subnets.
+                (Ok(_), None) => self.counters.prefiltered += 1,
             }
         }
         self.after_burst(sink);
@@ -591,6 +634,45 @@ mod tests {
         fn on_flow_end(&mut self, _: &mut FinishedFlow<u32>) {
             self.ended += 1;
         }
+    }
+
+    #[test]
+    fn prefilter_skips_frames_outside_the_managed_subnets() {
+        let nets: Vec<ipnet::IpNet> = vec!["10.20.0.0/16".parse().expect("net")];
+        let mut w = Worker::new(
+            WorkerConfig::new(LinkType::Ethernet),
+            DirectionCounter::default(),
+        )
+        .expect("worker")
+        .with_prefilter(ManagedSubnets::new(&nets));
+        let managed = [10, 20, 0, 7];
+        let server = [203, 0, 113, 5];
+        let other = [10, 30, 0, 9];
+        let frames = [
+            frame(managed, server, 6, 40000, 443, 0x02, 0),
+            frame(server, managed, 6, 443, 40000, 0x12, 0),
+            frame(other, server, 6, 40001, 443, 0x02, 0),
+            frame(other, server, 17, 5353, 53, 0, 30),
+        ];
+        for (i, f) in frames.iter().enumerate() {
+            w.process_frame(f, f.len() as u32, Some(1_000_000 + i as u64));
+        }
+        let c = w.counters().clone();
+        assert_eq!((c.packets, c.decoded, c.prefiltered), (4, 2, 2));
+        let mut sink = Vec::new();
+        let out = w.finish(&mut sink, StopCause::EndOfInput);
+        assert_eq!(sink.len(), 1, "only the managed device's flow exists");
+        assert_eq!(sink[0].flow.pkts_toserver + sink[0].flow.pkts_toclient, 2);
+        assert_eq!(out.observer.to_server + out.observer.to_client, 2);
+        // An empty subnet list is ignored rather than dropping everything.
+        let mut open = Worker::new(WorkerConfig::new(LinkType::Ethernet), FlowOnly)
+            .expect("worker")
+            .with_prefilter(ManagedSubnets::default());
+        open.process_frame(&frames[2], frames[2].len() as u32, Some(1));
+        assert_eq!(
+            (open.counters().decoded, open.counters().prefiltered),
+            (1, 0)
+        );
     }
 
     #[test]

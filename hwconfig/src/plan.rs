@@ -205,6 +205,9 @@ impl Offload {
 pub enum Placement {
     /// In the NIC.
     Hardware,
+    /// The NIC accepts the rules (`rte_flow_validate`), but this version of the dataplane does
+    /// not install rte_flow rules yet, so the workers do it in software (the software path).
+    HardwareCapable,
     /// In the workers, because the NIC cannot (the reason says why).
     SoftwareFallback,
     /// Not asked for in `[offloads]`; the software path (if any) still runs.
@@ -216,6 +219,7 @@ impl Placement {
     pub fn as_str(self) -> &'static str {
         match self {
             Placement::Hardware => "hardware",
+            Placement::HardwareCapable => "hardware_capable",
             Placement::SoftwareFallback => "software_fallback",
             Placement::NotRequested => "not_requested",
         }
@@ -570,21 +574,22 @@ fn plan_prefilter(hw: &HardwareDescription, cap: &PortCapabilities) -> OffloadDe
         kinds.push(FlowRuleKind::PrefilterIpv6Subnet);
     }
     kinds.push(FlowRuleKind::PrefilterDropOther);
+    let software_path = format!(
+        "each worker skips packets with neither address in the {} managed subnet(s) before the flow table, counted as prefiltered",
+        o.managed_subnets.len()
+    );
     match first_refusal(cap, &kinds) {
         Some(reason) => OffloadDecision {
             offload: Offload::PrefilterManagedSubnets,
             placement: Placement::SoftwareFallback,
             reason,
-            software_path: Some(format!(
-                "each worker drops packets with neither address in the {} managed subnet(s) before parsing",
-                o.managed_subnets.len()
-            )),
+            software_path: Some(software_path),
         },
         None => OffloadDecision {
             offload: Offload::PrefilterManagedSubnets,
-            placement: Placement::Hardware,
+            placement: Placement::HardwareCapable,
             reason: format!(
-                "rte_flow_validate accepted {}: {} pass rules (source and destination per subnet) and one drop rule",
+                "rte_flow_validate accepted {}: the NIC could run {} pass rules (source and destination per subnet) and one drop rule; {NOT_INSTALLED}",
                 kinds
                     .iter()
                     .map(|k| k.as_str())
@@ -592,13 +597,13 @@ fn plan_prefilter(hw: &HardwareDescription, cap: &PortCapabilities) -> OffloadDe
                     .join(", "),
                 2 * o.managed_subnets.len()
             ),
-            software_path: None,
+            software_path: Some(software_path),
         },
     }
 }
 
 fn plan_bypass(hw: &HardwareDescription, cap: &PortCapabilities) -> OffloadDecision {
-    let software = "each worker consults its bypass table of judged flows before parsing";
+    let software = "each worker's flow table keeps the verdict of a judged flow; its later packets are counted in the flow and skip the Hyperscan prefilter and parsers (counted as bypassed)";
     if !hw.offloads.bypass_judged_flows {
         return OffloadDecision {
             offload: Offload::BypassJudgedFlows,
@@ -612,19 +617,19 @@ fn plan_bypass(hw: &HardwareDescription, cap: &PortCapabilities) -> OffloadDecis
     let Some(drop_refused) = first_refusal(cap, &drop) else {
         return OffloadDecision {
             offload: Offload::BypassJudgedFlows,
-            placement: Placement::Hardware,
-            reason: "rte_flow_validate accepted bypass_drop_ipv4, bypass_drop_ipv6: the NIC drops judged flows".to_string(),
-            software_path: None,
+            placement: Placement::HardwareCapable,
+            reason: format!("rte_flow_validate accepted bypass_drop_ipv4, bypass_drop_ipv6: the NIC could drop judged flows; {NOT_INSTALLED}"),
+            software_path: Some(software.to_string()),
         };
     };
     match first_refusal(cap, &mark) {
         None => OffloadDecision {
             offload: Offload::BypassJudgedFlows,
-            placement: Placement::Hardware,
+            placement: Placement::HardwareCapable,
             reason: format!(
-                "{drop_refused}; rte_flow_validate accepted bypass_mark_ipv4, bypass_mark_ipv6: the NIC marks judged flows and workers skip marked mbufs before parsing"
+                "{drop_refused}; rte_flow_validate accepted bypass_mark_ipv4, bypass_mark_ipv6: the NIC could mark judged flows for the workers to skip; {NOT_INSTALLED}"
             ),
-            software_path: None,
+            software_path: Some(software.to_string()),
         },
         Some(mark_refused) => OffloadDecision {
             offload: Offload::BypassJudgedFlows,
@@ -634,6 +639,10 @@ fn plan_bypass(hw: &HardwareDescription, cap: &PortCapabilities) -> OffloadDecis
         },
     }
 }
+
+/// Why a rule-based offload the NIC accepts still runs in software.
+const NOT_INSTALLED: &str =
+    "this version installs no rte_flow rules yet, so the workers do it in software";
 
 #[cfg(test)]
 mod tests {
@@ -743,22 +752,22 @@ mod tests {
     }
 
     #[test]
-    fn nic_with_rss_and_rte_flow_does_everything_in_hardware() {
+    fn nic_with_rss_and_rte_flow_runs_rss_in_hardware_and_says_rules_are_not_installed() {
         let hw = description(&format!("{OFFLOADS}{X710_PORT}"));
         let plan = plan_offloads(&hw, &[x710_caps()]).unwrap();
-        for offload in [
-            Offload::SymmetricRss,
-            Offload::PrefilterManagedSubnets,
-            Offload::BypassJudgedFlows,
-        ] {
+        let rss = plan.decision(0, Offload::SymmetricRss).unwrap();
+        assert_eq!(rss.placement, Placement::Hardware, "{}", rss.reason);
+        assert_eq!(rss.software_path, None);
+        for offload in [Offload::PrefilterManagedSubnets, Offload::BypassJudgedFlows] {
             let d = plan.decision(0, offload).unwrap();
             assert_eq!(
                 d.placement,
-                Placement::Hardware,
+                Placement::HardwareCapable,
                 "{offload:?}: {}",
                 d.reason
             );
-            assert_eq!(d.software_path, None);
+            assert!(d.reason.ends_with(NOT_INSTALLED), "{}", d.reason);
+            assert!(d.software_path.is_some());
         }
         let port = &plan.ports[0];
         assert_eq!(port.rss_hf, rss_types::WANTED);
@@ -799,7 +808,7 @@ mod tests {
             "rte_flow_validate(prefilter_ipv6_subnet): -95 Not supported: IPv6 mask"
         );
         let by = plan.decision(0, Offload::BypassJudgedFlows).unwrap();
-        assert_eq!(by.placement, Placement::Hardware);
+        assert_eq!(by.placement, Placement::HardwareCapable);
         assert!(by
             .reason
             .starts_with("rte_flow_validate(bypass_drop_ipv6): -22"));

@@ -22,7 +22,7 @@ use portolan_dataplane::dpdk::{
 use portolan_dataplane::hwcheck::{eal_args, HwcheckOptions};
 use portolan_dataplane::replay::check_captures;
 use portolan_dataplane::worker::{LiveCounters, WorkerOutcome};
-use portolan_dataplane::{ClassifyObserver, FlowSink, Worker, WorkerConfig};
+use portolan_dataplane::{ClassifyObserver, FlowSink, ManagedSubnets, Worker, WorkerConfig};
 use portolan_flow::FinishedFlow;
 use portolan_hwconfig::plan::rss_types;
 use portolan_hwconfig::rss::key_for_device;
@@ -202,9 +202,15 @@ impl LiveDataplane {
                     ..WorkerConfig::new(link_type)
                 };
                 let live = Arc::new(LiveCounters::default());
-                let worker = Worker::new(worker_cfg, observer)
+                let mut worker = Worker::new(worker_cfg, observer)
                     .map_err(|e| DataplaneError::Description(format!("hardware.flow_table: {e}")))?
                     .with_live_counters(Arc::clone(&live));
+                // No rte_flow rule is installed by this version, so the prefilter the
+                // description asks for always runs in the worker (the offload plan says so).
+                if hw.offloads.prefilter_managed_subnets {
+                    worker =
+                        worker.with_prefilter(ManagedSubnets::new(&hw.offloads.managed_subnets));
+                }
                 let rxq = port.rx_queue(q as u16)?;
                 let place = WorkerPlace {
                     worker_id: prepared.len() as u32,
@@ -349,6 +355,7 @@ impl LiveDataplane {
                         .collect();
                     w.flows_active = snap.flows_active;
                     w.flows_created = snap.flows_created;
+                    w.prefiltered = snap.prefiltered;
                 }
                 w.ring_drops = ring_drops.get(i).copied().unwrap_or(0);
                 match self.outcomes.get(i).and_then(Option::as_ref) {

@@ -284,6 +284,13 @@ impl Collector for DataplaneCollector {
         )?;
         counter_family(
             e,
+            "worker_prefiltered_packets",
+            "Frames skipped because neither address is in a managed subnet (software prefilter)",
+            None,
+            snap.workers.iter().map(|w| (worker(w), w.prefiltered)),
+        )?;
+        counter_family(
+            e,
             "worker_ring_drops",
             "Events dropped because the ring to the control plane was full",
             None,

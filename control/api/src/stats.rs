@@ -64,6 +64,9 @@ pub struct WorkerStats {
     /// Frames not decoded, by reason.
     #[serde(default)]
     pub drops: BTreeMap<String, u64>,
+    /// Frames skipped by the managed-subnet prefilter (neither address in a managed subnet).
+    #[serde(default)]
+    pub prefiltered: u64,
     /// Events dropped because the ring to the control plane was full.
     pub ring_drops: u64,
     /// Flows in the worker's table now.

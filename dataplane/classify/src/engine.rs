@@ -449,6 +449,25 @@ impl FlowClassification {
         }
     }
 
+    /// [`FlowClassification::wants_payload`] for one direction: true while the engine still
+    /// wants this flow's payloads from the client (`from_client`) or from the server. A caller
+    /// may skip `observe` for a packet of a direction that is not wanted; the outcome (protocol,
+    /// metadata, roles) is the same as calling it. A decided flow usually stops wanting one
+    /// direction long before the other (a download's server side, after `max_packets`), so the
+    /// worker's per-packet check is this one.
+    #[inline]
+    pub fn wants_payload_from(&self, classifier: &Classifier, from_client: bool) -> bool {
+        match self.decided {
+            None => true,
+            Some(AppProto::Unknown) => false,
+            Some(_) => {
+                self.packets[dir_index(from_client)] < classifier.config.max_packets
+                    || self.starttls_wanted(classifier)
+                    || self.upgrade_wanted(classifier)
+            }
+        }
+    }
+
     fn starttls_wanted(&self, classifier: &Classifier) -> bool {
         !self.starttls_found
             && self.watched < classifier.config.starttls_packets

@@ -752,3 +752,84 @@ fn mid_stream_tls_record_over_two_segments() {
     assert_ne!(decision.map(|d| d.app_proto), Some(AppProto::Tls));
     assert_ne!(flow.app_proto(), AppProto::Tls);
 }
+
+/// Feeds `packets` (from client?, payload) to two flows: one sees every packet, the other only
+/// those `wants_payload_from` asks for (what the worker does). Their records must be equal.
+fn same_record_when_skipping_unwanted_directions(
+    packets: &[(bool, Vec<u8>)],
+    transport: Transport,
+    port: u16,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut c = classifier();
+    let mut all = FlowClassification::default();
+    let mut skipping = FlowClassification::default();
+    let mut skipped = 0;
+    for (from_client, payload) in packets {
+        let cx = ctx(transport, *from_client);
+        all.observe(&mut c, &cx, payload);
+        if skipping.wants_payload_from(&c, *from_client) {
+            skipping.observe(&mut c, &cx, payload);
+        } else {
+            skipped += 1;
+        }
+    }
+    assert!(skipped > 0, "the test must exercise the skip");
+    let ports = c.signatures().port_registry();
+    let a = AppRecord::from_flow(&all, &ports, transport, port).to_json_map();
+    let b = AppRecord::from_flow(&skipping, &ports, transport, port).to_json_map();
+    assert_eq!(a, b);
+    assert_eq!(all.indicators(), skipping.indicators());
+    assert_eq!(all.app_proto(), skipping.app_proto());
+    a
+}
+
+#[test]
+fn skipping_directions_that_are_not_wanted_changes_nothing() {
+    let bulk = |n: usize, from_client: bool| {
+        (0..n).map(move |i| (from_client, vec![(i % 251) as u8; 1200]))
+    };
+    // TLS download: a few client packets, many server packets.
+    let mut tls = vec![(
+        true,
+        samples::tls_client_hello_record(&ClientHelloSpec::chrome_like("cdn.example.com")),
+    )];
+    tls.push((
+        false,
+        samples::tls_server_hello_record(0x1301, Some(0x0304)),
+    ));
+    tls.extend(bulk(30, false));
+    tls.extend(bulk(2, true));
+    tls.extend(bulk(30, false));
+    let rec = same_record_when_skipping_unwanted_directions(&tls, Transport::Tcp, 8443);
+    assert_eq!(rec["tls"]["sni"], "cdn.example.com");
+
+    // HTTP download on a non-standard port.
+    let mut http = vec![(
+        true,
+        b"GET /a.bin HTTP/1.1\r\nHost: files.example.com\r\nUser-Agent: t\r\n\r\n".to_vec(),
+    )];
+    http.push((
+        false,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n\r\n".to_vec(),
+    ));
+    http.extend(bulk(40, false));
+    let rec = same_record_when_skipping_unwanted_directions(&http, Transport::Tcp, 4444);
+    assert_eq!(rec["app_proto"], "http");
+
+    // SMTP whose server talks a lot before the client's STARTTLS: the watch must survive.
+    let mut smtp = vec![(false, b"220 mail.example.com ESMTP\r\n".to_vec())];
+    smtp.push((true, b"EHLO c.example\r\n".to_vec()));
+    smtp.extend((0..12).map(|_| (false, b"250-X-EXTENSION\r\n".to_vec())));
+    smtp.push((false, b"250 STARTTLS\r\n".to_vec()));
+    smtp.push((true, b"STARTTLS\r\n".to_vec()));
+    smtp.push((false, b"220 2.0.0 Ready to start TLS\r\n".to_vec()));
+    smtp.push((
+        true,
+        samples::tls_client_hello_record(&ClientHelloSpec::minimal("mail.example.com")),
+    ));
+    smtp.extend(bulk(30, false));
+    smtp.extend(bulk(30, true));
+    let rec = same_record_when_skipping_unwanted_directions(&smtp, Transport::Tcp, 2525);
+    assert_eq!(rec["app_proto"], "smtp");
+    assert_eq!(rec["tls"]["sni"], "mail.example.com");
+}

@@ -29,53 +29,6 @@ void portolan_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned int count)
 	rte_pktmbuf_free_bulk(mbufs, count);
 }
 
-const void *portolan_pktmbuf_mtod(const struct rte_mbuf *m)
-{
-	return rte_pktmbuf_mtod(m, const void *);
-}
-
-uint16_t portolan_pktmbuf_data_len(const struct rte_mbuf *m)
-{
-	return m->data_len;
-}
-
-uint32_t portolan_pktmbuf_pkt_len(const struct rte_mbuf *m)
-{
-	return m->pkt_len;
-}
-
-uint16_t portolan_pktmbuf_nb_segs(const struct rte_mbuf *m)
-{
-	return m->nb_segs;
-}
-
-uint64_t portolan_pktmbuf_ol_flags(const struct rte_mbuf *m)
-{
-	return m->ol_flags;
-}
-
-uint64_t portolan_mbuf_dynfield_u64(const struct rte_mbuf *m, int offset)
-{
-	return *RTE_MBUF_DYNFIELD(m, offset, const uint64_t *);
-}
-
-void portolan_mbuf_view(const struct rte_mbuf *m, int dynfield_offset,
-                        struct portolan_mbuf_view *out)
-{
-	out->data = rte_pktmbuf_mtod(m, const uint8_t *);
-	out->pkt_len = m->pkt_len;
-	out->data_len = m->data_len;
-	out->nb_segs = m->nb_segs;
-	out->ol_flags = m->ol_flags;
-	out->dynfield_u64 =
-		dynfield_offset >= 0 ? *RTE_MBUF_DYNFIELD(m, dynfield_offset, const uint64_t *) : 0;
-}
-
-void portolan_prefetch_mbuf_data(const struct rte_mbuf *m)
-{
-	rte_prefetch0(rte_pktmbuf_mtod(m, const void *));
-}
-
 int portolan_log_to_stderr(void)
 {
 	return rte_openlog_stream(stderr);

@@ -34,32 +34,6 @@ uint16_t portolan_eth_tx_burst(uint16_t port_id, uint16_t queue_id, struct rte_m
 void portolan_pktmbuf_free(struct rte_mbuf *m);
 /* rte_pktmbuf_free_bulk: free count mbufs (NULL entries allowed). */
 void portolan_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned int count);
-/* rte_pktmbuf_mtod: pointer to the first data byte of the first segment. */
-const void *portolan_pktmbuf_mtod(const struct rte_mbuf *m);
-/* Bytes of data in the first segment (m->data_len). */
-uint16_t portolan_pktmbuf_data_len(const struct rte_mbuf *m);
-/* Total packet length over all segments (m->pkt_len). */
-uint32_t portolan_pktmbuf_pkt_len(const struct rte_mbuf *m);
-/* Number of segments (m->nb_segs). */
-uint16_t portolan_pktmbuf_nb_segs(const struct rte_mbuf *m);
-/* Offload flags (m->ol_flags). */
-uint64_t portolan_pktmbuf_ol_flags(const struct rte_mbuf *m);
-/* What the dataplane reads from one mbuf, gathered in one call. */
-struct portolan_mbuf_view {
-	const uint8_t *data;   /* first data byte of the first segment */
-	uint32_t pkt_len;      /* total length over all segments */
-	uint16_t data_len;     /* bytes in the first segment */
-	uint16_t nb_segs;      /* number of segments */
-	uint64_t ol_flags;     /* offload flags */
-	uint64_t dynfield_u64; /* the 64-bit dynamic field at the requested offset (0 if none) */
-};
-/* Fills *out from m; dynfield_offset < 0 means no dynamic field is read. */
-void portolan_mbuf_view(const struct rte_mbuf *m, int dynfield_offset,
-                        struct portolan_mbuf_view *out);
-/* Reads a 64-bit dynamic field at byte offset `offset` (RTE_MBUF_DYNFIELD). */
-uint64_t portolan_mbuf_dynfield_u64(const struct rte_mbuf *m, int offset);
-/* rte_prefetch0 on the mbuf header and on its first data byte. */
-void portolan_prefetch_mbuf_data(const struct rte_mbuf *m);
 /* Sends DPDK's log output to stderr (instead of stdout and syslog); call before rte_eal_init. */
 int portolan_log_to_stderr(void);
 /* rte_lcore_id: id of the calling lcore (LCORE_ID_ANY on non-EAL threads). */

@@ -44,45 +44,54 @@ pub struct FlowTableStats {
 }
 
 /// Bidirectional flow key: the endpoints in a canonical order, so both directions hash alike.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Plain integers, not `IpAddr`s: comparing and hashing two `u128` addresses and one word of
+/// ports and metadata is a handful of instructions, where the derived `Hash`/`Eq` of `IpAddr`
+/// walk the enum and its octets (see docs/PERFORMANCE.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FlowKey {
-    lo_ip: IpAddr,
-    hi_ip: IpAddr,
-    lo_port: u16,
-    hi_port: u16,
-    transport: Transport,
-    vlan: Option<u16>,
+    /// Address of the lower endpoint (IPv4 as its 32-bit value).
+    lo_addr: u128,
+    /// Address of the higher endpoint.
+    hi_addr: u128,
+    /// `lo_port << 48 | hi_port << 32 | meta`, `meta` being bit 0-1 the transport, bit 2 IPv6,
+    /// bit 3 a VLAN tag present, bits 16-31 the VLAN value.
+    ports_meta: u64,
 }
 
 impl FlowKey {
     #[inline]
     fn of(pkt: &Packet<'_>) -> FlowKey {
-        let src = (pkt.src_ip, pkt.src_port);
-        let dst = (pkt.dst_ip, pkt.dst_port);
-        let (lo, hi) = if endpoint_rank(src) <= endpoint_rank(dst) {
-            (src, dst)
-        } else {
-            (dst, src)
+        let (src_v6, src_addr) = endpoint_addr(pkt.src_ip);
+        let (dst_v6, dst_addr) = endpoint_addr(pkt.dst_ip);
+        // Endpoints ordered by (family, address, port): the order of `(IpAddr, u16)`.
+        let src = (src_v6, src_addr, pkt.src_port);
+        let dst = (dst_v6, dst_addr, pkt.dst_port);
+        let (lo, hi) = if src <= dst { (src, dst) } else { (dst, src) };
+        let transport: u64 = match pkt.transport {
+            Transport::Tcp => 1,
+            Transport::Udp => 2,
         };
+        let family = if lo.0 || hi.0 { 1 << 2 } else { 0 };
+        let vlan = pkt.vlan.map_or(0, |v| (1 << 3) | (u64::from(v) << 16));
         FlowKey {
-            lo_ip: lo.0,
-            hi_ip: hi.0,
-            lo_port: lo.1,
-            hi_port: hi.1,
-            transport: pkt.transport,
-            vlan: pkt.vlan,
+            lo_addr: lo.1,
+            hi_addr: hi.1,
+            ports_meta: (u64::from(lo.2) << 48)
+                | (u64::from(hi.2) << 32)
+                | transport
+                | family
+                | vlan,
         }
     }
 }
 
-/// An endpoint as integers that order exactly as `(IpAddr, u16)` does (IPv4 before IPv6, then
-/// the address bytes, then the port), so [`FlowKey::of`] compares without the tuple `Ord`
-/// chain, which did not inline on the per-packet path.
+/// An address as (is IPv6, value): IPv4 sorts before IPv6, then by address value.
 #[inline]
-fn endpoint_rank((ip, port): (IpAddr, u16)) -> (u8, u128, u16) {
+fn endpoint_addr(ip: IpAddr) -> (bool, u128) {
     match ip {
-        IpAddr::V4(a) => (0, u128::from(a.to_bits()), port),
-        IpAddr::V6(a) => (1, a.to_bits(), port),
+        IpAddr::V4(a) => (false, u128::from(a.to_bits())),
+        IpAddr::V6(a) => (true, a.to_bits()),
     }
 }
 
@@ -213,15 +222,17 @@ impl<A: Default> FlowTable<A> {
         frame_len: u32,
     ) -> (&mut Flow<A>, Direction) {
         let lookup = self.lookup(pkt);
-        self.update_prepared(lookup, pkt, ts_us, frame_len)
+        self.update_prepared(&lookup, pkt, ts_us, frame_len)
     }
 
     /// [`FlowTable::update`] with the key and hash already computed by
     /// [`FlowTable::lookup`] for this same `pkt` (a lookup of another packet accounts `pkt` in
-    /// the wrong flow).
+    /// the wrong flow). Takes the lookup by reference: the worker keeps a burst's lookups in an
+    /// array, and copying one out before the call cost a store-forwarding stall per packet.
+    #[inline]
     pub fn update_prepared(
         &mut self,
-        lookup: FlowLookup,
+        lookup: &FlowLookup,
         pkt: &Packet<'_>,
         ts_us: u64,
         frame_len: u32,
@@ -230,25 +241,26 @@ impl<A: Default> FlowTable<A> {
             self.clock_us = ts_us;
         }
         let FlowLookup { key, hash } = lookup;
+        let hash = *hash;
         let flags = pkt.tcp.map(|t| t.flags);
         // `linked`: the slot is still on its activity list (an existing flow).
-        let (slot, linked) = match self.find(&key, hash) {
+        let (slot, linked) = match self.find(key, hash) {
             Some(slot) => {
                 let entry = &self.slots[slot];
                 let idle = self.clock_us.saturating_sub(entry.last_us);
                 if idle > self.timeouts[entry.class as usize] {
                     self.finish_slot(slot, FlowEndReason::Timeout);
                     self.release(slot);
-                    (self.create(key, hash, pkt, ts_us), false)
+                    (self.create(*key, hash, pkt, ts_us), false)
                 } else if entry.flow.is_reused_by(flags) {
                     self.finish_slot(slot, FlowEndReason::Reused);
                     self.release(slot);
-                    (self.create(key, hash, pkt, ts_us), false)
+                    (self.create(*key, hash, pkt, ts_us), false)
                 } else {
                     (slot, true)
                 }
             }
-            None => (self.create(key, hash, pkt, ts_us), false),
+            None => (self.create(*key, hash, pkt, ts_us), false),
         };
         let clock = self.clock_us;
         let entry = &mut self.slots[slot];
@@ -453,8 +465,11 @@ impl<A> FlowTable<A> {
         }
     }
 
+    #[inline]
     fn hash(&self, key: &FlowKey) -> u32 {
-        let h = self.hasher.hash_one(key);
+        let h = self
+            .hasher
+            .hash_one((key.lo_addr, key.hi_addr, key.ports_meta));
         (h ^ (h >> 32)) as u32
     }
 
@@ -696,7 +711,7 @@ mod tests {
             } else {
                 assert!(slot_addrs.is_empty(), "no slot to prefetch for a new flow");
             }
-            let b = prepared.update_prepared(lookup, &p, step, 60).0.id;
+            let b = prepared.update_prepared(&lookup, &p, step, 60).0.id;
             assert_eq!(a, b);
         }
         assert_eq!(plain.stats(), prepared.stats());

@@ -102,6 +102,18 @@ impl MbufBurst {
         MbufIter {
             burst: self,
             next: 0,
+            prefetch: true,
+        }
+    }
+
+    /// Views of the held packets in order, without prefetching: for a second pass over a
+    /// burst whose data [`MbufBurst::iter`] already brought in.
+    #[inline]
+    pub fn views(&self) -> MbufIter<'_> {
+        MbufIter {
+            burst: self,
+            next: 0,
+            prefetch: false,
         }
     }
 
@@ -133,41 +145,69 @@ impl MbufBurst {
     #[inline]
     fn prefetch(&self, i: usize) {
         if let Some(&m) = self.slots.get(..self.len).and_then(|s| s.get(i)) {
-            // SAFETY: m is a live mbuf owned by this burst; prefetching reads nothing.
-            unsafe { sys::portolan_prefetch_mbuf_data(m) };
+            // SAFETY: m is a live mbuf owned by this burst, its header written by the driver;
+            // the fields are read through raw place expressions (no reference is made).
+            let (buf, off) = unsafe {
+                (
+                    std::ptr::addr_of!((*m).buf_addr).read(),
+                    std::ptr::addr_of!((*m).data_off).read(),
+                )
+            };
+            // rte_pktmbuf_mtod; a prefetch never faults, so no check of the address is needed.
+            super::prefetch::prefetch0(buf.cast::<u8>().wrapping_add(usize::from(off)));
         }
     }
 
+    /// The packet view of `m`, read from the mbuf header in Rust (`rte_pktmbuf_mtod` and the
+    /// plain header fields): no call into the C shim per packet.
     #[inline]
     fn view(&self, m: *mut sys::rte_mbuf) -> MbufRef<'_> {
-        let mut v = sys::portolan_mbuf_view {
-            data: std::ptr::null(),
-            pkt_len: 0,
-            data_len: 0,
-            nb_segs: 0,
-            ol_flags: 0,
-            dynfield_u64: 0,
+        // SAFETY: m is a live mbuf owned by this burst; its header fields were written by the
+        // driver before rx_burst returned it and nothing writes them while the burst holds it.
+        // Raw place reads, no reference to the C struct is created.
+        let (buf, off, pkt_len, data_len, nb_segs, ol_flags) = unsafe {
+            (
+                std::ptr::addr_of!((*m).buf_addr).read(),
+                std::ptr::addr_of!((*m).data_off).read(),
+                std::ptr::addr_of!((*m).pkt_len).read(),
+                std::ptr::addr_of!((*m).data_len).read(),
+                std::ptr::addr_of!((*m).nb_segs).read(),
+                std::ptr::addr_of!((*m).ol_flags).read(),
+            )
         };
-        let offset = self.timestamp.map_or(-1, |t| t.offset);
-        // SAFETY: m is a live mbuf owned by this burst; offset is either -1 or the offset of a
-        // registered 8-byte dynamic field; v is a valid out-pointer.
-        unsafe { sys::portolan_mbuf_view(m, offset, &mut v) };
-        let data: &[u8] = if v.data.is_null() || v.data_len == 0 {
+        let data: &[u8] = if buf.is_null() || data_len == 0 {
             &[]
         } else {
-            // SAFETY: the first segment holds data_len initialised bytes starting at data; they
-            // stay valid and unmodified while the burst owns the mbuf, and the returned slice
-            // borrows the burst, so it cannot outlive the free in free_all/drop.
-            unsafe { std::slice::from_raw_parts(v.data, v.data_len as usize) }
+            // SAFETY: the first segment holds data_len initialised bytes starting at
+            // buf_addr + data_off (rte_pktmbuf_mtod); they stay valid and unmodified while the
+            // burst owns the mbuf, and the returned slice borrows the burst, so it cannot
+            // outlive the free in free_all/drop.
+            unsafe {
+                std::slice::from_raw_parts(
+                    buf.cast::<u8>().add(usize::from(off)),
+                    usize::from(data_len),
+                )
+            }
         };
         let timestamp_us = match self.timestamp {
-            Some(t) if v.ol_flags & t.flag_mask != 0 => Some(v.dynfield_u64),
+            Some(t) if ol_flags & t.flag_mask != 0 && t.offset >= 0 => {
+                // SAFETY: offset is the offset, inside the mbuf, of the registered 8-byte
+                // timestamp dynamic field (rte_mbuf_dynfield_lookup), which the driver wrote
+                // when it set the flag; read unaligned as RTE_MBUF_DYNFIELD does not promise
+                // more than the field's own alignment.
+                Some(unsafe {
+                    m.cast::<u8>()
+                        .add(t.offset as usize)
+                        .cast::<u64>()
+                        .read_unaligned()
+                })
+            }
             _ => None,
         };
         MbufRef {
             data,
-            pkt_len: v.pkt_len,
-            nb_segs: v.nb_segs,
+            pkt_len,
+            nb_segs,
             timestamp_us,
             _burst: PhantomData,
         }
@@ -184,6 +224,7 @@ impl Drop for MbufBurst {
 pub struct MbufIter<'a> {
     burst: &'a MbufBurst,
     next: usize,
+    prefetch: bool,
 }
 
 impl<'a> Iterator for MbufIter<'a> {
@@ -193,7 +234,9 @@ impl<'a> Iterator for MbufIter<'a> {
     fn next(&mut self) -> Option<MbufRef<'a>> {
         let i = self.next;
         let m = *self.burst.slots.get(..self.burst.len)?.get(i)?;
-        self.burst.prefetch(i + PREFETCH_OFFSET);
+        if self.prefetch {
+            self.burst.prefetch(i + PREFETCH_OFFSET);
+        }
         self.next = i + 1;
         Some(self.burst.view(m))
     }
