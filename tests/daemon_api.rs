@@ -617,3 +617,64 @@ async fn a_baseline_change_is_audited_and_changes_the_next_verdict_and_sighup_re
     );
     d.stop();
 }
+
+/// Frames of an Ethernet capture with neither IPv4 address in 10.20.1.0/28, counted from the
+/// raw bytes (ethertype and address fields), not through the dataplane's decoder.
+fn frames_outside_10_20_1_0_28(path: &Path) -> u64 {
+    let inside = |a: &[u8]| a[..3] == [10, 20, 1] && a[3] < 16;
+    let mut r = portolan_packet::capture::CaptureReader::open(path).expect("capture");
+    let mut n = 0;
+    while let Some(rec) = r.next_record().expect("record") {
+        let d = &rec.data;
+        let ipv4 = d.len() >= 34 && d[12..14] == [0x08, 0x00];
+        if !(ipv4 && (inside(&d[26..30]) || inside(&d[30..34]))) {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_managed_subnet_prefilter_of_the_hardware_description_runs_in_the_workers() {
+    let _one = ONE_DAEMON.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let samples = Path::new(ROOT).join("samples");
+    let text = std::fs::read_to_string(example_config())
+        .unwrap()
+        .replace("../samples/", &format!("{}/", samples.display()))
+        .replace(
+            "prefilter_managed_subnets = false",
+            "prefilter_managed_subnets = true\nmanaged_subnets = [\"10.20.1.0/28\"]",
+        )
+        .replacen(
+            "# [inputs]              #",
+            &format!(
+                "[inputs]\ninventory = [{:?}]\n#",
+                samples.join("inventory.json").display().to_string()
+            ),
+            1,
+        );
+    assert!(text.contains("managed_subnets = [\"10.20.1.0/28\"]"));
+    let config = dir.path().join("portolan.toml");
+    std::fs::write(&config, text).unwrap();
+    let admin = create_token(&config, &data, "admin", "prefilter-admin");
+    let frames = capture_frames(&sample_capture());
+    let outside = frames_outside_10_20_1_0_28(&sample_capture());
+    assert!(outside > 0 && outside < frames, "{outside} of {frames}");
+
+    let d = Daemon::start(&config, &data);
+    let stats = d.wait_for_replay(&admin, frames).await;
+    let w = &stats["workers"][0];
+    assert_eq!(w["prefiltered"].as_u64(), Some(outside), "{stats}");
+    let m = scrape(&d, &admin).await;
+    assert_eq!(
+        metric(
+            &m,
+            "portolan_worker_prefiltered_packets_total",
+            &[("worker", "0")]
+        ),
+        Some(outside as f64)
+    );
+    d.stop();
+}

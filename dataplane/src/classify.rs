@@ -126,6 +126,35 @@ impl ClassifyObserver {
         }
     }
 
+    /// Feeds one payload packet the flow still wants to the classifier, applies a proven role
+    /// swap at once, then lets a DNS response be read.
+    #[inline(never)]
+    fn classify_payload(
+        &mut self,
+        flow: &mut Flow<FlowClassification>,
+        mut from_client: bool,
+        packet: &Packet<'_>,
+        ts_us: u64,
+    ) {
+        let ctx = ProbeContext {
+            transport: flow.transport,
+            from_client,
+            client_port: flow.client_port,
+            server_port: flow.server_port,
+            packet_index: 0,
+            dst_multicast: packet.dst_ip.is_multicast(),
+        };
+        if let Some(decision) = flow.app.observe(&mut self.classifier, &ctx, packet.payload) {
+            if decision.swap_roles {
+                flow.swap_roles();
+                from_client = !from_client;
+            }
+        }
+        // After the classifier, so a response that decides the flow is read as well.
+        flow.app
+            .observe_dns_response(flow.transport, from_client, packet.payload, ts_us);
+    }
+
     /// The compact hand-off event of a finished flow whose protocol is `app_proto`.
     fn event_of(
         &self,
@@ -176,7 +205,9 @@ impl ClassifyObserver {
 impl PacketObserver for ClassifyObserver {
     type FlowState = FlowClassification;
 
-    #[inline]
+    /// The per-packet check inlined into the worker's loop; the classifier itself runs out of
+    /// line ([`ClassifyObserver::classify_payload`]) on the few packets of each flow it wants.
+    #[inline(always)]
     fn on_packet(
         &mut self,
         flow: &mut Flow<FlowClassification>,
@@ -187,28 +218,14 @@ impl PacketObserver for ClassifyObserver {
         if packet.payload.is_empty() {
             return;
         }
-        let mut from_client = direction == Direction::ToServer;
+        let from_client = direction == Direction::ToServer;
         if flow.app.wants_payload_from(&self.classifier, from_client) {
-            let ctx = ProbeContext {
-                transport: flow.transport,
-                from_client,
-                client_port: flow.client_port,
-                server_port: flow.server_port,
-                packet_index: 0,
-                dst_multicast: packet.dst_ip.is_multicast(),
-            };
-            if let Some(decision) = flow.app.observe(&mut self.classifier, &ctx, packet.payload) {
-                if decision.swap_roles {
-                    flow.swap_roles();
-                    from_client = !from_client;
-                }
-            }
+            self.classify_payload(flow, from_client, packet, ts_us);
         } else {
             self.bypassed_packets += 1;
+            flow.app
+                .observe_dns_response(flow.transport, from_client, packet.payload, ts_us);
         }
-        // After the classifier, so a response that decides the flow is read as well.
-        flow.app
-            .observe_dns_response(flow.transport, from_client, packet.payload, ts_us);
     }
 
     fn on_flow_end(&mut self, finished: &mut FinishedFlow<FlowClassification>) {

@@ -120,6 +120,7 @@ fn sample_stats() -> DataplaneStats {
             packets: 1000,
             bytes: 123_456,
             drops: BTreeMap::from([("truncated".to_string(), 7), ("non_ip".to_string(), 2)]),
+            prefiltered: 9,
             ring_drops: 5,
             flows_active: 12,
             flows_created: 40,
@@ -251,6 +252,8 @@ async fn metrics_are_strict_prometheus_text_with_http_and_dataplane_counters() {
     assert!(matches!(tls.value, prometheus_parse::Value::Counter(v) if v == 30.0));
     let ring = find("portolan_worker_ring_drops_total", "worker", "0");
     assert!(matches!(ring.value, prometheus_parse::Value::Counter(v) if v == 5.0));
+    let prefiltered = find("portolan_worker_prefiltered_packets_total", "worker", "0");
+    assert!(matches!(prefiltered.value, prometheus_parse::Value::Counter(v) if v == 9.0));
     let devices = scrape
         .samples
         .iter()

@@ -346,8 +346,17 @@ pub struct FlowClassification {
     bytes: [u32; 2],
     /// Packets watched for STARTTLS or an upgrade so far.
     watched: u16,
+    /// What the decided signature watches for after the decision ([`WATCH_STARTTLS`],
+    /// [`WATCH_UPGRADE`]): copied from the signature when it is set, so the per-packet check of
+    /// a decided flow reads the flow only.
+    watch: u8,
     extras: Option<Box<FlowExtras>>,
 }
+
+/// [`FlowClassification::watch`] bit: the decided signature has `starttls`.
+const WATCH_STARTTLS: u8 = 1;
+/// [`FlowClassification::watch`] bit: the decided signature has `upgrades_to` targets.
+const WATCH_UPGRADE: u8 = 2;
 
 fn dir_index(from_client: bool) -> usize {
     if from_client {
@@ -468,22 +477,32 @@ impl FlowClassification {
         }
     }
 
+    #[inline]
     fn starttls_wanted(&self, classifier: &Classifier) -> bool {
-        !self.starttls_found
+        self.watch & WATCH_STARTTLS != 0
+            && !self.starttls_found
             && self.watched < classifier.config.starttls_packets
-            && self
-                .signature
-                .and_then(|i| classifier.sigs.signature(usize::from(i)))
-                .is_some_and(|s| s.starttls)
     }
 
     /// An upgrade target is still watched. After an upgrade the decided signature is the
     /// target, which has no `upgrades_to` of its own (validated), so this ends by itself.
+    #[inline]
     fn upgrade_wanted(&self, classifier: &Classifier) -> bool {
-        self.watched < classifier.config.upgrade_packets
-            && self
-                .signature
-                .is_some_and(|i| !classifier.sigs.upgrade_targets(usize::from(i)).is_empty())
+        self.watch & WATCH_UPGRADE != 0 && self.watched < classifier.config.upgrade_packets
+    }
+
+    /// Sets the decided signature (`index` into the compiled signatures) and what it watches.
+    fn set_signature(&mut self, classifier: &Classifier, index: usize) {
+        self.signature = u8::try_from(index).ok();
+        self.watch = match self.signature {
+            Some(i) => {
+                let i = usize::from(i);
+                let starttls = classifier.sigs.signature(i).is_some_and(|s| s.starttls);
+                let upgrade = !classifier.sigs.upgrade_targets(i).is_empty();
+                u8::from(starttls) * WATCH_STARTTLS + u8::from(upgrade) * WATCH_UPGRADE
+            }
+            None => 0,
+        };
     }
 
     /// Takes direction `d`'s reassembly buffer (empty when none) and the packet index it
@@ -663,7 +682,7 @@ impl FlowClassification {
             return self.give_up();
         };
         self.decided = Some(winner);
-        self.signature = u8::try_from(c.signature).ok();
+        self.set_signature(classifier, c.signature);
         let extras = self.extras();
         extras.buffers = [Vec::new(), Vec::new()];
         extras.add_indicator(c.indicator);
@@ -803,7 +822,7 @@ impl FlowClassification {
                     // new protocol is the label; the first one's evidence stays. The roles
                     // stay those of the first protocol.
                     self.decided = Some(target.app_proto);
-                    self.signature = u8::try_from(t).ok();
+                    self.set_signature(classifier, t);
                     let extras = self.extras();
                     extras.add_indicator(indicator);
                     extras.merge(meta);

@@ -167,7 +167,7 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
             match tls_hello::client_hello_meta(
                 HelloCarrier::Dtls,
                 ch.version.0,
-                ch.ciphers.iter().map(|c| c.0).collect(),
+                &ch.ciphers,
                 ch.ext,
             ) {
                 Some(meta) => Probe::Match {

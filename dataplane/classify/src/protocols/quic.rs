@@ -4,7 +4,11 @@
 //! (RFC 9001 §5.2, RFC 9369 §3.3.1; HKDF-SHA256), header-protection removal (AES-128-ECB),
 //! payload decryption (AES-128-GCM), CRYPTO-frame reassembly across coalesced packets and
 //! concatenated datagrams (the engine appends a direction's datagrams when this parser answers
-//! `NeedMore`), and the ClientHello inside (SNI, ALPN) through [`crate::tls_hello`].
+//! `NeedMore`), and the ClientHello inside (SNI, ALPN) through [`crate::tls_hello`] (no JA3 /
+//! JA4: QUIC metadata carries none). Per call it allocates one buffer for all decrypted
+//! payloads (decrypted in place), one list of CRYPTO-frame ranges into it and, only when the
+//! ClientHello spans several frames, one reassembly buffer; keys are derived once per
+//! (salt, DCID).
 //! Must not: keep state between calls, decrypt anything but client Initial packets, trust a
 //! length field without checking it against the bytes, or panic on any input.
 //!
@@ -16,14 +20,15 @@
 //! (FNV-1a 128 over the public header, the plaintext and the label `Server`) and its plaintext
 //! carries a well-formed `REJ` or `SHLO` handshake message on stream 1.
 
+use std::borrow::Cow;
+
 use aes::cipher::{BlockCipherEncrypt, KeyInit};
-use aes_gcm::aead::{Aead, Payload};
-use aes_gcm::Aes128Gcm;
+use aes_gcm::{AeadInOut, Aes128Gcm, Tag};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
 use crate::probe::{Meta, Probe, ProbeContext, QuicMeta};
-use crate::tls_hello::{self, HelloCarrier};
+use crate::tls_hello;
 use portolan_packet::Transport;
 
 /// RFC 9001 §5.2 (v1, also drafts 33–34).
@@ -139,16 +144,23 @@ pub(crate) struct InitialKeys {
     pub(crate) hp: [u8; 16],
 }
 
-/// HKDF-Expand-Label (RFC 8446 §7.1) with an empty context.
+/// HKDF-Expand-Label (RFC 8446 §7.1) with an empty context; the `HkdfLabel` is built on the
+/// stack (labels here are short constants).
 fn expand_label(prk: &Hkdf<Sha256>, label: &str, out: &mut [u8]) -> Option<()> {
-    let full_len = 6 + label.len();
-    let mut info = Vec::with_capacity(4 + full_len);
-    info.extend_from_slice(&u16::try_from(out.len()).ok()?.to_be_bytes());
-    info.push(u8::try_from(full_len).ok()?);
-    info.extend_from_slice(b"tls13 ");
-    info.extend_from_slice(label.as_bytes());
-    info.push(0);
-    prk.expand(&info, out).ok()
+    const PREFIX: &[u8] = b"tls13 ";
+    let full_len = PREFIX.len() + label.len();
+    let mut info = [0u8; 64];
+    let info = info.get_mut(..4 + full_len)?;
+    let (len, rest) = info.split_at_mut_checked(2)?;
+    len.copy_from_slice(&u16::try_from(out.len()).ok()?.to_be_bytes());
+    let (label_len, rest) = rest.split_first_mut()?;
+    *label_len = u8::try_from(full_len).ok()?;
+    let (prefix, rest) = rest.split_at_mut_checked(PREFIX.len())?;
+    prefix.copy_from_slice(PREFIX);
+    let (name, context_len) = rest.split_at_mut_checked(label.len())?;
+    name.copy_from_slice(label.as_bytes());
+    *context_len.first_mut()? = 0;
+    prk.expand(info, out).ok()
 }
 
 /// Derives the client Initial keys for `dcid` with `salt`.
@@ -257,44 +269,94 @@ fn parse_long_header(pkt: &[u8]) -> Option<LongHeader<'_>> {
     })
 }
 
-/// Removes header protection and decrypts one Initial packet; `None` when the tag fails.
-fn decrypt_initial(pkt: &[u8], h: &LongHeader<'_>, keys: &InitialKeys) -> Option<Vec<u8>> {
-    let packet = pkt.get(..h.end)?;
-    let sample = packet.get(h.pn_offset + 4..h.pn_offset + 20)?;
-    let mask = hp_mask(&keys.hp, sample)?;
-    let first = packet.first()? ^ (mask[0] & 0x0f);
-    let pn_len = usize::from(first & 0x03) + 1;
-    let mut header = packet.get(..h.pn_offset + pn_len)?.to_vec();
-    *header.first_mut()? = first;
-    let mut pn = 0u64;
-    for (i, m) in mask.iter().skip(1).take(pn_len).enumerate() {
-        let byte = header.get_mut(h.pn_offset + i)?;
-        *byte ^= m;
-        pn = (pn << 8) | u64::from(*byte);
-    }
-    let ciphertext = packet.get(h.pn_offset + pn_len..)?;
-    if ciphertext.len() < 16 {
-        return None;
-    }
-    let aead = Aes128Gcm::new_from_slice(&keys.key).ok()?;
-    let n = nonce(&keys.iv, pn);
-    aead.decrypt(
-        &n.into(),
-        Payload {
-            msg: ciphertext,
-            aad: &header,
-        },
-    )
-    .ok()
+/// The ciphers of one set of client Initial keys, set up once and reused for every packet
+/// protected with them.
+struct InitialCipher {
+    hp: aes::Aes128,
+    aead: Aes128Gcm,
+    iv: [u8; 12],
 }
 
-/// Collects the CRYPTO frames of a decrypted Initial payload. Stops at the first frame type
-/// an Initial may not carry.
-fn collect_crypto_frames(mut p: &[u8], out: &mut Vec<(u64, Vec<u8>)>) {
+impl InitialCipher {
+    fn new(keys: &InitialKeys) -> Option<Self> {
+        Some(InitialCipher {
+            hp: aes::Aes128::new_from_slice(&keys.hp).ok()?,
+            aead: Aes128Gcm::new_from_slice(&keys.key).ok()?,
+            iv: keys.iv,
+        })
+    }
+}
+
+/// Removes header protection and decrypts one Initial packet in place at the end of `buf`
+/// (which keeps all earlier plaintexts); returns the range of the plaintext in `buf`. `None`
+/// (with `buf` unchanged) when the tag fails.
+fn decrypt_initial(
+    pkt: &[u8],
+    h: &LongHeader<'_>,
+    cipher: &InitialCipher,
+    buf: &mut Vec<u8>,
+) -> Option<std::ops::Range<usize>> {
+    let packet = pkt.get(..h.end)?;
+    let sample: [u8; 16] = packet
+        .get(h.pn_offset + 4..h.pn_offset + 20)?
+        .try_into()
+        .ok()?;
+    let mut mask = aes::Block::from(sample);
+    cipher.hp.encrypt_block(&mut mask);
+    let first = packet.first()? ^ (mask.first()? & 0x0f);
+    let pn_len = usize::from(first & 0x03) + 1;
+    let header_len = h.pn_offset + pn_len;
+    let ct_len = packet.len().checked_sub(header_len)?.checked_sub(16)?;
+    let base = buf.len();
+    buf.extend_from_slice(packet);
+    let result = (|| {
+        let own = buf.get_mut(base..)?;
+        let (header, rest) = own.split_at_mut_checked(header_len)?;
+        *header.first_mut()? = first;
+        let mut pn = 0u64;
+        for (i, m) in mask.iter().skip(1).take(pn_len).enumerate() {
+            let byte = header.get_mut(h.pn_offset + i)?;
+            *byte ^= m;
+            pn = (pn << 8) | u64::from(*byte);
+        }
+        let (ciphertext, tag) = rest.split_at_mut_checked(ct_len)?;
+        let tag = Tag::try_from(&*tag).ok()?;
+        let n = nonce(&cipher.iv, pn);
+        cipher
+            .aead
+            .decrypt_inout_detached(&n.into(), header, ciphertext.into(), &tag)
+            .ok()
+    })();
+    match result {
+        Some(()) => Some(base + header_len..base + header_len + ct_len),
+        None => {
+            buf.truncate(base);
+            None
+        }
+    }
+}
+
+/// A CRYPTO frame: its stream offset and where its data sits in the plaintext buffer.
+#[derive(Debug, Clone, Copy)]
+struct CryptoFrame {
+    offset: u64,
+    start: usize,
+    len: usize,
+}
+
+/// Collects the CRYPTO frames of a decrypted Initial payload that starts at `base` in the
+/// plaintext buffer. Stops at the first frame type an Initial may not carry.
+fn collect_crypto_frames(payload: &[u8], base: usize, out: &mut Vec<CryptoFrame>) {
+    let mut p = payload;
     while let Some(&frame_type) = p.first() {
         let body = p.get(1..).unwrap_or(&[]);
         p = match frame_type {
-            0x00 | 0x01 => body,
+            // A run of PADDING frames is skipped at once.
+            0x00 => {
+                let zeros = body.iter().position(|&b| b != 0).unwrap_or(body.len());
+                body.get(zeros..).unwrap_or(&[])
+            }
+            0x01 => body,
             0x02 | 0x03 => {
                 let Some(rest) = skip_ack(body, frame_type == 0x03) else {
                     return;
@@ -311,10 +373,14 @@ fn collect_crypto_frames(mut p: &[u8], out: &mut Vec<(u64, Vec<u8>)>) {
                 let Ok(len) = usize::try_from(len) else {
                     return;
                 };
-                let Some(data) = rest.get(..len) else {
+                if rest.len() < len {
                     return;
-                };
-                out.push((offset, data.to_vec()));
+                }
+                out.push(CryptoFrame {
+                    offset,
+                    start: base + (payload.len() - rest.len()),
+                    len,
+                });
                 rest.get(len..).unwrap_or(&[])
             }
             _ => return,
@@ -342,12 +408,22 @@ fn skip_ack(b: &[u8], ecn: bool) -> Option<&[u8]> {
     Some(b)
 }
 
-/// Rebuilds the CRYPTO stream from offset 0 as far as it is contiguous.
-fn assemble(frames: &mut [(u64, Vec<u8>)]) -> Vec<u8> {
-    frames.sort_by_key(|(off, _)| *off);
+/// Rebuilds the CRYPTO stream from offset 0 as far as it is contiguous (borrowed from
+/// `plain` when one frame holds it all).
+fn assemble<'a>(frames: &mut [CryptoFrame], plain: &'a [u8]) -> Cow<'a, [u8]> {
+    frames.sort_by_key(|f| f.offset);
+    let data_of = |f: &CryptoFrame| plain.get(f.start..f.start + f.len).unwrap_or(&[]);
+    if let [only] = frames {
+        if only.offset != 0 {
+            return Cow::Borrowed(&[]);
+        }
+        let data = data_of(only);
+        return Cow::Borrowed(data.get(..MAX_CRYPTO).unwrap_or(data));
+    }
     let mut stream: Vec<u8> = Vec::new();
-    for (off, data) in frames.iter() {
-        let Ok(off) = usize::try_from(*off) else {
+    for f in frames.iter() {
+        let data = data_of(f);
+        let Ok(off) = usize::try_from(f.offset) else {
             break;
         };
         if off > stream.len() || stream.len() >= MAX_CRYPTO {
@@ -359,16 +435,29 @@ fn assemble(frames: &mut [(u64, Vec<u8>)]) -> Vec<u8> {
             stream.extend_from_slice(new.get(..room.min(new.len())).unwrap_or(new));
         }
     }
-    stream
+    Cow::Owned(stream)
+}
+
+/// The last keys derived in one call, so coalesced packets with the same DCID derive once.
+struct DerivedKeys<'a> {
+    salt: &'static [u8; 20],
+    /// `None` when the derivation failed.
+    v2_labels: bool,
+    dcid: &'a [u8],
+    cipher: Option<InitialCipher>,
 }
 
 /// IETF QUIC: walk coalesced / concatenated packets, decrypt client Initials, parse the
 /// ClientHello.
 fn probe_ietf(data: &[u8]) -> Probe {
     let mut pos = 0usize;
-    let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut frames: Vec<CryptoFrame> = Vec::new();
+    let mut plain_buf: Vec<u8> = Vec::new();
     let mut decrypted_version: Option<u32> = None;
-    let mut first_keys: Option<InitialKeys> = None;
+    // Keys of the first decrypted Initial, and the last ones derived (a cache for coalesced
+    // packets with the same DCID).
+    let mut first_keys: Option<DerivedKeys<'_>> = None;
+    let mut derived: Option<DerivedKeys<'_>> = None;
     let mut packets = 0;
     while pos < data.len() && packets < MAX_PACKETS {
         let pkt = data.get(pos..).unwrap_or(&[]);
@@ -390,26 +479,49 @@ fn probe_ietf(data: &[u8]) -> Probe {
         packets += 1;
         if h.packet_type == v.initial_type {
             let mut plain = None;
-            for salt in v.salts {
-                let Some(keys) = client_initial_keys(salt, v.v2_labels, h.dcid) else {
+            let mut tried_first = false;
+            for &salt in v.salts {
+                let is = |d: &Option<DerivedKeys<'_>>| {
+                    d.as_ref().is_some_and(|d| {
+                        d.salt == salt && d.v2_labels == v.v2_labels && d.dcid == h.dcid
+                    })
+                };
+                let from_first = is(&first_keys);
+                if !from_first && !is(&derived) {
+                    derived = Some(DerivedKeys {
+                        salt,
+                        v2_labels: v.v2_labels,
+                        dcid: h.dcid,
+                        cipher: client_initial_keys(salt, v.v2_labels, h.dcid)
+                            .and_then(|k| InitialCipher::new(&k)),
+                    });
+                }
+                tried_first |= from_first;
+                let slot = if from_first { &first_keys } else { &derived };
+                let Some(cipher) = slot.as_ref().and_then(|d| d.cipher.as_ref()) else {
                     continue;
                 };
-                if let Some(p) = decrypt_initial(pkt, &h, &keys) {
-                    first_keys.get_or_insert(keys);
-                    plain = Some(p);
+                if let Some(range) = decrypt_initial(pkt, &h, cipher, &mut plain_buf) {
+                    if first_keys.is_none() {
+                        first_keys = derived.take();
+                    }
+                    plain = Some(range);
                     break;
                 }
             }
             // Later client Initials keep the keys of the first one even when their DCID
             // changed (RFC 9001 §5.2).
-            if plain.is_none() {
-                if let Some(keys) = &first_keys {
-                    plain = decrypt_initial(pkt, &h, keys);
+            if plain.is_none() && !tried_first {
+                if let Some(cipher) = first_keys.as_ref().and_then(|d| d.cipher.as_ref()) {
+                    plain = decrypt_initial(pkt, &h, cipher, &mut plain_buf);
                 }
             }
-            if let Some(p) = plain {
+            if let Some(range) = plain {
                 decrypted_version.get_or_insert(h.version);
-                collect_crypto_frames(&p, &mut frames);
+                let start = range.start;
+                if let Some(p) = plain_buf.get(range) {
+                    collect_crypto_frames(p, start, &mut frames);
+                }
             }
         }
         pos += h.end;
@@ -417,7 +529,7 @@ fn probe_ietf(data: &[u8]) -> Probe {
     let Some(version) = decrypted_version else {
         return Probe::NoMatch;
     };
-    let stream = assemble(&mut frames);
+    let stream = assemble(&mut frames, &plain_buf);
     let Some(header) = stream.get(..4) else {
         return Probe::NeedMore;
     };
@@ -433,13 +545,13 @@ fn probe_ietf(data: &[u8]) -> Probe {
             Probe::NoMatch
         };
     };
-    match tls_hello::parse_client_hello_message(msg, HelloCarrier::Quic) {
-        Some(tls) => Probe::Match {
+    match tls_hello::parse_client_hello_names(msg) {
+        Some(names) => Probe::Match {
             indicator: "quic.initial",
             meta: Meta::Quic(QuicMeta {
                 version: Some(version_name(version)),
-                sni: tls.sni,
-                client_alpns: tls.client_alpns,
+                sni: names.sni,
+                client_alpns: names.alpns,
             }),
         },
         None => Probe::NoMatch,

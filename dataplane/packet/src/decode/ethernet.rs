@@ -113,10 +113,28 @@ pub(super) fn decode(frame: &[u8]) -> Result<Layer3<'_>, DropReason> {
 ///
 /// `rest` starts right after the field that held `ethertype`. The VLAN reported is the
 /// outermost tag with a non-zero ID (ID 0 marks a priority-only tag, which is no VLAN).
-pub(super) fn follow_ethertype(
-    mut ethertype: u16,
-    mut rest: &[u8],
-) -> Result<Layer3<'_>, DropReason> {
+///
+/// Untagged IPv4 and IPv6 — nearly every frame — return here, inlined into the caller so the
+/// result stays in registers (returned through memory from an out-of-line call, it cost a
+/// store-forwarding stall per packet); tags and PPPoE go through [`follow_encapsulation`].
+#[inline(always)]
+pub(super) fn follow_ethertype(ethertype: u16, rest: &[u8]) -> Result<Layer3<'_>, DropReason> {
+    match ethertype {
+        ethertype::IPV4 => Ok(Layer3 {
+            network: Network::Ipv4(rest),
+            vlan: None,
+        }),
+        ethertype::IPV6 => Ok(Layer3 {
+            network: Network::Ipv6(rest),
+            vlan: None,
+        }),
+        _ => follow_encapsulation(ethertype, rest),
+    }
+}
+
+/// [`follow_ethertype`] for everything but untagged IPv4/IPv6.
+#[inline(never)]
+fn follow_encapsulation(mut ethertype: u16, mut rest: &[u8]) -> Result<Layer3<'_>, DropReason> {
     let mut vlan = None;
     let mut tags = 0;
     loop {
