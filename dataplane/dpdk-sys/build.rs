@@ -51,6 +51,7 @@ fn main() {
         }
     }
 
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap_or_else(|_| fail("OUT_DIR is not set")));
     let bindings = bindgen::Builder::default()
         .header("src/shim.h")
         .clang_args(&cflags)
@@ -61,6 +62,9 @@ fn main() {
             is_global: false,
         })
         .clang_macro_fallback()
+        // Its scratch files (`.macro_eval.c`, `-precompile.h.pch`) go to OUT_DIR, not the
+        // crate directory.
+        .clang_macro_fallback_build_dir(&out)
         .derive_default(true)
         .derive_debug(true)
         .layout_tests(true)
@@ -98,7 +102,6 @@ fn main() {
         .generate()
         .unwrap_or_else(|e| fail(&format!("bindgen could not generate DPDK bindings: {e}")));
 
-    let out = PathBuf::from(env::var("OUT_DIR").unwrap_or_else(|_| fail("OUT_DIR is not set")));
     bindings
         .write_to_file(out.join("bindings.rs"))
         .unwrap_or_else(|e| fail(&format!("cannot write bindings.rs: {e}")));

@@ -206,7 +206,7 @@ impl PacketObserver for ClassifyObserver {
     type FlowState = FlowClassification;
 
     /// The per-packet check inlined into the worker's loop; the classifier itself runs out of
-    /// line ([`ClassifyObserver::classify_payload`]) on the few packets of each flow it wants.
+    /// line (`ClassifyObserver::classify_payload`) on the few packets of each flow it wants.
     #[inline(always)]
     fn on_packet(
         &mut self,

@@ -4,7 +4,7 @@
 //! `unsafe`), the per-queue worker loop ([`worker`]), the classifier on the worker
 //! ([`classify`], plugged in through [`worker::PacketObserver`]), the hand-off of finished
 //! flows to the control plane ([`handoff`]), the software managed-subnet prefilter ([`prefilter`]), replay of captures through `net_pcap`
-//! ([`replay`]) and the probe of ports behind `portolan hwcheck` ([`hwcheck`]). Must not: decode protocols beyond L4 itself (`portolan-classify` does), or keep
+//! ([`mod@replay`]) and the probe of ports behind `portolan hwcheck` ([`hwcheck`]). Must not: decode protocols beyond L4 itself (`portolan-classify` does), or keep
 //! state across workers.
 
 pub mod classify;

@@ -55,7 +55,26 @@ pub enum SynthError {
     /// An option is out of range or malformed.
     #[error("option {0}")]
     Options(String),
+    /// The capture would grow past the output limit; the partial file is removed.
+    #[error(
+        "{path}: the capture would exceed --max-output-mb {limit_mb} (stopped after {packets} \
+         packets and removed the partial file); raise the limit or ask for fewer packets or flows"
+    )]
+    TooLarge {
+        /// The capture that was being written.
+        path: PathBuf,
+        /// The limit, in MiB.
+        limit_mb: u64,
+        /// Frames written before the limit was reached.
+        packets: u64,
+    },
 }
+
+/// Default limit on the capture file size, MiB (16 GiB).
+pub const DEFAULT_MAX_OUTPUT_MB: u64 = 16 * 1024;
+/// Bytes of a classic pcap file header and of each record header.
+const PCAP_FILE_HEADER: u64 = 24;
+const PCAP_RECORD_HEADER: u64 = 16;
 
 /// Default capture start: a Tuesday morning in UTC.
 pub const DEFAULT_START: &str = "2024-03-12T09:00:00Z";
@@ -100,9 +119,17 @@ pub struct SynthOptions {
     pub device_states: Option<PathBuf>,
     /// Catalogue file (default: the built-in `data/catalogue.toml`).
     pub catalogue: Option<PathBuf>,
+    /// Largest capture file to write, MiB: a run that would write more stops, removes the
+    /// partial file and fails (a typo in `--flows` must not fill the disk).
+    pub max_output_mb: u64,
 }
 
 impl SynthOptions {
+    /// The output limit in bytes.
+    fn max_output_bytes(&self) -> u64 {
+        self.max_output_mb.saturating_mul(1 << 20)
+    }
+
     /// Defaults writing the capture to `output`.
     pub fn new(output: impl Into<PathBuf>) -> SynthOptions {
         SynthOptions {
@@ -122,11 +149,26 @@ impl SynthOptions {
             inventory: None,
             device_states: None,
             catalogue: None,
+            max_output_mb: DEFAULT_MAX_OUTPUT_MB,
         }
     }
 
     fn validate(&self) -> Result<(), SynthError> {
         let bad = |s: String| Err(SynthError::Options(s));
+        if self.max_output_mb == 0 {
+            return bad("--max-output-mb 0: must be at least 1".to_string());
+        }
+        if let (Some(packets), Some(avg)) = (self.packets, self.avg_packet_size) {
+            let estimate = packets.saturating_mul(u64::from(avg) + PCAP_RECORD_HEADER);
+            if estimate > self.max_output_bytes() {
+                return bad(format!(
+                    "--packets {packets}: about {} MiB at {avg} bytes per frame, above \
+                     --max-output-mb {}",
+                    estimate >> 20,
+                    self.max_output_mb
+                ));
+            }
+        }
         if self.devices == 0 || self.devices > 50_000 {
             return bad(format!("--devices {}: must be 1..=50000", self.devices));
         }
@@ -330,6 +372,10 @@ pub struct SynthArgs {
     /// Device/app catalogue (default: the built-in synth/data/catalogue.toml).
     #[arg(long)]
     pub catalogue: Option<PathBuf>,
+    /// Largest capture file to write, in MiB: a run that would write more stops, removes the
+    /// partial file and fails.
+    #[arg(long, value_name = "MB", default_value_t = DEFAULT_MAX_OUTPUT_MB)]
+    pub max_output_mb: u64,
 }
 
 impl SynthArgs {
@@ -367,6 +413,7 @@ impl SynthArgs {
             inventory: self.inventory.clone(),
             device_states: self.device_states.clone(),
             catalogue: self.catalogue.clone(),
+            max_output_mb: self.max_output_mb,
         };
         opts.validate()?;
         Ok(opts)
@@ -491,7 +538,13 @@ fn write_outputs(
     }
     let out_err = |e| SynthError::Io(opts.output.clone(), e);
     let writer = PcapWriter::create(&opts.output, LinkType::Ethernet, 65535).map_err(out_err)?;
-    let mut sink = PcapSink { writer };
+    let mut sink = PcapSink {
+        writer,
+        written: PCAP_FILE_HEADER,
+        limit: opts.max_output_bytes(),
+        packets: 0,
+        over: false,
+    };
     let mut truth = match &opts.ground_truth {
         Some(p) => {
             let mut w = BufWriter::new(File::create(p).map_err(|e| SynthError::Io(p.clone(), e))?);
@@ -501,7 +554,7 @@ fn write_outputs(
         }
         None => None,
     };
-    let report = generate(
+    let generated = generate(
         cat,
         opts,
         plan,
@@ -511,7 +564,20 @@ fn write_outputs(
         truth
             .as_mut()
             .map(|(p, w)| (p.as_path(), w as &mut dyn Write)),
-    )?;
+    );
+    if sink.over {
+        let packets = sink.packets;
+        drop(sink);
+        // Best effort: the error below says the file is gone; a failure to remove it is rare
+        // (the directory became read-only) and the file is then merely truncated.
+        let _ = std::fs::remove_file(&opts.output);
+        return Err(SynthError::TooLarge {
+            path: opts.output.clone(),
+            limit_mb: opts.max_output_mb,
+            packets,
+        });
+    }
+    let report = generated?;
     sink.writer.finish().map_err(out_err)?;
     if let Some((p, mut w)) = truth {
         w.flush().map_err(|e| SynthError::Io(p, e))?;
@@ -533,13 +599,26 @@ trait FrameSink {
     fn frame(&mut self, ts_us: u64, data: &[u8]) -> io::Result<()>;
 }
 
+/// Writes frames to the capture, refusing the one that would take it past `limit` bytes.
 struct PcapSink {
     writer: PcapWriter<BufWriter<File>>,
+    written: u64,
+    limit: u64,
+    packets: u64,
+    over: bool,
 }
 
 impl FrameSink for PcapSink {
     fn frame(&mut self, ts_us: u64, data: &[u8]) -> io::Result<()> {
-        self.writer.write(ts_us, data.len() as u32, data)
+        let size = PCAP_RECORD_HEADER + data.len() as u64;
+        if self.written + size > self.limit {
+            self.over = true;
+            return Err(io::Error::other("output limit reached"));
+        }
+        self.writer.write(ts_us, data.len() as u32, data)?;
+        self.written += size;
+        self.packets += 1;
+        Ok(())
     }
 }
 

@@ -412,3 +412,39 @@ fn bad_options_are_named() {
         2
     );
 }
+
+#[test]
+fn a_capture_past_the_output_limit_fails_and_leaves_no_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = options(dir.path(), "big");
+    o.size_scale = 1.0;
+    o.flows = 400;
+    o.max_output_mb = 1;
+    let out = o.output.clone();
+    match run(&o) {
+        Err(portolan_synth::SynthError::TooLarge {
+            path,
+            limit_mb,
+            packets,
+        }) => {
+            assert_eq!((path, limit_mb), (out.clone(), 1));
+            assert!(packets > 0, "some frames fit under 1 MiB");
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(!out.exists(), "the partial capture is removed");
+
+    // A packet target that cannot fit is refused before anything is written.
+    let mut p = options(dir.path(), "target");
+    p.packets = Some(10_000);
+    p.max_output_mb = 1;
+    let err = run(&p).expect_err("refused");
+    assert!(err.to_string().contains("--max-output-mb 1"), "{err}");
+    assert!(!p.output.exists());
+
+    // Under the limit nothing changes.
+    let mut ok = options(dir.path(), "small");
+    ok.max_output_mb = 64;
+    run(&ok).expect("fits");
+    assert!(ok.output.exists());
+}

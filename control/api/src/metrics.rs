@@ -2,7 +2,7 @@
 //! and the dataplane's port and worker counters read from the shared [`DataplaneStatsHandle`] on each scrape.
 //!
 //! Names carry the `portolan_` prefix, base units (`_bytes`, `_seconds`) and `_total` on counters. The
-//! registry (prometheus-client) encodes OpenMetrics; [`ApiMetrics::encode`] also produces the classic
+//! registry (prometheus-client) encodes OpenMetrics; [`ApiMetrics::encode_prometheus`] produces the classic
 //! Prometheus text format (0.0.4) for scrapers that do not ask for OpenMetrics. This module must not block
 //! the dataplane: it only reads published snapshots.
 

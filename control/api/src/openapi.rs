@@ -221,7 +221,7 @@ fn refine(doc: &mut Value) {
     }
 }
 
-/// The document as JSON, with the constraints of [`refine`].
+/// The document as JSON, with the constraints of `refine`.
 pub fn document_value() -> Result<Value, serde_json::Error> {
     let mut doc = serde_json::to_value(document())?;
     refine(&mut doc);

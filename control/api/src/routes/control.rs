@@ -1,7 +1,7 @@
 //! Control-plane routes: inventory and devices, device state, roles and baselines, exceptions, learning
 //! proposals, alerts and the audit log.
 //!
-//! Handlers decode and check the request, call the [`ControlHandle`](crate::control::ControlHandle) on the
+//! Handlers decode and check the request, call the [`crate::control::ControlHandle`] on the
 //! blocking pool with the caller's identity, and convert the result to a view. They must not write to the
 //! store directly.
 

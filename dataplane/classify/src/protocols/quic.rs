@@ -4,7 +4,7 @@
 //! (RFC 9001 §5.2, RFC 9369 §3.3.1; HKDF-SHA256), header-protection removal (AES-128-ECB),
 //! payload decryption (AES-128-GCM), CRYPTO-frame reassembly across coalesced packets and
 //! concatenated datagrams (the engine appends a direction's datagrams when this parser answers
-//! `NeedMore`), and the ClientHello inside (SNI, ALPN) through [`crate::tls_hello`] (no JA3 /
+//! `NeedMore`), and the ClientHello inside (SNI, ALPN) through `crate::tls_hello` (no JA3 /
 //! JA4: QUIC metadata carries none). Per call it allocates one buffer for all decrypted
 //! payloads (decrypted in place), one list of CRYPTO-frame ranges into it and, only when the
 //! ClientHello spans several frames, one reassembly buffer; keys are derived once per

@@ -2,7 +2,7 @@
 //!
 //! Owns: walking TLS records (with `tls-parser`) far enough to cut out the first handshake
 //! message, which may span several records and TCP segments, and handing it to
-//! [`crate::tls_hello`]. Must not: buffer bytes itself (it answers `NeedMore` and the engine
+//! `crate::tls_hello`. Must not: buffer bytes itself (it answers `NeedMore` and the engine
 //! keeps the direction's bytes), decrypt, or panic on any input.
 
 use std::borrow::Cow;
