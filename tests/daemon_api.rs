@@ -28,6 +28,23 @@ fn example_config() -> PathBuf {
     Path::new(ROOT).join("config/portolan.example.toml")
 }
 
+/// The example configuration with absolute sample paths and the sample inventory imported at
+/// start-up (so the dataplane starts at once).
+fn example_config_text_with_inventory() -> String {
+    let samples = Path::new(ROOT).join("samples");
+    std::fs::read_to_string(example_config())
+        .unwrap()
+        .replace("../samples/", &format!("{}/", samples.display()))
+        .replacen(
+            "# [inputs]              #",
+            &format!(
+                "[inputs]\ninventory = [{:?}]\n#",
+                samples.join("inventory.json").display().to_string()
+            ),
+            1,
+        )
+}
+
 fn sample_capture() -> PathBuf {
     Path::new(ROOT).join("samples/egress-sample.pcap")
 }
@@ -495,22 +512,10 @@ async fn a_baseline_change_is_audited_and_changes_the_next_verdict_and_sighup_re
     // imported at start-up (the dataplane starts at once).
     let roles = dir.path().join("roles.toml");
     std::fs::write(&roles, portolan_control::roles::SHIPPED_ROLES_TOML).unwrap();
-    let samples = Path::new(ROOT).join("samples");
-    let text = std::fs::read_to_string(example_config())
-        .unwrap()
-        .replace("../samples/", &format!("{}/", samples.display()))
-        .replace(
-            "# roles = \"roles.toml\"",
-            &format!("roles = {:?}", roles.display().to_string()),
-        )
-        .replacen(
-            "# [inputs]              #",
-            &format!(
-                "[inputs]\ninventory = [{:?}]\n#",
-                samples.join("inventory.json").display().to_string()
-            ),
-            1,
-        );
+    let text = example_config_text_with_inventory().replace(
+        "# roles = \"roles.toml\"",
+        &format!("roles = {:?}", roles.display().to_string()),
+    );
     let config = dir.path().join("portolan.toml");
     std::fs::write(&config, text).unwrap();
     let admin = create_token(&config, &data, "admin", "baseline-admin");
@@ -639,22 +644,10 @@ async fn the_managed_subnet_prefilter_of_the_hardware_description_runs_in_the_wo
     let _one = ONE_DAEMON.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let samples = Path::new(ROOT).join("samples");
-    let text = std::fs::read_to_string(example_config())
-        .unwrap()
-        .replace("../samples/", &format!("{}/", samples.display()))
-        .replace(
-            "prefilter_managed_subnets = false",
-            "prefilter_managed_subnets = true\nmanaged_subnets = [\"10.20.1.0/28\"]",
-        )
-        .replacen(
-            "# [inputs]              #",
-            &format!(
-                "[inputs]\ninventory = [{:?}]\n#",
-                samples.join("inventory.json").display().to_string()
-            ),
-            1,
-        );
+    let text = example_config_text_with_inventory().replace(
+        "prefilter_managed_subnets = false",
+        "prefilter_managed_subnets = true\nmanaged_subnets = [\"10.20.1.0/28\"]",
+    );
     assert!(text.contains("managed_subnets = [\"10.20.1.0/28\"]"));
     let config = dir.path().join("portolan.toml");
     std::fs::write(&config, text).unwrap();
