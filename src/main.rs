@@ -527,6 +527,10 @@ fn write_results<O: PacketObserver>(
         let mut summary = serde_json::to_value(&outcome.report).map_err(|e| write_err(e.into()))?;
         if let (Some(d), Some(obj)) = (drain, summary.as_object_mut()) {
             obj.insert("flow_events_received".into(), d.received.into());
+            obj.insert(
+                "dns_answer_events_received".into(),
+                d.dns_answers_received.into(),
+            );
         }
         if let (Some(a), Some(obj)) = (alerts, summary.as_object_mut()) {
             let a = serde_json::to_value(a).map_err(|e| write_err(e.into()))?;
@@ -544,10 +548,11 @@ fn write_results<O: PacketObserver>(
         )));
     }
     if let (Some(c), Some(d)) = (&r.classification, drain) {
-        if c.flow_events != d.received {
+        if c.flow_events != d.received || c.dns_answer_events != d.dns_answers_received {
             return Err(Failure::runtime(format!(
-                "the workers queued {} flow events but the drain thread received {}",
-                c.flow_events, d.received
+                "the workers queued {} flow events and {} DNS-answer events but the drain thread \
+                 received {} and {}",
+                c.flow_events, c.dns_answer_events, d.received, d.dns_answers_received
             )));
         }
     }
@@ -743,10 +748,11 @@ fn print_summary(r: &ReplayReport, drain: Option<&DrainStats>) {
             c.port_mismatches
         );
         eprintln!(
-            "flow events: {} queued, {} ring drops, {} received by the drain thread",
+            "flow events: {} queued, {} ring drops, {} received by the drain thread; {} early DNS-answer events",
             c.flow_events,
             c.ring_drops,
-            drain.map_or(0, |d| d.received)
+            drain.map_or(0, |d| d.received),
+            c.dns_answer_events
         );
     }
     for w in &r.workers {

@@ -435,6 +435,10 @@ impl FlowEventConsumer for AlertPipeline {
                 Err(_) => self.summary.unreadable_events += 1,
             }
         }
+        // An early DNS-answer event is not a finished flow: nothing to judge.
+        if event.dns_answer_only {
+            return;
+        }
         match FlowObservation::from_eve_flow(&event.to_eve_json()) {
             Ok(obs) => self.batch.push(obs),
             Err(_) => self.summary.unreadable_events += 1,
@@ -457,6 +461,13 @@ pub struct RunConsumer {
 
 impl FlowEventConsumer for RunConsumer {
     fn on_event(&mut self, event: FlowEvent) {
+        // `--events` keeps finished flows; an early DNS-answer event only feeds the control plane.
+        if event.dns_answer_only {
+            if let Some(alerts) = self.alerts.as_mut() {
+                alerts.on_event(event);
+            }
+            return;
+        }
         match (&mut self.events, &mut self.alerts) {
             (Some(events), Some(alerts)) => {
                 alerts.on_event(event.clone());

@@ -887,3 +887,125 @@ fn dns_answer_attributes_tls_without_sni() {
         assert_eq!(p["app"]["role"], "mail");
     }
 }
+
+/// A DNS answer reaches the control plane when the response is read, not when its DNS flow
+/// ends: short TLS sessions without SNI that close (and are judged) while the DNS flow is
+/// still open are attributed by it. The replay checks that the answer travelled once, as an
+/// early event, and the attribution; a fast replay may judge everything in one drain batch
+/// anyway, so the "before the flow ends" part is pinned down in
+/// `dataplane/tests/classify_worker.rs`.
+#[test]
+fn dns_answer_attributes_tls_flows_that_end_before_the_dns_flow() {
+    use portolan_classify::samples::{self, ClientHelloSpec};
+    let inp = inputs();
+    let capture = inp.dir.path().join("dns-early.pcap");
+    let resolver = Ipv4Addr::new(10, 20, 0, 53);
+    let server = Ipv4Addr::new(203, 0, 113, 78);
+    let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
+    let query = |id: u16| {
+        let mut q = id.to_be_bytes().to_vec();
+        q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+        for l in ["outlook", "office", "com"] {
+            q.push(l.len() as u8);
+            q.extend_from_slice(l.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 1, 0, 1]);
+        q
+    };
+    let response = samples::dns_response(0x1234, "outlook.office.com", None, &[IpAddr::V4(server)]);
+    frames.push((T0, udp_frame(MAIL_IP, 53002, resolver, 53, &query(0x1234))));
+    frames.push((
+        T0 + 20_000,
+        udp_frame(resolver, 53, MAIL_IP, 53002, &response),
+    ));
+    // The same resolver 5-tuple stays busy for two minutes: the DNS flow (60 s UDP timeout)
+    // ends only at the end of the capture, long after the TLS sessions were judged (closed
+    // TCP flows end 30 s after their FIN).
+    for k in 1..=6u64 {
+        frames.push((
+            T0 + k * 20 * SEC,
+            udp_frame(MAIL_IP, 53002, resolver, 53, &query(0x1234 + k as u16)),
+        ));
+    }
+    let mut spec = ClientHelloSpec::minimal("");
+    spec.extensions.retain(|&e| e != 0);
+    let hello = samples::tls_client_hello_record(&spec);
+    let server_hello = samples::tls_server_hello_record(0x1301, Some(0x0304));
+    for i in 0..3u64 {
+        let t = T0 + SEC + i * 2 * SEC;
+        let cport = 51000 + i as u16;
+        let (c, sv) = (1000u32, 9000u32);
+        let c2 = c + 1 + hello.len() as u32;
+        let s2 = sv + 1 + server_hello.len() as u32;
+        for (dt, frame) in [
+            (0, tcp_frame(MAIL_IP, cport, server, 8443, c, 0, 0x02, &[])),
+            (
+                10_000,
+                tcp_frame(server, 8443, MAIL_IP, cport, sv, c + 1, 0x12, &[]),
+            ),
+            (
+                20_000,
+                tcp_frame(MAIL_IP, cport, server, 8443, c + 1, sv + 1, 0x10, &[]),
+            ),
+            (
+                21_000,
+                tcp_frame(MAIL_IP, cport, server, 8443, c + 1, sv + 1, 0x18, &hello),
+            ),
+            (
+                40_000,
+                tcp_frame(
+                    server,
+                    8443,
+                    MAIL_IP,
+                    cport,
+                    sv + 1,
+                    c2,
+                    0x18,
+                    &server_hello,
+                ),
+            ),
+            (
+                60_000,
+                tcp_frame(MAIL_IP, cport, server, 8443, c2, s2, 0x11, &[]),
+            ),
+            (
+                70_000,
+                tcp_frame(server, 8443, MAIL_IP, cport, s2, c2 + 1, 0x11, &[]),
+            ),
+            (
+                80_000,
+                tcp_frame(MAIL_IP, cport, server, 8443, c2 + 1, s2 + 1, 0x10, &[]),
+            ),
+        ] {
+            frames.push((t + dt, frame));
+        }
+    }
+    frames.sort_by_key(|(ts, _)| *ts);
+    write_pcap(&capture, frames.iter().map(|(ts, f)| (*ts, f.as_slice())));
+    let eve = inp.dir.path().join("alerts-early.eve.json");
+    let db = inp.dir.path().join("portolan-early.db");
+    let summary = inp.dir.path().join("summary-early.json");
+    let out = replay_with_inputs(
+        &inp,
+        &capture,
+        &db,
+        &["--eve", s(&eve), "--summary", s(&summary)],
+    );
+    assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let r = read_json(&summary);
+    assert_eq!(r["dns_answer_events"], 1, "{stderr}");
+    assert_eq!(r["dns_answer_events_received"], 1, "{stderr}");
+    let alerts = json_lines(&eve);
+    let mail = alerts_for(&alerts, MAIL_IP, 8443);
+    assert!(
+        !mail.is_empty(),
+        "no alert for the SNI-less 8443 sessions: {alerts:#?}\n{stderr}"
+    );
+    for a in &mail {
+        assert!(a["tls"]["sni"].is_null(), "{a:#}");
+        let p = &a["portolan"];
+        assert_eq!(p["app"]["attribution"], "dns_answer", "{a:#}");
+        assert_eq!(p["app"]["bundle_id"], OUTLOOK);
+    }
+}

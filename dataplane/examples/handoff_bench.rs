@@ -34,6 +34,7 @@ fn event(i: u64) -> FlowEvent {
         bytes_toclient: 9_000,
         server_name: None,
         dns_answers: None,
+        dns_answer_only: false,
     }
 }
 

@@ -49,6 +49,9 @@ pub struct ClassificationReport {
     pub flow_events: u64,
     /// Flow events dropped because the worker's hand-off queue was full.
     pub ring_drops: u64,
+    /// Early DNS-answer events queued (sent as each DNS flow's first response was read; not
+    /// flow events).
+    pub dns_answer_events: u64,
     /// Payload packets of judged flows (classification finished in that direction) that
     /// skipped the Hyperscan prefilter and the parsers: the software bypass.
     pub bypassed_packets: u64,
@@ -64,6 +67,7 @@ impl ClassificationReport {
         self.port_mismatches += other.port_mismatches;
         self.flow_events += other.flow_events;
         self.ring_drops += other.ring_drops;
+        self.dns_answer_events += other.dns_answer_events;
         self.bypassed_packets += other.bypassed_packets;
     }
 }
@@ -122,6 +126,10 @@ impl ClassifyObserver {
             port_mismatches: self.port_mismatches,
             flow_events: self.events.as_ref().map_or(0, FlowEventSender::sent),
             ring_drops: self.events.as_ref().map_or(0, FlowEventSender::dropped),
+            dns_answer_events: self
+                .events
+                .as_ref()
+                .map_or(0, FlowEventSender::dns_answers_sent),
             bypassed_packets: self.bypassed_packets,
         }
     }
@@ -151,8 +159,32 @@ impl ClassifyObserver {
             }
         }
         // After the classifier, so a response that decides the flow is read as well.
-        flow.app
-            .observe_dns_response(flow.transport, from_client, packet.payload, ts_us);
+        if flow
+            .app
+            .observe_dns_response(flow.transport, from_client, packet.payload, ts_us)
+        {
+            self.hand_off_dns_answers(flow);
+        }
+    }
+
+    /// Sends the DNS answers just read as an early event, so flows that end before this DNS
+    /// flow does can be attributed by them; when the queue is full they go with the flow's own
+    /// event instead.
+    #[cold]
+    fn hand_off_dns_answers(&mut self, flow: &mut Flow<FlowClassification>) {
+        if self.events.is_none() {
+            return;
+        }
+        let mut event = self.event_of(flow, AppProto::Dns, false);
+        event.dns_answer_only = true;
+        if event.dns_answers.is_some()
+            && self
+                .events
+                .as_mut()
+                .is_some_and(|tx| tx.send_dns_answer(event))
+        {
+            flow.app.mark_dns_answers_handed_off();
+        }
     }
 
     /// The compact hand-off event of a finished flow whose protocol is `app_proto`.
@@ -197,7 +229,12 @@ impl ClassifyObserver {
             bytes_toserver: f.bytes_toserver,
             bytes_toclient: f.bytes_toclient,
             server_name,
-            dns_answers: c.dns_answers().map(|a| Box::new(*a)),
+            dns_answers: if c.dns_answers_handed_off() {
+                None
+            } else {
+                c.dns_answers().map(|a| Box::new(*a))
+            },
+            dns_answer_only: false,
         }
     }
 }
@@ -223,8 +260,12 @@ impl PacketObserver for ClassifyObserver {
             self.classify_payload(flow, from_client, packet, ts_us);
         } else {
             self.bypassed_packets += 1;
-            flow.app
-                .observe_dns_response(flow.transport, from_client, packet.payload, ts_us);
+            if flow
+                .app
+                .observe_dns_response(flow.transport, from_client, packet.payload, ts_us)
+            {
+                self.hand_off_dns_answers(flow);
+            }
         }
     }
 

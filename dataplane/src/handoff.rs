@@ -88,8 +88,14 @@ pub struct FlowEvent {
     pub bytes_toclient: u64,
     /// The name the client asked for (SNI or HTTP Host), if any, and where it came from.
     pub server_name: Option<(NameSource, Box<str>)>,
-    /// For a UDP `dns` flow: the name and A/AAAA addresses its first response resolved.
+    /// For a UDP `dns` flow: the name and A/AAAA addresses its first response resolved (absent
+    /// from the flow's end event when an early answer event already carried them).
     pub dns_answers: Option<Box<DnsAnswers>>,
+    /// An early DNS-answer event: sent by the worker as soon as the response was read, so
+    /// flows judged before the DNS flow ends can be attributed by it. It carries the DNS
+    /// flow's endpoints and `dns_answers` only; it is not a finished flow (not judged, not
+    /// counted among flow events), and the flow's own event follows when it ends.
+    pub dns_answer_only: bool,
 }
 
 impl FlowEvent {
@@ -192,6 +198,7 @@ pub struct FlowEventSender {
     queue: Arc<ArrayQueue<FlowEvent>>,
     sent: u64,
     dropped: u64,
+    dns_answers_sent: u64,
     /// `dropped`, readable from other threads ([`FlowEventReceiver::ring_drops`]); written only
     /// when an event is dropped.
     shared_drops: Arc<AtomicU64>,
@@ -213,6 +220,22 @@ impl FlowEventSender {
                 false
             }
         }
+    }
+
+    /// Queues an early DNS-answer event ([`FlowEvent::dns_answer_only`]); never blocks. Not
+    /// counted among flow events or `ring_drops`: when the queue is full it returns false and
+    /// the answers go with the DNS flow's own event instead.
+    pub fn send_dns_answer(&mut self, event: FlowEvent) -> bool {
+        let sent = self.queue.push(event).is_ok();
+        if sent {
+            self.dns_answers_sent += 1;
+        }
+        sent
+    }
+
+    /// Early DNS-answer events queued so far.
+    pub fn dns_answers_sent(&self) -> u64 {
+        self.dns_answers_sent
     }
 
     /// Events queued so far.
@@ -242,14 +265,25 @@ impl FlowEventReceiver {
     /// Takes every event queued now, worker by worker, passing each to `consumer`; returns how
     /// many were taken.
     pub fn drain_into<C: FlowEventConsumer + ?Sized>(&self, consumer: &mut C) -> usize {
-        let mut n = 0;
+        let pass = self.drain_counting(consumer);
+        pass.flow_events + pass.dns_answer_events
+    }
+
+    /// [`FlowEventReceiver::drain_into`], counting finished-flow events and early DNS-answer
+    /// events ([`FlowEvent::dns_answer_only`]) apart.
+    pub fn drain_counting<C: FlowEventConsumer + ?Sized>(&self, consumer: &mut C) -> DrainPass {
+        let mut pass = DrainPass::default();
         for q in &self.queues {
             while let Some(ev) = q.pop() {
+                if ev.dns_answer_only {
+                    pass.dns_answer_events += 1;
+                } else {
+                    pass.flow_events += 1;
+                }
                 consumer.on_event(ev);
-                n += 1;
             }
         }
-        n
+        pass
     }
 
     /// True when every queue is empty.
@@ -300,6 +334,7 @@ pub fn flow_event_queues(
             queue: Arc::clone(q),
             sent: 0,
             dropped: 0,
+            dns_answers_sent: 0,
             shared_drops: Arc::clone(d),
         })
         .collect();
@@ -356,11 +391,22 @@ impl Default for DrainOptions {
     }
 }
 
+/// What one pass over the queues handed to the consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DrainPass {
+    /// Finished-flow events.
+    pub flow_events: usize,
+    /// Early DNS-answer events ([`FlowEvent::dns_answer_only`]).
+    pub dns_answer_events: usize,
+}
+
 /// What the drain thread did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DrainStats {
-    /// Events handed to the consumer.
+    /// Finished-flow events handed to the consumer.
     pub received: u64,
+    /// Early DNS-answer events handed to the consumer.
+    pub dns_answers_received: u64,
     /// Non-empty drain passes.
     pub batches: u64,
     /// The CPUs the thread was pinned to, when pinning was asked for and worked.
@@ -414,9 +460,11 @@ impl<C: FlowEventConsumer + Send + 'static> FlowEventDrain<C> {
                     // Read the flag before draining: events queued before `finish` raised it
                     // are all taken by this pass or the final one.
                     let stopping = stop_flag.load(Ordering::Acquire);
-                    let n = receiver.drain_into(&mut consumer);
+                    let pass = receiver.drain_counting(&mut consumer);
+                    stats.dns_answers_received += pass.dns_answer_events as u64;
+                    let n = pass.flow_events + pass.dns_answer_events;
                     if n > 0 {
-                        stats.received += n as u64;
+                        stats.received += pass.flow_events as u64;
                         stats.batches += 1;
                         consumer.on_batch_end();
                     } else if stopping {
@@ -471,6 +519,7 @@ mod tests {
             bytes_toclient: 200,
             server_name: Some((NameSource::TlsSni, "example.com".into())),
             dns_answers: None,
+            dns_answer_only: false,
         }
     }
 

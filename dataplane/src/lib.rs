@@ -17,8 +17,8 @@ pub mod worker;
 
 pub use classify::{ClassificationReport, ClassifyObserver};
 pub use handoff::{
-    flow_event_queues, DrainOptions, DrainStats, FlowEvent, FlowEventConsumer, FlowEventDrain,
-    FlowEventReceiver, FlowEventSender, NameSource,
+    flow_event_queues, DrainOptions, DrainPass, DrainStats, FlowEvent, FlowEventConsumer,
+    FlowEventDrain, FlowEventReceiver, FlowEventSender, NameSource,
 };
 
 pub use prefilter::ManagedSubnets;

@@ -255,3 +255,120 @@ fn capacity_one_queue_with_a_slow_consumer_loses_nothing_silently() {
         "events + drops = finished decided flows"
     );
 }
+
+#[test]
+fn a_dns_answer_is_handed_off_when_read_not_when_its_flow_ends() {
+    use portolan_classify::samples::dns_response;
+    let (mut w, receiver) = worker_with_events();
+    let c = ([10, 0, 0, 1], 53001);
+    let s = ([10, 0, 0, 53], 53);
+    let mut query = vec![0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for l in ["mail", "example", "com"] {
+        query.push(l.len() as u8);
+        query.extend_from_slice(l.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let addr = std::net::IpAddr::from([198, 51, 100, 7]);
+    let response = dns_response(0xabcd, "mail.example.com", None, &[addr]);
+    let mut t = TS0;
+    feed(
+        &mut w,
+        &[
+            frame(c, s, false, 0, &query),
+            frame(s, c, false, 0, &response),
+        ],
+        &mut t,
+    );
+    // The DNS flow is still open, and its answer is already in the queue.
+    let mut early: Vec<FlowEvent> = Vec::new();
+    receiver.drain_into(&mut early);
+    assert_eq!(early.len(), 1, "{early:?}");
+    let ev = &early[0];
+    assert!(ev.dns_answer_only);
+    assert_eq!(ev.app_proto, AppProto::Dns);
+    assert_eq!((ev.server_port, ev.client_port), (53, 53001));
+    let answers = ev.dns_answers.as_deref().expect("answers");
+    assert_eq!(answers.name(), "mail.example.com");
+    assert_eq!(answers.addresses().collect::<Vec<_>>(), vec![addr]);
+    assert!(
+        ev.dns_eve_json().is_some(),
+        "the control plane's form of the answer"
+    );
+
+    // When the flow ends, its own event follows without repeating the answers.
+    let mut flows = Vec::new();
+    let out = w.finish(&mut flows, StopCause::EndOfInput);
+    let report = out.observer.report();
+    assert_eq!((report.flow_events, report.dns_answer_events), (1, 1));
+    let mut at_end: Vec<FlowEvent> = Vec::new();
+    receiver.drain_into(&mut at_end);
+    assert_eq!(at_end.len(), 1);
+    assert!(!at_end[0].dns_answer_only);
+    assert!(at_end[0].dns_answers.is_none(), "already handed off");
+}
+
+#[test]
+fn a_full_queue_keeps_the_dns_answer_for_the_flows_own_event() {
+    use portolan_classify::samples::dns_response;
+    let (sigs, ports) = classifier_parts();
+    let (mut senders, receiver) = flow_event_queues(1, 1).expect("queues");
+    let tx = senders.pop().expect("one sender");
+    let mut w = Worker::new(
+        WorkerConfig::new(LinkType::Ethernet),
+        observer(&sigs, &ports, Some(tx)),
+    )
+    .expect("worker");
+    let c = ([10, 0, 0, 1], 53001);
+    let s = ([10, 0, 0, 53], 53);
+    let addr = std::net::IpAddr::from([198, 51, 100, 8]);
+    let response = dns_response(0x0101, "push.example.com", None, &[addr]);
+    let mut query = vec![0x01, 0x01, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for l in ["push", "example", "com"] {
+        query.push(l.len() as u8);
+        query.extend_from_slice(l.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    // Fill the one-slot queue with a finished TLS flow's event first.
+    let tc = ([10, 0, 0, 1], 40000);
+    let ts = ([10, 0, 0, 2], 4444);
+    let hello = tls_client_hello_record(&ClientHelloSpec::chrome_like("a.example.com"));
+    let mut t = TS0;
+    feed(
+        &mut w,
+        &[
+            frame(tc, ts, true, 0x02, &[]),
+            frame(tc, ts, true, 0x18, &hello),
+            frame(tc, ts, true, 0x04, &[]),
+        ],
+        &mut t,
+    );
+    let mut sink = Vec::new();
+    w.expire_at(t + 3_600_000_000);
+    w.after_burst(&mut sink);
+    feed(
+        &mut w,
+        &[
+            frame(c, s, false, 0, &query),
+            frame(s, c, false, 0, &response),
+        ],
+        &mut t,
+    );
+    let mut first: Vec<FlowEvent> = Vec::new();
+    receiver.drain_into(&mut first);
+    assert_eq!(first.len(), 1);
+    assert!(
+        !first[0].dns_answer_only,
+        "the queue held the TLS flow's event"
+    );
+    let mut flows = Vec::new();
+    let out = w.finish(&mut flows, StopCause::EndOfInput);
+    assert_eq!(out.observer.report().dns_answer_events, 0);
+    let mut last: Vec<FlowEvent> = Vec::new();
+    receiver.drain_into(&mut last);
+    assert_eq!(last.len(), 1);
+    let answers = last[0]
+        .dns_answers
+        .as_deref()
+        .expect("answers kept for the flow event");
+    assert_eq!(answers.name(), "push.example.com");
+}

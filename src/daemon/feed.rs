@@ -172,9 +172,11 @@ impl EngineFeed {
 
 impl FlowEventConsumer for EngineFeed {
     fn on_event(&mut self, event: FlowEvent) {
-        self.totals.events += 1;
-        if let Some(m) = self.pending_protocols.get_mut(usize::from(event.worker)) {
-            *m.entry(event.app_proto.as_str().to_string()).or_default() += 1;
+        if !event.dns_answer_only {
+            self.totals.events += 1;
+            if let Some(m) = self.pending_protocols.get_mut(usize::from(event.worker)) {
+                *m.entry(event.app_proto.as_str().to_string()).or_default() += 1;
+            }
         }
         // A DNS answer is remembered at once: flows judged later (this batch included) that
         // start after it can be attributed by it.
@@ -191,6 +193,10 @@ impl FlowEventConsumer for EngineFeed {
                     tracing::warn!(error = %e, "DNS answer not readable by the control plane");
                 }
             }
+        }
+        // An early DNS-answer event is not a finished flow: nothing to judge.
+        if event.dns_answer_only {
+            return;
         }
         match FlowObservation::from_eve_flow(&event.to_eve_json()) {
             Ok(obs) => self.batch.push(obs),

@@ -235,6 +235,8 @@ struct FlowExtras {
     name: Option<String>,
     /// The first unicast DNS response's name and addresses (boxed: it is large and rare).
     dns_answers: Option<Box<DnsAnswers>>,
+    /// `dns_answers` already went to the control plane when the response was seen.
+    dns_answers_handed_off: bool,
 }
 
 fn fill<T>(dst: &mut Option<T>, src: Option<T>) {
@@ -419,23 +421,45 @@ impl FlowClassification {
     /// Cheap to call on every packet: anything else returns before looking at the payload. Call
     /// it whether or not the flow still [wants payload](FlowClassification::wants_payload).
     #[inline]
+    ///
+    /// Returns true when this packet's answers were just kept (the caller may hand them to the
+    /// control plane at once, [`FlowClassification::mark_dns_answers_handed_off`]).
     pub fn observe_dns_response(
         &mut self,
         transport: Transport,
         from_client: bool,
         payload: &[u8],
         ts_us: u64,
-    ) {
+    ) -> bool {
         if from_client
             || transport != Transport::Udp
             || self.decided != Some(AppProto::Dns)
             || self.dns_answers().is_some()
         {
-            return;
+            return false;
         }
-        if let Some(answers) = parse_response_answers(payload) {
-            self.extras().dns_answers = Some(Box::new(answers.seen_at(ts_us)));
+        match parse_response_answers(payload) {
+            Some(answers) => {
+                self.extras().dns_answers = Some(Box::new(answers.seen_at(ts_us)));
+                true
+            }
+            None => false,
         }
+    }
+
+    /// Records that [`FlowClassification::dns_answers`] reached the control plane before the
+    /// flow ended, so the flow's own event need not carry them again.
+    pub fn mark_dns_answers_handed_off(&mut self) {
+        if let Some(e) = self.extras.as_mut() {
+            e.dns_answers_handed_off = true;
+        }
+    }
+
+    /// True once [`FlowClassification::mark_dns_answers_handed_off`] was called.
+    pub fn dns_answers_handed_off(&self) -> bool {
+        self.extras
+            .as_ref()
+            .is_some_and(|e| e.dns_answers_handed_off)
     }
 
     /// A single name a parser reported (`Meta::Name`, e.g. a DNS query name).
