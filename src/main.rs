@@ -303,6 +303,8 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
         config.flow_table.capacity = cap;
     }
     config.managed_subnets = args.managed_subnets;
+    // Finished flows are kept only to write them; otherwise they are counted and dropped.
+    config.keep_flows = args.flows.is_some();
     // Check the captures and the signatures before creating any output file, so bad input
     // leaves nothing behind.
     check_captures(&config.captures).map_err(|e| Failure::bad_input(e.to_string()))?;

@@ -128,6 +128,14 @@ fn replay_counts_packets_flows_and_drops() {
 
     let recs = json_lines(&flows);
     assert_eq!(recs.len(), 2);
+    // Without --flows the flows are counted and dropped as they end: same counts.
+    let counted = dir.path().join("counted.json");
+    assert_ok(&portolan(&["replay", s(&cap), "--summary", s(&counted)]));
+    let c = read_json(&counted);
+    assert_eq!(
+        (&c["flows"], &c["workers"][0]["flows"]),
+        (&r["flows"], &r["workers"][0]["flows"])
+    );
     // Sorted by start time: the TCP connection started first.
     assert_eq!(recs[0]["proto"], "TCP");
     assert_eq!(recs[0]["src_ip"], "10.0.0.1");

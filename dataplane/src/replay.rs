@@ -13,7 +13,7 @@ use crate::dpdk::{
     TimestampField,
 };
 use crate::prefilter::ManagedSubnets;
-use crate::worker::{PacketObserver, Worker, WorkerConfig, WorkerCounters, WorkerResult};
+use crate::worker::{FlowSink, PacketObserver, Worker, WorkerConfig, WorkerCounters};
 use portolan_flow::eve::FlowRecord;
 use portolan_flow::{FinishedFlow, FlowTableConfig, FlowTableConfigError, FlowTableStats};
 use portolan_packet::capture::{probe, CaptureError, CaptureInfo};
@@ -56,6 +56,9 @@ pub struct ReplayConfig {
     /// subnets are counted as `prefiltered` and skipped before the flow table. Empty: every
     /// frame is accounted.
     pub managed_subnets: Vec<ipnet::IpNet>,
+    /// Keep every finished flow for [`ReplayOutcome::flows`] (EVE flow records). `false`:
+    /// flows are counted and dropped as they end, so memory does not grow with the capture.
+    pub keep_flows: bool,
 }
 
 impl ReplayConfig {
@@ -70,6 +73,7 @@ impl ReplayConfig {
             mbuf_data_room: dpdk::mempool::DEFAULT_DATA_ROOM,
             infinite_rx: None,
             managed_subnets: Vec::new(),
+            keep_flows: true,
         }
     }
 }
@@ -263,12 +267,40 @@ pub struct ReplayReport {
     pub infinite_rx_seconds: Option<f64>,
 }
 
+/// A worker's finished flows during a replay: counted, and kept when asked for.
+struct ReplayFlows<A> {
+    keep: bool,
+    kept: Vec<FinishedFlow<A>>,
+    count: u64,
+}
+
+impl<A> ReplayFlows<A> {
+    fn new(keep: bool) -> Self {
+        ReplayFlows {
+            keep,
+            kept: Vec::new(),
+            count: 0,
+        }
+    }
+}
+
+impl<A> FlowSink<A> for ReplayFlows<A> {
+    #[inline]
+    fn push_flow(&mut self, flow: FinishedFlow<A>) {
+        self.count += 1;
+        if self.keep {
+            self.kept.push(flow);
+        }
+    }
+}
+
 /// Everything a replay produced.
 #[derive(Debug)]
 pub struct ReplayOutcome<O: PacketObserver> {
     /// The summary.
     pub report: ReplayReport,
-    /// Finished flows of each worker, in the order they ended.
+    /// Finished flows of each worker, in the order they ended (empty unless
+    /// [`ReplayConfig::keep_flows`]).
     pub flows: Vec<Vec<FinishedFlow<O::FlowState>>>,
     /// Each worker's observer, after the run.
     pub observers: Vec<O>,
@@ -555,6 +587,7 @@ pub fn replay_observers<O: PacketObserver>(
     let stop = Arc::new(AtomicBool::new(false));
     let mut jobs = Vec::with_capacity(n);
     let stop_at_end = config.infinite_rx.is_none();
+    let keep_flows = config.keep_flows;
     let started = Instant::now();
     for ((worker, rxq), &lc) in prepared.into_iter().zip(workers_lcores.iter()) {
         let stop_flag = Arc::clone(&stop);
@@ -562,7 +595,7 @@ pub fn replay_observers<O: PacketObserver>(
         // below, once the end of every capture is known.
         match lcore::launch(&eal, lc, move || {
             let (mut worker, mut rxq) = (worker, rxq);
-            let mut flows = Vec::new();
+            let mut flows = ReplayFlows::new(keep_flows);
             let cause = worker.poll(&mut rxq, timestamp, stop_at_end, &stop_flag, &mut flows);
             drop(rxq);
             (worker, flows, cause)
@@ -605,7 +638,6 @@ pub fn replay_observers<O: PacketObserver>(
     for (lc, (mut worker, mut flows, cause)) in polled {
         worker.expire_at(capture_end);
         let outcome = worker.finish(&mut flows, cause);
-        let (outcome, flows): WorkerResult<O> = (outcome, flows);
         outcomes.push((lc, outcome, flows));
     }
     // Ending the flows still open is part of the replay's work: timed with it.
@@ -627,7 +659,7 @@ pub fn replay_observers<O: PacketObserver>(
         for (t, x) in total.drops.iter_mut().zip(c.drops.iter()) {
             *t += x;
         }
-        flows_total += flows.len() as u64;
+        flows_total += flows.count;
         let worker_classification = o.observer.classification();
         if let Some(c) = &worker_classification {
             classification.get_or_insert_with(Default::default).add(c);
@@ -646,7 +678,7 @@ pub fn replay_observers<O: PacketObserver>(
             bytes: c.bytes,
             decoded: c.decoded,
             prefiltered: c.prefiltered,
-            flows: flows.len() as u64,
+            flows: flows.count,
             drops: drops_map(c.drops_by_reason()),
             multi_segment: c.multi_segment,
             no_timestamp: c.no_timestamp,
@@ -691,7 +723,7 @@ pub fn replay_observers<O: PacketObserver>(
     let mut flows = Vec::with_capacity(n);
     let mut observers = Vec::with_capacity(n);
     for (_, o, f) in outcomes {
-        flows.push(f);
+        flows.push(f.kept);
         observers.push(o.observer);
     }
     drop(staging);
