@@ -256,7 +256,28 @@ pub struct Worker<O: PacketObserver> {
     live: Option<Arc<LiveCounters>>,
     unpublished_bursts: u32,
     prefilter: Option<ManagedSubnets>,
+    /// Wall clock (µs since the epoch) for frames the driver gave no timestamp.
+    clock: fn() -> u64,
+    /// The clock read for the current burst (0: not read yet).
+    burst_clock_us: u64,
+    /// Some frame came without a timestamp: flows are timed on the wall clock, and a quiet
+    /// queue still expires idle flows ([`Worker::on_idle`]).
+    wall_clock_mode: bool,
+    /// Some frame came with a capture timestamp: the source is timed, frames missing one
+    /// reuse the previous timestamp.
+    timestamped: bool,
+    empty_polls: u32,
 }
+
+/// Microseconds since the Unix epoch, from the system clock (vDSO, no syscall).
+pub fn system_clock_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Empty polls of a quiet queue between two [`Worker::on_idle`] calls.
+const IDLE_CHECK_POLLS: u32 = 1024;
 
 impl<O: PacketObserver> std::fmt::Debug for Worker<O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -293,7 +314,34 @@ impl<O: PacketObserver> Worker<O> {
             live: None,
             unpublished_bursts: 0,
             prefilter: None,
+            clock: system_clock_us,
+            burst_clock_us: 0,
+            wall_clock_mode: false,
+            timestamped: false,
+            empty_polls: 0,
         })
+    }
+
+    /// Uses `clock` (µs since the epoch) instead of the system clock for frames without a
+    /// capture timestamp (tests drive time with it).
+    pub fn with_clock(mut self, clock: fn() -> u64) -> Worker<O> {
+        self.clock = clock;
+        self
+    }
+
+    /// Housekeeping for a quiet queue, called by [`Worker::poll`] every few empty polls: once
+    /// frames without timestamps have been seen (a NIC that gives none), the flow clock follows
+    /// the wall clock, so flows still time out when traffic stops; finished flows go to `sink`.
+    /// Does nothing for timestamped input (captures), whose clock is the capture's.
+    pub fn on_idle<S: FlowSink<O::FlowState>>(&mut self, sink: &mut S) {
+        if !self.wall_clock_mode {
+            return;
+        }
+        let now = (self.clock)();
+        if now > self.last_ts_us {
+            self.last_ts_us = now;
+        }
+        self.after_burst(sink);
     }
 
     /// Skips, before the flow table, every decoded frame with neither address in `subnets`
@@ -352,6 +400,7 @@ impl<O: PacketObserver> Worker<O> {
     /// finished flows to `sink`.
     #[inline]
     pub fn after_burst<S: FlowSink<O::FlowState>>(&mut self, sink: &mut S) {
+        self.burst_clock_us = 0;
         if self.last_ts_us >= self.next_expire_us {
             self.table.expire(self.last_ts_us);
             self.next_expire_us = self.last_ts_us.saturating_add(self.cfg.expire_interval_us);
@@ -430,7 +479,8 @@ impl<O: PacketObserver> Worker<O> {
         self.after_burst(sink);
     }
 
-    /// Counts a received frame and returns its timestamp (the previous one when it has none).
+    /// Counts a received frame and returns its timestamp: the capture's; for a source that
+    /// gives none, the wall clock; for a timestamped source missing one, the previous one.
     #[inline]
     fn frame_seen(&mut self, frame_len: u32, ts_us: Option<u64>) -> u64 {
         self.counters.packets += 1;
@@ -438,10 +488,25 @@ impl<O: PacketObserver> Worker<O> {
         match ts_us {
             Some(t) => {
                 self.last_ts_us = t;
+                self.timestamped = true;
                 t
             }
-            None => {
+            None if self.timestamped => {
+                // A timestamped source (a capture) missing one: the previous timestamp.
                 self.counters.no_timestamp += 1;
+                self.last_ts_us
+            }
+            None => {
+                // A NIC without timestamps: time the flow on the wall clock (read once per
+                // burst), never behind the latest time seen.
+                self.counters.no_timestamp += 1;
+                self.wall_clock_mode = true;
+                if self.burst_clock_us == 0 {
+                    self.burst_clock_us = (self.clock)();
+                }
+                if self.burst_clock_us > self.last_ts_us {
+                    self.last_ts_us = self.burst_clock_us;
+                }
                 self.last_ts_us
             }
         }
@@ -470,6 +535,11 @@ impl<O: PacketObserver> Worker<O> {
                     self.publish_live();
                 }
                 if !stop_at_end {
+                    self.empty_polls += 1;
+                    if self.empty_polls >= IDLE_CHECK_POLLS {
+                        self.empty_polls = 0;
+                        self.on_idle(sink);
+                    }
                     continue;
                 }
                 // A file-backed queue returns nothing at its end, but also when an mbuf
@@ -634,6 +704,54 @@ mod tests {
         fn on_flow_end(&mut self, _: &mut FinishedFlow<u32>) {
             self.ended += 1;
         }
+    }
+
+    static FAKE_NOW_US: AtomicU64 = AtomicU64::new(1_800_000_000_000_000);
+
+    fn fake_clock() -> u64 {
+        FAKE_NOW_US.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn frames_without_timestamps_are_timed_and_aged_on_the_wall_clock() {
+        let mut w = Worker::new(
+            WorkerConfig::new(LinkType::Ethernet),
+            DirectionCounter::default(),
+        )
+        .expect("worker")
+        .with_clock(fake_clock);
+        let c = [10, 0, 0, 1];
+        let s = [10, 0, 0, 2];
+        let t0 = fake_clock();
+        let udp = frame(c, s, 17, 5353, 53, 0, 30);
+        let mut sink = Vec::new();
+        w.process_frame(&udp, udp.len() as u32, None);
+        w.after_burst(&mut sink);
+        assert_eq!(w.counters().no_timestamp, 1);
+        // A quiet queue: nothing is due yet ...
+        FAKE_NOW_US.store(t0 + 30_000_000, Ordering::Relaxed);
+        w.on_idle(&mut sink);
+        assert!(sink.is_empty());
+        // ... and after the 60 s UDP timeout the flow ends on its own, without traffic.
+        FAKE_NOW_US.store(t0 + 61_000_000, Ordering::Relaxed);
+        w.on_idle(&mut sink);
+        assert_eq!(sink.len(), 1, "the idle UDP flow timed out");
+        assert_eq!(
+            sink[0].flow.start_us, t0,
+            "timed on the wall clock, not at 0"
+        );
+
+        // Timestamped input (a capture) keeps capture time: on_idle does nothing.
+        let mut capture = Worker::new(WorkerConfig::new(LinkType::Ethernet), FlowOnly)
+            .expect("worker")
+            .with_clock(fake_clock);
+        let mut flows = Vec::new();
+        capture.process_frame(&udp, udp.len() as u32, Some(1_000_000));
+        capture.after_burst(&mut flows);
+        FAKE_NOW_US.store(t0 + 3_600_000_000, Ordering::Relaxed);
+        capture.on_idle(&mut flows);
+        assert!(flows.is_empty());
+        assert_eq!(capture.clock_us(), 1_000_000);
     }
 
     #[test]
