@@ -416,13 +416,24 @@ async fn the_daemon_replays_the_sample_and_serves_alerts_securely_across_a_resta
         .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
-    // Nothing is judged before the inventory is in place.
+    // Nothing is judged before the inventory is in place, and /readyz says why.
     assert!(all_alerts(&d, &viewer).await.is_empty());
+    let (status, body) = d.get("/readyz", &viewer).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("first inventory"),
+        "{body}"
+    );
 
     // Import, then the capture is replayed and judged.
     let imported = import_sample_inventory(&d, &admin).await;
     assert!(imported["devices"].as_u64().unwrap() >= 3, "{imported}");
     let stats = d.wait_for_replay(&viewer, frames).await;
+    let (status, body) = d.get("/readyz", &viewer).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let port = &stats["ports"][0];
     assert_eq!(port["rx_packets"].as_u64(), Some(frames), "{stats}");
     assert_eq!(port["name"], "egress");

@@ -332,13 +332,16 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     }));
     let (events_tx, events) = mpsc::channel::<DaemonEvent>();
     runtime.spawn(handle_signals(control.clone(), events_tx));
-    readiness.set_ready(true);
+    // Ready once the dataplane polls (below); until then /readyz says why not.
 
     let interval = Duration::from_millis(cfg.dataplane.stats_interval_ms);
     let mut shutdown: Option<&'static str> = None;
     if cfg.dataplane.start == StartPolicy::AfterFirstInventory && device_count(&engine) == 0 {
         tracing::info!(
             "dataplane waits for the first inventory (POST /api/v1/inventory) before polling"
+        );
+        readiness.set_not_ready(
+            "the dataplane waits for the first inventory (POST /api/v1/inventory) before polling",
         );
         while device_count(&engine) == 0 {
             match events.recv_timeout(Duration::from_millis(200)) {
@@ -360,6 +363,7 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     if shutdown.is_none() {
         match LiveDataplane::start(hw, &link_types, observers) {
             Ok(dp) => {
+                readiness.set_ready(true);
                 let lcores: Vec<u32> = dp.places().iter().map(|p| p.lcore).collect();
                 tracing::info!(workers = lcores.len(), lcores = ?lcores, control_cores = ?control_cpus, "dataplane started");
                 dataplane = Some(dp);

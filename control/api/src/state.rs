@@ -16,6 +16,8 @@ use crate::tokens::TokenStore;
 #[derive(Debug, Clone, Default)]
 pub struct Readiness {
     ready: Arc<AtomicBool>,
+    /// Why it is not ready, when the daemon said (`/readyz` reports it).
+    reason: Arc<std::sync::RwLock<Option<String>>>,
 }
 
 impl Readiness {
@@ -31,9 +33,26 @@ impl Readiness {
         r
     }
 
-    /// Marks the appliance ready or not.
+    /// Marks the appliance ready or not (not ready: "starting or shutting down").
     pub fn set_ready(&self, ready: bool) {
+        if let Ok(mut r) = self.reason.write() {
+            *r = None;
+        }
         self.ready.store(ready, Ordering::Release);
+    }
+
+    /// Marks the appliance not ready, with the reason `/readyz` gives (e.g. the dataplane
+    /// waits for the first inventory).
+    pub fn set_not_ready(&self, reason: impl Into<String>) {
+        if let Ok(mut r) = self.reason.write() {
+            *r = Some(reason.into());
+        }
+        self.ready.store(false, Ordering::Release);
+    }
+
+    /// Why it is not ready, if a reason was given.
+    pub fn reason(&self) -> Option<String> {
+        self.reason.read().ok().and_then(|r| r.clone())
     }
 
     /// Whether it is ready.

@@ -19,6 +19,18 @@ async fn health_needs_no_token_and_readiness_follows_the_flag() {
     api.state.readiness.set_ready(false);
     let r = api.client.get(api.at("/readyz")).send().await.unwrap();
     problem(r, 503).await;
+    api.state
+        .readiness
+        .set_not_ready("the dataplane waits for the first inventory");
+    let r = api.client.get(api.at("/readyz")).send().await.unwrap();
+    let body = problem(r, 503).await;
+    assert_eq!(
+        body["detail"],
+        "the dataplane waits for the first inventory"
+    );
+    api.state.readiness.set_ready(true);
+    let r = api.client.get(api.at("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
     api.stop().await;
 }
 

@@ -41,7 +41,7 @@ pub async fn healthz() -> Json<HealthStatus> {
     get, path = "/readyz", tag = "service", security(()),
     responses(
         (status = 200, description = "Ready to process traffic and requests", body = HealthStatus),
-        (status = 503, description = "Still starting or shutting down", body = Problem,
+        (status = 503, description = "Not inspecting traffic: starting, waiting for the first inventory, or shutting down (the detail says which)", body = Problem,
          content_type = "application/problem+json")
     )
 )]
@@ -52,7 +52,11 @@ pub async fn readyz(State(state): State<ApiState>) -> Response {
         })
         .into_response()
     } else {
-        Problem::unavailable("the appliance is starting or shutting down").into_response()
+        let reason = state
+            .readiness
+            .reason()
+            .unwrap_or_else(|| "the appliance is starting or shutting down".to_string());
+        Problem::unavailable(reason).into_response()
     }
 }
 
