@@ -789,83 +789,107 @@ fn udp_frame(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8
     f
 }
 
-/// The locked mail iPhone resolves `outlook.office.com` (a `mail` role domain) once, then opens
-/// TLS sessions WITHOUT SNI to the resolved address on 8443 every 5 minutes: the dataplane
-/// hands the DNS answer to the control plane, which attributes the sessions to Outlook by it.
-#[test]
-fn dns_answer_attributes_tls_without_sni() {
-    use portolan_classify::samples::{self, ClientHelloSpec};
-    let inp = inputs();
-    let capture = inp.dir.path().join("dns-answer.pcap");
-    let resolver = Ipv4Addr::new(10, 20, 0, 53);
-    let server = Ipv4Addr::new(203, 0, 113, 77);
-    let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+/// A DNS query for `outlook.office.com` (A) with id `id`.
+fn outlook_query(id: u16) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
     for l in ["outlook", "office", "com"] {
-        query.push(l.len() as u8);
-        query.extend_from_slice(l.as_bytes());
+        q.push(l.len() as u8);
+        q.extend_from_slice(l.as_bytes());
     }
-    query.extend_from_slice(&[0, 0, 1, 0, 1]);
-    let response = samples::dns_response(0x1234, "outlook.office.com", None, &[IpAddr::V4(server)]);
-    frames.push((T0, udp_frame(MAIL_IP, 53001, resolver, 53, &query)));
-    frames.push((
-        T0 + 20_000,
-        udp_frame(resolver, 53, MAIL_IP, 53001, &response),
-    ));
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+/// The resolver (10.20.0.53) this scenario's mail iPhone asks.
+const RESOLVER: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 53);
+
+/// The mail iPhone asks the resolver for `outlook.office.com` from port `sport` at `t` and gets
+/// `server` back 20 ms later.
+fn outlook_resolved(t: u64, sport: u16, server: Ipv4Addr) -> Vec<(u64, Vec<u8>)> {
+    let response = portolan_classify::samples::dns_response(
+        0x1234,
+        "outlook.office.com",
+        None,
+        &[IpAddr::V4(server)],
+    );
+    vec![
+        (
+            t,
+            udp_frame(MAIL_IP, sport, RESOLVER, 53, &outlook_query(0x1234)),
+        ),
+        (
+            t + 20_000,
+            udp_frame(RESOLVER, 53, MAIL_IP, sport, &response),
+        ),
+    ]
+}
+
+/// One TLS session without SNI from the mail iPhone's `cport` to `server`:8443 starting at `t`
+/// (handshake, ClientHello, ServerHello, FIN both ways; over 80 ms).
+fn sni_less_tls_session(t: u64, cport: u16, server: Ipv4Addr) -> Vec<(u64, Vec<u8>)> {
+    use portolan_classify::samples::{self, ClientHelloSpec};
     let mut spec = ClientHelloSpec::minimal("");
     spec.extensions.retain(|&e| e != 0);
     let hello = samples::tls_client_hello_record(&spec);
     let server_hello = samples::tls_server_hello_record(0x1301, Some(0x0304));
-    let sessions = 6u64;
-    for i in 0..sessions {
-        let t = T0 + SEC + i * 300 * SEC;
-        let cport = 50000 + i as u16;
-        let (c, sv) = (1000u32, 9000u32);
-        frames.push((t, tcp_frame(MAIL_IP, cport, server, 8443, c, 0, 0x02, &[])));
-        frames.push((
+    let (c, sv) = (1000u32, 9000u32);
+    let c2 = c + 1 + hello.len() as u32;
+    let s2 = sv + 1 + server_hello.len() as u32;
+    let m = MAIL_IP;
+    vec![
+        (t, tcp_frame(m, cport, server, 8443, c, 0, 0x02, &[])),
+        (
             t + 10_000,
-            tcp_frame(server, 8443, MAIL_IP, cport, sv, c + 1, 0x12, &[]),
-        ));
-        frames.push((
+            tcp_frame(server, 8443, m, cport, sv, c + 1, 0x12, &[]),
+        ),
+        (
             t + 20_000,
-            tcp_frame(MAIL_IP, cport, server, 8443, c + 1, sv + 1, 0x10, &[]),
-        ));
-        frames.push((
+            tcp_frame(m, cport, server, 8443, c + 1, sv + 1, 0x10, &[]),
+        ),
+        (
             t + 21_000,
-            tcp_frame(MAIL_IP, cport, server, 8443, c + 1, sv + 1, 0x18, &hello),
-        ));
-        let c2 = c + 1 + hello.len() as u32;
-        frames.push((
+            tcp_frame(m, cport, server, 8443, c + 1, sv + 1, 0x18, &hello),
+        ),
+        (
             t + 40_000,
-            tcp_frame(
-                server,
-                8443,
-                MAIL_IP,
-                cport,
-                sv + 1,
-                c2,
-                0x18,
-                &server_hello,
-            ),
-        ));
-        let s2 = sv + 1 + server_hello.len() as u32;
-        frames.push((
+            tcp_frame(server, 8443, m, cport, sv + 1, c2, 0x18, &server_hello),
+        ),
+        (
             t + 60_000,
-            tcp_frame(MAIL_IP, cport, server, 8443, c2, s2, 0x11, &[]),
-        ));
-        frames.push((
+            tcp_frame(m, cport, server, 8443, c2, s2, 0x11, &[]),
+        ),
+        (
             t + 70_000,
-            tcp_frame(server, 8443, MAIL_IP, cport, s2, c2 + 1, 0x11, &[]),
-        ));
-        frames.push((
+            tcp_frame(server, 8443, m, cport, s2, c2 + 1, 0x11, &[]),
+        ),
+        (
             t + 80_000,
-            tcp_frame(MAIL_IP, cport, server, 8443, c2 + 1, s2 + 1, 0x10, &[]),
-        ));
-    }
+            tcp_frame(m, cport, server, 8443, c2 + 1, s2 + 1, 0x10, &[]),
+        ),
+    ]
+}
+
+/// The mail alerts of a replay of `frames` to `server`:8443 all carry no SNI and are
+/// attributed to Outlook by the DNS answer; returns the replay's summary.
+fn assert_mail_alerts_attributed_by_dns(
+    inp: &Inputs,
+    name: &str,
+    mut frames: Vec<(u64, Vec<u8>)>,
+    server: Ipv4Addr,
+) -> Value {
+    frames.sort_by_key(|(ts, _)| *ts);
+    let capture = inp.dir.path().join(format!("{name}.pcap"));
     write_pcap(&capture, frames.iter().map(|(ts, f)| (*ts, f.as_slice())));
-    let eve = inp.dir.path().join("alerts.eve.json");
-    let db = inp.dir.path().join("portolan.db");
-    let out = replay_with_inputs(&inp, &capture, &db, &["--eve", s(&eve)]);
+    let eve = inp.dir.path().join(format!("{name}.eve.json"));
+    let db = inp.dir.path().join(format!("{name}.db"));
+    let summary = inp.dir.path().join(format!("{name}.summary.json"));
+    let out = replay_with_inputs(
+        inp,
+        &capture,
+        &db,
+        &["--eve", s(&eve), "--summary", s(&summary)],
+    );
     assert_ok(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let alerts = json_lines(&eve);
@@ -886,6 +910,25 @@ fn dns_answer_attributes_tls_without_sni() {
         assert_eq!(p["app"]["bundle_id"], OUTLOOK);
         assert_eq!(p["app"]["role"], "mail");
     }
+    read_json(&summary)
+}
+
+/// The locked mail iPhone resolves `outlook.office.com` (a `mail` role domain) once, then opens
+/// TLS sessions WITHOUT SNI to the resolved address on 8443 every 5 minutes: the dataplane
+/// hands the DNS answer to the control plane, which attributes the sessions to Outlook by it.
+#[test]
+fn dns_answer_attributes_tls_without_sni() {
+    let inp = inputs();
+    let server = Ipv4Addr::new(203, 0, 113, 77);
+    let mut frames = outlook_resolved(T0, 53001, server);
+    for i in 0..6u64 {
+        frames.extend(sni_less_tls_session(
+            T0 + SEC + i * 300 * SEC,
+            50000 + i as u16,
+            server,
+        ));
+    }
+    assert_mail_alerts_attributed_by_dns(&inp, "dns-answer", frames, server);
 }
 
 /// A DNS answer reaches the control plane when the response is read, not when its DNS flow
@@ -896,116 +939,32 @@ fn dns_answer_attributes_tls_without_sni() {
 /// `dataplane/tests/classify_worker.rs`.
 #[test]
 fn dns_answer_attributes_tls_flows_that_end_before_the_dns_flow() {
-    use portolan_classify::samples::{self, ClientHelloSpec};
     let inp = inputs();
-    let capture = inp.dir.path().join("dns-early.pcap");
-    let resolver = Ipv4Addr::new(10, 20, 0, 53);
     let server = Ipv4Addr::new(203, 0, 113, 78);
-    let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
-    let query = |id: u16| {
-        let mut q = id.to_be_bytes().to_vec();
-        q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-        for l in ["outlook", "office", "com"] {
-            q.push(l.len() as u8);
-            q.extend_from_slice(l.as_bytes());
-        }
-        q.extend_from_slice(&[0, 0, 1, 0, 1]);
-        q
-    };
-    let response = samples::dns_response(0x1234, "outlook.office.com", None, &[IpAddr::V4(server)]);
-    frames.push((T0, udp_frame(MAIL_IP, 53002, resolver, 53, &query(0x1234))));
-    frames.push((
-        T0 + 20_000,
-        udp_frame(resolver, 53, MAIL_IP, 53002, &response),
-    ));
+    let mut frames = outlook_resolved(T0, 53002, server);
     // The same resolver 5-tuple stays busy for two minutes: the DNS flow (60 s UDP timeout)
     // ends only at the end of the capture, long after the TLS sessions were judged (closed
     // TCP flows end 30 s after their FIN).
     for k in 1..=6u64 {
         frames.push((
             T0 + k * 20 * SEC,
-            udp_frame(MAIL_IP, 53002, resolver, 53, &query(0x1234 + k as u16)),
+            udp_frame(
+                MAIL_IP,
+                53002,
+                RESOLVER,
+                53,
+                &outlook_query(0x1234 + k as u16),
+            ),
         ));
     }
-    let mut spec = ClientHelloSpec::minimal("");
-    spec.extensions.retain(|&e| e != 0);
-    let hello = samples::tls_client_hello_record(&spec);
-    let server_hello = samples::tls_server_hello_record(0x1301, Some(0x0304));
     for i in 0..3u64 {
-        let t = T0 + SEC + i * 2 * SEC;
-        let cport = 51000 + i as u16;
-        let (c, sv) = (1000u32, 9000u32);
-        let c2 = c + 1 + hello.len() as u32;
-        let s2 = sv + 1 + server_hello.len() as u32;
-        for (dt, frame) in [
-            (0, tcp_frame(MAIL_IP, cport, server, 8443, c, 0, 0x02, &[])),
-            (
-                10_000,
-                tcp_frame(server, 8443, MAIL_IP, cport, sv, c + 1, 0x12, &[]),
-            ),
-            (
-                20_000,
-                tcp_frame(MAIL_IP, cport, server, 8443, c + 1, sv + 1, 0x10, &[]),
-            ),
-            (
-                21_000,
-                tcp_frame(MAIL_IP, cport, server, 8443, c + 1, sv + 1, 0x18, &hello),
-            ),
-            (
-                40_000,
-                tcp_frame(
-                    server,
-                    8443,
-                    MAIL_IP,
-                    cport,
-                    sv + 1,
-                    c2,
-                    0x18,
-                    &server_hello,
-                ),
-            ),
-            (
-                60_000,
-                tcp_frame(MAIL_IP, cport, server, 8443, c2, s2, 0x11, &[]),
-            ),
-            (
-                70_000,
-                tcp_frame(server, 8443, MAIL_IP, cport, s2, c2 + 1, 0x11, &[]),
-            ),
-            (
-                80_000,
-                tcp_frame(MAIL_IP, cport, server, 8443, c2 + 1, s2 + 1, 0x10, &[]),
-            ),
-        ] {
-            frames.push((t + dt, frame));
-        }
+        frames.extend(sni_less_tls_session(
+            T0 + SEC + i * 2 * SEC,
+            51000 + i as u16,
+            server,
+        ));
     }
-    frames.sort_by_key(|(ts, _)| *ts);
-    write_pcap(&capture, frames.iter().map(|(ts, f)| (*ts, f.as_slice())));
-    let eve = inp.dir.path().join("alerts-early.eve.json");
-    let db = inp.dir.path().join("portolan-early.db");
-    let summary = inp.dir.path().join("summary-early.json");
-    let out = replay_with_inputs(
-        &inp,
-        &capture,
-        &db,
-        &["--eve", s(&eve), "--summary", s(&summary)],
-    );
-    assert_ok(&out);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let r = read_json(&summary);
-    assert_eq!(r["dns_answer_events"], 1, "{stderr}");
-    assert_eq!(r["dns_answer_events_received"], 1, "{stderr}");
-    let alerts = json_lines(&eve);
-    let mail = alerts_for(&alerts, MAIL_IP, 8443);
-    assert!(
-        !mail.is_empty(),
-        "no alert for the SNI-less 8443 sessions: {alerts:#?}\n{stderr}"
-    );
-    for a in &mail {
-        assert!(a["tls"]["sni"].is_null(), "{a:#}");
-        let p = &a["portolan"];
-        assert_eq!(p["app"]["attribution"], "dns_answer", "{a:#}");
-        assert_eq!(p["app"]["bundle_id"], OUTLOOK);
-    }
+    let r = assert_mail_alerts_attributed_by_dns(&inp, "dns-early", frames, server);
+    assert_eq!(r["dns_answer_events"], 1, "{r}");
+    assert_eq!(r["dns_answer_events_received"], 1, "{r}");
 }

@@ -256,18 +256,25 @@ fn capacity_one_queue_with_a_slow_consumer_loses_nothing_silently() {
     );
 }
 
+/// A DNS query (A record, recursion desired) for `name` with id `id`.
+fn dns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for l in name.split('.') {
+        q.push(l.len() as u8);
+        q.extend_from_slice(l.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
 #[test]
 fn a_dns_answer_is_handed_off_when_read_not_when_its_flow_ends() {
     use portolan_classify::samples::dns_response;
     let (mut w, receiver) = worker_with_events();
     let c = ([10, 0, 0, 1], 53001);
     let s = ([10, 0, 0, 53], 53);
-    let mut query = vec![0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-    for l in ["mail", "example", "com"] {
-        query.push(l.len() as u8);
-        query.extend_from_slice(l.as_bytes());
-    }
-    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let query = dns_query(0xabcd, "mail.example.com");
     let addr = std::net::IpAddr::from([198, 51, 100, 7]);
     let response = dns_response(0xabcd, "mail.example.com", None, &[addr]);
     let mut t = TS0;
@@ -322,12 +329,7 @@ fn a_full_queue_keeps_the_dns_answer_for_the_flows_own_event() {
     let s = ([10, 0, 0, 53], 53);
     let addr = std::net::IpAddr::from([198, 51, 100, 8]);
     let response = dns_response(0x0101, "push.example.com", None, &[addr]);
-    let mut query = vec![0x01, 0x01, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-    for l in ["push", "example", "com"] {
-        query.push(l.len() as u8);
-        query.extend_from_slice(l.as_bytes());
-    }
-    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let query = dns_query(0x0101, "push.example.com");
     // Fill the one-slot queue with a finished TLS flow's event first.
     let tc = ([10, 0, 0, 1], 40000);
     let ts = ([10, 0, 0, 2], 4444);
