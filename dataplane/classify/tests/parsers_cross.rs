@@ -3,39 +3,13 @@
 //! registered parser, bytes of other protocols and pseudo-random bytes are confirmed by none of
 //! them, and no parser panics on arbitrary or mutated bytes (proptest).
 
+mod common;
+
+use common::COVERED;
 use portolan_classify::protocols::PARSERS;
 use portolan_classify::ProbeContext;
 use portolan_packet::Transport;
 use proptest::prelude::*;
-
-/// The parsers this file covers (names as registered in `protocols::PARSERS`).
-const COVERED: &[&str] = &[
-    "ssh",
-    "dns",
-    "mdns",
-    "llmnr",
-    "smtp",
-    "imap",
-    "pop3",
-    "ftp",
-    "mqtt",
-    "xmpp",
-    "rtsp",
-    "sip",
-    "stun",
-    "openvpn",
-    "wireguard",
-    "ike",
-    "socks",
-    "irc",
-    "bittorrent",
-    "telnet",
-    "rdp",
-    "smb",
-    "ntp",
-    "dhcp",
-    "ldap",
-];
 
 /// One payload as seen at the start of a flow direction.
 struct Sample {

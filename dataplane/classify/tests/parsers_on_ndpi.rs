@@ -12,6 +12,9 @@
 //! patterns are checked against real first packets too. Both skip, with a message, when the
 //! shared captures are absent.
 
+mod common;
+
+use common::COVERED;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -95,35 +98,6 @@ const FLOORS: &[(&str, u32)] = &[
     ("telnet", 100),
     ("wireguard", 100),
     ("xmpp", 58),
-];
-
-/// The covered parsers (same list as `parsers_cross.rs`).
-const COVERED: &[&str] = &[
-    "ssh",
-    "dns",
-    "mdns",
-    "llmnr",
-    "smtp",
-    "imap",
-    "pop3",
-    "ftp",
-    "mqtt",
-    "xmpp",
-    "rtsp",
-    "sip",
-    "stun",
-    "openvpn",
-    "wireguard",
-    "ike",
-    "socks",
-    "irc",
-    "bittorrent",
-    "telnet",
-    "rdp",
-    "smb",
-    "ntp",
-    "dhcp",
-    "ldap",
 ];
 
 fn shared_dir() -> PathBuf {
