@@ -756,6 +756,15 @@ fn print_summary(r: &ReplayReport, drain: Option<&DrainStats>) {
             drain.map_or(0, |d| d.received),
             c.dns_answer_events
         );
+        let per = |cycles: u64, n: u64| cycles.checked_div(n).unwrap_or(0);
+        eprintln!(
+            "classifier: {} calls on undecided flows ({} cycles each), {} on decided flows ({} each); {:.1} cycles per packet",
+            c.scan_calls,
+            per(c.scan_cycles, c.scan_calls),
+            c.enrich_calls,
+            per(c.enrich_cycles, c.enrich_calls),
+            (c.scan_cycles + c.enrich_cycles) as f64 / r.packets.max(1) as f64
+        );
     }
     for w in &r.workers {
         let extra = w.classification.as_ref().map_or(String::new(), |c| {

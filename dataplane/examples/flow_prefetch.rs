@@ -30,7 +30,14 @@ fn plain(cfg: FlowTableConfig, pkts: &[(Packet<'_>, u64, u32)]) -> (f64, usize) 
     (ns, t.stats().created as usize)
 }
 
-fn prefetched(cfg: FlowTableConfig, pkts: &[(Packet<'_>, u64, u32)]) -> (f64, usize) {
+/// The worker's two passes over each burst of `BURST`: hash every packet and prefetch its
+/// index cell, then account each packet, prefetching the slot of the packet `slot_ahead`
+/// places later when given (`None`: index cells only).
+fn two_pass(
+    cfg: FlowTableConfig,
+    pkts: &[(Packet<'_>, u64, u32)],
+    slot_ahead: Option<usize>,
+) -> (f64, usize) {
     let mut t: FlowTable<[u64; 8]> = FlowTable::new(cfg);
     let start = Instant::now();
     let mut lookups: [Option<FlowLookup>; BURST] = [None; BURST];
@@ -41,32 +48,10 @@ fn prefetched(cfg: FlowTableConfig, pkts: &[(Packet<'_>, u64, u32)]) -> (f64, us
             *slot = Some(l);
         }
         for (i, (p, ts, len)) in burst.iter().enumerate() {
-            if let Some(Some(ahead)) = lookups.get(i + SLOT_AHEAD) {
+            if let Some(Some(ahead)) = slot_ahead.and_then(|k| lookups.get(i + k)) {
                 t.prefetch_slot(ahead, prefetch0);
             }
             if let Some(Some(l)) = lookups.get(i) {
-                let (flow, _) = t.update_prepared(l, p, *ts, *len);
-                flow.app[0] += 1;
-            }
-        }
-    }
-    let ns = start.elapsed().as_nanos() as f64 / pkts.len() as f64;
-    (ns, t.stats().created as usize)
-}
-
-/// Only the index cells of the burst are prefetched (no second, slot stage).
-fn index_only(cfg: FlowTableConfig, pkts: &[(Packet<'_>, u64, u32)]) -> (f64, usize) {
-    let mut t: FlowTable<[u64; 8]> = FlowTable::new(cfg);
-    let start = Instant::now();
-    let mut lookups: [Option<FlowLookup>; BURST] = [None; BURST];
-    for burst in pkts.chunks(BURST) {
-        for (slot, (p, _, _)) in lookups.iter_mut().zip(burst) {
-            let l = t.lookup(p);
-            t.prefetch_index(&l, prefetch0);
-            *slot = Some(l);
-        }
-        for (l, (p, ts, len)) in lookups.iter().zip(burst) {
-            if let Some(l) = l {
                 let (flow, _) = t.update_prepared(l, p, *ts, *len);
                 flow.app[0] += 1;
             }
@@ -124,10 +109,10 @@ fn main() -> ExitCode {
         let (ns, n) = plain(cfg, &pkts);
         a.push(ns);
         flows.0 = n;
-        let (ns, n) = prefetched(cfg, &pkts);
+        let (ns, n) = two_pass(cfg, &pkts, Some(SLOT_AHEAD));
         b.push(ns);
         flows.1 = n;
-        c.push(index_only(cfg, &pkts).0);
+        c.push(two_pass(cfg, &pkts, None).0);
     }
     assert_eq!(flows.0, flows.1, "both ways create the same flows");
     let (a, b, c) = (median(a), median(b), median(c));

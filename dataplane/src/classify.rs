@@ -11,6 +11,7 @@
 //! flow as it ends), block on the hand-off queue, or decide anything from ports (ports only
 //! feed the registry's `port_mismatch` verdict).
 
+use crate::dpdk::lcore;
 use crate::handoff::{FlowEvent, FlowEventSender, NameSource};
 use crate::worker::PacketObserver;
 use portolan_classify::{
@@ -52,6 +53,15 @@ pub struct ClassificationReport {
     /// Early DNS-answer events queued (sent as each DNS flow's first response was read; not
     /// flow events).
     pub dns_answer_events: u64,
+    /// Classifier calls on undecided flows (Hyperscan prefilter and confirming parsers).
+    pub scan_calls: u64,
+    /// TSC cycles those calls took.
+    pub scan_cycles: u64,
+    /// Classifier calls on decided flows (the decided parser enriching metadata, STARTTLS and
+    /// upgrade watches).
+    pub enrich_calls: u64,
+    /// TSC cycles those calls took.
+    pub enrich_cycles: u64,
     /// Payload packets of judged flows (classification finished in that direction) that
     /// skipped the Hyperscan prefilter and the parsers: the software bypass.
     pub bypassed_packets: u64,
@@ -68,6 +78,10 @@ impl ClassificationReport {
         self.flow_events += other.flow_events;
         self.ring_drops += other.ring_drops;
         self.dns_answer_events += other.dns_answer_events;
+        self.scan_calls += other.scan_calls;
+        self.scan_cycles += other.scan_cycles;
+        self.enrich_calls += other.enrich_calls;
+        self.enrich_cycles += other.enrich_cycles;
         self.bypassed_packets += other.bypassed_packets;
     }
 }
@@ -82,6 +96,9 @@ pub struct ClassifyObserver {
     flows_by_proto: [u64; PROTO_SLOTS],
     port_mismatches: u64,
     bypassed_packets: u64,
+    /// Calls and TSC cycles of the classifier: `[undecided, decided]`.
+    classifier_calls: [u64; 2],
+    classifier_cycles: [u64; 2],
 }
 
 impl ClassifyObserver {
@@ -102,6 +119,8 @@ impl ClassifyObserver {
             flows_by_proto: [0; PROTO_SLOTS],
             port_mismatches: 0,
             bypassed_packets: 0,
+            classifier_calls: [0; 2],
+            classifier_cycles: [0; 2],
         }
     }
 
@@ -130,6 +149,10 @@ impl ClassifyObserver {
                 .events
                 .as_ref()
                 .map_or(0, FlowEventSender::dns_answers_sent),
+            scan_calls: self.classifier_calls[0],
+            scan_cycles: self.classifier_cycles[0],
+            enrich_calls: self.classifier_calls[1],
+            enrich_cycles: self.classifier_cycles[1],
             bypassed_packets: self.bypassed_packets,
         }
     }
@@ -257,7 +280,19 @@ impl PacketObserver for ClassifyObserver {
         }
         let from_client = direction == Direction::ToServer;
         if flow.app.wants_payload_from(&self.classifier, from_client) {
+            // Timed (two TSC reads on the few packets the classifier sees) so the summary says
+            // what classification costs: `scan_cycles` / `enrich_cycles`.
+            let kind = usize::from(flow.app.is_decided());
+            let t0 = lcore::rdtsc();
             self.classify_payload(flow, from_client, packet, ts_us);
+            let spent = lcore::rdtsc().wrapping_sub(t0);
+            if let (Some(n), Some(c)) = (
+                self.classifier_calls.get_mut(kind),
+                self.classifier_cycles.get_mut(kind),
+            ) {
+                *n += 1;
+                *c += spent;
+            }
         } else {
             self.bypassed_packets += 1;
             if flow

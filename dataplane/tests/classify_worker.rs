@@ -75,6 +75,9 @@ fn tls_on_a_nonstandard_port_is_labelled_flagged_and_handed_off() {
     assert_eq!(report.app_protos.get("tls"), Some(&1));
     assert_eq!((report.decided_flows, report.port_mismatches), (1, 1));
     assert_eq!((report.flow_events, report.ring_drops), (1, 0));
+    // One payload packet, seen while the flow was undecided: one timed classifier call.
+    assert_eq!((report.scan_calls, report.enrich_calls), (1, 0));
+    assert!(report.scan_cycles > 0 && report.enrich_cycles == 0);
 
     let mut events: Vec<FlowEvent> = Vec::new();
     receiver.drain_into(&mut events);

@@ -470,16 +470,7 @@ impl FlowClassification {
     /// True while the engine still wants this flow's payloads. A caller may skip `observe`
     /// when this is false (calling it anyway is cheap and changes nothing).
     pub fn wants_payload(&self, classifier: &Classifier) -> bool {
-        let cfg = &classifier.config;
-        match self.decided {
-            None => true,
-            Some(AppProto::Unknown) => false,
-            Some(_) => {
-                let enriching = self.packets.iter().any(|&p| p < cfg.max_packets);
-                let watching = self.starttls_wanted(classifier) || self.upgrade_wanted(classifier);
-                enriching || watching
-            }
-        }
+        self.wants_payload_from(classifier, true) || self.wants_payload_from(classifier, false)
     }
 
     /// [`FlowClassification::wants_payload`] for one direction: true while the engine still
