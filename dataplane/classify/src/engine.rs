@@ -349,9 +349,12 @@ pub struct FlowClassification {
     /// Packets watched for STARTTLS or an upgrade so far.
     watched: u16,
     /// What the decided signature watches for after the decision ([`WATCH_STARTTLS`],
-    /// [`WATCH_UPGRADE`]): copied from the signature when it is set, so the per-packet check of
+    /// [`WATCH_UPGRADE`], [`WATCH_FIRST_MESSAGE`]): copied from the signature when it is set, so the per-packet check of
     /// a decided flow reads the flow only.
     watch: u8,
+    /// Directions (bit 0 client, bit 1 server) whose metadata is complete: the decided
+    /// signature has `metadata_in_first_message` and its parser reported metadata from them.
+    metadata_done: u8,
     extras: Option<Box<FlowExtras>>,
 }
 
@@ -359,6 +362,8 @@ pub struct FlowClassification {
 const WATCH_STARTTLS: u8 = 1;
 /// [`FlowClassification::watch`] bit: the decided signature has `upgrades_to` targets.
 const WATCH_UPGRADE: u8 = 2;
+/// [`FlowClassification::watch`] bit: the decided signature has `metadata_in_first_message`.
+const WATCH_FIRST_MESSAGE: u8 = 4;
 
 fn dir_index(from_client: bool) -> usize {
     if from_client {
@@ -485,10 +490,26 @@ impl FlowClassification {
             None => true,
             Some(AppProto::Unknown) => false,
             Some(_) => {
-                self.packets[dir_index(from_client)] < classifier.config.max_packets
+                self.decided_parser_wants(classifier, dir_index(from_client))
                     || self.starttls_wanted(classifier)
                     || self.upgrade_wanted(classifier)
             }
+        }
+    }
+
+    /// The decided parser still reads direction `d`: within `max_packets`, and its metadata is
+    /// not complete yet.
+    #[inline]
+    fn decided_parser_wants(&self, classifier: &Classifier, d: usize) -> bool {
+        self.packets.get(d).copied().unwrap_or(u16::MAX) < classifier.config.max_packets
+            && self.metadata_done & (1 << d) == 0
+    }
+
+    /// Marks direction `d`'s metadata complete when the decided signature says the first
+    /// message carries all of it and `meta` (what the parser just reported from `d`) has some.
+    fn note_metadata(&mut self, d: usize, meta: &Meta) {
+        if self.watch & WATCH_FIRST_MESSAGE != 0 && *meta != Meta::None {
+            self.metadata_done |= 1 << d;
         }
     }
 
@@ -509,12 +530,19 @@ impl FlowClassification {
     /// Sets the decided signature (`index` into the compiled signatures) and what it watches.
     fn set_signature(&mut self, classifier: &Classifier, index: usize) {
         self.signature = u8::try_from(index).ok();
+        self.metadata_done = 0;
         self.watch = match self.signature {
             Some(i) => {
                 let i = usize::from(i);
                 let starttls = classifier.sigs.signature(i).is_some_and(|s| s.starttls);
                 let upgrade = !classifier.sigs.upgrade_targets(i).is_empty();
-                u8::from(starttls) * WATCH_STARTTLS + u8::from(upgrade) * WATCH_UPGRADE
+                let first = classifier
+                    .sigs
+                    .signature(i)
+                    .is_some_and(|s| s.metadata_in_first_message);
+                u8::from(starttls) * WATCH_STARTTLS
+                    + u8::from(upgrade) * WATCH_UPGRADE
+                    + u8::from(first) * WATCH_FIRST_MESSAGE
             }
             None => 0,
         };
@@ -540,6 +568,7 @@ impl FlowClassification {
     fn swap_own_roles(&mut self) {
         self.packets.swap(0, 1);
         self.bytes.swap(0, 1);
+        self.metadata_done = ((self.metadata_done & 1) << 1) | ((self.metadata_done >> 1) & 1);
         if let Some(e) = self.extras.as_mut() {
             e.buffers.swap(0, 1);
             e.buffer_start.swap(0, 1);
@@ -659,7 +688,7 @@ impl FlowClassification {
             }
         };
         match outcome {
-            Outcome::Confirmed(confirmations) => Some(self.decide(classifier, confirmations)),
+            Outcome::Confirmed(confirmations) => Some(self.decide(classifier, confirmations, d)),
             Outcome::NeedMore | Outcome::Nothing => {
                 if !buffer.is_empty() {
                     self.put_buffer(d, buffer, start);
@@ -669,7 +698,13 @@ impl FlowClassification {
         }
     }
 
-    fn decide(&mut self, classifier: &Classifier, confirmations: Vec<Confirmation>) -> Decision {
+    /// Labels the flow from the confirmations of a packet of direction `d`.
+    fn decide(
+        &mut self,
+        classifier: &Classifier,
+        confirmations: Vec<Confirmation>,
+        d: usize,
+    ) -> Decision {
         let sigs = &classifier.sigs;
         let protos: Vec<AppProto> = confirmations
             .iter()
@@ -701,7 +736,8 @@ impl FlowClassification {
         let extras = self.extras();
         extras.buffers = [Vec::new(), Vec::new()];
         extras.add_indicator(c.indicator);
-        extras.merge(c.meta);
+        self.note_metadata(d, &c.meta);
+        self.extras().merge(c.meta);
         // A proven sender outranks the pattern's direction.
         let swap = c.proven_reversed.unwrap_or(c.reversed);
         self.roles_proven = c.proven_reversed.is_some() || c.reversed;
@@ -730,7 +766,8 @@ impl FlowClassification {
         let sig_index = usize::from(self.signature?);
         let sigs: &CompiledSignatures = &classifier.sigs;
         let parser = sigs.signature(sig_index)?.parser;
-        let run_decided = index < cfg.max_packets;
+        // `index` is this packet's (the count was already moved past it).
+        let run_decided = index < cfg.max_packets && self.metadata_done & (1 << d) == 0;
         let watch_tls = self.starttls_wanted(classifier);
         let watch_upgrade = self.upgrade_wanted(classifier);
         if !run_decided && !watch_tls && !watch_upgrade {
@@ -845,6 +882,7 @@ impl FlowClassification {
                 }
                 Slot::Decided => {
                     let prove = sender.filter(|_| !self.roles_proven);
+                    self.note_metadata(d, &meta);
                     let extras = self.extras();
                     // After the decision only metadata- or role-bearing answers add evidence
                     // (not every encrypted record of a TLS flow).

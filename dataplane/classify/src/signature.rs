@@ -109,6 +109,8 @@ struct RawSignature {
     #[serde(default)]
     probe_cost: Option<i64>,
     #[serde(default)]
+    metadata_in_first_message: bool,
+    #[serde(default)]
     starttls: bool,
     #[serde(default)]
     overrides: Vec<String>,
@@ -150,6 +152,13 @@ pub struct Signature {
     pub probe_without_pattern: bool,
     /// Order among pattern-less parsers (lower first).
     pub probe_cost: u32,
+    /// Every field the parser reports comes from the first message of each direction, and a
+    /// later one never adds to it (TLS: the ClientHello and the ServerHello). After the
+    /// decision the engine stops feeding a direction to the decided parser once the parser has
+    /// reported metadata from it, instead of reading up to `max_packets` of its later
+    /// (encrypted) packets. A direction whose first message is lost or reordered is still read
+    /// up to `max_packets`.
+    pub metadata_in_first_message: bool,
     /// Watch for an in-band TLS upgrade after the decision.
     pub starttls: bool,
     /// Protocols this one wins over when both confirm.
@@ -382,6 +391,7 @@ pub fn parse_signature(file: &Path, text: &str) -> Result<Signature, SignatureEr
         description: raw.description,
         probe_without_pattern: raw.probe_without_pattern,
         probe_cost,
+        metadata_in_first_message: raw.metadata_in_first_message,
         starttls: raw.starttls,
         overrides,
         upgrades_to,
@@ -544,6 +554,8 @@ regex = '^\x16\x03[\x00-\x04]..\x01'
         assert!(e.contains("`name`"), "{e}");
         let e = err(&TLS.replace("[ports]", "probe_cost = 5\n[ports]"));
         assert!(e.contains("probe_cost"), "{e}");
+        let e = err(&TLS.replace("[ports]", "metadata_in_first_message = 1\n[ports]"));
+        assert!(e.contains("metadata_in_first_message"), "{e}");
     }
 
     #[test]

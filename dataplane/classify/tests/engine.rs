@@ -753,6 +753,63 @@ fn mid_stream_tls_record_over_two_segments() {
     assert_ne!(flow.app_proto(), AppProto::Tls);
 }
 
+/// `tls.toml` has `metadata_in_first_message`: once a direction's hello is read the decided
+/// parser stops reading it, while a direction whose hello has not come yet (lost, reordered)
+/// is still read within `max_packets`, so a late ServerHello is not missed.
+#[test]
+fn tls_directions_stop_after_their_hello_but_wait_for_a_late_one() {
+    let mut c = classifier();
+    let max = c.config().max_packets;
+    let cl = ctx(Transport::Tcp, true);
+    let sv = ctx(Transport::Tcp, false);
+    let record = |n: u8| {
+        let mut r = vec![0x17, 0x03, 0x03, 0x00, 0x20];
+        r.extend([n; 0x20]);
+        r
+    };
+    let mut flow = FlowClassification::default();
+    let hello = samples::tls_client_hello_record(&ClientHelloSpec::chrome_like("a.example.com"));
+    assert!(flow.observe(&mut c, &cl, &hello).is_some());
+    assert!(!flow.wants_payload_from(&c, true), "client hello read");
+    assert!(flow.wants_payload_from(&c, false), "server hello not yet");
+    // The server's first segments were lost: its encrypted records come first, then the
+    // retransmitted ServerHello, which is still read.
+    for n in 0..3 {
+        flow.observe(&mut c, &sv, &record(n));
+        assert!(flow.wants_payload_from(&c, false));
+    }
+    flow.observe(
+        &mut c,
+        &sv,
+        &samples::tls_server_hello_record(0x1302, Some(0x0304)),
+    );
+    assert_eq!(flow.tls().unwrap().server_cipher, Some(0x1302));
+    assert_eq!(flow.indicators(), &["tls.client_hello", "tls.server_hello"]);
+    assert!(!flow.wants_payload(&c), "both hellos read");
+
+    // Without a ServerHello the server side is read up to the budget, not beyond.
+    let mut flow = FlowClassification::default();
+    flow.observe(&mut c, &cl, &hello);
+    let mut read = 0;
+    for n in 0..(2 * max) {
+        if flow.wants_payload_from(&c, false) {
+            read += 1;
+            flow.observe(&mut c, &sv, &record(n as u8));
+        }
+    }
+    assert_eq!(read, max);
+
+    // Seen from the server side first (roles swapped at the decision): the flags follow the
+    // roles, so the real client's side is the one still read.
+    let mut flow = FlowClassification::default();
+    let d = flow
+        .observe(&mut c, &cl, &samples::tls_server_hello_record(0xc02f, None))
+        .unwrap();
+    assert!(d.swap_roles);
+    assert!(!flow.wants_payload_from(&c, false), "server hello read");
+    assert!(flow.wants_payload_from(&c, true), "client hello not yet");
+}
+
 /// Feeds `packets` (from client?, payload) to two flows: one sees every packet, the other only
 /// those `wants_payload_from` asks for (what the worker does). Their records must be equal.
 fn same_record_when_skipping_unwanted_directions(
