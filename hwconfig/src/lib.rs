@@ -11,7 +11,6 @@
 
 pub mod config;
 pub mod core_list;
-mod ip_pair;
 pub mod plan;
 pub mod rss;
 pub mod shard;

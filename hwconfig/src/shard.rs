@@ -18,10 +18,9 @@
 //! its timestamp (microsecond precision: nanosecond captures are rounded down) and wire length.
 
 use crate::config::{to_hex, HardwareDescription};
-use crate::ip_pair::ip_pair;
 use crate::rss::{self, QueueMapping, RssTuple};
 use portolan_packet::capture::{CaptureError, CaptureReader, PcapWriter};
-use portolan_packet::{parse, LinkType};
+use portolan_packet::{ip_addresses, parse, LinkType};
 use serde::Serialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -145,7 +144,7 @@ impl RssSharder {
         let tuple = match parse(link, frame) {
             Ok(p) => RssTuple::new(p.src_ip, p.dst_ip, Some((p.src_port, p.dst_port)))
                 .map(|t| (t, HashedBy::FourTuple)),
-            Err(_) => ip_pair(link, frame)
+            Err(_) => ip_addresses(link, frame)
                 .and_then(|(src, dst)| RssTuple::new(src, dst, None))
                 .map(|t| (t, HashedBy::TwoTuple)),
         };

@@ -37,16 +37,7 @@ const IPPROTO_UDP: u8 = 17;
 /// is not a decodable TCP/UDP packet yields the [`DropReason`] the worker counts.
 #[inline(always)]
 pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DropReason> {
-    let l3 = match link {
-        LinkType::Ethernet => ethernet::decode(frame)?,
-        LinkType::LinuxSll => link::linux_sll(frame)?,
-        LinkType::LinuxSll2 => link::linux_sll2(frame)?,
-        LinkType::Null => link::bsd_null(frame)?,
-        LinkType::Loop => link::openbsd_loop(frame)?,
-        LinkType::RawIp => Layer3::untagged(Network::Ip(frame)),
-        LinkType::Ipv4 => Layer3::untagged(Network::Ipv4(frame)),
-        LinkType::Ipv6 => Layer3::untagged(Network::Ipv6(frame)),
-    };
+    let l3 = link_layer(link, frame)?;
     let ip = match l3.network {
         Network::Ipv4(bytes) => ipv4::decode(bytes)?,
         Network::Ipv6(bytes) => ipv6::decode(bytes)?,
@@ -86,6 +77,50 @@ pub fn parse(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DropReason> {
             })
         }
         _ => Err(DropReason::OtherIpProto),
+    }
+}
+
+/// Walks the link layer of a frame of type `link` to the IP header.
+#[inline(always)]
+fn link_layer(link: LinkType, frame: &[u8]) -> Result<Layer3<'_>, DropReason> {
+    Ok(match link {
+        LinkType::Ethernet => ethernet::decode(frame)?,
+        LinkType::LinuxSll => link::linux_sll(frame)?,
+        LinkType::LinuxSll2 => link::linux_sll2(frame)?,
+        LinkType::Null => link::bsd_null(frame)?,
+        LinkType::Loop => link::openbsd_loop(frame)?,
+        LinkType::RawIp => Layer3::untagged(Network::Ip(frame)),
+        LinkType::Ipv4 => Layer3::untagged(Network::Ipv4(frame)),
+        LinkType::Ipv6 => Layer3::untagged(Network::Ipv6(frame)),
+    })
+}
+
+/// The `(source, destination)` addresses of an IP frame of link type `link`, read from the
+/// fixed IP header after the same link-layer walk as [`parse`] (VLAN tags, PPPoE, cooked and
+/// loopback headers). For frames `parse` rejects past the link layer (fragments, ICMP, other
+/// IP protocols, bad lengths) whose addresses are still wanted, e.g. for an address-only RSS
+/// hash. `None` when the frame is not IP (ARP, LLDP, ...), the version nibble disagrees with
+/// what the link layer announced, or the frame ends before the addresses. Never panics or
+/// allocates; checks nothing past the addresses.
+pub fn ip_addresses(link: LinkType, frame: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    let (bytes, version) = match link_layer(link, frame).ok()?.network {
+        Network::Ipv4(b) => (b, 4),
+        Network::Ipv6(b) => (b, 6),
+        Network::Ip(b) => (b, b.first()? >> 4),
+    };
+    if bytes.first()? >> 4 != version {
+        return None;
+    }
+    match version {
+        4 => Some((
+            IpAddr::from(*array_at::<4>(bytes, 12)?),
+            IpAddr::from(*array_at::<4>(bytes, 16)?),
+        )),
+        6 => Some((
+            IpAddr::from(*array_at::<16>(bytes, 8)?),
+            IpAddr::from(*array_at::<16>(bytes, 24)?),
+        )),
+        _ => None,
     }
 }
 

@@ -9,7 +9,7 @@ mod decode;
 mod drop_reason;
 mod link_type;
 
-pub use decode::parse;
+pub use decode::{ip_addresses, parse};
 pub use drop_reason::DropReason;
 pub use link_type::LinkType;
 

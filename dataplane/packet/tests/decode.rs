@@ -5,7 +5,7 @@
 mod common;
 
 use common::{build, FrameSpec};
-use portolan_packet::{parse, DropReason, LinkType, Packet, TcpHeader, Transport};
+use portolan_packet::{ip_addresses, parse, DropReason, LinkType, Packet, TcpHeader, Transport};
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -363,6 +363,59 @@ fn non_ip_and_other_protocols_through_parse() {
     assert_eq!(parse(LinkType::Ethernet, &f), Err(DropReason::OtherIpProto));
 }
 
+#[test]
+fn addresses_of_frames_parse_rejects() {
+    let want = Some((v4(10, 0, 0, 1), v4(10, 0, 0, 2)));
+    // A middle fragment, and a non-TCP/UDP protocol behind two VLAN tags.
+    let frag = ipv4_fragment(185, 3000, &[0; 100]);
+    assert_eq!(
+        parse(LinkType::Ethernet, &frag),
+        Err(DropReason::IpFragment)
+    );
+    assert_eq!(ip_addresses(LinkType::Ethernet, &frag), want);
+    let mut spec = FrameSpec::udp(
+        LinkType::Ethernet,
+        v4(10, 0, 0, 1),
+        v4(10, 0, 0, 2),
+        b"icmp",
+    );
+    spec.vlans = vec![(0x88a8, 5), (0x8100, 7)];
+    let built = build(&spec);
+    let mut f = built.bytes;
+    f[built.ip_at + 9] = 1;
+    assert_eq!(parse(LinkType::Ethernet, &f), Err(DropReason::OtherIpProto));
+    assert_eq!(ip_addresses(LinkType::Ethernet, &f), want);
+    // IPv6 on every link type that carries it, cut right after the destination address.
+    for link in ALL_LINKS.into_iter().filter(|l| carries(*l, &v6(1))) {
+        let built = build(&FrameSpec::tcp(link, v6(1), v6(2), b"x"));
+        let end = built.ip_at + 40;
+        assert_eq!(
+            ip_addresses(link, &built.bytes[..end]),
+            Some((v6(1), v6(2))),
+            "{link:?}"
+        );
+        assert_eq!(
+            ip_addresses(link, &built.bytes[..end - 1]),
+            None,
+            "{link:?}"
+        );
+    }
+    // Not IP, and an IPv4 header behind the IPv6 ethertype.
+    let mut arp = vec![0xff; 12];
+    arp.extend_from_slice(&[0x08, 0x06]);
+    arp.extend_from_slice(&[0; 28]);
+    assert_eq!(ip_addresses(LinkType::Ethernet, &arp), None);
+    let built = build(&FrameSpec::udp(
+        LinkType::Ethernet,
+        v4(1, 2, 3, 4),
+        v4(5, 6, 7, 8),
+        b"x",
+    ));
+    let mut f = built.bytes;
+    f[12..14].copy_from_slice(&[0x86, 0xdd]);
+    assert_eq!(ip_addresses(LinkType::Ethernet, &f), None);
+}
+
 // ---- properties ----
 
 fn link_strategy() -> impl Strategy<Value = LinkType> {
@@ -460,6 +513,20 @@ proptest! {
         if let Ok(p) = parse(spec.link, &bytes) {
             prop_assert!(payload_within(&bytes, &p));
         }
+    }
+
+    #[test]
+    fn ip_addresses_never_panic_and_agree_with_parse(link in link_strategy(), bytes in prop::collection::vec(any::<u8>(), 0..160)) {
+        let addrs = ip_addresses(link, &bytes);
+        if let Ok(p) = parse(link, &bytes) {
+            prop_assert_eq!(addrs, Some((p.src_ip, p.dst_ip)));
+        }
+    }
+
+    #[test]
+    fn ip_addresses_of_valid_frames(spec in frame_spec()) {
+        let frame = build(&spec);
+        prop_assert_eq!(ip_addresses(spec.link, &frame.bytes), Some((spec.src, spec.dst)));
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Fuzzes `portolan_packet::parse` over every link type: the first input byte selects the link
-//! type, the rest is the frame. Checks that decoding never panics and that a decoded payload
-//! always lies inside the frame.
+//! Fuzzes `portolan_packet::parse` and `ip_addresses` over every link type: the first input
+//! byte selects the link type, the rest is the frame. Checks that neither panics, that a decoded
+//! payload always lies inside the frame, and that both agree on a decoded frame's addresses.
 //!
 //! Run (stable toolchain): `RUSTC_BOOTSTRAP=1 cargo fuzz run decode -- -max_total_time=60`
 //! from `dataplane/packet/fuzz/`.
@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portolan_packet::{parse, LinkType};
+use portolan_packet::{ip_addresses, parse, LinkType};
 
 const LINKS: [LinkType; 8] = [
     LinkType::Ethernet,
@@ -26,7 +26,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let link = LINKS[usize::from(selector) % LINKS.len()];
+    let addresses = ip_addresses(link, frame);
     if let Ok(packet) = parse(link, frame) {
+        assert_eq!(addresses, Some((packet.src_ip, packet.dst_ip)));
         let f = frame.as_ptr_range();
         let p = packet.payload.as_ptr_range();
         assert!(
