@@ -349,8 +349,8 @@ pub struct FlowClassification {
     /// Packets watched for STARTTLS or an upgrade so far.
     watched: u16,
     /// What the decided signature watches for after the decision ([`WATCH_STARTTLS`],
-    /// [`WATCH_UPGRADE`], [`WATCH_FIRST_MESSAGE`]): copied from the signature when it is set, so the per-packet check of
-    /// a decided flow reads the flow only.
+    /// [`WATCH_UPGRADE`], [`WATCH_FIRST_MESSAGE`]): copied from the signature when it is set,
+    /// so the per-packet check of a decided flow reads the flow only.
     watch: u8,
     /// Directions (bit 0 client, bit 1 server) whose metadata is complete: the decided
     /// signature has `metadata_in_first_message` and its parser reported metadata from them.
