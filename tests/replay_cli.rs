@@ -125,6 +125,14 @@ fn replay_counts_packets_flows_and_drops() {
     assert_eq!(r["workers"].as_array().map(Vec::len), Some(1));
     assert!(r["mpps"].as_f64().is_some_and(|x| x > 0.0));
     assert!(r["gbps"].as_f64().is_some_and(|x| x > 0.0));
+    // The worker's cycles split into the PMD's receive call and its own work.
+    let w = &r["workers"][0];
+    let (all, rx) = (
+        w["cycles_per_packet"].as_f64().unwrap_or(0.0),
+        w["rx_cycles_per_packet"].as_f64().unwrap_or(0.0),
+    );
+    assert!(rx > 0.0 && rx < all, "rx {rx} of {all} cycles per packet");
+    assert!(stderr.contains("in the PMD's receive"), "{stderr}");
 
     let recs = json_lines(&flows);
     assert_eq!(recs.len(), 2);

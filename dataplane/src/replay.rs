@@ -215,6 +215,9 @@ pub struct WorkerReport {
     pub busy_seconds: f64,
     /// TSC cycles per received frame.
     pub cycles_per_packet: f64,
+    /// Of `cycles_per_packet`, those inside the PMD's receive call (the I/O: for `net_pcap`,
+    /// reading the file and copying into mbufs); the rest is the worker's own work.
+    pub rx_cycles_per_packet: f64,
     /// Packets the port counted on this queue.
     pub port_q_ipackets: u64,
     /// Flow table counters.
@@ -471,6 +474,15 @@ pub fn spare_cpus(workers: usize) -> Vec<u32> {
     cpus.into_iter().filter(|c| !busy.contains(c)).collect()
 }
 
+/// `cycles` per packet (0 without packets).
+fn per_packet(cycles: u64, packets: u64) -> f64 {
+    if packets > 0 {
+        cycles as f64 / packets as f64
+    } else {
+        0.0
+    }
+}
+
 fn drops_map<'a>(
     counts: impl Iterator<Item = (DropReason, u64)> + 'a,
 ) -> BTreeMap<&'static str, u64> {
@@ -683,11 +695,8 @@ pub fn replay_observers<O: PacketObserver>(
             multi_segment: c.multi_segment,
             no_timestamp: c.no_timestamp,
             busy_seconds: c.busy_seconds,
-            cycles_per_packet: if c.packets > 0 {
-                c.busy_cycles as f64 / c.packets as f64
-            } else {
-                0.0
-            },
+            cycles_per_packet: per_packet(c.busy_cycles, c.packets),
+            rx_cycles_per_packet: per_packet(c.rx_cycles, c.packets),
             port_q_ipackets: q_ipackets,
             flow_table: o.table_stats.into(),
             classification: worker_classification,
