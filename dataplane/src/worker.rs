@@ -535,9 +535,6 @@ impl<O: PacketObserver> Worker<O> {
             if stop.load(Ordering::Relaxed) {
                 break StopCause::Stopped;
             }
-            // The busy clock starts with the receive call that brings the first packet, as
-            // testpmd's busy cycles include its receive calls.
-            let wall_started = started.is_none().then(Instant::now);
             let rx_started = lcore::rdtsc();
             if rxq.rx_burst(&mut burst) == 0 {
                 if self.unpublished_bursts > 0 {
@@ -568,7 +565,9 @@ impl<O: PacketObserver> Worker<O> {
             self.counters.rx_cycles += lcore::rdtsc().wrapping_sub(rx_started);
             empty_run = 0;
             if started.is_none() {
-                started = Some((wall_started.unwrap_or_else(Instant::now), rx_started));
+                // The busy cycles start with the receive call that brought the first packet,
+                // as testpmd's include its receive calls (the wall clock a moment later).
+                started = Some((Instant::now(), rx_started));
             }
             self.process_burst(&burst, sink);
         };

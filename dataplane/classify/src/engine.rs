@@ -490,19 +490,19 @@ impl FlowClassification {
             None => true,
             Some(AppProto::Unknown) => false,
             Some(_) => {
-                self.decided_parser_wants(classifier, dir_index(from_client))
+                let d = dir_index(from_client);
+                self.decided_parser_reads(&classifier.config, d, self.packets[d])
                     || self.starttls_wanted(classifier)
                     || self.upgrade_wanted(classifier)
             }
         }
     }
 
-    /// The decided parser still reads direction `d`: within `max_packets`, and its metadata is
-    /// not complete yet.
+    /// The decided parser reads packet `index` of direction `d`: within `max_packets`, and the
+    /// direction's metadata is not complete yet.
     #[inline]
-    fn decided_parser_wants(&self, classifier: &Classifier, d: usize) -> bool {
-        self.packets.get(d).copied().unwrap_or(u16::MAX) < classifier.config.max_packets
-            && self.metadata_done & (1 << d) == 0
+    fn decided_parser_reads(&self, cfg: &ClassifyConfig, d: usize, index: u16) -> bool {
+        index < cfg.max_packets && self.metadata_done & (1 << d) == 0
     }
 
     /// Marks direction `d`'s metadata complete when the decided signature says the first
@@ -767,7 +767,7 @@ impl FlowClassification {
         let sigs: &CompiledSignatures = &classifier.sigs;
         let parser = sigs.signature(sig_index)?.parser;
         // `index` is this packet's (the count was already moved past it).
-        let run_decided = index < cfg.max_packets && self.metadata_done & (1 << d) == 0;
+        let run_decided = self.decided_parser_reads(&cfg, d, index);
         let watch_tls = self.starttls_wanted(classifier);
         let watch_upgrade = self.upgrade_wanted(classifier);
         if !run_decided && !watch_tls && !watch_upgrade {
