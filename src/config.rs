@@ -16,6 +16,7 @@ use portolan_api::ApiConfig;
 use portolan_control::attribution::AttributionConfig;
 use portolan_control::inventory::InventoryOptions;
 use portolan_control::learning::LearningConfig;
+use portolan_control::output::forward::{ForwardTarget, SyslogTransport};
 use portolan_control::output::ocsf::OcsfProduct;
 use portolan_control::scoring::ScoringConfig;
 use portolan_control::{ControlConfig, Durability};
@@ -162,7 +163,8 @@ impl Default for DataplaneSection {
     }
 }
 
-/// `[outputs]`: alert files (JSON lines, appended), relative to `data_dir`.
+/// `[outputs]`: alert files (JSON lines, appended), relative to `data_dir`, and the network
+/// outputs (`[[outputs.syslog]]`, `[[outputs.redis]]`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutputsSection {
@@ -170,6 +172,173 @@ pub struct OutputsSection {
     pub eve: Option<PathBuf>,
     /// OCSF Detection Findings.
     pub ocsf: Option<PathBuf>,
+    /// Syslog receivers (RFC 5424, one JSON alert per message).
+    pub syslog: Vec<SyslogOutput>,
+    /// Redis servers (EVE alerts, as Suricata's `redis` output).
+    pub redis: Vec<RedisOutput>,
+}
+
+/// Which rendering of an alert an output sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertFormat {
+    /// Suricata EVE `alert`.
+    #[default]
+    Eve,
+    /// OCSF Detection Finding.
+    Ocsf,
+}
+
+/// `[[outputs.syslog]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogOutput {
+    /// `host:port` of the receiver.
+    pub address: String,
+    /// `tls` (TCP with TLS, RFC 5425) or `udp` (RFC 5426).
+    pub transport: String,
+    /// PEM file of the CAs trusted for the receiver (`tls`; relative to `data_dir`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The name the receiver's certificate carries (default: the host part of `address`).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Syslog facility, 0..=23 (default 13, log audit).
+    #[serde(default = "default_facility")]
+    pub facility: u8,
+    /// `eve` (default) or `ocsf`.
+    #[serde(default)]
+    pub format: AlertFormat,
+    /// Alerts queued while the receiver is down before new ones are dropped (and counted).
+    #[serde(default = "default_output_queue")]
+    pub queue: usize,
+}
+
+/// `[[outputs.redis]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisOutput {
+    /// `host:port` of the server.
+    pub address: String,
+    /// List or channel name (Suricata's default is `suricata`).
+    pub key: String,
+    /// `list` (`RPUSH`) or `channel` (`PUBLISH`).
+    pub mode: String,
+    /// Alerts queued while the server is down before new ones are dropped (and counted).
+    #[serde(default = "default_output_queue")]
+    pub queue: usize,
+}
+
+/// One network output as the daemon starts it.
+#[derive(Debug, Clone)]
+pub struct NetworkOutput {
+    /// Where and how.
+    pub target: ForwardTarget,
+    /// EVE or OCSF.
+    pub format: AlertFormat,
+    /// Queue limit.
+    pub queue: usize,
+}
+
+impl OutputsSection {
+    /// The network outputs, checked; an error names the field (`outputs.syslog[0].transport`)
+    /// and the reason.
+    pub fn network_outputs(&self, hostname: &str) -> Result<Vec<NetworkOutput>, (String, String)> {
+        let mut out = Vec::new();
+        let has_port = |a: &str| {
+            a.rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+        };
+        for (i, o) in self.syslog.iter().enumerate() {
+            let field = |f: &str| format!("outputs.syslog[{i}].{f}");
+            if !has_port(&o.address) {
+                return Err((field("address"), "must be host:port".into()));
+            }
+            if o.facility > 23 {
+                return Err((field("facility"), "must be 0..=23".into()));
+            }
+            if o.queue == 0 {
+                return Err((field("queue"), "must be at least 1".into()));
+            }
+            let transport = match o.transport.as_str() {
+                "udp" => SyslogTransport::Udp,
+                "tls" => {
+                    let Some(ca_file) = o.ca_file.clone() else {
+                        return Err((
+                            field("ca_file"),
+                            "is required with transport \"tls\"".into(),
+                        ));
+                    };
+                    let host = o.address.rsplit_once(':').map_or("", |(h, _)| h);
+                    let server_name = o
+                        .server_name
+                        .clone()
+                        .unwrap_or_else(|| host.trim_matches(['[', ']']).to_string());
+                    SyslogTransport::Tls {
+                        ca_file,
+                        server_name,
+                    }
+                }
+                other => {
+                    return Err((
+                        field("transport"),
+                        format!("{other:?} is not \"tls\" or \"udp\""),
+                    ))
+                }
+            };
+            out.push(NetworkOutput {
+                target: ForwardTarget::Syslog {
+                    address: o.address.clone(),
+                    transport,
+                    facility: o.facility,
+                    hostname: hostname.to_string(),
+                    app_name: "portolan".to_string(),
+                },
+                format: o.format,
+                queue: o.queue,
+            });
+        }
+        for (i, o) in self.redis.iter().enumerate() {
+            let field = |f: &str| format!("outputs.redis[{i}].{f}");
+            if !has_port(&o.address) {
+                return Err((field("address"), "must be host:port".into()));
+            }
+            if o.key.is_empty() {
+                return Err((field("key"), "must not be empty".into()));
+            }
+            if o.queue == 0 {
+                return Err((field("queue"), "must be at least 1".into()));
+            }
+            let publish = match o.mode.as_str() {
+                "list" => false,
+                "channel" => true,
+                other => {
+                    return Err((
+                        field("mode"),
+                        format!("{other:?} is not \"list\" or \"channel\""),
+                    ))
+                }
+            };
+            out.push(NetworkOutput {
+                target: ForwardTarget::Redis {
+                    address: o.address.clone(),
+                    key: o.key.clone(),
+                    publish,
+                },
+                format: AlertFormat::Eve,
+                queue: o.queue,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn default_facility() -> u8 {
+    13
+}
+
+fn default_output_queue() -> usize {
+    10_000
 }
 
 /// `[logging]`.
@@ -356,6 +525,11 @@ impl ApplianceConfig {
         {
             *p = rebase(&data, p);
         }
+        for o in &mut self.outputs.syslog {
+            if let Some(p) = o.ca_file.as_mut() {
+                *p = rebase(&data, p);
+            }
+        }
         for p in [
             &mut self.control.roles,
             &mut self.inputs.leases,
@@ -425,6 +599,9 @@ impl ApplianceConfig {
         self.api
             .validate()
             .map_err(|e| self.invalid(format!("api.{}", e.field), e.reason))?;
+        self.outputs
+            .network_outputs("-")
+            .map_err(|(field, reason)| self.invalid(field, reason))?;
         if self.dataplane.stats_interval_ms < MIN_STATS_INTERVAL_MS {
             return Err(self.invalid(
                 "dataplane.stats_interval_ms",
@@ -571,6 +748,61 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("later") || e.contains("start"), "{e}");
+    }
+
+    #[test]
+    fn network_outputs_are_checked_and_name_their_field() {
+        let with = |extra: &str| parse(&format!("{EXAMPLE}\n{extra}\n"));
+        let cfg = with(
+            "[[outputs.syslog]]\naddress = \"siem.example.com:6514\"\ntransport = \"tls\"\n\
+             ca_file = \"ca.pem\"\n[[outputs.syslog]]\naddress = \"127.0.0.1:514\"\n\
+             transport = \"udp\"\nformat = \"ocsf\"\n[[outputs.redis]]\n\
+             address = \"127.0.0.1:6379\"\nkey = \"suricata\"\nmode = \"channel\"",
+        )
+        .unwrap();
+        let outs = cfg.outputs.network_outputs("sensor").unwrap();
+        let kinds: Vec<_> = outs.iter().map(|o| o.target.kind()).collect();
+        assert_eq!(kinds, ["syslog-tls", "syslog-udp", "redis-channel"]);
+        match &outs[0].target {
+            ForwardTarget::Syslog {
+                transport:
+                    SyslogTransport::Tls {
+                        ca_file,
+                        server_name,
+                    },
+                ..
+            } => {
+                assert!(ca_file.starts_with(&cfg.data_dir), "relative to data_dir");
+                assert_eq!(server_name, "siem.example.com");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(outs[1].format, AlertFormat::Ocsf);
+        for (extra, field) in [
+            (
+                "[[outputs.syslog]]\naddress = \"h:6514\"\ntransport = \"tcp\"",
+                "outputs.syslog[0].transport",
+            ),
+            (
+                "[[outputs.syslog]]\naddress = \"h:6514\"\ntransport = \"tls\"",
+                "outputs.syslog[0].ca_file",
+            ),
+            (
+                "[[outputs.syslog]]\naddress = \"h\"\ntransport = \"udp\"",
+                "outputs.syslog[0].address",
+            ),
+            (
+                "[[outputs.redis]]\naddress = \"h:1\"\nkey = \"k\"\nmode = \"set\"",
+                "outputs.redis[0].mode",
+            ),
+            (
+                "[[outputs.redis]]\naddress = \"h:1\"\nkey = \"k\"\nmode = \"list\"\nqueue = 0",
+                "outputs.redis[0].queue",
+            ),
+        ] {
+            let e = with(extra).unwrap_err();
+            assert_eq!(e.field(), Some(field), "{e}");
+        }
     }
 
     #[test]

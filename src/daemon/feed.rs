@@ -1,7 +1,8 @@
 //! The daemon's end of the hand-off: a [`FlowEventConsumer`] on the drain thread (pinned to the
 //! control cores, never a worker lcore) that turns each drained batch of finished, classified
 //! flows into control-plane observations, judges them in one store transaction under the shared
-//! engine's lock, and appends the alerts to the optional EVE/OCSF files.
+//! engine's lock, appends the alerts to the optional EVE/OCSF files and offers them to the network
+//! outputs (syslog, Redis; each a bounded queue that drops and counts rather than waits).
 //!
 //! Owns: the per-worker, per-protocol counts of flows received (published live as dataplane
 //! statistics) and the run's alert counters. Must not: judge or score (the control plane does),
@@ -13,10 +14,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use portolan_control::output::eve::to_eve;
+use portolan_control::output::forward::{ForwardCounts, Forwarder};
 use portolan_control::output::ocsf::to_ocsf;
 use portolan_control::output::JsonLinesWriter;
 use portolan_control::{ControlPlane, DnsAnswer, FlowObservation};
 use portolan_dataplane::{FlowEvent, FlowEventConsumer};
+
+use crate::config::{AlertFormat, NetworkOutput};
 
 /// Flows received per worker and protocol, shared with the statistics publisher.
 pub type LiveProtocols = Arc<Mutex<Vec<BTreeMap<String, u64>>>>;
@@ -42,6 +46,8 @@ pub struct EngineFeed {
     live: LiveProtocols,
     eve: Option<JsonLinesWriter>,
     ocsf: Option<JsonLinesWriter>,
+    /// Network outputs (syslog, Redis): bounded queues, never waited on.
+    forwarders: Vec<(Forwarder, AlertFormat)>,
     totals: FeedTotals,
 }
 
@@ -77,8 +83,28 @@ impl EngineFeed {
             live,
             eve: eve.map(|p| open(p, "EVE")).transpose()?,
             ocsf: ocsf.map(|p| open(p, "OCSF")).transpose()?,
+            forwarders: Vec::new(),
             totals: FeedTotals::default(),
         })
+    }
+
+    /// Starts the network outputs; each gets its own bounded queue and sender thread.
+    pub fn with_outputs(mut self, outputs: &[NetworkOutput]) -> Result<EngineFeed, String> {
+        for o in outputs {
+            let f = Forwarder::start(o.target.clone(), o.queue)
+                .map_err(|e| format!("output {}: {e}", o.target.kind()))?;
+            tracing::info!(output = f.kind(), queue = o.queue, "alert output started");
+            self.forwarders.push((f, o.format));
+        }
+        Ok(self)
+    }
+
+    /// Each network output's kind and counters.
+    pub fn output_counts(&self) -> Vec<(&'static str, ForwardCounts)> {
+        self.forwarders
+            .iter()
+            .map(|(f, _)| (f.kind(), f.counts()))
+            .collect()
     }
 
     /// Counters so far.
@@ -146,6 +172,15 @@ impl EngineFeed {
                 if let Err(e) = w.write(&to_ocsf(alert, &product)) {
                     tracing::error!(file = %w.path().display(), error = %e, "cannot write OCSF alert");
                 }
+            }
+            // Syslog severity: high/critical → 2 critical .. informational → 6.
+            let severity = 1 + alert.severity.eve_severity().min(5);
+            for (f, format) in &self.forwarders {
+                let event = match format {
+                    AlertFormat::Eve => to_eve(alert),
+                    AlertFormat::Ocsf => to_ocsf(alert, &product),
+                };
+                f.send(&event, severity, alert.ts_us);
             }
         }
         self.flush_files();

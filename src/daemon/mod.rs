@@ -300,6 +300,16 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
         cfg.outputs.eve.as_deref(),
         cfg.outputs.ocsf.as_deref(),
     )
+    .and_then(|feed| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default();
+        let outputs = cfg
+            .outputs
+            .network_outputs(&host)
+            .map_err(|(field, reason)| format!("{field}: {reason}"))?;
+        feed.with_outputs(&outputs)
+    })
     .map_err(Failure::runtime)?;
     let control_cpus = hw.control_cores();
     // A view on the queues' drop counters for the statistics (the receiver goes to the drain).
@@ -427,6 +437,16 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
                 failed_batches = t.failed_batches,
                 "flow hand-off drained"
             );
+            for (kind, c) in feed.output_counts() {
+                tracing::info!(
+                    output = kind,
+                    sent = c.sent,
+                    dropped = c.dropped,
+                    errors = c.errors,
+                    queued = c.queued,
+                    "alert output"
+                );
+            }
         }
         Err(e) => tracing::error!(error = %e, "flow event thread failed"),
     }

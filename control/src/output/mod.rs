@@ -1,10 +1,12 @@
-//! Alert writers: Suricata EVE JSON ([`eve`]) and OCSF Detection Finding ([`ocsf`]).
+//! Alert writers: Suricata EVE JSON ([`eve`]) and OCSF Detection Finding ([`ocsf`]), and the
+//! network outputs that forward them ([`forward`]: syslog, Redis).
 //!
 //! Owns: rendering an [`Alert`](crate::alert::Alert) as one JSON object per line, and
 //! [`JsonLinesWriter`], which appends those lines to a file and flushes them.
 //! Must not: decide what to alert on or change an alert.
 
 pub mod eve;
+pub mod forward;
 pub mod ocsf;
 
 use std::fs::{File, OpenOptions};
