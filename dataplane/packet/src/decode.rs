@@ -4,7 +4,7 @@
 //! submodules (`ethernet`, `link`, `ipv4`, `ipv6`, `tcp`, `udp`), in the manner of Retina's
 //! `protocols/packet`. Must not: allocate, panic on any input, copy payload bytes, or loop
 //! without a bound — it runs per packet on a worker lcore. It does not reassemble IP fragments
-//! and does not decapsulate tunnels (GRE, IP-in-IP, Teredo, VXLAN): those are counted as
+//! (the worker hands fragments to [`crate::defrag`]) and does not decapsulate tunnels (GRE, IP-in-IP, Teredo, VXLAN): those are counted as
 //! [`DropReason::OtherIpProto`] or decoded as the outer UDP packet.
 //!
 //! Leniency, chosen so that snap-length-cut captures still yield their flows:
@@ -122,6 +122,18 @@ pub fn ip_addresses(link: LinkType, frame: &[u8]) -> Option<(IpAddr, IpAddr)> {
         )),
         _ => None,
     }
+}
+
+/// Where the IP header of a frame of link type `link` starts, after the same link-layer walk
+/// as [`parse`] (VLAN tags, PPPoE, cooked and loopback headers); `None` when the frame is not
+/// IP. For the defragmenter, which reads fragment fields the decoder does not keep. Never
+/// panics or allocates.
+pub fn network_offset(link: LinkType, frame: &[u8]) -> Option<usize> {
+    let bytes = match link_layer(link, frame).ok()?.network {
+        Network::Ipv4(b) | Network::Ipv6(b) | Network::Ip(b) => b,
+    };
+    // The network bytes are a sub-slice of the frame: their distance from its start.
+    (bytes.as_ptr() as usize).checked_sub(frame.as_ptr() as usize)
 }
 
 /// What follows the link layer: which IP version the link layer announced.

@@ -49,11 +49,21 @@ pub enum DropReason {
     UdpTruncated,
     /// UDP length field below 8.
     UdpBadLength,
+    /// A fragment of a datagram the defragmenter dropped because its fragments overlapped
+    /// (RFC 5722) or disagreed (two ends, bytes past the end, a non-last fragment whose length
+    /// is not a multiple of 8, too many holes): every fragment of it is counted here.
+    FragmentOverlap,
+    /// A fragment of a datagram still incomplete at its timeout or at the end of input.
+    FragmentTimeout,
+    /// A fragment of a new datagram that found the worker's defragmentation table full.
+    FragmentTableFull,
+    /// A fragment of a datagram larger than the defragmenter's bound.
+    FragmentTooBig,
 }
 
 impl DropReason {
     /// Number of drop reasons (size of a per-reason counter array).
-    pub const COUNT: usize = 19;
+    pub const COUNT: usize = 23;
 
     /// Every drop reason, in discriminant order: `ALL[r as usize] == r`.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -76,6 +86,10 @@ impl DropReason {
         DropReason::TcpBadDataOffset,
         DropReason::UdpTruncated,
         DropReason::UdpBadLength,
+        DropReason::FragmentOverlap,
+        DropReason::FragmentTimeout,
+        DropReason::FragmentTableFull,
+        DropReason::FragmentTooBig,
     ];
 
     /// Stable snake_case name, used as a JSON key in summaries and as a metric label.
@@ -100,6 +114,10 @@ impl DropReason {
             DropReason::TcpBadDataOffset => "tcp_bad_data_offset",
             DropReason::UdpTruncated => "udp_truncated",
             DropReason::UdpBadLength => "udp_bad_length",
+            DropReason::FragmentOverlap => "fragment_overlap",
+            DropReason::FragmentTimeout => "fragment_timeout",
+            DropReason::FragmentTableFull => "fragment_table_full",
+            DropReason::FragmentTooBig => "fragment_too_big",
         }
     }
 }
