@@ -185,7 +185,7 @@ impl LiveDataplane {
                 });
             let port_cfg = DpdkPortConfig {
                 rx_queues: pc.rx_queues,
-                tx_queues: 0,
+                tx_queues: portolan_dataplane::dpdk::paired_tx_queues(&info.driver, pc.rx_queues),
                 rx_descriptors,
                 ..DpdkPortConfig::default()
             };
@@ -352,6 +352,11 @@ impl LiveDataplane {
                         .drops
                         .iter()
                         .map(|(r, n)| (r.as_str().to_string(), *n))
+                        .collect();
+                    w.encapsulated = snap
+                        .encapsulated
+                        .iter()
+                        .map(|(k, n)| (k.as_str().to_string(), *n))
                         .collect();
                     w.flows_active = snap.flows_active;
                     w.flows_created = snap.flows_created;

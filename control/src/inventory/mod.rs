@@ -137,6 +137,64 @@ pub fn normalize_app_status(raw: &str) -> String {
     }
 }
 
+/// The user an MDM assigns a device to. Every field is as the MDM reported it (untrusted text).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MdmUser {
+    /// Account name (Jamf `username`, Intune `userPrincipalName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Full name (Jamf `realName`, Intune `userDisplayName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_name: Option<String>,
+    /// E-mail address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Department.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    /// Position or job title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
+}
+
+impl MdmUser {
+    /// True when no field is set.
+    pub fn is_empty(&self) -> bool {
+        self == &MdmUser::default()
+    }
+}
+
+/// How inventory documents are read: the site-specific names an MDM keeps some fields under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InventoryOptions {
+    /// Jamf extension attributes holding a device's IPv6 address(es), matched by name without
+    /// regard to case (default: `IPv6 Address`, `IPv6 Addresses`, `IPv6`). Every value that
+    /// parses as an IPv6 address is taken; one that does not is a warning naming the device.
+    pub ipv6_extension_attributes: Vec<String>,
+}
+
+impl Default for InventoryOptions {
+    fn default() -> Self {
+        InventoryOptions {
+            ipv6_extension_attributes: vec![
+                "IPv6 Address".to_string(),
+                "IPv6 Addresses".to_string(),
+                "IPv6".to_string(),
+            ],
+        }
+    }
+}
+
+impl InventoryOptions {
+    /// True when `name` is one of the IPv6 extension attributes.
+    pub fn is_ipv6_attribute(&self, name: &str) -> bool {
+        self.ipv6_extension_attributes
+            .iter()
+            .any(|n| n.trim().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
 /// One device, normalised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Device {
@@ -173,6 +231,15 @@ pub struct Device {
     /// IP address the MDM last saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_address: Option<IpAddr>,
+    /// Further addresses the MDM reports, IPv6 in practice (Jamf extension attributes named in
+    /// [`InventoryOptions::ipv6_extension_attributes`]); each becomes a time-ranged binding like
+    /// `ip_address`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipv6_addresses: Vec<IpAddr>,
+    /// The user the MDM assigns the device to (Jamf `userAndLocation` / `location`, Intune
+    /// `userPrincipalName`), when reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<MdmUser>,
     /// When the MDM last refreshed this record, µs since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported_at_us: Option<i64>,
@@ -184,6 +251,17 @@ pub struct Device {
 }
 
 impl Device {
+    /// Every address the MDM reports for the device: `ip_address`, then `ipv6_addresses`.
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = self.ip_address.into_iter().collect();
+        for a in &self.ipv6_addresses {
+            if !out.contains(a) {
+                out.push(*a);
+            }
+        }
+        out
+    }
+
     /// The app with this bundle ID, if listed.
     pub fn app(&self, bundle_id: &str) -> Option<&ManagedApp> {
         self.apps.iter().find(|a| a.bundle_id == bundle_id)
@@ -267,6 +345,14 @@ pub enum InventoryError {
         /// The field path (`results[2].general.udid`) and the problem.
         error: FieldError,
     },
+    /// The document exceeds a parsing limit ([`MAX_NESTING_DEPTH`], [`MAX_DOCUMENT_BYTES`]).
+    #[error("{path}: {message}")]
+    Limit {
+        /// The file.
+        path: PathBuf,
+        /// Which limit, its value and what was found.
+        message: String,
+    },
     /// A lease file row is malformed.
     #[error("{path}:{line}: {message}")]
     Lease {
@@ -303,17 +389,85 @@ fn plist_error_offset(message: &str) -> Option<usize> {
     digits.parse().ok()
 }
 
+/// Deepest nesting of arrays and dictionaries accepted in an inventory document (JSON or plist).
+/// Real MDM exports nest fewer than 10 levels; the bound keeps every recursive walk (conversion,
+/// shape detection, dropping the value) far from the stack's end.
+pub const MAX_NESTING_DEPTH: usize = 64;
+
+/// Largest inventory file read from disk (the API has its own, smaller, body limit).
+pub const MAX_DOCUMENT_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Reads a file as JSON, or as plist (XML or binary) when it looks like one, and returns it as a
-/// JSON value (plist dates become RFC 3339 strings, data becomes lowercase hex).
+/// JSON value (plist dates become RFC 3339 strings, data becomes lowercase hex). Files larger than
+/// [`MAX_DOCUMENT_BYTES`] are refused before they are read.
 pub fn read_structured(path: &Path) -> Result<Value, InventoryError> {
-    let bytes = std::fs::read(path).map_err(|source| InventoryError::Io {
+    let io = |source| InventoryError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_DOCUMENT_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(io)?;
+    if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
+        return Err(InventoryError::Limit {
+            path: path.to_path_buf(),
+            message: format!("larger than the inventory file limit of {MAX_DOCUMENT_BYTES} bytes"),
+        });
+    }
     parse_structured(&bytes, path)
 }
 
-/// [`read_structured`] on bytes already read; `path` only names errors.
+/// Refuses a plist value nested deeper than [`MAX_NESTING_DEPTH`] before anything recursive
+/// touches it: the depth is measured with an explicit stack, and a refused value is taken apart
+/// the same way (dropping it whole would recurse once per level).
+fn check_plist_depth(value: plist::Value, path: &Path) -> Result<plist::Value, InventoryError> {
+    let mut deepest = 0usize;
+    let mut stack: Vec<(&plist::Value, usize)> = vec![(&value, 1)];
+    while let Some((v, depth)) = stack.pop() {
+        match v {
+            plist::Value::Array(items) => {
+                deepest = deepest.max(depth);
+                if deepest > MAX_NESTING_DEPTH {
+                    break;
+                }
+                stack.extend(items.iter().map(|i| (i, depth + 1)));
+            }
+            plist::Value::Dictionary(dict) => {
+                deepest = deepest.max(depth);
+                if deepest > MAX_NESTING_DEPTH {
+                    break;
+                }
+                stack.extend(dict.values().map(|i| (i, depth + 1)));
+            }
+            _ => {}
+        }
+    }
+    drop(stack);
+    if deepest <= MAX_NESTING_DEPTH {
+        return Ok(value);
+    }
+    let mut parts = vec![value];
+    while let Some(v) = parts.pop() {
+        match v {
+            plist::Value::Array(items) => parts.extend(items),
+            plist::Value::Dictionary(dict) => parts.extend(dict.into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
+    Err(InventoryError::Limit {
+        path: path.to_path_buf(),
+        message: format!(
+            "plist nests arrays and dictionaries deeper than the limit of {MAX_NESTING_DEPTH} levels"
+        ),
+    })
+}
+
+/// [`read_structured`] on bytes already read; `path` only names errors. Nesting deeper than
+/// [`MAX_NESTING_DEPTH`] is refused as [`InventoryError::Limit`].
 pub fn parse_structured(bytes: &[u8], path: &Path) -> Result<Value, InventoryError> {
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
@@ -331,14 +485,51 @@ pub fn parse_structured(bytes: &[u8], path: &Path) -> Result<Value, InventoryErr
                 message: format!("plist: {message}"),
             }
         })?;
-        return Ok(plist_to_json(&value));
+        return Ok(plist_to_json(&check_plist_depth(value, path)?));
     }
+    check_json_depth(body, path)?;
     serde_json::from_slice(body).map_err(|e| InventoryError::Syntax {
         path: path.to_path_buf(),
         line: e.line(),
         column: e.column(),
         message: format!("JSON: {e}"),
     })
+}
+
+/// Refuses JSON nested deeper than [`MAX_NESTING_DEPTH`] (brackets outside strings are counted
+/// in one pass; serde_json's own recursion limit of 128 stays as a second guard).
+fn check_json_depth(body: &[u8], path: &Path) -> Result<(), InventoryError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (offset, &b) in body.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING_DEPTH {
+                    let (line, column) = line_column(body, offset);
+                    return Err(InventoryError::Limit {
+                        path: path.to_path_buf(),
+                        message: format!(
+                            "JSON nests arrays and objects deeper than the limit of \
+                             {MAX_NESTING_DEPTH} levels (line {line}, column {column})"
+                        ),
+                    });
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Converts a plist value into the JSON value the shape parsers read.
@@ -384,6 +575,14 @@ pub fn plist_to_json(value: &plist::Value) -> Value {
 /// the same call supply bundle IDs for the Graph `managedDevices` files; a catalogue alone is an
 /// error. Fails on the first bad file, naming it.
 pub fn load_inventory_files(paths: &[PathBuf]) -> Result<Vec<InventoryBatch>, InventoryError> {
+    load_inventory_files_with(paths, &InventoryOptions::default())
+}
+
+/// [`load_inventory_files`] with the site's [`InventoryOptions`].
+pub fn load_inventory_files_with(
+    paths: &[PathBuf],
+    options: &InventoryOptions,
+) -> Result<Vec<InventoryBatch>, InventoryError> {
     let mut parsed = Vec::with_capacity(paths.len());
     let mut catalogue = MobileAppCatalogue::default();
     for path in paths {
@@ -415,7 +614,7 @@ pub fn load_inventory_files(paths: &[PathBuf]) -> Result<Vec<InventoryBatch>, In
     }
     parsed
         .into_iter()
-        .map(|(path, shape, value)| parse_shape(&path, shape, &value, &catalogue))
+        .map(|(path, shape, value)| parse_shape(&path, shape, &value, &catalogue, options))
         .collect()
 }
 
@@ -426,12 +625,27 @@ pub fn parse_inventory_bytes(
     bytes: &[u8],
     origin: &Path,
 ) -> Result<InventoryBatch, InventoryError> {
+    parse_inventory_bytes_with(bytes, origin, &InventoryOptions::default())
+}
+
+/// [`parse_inventory_bytes`] with the site's [`InventoryOptions`].
+pub fn parse_inventory_bytes_with(
+    bytes: &[u8],
+    origin: &Path,
+    options: &InventoryOptions,
+) -> Result<InventoryBatch, InventoryError> {
     let value = parse_structured(bytes, origin)?;
     let shape = detect::detect(&value).map_err(|message| InventoryError::UnknownShape {
         path: origin.to_path_buf(),
         message,
     })?;
-    parse_shape(origin, shape, &value, &MobileAppCatalogue::default())
+    parse_shape(
+        origin,
+        shape,
+        &value,
+        &MobileAppCatalogue::default(),
+        options,
+    )
 }
 
 /// Loads one inventory file (see [`load_inventory_files`]).
@@ -448,6 +662,7 @@ fn parse_shape(
     shape: InventoryShape,
     value: &Value,
     catalogue: &MobileAppCatalogue,
+    options: &InventoryOptions,
 ) -> Result<InventoryBatch, InventoryError> {
     let field_err = |error: FieldError| InventoryError::Field {
         path: path.to_path_buf(),
@@ -457,11 +672,11 @@ fn parse_shape(
     let (source, devices) = match shape {
         InventoryShape::JamfDetailList => (
             InventorySource::JamfPro,
-            jamf::parse_detail_list(value, &mut warnings).map_err(field_err)?,
+            jamf::parse_detail_list(value, options, &mut warnings).map_err(field_err)?,
         ),
         InventoryShape::JamfDeviceDetail => (
             InventorySource::JamfPro,
-            vec![jamf::parse_device_detail(value).map_err(field_err)?],
+            vec![jamf::parse_device_detail_with(value, options, &mut warnings).map_err(field_err)?],
         ),
         InventoryShape::GraphManagedDevices => (
             InventorySource::Intune,

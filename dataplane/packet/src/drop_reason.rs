@@ -39,7 +39,7 @@ pub enum DropReason {
     Ipv6TooManyExtHeaders,
     /// A non-first IPv4 or IPv6 fragment of a TCP/UDP datagram: there are no ports to key on.
     IpFragment,
-    /// An IP protocol other than TCP or UDP (ICMP, ICMPv6, ESP, GRE, IP-in-IP, no-next-header…).
+    /// An IP protocol other than TCP or UDP (ICMP, ICMPv6, ESP, no-next-header…).
     OtherIpProto,
     /// Fewer bytes than a 20-byte TCP header, or fewer than its data offset says (capture cut).
     TcpTruncated,
@@ -49,6 +49,16 @@ pub enum DropReason {
     UdpTruncated,
     /// UDP length field below 8.
     UdpBadLength,
+    /// An encapsulation header (GRE, ERSPAN, VXLAN, GENEVE, an MPLS label stack) cut off before
+    /// its end.
+    TunnelTruncated,
+    /// An encapsulation the decoder does not walk: GRE with the routing bit or a version other
+    /// than 0 (PPTP's enhanced GRE), a GRE protocol type other than IP, Ethernet, MPLS or
+    /// ERSPAN, an ERSPAN header of an unknown version, or an MPLS payload that is not IP.
+    TunnelUnsupported,
+    /// More nested encapsulations, or more MPLS labels, than the decoder walks (see
+    /// `MAX_TUNNEL_DEPTH` and `MAX_MPLS_LABELS` in the decoder).
+    TunnelTooDeep,
     /// A fragment of a datagram the defragmenter dropped because its fragments overlapped
     /// (RFC 5722) or disagreed (two ends, bytes past the end, a non-last fragment whose length
     /// is not a multiple of 8, too many holes): every fragment of it is counted here.
@@ -63,7 +73,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Number of drop reasons (size of a per-reason counter array).
-    pub const COUNT: usize = 23;
+    pub const COUNT: usize = 26;
 
     /// Every drop reason, in discriminant order: `ALL[r as usize] == r`.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -86,6 +96,9 @@ impl DropReason {
         DropReason::TcpBadDataOffset,
         DropReason::UdpTruncated,
         DropReason::UdpBadLength,
+        DropReason::TunnelTruncated,
+        DropReason::TunnelUnsupported,
+        DropReason::TunnelTooDeep,
         DropReason::FragmentOverlap,
         DropReason::FragmentTimeout,
         DropReason::FragmentTableFull,
@@ -114,6 +127,9 @@ impl DropReason {
             DropReason::TcpBadDataOffset => "tcp_bad_data_offset",
             DropReason::UdpTruncated => "udp_truncated",
             DropReason::UdpBadLength => "udp_bad_length",
+            DropReason::TunnelTruncated => "tunnel_truncated",
+            DropReason::TunnelUnsupported => "tunnel_unsupported",
+            DropReason::TunnelTooDeep => "tunnel_too_deep",
             DropReason::FragmentOverlap => "fragment_overlap",
             DropReason::FragmentTimeout => "fragment_timeout",
             DropReason::FragmentTableFull => "fragment_table_full",

@@ -10,10 +10,12 @@ pub mod capture;
 mod decode;
 pub mod defrag;
 mod drop_reason;
+mod encapsulation;
 mod link_type;
 
-pub use decode::{ip_addresses, network_offset, parse};
+pub use decode::{ip_addresses, network_offset, parse, parse_counting};
 pub use drop_reason::DropReason;
+pub use encapsulation::{Encapsulation, Encapsulations};
 pub use link_type::LinkType;
 
 use std::net::IpAddr;
