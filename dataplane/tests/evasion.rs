@@ -129,7 +129,7 @@ fn assert_client_hello_seen(rec: &FlowRecord, hello_spec_sni: &str) {
     );
     assert_eq!(rec.dest_port, SERVER.1);
     assert_eq!(rec.app["tls"]["sni"], hello_spec_sni);
-    assert_eq!(rec.app["port_mismatch"], true);
+    assert_eq!(rec.app["portolan"]["port_mismatch"], true);
 }
 
 #[test]
@@ -191,7 +191,7 @@ fn a_retransmission_with_other_bytes_keeps_the_first_copy_and_is_flagged() {
     segs.insert(0, third);
     let (rec, report) = one_record(&tls_session(&segs, hello.len() as u32));
     assert_client_hello_seen(&rec, "first.example.net");
-    let indicators = rec.app["indicators"].to_string();
+    let indicators = rec.app["portolan"]["indicators"].to_string();
     assert!(indicators.contains("tcp.overlap_mismatch"), "{indicators}");
     assert_eq!(report.reassembly_overlap_mismatches, 1);
 }
@@ -239,7 +239,7 @@ fn a_server_kexinit_with_the_client_marker_does_not_flip_a_flow_whose_syn_was_se
         ("10.0.0.7".to_string(), 50200),
         "the SYN sender stays the client"
     );
-    let indicators = rec.app["indicators"].to_string();
+    let indicators = rec.app["portolan"]["indicators"].to_string();
     assert!(indicators.contains("roles.conflict"), "{indicators}");
 }
 
@@ -259,7 +259,7 @@ fn a_client_hello_from_the_syn_ack_side_does_not_flip_the_roles() {
         (rec.src_ip.to_string(), rec.src_port),
         ("10.0.0.7".to_string(), 50300)
     );
-    let indicators = rec.app["indicators"].to_string();
+    let indicators = rec.app["portolan"]["indicators"].to_string();
     assert!(indicators.contains("roles.conflict"), "{indicators}");
 }
 
@@ -284,7 +284,9 @@ fn a_flow_whose_start_was_not_seen_still_takes_its_roles_from_the_parser() {
         (rec.src_ip.to_string(), rec.src_port),
         ("10.0.0.7".to_string(), 50400)
     );
-    assert!(!rec.app["indicators"].to_string().contains("roles.conflict"));
+    assert!(!rec.app["portolan"]["indicators"]
+        .to_string()
+        .contains("roles.conflict"));
 }
 
 /// A segmentation of `len` bytes: sorted cut points → (offset, length) pieces.
