@@ -381,3 +381,44 @@ fn managed_subnet_prefilter_skips_other_traffic_before_the_flow_table() {
         "{err}"
     );
 }
+
+/// The EAL's runtime directory (`/var/run/dpdk/portolan-<pid>-<ns>` as root) is removed at exit.
+#[test]
+fn the_eal_runtime_directory_is_removed_at_exit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cap, _) = small_capture(dir.path(), "small.pcap", TS0);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args(["replay", s(&cap)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let root = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    };
+    let runtime = if root {
+        PathBuf::from("/var/run/dpdk")
+    } else {
+        std::env::var_os("XDG_RUNTIME_DIR")
+            .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
+            .join("dpdk")
+    };
+    let prefix = format!("portolan-{pid}-");
+    let left: Vec<_> = std::fs::read_dir(&runtime)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "left behind in {}: {left:?}",
+        runtime.display()
+    );
+}
