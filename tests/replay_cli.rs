@@ -422,3 +422,24 @@ fn the_eal_runtime_directory_is_removed_at_exit() {
         runtime.display()
     );
 }
+
+/// A capture cut inside its last record: exit 0, the cut record counted as a drop reason, one
+/// warning naming the capture; no contradictory "packets were lost".
+#[test]
+fn a_capture_cut_inside_its_last_record_is_a_counted_drop_not_a_failure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cap, n) = small_capture(dir.path(), "small.pcap", TS0);
+    let bytes = std::fs::read(&cap).expect("read");
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 10]).expect("write");
+    let summary = dir.path().join("summary.json");
+    let out = portolan(&["replay", s(&cut), "--summary", s(&summary)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("cut.pcap ends in a record cut short"), "{err}");
+    assert!(!err.contains("packets were lost"), "{err}");
+    let report = read_json(&summary);
+    assert_eq!(report["drops"]["truncated_capture_record"], 1, "{report:#}");
+    assert_eq!(report["packets"], (n - 1) as u64);
+    assert_eq!(report["port_counters_match"], true);
+}
