@@ -443,3 +443,19 @@ fn a_capture_cut_inside_its_last_record_is_a_counted_drop_not_a_failure() {
     assert_eq!(report["packets"], (n - 1) as u64);
     assert_eq!(report["port_counters_match"], true);
 }
+
+/// A FIFO given as the capture is refused at once, naming it (it used to hang the replay).
+#[test]
+fn a_fifo_capture_is_refused_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("live.pcap");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let out = portolan(&["replay", s(&fifo)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = one_error_line(&out);
+    assert!(err.contains("live.pcap") && err.contains("FIFO"), "{err}");
+}
