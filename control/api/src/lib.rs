@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod db;
 pub mod extract;
