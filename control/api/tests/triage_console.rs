@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{control_fixture, problem, TestApi};
+use common::{control_fixture, TestApi};
 use serde_json::{json, Value};
 
 async fn import_jamf(api: &TestApi) {
@@ -220,7 +220,7 @@ async fn groups_count_alerts_per_device_app_protocol_and_port_and_retro_impact_c
             grp["count"].as_u64().unwrap()
         );
         assert_eq!(grp["server_name"], "imap.mail.example.com");
-        assert_eq!(grp["device_name"].is_string(), true, "{grp}");
+        assert!(grp["device_name"].is_string(), "{grp}");
     }
     // Search and filters.
     let (_, none) = api
@@ -309,7 +309,6 @@ async fn groups_count_alerts_per_device_app_protocol_and_port_and_retro_impact_c
         .call(api.client.get(api.at("/api/v1/exceptions")), &api.viewer)
         .await;
     assert!(!list.to_string().contains("mail-8443"), "{list}");
-    let _ = problem;
 }
 
 fn set_cookie_of(resp: &reqwest::Response) -> String {
