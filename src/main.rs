@@ -62,7 +62,8 @@ enum Command {
 /// Options of `portolan hwcheck`.
 #[derive(Debug, Args)]
 struct HwcheckArgs {
-    /// Hardware description (TOML) to check.
+    /// Hardware description (TOML) to check: a description of its own
+    /// (`hwconfig/examples/*.toml`) or an appliance configuration, whose `[hardware]` is checked.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
     /// Print the probe results and the plan as one JSON object instead of a table.
@@ -648,12 +649,32 @@ fn size_for_infinite_rx(config: &mut ReplayConfig, seconds: f64) -> Result<(), F
     Ok(())
 }
 
+/// The hardware description in `path`: the `[hardware]` table of an appliance configuration
+/// (`portolan run --config`, paths resolved as the daemon resolves them), or a description file
+/// of its own.
+fn load_hardware_description(
+    path: &std::path::Path,
+) -> Result<portolan_hwconfig::HardwareDescription, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::bad_input(format!("{}: {e}", path.display())))?;
+    let is_appliance = text
+        .parse::<toml::Table>()
+        .is_ok_and(|t| t.contains_key("hardware"));
+    if is_appliance {
+        config::ApplianceConfig::load(path, &config::Overrides::default())
+            .map(|c| c.hardware)
+            .map_err(|e| Failure::bad_input(e.to_string()))
+    } else {
+        portolan_hwconfig::HardwareDescription::load(path)
+            .map_err(|e| Failure::bad_input(e.to_string()))
+    }
+}
+
 /// Runs `portolan hwcheck`: exit 0 when the plan can start, 1 when it has problems (still
 /// printed) or DPDK failed, 2 for a bad description.
 fn run_hwcheck(args: &HwcheckArgs) -> Result<(), Failure> {
     use portolan_dataplane::hwcheck::{hwcheck, HwcheckOptions};
-    let hw = portolan_hwconfig::HardwareDescription::load(&args.config)
-        .map_err(|e| Failure::bad_input(e.to_string()))?;
+    let hw = load_hardware_description(&args.config)?;
     let options = HwcheckOptions {
         force_no_huge: args.no_huge,
         log_level: None,

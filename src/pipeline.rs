@@ -266,6 +266,15 @@ impl AlertPipeline {
             }
             None => ControlConfig::default(),
         };
+        // All or nothing: every input is first loaded into a throw-away in-memory store, so a bad
+        // inventory, lease or device-state file is refused before `--db` is created or written.
+        if inputs.db.is_some() {
+            let scratch =
+                Store::open_in_memory().map_err(|e| PipelineError::runtime(e.to_string()))?;
+            let mut trial = ControlPlane::new(scratch, roles.clone(), config.clone())
+                .map_err(PipelineError::loading)?;
+            Self::import_inputs(&mut trial, inputs)?;
+        }
         let store = match &inputs.db {
             Some(p) => {
                 Store::open(p).map_err(|e| PipelineError::bad_input(format!("--db: {e}")))?
@@ -276,21 +285,7 @@ impl AlertPipeline {
             ControlPlane::new(store, roles, config).map_err(PipelineError::loading)?;
         control.set_port_registry(Box::new(DataplaneBaseline(ports)));
         let mut warnings: Vec<String> = control.startup_warnings().to_vec();
-        if !inputs.inventory.is_empty() {
-            control
-                .import_inventory(&inputs.inventory, IMPORT_ACTOR)
-                .map_err(PipelineError::loading)?;
-        }
-        if let Some(p) = &inputs.leases {
-            control
-                .import_leases(p, IMPORT_ACTOR)
-                .map_err(PipelineError::loading)?;
-        }
-        if let Some(p) = &inputs.device_states {
-            control
-                .import_device_states(p)
-                .map_err(PipelineError::loading)?;
-        }
+        Self::import_inputs(&mut control, inputs)?;
         if control.device_count() == 0 {
             warnings.push(
                 "no devices in the inventory: every flow is judged as from an unmanaged device"
@@ -322,6 +317,29 @@ impl AlertPipeline {
             },
             warnings,
         ))
+    }
+
+    /// Imports the inventory, leases and device states named in `inputs` into `control`.
+    fn import_inputs(
+        control: &mut ControlPlane,
+        inputs: &ControlInputs,
+    ) -> Result<(), PipelineError> {
+        if !inputs.inventory.is_empty() {
+            control
+                .import_inventory(&inputs.inventory, IMPORT_ACTOR)
+                .map_err(PipelineError::loading)?;
+        }
+        if let Some(p) = &inputs.leases {
+            control
+                .import_leases(p, IMPORT_ACTOR)
+                .map_err(PipelineError::loading)?;
+        }
+        if let Some(p) = &inputs.device_states {
+            control
+                .import_device_states(p)
+                .map_err(PipelineError::loading)?;
+        }
+        Ok(())
     }
 
     /// Judges the pending batch (in start order, so recurrence gaps come out right) and writes

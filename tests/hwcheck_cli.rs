@@ -207,3 +207,38 @@ fn missing_capture_and_bad_description_are_bad_input() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cores.main"), "{stderr}");
 }
+
+#[test]
+fn an_appliance_configuration_is_checked_through_its_hardware_table() {
+    // The shipped `portolan run` configuration: its [hardware] port replays the sample capture,
+    // whose path is relative to the configuration's folder.
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/portolan.example.toml");
+    let out = hwcheck(&["--config", config, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        report["probed"][0]["capabilities"]["driver_name"],
+        "net_pcap"
+    );
+    assert_eq!(report["plan"]["ports"][0]["name"], "egress");
+    // A bad key in the appliance file is named like `portolan run` names it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(config).expect("read");
+    std::fs::write(
+        &bad,
+        text.replace("rx_burst = 32", "rx_burst = 32\nrx_bursts = 1"),
+    )
+    .expect("w");
+    let out = hwcheck(&["--config", bad.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rx_bursts"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -658,7 +658,8 @@ fn assert_rejected(extra: &[&str], names: &[&str]) {
     let capture = inp.dir.path().join("one.pcap");
     write_capture(&capture, &mail_beacon(0..1));
     let eve = inp.dir.path().join("alerts.eve.json");
-    let mut args = vec!["replay", s(&capture), "--eve", s(&eve)];
+    let db = inp.dir.path().join("refused.db");
+    let mut args = vec!["replay", s(&capture), "--eve", s(&eve), "--db", s(&db)];
     let has = |flag: &str| extra.contains(&flag);
     if !has("--inventory") {
         args.extend(["--inventory", s(&inp.inventory)]);
@@ -684,6 +685,7 @@ fn assert_rejected(extra: &[&str], names: &[&str]) {
         !eve.exists(),
         "an alert file was created for a rejected run"
     );
+    assert!(!db.exists(), "a database was created for a rejected run");
 }
 
 #[test]
@@ -746,6 +748,32 @@ fn malformed_inputs_fail_naming_file_and_line_or_field() {
         &["--control-config", &bad_s],
         &[&format!("{bad_s}:2"), "alert_treshold"],
     );
+
+    // Inventory: a plist nesting 40,000 arrays is refused naming the depth limit (it used to
+    // overflow the stack and abort the process).
+    let depth = 40_000;
+    let bad = p(
+        "deep.plist",
+        &format!(
+            "<?xml version=\"1.0\"?>\n<plist version=\"1.0\">{}{}</plist>\n",
+            "<array>".repeat(depth),
+            "</array>".repeat(depth)
+        ),
+    );
+    let bad_s = bad.display().to_string();
+    assert_rejected(&["--inventory", &bad_s], &[&bad_s, "limit of 64 levels"]);
+
+    // Control config: nesting deeper than the TOML parser's limit is a syntax error, not a crash.
+    let bad = p(
+        "deep.toml",
+        &format!(
+            "[scoring]\nx = {}{}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        ),
+    );
+    let bad_s = bad.display().to_string();
+    assert_rejected(&["--control-config", &bad_s], &[&bad_s]);
 
     // A missing inventory file is named too.
     let missing = dir.path().join("absent.json").display().to_string();

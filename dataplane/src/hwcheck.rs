@@ -399,7 +399,7 @@ fn probe_port(
     let rss = rss_setup(hw, &info);
     let dpdk_config = DpdkPortConfig {
         rx_queues: port.rx_queues,
-        tx_queues: 0,
+        tx_queues: crate::dpdk::paired_tx_queues(&info.driver, port.rx_queues),
         rx_descriptors: u16::try_from(hw.rings.rx_descriptors).unwrap_or(u16::MAX),
         ..DpdkPortConfig::default()
     };

@@ -185,7 +185,7 @@ impl LiveDataplane {
                 });
             let port_cfg = DpdkPortConfig {
                 rx_queues: pc.rx_queues,
-                tx_queues: 0,
+                tx_queues: portolan_dataplane::dpdk::paired_tx_queues(&info.driver, pc.rx_queues),
                 rx_descriptors,
                 ..DpdkPortConfig::default()
             };

@@ -100,6 +100,10 @@ fn classify(e: EngineError, reason_field: &str) -> ControlError {
                 message: format!("not a supported inventory: {message}"),
             }
         }
+        EngineError::Inventory(InventoryError::Limit { message, .. }) => ControlError::Invalid {
+            field: None,
+            message,
+        },
         EngineError::Inventory(InventoryError::Io { source, .. }) => ControlError::internal(source),
         EngineError::Inventory(other) => ControlError::Unprocessable {
             field: None,
@@ -366,10 +370,11 @@ impl ControlHandle {
         token_id: i64,
     ) -> Result<ImportSummary, ControlError> {
         let path = self.keep_upload(body, token_id)?;
-        let reason = format!(
-            "inventory upload through the admin API, kept as {}",
-            path.display()
-        );
+        // The audit log is readable by viewers: name the kept file, not the server's directories.
+        let kept = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let reason = format!("inventory upload through the admin API, kept as api-uploads/{kept}");
         let result = self
             .engine_lock()?
             .import_inventory_bytes(body, actor, &reason);

@@ -362,7 +362,9 @@ async fn inventory_import_then_device_lookup_round_trips_through_the_store() {
         .rsplit_once(" kept as ")
         .map(|(_, p)| p.to_string())
         .expect("the reason names the kept document");
-    assert!(std::path::Path::new(&kept).exists(), "{kept}");
+    // Viewers read the audit log: it names the kept file relative to the store, no server path.
+    assert!(kept.starts_with("api-uploads/"), "{kept}");
+    assert!(api.dir.path().join(&kept).exists(), "{kept}");
     assert_eq!(entries[0]["target"], "request body");
     // Plist and Apple MDM shapes are accepted too; garbage is refused with a reason.
     let r = api
@@ -1034,4 +1036,37 @@ async fn http1_answers_given_before_the_body_is_read_close_the_connection() {
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("connection").is_none());
     api.stop().await;
+}
+
+/// A 10,000-deep `<array>` plist (and a JSON twin) is refused with a 400 naming the depth limit,
+/// and the server answers the next request: parsing an upload cannot take the process down.
+#[tokio::test]
+async fn deeply_nested_inventory_is_refused_naming_the_limit_and_the_server_keeps_answering() {
+    let api = TestApi::start().await;
+    let depth = 10_000;
+    let plist = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\">{}{}</plist>\n",
+        "<array>".repeat(depth),
+        "</array>".repeat(depth)
+    );
+    let json = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    for body in [plist, json] {
+        let r = api
+            .client
+            .post(api.at("/api/v1/inventory"))
+            .bearer_auth(&api.admin)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let p = problem(r, 400).await;
+        let detail = p["detail"].as_str().unwrap();
+        assert!(detail.contains("limit of 64 levels"), "{p}");
+    }
+    let r = api.client.get(api.at("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, _) = api
+        .call(api.client.get(api.at("/api/v1/devices")), &api.viewer)
+        .await;
+    assert_eq!(status, 200);
 }

@@ -17,7 +17,7 @@ pub use eal::{Eal, EalConfig};
 pub use lcore::LcoreJob;
 pub use mbuf::{MbufBurst, MbufRef, TimestampField, BURST_SIZE};
 pub use mempool::PktMbufPool;
-pub use port::{Port, PortConfig, PortInfo, PortStats, RssSetup, RxQueue};
+pub use port::{paired_tx_queues, Port, PortConfig, PortInfo, PortStats, RssSetup, RxQueue};
 
 use portolan_dpdk_sys as sys;
 use std::ffi::CStr;

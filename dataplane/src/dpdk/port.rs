@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 pub struct PortConfig {
     /// Number of RX queues (at least 1).
     pub rx_queues: u16,
-    /// Number of TX queues (0 or 1).
+    /// Number of TX queues (0 up to the number of RX queues; see [`paired_tx_queues`]).
     pub tx_queues: u16,
     /// RX descriptors per queue (adjusted to the device's limits).
     pub rx_descriptors: u16,
@@ -36,6 +36,17 @@ impl Default for PortConfig {
             rx_descriptors: 1024,
             tx_descriptors: 1024,
         }
+    }
+}
+
+/// TX queues a receive-only port of driver `driver` must still set up: `net_af_xdp` refuses a
+/// configuration whose RX and TX queue counts differ (each XDP socket is one RX/TX pair), so it
+/// gets one idle TX queue per RX queue; every other driver gets none.
+pub fn paired_tx_queues(driver: &str, rx_queues: u16) -> u16 {
+    if driver == "net_af_xdp" {
+        rx_queues
+    } else {
+        0
     }
 }
 
@@ -214,12 +225,12 @@ impl Port {
         pool: &Arc<PktMbufPool>,
         rss: Option<&RssSetup>,
     ) -> Result<Port, DpdkError> {
-        if config.rx_queues == 0 || config.tx_queues > 1 {
+        if config.rx_queues == 0 || config.tx_queues > config.rx_queues {
             return Err(DpdkError::Port {
                 port: port_id,
                 call: "configure",
                 reason: format!(
-                    "need at least 1 RX queue and at most 1 TX queue (asked {} RX, {} TX)",
+                    "need at least 1 RX queue and at most as many TX queues (asked {} RX, {} TX)",
                     config.rx_queues, config.tx_queues
                 ),
             });

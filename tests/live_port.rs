@@ -1,0 +1,473 @@
+//! `portolan run` on a live kernel interface: a veth pair the test creates, the daemon reading one
+//! end through DPDK's `net_af_packet` or `net_af_xdp` PMD, `tcpreplay` sending the sample capture
+//! into the other end at a fixed rate. Through the admin API the test checks the port and worker
+//! packet counts against what `tcpreplay` sent, the flows per protocol and the alerts, against
+//! `portolan replay` of the same capture with the same inventory (which must be identical).
+//!
+//! Needs root (veth pairs, raw sockets, XDP) and `tcpreplay` (`scripts/setup` installs it); as
+//! another user the tests print why and pass without running. The veth names (`pt18a`/`pt18b`
+//! for AF_PACKET, `pt18c`/`pt18d` for AF_XDP) are this file's own; the pair is removed when the
+//! test ends, pass or fail. IPv6 is off on both ends so the kernel's own router solicitations
+//! do not reach the port. Flow timeouts are a few seconds on wall-clock time, longer than the
+//! replay takes (so no flow is split), and short enough that every flow has ended, been judged
+//! and alerted on within seconds after the last packet.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{assert_ok, json_lines, portolan, read_json, s};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portolan");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Live runs in this binary take turns: each busy-polls a worker lcore and the machine is small.
+static ONE_DAEMON: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Packets per second `tcpreplay` sends: the 6,307-frame sample takes about 1.3 s.
+const REPLAY_PPS: u32 = 5000;
+/// Flow timeouts of the live runs (seconds of wall-clock time).
+const LIVE_TIMEOUT_S: u32 = 4;
+
+fn sample_capture() -> PathBuf {
+    Path::new(ROOT).join("samples/egress-sample.pcap")
+}
+
+fn sample_inventory() -> PathBuf {
+    Path::new(ROOT).join("samples/inventory.json")
+}
+
+/// Why the live tests cannot run here (not root, or no `ip`), if they cannot.
+fn cannot_run() -> Option<String> {
+    // The effective uid is the second field of `Uid:` in /proc/self/status.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().nth(1).map(str::to_string));
+    if euid.as_deref() != Some("0") {
+        return Some("not root: veth pairs and raw sockets need CAP_NET_ADMIN".to_string());
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        return Some("no `ip` command (iproute2)".to_string());
+    }
+    None
+}
+
+fn run(cmd: &str, args: &[&str]) -> std::process::Output {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {cmd}: {e}"))
+}
+
+/// A veth pair: `port` is read by the daemon, `feed` is where `tcpreplay` sends. Removed on drop.
+struct VethPair {
+    port: &'static str,
+    feed: &'static str,
+}
+
+impl VethPair {
+    fn create(port: &'static str, feed: &'static str) -> VethPair {
+        // A pair left over by an aborted run of this test.
+        let _ = run("ip", &["link", "del", port]);
+        let out = run(
+            "ip",
+            &["link", "add", port, "type", "veth", "peer", "name", feed],
+        );
+        assert!(
+            out.status.success(),
+            "ip link add {port}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pair = VethPair { port, feed };
+        for dev in [port, feed] {
+            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6"), b"1");
+            let out = run("ip", &["link", "set", dev, "up"]);
+            assert!(out.status.success(), "ip link set {dev} up");
+        }
+        pair
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        let _ = run("ip", &["link", "del", self.port]);
+    }
+}
+
+/// The live example configuration reading `vdev`, writing to `data`, with the sample inventory
+/// imported at start-up and short flow timeouts.
+fn live_config(dir: &Path, vdev: &str, data: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("config/portolan.live.example.toml"))
+        .expect("config/portolan.live.example.toml");
+    assert!(text.contains("vdev = \"net_af_packet0,iface=eth1\""));
+    let mut text = text
+        .replace(
+            "vdev = \"net_af_packet0,iface=eth1\"",
+            &format!("vdev = \"{vdev}\""),
+        )
+        .replace(
+            "data_dir = \"../data\"",
+            &format!("data_dir = {:?}", s(data)),
+        )
+        .replacen(
+            "# [inputs]              #",
+            &format!("[inputs]\ninventory = [{:?}]\n#", s(&sample_inventory())),
+            1,
+        );
+    for key in [
+        "tcp_idle_timeout_s = 600",
+        "tcp_closed_timeout_s = 30",
+        "udp_idle_timeout_s = 60",
+        "tcp_unestablished_timeout_s = 60",
+    ] {
+        let (name, _) = key.split_once(" = ").unwrap_or_default();
+        assert!(text.contains(key), "{key}");
+        text = text.replace(key, &format!("{name} = {LIVE_TIMEOUT_S}"));
+    }
+    let path = dir.join("live.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// A running `portolan run` with its stderr collected.
+struct Daemon {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<Vec<String>>>,
+    client: reqwest::Client,
+    token: String,
+}
+
+impl Daemon {
+    fn start(config: &Path, data: &Path) -> Daemon {
+        let out = portolan(&[
+            "token",
+            "create",
+            "--config",
+            s(config),
+            "--role",
+            "viewer",
+            "--label",
+            "live-test",
+        ]);
+        assert_ok(&out);
+        let token = String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_string();
+        let mut child = Command::new(BIN)
+            .args(["run", "--config", s(config), "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn portolan run");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some((_, url)) = line.split_once("admin API listening on ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(90))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!(
+                    "no listening line within 90 s:\n{}",
+                    log.lock().unwrap().join("\n")
+                )
+            });
+        let pem = std::fs::read(data.join("tls/api-cert.pem")).expect("certificate");
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        Daemon {
+            child,
+            url,
+            log,
+            client,
+            token,
+        }
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request");
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.expect("json")
+    }
+
+    async fn wait_for_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.log_text().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {text:?}:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the workers have seen `frames` frames and every flow has ended and been
+    /// judged (no active flow, alerts unchanged for two polls); returns the stats.
+    async fn wait_until_judged(&self, frames: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last_alerts = usize::MAX;
+        loop {
+            let stats = self.get("/api/v1/stats").await;
+            let workers = stats["workers"].as_array().cloned().unwrap_or_default();
+            let packets: u64 = workers.iter().filter_map(|w| w["packets"].as_u64()).sum();
+            let active: u64 = workers
+                .iter()
+                .filter_map(|w| w["flows_active"].as_u64())
+                .sum();
+            let alerts = self.get("/api/v1/alerts?limit=1000").await["alerts"]
+                .as_array()
+                .map_or(0, Vec::len);
+            if packets >= frames && active == 0 && alerts == last_alerts {
+                return stats;
+            }
+            last_alerts = alerts;
+            assert!(
+                Instant::now() < deadline,
+                "flows not all judged within 60 s: {stats}\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    fn stop(mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "exit {status}:\n{}", self.log_text());
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no exit within 30 s of SIGTERM:\n{}", self.log_text());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Sends `capture` into `iface` at [`REPLAY_PPS`]; returns the packets `tcpreplay` says it sent.
+fn tcpreplay(iface: &str, capture: &Path) -> u64 {
+    let out = Command::new("tcpreplay")
+        .args(["-i", iface, "--pps", &REPLAY_PPS.to_string(), s(capture)])
+        .output()
+        .expect("tcpreplay is not installed: run scripts/setup");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "tcpreplay: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name:?} in tcpreplay's output:\n{text}"))
+    };
+    assert_eq!(field("Failed packets:"), 0, "{text}");
+    field("Successful packets:")
+}
+
+/// One alert as a comparable key: device, app, protocol, destination, signature and severity.
+fn alert_key(
+    udid: &Value,
+    bundle: &Value,
+    proto: &Value,
+    ip: &Value,
+    port: &Value,
+    sid: &Value,
+    sev: &Value,
+) -> String {
+    format!("{udid} {bundle} {proto} {ip}:{port} sid {sid} {sev}")
+}
+
+/// What `portolan replay` of the sample with the sample inventory finds: the summary and the
+/// alert keys.
+fn replay_reference(dir: &Path) -> (Value, Vec<String>) {
+    let summary = dir.join("replay-summary.json");
+    let eve = dir.join("replay-alerts.json");
+    assert_ok(&portolan(&[
+        "replay",
+        s(&sample_capture()),
+        "--inventory",
+        s(&sample_inventory()),
+        "--summary",
+        s(&summary),
+        "--eve",
+        s(&eve),
+    ]));
+    let mut alerts: Vec<String> = json_lines(&eve)
+        .iter()
+        .map(|a| {
+            let p = &a["portolan"];
+            alert_key(
+                &p["device"]["udid"],
+                &p["app"]["bundle_id"],
+                &a["app_proto"],
+                &a["dest_ip"],
+                &a["dest_port"],
+                &a["alert"]["signature_id"],
+                &p["severity"],
+            )
+        })
+        .collect();
+    alerts.sort();
+    (read_json(&summary), alerts)
+}
+
+/// The `hwcheck --json` report of `config`.
+fn hwcheck(config: &Path) -> Value {
+    let out = portolan(&["hwcheck", "--config", s(config), "--json"]);
+    assert_ok(&out);
+    serde_json::from_slice(&out.stdout).expect("hwcheck --json")
+}
+
+/// Runs the daemon on `vdev` (the `port` end of a fresh veth pair), replays the sample into the
+/// `feed` end, and checks counts, flows and alerts against `portolan replay`.
+async fn live_run_matches_replay(
+    vdev_of: impl Fn(&str) -> String,
+    driver: &str,
+    port: &'static str,
+    feed: &'static str,
+) {
+    if let Some(why) = cannot_run() {
+        println!("skipped: {why}");
+        return;
+    }
+    let _one = ONE_DAEMON.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (reference, reference_alerts) = replay_reference(dir.path());
+    let veth = VethPair::create(port, feed);
+    let data = dir.path().join("data");
+    let config = live_config(dir.path(), &vdev_of(veth.port), &data);
+
+    // What the port can do, before the daemon holds it.
+    let report = hwcheck(&config);
+    let probed = &report["probed"][0];
+    assert_eq!(probed["capabilities"]["driver_name"], driver, "{report}");
+    let placements: BTreeMap<String, String> = report["plan"]["ports"][0]["offloads"]
+        .as_array()
+        .expect("offloads")
+        .iter()
+        .map(|o| {
+            (
+                o["offload"].as_str().unwrap_or_default().to_string(),
+                o["placement"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        placements.get("bypass_judged_flows").map(String::as_str),
+        Some("software_fallback"),
+        "{report}"
+    );
+
+    let d = Daemon::start(&config, &data);
+    d.wait_for_log("dataplane started").await;
+    let sent = tcpreplay(veth.feed, &sample_capture());
+    assert_eq!(sent, reference["packets"].as_u64().unwrap(), "{reference}");
+    let stats = d.wait_until_judged(sent).await;
+
+    // Every frame sent reached the port and the worker, none missed or dropped.
+    let port_stats = &stats["ports"][0];
+    assert_eq!(port_stats["rx_packets"].as_u64(), Some(sent), "{stats}");
+    assert_eq!(port_stats["rx_missed"].as_u64(), Some(0), "{stats}");
+    assert_eq!(port_stats["rx_nombuf"].as_u64(), Some(0), "{stats}");
+    let worker = &stats["workers"][0];
+    assert_eq!(worker["packets"].as_u64(), Some(sent), "{stats}");
+    assert_eq!(worker["bytes"], reference["bytes"], "{stats}");
+    assert_eq!(worker["ring_drops"].as_u64(), Some(0), "{stats}");
+    // The same flows, with the same protocols.
+    assert_eq!(worker["flows_created"], reference["flows"], "{stats}");
+    assert_eq!(worker["protocols"], reference["app_protos"], "{stats}");
+
+    // The same alerts.
+    let alerts = d.get("/api/v1/alerts?limit=1000").await;
+    let mut live_alerts: Vec<String> = alerts["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .map(|a| {
+            alert_key(
+                &a["device_udid"],
+                &a["bundle_id"],
+                &a["app_proto"],
+                &a["dest_ip"],
+                &a["dest_port"],
+                &a["signature_id"],
+                &a["severity"],
+            )
+        })
+        .collect();
+    live_alerts.sort();
+    assert!(!reference_alerts.is_empty());
+    assert_eq!(live_alerts, reference_alerts);
+    d.stop();
+    drop(veth);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn af_packet_port_on_a_veth_judges_what_tcpreplay_sends_as_replay_does() {
+    live_run_matches_replay(
+        |iface| format!("net_af_packet0,iface={iface}"),
+        "net_af_packet",
+        "pt18a",
+        "pt18b",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn af_xdp_port_on_a_veth_judges_what_tcpreplay_sends_as_replay_does() {
+    live_run_matches_replay(
+        |iface| format!("net_af_xdp0,iface={iface},start_queue=0,queue_count=1"),
+        "net_af_xdp",
+        "pt18c",
+        "pt18d",
+    )
+    .await;
+}
