@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use portolan_api::ApiConfig;
 use portolan_control::attribution::AttributionConfig;
+use portolan_control::inventory::InventoryOptions;
 use portolan_control::learning::LearningConfig;
 use portolan_control::output::ocsf::OcsfProduct;
 use portolan_control::scoring::ScoringConfig;
@@ -93,6 +94,8 @@ pub struct ControlSection {
     pub learning: LearningConfig,
     /// Product details in OCSF output.
     pub ocsf: OcsfProduct,
+    /// Site-specific inventory field names (`[control.inventory]`).
+    pub inventory: InventoryOptions,
 }
 
 impl ControlSection {
@@ -103,6 +106,7 @@ impl ControlSection {
             attribution: self.attribution.clone(),
             learning: self.learning.clone(),
             ocsf: self.ocsf.clone(),
+            inventory: self.inventory.clone(),
         }
     }
 }

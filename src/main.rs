@@ -743,6 +743,15 @@ fn print_summary(r: &ReplayReport, drain: Option<&DrainStats>) {
     } else {
         eprintln!("drops: {}", drops.join(", "));
     }
+    let encapsulated: Vec<String> = r
+        .encapsulated
+        .iter()
+        .filter(|(_, &n)| n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    if !encapsulated.is_empty() {
+        eprintln!("encapsulated: {}", encapsulated.join(", "));
+    }
     if r.prefiltered > 0 {
         eprintln!(
             "prefiltered: {} packets outside the managed subnets",

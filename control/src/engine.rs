@@ -26,7 +26,9 @@ use crate::device_state::{
 };
 use crate::findings::{Finding, FindingKey};
 use crate::inventory::kea_leases::load_kea_leases;
-use crate::inventory::{load_inventory_files, parse_inventory_bytes, Device, InventoryError};
+use crate::inventory::{
+    load_inventory_files_with, parse_inventory_bytes_with, Device, InventoryError, InventoryOptions,
+};
 use crate::learning::{propose, ApprovedPairing, BaselineProposal, LearningConfig, PairCounts};
 use crate::observation::{DnsAnswer, EveInput, FlowObservation, ObservationError};
 use crate::output::ocsf::OcsfProduct;
@@ -74,11 +76,13 @@ pub struct ControlConfig {
     pub learning: LearningConfig,
     /// Product details for OCSF output.
     pub ocsf: OcsfProduct,
+    /// Site-specific inventory field names (IPv6 extension attributes).
+    pub inventory: InventoryOptions,
 }
 
 impl ControlConfig {
     /// Reads a TOML file with any of the sections `[scoring]`, `[attribution]`, `[learning]`,
-    /// `[ocsf]`; absent keys keep their defaults. Errors name the file, line and column.
+    /// `[ocsf]`, `[inventory]`; absent keys keep their defaults. Errors name the file, line and column.
     pub fn load(path: &Path) -> Result<ControlConfig, ControlError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ControlError::Rejected(format!("{}: {e}", path.display())))?;
@@ -410,7 +414,7 @@ impl ControlPlane {
         paths: &[PathBuf],
         actor: &str,
     ) -> Result<Vec<ImportSummary>, ControlError> {
-        let batches = load_inventory_files(paths)?;
+        let batches = load_inventory_files_with(paths, &self.config.inventory)?;
         let mut summaries = Vec::with_capacity(batches.len());
         for batch in &batches {
             let entry = AuditEntry::new(
@@ -435,7 +439,11 @@ impl ControlPlane {
         actor: &str,
         reason: &str,
     ) -> Result<ImportSummary, ControlError> {
-        let batch = parse_inventory_bytes(bytes, Path::new(INVENTORY_BYTES_ORIGIN))?;
+        let batch = parse_inventory_bytes_with(
+            bytes,
+            Path::new(INVENTORY_BYTES_ORIGIN),
+            &self.config.inventory,
+        )?;
         let entry = AuditEntry::new(
             actor,
             AuditAction::InventoryImported,

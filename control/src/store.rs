@@ -544,38 +544,62 @@ impl Store {
                 )
                 .map_err(sql(&path, "write app"))?;
             }
-            if let Some(ip) = d.ip_address {
-                let open: Option<(i64, String, i64)> = tx
-                    .query_row(
-                        "SELECT id, ip, valid_from_us FROM network_bindings
-                         WHERE udid = ?1 AND valid_until_us IS NULL ORDER BY id DESC LIMIT 1",
-                        [&d.udid],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )
-                    .optional()
-                    .map_err(sql(&path, "read network identity"))?;
-                // Without a report time, a device's first address is taken to have held all
+            let addresses = d.addresses();
+            if !addresses.is_empty() {
+                let open: Vec<(i64, String, i64)> = {
+                    let mut stmt = tx
+                        .prepare(
+                            "SELECT id, ip, valid_from_us FROM network_bindings
+                             WHERE udid = ?1 AND valid_until_us IS NULL ORDER BY id",
+                        )
+                        .map_err(sql(&path, "read network identity"))?;
+                    let rows = stmt
+                        .query_map([&d.udid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                        .map_err(sql(&path, "read network identity"))?
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(sql(&path, "read network identity"))?;
+                    rows
+                };
+                // Without a report time, a device's first addresses are taken to have held all
                 // along; a later change takes effect at the import.
                 let from = d
                     .reported_at_us
-                    .unwrap_or(if open.is_none() { i64::MIN } else { now });
-                let same = open
-                    .as_ref()
-                    .is_some_and(|(_, old_ip, _)| *old_ip == ip.to_string());
-                if !same {
-                    if let Some((id, _, old_from)) = open {
+                    .unwrap_or(if open.is_empty() { i64::MIN } else { now });
+                let wanted: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+                let mut changed = false;
+                for (id, old_ip, old_from) in &open {
+                    if !wanted.contains(old_ip) {
                         tx.execute(
                             "UPDATE network_bindings SET valid_until_us = ?1 WHERE id = ?2",
-                            params![from.max(old_from), id],
+                            params![from.max(*old_from), id],
                         )
                         .map_err(sql(&path, "close network identity"))?;
-                        summary.address_changes += 1;
+                        changed = true;
                     }
+                }
+                for ip in &wanted {
+                    if open.iter().any(|(_, old_ip, _)| old_ip == ip) {
+                        continue;
+                    }
+                    // An address now reported for this device no longer belongs to whichever
+                    // other device held it: close those bindings where this one starts, so a
+                    // reused address never points at two devices at once.
+                    let handover = if from == i64::MIN { now } else { from };
+                    tx.execute(
+                        "UPDATE network_bindings SET valid_until_us = MAX(?1, valid_from_us)
+                         WHERE ip = ?2 AND udid != ?3 AND valid_until_us IS NULL",
+                        params![handover, ip, d.udid],
+                    )
+                    .map_err(sql(&path, "hand over network identity"))?;
                     tx.execute(
                         "INSERT INTO network_bindings (udid, ip, valid_from_us, valid_until_us, import_id) VALUES (?1, ?2, ?3, NULL, ?4)",
-                        params![d.udid, ip.to_string(), from, import_id],
+                        params![d.udid, ip, from, import_id],
                     )
                     .map_err(sql(&path, "write network identity"))?;
+                    changed |= !open.is_empty();
+                }
+                if changed {
+                    summary.address_changes += 1;
                 }
             }
         }

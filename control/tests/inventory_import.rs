@@ -308,3 +308,128 @@ fn an_address_without_report_time_holds_until_it_changes() {
         Some(udid)
     );
 }
+
+/// The Jamf list fixture with an IPv6 extension attribute in Aiko's `general` section (as Jamf
+/// places attributes whose inventory display is General) and `extra` appended to it.
+fn jamf_with_ipv6(name: &str, values: &str) -> String {
+    let text = std::fs::read_to_string(fixture("jamf_mobile_devices_detail.json")).unwrap();
+    let attribute = format!(
+        r#""extensionAttributes": [{{"id": "7", "name": "{name}", "type": "STRING", "value": [{values}], "extensionAttributeCollectionAllowed": false, "inventoryDisplay": "General"}}],"#
+    );
+    let replaced = text.replacen(r#""extensionAttributes": [],"#, &attribute, 1);
+    assert_ne!(
+        replaced, text,
+        "fixture has an empty general.extensionAttributes"
+    );
+    replaced
+}
+
+#[test]
+fn jamf_ipv6_extension_attributes_and_user_are_read() {
+    use portolan_control::inventory::{parse_inventory_bytes_with, InventoryOptions};
+    let text = jamf_with_ipv6(
+        "IPv6 address",
+        r#""2001:db8:10::21, 2001:db8:10::121", "not-an-address""#,
+    );
+    let batch = parse_inventory_bytes_with(
+        text.as_bytes(),
+        std::path::Path::new("jamf.json"),
+        &InventoryOptions::default(),
+    )
+    .unwrap();
+    let d = &batch.devices[0];
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    assert_eq!(
+        d.ipv6_addresses,
+        vec![ip("2001:db8:10::21"), ip("2001:db8:10::121")],
+        "default names match without regard to case; a value may list several"
+    );
+    assert!(
+        batch
+            .warnings
+            .iter()
+            .any(|w| w.contains("not-an-address") && w.contains("results[0].general")),
+        "{:?}",
+        batch.warnings
+    );
+    let user = d.user.as_ref().expect("userAndLocation");
+    assert_eq!(user.username.as_deref(), Some("aiko.tanaka"));
+    assert_eq!(user.real_name.as_deref(), Some("Aiko Tanaka"));
+    assert_eq!(user.email.as_deref(), Some("aiko.tanaka@example.com"));
+    assert_eq!(user.position.as_deref(), Some("Field engineer"));
+    assert_eq!(batch.devices[1].user, None, "no userAndLocation section");
+
+    // A site that keeps the address under another name configures it; the default names then
+    // no longer match.
+    let custom = jamf_with_ipv6("Wi-Fi v6", r#""2001:db8:10::21""#);
+    let options = InventoryOptions {
+        ipv6_extension_attributes: vec!["Wi-Fi v6".into()],
+    };
+    let batch =
+        parse_inventory_bytes_with(custom.as_bytes(), std::path::Path::new("j"), &options).unwrap();
+    assert_eq!(batch.devices[0].ipv6_addresses, vec![ip("2001:db8:10::21")]);
+    let batch = parse_inventory_bytes_with(
+        custom.as_bytes(),
+        std::path::Path::new("j"),
+        &InventoryOptions::default(),
+    )
+    .unwrap();
+    assert!(batch.devices[0].ipv6_addresses.is_empty());
+}
+
+#[test]
+fn ipv6_from_the_inventory_attributes_a_flow_and_a_reused_address_moves() {
+    let dir = tempdir();
+    let store = portolan_control::Store::open(&dir.path().join("p.db")).unwrap();
+    let mut cp = portolan_control::ControlPlane::new(
+        store,
+        RoleSet::shipped_defaults().unwrap(),
+        Default::default(),
+    )
+    .unwrap();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let aiko = "00008120-001A2C3E0E38801E";
+    let other = "00008103-000A4D1A2E12001E";
+    let first = dir.path().join("first.json");
+    std::fs::write(
+        &first,
+        jamf_with_ipv6("IPv6 Address", r#""2001:db8:10::21""#),
+    )
+    .unwrap();
+    cp.import_inventory(&[first], "test").unwrap();
+    let v6 = ip("2001:db8:10::21");
+    assert_eq!(
+        cp.device_at(v6, at("2024-05-01T09:00:00Z"))
+            .map(|d| d.udid.as_str()),
+        Some(aiko)
+    );
+    // IPv4 still names the same device.
+    assert_eq!(
+        cp.device_at(ip("10.10.0.21"), at("2024-05-01T09:00:00Z"))
+            .map(|d| d.udid.as_str()),
+        Some(aiko)
+    );
+
+    // A later inventory: Aiko's device no longer reports the address, the second device does
+    // (reported on 2 May). Before that the address was Aiko's, after it the other device's;
+    // never both.
+    let text = std::fs::read_to_string(fixture("jamf_mobile_devices_detail.json")).unwrap();
+    let marker = format!(r#""udid": "{other}""#);
+    let moved = text
+        .replacen(
+            &marker,
+            &format!(
+                r#""extensionAttributes": [{{"id": "7", "name": "IPv6 Address", "type": "STRING", "value": ["2001:db8:10::21"]}}], {marker}"#
+            ),
+            1,
+        )
+        .replace("2024-04-30T08:00:00.000Z", "2024-05-02T08:00:00.000Z")
+        .replace("2024-04-30T08:05:00.000Z", "2024-05-02T08:05:00.000Z");
+    let second = dir.path().join("second.json");
+    std::fs::write(&second, &moved).unwrap();
+    let summary = cp.import_inventory(&[second], "test").unwrap();
+    assert!(summary[0].address_changes >= 1, "{summary:?}");
+    let owner = |t: &str| cp.device_at(v6, at(t)).map(|d| d.udid.clone());
+    assert_eq!(owner("2024-05-01T09:00:00Z").as_deref(), Some(aiko));
+    assert_eq!(owner("2024-05-03T09:00:00Z").as_deref(), Some(other));
+}

@@ -17,7 +17,7 @@ use crate::worker::{FlowSink, PacketObserver, Worker, WorkerConfig, WorkerCounte
 use portolan_flow::eve::FlowRecord;
 use portolan_flow::{FinishedFlow, FlowTableConfig, FlowTableConfigError, FlowTableStats};
 use portolan_packet::capture::{probe, CaptureError, CaptureInfo};
-use portolan_packet::{DropReason, LinkType};
+use portolan_packet::{DropReason, Encapsulation, LinkType};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -207,6 +207,8 @@ pub struct WorkerReport {
     pub flows: u64,
     /// Frames not decoded, by reason (every reason listed).
     pub drops: BTreeMap<&'static str, u64>,
+    /// Frames carried in each encapsulation the decoder walked (every kind listed).
+    pub encapsulated: BTreeMap<&'static str, u64>,
     /// Frames larger than one mbuf (only their first segment was decoded).
     pub multi_segment: u64,
     /// Frames without a capture timestamp.
@@ -243,6 +245,9 @@ pub struct ReplayReport {
     pub prefiltered: u64,
     /// Frames not decoded, by reason (every reason listed).
     pub drops: BTreeMap<&'static str, u64>,
+    /// Frames carried in each encapsulation the decoder walked (GRE, ERSPAN, VXLAN, GENEVE,
+    /// MPLS, IP in IP; every kind listed), decoded or not.
+    pub encapsulated: BTreeMap<&'static str, u64>,
     /// Seconds from launching the workers to the last one finishing.
     pub wall_seconds: f64,
     /// Million packets per second over `wall_seconds`.
@@ -489,6 +494,12 @@ fn drops_map<'a>(
     counts.map(|(r, n)| (r.as_str(), n)).collect()
 }
 
+fn encapsulated_map<'a>(
+    counts: impl Iterator<Item = (Encapsulation, u64)> + 'a,
+) -> BTreeMap<&'static str, u64> {
+    counts.map(|(k, n)| (k.as_str(), n)).collect()
+}
+
 /// Replays `config.captures` through `net_pcap`, one worker per capture, each with the observer
 /// `make_observer(worker_index)`. Starts the EAL, so it can run once per process.
 pub fn replay<O, F>(
@@ -671,6 +682,9 @@ pub fn replay_observers<O: PacketObserver>(
         for (t, x) in total.drops.iter_mut().zip(c.drops.iter()) {
             *t += x;
         }
+        for (t, x) in total.encapsulated.iter_mut().zip(c.encapsulated.iter()) {
+            *t += x;
+        }
         flows_total += flows.count;
         let worker_classification = o.observer.classification();
         if let Some(c) = &worker_classification {
@@ -692,6 +706,7 @@ pub fn replay_observers<O: PacketObserver>(
             prefiltered: c.prefiltered,
             flows: flows.count,
             drops: drops_map(c.drops_by_reason()),
+            encapsulated: encapsulated_map(c.encapsulated_by_kind()),
             multi_segment: c.multi_segment,
             no_timestamp: c.no_timestamp,
             busy_seconds: c.busy_seconds,
@@ -718,6 +733,7 @@ pub fn replay_observers<O: PacketObserver>(
         decoded: total.decoded,
         prefiltered: total.prefiltered,
         drops: drops_map(total.drops_by_reason()),
+        encapsulated: encapsulated_map(total.encapsulated_by_kind()),
         wall_seconds,
         mpps: total.packets as f64 / rate_base / 1e6,
         gbps: total.bytes as f64 * 8.0 / rate_base / 1e9,

@@ -15,7 +15,9 @@ use portolan_flow::{
     Direction, FinishedFlow, Flow, FlowLookup, FlowTable, FlowTableConfig, FlowTableConfigError,
     FlowTableStats,
 };
-use portolan_packet::{parse, DropReason, LinkType, Packet};
+use portolan_packet::{
+    parse_counting, DropReason, Encapsulation, Encapsulations, LinkType, Packet,
+};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -118,6 +120,9 @@ pub struct WorkerCounters {
     pub decoded: u64,
     /// Frames not decoded, by [`DropReason`] discriminant.
     pub drops: [u64; DropReason::COUNT],
+    /// Frames carried in each encapsulation the decoder walked (GRE, ERSPAN, VXLAN, GENEVE,
+    /// MPLS, IP in IP), decoded or not, by [`Encapsulation`] discriminant.
+    pub encapsulated: [u64; Encapsulation::COUNT],
     /// Frames that spanned more than one mbuf (only the first segment is decoded).
     pub multi_segment: u64,
     /// Decoded frames with neither address in a managed subnet, skipped before the flow table
@@ -144,6 +149,7 @@ impl Default for WorkerCounters {
             bytes: 0,
             decoded: 0,
             drops: [0; DropReason::COUNT],
+            encapsulated: [0; Encapsulation::COUNT],
             multi_segment: 0,
             prefiltered: 0,
             no_timestamp: 0,
@@ -168,6 +174,25 @@ impl WorkerCounters {
             .zip(self.drops.iter())
             .map(|(&r, &n)| (r, n))
     }
+
+    /// `(kind, count)` for every encapsulation, in [`Encapsulation::ALL`] order.
+    pub fn encapsulated_by_kind(&self) -> impl Iterator<Item = (Encapsulation, u64)> + '_ {
+        Encapsulation::ALL
+            .iter()
+            .zip(self.encapsulated.iter())
+            .map(|(&k, &n)| (k, n))
+    }
+
+    /// Counts one frame carried in `encaps` (out of line: tunnelled frames are the exception).
+    #[cold]
+    #[inline(never)]
+    fn count_encapsulations(&mut self, encaps: Encapsulations) {
+        for kind in encaps.iter() {
+            if let Some(n) = self.encapsulated.get_mut(kind as usize) {
+                *n += 1;
+            }
+        }
+    }
 }
 
 /// A running worker's counters as other threads read them (statistics, metrics): the worker
@@ -180,6 +205,7 @@ pub struct LiveCounters {
     decoded: AtomicU64,
     prefiltered: AtomicU64,
     drops: [AtomicU64; DropReason::COUNT],
+    encapsulated: [AtomicU64; Encapsulation::COUNT],
     flows_active: AtomicU64,
     flows_created: AtomicU64,
     published: AtomicU64,
@@ -198,6 +224,8 @@ pub struct LiveSnapshot {
     pub prefiltered: u64,
     /// Frames not decoded, by reason.
     pub drops: Vec<(DropReason, u64)>,
+    /// Frames carried in each encapsulation.
+    pub encapsulated: Vec<(Encapsulation, u64)>,
     /// Flows in the worker's table.
     pub flows_active: u64,
     /// Flows created since start.
@@ -220,6 +248,11 @@ impl LiveCounters {
                 .zip(self.drops.iter())
                 .map(|(&r, n)| (r, load(n)))
                 .collect(),
+            encapsulated: Encapsulation::ALL
+                .iter()
+                .zip(self.encapsulated.iter())
+                .map(|(&k, n)| (k, load(n)))
+                .collect(),
             flows_active: load(&self.flows_active),
             flows_created: load(&self.flows_created),
             publications: load(&self.published),
@@ -233,6 +266,9 @@ impl LiveCounters {
         put(&self.decoded, c.decoded);
         put(&self.prefiltered, c.prefiltered);
         for (a, &v) in self.drops.iter().zip(c.drops.iter()) {
+            put(a, v);
+        }
+        for (a, &v) in self.encapsulated.iter().zip(c.encapsulated.iter()) {
             put(a, v);
         }
         put(&self.flows_active, table.active as u64);
@@ -386,7 +422,12 @@ impl<O: PacketObserver> Worker<O> {
     #[inline]
     pub fn process_frame(&mut self, frame: &[u8], frame_len: u32, ts_us: Option<u64>) {
         let ts = self.frame_seen(frame_len, ts_us);
-        match parse(self.cfg.link_type, frame) {
+        let mut encaps = Encapsulations::NONE;
+        let decoded = parse_counting(self.cfg.link_type, frame, &mut encaps);
+        if !encaps.is_empty() {
+            self.counters.count_encapsulations(encaps);
+        }
+        match decoded {
             Err(reason) => {
                 if let Some(n) = self.counters.drops.get_mut(reason as usize) {
                     *n += 1;
@@ -442,7 +483,11 @@ impl<O: PacketObserver> Worker<O> {
             [const { Err(DropReason::TruncatedLink) }; BURST_SIZE];
         let mut lookups: [Option<FlowLookup>; BURST_SIZE] = [const { None }; BURST_SIZE];
         for ((slot, lookup), m) in decoded.iter_mut().zip(lookups.iter_mut()).zip(burst.iter()) {
-            *slot = parse(self.cfg.link_type, m.data());
+            let mut encaps = Encapsulations::NONE;
+            *slot = parse_counting(self.cfg.link_type, m.data(), &mut encaps);
+            if !encaps.is_empty() {
+                self.counters.count_encapsulations(encaps);
+            }
             if let Ok(pkt) = slot {
                 if self.prefiltered(pkt) {
                     continue;

@@ -7,7 +7,10 @@
 //! it takes the hardware description's.
 //!
 //! Which hash, per frame (as a NIC with the types of `plan::rss_types::WANTED` does):
-//! - decodes to TCP or UDP (`portolan_packet::parse`): the 4-tuple hash. This includes a first
+//! - decodes to TCP or UDP (`portolan_packet::parse`): the 4-tuple hash — of the inner packet
+//!   for a GRE/ERSPAN/VXLAN/GENEVE/MPLS-carried frame, so both directions of a mirrored flow
+//!   stay together however the mirror wraps them (a NIC hashing outer headers would put every
+//!   frame of one mirror session on one queue). This includes a first
 //!   fragment whose ports are present, so that it goes with the rest of its flow; a NIC hashing
 //!   `frag_ipv4` may put such a packet on another queue by its addresses;
 //! - other IPv4/IPv6 (non-first fragments, ICMP, ESP, GRE, …): the 2-tuple (addresses) hash;

@@ -458,3 +458,53 @@ fn shared_captures_into_2_and_4_queues() {
         dir.display()
     );
 }
+
+#[path = "../../dataplane/packet/tests/common/tunnel.rs"]
+mod tunnel;
+
+#[test]
+fn a_tunnelled_flow_is_sharded_by_its_inner_tuple_both_ways() {
+    // Both directions of many inner flows, each wrapped in every encapsulation (the outer
+    // headers are the same for all: one mirror session), land on the queue of the plain flow.
+    let sharder = RssSharder::symmetric(8).expect("sharder");
+    let mut queues_seen = BTreeSet::new();
+    for i in 0..64u16 {
+        let client = [10, 20, 1, (i % 250) as u8 + 1];
+        let server = [198, 51, 100, (i * 7 % 250) as u8 + 1];
+        let up = ethernet(
+            0x0800,
+            &ipv4(
+                client,
+                server,
+                6,
+                0,
+                &tcp(40_000 + i, 22, 0x18, b"SSH-2.0-x\r\n"),
+            ),
+        );
+        let down = ethernet(
+            0x0800,
+            &ipv4(
+                server,
+                client,
+                6,
+                0,
+                &tcp(22, 40_000 + i, 0x18, b"SSH-2.0-y\r\n"),
+            ),
+        );
+        let (plain, by) = sharder.queue_for_frame(LinkType::Ethernet, &up);
+        assert_eq!(by, HashedBy::FourTuple);
+        queues_seen.insert(plain);
+        for wrap in tunnel::Wrap::ALL {
+            for frame in [&up, &down] {
+                let wrapped = tunnel::encapsulate(wrap, frame).expect("wrap");
+                assert_eq!(
+                    sharder.queue_for_frame(LinkType::Ethernet, &wrapped),
+                    (plain, HashedBy::FourTuple),
+                    "{wrap:?} flow {i}"
+                );
+            }
+        }
+    }
+    // The inner tuples spread over the queues (the outer headers alone would give one).
+    assert!(queues_seen.len() > 4, "{queues_seen:?}");
+}

@@ -353,6 +353,11 @@ impl LiveDataplane {
                         .iter()
                         .map(|(r, n)| (r.as_str().to_string(), *n))
                         .collect();
+                    w.encapsulated = snap
+                        .encapsulated
+                        .iter()
+                        .map(|(k, n)| (k.as_str().to_string(), *n))
+                        .collect();
                     w.flows_active = snap.flows_active;
                     w.flows_created = snap.flows_created;
                     w.prefiltered = snap.prefiltered;

@@ -284,6 +284,19 @@ impl Collector for DataplaneCollector {
         )?;
         counter_family(
             e,
+            "worker_encapsulated_packets",
+            "Frames carried in an encapsulation the worker walked to the inner packet, by kind",
+            None,
+            snap.workers.iter().flat_map(|w| {
+                w.encapsulated.iter().map(move |(kind, n)| {
+                    let mut l = worker(w);
+                    l.push(("encapsulation", kind.clone()));
+                    (l, *n)
+                })
+            }),
+        )?;
+        counter_family(
+            e,
             "worker_prefiltered_packets",
             "Frames skipped because neither address is in a managed subnet (software prefilter)",
             None,

@@ -64,6 +64,10 @@ pub struct WorkerStats {
     /// Frames not decoded, by reason.
     #[serde(default)]
     pub drops: BTreeMap<String, u64>,
+    /// Frames carried in each encapsulation (GRE, ERSPAN, VXLAN, GENEVE, MPLS, IP in IP) that
+    /// the decoder walked to reach the inner packet, decoded or not.
+    #[serde(default)]
+    pub encapsulated: BTreeMap<String, u64>,
     /// Frames skipped by the managed-subnet prefilter (neither address in a managed subnet).
     #[serde(default)]
     pub prefiltered: u64,

@@ -46,6 +46,21 @@ impl From<ImportSummary> for ImportResult {
     }
 }
 
+/// The user an MDM assigns a device to (as the MDM reported it).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserView {
+    /// Account name.
+    pub username: Option<String>,
+    /// Full name.
+    pub real_name: Option<String>,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Department.
+    pub department: Option<String>,
+    /// Position or job title.
+    pub position: Option<String>,
+}
+
 /// An app on a device.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AppView {
@@ -97,6 +112,10 @@ pub struct DeviceView {
     pub wifi_mac: Option<String>,
     /// IP address the MDM last saw.
     pub ip_address: Option<String>,
+    /// Further (IPv6) addresses the MDM reports.
+    pub ipv6_addresses: Vec<String>,
+    /// The user the MDM assigns the device to.
+    pub user: Option<UserView>,
     /// When the MDM last refreshed the record.
     pub reported_at: Option<String>,
     /// MDM format the record came from.
@@ -120,6 +139,14 @@ impl From<&Device> for DeviceView {
             ownership: d.ownership.as_str().to_string(),
             wifi_mac: d.wifi_mac.clone(),
             ip_address: d.ip_address.map(|ip| ip.to_string()),
+            ipv6_addresses: d.ipv6_addresses.iter().map(ToString::to_string).collect(),
+            user: d.user.as_ref().map(|u| UserView {
+                username: u.username.clone(),
+                real_name: u.real_name.clone(),
+                email: u.email.clone(),
+                department: u.department.clone(),
+                position: u.position.clone(),
+            }),
             reported_at: d.reported_at_us.map(format_rfc3339),
             source: d.source.as_str().to_string(),
             apps: d.apps.iter().map(AppView::from).collect(),

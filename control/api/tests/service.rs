@@ -132,6 +132,7 @@ fn sample_stats() -> DataplaneStats {
             packets: 1000,
             bytes: 123_456,
             drops: BTreeMap::from([("truncated".to_string(), 7), ("non_ip".to_string(), 2)]),
+            encapsulated: BTreeMap::from([("vxlan".to_string(), 4)]),
             prefiltered: 9,
             ring_drops: 5,
             flows_active: 12,
@@ -260,6 +261,12 @@ async fn metrics_are_strict_prometheus_text_with_http_and_dataplane_counters() {
     assert_eq!(refused.labels.get("route"), Some("/api/v1/stats"));
     let drops = find("portolan_worker_decode_drops_total", "reason", "truncated");
     assert!(matches!(drops.value, prometheus_parse::Value::Counter(v) if v == 7.0));
+    let vxlan = find(
+        "portolan_worker_encapsulated_packets_total",
+        "encapsulation",
+        "vxlan",
+    );
+    assert!(matches!(vxlan.value, prometheus_parse::Value::Counter(v) if v == 4.0));
     let tls = find("portolan_worker_protocol_flows_total", "app_proto", "tls");
     assert!(matches!(tls.value, prometheus_parse::Value::Counter(v) if v == 30.0));
     let ring = find("portolan_worker_ring_drops_total", "worker", "0");

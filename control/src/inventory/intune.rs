@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::json_fields::{mac_opt, timestamp_opt, FieldError, JsonNode};
-use super::{Device, InventorySource, ManagedApp, Ownership};
+use super::{Device, InventorySource, ManagedApp, MdmUser, Ownership};
 
 /// Bundle IDs of the apps an Intune tenant deploys, keyed by lowercase display name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -133,6 +133,17 @@ pub fn parse_managed_devices(
                 .map_or(Ownership::Unknown, Ownership::from_mdm),
             wifi_mac: mac_opt(item, "wiFiMacAddress")?,
             ip_address: None,
+            ipv6_addresses: Vec::new(),
+            user: {
+                let user = MdmUser {
+                    username: item.str_opt("userPrincipalName")?.map(str::to_string),
+                    real_name: item.str_opt("userDisplayName")?.map(str::to_string),
+                    email: item.str_opt("emailAddress")?.map(str::to_string),
+                    department: None,
+                    position: None,
+                };
+                (!user.is_empty()).then_some(user)
+            },
             reported_at_us: timestamp_opt(item, "lastSyncDateTime")?,
             source: InventorySource::Intune,
             apps,

@@ -1,17 +1,31 @@
 //! Jamf Pro API mobile-device inventory → [`Device`].
 //!
 //! Owns: reading `GET /v2/mobile-devices/detail` (sectioned: `general`, `hardware`,
-//! `applications`) and `GET /v2/mobile-devices/{id}/detail` (flat with an `ios` section).
+//! `userAndLocation`, `applications`, extension attributes) and
+//! `GET /v2/mobile-devices/{id}/detail` (flat with `ios`, `location` and `extensionAttributes`).
 //! Must not: call Jamf, or invent a field Jamf did not send.
+//!
+//! Extension attributes (`{name, type, value: [..]}`) are read at the top level of a record and
+//! in each section (`general`, `hardware`, `userAndLocation`, `purchasing`), where Jamf puts them
+//! by their inventory display; those named in [`InventoryOptions::ipv6_extension_attributes`]
+//! give the device's IPv6 addresses.
+
+use std::net::IpAddr;
 
 use serde_json::Value;
 
 use super::json_fields::{ip_opt, mac_opt, timestamp_opt, FieldError, JsonNode};
-use super::{normalize_app_status, Device, InventorySource, ManagedApp, Ownership};
+use super::{
+    normalize_app_status, Device, InventoryOptions, InventorySource, ManagedApp, MdmUser, Ownership,
+};
+
+/// Sections of a record that may hold extension attributes.
+const ATTRIBUTE_SECTIONS: [&str; 4] = ["general", "hardware", "userAndLocation", "purchasing"];
 
 /// Parses a `/v2/mobile-devices/detail` response: `{totalCount, results: [...]}`.
 pub fn parse_detail_list(
     doc: &Value,
+    options: &InventoryOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Device>, FieldError> {
     let root = JsonNode::new(doc, "")?;
@@ -19,7 +33,93 @@ pub fn parse_detail_list(
     if items.is_empty() {
         warnings.push("`results` is empty: no devices".to_string());
     }
-    items.iter().map(parse_sectioned).collect()
+    items
+        .iter()
+        .map(|item| parse_sectioned(item, options, warnings))
+        .collect()
+}
+
+/// The extension attributes of a record: at the top level and in each section.
+fn extension_attributes<'a>(item: &JsonNode<'a>) -> Result<Vec<JsonNode<'a>>, FieldError> {
+    let mut out = item.objects_opt("extensionAttributes")?.unwrap_or_default();
+    for section in ATTRIBUTE_SECTIONS {
+        if let Some(s) = item.object_opt(section)? {
+            out.extend(s.objects_opt("extensionAttributes")?.unwrap_or_default());
+        }
+    }
+    Ok(out)
+}
+
+/// The IPv6 addresses held by the extension attributes `options` names. A value may list
+/// several addresses (comma, semicolon or space separated); a token that is not an IPv6 address
+/// is a warning naming the attribute, never a failed import.
+fn ipv6_from_attributes(
+    attributes: &[JsonNode<'_>],
+    options: &InventoryOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<IpAddr>, FieldError> {
+    let mut out = Vec::new();
+    for attr in attributes {
+        let Some(name) = attr.str_opt("name")? else {
+            continue;
+        };
+        if !options.is_ipv6_attribute(name) {
+            continue;
+        }
+        let raw = match attr.get("value") {
+            Some(v) => Some(v),
+            None => attr.get("values"),
+        };
+        let values: Vec<String> = match raw {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            Some(Value::String(s)) => vec![s.clone()],
+            _ => Vec::new(),
+        };
+        for token in values
+            .iter()
+            .flat_map(|v| v.split([',', ';', ' ', '\n', '\t']))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            match token.parse::<IpAddr>() {
+                Ok(ip @ IpAddr::V6(_)) => {
+                    if !out.contains(&ip) {
+                        out.push(ip);
+                    }
+                }
+                _ => warnings.push(format!(
+                    "`{}.value`: {token:?} in extension attribute {name:?} is not an IPv6 address; \
+                     ignored",
+                    attr.path()
+                )),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The assigned user from a `userAndLocation` (list) or `location` (single device) section.
+fn user_from(section: Option<&JsonNode<'_>>) -> Result<Option<MdmUser>, FieldError> {
+    let Some(s) = section else {
+        return Ok(None);
+    };
+    let text = |k: &str| -> Result<Option<String>, FieldError> {
+        Ok(s.str_opt(k)?.map(|v| v.trim().to_string()))
+    };
+    let user = MdmUser {
+        username: text("username")?,
+        real_name: text("realName")?,
+        email: match text("emailAddress")? {
+            Some(e) => Some(e),
+            None => text("email")?,
+        },
+        department: text("department")?,
+        position: text("position")?,
+    };
+    Ok((!user.is_empty()).then_some(user))
 }
 
 fn os_name(raw: Option<&str>, model: Option<&str>) -> Option<String> {
@@ -40,8 +140,15 @@ fn os_name(raw: Option<&str>, model: Option<&str>) -> Option<String> {
     }
 }
 
-fn parse_sectioned(item: &JsonNode<'_>) -> Result<Device, FieldError> {
+fn parse_sectioned(
+    item: &JsonNode<'_>,
+    options: &InventoryOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Device, FieldError> {
     let general = item.object_req("general")?;
+    let attributes = extension_attributes(item)?;
+    let ipv6_addresses = ipv6_from_attributes(&attributes, options, warnings)?;
+    let user = user_from(item.object_opt("userAndLocation")?.as_ref())?;
     let hardware = item.object_opt("hardware")?;
     let udid = general.str_req("udid")?.to_string();
     let model = match &hardware {
@@ -83,6 +190,8 @@ fn parse_sectioned(item: &JsonNode<'_>) -> Result<Device, FieldError> {
             None => None,
         },
         ip_address: ip_opt(&general, "ipAddress")?,
+        ipv6_addresses,
+        user,
         reported_at_us: timestamp_opt(&general, "lastInventoryUpdateDate")?,
         source: InventorySource::JamfPro,
         apps,
@@ -104,9 +213,23 @@ fn parse_app(app: &JsonNode<'_>) -> Result<ManagedApp, FieldError> {
     })
 }
 
-/// Parses a `/v2/mobile-devices/{id}/detail` response (one device, flat, with an `ios` section).
+/// Parses a `/v2/mobile-devices/{id}/detail` response (one device, flat, with an `ios` section)
+/// with the default [`InventoryOptions`], dropping warnings.
 pub fn parse_device_detail(doc: &Value) -> Result<Device, FieldError> {
+    parse_device_detail_with(doc, &InventoryOptions::default(), &mut Vec::new())
+}
+
+/// [`parse_device_detail`] with the site's options; problems that do not stop the import go to
+/// `warnings`.
+pub fn parse_device_detail_with(
+    doc: &Value,
+    options: &InventoryOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Device, FieldError> {
     let root = JsonNode::new(doc, "")?;
+    let attributes = extension_attributes(&root)?;
+    let ipv6_addresses = ipv6_from_attributes(&attributes, options, warnings)?;
+    let user = user_from(root.object_opt("location")?.as_ref())?;
     let ios = root.object_opt("ios")?;
     let model = match &ios {
         Some(i) => i.str_opt("model")?.map(str::to_string),
@@ -143,6 +266,8 @@ pub fn parse_device_detail(doc: &Value) -> Result<Device, FieldError> {
         ownership: ownership.map_or(Ownership::Unknown, Ownership::from_mdm),
         wifi_mac: mac_opt(&root, "wifiMacAddress")?,
         ip_address: ip_opt(&root, "ipAddress")?,
+        ipv6_addresses,
+        user,
         reported_at_us: match timestamp_opt(&root, "lastInventoryUpdateTimestamp")? {
             Some(t) => Some(t),
             None => timestamp_opt(&root, "lastInventoryUpdateDate")?,

@@ -137,6 +137,64 @@ pub fn normalize_app_status(raw: &str) -> String {
     }
 }
 
+/// The user an MDM assigns a device to. Every field is as the MDM reported it (untrusted text).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MdmUser {
+    /// Account name (Jamf `username`, Intune `userPrincipalName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Full name (Jamf `realName`, Intune `userDisplayName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_name: Option<String>,
+    /// E-mail address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Department.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    /// Position or job title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
+}
+
+impl MdmUser {
+    /// True when no field is set.
+    pub fn is_empty(&self) -> bool {
+        self == &MdmUser::default()
+    }
+}
+
+/// How inventory documents are read: the site-specific names an MDM keeps some fields under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InventoryOptions {
+    /// Jamf extension attributes holding a device's IPv6 address(es), matched by name without
+    /// regard to case (default: `IPv6 Address`, `IPv6 Addresses`, `IPv6`). Every value that
+    /// parses as an IPv6 address is taken; one that does not is a warning naming the device.
+    pub ipv6_extension_attributes: Vec<String>,
+}
+
+impl Default for InventoryOptions {
+    fn default() -> Self {
+        InventoryOptions {
+            ipv6_extension_attributes: vec![
+                "IPv6 Address".to_string(),
+                "IPv6 Addresses".to_string(),
+                "IPv6".to_string(),
+            ],
+        }
+    }
+}
+
+impl InventoryOptions {
+    /// True when `name` is one of the IPv6 extension attributes.
+    pub fn is_ipv6_attribute(&self, name: &str) -> bool {
+        self.ipv6_extension_attributes
+            .iter()
+            .any(|n| n.trim().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
 /// One device, normalised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Device {
@@ -173,6 +231,15 @@ pub struct Device {
     /// IP address the MDM last saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_address: Option<IpAddr>,
+    /// Further addresses the MDM reports, IPv6 in practice (Jamf extension attributes named in
+    /// [`InventoryOptions::ipv6_extension_attributes`]); each becomes a time-ranged binding like
+    /// `ip_address`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipv6_addresses: Vec<IpAddr>,
+    /// The user the MDM assigns the device to (Jamf `userAndLocation` / `location`, Intune
+    /// `userPrincipalName`), when reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<MdmUser>,
     /// When the MDM last refreshed this record, µs since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported_at_us: Option<i64>,
@@ -184,6 +251,17 @@ pub struct Device {
 }
 
 impl Device {
+    /// Every address the MDM reports for the device: `ip_address`, then `ipv6_addresses`.
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = self.ip_address.into_iter().collect();
+        for a in &self.ipv6_addresses {
+            if !out.contains(a) {
+                out.push(*a);
+            }
+        }
+        out
+    }
+
     /// The app with this bundle ID, if listed.
     pub fn app(&self, bundle_id: &str) -> Option<&ManagedApp> {
         self.apps.iter().find(|a| a.bundle_id == bundle_id)
@@ -497,6 +575,14 @@ pub fn plist_to_json(value: &plist::Value) -> Value {
 /// the same call supply bundle IDs for the Graph `managedDevices` files; a catalogue alone is an
 /// error. Fails on the first bad file, naming it.
 pub fn load_inventory_files(paths: &[PathBuf]) -> Result<Vec<InventoryBatch>, InventoryError> {
+    load_inventory_files_with(paths, &InventoryOptions::default())
+}
+
+/// [`load_inventory_files`] with the site's [`InventoryOptions`].
+pub fn load_inventory_files_with(
+    paths: &[PathBuf],
+    options: &InventoryOptions,
+) -> Result<Vec<InventoryBatch>, InventoryError> {
     let mut parsed = Vec::with_capacity(paths.len());
     let mut catalogue = MobileAppCatalogue::default();
     for path in paths {
@@ -528,7 +614,7 @@ pub fn load_inventory_files(paths: &[PathBuf]) -> Result<Vec<InventoryBatch>, In
     }
     parsed
         .into_iter()
-        .map(|(path, shape, value)| parse_shape(&path, shape, &value, &catalogue))
+        .map(|(path, shape, value)| parse_shape(&path, shape, &value, &catalogue, options))
         .collect()
 }
 
@@ -539,12 +625,27 @@ pub fn parse_inventory_bytes(
     bytes: &[u8],
     origin: &Path,
 ) -> Result<InventoryBatch, InventoryError> {
+    parse_inventory_bytes_with(bytes, origin, &InventoryOptions::default())
+}
+
+/// [`parse_inventory_bytes`] with the site's [`InventoryOptions`].
+pub fn parse_inventory_bytes_with(
+    bytes: &[u8],
+    origin: &Path,
+    options: &InventoryOptions,
+) -> Result<InventoryBatch, InventoryError> {
     let value = parse_structured(bytes, origin)?;
     let shape = detect::detect(&value).map_err(|message| InventoryError::UnknownShape {
         path: origin.to_path_buf(),
         message,
     })?;
-    parse_shape(origin, shape, &value, &MobileAppCatalogue::default())
+    parse_shape(
+        origin,
+        shape,
+        &value,
+        &MobileAppCatalogue::default(),
+        options,
+    )
 }
 
 /// Loads one inventory file (see [`load_inventory_files`]).
@@ -561,6 +662,7 @@ fn parse_shape(
     shape: InventoryShape,
     value: &Value,
     catalogue: &MobileAppCatalogue,
+    options: &InventoryOptions,
 ) -> Result<InventoryBatch, InventoryError> {
     let field_err = |error: FieldError| InventoryError::Field {
         path: path.to_path_buf(),
@@ -570,11 +672,11 @@ fn parse_shape(
     let (source, devices) = match shape {
         InventoryShape::JamfDetailList => (
             InventorySource::JamfPro,
-            jamf::parse_detail_list(value, &mut warnings).map_err(field_err)?,
+            jamf::parse_detail_list(value, options, &mut warnings).map_err(field_err)?,
         ),
         InventoryShape::JamfDeviceDetail => (
             InventorySource::JamfPro,
-            vec![jamf::parse_device_detail(value).map_err(field_err)?],
+            vec![jamf::parse_device_detail_with(value, options, &mut warnings).map_err(field_err)?],
         ),
         InventoryShape::GraphManagedDevices => (
             InventorySource::Intune,

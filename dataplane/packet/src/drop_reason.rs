@@ -39,7 +39,7 @@ pub enum DropReason {
     Ipv6TooManyExtHeaders,
     /// A non-first IPv4 or IPv6 fragment of a TCP/UDP datagram: there are no ports to key on.
     IpFragment,
-    /// An IP protocol other than TCP or UDP (ICMP, ICMPv6, ESP, GRE, IP-in-IP, no-next-header…).
+    /// An IP protocol other than TCP or UDP (ICMP, ICMPv6, ESP, no-next-header…).
     OtherIpProto,
     /// Fewer bytes than a 20-byte TCP header, or fewer than its data offset says (capture cut).
     TcpTruncated,
@@ -49,11 +49,21 @@ pub enum DropReason {
     UdpTruncated,
     /// UDP length field below 8.
     UdpBadLength,
+    /// An encapsulation header (GRE, ERSPAN, VXLAN, GENEVE, an MPLS label stack) cut off before
+    /// its end.
+    TunnelTruncated,
+    /// An encapsulation the decoder does not walk: GRE with the routing bit or a version other
+    /// than 0 (PPTP's enhanced GRE), a GRE protocol type other than IP, Ethernet, MPLS or
+    /// ERSPAN, an ERSPAN header of an unknown version, or an MPLS payload that is not IP.
+    TunnelUnsupported,
+    /// More nested encapsulations, or more MPLS labels, than the decoder walks (see
+    /// `MAX_TUNNEL_DEPTH` and `MAX_MPLS_LABELS` in the decoder).
+    TunnelTooDeep,
 }
 
 impl DropReason {
     /// Number of drop reasons (size of a per-reason counter array).
-    pub const COUNT: usize = 19;
+    pub const COUNT: usize = 22;
 
     /// Every drop reason, in discriminant order: `ALL[r as usize] == r`.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -76,6 +86,9 @@ impl DropReason {
         DropReason::TcpBadDataOffset,
         DropReason::UdpTruncated,
         DropReason::UdpBadLength,
+        DropReason::TunnelTruncated,
+        DropReason::TunnelUnsupported,
+        DropReason::TunnelTooDeep,
     ];
 
     /// Stable snake_case name, used as a JSON key in summaries and as a metric label.
@@ -100,6 +113,9 @@ impl DropReason {
             DropReason::TcpBadDataOffset => "tcp_bad_data_offset",
             DropReason::UdpTruncated => "udp_truncated",
             DropReason::UdpBadLength => "udp_bad_length",
+            DropReason::TunnelTruncated => "tunnel_truncated",
+            DropReason::TunnelUnsupported => "tunnel_unsupported",
+            DropReason::TunnelTooDeep => "tunnel_too_deep",
         }
     }
 }

@@ -7,10 +7,12 @@
 pub mod capture;
 mod decode;
 mod drop_reason;
+mod encapsulation;
 mod link_type;
 
-pub use decode::{ip_addresses, parse};
+pub use decode::{ip_addresses, parse, parse_counting};
 pub use drop_reason::DropReason;
+pub use encapsulation::{Encapsulation, Encapsulations};
 pub use link_type::LinkType;
 
 use std::net::IpAddr;

@@ -4,8 +4,12 @@
 
 mod common;
 
+use common::tunnel::{encapsulate, Wrap};
 use common::{build, FrameSpec};
-use portolan_packet::{ip_addresses, parse, DropReason, LinkType, Packet, TcpHeader, Transport};
+use portolan_packet::{
+    ip_addresses, parse, parse_counting, DropReason, Encapsulation, Encapsulations, LinkType,
+    Packet, TcpHeader, Transport,
+};
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -359,8 +363,120 @@ fn non_ip_and_other_protocols_through_parse() {
     let spec = FrameSpec::udp(LinkType::Ethernet, v4(1, 2, 3, 4), v4(5, 6, 7, 8), b"gre?");
     let built = build(&spec);
     let mut f = built.bytes;
-    f[built.ip_at + 9] = 47;
+    f[built.ip_at + 9] = 50;
     assert_eq!(parse(LinkType::Ethernet, &f), Err(DropReason::OtherIpProto));
+    // GRE whose header is really a UDP header: version bits set, so not walked into.
+    f[built.ip_at + 9] = 47;
+    assert_eq!(
+        parse(LinkType::Ethernet, &f),
+        Err(DropReason::TunnelUnsupported)
+    );
+}
+
+/// The kind `wrap` must be counted as.
+fn kind_of(wrap: Wrap) -> Encapsulation {
+    match wrap {
+        Wrap::GreIp | Wrap::GreEthernet => Encapsulation::Gre,
+        Wrap::ErspanII => Encapsulation::ErspanII,
+        Wrap::ErspanIII => Encapsulation::ErspanIII,
+        Wrap::Vxlan => Encapsulation::Vxlan,
+        Wrap::Geneve => Encapsulation::Geneve,
+        Wrap::Mpls => Encapsulation::Mpls,
+        Wrap::IpInIp => Encapsulation::IpInIp,
+    }
+}
+
+/// An untagged Ethernet frame spec (what [`encapsulate`] takes).
+fn plain_ethernet(mut spec: FrameSpec) -> FrameSpec {
+    spec.link = LinkType::Ethernet;
+    spec.vlans.clear();
+    spec.trailer.clear();
+    spec
+}
+
+#[test]
+fn every_encapsulation_yields_the_inner_packet_and_is_counted() {
+    for inner in [
+        FrameSpec::tcp(
+            LinkType::Ethernet,
+            v4(10, 0, 0, 1),
+            v4(10, 0, 0, 2),
+            b"SSH-2.0-x\r\n",
+        ),
+        FrameSpec::udp(LinkType::Ethernet, v6(1), v6(2), b"dns?"),
+    ] {
+        let plain = build(&inner).bytes;
+        for wrap in Wrap::ALL {
+            let frame = encapsulate(wrap, &plain).expect("wrap");
+            let mut encaps = Encapsulations::NONE;
+            let got = parse_counting(LinkType::Ethernet, &frame, &mut encaps);
+            assert_eq!(got, Ok(expected(&inner)), "{wrap:?}");
+            assert_eq!(
+                encaps.iter().collect::<Vec<_>>(),
+                vec![kind_of(wrap)],
+                "{wrap:?}"
+            );
+            // The outer header's addresses are what `ip_addresses` reads (an MPLS stack has
+            // none of its own).
+            let addrs = ip_addresses(LinkType::Ethernet, &frame);
+            if wrap == Wrap::Mpls {
+                assert_eq!(addrs, Some((inner.src, inner.dst)));
+            } else {
+                assert_ne!(addrs, Some((inner.src, inner.dst)), "{wrap:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn nesting_is_bounded() {
+    let inner = FrameSpec::tcp(LinkType::Ethernet, v4(10, 0, 0, 1), v4(10, 0, 0, 2), b"x");
+    let mut frame = build(&inner).bytes;
+    for depth in 1..=6 {
+        frame = encapsulate(Wrap::GreIp, &frame).expect("wrap");
+        let got = parse(LinkType::Ethernet, &frame);
+        if depth <= 4 {
+            assert_eq!(got, Ok(expected(&inner)), "depth {depth}");
+        } else {
+            assert_eq!(got, Err(DropReason::TunnelTooDeep), "depth {depth}");
+        }
+    }
+    // A mixed stack: VXLAN inside GRE inside MPLS.
+    let mut frame = build(&inner).bytes;
+    for wrap in [Wrap::Vxlan, Wrap::GreEthernet, Wrap::Mpls] {
+        frame = encapsulate(wrap, &frame).expect("wrap");
+    }
+    let mut encaps = Encapsulations::NONE;
+    assert_eq!(
+        parse_counting(LinkType::Ethernet, &frame, &mut encaps),
+        Ok(expected(&inner))
+    );
+    assert_eq!(
+        encaps.iter().collect::<Vec<_>>(),
+        vec![
+            Encapsulation::Gre,
+            Encapsulation::Vxlan,
+            Encapsulation::Mpls
+        ]
+    );
+}
+
+#[test]
+fn a_udp_packet_to_the_vxlan_port_that_is_not_vxlan_stays_a_udp_flow() {
+    let mut spec = FrameSpec::udp(
+        LinkType::Ethernet,
+        v4(10, 0, 0, 1),
+        v4(10, 0, 0, 2),
+        &[0; 12],
+    );
+    spec.dst_port = 4789;
+    let frame = build(&spec).bytes;
+    let mut encaps = Encapsulations::NONE;
+    assert_eq!(
+        parse_counting(LinkType::Ethernet, &frame, &mut encaps),
+        Ok(expected(&spec))
+    );
+    assert!(encaps.is_empty());
 }
 
 #[test]
@@ -518,8 +634,41 @@ proptest! {
     #[test]
     fn ip_addresses_never_panic_and_agree_with_parse(link in link_strategy(), bytes in prop::collection::vec(any::<u8>(), 0..160)) {
         let addrs = ip_addresses(link, &bytes);
-        if let Ok(p) = parse(link, &bytes) {
-            prop_assert_eq!(addrs, Some((p.src_ip, p.dst_ip)));
+        let mut encaps = Encapsulations::NONE;
+        // `ip_addresses` reads the outermost IP header; `parse` the innermost packet.
+        if let Ok(p) = parse_counting(link, &bytes, &mut encaps) {
+            if encaps.is_empty() {
+                prop_assert_eq!(addrs, Some((p.src_ip, p.dst_ip)));
+            }
+        }
+    }
+
+    #[test]
+    fn tunnelled_frames_decode_to_the_inner_packet(spec in frame_spec(), wrap in prop::sample::select(Wrap::ALL.to_vec())) {
+        let spec = plain_ethernet(spec);
+        let frame = encapsulate(wrap, &build(&spec).bytes).expect("wrap");
+        let mut encaps = Encapsulations::NONE;
+        prop_assert_eq!(parse_counting(LinkType::Ethernet, &frame, &mut encaps), Ok(expected(&spec)));
+        prop_assert!(encaps.contains(kind_of(wrap)));
+    }
+
+    #[test]
+    fn cut_or_mutated_tunnelled_frames_never_panic(
+        spec in frame_spec(),
+        wrap in prop::sample::select(Wrap::ALL.to_vec()),
+        cut in any::<prop::sample::Index>(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+    ) {
+        let spec = plain_ethernet(spec);
+        let mut frame = encapsulate(wrap, &build(&spec).bytes).expect("wrap");
+        for (at, v) in edits {
+            let i = at.index(frame.len());
+            frame[i] = v;
+        }
+        let n = cut.index(frame.len() + 1);
+        let mut encaps = Encapsulations::NONE;
+        if let Ok(p) = parse_counting(LinkType::Ethernet, &frame[..n], &mut encaps) {
+            prop_assert!(payload_within(&frame[..n], &p));
         }
     }
 

@@ -1,7 +1,7 @@
 //! Ethernet II header view, 802.1Q / 802.1ad VLAN tags and PPPoE session headers.
 //!
-//! Owns: following an ethertype chain (tags, PPPoE) to the IP header, for Ethernet and for the
-//! Linux cooked headers that carry an ethertype. Must not: look inside IP, or walk more than
+//! Owns: following an ethertype chain (tags, PPPoE) to the IP header or an MPLS label stack,
+//! for Ethernet and for the Linux cooked headers that carry an ethertype. Must not: look inside IP, or walk more than
 //! [`MAX_VLAN_TAGS`] tags.
 
 use super::{array_at, be16, Layer3, Network};
@@ -30,6 +30,10 @@ pub(super) mod ethertype {
     pub const QINQ_9100: u16 = 0x9100;
     /// PPPoE session stage.
     pub const PPPOE_SESSION: u16 = 0x8864;
+    /// MPLS unicast label stack.
+    pub const MPLS: u16 = 0x8847;
+    /// MPLS multicast label stack.
+    pub const MPLS_MULTICAST: u16 = 0x8848;
 }
 
 /// PPP protocol numbers carried in PPPoE sessions.
@@ -178,6 +182,13 @@ fn follow_encapsulation(mut ethertype: u16, mut rest: &[u8]) -> Result<Layer3<'_
                     _ => Err(DropReason::NonIp),
                 };
             }
+            // The label stack is walked with the other encapsulations (`decode::tunnel`).
+            ethertype::MPLS | ethertype::MPLS_MULTICAST => {
+                return Ok(Layer3 {
+                    network: Network::Mpls(rest),
+                    vlan,
+                })
+            }
             // ARP, LLDP, 802.3 length fields (values below 0x0600), and everything else.
             _ => return Err(DropReason::NonIp),
         }
@@ -233,7 +244,7 @@ mod tests {
 
     #[test]
     fn non_ip_ethertypes_and_8023_lengths() {
-        for et in [0x0806u16, 0x88cc, 0x8847, 0x0000, 0x05dc, 0x0600, 0x890d] {
+        for et in [0x0806u16, 0x88cc, 0x0000, 0x05dc, 0x0600, 0x890d] {
             let f = frame(&[&et.to_be_bytes(), &[0; 40]]);
             assert_eq!(decode(&f), Err(DropReason::NonIp), "ethertype {et:#06x}");
         }

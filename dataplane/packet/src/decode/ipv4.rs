@@ -4,7 +4,7 @@
 //! delimits, and spotting fragments. Must not: verify the header checksum (offloaded NICs write
 //! garbage there, and a wrong checksum still names the flow), read options, or reassemble.
 
-use super::{array_at, be16, IpPayload, IPPROTO_TCP, IPPROTO_UDP};
+use super::{array_at, be16, tunnel, IpPayload, IPPROTO_TCP, IPPROTO_UDP};
 use crate::DropReason;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -87,7 +87,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<IpPayload<'_>, DropReason> {
         return Err(DropReason::Ipv4BadTotalLength);
     }
     let proto = ip.protocol();
-    if proto != IPPROTO_TCP && proto != IPPROTO_UDP {
+    if proto != IPPROTO_TCP && proto != IPPROTO_UDP && !tunnel::is_tunnel_protocol(proto) {
         return Err(DropReason::OtherIpProto);
     }
     if ip.fragment_offset() != 0 {
@@ -225,11 +225,18 @@ mod tests {
 
     #[test]
     fn other_protocols() {
-        for proto in [0u8, 1, 2, 4, 41, 47, 50, 51, 58, 132, 255] {
+        for proto in [0u8, 1, 2, 50, 51, 58, 132, 255] {
             assert_eq!(
                 decode(&datagram(proto, 0, b"x")),
                 Err(DropReason::OtherIpProto),
                 "{proto}"
+            );
+        }
+        // The tunnels the decoder walks into: IP in IP, IPv6 in IP, GRE.
+        for proto in [4u8, 41, 47] {
+            assert_eq!(
+                decode(&datagram(proto, 0, b"x")).map(|ip| ip.proto),
+                Ok(proto)
             );
         }
     }

@@ -4,7 +4,7 @@
 //! the transport header, and spotting fragments. Must not: interpret options or routing
 //! headers, reassemble, or walk an unbounded chain.
 
-use super::{array_at, be16, IpPayload, IPPROTO_TCP, IPPROTO_UDP};
+use super::{array_at, be16, tunnel, IpPayload, IPPROTO_TCP, IPPROTO_UDP};
 use crate::DropReason;
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -115,7 +115,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<IpPayload<'_>, DropReason> {
     let mut first_fragment = false;
     let mut walked = 0;
     loop {
-        if nh == IPPROTO_TCP || nh == IPPROTO_UDP {
+        if nh == IPPROTO_TCP || nh == IPPROTO_UDP || tunnel::is_tunnel_protocol(nh) {
             return Ok(IpPayload {
                 src: IpAddr::V6(ip.src()),
                 dst: IpAddr::V6(ip.dst()),
@@ -153,7 +153,11 @@ pub(super) fn decode(bytes: &[u8]) -> Result<IpPayload<'_>, DropReason> {
             if offset_flags >> 3 != 0 {
                 let inner = frag[0];
                 return Err(
-                    if inner == IPPROTO_TCP || inner == IPPROTO_UDP || is_skippable(inner) {
+                    if inner == IPPROTO_TCP
+                        || inner == IPPROTO_UDP
+                        || tunnel::is_tunnel_protocol(inner)
+                        || is_skippable(inner)
+                    {
                         DropReason::IpFragment
                     } else {
                         DropReason::OtherIpProto
@@ -332,12 +336,15 @@ mod tests {
 
     #[test]
     fn terminal_and_other_protocols() {
-        for nh in [58u8, 59, 50, 4, 41, 47, 1, 132] {
+        for nh in [58u8, 59, 50, 1, 132] {
             assert_eq!(
                 decode(&packet(nh, &[0; 16])),
                 Err(DropReason::OtherIpProto),
                 "{nh}"
             );
+        }
+        for nh in [4u8, 41, 47] {
+            assert_eq!(decode(&packet(nh, &[0; 16])).map(|ip| ip.proto), Ok(nh));
         }
         let mut payload = ext(59, 0);
         payload.extend_from_slice(&[0; 8]);

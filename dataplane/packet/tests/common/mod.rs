@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod tunnel;
+
 use portolan_packet::{LinkType, TcpHeader, Transport};
 use std::net::IpAddr;
 
