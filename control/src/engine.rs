@@ -89,9 +89,16 @@ impl ControlConfig {
         ControlConfig::parse(&text, path)
     }
 
-    /// Parses config TOML; `origin` names errors.
+    /// Checks every tunable's range (finite numbers, ordered severities, positive windows); the
+    /// error names the first bad field.
+    pub fn validate(&self) -> Result<(), crate::settings::InvalidSetting> {
+        crate::settings::validate(self)
+    }
+
+    /// Parses config TOML and checks its values ([`ControlConfig::validate`]); `origin` names
+    /// errors.
     pub fn parse(text: &str, origin: &Path) -> Result<ControlConfig, ControlError> {
-        toml::from_str(text).map_err(|e| {
+        let cfg: ControlConfig = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map_or((0, 0), |span| {
                 let before = text.get(..span.start).unwrap_or("");
                 let line = before.matches('\n').count() + 1;
@@ -106,7 +113,10 @@ impl ControlConfig {
                 origin.display(),
                 e.message()
             ))
-        })
+        })?;
+        cfg.validate()
+            .map_err(|e| ControlError::Rejected(format!("{}: {e}", origin.display())))?;
+        Ok(cfg)
     }
 }
 
@@ -131,6 +141,9 @@ pub enum ControlError {
     /// An operator act without actor or reason.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// A tunable out of its range (names the field).
+    #[error(transparent)]
+    Setting(#[from] crate::settings::InvalidSetting),
     /// A request that cannot be honoured.
     #[error("{0}")]
     Rejected(String),
@@ -253,6 +266,7 @@ impl ControlPlane {
         mut roles: RoleSet,
         config: ControlConfig,
     ) -> Result<ControlPlane, ControlError> {
+        config.validate()?;
         let signatures = SignatureCatalogue::shipped().map_err(ControlError::Rejected)?;
         let mut warnings = Vec::new();
         let base_roles = roles.clone();
