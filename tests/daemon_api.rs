@@ -93,7 +93,29 @@ struct Daemon {
 impl Daemon {
     /// Starts the daemon on an ephemeral port and waits for its `admin API listening on` line.
     fn start(config: &Path, data_dir: &Path) -> Daemon {
-        let mut child = Command::new(BIN)
+        Self::start_with_nofile(config, data_dir, None)
+    }
+
+    /// [`Daemon::start`], with the daemon's descriptor limit (`RLIMIT_NOFILE`) lowered to `nofile`
+    /// when given (through the shell's `ulimit -n`, which then execs the daemon).
+    fn start_with_nofile(config: &Path, data_dir: &Path, nofile: Option<u32>) -> Daemon {
+        Self::start_in_shell(config, data_dir, nofile.map(|n| format!("ulimit -n {n}")))
+    }
+
+    /// [`Daemon::start`], run through `sh -c '<shell>; exec portolan ...'` when `shell` is given
+    /// (e.g. `ulimit -n 256`, `umask 000`).
+    fn start_in_shell(config: &Path, data_dir: &Path, shell: Option<String>) -> Daemon {
+        let mut command = match shell {
+            Some(prefix) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("{prefix} && exec \"$0\" \"$@\""))
+                    .arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = command
             .args(["run", "--config"])
             .arg(config)
             .arg("--data-dir")
@@ -679,6 +701,147 @@ async fn the_managed_subnet_prefilter_of_the_hardware_description_runs_in_the_wo
             &[("worker", "0")]
         ),
         Some(outside as f64)
+    );
+    d.stop();
+}
+
+/// Opens a TLS connection offering only `h2`, sends the HTTP/2 preface and SETTINGS, and returns
+/// the stream without reading from it: an idle HTTP/2 client. `None` when the server refused or
+/// closed it during the handshake.
+fn idle_h2_connection(
+    addr: &str,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Option<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>> {
+    use std::io::Write;
+    let tcp = std::net::TcpStream::connect(addr).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    tcp.set_write_timeout(Some(Duration::from_secs(5))).ok()?;
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").ok()?;
+    let conn = rustls::ClientConnection::new(Arc::clone(tls), name).ok()?;
+    let mut stream = rustls::StreamOwned::new(conn, tcp);
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .ok()?;
+    stream.flush().ok()?;
+    Some(stream)
+}
+
+/// More idle HTTP/2 connections than the daemon has descriptors: the daemon closes the longest-idle
+/// ones to make room instead of running out, `/healthz` still answers, the sheds are counted and
+/// the log has no `Too many open files`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_connections_beyond_the_descriptor_limit_do_not_lock_out_healthz() {
+    use rustls_pki_types::pem::PemObject;
+    let _one = ONE_DAEMON.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("portolan.toml");
+    std::fs::write(&config, example_config_text_with_inventory()).expect("config");
+    let nofile = 256u32;
+    let d = Daemon::start_with_nofile(&config, &data, Some(nofile));
+    let admin = create_token(&config, &data, "admin", "flood-test");
+    let addr = d.url.trim_start_matches("https://").to_string();
+    let cert = rustls_pki_types::CertificateDer::from_pem_file(&d.cert).expect("certificate");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let tls = Arc::new(tls);
+    let flood = (nofile as usize) + 150;
+    let opened = tokio::task::spawn_blocking(move || {
+        let mut held = Vec::new();
+        for _ in 0..flood {
+            if let Some(s) = idle_h2_connection(&addr, &tls) {
+                held.push(s);
+            }
+        }
+        held
+    })
+    .await
+    .expect("flood");
+    assert!(
+        opened.len() > nofile as usize / 2,
+        "only {} of {flood} connections were set up",
+        opened.len()
+    );
+    // The flood's connections are all still held by this test; a new client is served.
+    for client in [d.client.clone(), d.h2_client()] {
+        let r = client.get(d.at("/healthz")).send().await.expect("healthz");
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let s = scrape(&d, &admin).await;
+    let shed = metric(
+        &s,
+        "portolan_http_connections_closed_total",
+        &[("reason", "shed")],
+    )
+    .unwrap_or(0.0);
+    assert!(shed >= (flood - nofile as usize) as f64, "shed {shed}");
+    let open = metric(&s, "portolan_http_connections_open", &[]).expect("open gauge");
+    assert!(open < f64::from(nofile), "open {open}");
+    drop(opened);
+    let log = d.stop();
+    assert!(!log.contains("Too many open files"), "{log}");
+    assert!(log.contains("max_connections=128"), "{log}");
+}
+
+/// The data stays the operator's: an existing data directory open to others is tightened to 0700,
+/// the store and the alert file are 0600 even under `umask 000`, and a second daemon on the same
+/// data directory refuses to start, naming the holder's pid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_is_private_and_locked_to_one_daemon() {
+    use std::os::unix::fs::PermissionsExt;
+    let _one = ONE_DAEMON.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let config = dir.path().join("portolan.toml");
+    std::fs::write(&config, example_config_text_with_inventory()).expect("config");
+    let d = Daemon::start_in_shell(&config, &data, Some("umask 000".to_string()));
+    let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "data_dir tightened");
+    assert_eq!(mode(&data.join("portolan.db")), 0o600);
+    let lock = data.join("portolan.lock");
+    assert_eq!(mode(&lock), 0o600);
+    let holder = std::fs::read_to_string(&lock).expect("lock file");
+    assert_eq!(
+        holder.trim(),
+        d.child.id().to_string(),
+        "the lock names the daemon's pid"
+    );
+    // The sample replay raises alerts into the EVE file of the example configuration.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let eve = data.join("alerts.eve.json");
+    while !eve.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no alert file; log:\n{}",
+            d.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(mode(&eve), 0o600, "alert file");
+    // A second daemon on the same data directory refuses, naming the holder.
+    let second = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .expect("second daemon");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{err}");
+    assert!(
+        err.contains("in use by another portolan")
+            && err.contains(&format!("pid {}", d.child.id())),
+        "{err}"
     );
     d.stop();
 }

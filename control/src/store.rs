@@ -35,8 +35,11 @@ use crate::learning::{ApprovedPairing, PairCountKey};
 use crate::roles::{ExceptionRule, Role};
 use crate::timestamp::now_us;
 
+mod triage;
+pub use triage::{TriageKind, TriageNote, TriageOutcome};
+
 /// The newest schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// How hard each commit is pushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -325,6 +328,8 @@ const MIGRATIONS: &[&str] = &[
         audit_id INTEGER NOT NULL REFERENCES audit_log(id)
     );
     "#,
+    // Version 4: escalations and comments on alerts, and the undo of triage acts (store/triage.rs).
+    triage::MIGRATION,
 ];
 
 fn to_json<T: Serialize>(v: &T) -> String {
@@ -346,6 +351,19 @@ fn insert_audit(tx: &Transaction<'_>, path: &Path, entry: &AuditEntry) -> Result
     )
     .map_err(sql(path, "append audit entry"))?;
     Ok(tx.last_insert_rowid())
+}
+
+/// Sets the store file and its SQLite companions (`-wal`, `-shm`) to mode 0600 whatever the umask
+/// (the store holds the inventory, alerts and token hashes). Best effort: a file that cannot be
+/// changed (not ours) keeps its mode, and SQLite gives new companions the main file's mode.
+fn restrict_to_owner(path: &Path) {
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut name = path.as_os_str().to_os_string();
+        name.push(suffix);
+        let _ = std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600));
+    }
 }
 
 impl Store {
@@ -383,7 +401,9 @@ impl Store {
         };
         conn.execute_batch(sync)
             .map_err(sql(path, "set synchronous"))?;
-        Store::init(conn, path)
+        let store = Store::init(conn, path)?;
+        restrict_to_owner(path);
+        Ok(store)
     }
 
     fn init(mut conn: Connection, path: &Path) -> Result<Store, StoreError> {
