@@ -35,6 +35,7 @@ fn event(i: u64) -> FlowEvent {
         server_name: None,
         dns_answers: None,
         dns_answer_only: false,
+        user_agent: None,
     }
 }
 

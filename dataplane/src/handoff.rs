@@ -96,13 +96,16 @@ pub struct FlowEvent {
     /// flow's endpoints and `dns_answers` only; it is not a finished flow (not judged, not
     /// counted among flow events), and the flow's own event follows when it ends.
     pub dns_answer_only: bool,
+    /// An HTTP flow's `User-Agent` (iOS `CFNetwork` agents name the app's executable), for app
+    /// attribution; built once per flow, like the server name.
+    pub user_agent: Option<Box<str>>,
 }
 
 impl FlowEvent {
     /// The event as a Suricata-style EVE `flow` record (the fields the control plane's
     /// `FlowObservation::from_eve_flow` reads: 5-tuple, times, counters, `app_proto`,
     /// `port_mismatch`, `indicators` with `starttls`, `tls.sni` / `quic.sni` /
-    /// `http.hostname`, `community_id`).
+    /// `http.hostname` / `http.http_user_agent`, `community_id`).
     pub fn to_eve_json(&self) -> Value {
         let ts = portolan_flow::eve::format_eve_timestamp;
         let mut rec = Map::new();
@@ -150,6 +153,12 @@ impl FlowEvent {
                 NameSource::HttpHost => ("http", "hostname"),
             };
             rec.insert(object.into(), json!({ key: &**name }));
+        }
+        if let Some(ua) = &self.user_agent {
+            let http = rec.entry("http").or_insert_with(|| json!({}));
+            if let Some(obj) = http.as_object_mut() {
+                obj.insert("http_user_agent".into(), json!(&**ua));
+            }
         }
         rec.insert("port_mismatch".into(), json!(self.port_mismatch));
         Value::Object(rec)
@@ -520,6 +529,7 @@ mod tests {
             server_name: Some((NameSource::TlsSni, "example.com".into())),
             dns_answers: None,
             dns_answer_only: false,
+            user_agent: None,
         }
     }
 
