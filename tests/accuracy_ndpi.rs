@@ -3,8 +3,12 @@
 //! scored flows agree overall, and at least 90% for every protocol with five or more scored
 //! flows — on the adjudicated figure (without the reviewed exclusions of
 //! `tests/fixtures/accuracy_exclusions.tsv`, labels the payload proves wrong), and prints the
-//! raw figure (every scored flow) beside it. Skips, saying so, when `../shared/pcaps/ndpi` is
+//! raw figure (every scored flow) beside it. The same replays' flow records are validated against
+//! Suricata's EVE schema (issue 14): 0 failures. Skips, saying so, when `../shared/pcaps/ndpi` is
 //! absent.
+
+#[path = "common/eve_schema.rs"]
+mod eve_schema;
 
 use serde_json::Value;
 use std::path::Path;
@@ -29,6 +33,7 @@ fn ndpi_labelled_captures_meet_the_accuracy_goals() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let json = dir.path().join("accuracy.json");
+    let kept = dir.path().join("flows");
     let out = Command::new("python3")
         .arg(root.join("scripts/accuracy"))
         .arg("--portolan")
@@ -38,6 +43,8 @@ fn ndpi_labelled_captures_meet_the_accuracy_goals() {
         .arg("--json")
         .arg(&json)
         .arg("--diff")
+        .arg("--keep-flows")
+        .arg(&kept)
         .output()
         .expect("run python3 scripts/accuracy (python3 is required for this test)");
     let table = String::from_utf8_lossy(&out.stdout);
@@ -55,6 +62,7 @@ fn ndpi_labelled_captures_meet_the_accuracy_goals() {
         "every capture must replay: {}",
         r["errors"]
     );
+    assert_flow_records_match_suricatas_schema(&kept);
     let raw = &r["overall"];
     let adjudicated = &r["adjudicated"];
     let scored = raw["scored"].as_u64().unwrap_or(0);
@@ -101,5 +109,45 @@ fn ndpi_labelled_captures_meet_the_accuracy_goals() {
         below.is_empty(),
         "protocols below {PER_PROTOCOL_GOAL}% (adjudicated, with >= {MIN_SCORED} scored flows): {}\n{table}",
         below.join(", ")
+    );
+}
+
+/// Every flow record of every capture validates against Suricata's schema (Portolan's own
+/// `portolan` key set aside).
+fn assert_flow_records_match_suricatas_schema(kept: &Path) {
+    let schema = eve_schema::EveSchema::load();
+    let mut files: Vec<_> = std::fs::read_dir(kept)
+        .expect("kept flow records")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    let (mut records, mut failures) = (0, Vec::new());
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("read flow records");
+        let values: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect();
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned());
+        let (n, mut fails) = schema.check_all(name.as_deref().unwrap_or("?"), &values);
+        records += n;
+        failures.append(&mut fails);
+    }
+    println!(
+        "Suricata schema: {records} flow records of {} captures, {} failures",
+        files.len(),
+        failures.len()
+    );
+    assert!(records >= 1000, "only {records} flow records were kept");
+    assert!(
+        failures.is_empty(),
+        "{} of {records} flow records fail Suricata's schema:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

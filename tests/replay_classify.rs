@@ -125,18 +125,18 @@ fn flows_carry_the_classifiers_fields_and_the_summary_counts_them() {
     assert_eq!(recs.len(), 4);
     let tls = by_port(&recs, 4444);
     assert_eq!(tls["app_proto"], "tls");
-    assert_eq!(tls["port_mismatch"], true);
+    assert_eq!(tls["portolan"]["port_mismatch"], true);
     assert_eq!(tls["tls"]["sni"], "app.example.net");
     assert_eq!(tls["tls"]["client_alpns"][0], "h2");
     assert!(tls["tls"]["ja4"]
         .as_str()
         .is_some_and(|j| j.starts_with("t13")));
-    assert!(tls["indicators"]
+    assert!(tls["portolan"]["indicators"]
         .as_array()
         .is_some_and(|i| i.iter().any(|x| x == "tls.client_hello")));
     let http = by_port(&recs, 80);
     assert_eq!(http["app_proto"], "http");
-    assert_eq!(http["port_mismatch"], false);
+    assert_eq!(http["portolan"]["port_mismatch"], false);
     assert_eq!(http["http"]["hostname"], "www.example.com");
     assert_eq!(http["http"]["http_method"], "GET");
     assert_eq!(http["http"]["status"], 200);
@@ -144,10 +144,10 @@ fn flows_carry_the_classifiers_fields_and_the_summary_counts_them() {
     let ssh = by_port(&recs, 22);
     assert_eq!(ssh["app_proto"], "ssh");
     assert_eq!(ssh["src_port"], 40003);
-    assert_eq!(ssh["ssh"]["server_software"], "OpenSSH_9.6");
+    assert_eq!(ssh["ssh"]["server"]["software_version"], "OpenSSH_9.6");
     let noise = by_port(&recs, 9999);
     assert_eq!(noise["app_proto"], "unknown");
-    assert!(noise.get("port_mismatch").is_none());
+    assert!(noise.get("portolan").is_none());
 
     let r = read_json(&summary);
     assert_eq!(r["app_protos"]["tls"], 1);
@@ -166,7 +166,7 @@ fn flows_carry_the_classifiers_fields_and_the_summary_counts_them() {
     assert_eq!(evs.len(), 3, "one event per decided flow");
     let ev = by_port(&evs, 4444);
     assert_eq!(ev["app_proto"], "tls");
-    assert_eq!(ev["port_mismatch"], true);
+    assert_eq!(ev["portolan"]["port_mismatch"], true);
     assert_eq!(ev["tls"]["sni"], "app.example.net");
     assert_eq!(ev["community_id"], tls["community_id"]);
 }
@@ -192,7 +192,7 @@ fn no_classify_gives_flows_only() {
     let recs = json_lines(&flows);
     assert_eq!(recs.len(), 4);
     assert!(recs.iter().all(|r| r["app_proto"] == "unknown"
-        && r.get("port_mismatch").is_none()
+        && r.get("portolan").is_none()
         && r.get("tls").is_none()));
     let r = read_json(&summary);
     assert!(r.get("app_protos").is_none() && r.get("ring_drops").is_none());
@@ -215,8 +215,8 @@ fn port_override_changes_the_verdict() {
     ]);
     assert_ok(&out);
     let recs = json_lines(&flows);
-    assert_eq!(by_port(&recs, 4444)["port_mismatch"], false);
-    assert_eq!(by_port(&recs, 80)["port_mismatch"], true);
+    assert_eq!(by_port(&recs, 4444)["portolan"]["port_mismatch"], false);
+    assert_eq!(by_port(&recs, 80)["portolan"]["port_mismatch"], true);
 
     std::fs::write(&ports, "[tls]\ntcp = [70000]\n").expect("write");
     let out = portolan(&["replay", s(&cap), "--ports", s(&ports)]);

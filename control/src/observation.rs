@@ -16,12 +16,12 @@
 //! | `dest_ip`, `dest_port` | the server | `dest_ip`, `dest_port` |
 //! | `transport` | `TCP`, `UDP`, ... (uppercase) | `proto` |
 //! | `app_proto` | identified protocol, lowercase (`tls`, `http`, `quic`, ...) | `app_proto` |
-//! | `indicators` | the classifier's evidence labels | `indicators` |
+//! | `indicators` | the classifier's evidence labels | `portolan.indicators` (or top-level `indicators`) |
 //! | `sni`, `http_host`, `quic_sni` | names the client asked for | `tls.sni`, `http.hostname`, `quic.sni` |
 //! | `tls`, `http` | the EVE objects as-is, copied into alerts | `tls`, `http` |
 //! | `pkts_*`, `bytes_*` | counters each way | `flow.pkts_toserver`, ... |
-//! | `port_mismatch` | the dataplane registry's verdict: `Some(true)` = protocol on a port the registry does not list for it; `None` = no verdict | `port_mismatch` (bool, or an object, true unless it says `"mismatch": false`) |
-//! | `starttls` | the session upgraded to TLS with STARTTLS | `starttls`, `tls.starttls`, or indicator `starttls` |
+//! | `port_mismatch` | the dataplane registry's verdict: `Some(true)` = protocol on a port the registry does not list for it; `None` = no verdict | `portolan.port_mismatch` or top-level `port_mismatch` (bool, or an object, true unless it says `"mismatch": false`) |
+//! | `starttls` | the session upgraded to TLS with STARTTLS | `portolan.starttls` / `starttls`, `tls.starttls`, or indicator `starttls` |
 
 use std::net::IpAddr;
 
@@ -175,18 +175,43 @@ impl FlowObservation {
                 ))
             }
         };
-        let indicators = match obj.get("indicators") {
+        // Portolan's own fields live under `portolan`; records written before they moved there
+        // (and hand-written ones) carry them at the top level.
+        let own = match obj.get("portolan") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(m),
+            Some(other) => {
+                return Err(ObservationError::new(
+                    "portolan",
+                    format!("expected an object, found {other}"),
+                ))
+            }
+        };
+        let own_field = |key: &str| own.and_then(|m| m.get(key)).or_else(|| obj.get(key));
+        let own_path = |key: &str| match own {
+            Some(m) if m.contains_key(key) => format!("portolan.{key}"),
+            _ => key.to_string(),
+        };
+        let indicators = match own_field("indicators") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => items
                 .iter()
                 .enumerate()
                 .map(|(i, v)| {
                     v.as_str().map(str::to_string).ok_or_else(|| {
-                        ObservationError::new(&format!("indicators[{i}]"), "not a string")
+                        ObservationError::new(
+                            &format!("{}[{i}]", own_path("indicators")),
+                            "not a string",
+                        )
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
-            Some(_) => return Err(ObservationError::new("indicators", "not an array")),
+            Some(_) => {
+                return Err(ObservationError::new(
+                    &own_path("indicators"),
+                    "not an array",
+                ))
+            }
         };
         let tls = object_field(obj.get("tls"), "tls")?;
         let http = object_field(obj.get("http"), "http")?;
@@ -198,7 +223,7 @@ impl FlowObservation {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
         };
-        let port_mismatch = match obj.get("port_mismatch") {
+        let port_mismatch = match own_field("port_mismatch") {
             None | Some(Value::Null) => None,
             Some(Value::Bool(b)) => Some(*b),
             Some(Value::Object(m)) => {
@@ -206,13 +231,12 @@ impl FlowObservation {
             }
             Some(other) => {
                 return Err(ObservationError::new(
-                    "port_mismatch",
+                    &own_path("port_mismatch"),
                     format!("expected a bool or an object, found {other}"),
                 ))
             }
         };
-        let starttls = obj
-            .get("starttls")
+        let starttls = own_field("starttls")
             .and_then(Value::as_bool)
             .unwrap_or(false)
             || tls
@@ -514,8 +538,9 @@ mod tests {
     fn starttls_indicator_from_the_dataplane() {
         let rec = json!({"timestamp": "2024-05-01T10:00:00.000000+0000", "flow_id": 7,
             "event_type": "flow", "src_ip": "10.1.0.20", "src_port": 51000, "dest_ip": "203.0.113.9",
-            "dest_port": 587, "proto": "TCP", "app_proto": "smtp", "port_mismatch": false,
-            "indicators": ["smtp.banner", "starttls", "tls.client_hello"],
+            "dest_port": 587, "proto": "TCP", "app_proto": "smtp",
+            "portolan": {"port_mismatch": false,
+                         "indicators": ["smtp.banner", "starttls", "tls.client_hello"]},
             "tls": {"sni": "smtp.example.com", "version": "TLS 1.3"}});
         let obs = FlowObservation::from_eve_flow(&rec).unwrap();
         assert!(obs.starttls);
@@ -535,6 +560,13 @@ mod tests {
         assert_eq!(
             FlowObservation::from_eve_flow(&rec).unwrap_err().field,
             "flow.start"
+        );
+        let rec = json!({"event_type": "flow", "src_ip": "10.0.0.2", "dest_ip": "10.0.0.1",
+                         "proto": "TCP", "timestamp": "2024-05-01T10:00:00Z",
+                         "portolan": {"port_mismatch": "yes"}});
+        assert_eq!(
+            FlowObservation::from_eve_flow(&rec).unwrap_err().field,
+            "portolan.port_mismatch"
         );
     }
 

@@ -257,7 +257,7 @@ fn eve_alert_carries_flow_alert_and_portolan_context() {
     assert_eq!(al["severity"], json!(1));
     assert_eq!(
         al["category"],
-        json!("Detection of a Non-Standard Protocol or Event")
+        json!("Detection of a non-standard protocol or event")
     );
     assert_eq!(al["metadata"]["mitre_technique_id"], json!(["T1509"]));
     assert_eq!(al["metadata"]["detection_strategy"], json!(["DET0706"]));

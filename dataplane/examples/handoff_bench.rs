@@ -33,6 +33,7 @@ fn event(i: u64) -> FlowEvent {
         bytes_toserver: 1_500,
         bytes_toclient: 9_000,
         server_name: None,
+        tls_version: None,
         dns_answers: None,
         dns_answer_only: false,
         user_agent: None,

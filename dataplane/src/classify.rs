@@ -252,6 +252,7 @@ impl ClassifyObserver {
             bytes_toserver: f.bytes_toserver,
             bytes_toclient: f.bytes_toclient,
             server_name,
+            tls_version: c.tls().and_then(|t| t.version.as_deref()).map(Box::from),
             dns_answers: if c.dns_answers_handed_off() {
                 None
             } else {

@@ -88,6 +88,9 @@ pub struct FlowEvent {
     pub bytes_toclient: u64,
     /// The name the client asked for (SNI or HTTP Host), if any, and where it came from.
     pub server_name: Option<(NameSource, Box<str>)>,
+    /// The TLS version (negotiated, else the client's highest offer; `TLS 1.3`, `TLS 1.2`, ...)
+    /// when a TLS handshake was read (also DTLS and STARTTLS-upgraded sessions).
+    pub tls_version: Option<Box<str>>,
     /// For a UDP `dns` flow: the name and A/AAAA addresses its first response resolved (absent
     /// from the flow's end event when an early answer event already carried them).
     pub dns_answers: Option<Box<DnsAnswers>>,
@@ -104,8 +107,9 @@ pub struct FlowEvent {
 impl FlowEvent {
     /// The event as a Suricata-style EVE `flow` record (the fields the control plane's
     /// `FlowObservation::from_eve_flow` reads: 5-tuple, times, counters, `app_proto`,
-    /// `port_mismatch`, `indicators` with `starttls`, `tls.sni` / `quic.sni` /
-    /// `http.hostname` / `http.http_user_agent`, `community_id`).
+    /// `tls.sni` / `tls.version` / `quic.sni` / `http.hostname` / `http.http_user_agent`,
+    /// `community_id`, and Portolan's own `portolan.port_mismatch` and `portolan.indicators` with
+    /// `starttls`), in the shapes Suricata's EVE schema gives those fields.
     pub fn to_eve_json(&self) -> Value {
         let ts = portolan_flow::eve::format_eve_timestamp;
         let mut rec = Map::new();
@@ -143,9 +147,6 @@ impl FlowEvent {
                 self.server_port,
             )),
         );
-        if self.starttls {
-            rec.insert("indicators".into(), json!(["starttls"]));
-        }
         if let Some((source, name)) = &self.server_name {
             let (object, key) = match source {
                 NameSource::TlsSni => ("tls", "sni"),
@@ -155,12 +156,21 @@ impl FlowEvent {
             rec.insert(object.into(), json!({ key: &**name }));
         }
         if let Some(ua) = &self.user_agent {
-            let http = rec.entry("http").or_insert_with(|| json!({}));
-            if let Some(obj) = http.as_object_mut() {
-                obj.insert("http_user_agent".into(), json!(&**ua));
+            if let Value::Object(http) = rec.entry("http").or_insert_with(|| json!({})) {
+                http.insert("http_user_agent".into(), json!(&**ua));
             }
         }
-        rec.insert("port_mismatch".into(), json!(self.port_mismatch));
+        if let Some(v) = &self.tls_version {
+            if let Value::Object(tls) = rec.entry("tls").or_insert_with(|| json!({})) {
+                tls.insert("version".into(), json!(&**v));
+            }
+        }
+        let mut own = Map::new();
+        if self.starttls {
+            own.insert("indicators".into(), json!(["starttls"]));
+        }
+        own.insert("port_mismatch".into(), json!(self.port_mismatch));
+        rec.insert("portolan".into(), Value::Object(own));
         Value::Object(rec)
     }
 
@@ -527,6 +537,7 @@ mod tests {
             bytes_toserver: 300,
             bytes_toclient: 200,
             server_name: Some((NameSource::TlsSni, "example.com".into())),
+            tls_version: Some("TLS 1.3".into()),
             dns_answers: None,
             dns_answer_only: false,
             user_agent: None,
@@ -633,9 +644,10 @@ mod tests {
         assert_eq!(v["app_proto"], "tls");
         assert_eq!(v["dest_port"], 8443);
         assert_eq!(v["proto"], "TCP");
-        assert_eq!(v["port_mismatch"], true);
+        assert_eq!(v["portolan"]["port_mismatch"], true);
         assert_eq!(v["tls"]["sni"], "example.com");
-        assert_eq!(v["indicators"][0], "starttls");
+        assert_eq!(v["tls"]["version"], "TLS 1.3");
+        assert_eq!(v["portolan"]["indicators"][0], "starttls");
         assert_eq!(v["flow"]["pkts_toserver"], 3);
         assert!(v["community_id"]
             .as_str()

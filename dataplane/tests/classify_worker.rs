@@ -63,7 +63,7 @@ fn tls_on_a_nonstandard_port_is_labelled_flagged_and_handed_off() {
     let rec = record_of(&out.observer, &flows[0]);
     assert_eq!(rec.app_proto, "tls");
     assert_eq!(
-        rec.app["port_mismatch"], true,
+        rec.app["portolan"]["port_mismatch"], true,
         "4444 is not a registered TLS port"
     );
     assert_eq!(rec.app["tls"]["sni"], "push.example.com");
@@ -143,7 +143,7 @@ fn a_flow_picked_up_at_the_servers_reply_gets_its_roles_swapped() {
         "counters follow the swap"
     );
     let rec = record_of(&out.observer, &flows[0]);
-    assert_eq!(rec.app["port_mismatch"], false);
+    assert_eq!(rec.app["portolan"]["port_mismatch"], false);
     assert_eq!(rec.app["http"]["hostname"], "example.com");
 }
 
@@ -175,7 +175,7 @@ fn undecided_flows_are_counted_but_not_handed_off() {
     let rec = record_of(&out.observer, &flows[0]);
     assert_eq!(rec.app_proto, "unknown");
     assert!(
-        rec.app.get("port_mismatch").is_none(),
+        rec.app.get("portolan").is_none(),
         "no verdict without a protocol"
     );
 }

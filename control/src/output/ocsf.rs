@@ -36,7 +36,7 @@ impl Default for OcsfProduct {
             name: "Portolan".to_string(),
             vendor_name: "Portolan".to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
-            schema_version: "1.4.0".to_string(),
+            schema_version: "1.5.0".to_string(),
             attack_version: "18".to_string(),
         }
     }

@@ -51,7 +51,7 @@
 //! // When the flow record is written:
 //! let app = AppRecord::from_flow(&state, &ports, Transport::Tcp, 8080).to_json_map();
 //! assert_eq!(app["app_proto"], "http");
-//! assert_eq!(app["port_mismatch"], true);
+//! assert_eq!(app["portolan"]["port_mismatch"], true);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -1,16 +1,31 @@
 //! The application-layer part of a flow record, in EVE field names.
 //!
 //! Owns: turning a [`FlowClassification`] (plus the port registry verdict) into the fields
-//! flattened into `portolan_flow::eve::FlowRecord.app`: `app_proto`, `indicators`,
-//! `tls{sni, version, client_alpns, ja3{hash, string}, ja4}`,
-//! `http{hostname, url, http_method, http_user_agent, status}`,
-//! `quic{version, sni, client_alpns}`, `ssh{client_software, server_software}`,
-//! `<app_proto>{name}` for a single reported name, and `port_mismatch`.
+//! flattened into `portolan_flow::eve::FlowRecord.app`. Every field Suricata's EVE schema
+//! (`etc/schema.json`, vendored in `tests/fixtures/schemas/suricata/`) defines is written in
+//! Suricata's shape and type:
+//!
+//! | what | EVE field |
+//! | --- | --- |
+//! | TLS | `tls{sni, version, client_alpns, ja3{hash, string}, ja4}` |
+//! | HTTP/1.x | `http{hostname, url, http_method, http_user_agent, status}` |
+//! | QUIC | `quic{version, sni, extensions[{name: "alpn", type: 16, values}]}` (Suricata's list of hello extensions) |
+//! | SSH | `ssh{client{software_version}, server{software_version}}` |
+//! | DNS query name | `dns{version: 3, queries[{rrname}]}` |
+//! | mDNS / LLMNR query name | `mdns{queries[{rrname}]}`, `llmnr{queries[{rrname}]}` |
+//! | SMTP HELO/EHLO domain | `smtp{helo}` |
+//! | DHCP host name | `dhcp{hostname}` |
+//! | RDP cookie | `rdp{cookie}` |
+//!
+//! Everything that is Portolan's own lives under the one key [`PORTOLAN_KEY`] (`portolan`):
+//! `portolan.indicators` (evidence names), `portolan.port_mismatch` (the registry's verdict;
+//! absent for `unknown`), and `portolan.<app_proto>.name` for a name a parser reported that
+//! Suricata has no field for (SIP and RTSP request hosts, XMPP stream `to`, SOCKS target host).
 //! Must not: classify, or emit a field the flow has no value for.
 
 use portolan_packet::Transport;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::app_proto::AppProto;
 use crate::engine::FlowClassification;
@@ -74,29 +89,51 @@ pub struct QuicRecord {
     /// SNI of the Initial's ClientHello.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sni: Option<String>,
-    /// ALPN of the Initial's ClientHello.
+    /// Hello extensions as Suricata lists them; Portolan reports the ALPN one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub client_alpns: Vec<String>,
+    pub extensions: Vec<QuicExtension>,
+}
+
+/// One entry of `quic.extensions`, as Suricata's QUIC logger writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuicExtension {
+    /// Extension name (`alpn`).
+    pub name: String,
+    /// Extension type code (16 for ALPN).
+    #[serde(rename = "type")]
+    pub ext_type: u16,
+    /// The extension's values (the offered protocol names for ALPN).
+    pub values: Vec<String>,
+}
+
+/// One side of the `ssh` object (`ssh.client`, `ssh.server`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SshEndpoint {
+    /// The software part of the identification string (after `SSH-2.0-`).
+    pub software_version: String,
 }
 
 /// `ssh` object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SshRecord {
-    /// Client identification string (after `SSH-2.0-`).
+    /// The client's identification.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_software: Option<String>,
-    /// Server identification string.
+    pub client: Option<SshEndpoint>,
+    /// The server's identification.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub server_software: Option<String>,
+    pub server: Option<SshEndpoint>,
 }
+
+/// The key under which every Portolan-specific field of an EVE record lives.
+pub const PORTOLAN_KEY: &str = "portolan";
 
 /// The application-layer fields of one flow record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AppRecord {
     /// EVE `app_proto` (`unknown` when undecided or conflicting).
     pub app_proto: AppProto,
-    /// Evidence names.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Evidence names (written as `portolan.indicators`).
+    #[serde(skip)]
     pub indicators: Vec<String>,
     /// TLS fields (also for DTLS and STARTTLS flows).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -110,11 +147,13 @@ pub struct AppRecord {
     /// SSH fields.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshRecord>,
-    /// A single name another parser reported, written as `{"<app_proto>": {"name": ...}}`.
+    /// A single name another parser reported, written in Suricata's field for it where there
+    /// is one (see the module table), else as `portolan.<app_proto>.name`.
     #[serde(skip)]
     pub name: Option<String>,
-    /// Known protocol on a port not registered for it; absent for `unknown`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Known protocol on a port not registered for it; absent for `unknown` (written as
+    /// `portolan.port_mismatch`).
+    #[serde(skip)]
     pub port_mismatch: Option<bool>,
 }
 
@@ -153,11 +192,23 @@ impl AppRecord {
             quic: flow.quic().map(|q| QuicRecord {
                 version: q.version.clone(),
                 sni: q.sni.clone(),
-                client_alpns: q.client_alpns.clone(),
+                extensions: if q.client_alpns.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![QuicExtension {
+                        name: "alpn".to_string(),
+                        ext_type: 16,
+                        values: q.client_alpns.clone(),
+                    }]
+                },
             }),
             ssh: flow.ssh().map(|s| SshRecord {
-                client_software: s.client_software.clone(),
-                server_software: s.server_software.clone(),
+                client: s.client_software.clone().map(|v| SshEndpoint {
+                    software_version: v,
+                }),
+                server: s.server_software.clone().map(|v| SshEndpoint {
+                    software_version: v,
+                }),
             }),
             name: flow.name().map(str::to_string),
             port_mismatch: (app_proto != AppProto::Unknown)
@@ -171,14 +222,40 @@ impl AppRecord {
             Ok(Value::Object(m)) => m,
             _ => Map::new(),
         };
+        let mut own = Map::new();
+        if !self.indicators.is_empty() {
+            own.insert("indicators".to_string(), json!(self.indicators));
+        }
+        if let Some(m) = self.port_mismatch {
+            own.insert("port_mismatch".to_string(), Value::Bool(m));
+        }
         if let Some(name) = &self.name {
             let key = self.app_proto.as_str().to_string();
-            if !map.contains_key(&key) {
-                let mut inner = Map::new();
-                inner.insert("name".to_string(), Value::String(name.clone()));
-                map.insert(key, Value::Object(inner));
+            match suricata_name_field(self.app_proto, name) {
+                Some(v) if !map.contains_key(&key) => {
+                    map.insert(key, v);
+                }
+                Some(_) => {}
+                None => {
+                    own.insert(key, json!({ "name": name }));
+                }
             }
+        }
+        if !own.is_empty() {
+            map.insert(PORTOLAN_KEY.to_string(), Value::Object(own));
         }
         map
     }
+}
+
+/// The EVE object Suricata writes for a parser's single name, where Suricata has a field for it.
+fn suricata_name_field(proto: AppProto, name: &str) -> Option<Value> {
+    Some(match proto {
+        AppProto::Dns => json!({ "version": 3, "queries": [{ "rrname": name }] }),
+        AppProto::Mdns | AppProto::Llmnr => json!({ "queries": [{ "rrname": name }] }),
+        AppProto::Smtp => json!({ "helo": name }),
+        AppProto::Dhcp => json!({ "hostname": name }),
+        AppProto::Rdp => json!({ "cookie": name }),
+        _ => return None,
+    })
 }

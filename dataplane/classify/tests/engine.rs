@@ -76,7 +76,7 @@ fn tls_client_hello_split_over_two_segments_then_server_hello() {
     let ports = c.signatures().port_registry();
     let rec = AppRecord::from_flow(&flow, &ports, Transport::Tcp, 8444).to_json_map();
     assert_eq!(rec["app_proto"], "tls");
-    assert_eq!(rec["port_mismatch"], true);
+    assert_eq!(rec["portolan"]["port_mismatch"], true);
     assert_eq!(rec["tls"]["sni"], "mdm.example.com");
     assert_eq!(
         rec["tls"]["ja3"]["hash"],
@@ -84,7 +84,7 @@ fn tls_client_hello_split_over_two_segments_then_server_hello() {
     );
     assert_eq!(rec["tls"]["client_alpns"][0], "h2");
     let rec = AppRecord::from_flow(&flow, &ports, Transport::Tcp, 443).to_json_map();
-    assert_eq!(rec["port_mismatch"], false);
+    assert_eq!(rec["portolan"]["port_mismatch"], false);
 }
 
 #[test]
@@ -129,9 +129,9 @@ fn http_request_and_response() {
     assert_eq!(rec["http"]["hostname"], "mdm.example");
     assert_eq!(rec["http"]["http_user_agent"], "MDM/1.0 CFNetwork");
     assert_eq!(rec["http"]["status"], 200);
-    assert_eq!(rec["port_mismatch"], false);
+    assert_eq!(rec["portolan"]["port_mismatch"], false);
     assert_eq!(
-        rec["indicators"],
+        rec["portolan"]["indicators"],
         serde_json::json!(["http.request", "http.response"])
     );
 }
@@ -176,10 +176,10 @@ fn quic_client_hello_over_two_datagrams() {
     let rec = AppRecord::from_flow(&flow, &c.signatures().port_registry(), Transport::Udp, 4433)
         .to_json_map();
     assert_eq!(
-        rec["quic"]["client_alpns"],
-        serde_json::json!(["h2", "http/1.1"])
+        rec["quic"]["extensions"],
+        serde_json::json!([{"name": "alpn", "type": 16, "values": ["h2", "http/1.1"]}])
     );
-    assert_eq!(rec["port_mismatch"], true);
+    assert_eq!(rec["portolan"]["port_mismatch"], true);
 }
 
 #[test]
@@ -234,7 +234,7 @@ fn random_bytes_give_up_as_unknown_within_budget() {
     let rec = AppRecord::from_flow(&flow, &c.signatures().port_registry(), Transport::Tcp, 443)
         .to_json_map();
     assert_eq!(rec["app_proto"], "unknown");
-    assert!(!rec.contains_key("port_mismatch"));
+    assert!(!rec.contains_key("portolan"));
 }
 
 /// Writes signature files into a fresh directory.
@@ -475,13 +475,13 @@ fn dtls_after_stun_on_one_five_tuple_relabels_the_flow() {
     let rec = AppRecord::from_flow(&flow, &ports, Transport::Udp, 19305).to_json_map();
     assert_eq!(rec["app_proto"], "dtls");
     assert_eq!(
-        rec["indicators"],
+        rec["portolan"]["indicators"],
         serde_json::json!(["stun.message", "dtls.client_hello", "dtls.server_hello"])
     );
     assert_eq!(rec["tls"]["sni"], "webrtc.example");
-    assert_eq!(rec["port_mismatch"], true);
+    assert_eq!(rec["portolan"]["port_mismatch"], true);
     let rec = AppRecord::from_flow(&flow, &ports, Transport::Udp, 5349).to_json_map();
-    assert_eq!(rec["port_mismatch"], false);
+    assert_eq!(rec["portolan"]["port_mismatch"], false);
 }
 
 #[test]
@@ -618,8 +618,8 @@ fn ssh_seen_from_the_server_banner_is_turned_round_by_the_kexinit() {
     );
     let rec = AppRecord::from_flow(&flow, &c.signatures().port_registry(), Transport::Tcp, 22)
         .to_json_map();
-    assert_eq!(rec["port_mismatch"], false);
-    assert_eq!(rec["ssh"]["server_software"], "OpenSSH_9.6");
+    assert_eq!(rec["portolan"]["port_mismatch"], false);
+    assert_eq!(rec["ssh"]["server"]["software_version"], "OpenSSH_9.6");
 }
 
 #[test]
@@ -716,7 +716,7 @@ fn malformed_client_hello_confirms_tls_without_fingerprints() {
     let rec = AppRecord::from_flow(&flow, &c.signatures().port_registry(), Transport::Tcp, 443)
         .to_json_map();
     assert!(!rec.contains_key("tls"));
-    assert_eq!(rec["port_mismatch"], false);
+    assert_eq!(rec["portolan"]["port_mismatch"], false);
 }
 
 #[test]
