@@ -3,6 +3,9 @@
 //! into the other end at a fixed rate. Through the admin API the test checks the port and worker
 //! packet counts against what `tcpreplay` sent, the flows per protocol and the alerts, against
 //! `portolan replay` of the same capture with the same inventory (which must be identical).
+//! On the AF_XDP port the daemon's XDP program drops the payload packets of judged TCP flows in
+//! the driver: fewer packets reach the worker, and the flows' packet and byte counts in the
+//! alerts are still exactly those of the replay (the driver's counters are read back).
 //!
 //! Needs root (veth pairs, raw sockets, XDP) and `tcpreplay` (`scripts/setup` installs it); as
 //! another user the tests print why and pass without running. The veth names (`pt18a`/`pt18b`
@@ -245,7 +248,13 @@ impl Daemon {
         loop {
             let stats = self.get("/api/v1/stats").await;
             let workers = stats["workers"].as_array().cloned().unwrap_or_default();
-            let packets: u64 = workers.iter().filter_map(|w| w["packets"].as_u64()).sum();
+            // Frames the worker saw plus those the driver dropped for bypassed flows.
+            let packets: u64 = workers
+                .iter()
+                .filter_map(|w| {
+                    Some(w["packets"].as_u64()? + w["driver_bypassed_packets"].as_u64()?)
+                })
+                .sum();
             let active: u64 = workers
                 .iter()
                 .filter_map(|w| w["flows_active"].as_u64())
@@ -312,17 +321,17 @@ fn tcpreplay(iface: &str, capture: &Path) -> u64 {
     field("Successful packets:")
 }
 
-/// One alert as a comparable key: device, app, protocol, destination, signature and severity.
-fn alert_key(
-    udid: &Value,
-    bundle: &Value,
-    proto: &Value,
-    ip: &Value,
-    port: &Value,
-    sid: &Value,
-    sev: &Value,
-) -> String {
-    format!("{udid} {bundle} {proto} {ip}:{port} sid {sid} {sev}")
+/// One alert as a comparable key: device, app, protocol, destination, signature, severity,
+/// and the packets and bytes of its flow each way (exact also when the driver dropped some).
+fn alert_key(fields: [&Value; 7], flow: &Value) -> String {
+    let [udid, bundle, proto, ip, port, sid, sev] = fields;
+    format!(
+        "{udid} {bundle} {proto} {ip}:{port} sid {sid} {sev} pkts {}/{} bytes {}/{}",
+        flow["pkts_toserver"],
+        flow["pkts_toclient"],
+        flow["bytes_toserver"],
+        flow["bytes_toclient"]
+    )
 }
 
 /// What `portolan replay` of the sample with the sample inventory finds: the summary and the
@@ -345,13 +354,16 @@ fn replay_reference(dir: &Path) -> (Value, Vec<String>) {
         .map(|a| {
             let p = &a["portolan"];
             alert_key(
-                &p["device"]["udid"],
-                &p["app"]["bundle_id"],
-                &a["app_proto"],
-                &a["dest_ip"],
-                &a["dest_port"],
-                &a["alert"]["signature_id"],
-                &p["severity"],
+                [
+                    &p["device"]["udid"],
+                    &p["app"]["bundle_id"],
+                    &a["app_proto"],
+                    &a["dest_ip"],
+                    &a["dest_port"],
+                    &a["alert"]["signature_id"],
+                    &p["severity"],
+                ],
+                &a["flow"],
             )
         })
         .collect();
@@ -371,6 +383,7 @@ fn hwcheck(config: &Path) -> Value {
 async fn live_run_matches_replay(
     vdev_of: impl Fn(&str) -> String,
     driver: &str,
+    bypass_placement: &str,
     port: &'static str,
     feed: &'static str,
 ) {
@@ -402,7 +415,7 @@ async fn live_run_matches_replay(
         .collect();
     assert_eq!(
         placements.get("bypass_judged_flows").map(String::as_str),
-        Some("software_fallback"),
+        Some(bypass_placement),
         "{report}"
     );
 
@@ -412,14 +425,35 @@ async fn live_run_matches_replay(
     assert_eq!(sent, reference["packets"].as_u64().unwrap(), "{reference}");
     let stats = d.wait_until_judged(sent).await;
 
-    // Every frame sent reached the port and the worker, none missed or dropped.
+    // Every frame sent reached the worker or was dropped by the driver for a judged flow (and
+    // counted there); none was missed.
     let port_stats = &stats["ports"][0];
-    assert_eq!(port_stats["rx_packets"].as_u64(), Some(sent), "{stats}");
+    let worker = &stats["workers"][0];
+    let bypassed = worker["driver_bypassed_packets"].as_u64().unwrap_or(0);
+    let bypassed_bytes = worker["driver_bypassed_bytes"].as_u64().unwrap_or(0);
+    let seen = worker["packets"].as_u64().unwrap_or(0);
+    assert_eq!(seen + bypassed, sent, "{stats}");
+    assert_eq!(port_stats["rx_packets"].as_u64(), Some(seen), "{stats}");
     assert_eq!(port_stats["rx_missed"].as_u64(), Some(0), "{stats}");
     assert_eq!(port_stats["rx_nombuf"].as_u64(), Some(0), "{stats}");
-    let worker = &stats["workers"][0];
-    assert_eq!(worker["packets"].as_u64(), Some(sent), "{stats}");
-    assert_eq!(worker["bytes"], reference["bytes"], "{stats}");
+    assert_eq!(
+        worker["bytes"].as_u64().map(|b| b + bypassed_bytes),
+        reference["bytes"].as_u64(),
+        "{stats}"
+    );
+    if bypass_placement == "driver" {
+        assert!(
+            worker["driver_bypass_flows"].as_u64().unwrap_or(0) > 0,
+            "{stats}"
+        );
+        assert!(seen < sent, "the driver dropped bypassed packets: {stats}");
+        println!(
+            "{driver}: {sent} packets sent, {seen} reached the worker, {bypassed} dropped in the driver for {} judged flows",
+            worker["driver_bypass_flows"]
+        );
+    } else {
+        assert_eq!(bypassed, 0, "{stats}");
+    }
     assert_eq!(worker["ring_drops"].as_u64(), Some(0), "{stats}");
     // The same flows, with the same protocols.
     assert_eq!(worker["flows_created"], reference["flows"], "{stats}");
@@ -433,13 +467,16 @@ async fn live_run_matches_replay(
         .iter()
         .map(|a| {
             alert_key(
-                &a["device_udid"],
-                &a["bundle_id"],
-                &a["app_proto"],
-                &a["dest_ip"],
-                &a["dest_port"],
-                &a["signature_id"],
-                &a["severity"],
+                [
+                    &a["device_udid"],
+                    &a["bundle_id"],
+                    &a["app_proto"],
+                    &a["dest_ip"],
+                    &a["dest_port"],
+                    &a["signature_id"],
+                    &a["severity"],
+                ],
+                &a["evidence"]["flow"],
             )
         })
         .collect();
@@ -455,6 +492,7 @@ async fn af_packet_port_on_a_veth_judges_what_tcpreplay_sends_as_replay_does() {
     live_run_matches_replay(
         |iface| format!("net_af_packet0,iface={iface}"),
         "net_af_packet",
+        "software_fallback",
         "pt18a",
         "pt18b",
     )
@@ -462,10 +500,11 @@ async fn af_packet_port_on_a_veth_judges_what_tcpreplay_sends_as_replay_does() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn af_xdp_port_on_a_veth_judges_what_tcpreplay_sends_as_replay_does() {
+async fn af_xdp_port_on_a_veth_bypasses_judged_flows_in_the_driver_and_judges_as_replay_does() {
     live_run_matches_replay(
         |iface| format!("net_af_xdp0,iface={iface},start_queue=0,queue_count=1"),
         "net_af_xdp",
+        "driver",
         "pt18c",
         "pt18d",
     )

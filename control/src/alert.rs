@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::attribution::{AppAttribution, DeviceMethod};
 use crate::device_state::DeviceStateSnapshot;
 use crate::findings::Finding;
-use crate::inventory::{Device, Ownership};
+use crate::inventory::{Device, MdmUser, Ownership};
 use crate::observation::FlowObservation;
 use crate::roles::{BaselineBasis, ViolationKind};
 use crate::scoring::Severity;
@@ -112,6 +112,9 @@ pub struct DeviceContext {
     pub attribution: Option<DeviceMethod>,
     /// Confidence of that, 0..=1 (0 when not in the inventory).
     pub confidence: f64,
+    /// The user the MDM assigns the device to, if it names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<MdmUser>,
 }
 
 impl DeviceContext {
@@ -130,6 +133,7 @@ impl DeviceContext {
             in_inventory: true,
             attribution: Some(method),
             confidence,
+            user: d.user.clone(),
         }
     }
 
@@ -148,6 +152,7 @@ impl DeviceContext {
             in_inventory: false,
             attribution: None,
             confidence: 0.0,
+            user: None,
         }
     }
 }

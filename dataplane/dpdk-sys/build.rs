@@ -40,6 +40,9 @@ fn main() {
     }
     shim.compile("portolan_dpdk_shim");
 
+    // libbpf: the shim reaches the maps of the XDP bypass program (portolan_xdp_map_fd).
+    println!("cargo:rustc-link-lib=dylib=bpf");
+
     // Link DPDK dynamically, in the order pkg-config lists the libraries.
     for flag in &libs {
         if let Some(dir) = flag.strip_prefix("-L") {

@@ -309,6 +309,15 @@ impl PacketObserver for ClassifyObserver {
         }
     }
 
+    /// Decided (a protocol or `unknown`), no parser wants either direction's bytes any more,
+    /// and not DNS (whose answers are read from later packets).
+    fn judged(&self, flow: &Flow<FlowClassification>) -> bool {
+        flow.app.is_decided()
+            && flow.app.app_proto() != AppProto::Dns
+            && !flow.app.wants_payload_from(&self.classifier, true)
+            && !flow.app.wants_payload_from(&self.classifier, false)
+    }
+
     fn on_flow_end(&mut self, finished: &mut FinishedFlow<FlowClassification>) {
         let f = &finished.flow;
         let app_proto = f.app.app_proto();

@@ -8,15 +8,16 @@
 
 use crate::classify::ClassificationReport;
 use crate::dpdk::prefetch::prefetch0;
+use crate::dpdk::xdp::{monotonic_ns, BypassKey, XdpBypassMap};
 use crate::dpdk::{lcore, MbufBurst, RxQueue, TimestampField, BURST_SIZE};
 use crate::prefilter::ManagedSubnets;
 use portolan_flow::eve::FlowRecord;
 use portolan_flow::{
     Direction, FinishedFlow, Flow, FlowLookup, FlowTable, FlowTableConfig, FlowTableConfigError,
-    FlowTableStats,
+    FlowTableStats, TcpState,
 };
 use portolan_packet::{
-    parse_counting, DropReason, Encapsulation, Encapsulations, LinkType, Packet,
+    parse_counting, DropReason, Encapsulation, Encapsulations, LinkType, Packet, Transport,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -44,6 +45,14 @@ pub trait PacketObserver: Send + 'static {
         packet: &Packet<'_>,
         ts_us: u64,
     );
+
+    /// True when `flow` is judged and nothing of it is wanted any more (no parser, no metadata,
+    /// no early event): the worker may then have the driver drop its later payload packets
+    /// (XDP bypass on `net_af_xdp` ports). Asked only for established TCP flows on a worker
+    /// with a driver bypass, until it says yes.
+    fn judged(&self, _flow: &Flow<Self::FlowState>) -> bool {
+        false
+    }
 
     /// Called once per flow as it leaves the table, before it goes to the [`FlowSink`].
     fn on_flow_end(&mut self, _flow: &mut FinishedFlow<Self::FlowState>) {}
@@ -125,6 +134,15 @@ pub struct WorkerCounters {
     pub encapsulated: [u64; Encapsulation::COUNT],
     /// Frames that spanned more than one mbuf (only the first segment is decoded).
     pub multi_segment: u64,
+    /// Judged TCP flows put in the driver's bypass map ([`Worker::with_driver_bypass`]).
+    pub driver_bypass_flows: u64,
+    /// Flows the map refused (full): they stay on the worker's software path.
+    pub driver_bypass_refused: u64,
+    /// Packets and bytes the driver dropped for bypassed flows, read back as the flows ended
+    /// (and added to those flows' counters): with `packets`, what the port received.
+    pub driver_bypassed_packets: u64,
+    /// Bytes of `driver_bypassed_packets`.
+    pub driver_bypassed_bytes: u64,
     /// Decoded frames with neither address in a managed subnet, skipped before the flow table
     /// (the software prefilter, [`Worker::with_prefilter`]; 0 without one).
     pub prefiltered: u64,
@@ -151,6 +169,10 @@ impl Default for WorkerCounters {
             drops: [0; DropReason::COUNT],
             encapsulated: [0; Encapsulation::COUNT],
             multi_segment: 0,
+            driver_bypass_flows: 0,
+            driver_bypass_refused: 0,
+            driver_bypassed_packets: 0,
+            driver_bypassed_bytes: 0,
             prefiltered: 0,
             no_timestamp: 0,
             bursts: 0,
@@ -206,6 +228,9 @@ pub struct LiveCounters {
     prefiltered: AtomicU64,
     drops: [AtomicU64; DropReason::COUNT],
     encapsulated: [AtomicU64; Encapsulation::COUNT],
+    driver_bypass_flows: AtomicU64,
+    driver_bypassed_packets: AtomicU64,
+    driver_bypassed_bytes: AtomicU64,
     flows_active: AtomicU64,
     flows_created: AtomicU64,
     published: AtomicU64,
@@ -226,6 +251,12 @@ pub struct LiveSnapshot {
     pub drops: Vec<(DropReason, u64)>,
     /// Frames carried in each encapsulation.
     pub encapsulated: Vec<(Encapsulation, u64)>,
+    /// Judged TCP flows put in the driver's (XDP) bypass map.
+    pub driver_bypass_flows: u64,
+    /// Packets the driver dropped for bypassed flows that have ended (read back per flow).
+    pub driver_bypassed_packets: u64,
+    /// Their bytes.
+    pub driver_bypassed_bytes: u64,
     /// Flows in the worker's table.
     pub flows_active: u64,
     /// Flows created since start.
@@ -253,6 +284,9 @@ impl LiveCounters {
                 .zip(self.encapsulated.iter())
                 .map(|(&k, n)| (k, load(n)))
                 .collect(),
+            driver_bypass_flows: load(&self.driver_bypass_flows),
+            driver_bypassed_packets: load(&self.driver_bypassed_packets),
+            driver_bypassed_bytes: load(&self.driver_bypassed_bytes),
             flows_active: load(&self.flows_active),
             flows_created: load(&self.flows_created),
             publications: load(&self.published),
@@ -271,6 +305,9 @@ impl LiveCounters {
         for (a, &v) in self.encapsulated.iter().zip(c.encapsulated.iter()) {
             put(a, v);
         }
+        put(&self.driver_bypass_flows, c.driver_bypass_flows);
+        put(&self.driver_bypassed_packets, c.driver_bypassed_packets);
+        put(&self.driver_bypassed_bytes, c.driver_bypassed_bytes);
         put(&self.flows_active, table.active as u64);
         put(&self.flows_created, table.created);
         self.published.fetch_add(1, Ordering::Relaxed);
@@ -297,6 +334,8 @@ pub struct Worker<O: PacketObserver> {
     live: Option<Arc<LiveCounters>>,
     unpublished_bursts: u32,
     prefilter: Option<ManagedSubnets>,
+    /// The XDP program's map of bypassed flow directions (`net_af_xdp` ports).
+    driver_bypass: Option<Arc<XdpBypassMap>>,
     /// Wall clock (µs since the epoch) for frames the driver gave no timestamp.
     clock: fn() -> u64,
     /// The clock read for the current burst (0: not read yet).
@@ -355,6 +394,7 @@ impl<O: PacketObserver> Worker<O> {
             live: None,
             unpublished_bursts: 0,
             prefilter: None,
+            driver_bypass: None,
             clock: system_clock_us,
             burst_clock_us: 0,
             wall_clock_mode: false,
@@ -390,6 +430,16 @@ impl<O: PacketObserver> Worker<O> {
     /// managed-subnet prefilter. An empty `subnets` would skip everything and is ignored.
     pub fn with_prefilter(mut self, subnets: ManagedSubnets) -> Worker<O> {
         self.prefilter = (!subnets.is_empty()).then_some(subnets);
+        self
+    }
+
+    /// Has the driver drop the later payload packets of judged TCP flows ([`PacketObserver::judged`]):
+    /// once a flow is judged the worker inserts both its directions in `map` (two bpf calls,
+    /// once per flow), and when the flow ends reads back what the driver dropped and adds it
+    /// to the flow's packet and byte counters and end time, so flow records stay exact. FIN
+    /// and RST still reach the worker, so flows end on time.
+    pub fn with_driver_bypass(mut self, map: Arc<XdpBypassMap>) -> Worker<O> {
+        self.driver_bypass = Some(map);
         self
     }
 
@@ -438,6 +488,9 @@ impl<O: PacketObserver> Worker<O> {
                 self.counters.decoded += 1;
                 let (flow, dir) = self.table.update(&pkt, ts, frame_len);
                 self.observer.on_packet(flow, dir, &pkt, ts);
+                if let Some(map) = &self.driver_bypass {
+                    offer_driver_bypass(map, &self.observer, flow, &mut self.counters);
+                }
             }
         }
     }
@@ -453,6 +506,13 @@ impl<O: PacketObserver> Worker<O> {
         }
         if self.table.finished_len() > 0 {
             for mut f in self.table.drain_finished() {
+                if f.flow.driver_bypass {
+                    take_driver_counters(
+                        self.driver_bypass.as_deref(),
+                        &mut f.flow,
+                        &mut self.counters,
+                    );
+                }
                 self.observer.on_flow_end(&mut f);
                 sink.push_flow(f);
             }
@@ -516,6 +576,9 @@ impl<O: PacketObserver> Worker<O> {
                     self.counters.decoded += 1;
                     let (flow, dir) = self.table.update_prepared(lookup, pkt, ts, frame_len);
                     self.observer.on_packet(flow, dir, pkt, ts);
+                    if let Some(map) = &self.driver_bypass {
+                        offer_driver_bypass(map, &self.observer, flow, &mut self.counters);
+                    }
                 }
                 (Err(reason), _) => {
                     if let Some(c) = self.counters.drops.get_mut(*reason as usize) {
@@ -646,6 +709,13 @@ impl<O: PacketObserver> Worker<O> {
     ) -> WorkerOutcome<O> {
         self.table.finish_all();
         for mut f in self.table.drain_finished() {
+            if f.flow.driver_bypass {
+                take_driver_counters(
+                    self.driver_bypass.as_deref(),
+                    &mut f.flow,
+                    &mut self.counters,
+                );
+            }
             self.observer.on_flow_end(&mut f);
             sink.push_flow(f);
         }
@@ -655,6 +725,106 @@ impl<O: PacketObserver> Worker<O> {
             table_stats: self.table.stats(),
             observer: self.observer,
             stop_cause,
+        }
+    }
+}
+
+/// Puts an established, judged TCP flow in the driver's bypass map (both directions), once.
+/// Runs on the worker lcore right after the observer: the bpf calls happen once per flow, not
+/// per packet.
+#[inline(always)]
+fn offer_driver_bypass<O: PacketObserver>(
+    map: &XdpBypassMap,
+    observer: &O,
+    flow: &mut Flow<O::FlowState>,
+    counters: &mut WorkerCounters,
+) {
+    if flow.driver_bypass
+        || flow.transport != Transport::Tcp
+        || flow.tcp_state != TcpState::Established
+        || !observer.judged(flow)
+    {
+        return;
+    }
+    insert_driver_bypass(map, flow, counters);
+}
+
+#[cold]
+#[inline(never)]
+fn insert_driver_bypass<A>(map: &XdpBypassMap, flow: &mut Flow<A>, counters: &mut WorkerCounters) {
+    let keys = (
+        BypassKey::new(
+            flow.client_ip,
+            flow.client_port,
+            flow.server_ip,
+            flow.server_port,
+        ),
+        BypassKey::new(
+            flow.server_ip,
+            flow.server_port,
+            flow.client_ip,
+            flow.client_port,
+        ),
+    );
+    let (Some(up), Some(down)) = keys else {
+        return;
+    };
+    // Marked either way: a refused flow (map full) is not offered again, and the take at its
+    // end finds nothing.
+    flow.driver_bypass = true;
+    if map.insert(&up).is_err() {
+        counters.driver_bypass_refused += 1;
+        return;
+    }
+    if map.insert(&down).is_err() {
+        let _ = map.take(&up);
+        counters.driver_bypass_refused += 1;
+        return;
+    }
+    counters.driver_bypass_flows += 1;
+}
+
+/// Reads back and removes what the driver dropped for a bypassed flow and adds it to the flow:
+/// packets and bytes per direction, and the end time (the driver's monotonic clock mapped to
+/// the wall clock the live worker times flows with).
+#[cold]
+#[inline(never)]
+fn take_driver_counters<A>(
+    map: Option<&XdpBypassMap>,
+    flow: &mut Flow<A>,
+    counters: &mut WorkerCounters,
+) {
+    let Some(map) = map else {
+        return;
+    };
+    let offset_us = system_clock_us().saturating_sub(monotonic_ns() / 1000);
+    let up = BypassKey::new(
+        flow.client_ip,
+        flow.client_port,
+        flow.server_ip,
+        flow.server_port,
+    );
+    let down = BypassKey::new(
+        flow.server_ip,
+        flow.server_port,
+        flow.client_ip,
+        flow.client_port,
+    );
+    for (key, to_server) in [(up, true), (down, false)] {
+        let Some(c) = key.and_then(|k| map.take(&k).ok()) else {
+            continue;
+        };
+        if to_server {
+            flow.pkts_toserver += c.packets;
+            flow.bytes_toserver += c.bytes;
+        } else {
+            flow.pkts_toclient += c.packets;
+            flow.bytes_toclient += c.bytes;
+        }
+        counters.driver_bypassed_packets += c.packets;
+        counters.driver_bypassed_bytes += c.bytes;
+        if c.packets > 0 {
+            flow.end_us = flow.end_us.max(c.last_ns / 1000 + offset_us);
         }
     }
 }

@@ -208,6 +208,9 @@ pub enum Placement {
     /// The NIC accepts the rules (`rte_flow_validate`), but this version of the dataplane does
     /// not install rte_flow rules yet, so the workers do it in software (the software path).
     HardwareCapable,
+    /// In the driver: on a `net_af_xdp` port the daemon's XDP program drops the payload
+    /// packets of judged TCP flows before they reach the AF_XDP socket and the worker.
+    Driver,
     /// In the workers, because the NIC cannot (the reason says why).
     SoftwareFallback,
     /// Not asked for in `[offloads]`; the software path (if any) still runs.
@@ -220,6 +223,7 @@ impl Placement {
         match self {
             Placement::Hardware => "hardware",
             Placement::HardwareCapable => "hardware_capable",
+            Placement::Driver => "driver",
             Placement::SoftwareFallback => "software_fallback",
             Placement::NotRequested => "not_requested",
         }
@@ -612,6 +616,14 @@ fn plan_bypass(hw: &HardwareDescription, cap: &PortCapabilities) -> OffloadDecis
             software_path: Some(software.to_string()),
         };
     }
+    if cap.driver_name == "net_af_xdp" {
+        return OffloadDecision {
+            offload: Offload::BypassJudgedFlows,
+            placement: Placement::Driver,
+            reason: "driver net_af_xdp: the daemon loads its XDP program (xdp_prog=) and puts each judged TCP flow in the program's map; the driver drops the flow's later payload packets, counting them for the flow record, and FIN/RST still reach the worker".to_string(),
+            software_path: Some(format!("for UDP flows and flows not yet judged: {software}")),
+        };
+    }
     let drop = [FlowRuleKind::BypassDropIpv4, FlowRuleKind::BypassDropIpv6];
     let mark = [FlowRuleKind::BypassMarkIpv4, FlowRuleKind::BypassMarkIpv6];
     let Some(drop_refused) = first_refusal(cap, &drop) else {
@@ -713,6 +725,28 @@ mod tests {
             rx_offload_capa: RX_OFFLOAD_RSS_HASH,
             rte_flow_validate: FlowRuleKind::ALL.iter().map(|&k| (k, Ok(()))).collect(),
         }
+    }
+
+    #[test]
+    fn an_af_xdp_port_bypasses_judged_flows_in_the_driver() {
+        let hw = description(&format!("{OFFLOADS}{PCAP_PORT}"));
+        let caps = PortCapabilities {
+            driver_name: "net_af_xdp".to_string(),
+            max_rx_queues: 1,
+            ..net_pcap_caps()
+        };
+        let plan = plan_offloads(&hw, std::slice::from_ref(&caps)).unwrap();
+        let by = plan.decision(0, Offload::BypassJudgedFlows).unwrap();
+        assert_eq!(by.placement, Placement::Driver);
+        assert!(by.reason.contains("XDP program"), "{}", by.reason);
+        // Not asked for: not placed anywhere.
+        let off = description(&format!(
+            "{}{PCAP_PORT}",
+            OFFLOADS.replace("bypass_judged_flows = true", "bypass_judged_flows = false")
+        ));
+        let plan = plan_offloads(&off, &[caps]).unwrap();
+        let by = plan.decision(0, Offload::BypassJudgedFlows).unwrap();
+        assert_eq!(by.placement, Placement::NotRequested);
     }
 
     #[test]

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use portolan_api::{DataplaneStats, PortCounters, WorkerStats};
 use portolan_dataplane::dpdk::{
-    lcore, DpdkError, Eal, LcoreJob, PktMbufPool, Port, PortConfig as DpdkPortConfig, RssSetup,
-    TimestampField,
+    lcore, xdp, DpdkError, Eal, LcoreJob, PktMbufPool, Port, PortConfig as DpdkPortConfig,
+    RssSetup, TimestampField,
 };
 use portolan_dataplane::hwcheck::{eal_args, HwcheckOptions};
 use portolan_dataplane::replay::check_captures;
@@ -78,6 +78,8 @@ pub struct LiveDataplane {
     failures: Vec<String>,
     stop: Arc<AtomicBool>,
     _pool: Arc<PktMbufPool>,
+    /// Holds the XDP bypass program the AF_XDP PMD loaded (removed at exit).
+    _xdp_dir: Option<tempfile::TempDir>,
     eal: Eal,
 }
 
@@ -98,6 +100,55 @@ fn rx_pcap_files(vdev: &str) -> Vec<PathBuf> {
         .filter(|(k, _)| *k == "rx_pcap")
         .map(|(_, v)| PathBuf::from(v))
         .collect()
+}
+
+/// The `iface=` of a `net_af_xdp` vdev string.
+fn af_xdp_iface(vdev: &str) -> Option<&str> {
+    vdev.split(',')
+        .skip(1)
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "iface")
+        .map(|(_, v)| v)
+}
+
+/// True for a `net_af_xdp` port on which the daemon loads its XDP bypass program: the
+/// description asks for `bypass_judged_flows` and the vdev names no program of its own.
+fn gets_xdp_bypass(bypass_judged_flows: bool, vdev: &str) -> bool {
+    bypass_judged_flows
+        && vdev.starts_with("net_af_xdp")
+        && !vdev.contains("xdp_prog=")
+        && af_xdp_iface(vdev).is_some()
+}
+
+/// `hw` with `xdp_prog=` (the bypass program, written into a private folder) added to every
+/// port that [`gets_xdp_bypass`], and that folder (None when no port does).
+fn with_xdp_bypass(
+    hw: &HardwareDescription,
+) -> Result<(HardwareDescription, Option<tempfile::TempDir>), DataplaneError> {
+    let mut hw = hw.clone();
+    let bypass = hw.offloads.bypass_judged_flows;
+    let wanted = hw.ports.iter().any(|p| {
+        p.vdev
+            .as_deref()
+            .is_some_and(|v| gets_xdp_bypass(bypass, v))
+    });
+    if !wanted {
+        return Ok((hw, None));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("portolan-xdp-")
+        .tempdir()
+        .map_err(|e| DataplaneError::Description(format!("XDP program folder: {e}")))?;
+    let prog = xdp::write_bypass_program(dir.path())
+        .map_err(|e| DataplaneError::Description(format!("XDP program: {e}")))?;
+    for port in &mut hw.ports {
+        if let Some(v) = port.vdev.as_mut() {
+            if gets_xdp_bypass(bypass, v) {
+                v.push_str(&format!(",xdp_prog={}", prog.display()));
+            }
+        }
+    }
+    Ok((hw, Some(dir)))
 }
 
 /// The link type of each port's frames: the captures' for `net_pcap`, Ethernet otherwise.
@@ -143,6 +194,8 @@ impl LiveDataplane {
                 hw.worker_count()
             )));
         }
+        let (hw, xdp_dir) = with_xdp_bypass(hw)?;
+        let hw = &hw;
         let args = eal_args(hw, &HwcheckOptions::default(), Some(&available));
         tracing::info!(eal = %args.join(" "), "starting the DPDK EAL");
         let eal = Eal::init_with_args(args)?;
@@ -191,6 +244,23 @@ impl LiveDataplane {
             };
             let port = Port::configure_with_rss(&eal, port_id, &port_cfg, &pool, rss.as_ref())?;
             port.start()?;
+            // The bypass program is attached once the port has started; its map is found
+            // through the interface. Without it the flows stay on the software path.
+            let driver_bypass = pc
+                .vdev
+                .as_deref()
+                .filter(|v| v.contains("xdp_prog=") && xdp_dir.is_some())
+                .and_then(af_xdp_iface)
+                .and_then(|iface| match xdp::XdpBypassMap::open(iface) {
+                    Ok(map) => {
+                        tracing::info!(port = %name, iface, "XDP bypass of judged flows in the driver");
+                        Some(Arc::new(map))
+                    }
+                    Err(e) => {
+                        tracing::warn!(port = %name, error = %e, "no XDP bypass: judged flows stay on the worker");
+                        None
+                    }
+                });
             let link_type = link_types.get(i).copied().unwrap_or(LinkType::Ethernet);
             let stop_at_end = pc.is_net_pcap();
             for (q, queue) in pc.queues.iter().enumerate() {
@@ -205,6 +275,9 @@ impl LiveDataplane {
                 let mut worker = Worker::new(worker_cfg, observer)
                     .map_err(|e| DataplaneError::Description(format!("hardware.flow_table: {e}")))?
                     .with_live_counters(Arc::clone(&live));
+                if let Some(map) = &driver_bypass {
+                    worker = worker.with_driver_bypass(Arc::clone(map));
+                }
                 // No rte_flow rule is installed by this version, so the prefilter the
                 // description asks for always runs in the worker (the offload plan says so).
                 if hw.offloads.prefilter_managed_subnets {
@@ -258,6 +331,7 @@ impl LiveDataplane {
             failures: Vec::new(),
             stop,
             _pool: pool,
+            _xdp_dir: xdp_dir,
             eal,
         })
     }
@@ -358,6 +432,9 @@ impl LiveDataplane {
                         .iter()
                         .map(|(k, n)| (k.as_str().to_string(), *n))
                         .collect();
+                    w.driver_bypass_flows = snap.driver_bypass_flows;
+                    w.driver_bypassed_packets = snap.driver_bypassed_packets;
+                    w.driver_bypassed_bytes = snap.driver_bypassed_bytes;
                     w.flows_active = snap.flows_active;
                     w.flows_created = snap.flows_created;
                     w.prefiltered = snap.prefiltered;

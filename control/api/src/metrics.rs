@@ -297,6 +297,15 @@ impl Collector for DataplaneCollector {
         )?;
         counter_family(
             e,
+            "worker_driver_bypassed_packets",
+            "Packets of judged flows the driver dropped (XDP bypass), counted as their flows ended",
+            None,
+            snap.workers
+                .iter()
+                .map(|w| (worker(w), w.driver_bypassed_packets)),
+        )?;
+        counter_family(
+            e,
             "worker_prefiltered_packets",
             "Frames skipped because neither address is in a managed subnet (software prefilter)",
             None,

@@ -68,6 +68,17 @@ pub struct WorkerStats {
     /// the decoder walked to reach the inner packet, decoded or not.
     #[serde(default)]
     pub encapsulated: BTreeMap<String, u64>,
+    /// Judged TCP flows whose later payload packets the driver drops (XDP bypass on
+    /// `net_af_xdp` ports).
+    #[serde(default)]
+    pub driver_bypass_flows: u64,
+    /// Packets the driver dropped for bypassed flows that have ended (added back to those
+    /// flows' records); with `packets`, what the port received.
+    #[serde(default)]
+    pub driver_bypassed_packets: u64,
+    /// Bytes of `driver_bypassed_packets`.
+    #[serde(default)]
+    pub driver_bypassed_bytes: u64,
     /// Frames skipped by the managed-subnet prefilter (neither address in a managed subnet).
     #[serde(default)]
     pub prefiltered: u64,

@@ -4,8 +4,8 @@
 //! event_type, src_ip, src_port, dest_ip, dest_port, proto, app_proto, community_id`),
 //! `alert{action, gid, signature_id, rev, signature, category, severity, metadata}` — metadata
 //! values are arrays of strings as Suricata writes them — `flow{...}`, `tls`/`http` as in flow
-//! records, and the `portolan` object with device, app, baseline, device state, persistence, score
-//! and reasons. Timestamps use EVE's form (`2024-05-01T10:00:00.000000+0000`).
+//! records, and the `portolan` object (the one key of the record that is not Suricata's) with
+//! device (and the MDM's user of it), app, baseline, device state, persistence, score and reasons. Timestamps use EVE's form (`2024-05-01T10:00:00.000000+0000`).
 //! Must not: invent fields Suricata gives another meaning.
 
 use serde_json::{json, Map, Value};
@@ -113,6 +113,7 @@ pub fn to_eve(alert: &Alert) -> Value {
                 "in_inventory": d.in_inventory,
                 "attribution": opt(&d.attribution),
                 "confidence": d.confidence,
+                "user": opt(&d.user),
             },
             "app": {
                 "bundle_id": opt(&alert.app.bundle_id),

@@ -2,7 +2,13 @@
  * Portolan's C shim: non-inline wrappers over DPDK's static-inline fast-path functions.
  * Compiled with the exact flags of `pkg-config --cflags libdpdk` (including -march) by build.rs.
  */
+#include <errno.h>
+#include <net/if.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <rte_log.h>
 
 #include "shim.h"
@@ -59,4 +65,57 @@ unsigned int portolan_ring_dequeue_burst(struct rte_ring *r, void **obj_table, u
                                          unsigned int *available)
 {
 	return rte_ring_dequeue_burst(r, obj_table, n, available);
+}
+
+int portolan_xdp_map_fd(const char *ifname, const char *map_name)
+{
+	unsigned int ifindex = if_nametoindex(ifname);
+	__u32 prog_id = 0;
+	__u32 map_ids[16] = {0};
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+	int prog_fd, err;
+
+	if (ifindex == 0)
+		return -errno;
+	err = bpf_xdp_query_id((int)ifindex, 0, &prog_id);
+	if (err)
+		return err < 0 ? err : -err;
+	if (prog_id == 0)
+		return -ENOENT;
+	prog_fd = bpf_prog_get_fd_by_id(prog_id);
+	if (prog_fd < 0)
+		return -errno;
+	memset(&info, 0, sizeof(info));
+	info.nr_map_ids = 16;
+	info.map_ids = (__u64)(unsigned long)map_ids;
+	err = bpf_obj_get_info_by_fd(prog_fd, &info, &len);
+	close(prog_fd);
+	if (err)
+		return -errno;
+	for (__u32 i = 0; i < info.nr_map_ids && i < 16; i++) {
+		struct bpf_map_info map_info;
+		__u32 map_len = sizeof(map_info);
+		int fd = bpf_map_get_fd_by_id(map_ids[i]);
+		if (fd < 0)
+			continue;
+		memset(&map_info, 0, sizeof(map_info));
+		if (bpf_obj_get_info_by_fd(fd, &map_info, &map_len) == 0 &&
+		    strncmp(map_info.name, map_name, sizeof(map_info.name)) == 0)
+			return fd;
+		close(fd);
+	}
+	return -ENOENT;
+}
+
+int portolan_bpf_map_update(int fd, const void *key, const void *value, uint64_t flags)
+{
+	return bpf_map_update_elem(fd, key, value, flags) ? -errno : 0;
+}
+
+int portolan_bpf_map_take(int fd, const void *key, void *value)
+{
+	if (bpf_map_lookup_elem(fd, key, value))
+		return -errno;
+	return bpf_map_delete_elem(fd, key) ? -errno : 0;
 }

@@ -49,4 +49,14 @@ unsigned int portolan_ring_enqueue_burst(struct rte_ring *r, void *const *obj_ta
 unsigned int portolan_ring_dequeue_burst(struct rte_ring *r, void **obj_table, unsigned int n,
                                          unsigned int *available);
 
+/* A file descriptor of the BPF map named map_name of the XDP program attached to interface
+ * ifname (bpf_xdp_query_id, then the program's map ids): the AF_XDP PMD loads the program from
+ * its xdp_prog= devarg, so this is how the process reaches the program's maps. Returns the fd
+ * or -errno (-ENOENT: no XDP program on the interface, or no map of that name). */
+int portolan_xdp_map_fd(const char *ifname, const char *map_name);
+/* bpf_map_update_elem: 0 or -errno. */
+int portolan_bpf_map_update(int fd, const void *key, const void *value, uint64_t flags);
+/* bpf_map_lookup_elem then bpf_map_delete_elem on a hash map: 0 or -errno. */
+int portolan_bpf_map_take(int fd, const void *key, void *value);
+
 #endif

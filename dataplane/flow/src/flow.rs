@@ -182,6 +182,10 @@ pub struct Flow<A> {
     pub tcp_flags_toclient: u8,
     /// How the client/server roles were decided.
     pub role_source: RoleSource,
+    /// The worker has offered this judged TCP flow to the driver's bypass map (XDP): unless
+    /// the map was full, its later payload packets are dropped and counted there, and added
+    /// to the counters above when the flow ends. Never offered twice.
+    pub driver_bypass: bool,
     /// Per-flow state owned by the classifier.
     pub app: A,
 }
@@ -221,6 +225,7 @@ impl<A: Default> Flow<A> {
             tcp_flags_toserver: 0,
             tcp_flags_toclient: 0,
             role_source,
+            driver_bypass: false,
             app: A::default(),
         }
     }
@@ -245,6 +250,7 @@ impl<A: Default> Flow<A> {
             tcp_flags_toserver: 0,
             tcp_flags_toclient: 0,
             role_source: RoleSource::FirstPacket,
+            driver_bypass: false,
             app: A::default(),
         }
     }

@@ -10,7 +10,7 @@ mod drop_reason;
 mod encapsulation;
 mod link_type;
 
-pub use decode::{ip_addresses, parse, parse_counting};
+pub use decode::{ip_addresses, parse, parse_counting, MAX_TUNNEL_DEPTH};
 pub use drop_reason::DropReason;
 pub use encapsulation::{Encapsulation, Encapsulations};
 pub use link_type::LinkType;

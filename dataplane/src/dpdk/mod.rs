@@ -12,6 +12,7 @@ pub mod mbuf;
 pub mod mempool;
 pub mod port;
 pub mod prefetch;
+pub mod xdp;
 
 pub use eal::{Eal, EalConfig};
 pub use lcore::LcoreJob;
