@@ -425,6 +425,10 @@ impl ApplianceConfig {
         self.api
             .validate()
             .map_err(|e| self.invalid(format!("api.{}", e.field), e.reason))?;
+        self.control
+            .control_config()
+            .validate()
+            .map_err(|e| self.invalid(format!("control.{}", e.field), e.message))?;
         if self.dataplane.stats_interval_ms < MIN_STATS_INTERVAL_MS {
             return Err(self.invalid(
                 "dataplane.stats_interval_ms",
@@ -571,6 +575,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("later") || e.contains("start"), "{e}");
+        // Numbers are checked as data: NaN, unordered severities, a zero window, a zero timeout.
+        for (from, to, field) in [
+            (
+                "alert_threshold = 20.0",
+                "alert_threshold = nan",
+                "control.scoring.alert_threshold",
+            ),
+            (
+                "severity_high = 70.0",
+                "severity_high = 10.0",
+                "control.scoring.severity_high",
+            ),
+            (
+                "bucket_s = 3600",
+                "bucket_s = 0",
+                "control.learning.bucket_s",
+            ),
+        ] {
+            let e = parse(&EXAMPLE.replace(from, to)).unwrap_err();
+            assert_eq!(e.field(), Some(field), "{e}");
+        }
+        let e = parse(&format!(
+            "{EXAMPLE}\n[control.attribution]\ndns_max_age_s = -1\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.field(), Some("control.attribution.dns_max_age_s"), "{e}");
+        let e = parse(&EXAMPLE.replace("idle_timeout_seconds = 30 ", "idle_timeout_seconds = 0 "))
+            .unwrap_err();
+        assert_eq!(
+            e.field(),
+            Some("api.connections.idle_timeout_seconds"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -93,7 +93,23 @@ struct Daemon {
 impl Daemon {
     /// Starts the daemon on an ephemeral port and waits for its `admin API listening on` line.
     fn start(config: &Path, data_dir: &Path) -> Daemon {
-        let mut child = Command::new(BIN)
+        Self::start_with_nofile(config, data_dir, None)
+    }
+
+    /// [`Daemon::start`], with the daemon's descriptor limit (`RLIMIT_NOFILE`) lowered to `nofile`
+    /// when given (through the shell's `ulimit -n`, which then execs the daemon).
+    fn start_with_nofile(config: &Path, data_dir: &Path, nofile: Option<u32>) -> Daemon {
+        let mut command = match nofile {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = command
             .args(["run", "--config"])
             .arg(config)
             .arg("--data-dir")
@@ -681,4 +697,89 @@ async fn the_managed_subnet_prefilter_of_the_hardware_description_runs_in_the_wo
         Some(outside as f64)
     );
     d.stop();
+}
+
+/// Opens a TLS connection offering only `h2`, sends the HTTP/2 preface and SETTINGS, and returns
+/// the stream without reading from it: an idle HTTP/2 client. `None` when the server refused or
+/// closed it during the handshake.
+fn idle_h2_connection(
+    addr: &str,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Option<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>> {
+    use std::io::Write;
+    let tcp = std::net::TcpStream::connect(addr).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    tcp.set_write_timeout(Some(Duration::from_secs(5))).ok()?;
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").ok()?;
+    let conn = rustls::ClientConnection::new(Arc::clone(tls), name).ok()?;
+    let mut stream = rustls::StreamOwned::new(conn, tcp);
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .ok()?;
+    stream.flush().ok()?;
+    Some(stream)
+}
+
+/// More idle HTTP/2 connections than the daemon has descriptors: the daemon closes the longest-idle
+/// ones to make room instead of running out, `/healthz` still answers, the sheds are counted and
+/// the log has no `Too many open files`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_connections_beyond_the_descriptor_limit_do_not_lock_out_healthz() {
+    use rustls_pki_types::pem::PemObject;
+    let _one = ONE_DAEMON.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("portolan.toml");
+    std::fs::write(&config, example_config_text_with_inventory()).expect("config");
+    let nofile = 256u32;
+    let d = Daemon::start_with_nofile(&config, &data, Some(nofile));
+    let admin = create_token(&config, &data, "admin", "flood-test");
+    let addr = d.url.trim_start_matches("https://").to_string();
+    let cert = rustls_pki_types::CertificateDer::from_pem_file(&d.cert).expect("certificate");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let tls = Arc::new(tls);
+    let flood = (nofile as usize) + 150;
+    let opened = tokio::task::spawn_blocking(move || {
+        let mut held = Vec::new();
+        for _ in 0..flood {
+            if let Some(s) = idle_h2_connection(&addr, &tls) {
+                held.push(s);
+            }
+        }
+        held
+    })
+    .await
+    .expect("flood");
+    assert!(
+        opened.len() > nofile as usize / 2,
+        "only {} of {flood} connections were set up",
+        opened.len()
+    );
+    // The flood's connections are all still held by this test; a new client is served.
+    for client in [d.client.clone(), d.h2_client()] {
+        let r = client.get(d.at("/healthz")).send().await.expect("healthz");
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let s = scrape(&d, &admin).await;
+    let shed = metric(
+        &s,
+        "portolan_http_connections_closed_total",
+        &[("reason", "shed")],
+    )
+    .unwrap_or(0.0);
+    assert!(shed >= (flood - nofile as usize) as f64, "shed {shed}");
+    let open = metric(&s, "portolan_http_connections_open", &[]).expect("open gauge");
+    assert!(open < f64::from(nofile), "open {open}");
+    drop(opened);
+    let log = d.stop();
+    assert!(!log.contains("Too many open files"), "{log}");
+    assert!(log.contains("max_connections=128"), "{log}");
 }

@@ -71,9 +71,16 @@ impl ControlConfig {
         ControlConfig::parse(&text, path)
     }
 
-    /// Parses config TOML; `origin` names errors.
+    /// Checks every tunable's range (finite numbers, ordered severities, positive windows); the
+    /// error names the first bad field.
+    pub fn validate(&self) -> Result<(), crate::settings::InvalidSetting> {
+        crate::settings::validate(self)
+    }
+
+    /// Parses config TOML and checks its values ([`ControlConfig::validate`]); `origin` names
+    /// errors.
     pub fn parse(text: &str, origin: &Path) -> Result<ControlConfig, ControlError> {
-        toml::from_str(text).map_err(|e| {
+        let cfg: ControlConfig = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map_or((0, 0), |span| {
                 let before = text.get(..span.start).unwrap_or("");
                 let line = before.matches('\n').count() + 1;
@@ -88,7 +95,10 @@ impl ControlConfig {
                 origin.display(),
                 e.message()
             ))
-        })
+        })?;
+        cfg.validate()
+            .map_err(|e| ControlError::Rejected(format!("{}: {e}", origin.display())))?;
+        Ok(cfg)
     }
 }
 
@@ -116,6 +126,9 @@ pub enum ControlError {
     /// The app catalogue.
     #[error(transparent)]
     AppCatalogue(#[from] AppCatalogueError),
+    /// A tunable out of its range (names the field).
+    #[error(transparent)]
+    Setting(#[from] crate::settings::InvalidSetting),
     /// A request that cannot be honoured.
     #[error("{0}")]
     Rejected(String),
@@ -239,6 +252,7 @@ impl ControlPlane {
         mut roles: RoleSet,
         config: ControlConfig,
     ) -> Result<ControlPlane, ControlError> {
+        config.validate()?;
         let signatures = SignatureCatalogue::shipped().map_err(ControlError::Rejected)?;
         let mut warnings = Vec::new();
         let base_roles = roles.clone();

@@ -63,6 +63,7 @@ pub mod observation;
 pub mod output;
 pub mod roles;
 pub mod scoring;
+pub mod settings;
 pub mod store;
 pub mod timestamp;
 

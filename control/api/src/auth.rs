@@ -11,6 +11,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::connections::{AuthFailures, ClientAddr};
 use crate::problem::Problem;
 use crate::ratelimit::WriteRateLimiter;
 use crate::state::ApiState;
@@ -23,6 +24,8 @@ pub struct RouteGuard {
     pub state: ApiState,
     /// Write budgets.
     pub limiter: Arc<WriteRateLimiter>,
+    /// Failed authentications per client address.
+    pub auth_failures: Arc<AuthFailures>,
     /// What the route needs.
     pub access: Access,
 }
@@ -37,29 +40,55 @@ fn bearer(value: &str) -> Option<&str> {
     (!token.is_empty()).then_some(token)
 }
 
+/// Answers a failed authentication: counted in the metrics, logged (without the token) on the first
+/// failure of a client address per minute and when it starts being slowed, and delayed once the
+/// address has failed more than `auth_failures_before_delay` times within the minute.
+async fn refuse(g: &RouteGuard, client: Option<ClientAddr>, problem: Problem) -> Response {
+    g.state.metrics.observe_auth_failure();
+    if let Some(ClientAddr(addr)) = client {
+        let verdict = g.auth_failures.record(addr.ip());
+        if verdict.log {
+            tracing::warn!(
+                client = %addr.ip(),
+                failures_this_minute = verdict.failures,
+                delay_ms = u64::try_from(verdict.delay.as_millis()).unwrap_or(u64::MAX),
+                "admin API authentication failed"
+            );
+        }
+        if !verdict.delay.is_zero() {
+            g.state.metrics.observe_auth_failure_delayed();
+            tokio::time::sleep(verdict.delay).await;
+        }
+    }
+    problem.into_response()
+}
+
 /// Middleware: authenticates, authorises and rate-limits one request.
 pub async fn guard(State(g): State<RouteGuard>, mut req: Request, next: Next) -> Response {
     if g.access == crate::tokens::Access::Public {
         return next.run(req).await;
     }
+    let client = req.extensions().get::<ClientAddr>().copied();
     let Some(header) = req.headers().get(AUTHORIZATION) else {
-        g.state.metrics.observe_auth_failure();
-        return Problem::unauthorized("a bearer token is required (Authorization: Bearer ptl_...)")
-            .into_response();
+        let p = Problem::unauthorized("a bearer token is required (Authorization: Bearer ptl_...)");
+        return refuse(&g, client, p).await;
     };
     let Some(token) = header.to_str().ok().and_then(bearer).map(str::to_owned) else {
-        g.state.metrics.observe_auth_failure();
-        return Problem::unauthorized("the Authorization header must be `Bearer <token>`")
-            .with_field("authorization")
-            .into_response();
+        let p = Problem::unauthorized("the Authorization header must be `Bearer <token>`")
+            .with_field("authorization");
+        return refuse(&g, client, p).await;
     };
     let tokens = g.state.tokens.clone();
     let found = tokio::task::spawn_blocking(move || tokens.authenticate(&token)).await;
     let identity: Identity = match found {
         Ok(Ok(Some(id))) => id,
         Ok(Ok(None)) => {
-            g.state.metrics.observe_auth_failure();
-            return Problem::unauthorized("unknown or revoked token").into_response();
+            return refuse(
+                &g,
+                client,
+                Problem::unauthorized("unknown or revoked token"),
+            )
+            .await;
         }
         Ok(Err(e)) => return Problem::internal("token lookup", &e).into_response(),
         Err(e) => return Problem::internal("token lookup", &e).into_response(),

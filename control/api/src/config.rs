@@ -42,6 +42,47 @@ pub struct ApiConfig {
     pub max_headers: usize,
     /// Rate limit of write routes, per token.
     pub rate_limit: RateLimitConfig,
+    /// Connection caps and timeouts (how the server sheds what it cannot serve).
+    pub connections: ConnectionConfig,
+}
+
+/// Connection caps and timeouts of the admin API (TOML section `[api.connections]`).
+///
+/// When a cap is reached the oldest idle connection (no request in flight) of the same scope is
+/// closed to make room; only when every connection is busy is the new one refused. The total cap
+/// is also held below the process's descriptor limit (see `docs/SECURITY.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionConfig {
+    /// Most connections open at once, all clients together.
+    pub max_connections: usize,
+    /// Most connections open at once from one client address.
+    pub max_connections_per_client: usize,
+    /// Seconds a client has to send a complete HTTP/1.1 request head.
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a client has to send a complete request body, once the head is read.
+    pub body_read_timeout_seconds: u64,
+    /// Seconds a connection (HTTP/1.1 keep-alive or HTTP/2) may stay open with no request in flight.
+    pub idle_timeout_seconds: u64,
+    /// Seconds between HTTP/2 PINGs on a connection; a PING unanswered within as long closes it.
+    pub http2_ping_interval_seconds: u64,
+    /// Failed authentications from one client address within a minute before its further failures
+    /// are answered slowly (each one delay doubling, up to 5 s) and logged once per minute.
+    pub auth_failures_before_delay: u32,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            max_connections_per_client: 128,
+            header_read_timeout_seconds: 10,
+            body_read_timeout_seconds: 30,
+            idle_timeout_seconds: 30,
+            http2_ping_interval_seconds: 20,
+            auth_failures_before_delay: 10,
+        }
+    }
 }
 
 /// Paths of the PEM certificate chain and private key used for TLS.
@@ -93,6 +134,7 @@ impl Default for ApiConfig {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_headers: DEFAULT_MAX_HEADERS,
             rate_limit: RateLimitConfig::default(),
+            connections: ConnectionConfig::default(),
         }
     }
 }
@@ -179,6 +221,55 @@ impl ApiConfig {
             return Err(ConfigError::new(
                 "rate_limit.write_burst",
                 "must be at least 1",
+            ));
+        }
+        let c = &self.connections;
+        for (field, value, max) in [
+            (
+                "connections.max_connections",
+                c.max_connections as u64,
+                1_000_000,
+            ),
+            (
+                "connections.max_connections_per_client",
+                c.max_connections_per_client as u64,
+                1_000_000,
+            ),
+            (
+                "connections.header_read_timeout_seconds",
+                c.header_read_timeout_seconds,
+                3600,
+            ),
+            (
+                "connections.body_read_timeout_seconds",
+                c.body_read_timeout_seconds,
+                3600,
+            ),
+            (
+                "connections.idle_timeout_seconds",
+                c.idle_timeout_seconds,
+                86_400,
+            ),
+            (
+                "connections.http2_ping_interval_seconds",
+                c.http2_ping_interval_seconds,
+                86_400,
+            ),
+        ] {
+            if value == 0 || value > max {
+                return Err(ConfigError::new(
+                    field,
+                    format!("must be between 1 and {max}, got {value}"),
+                ));
+            }
+        }
+        if c.max_connections_per_client > c.max_connections {
+            return Err(ConfigError::new(
+                "connections.max_connections_per_client",
+                format!(
+                    "must not exceed connections.max_connections ({})",
+                    c.max_connections
+                ),
             ));
         }
         Ok(())

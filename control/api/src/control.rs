@@ -129,6 +129,10 @@ fn classify(e: EngineError, reason_field: &str) -> ControlError {
             field: None,
             message: d.to_string(),
         },
+        EngineError::Setting(s) => ControlError::Invalid {
+            field: Some(s.field),
+            message: s.message,
+        },
         EngineError::Rejected(m) => ControlError::Conflict(m),
         EngineError::Store(StoreError::Sqlite {
             op,

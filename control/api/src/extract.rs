@@ -25,6 +25,11 @@ const DRAIN_TIME: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteBodyLimit(pub usize);
 
+/// Time a client has to send a whole request body once its head is read (a request extension set
+/// per route from `api.connections.body_read_timeout_seconds`; absent: 30 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyReadTimeout(pub Duration);
+
 fn limit_of(req: &Request) -> usize {
     req.extensions()
         .get::<RouteBodyLimit>()
@@ -53,6 +58,24 @@ async fn drain(mut body: Body, already: u64, limit: u64) {
 /// Reads the whole body within the route's limit: a declared or actual size above it is a 413 (sent after
 /// the rest of a not-too-large body has been read and discarded).
 async fn read_body(req: Request) -> Result<Bytes, Problem> {
+    let timeout = req
+        .extensions()
+        .get::<BodyReadTimeout>()
+        .map_or(Duration::from_secs(30), |t| t.0);
+    match tokio::time::timeout(timeout, read_body_within_limit(req)).await {
+        Ok(result) => result,
+        Err(_) => Err(Problem::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            format!(
+                "the request body did not arrive within {} s (api.connections.body_read_timeout_seconds)",
+                timeout.as_secs()
+            ),
+        )),
+    }
+}
+
+async fn read_body_within_limit(req: Request) -> Result<Bytes, Problem> {
     let limit = limit_of(&req);
     let limit_u64 = u64::try_from(limit).unwrap_or(u64::MAX);
     let declared = req

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod control;
 pub mod db;
 pub mod extract;
@@ -23,7 +24,7 @@ pub mod tls;
 pub mod tokens;
 pub mod views;
 
-pub use config::{ApiConfig, ConfigError, RateLimitConfig, TlsFiles};
+pub use config::{ApiConfig, ConfigError, ConnectionConfig, RateLimitConfig, TlsFiles};
 pub use control::{ControlError, ControlHandle, RegistryFactory, ReloadPlan, RolesSource};
 pub use problem::Problem;
 pub use server::{serve, ApiServer, ServeError};

@@ -14,7 +14,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
@@ -39,6 +39,13 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// Labels of a counter with one `reason`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why (e.g. `idle`, `shed`, `total_cap`).
+    pub reason: String,
+}
+
 /// Labels of an HTTP latency histogram.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct RouteLabels {
@@ -59,6 +66,10 @@ pub struct ApiMetrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     auth_failures: Counter,
+    auth_failures_delayed: Counter,
+    connections_open: Gauge,
+    connections_refused: Family<ReasonLabels, Counter>,
+    connections_closed: Family<ReasonLabels, Counter>,
 }
 
 impl ApiMetrics {
@@ -87,6 +98,31 @@ impl ApiMetrics {
             "Admin API requests refused for a missing or unknown token",
             auth_failures.clone(),
         );
+        let auth_failures_delayed = Counter::default();
+        registry.register(
+            "http_auth_failures_delayed",
+            "Failed authentications answered late because their client address failed often",
+            auth_failures_delayed.clone(),
+        );
+        let connections_open = Gauge::default();
+        registry.register(
+            "http_connections_open",
+            "Admin API connections open now",
+            connections_open.clone(),
+        );
+        let connections_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "http_connections_refused",
+            "Admin API connections refused at accept because every connection was busy, by cap",
+            connections_refused.clone(),
+        );
+        let connections_closed = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "http_connections_closed",
+            "Admin API connections closed by the server: idle past the timeout, shed for a newer one \
+             at a cap, or at shutdown",
+            connections_closed.clone(),
+        );
         registry.register_collector(Box::new(DataplaneCollector { stats }));
         if let Some(engine) = engine {
             registry.register_collector(Box::new(ControlCollector { engine }));
@@ -96,7 +132,40 @@ impl ApiMetrics {
             requests,
             latency,
             auth_failures,
+            auth_failures_delayed,
+            connections_open,
+            connections_refused,
+            connections_closed,
         }
+    }
+
+    /// Counts one failed authentication answered late.
+    pub fn observe_auth_failure_delayed(&self) {
+        self.auth_failures_delayed.inc();
+    }
+
+    /// Sets the number of open connections.
+    pub fn set_connections_open(&self, open: usize) {
+        self.connections_open
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
+    }
+
+    /// Counts one connection refused at accept (`reason`: which cap).
+    pub fn observe_connection_refused(&self, reason: &str) {
+        self.connections_refused
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one connection closed by the server (`reason`: `idle`, `shed`, `shutdown`).
+    pub fn observe_connection_closed(&self, reason: &str) {
+        self.connections_closed
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// Counts one answered request.

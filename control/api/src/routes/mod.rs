@@ -22,7 +22,8 @@ use axum::{Extension, Router};
 
 use crate::auth::{guard, RouteGuard};
 use crate::config::ApiConfig;
-use crate::extract::RouteBodyLimit;
+use crate::connections::AuthFailures;
+use crate::extract::{BodyReadTimeout, RouteBodyLimit};
 use crate::problem::Problem;
 use crate::ratelimit::WriteRateLimiter;
 use crate::state::ApiState;
@@ -189,6 +190,12 @@ pub fn route_specs() -> Vec<RouteSpec> {
 /// Builds the admin API router over `state` with the limits of `cfg`.
 pub fn build_router(cfg: &ApiConfig, state: ApiState) -> Router {
     let limiter = Arc::new(WriteRateLimiter::new(&cfg.rate_limit));
+    let auth_failures = Arc::new(AuthFailures::new(
+        cfg.connections.auth_failures_before_delay,
+    ));
+    let body_timeout = BodyReadTimeout(std::time::Duration::from_secs(
+        cfg.connections.body_read_timeout_seconds,
+    ));
     let mut router: Router<ApiState> = Router::new();
     for (spec, handler) in routes() {
         let limit = match spec.body {
@@ -198,19 +205,65 @@ pub fn build_router(cfg: &ApiConfig, state: ApiState) -> Router {
         let route_guard = RouteGuard {
             state: state.clone(),
             limiter: limiter.clone(),
+            auth_failures: auth_failures.clone(),
             access: spec.access,
         };
         let handler: MethodRouter<ApiState> = handler
             .route_layer(from_fn_with_state(route_guard, guard))
             .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(limit))
-            .layer::<_, std::convert::Infallible>(Extension(RouteBodyLimit(limit)));
+            .layer::<_, std::convert::Infallible>(Extension(RouteBodyLimit(limit)))
+            .layer::<_, std::convert::Infallible>(Extension(body_timeout));
         router = router.route(spec.path, handler);
     }
+    let edge = EdgeRules {
+        max_headers: cfg.max_headers,
+        hsts: !cfg.plain_http,
+    };
     router
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(edge, edge_rules))
         .layer(from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// What [`edge_rules`] enforces on every request.
+#[derive(Debug, Clone, Copy)]
+struct EdgeRules {
+    /// Most request headers (HTTP/1.1 enforces this in the parser; HTTP/2 here, with the same 431).
+    max_headers: usize,
+    /// Whether answers carry `Strict-Transport-Security` (served over TLS).
+    hsts: bool,
+}
+
+/// `Strict-Transport-Security` of TLS answers: one year, subdomains not included (the appliance
+/// is usually reached by address or by one host name).
+const HSTS_VALUE: &str = "max-age=31536000";
+
+/// Refuses requests with more headers than `max_headers` (431, as HTTP/1.1's parser does) and adds
+/// HSTS to answers over TLS.
+async fn edge_rules(State(rules): State<EdgeRules>, req: Request, next: Next) -> Response {
+    let mut resp = if req.headers().len() > rules.max_headers {
+        Problem::new(
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "header-fields-too-large",
+            format!(
+                "the request has {} header fields; the limit (api.max_headers) is {}",
+                req.headers().len(),
+                rules.max_headers
+            ),
+        )
+        .into_response()
+    } else {
+        next.run(req).await
+    };
+    if rules.hsts {
+        resp.headers_mut().insert(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS_VALUE),
+        );
+    }
+    resp
 }
 
 async fn no_route() -> Problem {
