@@ -378,7 +378,8 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
         }
     };
     let Some((sigs, ports, sig_line)) = signatures else {
-        let outcome = replay_observers(&config, vec![FlowOnly; workers]).map_err(replay_err)?;
+        let mut outcome = replay_observers(&config, vec![FlowOnly; workers]).map_err(replay_err)?;
+        account_truncated_tails(&mut outcome.report, &config.captures);
         return write_results(
             &outcome,
             None,
@@ -429,7 +430,8 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
     .map_err(|e| Failure::runtime(format!("cannot start the flow event thread: {e}")))?;
     let replayed = replay_observers(&config, observers);
     let drained = drain.finish();
-    let outcome = replayed.map_err(replay_err)?;
+    let mut outcome = replayed.map_err(replay_err)?;
+    account_truncated_tails(&mut outcome.report, &config.captures);
     let (consumer, stats) = drained.map_err(|e| Failure::runtime(e.to_string()))?;
     let alerts = consumer
         .alerts
@@ -455,6 +457,82 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
         flows_out.as_mut(),
         summary_out.as_mut(),
     )
+}
+
+/// Drop reason of a capture whose last record is cut short.
+const TRUNCATED_RECORD: &str = "truncated_capture_record";
+
+/// Bytes after the last whole record of a classic pcap file (`None` for pcapng, an unreadable
+/// file, or one that ends on a record boundary). Reads only the record headers.
+fn pcap_truncated_tail(path: &Path) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let mut hdr = [0u8; 24];
+    f.read_exact(&mut hdr).ok()?;
+    let magic = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
+    let big = match magic {
+        0xa1b2_c3d4 | 0xa1b2_3c4d => false,
+        0xd4c3_b2a1 | 0x4d3c_b2a1 => true,
+        _ => return None,
+    };
+    let mut at = 24u64;
+    loop {
+        if at == len {
+            return None;
+        }
+        if at + 16 > len {
+            return Some(len - at);
+        }
+        f.seek(SeekFrom::Start(at + 8)).ok()?;
+        let mut incl = [0u8; 4];
+        f.read_exact(&mut incl).ok()?;
+        let incl = if big {
+            u32::from_be_bytes(incl)
+        } else {
+            u32::from_le_bytes(incl)
+        };
+        let next = at + 16 + u64::from(incl);
+        if next > len {
+            return Some(len - at);
+        }
+        at = next;
+    }
+}
+
+/// The PMD counts a capture's cut-short last record as an input error; when every input error
+/// of the port is such a record (and nothing else was lost), they become the drop reason
+/// `truncated_capture_record`, the port counters are reconciled, and each capture is named on
+/// stderr, instead of a "packets were lost" failure.
+fn account_truncated_tails(
+    report: &mut portolan_dataplane::replay::ReplayReport,
+    captures: &[PathBuf],
+) {
+    if report.port_counters_match
+        || report.port.ierrors == 0
+        || report.port.rx_nombuf != 0
+        || report.port.ipackets != report.packets
+    {
+        return;
+    }
+    let truncated: Vec<(&PathBuf, u64)> = captures
+        .iter()
+        .filter_map(|c| pcap_truncated_tail(c).map(|bytes| (c, bytes)))
+        .collect();
+    if truncated.len() as u64 != report.port.ierrors {
+        return;
+    }
+    for (c, bytes) in &truncated {
+        eprintln!(
+            "portolan: warning: {} ends in a record cut short ({bytes} bytes after the last whole \
+             record); it is counted as drop reason {TRUNCATED_RECORD}",
+            c.display()
+        );
+    }
+    report
+        .drops
+        .insert(TRUNCATED_RECORD, truncated.len() as u64);
+    report.port_counters_match = true;
 }
 
 /// Where the signatures are: `--signatures`, else `$PORTOLAN_SIGNATURES`, else beside the

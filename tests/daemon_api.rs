@@ -99,11 +99,17 @@ impl Daemon {
     /// [`Daemon::start`], with the daemon's descriptor limit (`RLIMIT_NOFILE`) lowered to `nofile`
     /// when given (through the shell's `ulimit -n`, which then execs the daemon).
     fn start_with_nofile(config: &Path, data_dir: &Path, nofile: Option<u32>) -> Daemon {
-        let mut command = match nofile {
-            Some(n) => {
+        Self::start_in_shell(config, data_dir, nofile.map(|n| format!("ulimit -n {n}")))
+    }
+
+    /// [`Daemon::start`], run through `sh -c '<shell>; exec portolan ...'` when `shell` is given
+    /// (e.g. `ulimit -n 256`, `umask 000`).
+    fn start_in_shell(config: &Path, data_dir: &Path, shell: Option<String>) -> Daemon {
+        let mut command = match shell {
+            Some(prefix) => {
                 let mut c = Command::new("sh");
                 c.arg("-c")
-                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(format!("{prefix} && exec \"$0\" \"$@\""))
                     .arg(BIN);
                 c
             }
@@ -782,4 +788,60 @@ async fn idle_http2_connections_beyond_the_descriptor_limit_do_not_lock_out_heal
     let log = d.stop();
     assert!(!log.contains("Too many open files"), "{log}");
     assert!(log.contains("max_connections=128"), "{log}");
+}
+
+/// The data stays the operator's: an existing data directory open to others is tightened to 0700,
+/// the store and the alert file are 0600 even under `umask 000`, and a second daemon on the same
+/// data directory refuses to start, naming the holder's pid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_is_private_and_locked_to_one_daemon() {
+    use std::os::unix::fs::PermissionsExt;
+    let _one = ONE_DAEMON.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let config = dir.path().join("portolan.toml");
+    std::fs::write(&config, example_config_text_with_inventory()).expect("config");
+    let d = Daemon::start_in_shell(&config, &data, Some("umask 000".to_string()));
+    let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "data_dir tightened");
+    assert_eq!(mode(&data.join("portolan.db")), 0o600);
+    let lock = data.join("portolan.lock");
+    assert_eq!(mode(&lock), 0o600);
+    let holder = std::fs::read_to_string(&lock).expect("lock file");
+    assert_eq!(
+        holder.trim(),
+        d.child.id().to_string(),
+        "the lock names the daemon's pid"
+    );
+    // The sample replay raises alerts into the EVE file of the example configuration.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let eve = data.join("alerts.eve.json");
+    while !eve.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no alert file; log:\n{}",
+            d.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(mode(&eve), 0o600, "alert file");
+    // A second daemon on the same data directory refuses, naming the holder.
+    let second = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .expect("second daemon");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{err}");
+    assert!(
+        err.contains("in use by another portolan")
+            && err.contains(&format!("pid {}", d.child.id())),
+        "{err}"
+    );
+    d.stop();
 }

@@ -381,3 +381,81 @@ fn managed_subnet_prefilter_skips_other_traffic_before_the_flow_table() {
         "{err}"
     );
 }
+
+/// The EAL's runtime directory (`/var/run/dpdk/portolan-<pid>-<ns>` as root) is removed at exit.
+#[test]
+fn the_eal_runtime_directory_is_removed_at_exit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cap, _) = small_capture(dir.path(), "small.pcap", TS0);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .args(["replay", s(&cap)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let root = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    };
+    let runtime = if root {
+        PathBuf::from("/var/run/dpdk")
+    } else {
+        std::env::var_os("XDG_RUNTIME_DIR")
+            .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
+            .join("dpdk")
+    };
+    let prefix = format!("portolan-{pid}-");
+    let left: Vec<_> = std::fs::read_dir(&runtime)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "left behind in {}: {left:?}",
+        runtime.display()
+    );
+}
+
+/// A capture cut inside its last record: exit 0, the cut record counted as a drop reason, one
+/// warning naming the capture; no contradictory "packets were lost".
+#[test]
+fn a_capture_cut_inside_its_last_record_is_a_counted_drop_not_a_failure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cap, n) = small_capture(dir.path(), "small.pcap", TS0);
+    let bytes = std::fs::read(&cap).expect("read");
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 10]).expect("write");
+    let summary = dir.path().join("summary.json");
+    let out = portolan(&["replay", s(&cut), "--summary", s(&summary)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("cut.pcap ends in a record cut short"), "{err}");
+    assert!(!err.contains("packets were lost"), "{err}");
+    let report = read_json(&summary);
+    assert_eq!(report["drops"]["truncated_capture_record"], 1, "{report:#}");
+    assert_eq!(report["packets"], (n - 1) as u64);
+    assert_eq!(report["port_counters_match"], true);
+}
+
+/// A FIFO given as the capture is refused at once, naming it (it used to hang the replay).
+#[test]
+fn a_fifo_capture_is_refused_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("live.pcap");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let out = portolan(&["replay", s(&fifo)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = one_error_line(&out);
+    assert!(err.contains("live.pcap") && err.contains("FIFO"), "{err}");
+}

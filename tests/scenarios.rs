@@ -607,6 +607,14 @@ fn restart_on_the_same_store_keeps_findings() {
     let summary2 = inp.dir.path().join("second.summary.json");
     let out = replay_with_inputs(&inp, &first, &db, &["--eve", s(&eve1)]);
     assert_ok(&out);
+    // The store (inventory, alerts) and the alert file are their owner's only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for p in [&db, &eve1] {
+            let mode = std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", p.display());
+        }
+    }
     let run1 = json_lines(&eve1);
     let a1 = top(&alerts_for(&run1, MAIL_IP, 8443));
     let finding_id = a1["alert"]["metadata"]["portolan_finding_id"].clone();

@@ -348,6 +348,19 @@ fn insert_audit(tx: &Transaction<'_>, path: &Path, entry: &AuditEntry) -> Result
     Ok(tx.last_insert_rowid())
 }
 
+/// Sets the store file and its SQLite companions (`-wal`, `-shm`) to mode 0600 whatever the umask
+/// (the store holds the inventory, alerts and token hashes). Best effort: a file that cannot be
+/// changed (not ours) keeps its mode, and SQLite gives new companions the main file's mode.
+fn restrict_to_owner(path: &Path) {
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut name = path.as_os_str().to_os_string();
+        name.push(suffix);
+        let _ = std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600));
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the store with [`Durability::Full`].
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -383,7 +396,9 @@ impl Store {
         };
         conn.execute_batch(sync)
             .map_err(sql(path, "set synchronous"))?;
-        Store::init(conn, path)
+        let store = Store::init(conn, path)?;
+        restrict_to_owner(path);
+        Ok(store)
     }
 
     fn init(mut conn: Connection, path: &Path) -> Result<Store, StoreError> {

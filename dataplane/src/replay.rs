@@ -101,6 +101,18 @@ pub enum ReplayError {
     /// A capture is missing, unreadable, not a capture, or of an unsupported link type.
     #[error("{0}")]
     Capture(#[from] CaptureError),
+    /// A capture path is not a regular file (a FIFO, a device, a directory): replay reads
+    /// captures whole, twice (probe, then the PMD), which a stream cannot give.
+    #[error(
+        "capture {}: not a regular file ({kind}); replay reads capture files, not streams",
+        .path.display()
+    )]
+    NotARegularFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
     /// Two captures have different link types.
     #[error(
         "capture {}: link type {} differs from {} of capture {}; all captures of one replay must share a link type",
@@ -353,6 +365,28 @@ pub fn check_captures(captures: &[PathBuf]) -> Result<(LinkType, Vec<CaptureInfo
     let mut infos = Vec::with_capacity(captures.len());
     let mut first: Option<(&Path, LinkType)> = None;
     for path in captures {
+        // Opening a FIFO would block until a writer comes: look before opening.
+        if let Ok(meta) = std::fs::metadata(path) {
+            use std::os::unix::fs::FileTypeExt;
+            let t = meta.file_type();
+            let kind = if t.is_fifo() {
+                Some("a FIFO")
+            } else if t.is_dir() {
+                Some("a directory")
+            } else if t.is_socket() {
+                Some("a socket")
+            } else if t.is_char_device() || t.is_block_device() {
+                Some("a device")
+            } else {
+                None
+            };
+            if let Some(kind) = kind {
+                return Err(ReplayError::NotARegularFile {
+                    path: path.clone(),
+                    kind,
+                });
+            }
+        }
         let info = probe(path)?;
         match first {
             None => first = Some((path, info.link_type)),

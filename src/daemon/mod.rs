@@ -19,6 +19,7 @@
 //! Must not: log secrets (tokens, keys), judge flows (the control plane does), or poll packets
 //! on the main thread.
 
+mod data_dir_lock;
 mod dataplane;
 mod feed;
 
@@ -71,9 +72,19 @@ enum DaemonEvent {
     Shutdown(&'static str),
 }
 
-/// Creates `dir` (and its parents) with mode 0700 when missing.
+/// Creates `dir` (and its parents) with mode 0700 when missing; an existing `dir` open to its
+/// group or others is tightened to 0700 (and says so in the log).
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if dir.is_dir() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+                tracing::warn!(dir = %dir.display(), from = format!("{mode:o}"), "tightened the data directory to mode 0700");
+            }
+        }
         return Ok(());
     }
     let mut b = std::fs::DirBuilder::new();
@@ -181,8 +192,13 @@ pub fn run_daemon(args: RunArgs) -> Result<(), Failure> {
 
 fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     let hw = &cfg.hardware;
+    // Whatever the caller's umask, what the daemon creates (store, WAL, alert files, uploads,
+    // TLS pair) is its owner's only.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     create_private_dir(&cfg.data_dir)
         .map_err(|e| Failure::runtime(format!("data_dir {}: {e}", cfg.data_dir.display())))?;
+    // One daemon per data directory: held until this function returns.
+    let _lock = data_dir_lock::DataDirLock::acquire(&cfg.data_dir)?;
     if let Some(dir) = cfg.store.path.parent() {
         create_private_dir(dir)
             .map_err(|e| Failure::runtime(format!("store folder {}: {e}", dir.display())))?;

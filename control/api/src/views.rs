@@ -936,6 +936,44 @@ impl From<&AuditEntry> for AuditView {
     }
 }
 
+impl AuditView {
+    /// The entry as a non-admin sees it: every absolute server path in the target, reason and
+    /// detail is cut to its file name (`/var/lib/portolan/inputs/jamf.json` → `jamf.json`).
+    pub fn without_server_paths(mut self) -> Self {
+        self.target = strip_paths(&self.target);
+        self.reason = strip_paths(&self.reason);
+        strip_paths_in(&mut self.detail);
+        self
+    }
+}
+
+/// Replaces each whitespace-separated word that is an absolute path by its last component.
+pub(crate) fn strip_paths(text: &str) -> String {
+    if !text.contains('/') {
+        return text.to_string();
+    }
+    text.split(' ')
+        .map(|word| match word.strip_prefix('/') {
+            Some(rest) if !rest.is_empty() => rest.rsplit('/').next().unwrap_or(rest),
+            _ => word,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// [`strip_paths`] on every string of a JSON value (an explicit stack: no recursion).
+fn strip_paths_in(value: &mut serde_json::Value) {
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::String(s) => *s = strip_paths(s),
+            serde_json::Value::Array(items) => stack.extend(items.iter_mut()),
+            serde_json::Value::Object(map) => stack.extend(map.values_mut()),
+            _ => {}
+        }
+    }
+}
+
 /// A page of the audit log.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuditList {
@@ -954,4 +992,20 @@ pub struct ReloadSummary {
     pub exceptions: usize,
     /// Approved pairings or exceptions skipped, with why.
     pub warnings: Vec<String>,
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::strip_paths;
+
+    #[test]
+    fn absolute_paths_become_file_names() {
+        assert_eq!(strip_paths("/var/lib/portolan/in/jamf.json"), "jamf.json");
+        assert_eq!(
+            strip_paths("inventory import from /srv/x/y.plist kept"),
+            "inventory import from y.plist kept"
+        );
+        assert_eq!(strip_paths("request body"), "request body");
+        assert_eq!(strip_paths("api-uploads/a.json"), "api-uploads/a.json");
+    }
 }

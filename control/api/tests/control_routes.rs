@@ -1070,3 +1070,38 @@ async fn deeply_nested_inventory_is_refused_naming_the_limit_and_the_server_keep
         .await;
     assert_eq!(status, 200);
 }
+
+/// Viewers and analysts read the audit log without the server's paths; admins see them.
+#[tokio::test]
+async fn the_audit_log_shows_server_paths_to_admins_only() {
+    let api = TestApi::start().await;
+    let file = api.dir.path().join("inputs").join("jamf-start.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, control_fixture("jamf_mobile_devices_detail.json")).unwrap();
+    api.state
+        .control
+        .engine()
+        .lock()
+        .unwrap()
+        .import_inventory(std::slice::from_ref(&file), "start-up")
+        .expect("import");
+    let full = file.display().to_string();
+    for (token, expect_full) in [
+        (&api.viewer, false),
+        (&api.analyst, false),
+        (&api.admin, true),
+    ] {
+        let (status, audit) = api
+            .call(
+                api.client
+                    .get(api.at("/api/v1/audit?action=inventory_imported")),
+                token,
+            )
+            .await;
+        assert_eq!(status, 200);
+        let text = audit.to_string();
+        assert_eq!(text.contains(&full), expect_full, "{text}");
+        assert!(text.contains("jamf-start.json"), "{text}");
+    }
+    api.stop().await;
+}

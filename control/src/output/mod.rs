@@ -36,9 +36,22 @@ pub struct JsonLinesWriter {
 }
 
 impl JsonLinesWriter {
-    /// Opens `path` for appending (creating it).
+    /// Opens `path` for appending (creating it), readable by its owner only (mode 0600 whatever
+    /// the umask; an existing file is tightened to 0600).
     pub fn append(path: &Path) -> std::io::Result<JsonLinesWriter> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let mut opts = OpenOptions::new();
+        opts.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file = opts.open(path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
         Ok(JsonLinesWriter {
             out: BufWriter::new(file),
             path: path.to_path_buf(),

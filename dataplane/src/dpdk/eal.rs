@@ -89,10 +89,22 @@ struct EalInner {
 
 impl Drop for EalInner {
     fn drop(&mut self) {
+        // SAFETY: the EAL is initialised (an `EalInner` exists only after a successful
+        // rte_eal_init); the returned pointer is a NUL-terminated string owned by the EAL, read
+        // here before rte_eal_cleanup.
+        let runtime_dir = unsafe {
+            let p = sys::rte_eal_get_runtime_dir();
+            (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+        };
         // SAFETY: this runs once, after every pool, port and lcore job (which all hold an `Eal`
         // clone) has been dropped, so no DPDK object created through this layer is still in use.
         unsafe {
             sys::rte_eal_cleanup();
+        }
+        // rte_eal_cleanup leaves the runtime directory (`/var/run/dpdk/<file-prefix>`) behind;
+        // its prefix is unique to this EAL (see `unique_file_prefix`), so nobody else uses it.
+        if let Some(dir) = runtime_dir.filter(|d| d.contains("/portolan-")) {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

@@ -1007,20 +1007,35 @@ pub struct AuditQuery {
 )]
 pub async fn list_audit(
     State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
     QueryParams(q): QueryParams<AuditQuery>,
 ) -> Result<Json<AuditList>, Problem> {
     let limit = page_limit(q.limit)?;
     let since = parse_time(q.since.as_deref(), "since")?;
     let after = cursor_id(q.cursor.as_deref())?;
     let log = blocking(&state, |c| c.audit_log()).await?;
+    // Server paths (inventory files of `[inputs]`, the roles file) are for admins only, in the
+    // answer and in what `target` can match.
+    let admin = who.role == crate::tokens::Role::Admin;
     let mut matching = log.iter().filter(|e| {
         e.id > after
             && q.action.as_deref().is_none_or(|a| e.action.as_str() == a)
-            && q.target.as_deref().is_none_or(|t| e.target.starts_with(t))
+            && q.target.as_deref().is_none_or(|t| {
+                if admin {
+                    e.target.starts_with(t)
+                } else {
+                    crate::views::strip_paths(&e.target).starts_with(t)
+                }
+            })
             && q.actor.as_deref().is_none_or(|a| e.actor == a)
             && since.is_none_or(|t| e.ts_us >= t)
     });
-    let entries: Vec<AuditView> = matching.by_ref().take(limit).map(AuditView::from).collect();
+    let entries: Vec<AuditView> = matching
+        .by_ref()
+        .take(limit)
+        .map(AuditView::from)
+        .map(|v| if admin { v } else { v.without_server_paths() })
+        .collect();
     let next_cursor = match (entries.last(), matching.next()) {
         (Some(last), Some(_)) => Some(last.id.to_string()),
         _ => None,
