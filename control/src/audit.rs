@@ -22,6 +22,18 @@ pub enum AuditAction {
     AlertAcknowledged,
     /// An alert was closed (acknowledged too, when it was open).
     AlertClosed,
+    /// An alert's acknowledgement was undone.
+    AlertUnacknowledged,
+    /// A closed alert was reopened (its closure undone).
+    AlertReopened,
+    /// An alert was escalated.
+    AlertEscalated,
+    /// An alert's escalation was undone.
+    AlertDeescalated,
+    /// A comment was added to an alert.
+    AlertCommented,
+    /// A comment on an alert was retracted.
+    AlertCommentRetracted,
     /// The role set (roles, file exceptions, registry) was replaced, e.g. by a reload.
     RolesReplaced,
     /// A role was defined or redefined (through the API).
@@ -43,6 +55,12 @@ impl AuditAction {
             AuditAction::ExceptionRevoked => "exception_revoked",
             AuditAction::AlertAcknowledged => "alert_acknowledged",
             AuditAction::AlertClosed => "alert_closed",
+            AuditAction::AlertUnacknowledged => "alert_unacknowledged",
+            AuditAction::AlertReopened => "alert_reopened",
+            AuditAction::AlertEscalated => "alert_escalated",
+            AuditAction::AlertDeescalated => "alert_deescalated",
+            AuditAction::AlertCommented => "alert_commented",
+            AuditAction::AlertCommentRetracted => "alert_comment_retracted",
             AuditAction::RolesReplaced => "roles_replaced",
             AuditAction::RoleDefined => "role_defined",
             AuditAction::RoleDeleted => "role_deleted",
@@ -59,6 +77,12 @@ impl AuditAction {
             "exception_revoked" => AuditAction::ExceptionRevoked,
             "alert_acknowledged" => AuditAction::AlertAcknowledged,
             "alert_closed" => AuditAction::AlertClosed,
+            "alert_unacknowledged" => AuditAction::AlertUnacknowledged,
+            "alert_reopened" => AuditAction::AlertReopened,
+            "alert_escalated" => AuditAction::AlertEscalated,
+            "alert_deescalated" => AuditAction::AlertDeescalated,
+            "alert_commented" => AuditAction::AlertCommented,
+            "alert_comment_retracted" => AuditAction::AlertCommentRetracted,
             "roles_replaced" => AuditAction::RolesReplaced,
             "role_defined" => AuditAction::RoleDefined,
             "role_deleted" => AuditAction::RoleDeleted,

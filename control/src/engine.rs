@@ -38,7 +38,26 @@ use crate::roles::{
     RoleSet, RolesError, DEVICE_DEFAULT,
 };
 use crate::scoring::{score, ScoreContext, ScoringConfig};
-use crate::store::{CloseOutcome, ImportSummary, Store, StoreError, StoredAlert};
+use crate::store::{
+    CloseOutcome, ImportSummary, Store, StoreError, StoredAlert, TriageNote, TriageOutcome,
+};
+
+/// A triage act on an alert beyond acknowledging and closing it (see [`ControlPlane::triage_alert`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriageAct {
+    /// Escalate it.
+    Escalate,
+    /// Add a comment (the note is its text).
+    Comment,
+    /// Undo its acknowledgement (it must not be closed).
+    UndoAcknowledge,
+    /// Reopen it (undo its closure).
+    UndoClose,
+    /// Undo its escalation.
+    UndoEscalate,
+    /// Retract the comment with this id.
+    RetractComment(i64),
+}
 
 /// How [`ControlPlane::import_inventory_bytes`] names its document in errors and the audit log.
 pub const INVENTORY_BYTES_ORIGIN: &str = "request body";
@@ -826,6 +845,48 @@ impl ControlPlane {
             note,
         )?;
         Ok(self.store.close_alert(alert_id, &entry)?)
+    }
+
+    /// Applies one triage act to an alert (escalate, comment, or undo an acknowledgement, closure,
+    /// escalation or comment), audited under `actor` with `note` as the reason (a comment's text).
+    pub fn triage_alert(
+        &mut self,
+        alert_id: i64,
+        act: TriageAct,
+        actor: &str,
+        note: &str,
+    ) -> Result<TriageOutcome, ControlError> {
+        let (action, detail) = match act {
+            TriageAct::Escalate => (AuditAction::AlertEscalated, json!({"alert_id": alert_id})),
+            TriageAct::Comment => (AuditAction::AlertCommented, json!({"alert_id": alert_id})),
+            TriageAct::UndoAcknowledge => (
+                AuditAction::AlertUnacknowledged,
+                json!({"alert_id": alert_id}),
+            ),
+            TriageAct::UndoClose => (AuditAction::AlertReopened, json!({"alert_id": alert_id})),
+            TriageAct::UndoEscalate => {
+                (AuditAction::AlertDeescalated, json!({"alert_id": alert_id}))
+            }
+            TriageAct::RetractComment(c) => (
+                AuditAction::AlertCommentRetracted,
+                json!({"alert_id": alert_id, "comment_id": c}),
+            ),
+        };
+        let entry = AuditEntry::new(actor, action, &alert_id.to_string(), detail, note)?;
+        let store = &mut self.store;
+        Ok(match act {
+            TriageAct::Escalate => store.escalate_alert(alert_id, &entry)?,
+            TriageAct::Comment => store.comment_alert(alert_id, &entry)?,
+            TriageAct::UndoAcknowledge => store.unacknowledge_alert(alert_id, &entry)?,
+            TriageAct::UndoClose => store.reopen_alert(alert_id, &entry)?,
+            TriageAct::UndoEscalate => store.deescalate_alert(alert_id, &entry)?,
+            TriageAct::RetractComment(c) => store.retract_alert_comment(alert_id, c, &entry)?,
+        })
+    }
+
+    /// Live escalations and comments, of one alert or of all, oldest first.
+    pub fn triage_notes(&self, alert_id: Option<i64>) -> Result<Vec<TriageNote>, ControlError> {
+        Ok(self.store.triage_notes(alert_id)?)
     }
 
     /// One stored alert with its acknowledgement and closure.

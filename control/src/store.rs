@@ -35,8 +35,11 @@ use crate::learning::{ApprovedPairing, PairCountKey};
 use crate::roles::{ExceptionRule, Role};
 use crate::timestamp::now_us;
 
+mod triage;
+pub use triage::{TriageKind, TriageNote, TriageOutcome};
+
 /// The newest schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// How hard each commit is pushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -325,6 +328,8 @@ const MIGRATIONS: &[&str] = &[
         audit_id INTEGER NOT NULL REFERENCES audit_log(id)
     );
     "#,
+    // Version 4: escalations and comments on alerts, and the undo of triage acts (store/triage.rs).
+    triage::MIGRATION,
 ];
 
 fn to_json<T: Serialize>(v: &T) -> String {

@@ -2,12 +2,14 @@
 //!
 //! Order: no or unknown token → 401 (with `WWW-Authenticate: Bearer`), role too low → 403, write budget
 //! spent → 429 (with `Retry-After`); only then the handler runs with the caller's [`Identity`] in the request
-//! extensions. This module must never log the presented token.
+//! extensions. A console session cookie ([`crate::console::session_identity`]) stands in for the token when
+//! no `Authorization` header is sent. This module must never log the presented token.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -64,35 +66,52 @@ async fn refuse(g: &RouteGuard, client: Option<ClientAddr>, problem: Problem) ->
 }
 
 /// Middleware: authenticates, authorises and rate-limits one request.
-pub async fn guard(State(g): State<RouteGuard>, mut req: Request, next: Next) -> Response {
+pub async fn guard(State(g): State<RouteGuard>, req: Request, next: Next) -> Response {
     if g.access == crate::tokens::Access::Public {
         return next.run(req).await;
     }
     let client = req.extensions().get::<ClientAddr>().copied();
-    let Some(header) = req.headers().get(AUTHORIZATION) else {
+    let identity = match crate::console::session_identity(&g.state, &req) {
+        Some(Ok(identity)) => identity,
+        Some(Err(problem)) => return problem.into_response(),
+        None => match bearer_identity(&g, req.headers(), client).await {
+            Ok(identity) => identity,
+            Err(resp) => return resp,
+        },
+    };
+    authorized(g, identity, req, next).await
+}
+
+/// The caller named by the request's bearer token, or the answer refusing it.
+async fn bearer_identity(
+    g: &RouteGuard,
+    headers: &HeaderMap,
+    client: Option<ClientAddr>,
+) -> Result<Identity, Response> {
+    let Some(header) = headers.get(AUTHORIZATION) else {
         let p = Problem::unauthorized("a bearer token is required (Authorization: Bearer ptl_...)");
-        return refuse(&g, client, p).await;
+        return Err(refuse(g, client, p).await);
     };
     let Some(token) = header.to_str().ok().and_then(bearer).map(str::to_owned) else {
         let p = Problem::unauthorized("the Authorization header must be `Bearer <token>`")
             .with_field("authorization");
-        return refuse(&g, client, p).await;
+        return Err(refuse(g, client, p).await);
     };
     let tokens = g.state.tokens.clone();
     let found = tokio::task::spawn_blocking(move || tokens.authenticate(&token)).await;
-    let identity: Identity = match found {
-        Ok(Ok(Some(id))) => id,
+    match found {
+        Ok(Ok(Some(id))) => Ok(id),
         Ok(Ok(None)) => {
-            return refuse(
-                &g,
-                client,
-                Problem::unauthorized("unknown or revoked token"),
-            )
-            .await;
+            let p = Problem::unauthorized("unknown or revoked token");
+            Err(refuse(g, client, p).await)
         }
-        Ok(Err(e)) => return Problem::internal("token lookup", &e).into_response(),
-        Err(e) => return Problem::internal("token lookup", &e).into_response(),
-    };
+        Ok(Err(e)) => Err(Problem::internal("token lookup", &e).into_response()),
+        Err(e) => Err(Problem::internal("token lookup", &e).into_response()),
+    }
+}
+
+/// Checks the caller's role and write budget, then runs the handler with its identity.
+async fn authorized(g: RouteGuard, identity: Identity, mut req: Request, next: Next) -> Response {
     if !identity.role.allows(g.access) {
         let needed = match g.access {
             Access::AdminWrite => "admin",

@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use portolan_control::audit::AuditEntry;
 use portolan_control::device_state::DeviceStateEvent;
-use portolan_control::engine::{ControlConfig, ControlError as EngineError, ControlPlane};
+use portolan_control::engine::{
+    ControlConfig, ControlError as EngineError, ControlPlane, TriageAct,
+};
 use portolan_control::inventory::{Device, InventoryError};
 use portolan_control::learning::{ApprovedPairing, BaselineProposal};
 use portolan_control::roles::{
@@ -22,7 +24,8 @@ use portolan_control::roles::{
 };
 pub use portolan_control::store::AlertClosure;
 use portolan_control::store::{
-    CloseOutcome, DeviceHistoryEntry, ImportSummary, Store, StoreError, StoredAlert,
+    CloseOutcome, DeviceHistoryEntry, ImportSummary, Store, StoreError, StoredAlert, TriageNote,
+    TriageOutcome,
 };
 use rusqlite::Connection;
 
@@ -154,6 +157,8 @@ pub struct AlertRecord {
     pub stored: StoredAlert,
     /// Its closure, if closed.
     pub closure: Option<AlertClosure>,
+    /// Its live escalation and comments, oldest first.
+    pub triage: Vec<TriageNote>,
 }
 
 /// Where the roles come from on (re)load.
@@ -580,33 +585,64 @@ impl ControlHandle {
         read().map_err(ControlError::internal)
     }
 
-    fn record(stored: StoredAlert, legacy: &mut HashMap<i64, AlertClosure>) -> AlertRecord {
+    fn record(
+        stored: StoredAlert,
+        legacy: &mut HashMap<i64, AlertClosure>,
+        notes: &mut HashMap<i64, Vec<TriageNote>>,
+    ) -> AlertRecord {
         let old = legacy.remove(&stored.alert.id);
         let closure = stored.closure.clone().or(old);
-        AlertRecord { stored, closure }
+        let triage = notes.remove(&stored.alert.id).unwrap_or_default();
+        AlertRecord {
+            stored,
+            closure,
+            triage,
+        }
+    }
+
+    fn notes_by_alert(notes: Vec<TriageNote>) -> HashMap<i64, Vec<TriageNote>> {
+        let mut by: HashMap<i64, Vec<TriageNote>> = HashMap::new();
+        for n in notes {
+            by.entry(n.alert_id).or_default().push(n);
+        }
+        by
     }
 
     /// Every alert with its acknowledgement and closure, oldest first.
     pub fn alerts(&self) -> Result<Vec<AlertRecord>, ControlError> {
-        let stored = self
-            .engine_lock()?
-            .alerts()
-            .map_err(ControlError::internal)?;
+        let (stored, notes) = {
+            let engine = self.engine_lock()?;
+            let stored = engine.alerts().map_err(ControlError::internal)?;
+            let notes = engine.triage_notes(None).map_err(ControlError::internal)?;
+            (stored, notes)
+        };
         let mut legacy = self.legacy_closures()?;
+        let mut notes = Self::notes_by_alert(notes);
         Ok(stored
             .into_iter()
-            .map(|s| Self::record(s, &mut legacy))
+            .map(|s| Self::record(s, &mut legacy, &mut notes))
             .collect())
     }
 
     /// One alert.
     pub fn alert(&self, id: i64) -> Result<AlertRecord, ControlError> {
-        let stored = self
-            .engine_lock()?
-            .alert(id)
-            .map_err(ControlError::internal)?
-            .ok_or_else(|| ControlError::NotFound(format!("no alert with id {id}")))?;
-        Ok(Self::record(stored, &mut self.legacy_closures()?))
+        let (stored, notes) = {
+            let engine = self.engine_lock()?;
+            let stored = engine
+                .alert(id)
+                .map_err(ControlError::internal)?
+                .ok_or_else(|| ControlError::NotFound(format!("no alert with id {id}")))?;
+            let notes = engine
+                .triage_notes(Some(id))
+                .map_err(ControlError::internal)?;
+            (stored, notes)
+        };
+        let mut notes = Self::notes_by_alert(notes);
+        Ok(Self::record(
+            stored,
+            &mut self.legacy_closures()?,
+            &mut notes,
+        ))
     }
 
     /// Acknowledges an alert with a note, audited.
@@ -655,6 +691,47 @@ impl ControlHandle {
             Err(e) => return Err(classify(e, "note")),
         }
         self.alert(id)
+    }
+
+    /// Escalates, comments on, or undoes a triage act on an alert, audited under `actor` with `note`;
+    /// returns the alert as it now stands. A change with nothing to do is a conflict.
+    pub fn triage(
+        &self,
+        id: i64,
+        act: TriageAct,
+        actor: &str,
+        note: &str,
+    ) -> Result<AlertRecord, ControlError> {
+        let current = self.alert(id)?;
+        if matches!(act, TriageAct::UndoAcknowledge | TriageAct::UndoClose)
+            && self.legacy_closures()?.contains_key(&id)
+        {
+            return Err(ControlError::Conflict(format!(
+                "alert {id} was closed by an earlier version; its closure cannot be undone"
+            )));
+        }
+        let outcome = self
+            .engine_lock()?
+            .triage_alert(id, act, actor, note)
+            .map_err(|e| classify(e, "note"))?;
+        match outcome {
+            TriageOutcome::Done(_) => self.alert(id),
+            TriageOutcome::NotFound => Err(ControlError::NotFound(match act {
+                TriageAct::RetractComment(c) => format!("alert {id} has no comment {c}"),
+                _ => format!("no alert with id {id}"),
+            })),
+            TriageOutcome::Unchanged => Err(ControlError::Conflict(match act {
+                TriageAct::Escalate => format!("alert {id} is already escalated"),
+                TriageAct::UndoEscalate => format!("alert {id} is not escalated"),
+                TriageAct::UndoAcknowledge if current.closure.is_some() => {
+                    format!("alert {id} is closed; reopen it before undoing its acknowledgement")
+                }
+                TriageAct::UndoAcknowledge => format!("alert {id} is not acknowledged"),
+                TriageAct::UndoClose => format!("alert {id} is not closed"),
+                TriageAct::RetractComment(c) => format!("comment {c} is already retracted"),
+                TriageAct::Comment => format!("alert {id}: comment not added"),
+            })),
+        }
     }
 
     /// The audit log, oldest first.

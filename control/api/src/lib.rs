@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod config;
 pub mod connections;
+pub mod console;
 pub mod control;
 pub mod db;
 pub mod extract;

@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::console::session::SessionStore;
 use crate::control::ControlHandle;
 use crate::metrics::ApiMetrics;
 use crate::stats::DataplaneStatsHandle;
@@ -74,6 +75,8 @@ pub struct ApiState {
     pub readiness: Readiness,
     /// Metrics registry.
     pub metrics: Arc<ApiMetrics>,
+    /// Console sign-in sessions (in memory).
+    pub sessions: Arc<SessionStore>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -110,6 +113,7 @@ impl ApiState {
             stats,
             readiness,
             metrics,
+            sessions: Arc::new(SessionStore::new()),
         }
     }
 }

@@ -282,6 +282,18 @@ impl TokenStore {
         })
     }
 
+    /// Whether the token with row id `id` exists and is not revoked (console sessions end with it).
+    pub fn is_live(&self, id: i64) -> Result<bool, TokenError> {
+        self.with_conn(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM api_tokens WHERE id = ?1 AND revoked_at IS NULL",
+                [id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+        })
+    }
+
     /// Finds the live token matching `presented`, comparing hashes in constant time against every live token.
     pub fn authenticate(&self, presented: &str) -> Result<Option<Identity>, TokenError> {
         if !well_formed(presented) {

@@ -833,6 +833,12 @@ pub struct AlertView {
     pub acknowledged: Option<AlertNoteView>,
     /// Closure.
     pub closed: Option<AlertNoteView>,
+    /// Escalation, while escalated.
+    #[serde(default)]
+    pub escalated: Option<AlertNoteView>,
+    /// Comments (retracted ones left out), oldest first.
+    #[serde(default)]
+    pub comments: Vec<CommentView>,
     /// The full alert record: flow, device, app, baseline, device state, persistence.
     #[schema(value_type = Object)]
     pub evidence: serde_json::Value,
@@ -879,6 +885,8 @@ impl AlertView {
                 by: c.actor.clone(),
                 note: c.note.clone(),
             }),
+            escalated: None,
+            comments: Vec::new(),
             evidence: serde_json::to_value(a).unwrap_or(serde_json::Value::Null),
         }
     }
@@ -900,6 +908,123 @@ pub struct AlertNote {
     /// Why (written to the alert and the audit log).
     #[schema(min_length = 1, max_length = 4096, pattern = "[^\\s\\u0085]")]
     pub note: String,
+}
+
+/// A comment on an alert.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CommentView {
+    /// Comment id (to retract it with `POST .../undo`).
+    pub id: i64,
+    /// When.
+    pub at: String,
+    /// Who.
+    pub by: String,
+    /// The text.
+    pub text: String,
+}
+
+/// A comment to add to an alert.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommentInput {
+    /// The text (also the audit entry's reason).
+    #[schema(min_length = 1, max_length = 4096, pattern = "[^\\s\\u0085]")]
+    pub text: String,
+}
+
+/// Which triage act `POST /alerts/{id}/undo` undoes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UndoAction {
+    /// The acknowledgement (the alert must not be closed).
+    Acknowledge,
+    /// The closure (the alert is reopened and stays acknowledged).
+    Close,
+    /// The escalation.
+    Escalate,
+    /// A comment (`comment_id` names it).
+    Comment,
+}
+
+/// Undo of one triage act.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UndoInput {
+    /// What to undo.
+    pub action: UndoAction,
+    /// The comment to retract (with `action: comment` only).
+    #[serde(default)]
+    pub comment_id: Option<i64>,
+    /// Why (audit log).
+    #[schema(min_length = 1, max_length = 4096, pattern = "[^\\s\\u0085]")]
+    pub note: String,
+}
+
+/// Alerts of one device × app × protocol × port.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AlertGroupView {
+    /// Stable key of the group (device, app, protocol, transport, port).
+    pub key: String,
+    /// Device UDID (absent for a device not in the inventory).
+    pub device_udid: Option<String>,
+    /// Device name from the MDM.
+    pub device_name: Option<String>,
+    /// Client address of the newest alert (the device when it is not in the inventory).
+    pub src_ip: String,
+    /// App bundle ID, when attributed.
+    pub bundle_id: Option<String>,
+    /// Role whose baseline was broken (or `device-default`).
+    pub role: String,
+    /// Application protocol.
+    pub app_proto: String,
+    /// Transport.
+    pub transport: String,
+    /// Server port.
+    pub dest_port: u16,
+    /// Alerts in the group (matching the filter).
+    pub count: usize,
+    /// Of which open (neither acknowledged nor closed).
+    pub open: usize,
+    /// Of which escalated.
+    pub escalated: usize,
+    /// Earliest alert time.
+    pub first_seen: String,
+    /// Latest alert time.
+    pub last_seen: String,
+    /// Highest score.
+    pub score: f64,
+    /// Highest severity.
+    pub severity: String,
+    /// Server name (SNI, Host or DNS) of the newest alert, when seen.
+    pub server_name: Option<String>,
+    /// Ids of the alerts, newest first.
+    pub alert_ids: Vec<i64>,
+    /// The newest alert's id.
+    pub latest_alert_id: i64,
+}
+
+/// Alert groups, highest score first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AlertGroupList {
+    /// The groups.
+    pub groups: Vec<AlertGroupView>,
+    /// Alerts matching the filter, in all groups.
+    pub alerts: usize,
+}
+
+/// What an exception would have suppressed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RetroImpact {
+    /// Alerts raised in the window that the exception covers.
+    pub would_suppress: usize,
+    /// Alerts raised in the window.
+    pub alerts_in_window: usize,
+    /// Window start.
+    pub window_from: String,
+    /// Window end.
+    pub window_to: String,
+    /// Ids of up to 100 covered alerts, newest first.
+    pub alert_ids: Vec<i64>,
 }
 
 /// One audit log entry.

@@ -10,9 +10,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use portolan_control::device_state::DeviceStateEvent;
+use portolan_control::engine::TriageAct;
 use portolan_control::learning::ApprovedPairing;
+use portolan_control::roles::{ExceptionQuery, RolesError};
 use portolan_control::roles::{ExceptionRule, DEVICE_DEFAULT};
 use portolan_control::scoring::Severity;
+use portolan_control::store::TriageKind;
 use portolan_control::timestamp::{now_us, parse_timestamp};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -644,6 +647,95 @@ pub async fn post_exception(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+/// Window of `POST /exceptions/retro-impact`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RetroQuery {
+    /// Window end (RFC 3339); default now.
+    #[param(format = DateTime)]
+    pub until: Option<String>,
+    /// Window length in days, 1 to 90 (default 7).
+    #[param(minimum = 1, maximum = 90)]
+    pub days: Option<u32>,
+}
+
+/// Longest retro-impact window, days.
+const MAX_RETRO_DAYS: u32 = 90;
+
+/// How many alerts raised in the window an exception would have suppressed, before it is saved
+/// (nothing is stored; the id need not be new).
+#[utoipa::path(
+    post, path = "/api/v1/exceptions/retro-impact", tag = "baselines", params(RetroQuery),
+    request_body = ExceptionInput,
+    responses(
+        (status = 200, description = "The count", body = RetroImpact),
+        (status = 400, description = "The exception or the window is not acceptable", body = Problem,
+         content_type = "application/problem+json")
+    )
+)]
+pub async fn exception_retro_impact(
+    State(state): State<ApiState>,
+    QueryParams(q): QueryParams<RetroQuery>,
+    JsonBody(input): JsonBody<ExceptionInput>,
+) -> Result<Json<RetroImpact>, Problem> {
+    let days = match q.days {
+        None => 7,
+        Some(d) if (1..=MAX_RETRO_DAYS).contains(&d) => d,
+        Some(_) => {
+            return Err(
+                Problem::bad_request(format!("days must be 1 to {MAX_RETRO_DAYS}"))
+                    .with_field("days"),
+            )
+        }
+    };
+    let to = parse_time(q.until.as_deref(), "until")?.unwrap_or_else(now_us);
+    let from = to.saturating_sub(i64::from(days) * 24 * 3600 * 1_000_000);
+    let rule = exception_rule(&input)?;
+    rule.validate(std::path::Path::new("(api)"))
+        .map_err(|e| match e {
+            RolesError::Invalid { field, message, .. } => {
+                let field = field
+                    .split_once("].")
+                    .map(|(_, f)| f.to_string())
+                    .unwrap_or_else(|| field.trim_start_matches("exception.").to_string());
+                Problem::invalid_body(message).with_field(field)
+            }
+            other => Problem::invalid_body(other.to_string()),
+        })?;
+    let records = blocking(&state, |c| c.alerts()).await?;
+    let mut in_window = 0;
+    let mut covered: Vec<i64> = Vec::new();
+    for r in records.iter().rev() {
+        let a = &r.stored.alert;
+        if a.ts_us < from || a.ts_us >= to {
+            continue;
+        }
+        in_window += 1;
+        let name = server_name(a).map(str::to_ascii_lowercase);
+        let query = ExceptionQuery {
+            udid: a.device.udid.as_deref(),
+            serial_number: a.device.serial_number.as_deref(),
+            dest_ip: a.flow.dest_ip,
+            server_name: name.as_deref(),
+            port: a.flow.dest_port,
+            app_proto: &a.flow.app_proto,
+            at_us: a.ts_us,
+        };
+        if rule.matches(&query) {
+            covered.push(a.id);
+        }
+    }
+    let would_suppress = covered.len();
+    covered.truncate(100);
+    Ok(Json(RetroImpact {
+        would_suppress,
+        alerts_in_window: in_window,
+        window_from: portolan_control::timestamp::format_rfc3339(from),
+        window_to: portolan_control::timestamp::format_rfc3339(to),
+        alert_ids: covered,
+    }))
+}
+
 /// Query of deletions.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -844,7 +936,26 @@ fn status_of(r: &AlertRecord) -> AlertStatus {
 }
 
 fn view(r: &AlertRecord) -> AlertView {
-    AlertView::new(&r.stored.alert, r.stored.ack.as_ref(), r.closure.as_ref())
+    let mut v = AlertView::new(&r.stored.alert, r.stored.ack.as_ref(), r.closure.as_ref());
+    for n in &r.triage {
+        let at = portolan_control::timestamp::format_rfc3339(n.ts_us);
+        match n.kind {
+            TriageKind::Escalation => {
+                v.escalated = Some(AlertNoteView {
+                    at,
+                    by: n.actor.clone(),
+                    note: n.note.clone(),
+                })
+            }
+            TriageKind::Comment => v.comments.push(CommentView {
+                id: n.id,
+                at,
+                by: n.actor.clone(),
+                text: n.note.clone(),
+            }),
+        }
+    }
+    v
 }
 
 fn cursor_id(cursor: Option<&str>) -> Result<i64, Problem> {
@@ -971,6 +1082,257 @@ pub async fn close_alert(
     let note = required_text(Some(&note.note), "note", MAX_NOTE)?;
     let r = blocking(&state, move |c| c.close(id, &who.actor(), &note)).await?;
     Ok(Json(view(&r)))
+}
+
+/// Escalates an alert with a note; audited. Undo with `POST .../undo` (`action: escalate`).
+#[utoipa::path(
+    post, path = "/api/v1/alerts/{id}/escalate", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    request_body = AlertNote,
+    responses(
+        (status = 200, description = "Escalated", body = AlertView),
+        (status = 409, description = "Already escalated", body = Problem,
+         content_type = "application/problem+json")
+    )
+)]
+pub async fn escalate_alert(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
+    PathParam(id): PathParam<i64>,
+    JsonBody(note): JsonBody<AlertNote>,
+) -> Result<Json<AlertView>, Problem> {
+    let note = required_text(Some(&note.note), "note", MAX_NOTE)?;
+    let r = blocking(&state, move |c| {
+        c.triage(id, TriageAct::Escalate, &who.actor(), &note)
+    })
+    .await?;
+    Ok(Json(view(&r)))
+}
+
+/// Adds a comment to an alert; audited (the text is the audit entry's reason). Retract it with
+/// `POST .../undo` (`action: comment`, `comment_id`).
+#[utoipa::path(
+    post, path = "/api/v1/alerts/{id}/comments", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    request_body = CommentInput,
+    responses((status = 201, description = "Commented; the alert with its comments", body = AlertView))
+)]
+pub async fn comment_alert(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
+    PathParam(id): PathParam<i64>,
+    JsonBody(input): JsonBody<CommentInput>,
+) -> Result<Response, Problem> {
+    let text = required_text(Some(&input.text), "text", MAX_NOTE)?;
+    let r = blocking(&state, move |c| {
+        c.triage(id, TriageAct::Comment, &who.actor(), &text)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(view(&r))).into_response())
+}
+
+/// Undoes one triage act on an alert (acknowledgement, closure, escalation, or a comment); audited
+/// with the note.
+#[utoipa::path(
+    post, path = "/api/v1/alerts/{id}/undo", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")),
+    request_body = UndoInput,
+    responses(
+        (status = 200, description = "Undone; the alert as it now stands", body = AlertView),
+        (status = 409, description = "Nothing to undo", body = Problem,
+         content_type = "application/problem+json")
+    )
+)]
+pub async fn undo_alert(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
+    PathParam(id): PathParam<i64>,
+    JsonBody(input): JsonBody<UndoInput>,
+) -> Result<Json<AlertView>, Problem> {
+    let note = required_text(Some(&input.note), "note", MAX_NOTE)?;
+    let act = match (input.action, input.comment_id) {
+        (UndoAction::Comment, Some(c)) => TriageAct::RetractComment(c),
+        (UndoAction::Comment, None) => {
+            return Err(
+                Problem::invalid_body("comment_id is required to retract a comment")
+                    .with_field("comment_id"),
+            )
+        }
+        (_, Some(_)) => {
+            return Err(
+                Problem::invalid_body("comment_id goes with action `comment` only")
+                    .with_field("comment_id"),
+            )
+        }
+        (UndoAction::Acknowledge, None) => TriageAct::UndoAcknowledge,
+        (UndoAction::Close, None) => TriageAct::UndoClose,
+        (UndoAction::Escalate, None) => TriageAct::UndoEscalate,
+    };
+    let r = blocking(&state, move |c| c.triage(id, act, &who.actor(), &note)).await?;
+    Ok(Json(view(&r)))
+}
+
+/// Filters of `GET /alert-groups`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AlertGroupQuery {
+    /// Lifecycle state of the alerts counted (default: all).
+    pub status: Option<AlertStatus>,
+    /// Minimum severity.
+    pub severity: Option<SeverityParam>,
+    /// Only escalated (true) or not escalated (false) alerts.
+    pub escalated: Option<bool>,
+    /// Case-insensitive text searched in device, app, role, protocol, addresses, server name and port.
+    #[param(max_length = 256)]
+    pub q: Option<String>,
+    /// Groups to return, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+}
+
+fn severity_of(p: SeverityParam) -> Severity {
+    match p {
+        SeverityParam::Informational => Severity::Informational,
+        SeverityParam::Low => Severity::Low,
+        SeverityParam::Medium => Severity::Medium,
+        SeverityParam::High => Severity::High,
+        SeverityParam::Critical => Severity::Critical,
+    }
+}
+
+/// The server name an alert saw (attributed name, SNI, QUIC SNI, HTTP Host), if any.
+fn server_name(a: &portolan_control::alert::Alert) -> Option<&str> {
+    a.app
+        .server_name
+        .as_deref()
+        .or(a.flow.sni.as_deref())
+        .or(a.flow.quic_sni.as_deref())
+        .or(a.flow.http_host.as_deref())
+}
+
+/// Alerts grouped by device × app × protocol × port (the console's inbox), highest score first.
+#[utoipa::path(
+    get, path = "/api/v1/alert-groups", tag = "alerts", params(AlertGroupQuery),
+    responses(
+        (status = 200, description = "Groups", body = AlertGroupList),
+        (status = 400, description = "A query parameter is not acceptable", body = Problem,
+         content_type = "application/problem+json")
+    )
+)]
+pub async fn list_alert_groups(
+    State(state): State<ApiState>,
+    QueryParams(q): QueryParams<AlertGroupQuery>,
+) -> Result<Json<AlertGroupList>, Problem> {
+    let limit = page_limit(q.limit)?;
+    if q.q.as_deref().is_some_and(|t| t.chars().count() > 256) {
+        return Err(Problem::bad_request("q is longer than 256 characters").with_field("q"));
+    }
+    let needle = q.q.as_deref().map(|t| t.trim().to_lowercase());
+    let min_severity = q.severity.map(severity_of);
+    let records = blocking(&state, |c| c.alerts()).await?;
+    let mut groups: std::collections::BTreeMap<String, (AlertGroupView, Severity)> =
+        std::collections::BTreeMap::new();
+    let mut total = 0;
+    // Newest first, so each group's first alert is its newest.
+    for r in records.iter().rev() {
+        let a = &r.stored.alert;
+        let escalated = r.triage.iter().any(|n| n.kind == TriageKind::Escalation);
+        if !(min_severity.is_none_or(|s| a.severity >= s)
+            && q.status.is_none_or(|s| status_of(r) == s)
+            && q.escalated.is_none_or(|e| e == escalated))
+        {
+            continue;
+        }
+        if let Some(n) = needle.as_deref().filter(|n| !n.is_empty()) {
+            let port = a.flow.dest_port.to_string();
+            let fields = [
+                a.device.udid.as_deref(),
+                a.device.serial_number.as_deref(),
+                a.device.name.as_deref(),
+                a.app.bundle_id.as_deref(),
+                Some(a.baseline.role.as_str()),
+                Some(a.flow.app_proto.as_str()),
+                Some(port.as_str()),
+                server_name(a),
+            ];
+            let src = a.flow.src_ip.to_string();
+            let dest = a.flow.dest_ip.to_string();
+            let hit = fields
+                .iter()
+                .flatten()
+                .chain([&src.as_str(), &dest.as_str()])
+                .any(|f| f.to_lowercase().contains(n));
+            if !hit {
+                continue;
+            }
+        }
+        total += 1;
+        let device = a
+            .device
+            .udid
+            .clone()
+            .unwrap_or_else(|| format!("ip:{}", a.flow.src_ip));
+        let key = format!(
+            "{device}|{}|{}|{}|{}",
+            a.app.bundle_id.as_deref().unwrap_or("-"),
+            a.flow.app_proto,
+            a.flow.transport,
+            a.flow.dest_port
+        );
+        let time = portolan_control::timestamp::format_rfc3339(a.ts_us);
+        let open = usize::from(status_of(r) == AlertStatus::Open);
+        let entry = groups.entry(key.clone()).or_insert_with(|| {
+            (
+                AlertGroupView {
+                    key,
+                    device_udid: a.device.udid.clone(),
+                    device_name: a.device.name.clone(),
+                    src_ip: a.flow.src_ip.to_string(),
+                    bundle_id: a.app.bundle_id.clone(),
+                    role: a.baseline.role.clone(),
+                    app_proto: a.flow.app_proto.clone(),
+                    transport: a.flow.transport.clone(),
+                    dest_port: a.flow.dest_port,
+                    count: 0,
+                    open: 0,
+                    escalated: 0,
+                    first_seen: time.clone(),
+                    last_seen: time.clone(),
+                    score: a.score,
+                    severity: String::new(),
+                    server_name: server_name(a).map(str::to_string),
+                    alert_ids: Vec::new(),
+                    latest_alert_id: a.id,
+                },
+                a.severity,
+            )
+        });
+        let (g, severity) = entry;
+        g.count += 1;
+        g.open += open;
+        g.escalated += usize::from(escalated);
+        g.first_seen = time;
+        g.score = g.score.max(a.score);
+        *severity = (*severity).max(a.severity);
+        g.alert_ids.push(a.id);
+    }
+    let mut list: Vec<AlertGroupView> = groups
+        .into_values()
+        .map(|(mut g, s)| {
+            g.severity = s.caption().to_ascii_lowercase();
+            g
+        })
+        .collect();
+    list.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(b.latest_alert_id.cmp(&a.latest_alert_id))
+    });
+    list.truncate(limit);
+    Ok(Json(AlertGroupList {
+        groups: list,
+        alerts: total,
+    }))
 }
 
 // ---------------------------------------------------------------------- audit and reload

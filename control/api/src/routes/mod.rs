@@ -172,6 +172,36 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
             post(c::close_alert),
         ),
         (
+            spec(
+                Method::POST,
+                "/api/v1/alerts/{id}/escalate",
+                AlertWrite,
+                Json,
+            ),
+            post(c::escalate_alert),
+        ),
+        (
+            spec(
+                Method::POST,
+                "/api/v1/alerts/{id}/comments",
+                AlertWrite,
+                Json,
+            ),
+            post(c::comment_alert),
+        ),
+        (
+            spec(Method::POST, "/api/v1/alerts/{id}/undo", AlertWrite, Json),
+            post(c::undo_alert),
+        ),
+        (
+            spec(Method::GET, "/api/v1/alert-groups", Read, NoBody),
+            get(c::list_alert_groups),
+        ),
+        (
+            spec(Method::POST, "/api/v1/exceptions/retro-impact", Read, Json),
+            post(c::exception_retro_impact),
+        ),
+        (
             spec(Method::GET, "/api/v1/audit", Read, NoBody),
             get(c::list_audit),
         ),
@@ -220,6 +250,7 @@ pub fn build_router(cfg: &ApiConfig, state: ApiState) -> Router {
         hsts: !cfg.plain_http,
     };
     router
+        .merge(crate::console::router())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(edge, edge_rules))

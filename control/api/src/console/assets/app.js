@@ -1,0 +1,580 @@
+// Portolan triage console: one ES module, no build step, no inline script (the CSP forbids it).
+// Every value from the API is put into the page as text (textContent / attribute values), never as
+// HTML: SNI, Host, User-Agent and MDM device names are attacker-controlled.
+'use strict';
+
+const $ = (sel, root = document) => root.querySelector(sel);
+
+/** Builds an element; string and number children become text nodes, never markup. */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+const session = { csrf: null, role: null, label: '', canTriage: false, canAdmin: false };
+let timers = [];
+function clearTimers() { timers.forEach(clearInterval); timers = []; }
+
+function toast(text) {
+  const t = $('#toast');
+  t.textContent = text;
+  t.className = 'show';
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { t.className = ''; }, 4000);
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET' && session.csrf) headers['X-CSRF-Token'] = session.csrf;
+  const resp = await fetch(path, {
+    method, headers, credentials: 'same-origin', cache: 'no-store',
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await resp.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = { detail: text }; }
+  if (resp.status === 401 && path !== '/ui/session') { showSignIn('Your session ended; sign in again.'); }
+  if (!resp.ok) {
+    const err = new Error((data && (data.detail || data.title)) || `HTTP ${resp.status}`);
+    err.status = resp.status;
+    throw err;
+  }
+  return data;
+}
+
+// ---------------------------------------------------------------- formatting
+
+const fmtTime = (t) => (t ? String(t).replace('T', ' ').replace(/\.\d+/, '').replace('Z', ' UTC') : '—');
+const sev = (s) => h('span', { class: `sev sev-${String(s || 'informational').toLowerCase()}` }, s || '?');
+const num = (n, d = 1) => (typeof n === 'number' && isFinite(n) ? n.toFixed(d) : '—');
+const val = (v) => (v === undefined || v === null || v === '' ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+const get = (obj, path) => path.split('.').reduce((o, k) => (o && typeof o === 'object' ? o[k] : undefined), obj);
+
+function kv(pairs) {
+  return h('dl', { class: 'kv' }, pairs.filter(Boolean).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v instanceof Node ? v : val(v))]));
+}
+
+/** "text (+12.5)" → [text, 12.5]. */
+function splitReason(r) {
+  const m = /^(.*)\s\(([+-]\d+(?:\.\d+)?)\)$/.exec(String(r));
+  return m ? [m[1], parseFloat(m[2])] : [String(r), null];
+}
+
+// ---------------------------------------------------------------- sign-in
+
+function showSignIn(message) {
+  clearTimers();
+  session.csrf = null;
+  $('#top').hidden = true;
+  const view = $('#view');
+  const form = signInForm;
+  view.replaceChildren(form);
+  form.hidden = false;
+  $('#sign-in-error').textContent = message || '';
+  $('#token').focus();
+}
+
+let signInForm = null;
+
+async function signIn(ev) {
+  ev.preventDefault();
+  const input = $('#token');
+  const token = input.value;
+  input.value = '';
+  try {
+    const info = await api('POST', '/ui/session', { token });
+    adopt(info);
+    location.hash = location.hash && location.hash !== '#/' ? location.hash : '#/inbox';
+    route();
+  } catch (e) {
+    $('#sign-in-error').textContent = `Sign-in refused: ${e.message}`;
+  }
+}
+
+function adopt(info) {
+  session.csrf = info.csrf_token;
+  session.role = info.role;
+  session.label = info.label;
+  session.canTriage = !!info.can_triage;
+  session.canAdmin = !!info.can_administer;
+  $('#top').hidden = false;
+  $('#who').textContent = `${info.label || 'token'} · ${info.role}`;
+  document.body.dataset.role = info.role;
+}
+
+async function signOut() {
+  try { await api('DELETE', '/ui/session'); } catch (_) { /* already over */ }
+  showSignIn('Signed out.');
+}
+
+// ---------------------------------------------------------------- triage acts (undoable)
+
+const undoStack = [];
+
+async function triage(ids, act, note) {
+  const done = [];
+  for (const id of ids) {
+    try {
+      if (act === 'acknowledge') await api('POST', `/api/v1/alerts/${id}/ack`, { note });
+      else if (act === 'escalate') await api('POST', `/api/v1/alerts/${id}/escalate`, { note });
+      else if (act === 'close') await api('POST', `/api/v1/alerts/${id}/close`, { note });
+      else if (act === 'comment') {
+        const a = await api('POST', `/api/v1/alerts/${id}/comments`, { text: note });
+        const c = (a.comments || []).at(-1);
+        done.push({ id, comment_id: c ? c.id : null });
+        continue;
+      }
+      done.push({ id });
+    } catch (e) {
+      if (e.status !== 409) { toast(`${act} failed: ${e.message}`); break; }
+    }
+  }
+  if (done.length) {
+    undoStack.push({ act, done });
+    toast(`${act} × ${done.length} — press u to undo`);
+  }
+  return done.length;
+}
+
+async function undo() {
+  const last = undoStack.pop();
+  if (!last) { toast('Nothing to undo'); return; }
+  for (const d of last.done.slice().reverse()) {
+    const body = { action: last.act, note: 'undone in the console' };
+    if (last.act === 'comment') body.comment_id = d.comment_id;
+    try { await api('POST', `/api/v1/alerts/${d.id}/undo`, body); } catch (e) { toast(`undo failed: ${e.message}`); return; }
+  }
+  toast(`undid ${last.act} × ${last.done.length}`);
+}
+
+function ask(text, fallback) {
+  const answer = window.prompt(text, fallback);
+  return answer === null ? null : answer.trim() || fallback;
+}
+
+function actionButtons(getIds, after) {
+  if (!session.canTriage) return null;
+  const run = async (act, prompt, fallback) => {
+    const ids = getIds();
+    if (!ids.length) return;
+    const note = ask(prompt, fallback);
+    if (note === null) return;
+    await triage(ids, act, note);
+    after();
+  };
+  return h('span', { class: 'actions' },
+    h('button', { type: 'button', 'data-act': 'acknowledge', onclick: () => run('acknowledge', 'Acknowledge: note', 'acknowledged in the console') }, 'Acknowledge (a)'),
+    h('button', { type: 'button', 'data-act': 'escalate', onclick: () => run('escalate', 'Escalate: why', 'escalated in the console') }, 'Escalate (e)'),
+    h('button', { type: 'button', 'data-act': 'comment', onclick: () => run('comment', 'Comment', '') }, 'Comment (c)'),
+    h('button', { type: 'button', 'data-act': 'close', onclick: () => run('close', 'Archive: note', 'archived in the console') }, 'Archive (#)'),
+    h('button', { type: 'button', 'data-act': 'undo', onclick: async () => { await undo(); after(); } }, 'Undo (u)'));
+}
+
+// ---------------------------------------------------------------- inbox
+
+const inboxState = { status: 'open', severity: '', q: '', sort: 'score', asc: false, selected: 0, groups: [] };
+
+async function inbox(view) {
+  const st = inboxState;
+  const statusSel = h('select', { id: 'f-status', onchange: (e) => { st.status = e.target.value; load(); } },
+    ['open', 'acknowledged', 'closed', ''].map((s) => h('option', { value: s, selected: st.status === s }, s || 'all')));
+  const sevSel = h('select', { id: 'f-severity', onchange: (e) => { st.severity = e.target.value; load(); } },
+    ['', 'low', 'medium', 'high', 'critical'].map((s) => h('option', { value: s, selected: st.severity === s }, s ? `≥ ${s}` : 'any severity')));
+  const search = h('input', { id: 'f-q', type: 'search', placeholder: 'search device, app, protocol, port, server (/)', value: st.q });
+  search.addEventListener('input', () => { st.q = search.value; clearTimeout(search.t); search.t = setTimeout(load, 250); });
+  const summary = h('span', { class: 'muted', id: 'inbox-summary' });
+  const table = h('table', { id: 'inbox' });
+  const cols = [
+    ['severity', 'Severity'], ['score', 'Score'], ['device', 'Device'], ['app', 'App'], ['proto', 'Protocol / port'],
+    ['server', 'Server'], ['count', 'Alerts'], ['first', 'First seen'], ['last', 'Last seen'],
+  ];
+  const selIds = () => { const g = st.groups[st.selected]; return g ? g.alert_ids : []; };
+  view.replaceChildren(
+    h('h1', {}, 'Inbox'),
+    h('div', { class: 'toolbar' }, statusSel, sevSel, search, actionButtons(selIds, load), summary),
+    table,
+    h('p', { class: 'help' }, 'Keys: ', h('kbd', {}, 'j'), '/', h('kbd', {}, 'k'), ' move, ', h('kbd', {}, 'Enter'), ' open, ',
+      session.canTriage ? [h('kbd', {}, 'a'), ' acknowledge, ', h('kbd', {}, 'e'), ' escalate, ', h('kbd', {}, 'c'), ' comment, ', h('kbd', {}, '#'), ' archive, ', h('kbd', {}, 'u'), ' undo, '] : '',
+      h('kbd', {}, '/'), ' search. Actions apply to every alert of the selected group.'));
+
+  const sortKey = {
+    severity: (g) => ['informational', 'low', 'medium', 'high', 'critical'].indexOf(g.severity),
+    score: (g) => g.score, device: (g) => g.device_name || g.device_udid || g.src_ip, app: (g) => g.bundle_id || '',
+    proto: (g) => `${g.app_proto}/${g.dest_port}`, server: (g) => g.server_name || '', count: (g) => g.count,
+    first: (g) => g.first_seen, last: (g) => g.last_seen,
+  };
+  function render() {
+    const k = sortKey[st.sort] || sortKey.score;
+    st.groups.sort((a, b) => { const x = k(a), y = k(b); const c = x < y ? -1 : x > y ? 1 : 0; return st.asc ? c : -c; });
+    st.selected = Math.min(st.selected, Math.max(0, st.groups.length - 1));
+    const head = h('tr', {}, cols.map(([key, label]) => h('th', {
+      class: st.sort === key ? `sorted${st.asc ? ' asc' : ''}` : '', 'data-sort': key,
+      onclick: () => { st.asc = st.sort === key ? !st.asc : false; st.sort = key; render(); },
+    }, label)));
+    const rows = st.groups.map((g, i) => h('tr', {
+      class: i === st.selected ? 'selected' : '', 'data-key': g.key, 'data-alert': g.latest_alert_id,
+      onclick: () => { st.selected = i; render(); }, ondblclick: () => { location.hash = `#/alert/${g.latest_alert_id}`; },
+    },
+    h('td', {}, sev(g.severity)), h('td', { class: 'num' }, num(g.score)),
+    h('td', {}, g.device_udid ? h('a', { href: `#/device/${encodeURIComponent(g.device_udid)}`, class: 'device-name' }, g.device_name || g.device_udid) : h('span', { class: 'muted' }, `unknown ${g.src_ip}`)),
+    h('td', { class: 'mono' }, g.bundle_id || '—', h('div', { class: 'muted' }, g.role)),
+    h('td', {}, `${g.app_proto} ${g.transport}/${g.dest_port}`),
+    h('td', { class: 'mono server-name' }, g.server_name || '—'),
+    h('td', { class: 'num' }, `${g.count}`, g.open !== g.count ? h('div', { class: 'muted' }, `${g.open} open`) : '', g.escalated ? h('div', { class: 'badge' }, 'escalated') : ''),
+    h('td', {}, fmtTime(g.first_seen)), h('td', {}, h('a', { href: `#/alert/${g.latest_alert_id}` }, fmtTime(g.last_seen)))));
+    table.replaceChildren(h('thead', {}, head), h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: cols.length, class: 'muted' }, 'No alerts match.'))));
+    const sel = table.querySelector('tr.selected');
+    if (sel && sel.scrollIntoView) sel.scrollIntoView({ block: 'nearest' });
+  }
+  async function load() {
+    const p = new URLSearchParams();
+    if (st.status) p.set('status', st.status);
+    if (st.severity) p.set('severity', st.severity);
+    if (st.q) p.set('q', st.q);
+    p.set('limit', '1000');
+    const data = await api('GET', `/api/v1/alert-groups?${p}`);
+    st.groups = data.groups || [];
+    summary.textContent = `${st.groups.length} groups, ${data.alerts} alerts`;
+    render();
+  }
+  keyHandler = async (ev) => {
+    if (ev.target && ['INPUT', 'SELECT', 'TEXTAREA'].includes(ev.target.tagName)) {
+      if (ev.key === 'Escape') ev.target.blur();
+      return;
+    }
+    const g = st.groups[st.selected];
+    const act = async (a, prompt, fallback) => { if (!session.canTriage || !g) return; const note = ask(prompt, fallback); if (note === null) return; await triage(g.alert_ids, a, note); load(); };
+    switch (ev.key) {
+      case 'j': case 'ArrowDown': st.selected = Math.min(st.selected + 1, st.groups.length - 1); render(); break;
+      case 'k': case 'ArrowUp': st.selected = Math.max(st.selected - 1, 0); render(); break;
+      case 'Enter': case 'o': if (g) location.hash = `#/alert/${g.latest_alert_id}`; break;
+      case '/': ev.preventDefault(); search.focus(); break;
+      case 'a': await act('acknowledge', 'Acknowledge: note', 'acknowledged in the console'); break;
+      case 'e': await act('escalate', 'Escalate: why', 'escalated in the console'); break;
+      case 'c': await act('comment', 'Comment', ''); break;
+      case '#': case 'x': await act('close', 'Archive: note', 'archived in the console'); break;
+      case 'u': if (session.canTriage) { await undo(); load(); } break;
+      default: return;
+    }
+  };
+  await load();
+}
+
+// ---------------------------------------------------------------- finding
+
+async function finding(view, id) {
+  const a = await api('GET', `/api/v1/alerts/${encodeURIComponent(id)}`);
+  const ev = a.evidence || {};
+  const flow = ev.flow || {};
+  const dev = ev.device || {};
+  const app = ev.app || {};
+  const st = ev.device_state || {};
+  const per = ev.persistence || {};
+  const base = ev.baseline || {};
+  // The finding's other alerts: the device state at each of its sessions.
+  const same = await api('GET', `/api/v1/alerts?limit=1000&${new URLSearchParams(a.device_udid ? { device: a.device_udid } : {})}`);
+  const sessions = (same.alerts || []).filter((x) => x.finding_id === a.finding_id);
+  const reasons = (a.reasons || []).map(splitReason);
+  const refresh = () => route();
+  view.replaceChildren(
+    h('p', {}, h('a', { href: '#/inbox' }, '← Inbox')),
+    h('h1', {}, sev(a.severity), ' ', a.signature, h('span', { class: 'muted' }, `  alert ${a.id} · finding ${a.finding_id}`)),
+    h('div', { class: 'toolbar' }, h('span', { id: 'alert-status', class: 'badge' }, a.status), a.escalated ? h('span', { class: 'badge', id: 'alert-escalated' }, 'escalated') : '',
+      actionButtons(() => [a.id], refresh)),
+    h('div', { class: 'grid2' },
+      h('div', { class: 'card' }, h('h2', {}, `Score ${num(a.score)}`),
+        h('table', { id: 'reasons' }, h('thead', {}, h('tr', {}, h('th', {}, 'Reason'), h('th', {}, 'Weight'))),
+          h('tbody', {}, reasons.map(([text, w]) => h('tr', {}, h('td', { class: 'reason' }, text), h('td', { class: 'num weight' }, w === null ? '' : (w >= 0 ? `+${w.toFixed(1)}` : w.toFixed(1)))))))),
+      h('div', { class: 'card' }, h('h2', {}, 'Evidence'), kv([
+        ['Flow', `${flow.src_ip}:${flow.src_port} → ${flow.dest_ip}:${flow.dest_port} ${flow.transport || ''}`],
+        ['Protocol', flow.app_proto], ['Indicators', (flow.indicators || []).join(', ')],
+        ['SNI', flow.sni], ['QUIC SNI', flow.quic_sni], ['HTTP Host', flow.http_host],
+        ['User-Agent', get(flow, 'http.http_user_agent')], ['JA4', get(flow, 'tls.ja4') || get(flow, 'ja4')], ['JA3', get(flow, 'tls.ja3.hash')],
+        ['Community ID', flow.community_id],
+        ['Bytes', `${flow.bytes_toserver ?? '?'} → / ${flow.bytes_toclient ?? '?'} ←`],
+        ['Start / end', `${fmtTime(flow.start_us ? new Date(flow.start_us / 1000).toISOString() : null)} — ${fmtTime(flow.end_us ? new Date(flow.end_us / 1000).toISOString() : null)}`],
+      ]))),
+    h('div', { class: 'grid2' },
+      h('div', { class: 'card' }, h('h2', {}, 'Attribution'), kv([
+        ['Device', a.device_udid ? h('a', { href: `#/device/${encodeURIComponent(a.device_udid)}`, class: 'device-name' }, dev.name || a.device_udid) : 'not in the inventory'],
+        ['Device method', dev.attribution], ['Device confidence', num(dev.confidence, 2)],
+        ['App', app.bundle_id], ['App method', app.method], ['App confidence', num(app.confidence, 2)],
+        ['Server name', app.server_name], ['Matched domain', app.matched_domain], ['App managed', app.app_managed],
+        ['Overall confidence', num(a.confidence, 2)],
+      ])),
+      h('div', { class: 'card' }, h('h2', {}, 'Baseline and persistence'), kv([
+        ['Role', base.role], ['Basis', base.basis], ['Approved ports', (base.approved_ports || []).join(', ')], ['Judgement', base.explanation],
+        ['Sessions', per.sessions], ['Interval', per.interval_seconds ? `${num(per.interval_seconds, 0)} s (cv ${num(per.interval_cv, 2)})` : '—'],
+        ['Longest session', per.longest_session_s !== undefined ? `${per.longest_session_s} s` : '—'], ['Connected', per.connected_s !== undefined ? `${per.connected_s} s` : '—'],
+      ]))),
+    h('div', { class: 'card' }, h('h2', {}, 'Device state at each alerted session'),
+      h('table', { id: 'sessions' }, h('thead', {}, h('tr', {}, ['Alert', 'Time', 'Flow', 'Lock', 'App state', 'Interaction', 'Score'].map((c) => h('th', {}, c)))),
+        h('tbody', {}, sessions.map((s) => { const d = (s.evidence || {}).device_state || {}; const f = (s.evidence || {}).flow || {};
+          return h('tr', {}, h('td', {}, h('a', { href: `#/alert/${s.id}` }, `${s.id}`)), h('td', {}, fmtTime(s.time)),
+            h('td', { class: 'mono' }, f.community_id || `${s.src_ip}:${f.src_port} → ${s.dest_ip}:${s.dest_port}`),
+            h('td', {}, val(d.lock_state)), h('td', {}, val(d.app_state)), h('td', {}, d.seconds_since_user_interaction === undefined || d.seconds_since_user_interaction === null ? '—' : `${d.seconds_since_user_interaction} s ago`), h('td', { class: 'num' }, num(s.score)));
+        }))),
+      h('p', { class: 'muted' }, 'This alert: ', val(st.lock_state), ' / ', val(st.app_state))),
+    h('div', { class: 'card' }, h('h2', {}, 'Triage'), kv([
+      ['Acknowledged', a.acknowledged ? `${fmtTime(a.acknowledged.at)} by ${a.acknowledged.by}: ${a.acknowledged.note}` : '—'],
+      ['Escalated', a.escalated ? `${fmtTime(a.escalated.at)} by ${a.escalated.by}: ${a.escalated.note}` : '—'],
+      ['Archived', a.closed ? `${fmtTime(a.closed.at)} by ${a.closed.by}: ${a.closed.note}` : '—'],
+    ]), h('ul', { id: 'comments' }, (a.comments || []).map((c) => h('li', {}, `${fmtTime(c.at)} ${c.by}: `, h('span', { class: 'comment' }, c.text))))),
+  );
+  keyHandler = async (e) => {
+    if (e.target && ['INPUT', 'SELECT', 'TEXTAREA'].includes(e.target.tagName)) return;
+    if (e.key === 'Escape' || e.key === 'i') location.hash = '#/inbox';
+    if (!session.canTriage) return;
+    const map = { a: ['acknowledge', 'acknowledged in the console'], e: ['escalate', 'escalated in the console'], '#': ['close', 'archived in the console'], c: ['comment', ''] };
+    if (map[e.key]) { const note = ask(map[e.key][0], map[e.key][1]); if (note !== null) { await triage([a.id], map[e.key][0], note); refresh(); } }
+    if (e.key === 'u') { await undo(); refresh(); }
+  };
+}
+
+// ---------------------------------------------------------------- devices
+
+async function devices(view) {
+  const data = await api('GET', '/api/v1/devices?limit=1000');
+  const list = data.devices || [];
+  view.replaceChildren(h('h1', {}, `Devices (${data.total ?? list.length})`),
+    h('table', { id: 'devices' }, h('thead', {}, h('tr', {}, ['Name', 'Model', 'OS', 'Supervised', 'Ownership', 'Address', 'Apps', 'Source'].map((c) => h('th', {}, c)))),
+      h('tbody', {}, list.map((d) => h('tr', {},
+        h('td', {}, h('a', { href: `#/device/${encodeURIComponent(d.udid)}`, class: 'device-name' }, d.name || d.udid)),
+        h('td', {}, val(d.model)), h('td', {}, `${val(d.os_name)} ${val(d.os_version)}`), h('td', {}, d.supervised ? 'yes' : 'no'),
+        h('td', {}, val(d.ownership)), h('td', { class: 'mono' }, val(d.ip_address)), h('td', { class: 'num' }, `${(d.apps || []).length}`), h('td', {}, val(d.source)))))));
+}
+
+async function device(view, udid) {
+  const [detail, alerts, groups] = await Promise.all([
+    api('GET', `/api/v1/devices/${encodeURIComponent(udid)}`),
+    api('GET', `/api/v1/alerts?limit=1000&device=${encodeURIComponent(udid)}`),
+    api('GET', `/api/v1/alert-groups?limit=1000&q=${encodeURIComponent(udid)}`),
+  ]);
+  const d = detail.device || {};
+  const history = detail.history || [];
+  const addresses = [[d.reported_at, d.ip_address, 'current']].concat(history.map((x) => [x.replaced_at, get(x, 'device.ip_address'), 'replaced']));
+  const timeline = (alerts.alerts || []).map((a) => ({ t: a.time, what: `alert ${a.id}: ${a.app_proto} ${a.transport}/${a.dest_port} score ${num(a.score)}`, st: get(a, 'evidence.device_state') || {}, id: a.id }))
+    .sort((x, y) => (x.t < y.t ? 1 : -1));
+  view.replaceChildren(
+    h('p', {}, h('a', { href: '#/devices' }, '← Devices')),
+    h('h1', { id: 'device-title' }, d.name || d.udid),
+    h('div', { class: 'grid2' },
+      h('div', { class: 'card' }, h('h2', {}, 'MDM context'), kv([
+        ['UDID', d.udid], ['Serial', d.serial_number], ['Model', `${val(d.model)} (${val(d.model_identifier)})`], ['OS', `${val(d.os_name)} ${val(d.os_version)}`],
+        ['Supervised', d.supervised ? 'yes' : 'no'], ['Managed', d.managed ? 'yes' : 'no'], ['Ownership', d.ownership], ['Wi-Fi MAC', d.wifi_mac],
+        ['Reported', fmtTime(d.reported_at)], ['Source', d.source],
+      ])),
+      h('div', { class: 'card' }, h('h2', {}, `Managed apps (${(d.apps || []).length})`),
+        h('table', {}, h('tbody', {}, (d.apps || []).map((a) => h('tr', {}, h('td', { class: 'mono' }, a.bundle_id), h('td', {}, val(a.name)), h('td', {}, val(a.version)), h('td', {}, val(a.status)))))))),
+    h('div', { class: 'card' }, h('h2', {}, 'Addresses over time'),
+      h('table', {}, h('tbody', {}, addresses.map(([t, ip, what]) => h('tr', {}, h('td', {}, fmtTime(t)), h('td', { class: 'mono' }, val(ip)), h('td', { class: 'muted' }, what)))))),
+    h('div', { class: 'card' }, h('h2', {}, 'Findings'),
+      h('table', { id: 'device-findings' }, h('tbody', {}, (groups.groups || []).filter((g) => g.device_udid === d.udid).map((g) => h('tr', {},
+        h('td', {}, sev(g.severity)), h('td', { class: 'num' }, num(g.score)), h('td', { class: 'mono' }, g.bundle_id || '—'),
+        h('td', {}, `${g.app_proto} ${g.transport}/${g.dest_port}`), h('td', { class: 'num' }, `${g.count} alerts`),
+        h('td', {}, h('a', { href: `#/alert/${g.latest_alert_id}` }, fmtTime(g.last_seen)))))))),
+    h('div', { class: 'card' }, h('h2', {}, 'Timeline of sessions and state'),
+      h('table', {}, h('tbody', {}, timeline.map((x) => h('tr', {}, h('td', {}, fmtTime(x.t)), h('td', {}, h('a', { href: `#/alert/${x.id}` }, x.what)),
+        h('td', {}, `${val(x.st.lock_state)} / ${val(x.st.app_state)}`)))))),
+  );
+}
+
+// ---------------------------------------------------------------- baselines and exceptions
+
+/** The window the console judges learning and retro-impact over: the 7 days up to the newest alert. */
+async function dataWindow() {
+  const g = await api('GET', '/api/v1/alert-groups?limit=1000');
+  const last = (g.groups || []).map((x) => x.last_seen).sort().at(-1);
+  const until = last ? new Date(new Date(last).getTime() + 1000) : new Date();
+  const since = new Date(until.getTime() - 7 * 24 * 3600 * 1000);
+  return { since: since.toISOString(), until: until.toISOString() };
+}
+
+async function baselines(view) {
+  const win = await dataWindow();
+  const [props, exc] = await Promise.all([
+    api('GET', `/api/v1/learning/proposals?${new URLSearchParams(win)}`),
+    api('GET', '/api/v1/exceptions'),
+  ]);
+  const reload = () => route();
+  const proposals = (props.proposals || []).filter((p) => (p.pairings || []).some((x) => x.proposed));
+  const form = h('form', { id: 'exception-form', class: 'card' });
+  const impact = h('p', { id: 'retro-impact', class: 'muted' });
+  const field = (name, label, attrs = {}) => h('label', {}, label, ' ', h('input', { name, ...attrs }));
+  const expires = new Date(Date.now() + 30 * 24 * 3600 * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
+  form.append(h('h2', {}, 'New exception'),
+    h('div', { class: 'grid2' },
+      h('div', {}, field('id', 'Id', { required: true }),
+        h('label', {}, 'Kind ', h('select', { name: 'kind' }, ['proxy', 'relay', 'developer', 'other'].map((k) => h('option', { value: k }, k)))),
+        field('owner', 'Owner', { required: true }), field('reason', 'Reason', { required: true, size: 40 }), field('expires', 'Expires (RFC 3339)', { value: expires })),
+      h('div', {}, field('devices', 'Devices (UDIDs, comma-separated; empty: all)'), field('destinations', 'Destinations (CIDR or domain suffix)'),
+        field('ports', 'Ports (comma-separated)'), field('app_protos', 'Protocols (comma-separated)'))),
+    h('div', { class: 'toolbar' }, h('button', { type: 'button', id: 'check-impact' }, 'Check retro-impact'),
+      session.canAdmin ? h('button', { type: 'submit', class: 'primary', id: 'save-exception', disabled: true }, 'Save exception') : h('span', { class: 'muted' }, 'Only an admin can save exceptions.')),
+    impact);
+  const list = (s) => String(s || '').split(',').map((x) => x.trim()).filter(Boolean);
+  const body = () => { const f = new FormData(form); return {
+    id: f.get('id'), kind: f.get('kind'), owner: f.get('owner'), reason: f.get('reason'), expires: f.get('expires'),
+    devices: list(f.get('devices')), destinations: list(f.get('destinations')), ports: list(f.get('ports')).map(Number), app_protos: list(f.get('app_protos')),
+  }; };
+  const save = form.querySelector('#save-exception');
+  form.addEventListener('input', () => { if (save) save.disabled = true; impact.textContent = ''; });
+  form.querySelector('#check-impact').addEventListener('click', async () => {
+    try {
+      const r = await api('POST', `/api/v1/exceptions/retro-impact?${new URLSearchParams({ until: win.until, days: '7' })}`, body());
+      impact.textContent = `This exception would have suppressed ${r.would_suppress} of ${r.alerts_in_window} alerts in the last 7 days (${fmtTime(r.window_from)} — ${fmtTime(r.window_to)}).`;
+      impact.dataset.count = String(r.would_suppress);
+      if (save) save.disabled = false;
+    } catch (e) { impact.textContent = `Not a valid exception: ${e.message}`; }
+  });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try { await api('POST', '/api/v1/exceptions', body()); toast('Exception saved'); reload(); } catch (err) { impact.textContent = `Refused: ${err.message}`; }
+  });
+  view.replaceChildren(
+    h('h1', {}, 'Baselines & exceptions'),
+    h('div', { class: 'card' }, h('h2', {}, 'Learning proposals'), h('p', { class: 'muted' }, `Pairings seen ${fmtTime(props.window_from)} — ${fmtTime(props.window_to)}.`),
+      h('table', { id: 'proposals' }, h('thead', {}, h('tr', {}, ['Role', 'Protocol', 'Port', 'Sessions', 'First / last seen', ''].map((c) => h('th', {}, c)))),
+        h('tbody', {}, proposals.flatMap((p) => p.pairings.filter((x) => x.proposed).map((x) => h('tr', { 'data-role': p.role, 'data-proto': x.app_proto, 'data-port': x.port },
+          h('td', {}, p.role), h('td', {}, `${x.app_proto} ${x.transport}`), h('td', { class: 'num' }, `${x.port}`), h('td', { class: 'num' }, `${x.sessions}`),
+          h('td', {}, `${fmtTime(x.first_seen)} — ${fmtTime(x.last_seen)}`),
+          h('td', {}, session.canAdmin ? [
+            h('button', { type: 'button', class: 'approve', onclick: async () => {
+              const reason = ask(`Approve ${x.app_proto}/${x.port} for ${p.role}: reason`, 'approved from learning in the console');
+              if (reason === null) return;
+              try { await api('POST', `/api/v1/learning/proposals/${encodeURIComponent(p.id)}/approve`, { reason, since: win.since, until: win.until, pairings: [{ app_proto: x.app_proto, transport: x.transport, port: x.port }] }); toast('Approved'); reload(); } catch (e) { toast(`Refused: ${e.message}`); }
+            } }, 'Approve'),
+            h('button', { type: 'button', class: 'reject', onclick: (ev) => { ev.target.closest('tr').remove(); toast('Left out of the baseline (not approved)'); } }, 'Reject'),
+          ] : '')))))),
+      proposals.length ? '' : h('p', { class: 'muted' }, 'No proposals in this window.')),
+    form,
+    h('div', { class: 'card' }, h('h2', {}, 'Exceptions in force'),
+      h('table', { id: 'exceptions' }, h('thead', {}, h('tr', {}, ['Id', 'Kind', 'Owner', 'Reason', 'Expires', 'Scope', 'Origin'].map((c) => h('th', {}, c)))),
+        h('tbody', {}, (exc.exceptions || []).map((e) => h('tr', {}, h('td', {}, e.id), h('td', {}, val(e.kind)), h('td', {}, val(e.owner)), h('td', {}, val(e.reason)),
+          h('td', {}, fmtTime(e.expires)), h('td', { class: 'mono' }, [val((e.devices || []).join(' ')), ' ', val((e.destinations || []).join(' ')), ' ', val((e.ports || []).join(' ')), ' ', val((e.app_protos || []).join(' '))].join('')),
+          h('td', {}, val(e.origin))))))),
+  );
+}
+
+// ---------------------------------------------------------------- health
+
+let uplotLoading = null;
+function loadUplot() {
+  if (window.uPlot) return Promise.resolve(window.uPlot);
+  if (!uplotLoading) {
+    uplotLoading = new Promise((resolve, reject) => {
+      document.head.append(h('link', { rel: 'stylesheet', href: '/ui/assets/vendor/uPlot.min.css' }));
+      const s = h('script', { src: '/ui/assets/vendor/uPlot.iife.min.js' });
+      s.addEventListener('load', () => resolve(window.uPlot));
+      s.addEventListener('error', reject);
+      document.head.append(s);
+    });
+  }
+  return uplotLoading;
+}
+
+async function health(view) {
+  const uPlot = await loadUplot();
+  const charts = h('div', { class: 'charts' });
+  const drops = h('table', { id: 'drops' });
+  const imports = h('div', { class: 'card', id: 'imports' });
+  const status = h('p', { class: 'muted', id: 'stats-updated' });
+  view.replaceChildren(h('h1', {}, 'Health'), status, charts, h('div', { class: 'grid2' }, h('div', { class: 'card' }, h('h2', {}, 'Drops by reason'), drops), imports));
+  const N = 120;
+  const series = { t: [], pps: [], bps: [], drops: [], ring: [], flows: [] };
+  const mk = (title, label, key) => {
+    const el = h('div', { class: 'card chart', 'data-chart': key }, h('h2', {}, title));
+    charts.append(el);
+    return new uPlot({ width: 440, height: 180, series: [{}, { label, stroke: '#1f5fbf', width: 2 }], axes: [{}, { size: 60 }] }, [[], []], el);
+  };
+  const plots = { pps: mk('Packets per second', 'pps', 'pps'), bps: mk('Bits per second', 'bps', 'bps'), drops: mk('Drops per second', 'drops/s', 'drops'),
+    ring: mk('Hand-off ring drops (total)', 'ring drops', 'ring'), flows: mk('Flow table: active flows', 'flows', 'flows') };
+  let prev = null;
+  async function tick() {
+    let s;
+    try { s = await api('GET', '/api/v1/stats'); } catch (_) { return; }
+    const workers = s.workers || [];
+    const sum = (f) => workers.reduce((n, w) => n + (Number(f(w)) || 0), 0);
+    const now = Date.now() / 1000;
+    const cur = { t: now, packets: sum((w) => w.packets), bytes: sum((w) => w.bytes), drops: sum((w) => Object.values(w.drops || {}).reduce((a, b) => a + b, 0)) };
+    const dt = prev ? Math.max(now - prev.t, 0.001) : 1;
+    series.t.push(now);
+    series.pps.push(prev ? (cur.packets - prev.packets) / dt : 0);
+    series.bps.push(prev ? (8 * (cur.bytes - prev.bytes)) / dt : 0);
+    series.drops.push(prev ? (cur.drops - prev.drops) / dt : 0);
+    series.ring.push(sum((w) => w.ring_drops));
+    series.flows.push(sum((w) => w.flows_active));
+    prev = cur;
+    for (const k of Object.keys(series)) if (series[k].length > N) series[k].shift();
+    for (const k of Object.keys(plots)) plots[k].setData([series.t, series[k]]);
+    const byReason = {};
+    for (const w of workers) for (const [r, n] of Object.entries(w.drops || {})) byReason[r] = (byReason[r] || 0) + n;
+    for (const p of s.ports || []) { byReason[`port ${p.name}: rx_missed`] = p.rx_missed; byReason[`port ${p.name}: rx_nombuf`] = p.rx_nombuf; byReason[`port ${p.name}: rx_errors`] = p.rx_errors; }
+    drops.replaceChildren(h('tbody', {}, Object.entries(byReason).map(([r, n]) => h('tr', {}, h('td', {}, r), h('td', { class: 'num' }, `${n}`)))));
+    status.textContent = `Dataplane counters at ${fmtTime(s.updated_at)}: ${cur.packets} packets, ${workers.length} workers, ${sum((w) => w.flows_created)} flows created, ${sum((w) => w.prefiltered)} prefiltered.`;
+  }
+  async function importStatus() {
+    try {
+      const [a, d] = await Promise.all([api('GET', '/api/v1/audit?action=inventory_imported&limit=1000'), api('GET', '/api/v1/devices?limit=1')]);
+      const last = (a.entries || []).at(-1);
+      imports.replaceChildren(h('h2', {}, 'Inventory import'), kv([
+        ['Devices', d.total], ['Imports', (a.entries || []).length], ['Last import', last ? fmtTime(last.time) : 'none'],
+        ['By', last ? last.actor : '—'], ['Detail', last ? last.reason : '—'],
+      ]));
+    } catch (_) { /* shown on the next tick */ }
+  }
+  await tick();
+  await importStatus();
+  timers.push(setInterval(tick, 2000), setInterval(importStatus, 15000));
+}
+
+// ---------------------------------------------------------------- router
+
+let keyHandler = null;
+document.addEventListener('keydown', (e) => { if (keyHandler && !e.ctrlKey && !e.metaKey && !e.altKey) keyHandler(e); });
+
+async function route() {
+  if (!session.csrf) return;
+  clearTimers();
+  keyHandler = null;
+  const view = $('#view');
+  const [, screen, arg] = (location.hash || '#/inbox').split('/');
+  for (const a of document.querySelectorAll('header nav a')) a.classList.toggle('active', a.dataset.screen === (screen === 'alert' ? 'inbox' : screen === 'device' ? 'devices' : screen));
+  try {
+    if (screen === 'alert' && arg) await finding(view, decodeURIComponent(arg));
+    else if (screen === 'devices') await devices(view);
+    else if (screen === 'device' && arg) await device(view, decodeURIComponent(arg));
+    else if (screen === 'baselines') await baselines(view);
+    else if (screen === 'health') await health(view);
+    else await inbox(view);
+    document.body.dataset.screen = screen || 'inbox';
+  } catch (e) {
+    if (e.status !== 401) view.replaceChildren(h('p', { class: 'error' }, `Could not load this screen: ${e.message}`));
+  }
+}
+
+async function start() {
+  signInForm = $('#sign-in');
+  signInForm.addEventListener('submit', signIn);
+  $('#sign-out').addEventListener('click', signOut);
+  window.addEventListener('hashchange', route);
+  try {
+    adopt(await api('GET', '/ui/session'));
+    await route();
+  } catch (_) {
+    showSignIn('');
+  }
+}
+
+start();
