@@ -9,7 +9,34 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Ethernet + IPv4 + TCP (with `flags`) or UDP frame carrying `payload`.
+/// A direction of a TCP connection: source address and port, destination address and port.
+type SeqKey = ([u8; 4], u16, [u8; 4], u16);
+
+thread_local! {
+    /// Next sequence number per (source, destination) endpoint pair of this test thread.
+    static NEXT_SEQ: std::cell::RefCell<std::collections::HashMap<SeqKey, u32>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The next TCP sequence number from `src` to `dst` as a real stack numbers segments: a SYN
+/// starts at 1000, each segment advances by its payload (and one for SYN or FIN).
+fn next_seq(src: ([u8; 4], u16), dst: ([u8; 4], u16), flags: u8, len: usize) -> u32 {
+    NEXT_SEQ.with(|m| {
+        let mut m = m.borrow_mut();
+        let key = (src.0, src.1, dst.0, dst.1);
+        if flags & 0x02 != 0 {
+            m.insert(key, 1000);
+        }
+        let seq = *m.entry(key).or_insert(1000);
+        m.insert(
+            key,
+            seq.wrapping_add(len as u32 + u32::from(flags & 0x03 != 0)),
+        );
+        seq
+    })
+}
+
+/// Ethernet + IPv4 + TCP (with `flags`, numbered in sequence) or UDP frame carrying `payload`.
 fn frame(
     src: ([u8; 4], u16),
     dst: ([u8; 4], u16),
@@ -22,7 +49,9 @@ fn frame(
     f.extend_from_slice(&src.1.to_be_bytes());
     f.extend_from_slice(&dst.1.to_be_bytes());
     if tcp {
-        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        let seq = next_seq(src, dst, flags, payload.len());
+        f.extend_from_slice(&seq.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
     } else {
         f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
         f.extend_from_slice(&[0, 0]);

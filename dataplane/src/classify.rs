@@ -19,8 +19,8 @@ use portolan_classify::{
     STARTTLS_INDICATOR,
 };
 use portolan_flow::eve::FlowRecord;
-use portolan_flow::{Direction, FinishedFlow, Flow};
-use portolan_packet::Packet;
+use portolan_flow::{Direction, FinishedFlow, Flow, RoleSource};
+use portolan_packet::{tcp_flags, Packet};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -65,6 +65,18 @@ pub struct ClassificationReport {
     /// Payload packets of judged flows (classification finished in that direction) that
     /// skipped the Hyperscan prefilter and the parsers: the software bypass.
     pub bypassed_packets: u64,
+    /// TCP segments held by the stream reassembler because they arrived ahead of a gap.
+    pub reassembly_held: u64,
+    /// Out-of-order segments dropped at the reassembler's bounds (per-direction ranges full,
+    /// or the worker's reorder buffers all lent out).
+    pub reassembly_drops: u64,
+    /// Segments ignored because all their bytes had been inspected already (retransmissions).
+    pub reassembly_retransmissions: u64,
+    /// Segments overlapping bytes seen before with different content (first copy kept;
+    /// `tcp.overlap_mismatch` on the flow).
+    pub reassembly_overlap_mismatches: u64,
+    /// Gaps the reassembler gave up waiting for (a segment lost before the capture point).
+    pub reassembly_gaps_skipped: u64,
 }
 
 impl ClassificationReport {
@@ -83,6 +95,11 @@ impl ClassificationReport {
         self.enrich_calls += other.enrich_calls;
         self.enrich_cycles += other.enrich_cycles;
         self.bypassed_packets += other.bypassed_packets;
+        self.reassembly_held += other.reassembly_held;
+        self.reassembly_drops += other.reassembly_drops;
+        self.reassembly_retransmissions += other.reassembly_retransmissions;
+        self.reassembly_overlap_mismatches += other.reassembly_overlap_mismatches;
+        self.reassembly_gaps_skipped += other.reassembly_gaps_skipped;
     }
 }
 
@@ -139,6 +156,7 @@ impl ClassifyObserver {
             .map(|(i, &n)| (slot_proto(i).as_str(), n))
             .collect();
         let unknown = self.flows_by_proto[proto_slot(AppProto::Unknown)];
+        let reasm = self.classifier.reassembly_stats();
         ClassificationReport {
             app_protos,
             decided_flows: self.flows_by_proto.iter().sum::<u64>() - unknown,
@@ -154,6 +172,11 @@ impl ClassifyObserver {
             enrich_calls: self.classifier_calls[1],
             enrich_cycles: self.classifier_cycles[1],
             bypassed_packets: self.bypassed_packets,
+            reassembly_held: reasm.held_segments,
+            reassembly_drops: reasm.reorder_drops,
+            reassembly_retransmissions: reasm.retransmissions,
+            reassembly_overlap_mismatches: reasm.overlap_mismatches,
+            reassembly_gaps_skipped: reasm.gaps_skipped,
         }
     }
 
@@ -175,7 +198,14 @@ impl ClassifyObserver {
             packet_index: 0,
             dst_multicast: packet.dst_ip.is_multicast(),
         };
-        if let Some(decision) = flow.app.observe(&mut self.classifier, &ctx, packet.payload) {
+        let decision = match packet.tcp {
+            Some(tcp) => {
+                flow.app
+                    .observe_segment(&mut self.classifier, &ctx, tcp.seq, packet.payload)
+            }
+            None => flow.app.observe(&mut self.classifier, &ctx, packet.payload),
+        };
+        if let Some(decision) = decision {
             if decision.swap_roles {
                 flow.swap_roles();
                 from_client = !from_client;
@@ -188,6 +218,16 @@ impl ClassifyObserver {
         {
             self.hand_off_dns_answers(flow);
         }
+    }
+
+    /// A SYN or SYN-ACK: the direction's stream starts after it, and a flow whose start was
+    /// seen takes its roles from the transport (a parser may not swap them).
+    #[cold]
+    fn on_syn(&mut self, flow: &mut Flow<FlowClassification>, from_client: bool, seq: u32) {
+        if matches!(flow.role_source, RoleSource::Syn | RoleSource::SynAck) {
+            flow.app.fix_roles();
+        }
+        flow.app.observe_syn(from_client, seq);
     }
 
     /// Sends the DNS answers just read as an early event, so flows that end before this DNS
@@ -276,10 +316,15 @@ impl PacketObserver for ClassifyObserver {
         packet: &Packet<'_>,
         ts_us: u64,
     ) {
+        let from_client = direction == Direction::ToServer;
+        if let Some(tcp) = packet.tcp {
+            if tcp.flags & tcp_flags::SYN != 0 {
+                self.on_syn(flow, from_client, tcp.seq);
+            }
+        }
         if packet.payload.is_empty() {
             return;
         }
-        let from_client = direction == Direction::ToServer;
         if flow.app.wants_payload_from(&self.classifier, from_client) {
             // Timed (two TSC reads on the few packets the classifier sees) so the summary says
             // what classification costs: `scan_cycles` / `enrich_cycles`.
@@ -315,6 +360,7 @@ impl PacketObserver for ClassifyObserver {
     }
 
     fn on_flow_end(&mut self, finished: &mut FinishedFlow<FlowClassification>) {
+        finished.flow.app.release(&mut self.classifier);
         let f = &finished.flow;
         let app_proto = f.app.app_proto();
         if let Some(n) = self.flows_by_proto.get_mut(proto_slot(app_proto)) {

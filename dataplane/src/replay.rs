@@ -17,6 +17,7 @@ use crate::worker::{FlowSink, PacketObserver, Worker, WorkerConfig, WorkerCounte
 use portolan_flow::eve::FlowRecord;
 use portolan_flow::{FinishedFlow, FlowTableConfig, FlowTableConfigError, FlowTableStats};
 use portolan_packet::capture::{probe, CaptureError, CaptureInfo};
+use portolan_packet::defrag::DefragStats;
 use portolan_packet::{DropReason, Encapsulation, LinkType};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -236,6 +237,9 @@ pub struct WorkerReport {
     pub port_q_ipackets: u64,
     /// Flow table counters.
     pub flow_table: FlowTableSummary,
+    /// IP defragmentation: fragments received, datagrams reassembled, dropped overlapping or
+    /// timed out, tiny first fragments (evasion attempts).
+    pub defrag: DefragStats,
     /// Flows per protocol, mismatches, flow events and `ring_drops` (absent without
     /// classification).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -260,6 +264,8 @@ pub struct ReplayReport {
     /// Frames carried in each encapsulation the decoder walked (GRE, ERSPAN, VXLAN, GENEVE,
     /// MPLS, IP in IP; every kind listed), decoded or not.
     pub encapsulated: BTreeMap<&'static str, u64>,
+    /// IP defragmentation over all workers (see [`WorkerReport::defrag`]).
+    pub defrag: DefragStats,
     /// Seconds from launching the workers to the last one finishing.
     pub wall_seconds: f64,
     /// Million packets per second over `wall_seconds`.
@@ -719,6 +725,11 @@ pub fn replay_observers<O: PacketObserver>(
         for (t, x) in total.encapsulated.iter_mut().zip(c.encapsulated.iter()) {
             *t += x;
         }
+        total.defrag.fragments += c.defrag.fragments;
+        total.defrag.reassembled += c.defrag.reassembled;
+        total.defrag.overlapping += c.defrag.overlapping;
+        total.defrag.timed_out += c.defrag.timed_out;
+        total.defrag.tiny_first += c.defrag.tiny_first;
         flows_total += flows.count;
         let worker_classification = o.observer.classification();
         if let Some(c) = &worker_classification {
@@ -748,6 +759,7 @@ pub fn replay_observers<O: PacketObserver>(
             rx_cycles_per_packet: per_packet(c.rx_cycles, c.packets),
             port_q_ipackets: q_ipackets,
             flow_table: o.table_stats.into(),
+            defrag: c.defrag,
             classification: worker_classification,
         });
     }
@@ -768,6 +780,7 @@ pub fn replay_observers<O: PacketObserver>(
         prefiltered: total.prefiltered,
         drops: drops_map(total.drops_by_reason()),
         encapsulated: encapsulated_map(total.encapsulated_by_kind()),
+        defrag: total.defrag,
         wall_seconds,
         mpps: total.packets as f64 / rate_base / 1e6,
         gbps: total.bytes as f64 * 8.0 / rate_base / 1e9,

@@ -16,8 +16,9 @@ use portolan_flow::{
     Direction, FinishedFlow, Flow, FlowLookup, FlowTable, FlowTableConfig, FlowTableConfigError,
     FlowTableStats, TcpState,
 };
+use portolan_packet::defrag::{DefragConfig, DefragStats, Defragmenter, Pushed};
 use portolan_packet::{
-    parse_counting, DropReason, Encapsulation, Encapsulations, LinkType, Packet, Transport,
+    parse, parse_counting, DropReason, Encapsulation, Encapsulations, LinkType, Packet, Transport,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -158,6 +159,9 @@ pub struct WorkerCounters {
     pub rx_cycles: u64,
     /// Seconds from the first received packet to the end of input.
     pub busy_seconds: f64,
+    /// The defragmenter's counters (fragments, datagrams reassembled, overlapping, timed out,
+    /// tiny first fragments); discarded fragments are under their drop reasons.
+    pub defrag: DefragStats,
 }
 
 impl Default for WorkerCounters {
@@ -179,6 +183,7 @@ impl Default for WorkerCounters {
             busy_cycles: 0,
             rx_cycles: 0,
             busy_seconds: 0.0,
+            defrag: DefragStats::default(),
         }
     }
 }
@@ -347,6 +352,26 @@ pub struct Worker<O: PacketObserver> {
     /// reuse the previous timestamp.
     timestamped: bool,
     empty_polls: u32,
+    /// IPv4/IPv6 fragment reassembly, before the flow table.
+    defrag: Defragmenter,
+}
+
+/// A decode result that a fragment can give: a non-first fragment, a first fragment (decoded
+/// with its payload cut short), or a first fragment too short for its TCP/UDP header (a tiny
+/// fragment). Only these are shown to the defragmenter.
+#[inline(always)]
+fn may_be_fragment(res: &Result<Packet<'_>, DropReason>) -> bool {
+    match res {
+        Ok(p) => p.payload_truncated,
+        Err(r) => matches!(
+            r,
+            DropReason::IpFragment
+                | DropReason::TcpTruncated
+                | DropReason::TcpBadDataOffset
+                | DropReason::UdpTruncated
+                | DropReason::UdpBadLength
+        ),
+    }
 }
 
 /// Microseconds since the Unix epoch, from the system clock (vDSO, no syscall).
@@ -400,7 +425,48 @@ impl<O: PacketObserver> Worker<O> {
             wall_clock_mode: false,
             timestamped: false,
             empty_polls: 0,
+            defrag: Defragmenter::new(DefragConfig::default()),
         })
+    }
+
+    /// Uses `cfg` for the defragmenter (table size, largest datagram, timeout).
+    pub fn with_defrag(mut self, cfg: DefragConfig) -> Worker<O> {
+        self.defrag = Defragmenter::new(cfg);
+        self
+    }
+
+    /// A fragment frame (or a frame that may be one): the defragmenter takes it, and a datagram
+    /// it completes is decoded and accounted like any packet, standing for all its fragments.
+    /// Returns false when the frame is not a TCP/UDP fragment (the caller decodes it as usual).
+    #[cold]
+    #[inline(never)]
+    fn process_fragment(&mut self, frame: &[u8], ts: u64) -> bool {
+        let link = self.cfg.link_type;
+        let pushed = self.defrag.push(link, frame, ts, &mut self.counters.drops);
+        self.counters.defrag = self.defrag.stats();
+        let frames = match pushed {
+            Pushed::NotFragment => return false,
+            Pushed::Taken => return true,
+            Pushed::Complete(frames) => u64::from(frames),
+        };
+        let datagram = self.defrag.datagram();
+        match parse(link, datagram) {
+            Err(reason) => {
+                if let Some(n) = self.counters.drops.get_mut(reason as usize) {
+                    *n += frames;
+                }
+            }
+            Ok(pkt) if self.prefilter.as_ref().is_some_and(|f| !f.admits(&pkt)) => {
+                self.counters.prefiltered += frames;
+            }
+            Ok(pkt) => {
+                self.counters.decoded += frames;
+                let len = u32::try_from(datagram.len()).unwrap_or(u32::MAX);
+                let (flow, dir) = self.table.update(&pkt, ts, len);
+                self.observer.on_packet(flow, dir, &pkt, ts);
+            }
+        }
+        true
     }
 
     /// Uses `clock` (µs since the epoch) instead of the system clock for frames without a
@@ -478,6 +544,7 @@ impl<O: PacketObserver> Worker<O> {
             self.counters.count_encapsulations(encaps);
         }
         match decoded {
+            _ if may_be_fragment(&decoded) && self.process_fragment(frame, ts) => {}
             Err(reason) => {
                 if let Some(n) = self.counters.drops.get_mut(reason as usize) {
                     *n += 1;
@@ -502,6 +569,9 @@ impl<O: PacketObserver> Worker<O> {
         self.burst_clock_us = 0;
         if self.last_ts_us >= self.next_expire_us {
             self.table.expire(self.last_ts_us);
+            self.defrag
+                .expire(self.last_ts_us, &mut self.counters.drops);
+            self.counters.defrag = self.defrag.stats();
             self.next_expire_us = self.last_ts_us.saturating_add(self.cfg.expire_interval_us);
         }
         if self.table.finished_len() > 0 {
@@ -548,6 +618,12 @@ impl<O: PacketObserver> Worker<O> {
             if !encaps.is_empty() {
                 self.counters.count_encapsulations(encaps);
             }
+            if may_be_fragment(slot)
+                && portolan_packet::defrag::is_fragment(self.cfg.link_type, m.data())
+            {
+                // A fragment: the defragmenter takes it in the second pass.
+                *slot = Err(DropReason::IpFragment);
+            }
             if let Ok(pkt) = slot {
                 if self.prefiltered(pkt) {
                     continue;
@@ -580,6 +656,7 @@ impl<O: PacketObserver> Worker<O> {
                         offer_driver_bypass(map, &self.observer, flow, &mut self.counters);
                     }
                 }
+                (Err(DropReason::IpFragment), _) if self.process_fragment(m.data(), ts) => {}
                 (Err(reason), _) => {
                     if let Some(c) = self.counters.drops.get_mut(*reason as usize) {
                         *c += 1;
@@ -707,6 +784,9 @@ impl<O: PacketObserver> Worker<O> {
         sink: &mut S,
         stop_cause: StopCause,
     ) -> WorkerOutcome<O> {
+        // Fragments still waiting for the rest of their datagram are counted as timed out.
+        self.defrag.flush(&mut self.counters.drops);
+        self.counters.defrag = self.defrag.stats();
         self.table.finish_all();
         for mut f in self.table.drain_finished() {
             if f.flow.driver_bypass {

@@ -26,21 +26,41 @@ use crate::ports::PortRegistry;
 use crate::probe::{HttpMeta, Meta, Probe, ProbeContext, QuicMeta, Sender, SshMeta, TlsMeta};
 use crate::protocols::dns::{parse_response_answers, DnsAnswers};
 use crate::protocols::{self, ProbeFn};
+use crate::reassembly::{
+    Held, ReassemblyStats, Reorder, ReorderPool, StreamCursor, OVERLAP_MISMATCH_INDICATOR,
+};
 use crate::signature::{self, Direction, Signature, SignatureError, SignatureSet};
 
 /// Indicator added when two parsers confirmed different protocols on the same bytes.
 pub const CONFLICT_INDICATOR: &str = "classify.conflict";
 /// Indicator added when a TLS handshake follows an in-band upgrade (STARTTLS & co).
 pub const STARTTLS_INDICATOR: &str = "starttls";
+/// Indicator added when a parser claims the roles the other way round on a flow whose start
+/// (SYN or SYN-ACK) was seen: transport evidence outranks payload claims, the roles stay.
+pub const ROLES_CONFLICT_INDICATOR: &str = "roles.conflict";
 
-/// Scan budgets. Defaults: 4096 bytes and 8 payload packets per direction, 24 packets of
-/// STARTTLS watching, 16 packets of upgrade watching.
+/// Below this many bytes, a TCP direction's first bytes are kept and joined with the next
+/// segment even when no parser recognised them yet (a hello sent in 1-byte segments).
+const MIN_EVIDENCE: usize = 64;
+
+/// Scan budgets. Defaults: 4096 bytes per direction; 4096 TCP segments and 8 UDP datagrams
+/// per direction before the decision, 8 packets per direction of metadata reading after it; 24
+/// packets of STARTTLS watching, 16 packets of upgrade watching; 256 reorder buffers per
+/// worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClassifyConfig {
     /// Bytes of each direction that are ever scanned; also the reassembly buffer's bound.
     pub max_bytes: u32,
-    /// Payload-carrying packets of each direction examined (before and after the decision).
+    /// Payload-carrying packets of each direction examined: UDP datagrams before the decision,
+    /// and packets the decided parser reads for metadata after it.
     pub max_packets: u16,
+    /// TCP segments of each direction examined before the decision. The byte budget is what
+    /// limits TCP; this cap is high enough (at least `max_bytes`) that a sender splitting its
+    /// first message into 1-byte segments still fills the byte budget.
+    pub max_segments: u16,
+    /// Out-of-order holding buffers (`max_bytes` each) per worker: how many TCP directions may
+    /// hold segments ahead of a gap at once (`crate::reassembly`).
+    pub reorder_buffers: u16,
     /// Packets (both directions) watched for a TLS handshake after a `starttls` protocol is
     /// decided.
     pub starttls_packets: u16,
@@ -54,6 +74,8 @@ impl Default for ClassifyConfig {
         ClassifyConfig {
             max_bytes: 4096,
             max_packets: 8,
+            max_segments: 4096,
+            reorder_buffers: 256,
             starttls_packets: 24,
             upgrade_packets: 16,
         }
@@ -177,6 +199,7 @@ pub struct Classifier {
     sigs: Arc<CompiledSignatures>,
     scratch: PatternScratch,
     config: ClassifyConfig,
+    pool: ReorderPool,
 }
 
 impl Classifier {
@@ -186,11 +209,26 @@ impl Classifier {
         config: ClassifyConfig,
     ) -> Result<Classifier, DatabaseError> {
         let scratch = sigs.db.alloc_scratch()?;
+        let config = ClassifyConfig {
+            max_segments: config.max_segments.max(config.max_packets),
+            ..config
+        };
+        let pool = ReorderPool::new(
+            usize::from(config.reorder_buffers),
+            usize::try_from(config.max_bytes).unwrap_or(usize::MAX),
+        );
         Ok(Classifier {
             sigs,
             scratch,
             config,
+            pool,
         })
+    }
+
+    /// The stream reassembler's counters (held, dropped at a bound, retransmitted, overlapping
+    /// with different bytes, gaps skipped).
+    pub fn reassembly_stats(&self) -> ReassemblyStats {
+        self.pool.stats
     }
 
     /// The budgets in force.
@@ -237,6 +275,8 @@ struct FlowExtras {
     dns_answers: Option<Box<DnsAnswers>>,
     /// `dns_answers` already went to the control plane when the response was seen.
     dns_answers_handed_off: bool,
+    /// Per TCP direction: segments held ahead of a gap (`crate::reassembly`).
+    held: [Option<Held>; 2],
 }
 
 fn fill<T>(dst: &mut Option<T>, src: Option<T>) {
@@ -331,7 +371,7 @@ enum Outcome {
     Nothing,
 }
 
-/// Per-flow classification state: `Default`, 32 bytes while nothing was found; metadata lives
+/// Per-flow classification state: `Default`, 64 bytes while nothing was found; metadata lives
 /// in a box allocated on the first parser answer that carries some.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct FlowClassification {
@@ -342,6 +382,13 @@ pub struct FlowClassification {
     starttls_found: bool,
     /// A parser proved the roles (reversed pattern or `Probe::MatchFrom`): never swap again.
     roles_proven: bool,
+    /// The flow's start (SYN or SYN-ACK) was seen: the roles are the transport's and a parser
+    /// claiming otherwise only adds [`ROLES_CONFLICT_INDICATOR`].
+    roles_fixed: bool,
+    /// Per TCP direction (client, server): where its stream stands.
+    streams: [StreamCursor; 2],
+    /// The flow is TCP (budgets in segments rather than datagrams).
+    tcp: bool,
     /// Payload packets seen per direction (client, server).
     packets: [u16; 2],
     /// Payload bytes seen per direction.
@@ -487,7 +534,7 @@ impl FlowClassification {
     #[inline]
     pub fn wants_payload_from(&self, classifier: &Classifier, from_client: bool) -> bool {
         match self.decided {
-            None => true,
+            None => !self.spent(&classifier.config, dir_index(from_client)),
             Some(AppProto::Unknown) => false,
             Some(_) => {
                 let d = dir_index(from_client);
@@ -495,6 +542,23 @@ impl FlowClassification {
                     || self.starttls_wanted(classifier)
                     || self.upgrade_wanted(classifier)
             }
+        }
+    }
+
+    /// Direction `d` of an undecided flow used up its budget (bytes, or segments/datagrams).
+    #[inline]
+    fn spent(&self, cfg: &ClassifyConfig, d: usize) -> bool {
+        self.bytes[d] >= cfg.max_bytes || self.packets[d] >= self.packet_cap(cfg)
+    }
+
+    /// Packets per direction scanned before the decision: TCP segments (the byte budget is
+    /// what binds) or UDP datagrams.
+    #[inline]
+    fn packet_cap(&self, cfg: &ClassifyConfig) -> u16 {
+        if self.tcp {
+            cfg.max_segments
+        } else {
+            cfg.max_packets
         }
     }
 
@@ -568,10 +632,12 @@ impl FlowClassification {
     fn swap_own_roles(&mut self) {
         self.packets.swap(0, 1);
         self.bytes.swap(0, 1);
+        self.streams.swap(0, 1);
         self.metadata_done = ((self.metadata_done & 1) << 1) | ((self.metadata_done >> 1) & 1);
         if let Some(e) = self.extras.as_mut() {
             e.buffers.swap(0, 1);
             e.buffer_start.swap(0, 1);
+            e.held.swap(0, 1);
             if let Some(ssh) = e.ssh.as_mut() {
                 std::mem::swap(&mut ssh.client_software, &mut ssh.server_software);
             }
@@ -580,6 +646,101 @@ impl FlowClassification {
 
     fn extras(&mut self) -> &mut FlowExtras {
         self.extras.get_or_insert_with(Box::default)
+    }
+
+    /// Records that the flow's start (its SYN or SYN-ACK) was seen, so its roles come from the
+    /// transport: a parser that claims them the other way round adds
+    /// [`ROLES_CONFLICT_INDICATOR`] and the roles stay. Call it before the first `observe`.
+    pub fn fix_roles(&mut self) {
+        self.roles_fixed = true;
+    }
+
+    /// True once [`FlowClassification::fix_roles`] was called.
+    pub fn roles_fixed(&self) -> bool {
+        self.roles_fixed
+    }
+
+    /// A SYN (or SYN-ACK) of the direction `from_client` with sequence number `seq`: that
+    /// direction's stream starts at `seq + 1`.
+    pub fn observe_syn(&mut self, from_client: bool, seq: u32) {
+        if let Some(c) = self.streams.get_mut(dir_index(from_client)) {
+            c.on_syn(seq);
+        }
+    }
+
+    /// Feeds one payload-carrying TCP segment (sequence number `seq`): the stream reassembler
+    /// (`crate::reassembly`) puts the direction's bytes in order — holding segments that come
+    /// ahead of a gap, ignoring retransmissions, keeping the first copy of overlapping bytes —
+    /// and [`FlowClassification::observe`] sees them in sequence order. Returns the last
+    /// decision, with `swap_roles` set when the roles ended up swapped (honour it as for
+    /// `observe`).
+    pub fn observe_segment(
+        &mut self,
+        classifier: &mut Classifier,
+        ctx: &ProbeContext,
+        seq: u32,
+        payload: &[u8],
+    ) -> Option<Decision> {
+        if payload.is_empty() {
+            return None;
+        }
+        let d = dir_index(ctx.from_client);
+        let mut cursor = self.streams[d];
+        let mut held = self.extras.as_mut().and_then(|e| e.held[d].take());
+        let max_bytes = classifier.config.max_bytes;
+        let mut reorder = Reorder {
+            cursor: &mut cursor,
+            held: &mut held,
+        };
+        let delivery = reorder.place(&mut classifier.pool, max_bytes, seq, payload);
+        self.streams[d] = cursor;
+        if delivery.mismatch {
+            self.extras().add_indicator(OVERLAP_MISMATCH_INDICATOR);
+        }
+        let mut ctx = *ctx;
+        let mut swapped = false;
+        let mut decision = None;
+        let direct = payload
+            .get(delivery.direct.0..delivery.direct.1)
+            .unwrap_or(&[]);
+        let held_run = held.as_ref().map(|h| h.bytes(delivery.held)).unwrap_or(&[]);
+        for chunk in [held_run, direct] {
+            if chunk.is_empty() {
+                continue;
+            }
+            if let Some(dec) = self.observe(classifier, &ctx, chunk) {
+                if dec.swap_roles {
+                    swapped = !swapped;
+                    ctx.from_client = !ctx.from_client;
+                }
+                decision = Some(dec);
+            }
+        }
+        let now = dir_index(ctx.from_client);
+        if let Some(h) = held {
+            let spent = self.streams[now].delivered() >= max_bytes
+                || !self.wants_payload_from(classifier, ctx.from_client);
+            if spent {
+                classifier.pool.give_back(h.into_buffer());
+            } else {
+                self.extras().held[now] = Some(h);
+            }
+        }
+        decision.map(|_| Decision {
+            app_proto: self.app_proto(),
+            swap_roles: swapped,
+        })
+    }
+
+    /// Returns the flow's reorder buffers to the worker's pool; call it when the flow ends.
+    pub fn release(&mut self, classifier: &mut Classifier) {
+        if let Some(e) = self.extras.as_mut() {
+            for h in &mut e.held {
+                if let Some(h) = h.take() {
+                    classifier.pool.give_back(h.into_buffer());
+                }
+            }
+        }
     }
 
     /// Feeds one payload-carrying packet of the flow. `ctx.from_client` says who sent it
@@ -598,6 +759,7 @@ impl FlowClassification {
         if payload.is_empty() {
             return None;
         }
+        self.tcp = ctx.transport == Transport::Tcp;
         let d = dir_index(ctx.from_client);
         let index = self.packets[d];
         self.packets[d] = index.saturating_add(1);
@@ -616,10 +778,10 @@ impl FlowClassification {
     }
 
     fn exhausted(&self, cfg: &ClassifyConfig) -> bool {
-        let spent = |d: usize| self.packets[d] >= cfg.max_packets || self.bytes[d] >= cfg.max_bytes;
-        (spent(0) && spent(1))
-            || u32::from(self.packets[0]) + u32::from(self.packets[1])
-                >= 2 * u32::from(cfg.max_packets)
+        let cap = self.packet_cap(cfg);
+        (self.spent(cfg, 0) && self.spent(cfg, 1))
+            || u32::from(self.packets[0]) + u32::from(self.packets[1]) >= 2 * u32::from(cap)
+            || u64::from(self.bytes[0]) + u64::from(self.bytes[1]) >= 2 * u64::from(cfg.max_bytes)
     }
 
     fn give_up(&mut self) -> Decision {
@@ -643,16 +805,25 @@ impl FlowClassification {
         payload: &[u8],
     ) -> Option<Decision> {
         let cfg = classifier.config;
-        if index >= cfg.max_packets || bytes_before >= cfg.max_bytes {
+        if index >= self.packet_cap(&cfg) || bytes_before >= cfg.max_bytes {
             return self.exhausted(&cfg).then(|| self.give_up());
         }
+        // A TCP direction's first bytes, too few for any parser to be sure: kept and joined
+        // with what follows even when nothing recognised them (1-byte segments).
+        let tcp = self.tcp;
+        let keep_short = |len: usize, start: u16| tcp && start == 0 && len < MIN_EVIDENCE;
         let room = usize::try_from(cfg.max_bytes - bytes_before).unwrap_or(usize::MAX);
         let fresh = payload.get(..room).unwrap_or(payload);
         let cap = usize::try_from(cfg.max_bytes).unwrap_or(usize::MAX);
         let (mut buffer, mut start) = self.take_buffer(d);
         let outcome = if buffer.is_empty() {
             let o = evaluate(classifier, ctx, fresh);
-            if matches!(o, Outcome::NeedMore) && fresh.len() < cap {
+            let keep = match o {
+                Outcome::NeedMore => true,
+                Outcome::Nothing => bytes_before == 0 && keep_short(fresh.len(), index),
+                Outcome::Confirmed(_) => false,
+            };
+            if keep && fresh.len() < cap {
                 buffer.extend_from_slice(fresh);
                 start = index;
             }
@@ -669,6 +840,7 @@ impl FlowClassification {
                 ..*ctx
             };
             match evaluate(classifier, &joined_ctx, &buffer) {
+                Outcome::Nothing if keep_short(buffer.len(), start) => Outcome::Nothing,
                 Outcome::Nothing => {
                     // The joined bytes are not a continuation (loss, retransmission): try the
                     // packet on its own.
@@ -738,9 +910,13 @@ impl FlowClassification {
         extras.add_indicator(c.indicator);
         self.note_metadata(d, &c.meta);
         self.extras().merge(c.meta);
-        // A proven sender outranks the pattern's direction.
-        let swap = c.proven_reversed.unwrap_or(c.reversed);
-        self.roles_proven = c.proven_reversed.is_some() || c.reversed;
+        // A proven sender outranks the pattern's direction; the transport outranks both.
+        let claims_swap = c.proven_reversed.unwrap_or(c.reversed);
+        let swap = claims_swap && !self.roles_fixed;
+        if claims_swap && self.roles_fixed {
+            self.extras().add_indicator(ROLES_CONFLICT_INDICATOR);
+        }
+        self.roles_proven = c.proven_reversed.is_some() || c.reversed || self.roles_fixed;
         if swap {
             self.swap_own_roles();
         }
@@ -881,7 +1057,12 @@ impl FlowClassification {
                     relabelled = true;
                 }
                 Slot::Decided => {
-                    let prove = sender.filter(|_| !self.roles_proven);
+                    let claims_swap =
+                        sender.is_some_and(|s| (s == Sender::Client) != ctx.from_client);
+                    if claims_swap && self.roles_fixed {
+                        self.extras().add_indicator(ROLES_CONFLICT_INDICATOR);
+                    }
+                    let prove = sender.filter(|_| !self.roles_proven && !self.roles_fixed);
                     self.note_metadata(d, &meta);
                     let extras = self.extras();
                     // After the decision only metadata- or role-bearing answers add evidence

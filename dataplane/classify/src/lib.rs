@@ -27,7 +27,7 @@
 //! // One per worker lcore (allocates Hyperscan scratch once).
 //! let mut classifier = Classifier::new(Arc::clone(&sigs), ClassifyConfig::default())?;
 //!
-//! // One per flow, stored in the flow entry (32 bytes while nothing was found).
+//! // One per flow, stored in the flow entry (64 bytes while nothing was found).
 //! let mut state = FlowClassification::default();
 //!
 //! // For each payload-carrying packet of the flow, in arrival order:
@@ -65,6 +65,7 @@ pub mod engine;
 pub mod ports;
 pub mod probe;
 pub mod protocols;
+pub mod reassembly;
 pub mod record;
 pub mod samples;
 pub mod signature;
@@ -74,11 +75,12 @@ pub use app_proto::AppProto;
 pub use database::{CacheDir, DatabaseError, DatabaseReport, DatabaseSource};
 pub use engine::{
     Classifier, ClassifyConfig, CompiledSignatures, Decision, FlowClassification, LoadError,
-    CONFLICT_INDICATOR, STARTTLS_INDICATOR,
+    CONFLICT_INDICATOR, ROLES_CONFLICT_INDICATOR, STARTTLS_INDICATOR,
 };
 pub use ports::{PortOverrideError, PortRegistry};
 pub use probe::{Meta, Probe, ProbeContext, Sender};
 pub use protocols::dns::{parse_response_answers, DnsAnswers, MAX_ANSWER_ADDRESSES};
+pub use reassembly::{ReassemblyStats, OVERLAP_MISMATCH_INDICATOR};
 pub use record::AppRecord;
 pub use signature::{Signature, SignatureError, SignatureSet};
 

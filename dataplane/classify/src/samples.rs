@@ -142,6 +142,11 @@ fn extension_body(spec: &ClientHelloSpec, typ: u16) -> Vec<u8> {
 
 /// The ClientHello body (after the handshake header); DTLS adds an empty cookie.
 fn client_hello_body(spec: &ClientHelloSpec, dtls: bool) -> Vec<u8> {
+    client_hello_body_with(spec, dtls, None)
+}
+
+/// [`client_hello_body`], with `key_share` (the `key_share` extension's body) when given.
+fn client_hello_body_with(spec: &ClientHelloSpec, dtls: bool, key_share: Option<&[u8]>) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(&spec.legacy_version.to_be_bytes());
     b.extend_from_slice(&[0x5a; 32]);
@@ -157,7 +162,10 @@ fn client_hello_body(spec: &ClientHelloSpec, dtls: bool) -> Vec<u8> {
     b.extend_from_slice(&[1, 0]);
     let mut exts = Vec::new();
     for &t in &spec.extensions {
-        let body = extension_body(spec, t);
+        let body = match (t, key_share) {
+            (51, Some(ks)) => ks.to_vec(),
+            _ => extension_body(spec, t),
+        };
         exts.extend_from_slice(&t.to_be_bytes());
         u16_len(&mut exts, body.len());
         exts.extend_from_slice(&body);
@@ -186,6 +194,27 @@ fn tls_record(content_type: u8, payload: &[u8]) -> Vec<u8> {
 /// A ClientHello in one TLS handshake record.
 pub fn tls_client_hello_record(spec: &ClientHelloSpec) -> Vec<u8> {
     tls_record(0x16, &client_hello_message(spec))
+}
+
+/// A post-quantum ClientHello in one TLS record, as current iOS and Chrome send it: `spec`'s
+/// extensions with a `key_share` carrying an X25519MLKEM768 share (group 0x11ec, 1,216 bytes)
+/// and an X25519 share (32 bytes); about 1.5 KB with [`ClientHelloSpec::chrome_like`], more than
+/// one TCP segment.
+pub fn tls_pq_client_hello_record(spec: &ClientHelloSpec) -> Vec<u8> {
+    let mut shares = Vec::new();
+    shares.extend_from_slice(&[0x11, 0xec]);
+    u16_len(&mut shares, 1216);
+    shares.extend((0..1216u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8));
+    shares.extend_from_slice(&[0x00, 0x1d, 0x00, 0x20]);
+    shares.extend_from_slice(&[0x42; 32]);
+    let mut ks = Vec::new();
+    u16_len(&mut ks, shares.len());
+    ks.extend_from_slice(&shares);
+    let body = client_hello_body_with(spec, false, Some(&ks));
+    let mut m = vec![1];
+    u24_len(&mut m, body.len());
+    m.extend_from_slice(&body);
+    tls_record(0x16, &m)
 }
 
 /// A ServerHello in one TLS handshake record; with `supported_version`, a TLS 1.3-style

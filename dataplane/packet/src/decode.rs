@@ -5,7 +5,8 @@
 //! `protocols/packet`, and walking encapsulations (`tunnel`: GRE, ERSPAN, VXLAN, GENEVE, MPLS,
 //! IP in IP) to the inner packet, at most [`MAX_TUNNEL_DEPTH`] deep. Must not: allocate, panic
 //! on any input, copy payload bytes, or loop without a bound — it runs per packet on a worker
-//! lcore. It does not reassemble IP fragments; Teredo and other tunnels not listed are decoded
+//! lcore. It does not reassemble IP fragments (the
+//! worker hands fragments to [`crate::defrag`]); Teredo and other tunnels not listed are decoded
 //! as the outer UDP packet or counted as [`DropReason::OtherIpProto`].
 //!
 //! Leniency, chosen so that snap-length-cut captures still yield their flows:
@@ -218,6 +219,24 @@ pub fn ip_addresses(link: LinkType, frame: &[u8]) -> Option<(IpAddr, IpAddr)> {
         )),
         _ => None,
     }
+}
+
+/// Where the outer IP header of a frame of link type `link` starts, after the same link-layer
+/// walk as [`parse`] (VLAN tags, PPPoE, cooked and loopback headers, an MPLS label stack);
+/// `None` when the frame is not IP. For the defragmenter, which reads fragment fields the
+/// decoder does not keep (fragments inside a tunnel are not reassembled). Never panics or
+/// allocates.
+pub fn network_offset(link: LinkType, frame: &[u8]) -> Option<usize> {
+    let mut network = link_layer(link, frame).ok()?.network;
+    if let Network::Mpls(b) = network {
+        network = tunnel::mpls(b, &mut Encapsulations::default()).ok()?;
+    }
+    let bytes = match network {
+        Network::Ipv4(b) | Network::Ipv6(b) | Network::Ip(b) => b,
+        Network::Mpls(_) => return None,
+    };
+    // The network bytes are a sub-slice of the frame: their distance from its start.
+    (bytes.as_ptr() as usize).checked_sub(frame.as_ptr() as usize)
 }
 
 /// What follows the link layer: which IP version the link layer announced.

@@ -59,11 +59,21 @@ pub enum DropReason {
     /// More nested encapsulations, or more MPLS labels, than the decoder walks (see
     /// `MAX_TUNNEL_DEPTH` and `MAX_MPLS_LABELS` in the decoder).
     TunnelTooDeep,
+    /// A fragment of a datagram the defragmenter dropped because its fragments overlapped
+    /// (RFC 5722) or disagreed (two ends, bytes past the end, a non-last fragment whose length
+    /// is not a multiple of 8, too many holes): every fragment of it is counted here.
+    FragmentOverlap,
+    /// A fragment of a datagram still incomplete at its timeout or at the end of input.
+    FragmentTimeout,
+    /// A fragment of a new datagram that found the worker's defragmentation table full.
+    FragmentTableFull,
+    /// A fragment of a datagram larger than the defragmenter's bound.
+    FragmentTooBig,
 }
 
 impl DropReason {
     /// Number of drop reasons (size of a per-reason counter array).
-    pub const COUNT: usize = 22;
+    pub const COUNT: usize = 26;
 
     /// Every drop reason, in discriminant order: `ALL[r as usize] == r`.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -89,6 +99,10 @@ impl DropReason {
         DropReason::TunnelTruncated,
         DropReason::TunnelUnsupported,
         DropReason::TunnelTooDeep,
+        DropReason::FragmentOverlap,
+        DropReason::FragmentTimeout,
+        DropReason::FragmentTableFull,
+        DropReason::FragmentTooBig,
     ];
 
     /// Stable snake_case name, used as a JSON key in summaries and as a metric label.
@@ -116,6 +130,10 @@ impl DropReason {
             DropReason::TunnelTruncated => "tunnel_truncated",
             DropReason::TunnelUnsupported => "tunnel_unsupported",
             DropReason::TunnelTooDeep => "tunnel_too_deep",
+            DropReason::FragmentOverlap => "fragment_overlap",
+            DropReason::FragmentTimeout => "fragment_timeout",
+            DropReason::FragmentTableFull => "fragment_table_full",
+            DropReason::FragmentTooBig => "fragment_too_big",
         }
     }
 }

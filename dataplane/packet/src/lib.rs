@@ -1,16 +1,19 @@
 //! L2–L4 header views over captured frames.
 //!
-//! Owns: decoding a frame of a known link type down to its TCP or UDP payload, and reading/writing
-//! capture file headers. Must not: allocate, panic, or copy payload bytes — every function here
-//! runs per packet on a worker lcore and borrows from the frame it is given.
+//! Owns: decoding a frame of a known link type down to its TCP or UDP payload, reading/writing
+//! capture file headers, and reassembling IP fragments ([`defrag`]). Must not: allocate, panic,
+//! or copy payload bytes on the decode path — every decode function runs per packet on a
+//! worker lcore and borrows from the frame it is given; the defragmenter copies fragments into
+//! buffers it allocated once per slot.
 
 pub mod capture;
 mod decode;
+pub mod defrag;
 mod drop_reason;
 mod encapsulation;
 mod link_type;
 
-pub use decode::{ip_addresses, parse, parse_counting, MAX_TUNNEL_DEPTH};
+pub use decode::{ip_addresses, network_offset, parse, parse_counting, MAX_TUNNEL_DEPTH};
 pub use drop_reason::DropReason;
 pub use encapsulation::{Encapsulation, Encapsulations};
 pub use link_type::LinkType;

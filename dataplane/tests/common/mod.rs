@@ -9,7 +9,34 @@ use portolan_classify::{Classifier, ClassifyConfig, CompiledSignatures, PortRegi
 use portolan_dataplane::{ClassifyObserver, FlowEventSender, Worker};
 use std::sync::Arc;
 
-/// Ethernet + IPv4 + TCP (with `flags`) or UDP frame carrying `payload`.
+/// A direction of a TCP connection: source address and port, destination address and port.
+type SeqKey = ([u8; 4], u16, [u8; 4], u16);
+
+thread_local! {
+    /// Next sequence number per (source, destination) endpoint pair of this test thread.
+    static NEXT_SEQ: std::cell::RefCell<std::collections::HashMap<SeqKey, u32>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The sequence number of the next TCP segment from `src` to `dst`, as a real stack numbers
+/// them: a SYN starts the direction at 1000 (its data at 1001), each segment advances it by its
+/// payload (and by one for SYN and FIN).
+fn next_seq(src: ([u8; 4], u16), dst: ([u8; 4], u16), flags: u8, len: usize) -> u32 {
+    NEXT_SEQ.with(|m| {
+        let mut m = m.borrow_mut();
+        let key = (src.0, src.1, dst.0, dst.1);
+        if flags & 0x02 != 0 {
+            m.insert(key, 1000);
+        }
+        let seq = *m.entry(key).or_insert(1000);
+        let advance = len as u32 + u32::from(flags & 0x03 != 0);
+        m.insert(key, seq.wrapping_add(advance));
+        seq
+    })
+}
+
+/// Ethernet + IPv4 + TCP (with `flags`) or UDP frame carrying `payload`; TCP segments are
+/// numbered in sequence per direction ([`next_seq`]), [`tcp_frame_at`] sets the number.
 pub fn frame(
     src: ([u8; 4], u16),
     dst: ([u8; 4], u16),
@@ -38,12 +65,28 @@ pub fn frame(
     f.extend_from_slice(&src.1.to_be_bytes());
     f.extend_from_slice(&dst.1.to_be_bytes());
     if tcp {
-        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        let seq = next_seq(src, dst, flags, payload.len());
+        f.extend_from_slice(&seq.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
     } else {
         f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
         f.extend_from_slice(&[0, 0]);
     }
     f.extend_from_slice(payload);
+    f
+}
+
+/// Ethernet + IPv4 + TCP frame with an explicit sequence number (for reordering tests).
+pub fn tcp_frame_at(
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+    flags: u8,
+    seq: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = frame(src, dst, true, flags, payload);
+    let at = 14 + 20 + 4;
+    f[at..at + 4].copy_from_slice(&seq.to_be_bytes());
     f
 }
 
