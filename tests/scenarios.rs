@@ -496,14 +496,14 @@ fn beacon_outranks_one_off_and_approved_starttls_excepted_stay_quiet() {
     assert_locked_in_6_of_6(beacon);
     assert_eq!(m["alert"]["signature_id"], 1509002);
 
-    // One HTTP session on 8080 from Safari in the foreground.
+    // One HTTP session on 8080 from Safari in the foreground: its CFNetwork User-Agent names it.
     let web = alerts_for(&alerts, WEB_IP, 8080);
     assert_eq!(web.len(), 1, "{web:#?}");
     let w = web[0];
     assert_eq!(w["app_proto"], "http");
     assert_eq!(w["portolan"]["app"]["bundle_id"], SAFARI);
     assert_eq!(w["portolan"]["app"]["role"], "browser");
-    assert_eq!(w["portolan"]["app"]["attribution"], "foreground_app");
+    assert_eq!(w["portolan"]["app"]["attribution"], "user_agent");
     assert_eq!(w["portolan"]["device_state"]["app_state"], "foreground");
     assert_eq!(w["portolan"]["persistence"]["sessions"], 1);
 

@@ -1,10 +1,21 @@
 //! Attribution: which device sent a flow, and which app (and role) on it.
 //!
 //! Owns: the index of network identities over time (inventory IPs and DHCP leases joined through
-//! Wi-Fi MACs), the cache of DNS answers, and the rules that turn a source address, a server name
-//! (TLS SNI, QUIC SNI, HTTP Host, or an earlier DNS answer for the server address) and the device's
-//! reported foreground app into a device, a bundle ID and a role — each with the method used and a
-//! confidence in 0..=1.
+//! Wi-Fi MACs), the cache of DNS answers, and the evidence fusion that names the app behind a
+//! flow — or abstains. A source address gives a device; the app comes from evidence weighed
+//! against the [`AppCatalogue`] and the device's own app list:
+//!
+//! | evidence | says | default confidence when it singles out one app |
+//! | --- | --- | --- |
+//! | HTTP `User-Agent` (catalogue token, browser marker, or a CFNetwork agent naming an installed app's executable) | this app | 0.97 (0.9 for an executable-name match) |
+//! | TLS SNI / QUIC SNI / HTTP Host / earlier DNS answer against the catalogue's domains | one of these apps (plus installed browsers for a `web` name) | 0.95 / 0.95 / 0.9 / 0.85 |
+//! | the protocol (`imap`, `smtp`, `ssh`, `ntp` ...) | one of the apps that speak it from a device | 0.9 |
+//! | the device's app list (supervised devices list every app) | only apps on the device; iOS system components always are | — (narrows) |
+//! | the foreground app at the time | weak: only ranks candidates | 0.3 |
+//!
+//! A candidate below `app_threshold` (default 0.7) is not named: the alert says "app unknown";
+//! when every remaining candidate belongs to one role the role's baseline applies, else the
+//! device default baseline. Each attribution carries its candidates and evidence.
 //! Must not: judge baselines or score; it only says who, how sure, and how it knows.
 
 use std::collections::HashMap;
@@ -12,8 +23,9 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::app_catalogue::{AppCatalogue, UserAgentClaim};
 use crate::inventory::kea_leases::Lease;
-use crate::inventory::Device;
+use crate::inventory::{Device, ManagedApp};
 use crate::observation::{DnsAnswer, FlowObservation, NameSource};
 use crate::roles::RoleSet;
 
@@ -25,18 +37,32 @@ pub struct AttributionConfig {
     pub dns_max_age_s: i64,
     /// DNS cache size bound, entries (default: 200 000).
     pub dns_cache_capacity: usize,
-    /// Confidence of an app named by TLS SNI (default: 0.9).
+    /// Confidence of an app singled out by TLS SNI (default: 0.95).
     pub tls_sni_confidence: f64,
-    /// Confidence of an app named by QUIC SNI (default: 0.9).
+    /// Confidence of an app singled out by QUIC SNI (default: 0.95).
     pub quic_sni_confidence: f64,
-    /// Confidence of an app named by HTTP Host (default: 0.8).
+    /// Confidence of an app singled out by HTTP Host (default: 0.9).
     pub http_host_confidence: f64,
-    /// Confidence of an app named by an earlier DNS answer (default: 0.7).
+    /// Confidence of an app singled out by an earlier DNS answer (default: 0.85).
     pub dns_answer_confidence: f64,
-    /// Confidence of an app taken from the device's reported foreground app (default: 0.3).
+    /// Confidence of an app singled out by the protocol (default: 0.9).
+    pub app_protocol_confidence: f64,
+    /// Confidence of an app named by a catalogue User-Agent token or browser marker (default:
+    /// 0.97).
+    pub user_agent_confidence: f64,
+    /// Confidence of an app whose executable name a CFNetwork User-Agent carries (default: 0.9).
+    pub user_agent_executable_confidence: f64,
+    /// Confidence the device's reported foreground app gives a candidate (default: 0.3: weak
+    /// evidence that only ranks candidates and never names an app alone).
     pub foreground_app_confidence: f64,
-    /// Factor when the role is known but the bundle is not unique or not managed (default: 0.6).
+    /// Factor on the confidence of a role known without its app (default: 0.6).
     pub unresolved_bundle_factor: f64,
+    /// An app is named only at or above this confidence; below it the alert says "app unknown"
+    /// (default: 0.7).
+    pub app_threshold: f64,
+    /// App catalogue file replacing the shipped one (default: none, the shipped
+    /// `control/data/app_catalogue.toml`).
+    pub app_catalogue: Option<std::path::PathBuf>,
     /// Confidence of a device found through a DHCP lease covering the time (default: 0.95).
     pub lease_confidence: f64,
     /// Confidence of a device found through its inventory IP at the time (default: 0.85).
@@ -50,12 +76,17 @@ impl Default for AttributionConfig {
         AttributionConfig {
             dns_max_age_s: 3600,
             dns_cache_capacity: 200_000,
-            tls_sni_confidence: 0.9,
-            quic_sni_confidence: 0.9,
-            http_host_confidence: 0.8,
-            dns_answer_confidence: 0.7,
+            tls_sni_confidence: 0.95,
+            quic_sni_confidence: 0.95,
+            http_host_confidence: 0.9,
+            dns_answer_confidence: 0.85,
+            app_protocol_confidence: 0.9,
+            user_agent_confidence: 0.97,
+            user_agent_executable_confidence: 0.9,
             foreground_app_confidence: 0.3,
             unresolved_bundle_factor: 0.6,
+            app_threshold: 0.7,
+            app_catalogue: None,
             lease_confidence: 0.95,
             inventory_ip_confidence: 0.85,
             inventory_ip_nearest_confidence: 0.6,
@@ -131,6 +162,10 @@ pub enum AppMethod {
     DnsAnswer,
     /// The device reported this app in the foreground at the time.
     ForegroundApp,
+    /// The HTTP User-Agent named the app.
+    UserAgent,
+    /// Only the listed apps speak the protocol from a device.
+    AppProtocol,
     /// No app could be named.
     None,
 }
@@ -144,6 +179,8 @@ impl AppMethod {
             AppMethod::HttpHost => "http_host",
             AppMethod::DnsAnswer => "dns_answer",
             AppMethod::ForegroundApp => "foreground_app",
+            AppMethod::UserAgent => "user_agent",
+            AppMethod::AppProtocol => "app_protocol",
             AppMethod::None => "none",
         }
     }
@@ -166,6 +203,34 @@ pub struct AppAttribution {
     pub confidence: f64,
     /// Whether the MDM lists the app as managed on this device (`None`: unknown).
     pub app_managed: Option<bool>,
+    /// The apps that may have made the flow, most likely first, with their confidence (the
+    /// named app, if any, is the first).
+    #[serde(default)]
+    pub candidates: Vec<AppCandidate>,
+    /// What the attribution saw and what each piece said.
+    #[serde(default)]
+    pub evidence: Vec<AppEvidence>,
+}
+
+/// An app that may have made a flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppCandidate {
+    /// Bundle ID.
+    pub bundle_id: String,
+    /// 0..=1.
+    pub confidence: f64,
+}
+
+/// One piece of evidence about the app behind a flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppEvidence {
+    /// `user_agent`, `tls_sni`, `quic_sni`, `http_host`, `dns_answer`, `app_protocol`,
+    /// `device_apps`, `foreground_app` or `role_domain`.
+    pub kind: String,
+    /// The value seen (a name, an agent, a protocol, a bundle ID).
+    pub value: String,
+    /// The apps it points to (or, for `device_apps`, the candidates it left).
+    pub apps: Vec<String>,
 }
 
 impl AppAttribution {
@@ -178,8 +243,55 @@ impl AppAttribution {
             method: AppMethod::None,
             confidence: 0.0,
             app_managed: None,
+            candidates: Vec::new(),
+            evidence: Vec::new(),
         }
     }
+}
+
+/// An app status under which the app is on the device.
+fn installed(app: &ManagedApp) -> bool {
+    !matches!(
+        app.status.as_str(),
+        "managed_but_uninstalled" | "failed" | "not_installed" | "uninstalled" | "removed"
+    )
+}
+
+/// Whether `bundle_id` may be on `device`: system components always are; an app the device
+/// lists is when its status says installed; an app it does not list is not on a supervised
+/// device (whose MDM lists every app), and may be on others (User Enrollment and unsupervised
+/// devices report managed apps only). Without a device, anything may be.
+fn may_be_on(catalogue: &AppCatalogue, device: Option<&Device>, bundle_id: &str) -> bool {
+    if catalogue.is_system_app(bundle_id) {
+        return true;
+    }
+    match device {
+        None => true,
+        Some(d) => match d.app(bundle_id) {
+            Some(a) => installed(a),
+            None => !d.supervised,
+        },
+    }
+}
+
+/// The one installed app whose executable a CFNetwork agent names: the display name without
+/// spaces, or the bundle ID's last component, compared without regard to case.
+fn app_by_executable<'a>(device: Option<&'a Device>, executable: &str) -> Option<&'a ManagedApp> {
+    let exe = executable.replace("%20", "").to_ascii_lowercase();
+    let d = device?;
+    let mut hits = d.apps.iter().filter(|a| {
+        installed(a)
+            && (a
+                .name
+                .as_deref()
+                .is_some_and(|n| n.replace(' ', "").to_ascii_lowercase() == exe)
+                || a.bundle_id
+                    .rsplit('.')
+                    .next()
+                    .is_some_and(|last| last.to_ascii_lowercase() == exe))
+    });
+    let first = hits.next()?;
+    hits.next().is_none().then_some(first)
 }
 
 #[derive(Debug, Clone)]
@@ -336,16 +448,19 @@ impl AttributionIndex {
             .map(|e| e.name.as_str())
     }
 
-    /// Names the app and role behind `obs` on `device` (if known). `foreground_bundle` is the
-    /// app the device reported in the foreground at the time (only passed while unlocked).
+    /// Names the app and role behind `obs` on `device` (if known), or abstains: see the module
+    /// documentation for the evidence and how it is weighed. `foreground_bundle` is the app the
+    /// device reported in the foreground at the time (only passed while unlocked).
     pub fn attribute_app(
         &self,
         roles: &RoleSet,
+        catalogue: &AppCatalogue,
         obs: &FlowObservation,
         device: Option<&Device>,
         foreground_bundle: Option<&str>,
         cfg: &AttributionConfig,
     ) -> AppAttribution {
+        let mut evidence: Vec<AppEvidence> = Vec::new();
         let named = obs
             .server_name()
             .map(|(name, src)| {
@@ -366,69 +481,242 @@ impl AttributionIndex {
                         )
                     })
             });
-        if let Some((name, method, conf)) = &named {
-            if let Some((role, domain)) = roles.role_for_domain(name) {
-                let (bundle_id, app_managed, factor) = match device {
-                    Some(d) => {
-                        let in_role: Vec<_> = d
-                            .apps
-                            .iter()
-                            .filter(|a| role.has_bundle(&a.bundle_id))
-                            .collect();
-                        let managed: Vec<_> = in_role.iter().filter(|a| a.is_managed()).collect();
-                        match (managed.as_slice(), in_role.as_slice()) {
-                            ([one], _) => (Some(one.bundle_id.clone()), Some(true), 1.0),
-                            (many, _) if many.len() > 1 => {
-                                match many
-                                    .iter()
-                                    .find(|a| Some(a.bundle_id.as_str()) == foreground_bundle)
-                                {
-                                    Some(fg) => (Some(fg.bundle_id.clone()), Some(true), 1.0),
-                                    None => (None, Some(true), cfg.unresolved_bundle_factor),
-                                }
-                            }
-                            (_, [first, ..]) => (
-                                Some(first.bundle_id.clone()),
-                                Some(false),
-                                cfg.unresolved_bundle_factor,
-                            ),
-                            _ => (None, Some(false), cfg.unresolved_bundle_factor),
-                        }
-                    }
-                    None => {
-                        let single = match role.bundle_ids.as_slice() {
-                            [one] if !one.ends_with('*') => Some(one.clone()),
-                            _ => None,
-                        };
-                        (single, None, cfg.unresolved_bundle_factor)
-                    }
-                };
-                return AppAttribution {
-                    bundle_id,
-                    role: Some(role.name.clone()),
-                    server_name: Some(name.clone()),
-                    matched_domain: Some(domain.to_string()),
-                    method: *method,
-                    confidence: conf * factor,
-                    app_managed,
-                };
+        let server_name = named.as_ref().map(|(n, _, _)| n.clone());
+        let app_managed = |b: &str| device.map(|d| d.app(b).is_some_and(ManagedApp::is_managed));
+        let finish = |bundle: String,
+                      method: AppMethod,
+                      confidence: f64,
+                      matched_domain: Option<String>,
+                      mut candidates: Vec<AppCandidate>,
+                      evidence: Vec<AppEvidence>| {
+            candidates.retain(|c| c.bundle_id != bundle);
+            candidates.insert(
+                0,
+                AppCandidate {
+                    bundle_id: bundle.clone(),
+                    confidence,
+                },
+            );
+            AppAttribution {
+                role: roles.role_for_bundle(&bundle).map(|r| r.name.clone()),
+                app_managed: app_managed(&bundle),
+                bundle_id: Some(bundle),
+                server_name: server_name.clone(),
+                matched_domain,
+                method,
+                confidence,
+                candidates,
+                evidence,
+            }
+        };
+
+        // 1. The User-Agent names the app outright.
+        if let Some(ua) = obs.user_agent() {
+            let claim = catalogue.user_agent_claim(ua);
+            let hit = match &claim {
+                Some(UserAgentClaim::Listed(b)) | Some(UserAgentClaim::Browser(b)) => {
+                    Some((b.clone(), cfg.user_agent_confidence))
+                }
+                Some(UserAgentClaim::Executable(exe)) => app_by_executable(device, exe)
+                    .map(|a| (a.bundle_id.clone(), cfg.user_agent_executable_confidence)),
+                None => None,
+            };
+            evidence.push(AppEvidence {
+                kind: "user_agent".into(),
+                value: ua.chars().take(256).collect(),
+                apps: hit.iter().map(|(b, _)| b.clone()).collect(),
+            });
+            if let Some((bundle, conf)) = hit {
+                if may_be_on(catalogue, device, &bundle) && conf >= cfg.app_threshold {
+                    return finish(
+                        bundle,
+                        AppMethod::UserAgent,
+                        conf,
+                        None,
+                        Vec::new(),
+                        evidence,
+                    );
+                }
             }
         }
-        let server_name = named.map(|(n, _, _)| n);
+
+        // 2. The server name and the protocol give a candidate set.
+        let mut candidates: Vec<String> = Vec::new();
+        let mut method = AppMethod::None;
+        let mut base = 0.0;
+        let mut matched_domain = None;
+        let mut from_catalogue = false;
+        if let Some((name, m, conf)) = &named {
+            if let Some(entry) = catalogue.domain(name) {
+                candidates = entry.apps.clone();
+                if entry.web {
+                    candidates.extend(catalogue.browser_ids().map(str::to_string));
+                }
+                evidence.push(AppEvidence {
+                    kind: m.as_str().into(),
+                    value: name.clone(),
+                    apps: candidates.clone(),
+                });
+                method = *m;
+                base = *conf;
+                matched_domain = Some(entry.suffix.clone());
+                from_catalogue = true;
+            }
+        }
+        if let Some(entry) = catalogue.protocol(&obs.app_proto) {
+            evidence.push(AppEvidence {
+                kind: "app_protocol".into(),
+                value: entry.app_proto.clone(),
+                apps: entry.apps.clone(),
+            });
+            if !from_catalogue {
+                candidates = entry.apps.clone();
+                method = AppMethod::AppProtocol;
+                base = cfg.app_protocol_confidence;
+                from_catalogue = true;
+            } else {
+                let both: Vec<String> = candidates
+                    .iter()
+                    .filter(|c| entry.apps.contains(c))
+                    .cloned()
+                    .collect();
+                if !both.is_empty() {
+                    candidates = both;
+                }
+            }
+        }
+        let mut seen = Vec::new();
+        candidates.retain(|c| {
+            let keep = !seen.contains(c) && may_be_on(catalogue, device, c);
+            seen.push(c.clone());
+            keep
+        });
+        if from_catalogue && device.is_some() {
+            evidence.push(AppEvidence {
+                kind: "device_apps".into(),
+                value: device.map_or_else(String::new, |d| d.udid.clone()),
+                apps: candidates.clone(),
+            });
+        }
         if let Some(fg) = foreground_bundle {
-            if let Some(role) = roles.role_for_bundle(fg) {
+            evidence.push(AppEvidence {
+                kind: "foreground_app".into(),
+                value: fg.to_string(),
+                apps: vec![fg.to_string()],
+            });
+        }
+        let ranked = |cands: &[String]| -> Vec<AppCandidate> {
+            let share = if cands.is_empty() {
+                0.0
+            } else {
+                base / cands.len() as f64
+            };
+            let mut out: Vec<AppCandidate> = cands
+                .iter()
+                .map(|b| AppCandidate {
+                    bundle_id: b.clone(),
+                    confidence: if Some(b.as_str()) == foreground_bundle {
+                        share.max(cfg.foreground_app_confidence)
+                    } else {
+                        share
+                    },
+                })
+                .collect();
+            out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+            out
+        };
+        if from_catalogue {
+            if let [only] = candidates.as_slice() {
+                if base >= cfg.app_threshold {
+                    return finish(
+                        only.clone(),
+                        method,
+                        base,
+                        matched_domain,
+                        Vec::new(),
+                        evidence,
+                    );
+                }
+            }
+            // Several apps (or none) fit: no app is named. When they all share one role, its
+            // baseline still applies.
+            let shared_role = {
+                let mut role_names = candidates
+                    .iter()
+                    .map(|b| roles.role_for_bundle(b).map(|r| r.name.clone()));
+                match role_names.next() {
+                    Some(Some(first)) if role_names.all(|r| r.as_deref() == Some(&first)) => {
+                        Some(first)
+                    }
+                    _ => None,
+                }
+            };
+            return AppAttribution {
+                bundle_id: None,
+                confidence: if shared_role.is_some() {
+                    base * cfg.unresolved_bundle_factor
+                } else {
+                    0.0
+                },
+                role: shared_role,
+                server_name,
+                matched_domain,
+                method: if candidates.is_empty() {
+                    AppMethod::None
+                } else {
+                    method
+                },
+                app_managed: None,
+                candidates: ranked(&candidates),
+                evidence,
+            };
+        }
+
+        // 3. Not in the catalogue: the roles file's domains name a role, never an app.
+        if let Some((name, m, conf)) = &named {
+            if let Some((role, domain)) = roles.role_for_domain(name) {
+                evidence.push(AppEvidence {
+                    kind: "role_domain".into(),
+                    value: name.clone(),
+                    apps: Vec::new(),
+                });
                 return AppAttribution {
-                    bundle_id: Some(fg.to_string()),
+                    bundle_id: None,
                     role: Some(role.name.clone()),
                     server_name,
-                    matched_domain: None,
-                    method: AppMethod::ForegroundApp,
-                    confidence: cfg.foreground_app_confidence,
-                    app_managed: device.map(|d| d.app(fg).is_some_and(|a| a.is_managed())),
+                    matched_domain: Some(domain.to_string()),
+                    method: *m,
+                    confidence: conf * cfg.unresolved_bundle_factor,
+                    app_managed: None,
+                    candidates: Vec::new(),
+                    evidence,
                 };
             }
         }
-        AppAttribution::none(server_name)
+
+        // 4. Only the foreground app is left: weak evidence, named only if the threshold
+        //    allows it (by default it does not).
+        let mut out = AppAttribution::none(server_name.clone());
+        if let Some(fg) = foreground_bundle {
+            if may_be_on(catalogue, device, fg) {
+                if cfg.foreground_app_confidence >= cfg.app_threshold {
+                    return finish(
+                        fg.to_string(),
+                        AppMethod::ForegroundApp,
+                        cfg.foreground_app_confidence,
+                        None,
+                        Vec::new(),
+                        evidence,
+                    );
+                }
+                out.candidates.push(AppCandidate {
+                    bundle_id: fg.to_string(),
+                    confidence: cfg.foreground_app_confidence,
+                });
+            }
+        }
+        out.evidence = evidence;
+        out
     }
 }
 
@@ -527,5 +815,213 @@ mod tests {
         );
         let late = 2_000_000 + (cfg.dns_max_age_s + 1) * 1_000_000;
         assert_eq!(idx.dns_name_for(me, server, late, &cfg), None, "too old");
+    }
+}
+
+#[cfg(test)]
+mod fusion_tests {
+    use super::*;
+    use crate::inventory::{InventorySource, Ownership};
+
+    fn app(bundle: &str, name: &str, status: &str) -> ManagedApp {
+        ManagedApp {
+            bundle_id: bundle.into(),
+            name: Some(name.into()),
+            version: None,
+            status: status.into(),
+        }
+    }
+
+    fn device(supervised: bool, apps: Vec<ManagedApp>) -> Device {
+        Device {
+            udid: "U1".into(),
+            serial_number: None,
+            name: None,
+            model: None,
+            model_identifier: None,
+            os_name: None,
+            os_version: None,
+            supervised,
+            managed: true,
+            ownership: Ownership::Institutional,
+            wifi_mac: None,
+            ip_address: None,
+            ipv6_addresses: Vec::new(),
+            user: None,
+            reported_at_us: None,
+            source: InventorySource::JamfPro,
+            apps,
+        }
+    }
+
+    fn obs(app_proto: &str, sni: Option<&str>, ua: Option<&str>) -> FlowObservation {
+        FlowObservation {
+            flow_id: 1,
+            community_id: None,
+            start_us: 1_000_000,
+            end_us: 2_000_000,
+            src_ip: "10.0.0.5".parse().unwrap(),
+            src_port: 50_000,
+            dest_ip: "198.51.100.9".parse().unwrap(),
+            dest_port: 8443,
+            transport: "TCP".into(),
+            app_proto: app_proto.into(),
+            indicators: Vec::new(),
+            sni: sni.map(str::to_string),
+            http_host: None,
+            quic_sni: None,
+            tls: None,
+            http: ua.map(|u| serde_json::json!({ "http_user_agent": u })),
+            pkts_toserver: 1,
+            pkts_toclient: 1,
+            bytes_toserver: 1,
+            bytes_toclient: 1,
+            port_mismatch: None,
+            starttls: false,
+        }
+    }
+
+    fn attribute(o: &FlowObservation, d: Option<&Device>, fg: Option<&str>) -> AppAttribution {
+        AttributionIndex::default().attribute_app(
+            &RoleSet::shipped_defaults().unwrap(),
+            &AppCatalogue::shipped().unwrap(),
+            o,
+            d,
+            fg,
+            &AttributionConfig::default(),
+        )
+    }
+
+    const MAIL: &str = "com.apple.mobilemail";
+    const OUTLOOK: &str = "com.microsoft.Office.Outlook";
+
+    #[test]
+    fn a_shared_name_with_both_apps_installed_abstains_but_keeps_the_shared_role() {
+        let d = device(
+            true,
+            vec![
+                app(MAIL, "Mail", "unmanaged"),
+                app(OUTLOOK, "Microsoft Outlook", "managed"),
+            ],
+        );
+        let a = attribute(
+            &obs("tls", Some("outlook.office365.com"), None),
+            Some(&d),
+            Some(OUTLOOK),
+        );
+        assert_eq!(
+            a.bundle_id, None,
+            "the managed app is not picked by default"
+        );
+        assert_eq!(a.role.as_deref(), Some("mail"), "both are mail clients");
+        assert_eq!(a.candidates.len(), 2);
+        assert_eq!(
+            a.candidates[0].bundle_id, OUTLOOK,
+            "the foreground app ranks first, below the threshold"
+        );
+        assert!(a.candidates[0].confidence < AttributionConfig::default().app_threshold);
+        // Outlook removed from the device: the same name now singles out Mail.
+        let d = device(true, vec![app(MAIL, "Mail", "unmanaged")]);
+        let a = attribute(
+            &obs("tls", Some("outlook.office365.com"), None),
+            Some(&d),
+            None,
+        );
+        assert_eq!(a.bundle_id.as_deref(), Some(MAIL));
+        assert_eq!(a.method, AppMethod::TlsSni);
+        assert!(a.evidence.iter().any(|e| e.kind == "device_apps"));
+    }
+
+    #[test]
+    fn the_protocol_separates_apps_sharing_a_mail_server() {
+        let d = device(
+            true,
+            vec![
+                app(MAIL, "Mail", "unmanaged"),
+                app(OUTLOOK, "Microsoft Outlook", "managed"),
+            ],
+        );
+        let a = attribute(
+            &obs("imap", Some("imap.mail.example.com"), None),
+            Some(&d),
+            Some(OUTLOOK),
+        );
+        assert_eq!(a.bundle_id.as_deref(), Some(MAIL), "{a:?}");
+        assert_eq!(a.role.as_deref(), Some("mail"));
+    }
+
+    #[test]
+    fn the_user_agent_names_the_app_and_the_device_list_is_a_constraint() {
+        let d = device(
+            true,
+            vec![app("com.example.notes", "Acme Notes", "managed")],
+        );
+        let a = attribute(
+            &obs(
+                "http",
+                None,
+                Some("AcmeNotes/3.1 CFNetwork/1490.0.4 Darwin/23.2.0"),
+            ),
+            Some(&d),
+            None,
+        );
+        assert_eq!(a.bundle_id.as_deref(), Some("com.example.notes"));
+        assert_eq!(a.method, AppMethod::UserAgent);
+        // Outlook's token, but Outlook is not on this supervised device: not named.
+        let a = attribute(
+            &obs("http", None, Some("Outlook-iOS/723.4 (4.2350.0)")),
+            Some(&d),
+            None,
+        );
+        assert_eq!(a.bundle_id, None);
+        // On an unsupervised (User Enrollment) device the MDM lists managed apps only, so an
+        // unlisted app may still be there.
+        let byod = device(false, Vec::new());
+        let a = attribute(
+            &obs("http", None, Some("Outlook-iOS/723.4 (4.2350.0)")),
+            Some(&byod),
+            None,
+        );
+        assert_eq!(a.bundle_id.as_deref(), Some(OUTLOOK));
+    }
+
+    #[test]
+    fn the_foreground_app_alone_never_names_an_app() {
+        let d = device(
+            true,
+            vec![app("com.apple.mobilesafari", "Safari", "unmanaged")],
+        );
+        let a = attribute(
+            &obs("tls", Some("unknown.example.net"), None),
+            Some(&d),
+            Some("com.apple.mobilesafari"),
+        );
+        assert_eq!(a.bundle_id, None);
+        assert_eq!(a.role, None);
+        assert_eq!(a.method, AppMethod::None);
+        assert_eq!(a.candidates.len(), 1, "kept as a weak candidate");
+    }
+
+    #[test]
+    fn a_web_name_with_two_browsers_abstains_and_one_browser_is_named() {
+        let two = device(
+            true,
+            vec![
+                app("com.apple.mobilesafari", "Safari", "unmanaged"),
+                app("com.google.chrome.ios", "Google Chrome", "unmanaged"),
+            ],
+        );
+        let o = obs("tls", Some("portal.example-crm.com"), None);
+        let a = attribute(&o, Some(&two), None);
+        assert_eq!(a.bundle_id, None);
+        assert_eq!(a.role.as_deref(), Some("browser"), "both are browsers");
+        let one = device(
+            true,
+            vec![app("com.apple.mobilesafari", "Safari", "unmanaged")],
+        );
+        assert_eq!(
+            attribute(&o, Some(&one), None).bundle_id.as_deref(),
+            Some("com.apple.mobilesafari")
+        );
     }
 }

@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use crate::alert::{
     Alert, AlertActivity, BaselineContext, DeviceContext, PersistenceContext, SignatureCatalogue,
 };
+use crate::app_catalogue::{AppCatalogue, AppCatalogueError};
 use crate::attribution::{AttributionConfig, AttributionIndex};
 use crate::audit::{AuditAction, AuditEntry, AuditError};
 use crate::device_state::{
@@ -141,6 +142,9 @@ pub enum ControlError {
     /// An operator act without actor or reason.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The app catalogue.
+    #[error(transparent)]
+    AppCatalogue(#[from] AppCatalogueError),
     /// A tunable out of its range (names the field).
     #[error(transparent)]
     Setting(#[from] crate::settings::InvalidSetting),
@@ -182,6 +186,7 @@ pub struct ControlPlane {
     /// `registry` came from the roles file's `[registry]` table (replaced with the roles).
     registry_from_roles: bool,
     index: AttributionIndex,
+    catalogue: AppCatalogue,
     devices: HashMap<String, Device>,
     serial_to_udid: HashMap<String, String>,
     states: DeviceStateTimeline,
@@ -275,6 +280,10 @@ impl ControlPlane {
             .file_registry()
             .cloned()
             .map(|r| Box::new(r) as Box<dyn PortRegistry>);
+        let catalogue = match &config.attribution.app_catalogue {
+            Some(path) => AppCatalogue::load(path)?,
+            None => AppCatalogue::shipped()?,
+        };
         let mut engine = ControlPlane {
             store,
             base_roles,
@@ -284,6 +293,7 @@ impl ControlPlane {
             registry_from_roles: registry.is_some(),
             registry,
             index: AttributionIndex::default(),
+            catalogue,
             devices: HashMap::new(),
             serial_to_udid: HashMap::new(),
             states: DeviceStateTimeline::default(),
@@ -623,9 +633,14 @@ impl ControlPlane {
             Some(LockState::Locked) => None,
             _ => general.foreground_bundle_id.as_deref(),
         };
-        let app = self
-            .index
-            .attribute_app(&self.roles, obs, device, foreground, &cfg.attribution);
+        let app = self.index.attribute_app(
+            &self.roles,
+            &self.catalogue,
+            obs,
+            device,
+            foreground,
+            &cfg.attribution,
+        );
         let state = self
             .states
             .state_at(&key_refs, at, app.bundle_id.as_deref());

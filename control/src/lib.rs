@@ -5,7 +5,7 @@
 //! DET0706 / AN1828.
 //!
 //! Owns: MDM inventory import ([`inventory`]), roles, baselines and exceptions ([`roles`]),
-//! attribution ([`attribution`]), device state ([`device_state`]), findings and scoring
+//! the app catalogue ([`app_catalogue`]), attribution ([`attribution`]), device state ([`device_state`]), findings and scoring
 //! ([`findings`], [`scoring`]), learning ([`learning`]), the audit trail ([`audit`]), the SQLite
 //! store ([`store`]), alert output ([`output`]) and the engine that ties them ([`engine`]).
 //! Must not: depend on the dataplane crates — its input is [`observation::FlowObservation`],
@@ -51,6 +51,7 @@
 //! ```
 
 pub mod alert;
+pub mod app_catalogue;
 pub mod attribution;
 pub mod audit;
 pub mod device_state;

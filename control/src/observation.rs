@@ -308,6 +308,16 @@ impl FlowObservation {
             .or_else(|| pick(&self.http_host, NameSource::HttpHost))
     }
 
+    /// The HTTP `User-Agent` the client sent (`http.http_user_agent`), if any.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.http
+            .as_ref()
+            .and_then(|h| h.get("http_user_agent"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+
     /// True when the dataplane identified a protocol.
     pub fn is_classified(&self) -> bool {
         !(self.app_proto.is_empty() || self.app_proto == "unknown" || self.app_proto == "failed")

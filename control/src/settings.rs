@@ -187,6 +187,16 @@ pub fn validate(cfg: &ControlConfig) -> Result<(), InvalidSetting> {
             "attribution.inventory_ip_nearest_confidence",
             a.inventory_ip_nearest_confidence,
         ),
+        (
+            "attribution.app_protocol_confidence",
+            a.app_protocol_confidence,
+        ),
+        ("attribution.user_agent_confidence", a.user_agent_confidence),
+        (
+            "attribution.user_agent_executable_confidence",
+            a.user_agent_executable_confidence,
+        ),
+        ("attribution.app_threshold", a.app_threshold),
     ] {
         real(field, value, 0.0, 1.0)?;
     }

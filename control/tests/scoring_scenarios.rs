@@ -44,7 +44,8 @@ fn mail_beacon(cp: &mut ControlPlane, sessions: i64) -> Vec<Alert> {
     alerts
 }
 
-/// One HTTP session to 8080 from the iPad while Safari is in the foreground.
+/// One HTTP session to 8080 from the iPad while Safari is in the foreground, with Safari's
+/// User-Agent.
 fn browser_session(cp: &mut ControlPlane) -> Vec<Alert> {
     let mut f = flow(
         "10.10.0.22",
@@ -56,7 +57,7 @@ fn browser_session(cp: &mut ControlPlane) -> Vec<Alert> {
     );
     f.http_host = Some("intranet-tools.example.org:8080".to_string());
     f.http = Some(
-        json!({"hostname": "intranet-tools.example.org", "url": "/status", "http_method": "GET", "http_user_agent": "Mozilla/5.0 (iPad; CPU OS 17_3 like Mac OS X)"}),
+        json!({"hostname": "intranet-tools.example.org", "url": "/status", "http_method": "GET", "http_user_agent": "Mozilla/5.0 (iPad; CPU OS 17_3 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.3 Mobile/15E148 Safari/604.1"}),
     );
     f.port_mismatch = Some(true);
     cp.ingest_flow(&f).unwrap()
@@ -77,7 +78,11 @@ fn locked_background_mail_beacon_outranks_a_foreground_browser_session() {
     let b = &browser_alerts[0];
     assert_eq!(b.device.udid.as_deref(), Some(IPAD));
     assert_eq!(b.app.bundle_id.as_deref(), Some("com.apple.mobilesafari"));
-    assert_eq!(b.app.method.as_str(), "foreground_app");
+    assert_eq!(
+        b.app.method.as_str(),
+        "user_agent",
+        "Safari's own agent names it; the foreground app alone would not"
+    );
     assert_eq!(b.kind, ViolationKind::RoleBaseline);
     assert_eq!(b.severity, Severity::Low);
     assert!(

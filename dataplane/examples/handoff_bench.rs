@@ -36,6 +36,7 @@ fn event(i: u64) -> FlowEvent {
         tls_version: None,
         dns_answers: None,
         dns_answer_only: false,
+        user_agent: None,
     }
 }
 

@@ -299,6 +299,10 @@ impl ClassifyObserver {
                 c.dns_answers().map(|a| Box::new(*a))
             },
             dns_answer_only: false,
+            user_agent: c
+                .http()
+                .and_then(|h| h.http_user_agent.as_deref())
+                .map(Box::from),
         }
     }
 }

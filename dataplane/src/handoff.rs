@@ -99,14 +99,17 @@ pub struct FlowEvent {
     /// flow's endpoints and `dns_answers` only; it is not a finished flow (not judged, not
     /// counted among flow events), and the flow's own event follows when it ends.
     pub dns_answer_only: bool,
+    /// An HTTP flow's `User-Agent` (iOS `CFNetwork` agents name the app's executable), for app
+    /// attribution; built once per flow, like the server name.
+    pub user_agent: Option<Box<str>>,
 }
 
 impl FlowEvent {
     /// The event as a Suricata-style EVE `flow` record (the fields the control plane's
     /// `FlowObservation::from_eve_flow` reads: 5-tuple, times, counters, `app_proto`,
-    /// `tls.sni` / `tls.version` / `quic.sni` / `http.hostname`, `community_id`, and Portolan's own
-    /// `portolan.port_mismatch` and `portolan.indicators` with `starttls`), in the shapes
-    /// Suricata's EVE schema gives those fields.
+    /// `tls.sni` / `tls.version` / `quic.sni` / `http.hostname` / `http.http_user_agent`,
+    /// `community_id`, and Portolan's own `portolan.port_mismatch` and `portolan.indicators` with
+    /// `starttls`), in the shapes Suricata's EVE schema gives those fields.
     pub fn to_eve_json(&self) -> Value {
         let ts = portolan_flow::eve::format_eve_timestamp;
         let mut rec = Map::new();
@@ -151,6 +154,11 @@ impl FlowEvent {
                 NameSource::HttpHost => ("http", "hostname"),
             };
             rec.insert(object.into(), json!({ key: &**name }));
+        }
+        if let Some(ua) = &self.user_agent {
+            if let Value::Object(http) = rec.entry("http").or_insert_with(|| json!({})) {
+                http.insert("http_user_agent".into(), json!(&**ua));
+            }
         }
         if let Some(v) = &self.tls_version {
             if let Value::Object(tls) = rec.entry("tls").or_insert_with(|| json!({})) {
@@ -532,6 +540,7 @@ mod tests {
             tls_version: Some("TLS 1.3".into()),
             dns_answers: None,
             dns_answer_only: false,
+            user_agent: None,
         }
     }
 

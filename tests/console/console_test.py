@@ -316,6 +316,8 @@ def main():
         page.goto(d.url + f"/ui/#/device/{xss_udid}")
         page.wait_for_selector("#device-title")
         assert page.text_content("#device-title") == X.NAME_PAYLOAD
+        assert "object HTMLElement" not in page.text_content("#view")
+        assert page.eval_on_selector_all("dl.kv dt", "ds => ds.length") >= 10
         page.screenshot(path=os.path.join(SHOTS, "device.png"), full_page=True)
         assert page.evaluate("document.querySelectorAll('img[src=x], main script, #view b').length") == 0
         assert not script_dialogs, script_dialogs

@@ -123,6 +123,8 @@ pub fn to_eve(alert: &Alert) -> Value {
                 "matched_domain": opt(&alert.app.matched_domain),
                 "attribution": alert.app.method.as_str(),
                 "confidence": alert.app.confidence,
+                "candidates": alert.app.candidates,
+                "evidence": alert.app.evidence,
             },
             "baseline": {
                 "role": alert.baseline.role,
