@@ -690,6 +690,10 @@ pub async fn exception_retro_impact(
     };
     let to = parse_time(q.until.as_deref(), "until")?.unwrap_or_else(now_us);
     let from = to.saturating_sub(i64::from(days) * 24 * 3600 * 1_000_000);
+    // The draft is checked as `POST /exceptions` checks it, so a count is never given for an
+    // exception that could not be saved.
+    required_text(Some(&input.reason), "reason", MAX_NOTE)?;
+    required_text(Some(&input.owner), "owner", 256)?;
     let rule = exception_rule(&input)?;
     rule.validate(std::path::Path::new("(api)"))
         .map_err(|e| match e {
