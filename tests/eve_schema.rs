@@ -93,29 +93,7 @@ fn sample_run_records_match_suricatas_schema() {
 fn synthetic_run_records_match_suricatas_schema() {
     let schema = EveSchema::load();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cap, inv, states) = (
-        dir.path().join("synth.pcap"),
-        dir.path().join("inventory.json"),
-        dir.path().join("states.jsonl"),
-    );
-    let out = portolan(&[
-        "synth",
-        "--output",
-        s(&cap),
-        "--seed",
-        "14",
-        "--devices",
-        "20",
-        "--flows",
-        "1500",
-        "--nonstandard-share",
-        "0.2",
-        "--inventory",
-        s(&inv),
-        "--device-states",
-        s(&states),
-    ]);
-    assert_ok(&out);
+    let (cap, inv, states) = common::synth_site(dir.path());
     let [flows, events, alerts] = run(dir.path(), &cap, &inv, &states);
     assert!(flows.len() >= 1500, "{} flows", flows.len());
     assert!(!alerts.is_empty(), "20% non-standard ports raise alerts");

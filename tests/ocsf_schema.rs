@@ -95,29 +95,8 @@ fn sample_run_findings_are_exact_ocsf() {
 fn synthetic_run_findings_are_exact_ocsf() {
     let schema = OcsfSchema::load();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cap, inv, states, ocsf) = (
-        dir.path().join("synth.pcap"),
-        dir.path().join("inventory.json"),
-        dir.path().join("states.jsonl"),
-        dir.path().join("alerts.ocsf.json"),
-    );
-    assert_ok(&portolan(&[
-        "synth",
-        "--output",
-        s(&cap),
-        "--seed",
-        "14",
-        "--devices",
-        "20",
-        "--flows",
-        "1500",
-        "--nonstandard-share",
-        "0.2",
-        "--inventory",
-        s(&inv),
-        "--device-states",
-        s(&states),
-    ]));
+    let (cap, inv, states) = common::synth_site(dir.path());
+    let ocsf = dir.path().join("alerts.ocsf.json");
     assert_ok(&portolan(&[
         "replay",
         s(&cap),

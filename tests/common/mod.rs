@@ -102,3 +102,32 @@ pub fn json_lines(path: &Path) -> Vec<Value> {
 pub fn shared_captures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps/ndpi")
 }
+
+/// The synthetic site both schema tests validate: `portolan synth` seed 14, 20 devices, 1,500
+/// flows, a fifth on non-standard ports. Returns (capture, inventory, device states) in `dir`.
+#[allow(dead_code)]
+pub fn synth_site(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (cap, inv, states) = (
+        dir.join("synth.pcap"),
+        dir.join("inventory.json"),
+        dir.join("states.jsonl"),
+    );
+    assert_ok(&portolan(&[
+        "synth",
+        "--output",
+        s(&cap),
+        "--seed",
+        "14",
+        "--devices",
+        "20",
+        "--flows",
+        "1500",
+        "--nonstandard-share",
+        "0.2",
+        "--inventory",
+        s(&inv),
+        "--device-states",
+        s(&states),
+    ]));
+    (cap, inv, states)
+}
