@@ -44,25 +44,37 @@ fn bearer(value: &str) -> Option<&str> {
 
 /// Answers a failed authentication: counted in the metrics, logged (without the token) on the first
 /// failure of a client address per minute and when it starts being slowed, and delayed once the
-/// address has failed more than `auth_failures_before_delay` times within the minute.
-async fn refuse(g: &RouteGuard, client: Option<ClientAddr>, problem: Problem) -> Response {
-    g.state.metrics.observe_auth_failure();
+/// address has failed more than `auth_failures_before_delay` times within the minute. Bearer tokens,
+/// console session cookies and console sign-ins (`via`) share one count per address.
+pub async fn refuse_failed_auth(
+    state: &ApiState,
+    failures: &AuthFailures,
+    client: Option<ClientAddr>,
+    via: &'static str,
+    problem: Problem,
+) -> Response {
+    state.metrics.observe_auth_failure();
     if let Some(ClientAddr(addr)) = client {
-        let verdict = g.auth_failures.record(addr.ip());
+        let verdict = failures.record(addr.ip());
         if verdict.log {
             tracing::warn!(
                 client = %addr.ip(),
+                via,
                 failures_this_minute = verdict.failures,
                 delay_ms = u64::try_from(verdict.delay.as_millis()).unwrap_or(u64::MAX),
                 "admin API authentication failed"
             );
         }
         if !verdict.delay.is_zero() {
-            g.state.metrics.observe_auth_failure_delayed();
+            state.metrics.observe_auth_failure_delayed();
             tokio::time::sleep(verdict.delay).await;
         }
     }
     problem.into_response()
+}
+
+async fn refuse(g: &RouteGuard, client: Option<ClientAddr>, problem: Problem) -> Response {
+    refuse_failed_auth(&g.state, &g.auth_failures, client, "bearer token", problem).await
 }
 
 /// Middleware: authenticates, authorises and rate-limits one request.
@@ -73,6 +85,17 @@ pub async fn guard(State(g): State<RouteGuard>, req: Request, next: Next) -> Res
     let client = req.extensions().get::<ClientAddr>().copied();
     let identity = match crate::console::session_identity(&g.state, &req) {
         Some(Ok(identity)) => identity,
+        // An unknown, expired or revoked session is a failed authentication like a bad token.
+        Some(Err(problem)) if problem.status == 401 => {
+            return refuse_failed_auth(
+                &g.state,
+                &g.auth_failures,
+                client,
+                "console session",
+                problem,
+            )
+            .await
+        }
         Some(Err(problem)) => return problem.into_response(),
         None => match bearer_identity(&g, req.headers(), client).await {
             Ok(identity) => identity,

@@ -40,6 +40,16 @@ async fn one_ready_line_with_the_address_and_no_token_in_the_log() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let api = TestApi::start().await;
+    // A console sign-in with a bad token is logged like a bad bearer token (the address's first failure
+    // of the minute), without the token.
+    let r = api
+        .client
+        .post(api.at("/ui/session"))
+        .json(&serde_json::json!({"token": "ptl_consoleguessthatlookslikeatoken"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     // Good, bad and malformed tokens, a write, an error.
     let _ = api
         .client
@@ -90,6 +100,16 @@ async fn one_ready_line_with_the_address_and_no_token_in_the_log() {
     assert!(
         log.contains("self-signed"),
         "creating a certificate is logged: {log}"
+    );
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("authentication failed"))
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .any(|l| l.contains("via=\"console sign-in\"") && l.contains("client=127.0.0.1")),
+        "{log}"
     );
     for s in &secrets {
         assert!(!log.contains(s.as_str()), "a token reached the log");

@@ -252,3 +252,65 @@ async fn failed_authentications_are_slowed_per_client_address_and_counted() {
     assert_eq!(r.status(), 200);
     api.stop().await;
 }
+
+#[tokio::test]
+async fn console_sign_ins_with_a_bad_token_are_slowed_and_counted_with_bearer_failures() {
+    let api = TestApi::start_with(|c| c.connections.auth_failures_before_delay = 2).await;
+    let sign_in = || async {
+        let started = Instant::now();
+        let r = api
+            .client
+            .post(api.at("/ui/session"))
+            .json(&serde_json::json!({"token": "ptl_guess"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        assert!(r.headers().get("set-cookie").is_none());
+        let p: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(p["field"], "token", "{p}");
+        started.elapsed()
+    };
+    sign_in().await;
+    sign_in().await;
+    // The address's third failure (a bearer token) is the first slowed: they share one count.
+    let r = api
+        .client
+        .get(api.at("/api/v1/roles"))
+        .bearer_auth("ptl_guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The fourth (a console sign-in) waits 200 ms, the fifth (an unknown session cookie) 400 ms.
+    let waited = sign_in().await;
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    let started = Instant::now();
+    let r = api
+        .client
+        .get(api.at("/api/v1/roles"))
+        .header("cookie", "__Host-portolan_session=not-a-session")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert_eq!(
+        counter(&api, "portolan_http_auth_failures_total", None).await,
+        5.0
+    );
+    assert_eq!(
+        counter(&api, "portolan_http_auth_failures_delayed_total", None).await,
+        3.0
+    );
+    // A good token still signs in.
+    let r = api
+        .client
+        .post(api.at("/ui/session"))
+        .json(&serde_json::json!({"token": api.viewer}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    api.stop().await;
+}

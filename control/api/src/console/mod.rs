@@ -5,10 +5,14 @@
 //! Content-Security-Policy without inline script, `frame-ancestors 'none'`, `nosniff`, no referrer), and
 //! [`session_identity`], through which the API's auth middleware accepts a console session instead of a
 //! bearer token — with the session's CSRF token and a same-origin check on every state-changing request.
+//! A sign-in with a bad token, like an unknown session cookie, is a failed authentication of its client
+//! address ([`crate::auth::refuse_failed_auth`]): counted, logged and slowed exactly as a bad bearer token.
 //! The page calls the ordinary `/api/v1` routes, so roles are enforced by the server, not the page. Must
 //! not: hold control-plane logic, or log a token, session id or CSRF token.
 
 pub mod session;
+
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::header::{
@@ -19,9 +23,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{from_fn, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::refuse_failed_auth;
+use crate::connections::{AuthFailures, ClientAddr};
 use crate::extract::JsonBody;
 use crate::problem::Problem;
 use crate::state::ApiState;
@@ -67,8 +73,9 @@ const ASSETS: &[Asset] = &[
 
 const INDEX_HTML: &[u8] = include_bytes!("assets/index.html");
 
-/// The console's routes, to be merged into the API router.
-pub fn router() -> Router<ApiState> {
+/// The console's routes, to be merged into the API router. A sign-in with a bad token is a failed
+/// authentication of its client address in `auth_failures`, shared with the API's bearer tokens.
+pub fn router(auth_failures: Arc<AuthFailures>) -> Router<ApiState> {
     Router::new()
         .route("/", get(to_console))
         .route("/ui", get(to_console))
@@ -79,6 +86,7 @@ pub fn router() -> Router<ApiState> {
             get(current_session).post(sign_in).delete(sign_out),
         )
         .layer(from_fn(security_headers))
+        .layer(Extension(auth_failures))
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {
@@ -182,7 +190,7 @@ pub fn session_identity(state: &ApiState, req: &Request) -> Option<Result<Identi
     }
     let id = session_cookie(headers)?;
     let Some(session) = state.sessions.get(&id) else {
-        state.metrics.observe_auth_failure();
+        // Counted, logged and slowed as a failed authentication by the caller (crate::auth).
         return Some(Err(Problem::unauthorized(
             "the console session is over; sign in again",
         )));
@@ -259,6 +267,8 @@ fn cookie(value: &str, max_age: u64) -> HeaderValue {
 
 async fn sign_in(
     State(state): State<ApiState>,
+    Extension(auth_failures): Extension<Arc<AuthFailures>>,
+    client: Option<Extension<ClientAddr>>,
     uri: Uri,
     headers: HeaderMap,
     JsonBody(form): JsonBody<SignIn>,
@@ -274,10 +284,14 @@ async fn sign_in(
     let identity = match found {
         Ok(Ok(Some(id))) => id,
         Ok(Ok(None)) => {
-            state.metrics.observe_auth_failure();
-            return Problem::unauthorized("unknown or revoked token")
-                .with_field("token")
-                .into_response();
+            return refuse_failed_auth(
+                &state,
+                &auth_failures,
+                client.map(|Extension(c)| c),
+                "console sign-in",
+                Problem::unauthorized("unknown or revoked token").with_field("token"),
+            )
+            .await;
         }
         Ok(Err(e)) => return Problem::internal("token lookup", &e).into_response(),
         Err(e) => return Problem::internal("token lookup", &e).into_response(),

@@ -259,7 +259,7 @@ pub fn build_router(cfg: &ApiConfig, state: ApiState) -> Router {
         hsts: !cfg.plain_http,
     };
     router
-        .merge(crate::console::router())
+        .merge(crate::console::router(auth_failures))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(edge, edge_rules))
