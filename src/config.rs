@@ -172,6 +172,9 @@ pub struct OutputsSection {
     pub eve: Option<PathBuf>,
     /// OCSF Detection Findings.
     pub ocsf: Option<PathBuf>,
+    /// The EVE flow log: every finished flow as a Suricata EVE `flow` record (the shape of
+    /// `portolan replay --events`), one per line.
+    pub flows: Option<PathBuf>,
     /// Syslog receivers (RFC 5424, one JSON alert per message).
     pub syslog: Vec<SyslogOutput>,
     /// Redis servers (EVE alerts, as Suricata's `redis` output).
@@ -519,9 +522,13 @@ impl ApplianceConfig {
         let data = self.data_dir.clone();
         self.store.path = rebase(&data, &self.store.path);
         self.api.resolve_paths(&data);
-        for p in [&mut self.outputs.eve, &mut self.outputs.ocsf]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut self.outputs.eve,
+            &mut self.outputs.ocsf,
+            &mut self.outputs.flows,
+        ]
+        .into_iter()
+        .flatten()
         {
             *p = rebase(&data, p);
         }

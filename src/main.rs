@@ -29,9 +29,32 @@ const BUILD_SIGNATURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dataplane/s
 /// Environment variable naming the signature directory (overridden by `--signatures`).
 const SIGNATURES_ENV: &str = "PORTOLAN_SIGNATURES";
 
+/// `portolan --version`: the package version, the git revision built and the DPDK and Hyperscan
+/// versions built against (see `build.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("PORTOLAN_GIT_REVISION"),
+    ", DPDK ",
+    env!("PORTOLAN_DPDK_VERSION"),
+    ", Hyperscan ",
+    env!("PORTOLAN_HYPERSCAN_VERSION"),
+    ")"
+);
+
+/// What this build is, for the `portolan_build_info` metric.
+fn build_info() -> portolan_api::BuildInfo {
+    portolan_api::BuildInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        revision: env!("PORTOLAN_GIT_REVISION").to_string(),
+        dpdk: env!("PORTOLAN_DPDK_VERSION").to_string(),
+        hyperscan: env!("PORTOLAN_HYPERSCAN_VERSION").to_string(),
+    }
+}
+
 /// Finds managed iOS devices whose apps speak a known protocol on a non-standard port.
 #[derive(Debug, Parser)]
-#[command(name = "portolan", version, about)]
+#[command(name = "portolan", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

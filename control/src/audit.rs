@@ -14,6 +14,8 @@ use serde_json::Value;
 pub enum AuditAction {
     /// Learned pairings approved into a role's (or the device default) baseline.
     BaselineApproved,
+    /// Learned pairings proposed for a role (or the device default) rejected: not proposed again.
+    ProposalRejected,
     /// An exception was added.
     ExceptionAdded,
     /// An exception was revoked.
@@ -51,6 +53,7 @@ impl AuditAction {
     pub fn as_str(self) -> &'static str {
         match self {
             AuditAction::BaselineApproved => "baseline_approved",
+            AuditAction::ProposalRejected => "proposal_rejected",
             AuditAction::ExceptionAdded => "exception_added",
             AuditAction::ExceptionRevoked => "exception_revoked",
             AuditAction::AlertAcknowledged => "alert_acknowledged",
@@ -73,6 +76,7 @@ impl AuditAction {
     pub fn from_name(name: &str) -> Option<AuditAction> {
         Some(match name {
             "baseline_approved" => AuditAction::BaselineApproved,
+            "proposal_rejected" => AuditAction::ProposalRejected,
             "exception_added" => AuditAction::ExceptionAdded,
             "exception_revoked" => AuditAction::ExceptionRevoked,
             "alert_acknowledged" => AuditAction::AlertAcknowledged,

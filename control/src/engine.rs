@@ -42,6 +42,8 @@ use crate::store::{
     CloseOutcome, ImportSummary, Store, StoreError, StoredAlert, TriageNote, TriageOutcome,
 };
 
+mod review;
+
 /// A triage act on an alert beyond acknowledging and closing it (see [`ControlPlane::triage_alert`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TriageAct {
@@ -926,13 +928,15 @@ impl ControlPlane {
             );
             j.approved && j.basis != BaselineBasis::NoVerdict
         };
-        Ok(propose(
+        let mut proposals = propose(
             &counts,
             from_us,
             to_us,
             self.config.learning.min_sessions,
             &is_approved,
-        ))
+        );
+        self.mark_rejections(&mut proposals)?;
+        Ok(proposals)
     }
 
     /// Approves pairings into `role`'s baseline (or `device-default`): an explicit act, written

@@ -115,8 +115,12 @@ pub struct ProposedPairing {
     pub last_seen_us: i64,
     /// Already approved by the current baseline.
     pub already_approved: bool,
-    /// Met `min_sessions` and is not yet approved: a candidate for approval.
+    /// Met `min_sessions`, is not yet approved and was not rejected: a candidate for approval.
     pub proposed: bool,
+    /// Who rejected this pairing for the role, when and why, if it was rejected (then it is not
+    /// proposed again; it can still be approved explicitly).
+    #[serde(default)]
+    pub rejected: Option<crate::store::PairingRejection>,
 }
 
 /// A proposed baseline for one role over a window.
@@ -170,6 +174,7 @@ pub fn propose(
                         last_seen_us: last,
                         already_approved: already,
                         proposed: !already && n >= min_sessions,
+                        rejected: None,
                     }
                 })
                 .collect();

@@ -36,11 +36,13 @@ use crate::learning::{ApprovedPairing, PairCountKey};
 use crate::roles::{ExceptionRule, Role};
 use crate::timestamp::now_us;
 
+mod rejections;
 mod triage;
+pub use rejections::PairingRejection;
 pub use triage::{TriageKind, TriageNote, TriageOutcome};
 
 /// The newest schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// How hard each commit is pushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -331,6 +333,8 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // Version 4: escalations and comments on alerts, and the undo of triage acts (store/triage.rs).
     triage::MIGRATION,
+    // Version 5: learning proposals rejected by an operator (store/rejections.rs).
+    rejections::MIGRATION,
 ];
 
 fn to_json<T: Serialize>(v: &T) -> String {

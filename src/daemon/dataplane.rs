@@ -465,6 +465,7 @@ impl LiveDataplane {
             )),
             ports,
             workers,
+            outputs: Vec::new(),
         }
     }
 

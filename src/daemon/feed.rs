@@ -2,21 +2,26 @@
 //! control cores, never a worker lcore) that turns each drained batch of finished, classified
 //! flows into control-plane observations, judges them in one store transaction under the shared
 //! engine's lock, appends the alerts to the optional EVE/OCSF files and offers them to the network
-//! outputs (syslog, Redis; each a bounded queue that drops and counts rather than waits).
+//! outputs (syslog, Redis; each a bounded queue that drops and counts rather than waits). With
+//! `outputs.flows` set it also appends every finished flow as an EVE `flow` record (the flow log).
 //!
 //! Owns: the per-worker, per-protocol counts of flows received (published live as dataplane
-//! statistics) and the run's alert counters. Must not: judge or score (the control plane does),
-//! hold the engine lock longer than one batch, or stop on a failed batch (it is logged; the
-//! findings of earlier batches are committed).
+//! statistics), the run's alert counters, and reopening its files when the daemon asks (SIGHUP:
+//! the request is a generation number the signal handler raises; the files are reopened before
+//! the next write or at the end of the next drain pass). Must not: judge or score (the control
+//! plane does), hold the engine lock longer than one batch, or stop on a failed batch (it is
+//! logged; the findings of earlier batches are committed).
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use portolan_api::{OutputSource, OutputStats};
 use portolan_control::output::eve::to_eve;
-use portolan_control::output::forward::{ForwardCounts, Forwarder};
+use portolan_control::output::forward::{ForwardCounts, ForwardTarget, Forwarder};
 use portolan_control::output::ocsf::to_ocsf;
-use portolan_control::output::JsonLinesWriter;
+use portolan_control::output::{JsonLinesWriter, OutputCounters};
 use portolan_control::{ControlPlane, DnsAnswer, FlowObservation};
 use portolan_dataplane::{FlowEvent, FlowEventConsumer};
 
@@ -46,9 +51,48 @@ pub struct EngineFeed {
     live: LiveProtocols,
     eve: Option<JsonLinesWriter>,
     ocsf: Option<JsonLinesWriter>,
+    /// The EVE flow log (every finished flow), when configured.
+    flows: Option<JsonLinesWriter>,
     /// Network outputs (syslog, Redis): bounded queues, never waited on.
     forwarders: Vec<(Forwarder, AlertFormat)>,
+    /// Raised by the signal handler to ask for the files to be reopened.
+    reopen_requested: Arc<AtomicU64>,
+    /// The request last acted on.
+    reopen_done: u64,
     totals: FeedTotals,
+}
+
+/// Where the statistics read one output's counters.
+#[derive(Debug, Clone)]
+pub struct OutputProbe {
+    name: String,
+    kind: &'static str,
+    target: String,
+    queue_limit: usize,
+    counters: Arc<OutputCounters>,
+}
+
+/// The statistics' view on the outputs: their counters read at each request.
+pub fn output_source(probes: Vec<OutputProbe>) -> OutputSource {
+    Arc::new(move || {
+        probes
+            .iter()
+            .map(|p| {
+                let c = p.counters.counts();
+                OutputStats {
+                    name: p.name.clone(),
+                    kind: p.kind.to_string(),
+                    target: p.target.clone(),
+                    sent: c.sent,
+                    dropped: c.dropped,
+                    errors: c.errors,
+                    queued: c.queued,
+                    queue_limit: p.queue_limit as u64,
+                    reopened: c.reopened,
+                }
+            })
+            .collect()
+    })
 }
 
 impl std::fmt::Debug for EngineFeed {
@@ -83,9 +127,92 @@ impl EngineFeed {
             live,
             eve: eve.map(|p| open(p, "EVE")).transpose()?,
             ocsf: ocsf.map(|p| open(p, "OCSF")).transpose()?,
+            flows: None,
             forwarders: Vec::new(),
+            reopen_requested: Arc::new(AtomicU64::new(0)),
+            reopen_done: 0,
             totals: FeedTotals::default(),
         })
+    }
+
+    /// Appends every finished flow as an EVE `flow` record to `path` (the flow log).
+    pub fn with_flow_log(mut self, path: Option<&Path>) -> Result<EngineFeed, String> {
+        if let Some(p) = path {
+            self.flows = Some(
+                JsonLinesWriter::append(p)
+                    .map_err(|e| format!("cannot open the EVE flow log {}: {e}", p.display()))?,
+            );
+        }
+        Ok(self)
+    }
+
+    /// The generation number that asks for the files to be reopened: raise it (`fetch_add`)
+    /// from any thread.
+    pub fn reopen_handle(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.reopen_requested)
+    }
+
+    /// Where each output's counters are read, for the statistics.
+    pub fn output_probes(&self) -> Vec<OutputProbe> {
+        let mut out = Vec::new();
+        for (name, w) in [
+            ("eve", &self.eve),
+            ("ocsf", &self.ocsf),
+            ("flows", &self.flows),
+        ] {
+            if let Some(w) = w {
+                out.push(OutputProbe {
+                    name: name.to_string(),
+                    kind: "file",
+                    target: w.path().display().to_string(),
+                    queue_limit: 0,
+                    counters: w.counters(),
+                });
+            }
+        }
+        let (mut syslog, mut redis) = (0, 0);
+        for (f, _) in &self.forwarders {
+            let (name, target) = match f.target() {
+                ForwardTarget::Syslog { address, .. } => {
+                    syslog += 1;
+                    (format!("syslog[{}]", syslog - 1), address.clone())
+                }
+                ForwardTarget::Redis { address, .. } => {
+                    redis += 1;
+                    (format!("redis[{}]", redis - 1), address.clone())
+                }
+            };
+            out.push(OutputProbe {
+                name,
+                kind: f.kind(),
+                target,
+                queue_limit: f.queue_limit(),
+                counters: f.counters(),
+            });
+        }
+        out
+    }
+
+    /// Reopens the files when a reopen was asked for since the last time.
+    fn reopen_if_asked(&mut self) {
+        let asked = self.reopen_requested.load(Ordering::Acquire);
+        if asked == self.reopen_done {
+            return;
+        }
+        self.reopen_done = asked;
+        for w in [self.eve.as_mut(), self.ocsf.as_mut(), self.flows.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            match w.reopen() {
+                Ok(()) => tracing::info!(file = %w.path().display(), "output file reopened"),
+                Err(e) => tracing::error!(
+                    file = %w.path().display(),
+                    error = %e,
+                    "cannot reopen output file; still writing to the file already open"
+                ),
+            }
+        }
     }
 
     /// Starts the network outputs; each gets its own bounded queue and sender thread.
@@ -187,7 +314,7 @@ impl EngineFeed {
     }
 
     fn flush_files(&mut self) {
-        for w in [self.eve.as_mut(), self.ocsf.as_mut()]
+        for w in [self.eve.as_mut(), self.ocsf.as_mut(), self.flows.as_mut()]
             .into_iter()
             .flatten()
         {
@@ -199,6 +326,7 @@ impl EngineFeed {
 
     /// Judges what is pending and flushes the files (at shutdown).
     pub fn finish(&mut self) {
+        self.reopen_if_asked();
         self.ingest_batch();
         self.publish_protocols();
         self.flush_files();
@@ -207,6 +335,7 @@ impl EngineFeed {
 
 impl FlowEventConsumer for EngineFeed {
     fn on_event(&mut self, event: FlowEvent) {
+        self.reopen_if_asked();
         if !event.dns_answer_only {
             self.totals.events += 1;
             if let Some(m) = self.pending_protocols.get_mut(usize::from(event.worker)) {
@@ -233,7 +362,13 @@ impl FlowEventConsumer for EngineFeed {
         if event.dns_answer_only {
             return;
         }
-        match FlowObservation::from_eve_flow(&event.to_eve_json()) {
+        let record = event.to_eve_json();
+        if let Some(w) = self.flows.as_mut() {
+            if let Err(e) = w.write(&record) {
+                tracing::error!(file = %w.path().display(), error = %e, "cannot write to the EVE flow log");
+            }
+        }
+        match FlowObservation::from_eve_flow(&record) {
             Ok(obs) => self.batch.push(obs),
             Err(e) => {
                 self.totals.unreadable += 1;
@@ -243,6 +378,7 @@ impl FlowEventConsumer for EngineFeed {
     }
 
     fn on_batch_end(&mut self) {
+        self.reopen_if_asked();
         self.ingest_batch();
         self.publish_protocols();
     }

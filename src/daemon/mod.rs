@@ -8,8 +8,9 @@
 //! `rte_eal_init` would inherit the main lcore's single-CPU affinity). Then the EAL starts on the
 //! main thread, which publishes statistics until shutdown. Signals: SIGTERM/SIGINT stop the
 //! workers, drain their last flows into the control plane, write the learning counts and close
-//! the API gracefully; SIGHUP (like `POST /api/v1/reload`) re-reads roles, baselines and
-//! exceptions without touching the dataplane.
+//! the API gracefully; SIGHUP reopens the output files (alert files, flow log: log rotation)
+//! and (like `POST /api/v1/reload`) re-reads roles, baselines and exceptions without touching
+//! the dataplane.
 //!
 //! Start policy (`dataplane.start`): `immediately`, or `after_first_inventory`, which holds the
 //! dataplane until the store has a device — so a capture replayed through `net_pcap` is judged
@@ -132,9 +133,14 @@ fn pin_to(cpus: &[u32]) {
     }
 }
 
-/// Waits for SIGTERM/SIGINT (tells the main thread) and SIGHUP (reloads roles, baselines and
-/// exceptions through the same path as `POST /api/v1/reload`).
-async fn handle_signals(control: ControlHandle, events: mpsc::Sender<DaemonEvent>) {
+/// Waits for SIGTERM/SIGINT (tells the main thread) and SIGHUP (asks the drain thread to reopen
+/// the output files through `reopen`, and reloads roles, baselines and exceptions through the
+/// same path as `POST /api/v1/reload`).
+async fn handle_signals(
+    control: ControlHandle,
+    events: mpsc::Sender<DaemonEvent>,
+    reopen: Arc<std::sync::atomic::AtomicU64>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -153,6 +159,8 @@ async fn handle_signals(control: ControlHandle, events: mpsc::Sender<DaemonEvent
                 let _ = events.send(DaemonEvent::Shutdown("SIGINT"));
             }
             _ = hup.recv() => {
+                reopen.fetch_add(1, std::sync::atomic::Ordering::Release);
+                tracing::info!("SIGHUP: output files are reopened before the next write");
                 let c = control.clone();
                 let result = tokio::task::spawn_blocking(move || {
                     c.reload("system:SIGHUP", "SIGHUP received: roles file re-read")
@@ -316,6 +324,7 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
         cfg.outputs.eve.as_deref(),
         cfg.outputs.ocsf.as_deref(),
     )
+    .and_then(|feed| feed.with_flow_log(cfg.outputs.flows.as_deref()))
     .and_then(|feed| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
@@ -327,6 +336,9 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
         feed.with_outputs(&outputs)
     })
     .map_err(Failure::runtime)?;
+    let reopen = feed.reopen_handle();
+    stats.set_output_source(feed::output_source(feed.output_probes()));
+    stats.set_build_info(crate::build_info());
     let control_cpus = hw.control_cores();
     // A view on the queues' drop counters for the statistics (the receiver goes to the drain).
     let ring_view = receiver.clone();
@@ -352,12 +364,17 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     let server = runtime
         .block_on(ApiServer::bind(&cfg.api, state))
         .map_err(|e| Failure::runtime(e.to_string()))?;
+    // The operator must learn the port (`--listen :0`) whatever the log level: when the API's
+    // own `admin API listening on` line is filtered out, say it on stderr.
+    if !tracing::enabled!(target: "portolan_api::server", tracing::Level::INFO) {
+        eprintln!("portolan: admin API listening on {}", server.url());
+    }
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api_task = runtime.spawn(server.run(async move {
         let _ = api_stopped.await;
     }));
     let (events_tx, events) = mpsc::channel::<DaemonEvent>();
-    runtime.spawn(handle_signals(control.clone(), events_tx));
+    runtime.spawn(handle_signals(control.clone(), events_tx, reopen));
     // Ready once the dataplane polls (below); until then /readyz says why not.
 
     let interval = Duration::from_millis(cfg.dataplane.stats_interval_ms);

@@ -507,6 +507,25 @@ impl ControlHandle {
             .map_err(|e| classify(e, "reason"))
     }
 
+    /// Rejects pairings proposed for `role` (or `device-default`), stored and audited; they are not
+    /// proposed again and no verdict changes.
+    pub fn reject_pairings(
+        &self,
+        role: &str,
+        pairings: &[ApprovedPairing],
+        actor: &str,
+        reason: &str,
+    ) -> Result<(), ControlError> {
+        let mut engine = self.engine_lock()?;
+        if role != DEVICE_DEFAULT && engine.roles().role(role).is_none() {
+            return Err(ControlError::NotFound(format!("no role named {role:?}")));
+        }
+        engine
+            .reject_proposal(role, pairings, actor, reason)
+            .map(|_| ())
+            .map_err(|e| classify(e, "reason"))
+    }
+
     /// Whether the exception `id` comes from the roles file.
     pub fn is_file_exception(&self, id: &str) -> Result<bool, ControlError> {
         Ok(lock(&self.inner.file_exceptions)?.iter().any(|e| e == id))

@@ -30,5 +30,8 @@ pub use control::{ControlError, ControlHandle, RegistryFactory, ReloadPlan, Role
 pub use problem::Problem;
 pub use server::{serve, ApiServer, ServeError};
 pub use state::{ApiState, Readiness};
-pub use stats::{DataplaneStats, DataplaneStatsHandle, PortCounters, WorkerStats};
+pub use stats::{
+    BuildInfo, DataplaneStats, DataplaneStatsHandle, OutputSource, OutputStats, PortCounters,
+    WorkerStats,
+};
 pub use tokens::{Access, Identity, NewToken, Role, TokenError, TokenRecord, TokenStore};

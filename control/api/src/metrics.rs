@@ -1,5 +1,6 @@
 //! Prometheus metrics of the appliance (`GET /metrics`): HTTP request counters and latencies of the admin API,
-//! and the dataplane's port and worker counters read from the shared [`DataplaneStatsHandle`] on each scrape.
+//! the dataplane's port and worker counters and the alert outputs' counters read from the shared
+//! [`DataplaneStatsHandle`] on each scrape, and `portolan_build_info`.
 //!
 //! Names carry the `portolan_` prefix, base units (`_bytes`, `_seconds`) and `_total` on counters. The
 //! registry (prometheus-client) encodes OpenMetrics; [`ApiMetrics::encode_prometheus`] produces the classic
@@ -415,6 +416,68 @@ impl Collector for DataplaneCollector {
                 })
             }),
         )?;
+
+        let output = |o: &crate::stats::OutputStats| -> Labels {
+            vec![("output", o.name.clone()), ("kind", o.kind.clone())]
+        };
+        counter_family(
+            e,
+            "output_events_sent",
+            "Events an output delivered: lines written to a file, messages a syslog or Redis receiver took",
+            None,
+            snap.outputs.iter().map(|o| (output(o), o.sent)),
+        )?;
+        counter_family(
+            e,
+            "output_events_dropped",
+            "Events an output lost: its queue was full while the receiver was down or slow, or a file write failed",
+            None,
+            snap.outputs.iter().map(|o| (output(o), o.dropped)),
+        )?;
+        counter_family(
+            e,
+            "output_errors",
+            "Connection, write or reopen failures of an output",
+            None,
+            snap.outputs.iter().map(|o| (output(o), o.errors)),
+        )?;
+        counter_family(
+            e,
+            "output_reopens",
+            "Times an output file was reopened (SIGHUP, log rotation)",
+            None,
+            snap.outputs.iter().map(|o| (output(o), o.reopened)),
+        )?;
+        gauge_family(
+            e,
+            "output_events_queued",
+            "Events waiting in an output's queue",
+            snap.outputs
+                .iter()
+                .map(|o| (output(o), i64::try_from(o.queued).unwrap_or(i64::MAX))),
+        )?;
+        gauge_family(
+            e,
+            "output_queue_limit",
+            "Events an output's queue holds before new ones are dropped (0: a file, no queue)",
+            snap.outputs
+                .iter()
+                .map(|o| (output(o), i64::try_from(o.queue_limit).unwrap_or(i64::MAX))),
+        )?;
+        if let Some(b) = self.stats.build_info() {
+            let labels: Labels = vec![
+                ("version", b.version.clone()),
+                ("revision", b.revision.clone()),
+                ("dpdk", b.dpdk.clone()),
+                ("hyperscan", b.hyperscan.clone()),
+            ];
+            gauge_family(
+                e,
+                "build_info",
+                "Always 1; the labels say which build runs: version, git revision, DPDK and Hyperscan versions",
+                std::iter::once((labels, 1)),
+            )?;
+        }
         Ok(())
     }
 }

@@ -47,6 +47,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         control::delete_exception,
         control::list_proposals,
         control::approve_proposal,
+        control::reject_proposal,
         control::list_alerts,
         control::get_alert,
         control::ack_alert,

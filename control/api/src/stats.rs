@@ -2,11 +2,13 @@
 //! through which the daemon publishes a fresh snapshot.
 //!
 //! The daemon fills [`DataplaneStats`] from the port and worker counters and calls
-//! [`DataplaneStatsHandle::publish`]; readers never block the publisher. This module must not reach into
-//! dataplane state itself.
+//! [`DataplaneStatsHandle::publish`]; readers never block the publisher. The alert outputs' counters
+//! (files, syslog, Redis) are read live at each snapshot through the source the daemon registers
+//! with [`DataplaneStatsHandle::set_output_source`], and the build's identity
+//! ([`BuildInfo`]) is set once at start-up. This module must not reach into dataplane state itself.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
@@ -24,7 +26,51 @@ pub struct DataplaneStats {
     /// Per-worker counters.
     #[serde(default)]
     pub workers: Vec<WorkerStats>,
+    /// Alert and flow outputs (files, syslog, Redis): what each wrote, queued and dropped.
+    #[serde(default)]
+    pub outputs: Vec<OutputStats>,
 }
+
+/// Counters of one output: an alert or flow-log file, or a network output (syslog, Redis).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OutputStats {
+    /// Where the configuration names it: `eve`, `ocsf`, `flows`, `syslog[0]`, `redis[1]`.
+    pub name: String,
+    /// `file`, `syslog-udp`, `syslog-tls`, `redis-list` or `redis-channel`.
+    pub kind: String,
+    /// The file, or the receiver's `host:port`.
+    pub target: String,
+    /// Events the receiver took (network outputs) or lines written (files).
+    pub sent: u64,
+    /// Events lost: the queue was full while the receiver was down or slow (network outputs), or
+    /// the write failed (files).
+    pub dropped: u64,
+    /// Connection, write or reopen failures.
+    pub errors: u64,
+    /// Events waiting in the queue now (network outputs; files have no queue).
+    pub queued: u64,
+    /// Events the queue holds at most before new ones are dropped (0 for files).
+    pub queue_limit: u64,
+    /// Times the file was reopened (SIGHUP, log rotation).
+    #[serde(default)]
+    pub reopened: u64,
+}
+
+/// What this build is, for the `portolan_build_info` metric.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildInfo {
+    /// The package version (`0.1.0`).
+    pub version: String,
+    /// The git revision built, or `unknown` (a tarball without one).
+    pub revision: String,
+    /// The DPDK version built against.
+    pub dpdk: String,
+    /// The Hyperscan version built against.
+    pub hyperscan: String,
+}
+
+/// Reads the outputs' live counters (registered by the daemon).
+pub type OutputSource = Arc<dyn Fn() -> Vec<OutputStats> + Send + Sync>;
 
 /// Counters of one NIC port (from the device's own statistics).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -94,9 +140,21 @@ pub struct WorkerStats {
 }
 
 /// Shared, lock-free handle to the latest [`DataplaneStats`]; cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct DataplaneStatsHandle {
     inner: Arc<ArcSwap<DataplaneStats>>,
+    outputs: Arc<OnceLock<OutputSource>>,
+    build: Arc<OnceLock<BuildInfo>>,
+}
+
+impl std::fmt::Debug for DataplaneStatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataplaneStatsHandle")
+            .field("inner", &self.inner)
+            .field("outputs", &self.outputs.get().is_some())
+            .field("build", &self.build.get())
+            .finish()
+    }
 }
 
 impl DataplaneStatsHandle {
@@ -110,8 +168,32 @@ impl DataplaneStatsHandle {
         self.inner.store(Arc::new(stats));
     }
 
-    /// The latest snapshot.
+    /// Registers where the outputs' counters are read (once; a second call is ignored and
+    /// returns `false`).
+    pub fn set_output_source(&self, source: OutputSource) -> bool {
+        self.outputs.set(source).is_ok()
+    }
+
+    /// Sets what this build is (once; a second call is ignored and returns `false`).
+    pub fn set_build_info(&self, info: BuildInfo) -> bool {
+        self.build.set(info).is_ok()
+    }
+
+    /// What this build is, when the daemon said.
+    pub fn build_info(&self) -> Option<&BuildInfo> {
+        self.build.get()
+    }
+
+    /// The latest snapshot, with the outputs' counters as they are now.
     pub fn snapshot(&self) -> Arc<DataplaneStats> {
-        self.inner.load_full()
+        let snap = self.inner.load_full();
+        match self.outputs.get() {
+            Some(source) => {
+                let mut s = snap.as_ref().clone();
+                s.outputs = source();
+                Arc::new(s)
+            }
+            None => snap,
+        }
     }
 }

@@ -695,8 +695,10 @@ pub struct ProposedPairingView {
     pub last_seen: String,
     /// Already approved for the role.
     pub already_approved: bool,
-    /// Proposed for approval (not approved, and seen often enough).
+    /// Proposed for approval (not approved, not rejected, and seen often enough).
     pub proposed: bool,
+    /// Who rejected it, when and why (`POST /learning/proposals/{id}/reject`); absent when not rejected.
+    pub rejected: Option<AlertNoteView>,
 }
 
 impl From<&ProposedPairing> for ProposedPairingView {
@@ -710,6 +712,11 @@ impl From<&ProposedPairing> for ProposedPairingView {
             last_seen: format_rfc3339(p.last_seen_us),
             already_approved: p.already_approved,
             proposed: p.proposed,
+            rejected: p.rejected.as_ref().map(|r| AlertNoteView {
+                at: format_rfc3339(r.ts_us),
+                by: r.actor.clone(),
+                note: r.reason.clone(),
+            }),
         }
     }
 }
@@ -746,14 +753,14 @@ pub struct ProposalList {
     pub proposals: Vec<ProposalView>,
 }
 
-/// Approval of a learning proposal.
+/// Approval (or rejection) of a learning proposal.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProposalApproval {
     /// Why (written to the audit log).
     #[schema(min_length = 1, max_length = 4096, pattern = "[^\\s\\u0085]")]
     pub reason: String,
-    /// Pairings to approve; absent for every pairing the proposal marks `proposed`.
+    /// Pairings to approve (or reject); absent for every pairing the proposal marks `proposed`.
     pub pairings: Option<Vec<PairingInput>>,
     /// Window start the proposal was computed over (RFC 3339); default 7 days ago.
     #[schema(format = DateTime)]

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{problem, TestApi};
-use portolan_api::{DataplaneStats, PortCounters, WorkerStats};
+use portolan_api::{BuildInfo, DataplaneStats, OutputStats, PortCounters, WorkerStats};
 
 #[tokio::test]
 async fn health_needs_no_token_and_readiness_follows_the_flag() {
@@ -142,6 +142,17 @@ fn sample_stats() -> DataplaneStats {
             flows_created: 40,
             protocols: BTreeMap::from([("tls".to_string(), 30), ("http".to_string(), 10)]),
         }],
+        outputs: vec![OutputStats {
+            name: "redis[0]".into(),
+            kind: "redis-list".into(),
+            target: "127.0.0.1:6379".into(),
+            sent: 11,
+            dropped: 7,
+            errors: 2,
+            queued: 3,
+            queue_limit: 10,
+            reopened: 0,
+        }],
     }
 }
 
@@ -215,6 +226,12 @@ fn check_prometheus_text(text: &str) -> BTreeMap<String, String> {
 async fn metrics_are_strict_prometheus_text_with_http_and_dataplane_counters() {
     let api = TestApi::start().await;
     api.state.stats.publish(sample_stats());
+    api.state.stats.set_build_info(BuildInfo {
+        version: "0.1.0".into(),
+        revision: "0123456789ab".into(),
+        dpdk: "22.11.11".into(),
+        hyperscan: "5.4.0".into(),
+    });
     // Make some traffic to count, including a refused request.
     let _ = api.client.get(api.at("/healthz")).send().await.unwrap();
     let _ = api
@@ -276,6 +293,17 @@ async fn metrics_are_strict_prometheus_text_with_http_and_dataplane_counters() {
     assert!(matches!(ring.value, prometheus_parse::Value::Counter(v) if v == 5.0));
     let prefiltered = find("portolan_worker_prefiltered_packets_total", "worker", "0");
     assert!(matches!(prefiltered.value, prometheus_parse::Value::Counter(v) if v == 9.0));
+    let dropped = find("portolan_output_events_dropped_total", "output", "redis[0]");
+    assert_eq!(dropped.labels.get("kind"), Some("redis-list"));
+    assert!(matches!(dropped.value, prometheus_parse::Value::Counter(v) if v == 7.0));
+    let sent = find("portolan_output_events_sent_total", "output", "redis[0]");
+    assert!(matches!(sent.value, prometheus_parse::Value::Counter(v) if v == 11.0));
+    let queued = find("portolan_output_events_queued", "output", "redis[0]");
+    assert!(matches!(queued.value, prometheus_parse::Value::Gauge(v) if v == 3.0));
+    let build = find("portolan_build_info", "revision", "0123456789ab");
+    assert_eq!(build.labels.get("dpdk"), Some("22.11.11"));
+    assert_eq!(build.labels.get("hyperscan"), Some("5.4.0"));
+    assert!(matches!(build.value, prometheus_parse::Value::Gauge(v) if v == 1.0));
     let devices = scrape
         .samples
         .iter()

@@ -1,7 +1,8 @@
 //! The console's API over real HTTPS on loopback against the real engine and SQLite store: escalate,
 //! comment and undo (each audited, each refused to a viewer, a second undo a 409), alert groups, the
 //! retro-impact of an exception before it is saved, and console sessions (cookie flags, CSRF and origin
-//! refusals, sign-out, revocation, security headers).
+//! refusals, sign-out, revocation, security headers), and the rejection of a learning proposal (stored,
+//! audited, shown, admin only).
 
 mod common;
 
@@ -181,6 +182,137 @@ async fn escalate_comment_and_undo_are_audited_and_role_checked() {
         )
         .await;
     assert_eq!(a["escalated"]["note"], "kept", "{a}");
+}
+
+/// The proposals over May 2024 (the sessions below), as the console asks for them.
+async fn proposals(api: &TestApi) -> Value {
+    let (s, p) = api
+        .call(
+            api.client.get(api.at(
+                "/api/v1/learning/proposals?since=2024-05-01T00:00:00Z&until=2024-06-01T00:00:00Z",
+            )),
+            &api.viewer,
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    p
+}
+
+/// The pairing on `port` in the proposal that has one, with its role.
+fn pairing_on(list: &Value, port: u64) -> (String, Value) {
+    for p in list["proposals"].as_array().unwrap() {
+        for x in p["pairings"].as_array().unwrap() {
+            if x["port"].as_u64() == Some(port) {
+                return (p["id"].as_str().unwrap().to_string(), x.clone());
+            }
+        }
+    }
+    panic!("no pairing on {port}: {list}");
+}
+
+#[tokio::test]
+async fn rejecting_a_proposal_is_stored_audited_shown_and_admin_only() {
+    let api = TestApi::start().await;
+    import_jamf(&api).await;
+    for start in [
+        "2024-05-01T09:00:00.000000+0000",
+        "2024-05-02T09:00:00.000000+0000",
+        "2024-05-03T09:00:00.000000+0000",
+    ] {
+        mail_session(&api, 8443, start);
+    }
+    let (role, pairing) = pairing_on(&proposals(&api).await, 8443);
+    assert_eq!(pairing["proposed"], true, "{pairing}");
+    assert!(pairing["rejected"].is_null(), "{pairing}");
+    let path = format!("/api/v1/learning/proposals/{role}/reject");
+    let window = json!({"since": "2024-05-01T00:00:00Z", "until": "2024-06-01T00:00:00Z"});
+    let body = |reason: &str| {
+        let mut b = window.clone();
+        b["reason"] = json!(reason);
+        b
+    };
+
+    // Only an admin may reject, with a reason, and only pairings of the proposal.
+    for token in [&api.viewer, &api.analyst] {
+        let (s, _) = post(&api, &path, token, body("not ours")).await;
+        assert_eq!(s, 403);
+    }
+    let (s, p) = post(&api, &path, &api.admin, body(" ")).await;
+    assert_eq!(problem_field(s, &p), (400, Some("reason")), "{p}");
+    let mut other = body("not ours");
+    other["pairings"] = json!([{"app_proto": "tls", "transport": "TCP", "port": 9999}]);
+    let (s, p) = post(&api, &path, &api.admin, other).await;
+    assert_eq!(problem_field(s, &p), (400, Some("pairings[0]")), "{p}");
+    assert_eq!(pairing_on(&proposals(&api).await, 8443).1["proposed"], true);
+
+    let (s, r) = post(
+        &api,
+        &path,
+        &api.admin,
+        body("a test relay, not a baseline"),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["role"], role.as_str());
+    assert_eq!(r["rejected"][0]["ports"], json!([8443]), "{r}");
+
+    // Shown: no longer proposed, with who, when and why.
+    let (_, shown) = pairing_on(&proposals(&api).await, 8443);
+    assert_eq!(shown["proposed"], false, "{shown}");
+    assert_eq!(shown["already_approved"], false, "{shown}");
+    assert_eq!(shown["rejected"]["note"], "a test relay, not a baseline");
+    assert!(
+        shown["rejected"]["by"]
+            .as_str()
+            .unwrap()
+            .starts_with("token:"),
+        "{shown}"
+    );
+    // Nothing left to reject; audited once under the admin's token.
+    let (s, _) = post(&api, &path, &api.admin, body("again")).await;
+    assert_eq!(s, 409);
+    let (_, audit) = api
+        .call(
+            api.client
+                .get(api.at("/api/v1/audit?action=proposal_rejected")),
+            &api.viewer,
+        )
+        .await;
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert_eq!(entries[0]["target"], role.as_str());
+    assert_eq!(entries[0]["reason"], "a test relay, not a baseline");
+
+    // Stored: it survives a reload, and the pairing still alerts (a rejection changes no verdict).
+    let (s, _) = api
+        .call(api.client.post(api.at("/api/v1/reload")), &api.admin)
+        .await;
+    assert_eq!(s, 200);
+    let (_, kept) = pairing_on(&proposals(&api).await, 8443);
+    assert_eq!(kept["rejected"]["note"], "a test relay, not a baseline");
+    let (_, r) = api
+        .call(
+            api.client.get(api.at(&format!("/api/v1/roles/{role}"))),
+            &api.viewer,
+        )
+        .await;
+    assert!(!r.to_string().contains("8443"), "{r}");
+
+    // An explicit approval later still works and takes precedence.
+    let mut approve = body("reviewed again: approved");
+    approve["pairings"] = json!([{"app_proto": "tls", "transport": "TCP", "port": 8443}]);
+    let (s, a) = post(
+        &api,
+        &format!("/api/v1/learning/proposals/{role}/approve"),
+        &api.admin,
+        approve,
+    )
+    .await;
+    assert_eq!(s, 200, "{a}");
+    let (_, now) = pairing_on(&proposals(&api).await, 8443);
+    assert_eq!(now["already_approved"], true, "{now}");
+    assert!(now["rejected"].is_null(), "{now}");
+    api.stop().await;
 }
 
 fn problem_field(status: u16, p: &Value) -> (u16, Option<&str>) {

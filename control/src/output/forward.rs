@@ -13,7 +13,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -83,26 +83,10 @@ impl ForwardTarget {
 /// Severity of a forwarded event, as syslog numbers it (0 emergency .. 7 debug).
 pub type SyslogSeverity = u8;
 
-/// What an output did so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ForwardCounts {
-    /// Events the receiver took.
-    pub sent: u64,
-    /// Events dropped because the queue was full.
-    pub dropped: u64,
-    /// Connection or write failures (each followed by a reconnect after a back-off).
-    pub errors: u64,
-    /// Events waiting in the queue now.
-    pub queued: u64,
-}
+/// What an output did so far (the counters shared by every output).
+pub type ForwardCounts = super::OutputCounts;
 
-#[derive(Debug, Default)]
-struct Counters {
-    sent: AtomicU64,
-    dropped: AtomicU64,
-    errors: AtomicU64,
-    queued: AtomicU64,
-}
+type Counters = super::OutputCounters;
 
 struct Event {
     severity: SyslogSeverity,
@@ -116,6 +100,8 @@ pub struct Forwarder {
     counters: Arc<Counters>,
     thread: Option<JoinHandle<()>>,
     kind: &'static str,
+    queue_limit: usize,
+    target: ForwardTarget,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -178,6 +164,7 @@ impl Forwarder {
             _ => None,
         };
         let kind = target.kind();
+        let shown = target.clone();
         let (tx, rx) = sync_channel::<Event>(queue_limit);
         let counters = Arc::new(Counters::default());
         let c = Arc::clone(&counters);
@@ -190,6 +177,8 @@ impl Forwarder {
             counters,
             thread: Some(thread),
             kind,
+            queue_limit,
+            target: shown,
         })
     }
 
@@ -198,16 +187,17 @@ impl Forwarder {
     pub fn send(&self, event: &Value, severity: SyslogSeverity, ts_us: i64) -> bool {
         let Some(tx) = &self.tx else { return false };
         let json = event.to_string();
+        // Counted as queued before it is offered, so the sender thread never takes it off the
+        // count first (the gauge never wraps below zero).
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
         match tx.try_send(Event {
             severity: severity.min(7),
             ts_us,
             json,
         }) {
-            Ok(()) => {
-                self.counters.queued.fetch_add(1, Ordering::Relaxed);
-                true
-            }
+            Ok(()) => true,
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.counters.queued.fetch_sub(1, Ordering::Relaxed);
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 false
             }
@@ -216,12 +206,22 @@ impl Forwarder {
 
     /// Counters so far.
     pub fn counts(&self) -> ForwardCounts {
-        ForwardCounts {
-            sent: self.counters.sent.load(Ordering::Relaxed),
-            dropped: self.counters.dropped.load(Ordering::Relaxed),
-            errors: self.counters.errors.load(Ordering::Relaxed),
-            queued: self.counters.queued.load(Ordering::Relaxed),
-        }
+        self.counters.counts()
+    }
+
+    /// The live counters (shared; read them from any thread, e.g. for the statistics).
+    pub fn counters(&self) -> Arc<super::OutputCounters> {
+        Arc::clone(&self.counters)
+    }
+
+    /// Where it sends.
+    pub fn target(&self) -> &ForwardTarget {
+        &self.target
+    }
+
+    /// Events the queue holds at most before new ones are dropped.
+    pub fn queue_limit(&self) -> usize {
+        self.queue_limit
     }
 
     /// `syslog-udp`, `syslog-tls`, `redis-list` or `redis-channel`.

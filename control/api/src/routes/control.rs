@@ -844,56 +844,111 @@ pub async fn approve_proposal(
     let explicit = req.pairings.as_deref().map(approved);
     let role = id.clone();
     let pairings = blocking(&state, move |c| {
-        let proposals = c.proposals(from, to)?;
-        let proposal = proposals
-            .into_iter()
-            .find(|p| p.role == role)
-            .ok_or_else(|| {
-                ControlError::NotFound(format!("no proposal for {role:?} in the window"))
-            })?;
-        let pairings: Vec<ApprovedPairing> = match explicit {
-            Some(list) => {
-                for (i, p) in list.iter().enumerate() {
-                    let seen = proposal
-                        .pairings
-                        .iter()
-                        .any(|q| q.app_proto == p.app_proto && q.port == p.port);
-                    if !seen {
-                        return Err(ControlError::Invalid {
-                            field: Some(format!("pairings[{i}]")),
-                            message: format!("{}/{} is not in the proposal", p.app_proto, p.port),
-                        });
-                    }
-                }
-                list
-            }
-            None => proposal
-                .pairings
-                .iter()
-                .filter(|p| p.proposed)
-                .map(|p| ApprovedPairing {
-                    app_proto: p.app_proto.clone(),
-                    transport: Some(p.transport.clone()),
-                    port: p.port,
-                    starttls: false,
-                })
-                .collect(),
-        };
-        if pairings.is_empty() {
-            return Err(ControlError::Conflict(format!(
-                "the proposal for {role:?} has nothing to approve"
-            )));
-        }
-        if role != DEVICE_DEFAULT && c.roles()?.role(&role).is_none() {
-            return Err(ControlError::Conflict(format!(
-                "role {role:?} is no longer defined"
-            )));
-        }
+        let pairings = proposal_pairings(c, &role, from, to, explicit, "approve")?;
         c.approve_pairings(&role, &pairings, &who.actor(), &reason)?;
         Ok(pairings)
     })
     .await?;
     Ok(Json(approval_result(&id, &pairings)))
+}
+
+/// The pairings of `role`'s proposal over `[from, to)` an approval or rejection acts on: the ones
+/// listed (each must be in the proposal), or else every pairing the proposal marks `proposed`.
+fn proposal_pairings(
+    c: &ControlHandle,
+    role: &str,
+    from: i64,
+    to: i64,
+    explicit: Option<Vec<ApprovedPairing>>,
+    verb: &str,
+) -> Result<Vec<ApprovedPairing>, ControlError> {
+    let proposals = c.proposals(from, to)?;
+    let proposal = proposals
+        .into_iter()
+        .find(|p| p.role == role)
+        .ok_or_else(|| ControlError::NotFound(format!("no proposal for {role:?} in the window")))?;
+    let pairings: Vec<ApprovedPairing> = match explicit {
+        Some(list) => {
+            for (i, p) in list.iter().enumerate() {
+                let seen = proposal
+                    .pairings
+                    .iter()
+                    .any(|q| q.app_proto == p.app_proto && q.port == p.port);
+                if !seen {
+                    return Err(ControlError::Invalid {
+                        field: Some(format!("pairings[{i}]")),
+                        message: format!("{}/{} is not in the proposal", p.app_proto, p.port),
+                    });
+                }
+            }
+            list
+        }
+        None => proposal
+            .pairings
+            .iter()
+            .filter(|p| p.proposed)
+            .map(|p| ApprovedPairing {
+                app_proto: p.app_proto.clone(),
+                transport: Some(p.transport.clone()),
+                port: p.port,
+                starttls: false,
+            })
+            .collect(),
+    };
+    if pairings.is_empty() {
+        return Err(ControlError::Conflict(format!(
+            "the proposal for {role:?} has nothing to {verb}"
+        )));
+    }
+    if role != DEVICE_DEFAULT && c.roles()?.role(role).is_none() {
+        return Err(ControlError::Conflict(format!(
+            "role {role:?} is no longer defined"
+        )));
+    }
+    Ok(pairings)
+}
+
+/// Result of rejecting a learning proposal.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct RejectionResult {
+    /// The role (or `device-default`).
+    pub role: String,
+    /// Pairings rejected by this request (no longer proposed; no verdict changes).
+    pub rejected: Vec<PortRuleView>,
+}
+
+/// Rejects a proposal (all its proposed pairings, or the ones listed): stored and audited with the
+/// reason (`proposal_rejected`); the pairings are not proposed again and stay outside the baseline.
+#[utoipa::path(
+    post, path = "/api/v1/learning/proposals/{id}/reject", tag = "learning",
+    params(("id" = String, Path, description = "Proposal id (the role name)")),
+    request_body = ProposalApproval,
+    responses(
+        (status = 200, description = "Rejected", body = RejectionResult),
+        (status = 409, description = "Nothing left to reject", body = Problem,
+         content_type = "application/problem+json")
+    )
+)]
+pub async fn reject_proposal(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
+    PathParam(id): PathParam<String>,
+    JsonBody(req): JsonBody<ProposalApproval>,
+) -> Result<Json<RejectionResult>, Problem> {
+    let reason = required_text(Some(&req.reason), "reason", MAX_NOTE)?;
+    let (from, to) = window(req.since.as_deref(), req.until.as_deref())?;
+    let explicit = req.pairings.as_deref().map(approved);
+    let role = id.clone();
+    let pairings = blocking(&state, move |c| {
+        let pairings = proposal_pairings(c, &role, from, to, explicit, "reject")?;
+        c.reject_pairings(&role, &pairings, &who.actor(), &reason)?;
+        Ok(pairings)
+    })
+    .await?;
+    Ok(Json(RejectionResult {
+        role: id.clone(),
+        rejected: approval_result(&id, &pairings).approved,
+    }))
 }
 
 // ---------------------------------------------------------------------- alerts

@@ -156,6 +156,15 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
             post(c::approve_proposal),
         ),
         (
+            spec(
+                Method::POST,
+                "/api/v1/learning/proposals/{id}/reject",
+                AdminWrite,
+                Json,
+            ),
+            post(c::reject_proposal),
+        ),
+        (
             spec(Method::GET, "/api/v1/alerts", Read, NoBody),
             get(c::list_alerts),
         ),

@@ -409,6 +409,7 @@ async function baselines(view) {
   ]);
   const reload = () => route();
   const proposals = (props.proposals || []).filter((p) => (p.pairings || []).some((x) => x.proposed));
+  const rejected = (props.proposals || []).flatMap((p) => (p.pairings || []).filter((x) => x.rejected).map((x) => [p, x]));
   const form = h('form', { id: 'exception-form', class: 'card' });
   const impact = h('p', { id: 'retro-impact', class: 'muted' });
   const field = (name, label, attrs = {}) => h('label', {}, label, ' ', h('input', { name, ...attrs }));
@@ -455,9 +456,18 @@ async function baselines(view) {
               if (reason === null) return;
               try { await api('POST', `/api/v1/learning/proposals/${encodeURIComponent(p.id)}/approve`, { reason, since: win.since, until: win.until, pairings: [{ app_proto: x.app_proto, transport: x.transport, port: x.port }] }); toast('Approved'); reload(); } catch (e) { toast(`Refused: ${e.message}`); }
             } }, 'Approve'),
-            h('button', { type: 'button', class: 'reject', onclick: (ev) => { ev.target.closest('tr').remove(); toast('Left out of the baseline (not approved)'); } }, 'Reject'),
+            h('button', { type: 'button', class: 'reject', onclick: async () => {
+              const reason = ask(`Reject ${x.app_proto}/${x.port} for ${p.role}: reason`, 'rejected from learning in the console');
+              if (reason === null) return;
+              try { await api('POST', `/api/v1/learning/proposals/${encodeURIComponent(p.id)}/reject`, { reason, since: win.since, until: win.until, pairings: [{ app_proto: x.app_proto, transport: x.transport, port: x.port }] }); toast('Rejected'); reload(); } catch (e) { toast(`Refused: ${e.message}`); }
+            } }, 'Reject'),
           ] : '')))))),
-      proposals.length ? '' : h('p', { class: 'muted' }, 'No proposals in this window.')),
+      proposals.length ? '' : h('p', { class: 'muted' }, 'No proposals in this window.'),
+      rejected.length ? [h('h2', {}, 'Rejected pairings'),
+        h('table', { id: 'rejected' }, h('thead', {}, h('tr', {}, ['Role', 'Protocol', 'Port', 'Sessions', 'Rejected', 'By', 'Reason'].map((c) => h('th', {}, c)))),
+          h('tbody', {}, rejected.map(([p, x]) => h('tr', { 'data-role': p.role, 'data-proto': x.app_proto, 'data-port': x.port },
+            h('td', {}, p.role), h('td', {}, `${x.app_proto} ${x.transport}`), h('td', { class: 'num' }, `${x.port}`), h('td', { class: 'num' }, `${x.sessions}`),
+            h('td', {}, fmtTime(x.rejected.at)), h('td', {}, x.rejected.by), h('td', { class: 'reason' }, x.rejected.note)))))] : ''),
     form,
     h('div', { class: 'card' }, h('h2', {}, 'Exceptions in force'),
       h('table', { id: 'exceptions' }, h('thead', {}, h('tr', {}, ['Id', 'Kind', 'Owner', 'Reason', 'Expires', 'Scope', 'Origin'].map((c) => h('th', {}, c)))),
