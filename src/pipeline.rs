@@ -59,7 +59,7 @@ impl DataplaneBaseline {
     }
 }
 
-impl portolan_control::PortRegistry for DataplaneBaseline {
+impl portolan_control::RegisteredPorts for DataplaneBaseline {
     fn is_standard(&self, app_proto: &str, transport: &str, port: u16) -> bool {
         match (Self::proto(app_proto), Self::transport(transport)) {
             (Some(p), Some(t)) => !self.0.port_mismatch(p, t, port),

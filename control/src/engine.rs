@@ -34,7 +34,7 @@ use crate::learning::{propose, ApprovedPairing, BaselineProposal, LearningConfig
 use crate::observation::{DnsAnswer, EveInput, FlowObservation, ObservationError};
 use crate::output::ocsf::OcsfProduct;
 use crate::roles::{
-    BaselineBasis, ExceptionQuery, ExceptionRule, PairingQuery, PortRegistry, PortRule, Role,
+    BaselineBasis, ExceptionQuery, ExceptionRule, PairingQuery, PortRule, RegisteredPorts, Role,
     RoleSet, RolesError, DEVICE_DEFAULT,
 };
 use crate::scoring::{score, ScoreContext, ScoringConfig};
@@ -184,7 +184,7 @@ pub struct ControlPlane {
     roles: RoleSet,
     config: ControlConfig,
     signatures: SignatureCatalogue,
-    registry: Option<Box<dyn PortRegistry>>,
+    registry: Option<Box<dyn RegisteredPorts>>,
     /// `registry` came from the roles file's `[registry]` table (replaced with the roles).
     registry_from_roles: bool,
     index: AttributionIndex,
@@ -278,10 +278,10 @@ impl ControlPlane {
         let mut warnings = Vec::new();
         let base_roles = roles.clone();
         apply_stored_changes(&store, &mut roles, &mut warnings)?;
-        let registry: Option<Box<dyn PortRegistry>> = roles
+        let registry: Option<Box<dyn RegisteredPorts>> = roles
             .file_registry()
             .cloned()
-            .map(|r| Box::new(r) as Box<dyn PortRegistry>);
+            .map(|r| Box::new(r) as Box<dyn RegisteredPorts>);
         let catalogue = match &config.attribution.app_catalogue {
             Some(path) => AppCatalogue::load(path)?,
             None => AppCatalogue::shipped()?,
@@ -315,13 +315,13 @@ impl ControlPlane {
     }
 
     /// Uses `registry` (e.g. the dataplane's port registry) as the device default baseline.
-    pub fn set_port_registry(&mut self, registry: Box<dyn PortRegistry>) {
+    pub fn set_port_registry(&mut self, registry: Box<dyn RegisteredPorts>) {
         self.registry = Some(registry);
         self.registry_from_roles = false;
     }
 
     /// Builder form of [`set_port_registry`](Self::set_port_registry).
-    pub fn with_port_registry(mut self, registry: impl PortRegistry + 'static) -> Self {
+    pub fn with_port_registry(mut self, registry: impl RegisteredPorts + 'static) -> Self {
         self.set_port_registry(Box::new(registry));
         self
     }
@@ -368,7 +368,7 @@ impl ControlPlane {
             self.registry = roles
                 .file_registry()
                 .cloned()
-                .map(|r| Box::new(r) as Box<dyn PortRegistry>);
+                .map(|r| Box::new(r) as Box<dyn RegisteredPorts>);
             self.registry_from_roles = self.registry.is_some();
         }
         self.roles = roles;

@@ -17,7 +17,7 @@
 //! 1. [`Store::open`] the `--db` file (or [`Store::open_in_memory`]); [`RoleSet::load`] the
 //!    `--roles` file (or [`RoleSet::shipped_defaults`]); [`ControlConfig::load`] or `default()`.
 //! 2. [`ControlPlane::new`], then [`ControlPlane::set_port_registry`] with the dataplane's registry
-//!    (a [`RegistryFn`] closure over it). Without one, each flow's `port_mismatch` verdict is used.
+//!    (a [`RegisteredPortsFn`] closure over it). Without one, each flow's `port_mismatch` verdict is used.
 //! 3. [`ControlPlane::import_inventory`] (Jamf, Graph or Apple MDM files, auto-detected),
 //!    [`ControlPlane::import_leases`], [`ControlPlane::import_device_states`].
 //! 4. For each EVE record from the dataplane: [`ControlPlane::ingest_eve`] (or
@@ -70,5 +70,5 @@ pub mod timestamp;
 pub use alert::Alert;
 pub use engine::{ControlConfig, ControlError, ControlPlane, IngestStats};
 pub use observation::{DnsAnswer, FlowObservation};
-pub use roles::{PortRegistry, PortRegistryMap, RegistryFn, RoleSet};
+pub use roles::{RegisteredPortMap, RegisteredPorts, RegisteredPortsFn, RoleSet};
 pub use store::{Durability, Store};

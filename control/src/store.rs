@@ -21,7 +21,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
@@ -357,6 +358,37 @@ fn insert_audit(tx: &Transaction<'_>, path: &Path, entry: &AuditEntry) -> Result
     Ok(tx.last_insert_rowid())
 }
 
+/// Runs `query` on `conn` (the store's connection or a transaction on it) and maps each row with
+/// `map`; any failure is reported as `op` on the file at `path`.
+fn query_rows<T, P: rusqlite::Params>(
+    conn: &Connection,
+    path: &Path,
+    op: &'static str,
+    query: &str,
+    params: P,
+    map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let read = || -> rusqlite::Result<Vec<T>> {
+        let mut stmt = conn.prepare(query)?;
+        let rows = stmt.query_map(params, map)?.collect();
+        rows
+    };
+    read().map_err(sql(path, op))
+}
+
+/// The acknowledgement and closure columns of an alert: `None` when there is no such alert.
+type AlertState = Option<(Option<i64>, Option<i64>)>;
+
+/// Reads an alert's acknowledgement and closure times inside a transaction.
+fn alert_state(tx: &Transaction<'_>, alert_id: i64) -> rusqlite::Result<AlertState> {
+    tx.query_row(
+        "SELECT acked_us, closed_us FROM alerts WHERE id = ?1",
+        [alert_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
 /// Sets the store file and its SQLite companions (`-wal`, `-shm`) to mode 0600 whatever the umask
 /// (the store holds the inventory, alerts and token hashes). Best effort: a file that cannot be
 /// changed (not ours) keeps its mode, and SQLite gives new companions the main file's mode.
@@ -565,20 +597,15 @@ impl Store {
             }
             let addresses = d.addresses();
             if !addresses.is_empty() {
-                let open: Vec<(i64, String, i64)> = {
-                    let mut stmt = tx
-                        .prepare(
-                            "SELECT id, ip, valid_from_us FROM network_bindings
-                             WHERE udid = ?1 AND valid_until_us IS NULL ORDER BY id",
-                        )
-                        .map_err(sql(&path, "read network identity"))?;
-                    let rows = stmt
-                        .query_map([&d.udid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                        .map_err(sql(&path, "read network identity"))?
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(sql(&path, "read network identity"))?;
-                    rows
-                };
+                let open: Vec<(i64, String, i64)> = query_rows(
+                    &tx,
+                    &path,
+                    "read network identity",
+                    "SELECT id, ip, valid_from_us FROM network_bindings
+                     WHERE udid = ?1 AND valid_until_us IS NULL ORDER BY id",
+                    [&d.udid],
+                    |r| <(i64, String, i64)>::try_from(r),
+                )?;
                 // Without a report time, a device's first addresses are taken to have held all
                 // along; a later change takes effect at the import.
                 let from = d
@@ -629,84 +656,54 @@ impl Store {
 
     /// Every current device record.
     pub fn devices(&self) -> Result<Vec<Device>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT udid, record FROM devices ORDER BY udid")
-            .map_err(sql(&self.path, "read devices"))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(sql(&self.path, "read devices"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql(&self.path, "read devices"))?;
-        rows.into_iter()
-            .map(|(udid, rec)| {
-                serde_json::from_str(&rec).map_err(|e| self.corrupt("devices", udid, e))
-            })
-            .collect()
+        self.tuples::<(String, String), _>(
+            "read devices",
+            "SELECT udid, record FROM devices ORDER BY udid",
+            [],
+        )?
+        .into_iter()
+        .map(|(udid, rec)| self.json("devices", udid, &rec))
+        .collect()
     }
 
     /// Replaced records of a device, oldest first.
     pub fn device_history(&self, udid: &str) -> Result<Vec<DeviceHistoryEntry>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, replaced_us, import_id, record FROM device_history WHERE udid = ?1 ORDER BY id")
-            .map_err(sql(&self.path, "read device history"))?;
-        let rows = stmt
-            .query_map([udid], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
+        self.tuples::<(i64, i64, i64, String), _>(
+            "read device history",
+            "SELECT id, replaced_us, import_id, record FROM device_history WHERE udid = ?1 ORDER BY id",
+            [udid],
+        )?
+        .into_iter()
+        .map(|(id, replaced_us, import_id, rec)| {
+            Ok(DeviceHistoryEntry {
+                replaced_us,
+                import_id,
+                device: self.json("device_history", id, &rec)?,
             })
-            .map_err(sql(&self.path, "read device history"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql(&self.path, "read device history"))?;
-        rows.into_iter()
-            .map(|(id, replaced_us, import_id, rec)| {
-                Ok(DeviceHistoryEntry {
-                    replaced_us,
-                    import_id,
-                    device: serde_json::from_str(&rec)
-                        .map_err(|e| self.corrupt("device_history", id, e))?,
-                })
-            })
-            .collect()
+        })
+        .collect()
     }
 
     /// Every inventory network identity (open and closed).
     pub fn inventory_bindings(&self) -> Result<Vec<NetworkBinding>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, udid, ip, valid_from_us, valid_until_us FROM network_bindings ORDER BY id")
-            .map_err(sql(&self.path, "read network identities"))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                ))
+        self.tuples::<(i64, String, String, i64, Option<i64>), _>(
+            "read network identities",
+            "SELECT id, udid, ip, valid_from_us, valid_until_us FROM network_bindings ORDER BY id",
+            [],
+        )?
+        .into_iter()
+        .map(|(id, udid, ip, from, until)| {
+            Ok(NetworkBinding {
+                udid,
+                ip: ip
+                    .parse::<IpAddr>()
+                    .map_err(|e| self.corrupt("network_bindings", id, e))?,
+                valid_from_us: from,
+                valid_until_us: until,
+                source: BindingSource::Inventory,
             })
-            .map_err(sql(&self.path, "read network identities"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql(&self.path, "read network identities"))?;
-        rows.into_iter()
-            .map(|(id, udid, ip, from, until)| {
-                Ok(NetworkBinding {
-                    udid,
-                    ip: ip
-                        .parse::<IpAddr>()
-                        .map_err(|e| self.corrupt("network_bindings", id, e))?,
-                    valid_from_us: from,
-                    valid_until_us: until,
-                    source: BindingSource::Inventory,
-                })
-            })
-            .collect()
+        })
+        .collect()
     }
 
     /// Stores DHCP leases (duplicates ignored) with an audit entry; returns how many were new.
@@ -715,105 +712,72 @@ impl Store {
         leases: &[Lease],
         entry: &AuditEntry,
     ) -> Result<usize, StoreError> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(sql(&path, "begin lease import"))?;
-        let mut added = 0;
-        for l in leases {
-            added += tx
-                .execute(
-                    "INSERT OR IGNORE INTO leases (address, hwaddr, valid_from_us, valid_until_us, hostname) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![l.address.to_string(), l.hwaddr, l.valid_from_us, l.valid_until_us, l.hostname],
-                )
-                .map_err(sql(&path, "write lease"))?;
-        }
-        insert_audit(&tx, &path, entry)?;
-        tx.commit().map_err(sql(&path, "commit lease import"))?;
-        Ok(added)
+        self.in_transaction(("begin lease import", "commit lease import"), |tx, path| {
+            let mut added = 0;
+            for l in leases {
+                added += tx
+                    .execute(
+                        "INSERT OR IGNORE INTO leases (address, hwaddr, valid_from_us, valid_until_us, hostname) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![l.address.to_string(), l.hwaddr, l.valid_from_us, l.valid_until_us, l.hostname],
+                    )
+                    .map_err(sql(path, "write lease"))?;
+            }
+            insert_audit(tx, path, entry)?;
+            Ok(added)
+        })
     }
 
     /// Every stored lease.
     pub fn leases(&self) -> Result<Vec<Lease>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT address, hwaddr, valid_from_us, valid_until_us, hostname FROM leases")
-            .map_err(sql(&self.path, "read leases"))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                ))
+        self.tuples::<(String, String, i64, i64, Option<String>), _>(
+            "read leases",
+            "SELECT address, hwaddr, valid_from_us, valid_until_us, hostname FROM leases",
+            [],
+        )?
+        .into_iter()
+        .map(|(addr, hwaddr, from, until, hostname)| {
+            Ok(Lease {
+                address: addr.parse().map_err(|e| self.corrupt("leases", &addr, e))?,
+                hwaddr,
+                valid_from_us: from,
+                valid_until_us: until,
+                hostname,
             })
-            .map_err(sql(&self.path, "read leases"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql(&self.path, "read leases"))?;
-        rows.into_iter()
-            .map(|(addr, hwaddr, from, until, hostname)| {
-                Ok(Lease {
-                    address: addr.parse().map_err(|e| self.corrupt("leases", &addr, e))?,
-                    hwaddr,
-                    valid_from_us: from,
-                    valid_until_us: until,
-                    hostname,
-                })
-            })
-            .collect()
+        })
+        .collect()
     }
 
     // ---------------------------------------------------------------- audit, baselines, exceptions
 
     /// Appends an audit entry on its own; returns its id.
     pub fn append_audit(&mut self, entry: &AuditEntry) -> Result<i64, StoreError> {
-        let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(sql(&path, "begin audit"))?;
-        let id = insert_audit(&tx, &path, entry)?;
-        tx.commit().map_err(sql(&path, "commit audit"))?;
-        Ok(id)
+        self.in_transaction(("begin audit", "commit audit"), |tx, path| {
+            insert_audit(tx, path, entry)
+        })
     }
 
     /// The audit log, oldest first.
     pub fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, ts_us, actor, action, target, detail, reason FROM audit_log ORDER BY id")
-            .map_err(sql(&self.path, "read audit log"))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                ))
+        self.tuples::<(i64, i64, String, String, String, String, String), _>(
+            "read audit log",
+            "SELECT id, ts_us, actor, action, target, detail, reason FROM audit_log ORDER BY id",
+            [],
+        )?
+        .into_iter()
+        .map(|(id, ts_us, actor, action, target, detail, reason)| {
+            Ok(AuditEntry {
+                id,
+                ts_us,
+                actor,
+                action: AuditAction::from_name(&action).ok_or_else(|| {
+                    self.corrupt("audit_log", id, format!("unknown action {action:?}"))
+                })?,
+                target,
+                detail: self.json("audit_log", id, &detail)?,
+                reason,
             })
-            .map_err(sql(&self.path, "read audit log"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql(&self.path, "read audit log"))?;
-        rows.into_iter()
-            .map(|(id, ts_us, actor, action, target, detail, reason)| {
-                Ok(AuditEntry {
-                    id,
-                    ts_us,
-                    actor,
-                    action: AuditAction::from_name(&action).ok_or_else(|| {
-                        self.corrupt("audit_log", id, format!("unknown action {action:?}"))
-                    })?,
-                    target,
-                    detail: serde_json::from_str(&detail)
-                        .map_err(|e| self.corrupt("audit_log", id, e))?,
-                    reason,
-                })
-            })
-            .collect()
+        })
+        .collect()
     }
 
     /// Approves pairings into `role`'s baseline together with their audit entry; returns the
@@ -838,14 +802,11 @@ impl Store {
 
     /// Every approved pairing with its role, in approval order.
     pub fn approved_pairings(&self) -> Result<Vec<(String, ApprovedPairing)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT role, app_proto, transport, port, starttls FROM baseline_rules ORDER BY id",
-            )
-            .map_err(sql(&self.path, "read approved pairings"))?;
-        let rows = stmt
-            .query_map([], |r| {
+        self.rows(
+            "read approved pairings",
+            "SELECT role, app_proto, transport, port, starttls FROM baseline_rules ORDER BY id",
+            [],
+            |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     ApprovedPairing {
@@ -855,11 +816,8 @@ impl Store {
                         starttls: r.get(4)?,
                     },
                 ))
-            })
-            .map_err(sql(&self.path, "read approved pairings"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql(&self.path, "read approved pairings"))?;
-        Ok(rows)
+            },
+        )
     }
 
     /// Stores an exception with its audit entry.
@@ -884,30 +842,26 @@ impl Store {
 
     /// Revokes a stored exception with its audit entry; false when no active one has that id.
     pub fn revoke_exception(&mut self, id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(sql(&path, "begin revocation"))?;
-        let active: Option<String> = tx
-            .query_row(
-                "SELECT id FROM exceptions WHERE id = ?1 AND revoked_audit_id IS NULL",
-                [id],
-                |r| r.get(0),
+        self.in_transaction(("begin revocation", "commit revocation"), |tx, path| {
+            let active: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM exceptions WHERE id = ?1 AND revoked_audit_id IS NULL",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql(path, "read exception"))?;
+            if active.is_none() {
+                return Ok(false);
+            }
+            let audit_id = insert_audit(tx, path, entry)?;
+            tx.execute(
+                "UPDATE exceptions SET revoked_audit_id = ?1 WHERE id = ?2",
+                params![audit_id, id],
             )
-            .optional()
-            .map_err(sql(&path, "read exception"))?;
-        if active.is_none() {
-            return Ok(false);
-        }
-        let audit_id = insert_audit(&tx, &path, entry)?;
-        tx.execute(
-            "UPDATE exceptions SET revoked_audit_id = ?1 WHERE id = ?2",
-            params![audit_id, id],
-        )
-        .map_err(sql(&path, "revoke exception"))?;
-        tx.commit().map_err(sql(&path, "commit revocation"))?;
-        Ok(true)
+            .map_err(sql(path, "revoke exception"))?;
+            Ok(true)
+        })
     }
 
     /// Records a role defined (`Some`) or deleted (`None`) through the API, with its audit entry,
@@ -940,58 +894,92 @@ impl Store {
         &mut self,
         entry: &AuditEntry,
         ops: (&'static str, &'static str),
-        write: impl FnOnce(&rusqlite::Transaction<'_>, &Path, i64) -> Result<(), StoreError>,
+        write: impl FnOnce(&Transaction<'_>, &Path, i64) -> Result<(), StoreError>,
     ) -> Result<i64, StoreError> {
+        self.in_transaction(ops, |tx, path| {
+            let audit_id = insert_audit(tx, path, entry)?;
+            write(tx, path, audit_id)?;
+            Ok(audit_id)
+        })
+    }
+
+    /// Runs `work` in one transaction, committed when it returns `Ok` (an `Ok` that wrote nothing
+    /// commits nothing) and rolled back when it fails; `ops` names the begin and commit steps for
+    /// error messages.
+    fn in_transaction<R>(
+        &mut self,
+        ops: (&'static str, &'static str),
+        work: impl FnOnce(&Transaction<'_>, &Path) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(sql(&path, ops.0))?;
-        let audit_id = insert_audit(&tx, &path, entry)?;
-        write(&tx, &path, audit_id)?;
+        let out = work(&tx, &path)?;
         tx.commit().map_err(sql(&path, ops.1))?;
-        Ok(audit_id)
+        Ok(out)
+    }
+
+    /// Runs `query` and maps each row with `map`; any failure is reported as `op`.
+    fn rows<T, P: rusqlite::Params>(
+        &self,
+        op: &'static str,
+        query: &str,
+        params: P,
+        map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        query_rows(&self.conn, &self.path, op, query, params, map)
+    }
+
+    /// [`Store::rows`] for rows read whole as a tuple of their columns.
+    fn tuples<T, P: rusqlite::Params>(
+        &self,
+        op: &'static str,
+        query: &str,
+        params: P,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> TryFrom<&'r Row<'r>, Error = rusqlite::Error>,
+    {
+        self.rows(op, query, params, |r| T::try_from(r))
+    }
+
+    /// Decodes a JSON column of row `row` in `table`; a failure is [`StoreError::Corrupt`].
+    fn json<T: DeserializeOwned>(
+        &self,
+        table: &'static str,
+        row: impl ToString,
+        text: &str,
+    ) -> Result<T, StoreError> {
+        serde_json::from_str(text).map_err(|e| self.corrupt(table, row, e))
     }
 
     /// Roles defined (`Some`) or deleted (`None`) through the API, in the order first defined.
     pub fn role_definitions(&self) -> Result<Vec<(String, Option<Role>)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, definition FROM role_definitions ORDER BY seq")
-            .map_err(sql(&self.path, "read role definitions"))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-            })
-            .map_err(sql(&self.path, "read role definitions"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql(&self.path, "read role definitions"))?;
-        rows.into_iter()
-            .map(|(name, def)| {
-                let role = def
-                    .map(|d| serde_json::from_str(&d))
-                    .transpose()
-                    .map_err(|e| self.corrupt("role_definitions", &name, e))?;
-                Ok((name, role))
-            })
-            .collect()
+        self.tuples::<(String, Option<String>), _>(
+            "read role definitions",
+            "SELECT name, definition FROM role_definitions ORDER BY seq",
+            [],
+        )?
+        .into_iter()
+        .map(|(name, def)| {
+            let role = match def {
+                Some(d) => Some(self.json("role_definitions", &name, &d)?),
+                None => None,
+            };
+            Ok((name, role))
+        })
+        .collect()
     }
 
     /// Exceptions added through the API and not revoked.
     pub fn active_exceptions(&self) -> Result<Vec<ExceptionRule>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, rule FROM exceptions WHERE revoked_audit_id IS NULL ORDER BY rowid",
-            )
-            .map_err(sql(&self.path, "read exceptions"))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(sql(&self.path, "read exceptions"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql(&self.path, "read exceptions"))?;
-        rows.into_iter()
-            .map(|(id, rule)| {
-                serde_json::from_str(&rule).map_err(|e| self.corrupt("exceptions", id, e))
-            })
-            .collect()
+        self.tuples::<(String, String), _>(
+            "read exceptions",
+            "SELECT id, rule FROM exceptions WHERE revoked_audit_id IS NULL ORDER BY rowid",
+            [],
+        )?
+        .into_iter()
+        .map(|(id, rule)| self.json("exceptions", id, &rule))
+        .collect()
     }
 
     // ---------------------------------------------------------------- findings and alerts
@@ -1073,23 +1061,18 @@ impl Store {
 
     /// Every finding, highest score first.
     pub fn findings(&self) -> Result<Vec<Finding>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, data FROM findings ORDER BY score DESC, id")
-            .map_err(sql(&self.path, "read findings"))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
-            .map_err(sql(&self.path, "read findings"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql(&self.path, "read findings"))?;
-        rows.into_iter()
-            .map(|(id, data)| {
-                let mut f: Finding =
-                    serde_json::from_str(&data).map_err(|e| self.corrupt("findings", id, e))?;
-                f.id = id;
-                Ok(f)
-            })
-            .collect()
+        self.tuples::<(i64, String), _>(
+            "read findings",
+            "SELECT id, data FROM findings ORDER BY score DESC, id",
+            [],
+        )?
+        .into_iter()
+        .map(|(id, data)| {
+            let mut f: Finding = self.json("findings", id, &data)?;
+            f.id = id;
+            Ok(f)
+        })
+        .collect()
     }
 
     /// Number of findings.
@@ -1111,76 +1094,35 @@ impl Store {
     }
 
     fn read_alerts(&self, only: Option<i64>) -> Result<Vec<StoredAlert>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, finding_id, data, acked_us, acked_by, ack_note, closed_us, closed_by, close_note
-                 FROM alerts WHERE ?1 IS NULL OR id = ?1 ORDER BY id",
-            )
-            .map_err(sql(&self.path, "read alerts"))?;
-        type Row = (
-            i64,
-            i64,
-            String,
-            Option<i64>,
-            Option<String>,
-            Option<String>,
-            Option<i64>,
-            Option<String>,
-            Option<String>,
-        );
-        let rows = stmt
-            .query_map([only], |r| -> rusqlite::Result<Row> {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                ))
+        /// Who did it, when, and the note: acknowledgement or closure columns.
+        type Act = (Option<i64>, Option<String>, Option<String>);
+        let act = |(ts, actor, note): Act| {
+            ts.map(|ts_us| (ts_us, actor.unwrap_or_default(), note.unwrap_or_default()))
+        };
+        self.rows(
+            "read alerts",
+            "SELECT id, finding_id, data, acked_us, acked_by, ack_note, closed_us, closed_by, close_note
+             FROM alerts WHERE ?1 IS NULL OR id = ?1 ORDER BY id",
+            [only],
+            |r| {
+                let ack: Act = (r.get(3)?, r.get(4)?, r.get(5)?);
+                let closure: Act = (r.get(6)?, r.get(7)?, r.get(8)?);
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, ack, closure))
+            },
+        )?
+        .into_iter()
+        .map(|(id, finding_id, data, ack, closure)| {
+            let mut alert: Alert = self.json("alerts", id, &data)?;
+            alert.id = id;
+            alert.finding_id = finding_id;
+            Ok(StoredAlert {
+                alert,
+                ack: act(ack).map(|(ts_us, actor, note)| AlertAck { ts_us, actor, note }),
+                closure: act(closure)
+                    .map(|(ts_us, actor, note)| AlertClosure { ts_us, actor, note }),
             })
-            .map_err(sql(&self.path, "read alerts"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql(&self.path, "read alerts"))?;
-        rows.into_iter()
-            .map(
-                |(
-                    id,
-                    finding_id,
-                    data,
-                    acked_us,
-                    acked_by,
-                    note,
-                    closed_us,
-                    closed_by,
-                    close_note,
-                )| {
-                    let mut alert: Alert =
-                        serde_json::from_str(&data).map_err(|e| self.corrupt("alerts", id, e))?;
-                    alert.id = id;
-                    alert.finding_id = finding_id;
-                    let ack = acked_us.map(|ts_us| AlertAck {
-                        ts_us,
-                        actor: acked_by.unwrap_or_default(),
-                        note: note.unwrap_or_default(),
-                    });
-                    let closure = closed_us.map(|ts_us| AlertClosure {
-                        ts_us,
-                        actor: closed_by.unwrap_or_default(),
-                        note: close_note.unwrap_or_default(),
-                    });
-                    Ok(StoredAlert {
-                        alert,
-                        ack,
-                        closure,
-                    })
-                },
-            )
-            .collect()
+        })
+        .collect()
     }
 
     /// Acknowledges an alert with its audit entry; false when no unacknowledged alert has that id.
@@ -1189,23 +1131,19 @@ impl Store {
         alert_id: i64,
         entry: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(sql(&path, "begin acknowledgement"))?;
-        let n = tx
-            .execute(
-                "UPDATE alerts SET acked_us = ?1, acked_by = ?2, ack_note = ?3 WHERE id = ?4 AND acked_us IS NULL",
-                params![entry.ts_us, entry.actor, entry.reason, alert_id],
-            )
-            .map_err(sql(&path, "acknowledge alert"))?;
-        if n == 0 {
-            return Ok(false);
-        }
-        insert_audit(&tx, &path, entry)?;
-        tx.commit().map_err(sql(&path, "commit acknowledgement"))?;
-        Ok(true)
+        self.in_transaction(("begin acknowledgement", "commit acknowledgement"), |tx, path| {
+            let n = tx
+                .execute(
+                    "UPDATE alerts SET acked_us = ?1, acked_by = ?2, ack_note = ?3 WHERE id = ?4 AND acked_us IS NULL",
+                    params![entry.ts_us, entry.actor, entry.reason, alert_id],
+                )
+                .map_err(sql(path, "acknowledge alert"))?;
+            if n == 0 {
+                return Ok(false);
+            }
+            insert_audit(tx, path, entry)?;
+            Ok(true)
+        })
     }
 
     /// Closes an alert with its audit entry, in one transaction; an alert not yet acknowledged
@@ -1215,39 +1153,27 @@ impl Store {
         alert_id: i64,
         entry: &AuditEntry,
     ) -> Result<CloseOutcome, StoreError> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(sql(&path, "begin closure"))?;
-        let state: Option<(Option<i64>, Option<i64>)> = tx
-            .query_row(
-                "SELECT acked_us, closed_us FROM alerts WHERE id = ?1",
-                [alert_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(sql(&path, "read alert"))?;
-        let acknowledged = match state {
-            None => return Ok(CloseOutcome::NotFound),
-            Some((_, Some(_))) => return Ok(CloseOutcome::AlreadyClosed),
-            Some((acked, None)) => acked.is_none(),
-        };
-        if acknowledged {
+        self.in_transaction(("begin closure", "commit closure"), |tx, path| {
+            let acknowledged = match alert_state(tx, alert_id).map_err(sql(path, "read alert"))? {
+                None => return Ok(CloseOutcome::NotFound),
+                Some((_, Some(_))) => return Ok(CloseOutcome::AlreadyClosed),
+                Some((acked, None)) => acked.is_none(),
+            };
+            if acknowledged {
+                tx.execute(
+                    "UPDATE alerts SET acked_us = ?1, acked_by = ?2, ack_note = ?3 WHERE id = ?4",
+                    params![entry.ts_us, entry.actor, entry.reason, alert_id],
+                )
+                .map_err(sql(path, "acknowledge alert"))?;
+            }
             tx.execute(
-                "UPDATE alerts SET acked_us = ?1, acked_by = ?2, ack_note = ?3 WHERE id = ?4",
+                "UPDATE alerts SET closed_us = ?1, closed_by = ?2, close_note = ?3 WHERE id = ?4",
                 params![entry.ts_us, entry.actor, entry.reason, alert_id],
             )
-            .map_err(sql(&path, "acknowledge alert"))?;
-        }
-        tx.execute(
-            "UPDATE alerts SET closed_us = ?1, closed_by = ?2, close_note = ?3 WHERE id = ?4",
-            params![entry.ts_us, entry.actor, entry.reason, alert_id],
-        )
-        .map_err(sql(&path, "close alert"))?;
-        insert_audit(&tx, &path, entry)?;
-        tx.commit().map_err(sql(&path, "commit closure"))?;
-        Ok(CloseOutcome::Closed { acknowledged })
+            .map_err(sql(path, "close alert"))?;
+            insert_audit(tx, path, entry)?;
+            Ok(CloseOutcome::Closed { acknowledged })
+        })
     }
 
     // ---------------------------------------------------------------- device state, learning
@@ -1257,48 +1183,31 @@ impl Store {
         &mut self,
         events: &[(String, DeviceStateEvent)],
     ) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(sql(&path, "begin device states"))?;
-        for (key, e) in events {
-            tx.execute(
-                "INSERT INTO device_states (device_key, ts_us, data) VALUES (?1, ?2, ?3)",
-                params![key, e.ts_us, to_json(e)],
-            )
-            .map_err(sql(&path, "write device state"))?;
-        }
-        tx.commit().map_err(sql(&path, "commit device states"))?;
-        Ok(())
+        self.in_transaction(
+            ("begin device states", "commit device states"),
+            |tx, path| {
+                for (key, e) in events {
+                    tx.execute(
+                        "INSERT INTO device_states (device_key, ts_us, data) VALUES (?1, ?2, ?3)",
+                        params![key, e.ts_us, to_json(e)],
+                    )
+                    .map_err(sql(path, "write device state"))?;
+                }
+                Ok(())
+            },
+        )
     }
 
     /// Every stored device state event with its device key.
     pub fn device_states(&self) -> Result<Vec<(String, DeviceStateEvent)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, device_key, data FROM device_states ORDER BY ts_us, id")
-            .map_err(sql(&self.path, "read device states"))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })
-            .map_err(sql(&self.path, "read device states"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql(&self.path, "read device states"))?;
-        rows.into_iter()
-            .map(|(id, key, data)| {
-                Ok((
-                    key,
-                    serde_json::from_str(&data)
-                        .map_err(|e| self.corrupt("device_states", id, e))?,
-                ))
-            })
-            .collect()
+        self.tuples::<(i64, String, String), _>(
+            "read device states",
+            "SELECT id, device_key, data FROM device_states ORDER BY ts_us, id",
+            [],
+        )?
+        .into_iter()
+        .map(|(id, key, data)| Ok((key, self.json("device_states", id, &data)?)))
+        .collect()
     }
 
     /// Adds learning counts (summing into existing buckets).
@@ -1309,21 +1218,17 @@ impl Store {
         if counts.is_empty() {
             return Ok(());
         }
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(sql(&path, "begin learning counts"))?;
-        for (k, n) in counts {
-            tx.execute(
-                "INSERT INTO learning_counts (role, app_proto, transport, port, bucket_us, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(role, app_proto, transport, port, bucket_us) DO UPDATE SET count = count + excluded.count",
-                params![k.role, k.app_proto, k.transport, k.port, k.bucket_us, i64::try_from(*n).unwrap_or(i64::MAX)],
-            )
-            .map_err(sql(&path, "write learning count"))?;
-        }
-        tx.commit().map_err(sql(&path, "commit learning counts"))?;
-        Ok(())
+        self.in_transaction(("begin learning counts", "commit learning counts"), |tx, path| {
+            for (k, n) in counts {
+                tx.execute(
+                    "INSERT INTO learning_counts (role, app_proto, transport, port, bucket_us, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT(role, app_proto, transport, port, bucket_us) DO UPDATE SET count = count + excluded.count",
+                    params![k.role, k.app_proto, k.transport, k.port, k.bucket_us, i64::try_from(*n).unwrap_or(i64::MAX)],
+                )
+                .map_err(sql(path, "write learning count"))?;
+            }
+            Ok(())
+        })
     }
 
     /// Learning counts whose bucket starts in `[from_us, to_us)`.
@@ -1332,15 +1237,12 @@ impl Store {
         from_us: i64,
         to_us: i64,
     ) -> Result<Vec<(PairCountKey, u64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT role, app_proto, transport, port, bucket_us, count FROM learning_counts
-                 WHERE bucket_us >= ?1 AND bucket_us < ?2",
-            )
-            .map_err(sql(&self.path, "read learning counts"))?;
-        let rows = stmt
-            .query_map(params![from_us, to_us], |r| {
+        self.rows(
+            "read learning counts",
+            "SELECT role, app_proto, transport, port, bucket_us, count FROM learning_counts
+             WHERE bucket_us >= ?1 AND bucket_us < ?2",
+            params![from_us, to_us],
+            |r| {
                 Ok((
                     PairCountKey {
                         role: r.get(0)?,
@@ -1351,10 +1253,7 @@ impl Store {
                     },
                     u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
                 ))
-            })
-            .map_err(sql(&self.path, "read learning counts"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql(&self.path, "read learning counts"))?;
-        Ok(rows)
+            },
+        )
     }
 }

@@ -12,8 +12,6 @@
 //! [`script`] (protocol conversations built from [`tls`], [`quic`], [`payloads`]) →
 //! [`flow`] (TCP/UDP mechanics) → [`wire`] (frames) → `PcapWriter`.
 
-#![warn(missing_docs)]
-
 pub mod catalogue;
 pub mod flow;
 pub mod mdm;

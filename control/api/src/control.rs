@@ -20,7 +20,7 @@ use portolan_control::engine::{
 use portolan_control::inventory::{Device, InventoryError};
 use portolan_control::learning::{ApprovedPairing, BaselineProposal};
 use portolan_control::roles::{
-    ExceptionRule, PortRegistry, Role, RoleSet, RolesError, DEVICE_DEFAULT,
+    ExceptionRule, RegisteredPorts, Role, RoleSet, RolesError, DEVICE_DEFAULT,
 };
 pub use portolan_control::store::AlertClosure;
 use portolan_control::store::{
@@ -181,7 +181,7 @@ impl RolesSource {
 }
 
 /// Makes the device default baseline (the dataplane's port registry) for a rebuilt engine.
-pub type RegistryFactory = Arc<dyn Fn() -> Box<dyn PortRegistry> + Send + Sync>;
+pub type RegistryFactory = Arc<dyn Fn() -> Box<dyn RegisteredPorts> + Send + Sync>;
 
 /// How to rebuild the engine on reload.
 #[derive(Clone)]

@@ -9,7 +9,7 @@
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::{insert_audit, sql, Store, StoreError};
+use super::{alert_state, insert_audit, sql, Store, StoreError};
 use crate::audit::AuditEntry;
 
 /// What kind of triage note a row holds.
@@ -82,19 +82,14 @@ pub(super) const MIGRATION: &str = r#"
     CREATE INDEX alert_triage_alert ON alert_triage(alert_id, id);
 "#;
 
-/// The acknowledgement and closure columns of an alert: `None` when there is no such alert.
-type AlertState = Option<(Option<i64>, Option<i64>)>;
+/// Which of an alert's own acts an undo clears (its acknowledgement or its closure).
+#[derive(Clone, Copy)]
+enum AlertAct {
+    Acknowledgement,
+    Closure,
+}
 
 impl Store {
-    fn alert_state(tx: &rusqlite::Transaction<'_>, alert_id: i64) -> rusqlite::Result<AlertState> {
-        tx.query_row(
-            "SELECT acked_us, closed_us FROM alerts WHERE id = ?1",
-            [alert_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-    }
-
     /// Escalates an alert (audited); [`TriageOutcome::Unchanged`] when it is already escalated.
     pub fn escalate_alert(
         &mut self,
@@ -119,38 +114,34 @@ impl Store {
         kind: TriageKind,
         entry: &AuditEntry,
     ) -> Result<TriageOutcome, StoreError> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(sql(&path, "begin triage"))?;
-        if Self::alert_state(&tx, alert_id)
-            .map_err(sql(&path, "read alert"))?
-            .is_none()
-        {
-            return Ok(TriageOutcome::NotFound);
-        }
-        if kind == TriageKind::Escalation {
-            let live: i64 = tx
-                .query_row(
-                    "SELECT COUNT(*) FROM alert_triage WHERE alert_id = ?1 AND kind = 'escalation' AND undone_us IS NULL",
-                    [alert_id],
-                    |r| r.get(0),
-                )
-                .map_err(sql(&path, "read escalation"))?;
-            if live > 0 {
-                return Ok(TriageOutcome::Unchanged);
+        self.in_transaction(("begin triage", "commit triage"), |tx, path| {
+            if alert_state(tx, alert_id)
+                .map_err(sql(path, "read alert"))?
+                .is_none()
+            {
+                return Ok(TriageOutcome::NotFound);
             }
-        }
-        tx.execute(
-            "INSERT INTO alert_triage (alert_id, kind, ts_us, actor, note) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![alert_id, kind.as_str(), entry.ts_us, entry.actor, entry.reason],
-        )
-        .map_err(sql(&path, "write triage note"))?;
-        let id = tx.last_insert_rowid();
-        insert_audit(&tx, &path, entry)?;
-        tx.commit().map_err(sql(&path, "commit triage"))?;
-        Ok(TriageOutcome::Done(id))
+            if kind == TriageKind::Escalation {
+                let live: i64 = tx
+                    .query_row(
+                        "SELECT COUNT(*) FROM alert_triage WHERE alert_id = ?1 AND kind = 'escalation' AND undone_us IS NULL",
+                        [alert_id],
+                        |r| r.get(0),
+                    )
+                    .map_err(sql(path, "read escalation"))?;
+                if live > 0 {
+                    return Ok(TriageOutcome::Unchanged);
+                }
+            }
+            tx.execute(
+                "INSERT INTO alert_triage (alert_id, kind, ts_us, actor, note) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![alert_id, kind.as_str(), entry.ts_us, entry.actor, entry.reason],
+            )
+            .map_err(sql(path, "write triage note"))?;
+            let id = tx.last_insert_rowid();
+            insert_audit(tx, path, entry)?;
+            Ok(TriageOutcome::Done(id))
+        })
     }
 
     /// Undoes an alert's live escalation (audited).
@@ -179,37 +170,36 @@ impl Store {
         row: Option<i64>,
         entry: &AuditEntry,
     ) -> Result<TriageOutcome, StoreError> {
-        let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(sql(&path, "begin undo"))?;
-        if Self::alert_state(&tx, alert_id)
-            .map_err(sql(&path, "read alert"))?
-            .is_none()
-        {
-            return Ok(TriageOutcome::NotFound);
-        }
-        let found: Option<(i64, Option<i64>)> = tx
-            .query_row(
-                "SELECT id, undone_us FROM alert_triage
-                 WHERE alert_id = ?1 AND kind = ?2 AND (?3 IS NULL OR id = ?3)
-                 ORDER BY undone_us IS NULL DESC, id DESC LIMIT 1",
-                params![alert_id, kind.as_str(), row],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+        self.in_transaction(("begin undo", "commit undo"), |tx, path| {
+            if alert_state(tx, alert_id)
+                .map_err(sql(path, "read alert"))?
+                .is_none()
+            {
+                return Ok(TriageOutcome::NotFound);
+            }
+            let found: Option<(i64, Option<i64>)> = tx
+                .query_row(
+                    "SELECT id, undone_us FROM alert_triage
+                     WHERE alert_id = ?1 AND kind = ?2 AND (?3 IS NULL OR id = ?3)
+                     ORDER BY undone_us IS NULL DESC, id DESC LIMIT 1",
+                    params![alert_id, kind.as_str(), row],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(sql(path, "read triage note"))?;
+            let id = match found {
+                None if row.is_some() => return Ok(TriageOutcome::NotFound),
+                None | Some((_, Some(_))) => return Ok(TriageOutcome::Unchanged),
+                Some((id, None)) => id,
+            };
+            let audit_id = insert_audit(tx, path, entry)?;
+            tx.execute(
+                "UPDATE alert_triage SET undone_us = ?1, undone_by = ?2, undo_audit_id = ?3 WHERE id = ?4",
+                params![entry.ts_us, entry.actor, audit_id, id],
             )
-            .optional()
-            .map_err(sql(&path, "read triage note"))?;
-        let id = match found {
-            None if row.is_some() => return Ok(TriageOutcome::NotFound),
-            None | Some((_, Some(_))) => return Ok(TriageOutcome::Unchanged),
-            Some((id, None)) => id,
-        };
-        let audit_id = insert_audit(&tx, &path, entry)?;
-        tx.execute(
-            "UPDATE alert_triage SET undone_us = ?1, undone_by = ?2, undo_audit_id = ?3 WHERE id = ?4",
-            params![entry.ts_us, entry.actor, audit_id, id],
-        )
-        .map_err(sql(&path, "undo triage note"))?;
-        tx.commit().map_err(sql(&path, "commit undo"))?;
-        Ok(TriageOutcome::Done(id))
+            .map_err(sql(path, "undo triage note"))?;
+            Ok(TriageOutcome::Done(id))
+        })
     }
 
     /// Undoes an acknowledgement (audited); [`TriageOutcome::Unchanged`] when the alert is not
@@ -219,21 +209,7 @@ impl Store {
         alert_id: i64,
         entry: &AuditEntry,
     ) -> Result<TriageOutcome, StoreError> {
-        let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(sql(&path, "begin undo"))?;
-        match Self::alert_state(&tx, alert_id).map_err(sql(&path, "read alert"))? {
-            None => return Ok(TriageOutcome::NotFound),
-            Some((Some(_), None)) => {}
-            Some(_) => return Ok(TriageOutcome::Unchanged),
-        }
-        tx.execute(
-            "UPDATE alerts SET acked_us = NULL, acked_by = NULL, ack_note = NULL WHERE id = ?1",
-            [alert_id],
-        )
-        .map_err(sql(&path, "undo acknowledgement"))?;
-        insert_audit(&tx, &path, entry)?;
-        tx.commit().map_err(sql(&path, "commit undo"))?;
-        Ok(TriageOutcome::Done(alert_id))
+        self.undo_alert_act(alert_id, AlertAct::Acknowledgement, entry)
     }
 
     /// Reopens a closed alert (audited); it stays acknowledged. [`TriageOutcome::Unchanged`] when it
@@ -243,47 +219,52 @@ impl Store {
         alert_id: i64,
         entry: &AuditEntry,
     ) -> Result<TriageOutcome, StoreError> {
-        let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(sql(&path, "begin undo"))?;
-        match Self::alert_state(&tx, alert_id).map_err(sql(&path, "read alert"))? {
-            None => return Ok(TriageOutcome::NotFound),
-            Some((_, Some(_))) => {}
-            Some(_) => return Ok(TriageOutcome::Unchanged),
-        }
-        tx.execute(
-            "UPDATE alerts SET closed_us = NULL, closed_by = NULL, close_note = NULL WHERE id = ?1",
-            [alert_id],
-        )
-        .map_err(sql(&path, "reopen alert"))?;
-        insert_audit(&tx, &path, entry)?;
-        tx.commit().map_err(sql(&path, "commit undo"))?;
-        Ok(TriageOutcome::Done(alert_id))
+        self.undo_alert_act(alert_id, AlertAct::Closure, entry)
+    }
+
+    /// Clears an alert's acknowledgement (only while it is not closed) or closure, audited.
+    fn undo_alert_act(
+        &mut self,
+        alert_id: i64,
+        act: AlertAct,
+        entry: &AuditEntry,
+    ) -> Result<TriageOutcome, StoreError> {
+        let (update, op) = match act {
+            AlertAct::Acknowledgement => (
+                "UPDATE alerts SET acked_us = NULL, acked_by = NULL, ack_note = NULL WHERE id = ?1",
+                "undo acknowledgement",
+            ),
+            AlertAct::Closure => (
+                "UPDATE alerts SET closed_us = NULL, closed_by = NULL, close_note = NULL WHERE id = ?1",
+                "reopen alert",
+            ),
+        };
+        self.in_transaction(("begin undo", "commit undo"), |tx, path| {
+            let undoable = match alert_state(tx, alert_id).map_err(sql(path, "read alert"))? {
+                None => return Ok(TriageOutcome::NotFound),
+                Some((acked, closed)) => match act {
+                    AlertAct::Acknowledgement => acked.is_some() && closed.is_none(),
+                    AlertAct::Closure => closed.is_some(),
+                },
+            };
+            if !undoable {
+                return Ok(TriageOutcome::Unchanged);
+            }
+            tx.execute(update, [alert_id]).map_err(sql(path, op))?;
+            insert_audit(tx, path, entry)?;
+            Ok(TriageOutcome::Done(alert_id))
+        })
     }
 
     /// Live escalations and comments, of one alert or of all, oldest first.
     pub fn triage_notes(&self, alert_id: Option<i64>) -> Result<Vec<TriageNote>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
+        Ok(self
+            .tuples::<(i64, i64, String, i64, String, String), _>(
+                "read triage notes",
                 "SELECT id, alert_id, kind, ts_us, actor, note FROM alert_triage
                  WHERE undone_us IS NULL AND (?1 IS NULL OR alert_id = ?1) ORDER BY id",
-            )
-            .map_err(sql(&self.path, "read triage notes"))?;
-        let rows = stmt
-            .query_map([alert_id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                ))
-            })
-            .map_err(sql(&self.path, "read triage notes"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql(&self.path, "read triage notes"))?;
-        Ok(rows
+                [alert_id],
+            )?
             .into_iter()
             .filter_map(|(id, alert_id, kind, ts_us, actor, note)| {
                 Some(TriageNote {

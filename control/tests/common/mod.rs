@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use portolan_control::roles::SHIPPED_ROLES_TOML;
 use portolan_control::timestamp::parse_timestamp;
 use portolan_control::{
-    ControlConfig, ControlPlane, FlowObservation, PortRegistryMap, RoleSet, Store,
+    ControlConfig, ControlPlane, FlowObservation, RegisteredPortMap, RoleSet, Store,
 };
 
 /// A file under `tests/fixtures`.
@@ -23,8 +23,8 @@ pub fn at(text: &str) -> i64 {
 }
 
 /// A registry like the dataplane's, for the protocols the tests use.
-pub fn registry() -> PortRegistryMap {
-    PortRegistryMap::default()
+pub fn registry() -> RegisteredPortMap {
+    RegisteredPortMap::default()
         .with("tls", &[443, 465, 636, 853, 993, 995])
         .with("http", &[80])
         .with("quic", &[443])

@@ -7,8 +7,6 @@
 //! parse frames, look at payload bytes, lock, or allocate per packet once the table is warm —
 //! one [`FlowTable`] lives on each worker lcore and only that worker touches it.
 
-#![warn(missing_docs)]
-
 mod community_id;
 mod config;
 pub mod eve;

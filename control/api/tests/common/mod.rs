@@ -10,7 +10,7 @@ use portolan_api::{
     ApiConfig, ApiServer, ApiState, ControlHandle, Readiness, ReloadPlan, Role, RolesSource,
     TokenStore,
 };
-use portolan_control::PortRegistryMap;
+use portolan_control::RegisteredPortMap;
 use tokio::sync::oneshot;
 
 /// A running admin API and the tokens to talk to it.
@@ -134,8 +134,8 @@ impl TestApi {
 }
 
 /// A port registry like the dataplane's, for the protocols the tests use.
-pub fn registry() -> PortRegistryMap {
-    PortRegistryMap::default()
+pub fn registry() -> RegisteredPortMap {
+    RegisteredPortMap::default()
         .with("tls", &[443, 465, 636, 853, 993, 995])
         .with("http", &[80])
         .with("imap", &[143])
