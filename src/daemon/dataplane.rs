@@ -51,6 +51,8 @@ pub struct WorkerPlace {
     pub port_id: u16,
     /// RX queue.
     pub queue: u16,
+    /// Flows its table holds at most.
+    pub flows_capacity: u64,
 }
 
 /// Finished flows are judged through the hand-off queue ([`ClassifyObserver`] queues a flow
@@ -271,6 +273,7 @@ impl LiveDataplane {
                     flow_table: hw.flow_table_config(),
                     ..WorkerConfig::new(link_type)
                 };
+                let worker_cfg_capacity = worker_cfg.flow_table.capacity as u64;
                 let live = Arc::new(LiveCounters::default());
                 let mut worker = Worker::new(worker_cfg, observer)
                     .map_err(|e| DataplaneError::Description(format!("hardware.flow_table: {e}")))?
@@ -290,6 +293,7 @@ impl LiveDataplane {
                     lcore: queue.lcore,
                     port_id,
                     queue: q as u16,
+                    flows_capacity: worker_cfg_capacity,
                 };
                 prepared.push((place, worker, rxq, stop_at_end, live));
             }
@@ -416,6 +420,7 @@ impl LiveDataplane {
                     lcore: place.lcore,
                     port_id: place.port_id,
                     queue: place.queue,
+                    flows_capacity: place.flows_capacity,
                     ..WorkerStats::default()
                 };
                 if let Some(live) = self.live.get(i) {

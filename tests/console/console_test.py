@@ -5,8 +5,10 @@ sessions and whose inventory names a device with a script payload (tests/console
 admin, analyst and viewer tokens with `portolan token create`, and drives Debian's chromium through
 Playwright: sign-in and cookie flags, the inbox against the API's own alert list, a finding's reasons,
 acknowledge / escalate / comment / undo (audited), a viewer that can change nothing, CSRF and origin
-refusals, the CSP header, payloads rendered as inert text, a learning approval and an acknowledgement that
-both hold across a daemon restart (the approval changes the next verdicts), an exception's retro-impact,
+refusals, the CSP header, payloads (SNI, HTTP Host, User-Agent, MDM device name) rendered as inert text, a
+finding's links to its flow records, the health charts updating (flow-table use against capacity), a learning
+rejection and approval and an acknowledgement that hold across a daemon restart (the approval changes the next
+verdicts), an exception's retro-impact,
 and no token in any URL or log. Screenshots of every screen go to $CONSOLE_SHOTS_DIR.
 """
 
@@ -311,6 +313,28 @@ def main():
         servers = page.eval_on_selector_all("#inbox .server-name", "es => es.map(e => e.textContent)")
         assert X.SNI_PAYLOAD in servers and X.HOST_PAYLOAD in servers, servers
         hostile = page.get_attribute("#inbox tbody tr[data-key]", "data-alert")
+        # Each hostile finding's evidence shows the payloads as text: SNI; HTTP Host and User-Agent.
+        hostile_alerts = {a["dest_port"]: a["id"] for a in all_alerts(d, admin) if a["device_udid"] == xss_udid}
+        assert 8088 in hostile_alerts and 4444 in hostile_alerts, hostile_alerts
+        page.goto(d.url + f"/ui/#/alert/{hostile_alerts[8088]}")
+        page.wait_for_selector("#reasons")
+        wait_js(page, f"document.querySelector('dd[data-k=sni]')?.textContent === {json.dumps(X.SNI_PAYLOAD)}")
+        assert page.text_content("dd[data-k=sni]") == X.SNI_PAYLOAD
+        page.goto(d.url + f"/ui/#/alert/{hostile_alerts[4444]}")
+        wait_js(page, f"document.querySelector('dd[data-k=user-agent]')?.textContent === {json.dumps(X.UA_PAYLOAD)}")
+        assert page.text_content("dd[data-k=http-host]") == X.HOST_PAYLOAD
+        assert page.text_content("dd[data-k=user-agent]") == X.UA_PAYLOAD
+        # The finding links to the flow records of its sessions; the flow record shows every field.
+        sessions = page.eval_on_selector_all("#sessions a.flow-link", "as => as.map(a => a.getAttribute('href'))")
+        assert f"#/flow/{hostile_alerts[4444]}" in sessions, sessions
+        page.click("dd[data-k=flow] a.flow-link")
+        page.wait_for_selector("#flow-record")
+        assert page.url.endswith(f"#/flow/{hostile_alerts[4444]}"), page.url
+        record = dict(page.eval_on_selector_all("#flow-record tr", "rs => rs.map(r => [r.dataset.k, r.cells[1].textContent])"))
+        assert record.get("http.http_user_agent") == X.UA_PAYLOAD, record
+        assert record.get("http_host") == X.HOST_PAYLOAD, record
+        assert record.get("dest_port") == "4444" and "community_id" in record, record
+        page.screenshot(path=os.path.join(SHOTS, "flow.png"), full_page=True)
         page.goto(d.url + f"/ui/#/alert/{hostile}")
         page.wait_for_selector("#reasons")
         page.goto(d.url + f"/ui/#/device/{xss_udid}")
@@ -323,9 +347,19 @@ def main():
         assert not script_dialogs, script_dialogs
         page.goto(d.url + "/ui/#/health")
         page.wait_for_selector(".chart canvas")
-        page.wait_for_timeout(4500)
+        # The charts update: a second tick of the 2 s timer.
+        wait_js(page, "Number(document.getElementById('stats-updated')?.dataset.ticks) >= 2", timeout=10)
         assert "packets" in page.text_content("#stats-updated")
         assert page.eval_on_selector_all("#drops tr", "rs => rs.length") > 0
+        charts = page.eval_on_selector_all(".chart[data-chart]", "cs => cs.map(c => c.dataset.chart)")
+        assert sorted(charts) == ["bps", "drops", "flows", "inventory", "pps", "ring"], charts
+        assert page.eval_on_selector_all(".chart canvas", "cs => cs.length") == 6
+        _, _, stats = d.call("GET", "/api/v1/stats", admin)
+        capacity = sum(w["flows_capacity"] for w in stats["workers"])
+        assert capacity > 0, stats["workers"]
+        assert page.get_attribute("#flow-table-use", "data-capacity") == str(capacity)
+        assert f"of {capacity} flows in use" in page.text_content("#flow-table-use")
+        assert page.text_content("#imports dd[data-k=devices]") == str(d.call("GET", "/api/v1/devices?limit=1", admin)[2]["total"])
         page.screenshot(path=os.path.join(SHOTS, "health.png"), full_page=True)
         page.click("#sign-out")
         page.wait_for_selector("#token")
@@ -350,7 +384,7 @@ def main():
         assert status == 403, status
         page.goto(d.url + "/ui/#/baselines")
         page.wait_for_selector("#exception-form")
-        assert page.query_selector_all("button.approve, #save-exception") == []
+        assert page.query_selector_all("button.approve, button.reject, #save-exception") == []
         ctx.close()
 
         # ------------------------------------------------------------ admin: approve a proposal, exception impact
@@ -359,6 +393,17 @@ def main():
         cookies_seen.append(next(c["value"] for c in ctx.cookies() if c["name"] == "__Host-portolan_session"))
         page.goto(d.url + "/ui/#/baselines")
         page.wait_for_selector("#proposals tbody tr button.approve")
+        # Reject the hostile TLS pairing: stored, audited and listed as rejected.
+        rej = page.query_selector("#proposals tbody tr[data-proto=tls][data-port='8088']")
+        assert rej, page.eval_on_selector_all("#proposals tbody tr", "rs => rs.map(r => r.dataset.proto + '/' + r.dataset.port)")
+        rej_role = rej.get_attribute("data-role")
+        page.answers.append("an unknown relay; not part of any baseline")
+        rej.query_selector("button.reject").click()
+        page.wait_for_selector("#rejected tbody tr[data-proto=tls][data-port='8088']")
+        assert not page.query_selector("#proposals tbody tr[data-proto=tls][data-port='8088']")
+        assert page.text_content("#rejected tbody tr[data-port='8088'] td.reason") == "an unknown relay; not part of any baseline"
+        _, _, audit = d.call("GET", "/api/v1/audit?action=proposal_rejected", admin)
+        assert [e["target"] for e in audit["entries"]] == [rej_role], audit
         row = page.query_selector("#proposals tbody tr")
         role, proto, port = row.get_attribute("data-role"), row.get_attribute("data-proto"), row.get_attribute("data-port")
         page.answers.append("seen every day; approved in the console test")
@@ -399,6 +444,10 @@ def main():
         new = [a for a in all_alerts(d, admin) if a["id"] > last_id]
         assert not any(a["role"] == role and a["app_proto"] == proto and str(a["dest_port"]) == port for a in new), new
         assert not any(a["dest_port"] == 4444 and a["device_udid"] == xss_udid for a in new), new
+        # The rejection is stored: still listed as rejected after the restart.
+        _, _, props = d.call("GET", "/api/v1/learning/proposals?since=2000-01-01T00:00:00Z&until=2100-01-01T00:00:00Z", admin)
+        kept = [x for p in props["proposals"] if p["role"] == rej_role for x in p["pairings"] if x["port"] == 8088 and x["rejected"]]
+        assert kept and not kept[0]["proposed"], props
         ctx, page = new_page()
         sign_in(page, analyst)
         page.goto(d.url + f"/ui/#/alert/{second}")

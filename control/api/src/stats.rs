@@ -132,6 +132,9 @@ pub struct WorkerStats {
     pub ring_drops: u64,
     /// Flows in the worker's table now.
     pub flows_active: u64,
+    /// Flows the worker's table holds at most (`hardware.flow_table`; all allocated at start).
+    #[serde(default)]
+    pub flows_capacity: u64,
     /// Flows created since start.
     pub flows_created: u64,
     /// Flows classified, by application protocol.

@@ -139,6 +139,7 @@ fn sample_stats() -> DataplaneStats {
             prefiltered: 9,
             ring_drops: 5,
             flows_active: 12,
+            flows_capacity: 65_536,
             flows_created: 40,
             protocols: BTreeMap::from([("tls".to_string(), 30), ("http".to_string(), 10)]),
         }],

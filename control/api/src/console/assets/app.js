@@ -61,8 +61,18 @@ const num = (n, d = 1) => (typeof n === 'number' && isFinite(n) ? n.toFixed(d) :
 const val = (v) => (v === undefined || v === null || v === '' ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v));
 const get = (obj, path) => path.split('.').reduce((o, k) => (o && typeof o === 'object' ? o[k] : undefined), obj);
 
+const slug = (k) => String(k).toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+
 function kv(pairs) {
-  return h('dl', { class: 'kv' }, pairs.filter(Boolean).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v instanceof Node ? v : val(v))]));
+  return h('dl', { class: 'kv' }, pairs.filter(Boolean).map(([k, v]) => [h('dt', {}, k), h('dd', { 'data-k': slug(k) }, v instanceof Node ? v : val(v))]));
+}
+
+/** Every leaf of a JSON value as [dotted path, value], in order. */
+function leaves(v, prefix = '', out = []) {
+  if (v && typeof v === 'object' && !(Array.isArray(v) && v.every((x) => x === null || typeof x !== 'object'))) {
+    for (const [k, x] of Object.entries(v)) leaves(x, prefix ? `${prefix}.${k}` : k, out);
+  } else out.push([prefix, Array.isArray(v) ? v.join(', ') : v]);
+  return out;
 }
 
 /** "text (+12.5)" → [text, 12.5]. */
@@ -297,7 +307,7 @@ async function finding(view, id) {
         h('table', { id: 'reasons' }, h('thead', {}, h('tr', {}, h('th', {}, 'Reason'), h('th', {}, 'Weight'))),
           h('tbody', {}, reasons.map(([text, w]) => h('tr', {}, h('td', { class: 'reason' }, text), h('td', { class: 'num weight' }, w === null ? '' : (w >= 0 ? `+${w.toFixed(1)}` : w.toFixed(1)))))))),
       h('div', { class: 'card' }, h('h2', {}, 'Evidence'), kv([
-        ['Flow', `${flow.src_ip}:${flow.src_port} → ${flow.dest_ip}:${flow.dest_port} ${flow.transport || ''}`],
+        ['Flow', h('a', { href: `#/flow/${a.id}`, class: 'flow-link' }, `${flow.src_ip}:${flow.src_port} → ${flow.dest_ip}:${flow.dest_port} ${flow.transport || ''}`)],
         ['Protocol', flow.app_proto], ['Indicators', (flow.indicators || []).join(', ')],
         ['SNI', flow.sni], ['QUIC SNI', flow.quic_sni], ['HTTP Host', flow.http_host],
         ['User-Agent', get(flow, 'http.http_user_agent')], ['JA4', get(flow, 'tls.ja4') || get(flow, 'ja4')], ['JA3', get(flow, 'tls.ja3.hash')],
@@ -322,7 +332,7 @@ async function finding(view, id) {
       h('table', { id: 'sessions' }, h('thead', {}, h('tr', {}, ['Alert', 'Time', 'Flow', 'Lock', 'App state', 'Interaction', 'Score'].map((c) => h('th', {}, c)))),
         h('tbody', {}, sessions.map((s) => { const d = (s.evidence || {}).device_state || {}; const f = (s.evidence || {}).flow || {};
           return h('tr', {}, h('td', {}, h('a', { href: `#/alert/${s.id}` }, `${s.id}`)), h('td', {}, fmtTime(s.time)),
-            h('td', { class: 'mono' }, f.community_id || `${s.src_ip}:${f.src_port} → ${s.dest_ip}:${s.dest_port}`),
+            h('td', { class: 'mono' }, h('a', { href: `#/flow/${s.id}`, class: 'flow-link' }, f.community_id || `${s.src_ip}:${f.src_port} → ${s.dest_ip}:${s.dest_port}`)),
             h('td', {}, val(d.lock_state)), h('td', {}, val(d.app_state)), h('td', {}, d.seconds_since_user_interaction === undefined || d.seconds_since_user_interaction === null ? '—' : `${d.seconds_since_user_interaction} s ago`), h('td', { class: 'num' }, num(s.score)));
         }))),
       h('p', { class: 'muted' }, 'This alert: ', val(st.lock_state), ' / ', val(st.app_state))),
@@ -340,6 +350,24 @@ async function finding(view, id) {
     if (map[e.key]) { const note = ask(map[e.key][0], map[e.key][1]); if (note !== null) { await triage([a.id], map[e.key][0], note); refresh(); } }
     if (e.key === 'u') { await undo(); refresh(); }
   };
+}
+
+// ---------------------------------------------------------------- flow record
+
+/** The flow record of one alerted session: every field the dataplane recorded (EVE flow shape). */
+async function flowRecord(view, id) {
+  const a = await api('GET', `/api/v1/alerts/${encodeURIComponent(id)}`);
+  const flow = (a.evidence || {}).flow || {};
+  const times = { start_us: 'start', end_us: 'end' };
+  const rows = leaves(flow).map(([k, v]) => [k, times[k] && typeof v === 'number' ? `${fmtTime(new Date(v / 1000).toISOString())} (${v})` : val(v)]);
+  view.replaceChildren(
+    h('p', {}, h('a', { href: `#/alert/${a.id}` }, `← Finding ${a.finding_id} (alert ${a.id})`)),
+    h('h1', {}, 'Flow record ', h('span', { class: 'muted mono' }, flow.community_id || `${flow.src_ip}:${flow.src_port} → ${flow.dest_ip}:${flow.dest_port}`)),
+    h('div', { class: 'card' },
+      h('p', { class: 'muted' }, `Session of ${a.device_name || a.device_udid || a.src_ip} seen ${fmtTime(a.time)}: the flow record as the dataplane handed it to the control plane.`),
+      h('table', { id: 'flow-record' }, h('tbody', {}, rows.map(([k, v]) => h('tr', { 'data-k': k }, h('th', { scope: 'row', class: 'mono' }, k), h('td', { class: 'mono' }, v)))))),
+  );
+  keyHandler = (e) => { if (e.key === 'Escape') location.hash = `#/alert/${a.id}`; };
 }
 
 // ---------------------------------------------------------------- devices
@@ -494,59 +522,93 @@ function loadUplot() {
   return uplotLoading;
 }
 
+const PALETTE = ['#1f5fbf', '#c0392b', '#2e7d32', '#d98200', '#6a1b9a', '#00838f', '#5d4037', '#607080'];
+
 async function health(view) {
   const uPlot = await loadUplot();
   const charts = h('div', { class: 'charts' });
   const drops = h('table', { id: 'drops' });
   const imports = h('div', { class: 'card', id: 'imports' });
   const status = h('p', { class: 'muted', id: 'stats-updated' });
-  view.replaceChildren(h('h1', {}, 'Health'), status, charts, h('div', { class: 'grid2' }, h('div', { class: 'card' }, h('h2', {}, 'Drops by reason'), drops), imports));
+  const tableUse = h('p', { id: 'flow-table-use' });
+  view.replaceChildren(h('h1', {}, 'Health'), status, tableUse, charts,
+    h('div', { class: 'grid2' }, h('div', { class: 'card' }, h('h2', {}, 'Drops by reason (totals)'), drops), imports));
   const N = 120;
-  const series = { t: [], pps: [], bps: [], drops: [], ring: [], flows: [] };
-  const mk = (title, label, key) => {
-    const el = h('div', { class: 'card chart', 'data-chart': key }, h('h2', {}, title));
-    charts.append(el);
-    return new uPlot({ width: 440, height: 180, series: [{}, { label, stroke: '#1f5fbf', width: 2 }], axes: [{}, { size: 60 }] }, [[], []], el);
+  const t = [];
+  const plots = {};
+  /** A chart whose series are `labels`; re-made when the labels change (a new drop reason). */
+  const chart = (key, title, labels) => {
+    const have = plots[key];
+    if (have && have.labels.join('|') === labels.join('|')) return have;
+    let el = charts.querySelector(`[data-chart="${key}"]`);
+    if (!el) { el = h('div', { class: 'card chart', 'data-chart': key }); charts.append(el); }
+    el.replaceChildren(h('h2', {}, title));
+    if (have) have.plot.destroy();
+    const series = [{}].concat(labels.map((label, i) => ({ label, stroke: PALETTE[i % PALETTE.length], width: 2 })));
+    // Series new to the chart have no value before this tick (t already holds it; push adds it).
+    const data = Object.fromEntries(labels.map((l) => [l, (have && have.data[l]) || t.slice(1).map(() => null)]));
+    const plot = new uPlot({ width: 440, height: 190, series, axes: [{}, { size: 60 }] }, [[]].concat(labels.map(() => [])), el);
+    plots[key] = { labels, plot, data };
+    return plots[key];
   };
-  const plots = { pps: mk('Packets per second', 'pps', 'pps'), bps: mk('Bits per second', 'bps', 'bps'), drops: mk('Drops per second', 'drops/s', 'drops'),
-    ring: mk('Hand-off ring drops (total)', 'ring drops', 'ring'), flows: mk('Flow table: active flows', 'flows', 'flows') };
+  const push = (key, title, values) => {
+    const c = chart(key, title, Object.keys(values));
+    for (const [l, v] of Object.entries(values)) { c.data[l].push(v); if (c.data[l].length > N) c.data[l].shift(); }
+  };
   let prev = null;
-  async function tick() {
-    let s;
-    try { s = await api('GET', '/api/v1/stats'); } catch (_) { return; }
-    const workers = s.workers || [];
-    const sum = (f) => workers.reduce((n, w) => n + (Number(f(w)) || 0), 0);
-    const now = Date.now() / 1000;
-    const cur = { t: now, packets: sum((w) => w.packets), bytes: sum((w) => w.bytes), drops: sum((w) => Object.values(w.drops || {}).reduce((a, b) => a + b, 0)) };
-    const dt = prev ? Math.max(now - prev.t, 0.001) : 1;
-    series.t.push(now);
-    series.pps.push(prev ? (cur.packets - prev.packets) / dt : 0);
-    series.bps.push(prev ? (8 * (cur.bytes - prev.bytes)) / dt : 0);
-    series.drops.push(prev ? (cur.drops - prev.drops) / dt : 0);
-    series.ring.push(sum((w) => w.ring_drops));
-    series.flows.push(sum((w) => w.flows_active));
-    prev = cur;
-    for (const k of Object.keys(series)) if (series[k].length > N) series[k].shift();
-    for (const k of Object.keys(plots)) plots[k].setData([series.t, series[k]]);
-    const byReason = {};
-    for (const w of workers) for (const [r, n] of Object.entries(w.drops || {})) byReason[r] = (byReason[r] || 0) + n;
-    for (const p of s.ports || []) { byReason[`port ${p.name}: rx_missed`] = p.rx_missed; byReason[`port ${p.name}: rx_nombuf`] = p.rx_nombuf; byReason[`port ${p.name}: rx_errors`] = p.rx_errors; }
-    drops.replaceChildren(h('tbody', {}, Object.entries(byReason).map(([r, n]) => h('tr', {}, h('td', {}, r), h('td', { class: 'num' }, `${n}`)))));
-    status.textContent = `Dataplane counters at ${fmtTime(s.updated_at)}: ${cur.packets} packets, ${workers.length} workers, ${sum((w) => w.flows_created)} flows created, ${sum((w) => w.prefiltered)} prefiltered.`;
-  }
+  let inventory = { devices: null, imports: null };
   async function importStatus() {
     try {
       const [a, d] = await Promise.all([api('GET', '/api/v1/audit?action=inventory_imported&limit=1000'), api('GET', '/api/v1/devices?limit=1')]);
-      const last = (a.entries || []).at(-1);
+      const entries = a.entries || [];
+      const last = entries.at(-1);
+      inventory = { devices: d.total, imports: entries.length };
       imports.replaceChildren(h('h2', {}, 'Inventory import'), kv([
-        ['Devices', d.total], ['Imports', (a.entries || []).length], ['Last import', last ? fmtTime(last.time) : 'none'],
+        ['Devices', d.total], ['Imports', entries.length], ['Last import', last ? fmtTime(last.time) : 'none'],
         ['By', last ? last.actor : '—'], ['Detail', last ? last.reason : '—'],
       ]));
     } catch (_) { /* shown on the next tick */ }
   }
+  async function tick() {
+    let s;
+    try { s = await api('GET', '/api/v1/stats'); } catch (_) { return; }
+    await importStatus();
+    const workers = s.workers || [];
+    const sum = (f) => workers.reduce((n, w) => n + (Number(f(w)) || 0), 0);
+    const now = Date.now() / 1000;
+    const byReason = {};
+    for (const w of workers) for (const [r, n] of Object.entries(w.drops || {})) byReason[r] = (byReason[r] || 0) + n;
+    for (const p of s.ports || []) { byReason[`port ${p.name}: rx_missed`] = p.rx_missed; byReason[`port ${p.name}: rx_nombuf`] = p.rx_nombuf; byReason[`port ${p.name}: rx_errors`] = p.rx_errors; }
+    const cur = { t: now, packets: sum((w) => w.packets), bytes: sum((w) => w.bytes), byReason };
+    const dt = prev ? Math.max(now - prev.t, 0.001) : 1;
+    const rate = (a, b) => (prev ? Math.max(0, (a - b) / dt) : 0);
+    t.push(now); if (t.length > N) t.shift();
+    push('pps', 'Packets per second', { pps: rate(cur.packets, prev && prev.packets) });
+    push('bps', 'Bits per second', { bps: rate(8 * cur.bytes, prev && 8 * prev.bytes) });
+    // Every reason counted so far gets its own series (a reason at zero stays out of the legend).
+    const reasons = Object.keys(byReason).filter((r) => byReason[r] > 0).sort();
+    const all = Object.values(byReason).reduce((a, b) => a + b, 0);
+    const before = prev ? Object.values(prev.byReason).reduce((a, b) => a + b, 0) : 0;
+    push('drops', 'Drops per second by reason', Object.fromEntries([['all reasons', rate(all, before)]]
+      .concat(reasons.map((r) => [r, rate(byReason[r], prev && (prev.byReason[r] || 0))]))));
+    push('ring', 'Hand-off ring drops (total)', { 'ring drops': sum((w) => w.ring_drops) });
+    const used = sum((w) => w.flows_active);
+    const capacity = sum((w) => w.flows_capacity);
+    push('flows', 'Flow table: flows used and capacity', { used, capacity });
+    push('inventory', 'Inventory: devices and imports', { devices: inventory.devices, imports: inventory.imports });
+    for (const c of Object.values(plots)) c.plot.setData([t.slice()].concat(c.labels.map((l) => c.data[l])));
+    prev = cur;
+    tableUse.textContent = capacity
+      ? `Flow table: ${used} of ${capacity} flows in use (${((100 * used) / capacity).toFixed(2)} %) over ${workers.length} workers.`
+      : `Flow table: ${used} flows in use (capacity not reported).`;
+    tableUse.dataset.used = String(used);
+    tableUse.dataset.capacity = String(capacity);
+    drops.replaceChildren(h('tbody', {}, Object.entries(byReason).map(([r, n]) => h('tr', {}, h('td', {}, r), h('td', { class: 'num' }, `${n}`)))));
+    status.textContent = `Dataplane counters at ${fmtTime(s.updated_at)}: ${cur.packets} packets, ${workers.length} workers, ${sum((w) => w.flows_created)} flows created, ${sum((w) => w.prefiltered)} prefiltered.`;
+    status.dataset.ticks = String(Number(status.dataset.ticks || 0) + 1);
+  }
   await tick();
-  await importStatus();
-  timers.push(setInterval(tick, 2000), setInterval(importStatus, 15000));
+  timers.push(setInterval(tick, 2000));
 }
 
 // ---------------------------------------------------------------- router
@@ -560,9 +622,10 @@ async function route() {
   keyHandler = null;
   const view = $('#view');
   const [, screen, arg] = (location.hash || '#/inbox').split('/');
-  for (const a of document.querySelectorAll('header nav a')) a.classList.toggle('active', a.dataset.screen === (screen === 'alert' ? 'inbox' : screen === 'device' ? 'devices' : screen));
+  for (const a of document.querySelectorAll('header nav a')) a.classList.toggle('active', a.dataset.screen === (screen === 'alert' || screen === 'flow' ? 'inbox' : screen === 'device' ? 'devices' : screen));
   try {
     if (screen === 'alert' && arg) await finding(view, decodeURIComponent(arg));
+    else if (screen === 'flow' && arg) await flowRecord(view, decodeURIComponent(arg));
     else if (screen === 'devices') await devices(view);
     else if (screen === 'device' && arg) await device(view, decodeURIComponent(arg));
     else if (screen === 'baselines') await baselines(view);
