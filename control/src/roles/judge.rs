@@ -183,7 +183,7 @@ impl RoleSet {
 
     /// Judges one pairing. Order: the attributed role's rules for the protocol; else (role does
     /// not list it and is not `deny`, or no role) the device default baseline: pairings approved
-    /// for [`DEVICE_DEFAULT`], then `registry`, then the dataplane's verdict; with none of these the
+    /// for [`DEVICE_DEFAULT`](super::DEVICE_DEFAULT), then `registry`, then the dataplane's verdict; with none of these the
     /// pairing is approved (no evidence against it).
     pub fn judge(&self, q: &PairingQuery<'_>, registry: Option<&dyn RegisteredPorts>) -> Judgement {
         let upgraded_tls = q.starttls && q.app_proto == "tls";

@@ -2,7 +2,7 @@
 //!
 //! Owns: the role set in force ([`RoleSet`]: roles, exceptions, the device default baseline's
 //! approved pairings), the [`Role`] and [`PortRule`] types, and [`RolesError`]. The work is split
-//! by concern: [`file`] reads the roles TOML format (shipped defaults in
+//! by concern: [`mod@file`] reads the roles TOML format (shipped defaults in
 //! `control/data/roles.toml`), [`judge`] judges one pairing against a role baseline or the device
 //! default baseline (through the [`RegisteredPorts`] seam the dataplane's registry is passed in
 //! by), and [`exceptions`] matches the known, owned reasons for a pairing (proxies, relays,
