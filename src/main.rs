@@ -10,13 +10,14 @@ mod pipeline;
 mod token_cmd;
 
 use clap::{Args, Parser, Subcommand};
-use portolan_classify::{CacheDir, Classifier, ClassifyConfig, CompiledSignatures, DatabaseSource};
-use portolan_dataplane::replay::{check_captures, spare_cpus};
+use portolan_classify::{ClassifyConfig, DatabaseSource};
+use portolan_dataplane::runtime::offline::check_captures;
+use portolan_dataplane::runtime::ClassifierSetupError;
 use portolan_dataplane::{
-    flow_event_queues, replay_observers, ClassifyObserver, DrainOptions, DrainStats,
-    FlowEventDrain, FlowOnly, PacketObserver, ReplayConfig, ReplayError, ReplayOutcome,
-    ReplayReport,
+    replay_observers, Classifiers, DrainOptions, DrainStats, FlowEventDrain, FlowOnly,
+    PacketObserver, ReplayConfig, ReplayError, ReplayOutcome, ReplayReport,
 };
+use portolan_hwconfig::cpus::spare_cpus;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -341,40 +342,41 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
                 "--inspect-bytes, --inspect-packets and --event-queue must be at least 1",
             ));
         }
-        let (sigs, db) = CompiledSignatures::load(&sig_dir, &CacheDir::Default)
-            .map_err(|e| Failure::bad_input(format!("signatures {}: {e}", sig_dir.display())))?;
-        let sigs = Arc::new(sigs);
-        let mut ports = sigs.port_registry();
-        if let Some(p) = &args.ports {
-            ports
-                .apply_override_file(p)
-                .map_err(|e| Failure::bad_input(format!("port override: {e}")))?;
-        }
-        let ports = Arc::new(ports);
+        let classify_config = ClassifyConfig {
+            max_bytes: args.inspect_bytes,
+            max_packets: args.inspect_packets,
+            ..ClassifyConfig::default()
+        };
+        let classifiers = Classifiers::load(&sig_dir, args.ports.as_deref(), classify_config)
+            .map_err(|e| match e {
+                ClassifierSetupError::PortOverride(m) => {
+                    Failure::bad_input(format!("port override: {m}"))
+                }
+                other => Failure::bad_input(other.to_string()),
+            })?;
         let sig_line = format!(
             "signatures: {} protocols, {} patterns from {} ({})",
-            sigs.signatures().len(),
-            db.patterns,
+            classifiers.protocols(),
+            classifiers.database().patterns,
             sig_dir.display(),
-            match &db.source {
+            match &classifiers.database().source {
                 DatabaseSource::Cache(p) => format!("cached database {}", p.display()),
                 DatabaseSource::Compiled => "compiled".to_string(),
                 DatabaseSource::Empty => "no patterns".to_string(),
             }
         );
-        Some((sigs, ports, sig_line))
+        Some((classifiers, sig_line))
     };
     // The control plane reads its files now: a bad one fails before any output exists and
     // before the EAL starts.
     let alert_pipeline = match &signatures {
-        Some((_, ports, _)) if control_inputs.any() => {
+        Some((classifiers, _)) if control_inputs.any() => {
+            let ports = Arc::clone(classifiers.ports());
             let (p, warnings) =
-                pipeline::AlertPipeline::prepare(&control_inputs, Arc::clone(ports)).map_err(
-                    |e| Failure {
-                        message: e.message,
-                        code: if e.bad_input { 2 } else { 1 },
-                    },
-                )?;
+                pipeline::AlertPipeline::prepare(&control_inputs, ports).map_err(|e| Failure {
+                    message: e.message,
+                    code: if e.bad_input { 2 } else { 1 },
+                })?;
             for w in warnings {
                 eprintln!("portolan: warning: {w}");
             }
@@ -400,7 +402,7 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
             Failure::runtime(e.to_string())
         }
     };
-    let Some((sigs, ports, sig_line)) = signatures else {
+    let Some((classifiers, sig_line)) = signatures else {
         let mut outcome = replay_observers(&config, vec![FlowOnly; workers]).map_err(replay_err)?;
         account_truncated_tails(&mut outcome.report, &config.captures);
         return write_results(
@@ -412,25 +414,13 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
         );
     };
 
-    let classify_config = ClassifyConfig {
-        max_bytes: args.inspect_bytes,
-        max_packets: args.inspect_packets,
-        ..ClassifyConfig::default()
-    };
-    let (senders, receiver) = flow_event_queues(workers, args.event_queue)
-        .map_err(|e| Failure::bad_input(format!("--event-queue: {e}")))?;
-    let mut observers = Vec::with_capacity(workers);
-    for (i, tx) in senders.into_iter().enumerate() {
-        // Hyperscan scratch is allocated here, once per worker, before any lcore runs.
-        let classifier = Classifier::new(Arc::clone(&sigs), classify_config)
-            .map_err(|e| Failure::runtime(format!("classifier for worker {i}: {e}")))?;
-        observers.push(ClassifyObserver::new(
-            i as u16,
-            classifier,
-            Arc::clone(&ports),
-            Some(tx),
-        ));
-    }
+    // Hyperscan scratch is allocated here, once per worker, before any lcore runs.
+    let (observers, receiver) = classifiers
+        .observers(workers, args.event_queue)
+        .map_err(|e| match e {
+            ClassifierSetupError::Queues(m) => Failure::bad_input(format!("--event-queue: {m}")),
+            other => Failure::runtime(other.to_string()),
+        })?;
     let mut events_out = args
         .events
         .as_deref()
@@ -527,10 +517,7 @@ fn pcap_truncated_tail(path: &Path) -> Option<u64> {
 /// of the port is such a record (and nothing else was lost), they become the drop reason
 /// `truncated_capture_record`, the port counters are reconciled, and each capture is named on
 /// stderr, instead of a "packets were lost" failure.
-fn account_truncated_tails(
-    report: &mut portolan_dataplane::replay::ReplayReport,
-    captures: &[PathBuf],
-) {
+fn account_truncated_tails(report: &mut ReplayReport, captures: &[PathBuf]) {
     if report.port_counters_match
         || report.port.ierrors == 0
         || report.port.rx_nombuf != 0

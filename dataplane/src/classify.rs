@@ -13,7 +13,8 @@
 
 use crate::dpdk::lcore;
 use crate::handoff::{FlowEvent, FlowEventSender, NameSource};
-use crate::worker::PacketObserver;
+use crate::observer::PacketObserver;
+pub use crate::report::ClassificationReport;
 use portolan_classify::{
     AppProto, AppRecord, Classifier, FlowClassification, PortRegistry, ProbeContext,
     STARTTLS_INDICATOR,
@@ -21,8 +22,6 @@ use portolan_classify::{
 use portolan_flow::eve::FlowRecord;
 use portolan_flow::{Direction, FinishedFlow, Flow, RoleSource};
 use portolan_packet::{tcp_flags, Packet};
-use serde::Serialize;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Slots in the per-protocol counters: every [`AppProto`] (`Unknown` included).
@@ -35,72 +34,6 @@ fn proto_slot(p: AppProto) -> usize {
 
 fn slot_proto(i: usize) -> AppProto {
     AppProto::ALL.get(i).copied().unwrap_or(AppProto::Unknown)
-}
-
-/// Per-worker classification counters, as the replay summary shows them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ClassificationReport {
-    /// Finished flows per `app_proto` (`unknown` included; protocols with no flow left out).
-    pub app_protos: BTreeMap<&'static str, u64>,
-    /// Finished flows with a decided protocol (not `unknown`).
-    pub decided_flows: u64,
-    /// Decided flows on a port the registry does not list for their protocol.
-    pub port_mismatches: u64,
-    /// Flow events queued for the control plane.
-    pub flow_events: u64,
-    /// Flow events dropped because the worker's hand-off queue was full.
-    pub ring_drops: u64,
-    /// Early DNS-answer events queued (sent as each DNS flow's first response was read; not
-    /// flow events).
-    pub dns_answer_events: u64,
-    /// Classifier calls on undecided flows (Hyperscan prefilter and confirming parsers).
-    pub scan_calls: u64,
-    /// TSC cycles those calls took.
-    pub scan_cycles: u64,
-    /// Classifier calls on decided flows (the decided parser enriching metadata, STARTTLS and
-    /// upgrade watches).
-    pub enrich_calls: u64,
-    /// TSC cycles those calls took.
-    pub enrich_cycles: u64,
-    /// Payload packets of judged flows (classification finished in that direction) that
-    /// skipped the Hyperscan prefilter and the parsers: the software bypass.
-    pub bypassed_packets: u64,
-    /// TCP segments held by the stream reassembler because they arrived ahead of a gap.
-    pub reassembly_held: u64,
-    /// Out-of-order segments dropped at the reassembler's bounds (per-direction ranges full,
-    /// or the worker's reorder buffers all lent out).
-    pub reassembly_drops: u64,
-    /// Segments ignored because all their bytes had been inspected already (retransmissions).
-    pub reassembly_retransmissions: u64,
-    /// Segments overlapping bytes seen before with different content (first copy kept;
-    /// `tcp.overlap_mismatch` on the flow).
-    pub reassembly_overlap_mismatches: u64,
-    /// Gaps the reassembler gave up waiting for (a segment lost before the capture point).
-    pub reassembly_gaps_skipped: u64,
-}
-
-impl ClassificationReport {
-    /// Adds `other`'s counts to these.
-    pub fn add(&mut self, other: &ClassificationReport) {
-        for (k, v) in &other.app_protos {
-            *self.app_protos.entry(k).or_default() += v;
-        }
-        self.decided_flows += other.decided_flows;
-        self.port_mismatches += other.port_mismatches;
-        self.flow_events += other.flow_events;
-        self.ring_drops += other.ring_drops;
-        self.dns_answer_events += other.dns_answer_events;
-        self.scan_calls += other.scan_calls;
-        self.scan_cycles += other.scan_cycles;
-        self.enrich_calls += other.enrich_calls;
-        self.enrich_cycles += other.enrich_cycles;
-        self.bypassed_packets += other.bypassed_packets;
-        self.reassembly_held += other.reassembly_held;
-        self.reassembly_drops += other.reassembly_drops;
-        self.reassembly_retransmissions += other.reassembly_retransmissions;
-        self.reassembly_overlap_mismatches += other.reassembly_overlap_mismatches;
-        self.reassembly_gaps_skipped += other.reassembly_gaps_skipped;
-    }
 }
 
 /// The classifying observer of one worker.

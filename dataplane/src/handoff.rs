@@ -447,15 +447,6 @@ pub struct FlowEventDrain<C: FlowEventConsumer + Send + 'static> {
 #[error("the flow event drain thread panicked: {0}")]
 pub struct DrainPanicked(pub String);
 
-fn pin_current_thread(cpus: &[u32]) -> Result<(), String> {
-    use nix::sched::{sched_setaffinity, CpuSet};
-    let mut set = CpuSet::new();
-    for &c in cpus {
-        set.set(c as usize).map_err(|e| format!("CPU {c}: {e}"))?;
-    }
-    sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).map_err(|e| e.to_string())
-}
-
 impl<C: FlowEventConsumer + Send + 'static> FlowEventDrain<C> {
     /// Starts the drain thread over `receiver`, feeding `consumer`.
     pub fn spawn(
@@ -470,7 +461,7 @@ impl<C: FlowEventConsumer + Send + 'static> FlowEventDrain<C> {
             .spawn(move || {
                 let mut stats = DrainStats::default();
                 if !options.cpus.is_empty() {
-                    match pin_current_thread(&options.cpus) {
+                    match portolan_hwconfig::cpus::pin_current_thread(&options.cpus) {
                         Ok(()) => stats.pinned_to = options.cpus.clone(),
                         Err(e) => stats.pin_error = Some(e),
                     }
@@ -657,7 +648,7 @@ mod tests {
     #[test]
     fn drain_thread_pins_itself_when_asked() {
         let (_, receiver) = flow_event_queues(1, 4).expect("queues");
-        let cpu = crate::replay::allowed_cpus()[0];
+        let cpu = portolan_hwconfig::cpus::allowed_cpus()[0];
         let drain = FlowEventDrain::spawn(
             receiver,
             Vec::new(),

@@ -1,16 +1,15 @@
 //! `portolan hwcheck`: start the EAL as a hardware description says, probe every port, and
 //! print which offloads run in the NIC and which fall back to software, and why.
 //!
-//! Owns: the EAL arguments of a check (the description's plus a private file prefix), the
-//! probe of each port (`rte_eth_dev_info_get`; configuring its RX queues, with hardware RSS
+//! Owns: the probe of each port (`rte_eth_dev_info_get`; configuring its RX queues, with hardware RSS
 //! when the device offers it, without starting it; one `rte_flow_validate` per
 //! [`FlowRuleKind`], each rule built with the port's real values), and the [`HwcheckReport`]
 //! (probe results and the plan, as text or JSON). Must not: decide placements (that is
 //! `portolan_hwconfig::plan_offloads`), start ports, install rules, or touch packets.
 
-use crate::dpdk::eal::unique_file_prefix;
 use crate::dpdk::flow_rule::{self, FlowAction, FlowPattern, FlowRss, FlowRule};
 use crate::dpdk::{DpdkError, Eal, PktMbufPool, Port, PortConfig as DpdkPortConfig, RssSetup};
+use crate::runtime::eal_args;
 use portolan_hwconfig::plan::{rss_types, RteFlowError};
 use portolan_hwconfig::rss::key_for_device;
 use portolan_hwconfig::{
@@ -24,14 +23,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// How to run a check.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HwcheckOptions {
-    /// Probe without hugepages even when the description asks for them (adds `--no-huge`).
-    pub force_no_huge: bool,
-    /// EAL log level (`--log-level`), e.g. `*:error` (the default when `None`).
-    pub log_level: Option<String>,
-}
+/// How to run a check: the EAL options of a described run (hugepages forced off, log level).
+pub use crate::runtime::EalOptions as HwcheckOptions;
 
 /// Why a check could not produce a plan.
 #[derive(Debug, thiserror::Error)]
@@ -150,44 +143,6 @@ impl fmt::Display for HwcheckReport {
         writeln!(f, "offload plan:")?;
         write!(f, "{}", self.plan)
     }
-}
-
-/// The EAL arguments of a check: program name, [`HardwareDescription::eal_args`], then
-/// `--no-huge` if forced and missing, `--no-shconf`, `--no-telemetry`, a private file prefix
-/// and the log level.
-///
-/// When some described lcores are not among the `available` CPUs (EAL's `-l` would refuse
-/// them), `-l LIST` becomes `--lcores=(LIST)@(available)`: every lcore exists, floating over
-/// the CPUs there are, so the ports can still be probed (the check reports the problem).
-pub fn eal_args(
-    hw: &HardwareDescription,
-    options: &HwcheckOptions,
-    available: Option<&CoreList>,
-) -> Vec<String> {
-    let mut args = vec!["portolan".to_string()];
-    let missing_cpu =
-        available.is_some_and(|a| !a.is_empty() && hw.cores.lcores.iter().any(|c| !a.contains(c)));
-    let mut described = hw.eal_args().into_iter();
-    while let Some(arg) = described.next() {
-        match (arg.as_str(), available) {
-            ("-l", Some(cpus)) if missing_cpu => {
-                let list = described.next().unwrap_or_default();
-                args.push(format!("--lcores=({list})@({cpus})"));
-            }
-            _ => args.push(arg),
-        }
-    }
-    if options.force_no_huge && !args.iter().any(|a| a == "--no-huge") {
-        args.push("--no-huge".to_string());
-    }
-    args.push("--no-shconf".to_string());
-    args.push("--no-telemetry".to_string());
-    args.push(unique_file_prefix());
-    args.push(format!(
-        "--log-level={}",
-        options.log_level.as_deref().unwrap_or("*:error")
-    ));
-    args
 }
 
 /// The `rx_pcap=` / `rx_iface=`-free capture paths of a `net_pcap` vdev string.
@@ -472,37 +427,6 @@ mod tests {
             "#,
         )
         .expect("valid description")
-    }
-
-    #[test]
-    fn eal_args_add_private_prefix_and_forced_no_huge() {
-        let hw = description();
-        let two: CoreList = [0u32, 1].into_iter().collect();
-        let plain = eal_args(&hw, &HwcheckOptions::default(), Some(&two));
-        assert_eq!(plain[1], "--lcores=(0-2)@(0-1)");
-        let three: CoreList = [0u32, 1, 2].into_iter().collect();
-        let fits = eal_args(&hw, &HwcheckOptions::default(), Some(&three));
-        assert_eq!(&fits[1..3], &["-l".to_string(), "0-2".to_string()]);
-        assert_eq!(plain[0], "portolan");
-        assert!(!plain.iter().any(|a| a == "--no-huge"), "{plain:?}");
-        assert!(plain
-            .iter()
-            .any(|a| a.starts_with("--file-prefix=portolan-")));
-        assert!(plain.iter().any(|a| a == "--log-level=*:error"));
-        let forced = eal_args(
-            &hw,
-            &HwcheckOptions {
-                force_no_huge: true,
-                log_level: Some("*:info".into()),
-            },
-            None,
-        );
-        assert_eq!(forced.iter().filter(|a| *a == "--no-huge").count(), 1);
-        assert!(forced.iter().any(|a| a == "--log-level=*:info"));
-        let one: CoreList = [3u32].into_iter().collect();
-        let floated = eal_args(&hw, &HwcheckOptions::default(), Some(&one));
-        assert_eq!(floated[1], "--lcores=(0-2)@(3)");
-        assert_eq!(floated[2], "--main-lcore");
     }
 
     #[test]

@@ -6,14 +6,13 @@
 //! packet (the flow table preallocates; finished flows are drained once per burst), or contain
 //! `unsafe` (DPDK access goes through `crate::dpdk`).
 
-use crate::classify::ClassificationReport;
 use crate::dpdk::prefetch::prefetch0;
 use crate::dpdk::xdp::{monotonic_ns, BypassKey, XdpBypassMap};
 use crate::dpdk::{lcore, MbufBurst, RxQueue, TimestampField, BURST_SIZE};
+use crate::observer::{FlowSink, PacketObserver};
 use crate::prefilter::ManagedSubnets;
-use portolan_flow::eve::FlowRecord;
 use portolan_flow::{
-    Direction, FinishedFlow, Flow, FlowLookup, FlowTable, FlowTableConfig, FlowTableConfigError,
+    FinishedFlow, Flow, FlowLookup, FlowTable, FlowTableConfig, FlowTableConfigError,
     FlowTableStats, TcpState,
 };
 use portolan_packet::defrag::{DefragConfig, DefragStats, Defragmenter, Pushed};
@@ -31,67 +30,6 @@ pub const LIVE_PUBLISH_BURSTS: u32 = 64;
 /// How many packets ahead of the one being accounted the flow slot it will touch is
 /// prefetched (its index cell was prefetched by the first pass over the burst).
 const SLOT_PREFETCH_AHEAD: usize = 6;
-
-/// Sees every decoded packet after the flow table has accounted it: the hook where the classifier
-/// (`portolan-classify`) plugs in. One observer lives on each worker; it is never shared.
-pub trait PacketObserver: Send + 'static {
-    /// Per-flow state the observer keeps in [`Flow::app`].
-    type FlowState: Default + Send + 'static;
-
-    /// Called once per decoded TCP/UDP packet with its flow and its direction in that flow.
-    fn on_packet(
-        &mut self,
-        flow: &mut Flow<Self::FlowState>,
-        direction: Direction,
-        packet: &Packet<'_>,
-        ts_us: u64,
-    );
-
-    /// True when `flow` is judged and nothing of it is wanted any more (no parser, no metadata,
-    /// no early event): the worker may then have the driver drop its later payload packets
-    /// (XDP bypass on `net_af_xdp` ports). Asked only for established TCP flows on a worker
-    /// with a driver bypass, until it says yes.
-    fn judged(&self, _flow: &Flow<Self::FlowState>) -> bool {
-        false
-    }
-
-    /// Called once per flow as it leaves the table, before it goes to the [`FlowSink`].
-    fn on_flow_end(&mut self, _flow: &mut FinishedFlow<Self::FlowState>) {}
-
-    /// Fills the app-layer part (`app_proto` and the flattened `app` fields) of a finished
-    /// flow's EVE record. Runs off the hot path, when records are written.
-    fn describe(&self, _flow: &FinishedFlow<Self::FlowState>, _record: &mut FlowRecord) {}
-
-    /// The observer's classification counters, if it classifies.
-    fn classification(&self) -> Option<ClassificationReport> {
-        None
-    }
-}
-
-/// The observer that does nothing: flow accounting only.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FlowOnly;
-
-impl PacketObserver for FlowOnly {
-    type FlowState = ();
-
-    #[inline]
-    fn on_packet(&mut self, _: &mut Flow<()>, _: Direction, _: &Packet<'_>, _: u64) {}
-}
-
-/// Where a worker puts flows that have finished (replay collects them; the live dataplane will
-/// hand them to the control plane).
-pub trait FlowSink<A> {
-    /// Takes one finished flow.
-    fn push_flow(&mut self, flow: FinishedFlow<A>);
-}
-
-impl<A> FlowSink<A> for Vec<FinishedFlow<A>> {
-    #[inline]
-    fn push_flow(&mut self, flow: FinishedFlow<A>) {
-        self.push(flow);
-    }
-}
 
 /// Settings of one worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +146,26 @@ impl WorkerCounters {
             .iter()
             .zip(self.encapsulated.iter())
             .map(|(&k, &n)| (k, n))
+    }
+
+    /// Adds `other`'s frame counters (packets, bytes, decoded, prefiltered, drops,
+    /// encapsulations, defragmentation) to these: the totals of a run over several workers.
+    pub fn add(&mut self, other: &WorkerCounters) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.decoded += other.decoded;
+        self.prefiltered += other.prefiltered;
+        for (t, x) in self.drops.iter_mut().zip(other.drops.iter()) {
+            *t += x;
+        }
+        for (t, x) in self.encapsulated.iter_mut().zip(other.encapsulated.iter()) {
+            *t += x;
+        }
+        self.defrag.fragments += other.defrag.fragments;
+        self.defrag.reassembled += other.defrag.reassembled;
+        self.defrag.overlapping += other.defrag.overlapping;
+        self.defrag.timed_out += other.defrag.timed_out;
+        self.defrag.tiny_first += other.defrag.tiny_first;
     }
 
     /// Counts one frame carried in `encaps` (out of line: tunnelled frames are the exception).
@@ -945,6 +903,8 @@ pub fn run_until<O: PacketObserver>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observer::FlowOnly;
+    use portolan_flow::Direction;
 
     /// Ethernet + IPv4 + TCP/UDP frame with `payload` bytes of payload.
     fn frame(

@@ -4,13 +4,15 @@
 //! lcores, main and control cores, memory, mempool and ring sizes, the RSS key, flow-table size
 //! and timeouts, inspection depth, wanted offloads) — [`config`]; the symmetric Toeplitz RSS
 //! hash and hash → queue mapping — [`rss`]; deciding per port which offloads run in the NIC and
-//! which fall back to software — [`plan`]; and splitting a capture into per-queue captures by
+//! which fall back to software — [`plan`]; CPU discovery and pinning of helper threads —
+//! [`cpus`]; and splitting a capture into per-queue captures by
 //! that hash for net_pcap, which has no RSS — [`shard`]. Must not: call DPDK. The dataplane
 //! probes devices (`rte_eth_dev_info`, `rte_flow_validate`), fills [`PortCapabilities`] and
 //! calls [`plan_offloads`]; everything here is plain Rust and testable without a NIC.
 
 pub mod config;
 pub mod core_list;
+pub mod cpus;
 pub mod plan;
 pub mod rss;
 pub mod shard;

@@ -35,14 +35,15 @@ use portolan_api::{
     ApiServer, ApiState, ControlHandle, DataplaneStatsHandle, Readiness, ReloadPlan, RolesSource,
     TokenStore,
 };
-use portolan_classify::{CacheDir, Classifier, ClassifyConfig, CompiledSignatures};
+use portolan_classify::{ClassifyConfig, PortRegistry};
 use portolan_control::{ControlPlane, Store};
-use portolan_dataplane::{flow_event_queues, ClassifyObserver, DrainOptions, FlowEventDrain};
+use portolan_dataplane::runtime::ClassifierSetupError;
+use portolan_dataplane::{Classifiers, DrainOptions, FlowEventDrain};
 
 use crate::config::{ApplianceConfig, LogFormat, LoggingSection, Overrides, StartPolicy};
 use crate::pipeline::DataplaneBaseline;
 use crate::Failure;
-use dataplane::{port_link_types, LiveDataplane};
+use dataplane::{port_link_types, LiveDataplane, OnlineError};
 use feed::{EngineFeed, LiveProtocols};
 
 /// Actor recorded in the audit log for imports the daemon makes from `[inputs]`.
@@ -119,16 +120,7 @@ fn init_logging(cfg: &LoggingSection) -> Result<(), Failure> {
 
 /// Pins the calling thread to `cpus` (the control cores); a failure is logged, not fatal.
 fn pin_to(cpus: &[u32]) {
-    use nix::sched::{sched_setaffinity, CpuSet};
-    use nix::unistd::Pid;
-    let mut set = CpuSet::new();
-    for &c in cpus {
-        if set.set(c as usize).is_err() {
-            tracing::warn!(cpu = c, "control core out of range; thread left unpinned");
-            return;
-        }
-    }
-    if let Err(e) = sched_setaffinity(Pid::from_raw(0), &set) {
+    if let Err(e) = portolan_hwconfig::cpus::pin_current_thread(cpus) {
         tracing::warn!(cpus = ?cpus, error = %e, "cannot pin a control-plane thread");
     }
 }
@@ -200,39 +192,140 @@ pub fn run_daemon(args: RunArgs) -> Result<(), Failure> {
 
 fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     let hw = &cfg.hardware;
+    // One daemon per data directory: held until this function returns.
+    let _lock = prepare_data_dir(cfg)?;
+    // Captures, signatures and the port registry: bad input fails before anything starts.
+    let link_types = port_link_types(hw).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let classifiers = load_classifiers(cfg)?;
+    let (engine, control) = start_control(cfg, classifiers.ports())?;
+    let tokens = open_tokens(cfg)?;
+    let stats = DataplaneStatsHandle::new();
+    let readiness = Readiness::new();
+    let state = ApiState::with_stats(control.clone(), tokens, stats.clone(), readiness.clone());
+
+    // Classifiers (Hyperscan scratch), hand-off queues and the drain thread: before the EAL.
+    let (observers, receiver) = classifiers
+        .observers(hw.worker_count(), hw.rings.handoff as usize)
+        .map_err(|e| match e {
+            ClassifierSetupError::Queues(m) => {
+                Failure::bad_input(format!("hardware.rings.handoff: {m}"))
+            }
+            other => Failure::runtime(other.to_string()),
+        })?;
+    let live_protocols: LiveProtocols = Arc::new(Mutex::new(Vec::new()));
+    let feed = open_feed(cfg, &engine, &live_protocols)?;
+    let reopen = feed.reopen_handle();
+    stats.set_output_source(feed::output_source(feed.output_probes()));
+    stats.set_build_info(crate::build_info());
+    // A view on the queues' drop counters for the statistics (the receiver goes to the drain).
+    let ring_view = receiver.clone();
+    let drain = FlowEventDrain::spawn(
+        receiver,
+        feed,
+        DrainOptions {
+            cpus: hw.control_cores(),
+            ..DrainOptions::default()
+        },
+    )
+    .map_err(|e| Failure::runtime(format!("cannot start the flow event thread: {e}")))?;
+    let api = Api::start(cfg, state, control, reopen)?;
+    // Ready once the dataplane polls (below); until then /readyz says why not.
+
+    let mut shutdown = None;
+    if cfg.dataplane.start == StartPolicy::AfterFirstInventory && device_count(&engine) == 0 {
+        shutdown = wait_for_inventory(&engine, &api.events, &readiness);
+    }
+    let (mut dataplane, failure) = match shutdown {
+        None => start_dataplane(hw, &link_types, observers, &readiness),
+        Some(_) => (None, None),
+    };
+    if shutdown.is_none() && failure.is_none() {
+        let interval = Duration::from_millis(cfg.dataplane.stats_interval_ms);
+        let publish = |dp: &LiveDataplane| {
+            let protos = live_protocols.lock().map(|p| p.clone()).unwrap_or_default();
+            stats.publish(dataplane::stats(dp, &protos, &ring_view.ring_drops()));
+        };
+        shutdown = Some(serve(dataplane.as_mut(), &api.events, interval, &publish));
+    }
+    if let Some(sig) = shutdown {
+        tracing::info!(signal = sig, "shutting down");
+    }
+
+    // Shutdown: stop the workers (their open flows end and are queued), drain the queues into
+    // the control plane, write the learning counts, then close the API.
+    readiness.set_ready(false);
+    if let Some(dp) = dataplane.as_mut() {
+        for f in dp.stop_and_join() {
+            tracing::error!("{f}");
+        }
+        let protos = live_protocols.lock().map(|p| p.clone()).unwrap_or_default();
+        stats.publish(dataplane::stats(dp, &protos, &ring_view.ring_drops()));
+    }
+    finish_drain(drain);
+    match engine.lock() {
+        Ok(mut e) => {
+            if let Err(err) = e.flush() {
+                tracing::error!(error = %err, "cannot write the learning counts");
+            }
+        }
+        Err(_) => tracing::error!("control-plane lock poisoned at shutdown"),
+    }
+    api.stop();
+    drop(dataplane);
+    tracing::info!("stopped");
+    match failure {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
+}
+
+/// Creates the data directory and the store's folder (mode 0700 whatever the umask) and takes
+/// the data directory's lock.
+fn prepare_data_dir(cfg: &ApplianceConfig) -> Result<data_dir_lock::DataDirLock, Failure> {
     // Whatever the caller's umask, what the daemon creates (store, WAL, alert files, uploads,
     // TLS pair) is its owner's only.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     create_private_dir(&cfg.data_dir)
         .map_err(|e| Failure::runtime(format!("data_dir {}: {e}", cfg.data_dir.display())))?;
-    // One daemon per data directory: held until this function returns.
-    let _lock = data_dir_lock::DataDirLock::acquire(&cfg.data_dir)?;
+    let lock = data_dir_lock::DataDirLock::acquire(&cfg.data_dir)?;
     if let Some(dir) = cfg.store.path.parent() {
         create_private_dir(dir)
             .map_err(|e| Failure::runtime(format!("store folder {}: {e}", dir.display())))?;
     }
+    Ok(lock)
+}
 
-    // Captures, signatures and the port registry: bad input fails before anything starts.
-    let link_types = port_link_types(hw).map_err(|e| Failure::bad_input(e.to_string()))?;
+/// The signatures and port registry of `[dataplane]`, for classifiers of `[hardware.inspection]`.
+fn load_classifiers(cfg: &ApplianceConfig) -> Result<Classifiers, Failure> {
     let sig_dir = crate::signature_dir(cfg.dataplane.signatures.clone())?;
-    let (sigs, db) = CompiledSignatures::load(&sig_dir, &CacheDir::Default)
-        .map_err(|e| Failure::bad_input(format!("signatures {}: {e}", sig_dir.display())))?;
-    let sigs = Arc::new(sigs);
-    let mut registry = sigs.port_registry();
-    if let Some(p) = &cfg.dataplane.ports {
-        registry
-            .apply_override_file(p)
-            .map_err(|e| Failure::bad_input(format!("dataplane.ports: {e}")))?;
-    }
-    let registry = Arc::new(registry);
+    let inspection = &cfg.hardware.inspection;
+    let classify_config = ClassifyConfig {
+        max_bytes: inspection.bytes_per_direction,
+        max_packets: inspection.packets_per_direction,
+        ..ClassifyConfig::default()
+    };
+    let classifiers = Classifiers::load(&sig_dir, cfg.dataplane.ports.as_deref(), classify_config)
+        .map_err(|e| match e {
+            ClassifierSetupError::PortOverride(m) => {
+                Failure::bad_input(format!("dataplane.ports: {m}"))
+            }
+            other => Failure::bad_input(other.to_string()),
+        })?;
     tracing::info!(
-        protocols = sigs.signatures().len(),
-        patterns = db.patterns,
+        protocols = classifiers.protocols(),
+        patterns = classifiers.database().patterns,
         dir = %sig_dir.display(),
         "signatures loaded"
     );
+    Ok(classifiers)
+}
 
-    // The control plane over the store.
+/// The control plane over the store: roles, the port registry as the device default baseline,
+/// the `[inputs]` imports; and the handle the API and the reloads go through.
+fn start_control(
+    cfg: &ApplianceConfig,
+    registry: &Arc<PortRegistry>,
+) -> Result<(Arc<Mutex<ControlPlane>>, ControlHandle), Failure> {
     let store = Store::open_with(&cfg.store.path, cfg.store.durability)
         .map_err(|e| Failure::runtime(e.to_string()))?;
     let roles_source = match &cfg.control.roles {
@@ -245,7 +338,7 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     let control_config = cfg.control.control_config();
     let mut engine = ControlPlane::new(store, roles, control_config.clone())
         .map_err(|e| Failure::runtime(e.to_string()))?;
-    engine.set_port_registry(Box::new(DataplaneBaseline(Arc::clone(&registry))));
+    engine.set_port_registry(Box::new(DataplaneBaseline(Arc::clone(registry))));
     for w in engine.startup_warnings() {
         tracing::warn!("{w}");
     }
@@ -272,7 +365,7 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
         "control plane ready"
     );
     let engine = Arc::new(Mutex::new(engine));
-    let factory_registry = Arc::clone(&registry);
+    let factory_registry = Arc::clone(registry);
     let plan = ReloadPlan {
         roles: roles_source,
         config: control_config,
@@ -282,6 +375,11 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     };
     let control = ControlHandle::new(Arc::clone(&engine), plan)
         .map_err(|e| Failure::runtime(e.to_string()))?;
+    Ok((engine, control))
+}
+
+/// The API token store (a warning when no live token exists).
+fn open_tokens(cfg: &ApplianceConfig) -> Result<Arc<TokenStore>, Failure> {
     let tokens =
         Arc::new(TokenStore::open(&cfg.store.path).map_err(|e| Failure::runtime(e.to_string()))?);
     match tokens.list() {
@@ -292,35 +390,20 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
         Ok(_) => {}
         Err(e) => return Err(Failure::runtime(e.to_string())),
     }
-    let stats = DataplaneStatsHandle::new();
-    let readiness = Readiness::new();
-    let state = ApiState::with_stats(control.clone(), tokens, stats.clone(), readiness.clone());
+    Ok(tokens)
+}
 
-    // Classifiers (Hyperscan scratch), hand-off queues and the drain thread: before the EAL.
-    let workers = hw.worker_count();
-    let classify_config = ClassifyConfig {
-        max_bytes: hw.inspection.bytes_per_direction,
-        max_packets: hw.inspection.packets_per_direction,
-        ..ClassifyConfig::default()
-    };
-    let (senders, receiver) = flow_event_queues(workers, hw.rings.handoff as usize)
-        .map_err(|e| Failure::bad_input(format!("hardware.rings.handoff: {e}")))?;
-    let mut observers = Vec::with_capacity(workers);
-    for (i, tx) in senders.into_iter().enumerate() {
-        let classifier = Classifier::new(Arc::clone(&sigs), classify_config)
-            .map_err(|e| Failure::runtime(format!("classifier for worker {i}: {e}")))?;
-        observers.push(ClassifyObserver::new(
-            i as u16,
-            classifier,
-            Arc::clone(&registry),
-            Some(tx),
-        ));
-    }
-    let live_protocols: LiveProtocols = Arc::new(Mutex::new(Vec::new()));
-    let feed = EngineFeed::new(
-        Arc::clone(&engine),
-        workers,
-        Arc::clone(&live_protocols),
+/// The drain thread's consumer: the control plane, the alert files, the flow log and the
+/// network outputs of `[outputs]`.
+fn open_feed(
+    cfg: &ApplianceConfig,
+    engine: &Arc<Mutex<ControlPlane>>,
+    live_protocols: &LiveProtocols,
+) -> Result<EngineFeed, Failure> {
+    EngineFeed::new(
+        Arc::clone(engine),
+        cfg.hardware.worker_count(),
+        Arc::clone(live_protocols),
         cfg.outputs.eve.as_deref(),
         cfg.outputs.ocsf.as_deref(),
     )
@@ -335,98 +418,125 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
             .map_err(|(field, reason)| format!("{field}: {reason}"))?;
         feed.with_outputs(&outputs)
     })
-    .map_err(Failure::runtime)?;
-    let reopen = feed.reopen_handle();
-    stats.set_output_source(feed::output_source(feed.output_probes()));
-    stats.set_build_info(crate::build_info());
-    let control_cpus = hw.control_cores();
-    // A view on the queues' drop counters for the statistics (the receiver goes to the drain).
-    let ring_view = receiver.clone();
-    let drain = FlowEventDrain::spawn(
-        receiver,
-        feed,
-        DrainOptions {
-            cpus: control_cpus.clone(),
-            ..DrainOptions::default()
-        },
-    )
-    .map_err(|e| Failure::runtime(format!("cannot start the flow event thread: {e}")))?;
+    .map_err(Failure::runtime)
+}
 
-    // The API runtime: threads pinned to the control cores, created before the EAL.
-    let pin_cpus = control_cpus.clone();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(API_THREADS)
-        .thread_name("portolan-api")
-        .enable_all()
-        .on_thread_start(move || pin_to(&pin_cpus))
-        .build()
-        .map_err(|e| Failure::runtime(format!("cannot start the API runtime: {e}")))?;
-    let server = runtime
-        .block_on(ApiServer::bind(&cfg.api, state))
-        .map_err(|e| Failure::runtime(e.to_string()))?;
-    // The operator must learn the port (`--listen :0`) whatever the log level: when the API's
-    // own `admin API listening on` line is filtered out, say it on stderr.
-    if !tracing::enabled!(target: "portolan_api::server", tracing::Level::INFO) {
-        eprintln!("portolan: admin API listening on {}", server.url());
+/// The admin API: its tokio runtime (threads pinned to the control cores, created before the
+/// EAL), the server task, and the signal handler feeding `events`.
+struct Api {
+    runtime: tokio::runtime::Runtime,
+    task: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    events: mpsc::Receiver<DaemonEvent>,
+}
+
+impl Api {
+    fn start(
+        cfg: &ApplianceConfig,
+        state: ApiState,
+        control: ControlHandle,
+        reopen: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Result<Api, Failure> {
+        let pin_cpus = cfg.hardware.control_cores();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(API_THREADS)
+            .thread_name("portolan-api")
+            .enable_all()
+            .on_thread_start(move || pin_to(&pin_cpus))
+            .build()
+            .map_err(|e| Failure::runtime(format!("cannot start the API runtime: {e}")))?;
+        let server = runtime
+            .block_on(ApiServer::bind(&cfg.api, state))
+            .map_err(|e| Failure::runtime(e.to_string()))?;
+        // The operator must learn the port (`--listen :0`) whatever the log level: when the
+        // API's own `admin API listening on` line is filtered out, say it on stderr.
+        if !tracing::enabled!(target: "portolan_api::server", tracing::Level::INFO) {
+            eprintln!("portolan: admin API listening on {}", server.url());
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = runtime.spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        let (events_tx, events) = mpsc::channel::<DaemonEvent>();
+        runtime.spawn(handle_signals(control, events_tx, reopen));
+        Ok(Api {
+            runtime,
+            task,
+            stop,
+            events,
+        })
     }
-    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    let api_task = runtime.spawn(server.run(async move {
-        let _ = api_stopped.await;
-    }));
-    let (events_tx, events) = mpsc::channel::<DaemonEvent>();
-    runtime.spawn(handle_signals(control.clone(), events_tx, reopen));
-    // Ready once the dataplane polls (below); until then /readyz says why not.
 
-    let interval = Duration::from_millis(cfg.dataplane.stats_interval_ms);
-    let mut shutdown: Option<&'static str> = None;
-    if cfg.dataplane.start == StartPolicy::AfterFirstInventory && device_count(&engine) == 0 {
-        tracing::info!(
-            "dataplane waits for the first inventory (POST /api/v1/inventory) before polling"
-        );
-        readiness.set_not_ready(
-            "the dataplane waits for the first inventory (POST /api/v1/inventory) before polling",
-        );
-        while device_count(&engine) == 0 {
-            match events.recv_timeout(Duration::from_millis(200)) {
-                Ok(DaemonEvent::Shutdown(sig)) => {
-                    shutdown = Some(sig);
-                    break;
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    shutdown = Some("signal handler gone");
-                    break;
-                }
-            }
+    /// Closes the API gracefully and stops its runtime.
+    fn stop(self) {
+        let _ = self.stop.send(());
+        if let Err(e) = self.runtime.block_on(self.task) {
+            tracing::error!(error = %e, "admin API task failed");
+        }
+        self.runtime.shutdown_timeout(Duration::from_secs(5));
+    }
+}
+
+/// Holds the dataplane until the store has a device; `Some(signal)` when the daemon was told
+/// to stop meanwhile.
+fn wait_for_inventory(
+    engine: &Arc<Mutex<ControlPlane>>,
+    events: &mpsc::Receiver<DaemonEvent>,
+    readiness: &Readiness,
+) -> Option<&'static str> {
+    tracing::info!(
+        "dataplane waits for the first inventory (POST /api/v1/inventory) before polling"
+    );
+    readiness.set_not_ready(
+        "the dataplane waits for the first inventory (POST /api/v1/inventory) before polling",
+    );
+    while device_count(engine) == 0 {
+        match events.recv_timeout(Duration::from_millis(200)) {
+            Ok(DaemonEvent::Shutdown(sig)) => return Some(sig),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Some("signal handler gone"),
         }
     }
+    None
+}
 
-    let mut dataplane: Option<LiveDataplane> = None;
-    let mut failure: Option<Failure> = None;
-    if shutdown.is_none() {
-        match LiveDataplane::start(hw, &link_types, observers) {
-            Ok(dp) => {
-                readiness.set_ready(true);
-                let lcores: Vec<u32> = dp.places().iter().map(|p| p.lcore).collect();
-                tracing::info!(workers = lcores.len(), lcores = ?lcores, control_cores = ?control_cpus, "dataplane started");
-                dataplane = Some(dp);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "dataplane did not start");
-                failure = Some(match e {
-                    dataplane::DataplaneError::Description(m) => Failure::bad_input(m),
-                    other => Failure::runtime(other.to_string()),
-                });
-            }
+/// Starts the dataplane (the runtime's online mode) with the classifying observers; the
+/// failure, when it does not start, is what the daemon exits with once it has shut down.
+fn start_dataplane(
+    hw: &portolan_hwconfig::HardwareDescription,
+    link_types: &[portolan_packet::LinkType],
+    observers: Vec<portolan_dataplane::ClassifyObserver>,
+    readiness: &Readiness,
+) -> (Option<LiveDataplane>, Option<Failure>) {
+    match LiveDataplane::start(hw, link_types, observers) {
+        Ok(dp) => {
+            readiness.set_ready(true);
+            let lcores: Vec<u32> = dp.places().iter().map(|p| p.lcore).collect();
+            tracing::info!(workers = lcores.len(), lcores = ?lcores, control_cores = ?hw.control_cores(), "dataplane started");
+            (Some(dp), None)
         }
-    } else {
-        drop(observers);
+        Err(e) => {
+            tracing::error!(error = %e, "dataplane did not start");
+            let failure = match e {
+                OnlineError::Description(m) => Failure::bad_input(m),
+                other => Failure::runtime(other.to_string()),
+            };
+            (None, Some(failure))
+        }
     }
+}
 
-    // Publish statistics until shutdown; note when file-backed workers reach their end.
+/// Publishes statistics every `interval` until SIGTERM/SIGINT (returned); notes when
+/// file-backed workers reach the end of their captures.
+fn serve(
+    mut dataplane: Option<&mut LiveDataplane>,
+    events: &mpsc::Receiver<DaemonEvent>,
+    interval: Duration,
+    publish: &dyn Fn(&LiveDataplane),
+) -> &'static str {
     let mut finished = false;
-    while shutdown.is_none() && failure.is_none() {
-        if let Some(dp) = dataplane.as_mut() {
+    loop {
+        if let Some(dp) = dataplane.as_deref_mut() {
             if !finished && dp.reap() {
                 finished = true;
                 for line in dp.summary() {
@@ -436,29 +546,18 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
                     "dataplane finished (end of its captures); the admin API keeps serving until SIGTERM"
                 );
             }
-            let protos = live_protocols.lock().map(|p| p.clone()).unwrap_or_default();
-            stats.publish(dp.stats(&protos, &ring_view.ring_drops()));
+            publish(dp);
         }
         match events.recv_timeout(interval) {
-            Ok(DaemonEvent::Shutdown(sig)) => shutdown = Some(sig),
+            Ok(DaemonEvent::Shutdown(sig)) => return sig,
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => shutdown = Some("signal handler gone"),
+            Err(RecvTimeoutError::Disconnected) => return "signal handler gone",
         }
     }
-    if let Some(sig) = shutdown {
-        tracing::info!(signal = sig, "shutting down");
-    }
+}
 
-    // Shutdown: stop the workers (their open flows end and are queued), drain the queues into
-    // the control plane, write the learning counts, then close the API.
-    readiness.set_ready(false);
-    if let Some(dp) = dataplane.as_mut() {
-        for f in dp.stop_and_join() {
-            tracing::error!("{f}");
-        }
-        let protos = live_protocols.lock().map(|p| p.clone()).unwrap_or_default();
-        stats.publish(dp.stats(&protos, &ring_view.ring_drops()));
-    }
+/// Stops the drain thread after its last pass and logs what the feed did.
+fn finish_drain(drain: FlowEventDrain<EngineFeed>) {
     match drain.finish() {
         Ok((mut feed, drained)) => {
             feed.finish();
@@ -482,25 +581,6 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
             }
         }
         Err(e) => tracing::error!(error = %e, "flow event thread failed"),
-    }
-    match engine.lock() {
-        Ok(mut e) => {
-            if let Err(err) = e.flush() {
-                tracing::error!(error = %err, "cannot write the learning counts");
-            }
-        }
-        Err(_) => tracing::error!("control-plane lock poisoned at shutdown"),
-    }
-    let _ = stop_api.send(());
-    if let Err(e) = runtime.block_on(api_task) {
-        tracing::error!(error = %e, "admin API task failed");
-    }
-    runtime.shutdown_timeout(Duration::from_secs(5));
-    drop(dataplane);
-    tracing::info!("stopped");
-    match failure {
-        Some(f) => Err(f),
-        None => Ok(()),
     }
 }
 

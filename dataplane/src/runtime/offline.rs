@@ -1,26 +1,27 @@
-//! Replay of capture files through DPDK's `net_pcap` driver: one capture per RX queue, one worker
+//! The offline mode of the runtime, replay: capture files through DPDK's `net_pcap` driver: one capture per RX queue, one worker
 //! per queue on its own lcore, and a report of what was seen; or, in steady-state mode
 //! (`infinite_rx`), the captures looped from memory for a fixed time.
 //!
 //! Owns: checking the captures before the EAL starts (so a bad file is one clear error, not an
-//! EAL log), the `net_pcap` device string and the lcore layout, launching and joining the
-//! workers, and the [`ReplayReport`]. Must not: decode packets (the worker does) or print; the
+//! EAL log), where packets come from (the `net_pcap` device string and the lcore layout, as a
+//! [`StartPlan`] for the start-up shared with the daemon, [`super`]), and where results go
+//! (each worker's flows kept or counted and ended at the end of the whole capture, and the
+//! [`ReplayReport`]). Must not: decode packets (the worker does) or print; the
 //! binary decides what to write where.
 
-use crate::classify::ClassificationReport;
-use crate::dpdk::{
-    self, lcore, DpdkError, Eal, EalConfig, PktMbufPool, Port, PortConfig, PortInfo, PortStats,
-    TimestampField,
+use super::{PoolPlan, PortPlan, StartError, StartPlan};
+use crate::dpdk::{DpdkError, EalConfig, PortConfig, PortInfo, PortStats};
+use crate::observer::{FlowSink, PacketObserver};
+use crate::report::{
+    drops_map, encapsulated_map, per_packet, ClassificationReport, ReplayReport, WorkerReport,
 };
-use crate::prefilter::ManagedSubnets;
-use crate::worker::{FlowSink, PacketObserver, Worker, WorkerConfig, WorkerCounters};
+use crate::runtime;
+use crate::worker::{WorkerCounters, WorkerOutcome};
 use portolan_flow::eve::FlowRecord;
 use portolan_flow::{FinishedFlow, FlowTableConfig, FlowTableConfigError, FlowTableStats};
+use portolan_hwconfig::cpus::{allowed_cpus, lcore_layout};
 use portolan_packet::capture::{probe, CaptureError, CaptureInfo};
-use portolan_packet::defrag::DefragStats;
-use portolan_packet::{DropReason, Encapsulation, LinkType};
-use serde::Serialize;
-use std::collections::BTreeMap;
+use portolan_packet::LinkType;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -71,7 +72,7 @@ impl ReplayConfig {
             flow_table: FlowTableConfig::default(),
             mbufs: 8191,
             memory_mb: 128,
-            mbuf_data_room: dpdk::mempool::DEFAULT_DATA_ROOM,
+            mbuf_data_room: crate::dpdk::mempool::DEFAULT_DATA_ROOM,
             infinite_rx: None,
             managed_subnets: Vec::new(),
             keep_flows: true,
@@ -170,127 +171,6 @@ impl ReplayError {
                 | ReplayError::FlowTable(_)
         )
     }
-}
-
-/// Flow table counters of one worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct FlowTableSummary {
-    /// Flows created.
-    pub created: u64,
-    /// Flows ended by idle timeout.
-    pub expired: u64,
-    /// Flows evicted because the table was full.
-    pub evicted: u64,
-    /// Flows ended because a SYN reused their 5-tuple.
-    pub reused: u64,
-    /// Flows still open at the end of the capture (ended with reason shutdown).
-    pub open_at_end: u64,
-}
-
-impl From<FlowTableStats> for FlowTableSummary {
-    fn from(s: FlowTableStats) -> Self {
-        FlowTableSummary {
-            created: s.created,
-            expired: s.expired,
-            evicted: s.evicted,
-            reused: s.reused,
-            open_at_end: s.shutdown,
-        }
-    }
-}
-
-/// What one worker saw.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WorkerReport {
-    /// RX queue polled.
-    pub queue: u16,
-    /// Lcore the worker ran on.
-    pub lcore: u32,
-    /// Capture behind the queue.
-    pub capture: String,
-    /// Frames received.
-    pub packets: u64,
-    /// Bytes received.
-    pub bytes: u64,
-    /// Frames decoded to TCP/UDP and accounted in a flow.
-    pub decoded: u64,
-    /// Decoded frames skipped by the managed-subnet prefilter (outside every managed subnet).
-    pub prefiltered: u64,
-    /// Flows (ended during the capture plus open at its end).
-    pub flows: u64,
-    /// Frames not decoded, by reason (every reason listed).
-    pub drops: BTreeMap<&'static str, u64>,
-    /// Frames carried in each encapsulation the decoder walked (every kind listed).
-    pub encapsulated: BTreeMap<&'static str, u64>,
-    /// Frames larger than one mbuf (only their first segment was decoded).
-    pub multi_segment: u64,
-    /// Frames without a capture timestamp.
-    pub no_timestamp: u64,
-    /// Seconds from the worker's first packet to the end of its capture.
-    pub busy_seconds: f64,
-    /// TSC cycles per received frame.
-    pub cycles_per_packet: f64,
-    /// Of `cycles_per_packet`, those inside the PMD's receive call (the I/O: for `net_pcap`,
-    /// reading the file and copying into mbufs); the rest is the worker's own work.
-    pub rx_cycles_per_packet: f64,
-    /// Packets the port counted on this queue.
-    pub port_q_ipackets: u64,
-    /// Flow table counters.
-    pub flow_table: FlowTableSummary,
-    /// IP defragmentation: fragments received, datagrams reassembled, dropped overlapping or
-    /// timed out, tiny first fragments (evasion attempts).
-    pub defrag: DefragStats,
-    /// Flows per protocol, mismatches, flow events and `ring_drops` (absent without
-    /// classification).
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub classification: Option<ClassificationReport>,
-}
-
-/// Summary of a replay (serialised as the `--summary` JSON object).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ReplayReport {
-    /// Frames received over all queues.
-    pub packets: u64,
-    /// Bytes received (captured frame lengths).
-    pub bytes: u64,
-    /// Flows over all workers.
-    pub flows: u64,
-    /// Frames decoded to TCP/UDP and accounted in a flow.
-    pub decoded: u64,
-    /// Decoded frames skipped by the managed-subnet prefilter (outside every managed subnet).
-    pub prefiltered: u64,
-    /// Frames not decoded, by reason (every reason listed).
-    pub drops: BTreeMap<&'static str, u64>,
-    /// Frames carried in each encapsulation the decoder walked (GRE, ERSPAN, VXLAN, GENEVE,
-    /// MPLS, IP in IP; every kind listed), decoded or not.
-    pub encapsulated: BTreeMap<&'static str, u64>,
-    /// IP defragmentation over all workers (see [`WorkerReport::defrag`]).
-    pub defrag: DefragStats,
-    /// Seconds from launching the workers to the last one finishing.
-    pub wall_seconds: f64,
-    /// Million packets per second over `wall_seconds`.
-    pub mpps: f64,
-    /// Gigabits per second over `wall_seconds`.
-    pub gbps: f64,
-    /// Link type of the captures.
-    pub link_type: &'static str,
-    /// True when the port's packet counters equal the packets the workers saw (total and per
-    /// queue) and no packet was lost to allocation failures or errors.
-    pub port_counters_match: bool,
-    /// Flows per protocol, mismatches, flow events and `ring_drops` over all workers (absent
-    /// without classification).
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub classification: Option<ClassificationReport>,
-    /// Per worker.
-    pub workers: Vec<WorkerReport>,
-    /// The port's counters at the end.
-    pub port: PortStats,
-    /// The port's device info.
-    pub port_info: PortInfo,
-    /// Seconds the workers looped over the captures in memory (steady-state mode), absent for
-    /// a replay to the end of the captures.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub infinite_rx_seconds: Option<f64>,
 }
 
 /// A worker's finished flows during a replay: counted, and kept when asked for.
@@ -466,80 +346,6 @@ fn devarg_paths(
     Ok(out)
 }
 
-/// CPUs this process may run on (from `/proc/self/status`, else `0..available_parallelism`).
-pub fn allowed_cpus() -> Vec<u32> {
-    let from_proc = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s
-                .lines()
-                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
-            let mut cpus = Vec::new();
-            for part in line.trim().split(',') {
-                match part.split_once('-') {
-                    Some((a, b)) => {
-                        cpus.extend(a.trim().parse::<u32>().ok()?..=b.trim().parse::<u32>().ok()?)
-                    }
-                    None => cpus.push(part.trim().parse::<u32>().ok()?),
-                }
-            }
-            (!cpus.is_empty()).then_some(cpus)
-        });
-    from_proc.unwrap_or_else(|| {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-        (0..n).collect()
-    })
-}
-
-/// The `--lcores` mapping: main lcore 0 may run on any allowed CPU (it sleeps while workers
-/// run); worker lcores `1..=workers` are pinned round-robin starting from the *last* allowed CPU
-/// (the first CPU usually takes most interrupts and housekeeping, as with testpmd's `-l 0-1`).
-pub fn lcore_layout(workers: usize, cpus: &[u32]) -> String {
-    let all: Vec<String> = cpus.iter().map(u32::to_string).collect();
-    let mut s = format!("0@({})", all.join(","));
-    for (i, cpu) in worker_cpus(workers, cpus).into_iter().enumerate() {
-        s.push_str(&format!(",{}@{cpu}", i + 1));
-    }
-    s
-}
-
-/// The CPU each worker lcore of [`lcore_layout`] is pinned to, in worker order.
-pub fn worker_cpus(workers: usize, cpus: &[u32]) -> Vec<u32> {
-    let n = cpus.len().max(1);
-    (0..workers)
-        .map(|i| cpus.get(n - 1 - i % n).copied().unwrap_or(0))
-        .collect()
-}
-
-/// Allowed CPUs no worker of a `workers`-worker replay is pinned to: where helper threads (the
-/// flow-event drain) belong. Empty when the workers take every CPU.
-pub fn spare_cpus(workers: usize) -> Vec<u32> {
-    let cpus = allowed_cpus();
-    let busy = worker_cpus(workers, &cpus);
-    cpus.into_iter().filter(|c| !busy.contains(c)).collect()
-}
-
-/// `cycles` per packet (0 without packets).
-fn per_packet(cycles: u64, packets: u64) -> f64 {
-    if packets > 0 {
-        cycles as f64 / packets as f64
-    } else {
-        0.0
-    }
-}
-
-fn drops_map<'a>(
-    counts: impl Iterator<Item = (DropReason, u64)> + 'a,
-) -> BTreeMap<&'static str, u64> {
-    counts.map(|(r, n)| (r.as_str(), n)).collect()
-}
-
-fn encapsulated_map<'a>(
-    counts: impl Iterator<Item = (Encapsulation, u64)> + 'a,
-) -> BTreeMap<&'static str, u64> {
-    counts.map(|(k, n)| (k.as_str(), n)).collect()
-}
-
 /// Replays `config.captures` through `net_pcap`, one worker per capture, each with the observer
 /// `make_observer(worker_index)`. Starts the EAL, so it can run once per process.
 pub fn replay<O, F>(
@@ -561,10 +367,91 @@ pub fn replay_observers<O: PacketObserver>(
     config: &ReplayConfig,
     observers: Vec<O>,
 ) -> Result<ReplayOutcome<O>, ReplayError> {
+    check_config(config, observers.len())?;
+    let (link_type, _infos) = check_captures(&config.captures)?;
+    let mut staging = None;
+    let plan = start_plan(config, link_type, &mut staging)?;
+    let started = runtime::start(&plan).map_err(|e| start_error(e, config))?;
+    // Every worker is built (flow tables allocated) before any is launched, so the timed part
+    // is polling only.
+    let prepared = runtime::prepare(&plan, &started, observers, |_, _, w| w)
+        .map_err(|e| start_error(e, config))?;
+    let (timestamp, keep_flows) = (started.timestamp, config.keep_flows);
+    let stop = Arc::new(AtomicBool::new(false));
+    let began = Instant::now();
+    // Each job polls to the end of its capture and hands the worker back: flows are ended
+    // below, once the end of every capture is known.
+    let jobs = runtime::launch(
+        &started,
+        prepared,
+        &stop,
+        move |mut worker, mut rxq, at_end, stop| {
+            let mut flows = ReplayFlows::new(keep_flows);
+            let cause = worker.poll(&mut rxq, timestamp, at_end, stop, &mut flows);
+            drop(rxq);
+            (worker, flows, cause)
+        },
+    )
+    .map_err(|e| start_error(e, config))?;
+    if let Some(duration) = config.infinite_rx {
+        // The main lcore only sleeps while the workers loop over the captures in memory.
+        std::thread::sleep(duration);
+        stop.store(true, Ordering::SeqCst);
+    }
+    let results: Vec<_> = jobs.into_iter().map(|j| (j.lcore(), j.wait())).collect();
+    let port = started.ports.first().ok_or(ReplayError::NoCapture)?;
+    let port_stats = port.port.stats()?;
+    let mut polled = Vec::with_capacity(results.len());
+    for (lc, r) in results {
+        polled.push((lc, r?));
+    }
+    // Flows idle past their timeout at the end of the whole capture end as timeouts on every
+    // worker (a worker whose shard ends earlier would otherwise end them as shutdown), so the
+    // records do not depend on the number of workers.
+    let capture_end = polled
+        .iter()
+        .map(|(_, (w, _, _))| w.clock_us())
+        .max()
+        .unwrap_or(0);
+    let outcomes: Vec<_> = polled
+        .into_iter()
+        .map(|(lc, (mut worker, mut flows, cause))| {
+            worker.expire_at(capture_end);
+            let outcome = worker.finish(&mut flows, cause);
+            (lc, outcome, flows)
+        })
+        .collect();
+    // Ending the flows still open is part of the replay's work: timed with it.
+    let wall_seconds = began.elapsed().as_secs_f64();
+    let port_info = port.info.clone();
+    drop(started);
+    let report = replay_report(
+        config,
+        link_type,
+        &outcomes,
+        port_stats,
+        port_info,
+        wall_seconds,
+    );
+    let (flows, observers) = outcomes
+        .into_iter()
+        .map(|(_, o, f)| (f.kept, o.observer))
+        .unzip();
+    drop(staging);
+    Ok(ReplayOutcome {
+        report,
+        flows,
+        observers,
+    })
+}
+
+/// The replay's options against its observers: one worker per capture, at most
+/// [`MAX_QUEUES`].
+fn check_config(config: &ReplayConfig, observers: usize) -> Result<(), ReplayError> {
     let n = config.captures.len();
-    if observers.len() != n {
+    if observers != n {
         return Err(ReplayError::WorkerCountMismatch {
-            workers: observers.len(),
+            workers: observers,
             captures: n,
         });
     }
@@ -581,201 +468,94 @@ pub fn replay_observers<O: PacketObserver>(
         return Err(ReplayError::TooManyQueues(n));
     }
     config.flow_table.validate()?;
-    let (link_type, _infos) = check_captures(&config.captures)?;
-    let mut staging = None;
-    let paths = devarg_paths(&config.captures, &mut staging)?;
+    Ok(())
+}
 
+/// Where a replay's packets come from: one `net_pcap` device with one `rx_pcap=` per capture
+/// (and `infinite_rx=1` in steady-state mode), one worker lcore per queue pinned as
+/// [`lcore_layout`] says, no hugepages.
+fn start_plan(
+    config: &ReplayConfig,
+    link_type: LinkType,
+    staging: &mut Option<tempfile::TempDir>,
+) -> Result<StartPlan, ReplayError> {
+    let n = config.captures.len();
     let mut vdev = VDEV_NAME.to_string();
-    for p in &paths {
+    for p in devarg_paths(&config.captures, staging)? {
         vdev.push_str(",rx_pcap=");
-        vdev.push_str(p);
+        vdev.push_str(&p);
     }
     if config.infinite_rx.is_some() {
         vdev.push_str(",infinite_rx=1");
     }
-    let eal_config = EalConfig {
+    let eal = EalConfig {
         lcores: lcore_layout(n, &allowed_cpus()),
         memory_mb: config.memory_mb,
         vdevs: vec![vdev],
         ..EalConfig::default()
     };
-    let eal = Eal::init(&eal_config)?;
-    let captures_list = || {
-        config
-            .captures
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let port_id =
-        Port::id_by_name(&eal, VDEV_NAME).map_err(|_| ReplayError::VdevProbe(captures_list()))?;
-    let port_info = Port::info_of(&eal, port_id)?;
-    let workers_lcores = lcore::worker_lcores(&eal);
-    if workers_lcores.len() < n {
-        return Err(ReplayError::NotEnoughLcores {
-            have: workers_lcores.len(),
-            need: n,
-        });
-    }
-    let pool = PktMbufPool::create(
-        &eal,
-        "portolan_rx",
-        config.mbufs,
-        256,
-        config.mbuf_data_room,
-    )?;
-    let port_config = PortConfig {
-        rx_queues: n as u16,
-        tx_queues: 0,
-        ..PortConfig::default()
-    };
-    let port = Port::configure(&eal, port_id, &port_config, &pool)?;
-    port.start()?;
-    let timestamp = TimestampField::lookup(&eal);
+    Ok(StartPlan {
+        eal_args: eal.args(),
+        pool: PoolPlan {
+            mbufs: config.mbufs,
+            cache: 256,
+            data_room: config.mbuf_data_room,
+        },
+        ports: vec![PortPlan {
+            device: VDEV_NAME.to_string(),
+            lcores: vec![None; n],
+            paired_tx: false,
+            rx_descriptors: PortConfig::default().rx_descriptors,
+            rss_key: None,
+            link_type,
+            stop_at_end: config.infinite_rx.is_none(),
+        }],
+        flow_table: config.flow_table,
+        managed_subnets: config.managed_subnets.clone(),
+    })
+}
 
-    // Build every worker (flow tables are allocated here) before launching any, so the timed
-    // part is polling only.
-    let mut prepared = Vec::with_capacity(n);
-    for (i, observer) in observers.into_iter().enumerate() {
-        let worker_cfg = WorkerConfig {
-            flow_table: config.flow_table,
-            ..WorkerConfig::new(link_type)
-        };
-        let worker = Worker::new(worker_cfg, observer)?
-            .with_prefilter(ManagedSubnets::new(&config.managed_subnets));
-        let rxq = port.rx_queue(i as u16)?;
-        prepared.push((worker, rxq));
+/// The counter part of a worker's report (where it sits and its flows are the caller's).
+fn worker_report(c: &WorkerCounters) -> WorkerReport {
+    WorkerReport {
+        queue: 0,
+        lcore: 0,
+        capture: String::new(),
+        packets: c.packets,
+        bytes: c.bytes,
+        decoded: c.decoded,
+        prefiltered: c.prefiltered,
+        flows: 0,
+        drops: drops_map(c.drops_by_reason()),
+        encapsulated: encapsulated_map(c.encapsulated_by_kind()),
+        multi_segment: c.multi_segment,
+        no_timestamp: c.no_timestamp,
+        busy_seconds: c.busy_seconds,
+        cycles_per_packet: per_packet(c.busy_cycles, c.packets),
+        rx_cycles_per_packet: per_packet(c.rx_cycles, c.packets),
+        port_q_ipackets: 0,
+        flow_table: FlowTableStats::default().into(),
+        defrag: c.defrag,
+        classification: None,
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut jobs = Vec::with_capacity(n);
-    let stop_at_end = config.infinite_rx.is_none();
-    let keep_flows = config.keep_flows;
-    let started = Instant::now();
-    for ((worker, rxq), &lc) in prepared.into_iter().zip(workers_lcores.iter()) {
-        let stop_flag = Arc::clone(&stop);
-        // The job polls to the end of its capture and hands the worker back: flows are ended
-        // below, once the end of every capture is known.
-        match lcore::launch(&eal, lc, move || {
-            let (mut worker, mut rxq) = (worker, rxq);
-            let mut flows = ReplayFlows::new(keep_flows);
-            let cause = worker.poll(&mut rxq, timestamp, stop_at_end, &stop_flag, &mut flows);
-            drop(rxq);
-            (worker, flows, cause)
-        }) {
-            Ok(job) => jobs.push(job),
-            Err(e) => {
-                stop.store(true, Ordering::SeqCst);
-                for job in jobs {
-                    let _ = job.wait();
-                }
-                return Err(e.into());
-            }
-        }
-    }
-    if let Some(duration) = config.infinite_rx {
-        // The main lcore only sleeps while the workers loop over the captures in memory.
-        std::thread::sleep(duration);
-        stop.store(true, Ordering::SeqCst);
-    }
-    let mut results: Vec<(u32, Result<_, DpdkError>)> = Vec::with_capacity(n);
-    for job in jobs {
-        let lc = job.lcore();
-        results.push((lc, job.wait()));
-    }
-    let port_stats = port.stats()?;
+}
 
-    let mut polled = Vec::with_capacity(n);
-    for (lc, r) in results {
-        polled.push((lc, r?));
-    }
-    // Flows idle past their timeout at the end of the whole capture end as timeouts on every
-    // worker (a worker whose shard ends earlier would otherwise end them as shutdown), so the
-    // records do not depend on the number of workers.
-    let capture_end = polled
-        .iter()
-        .map(|(_, (w, _, _))| w.clock_us())
-        .max()
-        .unwrap_or(0);
-    let mut outcomes = Vec::with_capacity(n);
-    for (lc, (mut worker, mut flows, cause)) in polled {
-        worker.expire_at(capture_end);
-        let outcome = worker.finish(&mut flows, cause);
-        outcomes.push((lc, outcome, flows));
-    }
-    // Ending the flows still open is part of the replay's work: timed with it.
-    let wall_seconds = started.elapsed().as_secs_f64();
-    drop(port);
-    drop(pool);
-
-    let mut total = WorkerCounters::default();
-    let mut worker_reports = Vec::with_capacity(n);
-    let mut flows_total = 0u64;
-    let mut per_queue_match = true;
-    let mut classification: Option<ClassificationReport> = None;
-    for (i, (lc, o, flows)) in outcomes.iter().enumerate() {
-        let c = &o.counters;
-        total.packets += c.packets;
-        total.bytes += c.bytes;
-        total.decoded += c.decoded;
-        total.prefiltered += c.prefiltered;
-        for (t, x) in total.drops.iter_mut().zip(c.drops.iter()) {
-            *t += x;
-        }
-        for (t, x) in total.encapsulated.iter_mut().zip(c.encapsulated.iter()) {
-            *t += x;
-        }
-        total.defrag.fragments += c.defrag.fragments;
-        total.defrag.reassembled += c.defrag.reassembled;
-        total.defrag.overlapping += c.defrag.overlapping;
-        total.defrag.timed_out += c.defrag.timed_out;
-        total.defrag.tiny_first += c.defrag.tiny_first;
-        flows_total += flows.count;
-        let worker_classification = o.observer.classification();
-        if let Some(c) = &worker_classification {
-            classification.get_or_insert_with(Default::default).add(c);
-        }
-        let q_ipackets = port_stats.q_ipackets.get(i).copied().unwrap_or(0);
-        per_queue_match &= q_ipackets == c.packets;
-        worker_reports.push(WorkerReport {
-            queue: i as u16,
-            lcore: *lc,
-            capture: config
-                .captures
-                .get(i)
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            packets: c.packets,
-            bytes: c.bytes,
-            decoded: c.decoded,
-            prefiltered: c.prefiltered,
-            flows: flows.count,
-            drops: drops_map(c.drops_by_reason()),
-            encapsulated: encapsulated_map(c.encapsulated_by_kind()),
-            multi_segment: c.multi_segment,
-            no_timestamp: c.no_timestamp,
-            busy_seconds: c.busy_seconds,
-            cycles_per_packet: per_packet(c.busy_cycles, c.packets),
-            rx_cycles_per_packet: per_packet(c.rx_cycles, c.packets),
-            port_q_ipackets: q_ipackets,
-            flow_table: o.table_stats.into(),
-            defrag: c.defrag,
-            classification: worker_classification,
-        });
-    }
-    let port_counters_match = per_queue_match
-        && port_stats.ipackets == total.packets
-        && port_stats.rx_nombuf == 0
-        && port_stats.ierrors == 0;
+/// The counter part of the replay's report, over `wall_seconds` (the rest is the caller's).
+fn totals_report(
+    total: &WorkerCounters,
+    wall_seconds: f64,
+    port: PortStats,
+    port_info: PortInfo,
+) -> ReplayReport {
     let rate_base = if wall_seconds > 0.0 {
         wall_seconds
     } else {
         f64::MIN_POSITIVE
     };
-    let report = ReplayReport {
+    ReplayReport {
         packets: total.packets,
         bytes: total.bytes,
-        flows: flows_total,
+        flows: 0,
         decoded: total.decoded,
         prefiltered: total.prefiltered,
         drops: drops_map(total.drops_by_reason()),
@@ -784,39 +564,98 @@ pub fn replay_observers<O: PacketObserver>(
         wall_seconds,
         mpps: total.packets as f64 / rate_base / 1e6,
         gbps: total.bytes as f64 * 8.0 / rate_base / 1e9,
+        link_type: "",
+        port_counters_match: false,
+        classification: None,
+        workers: Vec::new(),
+        port,
+        port_info,
+        infinite_rx_seconds: None,
+    }
+}
+
+/// A start-up failure in the replay's terms.
+fn start_error(e: StartError, config: &ReplayConfig) -> ReplayError {
+    match e {
+        StartError::PortNotProbed { .. } => ReplayError::VdevProbe(
+            config
+                .captures
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        StartError::NotEnoughLcores { have, need } => ReplayError::NotEnoughLcores { have, need },
+        StartError::ObserverCount { observers, workers } => ReplayError::WorkerCountMismatch {
+            workers: observers,
+            captures: workers,
+        },
+        StartError::FlowTable(e) => ReplayError::FlowTable(e),
+        StartError::Dpdk(e) => ReplayError::Dpdk(e),
+    }
+}
+
+/// A worker after the replay: its lcore, its outcome and its flows.
+type Finished<O> = (
+    u32,
+    WorkerOutcome<O>,
+    ReplayFlows<<O as PacketObserver>::FlowState>,
+);
+
+/// The summary of a replay from each worker's outcome and the port's counters.
+fn replay_report<O: PacketObserver>(
+    config: &ReplayConfig,
+    link_type: LinkType,
+    outcomes: &[Finished<O>],
+    port_stats: PortStats,
+    port_info: PortInfo,
+    wall_seconds: f64,
+) -> ReplayReport {
+    let mut total = WorkerCounters::default();
+    let mut worker_reports = Vec::with_capacity(outcomes.len());
+    let mut flows_total = 0u64;
+    let mut per_queue_match = true;
+    let mut classification: Option<ClassificationReport> = None;
+    for (i, (lc, o, flows)) in outcomes.iter().enumerate() {
+        let c = &o.counters;
+        total.add(c);
+        flows_total += flows.count;
+        let worker_classification = o.observer.classification();
+        if let Some(c) = &worker_classification {
+            classification.get_or_insert_with(Default::default).add(c);
+        }
+        let q_ipackets = port_stats.q_ipackets.get(i).copied().unwrap_or(0);
+        per_queue_match &= q_ipackets == c.packets;
+        let capture = config.captures.get(i).map(|p| p.display().to_string());
+        worker_reports.push(WorkerReport {
+            queue: i as u16,
+            lcore: *lc,
+            capture: capture.unwrap_or_default(),
+            flows: flows.count,
+            port_q_ipackets: q_ipackets,
+            flow_table: o.table_stats.into(),
+            classification: worker_classification,
+            ..worker_report(c)
+        });
+    }
+    let port_counters_match = per_queue_match
+        && port_stats.ipackets == total.packets
+        && port_stats.rx_nombuf == 0
+        && port_stats.ierrors == 0;
+    ReplayReport {
+        flows: flows_total,
         link_type: link_type.name(),
         port_counters_match,
         classification,
         workers: worker_reports,
-        port: port_stats,
-        port_info,
         infinite_rx_seconds: config.infinite_rx.map(|_| wall_seconds),
-    };
-    let mut flows = Vec::with_capacity(n);
-    let mut observers = Vec::with_capacity(n);
-    for (_, o, f) in outcomes {
-        flows.push(f.kept);
-        observers.push(o.observer);
+        ..totals_report(&total, wall_seconds, port_stats, port_info)
     }
-    drop(staging);
-    Ok(ReplayOutcome {
-        report,
-        flows,
-        observers,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lcore_layout_pins_workers_round_robin() {
-        assert_eq!(lcore_layout(1, &[0, 1]), "0@(0,1),1@1");
-        assert_eq!(lcore_layout(3, &[0, 1]), "0@(0,1),1@1,2@0,3@1");
-        assert_eq!(lcore_layout(2, &[4]), "0@(4),1@4,2@4");
-        assert_eq!(worker_cpus(3, &[0, 1]), vec![1, 0, 1]);
-    }
 
     #[test]
     fn devarg_safety() {
