@@ -173,6 +173,22 @@ pub fn port_link_types(hw: &HardwareDescription) -> Result<Vec<LinkType>, Online
         .collect()
 }
 
+/// This machine's CPUs, once the description's cores are checked against them and the
+/// observers against its workers.
+fn check_machine(hw: &HardwareDescription, observers: usize) -> Result<CoreList, OnlineError> {
+    let available = CoreList::allowed_for_this_process()
+        .map_err(|e| OnlineError::Description(format!("cannot read this process's CPUs: {e}")))?;
+    hw.validate_cpus(&available)
+        .map_err(|e| OnlineError::Description(format!("hardware: {e}")))?;
+    if observers != hw.worker_count() {
+        return Err(OnlineError::Description(format!(
+            "{observers} classifiers for {} workers",
+            hw.worker_count()
+        )));
+    }
+    Ok(available)
+}
+
 /// Where the daemon's packets come from: the description's EAL arguments (lcores floated over
 /// the CPUs there are), its pool, and each port with its RX queues on their described lcores,
 /// symmetric RSS when asked for, TX queues paired where the driver needs them.
@@ -267,23 +283,11 @@ impl LiveDataplane {
         link_types: &[LinkType],
         observers: Vec<ClassifyObserver>,
     ) -> Result<LiveDataplane, OnlineError> {
-        let available = CoreList::allowed_for_this_process().map_err(|e| {
-            OnlineError::Description(format!("cannot read this process's CPUs: {e}"))
-        })?;
-        hw.validate_cpus(&available)
-            .map_err(|e| OnlineError::Description(format!("hardware: {e}")))?;
-        if observers.len() != hw.worker_count() {
-            return Err(OnlineError::Description(format!(
-                "{} classifiers for {} workers",
-                observers.len(),
-                hw.worker_count()
-            )));
-        }
+        let available = check_machine(hw, observers.len())?;
         let (hw, xdp_dir) = with_xdp_bypass(hw)?;
         let plan = start_plan(&hw, link_types, &available)?;
         tracing::info!(eal = %plan.eal_args.join(" "), "starting the DPDK EAL");
         let started = runtime::start(&plan).map_err(|e| start_error(e, &hw))?;
-        let ports: Vec<RunningPort> = Vec::with_capacity(hw.ports.len());
         // The bypass program is attached once the port has started; its map is found through
         // the interface. Without it the flows stay on the software path.
         let bypass: Vec<Option<Arc<xdp::XdpBypassMap>>> = hw
@@ -331,22 +335,16 @@ impl LiveDataplane {
         )
         .map_err(|e| start_error(e, &hw))?;
         let runtime::Started {
-            eal,
-            pool,
-            ports: started_ports,
-            ..
+            eal, pool, ports, ..
         } = started;
-        let mut ports = ports;
-        for (i, sp) in started_ports.into_iter().enumerate() {
-            let name = hw
-                .ports
-                .get(i)
-                .map_or_else(String::new, |pc| pc.display_name(i));
-            ports.push(RunningPort {
+        let ports = ports
+            .into_iter()
+            .zip(hw.ports.iter().enumerate())
+            .map(|(sp, (i, pc))| RunningPort {
                 port: sp.port,
-                name,
-            });
-        }
+                name: pc.display_name(i),
+            })
+            .collect();
         let n = jobs.len();
         Ok(LiveDataplane {
             ports,
