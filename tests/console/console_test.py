@@ -173,6 +173,7 @@ def main():
     cookies_seen = []
     urls_seen = []
     script_dialogs = []
+    csp_violations = []
 
     d = Daemon()
     d.wait_for_replay(admin, frames)
@@ -204,6 +205,7 @@ def main():
             ctx = browser.new_context(ignore_https_errors=True, viewport={"width": 1400, "height": 900})
             page = ctx.new_page()
             page.on("request", lambda r: urls_seen.append(r.url))
+            page.on("console", lambda m: csp_violations.append(m.text) if "Content Security Policy" in m.text else None)
             answers = []
 
             def on_dialog(dlg):
@@ -218,7 +220,12 @@ def main():
             return ctx, page
 
         def sign_in(page, tok):
+            before = len(urls_seen)
             page.goto(d.url + "/ui/")
+            page.wait_for_selector("#token")
+            # The first page is light: the page, its stylesheet and its own modules; no library yet.
+            first = [u.split("/ui/", 1)[-1] for u in urls_seen[before:]]
+            assert not any("vendor/" in u for u in first), first
             page.fill("#token", tok)
             page.click("#sign-in button[type=submit]")
             page.wait_for_selector("#inbox tbody tr[data-key]")
@@ -245,6 +252,31 @@ def main():
         shown = {(k.split("|")[0], k.split("|")[2], k.split("|")[4]) for k in keys}
         assert flagged & shown, (flagged, shown)
         page.screenshot(path=os.path.join(SHOTS, "inbox.png"), full_page=True)
+
+        # Sorting (table-core): by device name ascending, by alert count descending, back to score.
+        _, _, api_groups = d.call("GET", "/api/v1/alert-groups?status=open&limit=1000", admin)
+        groups = api_groups["groups"]
+        shown_keys = lambda: page.eval_on_selector_all("#inbox tbody tr[data-key]", "rs => rs.map(r => r.dataset.key)")
+        page.click("#inbox th[data-sort=device]")
+        wait_js(page, "document.querySelector('#inbox th[data-sort=device]').getAttribute('aria-sort') === 'ascending'")
+        by_device = [g["key"] for g in sorted(groups, key=lambda g: g["device_name"] or g["device_udid"] or g["src_ip"])]
+        assert shown_keys() == by_device, (shown_keys(), by_device)
+        page.click("#inbox th[data-sort=count]")
+        wait_js(page, "document.querySelector('#inbox th[data-sort=count]').getAttribute('aria-sort') === 'descending'")
+        by_count = [g["key"] for g in sorted(groups, key=lambda g: -g["count"])]
+        assert shown_keys() == by_count, (shown_keys(), by_count)
+        page.click("#inbox th[data-sort=score]")
+        wait_js(page, "document.querySelector('#inbox th[data-sort=score]').getAttribute('aria-sort') === 'descending'")
+        by_score = [g["key"] for g in sorted(groups, key=lambda g: -g["score"])]
+        assert shown_keys() == by_score, (shown_keys(), by_score)
+        # Filter by severity: the server's filter, shown as the API gives it.
+        _, _, high = d.call("GET", "/api/v1/alert-groups?status=open&severity=high&limit=1000", admin)
+        assert 0 < len(high["groups"]) < len(groups), high
+        page.select_option("#f-severity", "high")
+        wait_js(page, f"document.querySelectorAll('#inbox tbody tr[data-key]').length === {len(high['groups'])}")
+        assert sorted(shown_keys()) == sorted(g["key"] for g in high["groups"])
+        page.select_option("#f-severity", "")
+        wait_js(page, f"document.querySelectorAll('#inbox tbody tr[data-key]').length === {len(groups)}")
 
         # Search, then keyboard: j moves, Enter opens the finding.
         page.fill("#f-q", "evil.example")
@@ -304,6 +336,34 @@ def main():
         assert d.call("POST", f"/api/v1/alerts/{second}/escalate", body={"note": "same origin"}, headers=hdr)[0] == 200
         assert d.call("POST", f"/api/v1/alerts/{second}/undo", body={"action": "escalate", "note": "test"}, headers=hdr)[0] == 200
 
+        # Archive (#) a whole group and undo it (u): open again (archiving an open alert acknowledges it too,
+        # so the undo takes both back); comment (c) and undo: each act audited per alert.
+        page.goto(d.url + "/ui/#/inbox")
+        page.wait_for_selector("#inbox tbody tr[data-key]")
+        _, _, api_groups = d.call("GET", "/api/v1/alert-groups?status=open&limit=1000", admin)
+        group = next(g for g in api_groups["groups"] if g["count"] >= 2 and int(second) not in g["alert_ids"])
+        row = f"#inbox tbody tr[data-key='{group['key']}']"
+        page.click(row)
+        page.answers.append("archived by the console test")
+        page.keyboard.press("#")
+        page.wait_for_selector(row, state="detached")
+        for i in group["alert_ids"]:
+            assert d.call("GET", f"/api/v1/alerts/{i}", admin)[2]["status"] == "closed"
+        page.keyboard.press("u")
+        page.wait_for_selector(row)
+        page.click(row)
+        page.answers.append("a comment to take back")
+        page.keyboard.press("c")
+        wait_js(page, "document.getElementById('toast')?.textContent.startsWith('comment')")
+        page.keyboard.press("u")
+        wait_js(page, "document.getElementById('toast')?.textContent.startsWith('undid comment')")
+        for i in group["alert_ids"]:
+            _, _, a = d.call("GET", f"/api/v1/alerts/{i}", admin)
+            assert a["status"] == "open" and a["comments"] == [], a
+            _, _, audit = d.call("GET", f"/api/v1/audit?target={i}&limit=1000", admin)
+            acts = [e["action"] for e in audit["entries"] if e["target"] == str(i)]
+            assert acts == ["alert_closed", "alert_reopened", "alert_unacknowledged", "alert_commented", "alert_comment_retracted"], (i, acts)
+
         # ------------------------------------------------------------ hostile fields rendered inert
         page.goto(d.url + "/ui/#/inbox")
         page.fill("#f-q", "evil.example")
@@ -337,6 +397,20 @@ def main():
         page.screenshot(path=os.path.join(SHOTS, "flow.png"), full_page=True)
         page.goto(d.url + f"/ui/#/alert/{hostile}")
         page.wait_for_selector("#reasons")
+        # The device list (table-core): sorted by name, searchable, paged.
+        page.goto(d.url + "/ui/#/devices")
+        page.wait_for_selector("#devices tbody tr[data-udid]")
+        _, _, api_devices = d.call("GET", "/api/v1/devices?limit=1000", admin)
+        udids = page.eval_on_selector_all("#devices tbody tr[data-udid]", "rs => rs.map(r => r.dataset.udid)")
+        want = [x["udid"] for x in sorted(api_devices["devices"], key=lambda x: x["name"] or x["udid"])][:50]
+        assert udids == want, (udids, want)
+        page.fill("#devices-q", "onerror")
+        wait_js(page, "document.querySelectorAll('#devices tbody tr[data-udid]').length === 1")
+        assert page.get_attribute("#devices tbody tr[data-udid]", "data-udid") == xss_udid
+        assert page.text_content("#devices .device-name") == X.NAME_PAYLOAD
+        page.fill("#devices-q", "")
+        wait_js(page, f"document.querySelectorAll('#devices tbody tr[data-udid]').length === {len(want)}")
+        page.screenshot(path=os.path.join(SHOTS, "devices.png"), full_page=True)
         page.goto(d.url + f"/ui/#/device/{xss_udid}")
         page.wait_for_selector("#device-title")
         assert page.text_content("#device-title") == X.NAME_PAYLOAD
@@ -431,7 +505,8 @@ def main():
         assert f"would have suppressed {count} of" in page.text_content("#retro-impact")
         page.screenshot(path=os.path.join(SHOTS, "baselines.png"), full_page=True)
         page.click("#save-exception")
-        page.wait_for_selector("#exceptions tbody tr >> text=console-test-relay")
+        page.wait_for_selector("#exceptions tbody tr[data-id=console-test-relay]")
+        assert page.text_content("#exceptions tr[data-id=console-test-relay] td:nth-child(3)") == "netops"
         ctx.close()
         last_id = max(a["id"] for a in all_alerts(d, admin))
 
@@ -463,6 +538,7 @@ def main():
         assert not any(s in u for u in urls_seen), "a token or session id is in a URL"
     assert "console sign-in" in logs
     assert not script_dialogs, script_dialogs
+    assert not csp_violations, csp_violations
     say(f"passed ({len(urls_seen)} requests; screenshots in {SHOTS})")
 
 

@@ -1,5 +1,7 @@
 //! The triage console: a build-free web page (ES modules, no bundler) embedded in the binary and served
-//! under `/ui/` on the admin API's listener, with its sign-in sessions.
+//! under `/ui/` on the admin API's listener, with its sign-in sessions. Its tables use TanStack Table's
+//! `table-core` and its charts uPlot, both vendored unmodified under `assets/vendor/` (see its README)
+//! and fetched only after sign-in.
 //!
 //! Owns: the console's routes (`/`, `/ui/`, `/ui/assets/*`, `/ui/session`), its security headers (a strict
 //! Content-Security-Policy without inline script, `frame-ancestors 'none'`, `nosniff`, no referrer), and
@@ -55,6 +57,16 @@ const ASSETS: &[Asset] = &[
         bytes: include_bytes!("assets/app.js"),
     },
     Asset {
+        name: "dom.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("assets/dom.js"),
+    },
+    Asset {
+        name: "tables.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("assets/tables.js"),
+    },
+    Asset {
         name: "app.css",
         content_type: "text/css; charset=utf-8",
         bytes: include_bytes!("assets/app.css"),
@@ -63,6 +75,11 @@ const ASSETS: &[Asset] = &[
         name: "vendor/uPlot.iife.min.js",
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("assets/vendor/uPlot.iife.min.js"),
+    },
+    Asset {
+        name: "vendor/table-core.umd.min.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("assets/vendor/table-core.umd.min.js"),
     },
     Asset {
         name: "vendor/uPlot.min.css",

@@ -3,23 +3,8 @@
 // HTML: SNI, Host, User-Agent and MDM device names are attacker-controlled.
 'use strict';
 
-const $ = (sel, root = document) => root.querySelector(sel);
-
-/** Builds an element; string and number children become text nodes, never markup. */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
-    else if (k === 'class') el.className = v;
-    else el.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children.flat(Infinity)) {
-    if (c === undefined || c === null || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
+import { $, h, loadScript } from './dom.js';
+import { dataTable } from './tables.js';
 
 const session = { csrf: null, role: null, label: '', canTriage: false, canAdmin: false };
 let timers = [];
@@ -138,7 +123,12 @@ async function triage(ids, act, note) {
     try {
       if (act === 'acknowledge') await api('POST', `/api/v1/alerts/${id}/ack`, { note });
       else if (act === 'escalate') await api('POST', `/api/v1/alerts/${id}/escalate`, { note });
-      else if (act === 'close') await api('POST', `/api/v1/alerts/${id}/close`, { note });
+      else if (act === 'close') {
+        // Archiving an open alert acknowledges it by the same act (same time); its undo takes both back.
+        const a = await api('POST', `/api/v1/alerts/${id}/close`, { note });
+        done.push({ id, acknowledged: !!(a.acknowledged && a.closed && a.acknowledged.at === a.closed.at) });
+        continue;
+      }
       else if (act === 'comment') {
         const a = await api('POST', `/api/v1/alerts/${id}/comments`, { text: note });
         const c = (a.comments || []).at(-1);
@@ -163,7 +153,10 @@ async function undo() {
   for (const d of last.done.slice().reverse()) {
     const body = { action: last.act, note: 'undone in the console' };
     if (last.act === 'comment') body.comment_id = d.comment_id;
-    try { await api('POST', `/api/v1/alerts/${d.id}/undo`, body); } catch (e) { toast(`undo failed: ${e.message}`); return; }
+    try {
+      await api('POST', `/api/v1/alerts/${d.id}/undo`, body);
+      if (d.acknowledged) await api('POST', `/api/v1/alerts/${d.id}/undo`, { action: 'acknowledge', note: 'undone in the console (acknowledged by the archive)' });
+    } catch (e) { toast(`undo failed: ${e.message}`); return; }
   }
   toast(`undid ${last.act} × ${last.done.length}`);
 }
@@ -193,7 +186,8 @@ function actionButtons(getIds, after) {
 
 // ---------------------------------------------------------------- inbox
 
-const inboxState = { status: 'open', severity: '', q: '', sort: 'score', asc: false, selected: 0, groups: [] };
+const inboxState = { status: 'open', severity: '', q: '', sorting: [{ id: 'score', desc: true }], selected: 0, groups: [] };
+const SEVERITIES = ['informational', 'low', 'medium', 'high', 'critical'];
 
 async function inbox(view) {
   const st = inboxState;
@@ -204,49 +198,44 @@ async function inbox(view) {
   const search = h('input', { id: 'f-q', type: 'search', placeholder: 'search device, app, protocol, port, server (/)', value: st.q });
   search.addEventListener('input', () => { st.q = search.value; clearTimeout(search.t); search.t = setTimeout(load, 250); });
   const summary = h('span', { class: 'muted', id: 'inbox-summary' });
-  const table = h('table', { id: 'inbox' });
-  const cols = [
-    ['severity', 'Severity'], ['score', 'Score'], ['device', 'Device'], ['app', 'App'], ['proto', 'Protocol / port'],
-    ['server', 'Server'], ['count', 'Alerts'], ['first', 'First seen'], ['last', 'Last seen'],
-  ];
-  const selIds = () => { const g = st.groups[st.selected]; return g ? g.alert_ids : []; };
+  const shown = () => grid.rows();
+  const select = (i) => {
+    st.selected = Math.min(Math.max(0, i), Math.max(0, shown().length - 1));
+    for (const tr of grid.table.querySelectorAll('tbody tr[data-key]')) tr.classList.toggle('selected', Number(tr.dataset.index) === st.selected);
+    const sel = grid.table.querySelector('tr.selected');
+    if (sel && sel.scrollIntoView) sel.scrollIntoView({ block: 'nearest' });
+  };
+  const grid = await dataTable([
+    { id: 'severity', header: 'Severity', value: (g) => SEVERITIES.indexOf(g.severity), cell: (g) => sev(g.severity), sortDescFirst: true },
+    { id: 'score', header: 'Score', value: (g) => g.score, cell: (g) => num(g.score), class: 'num', sortDescFirst: true },
+    { id: 'device', header: 'Device', value: (g) => g.device_name || g.device_udid || g.src_ip,
+      cell: (g) => (g.device_udid ? h('a', { href: `#/device/${encodeURIComponent(g.device_udid)}`, class: 'device-name' }, g.device_name || g.device_udid) : h('span', { class: 'muted' }, `unknown ${g.src_ip}`)) },
+    { id: 'app', header: 'App', value: (g) => g.bundle_id || '', cell: (g) => [h('span', { class: 'mono' }, g.bundle_id || '—'), h('div', { class: 'muted' }, g.role)] },
+    { id: 'proto', header: 'Protocol / port', value: (g) => `${g.app_proto}/${String(g.dest_port).padStart(5, '0')}`, cell: (g) => `${g.app_proto} ${g.transport}/${g.dest_port}` },
+    { id: 'server', header: 'Server', value: (g) => g.server_name || '', cell: (g) => h('span', { class: 'mono server-name' }, g.server_name || '—') },
+    { id: 'count', header: 'Alerts', value: (g) => g.count, class: 'num', sortDescFirst: true,
+      cell: (g) => [`${g.count}`, g.open !== g.count ? h('div', { class: 'muted' }, `${g.open} open`) : '', g.escalated ? h('div', { class: 'badge' }, 'escalated') : ''] },
+    { id: 'first', header: 'First seen', value: (g) => g.first_seen, cell: (g) => fmtTime(g.first_seen) },
+    { id: 'last', header: 'Last seen', value: (g) => g.last_seen, cell: (g) => h('a', { href: `#/alert/${g.latest_alert_id}` }, fmtTime(g.last_seen)), sortDescFirst: true },
+  ], {
+    id: 'inbox',
+    sorting: st.sorting,
+    onSorting: (s) => { st.sorting = s; },
+    empty: 'No alerts match.',
+    rowAttrs: (g, i) => ({
+      class: i === st.selected ? 'selected' : '', 'data-key': g.key, 'data-alert': g.latest_alert_id, 'data-index': i,
+      onclick: () => select(i), ondblclick: () => { location.hash = `#/alert/${g.latest_alert_id}`; },
+    }),
+  });
+  const selIds = () => { const g = shown()[st.selected]; return g ? g.alert_ids : []; };
   view.replaceChildren(
     h('h1', {}, 'Inbox'),
     h('div', { class: 'toolbar' }, statusSel, sevSel, search, actionButtons(selIds, load), summary),
-    table,
+    grid.el,
     h('p', { class: 'help' }, 'Keys: ', h('kbd', {}, 'j'), '/', h('kbd', {}, 'k'), ' move, ', h('kbd', {}, 'Enter'), ' open, ',
       session.canTriage ? [h('kbd', {}, 'a'), ' acknowledge, ', h('kbd', {}, 'e'), ' escalate, ', h('kbd', {}, 'c'), ' comment, ', h('kbd', {}, '#'), ' archive, ', h('kbd', {}, 'u'), ' undo, '] : '',
-      h('kbd', {}, '/'), ' search. Actions apply to every alert of the selected group.'));
+      h('kbd', {}, '/'), ' search; click a column to sort. Actions apply to every alert of the selected group.'));
 
-  const sortKey = {
-    severity: (g) => ['informational', 'low', 'medium', 'high', 'critical'].indexOf(g.severity),
-    score: (g) => g.score, device: (g) => g.device_name || g.device_udid || g.src_ip, app: (g) => g.bundle_id || '',
-    proto: (g) => `${g.app_proto}/${g.dest_port}`, server: (g) => g.server_name || '', count: (g) => g.count,
-    first: (g) => g.first_seen, last: (g) => g.last_seen,
-  };
-  function render() {
-    const k = sortKey[st.sort] || sortKey.score;
-    st.groups.sort((a, b) => { const x = k(a), y = k(b); const c = x < y ? -1 : x > y ? 1 : 0; return st.asc ? c : -c; });
-    st.selected = Math.min(st.selected, Math.max(0, st.groups.length - 1));
-    const head = h('tr', {}, cols.map(([key, label]) => h('th', {
-      class: st.sort === key ? `sorted${st.asc ? ' asc' : ''}` : '', 'data-sort': key,
-      onclick: () => { st.asc = st.sort === key ? !st.asc : false; st.sort = key; render(); },
-    }, label)));
-    const rows = st.groups.map((g, i) => h('tr', {
-      class: i === st.selected ? 'selected' : '', 'data-key': g.key, 'data-alert': g.latest_alert_id,
-      onclick: () => { st.selected = i; render(); }, ondblclick: () => { location.hash = `#/alert/${g.latest_alert_id}`; },
-    },
-    h('td', {}, sev(g.severity)), h('td', { class: 'num' }, num(g.score)),
-    h('td', {}, g.device_udid ? h('a', { href: `#/device/${encodeURIComponent(g.device_udid)}`, class: 'device-name' }, g.device_name || g.device_udid) : h('span', { class: 'muted' }, `unknown ${g.src_ip}`)),
-    h('td', { class: 'mono' }, g.bundle_id || '—', h('div', { class: 'muted' }, g.role)),
-    h('td', {}, `${g.app_proto} ${g.transport}/${g.dest_port}`),
-    h('td', { class: 'mono server-name' }, g.server_name || '—'),
-    h('td', { class: 'num' }, `${g.count}`, g.open !== g.count ? h('div', { class: 'muted' }, `${g.open} open`) : '', g.escalated ? h('div', { class: 'badge' }, 'escalated') : ''),
-    h('td', {}, fmtTime(g.first_seen)), h('td', {}, h('a', { href: `#/alert/${g.latest_alert_id}` }, fmtTime(g.last_seen)))));
-    table.replaceChildren(h('thead', {}, head), h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: cols.length, class: 'muted' }, 'No alerts match.'))));
-    const sel = table.querySelector('tr.selected');
-    if (sel && sel.scrollIntoView) sel.scrollIntoView({ block: 'nearest' });
-  }
   async function load() {
     const p = new URLSearchParams();
     if (st.status) p.set('status', st.status);
@@ -256,18 +245,20 @@ async function inbox(view) {
     const data = await api('GET', `/api/v1/alert-groups?${p}`);
     st.groups = data.groups || [];
     summary.textContent = `${st.groups.length} groups, ${data.alerts} alerts`;
-    render();
+    st.selected = Math.min(st.selected, Math.max(0, st.groups.length - 1));
+    grid.setData(st.groups);
+    select(st.selected);
   }
   keyHandler = async (ev) => {
     if (ev.target && ['INPUT', 'SELECT', 'TEXTAREA'].includes(ev.target.tagName)) {
       if (ev.key === 'Escape') ev.target.blur();
       return;
     }
-    const g = st.groups[st.selected];
+    const g = shown()[st.selected];
     const act = async (a, prompt, fallback) => { if (!session.canTriage || !g) return; const note = ask(prompt, fallback); if (note === null) return; await triage(g.alert_ids, a, note); load(); };
     switch (ev.key) {
-      case 'j': case 'ArrowDown': st.selected = Math.min(st.selected + 1, st.groups.length - 1); render(); break;
-      case 'k': case 'ArrowUp': st.selected = Math.max(st.selected - 1, 0); render(); break;
+      case 'j': case 'ArrowDown': select(st.selected + 1); break;
+      case 'k': case 'ArrowUp': select(st.selected - 1); break;
       case 'Enter': case 'o': if (g) location.hash = `#/alert/${g.latest_alert_id}`; break;
       case '/': ev.preventDefault(); search.focus(); break;
       case 'a': await act('acknowledge', 'Acknowledge: note', 'acknowledged in the console'); break;
@@ -375,12 +366,24 @@ async function flowRecord(view, id) {
 async function devices(view) {
   const data = await api('GET', '/api/v1/devices?limit=1000');
   const list = data.devices || [];
-  view.replaceChildren(h('h1', {}, `Devices (${data.total ?? list.length})`),
-    h('table', { id: 'devices' }, h('thead', {}, h('tr', {}, ['Name', 'Model', 'OS', 'Supervised', 'Ownership', 'Address', 'Apps', 'Source'].map((c) => h('th', {}, c)))),
-      h('tbody', {}, list.map((d) => h('tr', {},
-        h('td', {}, h('a', { href: `#/device/${encodeURIComponent(d.udid)}`, class: 'device-name' }, d.name || d.udid)),
-        h('td', {}, val(d.model)), h('td', {}, `${val(d.os_name)} ${val(d.os_version)}`), h('td', {}, d.supervised ? 'yes' : 'no'),
-        h('td', {}, val(d.ownership)), h('td', { class: 'mono' }, val(d.ip_address)), h('td', { class: 'num' }, `${(d.apps || []).length}`), h('td', {}, val(d.source)))))));
+  const grid = await dataTable([
+    { id: 'name', header: 'Name', value: (d) => d.name || d.udid, cell: (d) => h('a', { href: `#/device/${encodeURIComponent(d.udid)}`, class: 'device-name' }, d.name || d.udid) },
+    { id: 'model', header: 'Model', value: (d) => d.model },
+    { id: 'os', header: 'OS', value: (d) => `${val(d.os_name)} ${val(d.os_version)}` },
+    { id: 'supervised', header: 'Supervised', value: (d) => (d.supervised ? 'yes' : 'no') },
+    { id: 'ownership', header: 'Ownership', value: (d) => d.ownership },
+    { id: 'address', header: 'Address', value: (d) => d.ip_address, class: 'mono nowrap' },
+    { id: 'apps', header: 'Apps', value: (d) => (d.apps || []).length, class: 'num', sortDescFirst: true },
+    { id: 'udid', header: 'UDID', value: (d) => d.udid, class: 'mono' },
+    { id: 'source', header: 'Source', value: (d) => d.source },
+  ], { id: 'devices', sorting: [{ id: 'name', desc: false }], pageSize: 50, empty: 'No device matches.', rowAttrs: (d) => ({ 'data-udid': d.udid }) });
+  grid.setData(list);
+  const search = h('input', { id: 'devices-q', type: 'search', placeholder: 'search name, model, address, UDID (/)' });
+  search.addEventListener('input', () => grid.setSearch(search.value));
+  view.replaceChildren(h('h1', {}, `Devices (${data.total ?? list.length})`), h('div', { class: 'toolbar' }, search), grid.el);
+  keyHandler = (e) => {
+    if (e.key === '/' && e.target === document.body) { e.preventDefault(); search.focus(); }
+  };
 }
 
 async function device(view, udid) {
@@ -391,6 +394,16 @@ async function device(view, udid) {
   ]);
   const d = detail.device || {};
   const history = detail.history || [];
+  const findings = await dataTable([
+    { id: 'severity', header: 'Severity', value: (g) => SEVERITIES.indexOf(g.severity), cell: (g) => sev(g.severity), sortDescFirst: true },
+    { id: 'score', header: 'Score', value: (g) => g.score, cell: (g) => num(g.score), class: 'num', sortDescFirst: true },
+    { id: 'app', header: 'App', value: (g) => g.bundle_id || '', class: 'mono' },
+    { id: 'proto', header: 'Protocol / port', value: (g) => `${g.app_proto}/${String(g.dest_port).padStart(5, '0')}`, cell: (g) => `${g.app_proto} ${g.transport}/${g.dest_port}` },
+    { id: 'server', header: 'Server', value: (g) => g.server_name || '', class: 'mono' },
+    { id: 'count', header: 'Alerts', value: (g) => g.count, class: 'num', sortDescFirst: true, cell: (g) => `${g.count} (${g.open} open)` },
+    { id: 'last', header: 'Last seen', value: (g) => g.last_seen, cell: (g) => h('a', { href: `#/alert/${g.latest_alert_id}` }, fmtTime(g.last_seen)), sortDescFirst: true },
+  ], { id: 'device-findings', sorting: [{ id: 'score', desc: true }], empty: 'No findings for this device.' });
+  findings.setData((groups.groups || []).filter((g) => g.device_udid === d.udid));
   const addresses = [[d.reported_at, d.ip_address, 'current']].concat(history.map((x) => [x.replaced_at, get(x, 'device.ip_address'), 'replaced']));
   const timeline = (alerts.alerts || []).map((a) => ({ t: a.time, what: `alert ${a.id}: ${a.app_proto} ${a.transport}/${a.dest_port} score ${num(a.score)}`, st: get(a, 'evidence.device_state') || {}, id: a.id }))
     .sort((x, y) => (x.t < y.t ? 1 : -1));
@@ -407,11 +420,7 @@ async function device(view, udid) {
         h('table', {}, h('tbody', {}, (d.apps || []).map((a) => h('tr', {}, h('td', { class: 'mono' }, a.bundle_id), h('td', {}, val(a.name)), h('td', {}, val(a.version)), h('td', {}, val(a.status)))))))),
     h('div', { class: 'card' }, h('h2', {}, 'Addresses over time'),
       h('table', {}, h('tbody', {}, addresses.map(([t, ip, what]) => h('tr', {}, h('td', {}, fmtTime(t)), h('td', { class: 'mono' }, val(ip)), h('td', { class: 'muted' }, what)))))),
-    h('div', { class: 'card' }, h('h2', {}, 'Findings'),
-      h('table', { id: 'device-findings' }, h('tbody', {}, (groups.groups || []).filter((g) => g.device_udid === d.udid).map((g) => h('tr', {},
-        h('td', {}, sev(g.severity)), h('td', { class: 'num' }, num(g.score)), h('td', { class: 'mono' }, g.bundle_id || '—'),
-        h('td', {}, `${g.app_proto} ${g.transport}/${g.dest_port}`), h('td', { class: 'num' }, `${g.count} alerts`),
-        h('td', {}, h('a', { href: `#/alert/${g.latest_alert_id}` }, fmtTime(g.last_seen)))))))),
+    h('div', { class: 'card' }, h('h2', {}, 'Findings'), findings.el),
     h('div', { class: 'card' }, h('h2', {}, 'Timeline of sessions and state'),
       h('table', {}, h('tbody', {}, timeline.map((x) => h('tr', {}, h('td', {}, fmtTime(x.t)), h('td', {}, h('a', { href: `#/alert/${x.id}` }, x.what)),
         h('td', {}, `${val(x.st.lock_state)} / ${val(x.st.app_state)}`)))))),
@@ -436,6 +445,16 @@ async function baselines(view) {
     api('GET', '/api/v1/exceptions'),
   ]);
   const reload = () => route();
+  const exceptions = await dataTable([
+    { id: 'id', header: 'Id', value: (e) => e.id },
+    { id: 'kind', header: 'Kind', value: (e) => e.kind },
+    { id: 'owner', header: 'Owner', value: (e) => e.owner },
+    { id: 'reason', header: 'Reason', value: (e) => e.reason },
+    { id: 'expires', header: 'Expires', value: (e) => e.expires, cell: (e) => fmtTime(e.expires) },
+    { id: 'scope', header: 'Scope', class: 'mono', value: (e) => [(e.devices || []).join(' '), (e.destinations || []).join(' '), (e.ports || []).join(' '), (e.app_protos || []).join(' ')].filter(Boolean).join(' · ') || 'everything' },
+    { id: 'origin', header: 'Origin', value: (e) => e.origin },
+  ], { id: 'exceptions', sorting: [{ id: 'expires', desc: false }], pageSize: 50, empty: 'No exception in force.', rowAttrs: (e) => ({ 'data-id': e.id }) });
+  exceptions.setData(exc.exceptions || []);
   const proposals = (props.proposals || []).filter((p) => (p.pairings || []).some((x) => x.proposed));
   const rejected = (props.proposals || []).flatMap((p) => (p.pairings || []).filter((x) => x.rejected).map((x) => [p, x]));
   const form = h('form', { id: 'exception-form', class: 'card' });
@@ -497,29 +516,15 @@ async function baselines(view) {
             h('td', {}, p.role), h('td', {}, `${x.app_proto} ${x.transport}`), h('td', { class: 'num' }, `${x.port}`), h('td', { class: 'num' }, `${x.sessions}`),
             h('td', {}, fmtTime(x.rejected.at)), h('td', {}, x.rejected.by), h('td', { class: 'reason' }, x.rejected.note)))))] : ''),
     form,
-    h('div', { class: 'card' }, h('h2', {}, 'Exceptions in force'),
-      h('table', { id: 'exceptions' }, h('thead', {}, h('tr', {}, ['Id', 'Kind', 'Owner', 'Reason', 'Expires', 'Scope', 'Origin'].map((c) => h('th', {}, c)))),
-        h('tbody', {}, (exc.exceptions || []).map((e) => h('tr', {}, h('td', {}, e.id), h('td', {}, val(e.kind)), h('td', {}, val(e.owner)), h('td', {}, val(e.reason)),
-          h('td', {}, fmtTime(e.expires)), h('td', { class: 'mono' }, [val((e.devices || []).join(' ')), ' ', val((e.destinations || []).join(' ')), ' ', val((e.ports || []).join(' ')), ' ', val((e.app_protos || []).join(' '))].join('')),
-          h('td', {}, val(e.origin))))))),
+    h('div', { class: 'card' }, h('h2', {}, 'Exceptions in force'), exceptions.el),
   );
 }
 
 // ---------------------------------------------------------------- health
 
-let uplotLoading = null;
-function loadUplot() {
-  if (window.uPlot) return Promise.resolve(window.uPlot);
-  if (!uplotLoading) {
-    uplotLoading = new Promise((resolve, reject) => {
-      document.head.append(h('link', { rel: 'stylesheet', href: '/ui/assets/vendor/uPlot.min.css' }));
-      const s = h('script', { src: '/ui/assets/vendor/uPlot.iife.min.js' });
-      s.addEventListener('load', () => resolve(window.uPlot));
-      s.addEventListener('error', reject);
-      document.head.append(s);
-    });
-  }
-  return uplotLoading;
+async function loadUplot() {
+  await loadScript('/ui/assets/vendor/uPlot.iife.min.js', '/ui/assets/vendor/uPlot.min.css');
+  return window.uPlot;
 }
 
 const PALETTE = ['#1f5fbf', '#c0392b', '#2e7d32', '#d98200', '#6a1b9a', '#00838f', '#5d4037', '#607080'];
