@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_ok, eth_ipv4, json_lines, portolan, read_json, s, write_pcap_spaced, TS0};
-use portolan_classify::samples::{tls_client_hello_record, ClientHelloSpec};
+use portolan_testkit::{tls_client_hello_record, ClientHelloSpec};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -843,12 +843,8 @@ const RESOLVER: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 53);
 /// The mail iPhone asks the resolver for `outlook.office.com` from port `sport` at `t` and gets
 /// `server` back 20 ms later.
 fn outlook_resolved(t: u64, sport: u16, server: Ipv4Addr) -> Vec<(u64, Vec<u8>)> {
-    let response = portolan_classify::samples::dns_response(
-        0x1234,
-        "outlook.office.com",
-        None,
-        &[IpAddr::V4(server)],
-    );
+    let response =
+        portolan_testkit::dns_response(0x1234, "outlook.office.com", None, &[IpAddr::V4(server)]);
     vec![
         (
             t,
@@ -864,11 +860,11 @@ fn outlook_resolved(t: u64, sport: u16, server: Ipv4Addr) -> Vec<(u64, Vec<u8>)>
 /// One TLS session without SNI from the mail iPhone's `cport` to `server`:8443 starting at `t`
 /// (handshake, ClientHello, ServerHello, FIN both ways; over 80 ms).
 fn sni_less_tls_session(t: u64, cport: u16, server: Ipv4Addr) -> Vec<(u64, Vec<u8>)> {
-    use portolan_classify::samples::{self, ClientHelloSpec};
+    use portolan_testkit::{self as testkit, ClientHelloSpec};
     let mut spec = ClientHelloSpec::minimal("");
     spec.extensions.retain(|&e| e != 0);
-    let hello = samples::tls_client_hello_record(&spec);
-    let server_hello = samples::tls_server_hello_record(0x1301, Some(0x0304));
+    let hello = testkit::tls_client_hello_record(&spec);
+    let server_hello = testkit::tls_server_hello_record(0x1301, Some(0x0304));
     let (c, sv) = (1000u32, 9000u32);
     let c2 = c + 1 + hello.len() as u32;
     let s2 = sv + 1 + server_hello.len() as u32;

@@ -9,10 +9,6 @@
 mod common;
 
 use common::{classifier_parts, feed, frame, observer, tcp_frame_at};
-use portolan_classify::samples::{
-    ssh_kexinit, tls_client_hello_record, tls_pq_client_hello_record, tls_server_hello_record,
-    ClientHelloSpec,
-};
 use portolan_classify::{CompiledSignatures, PortRegistry};
 use portolan_dataplane::worker::StopCause;
 use portolan_dataplane::worker::WorkerCounters;
@@ -20,6 +16,10 @@ use portolan_dataplane::{ClassificationReport, PacketObserver, Worker, WorkerCon
 use portolan_flow::eve::FlowRecord;
 use portolan_packet::DropReason;
 use portolan_packet::LinkType;
+use portolan_testkit::{
+    ssh_kexinit, tls_client_hello_record, tls_pq_client_hello_record, tls_server_hello_record,
+    ClientHelloSpec,
+};
 use proptest::prelude::*;
 use std::sync::{Arc, OnceLock};
 
