@@ -36,7 +36,7 @@ use portolan_api::{
     TokenStore,
 };
 use portolan_classify::{ClassifyConfig, PortRegistry};
-use portolan_control::{ControlPlane, Store};
+use portolan_control::{ControlCore, ControlPlane, Ingest, Store};
 use portolan_dataplane::runtime::ClassifierSetupError;
 use portolan_dataplane::{Classifiers, DrainOptions, FlowEventDrain};
 
@@ -197,7 +197,7 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     // Captures, signatures and the port registry: bad input fails before anything starts.
     let link_types = port_link_types(hw).map_err(|e| Failure::bad_input(e.to_string()))?;
     let classifiers = load_classifiers(cfg)?;
-    let (engine, control) = start_control(cfg, classifiers.ports())?;
+    let (ingest, core, control) = start_control(cfg, classifiers.ports())?;
     let tokens = open_tokens(cfg)?;
     let stats = DataplaneStatsHandle::new();
     let readiness = Readiness::new();
@@ -213,7 +213,7 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
             other => Failure::runtime(other.to_string()),
         })?;
     let live_protocols: LiveProtocols = Arc::new(Mutex::new(Vec::new()));
-    let feed = open_feed(cfg, &engine, &live_protocols)?;
+    let feed = open_feed(cfg, ingest, &live_protocols)?;
     let reopen = feed.reopen_handle();
     stats.set_output_source(feed::output_source(feed.output_probes()));
     stats.set_build_info(crate::build_info());
@@ -232,8 +232,8 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     // Ready once the dataplane polls (below); until then /readyz says why not.
 
     let mut shutdown = None;
-    if cfg.dataplane.start == StartPolicy::AfterFirstInventory && device_count(&engine) == 0 {
-        shutdown = wait_for_inventory(&engine, &api.events, &readiness);
+    if cfg.dataplane.start == StartPolicy::AfterFirstInventory && device_count(&core) == 0 {
+        shutdown = wait_for_inventory(&core, &api.events, &readiness);
     }
     let (mut dataplane, failure) = match shutdown {
         None => start_dataplane(hw, &link_types, observers, &readiness),
@@ -262,7 +262,7 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
         stats.publish(dataplane::stats(dp, &protos, &ring_view.ring_drops()));
     }
     finish_drain(drain);
-    match engine.lock() {
+    match core.lock() {
         Ok(mut e) => {
             if let Err(err) = e.flush() {
                 tracing::error!(error = %err, "cannot write the learning counts");
@@ -325,7 +325,7 @@ fn load_classifiers(cfg: &ApplianceConfig) -> Result<Classifiers, Failure> {
 fn start_control(
     cfg: &ApplianceConfig,
     registry: &Arc<PortRegistry>,
-) -> Result<(Arc<Mutex<ControlPlane>>, ControlHandle), Failure> {
+) -> Result<(Ingest, Arc<ControlCore>, ControlHandle), Failure> {
     let store = Store::open_with(&cfg.store.path, cfg.store.durability)
         .map_err(|e| Failure::runtime(e.to_string()))?;
     let roles_source = match &cfg.control.roles {
@@ -336,35 +336,36 @@ fn start_control(
         .load()
         .map_err(|e| Failure::bad_input(format!("control.roles: {e}")))?;
     let control_config = cfg.control.control_config();
-    let mut engine = ControlPlane::new(store, roles, control_config.clone())
+    let ControlPlane { ingest, operator } = ControlPlane::new(store, roles, control_config.clone())
         .map_err(|e| Failure::runtime(e.to_string()))?;
-    engine.set_port_registry(Box::new(DataplaneBaseline(Arc::clone(registry))));
-    for w in engine.startup_warnings() {
+    operator.set_port_registry(Box::new(DataplaneBaseline(Arc::clone(registry))));
+    let core = Arc::clone(operator.core());
+    let locked = |e: portolan_control::ControlError| Failure::runtime(e.to_string());
+    for w in core.lock().map_err(locked)?.startup_warnings() {
         tracing::warn!("{w}");
     }
     if !cfg.inputs.inventory.is_empty() {
-        engine
+        operator
             .import_inventory(&cfg.inputs.inventory, STARTUP_ACTOR)
             .map_err(|e| Failure::bad_input(format!("inputs.inventory: {e}")))?;
     }
     if let Some(p) = &cfg.inputs.leases {
-        engine
+        operator
             .import_leases(p, STARTUP_ACTOR)
             .map_err(|e| Failure::bad_input(format!("inputs.leases: {e}")))?;
     }
     if let Some(p) = &cfg.inputs.device_states {
-        engine
+        operator
             .import_device_states(p)
             .map_err(|e| Failure::bad_input(format!("inputs.device_states: {e}")))?;
     }
     tracing::info!(
         store = %cfg.store.path.display(),
-        devices = engine.device_count(),
-        findings = engine.findings().len(),
-        roles = engine.roles().roles().len(),
+        devices = device_count(&core),
+        findings = ingest.findings().len(),
+        roles = core.lock().map_err(locked)?.roles().roles().len(),
         "control plane ready"
     );
-    let engine = Arc::new(Mutex::new(engine));
     let factory_registry = Arc::clone(registry);
     let plan = ReloadPlan {
         roles: roles_source,
@@ -373,9 +374,9 @@ fn start_control(
             Box::new(DataplaneBaseline(Arc::clone(&factory_registry))) as _
         })),
     };
-    let control = ControlHandle::new(Arc::clone(&engine), plan)
-        .map_err(|e| Failure::runtime(e.to_string()))?;
-    Ok((engine, control))
+    let control =
+        ControlHandle::new(operator, plan).map_err(|e| Failure::runtime(e.to_string()))?;
+    Ok((ingest, core, control))
 }
 
 /// The API token store (a warning when no live token exists).
@@ -397,11 +398,11 @@ fn open_tokens(cfg: &ApplianceConfig) -> Result<Arc<TokenStore>, Failure> {
 /// network outputs of `[outputs]`.
 fn open_feed(
     cfg: &ApplianceConfig,
-    engine: &Arc<Mutex<ControlPlane>>,
+    ingest: Ingest,
     live_protocols: &LiveProtocols,
 ) -> Result<EngineFeed, Failure> {
     EngineFeed::new(
-        Arc::clone(engine),
+        ingest,
         cfg.hardware.worker_count(),
         Arc::clone(live_protocols),
         cfg.outputs.eve.as_deref(),
@@ -480,7 +481,7 @@ impl Api {
 /// Holds the dataplane until the store has a device; `Some(signal)` when the daemon was told
 /// to stop meanwhile.
 fn wait_for_inventory(
-    engine: &Arc<Mutex<ControlPlane>>,
+    core: &ControlCore,
     events: &mpsc::Receiver<DaemonEvent>,
     readiness: &Readiness,
 ) -> Option<&'static str> {
@@ -490,7 +491,7 @@ fn wait_for_inventory(
     readiness.set_not_ready(
         "the dataplane waits for the first inventory (POST /api/v1/inventory) before polling",
     );
-    while device_count(engine) == 0 {
+    while device_count(core) == 0 {
         match events.recv_timeout(Duration::from_millis(200)) {
             Ok(DaemonEvent::Shutdown(sig)) => return Some(sig),
             Err(RecvTimeoutError::Timeout) => {}
@@ -584,6 +585,6 @@ fn finish_drain(drain: FlowEventDrain<EngineFeed>) {
     }
 }
 
-fn device_count(engine: &Arc<Mutex<ControlPlane>>) -> usize {
-    engine.lock().map(|e| e.device_count()).unwrap_or(0)
+fn device_count(core: &ControlCore) -> usize {
+    core.lock().map(|e| e.device_count()).unwrap_or(0)
 }
