@@ -8,7 +8,7 @@
 
 use crate::report::ClassificationReport;
 use portolan_flow::eve::FlowRecord;
-use portolan_flow::{Direction, FinishedFlow, Flow};
+use portolan_flow::{FinishedFlow, Flow, Side};
 use portolan_packet::Packet;
 
 /// Sees every decoded packet after the flow table has accounted it: the hook where the classifier
@@ -21,7 +21,7 @@ pub trait PacketObserver: Send + 'static {
     fn on_packet(
         &mut self,
         flow: &mut Flow<Self::FlowState>,
-        direction: Direction,
+        direction: Side,
         packet: &Packet<'_>,
         ts_us: u64,
     );
@@ -55,7 +55,7 @@ impl PacketObserver for FlowOnly {
     type FlowState = ();
 
     #[inline]
-    fn on_packet(&mut self, _: &mut Flow<()>, _: Direction, _: &Packet<'_>, _: u64) {}
+    fn on_packet(&mut self, _: &mut Flow<()>, _: Side, _: &Packet<'_>, _: u64) {}
 }
 
 /// Where a worker puts flows that have finished (replay collects them; the live dataplane will

@@ -904,7 +904,7 @@ pub fn run_until<O: PacketObserver>(
 mod tests {
     use super::*;
     use crate::observer::FlowOnly;
-    use portolan_flow::Direction;
+    use portolan_flow::Side;
 
     /// Ethernet + IPv4 + TCP/UDP frame with `payload` bytes of payload.
     fn frame(
@@ -958,11 +958,11 @@ mod tests {
 
     impl PacketObserver for DirectionCounter {
         type FlowState = u32;
-        fn on_packet(&mut self, flow: &mut Flow<u32>, dir: Direction, _: &Packet<'_>, _: u64) {
+        fn on_packet(&mut self, flow: &mut Flow<u32>, dir: Side, _: &Packet<'_>, _: u64) {
             flow.app += 1;
             match dir {
-                Direction::ToServer => self.to_server += 1,
-                Direction::ToClient => self.to_client += 1,
+                Side::Client => self.to_server += 1,
+                Side::Server => self.to_client += 1,
             }
         }
         fn on_flow_end(&mut self, _: &mut FinishedFlow<u32>) {

@@ -566,7 +566,6 @@ fn finish_drain(drain: FlowEventDrain<EngineFeed>) {
             tracing::info!(
                 flow_events = drained.received,
                 alerts = t.alerts,
-                unreadable = t.unreadable,
                 failed_batches = t.failed_batches,
                 "flow hand-off drained"
             );
