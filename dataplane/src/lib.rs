@@ -20,7 +20,7 @@ pub mod worker;
 pub use classify::{ClassificationReport, ClassifyObserver};
 pub use handoff::{
     flow_event_queues, DrainOptions, DrainPass, DrainStats, FlowEvent, FlowEventConsumer,
-    FlowEventDrain, FlowEventReceiver, FlowEventSender, NameSource,
+    FlowEventDrain, FlowEventReceiver, FlowEventSender, NameSource, TlsFingerprints,
 };
 
 pub use prefilter::ManagedSubnets;

@@ -380,6 +380,17 @@ def main():
         page.wait_for_selector("#reasons")
         wait_js(page, f"document.querySelector('dd[data-k=sni]')?.textContent === {json.dumps(X.SNI_PAYLOAD)}")
         assert page.text_content("dd[data-k=sni]") == X.SNI_PAYLOAD
+        # The evidence has the ClientHello's JA4 and the classifier's indicators as the dataplane recorded
+        # them, and the attribution's method and confidence.
+        _, _, tls_alert = d.call("GET", f"/api/v1/alerts/{hostile_alerts[8088]}", admin)
+        ev_flow, ev_dev = tls_alert["evidence"]["flow"], tls_alert["evidence"]["device"]
+        ja4 = ev_flow.get("tls", {}).get("ja4")
+        assert ja4 and re.fullmatch(r"t1[0-3]d\d{4}[0-9a-z]{2}_[0-9a-f]{12}_[0-9a-f]{12}", ja4), ev_flow
+        assert page.text_content("dd[data-k=ja4]") == ja4
+        assert ev_flow["indicators"], ev_flow
+        assert page.text_content("dd[data-k=indicators]") == ", ".join(ev_flow["indicators"])
+        assert page.text_content("dd[data-k=device-method]") == ev_dev["attribution"] == "inventory_ip"
+        assert page.text_content("dd[data-k=device-confidence]") == f"{ev_dev['confidence']:.2f}"
         page.goto(d.url + f"/ui/#/alert/{hostile_alerts[4444]}")
         wait_js(page, f"document.querySelector('dd[data-k=user-agent]')?.textContent === {json.dumps(X.UA_PAYLOAD)}")
         assert page.text_content("dd[data-k=http-host]") == X.HOST_PAYLOAD
