@@ -94,7 +94,10 @@ fn tls_on_a_nonstandard_port_is_labelled_flagged_and_handed_off() {
     let fp = ev.tls_fingerprints.as_deref().expect("TLS fingerprints");
     assert_eq!(fp.ja4.as_deref(), rec.app["tls"]["ja4"].as_str());
     assert_eq!(fp.ja3.as_deref(), rec.app["tls"]["ja3"]["hash"].as_str());
-    assert!(fp.ja4.as_deref().is_some_and(|j| j.starts_with('t')), "{fp:?}");
+    assert!(
+        fp.ja4.as_deref().is_some_and(|j| j.starts_with('t')),
+        "{fp:?}"
+    );
     let recorded: Vec<&str> = rec.app["portolan"]["indicators"]
         .as_array()
         .expect("indicators")
@@ -105,7 +108,10 @@ fn tls_on_a_nonstandard_port_is_labelled_flagged_and_handed_off() {
     assert_eq!(&*ev.indicators, recorded.as_slice());
     let eve = ev.to_eve_json();
     assert_eq!(eve["tls"]["ja4"], rec.app["tls"]["ja4"]);
-    assert_eq!(eve["portolan"]["indicators"], rec.app["portolan"]["indicators"]);
+    assert_eq!(
+        eve["portolan"]["indicators"],
+        rec.app["portolan"]["indicators"]
+    );
 }
 
 #[test]
