@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::attribution::{AppAttribution, DeviceMethod};
 use crate::device_state::DeviceStateSnapshot;
 use crate::findings::Finding;
+use crate::findings::Severity;
 use crate::inventory::{Device, MdmUser, Ownership};
 use crate::observation::FlowObservation;
 use crate::roles::{BaselineBasis, ViolationKind};
-use crate::scoring::Severity;
 
 /// The shipped signature catalogue.
 pub const SHIPPED_SIGNATURES_TOML: &str = include_str!("../data/alert_signatures.toml");

@@ -5,6 +5,7 @@
 //! seen, recurrence interval and its regularity (running mean and variance of the gaps between
 //! session starts, Welford), persistent-connection time, and how many sessions happened while the
 //! device was locked, the app in background, or the user idle.
+//! Also owns [`Severity`], the scale a finding is rated on (scoring computes it, alerts carry it).
 //! Must not: score (see [`crate::scoring`]), persist (see [`crate::store`]) or decide alerts.
 
 use std::net::IpAddr;
@@ -14,7 +15,73 @@ use serde::{Deserialize, Serialize};
 use crate::device_state::{AppState, DeviceStateSnapshot, LockState};
 use crate::observation::FlowObservation;
 use crate::roles::ViolationKind;
-use crate::scoring::Severity;
+
+/// Severity, ordered; the numbers are OCSF `severity_id`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Below the alert threshold.
+    Informational = 1,
+    /// Worth a look.
+    Low = 2,
+    /// Likely abuse.
+    Medium = 3,
+    /// Act.
+    High = 4,
+    /// Act now.
+    Critical = 5,
+}
+
+impl Severity {
+    /// OCSF `severity_id`.
+    pub fn ocsf_id(self) -> u8 {
+        self as u8
+    }
+
+    /// OCSF `severity` caption.
+    pub fn caption(self) -> &'static str {
+        match self {
+            Severity::Informational => "Informational",
+            Severity::Low => "Low",
+            Severity::Medium => "Medium",
+            Severity::High => "High",
+            Severity::Critical => "Critical",
+        }
+    }
+
+    /// Suricata `alert.severity` (1 is the most severe).
+    pub fn eve_severity(self) -> u8 {
+        match self {
+            Severity::Critical | Severity::High => 1,
+            Severity::Medium => 2,
+            Severity::Low => 3,
+            Severity::Informational => 4,
+        }
+    }
+
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Informational => "informational",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Parses the lowercase name.
+    pub fn from_name(name: &str) -> Option<Severity> {
+        Some(match name {
+            "informational" => Severity::Informational,
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            _ => return None,
+        })
+    }
+}
 
 /// What makes two sessions the same finding.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

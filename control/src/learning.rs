@@ -2,7 +2,7 @@
 //! propose a baseline from the counts over a window.
 //!
 //! Owns: [`PairCounts`] (in-memory counts per hour bucket, drained into the store on flush),
-//! [`BaselineProposal`] and [`propose`]. Must not: approve anything — a proposal only lists pairs
+//! [`BaselineProposal`], [`PairingRejection`] (what the store keeps of a rejected pairing) and [`propose`]. Must not: approve anything — a proposal only lists pairs
 //! with counts; approval is an explicit, audited call on the engine
 //! ([`crate::engine::ControlPlane::approve_baseline`]).
 
@@ -120,7 +120,7 @@ pub struct ProposedPairing {
     /// Who rejected this pairing for the role, when and why, if it was rejected (then it is not
     /// proposed again; it can still be approved explicitly).
     #[serde(default)]
-    pub rejected: Option<crate::store::PairingRejection>,
+    pub rejected: Option<PairingRejection>,
 }
 
 /// A proposed baseline for one role over a window.
@@ -201,6 +201,27 @@ pub struct ApprovedPairing {
     /// Also approve TLS reached by STARTTLS on this port.
     #[serde(default)]
     pub starttls: bool,
+}
+
+/// One rejected pairing, with who rejected it, when and why (from its audit entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingRejection {
+    /// Role, or `device-default`.
+    pub role: String,
+    /// Protocol (lower case).
+    pub app_proto: String,
+    /// `TCP`/`UDP`, or `None` for either.
+    pub transport: Option<String>,
+    /// Port.
+    pub port: u16,
+    /// When, µs since the epoch.
+    pub ts_us: i64,
+    /// Who.
+    pub actor: String,
+    /// Why.
+    pub reason: String,
+    /// The audit entry written with it.
+    pub audit_id: i64,
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Scoring: how much a finding matters, why, and how severe it is.
 //!
-//! Owns: [`ScoringConfig`] (every tunable, with its default and meaning), [`Severity`], and
+//! Owns: [`ScoringConfig`] (every tunable, with its default and meaning), and
 //! [`score`], a pure function of a finding and its context that returns a 0..=100 score, a severity
 //! and the reasons behind each point. Points add up; the one-off and exception factors multiply.
 //! Must not: read the store or the clock, or decide whether to emit an alert (the engine compares
@@ -11,76 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::attribution::AppAttribution;
 use crate::device_state::DeviceStateSnapshot;
 use crate::findings::Finding;
+pub use crate::findings::Severity;
 use crate::inventory::Device;
 use crate::roles::{ExceptionRule, ViolationKind};
 use crate::timestamp::format_rfc3339;
-
-/// Severity, ordered; the numbers are OCSF `severity_id`s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Below the alert threshold.
-    Informational = 1,
-    /// Worth a look.
-    Low = 2,
-    /// Likely abuse.
-    Medium = 3,
-    /// Act.
-    High = 4,
-    /// Act now.
-    Critical = 5,
-}
-
-impl Severity {
-    /// OCSF `severity_id`.
-    pub fn ocsf_id(self) -> u8 {
-        self as u8
-    }
-
-    /// OCSF `severity` caption.
-    pub fn caption(self) -> &'static str {
-        match self {
-            Severity::Informational => "Informational",
-            Severity::Low => "Low",
-            Severity::Medium => "Medium",
-            Severity::High => "High",
-            Severity::Critical => "Critical",
-        }
-    }
-
-    /// Suricata `alert.severity` (1 is the most severe).
-    pub fn eve_severity(self) -> u8 {
-        match self {
-            Severity::Critical | Severity::High => 1,
-            Severity::Medium => 2,
-            Severity::Low => 3,
-            Severity::Informational => 4,
-        }
-    }
-
-    /// Lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Informational => "informational",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-
-    /// Parses the lowercase name.
-    pub fn from_name(name: &str) -> Option<Severity> {
-        Some(match name {
-            "informational" => Severity::Informational,
-            "low" => Severity::Low,
-            "medium" => Severity::Medium,
-            "high" => Severity::High,
-            "critical" => Severity::Critical,
-            _ => return None,
-        })
-    }
-}
 
 /// Scoring tunables. Defaults in parentheses; points are added, factors multiply the sum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -38,7 +38,7 @@ use crate::timestamp::now_us;
 
 mod rejections;
 mod triage;
-pub use rejections::PairingRejection;
+pub use crate::learning::PairingRejection;
 pub use triage::{TriageKind, TriageNote, TriageOutcome};
 
 /// The newest schema version this build writes.

@@ -2,7 +2,9 @@
 //! migrations, versioned in `api_schema_migrations` so they never collide with the control plane's own
 //! `PRAGMA user_version` migrations.
 //!
-//! This module must not touch the control plane's tables.
+//! Also owns the text form of the times written to these tables (`now_rfc3339`).
+//!
+//! This module must not touch the control plane's tables, nor depend on the modules that use it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -59,9 +61,17 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         tx.execute_batch(sql)?;
         tx.execute(
             "INSERT INTO api_schema_migrations (version, applied_at) VALUES (?1, ?2)",
-            params![version, crate::tokens::now_rfc3339()],
+            params![version, now_rfc3339()],
         )?;
         tx.commit()?;
     }
     Ok(())
+}
+
+/// The current time as RFC 3339 text, the form this crate's tables keep (`created_at`, `revoked_at`,
+/// `applied_at`).
+pub(crate) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

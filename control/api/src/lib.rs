@@ -1,7 +1,7 @@
 //! `portolan-api`: the appliance's admin HTTP API (axum on tokio, TLS by rustls).
 //!
 //! Owns: the `[api]` configuration ([`ApiConfig`]), bearer tokens and roles ([`tokens`]), the route table and
-//! handlers ([`routes`]), RFC 7807 errors ([`problem`]), rate limiting, Prometheus metrics, the OpenAPI
+//! handlers ([`routes`]), the router assembled from it ([`router`]), RFC 7807 errors ([`problem`]), rate limiting, Prometheus metrics, the OpenAPI
 //! document, TLS set-up and the listener ([`serve`]). Must not: hold control-plane logic (it calls
 //! `portolan-control` through [`control::ControlHandle`]), touch dataplane state (it reads the
 //! [`DataplaneStatsHandle`] the daemon publishes), or log a token or key.
@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod ratelimit;
+pub mod router;
 pub mod routes;
 pub mod server;
 pub mod state;

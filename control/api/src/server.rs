@@ -22,7 +22,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{ApiConfig, ConfigError};
 use crate::connections::{descriptor_limit, ClientAddr, ConnectionSlot, ConnectionTable};
-use crate::routes::build_router;
+use crate::router::build_router;
 use crate::state::ApiState;
 use crate::tls::{load_or_create, TlsError, TlsOrigin};
 

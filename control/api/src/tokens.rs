@@ -227,7 +227,7 @@ impl TokenStore {
         getrandom::fill(&mut raw).map_err(|e| TokenError::Random(e.to_string()))?;
         let secret = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw));
         let hash = token_hash(&secret);
-        let now = now_rfc3339();
+        let now = crate::db::now_rfc3339();
         let id = self.with_conn(|c| {
             c.execute(
                 "INSERT INTO api_tokens (hash, role, label, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -240,7 +240,7 @@ impl TokenStore {
 
     /// Revokes the token with row id `id`.
     pub fn revoke(&self, id: i64) -> Result<(), TokenError> {
-        let now = now_rfc3339();
+        let now = crate::db::now_rfc3339();
         let state: Option<Option<String>> = self.with_conn(|c| {
             c.query_row(
                 "SELECT revoked_at FROM api_tokens WHERE id = ?1",
@@ -335,12 +335,6 @@ fn well_formed(token: &str) -> bool {
 
 fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
-}
-
-pub(crate) fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -7,32 +7,10 @@
 //! baselines, exceptions or alerts.
 
 use rusqlite::params;
-use serde::{Deserialize, Serialize};
 
 use super::{sql, Store, StoreError};
 use crate::audit::AuditEntry;
-use crate::learning::ApprovedPairing;
-
-/// One rejected pairing, with who rejected it, when and why (from its audit entry).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PairingRejection {
-    /// Role, or `device-default`.
-    pub role: String,
-    /// Protocol (lower case).
-    pub app_proto: String,
-    /// `TCP`/`UDP`, or `None` for either.
-    pub transport: Option<String>,
-    /// Port.
-    pub port: u16,
-    /// When, µs since the epoch.
-    pub ts_us: i64,
-    /// Who.
-    pub actor: String,
-    /// Why.
-    pub reason: String,
-    /// The audit entry written with it.
-    pub audit_id: i64,
-}
+use crate::learning::{ApprovedPairing, PairingRejection};
 
 pub(super) const MIGRATION: &str = r#"
     CREATE TABLE proposal_rejections (

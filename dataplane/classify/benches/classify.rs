@@ -30,14 +30,11 @@ fn bench_first_flights(c: &mut Criterion) {
     ));
     let mut group = c.benchmark_group("first_flight");
     for (name, udp, payload) in &flights {
-        let ctx = ProbeContext {
-            transport: if *udp { Transport::Udp } else { Transport::Tcp },
-            from_client: true,
-            client_port: 50000,
-            server_port: 8443,
-            packet_index: 0,
-            dst_multicast: false,
-        };
+        let ctx = ProbeContext::new(
+            if *udp { Transport::Udp } else { Transport::Tcp },
+            50000,
+            8443,
+        );
         group.throughput(Throughput::Bytes(payload.len() as u64));
         group.bench_function(*name, |b| {
             b.iter(|| {

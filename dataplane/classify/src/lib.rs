@@ -69,6 +69,8 @@ pub mod reassembly;
 pub mod record;
 pub mod samples;
 pub mod signature;
+#[cfg(test)]
+mod test_support;
 mod tls_hello;
 
 pub use app_proto::AppProto;

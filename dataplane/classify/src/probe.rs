@@ -27,6 +27,40 @@ pub struct ProbeContext {
     pub dst_multicast: bool,
 }
 
+impl ProbeContext {
+    /// The first payload packet of the client of a unicast `transport` flow from
+    /// `client_port` to `server_port`; the `sent_by`, `at_packet` and `to_multicast` builders
+    /// change one fact each.
+    pub const fn new(transport: Transport, client_port: u16, server_port: u16) -> ProbeContext {
+        ProbeContext {
+            transport,
+            from_client: true,
+            client_port,
+            server_port,
+            packet_index: 0,
+            dst_multicast: false,
+        }
+    }
+
+    /// The same context for bytes `sender` sent.
+    pub const fn sent_by(mut self, sender: Sender) -> ProbeContext {
+        self.from_client = matches!(sender, Sender::Client);
+        self
+    }
+
+    /// The same context for bytes starting at this direction's packet `packet_index`.
+    pub const fn at_packet(mut self, packet_index: u32) -> ProbeContext {
+        self.packet_index = packet_index;
+        self
+    }
+
+    /// The same context for a packet sent to a multicast group.
+    pub const fn to_multicast(mut self) -> ProbeContext {
+        self.dst_multicast = true;
+        self
+    }
+}
+
 /// Which role of a connection sent some bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sender {

@@ -2,13 +2,16 @@
 //! database: decisions, reassembly, role swap, conflicts, STARTTLS, budgets, the database
 //! cache, and the EVE output.
 
+mod common;
+
+use common::ctx;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use portolan_classify::samples::{self, ClientHelloSpec};
 use portolan_classify::{
     AppProto, AppRecord, CacheDir, Classifier, ClassifyConfig, CompiledSignatures, DatabaseSource,
-    FlowClassification, ProbeContext, CONFLICT_INDICATOR, STARTTLS_INDICATOR,
+    FlowClassification, CONFLICT_INDICATOR, STARTTLS_INDICATOR,
 };
 use portolan_packet::Transport;
 
@@ -23,17 +26,6 @@ fn compiled() -> Arc<CompiledSignatures> {
 
 fn classifier() -> Classifier {
     Classifier::new(compiled(), ClassifyConfig::default()).unwrap()
-}
-
-fn ctx(transport: Transport, from_client: bool) -> ProbeContext {
-    ProbeContext {
-        transport,
-        from_client,
-        client_port: 51000,
-        server_port: 8443,
-        packet_index: 0,
-        dst_multicast: false,
-    }
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::COVERED;
+use common::{ctx, COVERED};
 use portolan_classify::protocols::PARSERS;
 use portolan_classify::ProbeContext;
 use portolan_packet::Transport;
@@ -25,17 +25,6 @@ fn s(proto: &'static str, transport: Transport, from_client: bool, bytes: &[u8])
         transport,
         from_client,
         bytes: bytes.to_vec(),
-    }
-}
-
-fn ctx(transport: Transport, from_client: bool) -> ProbeContext {
-    ProbeContext {
-        transport,
-        from_client,
-        client_port: 49152,
-        server_port: 40000,
-        packet_index: 0,
-        dst_multicast: false,
     }
 }
 

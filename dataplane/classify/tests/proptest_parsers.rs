@@ -1,5 +1,7 @@
 //! Property tests: no parser and no engine path panics on arbitrary or mutated bytes.
 
+mod common;
+
 use std::sync::Arc;
 
 use portolan_classify::protocols::PARSERS;
@@ -10,15 +12,11 @@ use portolan_classify::{
 use portolan_packet::Transport;
 use proptest::prelude::*;
 
+/// The context of bytes on a UDP (`udp`) or TCP flow, from the client or the server, starting at
+/// the direction's packet `index`.
 fn ctx(udp: bool, from_client: bool, index: u32) -> ProbeContext {
-    ProbeContext {
-        transport: if udp { Transport::Udp } else { Transport::Tcp },
-        from_client,
-        client_port: 40000,
-        server_port: 443,
-        packet_index: index,
-        dst_multicast: false,
-    }
+    let transport = if udp { Transport::Udp } else { Transport::Tcp };
+    common::ctx(transport, from_client).at_packet(index)
 }
 
 /// Valid first flights with a byte flipped and the tail cut: reaches deep parser states.

@@ -3,13 +3,13 @@
 //!
 //! These handlers only read shared state; they must not change the control plane.
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -104,17 +104,19 @@ pub async fn stats(State(state): State<ApiState>) -> Json<DataplaneStats> {
     Json(state.stats.snapshot().as_ref().clone())
 }
 
+/// The OpenAPI 3 document as served (JSON text); the router puts it in every request's extensions.
+#[derive(Debug, Clone)]
+pub struct ApiDocument(pub Arc<str>);
+
 /// The OpenAPI 3 document of this API.
 #[utoipa::path(
     get, path = "/api/v1/openapi.json", tag = "service",
     responses((status = 200, description = "OpenAPI 3 document", body = Object))
 )]
-pub async fn openapi_json() -> Response {
-    static DOC: OnceLock<String> = OnceLock::new();
-    let body = DOC.get_or_init(|| crate::openapi::document_json().unwrap_or_default());
+pub async fn openapi_json(Extension(doc): Extension<ApiDocument>) -> Response {
     (
         [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        body.clone(),
+        doc.0.to_string(),
     )
         .into_response()
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use portolan_classify::{
     CacheDir, Classifier, ClassifyConfig, CompiledSignatures, FlowClassification, ProbeContext,
+    Sender,
 };
 use portolan_packet::Transport;
 
@@ -32,14 +33,11 @@ fuzz_target!(|data: &[u8]| {
             let len = usize::from(head & 0x7f) * 16;
             let (pkt, next) = tail.split_at(len.min(tail.len()));
             rest = next;
-            let ctx = ProbeContext {
-                transport,
-                from_client: head & 0x80 == 0,
-                client_port: 40000,
-                server_port: 443,
-                packet_index: 0,
-                dst_multicast: false,
-            };
+            let ctx = ProbeContext::new(transport, 40000, 443).sent_by(if head & 0x80 == 0 {
+                Sender::Client
+            } else {
+                Sender::Server
+            });
             let _ = flow.observe(&mut classifier, &ctx, pkt);
         }
     }

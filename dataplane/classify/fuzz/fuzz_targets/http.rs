@@ -3,19 +3,12 @@
 
 use libfuzzer_sys::fuzz_target;
 use portolan_classify::protocols::http;
-use portolan_classify::ProbeContext;
+use portolan_classify::{ProbeContext, Sender};
 use portolan_packet::Transport;
 
 fuzz_target!(|data: &[u8]| {
-    for from_client in [true, false] {
-        let ctx = ProbeContext {
-            transport: Transport::Tcp,
-            from_client,
-            client_port: 40000,
-            server_port: 443,
-            packet_index: 0,
-            dst_multicast: false,
-        };
+    for sender in [Sender::Client, Sender::Server] {
+        let ctx = ProbeContext::new(Transport::Tcp, 40000, 443).sent_by(sender);
         let _ = http::probe(&ctx, data);
     }
 });

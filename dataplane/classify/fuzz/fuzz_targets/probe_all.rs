@@ -7,25 +7,26 @@
 
 use libfuzzer_sys::fuzz_target;
 use portolan_classify::protocols::PARSERS;
-use portolan_classify::ProbeContext;
+use portolan_classify::{ProbeContext, Sender};
 use portolan_packet::Transport;
 
 fuzz_target!(|input: &[u8]| {
     let Some((&selector, data)) = input.split_first() else {
         return;
     };
-    let ctx = ProbeContext {
-        transport: if selector & 1 == 0 {
-            Transport::Tcp
-        } else {
-            Transport::Udp
-        },
-        from_client: selector & 2 == 0,
-        client_port: 49152,
-        server_port: 443,
-        packet_index: u32::from(selector >> 2),
-        dst_multicast: false,
+    let transport = if selector & 1 == 0 {
+        Transport::Tcp
+    } else {
+        Transport::Udp
     };
+    let sender = if selector & 2 == 0 {
+        Sender::Client
+    } else {
+        Sender::Server
+    };
+    let ctx = ProbeContext::new(transport, 49152, 443)
+        .sent_by(sender)
+        .at_packet(u32::from(selector >> 2));
     for (name, probe) in PARSERS {
         let first = probe(&ctx, data);
         let again = probe(&ctx, data);

@@ -12,6 +12,7 @@ use libfuzzer_sys::fuzz_target;
 use portolan_classify::reassembly::{Reorder, ReorderPool, StreamCursor};
 use portolan_classify::{
     CacheDir, Classifier, ClassifyConfig, CompiledSignatures, FlowClassification, ProbeContext,
+    Sender,
 };
 use portolan_packet::Transport;
 
@@ -100,14 +101,11 @@ fuzz_target!(|data: &[u8]| {
     let mut flow = FlowClassification::default();
     flow.observe_syn(true, BASE.wrapping_sub(1));
     for (i, &(seq, seg)) in segs.iter().enumerate() {
-        let ctx = ProbeContext {
-            transport: Transport::Tcp,
-            from_client: i % 3 != 2,
-            client_port: 40000,
-            server_port: 443,
-            packet_index: 0,
-            dst_multicast: false,
-        };
+        let ctx = ProbeContext::new(Transport::Tcp, 40000, 443).sent_by(if i % 3 != 2 {
+            Sender::Client
+        } else {
+            Sender::Server
+        });
         let _ = flow.observe_segment(&mut classifier, &ctx, seq, seg);
     }
     flow.release(&mut classifier);

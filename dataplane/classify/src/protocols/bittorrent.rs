@@ -172,17 +172,10 @@ fn utp_syn(d: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{assert_match, expect_match};
 
-    fn ctx(transport: Transport) -> ProbeContext {
-        ProbeContext {
-            transport,
-            from_client: true,
-            client_port: 50000,
-            server_port: 6881,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const UDP: ProbeContext = ProbeContext::new(Transport::Udp, 50000, 6881);
+    const TCP: ProbeContext = ProbeContext::new(Transport::Tcp, 50000, 6881);
 
     #[test]
     fn handshake() {
@@ -191,35 +184,23 @@ mod tests {
         h.extend_from_slice(&[0xaa; 20]);
         h.extend_from_slice(b"-qB4500-abcdefghijkl");
         assert_eq!(
-            probe(&ctx(Transport::Tcp), &h),
+            probe(&TCP, &h),
             Probe::Match {
                 indicator: "bittorrent.handshake",
                 meta: Meta::None
             }
         );
-        assert_eq!(probe(&ctx(Transport::Tcp), &h[..10]), Probe::NeedMore);
+        assert_eq!(probe(&TCP, &h[..10]), Probe::NeedMore);
     }
 
     #[test]
     fn dht_query_and_response() {
         let q = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), q),
-            Probe::Match {
-                indicator: "bittorrent.dht",
-                ..
-            }
-        ));
+        assert_match(probe(&UDP, q), "bittorrent.dht");
         let r = b"d2:ip6:\x01\x02\x03\x04\x1a\xe11:rd2:id20:mnopqrstuvwxyz123456e1:t2:aa1:y1:re";
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), r),
-            Probe::Match { .. }
-        ));
+        expect_match(probe(&UDP, r));
         let e = b"d1:eli201e23:A Generic Error Ocurrede1:t2:aa1:y1:ee";
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), e),
-            Probe::Match { .. }
-        ));
+        expect_match(probe(&UDP, e));
     }
 
     #[test]
@@ -229,29 +210,17 @@ mod tests {
         s.extend_from_slice(&0u32.to_be_bytes());
         s.extend_from_slice(&0x0010_0000u32.to_be_bytes());
         s.extend_from_slice(&[0x3c, 0x01, 0x00, 0x00]);
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), &s),
-            Probe::Match {
-                indicator: "bittorrent.utp",
-                ..
-            }
-        ));
+        assert_match(probe(&UDP, &s), "bittorrent.utp");
         s.push(0);
-        assert_eq!(probe(&ctx(Transport::Udp), &s), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &s), Probe::NoMatch);
     }
 
     #[test]
     fn local_service_discovery() {
         let d = b"BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 6881\r\nInfohash: 0123456789abcdef0123456789abcdef01234567\r\n\r\n\r\n";
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), d),
-            Probe::Match {
-                indicator: "bittorrent.lsd",
-                ..
-            }
-        ));
+        assert_match(probe(&UDP, d), "bittorrent.lsd");
         let d = b"BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 6881\r\n\r\n";
-        assert_eq!(probe(&ctx(Transport::Udp), d), Probe::NoMatch);
+        assert_eq!(probe(&UDP, d), Probe::NoMatch);
     }
 
     #[test]
@@ -265,7 +234,7 @@ mod tests {
             b"\x13BitTorrent protocoX",
             b"GET /announce?info_hash=abc HTTP/1.1\r\n\r\n",
         ] {
-            assert_eq!(probe(&ctx(Transport::Udp), d), Probe::NoMatch, "{d:?}");
+            assert_eq!(probe(&UDP, d), Probe::NoMatch, "{d:?}");
         }
     }
 }

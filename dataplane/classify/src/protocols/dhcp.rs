@@ -128,16 +128,7 @@ fn dhcpv6(d: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Udp,
-            from_client: true,
-            client_port: 68,
-            server_port: 67,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Udp, 68, 67);
 
     fn discover(options: &[u8]) -> Vec<u8> {
         let mut d = vec![1, 1, 6, 0, 0x3d, 0x1d, 0x7a, 0x12];
@@ -153,7 +144,7 @@ mod tests {
     fn dhcpv4_discover_with_host_name() {
         let d = discover(b"\x35\x01\x01\x0c\x06iPhone\x37\x03\x01\x03\x06\xff\x00\x00");
         assert_eq!(
-            probe(&ctx(), &d),
+            probe(&CTX, &d),
             Probe::Match {
                 indicator: "dhcp.v4",
                 meta: Meta::Name("iPhone".into())
@@ -161,7 +152,7 @@ mod tests {
         );
         let d = discover(b"\x35\x01\x03\xff");
         assert_eq!(
-            probe(&ctx(), &d),
+            probe(&CTX, &d),
             Probe::Match {
                 indicator: "dhcp.v4",
                 meta: Meta::None
@@ -178,14 +169,14 @@ mod tests {
         d.extend_from_slice(&[0, 8, 0, 2, 0, 0]);
         d.extend_from_slice(&[0, 3, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(
-            probe(&ctx(), &d),
+            probe(&CTX, &d),
             Probe::Match {
                 indicator: "dhcp.v6",
                 meta: Meta::None
             }
         );
         d.pop();
-        assert_eq!(probe(&ctx(), &d), Probe::NoMatch);
+        assert_eq!(probe(&CTX, &d), Probe::NoMatch);
     }
 
     #[test]
@@ -197,16 +188,13 @@ mod tests {
         let no_end = discover(b"\x35\x01\x01");
         let mismatch = discover(b"\x35\x01\x05\xff");
         for d in [&no_type, &bad_cookie, &no_end, &mismatch] {
-            assert_eq!(probe(&ctx(), d), Probe::NoMatch);
+            assert_eq!(probe(&CTX, d), Probe::NoMatch);
         }
         // DHCPv6 Solicit without Elapsed Time.
         let d = [1u8, 0x9a, 0x4f, 0x11, 0, 1, 0, 4, 1, 2, 3, 4];
-        assert_eq!(probe(&ctx(), &d), Probe::NoMatch);
-        assert_eq!(probe(&ctx(), &[0x1b; 48]), Probe::NoMatch);
-        let tcp = ProbeContext {
-            transport: Transport::Tcp,
-            ..ctx()
-        };
+        assert_eq!(probe(&CTX, &d), Probe::NoMatch);
+        assert_eq!(probe(&CTX, &[0x1b; 48]), Probe::NoMatch);
+        let tcp = ProbeContext::new(Transport::Tcp, 68, 67);
         assert_eq!(probe(&tcp, &discover(b"\x35\x01\x01\xff")), Probe::NoMatch);
     }
 }

@@ -618,6 +618,7 @@ pub fn parse_response_answers(msg: &[u8]) -> Option<DnsAnswers> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::test_support::{assert_match, expect_match};
 
     /// Builds a DNS message: header fields, then questions `(name, type, class)`, then raw
     /// record bytes.
@@ -667,32 +668,15 @@ pub(crate) mod tests {
         r
     }
 
-    fn udp() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Udp,
-            from_client: true,
-            client_port: 40000,
-            server_port: 53,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const UDP: ProbeContext = ProbeContext::new(Transport::Udp, 40000, 53);
 
-    fn tcp() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Tcp,
-            ..udp()
-        }
-    }
+    const TCP: ProbeContext = ProbeContext::new(Transport::Tcp, 40000, 53);
 
     const OPT: [u8; 11] = [0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0];
 
     #[test]
     fn multicast_destination_only_removes_flavours() {
-        let to_group = ProbeContext {
-            dst_multicast: true,
-            ..udp()
-        };
+        let to_group = UDP.to_multicast();
         let dns_q = message(0x1a2b, 0x0100, &[("www.example.com", 1, 1)], (0, 0, 0), &[]);
         let mdns_q = message(0, 0, &[("_airplay._tcp.local", 12, 1)], (0, 0, 0), &[]);
         let llmnr_q = message(0x8f3e, 0, &[("wpad", 1, 1)], (0, 0, 0), &[]);
@@ -712,10 +696,10 @@ pub(crate) mod tests {
                 .collect()
         };
         // Unicast: each message is its own flavour.
-        assert_eq!(flavors(&udp(), &dns_q), ["dns"]);
-        assert_eq!(flavors(&udp(), &mdns_q), ["mdns"]);
-        assert_eq!(flavors(&udp(), &llmnr_q), ["llmnr"]);
-        assert_eq!(flavors(&udp(), &llmnr_r), ["llmnr"]);
+        assert_eq!(flavors(&UDP, &dns_q), ["dns"]);
+        assert_eq!(flavors(&UDP, &mdns_q), ["mdns"]);
+        assert_eq!(flavors(&UDP, &llmnr_q), ["llmnr"]);
+        assert_eq!(flavors(&UDP, &llmnr_r), ["llmnr"]);
         // To a multicast group: unicast DNS and an LLMNR response are nothing; mDNS and an
         // LLMNR query are unchanged. Nothing gains a label.
         assert!(flavors(&to_group, &dns_q).is_empty());
@@ -733,7 +717,7 @@ pub(crate) mod tests {
             (0, 0, 1),
             &OPT,
         );
-        let p = probe(&udp(), &q);
+        let p = probe(&UDP, &q);
         assert_eq!(
             p,
             Probe::Match {
@@ -752,13 +736,7 @@ pub(crate) mod tests {
             (1, 0, 0),
             &a_record_ptr12(1),
         );
-        assert!(matches!(
-            probe(&udp(), &r),
-            Probe::Match {
-                indicator: "dns.response",
-                ..
-            }
-        ));
+        assert_match(probe(&UDP, &r), "dns.response");
     }
 
     #[test]
@@ -766,12 +744,12 @@ pub(crate) mod tests {
         let q = message(7, 0x0100, &[("example.org", 28, 1)], (0, 0, 0), &[]);
         let mut framed = (q.len() as u16).to_be_bytes().to_vec();
         framed.extend_from_slice(&q);
-        assert!(matches!(probe(&tcp(), &framed), Probe::Match { .. }));
+        expect_match(probe(&TCP, &framed));
         // Cut inside the question: need more.
-        assert_eq!(probe(&tcp(), &framed[..framed.len() - 6]), Probe::NeedMore);
-        assert_eq!(probe(&tcp(), &framed[..1]), Probe::NeedMore);
+        assert_eq!(probe(&TCP, &framed[..framed.len() - 6]), Probe::NeedMore);
+        assert_eq!(probe(&TCP, &framed[..1]), Probe::NeedMore);
         // The unframed message over TCP is not DNS.
-        assert_eq!(probe(&tcp(), &q), Probe::NoMatch);
+        assert_eq!(probe(&TCP, &q), Probe::NoMatch);
     }
 
     #[test]
@@ -779,18 +757,18 @@ pub(crate) mod tests {
         // Trailing garbage.
         let mut q = message(1, 0x0100, &[("example.com", 1, 1)], (0, 0, 0), &[]);
         q.push(0x41);
-        assert_eq!(probe(&udp(), &q), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &q), Probe::NoMatch);
         // Count says one answer, none present.
         let q = message(1, 0x8180, &[("example.com", 1, 1)], (1, 0, 0), &[]);
-        assert_eq!(probe(&udp(), &q), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &q), Probe::NoMatch);
         // Bad class.
         let q = message(1, 0x0100, &[("example.com", 1, 9)], (0, 0, 0), &[]);
-        assert_eq!(probe(&udp(), &q), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &q), Probe::NoMatch);
         // Forward pointer in the first question.
         let mut q = message(1, 0x0100, &[], (0, 0, 0), &[]);
         q[5] = 1;
         q.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1]);
-        assert_eq!(probe(&udp(), &q), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &q), Probe::NoMatch);
         // Query carrying an answer.
         let q = message(
             1,
@@ -799,10 +777,10 @@ pub(crate) mod tests {
             (1, 0, 0),
             &a_record_ptr12(1),
         );
-        assert_eq!(probe(&udp(), &q), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &q), Probe::NoMatch);
         // Z bit set.
         let q = message(1, 0x0140, &[("example.com", 1, 1)], (0, 0, 0), &[]);
-        assert_eq!(probe(&udp(), &q), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &q), Probe::NoMatch);
     }
 
     #[test]
@@ -811,17 +789,11 @@ pub(crate) mod tests {
         let mut rec = encode_name("216.58.202.4");
         rec.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 0, 0, 0]);
         let q = message(0x77fc, 0x0900, &[], (1, 0, 0), &rec);
-        assert!(matches!(
-            probe(&udp(), &q),
-            Probe::Match {
-                indicator: "dns.query",
-                ..
-            }
-        ));
+        assert_match(probe(&UDP, &q), "dns.query");
         // NOTIMP with no records.
         let r = message(0x77fc, 0x8984, &[], (0, 0, 0), &[]);
         assert!(matches!(
-            probe(&udp(), &r),
+            probe(&UDP, &r),
             Probe::Match {
                 indicator: "dns.response",
                 meta: Meta::None
@@ -829,13 +801,13 @@ pub(crate) mod tests {
         ));
         // A 12-byte all-zero-count query is not DNS.
         let q = message(0x77fc, 0x0100, &[], (0, 0, 0), &[]);
-        assert_eq!(probe(&udp(), &q), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &q), Probe::NoMatch);
     }
 
     #[test]
     fn text_over_tcp_is_not_worth_waiting_for() {
-        assert_eq!(probe(&tcp(), b"PASS x\r\n"), Probe::NoMatch);
-        assert_eq!(probe(&tcp(), b"PWD\r\n"), Probe::NoMatch);
+        assert_eq!(probe(&TCP, b"PASS x\r\n"), Probe::NoMatch);
+        assert_eq!(probe(&TCP, b"PWD\r\n"), Probe::NoMatch);
     }
 
     #[test]
@@ -848,21 +820,21 @@ pub(crate) mod tests {
             (0, 0, 0),
             &[],
         );
-        assert_eq!(probe(&udp(), &q), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &q), Probe::NoMatch);
     }
 
     #[test]
     fn mdns_and_llmnr_shapes_are_not_dns() {
         let m = message(0, 0, &[("_airplay._tcp.local", 12, 1)], (0, 0, 0), &[]);
-        assert_eq!(probe(&udp(), &m), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &m), Probe::NoMatch);
         let l = message(0x4c2f, 0, &[("wpad", 1, 1)], (0, 0, 0), &[]);
-        assert_eq!(probe(&udp(), &l), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &l), Probe::NoMatch);
         // The same single-label name with RD set is a DNS query.
         let d = message(0x4c2f, 0x0100, &[("wpad", 1, 1)], (0, 0, 0), &[]);
-        assert!(matches!(probe(&udp(), &d), Probe::Match { .. }));
+        expect_match(probe(&UDP, &d));
         // A `.local` query with a random ID and RD set (Active Directory domains) is DNS.
         let d = message(0x4c2f, 0x0100, &[("dc1.corp.local", 1, 1)], (0, 0, 0), &[]);
-        assert!(matches!(probe(&udp(), &d), Probe::Match { .. }));
+        expect_match(probe(&UDP, &d));
     }
 
     #[test]
@@ -873,7 +845,7 @@ pub(crate) mod tests {
             &[0x1b; 48],
             b"",
         ] {
-            assert_eq!(probe(&udp(), d), Probe::NoMatch);
+            assert_eq!(probe(&UDP, d), Probe::NoMatch);
         }
     }
 

@@ -206,17 +206,9 @@ mod tests {
     use super::*;
     use crate::samples::{self, ClientHelloSpec};
     use portolan_packet::Transport;
+    use crate::test_support::{expect_match};
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Udp,
-            from_client: true,
-            client_port: 50000,
-            server_port: 4433,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Udp, 50000, 4433);
 
     #[test]
     fn client_hello_with_sni_and_ja4_prefix() {
@@ -225,7 +217,7 @@ mod tests {
         spec.supported_versions.clear();
         spec.extensions.retain(|&t| t != 43);
         let rec = samples::dtls_client_hello_record(&spec, None);
-        match probe(&ctx(), &rec) {
+        match probe(&CTX, &rec) {
             Probe::Match {
                 indicator,
                 meta: Meta::Tls(m),
@@ -245,10 +237,10 @@ mod tests {
     fn client_hello_fragmented_over_two_records() {
         let spec = ClientHelloSpec::minimal("frag.example");
         let rec = samples::dtls_client_hello_record(&spec, Some(40));
-        assert!(matches!(probe(&ctx(), &rec), Probe::Match { .. }));
+        expect_match(probe(&CTX, &rec));
         // Only the first fragment record: a valid start cut short.
         let first_len = 13 + usize::from(u16::from_be_bytes([rec[11], rec[12]]));
-        assert_eq!(probe(&ctx(), &rec[..first_len]), Probe::NeedMore);
+        assert_eq!(probe(&CTX, &rec[..first_len]), Probe::NeedMore);
     }
 
     /// A protected record: type, DTLS 1.2, epoch, sequence number, `len` bytes of ciphertext.
@@ -266,14 +258,14 @@ mod tests {
         // ApplicationData as WebRTC sends it after moving to another candidate pair.
         let app = record(23, 1, 524);
         assert_eq!(
-            probe(&ctx(), &app),
+            probe(&CTX, &app),
             Probe::Match {
                 indicator: "dtls.records",
                 meta: Meta::None
             }
         );
         let two = [record(20, 0, 1), record(22, 1, 40)].concat();
-        assert!(probe(&ctx(), &two).is_match());
+        assert!(probe(&CTX, &two).is_match());
         // ApplicationData in epoch 0, a length one short or long, a record of another
         // version in the run, TLS records, SRTP, STUN.
         let mut short = app.clone();
@@ -299,7 +291,7 @@ mod tests {
                 ],
             ),
         ] {
-            assert_eq!(probe(&ctx(), &bytes), Probe::NoMatch, "{what}");
+            assert_eq!(probe(&CTX, &bytes), Probe::NoMatch, "{what}");
         }
     }
 
@@ -315,15 +307,15 @@ mod tests {
                 d[1] = 0xfe;
                 d[2] = 0xfd;
             }
-            assert!(!probe(&ctx(), &d).is_match(), "{:02x?}", &d[..13]);
+            assert!(!probe(&CTX, &d).is_match(), "{:02x?}", &d[..13]);
         }
     }
 
     #[test]
     fn rejects_tls_and_garbage() {
         let tls = samples::tls_client_hello_record(&ClientHelloSpec::minimal("x.example"));
-        assert_eq!(probe(&ctx(), &tls), Probe::NoMatch);
-        assert_eq!(probe(&ctx(), &[22, 0xfe, 0xfd, 0, 0]), Probe::NoMatch);
-        assert_eq!(probe(&ctx(), b"\x16\xfe\xfd\x00\x01"), Probe::NoMatch);
+        assert_eq!(probe(&CTX, &tls), Probe::NoMatch);
+        assert_eq!(probe(&CTX, &[22, 0xfe, 0xfd, 0, 0]), Probe::NoMatch);
+        assert_eq!(probe(&CTX, b"\x16\xfe\xfd\x00\x01"), Probe::NoMatch);
     }
 }

@@ -135,17 +135,10 @@ fn greeting(data: &[u8]) -> Probe {
 mod tests {
     use super::*;
     use portolan_packet::Transport;
+    use crate::probe::Sender;
+    use crate::test_support::{assert_match, expect_match};
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Tcp,
-            from_client: false,
-            client_port: 40000,
-            server_port: 21,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 40000, 21).sent_by(Sender::Server);
 
     #[test]
     fn greetings() {
@@ -156,51 +149,27 @@ mod tests {
             b"220-FileZilla Server 0.9.60 beta\r\n220-written by Tim Kosse\r\n220 Please visit https://filezilla-project.org/\r\n",
             b"220---------- Welcome to Pure-FTPd [privsep] [TLS] ----------\r\n220-You are user number 1 of 50 allowed.\r\n",
         ] {
-            assert!(matches!(probe(&ctx(), g), Probe::Match { indicator: "ftp.greeting", .. }), "{g:?}");
+            assert!(matches!(probe(&CTX, g), Probe::Match { indicator: "ftp.greeting", .. }), "{g:?}");
         }
     }
 
     #[test]
     fn replies_and_commands() {
-        assert!(matches!(
-            probe(&ctx(), b"331 Please specify the password.\r\n"),
-            Probe::Match {
-                indicator: "ftp.reply",
-                ..
-            }
-        ));
-        assert!(matches!(
-            probe(&ctx(), b"215 UNIX Type: L8\r\n"),
-            Probe::Match { .. }
-        ));
-        assert!(matches!(
-            probe(
-                &ctx(),
+        assert_match(probe(&CTX, b"331 Please specify the password.\r\n"), "ftp.reply");
+        expect_match(probe(&CTX, b"215 UNIX Type: L8\r\n"));
+        expect_match(probe(
+                &CTX,
                 b"227 Entering Passive Mode (192,168,1,2,195,80).\r\n"
-            ),
-            Probe::Match { .. }
-        ));
-        assert!(matches!(
-            probe(&ctx(), b"AUTH TLS\r\n"),
-            Probe::Match {
-                indicator: "ftp.auth_tls",
-                ..
-            }
-        ));
-        assert!(matches!(
-            probe(&ctx(), b"FEAT\r\n"),
-            Probe::Match {
-                indicator: "ftp.command",
-                ..
-            }
-        ));
-        assert!(matches!(probe(&ctx(), b"PBSZ 0\r\n"), Probe::Match { .. }));
-        assert!(matches!(probe(&ctx(), b"TYPE I\r\n"), Probe::Match { .. }));
+            ));
+        assert_match(probe(&CTX, b"AUTH TLS\r\n"), "ftp.auth_tls");
+        assert_match(probe(&CTX, b"FEAT\r\n"), "ftp.command");
+        expect_match(probe(&CTX, b"PBSZ 0\r\n"));
+        expect_match(probe(&CTX, b"TYPE I\r\n"));
     }
 
     #[test]
     fn rejections() {
-        assert_eq!(probe(&ctx(), b"220 (vsF"), Probe::NeedMore);
+        assert_eq!(probe(&CTX, b"220 (vsF"), Probe::NeedMore);
         for d in [
             &b"220 mx.example.com ESMTP Postfix\r\n"[..],
             b"220 Welcome\r\n",
@@ -212,7 +181,7 @@ mod tests {
             b"CAPA\r\n",
             b"\x03\x00\x00\x13\x0e\xe0\x00\x00",
         ] {
-            assert_eq!(probe(&ctx(), d), Probe::NoMatch, "{d:?}");
+            assert_eq!(probe(&CTX, d), Probe::NoMatch, "{d:?}");
         }
     }
 }

@@ -188,16 +188,7 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
 mod tests {
     use super::*;
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Tcp,
-            from_client: true,
-            client_port: 50000,
-            server_port: 80,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 50000, 80);
 
     fn http(p: Probe) -> (&'static str, HttpMeta) {
         match p {
@@ -212,7 +203,7 @@ mod tests {
     #[test]
     fn get_request_fields() {
         let req = b"GET /index.html?q=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n";
-        let (ind, m) = http(probe(&ctx(), req));
+        let (ind, m) = http(probe(&CTX, req));
         assert_eq!(ind, "http.request");
         assert_eq!(m.http_method.as_deref(), Some("GET"));
         assert_eq!(m.url.as_deref(), Some("/index.html?q=1"));
@@ -224,13 +215,13 @@ mod tests {
     #[test]
     fn connect_and_websocket() {
         let (_, m) = http(probe(
-            &ctx(),
+            &CTX,
             b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
         ));
         assert!(m.connect);
         assert_eq!(m.url.as_deref(), Some("example.com:443"));
         let (_, m) = http(probe(
-            &ctx(),
+            &CTX,
             b"GET /chat HTTP/1.1\r\nHost: ws.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
         ));
         assert!(m.websocket_upgrade);
@@ -239,9 +230,9 @@ mod tests {
     #[test]
     fn split_request_needs_more_then_matches() {
         let full = b"GET / HTTP/1.1\r\nHost: a.example\r\nUser-Agent: Mozilla/5.0 (iPhone)\r\n\r\n";
-        assert_eq!(probe(&ctx(), &full[..3]), Probe::NeedMore);
-        assert_eq!(probe(&ctx(), &full[..40]), Probe::NeedMore);
-        let (_, m) = http(probe(&ctx(), full));
+        assert_eq!(probe(&CTX, &full[..3]), Probe::NeedMore);
+        assert_eq!(probe(&CTX, &full[..40]), Probe::NeedMore);
+        let (_, m) = http(probe(&CTX, full));
         assert_eq!(m.http_user_agent.as_deref(), Some("Mozilla/5.0 (iPhone)"));
     }
 
@@ -249,7 +240,7 @@ mod tests {
     fn long_unfinished_headers_match_with_complete_lines() {
         let mut req = b"POST /upload HTTP/1.1\r\nHost: big.example\r\nCookie: ".to_vec();
         req.extend(std::iter::repeat_n(b'a', 3000));
-        let (_, m) = http(probe(&ctx(), &req));
+        let (_, m) = http(probe(&CTX, &req));
         assert_eq!(m.hostname.as_deref(), Some("big.example"));
         assert_eq!(m.http_method.as_deref(), Some("POST"));
     }
@@ -257,38 +248,38 @@ mod tests {
     #[test]
     fn response_status() {
         let (ind, m) = http(probe(
-            &ctx(),
+            &CTX,
             b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
         ));
         assert_eq!(ind, "http.response");
         assert_eq!(m.status, Some(404));
-        assert_eq!(probe(&ctx(), b"HTTP/1."), Probe::NeedMore);
+        assert_eq!(probe(&CTX, b"HTTP/1."), Probe::NeedMore);
     }
 
     #[test]
     fn rejects_other_protocols() {
         assert_eq!(
             probe(
-                &ctx(),
+                &CTX,
                 b"OPTIONS rtsp://cam/stream RTSP/1.0\r\nCSeq: 1\r\n\r\n"
             ),
             Probe::NoMatch
         );
         assert_eq!(
             probe(
-                &ctx(),
+                &CTX,
                 b"INVITE sip:bob@example.com SIP/2.0\r\nVia: x\r\n\r\n"
             ),
             Probe::NoMatch
         );
         assert_eq!(
-            probe(&ctx(), b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+            probe(&CTX, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
             Probe::NoMatch
         );
-        assert_eq!(probe(&ctx(), b"RTSP/1.0 200 OK\r\n\r\n"), Probe::NoMatch);
-        assert_eq!(probe(&ctx(), b"SSH-2.0-OpenSSH_9.6\r\n"), Probe::NoMatch);
+        assert_eq!(probe(&CTX, b"RTSP/1.0 200 OK\r\n\r\n"), Probe::NoMatch);
+        assert_eq!(probe(&CTX, b"SSH-2.0-OpenSSH_9.6\r\n"), Probe::NoMatch);
         assert_eq!(
-            probe(&ctx(), &[0x16, 0x03, 0x01, 0x00, 0x05]),
+            probe(&CTX, &[0x16, 0x03, 0x01, 0x00, 0x05]),
             Probe::NoMatch
         );
     }

@@ -26,31 +26,17 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
 mod tests {
     use super::*;
     use portolan_packet::Transport;
+    use crate::test_support::{assert_match};
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Tcp,
-            from_client: true,
-            client_port: 50000,
-            server_port: 80,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 50000, 80);
 
     #[test]
     fn preface_with_settings_frame() {
         let mut data = PREFACE.to_vec();
         data.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
-        assert!(matches!(
-            probe(&ctx(), &data),
-            Probe::Match {
-                indicator: "http2.preface",
-                ..
-            }
-        ));
-        assert_eq!(probe(&ctx(), &PREFACE[..10]), Probe::NeedMore);
-        assert_eq!(probe(&ctx(), b"PRI * HTTP/1.1\r\n"), Probe::NoMatch);
-        assert_eq!(probe(&ctx(), b"GET / HTTP/1.1\r\n\r\n"), Probe::NoMatch);
+        assert_match(probe(&CTX, &data), "http2.preface");
+        assert_eq!(probe(&CTX, &PREFACE[..10]), Probe::NeedMore);
+        assert_eq!(probe(&CTX, b"PRI * HTTP/1.1\r\n"), Probe::NoMatch);
+        assert_eq!(probe(&CTX, b"GET / HTTP/1.1\r\n\r\n"), Probe::NoMatch);
     }
 }

@@ -114,17 +114,10 @@ fn walk(m: &[u8], first: u8, ok: impl Fn(u8) -> bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{expect_match};
 
-    fn ctx(transport: Transport) -> ProbeContext {
-        ProbeContext {
-            transport,
-            from_client: true,
-            client_port: 500,
-            server_port: 500,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const UDP: ProbeContext = ProbeContext::new(Transport::Udp, 500, 500);
+    const TCP: ProbeContext = ProbeContext::new(Transport::Tcp, 500, 500);
 
     /// Header plus payloads given as (type, body length); lengths fixed up.
     fn message(
@@ -160,7 +153,7 @@ mod tests {
             &[(33, 44), (34, 132), (40, 32), (41, 24), (41, 24)],
         );
         assert_eq!(
-            probe(&ctx(Transport::Udp), &m),
+            probe(&UDP, &m),
             Probe::Match {
                 indicator: "ike.v2",
                 meta: Meta::None
@@ -168,23 +161,17 @@ mod tests {
         );
         let mut natt = vec![0, 0, 0, 0];
         natt.extend_from_slice(&m);
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), &natt),
-            Probe::Match { .. }
-        ));
+        expect_match(probe(&UDP, &natt));
         // IKE_AUTH: SK payload.
         let a = message(0x20, 35, 0x08, [7; 8], &[(46, 300)]);
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), &a),
-            Probe::Match { .. }
-        ));
+        expect_match(probe(&UDP, &a));
     }
 
     #[test]
     fn ikev1_main_mode_and_encrypted() {
         let m = message(0x10, 2, 0, [0; 8], &[(1, 52), (13, 16), (13, 16)]);
         assert_eq!(
-            probe(&ctx(Transport::Udp), &m),
+            probe(&UDP, &m),
             Probe::Match {
                 indicator: "ike.v1",
                 meta: Meta::None
@@ -195,10 +182,7 @@ mod tests {
         e.extend_from_slice(&[0x99; 32]);
         let len = e.len() as u32;
         e[24..28].copy_from_slice(&len.to_be_bytes());
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), &e),
-            Probe::Match { .. }
-        ));
+        expect_match(probe(&UDP, &e));
     }
 
     #[test]
@@ -224,13 +208,13 @@ mod tests {
             &rspi_zero_auth,
             &bad_chain,
         ] {
-            assert_eq!(probe(&ctx(Transport::Udp), d), Probe::NoMatch);
+            assert_eq!(probe(&UDP, d), Probe::NoMatch);
         }
-        assert_eq!(probe(&ctx(Transport::Tcp), &good), Probe::NoMatch);
+        assert_eq!(probe(&TCP, &good), Probe::NoMatch);
         // ESP-in-UDP and keep-alive.
         let mut esp = vec![0x0a, 0x1b, 0x2c, 0x3d, 0, 0, 0, 1];
         esp.extend_from_slice(&[0x5e; 80]);
-        assert_eq!(probe(&ctx(Transport::Udp), &esp), Probe::NoMatch);
-        assert_eq!(probe(&ctx(Transport::Udp), &[0xff]), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &esp), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &[0xff]), Probe::NoMatch);
     }
 }

@@ -123,17 +123,10 @@ fn tag_ok(tag: &[u8]) -> bool {
 mod tests {
     use super::*;
     use portolan_packet::Transport;
+    use crate::probe::Sender;
+    use crate::test_support::{assert_match};
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Tcp,
-            from_client: false,
-            client_port: 40000,
-            server_port: 143,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 40000, 143).sent_by(Sender::Server);
 
     #[test]
     fn greetings_and_capability() {
@@ -142,48 +135,24 @@ mod tests {
             b"* OK Gimap ready for requests from 198.51.100.4 a1mb123\r\n",
             b"* PREAUTH IMAP4rev1 server logged in as Smith\r\n",
         ] {
-            assert!(matches!(probe(&ctx(), g), Probe::Match { indicator: "imap.greeting", .. }), "{g:?}");
+            assert!(matches!(probe(&CTX, g), Probe::Match { indicator: "imap.greeting", .. }), "{g:?}");
         }
-        assert!(matches!(
-            probe(
-                &ctx(),
+        assert_match(probe(
+                &CTX,
                 b"* CAPABILITY IMAP4rev1 STARTTLS AUTH=GSSAPI LOGINDISABLED\r\na001 OK done\r\n"
-            ),
-            Probe::Match {
-                indicator: "imap.capability",
-                ..
-            }
-        ));
+            ), "imap.capability");
     }
 
     #[test]
     fn tagged_commands() {
-        assert!(matches!(
-            probe(&ctx(), b"a001 CAPABILITY\r\n"),
-            Probe::Match {
-                indicator: "imap.command",
-                ..
-            }
-        ));
-        assert!(matches!(
-            probe(&ctx(), b"A1 login alice secret\r\n"),
-            Probe::Match {
-                indicator: "imap.command",
-                ..
-            }
-        ));
-        assert!(matches!(
-            probe(&ctx(), b"1 STARTTLS\r\n"),
-            Probe::Match {
-                indicator: "imap.starttls",
-                ..
-            }
-        ));
+        assert_match(probe(&CTX, b"a001 CAPABILITY\r\n"), "imap.command");
+        assert_match(probe(&CTX, b"A1 login alice secret\r\n"), "imap.command");
+        assert_match(probe(&CTX, b"1 STARTTLS\r\n"), "imap.starttls");
     }
 
     #[test]
     fn rejections() {
-        assert_eq!(probe(&ctx(), b"* OK [CAP"), Probe::NeedMore);
+        assert_eq!(probe(&CTX, b"* OK [CAP"), Probe::NeedMore);
         for d in [
             &b"CAPABILITY\r\n"[..],
             b"USER login\r\n",
@@ -197,7 +166,7 @@ mod tests {
             b"GET / HTTP/1.1\r\n\r\n",
             b"\x00\x00\x00\x2c\xfeSMB",
         ] {
-            assert_eq!(probe(&ctx(), d), Probe::NoMatch, "{d:?}");
+            assert_eq!(probe(&CTX, d), Probe::NoMatch, "{d:?}");
         }
     }
 }

@@ -134,78 +134,34 @@ fn partial_ok(data: &[u8]) -> bool {
 mod tests {
     use super::*;
     use portolan_packet::Transport;
+    use crate::test_support::{assert_match, expect_match};
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Tcp,
-            from_client: true,
-            client_port: 40000,
-            server_port: 6667,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 40000, 6667);
 
     #[test]
     fn client_registration() {
-        assert!(matches!(
-            probe(&ctx(), b"NICK alice\r\nUSER alice 0 * :Alice Liddell\r\n"),
-            Probe::Match {
-                indicator: "irc.nick",
-                ..
-            }
-        ));
-        assert!(matches!(
-            probe(&ctx(), b"CAP LS 302\r\nNICK bob\r\n"),
-            Probe::Match {
-                indicator: "irc.cap",
-                ..
-            }
-        ));
-        assert!(matches!(
-            probe(&ctx(), b"PASS hunter2\r\nUSER guest 8 * :Guest\r\n"),
-            Probe::Match {
-                indicator: "irc.user",
-                ..
-            }
-        ));
-        assert!(matches!(
-            probe(&ctx(), b"USER guest tolmoon tolsun :Ronnie Reagan\r\n"),
-            Probe::Match {
-                indicator: "irc.user",
-                ..
-            }
-        ));
+        assert_match(probe(&CTX, b"NICK alice\r\nUSER alice 0 * :Alice Liddell\r\n"), "irc.nick");
+        assert_match(probe(&CTX, b"CAP LS 302\r\nNICK bob\r\n"), "irc.cap");
+        assert_match(probe(&CTX, b"PASS hunter2\r\nUSER guest 8 * :Guest\r\n"), "irc.user");
+        assert_match(probe(&CTX, b"USER guest tolmoon tolsun :Ronnie Reagan\r\n"), "irc.user");
     }
 
     #[test]
     fn server_lines() {
-        assert!(matches!(
-            probe(
-                &ctx(),
+        assert_match(probe(
+                &CTX,
                 b":irc.example.net NOTICE * :*** Looking up your hostname...\r\n"
-            ),
-            Probe::Match {
-                indicator: "irc.server",
-                ..
-            }
-        ));
-        assert!(matches!(
-            probe(
-                &ctx(),
+            ), "irc.server");
+        expect_match(probe(
+                &CTX,
                 b":irc.example.net 001 alice :Welcome to the Example IRC Network alice\r\n"
-            ),
-            Probe::Match { .. }
-        ));
-        assert!(matches!(
-            probe(&ctx(), b"NOTICE AUTH :*** Processing connection\r\n"),
-            Probe::Match { .. }
-        ));
+            ));
+        expect_match(probe(&CTX, b"NOTICE AUTH :*** Processing connection\r\n"));
     }
 
     #[test]
     fn rejections() {
-        assert_eq!(probe(&ctx(), b"NICK al"), Probe::NeedMore);
+        assert_eq!(probe(&CTX, b"NICK al"), Probe::NeedMore);
         for d in [
             &b"PASS secret\r\n"[..],
             b"USER anonymous\r\n",
@@ -216,7 +172,7 @@ mod tests {
             b": bad\r\n",
             b"\x13BitTorrent protocol",
         ] {
-            assert_eq!(probe(&ctx(), d), Probe::NoMatch, "{d:?}");
+            assert_eq!(probe(&CTX, d), Probe::NoMatch, "{d:?}");
         }
     }
 }

@@ -156,17 +156,10 @@ fn first_field_ok(op: u8, d: &[u8], at: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{expect_match};
 
-    fn ctx(transport: Transport) -> ProbeContext {
-        ProbeContext {
-            transport,
-            from_client: true,
-            client_port: 50000,
-            server_port: 389,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const UDP: ProbeContext = ProbeContext::new(Transport::Udp, 50000, 389);
+    const TCP: ProbeContext = ProbeContext::new(Transport::Tcp, 50000, 389);
 
     /// Simple bind as cn=admin,dc=example,dc=com with password "secret".
     fn bind() -> Vec<u8> {
@@ -185,20 +178,17 @@ mod tests {
     fn bind_request_and_response() {
         let b = bind();
         assert_eq!(
-            probe(&ctx(Transport::Tcp), &b),
+            probe(&TCP, &b),
             Probe::Match {
                 indicator: "ldap.request",
                 meta: Meta::None
             }
         );
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), &b),
-            Probe::Match { .. }
-        ));
-        assert_eq!(probe(&ctx(Transport::Tcp), &b[..3]), Probe::NeedMore);
+        expect_match(probe(&UDP, &b));
+        assert_eq!(probe(&TCP, &b[..3]), Probe::NeedMore);
         let r = b"\x30\x0c\x02\x01\x01\x61\x07\x0a\x01\x00\x04\x00\x04\x00";
         assert_eq!(
-            probe(&ctx(Transport::Tcp), r),
+            probe(&TCP, r),
             Probe::Match {
                 indicator: "ldap.response",
                 meta: Meta::None
@@ -219,7 +209,7 @@ mod tests {
         let mut full = vec![0x30, 0x81, msg.len() as u8];
         full.extend_from_slice(&msg);
         assert_eq!(
-            probe(&ctx(Transport::Udp), &full),
+            probe(&UDP, &full),
             Probe::Match {
                 indicator: "ldap.request",
                 meta: Meta::None
@@ -231,20 +221,20 @@ mod tests {
     fn rejections() {
         let mut trailing = bind();
         trailing.push(0);
-        assert_eq!(probe(&ctx(Transport::Udp), &trailing), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &trailing), Probe::NoMatch);
         let mut bad_version = bind();
         bad_version[9] = 7;
-        assert_eq!(probe(&ctx(Transport::Tcp), &bad_version), Probe::NoMatch);
+        assert_eq!(probe(&TCP, &bad_version), Probe::NoMatch);
         // SNMPv2c get-request: SEQUENCE, INTEGER version, OCTET STRING community.
         let snmp = b"\x30\x26\x02\x01\x01\x04\x06public\xa0\x19\x02\x04\x12\x34\x56\x78\x02\x01\x00\x02\x01\x00\x30\x0b\x30\x09\x06\x05\x2b\x06\x01\x02\x01\x05\x00";
-        assert_eq!(probe(&ctx(Transport::Udp), snmp), Probe::NoMatch);
+        assert_eq!(probe(&UDP, snmp), Probe::NoMatch);
         // Negative message ID.
         let neg = b"\x30\x0c\x02\x01\x81\x61\x07\x0a\x01\x00\x04\x00\x04\x00";
-        assert_eq!(probe(&ctx(Transport::Tcp), neg), Probe::NoMatch);
+        assert_eq!(probe(&TCP, neg), Probe::NoMatch);
         assert_eq!(
-            probe(&ctx(Transport::Tcp), b"\x16\x03\x01\x00\x10"),
+            probe(&TCP, b"\x16\x03\x01\x00\x10"),
             Probe::NoMatch
         );
-        assert_eq!(probe(&ctx(Transport::Tcp), b"0\r\n"), Probe::NoMatch);
+        assert_eq!(probe(&TCP, b"0\r\n"), Probe::NoMatch);
     }
 }

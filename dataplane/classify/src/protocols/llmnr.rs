@@ -20,30 +20,22 @@ mod tests {
     use super::*;
     use crate::probe::Meta;
     use portolan_packet::Transport;
+    use crate::test_support::{assert_match, expect_match};
 
-    fn udp() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Udp,
-            from_client: true,
-            client_port: 51000,
-            server_port: 5355,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const UDP: ProbeContext = ProbeContext::new(Transport::Udp, 51000, 5355);
 
     #[test]
     fn windows_query_matches() {
         let q = message(0x8f3e, 0, &[("wpad", 1, 1)], (0, 0, 0), &[]);
         assert_eq!(
-            probe(&udp(), &q),
+            probe(&UDP, &q),
             Probe::Match {
                 indicator: "llmnr.query",
                 meta: Meta::Name("wpad".into())
             }
         );
         let q = message(0x8f3f, 0, &[("DESKTOP-3J1K", 28, 1)], (0, 0, 0), &[]);
-        assert!(matches!(probe(&udp(), &q), Probe::Match { .. }));
+        expect_match(probe(&UDP, &q));
     }
 
     #[test]
@@ -55,32 +47,26 @@ mod tests {
             (1, 0, 0),
             &a_record_ptr12(1),
         );
-        assert!(matches!(
-            probe(&udp(), &r),
-            Probe::Match {
-                indicator: "llmnr.response",
-                ..
-            }
-        ));
+        assert_match(probe(&UDP, &r), "llmnr.response");
     }
 
     #[test]
     fn dns_shapes_are_not_llmnr() {
         // Recursive query (RD set).
         let q = message(0x8f3e, 0x0100, &[("wpad", 1, 1)], (0, 0, 0), &[]);
-        assert_eq!(probe(&udp(), &q), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &q), Probe::NoMatch);
         // Multi-label name.
         let q = message(0x8f3e, 0, &[("www.example.com", 1, 1)], (0, 0, 0), &[]);
-        assert_eq!(probe(&udp(), &q), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &q), Probe::NoMatch);
         // Qname-minimising resolver asking a root server, with EDNS.
         let opt = [0u8, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0];
         let q = message(0x8f3e, 0, &[("com", 1, 1)], (0, 0, 1), &opt);
-        assert_eq!(probe(&udp(), &q), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &q), Probe::NoMatch);
         // NS query.
         let q = message(0x8f3e, 0, &[("com", 2, 1)], (0, 0, 0), &[]);
-        assert_eq!(probe(&udp(), &q), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &q), Probe::NoMatch);
         // mDNS.
         let q = message(0, 0, &[("host.local", 1, 1)], (0, 0, 0), &[]);
-        assert_eq!(probe(&udp(), &q), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &q), Probe::NoMatch);
     }
 }

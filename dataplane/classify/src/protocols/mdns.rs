@@ -18,17 +18,9 @@ mod tests {
     use super::*;
     use crate::probe::Meta;
     use portolan_packet::Transport;
+    use crate::test_support::{assert_match, expect_match};
 
-    fn udp() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Udp,
-            from_client: true,
-            client_port: 5353,
-            server_port: 5353,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const UDP: ProbeContext = ProbeContext::new(Transport::Udp, 5353, 5353);
 
     #[test]
     fn service_browse_query_matches() {
@@ -43,7 +35,7 @@ mod tests {
             &[],
         );
         assert_eq!(
-            probe(&udp(), &q),
+            probe(&UDP, &q),
             Probe::Match {
                 indicator: "mdns.query",
                 meta: Meta::Name("_companion-link._tcp.local".into())
@@ -56,13 +48,7 @@ mod tests {
         let mut rec = encode_name("iPhone.local");
         rec.extend_from_slice(&[0, 1, 0x80, 1, 0, 0, 0, 120, 0, 4, 192, 168, 1, 20]);
         let r = message(0, 0x8400, &[], (1, 0, 0), &rec);
-        assert!(matches!(
-            probe(&udp(), &r),
-            Probe::Match {
-                indicator: "mdns.response",
-                ..
-            }
-        ));
+        assert_match(probe(&UDP, &r), "mdns.response");
     }
 
     #[test]
@@ -77,13 +63,7 @@ mod tests {
             (0, 0, 0),
             &[],
         );
-        assert!(matches!(
-            probe(&udp(), &q),
-            Probe::Match {
-                indicator: "mdns.query",
-                ..
-            }
-        ));
+        assert_match(probe(&UDP, &q), "mdns.query");
     }
 
     #[test]
@@ -95,13 +75,13 @@ mod tests {
             (0, 0, 0),
             &[],
         );
-        assert!(matches!(probe(&udp(), &q), Probe::Match { .. }));
+        expect_match(probe(&UDP, &q));
     }
 
     #[test]
     fn unicast_dns_is_not_mdns() {
         let q = message(0x1234, 0x0100, &[("www.example.com", 1, 1)], (0, 0, 0), &[]);
-        assert_eq!(probe(&udp(), &q), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &q), Probe::NoMatch);
         let r = message(
             0x1234,
             0x8180,
@@ -109,16 +89,16 @@ mod tests {
             (1, 0, 0),
             &a_record_ptr12(1),
         );
-        assert_eq!(probe(&udp(), &r), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &r), Probe::NoMatch);
         // A recursive `.local` query (Active Directory) stays DNS.
         let q = message(0x1234, 0x0100, &[("dc1.corp.local", 1, 1)], (0, 0, 0), &[]);
-        assert_eq!(probe(&udp(), &q), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &q), Probe::NoMatch);
         // ID 0 without any mDNS marker stays DNS.
         let q = message(0, 0, &[("www.example.com", 1, 1)], (0, 0, 0), &[]);
-        assert_eq!(probe(&udp(), &q), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &q), Probe::NoMatch);
         assert_eq!(
             probe(
-                &udp(),
+                &UDP,
                 b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\n\r\n"
             ),
             Probe::NoMatch

@@ -182,17 +182,9 @@ fn connack(data: &[u8]) -> Probe {
 mod tests {
     use super::*;
     use portolan_packet::Transport;
+    use crate::test_support::{assert_match, expect_match};
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Tcp,
-            from_client: true,
-            client_port: 40000,
-            server_port: 1883,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 40000, 1883);
 
     /// CONNECT 3.1.1, clean session, keep-alive 60, client id "mosq-abc".
     const CONNECT_311: &[u8] = b"\x10\x14\x00\x04MQTT\x04\x02\x00\x3c\x00\x08mosq-abc";
@@ -200,45 +192,33 @@ mod tests {
     #[test]
     fn connect_versions() {
         assert_eq!(
-            probe(&ctx(), CONNECT_311),
+            probe(&CTX, CONNECT_311),
             Probe::Match {
                 indicator: "mqtt.connect",
                 meta: Meta::None
             }
         );
         let v31 = b"\x10\x16\x00\x06MQIsdp\x03\x02\x00\x3c\x00\x08mosq-abc";
-        assert!(matches!(probe(&ctx(), v31), Probe::Match { .. }));
+        expect_match(probe(&CTX, v31));
         // 5.0 with empty properties, user name and password.
         let v5 = b"\x10\x1c\x00\x04MQTT\x05\xc2\x00\x3c\x00\x00\x03abc\x00\x04user\x00\x04pass";
-        assert!(matches!(probe(&ctx(), v5), Probe::Match { .. }));
+        expect_match(probe(&CTX, v5));
     }
 
     #[test]
     fn connect_cut_short() {
-        assert_eq!(probe(&ctx(), &CONNECT_311[..5]), Probe::NeedMore);
-        assert_eq!(probe(&ctx(), &CONNECT_311[..1]), Probe::NeedMore);
+        assert_eq!(probe(&CTX, &CONNECT_311[..5]), Probe::NeedMore);
+        assert_eq!(probe(&CTX, &CONNECT_311[..1]), Probe::NeedMore);
         // Past the header the rest may come later.
-        assert!(matches!(
-            probe(&ctx(), &CONNECT_311[..14]),
-            Probe::Match { .. }
-        ));
+        expect_match(probe(&CTX, &CONNECT_311[..14]));
     }
 
     #[test]
     fn connack() {
-        assert!(matches!(
-            probe(&ctx(), b"\x20\x02\x00\x00"),
-            Probe::Match {
-                indicator: "mqtt.connack",
-                ..
-            }
-        ));
-        assert!(matches!(
-            probe(&ctx(), b"\x20\x03\x00\x00\x00"),
-            Probe::Match { .. }
-        ));
-        assert_eq!(probe(&ctx(), b"\x20\x02\x00\x07"), Probe::NoMatch);
-        assert_eq!(probe(&ctx(), b"\x20\x02\x00\x00\x00"), Probe::NoMatch);
+        assert_match(probe(&CTX, b"\x20\x02\x00\x00"), "mqtt.connack");
+        expect_match(probe(&CTX, b"\x20\x03\x00\x00\x00"));
+        assert_eq!(probe(&CTX, b"\x20\x02\x00\x07"), Probe::NoMatch);
+        assert_eq!(probe(&CTX, b"\x20\x02\x00\x00\x00"), Probe::NoMatch);
     }
 
     #[test]
@@ -262,7 +242,7 @@ mod tests {
             b"\x16\x03\x01\x00\x10",
             b"GET / HTTP/1.1\r\n\r\n",
         ] {
-            assert_eq!(probe(&ctx(), d), Probe::NoMatch, "{d:?}");
+            assert_eq!(probe(&CTX, d), Probe::NoMatch, "{d:?}");
         }
     }
 }

@@ -149,17 +149,9 @@ fn private_message(d: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{assert_match, expect_match};
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Udp,
-            from_client: true,
-            client_port: 123,
-            server_port: 123,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Udp, 123, 123);
 
     fn client() -> Vec<u8> {
         let mut d = vec![0xe3, 0x00, 0x06, 0xec, 0, 0, 0, 0, 0, 0, 0, 0];
@@ -182,14 +174,14 @@ mod tests {
     #[test]
     fn client_and_server() {
         assert_eq!(
-            probe(&ctx(), &client()),
+            probe(&CTX, &client()),
             Probe::Match {
                 indicator: "ntp.client",
                 meta: Meta::None
             }
         );
         assert_eq!(
-            probe(&ctx(), &server()),
+            probe(&CTX, &server()),
             Probe::Match {
                 indicator: "ntp.server",
                 meta: Meta::None
@@ -198,24 +190,18 @@ mod tests {
         // SNTP request: only the first byte set.
         let mut sntp = vec![0x1b];
         sntp.resize(48, 0);
-        assert!(matches!(probe(&ctx(), &sntp), Probe::Match { .. }));
+        expect_match(probe(&CTX, &sntp));
         // With a 20-byte MAC (key ID + MD5).
         let mut mac = server();
         mac.extend_from_slice(&[0x5a; 20]);
-        assert!(matches!(probe(&ctx(), &mac), Probe::Match { .. }));
+        expect_match(probe(&CTX, &mac));
     }
 
     #[test]
     fn control() {
         // ntpq "rv" request: version 2, mode 6, opcode 2, count 0.
         let d = [0x16, 0x02, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0];
-        assert!(matches!(
-            probe(&ctx(), &d),
-            Probe::Match {
-                indicator: "ntp.control",
-                ..
-            }
-        ));
+        assert_match(probe(&CTX, &d), "ntp.control");
     }
 
     #[test]
@@ -223,26 +209,20 @@ mod tests {
         // ntpdc monlist request: version 2, mode 7, implementation 3, request 42, 40 zero bytes.
         let mut req = vec![0x17, 0x00, 0x03, 0x2a, 0, 0, 0, 0];
         req.resize(48, 0);
-        assert!(matches!(
-            probe(&ctx(), &req),
-            Probe::Match {
-                indicator: "ntp.private",
-                ..
-            }
-        ));
+        assert_match(probe(&CTX, &req), "ntp.private");
         // Response: 2 items of 72 bytes.
         let mut resp = vec![0x97, 0x0e, 0x03, 0x2a, 0x00, 0x02, 0x00, 0x48];
         resp.resize(8 + 2 * 72, 0x11);
-        assert!(matches!(probe(&ctx(), &resp), Probe::Match { .. }));
+        expect_match(probe(&CTX, &resp));
         resp.push(0);
-        assert_eq!(probe(&ctx(), &resp), Probe::NoMatch);
+        assert_eq!(probe(&CTX, &resp), Probe::NoMatch);
     }
 
     #[test]
     fn dns_query_is_not_a_control_message() {
         // Query ID 0x1e09 reads as version 3, mode 6, opcode 9; its QDCOUNT is the status word.
         let q = b"\x1e\x09\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x06amazon\x03com\x00\x00\x01\x00\x01";
-        assert_eq!(probe(&ctx(), q), Probe::NoMatch);
+        assert_eq!(probe(&CTX, q), Probe::NoMatch);
     }
 
     #[test]
@@ -266,16 +246,13 @@ mod tests {
             &[0x1b; 20][..],
             &[0x5a; 48][..],
         ] {
-            assert_eq!(probe(&ctx(), d), Probe::NoMatch, "{d:?}");
+            assert_eq!(probe(&CTX, d), Probe::NoMatch, "{d:?}");
         }
-        let tcp = ProbeContext {
-            transport: Transport::Tcp,
-            ..ctx()
-        };
+        let tcp = ProbeContext::new(Transport::Tcp, 123, 123);
         assert_eq!(probe(&tcp, &client()), Probe::NoMatch);
         assert_eq!(
             probe(
-                &ctx(),
+                &CTX,
                 b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n\r\n\r\n\r\n\r\n"
             ),
             Probe::NoMatch

@@ -116,17 +116,10 @@ fn plain(p: &[u8], off: usize, server: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{expect_match};
 
-    fn ctx(transport: Transport) -> ProbeContext {
-        ProbeContext {
-            transport,
-            from_client: true,
-            client_port: 50000,
-            server_port: 1194,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const UDP: ProbeContext = ProbeContext::new(Transport::Udp, 50000, 1194);
+    const TCP: ProbeContext = ProbeContext::new(Transport::Tcp, 50000, 1194);
 
     const SID: [u8; 8] = [0x3f, 0x12, 0x9a, 0x01, 0x55, 0xc3, 0x7e, 0x20];
 
@@ -141,7 +134,7 @@ mod tests {
     fn plain_client_udp_and_tcp() {
         let p = plain_client();
         assert_eq!(
-            probe(&ctx(Transport::Udp), &p),
+            probe(&UDP, &p),
             Probe::Match {
                 indicator: "openvpn.hard_reset",
                 meta: Meta::None
@@ -149,11 +142,8 @@ mod tests {
         );
         let mut framed = (p.len() as u16).to_be_bytes().to_vec();
         framed.extend_from_slice(&p);
-        assert!(matches!(
-            probe(&ctx(Transport::Tcp), &framed),
-            Probe::Match { .. }
-        ));
-        assert_eq!(probe(&ctx(Transport::Tcp), &framed[..6]), Probe::NeedMore);
+        expect_match(probe(&TCP, &framed));
+        assert_eq!(probe(&TCP, &framed[..6]), Probe::NeedMore);
     }
 
     #[test]
@@ -164,10 +154,7 @@ mod tests {
         p.extend_from_slice(&1u32.to_be_bytes());
         p.extend_from_slice(&1_700_000_000u32.to_be_bytes());
         p.extend_from_slice(&[0, 0, 0, 0, 0]);
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), &p),
-            Probe::Match { .. }
-        ));
+        expect_match(probe(&UDP, &p));
 
         let mut s = vec![0x40];
         s.extend_from_slice(&[9; 8]);
@@ -175,10 +162,7 @@ mod tests {
         s.extend_from_slice(&[0, 0, 0, 0]);
         s.extend_from_slice(&SID);
         s.extend_from_slice(&[0, 0, 0, 0]);
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), &s),
-            Probe::Match { .. }
-        ));
+        expect_match(probe(&UDP, &s));
     }
 
     #[test]
@@ -188,33 +172,30 @@ mod tests {
         p.extend_from_slice(&1u32.to_be_bytes());
         p.extend_from_slice(&1_700_000_000u32.to_be_bytes());
         p.extend_from_slice(&[0x77; 32 + 5]);
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), &p),
-            Probe::Match { .. }
-        ));
+        expect_match(probe(&UDP, &p));
     }
 
     #[test]
     fn rejections() {
         let mut p = plain_client();
         p[0] = 0x39; // key id 1
-        assert_eq!(probe(&ctx(Transport::Udp), &p), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &p), Probe::NoMatch);
         let mut p = plain_client();
         p[0] = 0x30; // P_DATA_V1
-        assert_eq!(probe(&ctx(Transport::Udp), &p), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &p), Probe::NoMatch);
         let mut p = plain_client();
         p[12] = 7; // message packet-id not 0
-        assert_eq!(probe(&ctx(Transport::Udp), &p), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &p), Probe::NoMatch);
         let mut p = plain_client();
         p[1..9].fill(0);
-        assert_eq!(probe(&ctx(Transport::Udp), &p), Probe::NoMatch);
-        assert_eq!(probe(&ctx(Transport::Udp), &[0x38; 60]), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &p), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &[0x38; 60]), Probe::NoMatch);
         assert_eq!(
-            probe(&ctx(Transport::Tcp), b"\x16\x03\x01\x00\x10"),
+            probe(&TCP, b"\x16\x03\x01\x00\x10"),
             Probe::NoMatch
         );
         assert_eq!(
-            probe(&ctx(Transport::Udp), b"GET / HTTP/1.1\r\n\r\n"),
+            probe(&UDP, b"GET / HTTP/1.1\r\n\r\n"),
             Probe::NoMatch
         );
     }

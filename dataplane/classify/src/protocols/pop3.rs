@@ -96,74 +96,31 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
 mod tests {
     use super::*;
     use portolan_packet::Transport;
+    use crate::probe::Sender;
+    use crate::test_support::{assert_match};
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Tcp,
-            from_client: false,
-            client_port: 40000,
-            server_port: 110,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 40000, 110).sent_by(Sender::Server);
 
     #[test]
     fn server_lines() {
-        assert!(matches!(
-            probe(&ctx(), b"+OK Dovecot ready.\r\n"),
-            Probe::Match {
-                indicator: "pop3.greeting",
-                ..
-            }
-        ));
-        assert!(matches!(
-            probe(
-                &ctx(),
+        assert_match(probe(&CTX, b"+OK Dovecot ready.\r\n"), "pop3.greeting");
+        assert_match(probe(
+                &CTX,
                 b"+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n"
-            ),
-            Probe::Match {
-                indicator: "pop3.greeting",
-                ..
-            }
-        ));
-        assert!(matches!(
-            probe(&ctx(), b"+OK\r\nCAPA\r\nTOP\r\nUIDL\r\n.\r\n"),
-            Probe::Match {
-                indicator: "pop3.capa",
-                ..
-            }
-        ));
+            ), "pop3.greeting");
+        assert_match(probe(&CTX, b"+OK\r\nCAPA\r\nTOP\r\nUIDL\r\n.\r\n"), "pop3.capa");
     }
 
     #[test]
     fn client_lines() {
-        assert!(matches!(
-            probe(&ctx(), b"CAPA\r\n"),
-            Probe::Match {
-                indicator: "pop3.command",
-                ..
-            }
-        ));
-        assert!(matches!(
-            probe(&ctx(), b"STLS\r\n"),
-            Probe::Match {
-                indicator: "pop3.stls",
-                ..
-            }
-        ));
-        assert!(matches!(
-            probe(&ctx(), b"APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n"),
-            Probe::Match {
-                indicator: "pop3.command",
-                ..
-            }
-        ));
+        assert_match(probe(&CTX, b"CAPA\r\n"), "pop3.command");
+        assert_match(probe(&CTX, b"STLS\r\n"), "pop3.stls");
+        assert_match(probe(&CTX, b"APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n"), "pop3.command");
     }
 
     #[test]
     fn rejections() {
-        assert_eq!(probe(&ctx(), b"+OK Dove"), Probe::NeedMore);
+        assert_eq!(probe(&CTX, b"+OK Dove"), Probe::NeedMore);
         for d in [
             &b"+OK\r\n"[..],
             b"+OK\r\n+OK\r\n",
@@ -175,7 +132,7 @@ mod tests {
             b"220 (vsFTPd 3.0.3)\r\n",
             b"\x05\x01\x00",
         ] {
-            assert_eq!(probe(&ctx(), d), Probe::NoMatch, "{d:?}");
+            assert_eq!(probe(&CTX, d), Probe::NoMatch, "{d:?}");
         }
     }
 }

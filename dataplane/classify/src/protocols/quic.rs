@@ -812,17 +812,9 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
 mod tests {
     use super::*;
     use crate::samples;
+    use crate::test_support::{assert_match, expect_match};
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Udp,
-            from_client: true,
-            client_port: 50000,
-            server_port: 443,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Udp, 50000, 443);
 
     const RFC_DCID: [u8; 8] = [0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08];
 
@@ -869,7 +861,7 @@ mod tests {
     fn rfc9001_a2_client_initial() {
         let pkt = vector("rfc9001_client_initial.hex");
         assert_eq!(pkt.len(), 1200);
-        let m = quic(probe(&ctx(), &pkt));
+        let m = quic(probe(&CTX, &pkt));
         assert_eq!(m.version.as_deref(), Some("v1"));
         assert_eq!(m.sni.as_deref(), Some("example.com"));
         assert_eq!(m.client_alpns, vec!["alpn".to_string()]);
@@ -878,7 +870,7 @@ mod tests {
     #[test]
     fn rfc9369_a2_client_initial() {
         let pkt = vector("rfc9369_client_initial.hex");
-        let m = quic(probe(&ctx(), &pkt));
+        let m = quic(probe(&CTX, &pkt));
         assert_eq!(m.version.as_deref(), Some("v2"));
         assert_eq!(m.sni.as_deref(), Some("example.com"));
     }
@@ -888,11 +880,11 @@ mod tests {
         let mut pkt = vector("rfc9001_client_initial.hex");
         let last = pkt.len() - 1;
         pkt[last] ^= 1;
-        assert_eq!(probe(&ctx(), &pkt), Probe::NoMatch);
+        assert_eq!(probe(&CTX, &pkt), Probe::NoMatch);
         // Unknown version.
         let mut pkt = vector("rfc9001_client_initial.hex");
         pkt[4] = 0x02;
-        assert_eq!(probe(&ctx(), &pkt), Probe::NoMatch);
+        assert_eq!(probe(&CTX, &pkt), Probe::NoMatch);
     }
 
     #[test]
@@ -905,18 +897,18 @@ mod tests {
         // Same datagram (coalesced), second part first.
         let mut dgram = samples::quic_initial(VERSION_1, &dcid, 1, &[(mid as u64, b)], 0);
         dgram.extend(samples::quic_initial(VERSION_1, &dcid, 0, &[(0, a)], 1200));
-        let m = quic(probe(&ctx(), &dgram));
+        let m = quic(probe(&CTX, &dgram));
         assert_eq!(m.sni.as_deref(), Some("split.example"));
 
         // Consecutive datagrams: first alone needs more, both (as the engine buffers them)
         // match.
         let d1 = samples::quic_initial(VERSION_1, &dcid, 0, &[(0, a)], 1200);
         let d2 = samples::quic_initial(VERSION_1, &dcid, 1, &[(mid as u64, b)], 1200);
-        assert_eq!(probe(&ctx(), &d1), Probe::NeedMore);
+        assert_eq!(probe(&CTX, &d1), Probe::NeedMore);
         let mut both = d1.clone();
         both.extend_from_slice(&d2);
         assert_eq!(
-            quic(probe(&ctx(), &both)).sni.as_deref(),
+            quic(probe(&CTX, &both)).sni.as_deref(),
             Some("split.example")
         );
     }
@@ -925,10 +917,10 @@ mod tests {
     fn v2_and_draft29_and_changed_dcid() {
         let hello = samples::client_hello_message(&samples::ClientHelloSpec::minimal("v2.example"));
         let pkt = samples::quic_initial(VERSION_2, &[1, 2, 3, 4], 0, &[(0, &hello)], 1200);
-        assert_eq!(quic(probe(&ctx(), &pkt)).version.as_deref(), Some("v2"));
+        assert_eq!(quic(probe(&CTX, &pkt)).version.as_deref(), Some("v2"));
         let pkt = samples::quic_initial(0xff00_001d, &[9; 20], 0, &[(0, &hello)], 1200);
         assert_eq!(
-            quic(probe(&ctx(), &pkt)).version.as_deref(),
+            quic(probe(&CTX, &pkt)).version.as_deref(),
             Some("draft-29")
         );
 
@@ -938,7 +930,7 @@ mod tests {
         let mut both = d1;
         both.extend_from_slice(&d2);
         assert_eq!(
-            quic(probe(&ctx(), &both)).sni.as_deref(),
+            quic(probe(&CTX, &both)).sni.as_deref(),
             Some("v2.example")
         );
     }
@@ -951,7 +943,7 @@ mod tests {
         q043.extend_from_slice(&[0x01, 0, 0, 0]);
         q043.extend_from_slice(b"CHLO\x00\x00");
         q043.resize(1350, 0);
-        match probe(&ctx(), &q043) {
+        match probe(&CTX, &q043) {
             Probe::Match {
                 indicator: "quic.gquic",
                 meta: Meta::Quic(m),
@@ -961,9 +953,9 @@ mod tests {
         let mut t051 = vec![0xc3];
         t051.extend_from_slice(b"T051");
         t051.resize(1350, 0x55);
-        assert!(matches!(probe(&ctx(), &t051), Probe::Match { .. }));
+        expect_match(probe(&CTX, &t051));
         t051.truncate(100);
-        assert_eq!(probe(&ctx(), &t051), Probe::NoMatch);
+        assert_eq!(probe(&CTX, &t051), Probe::NoMatch);
     }
 
     #[test]
@@ -982,7 +974,7 @@ mod tests {
         for (tag, indicator) in [(b"REJ\0", "quic.gquic_rej"), (b"SHLO", "quic.gquic_shlo")] {
             let pkt = samples::gquic_server_handshake(tag, b"Server");
             assert_eq!(
-                probe(&ctx(), &pkt),
+                probe(&CTX, &pkt),
                 Probe::Match {
                     indicator,
                     meta: Meta::Quic(QuicMeta::default()),
@@ -991,12 +983,12 @@ mod tests {
         }
         // A client's message, or a hash with the client's label, is not a server handshake.
         assert_eq!(
-            probe(&ctx(), &samples::gquic_server_handshake(b"CHLO", b"Server")),
+            probe(&CTX, &samples::gquic_server_handshake(b"CHLO", b"Server")),
             Probe::NoMatch
         );
         assert_eq!(
             probe(
-                &ctx(),
+                &CTX,
                 &samples::gquic_server_handshake(b"REJ\0", b"Client")
             ),
             Probe::NoMatch
@@ -1007,20 +999,17 @@ mod tests {
         for at in [0usize, 3, 9, 10, 21, 25, 40, 80, 500, good.len() - 1] {
             let mut bad = good.clone();
             bad[at] ^= 0x01;
-            assert_eq!(probe(&ctx(), &bad), Probe::NoMatch, "byte {at}");
+            assert_eq!(probe(&CTX, &bad), Probe::NoMatch, "byte {at}");
         }
         // Reserved, version or reset flags.
         for flags in [0x09, 0x0a, 0x48, 0x88] {
             let mut bad = good.clone();
             bad[0] = flags;
-            assert_eq!(probe(&ctx(), &bad), Probe::NoMatch, "flags {flags:#04x}");
+            assert_eq!(probe(&CTX, &bad), Probe::NoMatch, "flags {flags:#04x}");
         }
-        assert_eq!(probe(&ctx(), &good[..40]), Probe::NoMatch);
+        assert_eq!(probe(&CTX, &good[..40]), Probe::NoMatch);
         // Over TCP nothing is QUIC.
-        let tcp = ProbeContext {
-            transport: Transport::Tcp,
-            ..ctx()
-        };
+        let tcp = ProbeContext::new(Transport::Tcp, 50000, 443);
         assert_eq!(probe(&tcp, &good), Probe::NoMatch);
     }
 
@@ -1063,7 +1052,7 @@ mod tests {
             pkt[at..at + 4].copy_from_slice(b"REJ\0");
             pkt[at - 4] = 0xa0;
             pkt[at - 3] = 0x01;
-            assert_eq!(probe(&ctx(), &pkt), Probe::NoMatch);
+            assert_eq!(probe(&CTX, &pkt), Probe::NoMatch);
         }
     }
 
@@ -1072,17 +1061,11 @@ mod tests {
         let mut vn = vec![0x80, 0, 0, 0, 0, 4, 1, 2, 3, 4, 8];
         vn.extend_from_slice(&[9; 8]);
         vn.extend_from_slice(&[0x0a, 0x1a, 0x2a, 0x3a, 0, 0, 0, 1, 0x6b, 0x33, 0x43, 0xcf]);
-        assert!(matches!(
-            probe(&ctx(), &vn),
-            Probe::Match {
-                indicator: "quic.version_negotiation",
-                ..
-            }
-        ));
+        assert_match(probe(&CTX, &vn), "quic.version_negotiation");
         vn.truncate(vn.len() - 2);
-        assert_eq!(probe(&ctx(), &vn), Probe::NoMatch);
+        assert_eq!(probe(&CTX, &vn), Probe::NoMatch);
         let unknown_only = [0x80, 0, 0, 0, 0, 0, 0, 0x1a, 0x2a, 0x3a, 0x4a];
-        assert_eq!(probe(&ctx(), &unknown_only), Probe::NoMatch);
+        assert_eq!(probe(&CTX, &unknown_only), Probe::NoMatch);
     }
 
     #[test]
@@ -1091,22 +1074,16 @@ mod tests {
         p.extend_from_slice(&[1; 8]);
         p.push(0);
         p.resize(1250, 0x33);
-        assert!(matches!(
-            probe(&ctx(), &p),
-            Probe::Match {
-                indicator: "quic.reserved_version",
-                ..
-            }
-        ));
-        assert_eq!(probe(&ctx(), &p[..600]), Probe::NoMatch);
+        assert_match(probe(&CTX, &p), "quic.reserved_version");
+        assert_eq!(probe(&CTX, &p[..600]), Probe::NoMatch);
         p[2] = 0x2b;
-        assert_eq!(probe(&ctx(), &p), Probe::NoMatch);
+        assert_eq!(probe(&CTX, &p), Probe::NoMatch);
     }
 
     #[test]
     fn tcp_is_never_quic() {
         let pkt = vector("rfc9001_client_initial.hex");
-        let mut c = ctx();
+        let mut c = CTX;
         c.transport = Transport::Tcp;
         assert_eq!(probe(&c, &pkt), Probe::NoMatch);
     }

@@ -146,17 +146,9 @@ fn neg_ok(b: &[u8], kind: u8, value_ok: impl Fn(u32) -> bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{assert_match, expect_match};
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Tcp,
-            from_client: true,
-            client_port: 50000,
-            server_port: 3389,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 50000, 3389);
 
     fn tpkt(code: u8, user: &[u8]) -> Vec<u8> {
         let len = 11 + user.len();
@@ -176,7 +168,7 @@ mod tests {
             b"Cookie: mstshash=alice\r\n\x01\x00\x08\x00\x03\x00\x00\x00",
         );
         assert_eq!(
-            probe(&ctx(), &d),
+            probe(&CTX, &d),
             Probe::Match {
                 indicator: "rdp.connection_request",
                 meta: Meta::Name("alice".into())
@@ -184,55 +176,40 @@ mod tests {
         );
         let d = tpkt(CR, b"\x01\x00\x08\x00\x0b\x00\x00\x00");
         assert_eq!(
-            probe(&ctx(), &d),
+            probe(&CTX, &d),
             Probe::Match {
                 indicator: "rdp.connection_request",
                 meta: Meta::None
             }
         );
         let d = tpkt(CR, b"Cookie: mstshash=bob\r\n");
-        assert!(matches!(probe(&ctx(), &d), Probe::Match { .. }));
-        assert_eq!(probe(&ctx(), &d[..8]), Probe::NeedMore);
+        expect_match(probe(&CTX, &d));
+        assert_eq!(probe(&CTX, &d[..8]), Probe::NeedMore);
     }
 
     #[test]
     fn confirm() {
         let d = tpkt(CC, b"\x02\x1f\x08\x00\x02\x00\x00\x00");
-        assert!(matches!(
-            probe(&ctx(), &d),
-            Probe::Match {
-                indicator: "rdp.connection_confirm",
-                ..
-            }
-        ));
+        assert_match(probe(&CTX, &d), "rdp.connection_confirm");
         let d = tpkt(CC, b"\x03\x00\x08\x00\x05\x00\x00\x00");
-        assert!(matches!(probe(&ctx(), &d), Probe::Match { .. }));
+        expect_match(probe(&CTX, &d));
     }
 
     #[test]
     fn udp_syn_and_syn_ack() {
-        let udp = ProbeContext {
-            transport: Transport::Udp,
-            ..ctx()
-        };
+        let udp = ProbeContext::new(Transport::Udp, 50000, 3389);
         let mut syn = vec![
             0xff, 0xff, 0xff, 0xff, 0x00, 0x40, 0x18, 0x01, 0xbb, 0xff, 0x56, 0x87, 0x04, 0xd0,
             0x04, 0xd0,
         ];
         syn.resize(1232, 0);
-        assert!(matches!(
-            probe(&udp, &syn),
-            Probe::Match {
-                indicator: "rdp.udp_syn",
-                ..
-            }
-        ));
+        assert_match(probe(&udp, &syn), "rdp.udp_syn");
         let mut syn_ack = vec![
             0xbb, 0xff, 0x56, 0x87, 0x00, 0x40, 0x10, 0x05, 0x4d, 0x67, 0x79, 0x66, 0x04, 0xd0,
             0x04, 0xd0,
         ];
         syn_ack.resize(1232, 0);
-        assert!(matches!(probe(&udp, &syn_ack), Probe::Match { .. }));
+        expect_match(probe(&udp, &syn_ack));
         let mut short = syn.clone();
         short.truncate(1231);
         assert_eq!(probe(&udp, &short), Probe::NoMatch);
@@ -248,17 +225,17 @@ mod tests {
     fn rejections() {
         // S7comm COTP connection request with TSAP parameters.
         let s7 = b"\x03\x00\x00\x16\x11\xe0\x00\x00\x00\x01\x00\xc0\x01\x0a\xc1\x02\x01\x00\xc2\x02\x01\x02";
-        assert_eq!(probe(&ctx(), s7), Probe::NoMatch);
-        assert_eq!(probe(&ctx(), &tpkt(CR, b"")), Probe::NoMatch);
-        assert_eq!(probe(&ctx(), &tpkt(CC, b"")), Probe::NoMatch);
+        assert_eq!(probe(&CTX, s7), Probe::NoMatch);
+        assert_eq!(probe(&CTX, &tpkt(CR, b"")), Probe::NoMatch);
+        assert_eq!(probe(&CTX, &tpkt(CC, b"")), Probe::NoMatch);
         let mut bad_li = tpkt(CR, b"\x01\x00\x08\x00\x03\x00\x00\x00");
         bad_li[4] = 3;
-        assert_eq!(probe(&ctx(), &bad_li), Probe::NoMatch);
+        assert_eq!(probe(&CTX, &bad_li), Probe::NoMatch);
         assert_eq!(
-            probe(&ctx(), &tpkt(CR, b"\x01\x00\x08\x00\x03\x00\x00\x00\x00")),
+            probe(&CTX, &tpkt(CR, b"\x01\x00\x08\x00\x03\x00\x00\x00\x00")),
             Probe::NoMatch
         );
-        assert_eq!(probe(&ctx(), b"\x16\x03\x01\x00\x10"), Probe::NoMatch);
-        assert_eq!(probe(&ctx(), b"GET / HTTP/1.1\r\n\r\n"), Probe::NoMatch);
+        assert_eq!(probe(&CTX, b"\x16\x03\x01\x00\x10"), Probe::NoMatch);
+        assert_eq!(probe(&CTX, b"GET / HTTP/1.1\r\n\r\n"), Probe::NoMatch);
     }
 }

@@ -108,23 +108,15 @@ fn partial_ok(data: &[u8]) -> bool {
 mod tests {
     use super::*;
     use portolan_packet::Transport;
+    use crate::test_support::{assert_match};
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Tcp,
-            from_client: true,
-            client_port: 40000,
-            server_port: 554,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 40000, 554);
 
     #[test]
     fn requests_and_responses() {
         let d = b"OPTIONS rtsp://192.168.1.64:554/Streaming/Channels/101 RTSP/1.0\r\nCSeq: 2\r\nUser-Agent: LibVLC/3.0.18\r\n\r\n";
         assert_eq!(
-            probe(&ctx(), d),
+            probe(&CTX, d),
             Probe::Match {
                 indicator: "rtsp.request",
                 meta: Meta::Name("192.168.1.64".into())
@@ -132,7 +124,7 @@ mod tests {
         );
         let d = b"DESCRIBE rtsp://admin:pw@cam.example.net/live RTSP/1.0\r\nCSeq: 3\r\n\r\n";
         assert_eq!(
-            probe(&ctx(), d),
+            probe(&CTX, d),
             Probe::Match {
                 indicator: "rtsp.request",
                 meta: Meta::Name("cam.example.net".into())
@@ -140,26 +132,20 @@ mod tests {
         );
         let d = b"POST /pair-setup RTSP/1.0\r\nCSeq: 0\r\n\r\n";
         assert_eq!(
-            probe(&ctx(), d),
+            probe(&CTX, d),
             Probe::Match {
                 indicator: "rtsp.request",
                 meta: Meta::None
             }
         );
         let d = b"RTSP/1.0 200 OK\r\nCSeq: 2\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY\r\n\r\n";
-        assert!(matches!(
-            probe(&ctx(), d),
-            Probe::Match {
-                indicator: "rtsp.response",
-                ..
-            }
-        ));
+        assert_match(probe(&CTX, d), "rtsp.response");
     }
 
     #[test]
     fn partial_and_rejections() {
-        assert_eq!(probe(&ctx(), b"PLAY rtsp://a/b RT"), Probe::NeedMore);
-        assert_eq!(probe(&ctx(), b"RTS"), Probe::NeedMore);
+        assert_eq!(probe(&CTX, b"PLAY rtsp://a/b RT"), Probe::NeedMore);
+        assert_eq!(probe(&CTX, b"RTS"), Probe::NeedMore);
         for d in [
             &b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..],
             b"HTTP/1.1 200 OK\r\n\r\n",
@@ -168,7 +154,7 @@ mod tests {
             b"play rtsp://a/b RTSP/1.0\r\n",
             b"\x16\x03\x01\x00\x10",
         ] {
-            assert_eq!(probe(&ctx(), d), Probe::NoMatch, "{d:?}");
+            assert_eq!(probe(&CTX, d), Probe::NoMatch, "{d:?}");
         }
     }
 }

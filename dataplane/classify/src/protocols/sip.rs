@@ -129,23 +129,15 @@ fn partial_ok(data: &[u8]) -> bool {
 mod tests {
     use super::*;
     use portolan_packet::Transport;
+    use crate::test_support::{assert_match};
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Udp,
-            from_client: true,
-            client_port: 5060,
-            server_port: 5060,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Udp, 5060, 5060);
 
     #[test]
     fn requests_and_responses() {
         let d = b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\nVia: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds\r\nMax-Forwards: 70\r\n\r\n";
         assert_eq!(
-            probe(&ctx(), d),
+            probe(&CTX, d),
             Probe::Match {
                 indicator: "sip.request",
                 meta: Meta::Name("biloxi.example.com".into())
@@ -153,23 +145,17 @@ mod tests {
         );
         let d = b"REGISTER sip:10.0.0.1:5060;transport=udp SIP/2.0\r\n\r\n";
         assert_eq!(
-            probe(&ctx(), d),
+            probe(&CTX, d),
             Probe::Match {
                 indicator: "sip.request",
                 meta: Meta::Name("10.0.0.1".into())
             }
         );
         let d = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.2\r\n\r\n";
-        assert!(matches!(
-            probe(&ctx(), d),
-            Probe::Match {
-                indicator: "sip.response",
-                ..
-            }
-        ));
+        assert_match(probe(&CTX, d), "sip.response");
         let d = b"OPTIONS sip:[2001:db8::1]:5060 SIP/2.0\r\n\r\n";
         assert_eq!(
-            probe(&ctx(), d),
+            probe(&CTX, d),
             Probe::Match {
                 indicator: "sip.request",
                 meta: Meta::Name("2001:db8::1".into())
@@ -179,8 +165,8 @@ mod tests {
 
     #[test]
     fn partial_and_rejections() {
-        assert_eq!(probe(&ctx(), b"INVITE sip:bob@exa"), Probe::NeedMore);
-        assert_eq!(probe(&ctx(), b"SIP/2"), Probe::NeedMore);
+        assert_eq!(probe(&CTX, b"INVITE sip:bob@exa"), Probe::NeedMore);
+        assert_eq!(probe(&CTX, b"SIP/2"), Probe::NeedMore);
         for d in [
             &b"\r\n\r\n"[..],
             b"INVITE http://example.com SIP/2.0\r\n",
@@ -190,7 +176,7 @@ mod tests {
             b"FOO sip:a SIP/2.0\r\n",
             b"\x00\x01\x00\x00\x21\x12\xa4\x42",
         ] {
-            assert_eq!(probe(&ctx(), d), Probe::NoMatch, "{d:?}");
+            assert_eq!(probe(&CTX, d), Probe::NoMatch, "{d:?}");
         }
     }
 }

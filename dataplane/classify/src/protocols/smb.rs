@@ -102,17 +102,9 @@ fn compression(h: &[u8]) -> Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{assert_match};
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Tcp,
-            from_client: true,
-            client_port: 50000,
-            server_port: 445,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 50000, 445);
 
     fn smb2_negotiate() -> Vec<u8> {
         let mut h = vec![0x00, 0x00, 0x00, 0x66];
@@ -125,7 +117,7 @@ mod tests {
     #[test]
     fn smb2_and_smb1() {
         assert_eq!(
-            probe(&ctx(), &smb2_negotiate()),
+            probe(&CTX, &smb2_negotiate()),
             Probe::Match {
                 indicator: "smb.smb2",
                 meta: Meta::None
@@ -135,13 +127,13 @@ mod tests {
         s1.extend_from_slice(b"\xffSMB\x72\x00\x00\x00\x00\x18\x53\xc8");
         s1.resize(4 + 0x54, 0);
         assert_eq!(
-            probe(&ctx(), &s1),
+            probe(&CTX, &s1),
             Probe::Match {
                 indicator: "smb.smb1",
                 meta: Meta::None
             }
         );
-        assert_eq!(probe(&ctx(), &smb2_negotiate()[..6]), Probe::NeedMore);
+        assert_eq!(probe(&CTX, &smb2_negotiate()[..6]), Probe::NeedMore);
     }
 
     #[test]
@@ -151,13 +143,7 @@ mod tests {
         t.resize(4 + 42, 0x5c);
         t.extend_from_slice(&[0x01, 0x00]);
         t.resize(4 + 0x100, 0x11);
-        assert!(matches!(
-            probe(&ctx(), &t),
-            Probe::Match {
-                indicator: "smb.encrypted",
-                ..
-            }
-        ));
+        assert_match(probe(&CTX, &t), "smb.encrypted");
     }
 
     #[test]
@@ -178,12 +164,9 @@ mod tests {
             b"\x00\x00\x00\x10GARBAGEGARBAGE!!",
             b"\x16\x03\x01\x00\x10",
         ] {
-            assert_eq!(probe(&ctx(), d), Probe::NoMatch);
+            assert_eq!(probe(&CTX, d), Probe::NoMatch);
         }
-        let udp = ProbeContext {
-            transport: Transport::Udp,
-            ..ctx()
-        };
+        let udp = ProbeContext::new(Transport::Udp, 50000, 445);
         assert_eq!(probe(&udp, &smb2_negotiate()), Probe::NoMatch);
     }
 }

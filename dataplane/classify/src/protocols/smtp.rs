@@ -157,17 +157,10 @@ fn could_start(data: &[u8]) -> bool {
 mod tests {
     use super::*;
     use portolan_packet::Transport;
+    use crate::probe::Sender;
+    use crate::test_support::{assert_match};
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Tcp,
-            from_client: false,
-            client_port: 40000,
-            server_port: 25,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 40000, 25).sent_by(Sender::Server);
 
     #[test]
     fn greetings() {
@@ -177,62 +170,38 @@ mod tests {
             b"220-smtp.example.com Microsoft ESMTP MAIL Service ready\r\n220 at Tue, 1 Oct 2024\r\n",
             b"220-mail.example.net\r\n220 Exim SMTP ready\r\n",
         ] {
-            assert_eq!(probe(&ctx(), g), Probe::Match { indicator: "smtp.greeting", meta: Meta::None }, "{g:?}");
+            assert_eq!(probe(&CTX, g), Probe::Match { indicator: "smtp.greeting", meta: Meta::None }, "{g:?}");
         }
     }
 
     #[test]
     fn client_commands() {
         assert_eq!(
-            probe(&ctx(), b"EHLO [192.168.1.5]\r\n"),
+            probe(&CTX, b"EHLO [192.168.1.5]\r\n"),
             Probe::Match {
                 indicator: "smtp.ehlo",
                 meta: Meta::Name("[192.168.1.5]".into())
             }
         );
-        assert!(matches!(
-            probe(&ctx(), b"helo client.example.com\r\n"),
-            Probe::Match {
-                indicator: "smtp.helo",
-                ..
-            }
-        ));
-        assert!(matches!(
-            probe(&ctx(), b"STARTTLS\r\n"),
-            Probe::Match {
-                indicator: "smtp.starttls",
-                ..
-            }
-        ));
-        assert!(matches!(
-            probe(&ctx(), b"MAIL FROM:<alice@example.com> SIZE=1024\r\n"),
-            Probe::Match {
-                indicator: "smtp.mail_from",
-                ..
-            }
-        ));
+        assert_match(probe(&CTX, b"helo client.example.com\r\n"), "smtp.helo");
+        assert_match(probe(&CTX, b"STARTTLS\r\n"), "smtp.starttls");
+        assert_match(probe(&CTX, b"MAIL FROM:<alice@example.com> SIZE=1024\r\n"), "smtp.mail_from");
     }
 
     #[test]
     fn ehlo_reply() {
         let r = b"250-mx.example.com Hello [10.0.0.1]\r\n250-SIZE 35882577\r\n250-8BITMIME\r\n250 STARTTLS\r\n";
-        assert!(matches!(
-            probe(&ctx(), r),
-            Probe::Match {
-                indicator: "smtp.ehlo_reply",
-                ..
-            }
-        ));
+        assert_match(probe(&CTX, r), "smtp.ehlo_reply");
         assert_eq!(
-            probe(&ctx(), b"250 CWD command successful.\r\n"),
+            probe(&CTX, b"250 CWD command successful.\r\n"),
             Probe::NoMatch
         );
     }
 
     #[test]
     fn partial_and_rejections() {
-        assert_eq!(probe(&ctx(), b"220 mx.example.com ES"), Probe::NeedMore);
-        assert_eq!(probe(&ctx(), b"EH"), Probe::NeedMore);
+        assert_eq!(probe(&CTX, b"220 mx.example.com ES"), Probe::NeedMore);
+        assert_eq!(probe(&CTX, b"EH"), Probe::NeedMore);
         for d in [
             &b"220 (vsFTPd 3.0.3)\r\n"[..],
             b"220 ProFTPD Server (Debian)\r\n",
@@ -245,7 +214,7 @@ mod tests {
             b"SSH-2.0-OpenSSH_9.6\r\n",
             b"\x16\x03\x01\x00\x10",
         ] {
-            assert_eq!(probe(&ctx(), d), Probe::NoMatch, "{d:?}");
+            assert_eq!(probe(&CTX, d), Probe::NoMatch, "{d:?}");
         }
     }
 }

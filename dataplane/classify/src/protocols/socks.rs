@@ -191,23 +191,15 @@ fn name(host: &[u8]) -> Meta {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{assert_match, expect_match};
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Tcp,
-            from_client: true,
-            client_port: 50000,
-            server_port: 1080,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 50000, 1080);
 
     #[test]
     fn socks4_and_4a() {
         let r = b"\x04\x01\x00\x50\x5d\xb8\xd8\x22alice\x00";
         assert_eq!(
-            probe(&ctx(), r),
+            probe(&CTX, r),
             Probe::Match {
                 indicator: "socks.v4_request",
                 meta: Meta::None
@@ -215,63 +207,42 @@ mod tests {
         );
         let r = b"\x04\x01\x01\xbb\x00\x00\x00\x01\x00www.example.com\x00";
         assert_eq!(
-            probe(&ctx(), r),
+            probe(&CTX, r),
             Probe::Match {
                 indicator: "socks.v4a_request",
                 meta: Meta::Name("www.example.com".into())
             }
         );
-        assert!(matches!(
-            probe(&ctx(), b"\x00\x5a\x00\x00\x00\x00\x00\x00"),
-            Probe::Match { .. }
-        ));
+        expect_match(probe(&CTX, b"\x00\x5a\x00\x00\x00\x00\x00\x00"));
         assert_eq!(
-            probe(&ctx(), b"\x04\x01\x00\x50\x5d\xb8\xd8\x22ali"),
+            probe(&CTX, b"\x04\x01\x00\x50\x5d\xb8\xd8\x22ali"),
             Probe::NeedMore
         );
     }
 
     #[test]
     fn socks5_exchange() {
-        assert!(matches!(
-            probe(&ctx(), b"\x05\x01\x00"),
-            Probe::Match {
-                indicator: "socks.v5_greeting",
-                ..
-            }
-        ));
-        assert!(matches!(
-            probe(&ctx(), b"\x05\x02\x00\x02"),
-            Probe::Match { .. }
-        ));
-        assert!(matches!(
-            probe(&ctx(), b"\x05\x00"),
-            Probe::Match {
-                indicator: "socks.v5_method",
-                ..
-            }
-        ));
+        assert_match(probe(&CTX, b"\x05\x01\x00"), "socks.v5_greeting");
+        expect_match(probe(&CTX, b"\x05\x02\x00\x02"));
+        assert_match(probe(&CTX, b"\x05\x00"), "socks.v5_method");
         let req = b"\x05\x01\x00\x03\x0bexample.com\x01\xbb";
         assert_eq!(
-            probe(&ctx(), req),
+            probe(&CTX, req),
             Probe::Match {
                 indicator: "socks.v5_request",
                 meta: Meta::Name("example.com".into())
             }
         );
-        assert!(matches!(
-            probe(&ctx(), b"\x05\x01\x00\x01\x0a\x00\x00\x01\x00\x16"),
-            Probe::Match { .. }
-        ));
+        expect_match(probe(&CTX, b"\x05\x01\x00\x01\x0a\x00\x00\x01\x00\x16"));
         let both = b"\x05\x01\x00\x05\x01\x00\x03\x0bexample.com\x01\xbb";
         assert_eq!(
-            probe(&ctx(), both),
+            probe(&CTX, both),
             Probe::Match {
                 indicator: "socks.v5_greeting",
                 meta: Meta::Name("example.com".into())
             }
         );
-        assert_eq!(probe(&ctx(), b"\x05"), Probe::NeedMore);
+        assert_eq!(probe(&CTX, b"\x05"), Probe::NeedMore);
     }
 
     #[test]
@@ -287,12 +258,9 @@ mod tests {
             b"\x16\x03\x01\x00\x10",
             b"GET / HTTP/1.1\r\n\r\n",
         ] {
-            assert_eq!(probe(&ctx(), d), Probe::NoMatch, "{d:?}");
+            assert_eq!(probe(&CTX, d), Probe::NoMatch, "{d:?}");
         }
-        let udp = ProbeContext {
-            transport: Transport::Udp,
-            ..ctx()
-        };
+        let udp = ProbeContext::new(Transport::Udp, 50000, 1080);
         assert_eq!(probe(&udp, b"\x05\x01\x00"), Probe::NoMatch);
     }
 }

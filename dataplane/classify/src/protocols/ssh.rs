@@ -184,21 +184,14 @@ fn partial_banner_ok(data: &[u8]) -> bool {
 mod tests {
     use super::*;
     use portolan_packet::Transport;
+    use crate::test_support::{expect_match};
 
-    fn ctx(from_client: bool) -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Tcp,
-            from_client,
-            client_port: 50000,
-            server_port: 22,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CLIENT: ProbeContext = ProbeContext::new(Transport::Tcp, 50000, 22);
+    const SERVER: ProbeContext = CLIENT.sent_by(Sender::Server);
 
     #[test]
     fn client_banner_sets_client_software() {
-        let p = probe(&ctx(true), b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13\r\n");
+        let p = probe(&CLIENT, b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13\r\n");
         let Probe::Match {
             indicator,
             meta: Meta::Ssh(m),
@@ -217,7 +210,7 @@ mod tests {
         d.extend_from_slice(&[0, 0, 1, 0x2c, 0x0a, 0x14]);
         let Probe::Match {
             meta: Meta::Ssh(m), ..
-        } = probe(&ctx(false), &d)
+        } = probe(&SERVER, &d)
         else {
             panic!()
         };
@@ -226,17 +219,14 @@ mod tests {
 
     #[test]
     fn bare_lf_and_dropbear() {
-        assert!(matches!(
-            probe(&ctx(false), b"SSH-2.0-dropbear_2022.83\n"),
-            Probe::Match { .. }
-        ));
+        expect_match(probe(&SERVER, b"SSH-2.0-dropbear_2022.83\n"));
     }
 
     #[test]
     fn partial_banners_need_more() {
-        assert_eq!(probe(&ctx(true), b"SS"), Probe::NeedMore);
-        assert_eq!(probe(&ctx(true), b"SSH-2.0-Open"), Probe::NeedMore);
-        assert_eq!(probe(&ctx(true), b"SSH-2."), Probe::NeedMore);
+        assert_eq!(probe(&CLIENT, b"SS"), Probe::NeedMore);
+        assert_eq!(probe(&CLIENT, b"SSH-2.0-Open"), Probe::NeedMore);
+        assert_eq!(probe(&CLIENT, b"SSH-2."), Probe::NeedMore);
     }
 
     #[test]
@@ -251,10 +241,10 @@ mod tests {
             b"SSH-2.0-abc\x00def\r\n",
             b"",
         ] {
-            assert_eq!(probe(&ctx(true), d), Probe::NoMatch, "{d:?}");
+            assert_eq!(probe(&CLIENT, d), Probe::NoMatch, "{d:?}");
         }
         let long = [b"SSH-2.0-".as_slice(), &[b'a'; 300]].concat();
-        assert_eq!(probe(&ctx(true), &long), Probe::NoMatch);
+        assert_eq!(probe(&CLIENT, &long), Probe::NoMatch);
     }
 
     use crate::samples::ssh_kexinit as kexinit;
@@ -275,7 +265,7 @@ mod tests {
             // Whichever side we took it for: the marker decides.
             for from_client in [true, false] {
                 assert_eq!(
-                    probe(&ctx(from_client), &kexinit(kex)),
+                    probe(&if from_client { CLIENT } else { SERVER }, &kexinit(kex)),
                     Probe::MatchFrom {
                         indicator: "ssh.kexinit",
                         meta: Meta::None,
@@ -292,9 +282,9 @@ mod tests {
             indicator,
             meta: Meta::Ssh(m),
             sender,
-        } = probe(&ctx(true), &both)
+        } = probe(&CLIENT, &both)
         else {
-            panic!("{:?}", probe(&ctx(true), &both))
+            panic!("{:?}", probe(&CLIENT, &both))
         };
         assert_eq!((indicator, sender), ("ssh.banner", Sender::Server));
         assert_eq!(m.client_software.as_deref(), Some("OpenSSH_9.6"));
@@ -309,11 +299,11 @@ mod tests {
             "curve25519-sha256,ext-info-c,ext-info-s",
             "ext-info-cc,xext-info-s,kex-strict-c-v01@openssh.com",
         ] {
-            assert_eq!(probe(&ctx(true), &kexinit(kex)), Probe::NoMatch, "{kex}");
+            assert_eq!(probe(&CLIENT, &kexinit(kex)), Probe::NoMatch, "{kex}");
             let mut both = b"SSH-2.0-OpenSSH_7.4\r\n".to_vec();
             both.extend_from_slice(&kexinit(kex));
             assert!(
-                matches!(probe(&ctx(false), &both), Probe::Match { .. }),
+                matches!(probe(&SERVER, &both), Probe::Match { .. }),
                 "{kex}"
             );
         }
@@ -339,7 +329,7 @@ mod tests {
             ("empty name", empty_name),
             ("space", space),
         ] {
-            assert_eq!(probe(&ctx(true), &bytes), Probe::NoMatch, "{what}");
+            assert_eq!(probe(&CLIENT, &bytes), Probe::NoMatch, "{what}");
         }
     }
 
@@ -355,14 +345,14 @@ mod tests {
                 bytes[4] = 4 + (next() % 16) as u8;
                 bytes[5] = 20;
             }
-            assert_eq!(probe(&ctx(true), &bytes), Probe::NoMatch);
+            assert_eq!(probe(&CLIENT, &bytes), Probe::NoMatch);
         }
         for other in [
             &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"[..],
             b"\x00\x00\x00\x68\xfeSMB\x40\x00\x00\x00",
             b"\x00\x00\x05\xdc\x0a\x14\x00\x00\x00\x00",
         ] {
-            assert_eq!(probe(&ctx(false), other), Probe::NoMatch);
+            assert_eq!(probe(&SERVER, other), Probe::NoMatch);
         }
     }
 }

@@ -100,17 +100,10 @@ fn walk_attributes(body: &[u8], ok: impl Fn(u16) -> bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{assert_match, expect_match};
 
-    fn ctx(transport: Transport) -> ProbeContext {
-        ProbeContext {
-            transport,
-            from_client: true,
-            client_port: 50000,
-            server_port: 3478,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const UDP: ProbeContext = ProbeContext::new(Transport::Udp, 50000, 3478);
+    const TCP: ProbeContext = ProbeContext::new(Transport::Tcp, 50000, 3478);
 
     /// Binding request with SOFTWARE ("abc", padded) and FINGERPRINT.
     fn binding_request() -> Vec<u8> {
@@ -127,29 +120,23 @@ mod tests {
     fn rfc5389_binding() {
         let m = binding_request();
         assert_eq!(
-            probe(&ctx(Transport::Udp), &m),
+            probe(&UDP, &m),
             Probe::Match {
                 indicator: "stun.message",
                 meta: Meta::None
             }
         );
-        assert!(matches!(
-            probe(&ctx(Transport::Tcp), &m),
-            Probe::Match { .. }
-        ));
-        assert_eq!(probe(&ctx(Transport::Tcp), &m[..24]), Probe::NeedMore);
+        expect_match(probe(&TCP, &m));
+        assert_eq!(probe(&TCP, &m[..24]), Probe::NeedMore);
         // A bare 20-byte binding request.
-        assert!(matches!(
-            probe(
-                &ctx(Transport::Udp),
+        expect_match(probe(
+                &UDP,
                 &m[..20]
                     .iter()
                     .enumerate()
                     .map(|(i, &b)| if i == 3 { 0 } else { b })
                     .collect::<Vec<_>>()
-            ),
-            Probe::Match { .. }
-        ));
+            ));
     }
 
     #[test]
@@ -157,45 +144,36 @@ mod tests {
         let mut m = vec![0x00, 0x01, 0x00, 0x08];
         m.extend_from_slice(&[0x5a; 16]);
         m.extend_from_slice(&[0x00, 0x03, 0x00, 0x04, 0, 0, 0, 0]);
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), &m),
-            Probe::Match {
-                indicator: "stun.classic",
-                ..
-            }
-        ));
+        assert_match(probe(&UDP, &m), "stun.classic");
         let mut bare = vec![0x00, 0x01, 0x00, 0x00];
         bare.extend_from_slice(&[0x33; 16]);
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), &bare),
-            Probe::Match { .. }
-        ));
+        expect_match(probe(&UDP, &bare));
     }
 
     #[test]
     fn rejections() {
         let mut m = binding_request();
         m[3] = 0x14; // length disagrees
-        assert_eq!(probe(&ctx(Transport::Udp), &m), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &m), Probe::NoMatch);
         let mut m = binding_request();
         m.truncate(m.len() - 1);
-        assert_eq!(probe(&ctx(Transport::Udp), &m), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &m), Probe::NoMatch);
         let mut m = binding_request();
         m[23] = 0x0d; // attribute overruns the message
-        assert_eq!(probe(&ctx(Transport::Udp), &m), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &m), Probe::NoMatch);
         // Classic type with a modern attribute.
         let mut c = vec![0x00, 0x01, 0x00, 0x08];
         c.extend_from_slice(&[0x5a; 16]);
         c.extend_from_slice(&[0x80, 0x22, 0x00, 0x04, 0, 0, 0, 0]);
-        assert_eq!(probe(&ctx(Transport::Udp), &c), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &c), Probe::NoMatch);
         // ChannelData.
         assert_eq!(
-            probe(&ctx(Transport::Udp), &[0x40, 0x00, 0x00, 0x04, 1, 2, 3, 4]),
+            probe(&UDP, &[0x40, 0x00, 0x00, 0x04, 1, 2, 3, 4]),
             Probe::NoMatch
         );
-        assert_eq!(probe(&ctx(Transport::Udp), &[0x1b; 48]), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &[0x1b; 48]), Probe::NoMatch);
         assert_eq!(
-            probe(&ctx(Transport::Udp), b"GET / HTTP/1.1\r\n\r\n"),
+            probe(&UDP, b"GET / HTTP/1.1\r\n\r\n"),
             Probe::NoMatch
         );
     }

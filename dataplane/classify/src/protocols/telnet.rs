@@ -107,24 +107,17 @@ fn option_ok(opt: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::Sender;
+    use crate::test_support::{expect_match};
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Tcp,
-            from_client: false,
-            client_port: 50000,
-            server_port: 23,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 50000, 23).sent_by(Sender::Server);
 
     #[test]
     fn negotiation() {
         // Server: DO TERMINAL-TYPE, DO TSPEED, DO X-DISPLAY, DO NEW-ENVIRON.
         let d = b"\xff\xfd\x18\xff\xfd\x20\xff\xfd\x23\xff\xfd\x27";
         assert_eq!(
-            probe(&ctx(), d),
+            probe(&CTX, d),
             Probe::Match {
                 indicator: "telnet.negotiation",
                 meta: Meta::None
@@ -132,13 +125,10 @@ mod tests {
         );
         // Client: WILL TERMINAL-TYPE then SB TERMINAL-TYPE IS "xterm" SE, then text.
         let d = b"\xff\xfb\x18\xff\xfa\x18\x00xterm\xff\xf0login";
-        assert!(matches!(probe(&ctx(), d), Probe::Match { .. }));
+        expect_match(probe(&CTX, d));
         // A single complete sequence as the whole payload.
-        assert!(matches!(
-            probe(&ctx(), b"\xff\xfb\x01"),
-            Probe::Match { .. }
-        ));
-        assert_eq!(probe(&ctx(), b"\xff\xfd"), Probe::NeedMore);
+        expect_match(probe(&CTX, b"\xff\xfb\x01"));
+        assert_eq!(probe(&CTX, b"\xff\xfd"), Probe::NeedMore);
     }
 
     #[test]
@@ -151,7 +141,7 @@ mod tests {
             b"\xff\xd8\xff\xe0\x00\x10JFIF",
             b"\x16\x03\x01\x00\x10",
         ] {
-            assert_eq!(probe(&ctx(), d), Probe::NoMatch, "{d:?}");
+            assert_eq!(probe(&CTX, d), Probe::NoMatch, "{d:?}");
         }
     }
 }

@@ -259,17 +259,9 @@ mod tests {
     use super::*;
     use crate::samples::{self, ClientHelloSpec};
     use portolan_packet::Transport;
+    use crate::test_support::{expect_match};
 
-    fn ctx() -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Tcp,
-            from_client: true,
-            client_port: 50000,
-            server_port: 443,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 50000, 443);
 
     fn tls_meta(p: Probe) -> crate::probe::TlsMeta {
         match p {
@@ -289,7 +281,7 @@ mod tests {
     #[test]
     fn chrome_client_hello_fingerprints() {
         let record = samples::tls_client_hello_record(&chrome_like());
-        let m = tls_meta(probe(&ctx(), &record));
+        let m = tls_meta(probe(&CTX, &record));
         assert_eq!(m.sni.as_deref(), Some("tls.browserleaks.com"));
         assert_eq!(
             m.client_alpns,
@@ -315,12 +307,12 @@ mod tests {
         let record = samples::tls_client_hello_record(&chrome_like());
         for cut in [1, 3, 5, 9, 60, record.len() - 1] {
             assert_eq!(
-                probe(&ctx(), &record[..cut]),
+                probe(&CTX, &record[..cut]),
                 Probe::NeedMore,
                 "cut at {cut}"
             );
         }
-        assert!(matches!(probe(&ctx(), &record), Probe::Match { .. }));
+        expect_match(probe(&CTX, &record));
     }
 
     #[test]
@@ -334,15 +326,15 @@ mod tests {
             two.extend_from_slice(&(part.len() as u16).to_be_bytes());
             two.extend_from_slice(part);
         }
-        let m = tls_meta(probe(&ctx(), &two));
+        let m = tls_meta(probe(&CTX, &two));
         assert_eq!(m.sni.as_deref(), Some("tls.browserleaks.com"));
-        assert_eq!(probe(&ctx(), &two[..two.len() - 10]), Probe::NeedMore);
+        assert_eq!(probe(&CTX, &two[..two.len() - 10]), Probe::NeedMore);
     }
 
     #[test]
     fn server_hello_tls13_version_and_cipher() {
         let record = samples::tls_server_hello_record(0x1301, Some(0x0304));
-        match probe(&ctx(), &record) {
+        match probe(&CTX, &record) {
             Probe::Match {
                 indicator,
                 meta: Meta::Tls(m),
@@ -354,16 +346,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let record = samples::tls_server_hello_record(0xc02f, None);
-        let m = tls_meta(probe(&ctx(), &record));
+        let m = tls_meta(probe(&CTX, &record));
         assert_eq!(m.server_version.as_deref(), Some("TLS 1.2"));
     }
 
-    fn ctx_at(packet_index: u32) -> ProbeContext {
-        ProbeContext {
-            packet_index,
-            ..ctx()
-        }
-    }
 
     fn indicator(p: Probe) -> &'static str {
         match p {
@@ -376,23 +362,23 @@ mod tests {
     fn mid_stream_record_runs() {
         let mut two = vec![0x17, 0x03, 0x03, 0x00, 0x03, 1, 2, 3];
         two.extend_from_slice(&[0x15, 0x03, 0x03, 0x00, 0x02, 1, 0]);
-        assert_eq!(indicator(probe(&ctx(), &two)), "tls.records");
+        assert_eq!(indicator(probe(&CTX, &two)), "tls.records");
         // The second record cut: its header sits exactly where the first record's length
         // says, which is enough.
         assert_eq!(
-            indicator(probe(&ctx(), &two[..two.len() - 1])),
+            indicator(probe(&CTX, &two[..two.len() - 1])),
             "tls.records"
         );
-        assert_eq!(indicator(probe(&ctx(), &two[..13])), "tls.records");
+        assert_eq!(indicator(probe(&CTX, &two[..13])), "tls.records");
         // Only part of the second header: wait (at a direction's start) for the rest.
-        assert_eq!(probe(&ctx(), &two[..10]), Probe::NeedMore);
+        assert_eq!(probe(&CTX, &two[..10]), Probe::NeedMore);
         // Trailing garbage, or a second header of another version, is not.
         let mut junk = two.clone();
         junk.push(0x42);
-        assert_eq!(probe(&ctx(), &junk), Probe::NoMatch);
+        assert_eq!(probe(&CTX, &junk), Probe::NoMatch);
         let mut other_version = two.clone();
         other_version[10] = 0x01;
-        assert_eq!(probe(&ctx(), &other_version), Probe::NoMatch);
+        assert_eq!(probe(&CTX, &other_version), Probe::NoMatch);
     }
 
     #[test]
@@ -402,25 +388,25 @@ mod tests {
         let mut record = vec![0x17, 0x03, 0x03, 0x05, 0xbb];
         record.extend((0..1467u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8));
         let (first, _) = record.split_at(1452);
-        assert_eq!(probe(&ctx_at(0), first), Probe::NeedMore);
+        assert_eq!(probe(&CTX.at_packet(0), first), Probe::NeedMore);
         // Later packets of a direction do not start at a known record boundary.
-        assert_eq!(probe(&ctx_at(1), first), Probe::NoMatch);
+        assert_eq!(probe(&CTX.at_packet(1), first), Probe::NoMatch);
         // Joined, the record ends exactly at the end of the bytes.
-        assert_eq!(indicator(probe(&ctx_at(0), &record)), "tls.records");
+        assert_eq!(indicator(probe(&CTX.at_packet(0), &record)), "tls.records");
         // One byte short or long is not a run.
         assert_eq!(
-            probe(&ctx_at(1), &record[..record.len() - 1]),
+            probe(&CTX.at_packet(1), &record[..record.len() - 1]),
             Probe::NoMatch
         );
         let mut long = record.clone();
         long.push(0x99);
-        assert_eq!(probe(&ctx_at(0), &long), Probe::NoMatch);
+        assert_eq!(probe(&CTX.at_packet(0), &long), Probe::NoMatch);
         // A cut header prefix after a complete record still waits; a bad one does not.
         let mut cut_header = record.clone();
         cut_header.extend_from_slice(&[0x17, 0x03]);
-        assert_eq!(probe(&ctx_at(0), &cut_header), Probe::NeedMore);
+        assert_eq!(probe(&CTX.at_packet(0), &cut_header), Probe::NeedMore);
         cut_header[record.len() + 1] = 0x07;
-        assert_eq!(probe(&ctx_at(0), &cut_header), Probe::NoMatch);
+        assert_eq!(probe(&CTX.at_packet(0), &cut_header), Probe::NoMatch);
         // Invalid first headers never wait: zero length, version 2.0, too long.
         for bad in [
             [0x17, 0x03, 0x03, 0x00, 0x00],
@@ -429,7 +415,7 @@ mod tests {
         ] {
             let mut b = bad.to_vec();
             b.extend_from_slice(&[0u8; 40]);
-            assert_eq!(probe(&ctx_at(0), &b), Probe::NoMatch, "{bad:?}");
+            assert_eq!(probe(&CTX.at_packet(0), &b), Probe::NoMatch, "{bad:?}");
         }
     }
 
@@ -450,14 +436,14 @@ mod tests {
     fn malformed_client_hello_with_consistent_headers() {
         let record = hello_with_bad_cipher_len();
         assert_eq!(
-            probe(&ctx(), &record),
+            probe(&CTX, &record),
             Probe::Match {
                 indicator: "tls.client_hello_malformed",
                 meta: Meta::None,
             }
         );
         // Split over segments it waits, then confirms.
-        assert_eq!(probe(&ctx(), &record[..60]), Probe::NeedMore);
+        assert_eq!(probe(&CTX, &record[..60]), Probe::NeedMore);
         // Each header rule is needed: record type, record version 3.1-3.4, handshake type,
         // record length = handshake length + 4, hello version 3.x, session id <= 32.
         let edits: [(usize, u8); 7] = [
@@ -473,7 +459,7 @@ mod tests {
             let mut bad = record.clone();
             bad[at] = value;
             assert!(
-                !probe(&ctx(), &bad).is_match(),
+                !probe(&CTX, &bad).is_match(),
                 "byte {at} = {value:#04x} still confirms"
             );
         }
@@ -482,10 +468,10 @@ mod tests {
         let mut longer = record.clone();
         longer[4] = longer[4].wrapping_add(1);
         longer[8] = longer[8].wrapping_add(1);
-        assert_eq!(probe(&ctx(), &longer), Probe::NeedMore);
+        assert_eq!(probe(&CTX, &longer), Probe::NeedMore);
         // A well-formed hello still gives fingerprints, not the malformed indicator.
         let good = samples::tls_client_hello_record(&ClientHelloSpec::minimal("ok.example"));
-        assert_eq!(indicator(probe(&ctx(), &good)), "tls.client_hello");
+        assert_eq!(indicator(probe(&CTX, &good)), "tls.client_hello");
     }
 
     #[test]
@@ -506,16 +492,16 @@ mod tests {
                 bytes[1] = 0x03;
                 bytes[2] = (next() % 5) as u8;
             }
-            let p = probe(&ctx_at(1), &bytes);
+            let p = probe(&CTX.at_packet(1), &bytes);
             assert!(!p.is_match(), "{:02x?}: {p:?}", &bytes[..16.min(len)]);
         }
     }
 
     #[test]
     fn rejects_other_bytes() {
-        assert_eq!(probe(&ctx(), b"GET / HTTP/1.1\r\n\r\n"), Probe::NoMatch);
+        assert_eq!(probe(&CTX, b"GET / HTTP/1.1\r\n\r\n"), Probe::NoMatch);
         assert_eq!(
-            probe(&ctx_at(1), &[0x17, 0x03, 0x03, 0x00, 0x10, 0]),
+            probe(&CTX.at_packet(1), &[0x17, 0x03, 0x03, 0x00, 0x10, 0]),
             Probe::NoMatch
         );
         for other in [
@@ -524,16 +510,16 @@ mod tests {
             b"\x00\x01\x00\x00\x21\x12\xa4\x42\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c",
             b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
         ] {
-            assert!(!probe(&ctx(), other).is_match(), "{other:?}");
+            assert!(!probe(&CTX, other).is_match(), "{other:?}");
         }
         // Handshake record with a Certificate message first.
         assert_eq!(
             probe(
-                &ctx(),
+                &CTX,
                 &[0x16, 0x03, 0x03, 0x00, 0x04, 0x0b, 0x00, 0x00, 0x00]
             ),
             Probe::NoMatch
         );
-        assert_eq!(probe(&ctx(), &[]), Probe::NeedMore);
+        assert_eq!(probe(&CTX, &[]), Probe::NeedMore);
     }
 }

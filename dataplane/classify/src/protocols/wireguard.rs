@@ -33,17 +33,10 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{assert_match, expect_match};
 
-    fn ctx(transport: Transport) -> ProbeContext {
-        ProbeContext {
-            transport,
-            from_client: true,
-            client_port: 50000,
-            server_port: 51820,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const UDP: ProbeContext = ProbeContext::new(Transport::Udp, 50000, 51820);
+    const TCP: ProbeContext = ProbeContext::new(Transport::Tcp, 50000, 51820);
 
     fn msg(t: u8, len: usize) -> Vec<u8> {
         let mut m = vec![t, 0, 0, 0, 0x5d, 0x1c, 0x9e, 0x02, 0x11, 0x22, 0x33, 0x44];
@@ -53,46 +46,25 @@ mod tests {
 
     #[test]
     fn all_message_types() {
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), &msg(1, 148)),
-            Probe::Match {
-                indicator: "wireguard.handshake_initiation",
-                ..
-            }
-        ));
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), &msg(2, 92)),
-            Probe::Match { .. }
-        ));
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), &msg(3, 64)),
-            Probe::Match { .. }
-        ));
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), &msg(4, 32)),
-            Probe::Match {
-                indicator: "wireguard.transport",
-                ..
-            }
-        ));
-        assert!(matches!(
-            probe(&ctx(Transport::Udp), &msg(4, 1440)),
-            Probe::Match { .. }
-        ));
+        assert_match(probe(&UDP, &msg(1, 148)), "wireguard.handshake_initiation");
+        expect_match(probe(&UDP, &msg(2, 92)));
+        expect_match(probe(&UDP, &msg(3, 64)));
+        assert_match(probe(&UDP, &msg(4, 32)), "wireguard.transport");
+        expect_match(probe(&UDP, &msg(4, 1440)));
     }
 
     #[test]
     fn rejections() {
-        assert_eq!(probe(&ctx(Transport::Udp), &msg(1, 149)), Probe::NoMatch);
-        assert_eq!(probe(&ctx(Transport::Udp), &msg(4, 40)), Probe::NoMatch);
-        assert_eq!(probe(&ctx(Transport::Udp), &msg(5, 64)), Probe::NoMatch);
-        assert_eq!(probe(&ctx(Transport::Tcp), &msg(1, 148)), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &msg(1, 149)), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &msg(4, 40)), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &msg(5, 64)), Probe::NoMatch);
+        assert_eq!(probe(&TCP, &msg(1, 148)), Probe::NoMatch);
         let mut m = msg(1, 148);
         m[2] = 1;
-        assert_eq!(probe(&ctx(Transport::Udp), &m), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &m), Probe::NoMatch);
         let mut m = msg(1, 148);
         m[4..8].fill(0);
-        assert_eq!(probe(&ctx(Transport::Udp), &m), Probe::NoMatch);
-        assert_eq!(probe(&ctx(Transport::Udp), &[0x1b; 48]), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &m), Probe::NoMatch);
+        assert_eq!(probe(&UDP, &[0x1b; 48]), Probe::NoMatch);
     }
 }

@@ -172,23 +172,16 @@ fn attribute<'a>(tag: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 mod tests {
     use super::*;
     use portolan_packet::Transport;
+    use crate::probe::Sender;
 
-    fn ctx(from_client: bool) -> ProbeContext {
-        ProbeContext {
-            transport: Transport::Tcp,
-            from_client,
-            client_port: 40000,
-            server_port: 5222,
-            packet_index: 0,
-            dst_multicast: false,
-        }
-    }
+    const CLIENT: ProbeContext = ProbeContext::new(Transport::Tcp, 40000, 5222);
+    const SERVER: ProbeContext = CLIENT.sent_by(Sender::Server);
 
     #[test]
     fn client_stream_header() {
         let d = b"<?xml version='1.0'?><stream:stream to='im.example.com' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
         assert_eq!(
-            probe(&ctx(true), d),
+            probe(&CLIENT, d),
             Probe::Match {
                 indicator: "xmpp.stream",
                 meta: Meta::Name("im.example.com".into())
@@ -200,7 +193,7 @@ mod tests {
     fn server_reply_and_no_declaration() {
         let d = b"<stream:stream xmlns:stream=\"http://etherx.jabber.org/streams\" xmlns=\"jabber:client\" from=\"im.example.com\" id=\"abc\" version=\"1.0\"><stream:features>";
         assert_eq!(
-            probe(&ctx(false), d),
+            probe(&SERVER, d),
             Probe::Match {
                 indicator: "xmpp.stream",
                 meta: Meta::Name("im.example.com".into())
@@ -216,7 +209,7 @@ mod tests {
             b"<message to='tom@example.lan/laptop' from='anna@example.lan/phone' type='chat'><body>hi</body></message>",
             b"</stream:stream>",
         ] {
-            assert!(matches!(probe(&ctx(true), d), Probe::Match { indicator: "xmpp.stanza", .. }), "{d:?}");
+            assert!(matches!(probe(&CLIENT, d), Probe::Match { indicator: "xmpp.stanza", .. }), "{d:?}");
         }
         for d in [
             &b"<iq type='query' id='1'>"[..],
@@ -225,18 +218,18 @@ mod tests {
             b"<presence>",
             b"<iqx type='get' id='1'>",
         ] {
-            assert_eq!(probe(&ctx(true), d), Probe::NoMatch, "{d:?}");
+            assert_eq!(probe(&CLIENT, d), Probe::NoMatch, "{d:?}");
         }
     }
 
     #[test]
     fn partial_and_rejections() {
         assert_eq!(
-            probe(&ctx(true), b"<?xml version='1.0'?><stream:str"),
+            probe(&CLIENT, b"<?xml version='1.0'?><stream:str"),
             Probe::NeedMore
         );
         assert_eq!(
-            probe(&ctx(true), b"<?xml version='1.0'?><stream:stream to='a'"),
+            probe(&CLIENT, b"<?xml version='1.0'?><stream:stream to='a'"),
             Probe::NeedMore
         );
         for d in [
@@ -246,7 +239,7 @@ mod tests {
             b"GET / HTTP/1.1\r\n\r\n",
             b"\x16\x03\x01\x02\x00",
         ] {
-            assert_eq!(probe(&ctx(true), d), Probe::NoMatch, "{d:?}");
+            assert_eq!(probe(&CLIENT, d), Probe::NoMatch, "{d:?}");
         }
     }
 }
