@@ -3,6 +3,7 @@
 
 use portolan_packet::capture::PcapWriter;
 use portolan_packet::LinkType;
+use portolan_testkit::Frame;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -17,10 +18,7 @@ const EXAMPLE_CAPTURE: &str = "samples/egress-sample.pcap";
 fn write_capture(path: &Path, n: u8) {
     let mut w = PcapWriter::create(path, LinkType::Ethernet, 65535).expect("create capture");
     for i in 0..n {
-        let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
-        f.extend_from_slice(&[0x45, 0, 0, 32, 0, 1, 0x40, 0, 64, 17, 0, 0]);
-        f.extend_from_slice(&[10, 20, 0, i, 198, 51, 100, 1]);
-        f.extend_from_slice(&[0xc0, 0x00, 0x01, 0xbb, 0, 12, 0, 0, 1, 2, 3, 4]);
+        let f = Frame::udp(([10, 20, 0, i], 49152), ([198, 51, 100, 1], 443)).build(&[1, 2, 3, 4]);
         w.write(1_700_000_000_000_000 + u64::from(i), f.len() as u32, &f)
             .expect("write frame");
     }

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{assert_ok, eth_ipv4, json_lines, portolan, read_json, s, write_pcap_spaced, TS0};
-use portolan_classify::samples::{tls_client_hello_record, ClientHelloSpec};
+use common::{assert_ok, json_lines, portolan, read_json, s, write_pcap_spaced, TS0};
+use portolan_testkit::{tls_client_hello_record, ClientHelloSpec, Frame};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,20 +44,12 @@ fn frame(
     flags: u8,
     payload: &[u8],
 ) -> Vec<u8> {
-    let l4 = if tcp { 20 } else { 8 };
-    let mut f = eth_ipv4(if tcp { 6 } else { 17 }, src.0, dst.0, l4 + payload.len());
-    f.extend_from_slice(&src.1.to_be_bytes());
-    f.extend_from_slice(&dst.1.to_be_bytes());
     if tcp {
         let seq = next_seq(src, dst, flags, payload.len());
-        f.extend_from_slice(&seq.to_be_bytes());
-        f.extend_from_slice(&[0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        Frame::tcp(src, dst, flags).seq(seq).ack(1).build(payload)
     } else {
-        f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-        f.extend_from_slice(&[0, 0]);
+        Frame::udp(src, dst).build(payload)
     }
-    f.extend_from_slice(payload);
-    f
 }
 
 /// TLS to 4444 (not a TLS port), HTTP to 80, SSH to 22 (server banner first), and one flow of

@@ -8,6 +8,7 @@ use common::{
 };
 use portolan_packet::capture::PcapWriter;
 use portolan_packet::LinkType;
+use portolan_testkit::Frame;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -22,28 +23,20 @@ fn ipv4_frame(
     flags: u8,
     payload: usize,
 ) -> Vec<u8> {
-    let l4 = match proto {
-        6 => 20,
-        17 => 8,
-        _ => 4,
-    };
-    let mut f = eth_ipv4(proto, src, dst, l4 + payload);
+    let body = vec![0x5a; payload];
     match proto {
-        6 => {
-            f.extend_from_slice(&ports.0.to_be_bytes());
-            f.extend_from_slice(&ports.1.to_be_bytes());
-            f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        6 => Frame::tcp((src, ports.0), (dst, ports.1), flags)
+            .seq(1)
+            .build(&body),
+        17 => Frame::udp((src, ports.0), (dst, ports.1)).build(&body),
+        // An ICMP echo request header, then the payload.
+        _ => {
+            let mut f = eth_ipv4(proto, src, dst, 4 + payload);
+            f.extend_from_slice(&[8, 0, 0, 0]);
+            f.extend_from_slice(&body);
+            f
         }
-        17 => {
-            f.extend_from_slice(&ports.0.to_be_bytes());
-            f.extend_from_slice(&ports.1.to_be_bytes());
-            f.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
-            f.extend_from_slice(&[0, 0]);
-        }
-        _ => f.extend_from_slice(&[8, 0, 0, 0]),
     }
-    f.extend(std::iter::repeat_n(0x5a, payload));
-    f
 }
 
 /// An ARP request (not IP).

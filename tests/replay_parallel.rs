@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use portolan_flow::community_id_v1;
 use portolan_flow::eve::{EveFlowReason, EveFlowState, FlowRecord};
 use portolan_packet::{tcp_flags, Transport};
+use portolan_testkit::Frame;
 
 mod common;
 use common::write_pcap;
@@ -177,27 +178,6 @@ fn flows() -> Vec<GenFlow> {
     out
 }
 
-/// Internet checksum over `parts`.
-fn checksum(parts: &[&[u8]]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut odd: Option<u8> = None;
-    for part in parts {
-        for &b in *part {
-            match odd.take() {
-                Some(hi) => sum += u32::from(u16::from_be_bytes([hi, b])),
-                None => odd = Some(b),
-            }
-        }
-    }
-    if let Some(hi) = odd {
-        sum += u32::from(u16::from_be_bytes([hi, 0]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// An Ethernet frame carrying one TCP or UDP segment, checksums filled in.
 fn frame(
     src: (IpAddr, u16),
@@ -207,70 +187,14 @@ fn frame(
     seq: u32,
 ) -> Vec<u8> {
     let body: Vec<u8> = (0..payload).map(|k| (k * 7 + 3) as u8).collect();
-    let proto: u8 = if flags.is_some() { 6 } else { 17 };
-    let mut l4 = Vec::new();
-    l4.extend_from_slice(&src.1.to_be_bytes());
-    l4.extend_from_slice(&dst.1.to_be_bytes());
-    match flags {
-        Some(f) => {
-            l4.extend_from_slice(&seq.to_be_bytes());
-            l4.extend_from_slice(&(if f & ACK != 0 { 1u32 } else { 0 }).to_be_bytes());
-            l4.push(5 << 4);
-            l4.push(f);
-            l4.extend_from_slice(&65_535u16.to_be_bytes());
-            l4.extend_from_slice(&[0, 0, 0, 0]);
-        }
-        None => {
-            l4.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
-            l4.extend_from_slice(&[0, 0]);
-        }
-    }
-    l4.extend_from_slice(&body);
-    let l4_len = l4.len() as u32;
-    let csum_at = if flags.is_some() { 16 } else { 6 };
-    let mut out = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02];
-    match (src.0, dst.0) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let pseudo = [
-                &s.octets()[..],
-                &d.octets()[..],
-                &[0, proto],
-                &(l4_len as u16).to_be_bytes(),
-            ]
-            .concat();
-            let c = checksum(&[&pseudo, &l4]);
-            l4[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
-            let mut ip = vec![0x45, 0];
-            ip.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
-            ip.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0]);
-            ip.extend_from_slice(&s.octets());
-            ip.extend_from_slice(&d.octets());
-            let c = checksum(&[&ip]);
-            ip[10..12].copy_from_slice(&c.to_be_bytes());
-            out.extend_from_slice(&0x0800u16.to_be_bytes());
-            out.extend_from_slice(&ip);
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            let pseudo = [
-                &s.octets()[..],
-                &d.octets()[..],
-                &l4_len.to_be_bytes(),
-                &[0, 0, 0, proto],
-            ]
-            .concat();
-            let c = checksum(&[&pseudo, &l4]);
-            l4[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
-            out.extend_from_slice(&0x86ddu16.to_be_bytes());
-            out.extend_from_slice(&[0x60, 0, 0, 0]);
-            out.extend_from_slice(&(l4_len as u16).to_be_bytes());
-            out.extend_from_slice(&[proto, 64]);
-            out.extend_from_slice(&s.octets());
-            out.extend_from_slice(&d.octets());
-        }
-        _ => unreachable!("generated flows never mix address families"),
-    }
-    out.extend_from_slice(&l4);
-    out
+    let f = match flags {
+        Some(f) => Frame::tcp(src, dst, f)
+            .seq(seq)
+            .ack(u32::from(f & ACK != 0)),
+        None => Frame::udp(src, dst),
+    };
+    f.macs([0x02, 0, 0, 0, 0, 0x02], [0x02, 0, 0, 0, 0, 0x01])
+        .build(&body)
 }
 
 /// Writes the capture (packets of all flows interleaved) and fills in the expected counters.

@@ -15,6 +15,7 @@ use portolan_synth::flow::{FlowCursor, SizeSteer};
 use portolan_synth::rng::{BytePool, SynthRng};
 use portolan_synth::script::{self, FlowParams};
 use portolan_synth::wire::Endpoints;
+use portolan_testkit::Frame;
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -788,7 +789,7 @@ fn malformed_inputs_fail_naming_file_and_line_or_field() {
     assert_rejected(&["--inventory", &missing], &[&missing]);
 }
 
-/// Ethernet/IPv4/TCP frame (no checksums) from `src:sport` to `dst:dport`.
+/// Ethernet/IPv4/TCP frame from `src:sport` to `dst:dport`.
 #[allow(clippy::too_many_arguments)]
 fn tcp_frame(
     src: Ipv4Addr,
@@ -800,29 +801,15 @@ fn tcp_frame(
     flags: u8,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut f = common::eth_ipv4(6, src.octets(), dst.octets(), 20 + payload.len());
-    f.extend_from_slice(&sport.to_be_bytes());
-    f.extend_from_slice(&dport.to_be_bytes());
-    f.extend_from_slice(&seq.to_be_bytes());
-    f.extend_from_slice(&ack.to_be_bytes());
-    f.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    f.extend_from_slice(payload);
-    f
+    Frame::tcp((src, sport), (dst, dport), flags)
+        .seq(seq)
+        .ack(ack)
+        .build(payload)
 }
 
-/// Ethernet/IPv4/UDP frame (no checksums).
+/// Ethernet/IPv4/UDP frame.
 fn udp_frame(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = common::eth_ipv4(17, src.octets(), dst.octets(), 8 + payload.len());
-    f.extend_from_slice(&sport.to_be_bytes());
-    f.extend_from_slice(&dport.to_be_bytes());
-    f.extend_from_slice(
-        &u16::try_from(8 + payload.len())
-            .expect("udp length")
-            .to_be_bytes(),
-    );
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(payload);
-    f
+    Frame::udp((src, sport), (dst, dport)).build(payload)
 }
 
 /// A DNS query for `outlook.office.com` (A) with id `id`.
@@ -843,12 +830,8 @@ const RESOLVER: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 53);
 /// The mail iPhone asks the resolver for `outlook.office.com` from port `sport` at `t` and gets
 /// `server` back 20 ms later.
 fn outlook_resolved(t: u64, sport: u16, server: Ipv4Addr) -> Vec<(u64, Vec<u8>)> {
-    let response = portolan_classify::samples::dns_response(
-        0x1234,
-        "outlook.office.com",
-        None,
-        &[IpAddr::V4(server)],
-    );
+    let response =
+        portolan_testkit::dns_response(0x1234, "outlook.office.com", None, &[IpAddr::V4(server)]);
     vec![
         (
             t,
@@ -864,11 +847,11 @@ fn outlook_resolved(t: u64, sport: u16, server: Ipv4Addr) -> Vec<(u64, Vec<u8>)>
 /// One TLS session without SNI from the mail iPhone's `cport` to `server`:8443 starting at `t`
 /// (handshake, ClientHello, ServerHello, FIN both ways; over 80 ms).
 fn sni_less_tls_session(t: u64, cport: u16, server: Ipv4Addr) -> Vec<(u64, Vec<u8>)> {
-    use portolan_classify::samples::{self, ClientHelloSpec};
+    use portolan_testkit::{self as testkit, ClientHelloSpec};
     let mut spec = ClientHelloSpec::minimal("");
     spec.extensions.retain(|&e| e != 0);
-    let hello = samples::tls_client_hello_record(&spec);
-    let server_hello = samples::tls_server_hello_record(0x1301, Some(0x0304));
+    let hello = testkit::tls_client_hello_record(&spec);
+    let server_hello = testkit::tls_server_hello_record(0x1301, Some(0x0304));
     let (c, sv) = (1000u32, 9000u32);
     let c2 = c + 1 + hello.len() as u32;
     let s2 = sv + 1 + server_hello.len() as u32;

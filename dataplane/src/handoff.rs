@@ -579,8 +579,7 @@ mod tests {
     fn dns_answers_become_an_eve_dns_answer_record() {
         assert!(event(1).dns_eve_json().is_none());
         let resolved: IpAddr = "203.0.113.9".parse().unwrap();
-        let wire =
-            portolan_classify::samples::dns_response(5, "Mail.Example.com", None, &[resolved]);
+        let wire = portolan_testkit::dns_response(5, "Mail.Example.com", None, &[resolved]);
         let answers = portolan_classify::parse_response_answers(&wire)
             .unwrap()
             .seen_at(1_700_000_000_500_000);

@@ -4,7 +4,6 @@
 mod common;
 
 use common::{classifier_parts, feed, frame, observer};
-use portolan_classify::samples::{tls_client_hello_record, ClientHelloSpec};
 use portolan_classify::AppProto;
 use portolan_dataplane::worker::StopCause;
 use portolan_dataplane::{
@@ -14,6 +13,7 @@ use portolan_dataplane::{
 use portolan_flow::eve::FlowRecord;
 use portolan_flow::FinishedFlow;
 use portolan_packet::LinkType;
+use portolan_testkit::{tls_client_hello_record, ClientHelloSpec};
 use std::time::Duration;
 
 const TS0: u64 = 1_700_000_000_000_000;
@@ -295,7 +295,7 @@ fn dns_query(id: u16, name: &str) -> Vec<u8> {
 
 #[test]
 fn a_dns_answer_is_handed_off_when_read_not_when_its_flow_ends() {
-    use portolan_classify::samples::dns_response;
+    use portolan_testkit::dns_response;
     let (mut w, receiver) = worker_with_events();
     let c = ([10, 0, 0, 1], 53001);
     let s = ([10, 0, 0, 53], 53);
@@ -341,7 +341,7 @@ fn a_dns_answer_is_handed_off_when_read_not_when_its_flow_ends() {
 
 #[test]
 fn a_full_queue_keeps_the_dns_answer_for_the_flows_own_event() {
-    use portolan_classify::samples::dns_response;
+    use portolan_testkit::dns_response;
     let (sigs, ports) = classifier_parts();
     let (mut senders, receiver) = flow_event_queues(1, 1).expect("queues");
     let tx = senders.pop().expect("one sender");

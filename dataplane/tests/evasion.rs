@@ -9,10 +9,6 @@
 mod common;
 
 use common::{classifier_parts, feed, frame, observer, tcp_frame_at};
-use portolan_classify::samples::{
-    ssh_kexinit, tls_client_hello_record, tls_pq_client_hello_record, tls_server_hello_record,
-    ClientHelloSpec,
-};
 use portolan_classify::{CompiledSignatures, PortRegistry};
 use portolan_dataplane::worker::StopCause;
 use portolan_dataplane::worker::WorkerCounters;
@@ -20,7 +16,12 @@ use portolan_dataplane::{ClassificationReport, PacketObserver, Worker, WorkerCon
 use portolan_flow::eve::FlowRecord;
 use portolan_packet::DropReason;
 use portolan_packet::LinkType;
+use portolan_testkit::{
+    ssh_kexinit, tls_client_hello_record, tls_pq_client_hello_record, tls_server_hello_record,
+    ClientHelloSpec, Frame,
+};
 use proptest::prelude::*;
+use std::net::Ipv6Addr;
 use std::sync::{Arc, OnceLock};
 
 const TS0: u64 = 1_700_000_000_000_000;
@@ -386,18 +387,11 @@ fn ipv6_tcp_frame(
     seq: u32,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x86, 0xdd];
-    f.extend_from_slice(&[0x60, 0, 0, 0]);
-    f.extend_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
-    f.extend_from_slice(&[6, 64]);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&dst.0);
-    f.extend_from_slice(&src.1.to_be_bytes());
-    f.extend_from_slice(&dst.1.to_be_bytes());
-    f.extend_from_slice(&seq.to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    f.extend_from_slice(payload);
-    f
+    let (s, d) = (Ipv6Addr::from(src.0), Ipv6Addr::from(dst.0));
+    Frame::tcp((s, src.1), (d, dst.1), flags)
+        .seq(seq)
+        .ack(1)
+        .build(payload)
 }
 
 /// Cuts an IPv6 frame (Ethernet + 40-byte header, no extension headers) into fragments.

@@ -5,9 +5,9 @@
 mod common;
 
 use common::{classifier_parts, feed, frame, observer};
-use portolan_classify::samples::{tls_client_hello_record, ClientHelloSpec};
 use portolan_dataplane::{ClassifyObserver, Worker, WorkerConfig};
 use portolan_packet::LinkType;
+use portolan_testkit::{tls_client_hello_record, ClientHelloSpec};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 

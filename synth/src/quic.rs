@@ -1,7 +1,7 @@
 //! QUIC v1 packets: protected Initial packets (RFC 9001 §5) and 1-RTT short-header packets.
 //!
-//! Owns: deriving the Initial secrets from the client's Destination Connection ID with the v1
-//! salt (HKDF-SHA256), AES-128-GCM payload protection and AES-ECB header protection, and the
+//! Owns: deriving the Initial secrets from the client's Destination Connection ID with the
+//! version's salt (HKDF-SHA256; v1, and for test inputs v2 and drafts 29–32), AES-128-GCM payload protection and AES-ECB header protection, and the
 //! long/short header layouts. Must not: pretend to protect Handshake or 1-RTT packets — their
 //! keys come from a key exchange that is not performed, so their bodies are random bytes.
 
@@ -21,6 +21,18 @@ pub const QUIC_V1: u32 = 1;
 const INITIAL_SALT_V1: [u8; 20] = [
     0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad,
     0xcc, 0xbb, 0x7f, 0x0a,
+];
+/// QUIC version 2 (RFC 9369).
+pub const QUIC_V2: u32 = 0x6b33_43cf;
+/// RFC 9369 §3.3.1 initial salt for QUIC v2.
+const INITIAL_SALT_V2: [u8; 20] = [
+    0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93, 0x81, 0xbe, 0x6e, 0x26, 0x9d, 0xcb,
+    0xf9, 0xbd, 0x2e, 0xd9,
+];
+/// draft-ietf-quic-tls-29 §5.2 initial salt (drafts 29–32, versions `0xff00001d..=0xff000020`).
+const INITIAL_SALT_DRAFT29: [u8; 20] = [
+    0xaf, 0xbf, 0xec, 0x28, 0x99, 0x93, 0xd2, 0x4c, 0x9e, 0x97, 0x86, 0xf1, 0x9c, 0x61, 0x11, 0xe0,
+    0x43, 0x90, 0xa8, 0x99,
 ];
 /// AEAD tag length (AES-128-GCM).
 const TAG_LEN: usize = 16;
@@ -58,26 +70,59 @@ fn expand_label(secret: &[u8], label: &str, out: &mut [u8]) {
     }
 }
 
-fn keys_from_secret(secret: &[u8]) -> PacketKeys {
+/// The key, IV and header-protection keys of `secret`; QUIC v2 labels them `quicv2 ...`
+/// (RFC 9369 §3.3.2).
+fn keys_from_secret(secret: &[u8], v2_labels: bool) -> PacketKeys {
     let mut k = PacketKeys {
         key: [0; 16],
         iv: [0; 12],
         hp: [0; 16],
     };
-    expand_label(secret, "quic key", &mut k.key);
-    expand_label(secret, "quic iv", &mut k.iv);
-    expand_label(secret, "quic hp", &mut k.hp);
+    let (key, iv, hp) = if v2_labels {
+        ("quicv2 key", "quicv2 iv", "quicv2 hp")
+    } else {
+        ("quic key", "quic iv", "quic hp")
+    };
+    expand_label(secret, key, &mut k.key);
+    expand_label(secret, iv, &mut k.iv);
+    expand_label(secret, hp, &mut k.hp);
     k
+}
+
+/// The Initial secret of one side (`client in` or `server in`) under `salt`.
+fn initial_secret(salt: &[u8; 20], dcid: &[u8], side: &str) -> [u8; 32] {
+    let (prk, _) = Hkdf::<Sha256>::extract(Some(salt), dcid);
+    let mut secret = [0u8; 32];
+    expand_label(&prk, side, &mut secret);
+    secret
 }
 
 /// Client and server Initial keys for a connection whose client chose `dcid` (RFC 9001 §5.2).
 pub fn initial_keys(dcid: &[u8]) -> (PacketKeys, PacketKeys) {
-    let (prk, _) = Hkdf::<Sha256>::extract(Some(&INITIAL_SALT_V1), dcid);
-    let mut client = [0u8; 32];
-    let mut server = [0u8; 32];
-    expand_label(&prk, "client in", &mut client);
-    expand_label(&prk, "server in", &mut server);
-    (keys_from_secret(&client), keys_from_secret(&server))
+    (
+        keys_from_secret(&initial_secret(&INITIAL_SALT_V1, dcid, "client in"), false),
+        keys_from_secret(&initial_secret(&INITIAL_SALT_V1, dcid, "server in"), false),
+    )
+}
+
+/// The client Initial keys of `version` for `dcid`: v2 (RFC 9369) with its salt and labels,
+/// drafts 29–32 with theirs, any other version with v1's.
+pub fn client_initial_keys(version: u32, dcid: &[u8]) -> PacketKeys {
+    let (salt, v2) = match version {
+        QUIC_V2 => (&INITIAL_SALT_V2, true),
+        0xff00_001d..=0xff00_0020 => (&INITIAL_SALT_DRAFT29, false),
+        _ => (&INITIAL_SALT_V1, false),
+    };
+    keys_from_secret(&initial_secret(salt, dcid, "client in"), v2)
+}
+
+/// The header-protection mask of `sample` (RFC 9001 §5.4.3: AES-128-ECB under `hp`).
+pub fn hp_mask(hp: &[u8; 16], sample: &[u8; 16]) -> [u8; 16] {
+    let mut block = aes_gcm::aes::Block::from(*sample);
+    if let Ok(cipher) = Aes128::new_from_slice(hp) {
+        cipher.encrypt_block(&mut block);
+    }
+    block.into()
 }
 
 /// Appends a protected Initial packet to `out`: long header with `dcid`/`scid`, packet number
@@ -133,14 +178,13 @@ pub fn push_initial(
 /// Applies header protection (RFC 9001 §5.4) to a packet whose packet number starts at
 /// `pn_offset` and is [`PN_LEN`] bytes long.
 fn protect_header(pkt: &mut [u8], pn_offset: usize, hp: &[u8; 16], long: bool) {
-    let Some(sample) = pkt.get(pn_offset + 4..pn_offset + 20) else {
+    let Some(sample) = pkt
+        .get(pn_offset + 4..pn_offset + 20)
+        .and_then(|s| <&[u8; 16]>::try_from(s).ok())
+    else {
         return;
     };
-    let mut block = aes_gcm::aes::Block::default();
-    block.copy_from_slice(sample);
-    if let Ok(cipher) = Aes128::new_from_slice(hp) {
-        cipher.encrypt_block(&mut block);
-    }
+    let block = hp_mask(hp, sample);
     pkt[0] ^= block[0] & if long { 0x0f } else { 0x1f };
     for i in 0..PN_LEN {
         pkt[pn_offset + i] ^= block[1 + i];
@@ -222,6 +266,16 @@ mod tests {
         assert_eq!(s.key.to_vec(), hex("cf3a5331653c364c88f0f379b6067e37"));
         assert_eq!(s.iv.to_vec(), hex("0ac1493ca1905853b0bba03e"));
         assert_eq!(s.hp.to_vec(), hex("c206b8d9b9f0f37644430b490eeaa314"));
+        assert_eq!(client_initial_keys(QUIC_V1, &hex("8394c8f03e515708")), c);
+    }
+
+    /// RFC 9369 Appendix A.1: the v2 client Initial keys.
+    #[test]
+    fn rfc9369_v2_client_initial_keys() {
+        let c = client_initial_keys(QUIC_V2, &hex("8394c8f03e515708"));
+        assert_eq!(c.key.to_vec(), hex("8b1a0bc121284290a29e0971b5cd045d"));
+        assert_eq!(c.iv.to_vec(), hex("91f73e2351d8fa91660e909f"));
+        assert_eq!(c.hp.to_vec(), hex("45b95e15235d6f45a6b19cbcb0294ba9"));
     }
 
     /// RFC 9001 Appendix A.3: the server Initial (packet number 1, 2-byte PN) protects to the

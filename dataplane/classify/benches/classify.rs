@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use portolan_classify::{
-    samples, CacheDir, Classifier, ClassifyConfig, CompiledSignatures, FlowClassification,
-    ProbeContext,
+    CacheDir, Classifier, ClassifyConfig, CompiledSignatures, FlowClassification, ProbeContext,
 };
 use portolan_packet::Transport;
+use portolan_testkit as testkit;
 
 fn bench_first_flights(c: &mut Criterion) {
     let (sigs, _) = CompiledSignatures::load(
@@ -20,7 +20,7 @@ fn bench_first_flights(c: &mut Criterion) {
     .expect("signatures load");
     let mut classifier =
         Classifier::new(Arc::new(sigs), ClassifyConfig::default()).expect("scratch");
-    let mut flights = samples::first_flights();
+    let mut flights = testkit::first_flights();
     flights.push((
         "no-match",
         false,

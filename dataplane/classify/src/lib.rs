@@ -67,7 +67,6 @@ pub mod probe;
 pub mod protocols;
 pub mod reassembly;
 pub mod record;
-pub mod samples;
 pub mod signature;
 #[cfg(test)]
 mod test_support;

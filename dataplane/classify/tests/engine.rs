@@ -8,12 +8,12 @@ use common::ctx;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use portolan_classify::samples::{self, ClientHelloSpec};
 use portolan_classify::{
     AppProto, AppRecord, CacheDir, Classifier, ClassifyConfig, CompiledSignatures, DatabaseSource,
     FlowClassification, CONFLICT_INDICATOR, STARTTLS_INDICATOR,
 };
 use portolan_packet::Transport;
+use portolan_testkit::{self as testkit, ClientHelloSpec};
 
 fn compiled() -> Arc<CompiledSignatures> {
     let (sigs, _) = CompiledSignatures::load(
@@ -43,7 +43,7 @@ fn flow_state_is_small() {
 fn tls_client_hello_split_over_two_segments_then_server_hello() {
     let mut c = classifier();
     let mut flow = FlowClassification::default();
-    let hello = samples::tls_client_hello_record(&ClientHelloSpec::chrome_like("mdm.example.com"));
+    let hello = testkit::tls_client_hello_record(&ClientHelloSpec::chrome_like("mdm.example.com"));
     let (a, b) = hello.split_at(100);
     let tcp_c = ctx(Transport::Tcp, true);
     assert_eq!(flow.observe(&mut c, &tcp_c, a), None);
@@ -60,7 +60,7 @@ fn tls_client_hello_split_over_two_segments_then_server_hello() {
         Some("t13d1516h2_8daaf6152771_d8a2da3f94cd")
     );
 
-    let sh = samples::tls_server_hello_record(0x1302, Some(0x0304));
+    let sh = testkit::tls_server_hello_record(0x1302, Some(0x0304));
     assert_eq!(flow.observe(&mut c, &ctx(Transport::Tcp, false), &sh), None);
     let tls = flow.tls().unwrap();
     assert_eq!(tls.server_cipher, Some(0x1302));
@@ -85,7 +85,7 @@ fn tls_client_hello_split_over_two_segments_then_server_hello() {
 fn client_hello_from_the_server_side_swaps_roles() {
     let mut c = classifier();
     let mut flow = FlowClassification::default();
-    let hello = samples::tls_client_hello_record(&ClientHelloSpec::minimal("swap.example"));
+    let hello = testkit::tls_client_hello_record(&ClientHelloSpec::minimal("swap.example"));
     let d = flow
         .observe(&mut c, &ctx(Transport::Tcp, false), &hello)
         .expect("decided");
@@ -93,7 +93,7 @@ fn client_hello_from_the_server_side_swaps_roles() {
     assert!(d.swap_roles);
     // After the swap the worker passes from_client relative to the new roles: the real
     // server's ServerHello now comes from the server side.
-    let sh = samples::tls_server_hello_record(0xc02f, None);
+    let sh = testkit::tls_server_hello_record(0xc02f, None);
     flow.observe(&mut c, &ctx(Transport::Tcp, false), &sh);
     assert_eq!(
         flow.tls().unwrap().server_version.as_deref(),
@@ -155,11 +155,11 @@ fn http_request_split_mid_header() {
 fn quic_client_hello_over_two_datagrams() {
     let mut c = classifier();
     let mut flow = FlowClassification::default();
-    let hello = samples::client_hello_message(&ClientHelloSpec::chrome_like("quic.example"));
+    let hello = testkit::client_hello_message(&ClientHelloSpec::chrome_like("quic.example"));
     let mid = hello.len() / 2;
     let dcid = [0x42; 8];
-    let d1 = samples::quic_initial(1, &dcid, 0, &[(0, &hello[..mid])], 1200);
-    let d2 = samples::quic_initial(1, &dcid, 1, &[(mid as u64, &hello[mid..])], 1200);
+    let d1 = testkit::quic_initial(1, &dcid, 0, &[(0, &hello[..mid])], 1200);
+    let d2 = testkit::quic_initial(1, &dcid, 1, &[(mid as u64, &hello[mid..])], 1200);
     let udp = ctx(Transport::Udp, true);
     assert_eq!(flow.observe(&mut c, &udp, &d1), None);
     let d = flow.observe(&mut c, &udp, &d2).unwrap();
@@ -219,7 +219,7 @@ fn random_bytes_give_up_as_unknown_within_budget() {
     assert_eq!(d.app_proto, AppProto::Unknown);
     assert!(!flow.wants_payload(&c));
     // Nothing changes after the final decision.
-    let hello = samples::tls_client_hello_record(&ClientHelloSpec::minimal("late.example"));
+    let hello = testkit::tls_client_hello_record(&ClientHelloSpec::minimal("late.example"));
     assert_eq!(
         flow.observe(&mut c, &ctx(Transport::Tcp, true), &hello),
         None
@@ -314,7 +314,7 @@ fn smtp_starttls_keeps_app_proto_and_adds_indicator() {
     flow.observe(&mut c, &cl, b"STARTTLS\r\n");
     flow.observe(&mut c, &sv, b"220 2.0.0 Ready to start TLS\r\n");
     assert!(!flow.indicators().contains(&STARTTLS_INDICATOR));
-    let hello = samples::tls_client_hello_record(&ClientHelloSpec::minimal("mail.example.com"));
+    let hello = testkit::tls_client_hello_record(&ClientHelloSpec::minimal("mail.example.com"));
     let (a, b) = hello.split_at(40);
     flow.observe(&mut c, &cl, a);
     flow.observe(&mut c, &cl, b);
@@ -347,7 +347,7 @@ fn database_cache_is_written_reused_and_repaired() {
     // The cached database classifies like a fresh one.
     let mut c = Classifier::new(Arc::new(sigs), ClassifyConfig::default()).unwrap();
     let mut flow = FlowClassification::default();
-    let hello = samples::tls_client_hello_record(&ClientHelloSpec::minimal("cache.example"));
+    let hello = testkit::tls_client_hello_record(&ClientHelloSpec::minimal("cache.example"));
     assert_eq!(
         flow.observe(&mut c, &ctx(Transport::Tcp, true), &hello)
             .unwrap()
@@ -418,7 +418,7 @@ fn webrtc_dtls_hello(sni: &str) -> Vec<u8> {
     spec.legacy_version = 0xfefd;
     spec.supported_versions.clear();
     spec.extensions.retain(|&t| t != 43);
-    samples::dtls_client_hello_record(&spec, None)
+    testkit::dtls_client_hello_record(&spec, None)
 }
 
 /// RTP (version 2, PCMU) as WebRTC sends it after the handshake (first byte 128..=191).
@@ -455,7 +455,7 @@ fn dtls_after_stun_on_one_five_tuple_relabels_the_flow() {
     assert_eq!(flow.indicators(), &["stun.message", "dtls.client_hello"]);
     // After the upgrade the DTLS parser collects the ServerHello; STUN and RTP change nothing.
     assert_eq!(
-        flow.observe(&mut c, &sv, &samples::dtls_server_hello_record(0xc02b)),
+        flow.observe(&mut c, &sv, &testkit::dtls_server_hello_record(0xc02b)),
         None
     );
     assert_eq!(flow.observe(&mut c, &sv, &stun_binding(true)), None);
@@ -511,7 +511,7 @@ fn protected_dtls_records_after_stun_relabel_the_flow() {
 
 #[test]
 fn stun_stays_stun_without_a_dtls_handshake() {
-    let hello_tls = samples::tls_client_hello_record(&ClientHelloSpec::minimal("x.example"));
+    let hello_tls = testkit::tls_client_hello_record(&ClientHelloSpec::minimal("x.example"));
     let junk: Vec<u8> = (0..300u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
@@ -592,7 +592,7 @@ fn ssh_seen_from_the_server_banner_is_turned_round_by_the_kexinit() {
     );
     // The real server's KEXINIT proves it is the server: swap.
     let d = flow
-        .observe(&mut c, &first, &samples::ssh_kexinit(OPENSSH_SERVER_KEX))
+        .observe(&mut c, &first, &testkit::ssh_kexinit(OPENSSH_SERVER_KEX))
         .expect("the role proof is reported");
     assert_eq!((d.app_proto, d.swap_roles), (AppProto::Ssh, true));
     let ssh = flow.ssh().unwrap();
@@ -603,11 +603,11 @@ fn ssh_seen_from_the_server_banner_is_turned_round_by_the_kexinit() {
     // KEXINIT agrees, and a contradicting one later changes nothing (the roles are proven).
     let (cl, sv) = (ctx(Transport::Tcp, true), ctx(Transport::Tcp, false));
     assert_eq!(
-        flow.observe(&mut c, &cl, &samples::ssh_kexinit(OPENSSH_CLIENT_KEX)),
+        flow.observe(&mut c, &cl, &testkit::ssh_kexinit(OPENSSH_CLIENT_KEX)),
         None
     );
     assert_eq!(
-        flow.observe(&mut c, &sv, &samples::ssh_kexinit(OPENSSH_CLIENT_KEX)),
+        flow.observe(&mut c, &sv, &testkit::ssh_kexinit(OPENSSH_CLIENT_KEX)),
         None
     );
     let rec = AppRecord::from_flow(&flow, &c.signatures().port_registry(), Transport::Tcp, 22)
@@ -621,7 +621,7 @@ fn ssh_banner_and_kexinit_in_the_first_segment_decide_with_the_right_roles() {
     let mut c = classifier();
     let mut flow = FlowClassification::default();
     let mut first = b"SSH-2.0-OpenSSH_9.7\r\n".to_vec();
-    first.extend_from_slice(&samples::ssh_kexinit(OPENSSH_SERVER_KEX));
+    first.extend_from_slice(&testkit::ssh_kexinit(OPENSSH_SERVER_KEX));
     let d = flow
         .observe(&mut c, &ctx(Transport::Tcp, true), &first)
         .unwrap();
@@ -643,11 +643,11 @@ fn ssh_roles_stay_without_proof_or_when_the_proof_agrees() {
         .unwrap();
     flow.observe(&mut c, &cl, b"SSH-2.0-OpenSSH_9.6\r\n");
     assert_eq!(
-        flow.observe(&mut c, &cl, &samples::ssh_kexinit(OPENSSH_CLIENT_KEX)),
+        flow.observe(&mut c, &cl, &testkit::ssh_kexinit(OPENSSH_CLIENT_KEX)),
         None
     );
     assert_eq!(
-        flow.observe(&mut c, &sv, &samples::ssh_kexinit(OPENSSH_CLIENT_KEX)),
+        flow.observe(&mut c, &sv, &testkit::ssh_kexinit(OPENSSH_CLIENT_KEX)),
         None,
         "a later contradicting proof is ignored"
     );
@@ -657,7 +657,7 @@ fn ssh_roles_stay_without_proof_or_when_the_proof_agrees() {
         .unwrap();
     flow.observe(&mut c, &sv, b"SSH-2.0-OpenSSH_7.4\r\n");
     for from_client in [true, false] {
-        let kex = samples::ssh_kexinit("diffie-hellman-group14-sha1,diffie-hellman-group1-sha1");
+        let kex = testkit::ssh_kexinit("diffie-hellman-group14-sha1,diffie-hellman-group1-sha1");
         assert_eq!(
             flow.observe(&mut c, &ctx(Transport::Tcp, from_client), &kex),
             None
@@ -671,7 +671,7 @@ fn gquic_rej_seen_only_from_the_server_decides_quic_with_the_roles_turned() {
     let mut c = classifier();
     let mut flow = FlowClassification::default();
     // Only the server's side was captured: its first packet makes it the "client".
-    let rej = samples::gquic_server_handshake(b"REJ\0", b"Server");
+    let rej = testkit::gquic_server_handshake(b"REJ\0", b"Server");
     let d = flow
         .observe(&mut c, &ctx(Transport::Udp, true), &rej)
         .unwrap();
@@ -696,7 +696,7 @@ fn malformed_client_hello_confirms_tls_without_fingerprints() {
     let mut spec = ClientHelloSpec::minimal("www.example.it");
     spec.supported_versions.clear();
     spec.extensions.retain(|&t| t != 43);
-    let mut hello = samples::tls_client_hello_record(&spec);
+    let mut hello = testkit::tls_client_hello_record(&spec);
     let at = 5 + 4 + 2 + 32 + 1 + 32;
     hello[at..at + 2].copy_from_slice(&0x0086u16.to_be_bytes());
     let mut c = classifier();
@@ -762,7 +762,7 @@ fn tls_directions_stop_after_their_hello_but_wait_for_a_late_one() {
         r
     };
     let mut flow = FlowClassification::default();
-    let hello = samples::tls_client_hello_record(&ClientHelloSpec::chrome_like("a.example.com"));
+    let hello = testkit::tls_client_hello_record(&ClientHelloSpec::chrome_like("a.example.com"));
     assert!(flow.observe(&mut c, &cl, &hello).is_some());
     assert!(!flow.wants_payload_from(&c, true), "client hello read");
     assert!(flow.wants_payload_from(&c, false), "server hello not yet");
@@ -775,7 +775,7 @@ fn tls_directions_stop_after_their_hello_but_wait_for_a_late_one() {
     flow.observe(
         &mut c,
         &sv,
-        &samples::tls_server_hello_record(0x1302, Some(0x0304)),
+        &testkit::tls_server_hello_record(0x1302, Some(0x0304)),
     );
     assert_eq!(flow.tls().unwrap().server_cipher, Some(0x1302));
     assert_eq!(flow.indicators(), &["tls.client_hello", "tls.server_hello"]);
@@ -797,7 +797,7 @@ fn tls_directions_stop_after_their_hello_but_wait_for_a_late_one() {
     // roles, so the real client's side is the one still read.
     let mut flow = FlowClassification::default();
     let d = flow
-        .observe(&mut c, &cl, &samples::tls_server_hello_record(0xc02f, None))
+        .observe(&mut c, &cl, &testkit::tls_server_hello_record(0xc02f, None))
         .unwrap();
     assert!(d.swap_roles);
     assert!(!flow.wants_payload_from(&c, false), "server hello read");
@@ -842,11 +842,11 @@ fn skipping_directions_that_are_not_wanted_changes_nothing() {
     // TLS download: a few client packets, many server packets.
     let mut tls = vec![(
         true,
-        samples::tls_client_hello_record(&ClientHelloSpec::chrome_like("cdn.example.com")),
+        testkit::tls_client_hello_record(&ClientHelloSpec::chrome_like("cdn.example.com")),
     )];
     tls.push((
         false,
-        samples::tls_server_hello_record(0x1301, Some(0x0304)),
+        testkit::tls_server_hello_record(0x1301, Some(0x0304)),
     ));
     tls.extend(bulk(30, false));
     tls.extend(bulk(2, true));
@@ -876,7 +876,7 @@ fn skipping_directions_that_are_not_wanted_changes_nothing() {
     smtp.push((false, b"220 2.0.0 Ready to start TLS\r\n".to_vec()));
     smtp.push((
         true,
-        samples::tls_client_hello_record(&ClientHelloSpec::minimal("mail.example.com")),
+        testkit::tls_client_hello_record(&ClientHelloSpec::minimal("mail.example.com")),
     ));
     smtp.extend(bulk(30, false));
     smtp.extend(bulk(30, true));

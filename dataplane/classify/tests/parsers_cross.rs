@@ -152,11 +152,11 @@ fn samples() -> Vec<Sample> {
     ntp_monlist.extend((0..3 * 72u32).map(|i| (i % 251) as u8));
 
     let mut ssh_with_kexinit = b"SSH-2.0-OpenSSH_9.6\r\n".to_vec();
-    ssh_with_kexinit.extend_from_slice(&portolan_classify::samples::ssh_kexinit(
+    ssh_with_kexinit.extend_from_slice(&portolan_testkit::ssh_kexinit(
         "curve25519-sha256,ext-info-c,kex-strict-c-v00@openssh.com",
     ));
     let ssh_server_kexinit =
-        portolan_classify::samples::ssh_kexinit("curve25519-sha256,kex-strict-s-v00@openssh.com");
+        portolan_testkit::ssh_kexinit("curve25519-sha256,kex-strict-s-v00@openssh.com");
 
     vec![
         s("ssh", Tcp, true, b"SSH-2.0-OpenSSH_9.6\r\n"),
@@ -233,10 +233,10 @@ fn foreign() -> Vec<(Transport, Vec<u8>)> {
         m.extend_from_slice(&[0, 0, 0x20, 0, 1]);
         m
     };
-    use portolan_classify::samples::{self, ClientHelloSpec};
-    let dtls = samples::dtls_client_hello_record(&ClientHelloSpec::minimal("webrtc.example"), None);
-    let gquic_rej = samples::gquic_server_handshake(b"REJ\0", b"Server");
-    let mut bad_hello = samples::tls_client_hello_record(&ClientHelloSpec::minimal("x.example"));
+    use portolan_testkit::{self as testkit, ClientHelloSpec};
+    let dtls = testkit::dtls_client_hello_record(&ClientHelloSpec::minimal("webrtc.example"), None);
+    let gquic_rej = testkit::gquic_server_handshake(b"REJ\0", b"Server");
+    let mut bad_hello = testkit::tls_client_hello_record(&ClientHelloSpec::minimal("x.example"));
     bad_hello[76..78].copy_from_slice(&0x0086u16.to_be_bytes());
     // The binary framing on tcp/5223 in `jabber.pcap` (type byte, 16-bit total length): not
     // XMPP, and not any protocol here.
@@ -342,7 +342,7 @@ fn foreign_payloads_are_confirmed_by_none() {
 #[test]
 fn pseudo_random_payloads_are_confirmed_by_none() {
     // xorshift64*: deterministic, so a failure is reproducible.
-    let mut next = portolan_classify::samples::xorshift64_star(0x9e37_79b9_7f4a_7c15);
+    let mut next = portolan_testkit::xorshift64_star(0x9e37_79b9_7f4a_7c15);
     let mut hits = Vec::new();
     for _ in 0..3000 {
         let len = 16 + (next() % 600) as usize;

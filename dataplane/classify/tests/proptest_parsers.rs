@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use portolan_classify::protocols::PARSERS;
 use portolan_classify::{
-    samples, CacheDir, Classifier, ClassifyConfig, CompiledSignatures, FlowClassification, Probe,
+    CacheDir, Classifier, ClassifyConfig, CompiledSignatures, FlowClassification, Probe,
     ProbeContext,
 };
 use portolan_packet::Transport;
+use portolan_testkit as testkit;
 use proptest::prelude::*;
 
 /// The context of bytes on a UDP (`udp`) or TCP flow, from the client or the server, starting at
@@ -21,7 +22,7 @@ fn ctx(udp: bool, from_client: bool, index: u32) -> ProbeContext {
 
 /// Valid first flights with a byte flipped and the tail cut: reaches deep parser states.
 fn mutated_flight() -> impl Strategy<Value = (bool, Vec<u8>)> {
-    let flights = samples::first_flights();
+    let flights = testkit::first_flights();
     (
         0..flights.len(),
         any::<prop::sample::Index>(),
@@ -92,7 +93,7 @@ proptest! {
     ) {
         let mut c = classifier();
         let mut flow = FlowClassification::default();
-        let flights = samples::first_flights();
+        let flights = testkit::first_flights();
         let mut decisions = 0;
         for (i, (from_client, mut bytes)) in packets.into_iter().enumerate() {
             // Some flows start with a real first flight, split at a random point.

@@ -1,4 +1,5 @@
-//! What the dataplane's worker tests share: Ethernet + IPv4 + TCP/UDP frames, the classifier
+//! What the dataplane's worker tests share: Ethernet + IPv4 + TCP/UDP frames (numbered TCP
+//! segments on `portolan_testkit::Frame`), the classifier
 //! built from the repository's real signatures, and feeding frames to a `Worker`.
 //!
 //! It builds inputs only; it must not assert anything about the worker or the classifier.
@@ -7,6 +8,7 @@
 
 use portolan_classify::{Classifier, ClassifyConfig, CompiledSignatures, PortRegistry};
 use portolan_dataplane::{ClassifyObserver, FlowEventSender, Worker};
+use portolan_testkit::Frame;
 use std::sync::Arc;
 
 /// A direction of a TCP connection: source address and port, destination address and port.
@@ -44,39 +46,16 @@ pub fn frame(
     flags: u8,
     payload: &[u8],
 ) -> Vec<u8> {
-    let l4 = if tcp { 20 } else { 8 };
-    let ip_len = 20 + l4 + payload.len();
-    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
-    f.extend_from_slice(&[
-        0x45,
-        0,
-        (ip_len >> 8) as u8,
-        ip_len as u8,
-        0,
-        1,
-        0x40,
-        0,
-        64,
-    ]);
-    f.push(if tcp { 6 } else { 17 });
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&dst.0);
-    f.extend_from_slice(&src.1.to_be_bytes());
-    f.extend_from_slice(&dst.1.to_be_bytes());
     if tcp {
         let seq = next_seq(src, dst, flags, payload.len());
-        f.extend_from_slice(&seq.to_be_bytes());
-        f.extend_from_slice(&[0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        Frame::tcp(src, dst, flags).seq(seq).ack(1).build(payload)
     } else {
-        f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-        f.extend_from_slice(&[0, 0]);
+        Frame::udp(src, dst).build(payload)
     }
-    f.extend_from_slice(payload);
-    f
 }
 
-/// Ethernet + IPv4 + TCP frame with an explicit sequence number (for reordering tests).
+/// Ethernet + IPv4 + TCP frame with an explicit sequence number (for reordering tests); the
+/// direction's running number advances as for [`frame`].
 pub fn tcp_frame_at(
     src: ([u8; 4], u16),
     dst: ([u8; 4], u16),
@@ -84,10 +63,8 @@ pub fn tcp_frame_at(
     seq: u32,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut f = frame(src, dst, true, flags, payload);
-    let at = 14 + 20 + 4;
-    f[at..at + 4].copy_from_slice(&seq.to_be_bytes());
-    f
+    next_seq(src, dst, flags, payload.len());
+    Frame::tcp(src, dst, flags).seq(seq).ack(1).build(payload)
 }
 
 /// The repository's signatures, compiled (no cache), and their port registry.

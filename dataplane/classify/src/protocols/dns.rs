@@ -854,7 +854,7 @@ pub(crate) mod tests {
         use std::net::IpAddr;
         let a: IpAddr = "203.0.113.7".parse().unwrap();
         let b: IpAddr = "2001:db8::7".parse().unwrap();
-        let m = crate::samples::dns_response(7, "API.Example.com", Some("edge.cdn.net"), &[a, b]);
+        let m = portolan_testkit::dns_response(7, "API.Example.com", Some("edge.cdn.net"), &[a, b]);
         let got = parse_response_answers(&m).unwrap();
         assert_eq!(got.name(), "api.example.com");
         assert_eq!(got.addresses().collect::<Vec<_>>(), vec![a, b]);
@@ -873,11 +873,11 @@ pub(crate) mod tests {
     fn response_answers_keep_at_most_four_and_skip_foreign_owners() {
         use std::net::IpAddr;
         let addrs: Vec<IpAddr> = (1..=6u8).map(|i| IpAddr::from([198, 51, 100, i])).collect();
-        let m = crate::samples::dns_response(1, "a.example", None, &addrs);
+        let m = portolan_testkit::dns_response(1, "a.example", None, &addrs);
         let got = parse_response_answers(&m).unwrap();
         assert_eq!(got.addresses().count(), MAX_ANSWER_ADDRESSES);
         // A CNAME target never reached: records owned by another name are not credited.
-        let mut m2 = crate::samples::dns_response(1, "a.example", Some("b.example"), &addrs[..1]);
+        let mut m2 = portolan_testkit::dns_response(1, "a.example", Some("b.example"), &addrs[..1]);
         // Turn the CNAME into a TXT record: the A record's owner (b.example) is now foreign.
         let cname_type_at = 12 + 11 + 4 + 2 + 1;
         assert_eq!(m2[cname_type_at], 5);
@@ -888,7 +888,7 @@ pub(crate) mod tests {
     #[test]
     fn response_answers_reject_pointer_loops_and_truncation() {
         use std::net::IpAddr;
-        let m = crate::samples::dns_response(
+        let m = portolan_testkit::dns_response(
             1,
             "a.example",
             None,
@@ -921,7 +921,7 @@ pub(crate) mod tests {
         fn response_answers_survive_mutations(
             flips in proptest::collection::vec((0usize..80, proptest::num::u8::ANY), 0..6),
         ) {
-            let mut m = crate::samples::dns_response(
+            let mut m = portolan_testkit::dns_response(
                 9,
                 "x.example.org",
                 Some("y.example.net"),

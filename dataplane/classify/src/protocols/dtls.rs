@@ -204,7 +204,7 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::samples::{self, ClientHelloSpec};
+    use portolan_testkit::{self as testkit, ClientHelloSpec};
     use portolan_packet::Transport;
     use crate::test_support::{expect_match};
 
@@ -216,7 +216,7 @@ mod tests {
         spec.legacy_version = 0xfefd;
         spec.supported_versions.clear();
         spec.extensions.retain(|&t| t != 43);
-        let rec = samples::dtls_client_hello_record(&spec, None);
+        let rec = testkit::dtls_client_hello_record(&spec, None);
         match probe(&CTX, &rec) {
             Probe::Match {
                 indicator,
@@ -236,7 +236,7 @@ mod tests {
     #[test]
     fn client_hello_fragmented_over_two_records() {
         let spec = ClientHelloSpec::minimal("frag.example");
-        let rec = samples::dtls_client_hello_record(&spec, Some(40));
+        let rec = testkit::dtls_client_hello_record(&spec, Some(40));
         expect_match(probe(&CTX, &rec));
         // Only the first fragment record: a valid start cut short.
         let first_len = 13 + usize::from(u16::from_be_bytes([rec[11], rec[12]]));
@@ -297,7 +297,7 @@ mod tests {
 
     #[test]
     fn pseudo_random_datagrams_are_not_dtls() {
-        let mut next = crate::samples::xorshift64_star(0x0bad_cafe_f00d_d00d);
+        let mut next = portolan_testkit::xorshift64_star(0x0bad_cafe_f00d_d00d);
         for i in 0..20_000 {
             let len = 13 + (next() % 1200) as usize;
             let mut d: Vec<u8> = (0..len).map(|_| next() as u8).collect();
@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn rejects_tls_and_garbage() {
-        let tls = samples::tls_client_hello_record(&ClientHelloSpec::minimal("x.example"));
+        let tls = testkit::tls_client_hello_record(&ClientHelloSpec::minimal("x.example"));
         assert_eq!(probe(&CTX, &tls), Probe::NoMatch);
         assert_eq!(probe(&CTX, &[22, 0xfe, 0xfd, 0, 0]), Probe::NoMatch);
         assert_eq!(probe(&CTX, b"\x16\xfe\xfd\x00\x01"), Probe::NoMatch);

@@ -189,15 +189,6 @@ pub(crate) fn client_initial_keys(
     Some(keys)
 }
 
-/// Header-protection mask: AES-128-ECB of the 16-byte sample.
-pub(crate) fn hp_mask(hp: &[u8; 16], sample: &[u8]) -> Option<[u8; 16]> {
-    let cipher = aes::Aes128::new_from_slice(hp).ok()?;
-    let sample: [u8; 16] = sample.try_into().ok()?;
-    let mut block = aes::Block::from(sample);
-    cipher.encrypt_block(&mut block);
-    Some(block.into())
-}
-
 /// AEAD nonce of packet number `pn`.
 pub(crate) fn nonce(iv: &[u8; 12], pn: u64) -> [u8; 12] {
     let mut n = *iv;
@@ -811,7 +802,7 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::samples;
+    use portolan_testkit as testkit;
     use crate::test_support::{assert_match, expect_match};
 
     const CTX: ProbeContext = ProbeContext::new(Transport::Udp, 50000, 443);
@@ -890,20 +881,20 @@ mod tests {
     #[test]
     fn client_hello_split_across_two_initials() {
         let hello =
-            samples::client_hello_message(&samples::ClientHelloSpec::chrome_like("split.example"));
+            testkit::client_hello_message(&testkit::ClientHelloSpec::chrome_like("split.example"));
         let mid = hello.len() / 2;
         let (a, b) = hello.split_at(mid);
         let dcid = [7u8; 8];
         // Same datagram (coalesced), second part first.
-        let mut dgram = samples::quic_initial(VERSION_1, &dcid, 1, &[(mid as u64, b)], 0);
-        dgram.extend(samples::quic_initial(VERSION_1, &dcid, 0, &[(0, a)], 1200));
+        let mut dgram = testkit::quic_initial(VERSION_1, &dcid, 1, &[(mid as u64, b)], 0);
+        dgram.extend(testkit::quic_initial(VERSION_1, &dcid, 0, &[(0, a)], 1200));
         let m = quic(probe(&CTX, &dgram));
         assert_eq!(m.sni.as_deref(), Some("split.example"));
 
         // Consecutive datagrams: first alone needs more, both (as the engine buffers them)
         // match.
-        let d1 = samples::quic_initial(VERSION_1, &dcid, 0, &[(0, a)], 1200);
-        let d2 = samples::quic_initial(VERSION_1, &dcid, 1, &[(mid as u64, b)], 1200);
+        let d1 = testkit::quic_initial(VERSION_1, &dcid, 0, &[(0, a)], 1200);
+        let d2 = testkit::quic_initial(VERSION_1, &dcid, 1, &[(mid as u64, b)], 1200);
         assert_eq!(probe(&CTX, &d1), Probe::NeedMore);
         let mut both = d1.clone();
         both.extend_from_slice(&d2);
@@ -915,18 +906,18 @@ mod tests {
 
     #[test]
     fn v2_and_draft29_and_changed_dcid() {
-        let hello = samples::client_hello_message(&samples::ClientHelloSpec::minimal("v2.example"));
-        let pkt = samples::quic_initial(VERSION_2, &[1, 2, 3, 4], 0, &[(0, &hello)], 1200);
+        let hello = testkit::client_hello_message(&testkit::ClientHelloSpec::minimal("v2.example"));
+        let pkt = testkit::quic_initial(VERSION_2, &[1, 2, 3, 4], 0, &[(0, &hello)], 1200);
         assert_eq!(quic(probe(&CTX, &pkt)).version.as_deref(), Some("v2"));
-        let pkt = samples::quic_initial(0xff00_001d, &[9; 20], 0, &[(0, &hello)], 1200);
+        let pkt = testkit::quic_initial(0xff00_001d, &[9; 20], 0, &[(0, &hello)], 1200);
         assert_eq!(
             quic(probe(&CTX, &pkt)).version.as_deref(),
             Some("draft-29")
         );
 
         let (a, b) = hello.split_at(50);
-        let d1 = samples::quic_initial(VERSION_1, &[1; 8], 0, &[(0, a)], 1200);
-        let d2 = samples::quic_initial_with_keys_of(VERSION_1, &[2; 8], &[1; 8], 1, &[(50, b)]);
+        let d1 = testkit::quic_initial(VERSION_1, &[1; 8], 0, &[(0, a)], 1200);
+        let d2 = testkit::quic_initial_with_keys_of(VERSION_1, &[2; 8], &[1; 8], 1, &[(50, b)]);
         let mut both = d1;
         both.extend_from_slice(&d2);
         assert_eq!(
@@ -972,7 +963,7 @@ mod tests {
     #[test]
     fn gquic_server_rej_and_shlo_without_version() {
         for (tag, indicator) in [(b"REJ\0", "quic.gquic_rej"), (b"SHLO", "quic.gquic_shlo")] {
-            let pkt = samples::gquic_server_handshake(tag, b"Server");
+            let pkt = testkit::gquic_server_handshake(tag, b"Server");
             assert_eq!(
                 probe(&CTX, &pkt),
                 Probe::Match {
@@ -983,17 +974,17 @@ mod tests {
         }
         // A client's message, or a hash with the client's label, is not a server handshake.
         assert_eq!(
-            probe(&CTX, &samples::gquic_server_handshake(b"CHLO", b"Server")),
+            probe(&CTX, &testkit::gquic_server_handshake(b"CHLO", b"Server")),
             Probe::NoMatch
         );
         assert_eq!(
             probe(
                 &CTX,
-                &samples::gquic_server_handshake(b"REJ\0", b"Client")
+                &testkit::gquic_server_handshake(b"REJ\0", b"Client")
             ),
             Probe::NoMatch
         );
-        let good = samples::gquic_server_handshake(b"REJ\0", b"Server");
+        let good = testkit::gquic_server_handshake(b"REJ\0", b"Server");
         // Every byte of the packet is covered by the hash: flip any and it no longer verifies
         // (or the structure breaks first).
         for at in [0usize, 3, 9, 10, 21, 25, 40, 80, 500, good.len() - 1] {
@@ -1043,7 +1034,7 @@ mod tests {
 
     #[test]
     fn random_bytes_with_a_rej_tag_are_not_gquic() {
-        let mut next = crate::samples::xorshift64_star(0x1234_5678_9abc_def1);
+        let mut next = portolan_testkit::xorshift64_star(0x1234_5678_9abc_def1);
         for _ in 0..5_000 {
             let len = 40 + (next() % 1300) as usize;
             let mut pkt: Vec<u8> = (0..len).map(|_| next() as u8).collect();

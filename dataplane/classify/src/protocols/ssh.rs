@@ -247,7 +247,7 @@ mod tests {
         assert_eq!(probe(&CLIENT, &long), Probe::NoMatch);
     }
 
-    use crate::samples::ssh_kexinit as kexinit;
+    use portolan_testkit::ssh_kexinit as kexinit;
 
     const CLIENT_KEX: &str = "sntrup761x25519-sha512@openssh.com,curve25519-sha256,\
         ecdh-sha2-nistp256,diffie-hellman-group14-sha256,ext-info-c,kex-strict-c-v00@openssh.com";
@@ -335,7 +335,7 @@ mod tests {
 
     #[test]
     fn other_bytes_prove_no_role() {
-        let mut next = crate::samples::xorshift64_star(0x9e37_79b9_7f4a_7c15);
+        let mut next = portolan_testkit::xorshift64_star(0x9e37_79b9_7f4a_7c15);
         for i in 0..20_000 {
             let len = 6 + (next() % 1400) as usize;
             let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();

@@ -257,7 +257,7 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::samples::{self, ClientHelloSpec};
+    use portolan_testkit::{self as testkit, ClientHelloSpec};
     use portolan_packet::Transport;
     use crate::test_support::{expect_match};
 
@@ -280,7 +280,7 @@ mod tests {
 
     #[test]
     fn chrome_client_hello_fingerprints() {
-        let record = samples::tls_client_hello_record(&chrome_like());
+        let record = testkit::tls_client_hello_record(&chrome_like());
         let m = tls_meta(probe(&CTX, &record));
         assert_eq!(m.sni.as_deref(), Some("tls.browserleaks.com"));
         assert_eq!(
@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn client_hello_split_over_segments_needs_more() {
-        let record = samples::tls_client_hello_record(&chrome_like());
+        let record = testkit::tls_client_hello_record(&chrome_like());
         for cut in [1, 3, 5, 9, 60, record.len() - 1] {
             assert_eq!(
                 probe(&CTX, &record[..cut]),
@@ -317,7 +317,7 @@ mod tests {
 
     #[test]
     fn client_hello_fragmented_over_records() {
-        let record = samples::tls_client_hello_record(&chrome_like());
+        let record = testkit::tls_client_hello_record(&chrome_like());
         let msg = &record[5..];
         let (a, b) = msg.split_at(100);
         let mut two = Vec::new();
@@ -333,7 +333,7 @@ mod tests {
 
     #[test]
     fn server_hello_tls13_version_and_cipher() {
-        let record = samples::tls_server_hello_record(0x1301, Some(0x0304));
+        let record = testkit::tls_server_hello_record(0x1301, Some(0x0304));
         match probe(&CTX, &record) {
             Probe::Match {
                 indicator,
@@ -345,7 +345,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let record = samples::tls_server_hello_record(0xc02f, None);
+        let record = testkit::tls_server_hello_record(0xc02f, None);
         let m = tls_meta(probe(&CTX, &record));
         assert_eq!(m.server_version.as_deref(), Some("TLS 1.2"));
     }
@@ -425,7 +425,7 @@ mod tests {
         let mut spec = ClientHelloSpec::minimal("www.example.it");
         spec.supported_versions.clear();
         spec.extensions.retain(|&t| t != 43);
-        let mut record = samples::tls_client_hello_record(&spec);
+        let mut record = testkit::tls_client_hello_record(&spec);
         // record 5 + handshake header 4 + version 2 + random 32 + session id (1 + 32).
         let at = 5 + 4 + 2 + 32 + 1 + 32;
         record[at..at + 2].copy_from_slice(&0x0086u16.to_be_bytes());
@@ -470,7 +470,7 @@ mod tests {
         longer[8] = longer[8].wrapping_add(1);
         assert_eq!(probe(&CTX, &longer), Probe::NeedMore);
         // A well-formed hello still gives fingerprints, not the malformed indicator.
-        let good = samples::tls_client_hello_record(&ClientHelloSpec::minimal("ok.example"));
+        let good = testkit::tls_client_hello_record(&ClientHelloSpec::minimal("ok.example"));
         assert_eq!(indicator(probe(&CTX, &good)), "tls.client_hello");
     }
 

@@ -1,0 +1,179 @@
+//! Ethernet frames carrying one TCP segment or UDP datagram between two socket addresses, IPv4
+//! or IPv6, lengths and checksums right.
+//!
+//! Owns: the defaults every test frame shares (MACs 02:00:00:00:00:01 → 02:00:00:00:00:02,
+//! IPv4 identification 1 with DF, TTL/hop limit 64, flow label 0, TCP window 65,535, no
+//! options) and the few fields a test changes. The framing itself is
+//! [`portolan_synth::wire`]. Must not: number TCP segments or time packets (a test's
+//! scenario does), or build what no test needs (IP options, TCP options, other transports).
+
+use std::net::SocketAddr;
+
+use portolan_synth::wire::{self, Endpoints, IpFields};
+
+/// The source MAC of every frame unless [`Frame::macs`] says otherwise.
+pub const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+/// The destination MAC of every frame unless [`Frame::macs`] says otherwise.
+pub const DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+
+/// The transport header of a [`Frame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum L4 {
+    Tcp {
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        window: u16,
+    },
+    Udp,
+}
+
+/// One frame to build: `Frame::tcp(src, dst, flags).seq(1000).build(payload)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    src: SocketAddr,
+    dst: SocketAddr,
+    l4: L4,
+    macs: ([u8; 6], [u8; 6]),
+    ident: u16,
+    ttl: u8,
+}
+
+impl Frame {
+    /// A TCP segment from `src` to `dst` with `flags` (`portolan_packet::tcp_flags`), sequence
+    /// and acknowledgement numbers 0 until [`Frame::seq`] and [`Frame::ack`] set them.
+    pub fn tcp(src: impl Into<SocketAddr>, dst: impl Into<SocketAddr>, flags: u8) -> Frame {
+        Frame::new(
+            src.into(),
+            dst.into(),
+            L4::Tcp {
+                seq: 0,
+                ack: 0,
+                flags,
+                window: 0xffff,
+            },
+        )
+    }
+
+    /// A UDP datagram from `src` to `dst`.
+    pub fn udp(src: impl Into<SocketAddr>, dst: impl Into<SocketAddr>) -> Frame {
+        Frame::new(src.into(), dst.into(), L4::Udp)
+    }
+
+    fn new(src: SocketAddr, dst: SocketAddr, l4: L4) -> Frame {
+        assert_eq!(
+            src.is_ipv6(),
+            dst.is_ipv6(),
+            "a frame's two addresses are of one family"
+        );
+        Frame {
+            src,
+            dst,
+            l4,
+            macs: (SRC_MAC, DST_MAC),
+            ident: 1,
+            ttl: 64,
+        }
+    }
+
+    /// The TCP sequence number (ignored for UDP).
+    pub fn seq(mut self, seq: u32) -> Frame {
+        if let L4::Tcp { seq: s, .. } = &mut self.l4 {
+            *s = seq;
+        }
+        self
+    }
+
+    /// The TCP acknowledgement number (ignored for UDP).
+    pub fn ack(mut self, ack: u32) -> Frame {
+        if let L4::Tcp { ack: a, .. } = &mut self.l4 {
+            *a = ack;
+        }
+        self
+    }
+
+    /// The source and destination MAC addresses.
+    pub fn macs(mut self, src: [u8; 6], dst: [u8; 6]) -> Frame {
+        self.macs = (src, dst);
+        self
+    }
+
+    /// The IPv4 identification (IPv6 frames keep flow label 0).
+    pub fn ident(mut self, ident: u16) -> Frame {
+        self.ident = ident;
+        self
+    }
+
+    /// The frame with `payload` after the transport header.
+    pub fn build(&self, payload: &[u8]) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(wire::ETH_LEN + 60 + payload.len());
+        self.build_into(&mut buf, payload);
+        buf
+    }
+
+    /// [`Frame::build`] into `buf` (cleared first), for callers that reuse one buffer.
+    pub fn build_into(&self, buf: &mut Vec<u8>, payload: &[u8]) {
+        let ep = Endpoints {
+            client_mac: self.macs.0,
+            gateway_mac: self.macs.1,
+            client_ip: self.src.ip(),
+            server_ip: self.dst.ip(),
+            client_port: self.src.port(),
+            server_port: self.dst.port(),
+        };
+        let ip = IpFields {
+            from_client: true,
+            // synth derives the IPv6 flow label from the identification.
+            ident: if self.src.is_ipv6() { 0 } else { self.ident },
+            ttl: self.ttl,
+        };
+        match self.l4 {
+            L4::Tcp {
+                seq,
+                ack,
+                flags,
+                window,
+            } => wire::begin_tcp(buf, &ep, ip, seq, ack, flags, window, &[]),
+            L4::Udp => wire::begin_udp(buf, &ep, ip),
+        }
+        buf.extend_from_slice(payload);
+        wire::finish(buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    #[test]
+    fn ipv4_tcp_layout() {
+        let f = Frame::tcp(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 443), 0x18)
+            .seq(1001)
+            .ack(7)
+            .build(b"hi");
+        assert_eq!(f.len(), 14 + 20 + 20 + 2);
+        assert_eq!(&f[..14], &[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+        // Version/IHL, total length, ident 1, DF, TTL 64, TCP.
+        assert_eq!(&f[14..24], &[0x45, 0, 0, 42, 0, 1, 0x40, 0, 64, 6]);
+        assert_eq!(&f[26..34], &[10, 0, 0, 1, 10, 0, 0, 2]);
+        assert_eq!(&f[34..38], &[0x9c, 0x40, 0x01, 0xbb]);
+        assert_eq!(&f[38..42], &1001u32.to_be_bytes());
+        assert_eq!(&f[42..46], &7u32.to_be_bytes());
+        assert_eq!(&f[46..50], &[0x50, 0x18, 0xff, 0xff]);
+        assert_ne!(&f[24..26], &[0, 0], "IPv4 header checksum filled in");
+        assert_eq!(&f[54..], b"hi");
+    }
+
+    #[test]
+    fn ipv6_udp_layout() {
+        let a = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+        let b = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+        let f = Frame::udp((a, 5353), (b, 53)).build(&[1, 2, 3]);
+        assert_eq!(f.len(), 14 + 40 + 8 + 3);
+        assert_eq!(&f[12..14], &[0x86, 0xdd]);
+        assert_eq!(&f[14..22], &[0x60, 0, 0, 0, 0, 11, 17, 64]);
+        assert_eq!(&f[54..60], &[0x14, 0xe9, 0, 53, 0, 11]);
+        assert_ne!(&f[60..62], &[0, 0], "UDP checksum filled in");
+    }
+}
