@@ -271,9 +271,9 @@ impl AlertPipeline {
         if inputs.db.is_some() {
             let scratch =
                 Store::open_in_memory().map_err(|e| PipelineError::runtime(e.to_string()))?;
-            let mut trial = ControlPlane::new(scratch, roles.clone(), config.clone())
+            let trial = ControlPlane::new(scratch, roles.clone(), config.clone())
                 .map_err(PipelineError::loading)?;
-            Self::import_inputs(&mut trial, inputs)?;
+            Self::import_inputs(&trial, inputs)?;
         }
         let store = match &inputs.db {
             Some(p) => {
@@ -281,12 +281,23 @@ impl AlertPipeline {
             }
             None => Store::open_in_memory().map_err(|e| PipelineError::runtime(e.to_string()))?,
         };
-        let mut control =
-            ControlPlane::new(store, roles, config).map_err(PipelineError::loading)?;
-        control.set_port_registry(Box::new(DataplaneBaseline(ports)));
-        let mut warnings: Vec<String> = control.startup_warnings().to_vec();
-        Self::import_inputs(&mut control, inputs)?;
-        if control.device_count() == 0 {
+        let control = ControlPlane::new(store, roles, config).map_err(PipelineError::loading)?;
+        control
+            .operator
+            .set_port_registry(Box::new(DataplaneBaseline(ports)));
+        let mut warnings: Vec<String> = control
+            .core()
+            .lock()
+            .map_err(PipelineError::loading)?
+            .startup_warnings()
+            .to_vec();
+        Self::import_inputs(&control, inputs)?;
+        let devices = control
+            .core()
+            .lock()
+            .map_err(PipelineError::loading)?
+            .device_count();
+        if devices == 0 {
             warnings.push(
                 "no devices in the inventory: every flow is judged as from an unmanaged device"
                     .to_string(),
@@ -303,7 +314,7 @@ impl AlertPipeline {
             .map(|p| AlertOutput::create(p, "OCSF alert"))
             .transpose()?;
         let summary = AlertSummary {
-            devices: control.device_count(),
+            devices,
             ..AlertSummary::default()
         };
         Ok((
@@ -320,22 +331,22 @@ impl AlertPipeline {
     }
 
     /// Imports the inventory, leases and device states named in `inputs` into `control`.
-    fn import_inputs(
-        control: &mut ControlPlane,
-        inputs: &ControlInputs,
-    ) -> Result<(), PipelineError> {
+    fn import_inputs(control: &ControlPlane, inputs: &ControlInputs) -> Result<(), PipelineError> {
         if !inputs.inventory.is_empty() {
             control
+                .operator
                 .import_inventory(&inputs.inventory, IMPORT_ACTOR)
                 .map_err(PipelineError::loading)?;
         }
         if let Some(p) = &inputs.leases {
             control
+                .operator
                 .import_leases(p, IMPORT_ACTOR)
                 .map_err(PipelineError::loading)?;
         }
         if let Some(p) = &inputs.device_states {
             control
+                .operator
                 .import_device_states(p)
                 .map_err(PipelineError::loading)?;
         }
@@ -353,7 +364,7 @@ impl AlertPipeline {
         self.batch
             .sort_by(|a, b| a.start_us.cmp(&b.start_us).then(a.flow_id.cmp(&b.flow_id)));
         self.summary.flows_judged += self.batch.len() as u64;
-        let alerts = match self.control.ingest_flows(&self.batch) {
+        let alerts = match self.control.ingest.ingest_flows(&self.batch) {
             Ok(a) => a,
             Err(e) => {
                 self.error = Some(format!("control plane: {e}"));
@@ -362,7 +373,7 @@ impl AlertPipeline {
             }
         };
         self.batch.clear();
-        let product = self.control.config().ocsf.clone();
+        let product = self.control.core().config().ocsf.clone();
         for alert in &alerts {
             self.summary.alerts += 1;
             *self
@@ -403,18 +414,24 @@ impl AlertPipeline {
             return Err(PipelineError::runtime(e));
         }
         self.control
+            .ingest
             .flush()
             .map_err(|e| PipelineError::runtime(format!("control plane: {e}")))?;
+        let core = self
+            .control
+            .core()
+            .lock()
+            .map_err(|e| PipelineError::runtime(format!("control plane: {e}")))?;
         let mut summary = std::mem::take(&mut self.summary);
-        summary.ingest = self.control.stats();
-        let findings = self.control.findings();
+        summary.ingest = core.stats();
+        let findings = self.control.ingest.findings();
         summary.findings = findings.len();
         summary.top_findings = findings
             .into_iter()
             .filter(|f| f.alerts > 0)
             .take(TOP_FINDINGS)
             .map(|f| {
-                let device = f.udid.as_deref().and_then(|u| self.control.device(u));
+                let device = f.udid.as_deref().and_then(|u| core.device(u));
                 FindingLine {
                     score: f.score,
                     severity: f.severity.as_str(),
@@ -448,7 +465,12 @@ impl FlowEventConsumer for AlertPipeline {
         // start after it can be attributed by it.
         if let Some(record) = event.dns_eve_json() {
             match DnsAnswer::from_eve_dns(&record) {
-                Ok(Some(answer)) => self.control.ingest_dns(&answer),
+                Ok(Some(answer)) => {
+                    if let Err(e) = self.control.ingest.ingest_dns(&answer) {
+                        self.error
+                            .get_or_insert_with(|| format!("control plane: {e}"));
+                    }
+                }
                 Ok(None) => {}
                 Err(_) => self.summary.unreadable_events += 1,
             }

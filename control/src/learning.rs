@@ -4,7 +4,7 @@
 //! Owns: [`PairCounts`] (in-memory counts per hour bucket, drained into the store on flush),
 //! [`BaselineProposal`], [`PairingRejection`] (what the store keeps of a rejected pairing) and [`propose`]. Must not: approve anything — a proposal only lists pairs
 //! with counts; approval is an explicit, audited call on the engine
-//! ([`crate::engine::ControlPlane::approve_baseline`]).
+//! ([`crate::engine::Operator::approve_baseline`]).
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -16,37 +16,39 @@
 //!
 //! 1. [`Store::open`] the `--db` file (or [`Store::open_in_memory`]); [`RoleSet::load`] the
 //!    `--roles` file (or [`RoleSet::shipped_defaults`]); [`ControlConfig::load`] or `default()`.
-//! 2. [`ControlPlane::new`], then [`ControlPlane::set_port_registry`] with the dataplane's registry
-//!    (a [`RegisteredPortsFn`] closure over it). Without one, each flow's `port_mismatch` verdict is used.
-//! 3. [`ControlPlane::import_inventory`] (Jamf, Graph or Apple MDM files, auto-detected),
-//!    [`ControlPlane::import_leases`], [`ControlPlane::import_device_states`].
-//! 4. For each EVE record from the dataplane: [`ControlPlane::ingest_eve`] (or
-//!    [`ControlPlane::ingest_flow`] / [`ControlPlane::ingest_flows`] with
-//!    [`FlowObservation::from_eve_flow`], and [`ControlPlane::ingest_dns`]); write each returned
+//! 2. [`ControlPlane::new`] builds the shared core and its two sides, [`Ingest`] and [`Operator`];
+//!    then [`Operator::set_port_registry`] with the dataplane's registry (a [`RegisteredPortsFn`]
+//!    closure over it). Without one, each flow's `port_mismatch` verdict is used.
+//! 3. [`Operator::import_inventory`] (Jamf, Graph or Apple MDM files, auto-detected),
+//!    [`Operator::import_leases`], [`Operator::import_device_states`].
+//! 4. For each EVE record from the dataplane: [`Ingest::ingest_eve`] (or
+//!    [`Ingest::ingest_flow`] / [`Ingest::ingest_flows`] with
+//!    [`FlowObservation::from_eve_flow`], and [`Ingest::ingest_dns`]); write each returned
 //!    alert with [`output::eve::to_eve`] and [`output::ocsf::to_ocsf`] through
 //!    [`output::JsonLinesWriter`].
-//! 5. [`ControlPlane::flush`] at the end (learning counts); findings are committed as they happen.
+//! 5. [`Ingest::flush`] at the end (learning counts); findings are committed as they happen.
 //!
 //! # Operator acts (each audited with the actor and a reason or note)
 //!
-//! [`ControlPlane::import_inventory_bytes`] (an inventory held in memory, e.g. an API body),
-//! [`ControlPlane::approve_baseline`], [`ControlPlane::add_exception`] /
-//! [`ControlPlane::revoke_exception`], [`ControlPlane::acknowledge_alert`] /
-//! [`ControlPlane::close_alert`], and [`ControlPlane::replace_roles`] (a reload of the roles file
+//! [`Operator::import_inventory_bytes`] (an inventory held in memory, e.g. an API body),
+//! [`Operator::approve_baseline`], [`Operator::add_exception`] /
+//! [`Operator::revoke_exception`], [`Operator::acknowledge_alert`] /
+//! [`Operator::close_alert`], and [`Operator::replace_roles`] (a reload of the roles file
 //! without a restart: pairings and exceptions from the store are re-applied, findings stay).
 //!
 //! ```no_run
 //! use portolan_control::{ControlConfig, ControlPlane, RoleSet, Store};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = Store::open(std::path::Path::new("portolan.db"))?;
-//! let mut cp = ControlPlane::new(store, RoleSet::shipped_defaults()?, ControlConfig::default())?;
-//! cp.import_inventory(&["samples/inventory.json".into()], "replay")?;
-//! cp.import_device_states(std::path::Path::new("samples/device-states.jsonl"))?;
+//! let ControlPlane { mut ingest, operator } =
+//!     ControlPlane::new(store, RoleSet::shipped_defaults()?, ControlConfig::default())?;
+//! operator.import_inventory(&["samples/inventory.json".into()], "replay")?;
+//! operator.import_device_states(std::path::Path::new("samples/device-states.jsonl"))?;
 //! let record: serde_json::Value = serde_json::from_str(r#"{"event_type":"flow","src_ip":"10.1.0.20","src_port":50000,"dest_ip":"203.0.113.9","dest_port":8443,"proto":"TCP","app_proto":"tls","port_mismatch":true,"flow":{"start":"2024-05-01T10:00:00.000000+0000","end":"2024-05-01T10:00:02.000000+0000"}}"#)?;
-//! for alert in cp.ingest_eve(&record)? {
+//! for alert in ingest.ingest_eve(&record)? {
 //!     println!("{}", portolan_control::output::eve::to_eve(&alert));
 //! }
-//! cp.flush()?;
+//! ingest.flush()?;
 //! # Ok(()) }
 //! ```
 
@@ -68,7 +70,9 @@ pub mod store;
 pub mod timestamp;
 
 pub use alert::Alert;
-pub use engine::{ControlConfig, ControlError, ControlPlane, IngestStats};
+pub use engine::{
+    ControlConfig, ControlCore, ControlError, ControlPlane, Ingest, IngestStats, Operator,
+};
 pub use observation::{DnsAnswer, FlowObservation};
 pub use roles::{RegisteredPortMap, RegisteredPorts, RegisteredPortsFn, RoleSet};
 pub use store::{Durability, Store};

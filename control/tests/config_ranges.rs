@@ -132,7 +132,7 @@ fn judge(cp: &mut ControlPlane) -> Vec<portolan_control::Alert> {
         );
         f.sni = Some("imap.mail.example.com".to_string());
         f.port_mismatch = Some(true);
-        alerts.extend(cp.ingest_flow(&f).expect("ingest"));
+        alerts.extend(cp.ingest.ingest_flow(&f).expect("ingest"));
     }
     let mut f = flow(
         "10.10.0.22",
@@ -143,7 +143,7 @@ fn judge(cp: &mut ControlPlane) -> Vec<portolan_control::Alert> {
         5,
     );
     f.port_mismatch = Some(true);
-    alerts.extend(cp.ingest_flow(&f).expect("ingest"));
+    alerts.extend(cp.ingest.ingest_flow(&f).expect("ingest"));
     alerts
 }
 
@@ -162,7 +162,7 @@ proptest! {
             Err(other) => prop_assert!(false, "refused without naming a field: {other}"),
             Ok(cp) => {
                 let mut cp = cp.with_port_registry(registry());
-                cp.import_inventory(&[fixture("jamf_mobile_devices_detail.json")], "test")
+                cp.operator.import_inventory(&[fixture("jamf_mobile_devices_detail.json")], "test")
                     .expect("inventory");
                 let s = &cfg.scoring;
                 let alerts = judge(&mut cp);

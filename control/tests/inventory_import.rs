@@ -179,52 +179,65 @@ fn apple_mdm_json_with_an_error_response() {
 #[test]
 fn leases_place_devices_without_inventory_addresses() {
     let dir = tempdir();
-    let mut cp = engine_in(dir.path(), RoleSet::shipped_defaults().unwrap());
-    cp.import_inventory(
-        &[
-            fixture("intune_mobile_apps.json"),
-            fixture("intune_managed_devices.json"),
-            fixture("apple_mdm_responses.plist"),
-        ],
-        "test",
-    )
-    .unwrap();
-    assert_eq!(cp.device_count(), 6);
+    let cp = engine_in(dir.path(), RoleSet::shipped_defaults().unwrap());
+    cp.operator
+        .import_inventory(
+            &[
+                fixture("intune_mobile_apps.json"),
+                fixture("intune_managed_devices.json"),
+                fixture("apple_mdm_responses.plist"),
+            ],
+            "test",
+        )
+        .unwrap();
+    assert_eq!(cp.core().lock().unwrap().device_count(), 6);
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();
     assert!(
-        cp.device_at(ip("10.10.0.61"), at("2024-04-30T12:00:00Z"))
+        cp.ingest
+            .device_at(ip("10.10.0.61"), at("2024-04-30T12:00:00Z"))
+            .unwrap()
             .is_none(),
         "no lease yet"
     );
     let added = cp
+        .operator
         .import_leases(&fixture("kea-leases4.csv"), "test")
         .unwrap();
     assert_eq!(added, 3, "the expired-reclaimed row is skipped");
     let jonas = cp
+        .ingest
         .device_at(ip("10.10.0.61"), at("2024-04-30T12:00:00Z"))
+        .unwrap()
         .unwrap();
     assert_eq!(jonas.name.as_deref(), Some("Jonas iPhone"));
     let courier = cp
+        .ingest
         .device_at(ip("10.10.0.81"), at("2024-04-30T12:00:00Z"))
+        .unwrap()
         .unwrap();
     assert_eq!(courier.udid, "00008120-0004D8A21E81401E");
     assert!(
-        cp.device_at(ip("10.10.0.61"), at("2024-05-01T09:00:00Z"))
+        cp.ingest
+            .device_at(ip("10.10.0.61"), at("2024-05-01T09:00:00Z"))
+            .unwrap()
             .is_none(),
         "lease expired"
     );
-    let audit = cp.audit_log().unwrap();
+    let audit = cp.operator.audit_log().unwrap();
     assert!(audit.iter().any(|e| e.target.ends_with("kea-leases4.csv")));
 }
 
 #[test]
 fn reimport_replaces_records_and_keeps_history() {
     let dir = tempdir();
-    let mut cp = engine_in(dir.path(), RoleSet::shipped_defaults().unwrap());
+    let cp = engine_in(dir.path(), RoleSet::shipped_defaults().unwrap());
     let udid = "00008120-001A2C3E0E38801E";
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();
     assert_eq!(
-        cp.device_at(ip("10.10.0.21"), at("2024-05-01T09:00:00Z"))
+        cp.ingest
+            .device_at(ip("10.10.0.21"), at("2024-05-01T09:00:00Z"))
+            .unwrap()
+            .as_ref()
             .map(|d| d.udid.as_str()),
         Some(udid)
     );
@@ -239,29 +252,47 @@ fn reimport_replaces_records_and_keeps_history() {
         );
     let path = dir.path().join("jamf-2.json");
     std::fs::write(&path, changed).unwrap();
-    let summary = cp.import_inventory(&[path], "test").unwrap();
+    let summary = cp.operator.import_inventory(&[path], "test").unwrap();
     assert_eq!(summary[0].replaced, 3);
     assert_eq!(summary[0].added, 0);
     assert_eq!(summary[0].address_changes, 1);
     assert_eq!(
-        cp.device(udid).and_then(|d| d.name.as_deref()),
+        cp.core()
+            .lock()
+            .unwrap()
+            .device(udid)
+            .and_then(|d| d.name.as_deref()),
         Some("Aiko's work iPhone")
     );
-    let history = cp.store().device_history(udid).unwrap();
+    let history = cp
+        .core()
+        .lock()
+        .unwrap()
+        .store()
+        .device_history(udid)
+        .unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].device.name.as_deref(), Some("Aiko's iPhone"));
     assert_eq!(history[0].device.ip_address, Some(ip("10.10.0.21")));
     // The old address still names the device for sessions before the new report.
     assert_eq!(
-        cp.device_at(ip("10.10.0.21"), at("2024-05-01T09:00:00Z"))
+        cp.ingest
+            .device_at(ip("10.10.0.21"), at("2024-05-01T09:00:00Z"))
+            .unwrap()
+            .as_ref()
             .map(|d| d.udid.as_str()),
         Some(udid)
     );
     assert!(cp
+        .ingest
         .device_at(ip("10.10.0.21"), at("2024-05-03T09:00:00Z"))
+        .unwrap()
         .is_none());
     assert_eq!(
-        cp.device_at(ip("10.10.0.121"), at("2024-05-03T09:00:00Z"))
+        cp.ingest
+            .device_at(ip("10.10.0.121"), at("2024-05-03T09:00:00Z"))
+            .unwrap()
+            .as_ref()
             .map(|d| d.udid.as_str()),
         Some(udid)
     );
@@ -271,7 +302,7 @@ fn reimport_replaces_records_and_keeps_history() {
 fn an_address_without_report_time_holds_until_it_changes() {
     let dir = tempdir();
     let store = portolan_control::Store::open(&dir.path().join("p.db")).unwrap();
-    let mut cp = portolan_control::ControlPlane::new(
+    let cp = portolan_control::ControlPlane::new(
         store,
         RoleSet::shipped_defaults().unwrap(),
         Default::default(),
@@ -284,26 +315,40 @@ fn an_address_without_report_time_holds_until_it_changes() {
     );
     let path = dir.path().join("undated.json");
     std::fs::write(&path, &undated).unwrap();
-    cp.import_inventory(std::slice::from_ref(&path), "test")
+    cp.operator
+        .import_inventory(std::slice::from_ref(&path), "test")
         .unwrap();
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();
     let udid = "00008120-001A2C3E0E38801E";
     assert_eq!(
-        cp.device_at(ip("10.10.0.21"), at("2019-01-01T00:00:00Z"))
+        cp.ingest
+            .device_at(ip("10.10.0.21"), at("2019-01-01T00:00:00Z"))
+            .unwrap()
+            .as_ref()
             .map(|d| d.udid.as_str()),
         Some(udid)
     );
     std::fs::write(&path, undated.replace("\"10.10.0.21\"", "\"10.10.0.121\"")).unwrap();
-    cp.import_inventory(&[path], "test").unwrap();
+    cp.operator.import_inventory(&[path], "test").unwrap();
     let now = portolan_control::timestamp::now_us();
     assert_eq!(
-        cp.device_at(ip("10.10.0.21"), at("2019-01-01T00:00:00Z"))
+        cp.ingest
+            .device_at(ip("10.10.0.21"), at("2019-01-01T00:00:00Z"))
+            .unwrap()
+            .as_ref()
             .map(|d| d.udid.as_str()),
         Some(udid)
     );
-    assert!(cp.device_at(ip("10.10.0.21"), now + 1_000_000).is_none());
+    assert!(cp
+        .ingest
+        .device_at(ip("10.10.0.21"), now + 1_000_000)
+        .unwrap()
+        .is_none());
     assert_eq!(
-        cp.device_at(ip("10.10.0.121"), now + 1_000_000)
+        cp.ingest
+            .device_at(ip("10.10.0.121"), now + 1_000_000)
+            .unwrap()
+            .as_ref()
             .map(|d| d.udid.as_str()),
         Some(udid)
     );
@@ -381,7 +426,7 @@ fn jamf_ipv6_extension_attributes_and_user_are_read() {
 fn ipv6_from_the_inventory_attributes_a_flow_and_a_reused_address_moves() {
     let dir = tempdir();
     let store = portolan_control::Store::open(&dir.path().join("p.db")).unwrap();
-    let mut cp = portolan_control::ControlPlane::new(
+    let cp = portolan_control::ControlPlane::new(
         store,
         RoleSet::shipped_defaults().unwrap(),
         Default::default(),
@@ -396,16 +441,22 @@ fn ipv6_from_the_inventory_attributes_a_flow_and_a_reused_address_moves() {
         jamf_with_ipv6("IPv6 Address", r#""2001:db8:10::21""#),
     )
     .unwrap();
-    cp.import_inventory(&[first], "test").unwrap();
+    cp.operator.import_inventory(&[first], "test").unwrap();
     let v6 = ip("2001:db8:10::21");
     assert_eq!(
-        cp.device_at(v6, at("2024-05-01T09:00:00Z"))
+        cp.ingest
+            .device_at(v6, at("2024-05-01T09:00:00Z"))
+            .unwrap()
+            .as_ref()
             .map(|d| d.udid.as_str()),
         Some(aiko)
     );
     // IPv4 still names the same device.
     assert_eq!(
-        cp.device_at(ip("10.10.0.21"), at("2024-05-01T09:00:00Z"))
+        cp.ingest
+            .device_at(ip("10.10.0.21"), at("2024-05-01T09:00:00Z"))
+            .unwrap()
+            .as_ref()
             .map(|d| d.udid.as_str()),
         Some(aiko)
     );
@@ -427,9 +478,15 @@ fn ipv6_from_the_inventory_attributes_a_flow_and_a_reused_address_moves() {
         .replace("2024-04-30T08:05:00.000Z", "2024-05-02T08:05:00.000Z");
     let second = dir.path().join("second.json");
     std::fs::write(&second, &moved).unwrap();
-    let summary = cp.import_inventory(&[second], "test").unwrap();
+    let summary = cp.operator.import_inventory(&[second], "test").unwrap();
     assert!(summary[0].address_changes >= 1, "{summary:?}");
-    let owner = |t: &str| cp.device_at(v6, at(t)).map(|d| d.udid.clone());
+    let owner = |t: &str| {
+        cp.ingest
+            .device_at(v6, at(t))
+            .unwrap()
+            .as_ref()
+            .map(|d| d.udid.clone())
+    };
     assert_eq!(owner("2024-05-01T09:00:00Z").as_deref(), Some(aiko));
     assert_eq!(owner("2024-05-03T09:00:00Z").as_deref(), Some(other));
 }

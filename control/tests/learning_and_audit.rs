@@ -44,13 +44,14 @@ fn learning_proposes_and_only_an_audited_approval_changes_the_baseline() {
         at("2024-05-01T09:02:00Z"),
         60,
     ));
-    let alerts = cp.ingest_flows(&batch).unwrap();
+    let alerts = cp.ingest.ingest_flows(&batch).unwrap();
     assert!(
         !alerts.is_empty(),
         "before approval tls/8443 breaks the mail baseline"
     );
 
     let proposals = cp
+        .operator
         .propose_baselines(at("2024-05-01T00:00:00Z"), at("2024-05-02T00:00:00Z"))
         .unwrap();
     let mail = proposals
@@ -72,9 +73,13 @@ fn learning_proposes_and_only_an_audited_approval_changes_the_baseline() {
         .pairings
         .iter()
         .any(|p| p.app_proto == "mqtt" && p.port == 4444 && p.sessions == 1 && !p.proposed));
-    let before = cp.audit_log().unwrap().len();
+    let before = cp.operator.audit_log().unwrap().len();
     assert_eq!(
-        cp.roles().role_ports("mail", "tls", "TCP"),
+        cp.core()
+            .lock()
+            .unwrap()
+            .roles()
+            .role_ports("mail", "tls", "TCP"),
         Some(vec![443, 465, 993]),
         "proposing approves nothing"
     );
@@ -86,6 +91,7 @@ fn learning_proposes_and_only_an_audited_approval_changes_the_baseline() {
         starttls: false,
     };
     let e = cp
+        .operator
         .approve_baseline(
             "mail",
             std::slice::from_ref(&pairing),
@@ -95,20 +101,23 @@ fn learning_proposes_and_only_an_audited_approval_changes_the_baseline() {
         .unwrap_err();
     assert!(matches!(e, ControlError::Audit(_)), "{e}");
     let e = cp
+        .operator
         .approve_baseline("mail", std::slice::from_ref(&pairing), "alice", "")
         .unwrap_err();
     assert!(e.to_string().contains("reason"), "{e}");
     let e = cp
+        .operator
         .approve_baseline("payroll", std::slice::from_ref(&pairing), "alice", "why")
         .unwrap_err();
     assert!(e.to_string().contains("unknown role `payroll`"), "{e}");
     assert_eq!(
-        cp.audit_log().unwrap().len(),
+        cp.operator.audit_log().unwrap().len(),
         before,
         "refused acts leave no trace and no change"
     );
 
     let audit_id = cp
+        .operator
         .approve_baseline(
             "mail",
             &[pairing],
@@ -116,7 +125,7 @@ fn learning_proposes_and_only_an_audited_approval_changes_the_baseline() {
             "Exchange hybrid sync moved to 8443 (CHG-1042)",
         )
         .unwrap();
-    let log = cp.audit_log().unwrap();
+    let log = cp.operator.audit_log().unwrap();
     let entry = log.iter().find(|e| e.id == audit_id).unwrap();
     assert_eq!(entry.action, AuditAction::BaselineApproved);
     assert_eq!(entry.actor, "alice@example.com");
@@ -124,11 +133,15 @@ fn learning_proposes_and_only_an_audited_approval_changes_the_baseline() {
     assert_eq!(entry.detail["pairings"][0]["port"], 8443);
     assert!(entry.reason.contains("CHG-1042"));
     assert_eq!(
-        cp.roles().role_ports("mail", "tls", "TCP"),
+        cp.core()
+            .lock()
+            .unwrap()
+            .roles()
+            .role_ports("mail", "tls", "TCP"),
         Some(vec![443, 465, 993, 8443])
     );
     assert!(
-        cp.ingest_flow(&outlook_sync(20)).unwrap().is_empty(),
+        cp.ingest.ingest_flow(&outlook_sync(20)).unwrap().is_empty(),
         "approved now"
     );
 
@@ -143,12 +156,13 @@ fn learning_proposes_and_only_an_audited_approval_changes_the_baseline() {
     .unwrap()
     .with_port_registry(common::registry());
     assert!(
-        cp.startup_warnings().is_empty(),
+        cp.core().lock().unwrap().startup_warnings().is_empty(),
         "{:?}",
-        cp.startup_warnings()
+        cp.core().lock().unwrap().startup_warnings()
     );
-    assert!(cp.ingest_flow(&outlook_sync(21)).unwrap().is_empty());
+    assert!(cp.ingest.ingest_flow(&outlook_sync(21)).unwrap().is_empty());
     let proposals = cp
+        .operator
         .propose_baselines(at("2024-05-01T00:00:00Z"), at("2024-05-02T00:00:00Z"))
         .unwrap();
     let mail = proposals.iter().find(|p| p.role == "mail").unwrap();
@@ -189,20 +203,23 @@ fn api_exceptions_are_audited_and_revocable() {
     blanket.destinations.clear();
     blanket.ports.clear();
     assert!(
-        cp.add_exception(blanket, "bob", "lazy").is_err(),
+        cp.operator.add_exception(blanket, "bob", "lazy").is_err(),
         "blanket exceptions are refused"
     );
-    cp.add_exception(rule.clone(), "bob@example.com", "QA sprint 18")
+    cp.operator
+        .add_exception(rule.clone(), "bob@example.com", "QA sprint 18")
         .unwrap();
     assert!(
-        cp.add_exception(rule, "bob@example.com", "again").is_err(),
+        cp.operator
+            .add_exception(rule, "bob@example.com", "again")
+            .is_err(),
         "duplicate id"
     );
-    assert!(cp.ingest_flow(&devtool(0)).unwrap().is_empty());
+    assert!(cp.ingest.ingest_flow(&devtool(0)).unwrap().is_empty());
     // Another device (the iPhone) is not covered by this per-device exception.
     let mut other = devtool(1);
     other.src_ip = "10.10.0.21".parse().unwrap();
-    assert_eq!(cp.ingest_flow(&other).unwrap().len(), 1);
+    assert_eq!(cp.ingest.ingest_flow(&other).unwrap().len(), 1);
 
     // Survives restart, then revoked.
     drop(cp);
@@ -214,32 +231,42 @@ fn api_exceptions_are_audited_and_revocable() {
     )
     .unwrap()
     .with_port_registry(common::registry());
-    assert!(cp.ingest_flow(&devtool(2)).unwrap().is_empty());
+    assert!(cp.ingest.ingest_flow(&devtool(2)).unwrap().is_empty());
     assert!(cp
+        .operator
         .revoke_exception("ipad-devserver", "carol@example.com", "QA sprint over")
         .unwrap());
     assert!(!cp
+        .operator
         .revoke_exception("ipad-devserver", "carol@example.com", "again")
         .unwrap());
-    let alerts = cp.ingest_flow(&devtool(3)).unwrap();
+    let alerts = cp.ingest.ingest_flow(&devtool(3)).unwrap();
     assert_eq!(alerts.len(), 1, "alerts again once revoked");
 
     // Acknowledge it.
     let id = alerts[0].id;
     assert!(cp
+        .operator
         .acknowledge_alert(id, "dave@example.com", "known QA traffic")
         .unwrap());
     assert!(!cp
+        .operator
         .acknowledge_alert(id, "dave@example.com", "twice")
         .unwrap());
-    let stored = cp.alerts().unwrap();
+    let stored = cp.operator.alerts().unwrap();
     let acked = stored.iter().find(|a| a.alert.id == id).unwrap();
     assert_eq!(
         acked.ack.as_ref().map(|a| a.actor.as_str()),
         Some("dave@example.com")
     );
 
-    let actions: Vec<AuditAction> = cp.audit_log().unwrap().iter().map(|e| e.action).collect();
+    let actions: Vec<AuditAction> = cp
+        .operator
+        .audit_log()
+        .unwrap()
+        .iter()
+        .map(|e| e.action)
+        .collect();
     for wanted in [
         AuditAction::InventoryImported,
         AuditAction::ExceptionAdded,
@@ -252,6 +279,7 @@ fn api_exceptions_are_audited_and_revocable() {
         );
     }
     let revoked = cp
+        .operator
         .audit_log()
         .unwrap()
         .into_iter()

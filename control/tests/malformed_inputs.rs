@@ -81,13 +81,14 @@ fn state_lease_and_roles_errors_name_file_and_line() {
 fn engine_import_failure_leaves_the_store_unchanged() {
     let dir = tempdir();
     let store = Store::open(&dir.path().join("p.db")).unwrap();
-    let mut cp = ControlPlane::new(
+    let cp = ControlPlane::new(
         store,
         RoleSet::shipped_defaults().unwrap(),
         ControlConfig::default(),
     )
     .unwrap();
     let e = cp
+        .operator
         .import_inventory(
             &[
                 fixture("jamf_mobile_devices_detail.json"),
@@ -98,13 +99,14 @@ fn engine_import_failure_leaves_the_store_unchanged() {
         .unwrap_err();
     assert!(e.to_string().contains("results[1].general.udid"), "{e}");
     assert_eq!(
-        cp.device_count(),
+        cp.core().lock().unwrap().device_count(),
         0,
         "a bad file in the set imports nothing"
     );
     let e = cp
+        .operator
         .import_device_states(&fixture("malformed_device_states.jsonl"))
         .unwrap_err();
     assert!(e.to_string().contains(":3:"), "{e}");
-    assert_eq!(cp.stats().device_states, 0);
+    assert_eq!(cp.core().lock().unwrap().stats().device_states, 0);
 }

@@ -28,7 +28,8 @@ fn raise_one_alert(cp: &mut ControlPlane) -> i64 {
     let mut ids = Vec::new();
     for i in 0..3 {
         ids.extend(
-            cp.ingest_flow(&mail_on_8443(i))
+            cp.ingest
+                .ingest_flow(&mail_on_8443(i))
                 .unwrap()
                 .iter()
                 .map(|a| a.id),
@@ -44,31 +45,35 @@ fn closing_an_alert_acknowledges_it_is_audited_and_survives_a_restart() {
         let mut cp = engine_in(dir.path(), RoleSet::shipped_defaults().unwrap());
         let id = raise_one_alert(&mut cp);
         assert!(matches!(
-            cp.close_alert(id, "", "sanctioned"),
+            cp.operator.close_alert(id, "", "sanctioned"),
             Err(ControlError::Audit(_))
         ));
         assert!(matches!(
-            cp.close_alert(id, "analyst", "  "),
+            cp.operator.close_alert(id, "analyst", "  "),
             Err(ControlError::Audit(_))
         ));
         assert_eq!(
-            cp.close_alert(id, "analyst", "relay is sanctioned")
+            cp.operator
+                .close_alert(id, "analyst", "relay is sanctioned")
                 .unwrap(),
             CloseOutcome::Closed { acknowledged: true }
         );
         assert_eq!(
-            cp.close_alert(id, "analyst", "again").unwrap(),
+            cp.operator.close_alert(id, "analyst", "again").unwrap(),
             CloseOutcome::AlreadyClosed
         );
         assert_eq!(
-            cp.close_alert(999_999, "analyst", "none").unwrap(),
+            cp.operator.close_alert(999_999, "analyst", "none").unwrap(),
             CloseOutcome::NotFound
         );
         // An acknowledged alert is closed without a second acknowledgement.
         let other = raise_one_alert_for(&mut cp);
-        assert!(cp.acknowledge_alert(other, "analyst", "looking").unwrap());
+        assert!(cp
+            .operator
+            .acknowledge_alert(other, "analyst", "looking")
+            .unwrap());
         assert_eq!(
-            cp.close_alert(other, "lead", "done").unwrap(),
+            cp.operator.close_alert(other, "lead", "done").unwrap(),
             CloseOutcome::Closed {
                 acknowledged: false
             }
@@ -82,13 +87,14 @@ fn closing_an_alert_acknowledges_it_is_audited_and_survives_a_restart() {
         ControlConfig::default(),
     )
     .unwrap();
-    let a = cp.alert(id).unwrap().expect("alert kept");
+    let a = cp.operator.alert(id).unwrap().expect("alert kept");
     let closure = a.closure.expect("closed");
     assert_eq!(closure.actor, "analyst");
     assert_eq!(closure.note, "relay is sanctioned");
     let ack = a.ack.expect("closing acknowledged it");
     assert_eq!(ack.note, "relay is sanctioned");
     let closed: Vec<_> = cp
+        .operator
         .audit_log()
         .unwrap()
         .into_iter()
@@ -105,7 +111,7 @@ fn raise_one_alert_for(cp: &mut ControlPlane) -> i64 {
         let mut f = mail_on_8443(i);
         f.dest_port = 2525;
         f.dest_ip = "203.0.113.77".parse().unwrap();
-        ids.extend(cp.ingest_flow(&f).unwrap().iter().map(|a| a.id));
+        ids.extend(cp.ingest.ingest_flow(&f).unwrap().iter().map(|a| a.id));
     }
     *ids.first().expect("a second finding alerts")
 }
@@ -114,7 +120,7 @@ fn raise_one_alert_for(cp: &mut ControlPlane) -> i64 {
 fn inventory_bytes_import_like_files_and_errors_name_the_request_body() {
     let dir = tempdir();
     let store = Store::open(&dir.path().join("portolan.db")).unwrap();
-    let mut cp = ControlPlane::new(
+    let cp = ControlPlane::new(
         store,
         RoleSet::shipped_defaults().unwrap(),
         ControlConfig::default(),
@@ -122,15 +128,18 @@ fn inventory_bytes_import_like_files_and_errors_name_the_request_body() {
     .unwrap();
     let json = std::fs::read(fixture("jamf_mobile_devices_detail.json")).unwrap();
     let s = cp
+        .operator
         .import_inventory_bytes(&json, "token:1 (admin)", "weekly MDM sync")
         .unwrap();
     assert_eq!(s.added, 3);
-    assert_eq!(cp.device_count(), 3);
+    assert_eq!(cp.core().lock().unwrap().device_count(), 3);
     let plist = std::fs::read(fixture("apple_mdm_responses.plist")).unwrap();
-    cp.import_inventory_bytes(&plist, "token:1 (admin)", "enrolment")
+    cp.operator
+        .import_inventory_bytes(&plist, "token:1 (admin)", "enrolment")
         .unwrap();
-    assert!(cp.device_count() > 3);
+    assert!(cp.core().lock().unwrap().device_count() > 3);
     let entries: Vec<_> = cp
+        .operator
         .audit_log()
         .unwrap()
         .into_iter()
@@ -143,17 +152,19 @@ fn inventory_bytes_import_like_files_and_errors_name_the_request_body() {
 
     let unknown = std::fs::read(fixture("malformed_unknown_shape.json")).unwrap();
     let e = cp
+        .operator
         .import_inventory_bytes(&unknown, "a", "b")
         .unwrap_err()
         .to_string();
     assert!(e.contains("request body"), "{e}");
     let e = cp
+        .operator
         .import_inventory_bytes(b"{\"results\": [", "a", "b")
         .unwrap_err()
         .to_string();
     assert!(e.contains("request body") && e.contains("line 1"), "{e}");
     assert!(matches!(
-        cp.import_inventory_bytes(&json, "a", ""),
+        cp.operator.import_inventory_bytes(&json, "a", ""),
         Err(ControlError::Audit(_))
     ));
 }
@@ -163,19 +174,20 @@ fn replacing_roles_keeps_approvals_and_findings_changes_verdicts_and_is_audited(
     let dir = tempdir();
     let mut cp = engine_in(dir.path(), RoleSet::shipped_defaults().unwrap());
     raise_one_alert(&mut cp);
-    let findings_before = cp.findings().len();
-    cp.approve_baseline(
-        "mail",
-        &[ApprovedPairing {
-            app_proto: "tls".into(),
-            transport: Some("TCP".into()),
-            port: 2525,
-            starttls: false,
-        }],
-        "lead",
-        "vendor relay",
-    )
-    .unwrap();
+    let findings_before = cp.ingest.findings().len();
+    cp.operator
+        .approve_baseline(
+            "mail",
+            &[ApprovedPairing {
+                app_proto: "tls".into(),
+                transport: Some("TCP".into()),
+                port: 2525,
+                starttls: false,
+            }],
+            "lead",
+            "vendor relay",
+        )
+        .unwrap();
     // A roles file that also approves tls/8443 for mail.
     let text =
         SHIPPED_ROLES_TOML.replacen("tls = [443, 993, 465]", "tls = [443, 993, 465, 8443]", 1);
@@ -185,21 +197,33 @@ fn replacing_roles_keeps_approvals_and_findings_changes_verdicts_and_is_audited(
     );
     let edited = RoleSet::parse(&text, std::path::Path::new("edited-roles.toml")).unwrap();
     assert!(matches!(
-        cp.replace_roles(edited.clone(), "sighup", ""),
+        cp.operator.replace_roles(edited.clone(), "sighup", ""),
         Err(ControlError::Audit(_))
     ));
     let (audit_id, warnings) = cp
+        .operator
         .replace_roles(edited, "system:sighup", "roles file changed")
         .unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
     // The approval from the store is still in force, and the file's change too.
-    let ports = cp.roles().role_ports("mail", "tls", "TCP").unwrap();
+    let ports = cp
+        .core()
+        .lock()
+        .unwrap()
+        .roles()
+        .role_ports("mail", "tls", "TCP")
+        .unwrap();
     assert!(ports.contains(&2525) && ports.contains(&8443), "{ports:?}");
-    assert_eq!(cp.findings().len(), findings_before);
-    let before = cp.stats().violations;
-    assert!(cp.ingest_flow(&mail_on_8443(10)).unwrap().is_empty());
-    assert_eq!(cp.stats().violations, before, "tls/8443 is now approved");
+    assert_eq!(cp.ingest.findings().len(), findings_before);
+    let before = cp.core().lock().unwrap().stats().violations;
+    assert!(cp.ingest.ingest_flow(&mail_on_8443(10)).unwrap().is_empty());
+    assert_eq!(
+        cp.core().lock().unwrap().stats().violations,
+        before,
+        "tls/8443 is now approved"
+    );
     let entry = cp
+        .operator
         .audit_log()
         .unwrap()
         .into_iter()
@@ -245,16 +269,18 @@ fn a_version_1_store_is_migrated_and_its_alerts_read_as_not_closed() {
     drop(conn);
     let store = Store::open(&db).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-    let mut cp = ControlPlane::new(
+    let cp = ControlPlane::new(
         store,
         RoleSet::shipped_defaults().unwrap(),
         ControlConfig::default(),
     )
     .unwrap();
-    let a = cp.alert(id).unwrap().unwrap();
+    let a = cp.operator.alert(id).unwrap().unwrap();
     assert!(a.closure.is_none() && a.ack.is_none());
     assert_eq!(
-        cp.close_alert(id, "analyst", "after upgrade").unwrap(),
+        cp.operator
+            .close_alert(id, "analyst", "after upgrade")
+            .unwrap(),
         CloseOutcome::Closed { acknowledged: true }
     );
 }
@@ -265,11 +291,18 @@ fn roles_defined_and_deleted_through_the_api_persist_over_reloads_and_restarts()
     let dir = tempdir();
     let mut cp = engine_in(dir.path(), RoleSet::shipped_defaults().unwrap());
     // Before: the mail beacon on 8443 violates the mail baseline.
-    let before = cp.stats().violations;
-    cp.ingest_flow(&mail_on_8443(0)).unwrap();
-    assert_eq!(cp.stats().violations, before + 1);
+    let before = cp.core().lock().unwrap().stats().violations;
+    cp.ingest.ingest_flow(&mail_on_8443(0)).unwrap();
+    assert_eq!(cp.core().lock().unwrap().stats().violations, before + 1);
 
-    let mut mail = cp.roles().role("mail").unwrap().clone();
+    let mut mail = cp
+        .core()
+        .lock()
+        .unwrap()
+        .roles()
+        .role("mail")
+        .unwrap()
+        .clone();
     mail.rules.push(PortRule {
         app_proto: "TLS".into(),
         transport: Some("tcp".into()),
@@ -281,7 +314,7 @@ fn roles_defined_and_deleted_through_the_api_persist_over_reloads_and_restarts()
         ..mail.clone()
     };
     assert!(matches!(
-        cp.define_role(bad, "lead", "x"),
+        cp.operator.define_role(bad, "lead", "x"),
         Err(ControlError::Roles(_))
     ));
     let bad_domain = Role {
@@ -289,17 +322,22 @@ fn roles_defined_and_deleted_through_the_api_persist_over_reloads_and_restarts()
         ..mail.clone()
     };
     let e = cp
+        .operator
         .define_role(bad_domain, "lead", "x")
         .unwrap_err()
         .to_string();
     assert!(e.contains("role[mail].domains[0]"), "{e}");
     assert!(matches!(
-        cp.define_role(mail.clone(), "lead", ""),
+        cp.operator.define_role(mail.clone(), "lead", ""),
         Err(ControlError::Audit(_))
     ));
-    cp.define_role(mail, "lead", "mail relay on 8443 is sanctioned")
+    cp.operator
+        .define_role(mail, "lead", "mail relay on 8443 is sanctioned")
         .unwrap();
     let rule = cp
+        .core()
+        .lock()
+        .unwrap()
         .roles()
         .role("mail")
         .unwrap()
@@ -312,9 +350,13 @@ fn roles_defined_and_deleted_through_the_api_persist_over_reloads_and_restarts()
         ("tls", Some("TCP")),
         "normalised"
     );
-    let v = cp.stats().violations;
-    cp.ingest_flow(&mail_on_8443(1)).unwrap();
-    assert_eq!(cp.stats().violations, v, "approved by the redefined role");
+    let v = cp.core().lock().unwrap().stats().violations;
+    cp.ingest.ingest_flow(&mail_on_8443(1)).unwrap();
+    assert_eq!(
+        cp.core().lock().unwrap().stats().violations,
+        v,
+        "approved by the redefined role"
+    );
 
     // A new role, and the deletion of a shipped one.
     let lab = Role {
@@ -325,12 +367,21 @@ fn roles_defined_and_deleted_through_the_api_persist_over_reloads_and_restarts()
         rules: vec![],
         unlisted: UnlistedProtocols::Deny,
     };
-    cp.define_role(lab, "lead", "lab devices").unwrap();
+    cp.operator.define_role(lab, "lead", "lab devices").unwrap();
     assert_eq!(
-        cp.roles().role("lab").unwrap().domains,
+        cp.core()
+            .lock()
+            .unwrap()
+            .roles()
+            .role("lab")
+            .unwrap()
+            .domains,
         vec!["lab.example.com".to_string()]
     );
     let victim = cp
+        .core()
+        .lock()
+        .unwrap()
         .roles()
         .roles()
         .iter()
@@ -338,21 +389,28 @@ fn roles_defined_and_deleted_through_the_api_persist_over_reloads_and_restarts()
         .unwrap()
         .name
         .clone();
-    assert!(cp.delete_role(&victim, "lead", "no longer used").unwrap());
-    assert!(!cp.delete_role(&victim, "lead", "again").unwrap());
-    assert!(cp.roles().role(&victim).is_none());
+    assert!(cp
+        .operator
+        .delete_role(&victim, "lead", "no longer used")
+        .unwrap());
+    assert!(!cp.operator.delete_role(&victim, "lead", "again").unwrap());
+    assert!(cp.core().lock().unwrap().roles().role(&victim).is_none());
 
     // A reload of the (unchanged) file keeps every API change.
-    cp.replace_roles(
-        RoleSet::shipped_defaults().unwrap(),
-        "system:SIGHUP",
-        "reload",
-    )
-    .unwrap();
+    cp.operator
+        .replace_roles(
+            RoleSet::shipped_defaults().unwrap(),
+            "system:SIGHUP",
+            "reload",
+        )
+        .unwrap();
     let check = |cp: &ControlPlane| {
-        assert!(cp.roles().role("lab").is_some());
-        assert!(cp.roles().role(&victim).is_none());
+        assert!(cp.core().lock().unwrap().roles().role("lab").is_some());
+        assert!(cp.core().lock().unwrap().roles().role(&victim).is_none());
         assert!(cp
+            .core()
+            .lock()
+            .unwrap()
             .roles()
             .role_ports("mail", "tls", "TCP")
             .unwrap()
@@ -369,11 +427,17 @@ fn roles_defined_and_deleted_through_the_api_persist_over_reloads_and_restarts()
     .unwrap();
     check(&cp);
     assert!(
-        cp.startup_warnings().is_empty(),
+        cp.core().lock().unwrap().startup_warnings().is_empty(),
         "{:?}",
-        cp.startup_warnings()
+        cp.core().lock().unwrap().startup_warnings()
     );
-    let actions: Vec<AuditAction> = cp.audit_log().unwrap().iter().map(|e| e.action).collect();
+    let actions: Vec<AuditAction> = cp
+        .operator
+        .audit_log()
+        .unwrap()
+        .iter()
+        .map(|e| e.action)
+        .collect();
     assert_eq!(
         actions
             .iter()

@@ -16,8 +16,9 @@ const AIKO: &str = "00008120-001A2C3E0E38801E";
 const IPAD: &str = "00008103-000A4D1A2E12001E";
 
 fn scenario_engine(dir: &std::path::Path) -> ControlPlane {
-    let mut cp = engine_in(dir, roles_with_proxy());
-    cp.import_device_states(&fixture("scenario_device_states.jsonl"))
+    let cp = engine_in(dir, roles_with_proxy());
+    cp.operator
+        .import_device_states(&fixture("scenario_device_states.jsonl"))
         .unwrap();
     cp
 }
@@ -39,7 +40,7 @@ fn mail_beacon(cp: &mut ControlPlane, sessions: i64) -> Vec<Alert> {
             json!({"sni": "imap.mail.example.com", "version": "TLS 1.3", "ja3": {"hash": "e7d705a3286e19ea42f587b344ee6865"}}),
         );
         f.port_mismatch = Some(true);
-        alerts.extend(cp.ingest_flow(&f).unwrap());
+        alerts.extend(cp.ingest.ingest_flow(&f).unwrap());
     }
     alerts
 }
@@ -60,7 +61,7 @@ fn browser_session(cp: &mut ControlPlane) -> Vec<Alert> {
         json!({"hostname": "intranet-tools.example.org", "url": "/status", "http_method": "GET", "http_user_agent": "Mozilla/5.0 (iPad; CPU OS 17_3 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.3 Mobile/15E148 Safari/604.1"}),
     );
     f.port_mismatch = Some(true);
-    cp.ingest_flow(&f).unwrap()
+    cp.ingest.ingest_flow(&f).unwrap()
 }
 
 #[test]
@@ -128,7 +129,7 @@ fn locked_background_mail_beacon_outranks_a_foreground_browser_session() {
         assert!(reasons.contains(needle), "missing {needle:?} in\n{reasons}");
     }
 
-    let ranked = cp.findings();
+    let ranked = cp.ingest.findings();
     assert_eq!(ranked.len(), 2);
     assert_eq!(ranked[0].udid.as_deref(), Some(AIKO));
     assert_eq!(ranked[0].sessions, 8);
@@ -141,7 +142,10 @@ fn locked_background_mail_beacon_outranks_a_foreground_browser_session() {
     );
     assert_eq!(ranked[1].udid.as_deref(), Some(IPAD));
     // One finding per (device, app, proto, destination, port): eight sessions, one finding.
-    assert_eq!(cp.store().finding_count().unwrap(), 2);
+    assert_eq!(
+        cp.core().lock().unwrap().store().finding_count().unwrap(),
+        2
+    );
 }
 
 #[test]
@@ -176,19 +180,19 @@ fn approved_pairings_starttls_and_excepted_proxies_do_not_alert() {
         apns,
         unclassified,
     ];
-    let alerts = cp.ingest_flows(&batch).unwrap();
+    let alerts = cp.ingest.ingest_flows(&batch).unwrap();
     assert!(
         alerts.is_empty(),
         "{:#?}",
         alerts.iter().map(|a| &a.reasons).collect::<Vec<_>>()
     );
-    let stats = cp.stats();
+    let stats = cp.core().lock().unwrap().stats();
     assert_eq!(stats.flows, 7);
     assert_eq!(stats.unclassified, 1);
     assert_eq!(stats.approved, 5);
     assert_eq!(stats.excepted, 1);
     // The proxied session is still on record, marked with its exception, scored zero.
-    let findings = cp.findings();
+    let findings = cp.ingest.findings();
     assert_eq!(findings.len(), 1);
     assert_eq!(findings[0].excepted_by.as_deref(), Some("corp-proxy"));
     assert_eq!(findings[0].score, 0.0);
@@ -198,7 +202,7 @@ fn approved_pairings_starttls_and_excepted_proxies_do_not_alert() {
     elsewhere.http_host = Some("tools.example.net:8080".into());
     elsewhere.start_us = at("2024-05-01T11:00:00Z");
     elsewhere.end_us = elsewhere.start_us + 1_000_000;
-    assert_eq!(cp.ingest_flow(&elsewhere).unwrap().len(), 1);
+    assert_eq!(cp.ingest.ingest_flow(&elsewhere).unwrap().len(), 1);
 }
 
 #[test]
@@ -214,7 +218,7 @@ fn unmanaged_device_traffic_is_reported_with_its_context() {
         40,
     );
     ssh.port_mismatch = Some(true);
-    let alerts = cp.ingest_flow(&ssh).unwrap();
+    let alerts = cp.ingest.ingest_flow(&ssh).unwrap();
     assert_eq!(alerts.len(), 1, "not dropped");
     let a = &alerts[0];
     assert!(!a.device.in_inventory && !a.device.managed);
@@ -375,18 +379,18 @@ fn dns_answer_attributes_a_flow_without_sni() {
         "src_ip": "10.10.0.1", "src_port": 53, "dest_ip": "10.10.0.21", "dest_port": 53011, "proto": "UDP",
         "dns": {"type": "answer", "rrname": "smtp.mail.example.com", "answers": [
             {"rrname": "smtp.mail.example.com", "rrtype": "A", "ttl": 300, "rdata": "203.0.113.77"}]}});
-    assert!(cp.ingest_eve(&dns).unwrap().is_empty());
+    assert!(cp.ingest.ingest_eve(&dns).unwrap().is_empty());
     let eve_flow = json!({"timestamp": "2024-05-01T09:05:02.000000+0000", "flow_id": 1234567, "event_type": "flow",
         "src_ip": "10.10.0.21", "src_port": 50123, "dest_ip": "203.0.113.77", "dest_port": 2525, "proto": "TCP",
         "app_proto": "smtp", "port_mismatch": true, "community_id": "1:abc=",
         "flow": {"pkts_toserver": 9, "pkts_toclient": 8, "bytes_toserver": 700, "bytes_toclient": 900,
                  "start": "2024-05-01T09:05:00.000000+0000", "end": "2024-05-01T09:05:02.000000+0000"}});
-    let alerts = cp.ingest_eve(&eve_flow).unwrap();
+    let alerts = cp.ingest.ingest_eve(&eve_flow).unwrap();
     assert_eq!(alerts.len(), 1);
     let a = &alerts[0];
     assert_eq!(a.app.method.as_str(), "dns_answer");
     assert_eq!(a.app.role.as_deref(), Some("mail"));
     assert_eq!(a.app.server_name.as_deref(), Some("smtp.mail.example.com"));
     assert_eq!(a.flow.flow_id, 1_234_567);
-    assert_eq!(cp.stats().dns_answers, 1);
+    assert_eq!(cp.core().lock().unwrap().stats().dns_answers, 1);
 }

@@ -43,31 +43,42 @@ fn restart_keeps_inventory_state_findings_and_alerts() {
     };
     let (finding_id, alerts_before) = {
         let mut cp = engine_in(dir.path(), RoleSet::shipped_defaults().unwrap());
-        cp.import_device_states(&fixture("scenario_device_states.jsonl"))
+        cp.operator
+            .import_device_states(&fixture("scenario_device_states.jsonl"))
             .unwrap();
         let mut n = 0;
         for i in 0..3 {
-            n += cp.ingest_flow(&beacon(i)).unwrap().len();
+            n += cp.ingest.ingest_flow(&beacon(i)).unwrap().len();
         }
-        let f = cp.findings()[0].clone();
+        let f = cp.ingest.findings()[0].clone();
         assert_eq!(f.sessions, 3);
         (f.id, n)
     };
     let mut cp = reopen(&db);
-    assert_eq!(cp.store().schema_version().unwrap(), SCHEMA_VERSION);
-    assert_eq!(cp.store().synchronous().unwrap(), 2, "synchronous = FULL");
-    assert_eq!(cp.store().integrity_check().unwrap(), "ok");
-    assert_eq!(cp.device_count(), 3);
-    assert_eq!(cp.alerts().unwrap().len(), alerts_before);
-    let f = cp.findings()[0].clone();
+    assert_eq!(
+        cp.core().lock().unwrap().store().schema_version().unwrap(),
+        SCHEMA_VERSION
+    );
+    assert_eq!(
+        cp.core().lock().unwrap().store().synchronous().unwrap(),
+        2,
+        "synchronous = FULL"
+    );
+    assert_eq!(
+        cp.core().lock().unwrap().store().integrity_check().unwrap(),
+        "ok"
+    );
+    assert_eq!(cp.core().lock().unwrap().device_count(), 3);
+    assert_eq!(cp.operator.alerts().unwrap().len(), alerts_before);
+    let f = cp.ingest.findings()[0].clone();
     assert_eq!((f.id, f.sessions), (finding_id, 3));
     // The next session grows the same finding, with device state still known after restart.
-    let alerts = cp.ingest_flow(&beacon(3)).unwrap();
+    let alerts = cp.ingest.ingest_flow(&beacon(3)).unwrap();
     assert!(
         alerts.is_empty(),
         "severity already at its peak: no repeat alert"
     );
-    let f = cp.findings()[0].clone();
+    let f = cp.ingest.findings()[0].clone();
     assert_eq!((f.id, f.sessions, f.locked_sessions), (finding_id, 4, 4));
     assert!(
         f.reasons.iter().any(|r| r.contains("device locked in 4/4")),
@@ -126,7 +137,7 @@ fn crash_writer_child() {
             1,
         );
         f.port_mismatch = Some(true);
-        cp.ingest_flow(&f).expect("ingest");
+        cp.ingest.ingest_flow(&f).expect("ingest");
         let key = format!("00008120-001A2C3E0E38801E|-|tls|{dest}|8443");
         println!("COMMITTED {key}");
     }

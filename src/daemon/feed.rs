@@ -22,7 +22,7 @@ use portolan_control::output::eve::to_eve;
 use portolan_control::output::forward::{ForwardCounts, ForwardTarget, Forwarder};
 use portolan_control::output::ocsf::to_ocsf;
 use portolan_control::output::{JsonLinesWriter, OutputCounters};
-use portolan_control::{ControlPlane, DnsAnswer, FlowObservation};
+use portolan_control::{DnsAnswer, FlowObservation, Ingest};
 use portolan_dataplane::{FlowEvent, FlowEventConsumer};
 
 use crate::config::{AlertFormat, NetworkOutput};
@@ -45,7 +45,7 @@ pub struct FeedTotals {
 
 /// The consumer on the drain thread.
 pub struct EngineFeed {
-    engine: Arc<Mutex<ControlPlane>>,
+    engine: Ingest,
     batch: Vec<FlowObservation>,
     pending_protocols: Vec<BTreeMap<String, u64>>,
     live: LiveProtocols,
@@ -107,7 +107,7 @@ impl std::fmt::Debug for EngineFeed {
 impl EngineFeed {
     /// A feed into `engine` for `workers` workers; alert files are opened for appending.
     pub fn new(
-        engine: Arc<Mutex<ControlPlane>>,
+        engine: Ingest,
         workers: usize,
         live: LiveProtocols,
         eve: Option<&Path>,
@@ -259,16 +259,12 @@ impl EngineFeed {
         // Start order, so recurrence gaps come out right.
         self.batch
             .sort_by(|a, b| a.start_us.cmp(&b.start_us).then(a.flow_id.cmp(&b.flow_id)));
-        let result = match self.engine.lock() {
-            Ok(mut engine) => {
-                let product = engine.config().ocsf.clone();
-                engine
-                    .ingest_flows(&self.batch)
-                    .map(|alerts| (alerts, product))
-                    .map_err(|e| e.to_string())
-            }
-            Err(_) => Err("control-plane lock poisoned".to_string()),
-        };
+        let product = self.engine.core().config().ocsf.clone();
+        let result = self
+            .engine
+            .ingest_flows(&self.batch)
+            .map(|alerts| (alerts, product))
+            .map_err(|e| e.to_string());
         let n = self.batch.len();
         self.batch.clear();
         let (alerts, product) = match result {
@@ -347,8 +343,8 @@ impl FlowEventConsumer for EngineFeed {
         if let Some(record) = event.dns_eve_json() {
             match DnsAnswer::from_eve_dns(&record) {
                 Ok(Some(answer)) => {
-                    if let Ok(mut engine) = self.engine.lock() {
-                        engine.ingest_dns(&answer);
+                    if let Err(e) = self.engine.ingest_dns(&answer) {
+                        tracing::warn!(error = %e, "DNS answer not remembered by the control plane");
                     }
                 }
                 Ok(None) => {}

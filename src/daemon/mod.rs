@@ -36,7 +36,7 @@ use portolan_api::{
     TokenStore,
 };
 use portolan_classify::{CacheDir, Classifier, ClassifyConfig, CompiledSignatures};
-use portolan_control::{ControlPlane, Store};
+use portolan_control::{ControlCore, ControlPlane, Store};
 use portolan_dataplane::{flow_event_queues, ClassifyObserver, DrainOptions, FlowEventDrain};
 
 use crate::config::{ApplianceConfig, LogFormat, LoggingSection, Overrides, StartPolicy};
@@ -243,35 +243,36 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
         .load()
         .map_err(|e| Failure::bad_input(format!("control.roles: {e}")))?;
     let control_config = cfg.control.control_config();
-    let mut engine = ControlPlane::new(store, roles, control_config.clone())
+    let ControlPlane { ingest, operator } = ControlPlane::new(store, roles, control_config.clone())
         .map_err(|e| Failure::runtime(e.to_string()))?;
-    engine.set_port_registry(Box::new(DataplaneBaseline(Arc::clone(&registry))));
-    for w in engine.startup_warnings() {
+    operator.set_port_registry(Box::new(DataplaneBaseline(Arc::clone(&registry))));
+    let core = Arc::clone(operator.core());
+    let locked = |e: portolan_control::ControlError| Failure::runtime(e.to_string());
+    for w in core.lock().map_err(locked)?.startup_warnings() {
         tracing::warn!("{w}");
     }
     if !cfg.inputs.inventory.is_empty() {
-        engine
+        operator
             .import_inventory(&cfg.inputs.inventory, STARTUP_ACTOR)
             .map_err(|e| Failure::bad_input(format!("inputs.inventory: {e}")))?;
     }
     if let Some(p) = &cfg.inputs.leases {
-        engine
+        operator
             .import_leases(p, STARTUP_ACTOR)
             .map_err(|e| Failure::bad_input(format!("inputs.leases: {e}")))?;
     }
     if let Some(p) = &cfg.inputs.device_states {
-        engine
+        operator
             .import_device_states(p)
             .map_err(|e| Failure::bad_input(format!("inputs.device_states: {e}")))?;
     }
     tracing::info!(
         store = %cfg.store.path.display(),
-        devices = engine.device_count(),
-        findings = engine.findings().len(),
-        roles = engine.roles().roles().len(),
+        devices = device_count(&core),
+        findings = ingest.findings().len(),
+        roles = core.lock().map_err(locked)?.roles().roles().len(),
         "control plane ready"
     );
-    let engine = Arc::new(Mutex::new(engine));
     let factory_registry = Arc::clone(&registry);
     let plan = ReloadPlan {
         roles: roles_source,
@@ -280,8 +281,8 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
             Box::new(DataplaneBaseline(Arc::clone(&factory_registry))) as _
         })),
     };
-    let control = ControlHandle::new(Arc::clone(&engine), plan)
-        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let control =
+        ControlHandle::new(operator, plan).map_err(|e| Failure::runtime(e.to_string()))?;
     let tokens =
         Arc::new(TokenStore::open(&cfg.store.path).map_err(|e| Failure::runtime(e.to_string()))?);
     match tokens.list() {
@@ -318,7 +319,7 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     }
     let live_protocols: LiveProtocols = Arc::new(Mutex::new(Vec::new()));
     let feed = EngineFeed::new(
-        Arc::clone(&engine),
+        ingest,
         workers,
         Arc::clone(&live_protocols),
         cfg.outputs.eve.as_deref(),
@@ -379,14 +380,14 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
 
     let interval = Duration::from_millis(cfg.dataplane.stats_interval_ms);
     let mut shutdown: Option<&'static str> = None;
-    if cfg.dataplane.start == StartPolicy::AfterFirstInventory && device_count(&engine) == 0 {
+    if cfg.dataplane.start == StartPolicy::AfterFirstInventory && device_count(&core) == 0 {
         tracing::info!(
             "dataplane waits for the first inventory (POST /api/v1/inventory) before polling"
         );
         readiness.set_not_ready(
             "the dataplane waits for the first inventory (POST /api/v1/inventory) before polling",
         );
-        while device_count(&engine) == 0 {
+        while device_count(&core) == 0 {
             match events.recv_timeout(Duration::from_millis(200)) {
                 Ok(DaemonEvent::Shutdown(sig)) => {
                     shutdown = Some(sig);
@@ -483,7 +484,7 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
         }
         Err(e) => tracing::error!(error = %e, "flow event thread failed"),
     }
-    match engine.lock() {
+    match core.lock() {
         Ok(mut e) => {
             if let Err(err) = e.flush() {
                 tracing::error!(error = %err, "cannot write the learning counts");
@@ -504,6 +505,6 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     }
 }
 
-fn device_count(engine: &Arc<Mutex<ControlPlane>>) -> usize {
-    engine.lock().map(|e| e.device_count()).unwrap_or(0)
+fn device_count(core: &ControlCore) -> usize {
+    core.lock().map(|e| e.device_count()).unwrap_or(0)
 }

@@ -32,7 +32,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config: Default::default(),
         registry: None,
     };
-    let control = ControlHandle::open(&db, plan)?;
+    // No flows are fed here: the ingest side is not needed.
+    let (control, _ingest) = ControlHandle::open(&db, plan)?;
     let state = ApiState::with_stats(control, tokens, Default::default(), Readiness::ready());
     std::fs::write(
         dir.join("openapi.json"),

@@ -1,11 +1,11 @@
-//! The admin API's handle on the control plane: the daemon's shared [`ControlPlane`] engine (inventory,
+//! The admin API's handle on the control plane: the daemon's [`Operator`] (inventory,
 //! device state, roles and baselines, exceptions, learning, alerts and their closure, audit log), plus what
 //! the engine does not keep itself: uploaded inventory documents (kept next to the store for the record),
 //! closures written by earlier versions of this crate (table `api_alert_closures`, read only), and where the
 //! roles come from when they are reloaded.
 //!
-//! Every change goes through the engine with the caller's identity and reason. Methods block (SQLite and the
-//! engine lock); handlers call them on the blocking pool. This module must not decide verdicts or scores.
+//! Every change goes through the operator side with the caller's identity and reason. Methods block (SQLite
+//! and the core's lock); handlers call them on the blocking pool. This module must not decide verdicts or scores.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use portolan_control::audit::AuditEntry;
 use portolan_control::device_state::DeviceStateEvent;
 use portolan_control::engine::{
-    ControlConfig, ControlError as EngineError, ControlPlane, TriageAct,
+    ControlConfig, ControlCore, ControlError as EngineError, ControlPlane, CoreState, Ingest,
+    Operator, TriageAct,
 };
 use portolan_control::inventory::{Device, InventoryError};
 use portolan_control::learning::{ApprovedPairing, BaselineProposal};
@@ -215,7 +216,7 @@ pub struct ReloadReport {
 }
 
 struct Inner {
-    engine: Arc<Mutex<ControlPlane>>,
+    operator: Operator,
     store_path: PathBuf,
     /// The API's own connection: closures written by earlier versions (`api_alert_closures`).
     side: Mutex<Connection>,
@@ -252,9 +253,16 @@ fn file_exception_ids(roles: &RolesSource) -> Vec<String> {
 }
 
 impl ControlHandle {
-    /// A handle over the daemon's shared engine. `plan` says how to rebuild it on reload.
-    pub fn new(engine: Arc<Mutex<ControlPlane>>, plan: ReloadPlan) -> Result<Self, ControlError> {
-        let store_path = lock(&engine)?.store().path().to_path_buf();
+    /// A handle over the daemon's control plane, through its operator side. `plan` says how to
+    /// rebuild it on reload.
+    pub fn new(operator: Operator, plan: ReloadPlan) -> Result<Self, ControlError> {
+        let store_path = operator
+            .core()
+            .lock()
+            .map_err(|e| classify(e, "reason"))?
+            .store()
+            .path()
+            .to_path_buf();
         let conn = crate::db::open(&store_path)
             .map_err(|e| ControlError::Internal(format!("{}: {e}", store_path.display())))?;
         let uploads = store_path
@@ -264,7 +272,7 @@ impl ControlHandle {
         let file_exceptions = file_exception_ids(&plan.roles);
         Ok(Self {
             inner: Arc::new(Inner {
-                engine,
+                operator,
                 store_path,
                 side: Mutex::new(conn),
                 uploads,
@@ -274,26 +282,40 @@ impl ControlHandle {
         })
     }
 
-    /// Opens the store at `store_path` and builds an engine over it (for tools and tests; the daemon
-    /// shares its own engine through [`ControlHandle::new`]).
-    pub fn open(store_path: &Path, plan: ReloadPlan) -> Result<Self, ControlError> {
+    /// Opens the store at `store_path` and builds a control plane over it (for tools and tests; the
+    /// daemon hands its own operator side to [`ControlHandle::new`]). Returns the handle and the
+    /// ingest side, which feeds flows to the same core.
+    pub fn open(store_path: &Path, plan: ReloadPlan) -> Result<(Self, Ingest), ControlError> {
         let store = Store::open(store_path).map_err(ControlError::internal)?;
         let roles = plan.roles.load().map_err(ControlError::internal)?;
-        let mut engine =
+        let cp =
             ControlPlane::new(store, roles, plan.config.clone()).map_err(ControlError::internal)?;
         if let Some(make) = &plan.registry {
-            engine.set_port_registry(make());
+            cp.operator.set_port_registry(make());
         }
-        Self::new(Arc::new(Mutex::new(engine)), plan)
+        let ControlPlane { ingest, operator } = cp;
+        Ok((Self::new(operator, plan)?, ingest))
     }
 
-    /// The shared engine.
-    pub fn engine(&self) -> Arc<Mutex<ControlPlane>> {
-        self.inner.engine.clone()
+    /// The operator side of the control plane.
+    pub fn operator(&self) -> &Operator {
+        &self.inner.operator
     }
 
-    fn engine_lock(&self) -> Result<MutexGuard<'_, ControlPlane>, ControlError> {
-        lock(&self.inner.engine)
+    /// The shared core of the control plane (store, roles, inventory, counters).
+    pub fn core(&self) -> &Arc<ControlCore> {
+        self.inner.operator.core()
+    }
+
+    fn op(&self) -> &Operator {
+        &self.inner.operator
+    }
+
+    /// The shared state, locked (reads that span several of its parts).
+    fn core_lock(&self) -> Result<MutexGuard<'_, CoreState>, ControlError> {
+        self.core()
+            .lock()
+            .map_err(|_| ControlError::Internal("control-plane lock poisoned".to_string()))
     }
 
     /// Re-reads the roles (file or shipped defaults) and puts them in force without stopping ingestion:
@@ -307,16 +329,17 @@ impl ControlHandle {
         })?;
         let file_exceptions: Vec<String> =
             roles.exceptions().iter().map(|e| e.id.clone()).collect();
-        let mut engine = self.engine_lock()?;
-        let (_, warnings) = engine
+        let (_, warnings) = self
+            .op()
             .replace_roles(roles, actor, reason)
             .map_err(|e| classify(e, "reason"))?;
+        let core = self.core_lock()?;
         let report = ReloadReport {
-            roles: engine.roles().roles().len(),
-            exceptions: engine.roles().exceptions().len(),
+            roles: core.roles().roles().len(),
+            exceptions: core.roles().exceptions().len(),
             warnings,
         };
-        drop(engine);
+        drop(core);
         *lock(&self.inner.file_exceptions)? = file_exceptions;
         Ok(report)
     }
@@ -379,9 +402,7 @@ impl ControlHandle {
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         let reason = format!("inventory upload through the admin API, kept as api-uploads/{kept}");
-        let result = self
-            .engine_lock()?
-            .import_inventory_bytes(body, actor, &reason);
+        let result = self.op().import_inventory_bytes(body, actor, &reason);
         result.map_err(|e| {
             // A refused document is not kept.
             let _ = std::fs::remove_file(&path);
@@ -391,7 +412,7 @@ impl ControlHandle {
 
     /// Every device, by UDID.
     pub fn devices(&self) -> Result<Vec<Device>, ControlError> {
-        self.engine_lock()?
+        self.core_lock()?
             .store()
             .devices()
             .map_err(ControlError::internal)
@@ -399,7 +420,7 @@ impl ControlHandle {
 
     /// One device (by UDID, or serial number) with its replaced records.
     pub fn device(&self, key: &str) -> Result<(Device, Vec<DeviceHistoryEntry>), ControlError> {
-        let engine = self.engine_lock()?;
+        let engine = self.core_lock()?;
         let device = match engine.device(key) {
             Some(d) => d.clone(),
             None => engine
@@ -429,7 +450,7 @@ impl ControlHandle {
 
     /// Stores device state events and makes them visible to scoring.
     pub fn add_device_states(&self, events: Vec<DeviceStateEvent>) -> Result<usize, ControlError> {
-        self.engine_lock()?
+        self.op()
             .ingest_device_states(events)
             .map_err(|e| classify(e, "reason"))
     }
@@ -438,7 +459,7 @@ impl ControlHandle {
 
     /// The roles in force.
     pub fn roles(&self) -> Result<RoleSet, ControlError> {
-        Ok(self.engine_lock()?.roles().clone())
+        Ok(self.core_lock()?.roles().clone())
     }
 
     /// Defines (or redefines) a role, audited with `reason`; in force from the next verdict and kept in the
@@ -451,18 +472,21 @@ impl ControlHandle {
             )));
         }
         let name = role.name.clone();
-        let mut engine = self.engine_lock()?;
-        engine
+        self.op()
             .define_role(role, actor, reason)
             .map_err(|e| classify(e, "reason"))?;
-        engine.roles().role(&name).cloned().ok_or_else(|| {
-            ControlError::Internal(format!("role {name:?} not in force after definition"))
-        })
+        self.core_lock()?
+            .roles()
+            .role(&name)
+            .cloned()
+            .ok_or_else(|| {
+                ControlError::Internal(format!("role {name:?} not in force after definition"))
+            })
     }
 
     /// Deletes a role in force, audited with `reason`.
     pub fn delete_role(&self, name: &str, actor: &str, reason: &str) -> Result<(), ControlError> {
-        match self.engine_lock()?.delete_role(name, actor, reason) {
+        match self.op().delete_role(name, actor, reason) {
             Ok(true) => Ok(()),
             Ok(false) => Err(ControlError::NotFound(format!("no role named {name:?}"))),
             Err(e) => Err(classify(e, "reason")),
@@ -505,11 +529,10 @@ impl ControlHandle {
                 "at least one pairing is required",
             ));
         }
-        let mut engine = self.engine_lock()?;
-        if role != DEVICE_DEFAULT && engine.roles().role(role).is_none() {
+        if role != DEVICE_DEFAULT && self.core_lock()?.roles().role(role).is_none() {
             return Err(ControlError::NotFound(format!("no role named {role:?}")));
         }
-        engine
+        self.op()
             .approve_baseline(role, pairings, actor, reason)
             .map(|_| ())
             .map_err(|e| classify(e, "reason"))
@@ -524,11 +547,10 @@ impl ControlHandle {
         actor: &str,
         reason: &str,
     ) -> Result<(), ControlError> {
-        let mut engine = self.engine_lock()?;
-        if role != DEVICE_DEFAULT && engine.roles().role(role).is_none() {
+        if role != DEVICE_DEFAULT && self.core_lock()?.roles().role(role).is_none() {
             return Err(ControlError::NotFound(format!("no role named {role:?}")));
         }
-        engine
+        self.op()
             .reject_proposal(role, pairings, actor, reason)
             .map(|_| ())
             .map_err(|e| classify(e, "reason"))
@@ -541,15 +563,20 @@ impl ControlHandle {
 
     /// Adds an exception (validated, unique id), audited.
     pub fn add_exception(&self, rule: ExceptionRule, actor: &str) -> Result<(), ControlError> {
-        let mut engine = self.engine_lock()?;
-        if engine.roles().exceptions().iter().any(|e| e.id == rule.id) {
+        if self
+            .core_lock()?
+            .roles()
+            .exceptions()
+            .iter()
+            .any(|e| e.id == rule.id)
+        {
             return Err(ControlError::Conflict(format!(
                 "an exception with id {:?} exists",
                 rule.id
             )));
         }
         let reason = rule.reason.clone();
-        engine
+        self.op()
             .add_exception(rule, actor, &reason)
             .map(|_| ())
             .map_err(|e| classify(e, "reason"))
@@ -567,7 +594,7 @@ impl ControlHandle {
                 "exception {id:?} is defined in the roles file; remove it there and reload"
             )));
         }
-        match self.engine_lock()?.revoke_exception(id, actor, reason) {
+        match self.op().revoke_exception(id, actor, reason) {
             Ok(true) => Ok(()),
             Ok(false) => Err(ControlError::NotFound(format!(
                 "no exception with id {id:?} in force"
@@ -584,7 +611,7 @@ impl ControlHandle {
         from_us: i64,
         to_us: i64,
     ) -> Result<Vec<BaselineProposal>, ControlError> {
-        self.engine_lock()?
+        self.op()
             .propose_baselines(from_us, to_us)
             .map_err(|e| classify(e, "reason"))
     }
@@ -638,7 +665,7 @@ impl ControlHandle {
     /// Every alert with its acknowledgement and closure, oldest first.
     pub fn alerts(&self) -> Result<Vec<AlertRecord>, ControlError> {
         let (stored, notes) = {
-            let engine = self.engine_lock()?;
+            let engine = self.op();
             let stored = engine.alerts().map_err(ControlError::internal)?;
             let notes = engine.triage_notes(None).map_err(ControlError::internal)?;
             (stored, notes)
@@ -654,7 +681,7 @@ impl ControlHandle {
     /// One alert.
     pub fn alert(&self, id: i64) -> Result<AlertRecord, ControlError> {
         let (stored, notes) = {
-            let engine = self.engine_lock()?;
+            let engine = self.op();
             let stored = engine
                 .alert(id)
                 .map_err(ControlError::internal)?
@@ -685,7 +712,7 @@ impl ControlHandle {
                 "alert {id} is already acknowledged"
             )));
         }
-        match self.engine_lock()?.acknowledge_alert(id, actor, note) {
+        match self.op().acknowledge_alert(id, actor, note) {
             Ok(true) => {}
             Ok(false) => {
                 return Err(ControlError::Conflict(format!(
@@ -705,7 +732,7 @@ impl ControlHandle {
                 "alert {id} is already closed"
             )));
         }
-        match self.engine_lock()?.close_alert(id, actor, note) {
+        match self.op().close_alert(id, actor, note) {
             Ok(CloseOutcome::Closed { .. }) => {}
             Ok(CloseOutcome::AlreadyClosed) => {
                 return Err(ControlError::Conflict(format!(
@@ -738,7 +765,7 @@ impl ControlHandle {
             )));
         }
         let outcome = self
-            .engine_lock()?
+            .op()
             .triage_alert(id, act, actor, note)
             .map_err(|e| classify(e, "note"))?;
         match outcome {
@@ -763,8 +790,6 @@ impl ControlHandle {
 
     /// The audit log, oldest first.
     pub fn audit_log(&self) -> Result<Vec<AuditEntry>, ControlError> {
-        self.engine_lock()?
-            .audit_log()
-            .map_err(ControlError::internal)
+        self.op().audit_log().map_err(ControlError::internal)
     }
 }

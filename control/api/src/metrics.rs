@@ -8,7 +8,7 @@
 //! the dataplane: it only reads published snapshots.
 
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -20,7 +20,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use portolan_control::ControlPlane;
+use portolan_control::ControlCore;
 
 use crate::stats::DataplaneStatsHandle;
 
@@ -76,7 +76,7 @@ pub struct ApiMetrics {
 impl ApiMetrics {
     /// A registry with the HTTP metrics, a collector over the dataplane `stats` and, when given, one over
     /// the control-plane engine's counters.
-    pub fn new(stats: DataplaneStatsHandle, engine: Option<Arc<Mutex<ControlPlane>>>) -> Self {
+    pub fn new(stats: DataplaneStatsHandle, engine: Option<Arc<ControlCore>>) -> Self {
         let mut registry = Registry::with_prefix("portolan");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -485,7 +485,7 @@ impl Collector for DataplaneCollector {
 /// Encodes the control-plane engine's counters on each scrape (scrapes run on the blocking pool: this
 /// takes the engine lock briefly).
 struct ControlCollector {
-    engine: Arc<Mutex<ControlPlane>>,
+    engine: Arc<ControlCore>,
 }
 
 impl std::fmt::Debug for ControlCollector {
@@ -497,7 +497,7 @@ impl std::fmt::Debug for ControlCollector {
 impl Collector for ControlCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let (stats, devices) = match self.engine.lock() {
-            Ok(cp) => (cp.stats(), cp.device_count()),
+            Ok(core) => (core.stats(), core.device_count()),
             // A poisoned engine is reported by the routes that use it; metrics stay quiet.
             Err(_) => return Ok(()),
         };

@@ -106,7 +106,7 @@ impl ApiState {
         stats: DataplaneStatsHandle,
         readiness: Readiness,
     ) -> Self {
-        let metrics = Arc::new(ApiMetrics::new(stats.clone(), Some(control.engine())));
+        let metrics = Arc::new(ApiMetrics::new(stats.clone(), Some(control.core().clone())));
         Self {
             control,
             tokens,

@@ -34,8 +34,7 @@ fn mail_session_on_8443(api: &TestApi, start: &str) -> usize {
         "flow": {"start": start, "end": start, "pkts_toserver": 10, "pkts_toclient": 10,
                  "bytes_toserver": 1800, "bytes_toclient": 4000}
     });
-    let engine = api.state.control.engine();
-    let mut cp = engine.lock().unwrap();
+    let mut cp = api.ingest.lock().unwrap();
     cp.ingest_eve(&record).unwrap().len()
 }
 
@@ -795,9 +794,7 @@ async fn alert_and_audit_paging_follow_the_cursor() {
             "flow": {"start": "2024-05-01T09:00:00.000000+0000", "end": "2024-05-01T09:00:01.000000+0000"}
         });
         raised += api
-            .state
-            .control
-            .engine()
+            .ingest
             .lock()
             .unwrap()
             .ingest_eve(&record)
@@ -931,23 +928,10 @@ async fn roles_are_defined_and_deleted_with_reasons_and_survive_a_reload() {
         .unwrap()
         .iter()
         .any(|r| r["ports"] == json!([8443])));
-    let before = api
-        .state
-        .control
-        .engine()
-        .lock()
-        .unwrap()
-        .stats()
-        .violations;
+    let before = api.state.control.core().lock().unwrap().stats().violations;
     mail_session_on_8443(&api, "2024-05-01T09:15:00.000000+0000");
     assert_eq!(
-        api.state
-            .control
-            .engine()
-            .lock()
-            .unwrap()
-            .stats()
-            .violations,
+        api.state.control.core().lock().unwrap().stats().violations,
         before,
         "approved by the redefined role"
     );
@@ -1104,9 +1088,7 @@ async fn the_audit_log_shows_server_paths_to_admins_only() {
     std::fs::write(&file, control_fixture("jamf_mobile_devices_detail.json")).unwrap();
     api.state
         .control
-        .engine()
-        .lock()
-        .unwrap()
+        .operator()
         .import_inventory(std::slice::from_ref(&file), "start-up")
         .expect("import");
     let full = file.display().to_string();

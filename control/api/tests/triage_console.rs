@@ -31,8 +31,7 @@ fn mail_session(api: &TestApi, port: u16, start: &str) -> usize {
         "flow": {"start": start, "end": start, "pkts_toserver": 10, "pkts_toclient": 10,
                  "bytes_toserver": 1800, "bytes_toclient": 4000}
     });
-    let engine = api.state.control.engine();
-    let mut cp = engine.lock().unwrap();
+    let mut cp = api.ingest.lock().unwrap();
     cp.ingest_eve(&record).unwrap().len()
 }
 

@@ -54,10 +54,11 @@ pub fn roles_with_proxy() -> RoleSet {
 /// registry as the device default baseline.
 pub fn engine_in(dir: &std::path::Path, roles: RoleSet) -> ControlPlane {
     let store = Store::open(&dir.join("portolan.db")).expect("store");
-    let mut cp = ControlPlane::new(store, roles, ControlConfig::default())
+    let cp = ControlPlane::new(store, roles, ControlConfig::default())
         .expect("engine")
         .with_port_registry(registry());
-    cp.import_inventory(&[fixture("jamf_mobile_devices_detail.json")], "test")
+    cp.operator
+        .import_inventory(&[fixture("jamf_mobile_devices_detail.json")], "test")
         .expect("inventory");
     cp
 }

@@ -23,6 +23,8 @@ pub struct TestApi {
     pub viewer: String,
     pub state: ApiState,
     pub db: PathBuf,
+    /// The ingest side over the same core as the API's (feeds flows as the daemon's drain thread would).
+    pub ingest: std::sync::Mutex<portolan_control::Ingest>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -59,7 +61,7 @@ impl TestApi {
             config: Default::default(),
             registry: Some(std::sync::Arc::new(|| Box::new(registry()) as _)),
         };
-        let control = ControlHandle::open(&db, plan).expect("control plane");
+        let (control, ingest) = ControlHandle::open(&db, plan).expect("control plane");
         let state = ApiState::with_stats(control, tokens, Default::default(), Readiness::ready());
         let mut cfg = ApiConfig {
             listen: "127.0.0.1:0".parse().expect("addr"),
@@ -94,6 +96,7 @@ impl TestApi {
             viewer,
             state,
             db,
+            ingest: std::sync::Mutex::new(ingest),
             stop: Some(tx),
             task: Some(task),
         }

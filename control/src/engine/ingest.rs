@@ -1,0 +1,426 @@
+//! Ingest: the control plane's pipeline for what the dataplane hands over. Each flow goes through
+//! attribute → judge → exception → score → store, one stage per function below; DNS answers feed
+//! attribution.
+//!
+//! Owns: [`Ingest`] (the findings as they grow, the signature and app catalogues), the alert policy
+//! (a finding raises an alert when its score first reaches `scoring.alert_threshold`, and again each
+//! time its severity rises; sessions covered by an exception never alert) and the counters.
+//! Must not: change roles, baselines, exceptions or the inventory (operator acts do, through
+//! [`super::Operator`]), parse formats beyond handing EVE records to [`crate::observation`], or build
+//! SQL.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::alert::{
+    Alert, AlertActivity, BaselineContext, DeviceContext, PersistenceContext, SignatureCatalogue,
+};
+use crate::app_catalogue::AppCatalogue;
+use crate::attribution::{AppAttribution, DeviceAttribution};
+use crate::device_state::{DeviceStateSnapshot, LockState};
+use crate::findings::{Finding, FindingKey};
+use crate::inventory::Device;
+use crate::observation::{DnsAnswer, EveInput, FlowObservation};
+use crate::roles::{
+    BaselineBasis, ExceptionQuery, ExceptionRule, Judgement, PairingQuery, RoleSet, DEVICE_DEFAULT,
+};
+use crate::scoring::{score, Score, ScoreContext};
+
+use super::core::{serial_key, ControlCore, CoreState, Inventory, Policy};
+use super::{ControlConfig, ControlError, IngestStats};
+
+/// Pending learning keys that trigger a flush to the store.
+const LEARNING_FLUSH_KEYS: usize = 10_000;
+
+/// The ingest side of the control plane: judges flows and remembers DNS answers. One per core; the
+/// daemon's drain thread (or a replay) owns it.
+pub struct Ingest {
+    core: Arc<ControlCore>,
+    signatures: SignatureCatalogue,
+    catalogue: AppCatalogue,
+    findings: HashMap<String, Finding>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest")
+            .field("core", &self.core)
+            .field("findings", &self.findings.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What attribution found for one flow: the sender device, the app and role, and the device state.
+struct Attributed<'a> {
+    app_proto: String,
+    transport: String,
+    device_attr: Option<DeviceAttribution>,
+    device: Option<&'a Device>,
+    app: AppAttribution,
+    state: DeviceStateSnapshot,
+}
+
+impl Ingest {
+    /// The ingest side over `core`, with the findings the store holds.
+    pub(super) fn new(core: Arc<ControlCore>) -> Result<Ingest, ControlError> {
+        let signatures = SignatureCatalogue::shipped().map_err(ControlError::Rejected)?;
+        let catalogue = match &core.config().attribution.app_catalogue {
+            Some(path) => AppCatalogue::load(path)?,
+            None => AppCatalogue::shipped()?,
+        };
+        let mut findings = HashMap::new();
+        for f in core.lock()?.store().findings()? {
+            findings.insert(f.key.as_text(), f);
+        }
+        Ok(Ingest {
+            core,
+            signatures,
+            catalogue,
+            findings,
+        })
+    }
+
+    /// The shared core (store, roles, inventory, counters).
+    pub fn core(&self) -> &Arc<ControlCore> {
+        &self.core
+    }
+
+    /// Every finding, highest score first.
+    pub fn findings(&self) -> Vec<&Finding> {
+        let mut all: Vec<&Finding> = self.findings.values().collect();
+        all.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        all
+    }
+
+    /// The device holding `ip` at `at_us`, if any (for tools and tests).
+    pub fn device_at(&self, ip: IpAddr, at_us: i64) -> Result<Option<Device>, ControlError> {
+        Ok(self
+            .core
+            .lock()?
+            .device_at(ip, at_us, self.core.config())
+            .cloned())
+    }
+
+    /// Writes pending learning counts to the store.
+    pub fn flush(&mut self) -> Result<(), ControlError> {
+        self.core.lock()?.flush()
+    }
+
+    /// Remembers a DNS answer for attribution of later flows.
+    pub fn ingest_dns(&mut self, answer: &DnsAnswer) -> Result<(), ControlError> {
+        let mut st = self.core.lock()?;
+        st.inventory
+            .index
+            .record_dns(answer, &self.core.config().attribution);
+        st.stats.dns_answers += 1;
+        Ok(())
+    }
+
+    /// Feeds one EVE record: `flow` records are judged, `dns` answers remembered, others ignored.
+    pub fn ingest_eve(&mut self, record: &Value) -> Result<Vec<Alert>, ControlError> {
+        match EveInput::from_eve(record)? {
+            EveInput::Flow(obs) => self.ingest_flow(&obs),
+            EveInput::Dns(answer) => {
+                self.ingest_dns(&answer)?;
+                Ok(Vec::new())
+            }
+            EveInput::Ignored => Ok(Vec::new()),
+        }
+    }
+
+    /// Judges one flow. A violation updates its finding, which is committed to the store (with
+    /// any alert it raised) before this returns.
+    pub fn ingest_flow(&mut self, obs: &FlowObservation) -> Result<Vec<Alert>, ControlError> {
+        self.ingest_flows(std::slice::from_ref(obs))
+    }
+
+    /// Judges a batch of flows, committing all resulting findings and alerts in one transaction
+    /// (the shared state is locked for the batch).
+    pub fn ingest_flows(
+        &mut self,
+        observations: &[FlowObservation],
+    ) -> Result<Vec<Alert>, ControlError> {
+        let core = Arc::clone(&self.core);
+        let mut st = core.lock()?;
+        let mut pending: HashMap<String, Finding> = HashMap::new();
+        let mut alerts = Vec::new();
+        let mut stats = st.stats;
+        for obs in observations {
+            if let Some((finding, alert)) = self.evaluate(&mut st, obs, &pending, &mut stats) {
+                pending.insert(finding.key.as_text(), finding);
+                alerts.extend(alert);
+            }
+        }
+        let mut findings: Vec<Finding> = pending.into_values().collect();
+        st.store.save_findings(&mut findings, &mut alerts)?;
+        for f in findings {
+            self.findings.insert(f.key.as_text(), f);
+        }
+        stats.alerts += alerts.len() as u64;
+        st.stats = stats;
+        if st.counts.len() >= LEARNING_FLUSH_KEYS {
+            st.flush()?;
+        }
+        Ok(alerts)
+    }
+
+    /// One flow through the stages; `None` when it raised no finding (unclassified or approved).
+    fn evaluate(
+        &self,
+        st: &mut CoreState,
+        obs: &FlowObservation,
+        pending: &HashMap<String, Finding>,
+        stats: &mut IngestStats,
+    ) -> Option<(Finding, Option<Alert>)> {
+        stats.flows += 1;
+        if !obs.is_classified() {
+            stats.unclassified += 1;
+            return None;
+        }
+        let cfg = self.core.config();
+        let a = attribute(&st.inventory, &st.policy.roles, &self.catalogue, cfg, obs);
+        if cfg.learning.enabled {
+            st.counts.record(
+                a.app.role.as_deref().unwrap_or(DEVICE_DEFAULT),
+                &a.app_proto,
+                &a.transport,
+                obs.dest_port,
+                obs.start_us,
+                cfg.learning.bucket_s,
+            );
+        }
+        let judgement = judge(&st.policy, &a, obs);
+        if judgement.approved {
+            stats.approved += 1;
+            return None;
+        }
+        stats.violations += 1;
+        let exception = matching_exception(&st.policy.roles, &a, obs);
+        let mut finding = self.record_session(pending, &a, &judgement, obs, cfg);
+        let s = score_finding(cfg, &mut finding, &a, &judgement, exception);
+        if exception.is_some() {
+            stats.excepted += 1;
+            return Some((finding, None));
+        }
+        let alert = self.alert(&mut finding, s, &a, &judgement, obs, cfg);
+        Some((finding, alert))
+    }
+
+    /// Stage 4a: the flow's finding (pending in this batch, known, or new) with this session counted.
+    fn record_session(
+        &self,
+        pending: &HashMap<String, Finding>,
+        a: &Attributed<'_>,
+        judgement: &Judgement,
+        obs: &FlowObservation,
+        cfg: &ControlConfig,
+    ) -> Finding {
+        let key = finding_key(a, obs);
+        let key_text = key.as_text();
+        let mut finding = pending
+            .get(&key_text)
+            .or_else(|| self.findings.get(&key_text))
+            .cloned()
+            .unwrap_or_else(|| Finding::open(key, judgement.kind, obs));
+        finding.kind = judgement.kind;
+        finding.record_session(
+            obs,
+            &a.state,
+            cfg.scoring.interaction_window_s,
+            cfg.scoring.window_s.saturating_mul(1_000_000),
+        );
+        finding.udid = a.device.map(|d| d.udid.clone());
+        finding.serial_number = a.device.and_then(|d| d.serial_number.clone());
+        finding.bundle_id = a.app.bundle_id.clone();
+        finding.role = a.app.role.clone();
+        finding.transport = a.transport.clone();
+        finding
+    }
+
+    /// Stage 5: the alert a scored finding raises, if its score first reached the threshold or its
+    /// severity rose since its last alert.
+    fn alert(
+        &self,
+        finding: &mut Finding,
+        s: Score,
+        a: &Attributed<'_>,
+        judgement: &Judgement,
+        obs: &FlowObservation,
+        cfg: &ControlConfig,
+    ) -> Option<Alert> {
+        let raise = s.value >= cfg.scoring.alert_threshold
+            && finding
+                .alerted_severity
+                .is_none_or(|prev| s.severity > prev);
+        if !raise {
+            return None;
+        }
+        let device_ctx = match (a.device, &a.device_attr) {
+            (Some(d), Some(at)) => DeviceContext::from_device(d, at.method, at.confidence),
+            _ => DeviceContext::unknown(),
+        };
+        let activity = if finding.alerts == 0 {
+            AlertActivity::Create
+        } else {
+            AlertActivity::Update
+        };
+        finding.alerted_severity = Some(s.severity);
+        finding.alerts += 1;
+        let signature = self
+            .signatures
+            .select(judgement.kind, &device_ctx, &a.app)
+            .clone();
+        Some(Alert {
+            id: 0,
+            finding_id: finding.id,
+            finding_key: finding.key.as_text(),
+            ts_us: obs.end_us,
+            activity,
+            kind: judgement.kind,
+            signature,
+            severity: s.severity,
+            score: s.value,
+            confidence: finding.confidence,
+            reasons: s.reasons,
+            flow: obs.clone(),
+            device: device_ctx,
+            app: a.app.clone(),
+            baseline: BaselineContext {
+                role: judgement
+                    .baseline_role
+                    .clone()
+                    .unwrap_or_else(|| DEVICE_DEFAULT.to_string()),
+                basis: judgement.basis,
+                approved_ports: judgement.approved_ports.clone(),
+                explanation: judgement.explanation.clone(),
+            },
+            device_state: a.state.clone(),
+            persistence: PersistenceContext::from_finding(finding),
+        })
+    }
+}
+
+/// Stage 1: the device holding the source address, its state, and the app and role of the flow.
+fn attribute<'a>(
+    inv: &'a Inventory,
+    roles: &RoleSet,
+    catalogue: &AppCatalogue,
+    cfg: &ControlConfig,
+    obs: &FlowObservation,
+) -> Attributed<'a> {
+    let at = obs.start_us;
+    let device_attr = inv.index.device_at(obs.src_ip, at, &cfg.attribution);
+    let device = device_attr.as_ref().and_then(|a| inv.devices.get(&a.udid));
+    let mut keys: Vec<String> = Vec::new();
+    if let Some(d) = device {
+        keys.push(d.udid.clone());
+        if let Some(s) = &d.serial_number {
+            keys.push(serial_key(s));
+        }
+    }
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let general = inv.states.state_at(&key_refs, at, None);
+    let foreground = match general.lock_state {
+        Some(LockState::Locked) => None,
+        _ => general.foreground_bundle_id.as_deref(),
+    };
+    let app = inv
+        .index
+        .attribute_app(roles, catalogue, obs, device, foreground, &cfg.attribution);
+    let state = inv.states.state_at(&key_refs, at, app.bundle_id.as_deref());
+    Attributed {
+        app_proto: obs.app_proto.to_ascii_lowercase(),
+        transport: obs.transport.to_ascii_uppercase(),
+        device_attr,
+        device,
+        app,
+        state,
+    }
+}
+
+/// Stage 2: the pairing judged against the role's baseline (or the device default).
+fn judge(policy: &Policy, a: &Attributed<'_>, obs: &FlowObservation) -> Judgement {
+    policy.roles.judge(
+        &PairingQuery {
+            role: a.app.role.as_deref(),
+            app_proto: &a.app_proto,
+            transport: &a.transport,
+            port: obs.dest_port,
+            starttls: obs.starttls,
+            dataplane_mismatch: obs.port_mismatch,
+        },
+        policy.registry.as_deref(),
+    )
+}
+
+/// Stage 3: the exception covering the violation, if any.
+fn matching_exception<'r>(
+    roles: &'r RoleSet,
+    a: &Attributed<'_>,
+    obs: &FlowObservation,
+) -> Option<&'r ExceptionRule> {
+    roles.matching_exception(&ExceptionQuery {
+        udid: a.device.map(|d| d.udid.as_str()),
+        serial_number: a.device.and_then(|d| d.serial_number.as_deref()),
+        dest_ip: obs.dest_ip,
+        server_name: a.app.server_name.as_deref(),
+        port: obs.dest_port,
+        app_proto: &a.app_proto,
+        at_us: obs.start_us,
+    })
+}
+
+/// What makes the flow's sessions one finding: device, app (or role), protocol, destination, port.
+fn finding_key(a: &Attributed<'_>, obs: &FlowObservation) -> FindingKey {
+    FindingKey {
+        device: a
+            .device
+            .map_or_else(|| format!("ip:{}", obs.src_ip), |d| d.udid.clone()),
+        subject: match (&a.app.bundle_id, &a.app.role) {
+            (Some(b), _) => b.clone(),
+            (None, Some(r)) => format!("role:{r}"),
+            (None, None) => "-".to_string(),
+        },
+        app_proto: a.app_proto.clone(),
+        destination: a
+            .app
+            .server_name
+            .clone()
+            .unwrap_or_else(|| obs.dest_ip.to_string()),
+        port: obs.dest_port,
+    }
+}
+
+/// Stage 4b: scores the finding and records score, severity, reasons, confidence and exception on it.
+fn score_finding(
+    cfg: &ControlConfig,
+    finding: &mut Finding,
+    a: &Attributed<'_>,
+    judgement: &Judgement,
+    exception: Option<&ExceptionRule>,
+) -> Score {
+    let s = score(
+        &cfg.scoring,
+        &ScoreContext {
+            finding,
+            explanation: &judgement.explanation,
+            device: a.device,
+            app: &a.app,
+            state: &a.state,
+            exception,
+        },
+    );
+    let device_conf = a.device_attr.as_ref().map_or(1.0, |d| d.confidence);
+    finding.confidence = match judgement.basis {
+        BaselineBasis::Role => device_conf * a.app.confidence,
+        _ => device_conf,
+    };
+    finding.score = s.value;
+    finding.severity = s.severity;
+    finding.reasons = s.reasons.clone();
+    finding.excepted_by = exception.map(|e| e.id.clone());
+    s
+}
