@@ -442,7 +442,7 @@ impl ControlHandle {
 
     /// The device state events reported for `device` (by UDID, or by serial number), oldest first.
     pub fn device_states(&self, device: &Device) -> Result<Vec<DeviceStateEvent>, ControlError> {
-        self.engine_lock()?
+        self.core_lock()?
             .store()
             .device_states_of(&device.udid, device.serial_number.as_deref())
             .map_err(ControlError::internal)
