@@ -11,9 +11,10 @@
 //! Must not: judge, attribute or score flows (the control plane does), touch packets, or run on a
 //! worker lcore.
 //!
-//! DNS: the dataplane's hand-off carries finished flows only ([`FlowEvent`] has no DNS answers),
-//! so attribution by an earlier DNS answer is not fed from a replay; flows are attributed by
-//! TLS/QUIC SNI, HTTP Host and device state.
+//! The hand-off's events reach the control plane typed: [`FlowEvent::observation`] for a
+//! finished flow, [`FlowEvent::dns_answer`] for what a DNS flow resolved (an early answer event
+//! carries only that), so flows are attributed by DNS answers, TLS/QUIC SNI, HTTP Host and
+//! device state.
 
 use portolan_classify::AppProto;
 use portolan_control::output::eve::to_eve;
@@ -21,8 +22,7 @@ use portolan_control::output::ocsf::to_ocsf;
 use portolan_control::output::JsonLinesWriter;
 use portolan_control::scoring::Severity;
 use portolan_control::{
-    ControlConfig, ControlError, ControlPlane, DnsAnswer, FlowObservation, IngestStats, RoleSet,
-    Store,
+    ControlConfig, ControlError, ControlPlane, FlowObservation, IngestStats, RoleSet, Store,
 };
 use portolan_dataplane::{FlowEvent, FlowEventConsumer};
 use portolan_packet::Transport;
@@ -187,8 +187,6 @@ pub struct AlertSummary {
     pub devices: usize,
     /// Flow events the control plane judged.
     pub flows_judged: u64,
-    /// Flow events that could not be read as observations (a dataplane/control mismatch).
-    pub unreadable_events: u64,
     /// The control plane's counters.
     pub ingest: IngestStats,
     /// The highest-scoring findings that raised an alert, best first.
@@ -463,26 +461,17 @@ impl FlowEventConsumer for AlertPipeline {
     fn on_event(&mut self, event: FlowEvent) {
         // A DNS answer is remembered at once: flows judged later (this batch included) that
         // start after it can be attributed by it.
-        if let Some(record) = event.dns_eve_json() {
-            match DnsAnswer::from_eve_dns(&record) {
-                Ok(Some(answer)) => {
-                    if let Err(e) = self.control.ingest.ingest_dns(&answer) {
-                        self.error
-                            .get_or_insert_with(|| format!("control plane: {e}"));
-                    }
-                }
-                Ok(None) => {}
-                Err(_) => self.summary.unreadable_events += 1,
+        if let Some(answer) = event.dns_answer() {
+            if let Err(e) = self.control.ingest.ingest_dns(&answer) {
+                self.error
+                    .get_or_insert_with(|| format!("control plane: {e}"));
             }
         }
         // An early DNS-answer event is not a finished flow: nothing to judge.
         if event.dns_answer_only {
             return;
         }
-        match FlowObservation::from_eve_flow(&event.to_eve_json()) {
-            Ok(obs) => self.batch.push(obs),
-            Err(_) => self.summary.unreadable_events += 1,
-        }
+        self.batch.push(event.observation());
     }
 
     fn on_batch_end(&mut self) {
@@ -557,12 +546,6 @@ pub fn print_alert_summary(s: &AlertSummary) {
         s.ingest.violations,
         s.ingest.excepted,
     );
-    if s.unreadable_events > 0 {
-        eprintln!(
-            "warning: {} flow events could not be read by the control plane",
-            s.unreadable_events
-        );
-    }
     if s.top_findings.is_empty() {
         return;
     }

@@ -3,8 +3,7 @@
 mod common;
 
 use common::{
-    assert_ok, eth_ipv4, json_lines, portolan, read_json, s, shared_captures, write_pcap_spaced,
-    TS0,
+    assert_ok, json_lines, portolan, read_json, s, shared_captures, write_pcap_spaced, TS0,
 };
 use portolan_packet::capture::PcapWriter;
 use portolan_packet::LinkType;
@@ -30,12 +29,7 @@ fn ipv4_frame(
             .build(&body),
         17 => Frame::udp((src, ports.0), (dst, ports.1)).build(&body),
         // An ICMP echo request header, then the payload.
-        _ => {
-            let mut f = eth_ipv4(proto, src, dst, 4 + payload);
-            f.extend_from_slice(&[8, 0, 0, 0]);
-            f.extend_from_slice(&body);
-            f
-        }
+        _ => Frame::ip(src, dst, proto).build(&[&[8, 0, 0, 0][..], &body].concat()),
     }
 }
 

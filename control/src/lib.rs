@@ -61,13 +61,17 @@ pub mod engine;
 pub mod findings;
 pub mod inventory;
 pub mod learning;
-pub mod observation;
 pub mod output;
 pub mod roles;
 pub mod scoring;
 pub mod settings;
 pub mod store;
-pub mod timestamp;
+
+/// The control plane's input contract ([`FlowObservation`], [`DnsAnswer`]), owned by
+/// `portolan-model`.
+pub use portolan_model::observation;
+/// Timestamps (µs since the epoch and their text forms), owned by `portolan-model`.
+pub use portolan_model::time as timestamp;
 
 pub use alert::Alert;
 pub use engine::{

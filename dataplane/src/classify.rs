@@ -19,7 +19,7 @@ use portolan_classify::{
     STARTTLS_INDICATOR,
 };
 use portolan_flow::eve::FlowRecord;
-use portolan_flow::{Direction, FinishedFlow, Flow, RoleSource};
+use portolan_flow::{FinishedFlow, Flow, RoleSource, Side};
 use portolan_packet::{tcp_flags, Packet};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -326,11 +326,11 @@ impl PacketObserver for ClassifyObserver {
     fn on_packet(
         &mut self,
         flow: &mut Flow<FlowClassification>,
-        direction: Direction,
+        direction: Side,
         packet: &Packet<'_>,
         ts_us: u64,
     ) {
-        let from_client = direction == Direction::ToServer;
+        let from_client = direction == Side::Client;
         if let Some(tcp) = packet.tcp {
             if tcp.flags & tcp_flags::SYN != 0 {
                 self.on_syn(flow, from_client, tcp.seq);

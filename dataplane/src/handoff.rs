@@ -16,6 +16,9 @@
 
 use crossbeam::queue::ArrayQueue;
 use portolan_classify::{AppProto, DnsAnswers};
+use portolan_model::observation::normalize_host;
+use portolan_model::time::format_eve_unsigned;
+use portolan_model::{indicator, DnsAnswer, EveHeader, FlowObservation};
 use portolan_packet::Transport;
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
@@ -24,27 +27,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Where a flow's server name came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NameSource {
-    /// TLS ClientHello SNI (also DTLS and STARTTLS-upgraded sessions).
-    TlsSni,
-    /// SNI of the ClientHello inside a QUIC Initial.
-    QuicSni,
-    /// HTTP `Host` header.
-    HttpHost,
-}
-
-impl NameSource {
-    /// `tls_sni`, `quic_sni` or `http_host`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NameSource::TlsSni => "tls_sni",
-            NameSource::QuicSni => "quic_sni",
-            NameSource::HttpHost => "http_host",
-        }
-    }
-}
+/// Where a flow's server name came from (owned by `portolan-model`).
+pub use portolan_model::NameSource;
 
 /// One finished flow whose protocol was identified, as the control plane needs it to raise
 /// mismatch alerts and learn protocol/port pairs. Built once per flow as it ends (the server
@@ -120,26 +104,130 @@ pub struct TlsFingerprints {
 }
 
 impl FlowEvent {
-    /// The event as a Suricata-style EVE `flow` record (the fields the control plane's
-    /// `FlowObservation::from_eve_flow` reads: 5-tuple, times, counters, `app_proto`,
-    /// `tls.sni` / `tls.version` / `quic.sni` / `http.hostname` / `http.http_user_agent`,
-    /// `community_id`, and Portolan's own `portolan.port_mismatch` and `portolan.indicators` with
-    /// `starttls`), in the shapes Suricata's EVE schema gives those fields.
-    pub fn to_eve_json(&self) -> Value {
-        let ts = portolan_flow::eve::format_eve_timestamp;
-        let mut rec = Map::new();
-        rec.insert("timestamp".into(), json!(ts(self.start_us)));
-        rec.insert("flow_id".into(), json!(self.flow_id));
-        rec.insert("event_type".into(), json!("flow"));
-        if let Some(v) = self.vlan {
-            rec.insert("vlan".into(), json!([v]));
+    /// The flow as the control plane takes it (the final form of the observation), built
+    /// from the typed fields: no EVE text in between.
+    pub fn observation(&self) -> FlowObservation {
+        let mut sni = None;
+        let mut quic_sni = None;
+        let mut http_host = None;
+        let mut tls = Map::new();
+        let mut http = Map::new();
+        if let Some((source, name)) = &self.server_name {
+            let (_, key) = source.eve_field();
+            let held = (!name.is_empty()).then(|| name.to_string());
+            match source {
+                NameSource::TlsSni => {
+                    tls.insert(key.into(), json!(&**name));
+                    sni = held;
+                }
+                NameSource::QuicSni => quic_sni = held,
+                NameSource::HttpHost => {
+                    http.insert(key.into(), json!(&**name));
+                    http_host = held;
+                }
+            }
         }
-        rec.insert("src_ip".into(), json!(self.client_ip.to_string()));
-        rec.insert("src_port".into(), json!(self.client_port));
-        rec.insert("dest_ip".into(), json!(self.server_ip.to_string()));
-        rec.insert("dest_port".into(), json!(self.server_port));
-        rec.insert("proto".into(), json!(self.transport.eve_name()));
-        rec.insert("app_proto".into(), json!(self.app_proto.as_str()));
+        if let Some(ua) = &self.user_agent {
+            http.insert("http_user_agent".into(), json!(&**ua));
+        }
+        if let Some(v) = &self.tls_version {
+            tls.insert("version".into(), json!(&**v));
+        }
+        if let Some(fp) = &self.tls_fingerprints {
+            if let Some(ja4) = &fp.ja4 {
+                tls.insert("ja4".into(), json!(&**ja4));
+            }
+            if let Some(ja3) = &fp.ja3 {
+                tls.insert("ja3".into(), json!({ "hash": &**ja3 }));
+            }
+        }
+        let object = |m: Map<String, Value>| (!m.is_empty()).then_some(Value::Object(m));
+        let start_us = micros(self.start_us);
+        FlowObservation {
+            flow_id: self.flow_id,
+            community_id: Some(self.community_id()),
+            start_us,
+            end_us: micros(self.end_us).max(start_us),
+            src_ip: self.client_ip,
+            src_port: self.client_port,
+            dest_ip: self.server_ip,
+            dest_port: self.server_port,
+            transport: self.transport.eve_name().to_string(),
+            app_proto: self.app_proto.as_str().to_string(),
+            indicators: self.indicator_labels().map(str::to_string).collect(),
+            sni,
+            http_host,
+            quic_sni,
+            tls: object(tls),
+            http: object(http),
+            pkts_toserver: self.pkts_toserver,
+            pkts_toclient: self.pkts_toclient,
+            bytes_toserver: self.bytes_toserver,
+            bytes_toclient: self.bytes_toclient,
+            port_mismatch: Some(self.port_mismatch),
+            starttls: self.starttls,
+        }
+    }
+
+    /// The classifier's evidence labels, with `starttls` when the session was upgraded (once):
+    /// what both the observation and the EVE form carry as indicators.
+    fn indicator_labels(&self) -> impl Iterator<Item = &'static str> + '_ {
+        let starttls = (self.starttls && !self.indicators.contains(&indicator::STARTTLS))
+            .then_some(indicator::STARTTLS);
+        self.indicators.iter().copied().chain(starttls)
+    }
+
+    /// For a flow carrying [`FlowEvent::dns_answers`]: what its response resolved, for the
+    /// client, stamped with the time the response was seen (the interim form an early
+    /// DNS-answer event carries). Feed it before flows that start later. `None` without
+    /// answers, or when they hold no address.
+    pub fn dns_answer(&self) -> Option<DnsAnswer> {
+        let answers = self.dns_answers.as_deref()?;
+        let name = normalize_host(answers.name());
+        let addresses: Vec<IpAddr> = answers.addresses().collect();
+        if name.is_empty() || addresses.is_empty() {
+            return None;
+        }
+        Some(DnsAnswer {
+            ts_us: micros(answers.seen_us()),
+            client_ip: self.client_ip,
+            name,
+            addresses,
+            ttl_s: Some(answers.ttl_s().unwrap_or(0)),
+        })
+    }
+
+    /// Community ID v1 (seed 0) of the flow's 5-tuple.
+    fn community_id(&self) -> String {
+        portolan_flow::community_id_v1(
+            0,
+            self.client_ip,
+            self.server_ip,
+            self.transport.ip_proto(),
+            self.client_port,
+            self.server_port,
+        )
+    }
+
+    /// The event as a Suricata-style EVE `flow` record, for `portolan replay --events` and the
+    /// daemon's flow log (edges; the control plane takes [`FlowEvent::observation`]): 5-tuple,
+    /// times, counters, `app_proto`, `tls.sni` / `tls.version` / `quic.sni` / `http.hostname` /
+    /// `http.http_user_agent`, `community_id`, and Portolan's own `portolan.port_mismatch` and
+    /// `portolan.indicators` with `starttls`, in the shapes Suricata's EVE schema gives those
+    /// fields.
+    pub fn to_eve_json(&self) -> Value {
+        let ts = format_eve_unsigned;
+        let mut rec = EveHeader::new(
+            "flow",
+            micros(self.start_us),
+            self.flow_id,
+            (self.client_ip, self.client_port),
+            (self.server_ip, self.server_port),
+            self.transport.eve_name(),
+            self.app_proto.as_str(),
+        )
+        .with_vlan(self.vlan)
+        .into_object();
         rec.insert(
             "flow".into(),
             json!({
@@ -151,23 +239,9 @@ impl FlowEvent {
                 "end": ts(self.end_us),
             }),
         );
-        rec.insert(
-            "community_id".into(),
-            json!(portolan_flow::community_id_v1(
-                0,
-                self.client_ip,
-                self.server_ip,
-                self.transport.ip_proto(),
-                self.client_port,
-                self.server_port,
-            )),
-        );
+        rec.insert("community_id".into(), json!(self.community_id()));
         if let Some((source, name)) = &self.server_name {
-            let (object, key) = match source {
-                NameSource::TlsSni => ("tls", "sni"),
-                NameSource::QuicSni => ("quic", "sni"),
-                NameSource::HttpHost => ("http", "hostname"),
-            };
+            let (object, key) = source.eve_field();
             rec.insert(object.into(), json!({ key: &**name }));
         }
         if let Some(ua) = &self.user_agent {
@@ -191,10 +265,7 @@ impl FlowEvent {
             }
         }
         let mut own = Map::new();
-        let mut indicators: Vec<&str> = self.indicators.to_vec();
-        if self.starttls && !indicators.contains(&"starttls") {
-            indicators.push("starttls");
-        }
+        let indicators: Vec<&str> = self.indicator_labels().collect();
         if !indicators.is_empty() {
             own.insert("indicators".into(), json!(indicators));
         }
@@ -202,42 +273,11 @@ impl FlowEvent {
         rec.insert("portolan".into(), Value::Object(own));
         Value::Object(rec)
     }
+}
 
-    /// For a flow carrying [`FlowEvent::dns_answers`]: a Suricata-style EVE `dns` answer record
-    /// (format 2, `answers[]` with `rrname`/`rrtype`/`ttl`/`rdata`) from the server to the client,
-    /// stamped with the time the response was seen, as the control plane's
-    /// `DnsAnswer::from_eve_dns` reads it. Feed it before flows that start later.
-    pub fn dns_eve_json(&self) -> Option<Value> {
-        let answers = self.dns_answers.as_deref()?;
-        let ttl = answers.ttl_s().unwrap_or(0);
-        let records: Vec<Value> = answers
-            .addresses()
-            .map(|ip| {
-                json!({
-                    "rrname": answers.name(),
-                    "rrtype": if ip.is_ipv4() { "A" } else { "AAAA" },
-                    "ttl": ttl,
-                    "rdata": ip.to_string(),
-                })
-            })
-            .collect();
-        Some(json!({
-            "timestamp": portolan_flow::eve::format_eve_timestamp(answers.seen_us()),
-            "flow_id": self.flow_id,
-            "event_type": "dns",
-            "src_ip": self.server_ip.to_string(),
-            "src_port": self.server_port,
-            "dest_ip": self.client_ip.to_string(),
-            "dest_port": self.client_port,
-            "proto": self.transport.eve_name(),
-            "dns": {
-                "version": 2,
-                "type": "answer",
-                "rrname": answers.name(),
-                "answers": records,
-            },
-        }))
-    }
+/// A capture time (µs, unsigned as the dataplane counts) as the model's signed µs.
+fn micros(us: u64) -> i64 {
+    i64::try_from(us).unwrap_or(i64::MAX)
 }
 
 /// A worker's end of its hand-off queue. Owned by the worker; never blocks.
@@ -576,8 +616,8 @@ mod tests {
     }
 
     #[test]
-    fn dns_answers_become_an_eve_dns_answer_record() {
-        assert!(event(1).dns_eve_json().is_none());
+    fn dns_answers_become_a_typed_dns_answer() {
+        assert!(event(1).dns_answer().is_none());
         let resolved: IpAddr = "203.0.113.9".parse().unwrap();
         let wire = portolan_testkit::dns_response(5, "Mail.Example.com", None, &[resolved]);
         let answers = portolan_classify::parse_response_answers(&wire)
@@ -589,19 +629,44 @@ mod tests {
         ev.server_port = 53;
         ev.server_name = None;
         ev.dns_answers = Some(Box::new(answers));
-        let rec = ev.dns_eve_json().unwrap();
-        assert_eq!(rec["event_type"], "dns");
-        assert_eq!(rec["src_port"], 53);
-        assert_eq!(rec["dest_ip"], "10.0.0.1");
-        assert_eq!(
-            rec["timestamp"],
-            portolan_flow::eve::format_eve_timestamp(1_700_000_000_500_000)
-        );
-        assert_eq!(rec["dns"]["type"], "answer");
-        assert_eq!(rec["dns"]["rrname"], "mail.example.com");
-        assert_eq!(rec["dns"]["answers"][0]["rrtype"], "A");
-        assert_eq!(rec["dns"]["answers"][0]["rdata"], "203.0.113.9");
-        assert_eq!(rec["dns"]["answers"][0]["ttl"], 300);
+        let a = ev.dns_answer().unwrap();
+        assert_eq!(a.ts_us, 1_700_000_000_500_000);
+        assert_eq!(a.client_ip, ev.client_ip);
+        assert_eq!(a.name, "mail.example.com");
+        assert_eq!(a.addresses, vec![resolved]);
+        assert_eq!(a.ttl_s, Some(300));
+    }
+
+    #[test]
+    fn observation_is_what_the_eve_form_reads_back() {
+        // The typed hand-off gives the control plane exactly what the EVE round trip gave.
+        for ev in [
+            event(3),
+            FlowEvent {
+                starttls: true,
+                server_name: Some((NameSource::HttpHost, "Api.Example.com:8080".into())),
+                user_agent: Some("Mail/3 CFNetwork".into()),
+                tls_version: None,
+                vlan: Some(7),
+                ..event(4)
+            },
+            FlowEvent {
+                server_name: Some((NameSource::QuicSni, "q.example.net".into())),
+                tls_version: None,
+                transport: Transport::Udp,
+                app_proto: AppProto::Quic,
+                port_mismatch: false,
+                ..event(5)
+            },
+            FlowEvent {
+                server_name: None,
+                tls_version: None,
+                ..event(6)
+            },
+        ] {
+            let back = FlowObservation::from_eve_flow(&ev.to_eve_json()).unwrap();
+            assert_eq!(ev.observation(), back);
+        }
     }
 
     #[test]
@@ -703,6 +768,14 @@ mod tests {
         );
         let plain = event(9).to_eve_json();
         assert!(plain["tls"].get("ja4").is_none() && plain["portolan"].get("indicators").is_none());
+        // The typed observation the control plane takes carries the same evidence.
+        let typed = ev.observation();
+        assert_eq!(typed, FlowObservation::from_eve_flow(&v).unwrap());
+        assert_eq!(typed.tls.as_ref().unwrap()["ja4"], v["tls"]["ja4"]);
+        assert_eq!(
+            typed.indicators,
+            ["tls.client_hello", "roles.conflict", "starttls"]
+        );
     }
 
     #[test]

@@ -13,8 +13,8 @@ use crate::dpdk::{lcore, MbufBurst, RxQueue, TimestampField, BURST_SIZE};
 use crate::prefilter::ManagedSubnets;
 use portolan_flow::eve::FlowRecord;
 use portolan_flow::{
-    Direction, FinishedFlow, Flow, FlowLookup, FlowTable, FlowTableConfig, FlowTableConfigError,
-    FlowTableStats, TcpState,
+    FinishedFlow, Flow, FlowLookup, FlowTable, FlowTableConfig, FlowTableConfigError,
+    FlowTableStats, Side, TcpState,
 };
 use portolan_packet::defrag::{DefragConfig, DefragStats, Defragmenter, Pushed};
 use portolan_packet::{
@@ -42,7 +42,7 @@ pub trait PacketObserver: Send + 'static {
     fn on_packet(
         &mut self,
         flow: &mut Flow<Self::FlowState>,
-        direction: Direction,
+        direction: Side,
         packet: &Packet<'_>,
         ts_us: u64,
     );
@@ -76,7 +76,7 @@ impl PacketObserver for FlowOnly {
     type FlowState = ();
 
     #[inline]
-    fn on_packet(&mut self, _: &mut Flow<()>, _: Direction, _: &Packet<'_>, _: u64) {}
+    fn on_packet(&mut self, _: &mut Flow<()>, _: Side, _: &Packet<'_>, _: u64) {}
 }
 
 /// Where a worker puts flows that have finished (replay collects them; the live dataplane will
@@ -998,11 +998,11 @@ mod tests {
 
     impl PacketObserver for DirectionCounter {
         type FlowState = u32;
-        fn on_packet(&mut self, flow: &mut Flow<u32>, dir: Direction, _: &Packet<'_>, _: u64) {
+        fn on_packet(&mut self, flow: &mut Flow<u32>, dir: Side, _: &Packet<'_>, _: u64) {
             flow.app += 1;
             match dir {
-                Direction::ToServer => self.to_server += 1,
-                Direction::ToClient => self.to_client += 1,
+                Side::Client => self.to_server += 1,
+                Side::Server => self.to_client += 1,
             }
         }
         fn on_flow_end(&mut self, _: &mut FinishedFlow<u32>) {

@@ -323,7 +323,7 @@ fn a_dns_answer_is_handed_off_when_read_not_when_its_flow_ends() {
     assert_eq!(answers.name(), "mail.example.com");
     assert_eq!(answers.addresses().collect::<Vec<_>>(), vec![addr]);
     assert!(
-        ev.dns_eve_json().is_some(),
+        ev.dns_answer().is_some(),
         "the control plane's form of the answer"
     );
 

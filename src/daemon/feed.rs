@@ -22,7 +22,7 @@ use portolan_control::output::eve::to_eve;
 use portolan_control::output::forward::{ForwardCounts, ForwardTarget, Forwarder};
 use portolan_control::output::ocsf::to_ocsf;
 use portolan_control::output::{JsonLinesWriter, OutputCounters};
-use portolan_control::{DnsAnswer, FlowObservation, Ingest};
+use portolan_control::{FlowObservation, Ingest};
 use portolan_dataplane::{FlowEvent, FlowEventConsumer};
 
 use crate::config::{AlertFormat, NetworkOutput};
@@ -35,8 +35,6 @@ pub type LiveProtocols = Arc<Mutex<Vec<BTreeMap<String, u64>>>>;
 pub struct FeedTotals {
     /// Flow events received.
     pub events: u64,
-    /// Events the control plane could not read.
-    pub unreadable: u64,
     /// Batches that failed in the control plane.
     pub failed_batches: u64,
     /// Alerts raised.
@@ -340,37 +338,21 @@ impl FlowEventConsumer for EngineFeed {
         }
         // A DNS answer is remembered at once: flows judged later (this batch included) that
         // start after it can be attributed by it.
-        if let Some(record) = event.dns_eve_json() {
-            match DnsAnswer::from_eve_dns(&record) {
-                Ok(Some(answer)) => {
-                    if let Err(e) = self.engine.ingest_dns(&answer) {
-                        tracing::warn!(error = %e, "DNS answer not remembered by the control plane");
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    self.totals.unreadable += 1;
-                    tracing::warn!(error = %e, "DNS answer not readable by the control plane");
-                }
+        if let Some(answer) = event.dns_answer() {
+            if let Err(e) = self.engine.ingest_dns(&answer) {
+                tracing::warn!(error = %e, "DNS answer not remembered by the control plane");
             }
         }
         // An early DNS-answer event is not a finished flow: nothing to judge.
         if event.dns_answer_only {
             return;
         }
-        let record = event.to_eve_json();
         if let Some(w) = self.flows.as_mut() {
-            if let Err(e) = w.write(&record) {
+            if let Err(e) = w.write(&event.to_eve_json()) {
                 tracing::error!(file = %w.path().display(), error = %e, "cannot write to the EVE flow log");
             }
         }
-        match FlowObservation::from_eve_flow(&record) {
-            Ok(obs) => self.batch.push(obs),
-            Err(e) => {
-                self.totals.unreadable += 1;
-                tracing::warn!(error = %e, "flow event not readable by the control plane");
-            }
-        }
+        self.batch.push(event.observation());
     }
 
     fn on_batch_end(&mut self) {

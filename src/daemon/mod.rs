@@ -467,7 +467,6 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
             tracing::info!(
                 flow_events = drained.received,
                 alerts = t.alerts,
-                unreadable = t.unreadable,
                 failed_batches = t.failed_batches,
                 "flow hand-off drained"
             );

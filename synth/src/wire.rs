@@ -55,9 +55,10 @@ pub struct IpFields {
     pub ttl: u8,
 }
 
-/// Writes the Ethernet and IP headers for a packet whose L4 part will follow; returns the offset
-/// of the L4 header. Lengths and checksums are filled in by [`finish`].
-fn begin(buf: &mut Vec<u8>, ep: &Endpoints, ip: IpFields, proto: u8) -> usize {
+/// Writes the Ethernet and IP headers for a packet of IP protocol `proto` whose L4 part will
+/// follow; returns the offset of the L4 header. Lengths and checksums are filled in by
+/// [`finish`] (the L4 checksum only for TCP and UDP).
+pub fn begin_ip(buf: &mut Vec<u8>, ep: &Endpoints, ip: IpFields, proto: u8) -> usize {
     buf.clear();
     let (dst, src) = if ip.from_client {
         (ep.gateway_mac, ep.client_mac)
@@ -113,7 +114,7 @@ pub fn begin_tcp(
     window: u16,
     options: &[u8],
 ) {
-    let l4 = begin(buf, ep, ip, 6);
+    let l4 = begin_ip(buf, ep, ip, 6);
     let (sp, dp) = if ip.from_client {
         (ep.client_port, ep.server_port)
     } else {
@@ -133,7 +134,7 @@ pub fn begin_tcp(
 
 /// Starts a UDP datagram. Append the payload to `buf`, then call [`finish`].
 pub fn begin_udp(buf: &mut Vec<u8>, ep: &Endpoints, ip: IpFields) {
-    begin(buf, ep, ip, 17);
+    begin_ip(buf, ep, ip, 17);
     let (sp, dp) = if ip.from_client {
         (ep.client_port, ep.server_port)
     } else {
@@ -144,7 +145,8 @@ pub fn begin_udp(buf: &mut Vec<u8>, ep: &Endpoints, ip: IpFields) {
     buf.extend_from_slice(&[0, 0, 0, 0]);
 }
 
-/// Fills in IP/UDP lengths and the IPv4 header, TCP and UDP checksums of the frame in `buf`.
+/// Fills in IP/UDP lengths and the IPv4 header, TCP and UDP checksums of the frame in `buf`
+/// (other protocols' L4 bytes are left as they are).
 pub fn finish(buf: &mut [u8]) {
     let v6 = buf[12] == 0x86;
     let (l4, proto, mut sum) = if v6 {
@@ -164,12 +166,14 @@ pub fn finish(buf: &mut [u8]) {
         let s = sum16(&buf[ETH_LEN + 12..ETH_LEN + 20], 0) + l4len + proto as u64;
         (ETH_LEN + 20, proto, s)
     };
-    let ck_at = if proto == 6 {
-        l4 + 16
-    } else {
-        let ulen = (buf.len() - l4) as u16;
-        buf[l4 + 4..l4 + 6].copy_from_slice(&ulen.to_be_bytes());
-        l4 + 6
+    let ck_at = match proto {
+        6 => l4 + 16,
+        17 => {
+            let ulen = (buf.len() - l4) as u16;
+            buf[l4 + 4..l4 + 6].copy_from_slice(&ulen.to_be_bytes());
+            l4 + 6
+        }
+        _ => return,
     };
     sum = sum16(&buf[l4..], sum);
     let mut c = fold(sum);

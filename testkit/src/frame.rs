@@ -5,9 +5,9 @@
 //! IPv4 identification 1 with DF, TTL/hop limit 64, flow label 0, TCP window 65,535, no
 //! options) and the few fields a test changes. The framing itself is
 //! [`portolan_synth::wire`]. Must not: number TCP segments or time packets (a test's
-//! scenario does), or build what no test needs (IP options, TCP options, other transports).
+//! scenario does), or build what no test needs (IP options, TCP options).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use portolan_synth::wire::{self, Endpoints, IpFields};
 
@@ -26,6 +26,8 @@ enum L4 {
         window: u16,
     },
     Udp,
+    /// Another IP protocol: the payload is its whole L4 part.
+    Other(u8),
 }
 
 /// One frame to build: `Frame::tcp(src, dst, flags).seq(1000).build(payload)`.
@@ -58,6 +60,16 @@ impl Frame {
     /// A UDP datagram from `src` to `dst`.
     pub fn udp(src: impl Into<SocketAddr>, dst: impl Into<SocketAddr>) -> Frame {
         Frame::new(src.into(), dst.into(), L4::Udp)
+    }
+
+    /// A packet of IP protocol `proto` (ICMP, GRE, ...) from `src` to `dst`; the payload given
+    /// to [`Frame::build`] is its whole L4 part, written as it is (no checksum filled).
+    pub fn ip(src: impl Into<IpAddr>, dst: impl Into<IpAddr>, proto: u8) -> Frame {
+        Frame::new(
+            SocketAddr::new(src.into(), 0),
+            SocketAddr::new(dst.into(), 0),
+            L4::Other(proto),
+        )
     }
 
     fn new(src: SocketAddr, dst: SocketAddr, l4: L4) -> Frame {
@@ -135,6 +147,9 @@ impl Frame {
                 window,
             } => wire::begin_tcp(buf, &ep, ip, seq, ack, flags, window, &[]),
             L4::Udp => wire::begin_udp(buf, &ep, ip),
+            L4::Other(proto) => {
+                wire::begin_ip(buf, &ep, ip, proto);
+            }
         }
         buf.extend_from_slice(payload);
         wire::finish(buf);
@@ -175,5 +190,13 @@ mod tests {
         assert_eq!(&f[14..22], &[0x60, 0, 0, 0, 0, 11, 17, 64]);
         assert_eq!(&f[54..60], &[0x14, 0xe9, 0, 53, 0, 11]);
         assert_ne!(&f[60..62], &[0, 0], "UDP checksum filled in");
+    }
+
+    #[test]
+    fn other_protocols_carry_their_bytes_as_given() {
+        let f = Frame::ip([10, 0, 0, 1], [10, 0, 0, 2], 1).build(&[8, 0, 0, 0, 0x5a]);
+        assert_eq!(f.len(), 14 + 20 + 5);
+        assert_eq!(&f[14..24], &[0x45, 0, 0, 25, 0, 1, 0x40, 0, 64, 1]);
+        assert_eq!(&f[34..], &[8, 0, 0, 0, 0x5a]);
     }
 }

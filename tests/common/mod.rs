@@ -1,5 +1,5 @@
-//! What the root package's integration tests share: Ethernet + IPv4 frame headers, writing
-//! Ethernet capture files, running the `portolan` binary and reading the JSON it writes.
+//! What the root package's integration tests share (frames come from `portolan_testkit`):
+//! writing Ethernet capture files, running the `portolan` binary and reading the JSON it writes.
 //!
 //! It builds inputs and reads outputs only; it must not assert anything about Portolan's
 //! behaviour beyond "the run succeeded". Each test binary uses a subset, hence the allow.
@@ -13,30 +13,6 @@ use std::process::{Command, Output};
 
 /// 2023-11-14T22:13:20Z, µs: the first timestamp of the hand-built captures.
 pub const TS0: u64 = 1_700_000_000_000_000;
-
-/// Ethernet (02:00:00:00:00:01 → 02:00:00:00:00:02) and IPv4 headers for a packet of
-/// protocol `proto` from `src` to `dst` whose L4 header and payload take `l4_len` bytes.
-pub fn eth_ipv4(proto: u8, src: [u8; 4], dst: [u8; 4], l4_len: usize) -> Vec<u8> {
-    let ip_len = 20 + l4_len;
-    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
-    f.extend_from_slice(&[
-        0x45,
-        0,
-        (ip_len >> 8) as u8,
-        ip_len as u8,
-        0,
-        1,
-        0x40,
-        0,
-        64,
-        proto,
-        0,
-        0,
-    ]);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&dst);
-    f
-}
 
 /// Writes `frames` (capture time in µs, bytes) as an Ethernet pcap at `path`.
 pub fn write_pcap<'a>(path: &Path, frames: impl IntoIterator<Item = (u64, &'a [u8])>) {

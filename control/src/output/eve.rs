@@ -1,20 +1,22 @@
 //! Suricata EVE `alert` records.
 //!
 //! Owns: the mapping of an [`Alert`] to an EVE object: the flow fields (`timestamp, flow_id,
-//! event_type, src_ip, src_port, dest_ip, dest_port, proto, app_proto, community_id`),
+//! event_type, src_ip, src_port, dest_ip, dest_port, proto, app_proto` through the one EVE header
+//! writer, `portolan_model::EveHeader`; `community_id`),
 //! `alert{action, gid, signature_id, rev, signature, category, severity, metadata}` — metadata
 //! values are arrays of strings as Suricata writes them — `flow{...}`, `tls`/`http` as in flow
 //! records, and the `portolan` object (the one key of the record that is not Suricata's) with
 //! device (and the MDM's user of it), app, baseline, device state, persistence, score and reasons. Timestamps use EVE's form (`2024-05-01T10:00:00.000000+0000`).
 //! Must not: invent fields Suricata gives another meaning.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::{
     ANALYTIC_ID, DETECTION_STRATEGY_ID, TACTIC_ID, TACTIC_NAME, TECHNIQUE_ID, TECHNIQUE_NAME,
 };
 use crate::alert::Alert;
 use crate::timestamp::format_eve;
+use portolan_model::EveHeader;
 
 fn opt<T: serde::Serialize>(v: &Option<T>) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
@@ -23,16 +25,16 @@ fn opt<T: serde::Serialize>(v: &Option<T>) -> Value {
 /// Renders one alert as an EVE object.
 pub fn to_eve(alert: &Alert) -> Value {
     let f = &alert.flow;
-    let mut record = Map::new();
-    record.insert("timestamp".into(), json!(format_eve(alert.ts_us)));
-    record.insert("flow_id".into(), json!(f.flow_id));
-    record.insert("event_type".into(), json!("alert"));
-    record.insert("src_ip".into(), json!(f.src_ip.to_string()));
-    record.insert("src_port".into(), json!(f.src_port));
-    record.insert("dest_ip".into(), json!(f.dest_ip.to_string()));
-    record.insert("dest_port".into(), json!(f.dest_port));
-    record.insert("proto".into(), json!(f.transport));
-    record.insert("app_proto".into(), json!(f.app_proto));
+    let mut record = EveHeader::new(
+        "alert",
+        alert.ts_us,
+        f.flow_id,
+        (f.src_ip, f.src_port),
+        (f.dest_ip, f.dest_port),
+        &f.transport,
+        &f.app_proto,
+    )
+    .into_object();
     if let Some(c) = &f.community_id {
         record.insert("community_id".into(), json!(c));
     }

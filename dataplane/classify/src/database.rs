@@ -17,8 +17,9 @@ use hyperscan::prelude::{Builder as _, Matching, Pattern, Patterns, Scratch};
 use hyperscan::{BlockDatabase, BlockMode, HsError, PatternFlags, SerializedDatabase as _};
 use sha2::{Digest, Sha256};
 
-use crate::signature::{Direction, SignatureSet};
+use crate::signature::SignatureSet;
 use crate::tls_hello::hex;
+use portolan_model::Side;
 
 /// Bumped when the compile flags or the id layout change (part of the cache key).
 const DATABASE_FORMAT: &[u8] = b"portolan-classify hsdb v1";
@@ -92,8 +93,8 @@ pub struct DatabaseReport {
 pub struct PatternOwner {
     /// Index of the signature in [`SignatureSet::signatures`].
     pub signature: usize,
-    /// Direction of the pattern.
-    pub direction: Direction,
+    /// Side whose bytes the pattern describes; `None`: either side.
+    pub direction: Option<Side>,
 }
 
 /// The compiled prefilter.

@@ -23,21 +23,21 @@ use portolan_packet::Transport;
 use crate::app_proto::AppProto;
 use crate::database::{CacheDir, DatabaseError, DatabaseReport, PatternDatabase, PatternScratch};
 use crate::ports::PortRegistry;
-use crate::probe::{HttpMeta, Meta, Probe, ProbeContext, QuicMeta, Sender, SshMeta, TlsMeta};
+use crate::probe::{HttpMeta, Meta, Probe, ProbeContext, QuicMeta, Side, SshMeta, TlsMeta};
 use crate::protocols::dns::{parse_response_answers, DnsAnswers};
 use crate::protocols::{self, ProbeFn};
 use crate::reassembly::{
     Held, ReassemblyStats, Reorder, ReorderPool, StreamCursor, OVERLAP_MISMATCH_INDICATOR,
 };
-use crate::signature::{self, Direction, Signature, SignatureError, SignatureSet};
+use crate::signature::{self, Signature, SignatureError, SignatureSet};
 
 /// Indicator added when two parsers confirmed different protocols on the same bytes.
-pub const CONFLICT_INDICATOR: &str = "classify.conflict";
+pub const CONFLICT_INDICATOR: &str = portolan_model::indicator::CONFLICT;
 /// Indicator added when a TLS handshake follows an in-band upgrade (STARTTLS & co).
-pub const STARTTLS_INDICATOR: &str = "starttls";
+pub const STARTTLS_INDICATOR: &str = portolan_model::indicator::STARTTLS;
 /// Indicator added when a parser claims the roles the other way round on a flow whose start
 /// (SYN or SYN-ACK) was seen: transport evidence outranks payload claims, the roles stay.
-pub const ROLES_CONFLICT_INDICATOR: &str = "roles.conflict";
+pub const ROLES_CONFLICT_INDICATOR: &str = portolan_model::indicator::ROLES_CONFLICT;
 
 /// Below this many bytes, a TCP direction's first bytes are kept and joined with the next
 /// segment even when no parser recognised them yet (a hello sent in 1-byte segments).
@@ -1058,7 +1058,7 @@ impl FlowClassification {
                 }
                 Slot::Decided => {
                     let claims_swap =
-                        sender.is_some_and(|s| (s == Sender::Client) != ctx.from_client);
+                        sender.is_some_and(|s| (s == Side::Client) != ctx.from_client);
                     if claims_swap && self.roles_fixed {
                         self.extras().add_indicator(ROLES_CONFLICT_INDICATOR);
                     }
@@ -1073,7 +1073,7 @@ impl FlowClassification {
                     }
                     if let Some(sender) = prove {
                         self.roles_proven = true;
-                        if (sender == Sender::Client) != ctx.from_client {
+                        if (sender == Side::Client) != ctx.from_client {
                             self.swap_own_roles();
                             d = 1 - d;
                             swapped = true;
@@ -1119,11 +1119,9 @@ fn evaluate(classifier: &mut Classifier, ctx: &ProbeContext, view: &[u8]) -> Out
         let bit = 1u128
             .checked_shl(u32::try_from(owner.signature).unwrap_or(u32::MAX))
             .unwrap_or(0);
-        let expected = match owner.direction {
-            Direction::Either => true,
-            Direction::Client => ctx.from_client,
-            Direction::Server => !ctx.from_client,
-        };
+        let expected = owner
+            .direction
+            .is_none_or(|side| side.is_client() == ctx.from_client);
         if expected {
             same |= bit;
         } else {
@@ -1206,7 +1204,7 @@ fn run_parser(
             indicator,
             meta,
             reversed,
-            proven_reversed: Some((sender == Sender::Client) != ctx.from_client),
+            proven_reversed: Some((sender == Side::Client) != ctx.from_client),
         }),
         Probe::NeedMore => *need_more = true,
         Probe::NoMatch => {}

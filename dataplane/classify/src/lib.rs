@@ -59,7 +59,8 @@
 //! are described in `docs/CLASSIFICATION.md`; the signature file format in
 //! `dataplane/signatures/README.md`.
 
-pub mod app_proto;
+/// The application protocols (owned by `portolan-model`).
+pub use portolan_model::app_proto;
 pub mod database;
 pub mod engine;
 pub mod ports;
@@ -78,8 +79,9 @@ pub use engine::{
     Classifier, ClassifyConfig, CompiledSignatures, Decision, FlowClassification, LoadError,
     CONFLICT_INDICATOR, ROLES_CONFLICT_INDICATOR, STARTTLS_INDICATOR,
 };
+pub use portolan_model::Side;
 pub use ports::{PortOverrideError, PortRegistry};
-pub use probe::{Meta, Probe, ProbeContext, Sender};
+pub use probe::{Meta, Probe, ProbeContext};
 pub use protocols::dns::{parse_response_answers, DnsAnswers, MAX_ANSWER_ADDRESSES};
 pub use reassembly::{ReassemblyStats, OVERLAP_MISMATCH_INDICATOR};
 pub use record::AppRecord;

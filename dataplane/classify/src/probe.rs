@@ -4,6 +4,7 @@
 //! direction): no I/O, no allocation beyond the metadata it returns, no panics on any input, and
 //! a cost bounded by the input length.
 
+pub use portolan_model::Side;
 use portolan_packet::Transport;
 
 /// What a parser is told about the bytes it probes.
@@ -43,8 +44,8 @@ impl ProbeContext {
     }
 
     /// The same context for bytes `sender` sent.
-    pub const fn sent_by(mut self, sender: Sender) -> ProbeContext {
-        self.from_client = matches!(sender, Sender::Client);
+    pub const fn sent_by(mut self, sender: Side) -> ProbeContext {
+        self.from_client = matches!(sender, Side::Client);
         self
     }
 
@@ -59,15 +60,6 @@ impl ProbeContext {
         self.dst_multicast = true;
         self
     }
-}
-
-/// Which role of a connection sent some bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sender {
-    /// The initiator (e.g. the SSH client).
-    Client,
-    /// The responder (e.g. the SSH server).
-    Server,
 }
 
 /// A parser's answer.
@@ -93,7 +85,7 @@ pub enum Probe {
         /// Extracted metadata, if any (attributed with the roles as they were when probed).
         meta: Meta,
         /// The role that sent the bytes.
-        sender: Sender,
+        sender: Side,
     },
     /// The bytes start like this protocol but are cut short (e.g. a ClientHello split over
     /// segments): try again with more bytes of the same direction.

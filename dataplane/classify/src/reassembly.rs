@@ -23,7 +23,7 @@
 //! inspection budget, or panic on any sequence number (all arithmetic wraps).
 
 /// Indicator added when a segment overlaps bytes already seen with different content.
-pub const OVERLAP_MISMATCH_INDICATOR: &str = "tcp.overlap_mismatch";
+pub const OVERLAP_MISMATCH_INDICATOR: &str = portolan_model::indicator::OVERLAP_MISMATCH;
 
 /// Disjoint held ranges per direction.
 pub const MAX_RANGES: usize = 8;

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use portolan_model::Side;
 use portolan_packet::Transport;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -59,20 +60,25 @@ pub enum SignatureError {
     },
 }
 
-/// Which side sends the bytes a pattern describes.
+/// A side as signature files spell it (`client`, `server`, `either`); only the file format
+/// uses it: the parsed signature holds an `Option<Side>` (`None`: either side).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Direction {
-    /// The flow's client (initiator).
+enum RawSide {
     Client,
-    /// The flow's server (responder).
     Server,
-    /// Either side (symmetric protocols).
     Either,
 }
 
-/// Which side normally speaks first.
-pub type FirstSpeaker = Direction;
+impl RawSide {
+    fn side(self) -> Option<Side> {
+        match self {
+            RawSide::Client => Some(Side::Client),
+            RawSide::Server => Some(Side::Server),
+            RawSide::Either => None,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -91,7 +97,7 @@ struct RawPorts {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPattern {
-    direction: Direction,
+    direction: RawSide,
     regex: String,
 }
 
@@ -100,7 +106,7 @@ struct RawPattern {
 struct RawSignature {
     name: String,
     transport: Vec<TransportName>,
-    first_speaker: Direction,
+    first_speaker: RawSide,
     parser: String,
     #[serde(default)]
     description: Option<String>,
@@ -125,8 +131,8 @@ struct RawSignature {
 /// One prefilter pattern of a signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatternSpec {
-    /// Side that sends the matching bytes.
-    pub direction: Direction,
+    /// Side that sends the matching bytes; `None`: either side (symmetric protocols).
+    pub direction: Option<Side>,
     /// Hyperscan expression, starting with `^`.
     pub regex: String,
 }
@@ -140,8 +146,8 @@ pub struct Signature {
     pub app_proto: AppProto,
     /// Transports it runs over.
     pub transports: Vec<Transport>,
-    /// Side that normally speaks first.
-    pub first_speaker: FirstSpeaker,
+    /// Side that normally speaks first; `None`: either.
+    pub first_speaker: Option<Side>,
     /// Registered parser name.
     pub parser_name: String,
     /// The parser's probe function.
@@ -327,7 +333,7 @@ pub fn parse_signature(file: &Path, text: &str) -> Result<Signature, SignatureEr
             ));
         }
         patterns.push(PatternSpec {
-            direction: p.direction,
+            direction: p.direction.side(),
             regex: p.regex,
         });
     }
@@ -385,7 +391,7 @@ pub fn parse_signature(file: &Path, text: &str) -> Result<Signature, SignatureEr
         file: file.to_path_buf(),
         app_proto,
         transports,
-        first_speaker: raw.first_speaker,
+        first_speaker: raw.first_speaker.side(),
         parser_name: raw.parser,
         parser,
         description: raw.description,

@@ -1,41 +1,27 @@
 //! Suricata EVE `flow` records for finished flows.
 //!
 //! Owns: [`FlowRecord`] (field names and value formats as Suricata's EVE JSON `event_type:
-//! "flow"`), the conversion from a [`FinishedFlow`], and the EVE timestamp format. Must not:
+//! "flow"`; its header is `portolan_model`'s [`EveHeader`]), the conversion from a
+//! [`FinishedFlow`]. Must not:
 //! decide app-layer fields — the classifier fills [`FlowRecord::app_proto`] and
-//! [`FlowRecord::app`] afterwards — or do I/O.
+//! [`FlowRecord::app`] afterwards — do I/O, or format time itself (`portolan_model::time`).
 
-use std::net::IpAddr;
-
+use portolan_model::time::format_eve_unsigned;
+use portolan_model::EveHeader;
 use portolan_packet::{tcp_flags, Transport};
 use serde::{Deserialize, Serialize};
 
 use crate::flow::{FinishedFlow, FlowEndReason, FlowState, TcpState};
 
-/// One EVE flow record (serialise it as one JSON line).
+/// One EVE flow record (serialise it as one JSON line). Its header fields (`timestamp`,
+/// `flow_id`, `event_type`, `vlan`, `src_ip`, ..., `app_proto`) are the shared
+/// [`EveHeader`], reached through the record itself (`record.app_proto`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlowRecord {
-    /// Flow start, EVE format (`2024-01-21T10:02:03.123456+0000`).
-    pub timestamp: String,
-    /// The flow's id ([`crate::Flow::id`]).
-    pub flow_id: u64,
-    /// Always `"flow"`.
-    pub event_type: String,
-    /// VLAN IDs, outermost first; present only when the flow was tagged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vlan: Option<Vec<u16>>,
-    /// Client address.
-    pub src_ip: IpAddr,
-    /// Client port.
-    pub src_port: u16,
-    /// Server address.
-    pub dest_ip: IpAddr,
-    /// Server port.
-    pub dest_port: u16,
-    /// `"TCP"` or `"UDP"`.
-    pub proto: String,
-    /// Identified application protocol; `"unknown"` until the classifier sets it.
-    pub app_proto: String,
+    /// `timestamp` (flow start) to `app_proto`, written by the one EVE header writer;
+    /// `event_type` is always `"flow"`, `app_proto` is `"unknown"` until the classifier sets it.
+    #[serde(flatten)]
+    pub header: EveHeader,
     /// Counters, times, state and end reason.
     pub flow: FlowSection,
     /// TCP flags and state; absent for UDP.
@@ -47,6 +33,20 @@ pub struct FlowRecord {
     /// serialised at the top level of the record.
     #[serde(flatten)]
     pub app: serde_json::Map<String, serde_json::Value>,
+}
+
+impl std::ops::Deref for FlowRecord {
+    type Target = EveHeader;
+
+    fn deref(&self) -> &EveHeader {
+        &self.header
+    }
+}
+
+impl std::ops::DerefMut for FlowRecord {
+    fn deref_mut(&mut self) -> &mut EveHeader {
+        &mut self.header
+    }
 }
 
 /// The EVE `flow` object.
@@ -178,23 +178,23 @@ impl FlowRecord {
             }
         };
         FlowRecord {
-            timestamp: format_eve_timestamp(f.start_us),
-            flow_id: f.id,
-            event_type: "flow".to_string(),
-            vlan: f.vlan.map(|v| vec![v]),
-            src_ip: f.client_ip,
-            src_port: f.client_port,
-            dest_ip: f.server_ip,
-            dest_port: f.server_port,
-            proto: f.transport.eve_name().to_string(),
-            app_proto: "unknown".to_string(),
+            header: EveHeader::new(
+                "flow",
+                i64::try_from(f.start_us).unwrap_or(i64::MAX),
+                f.id,
+                (f.client_ip, f.client_port),
+                (f.server_ip, f.server_port),
+                f.transport.eve_name(),
+                "unknown",
+            )
+            .with_vlan(f.vlan),
             flow: FlowSection {
                 pkts_toserver: f.pkts_toserver,
                 pkts_toclient: f.pkts_toclient,
                 bytes_toserver: f.bytes_toserver,
                 bytes_toclient: f.bytes_toclient,
-                start: format_eve_timestamp(f.start_us),
-                end: format_eve_timestamp(f.end_us),
+                start: format_eve_unsigned(f.start_us),
+                end: format_eve_unsigned(f.end_us),
                 age: (f.end_us / 1_000_000).saturating_sub(f.start_us / 1_000_000),
                 state: f.state().into(),
                 reason: finished.reason.into(),
@@ -203,62 +203,5 @@ impl FlowRecord {
             community_id: f.community_id(),
             app: serde_json::Map::new(),
         }
-    }
-}
-
-/// Formats microseconds since the Unix epoch as Suricata's EVE timestamp, in UTC:
-/// `2024-01-21T10:02:03.123456+0000`.
-pub fn format_eve_timestamp(ts_us: u64) -> String {
-    let micros = ts_us % 1_000_000;
-    let secs = ts_us / 1_000_000;
-    let days = secs / 86_400;
-    let sod = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}+0000",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_match_suricata_format() {
-        assert_eq!(format_eve_timestamp(0), "1970-01-01T00:00:00.000000+0000");
-        assert_eq!(
-            format_eve_timestamp(1_705_831_323_123_456),
-            "2024-01-21T10:02:03.123456+0000"
-        );
-        // Leap days and the turn of a century that is a leap year.
-        assert_eq!(
-            format_eve_timestamp(951_782_400_000_001),
-            "2000-02-29T00:00:00.000001+0000"
-        );
-        assert_eq!(
-            format_eve_timestamp(1_709_251_199_999_999),
-            "2024-02-29T23:59:59.999999+0000"
-        );
-        assert_eq!(
-            format_eve_timestamp(4_107_542_400_000_000),
-            "2100-03-01T00:00:00.000000+0000"
-        );
     }
 }

@@ -9,24 +9,9 @@ use std::net::IpAddr;
 
 use portolan_packet::{tcp_flags, Packet, Transport};
 
-/// Which way a packet travelled, relative to the flow's client/server roles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// From the client to the server.
-    ToServer,
-    /// From the server to the client.
-    ToClient,
-}
-
-impl Direction {
-    /// The other direction.
-    pub fn reverse(self) -> Direction {
-        match self {
-            Direction::ToServer => Direction::ToClient,
-            Direction::ToClient => Direction::ToServer,
-        }
-    }
-}
+/// Which side sent a packet, relative to the flow's client/server roles (`Side::Client`: the
+/// packet travels to the server). Owned by `portolan-model`.
+pub use portolan_model::Side;
 
 /// Simplified, Suricata-like TCP connection state (no sequence tracking).
 ///
@@ -257,15 +242,15 @@ impl<A: Default> Flow<A> {
 }
 
 impl<A> Flow<A> {
-    /// Direction of a packet sent from `src_ip:src_port` on this flow.
+    /// Side of a packet sent from `src_ip:src_port` on this flow.
     ///
     /// A packet whose source is the client endpoint goes to the server; anything else goes to
     /// the client (the table only hands packets of this flow's 5-tuple to it).
-    pub fn direction_of(&self, src_ip: IpAddr, src_port: u16) -> Direction {
+    pub fn direction_of(&self, src_ip: IpAddr, src_port: u16) -> Side {
         if src_ip == self.client_ip && src_port == self.client_port {
-            Direction::ToServer
+            Side::Client
         } else {
-            Direction::ToClient
+            Side::Server
         }
     }
 
@@ -347,17 +332,17 @@ impl<A> Flow<A> {
         tcp_flags: Option<u8>,
         ts_us: u64,
         frame_len: u32,
-    ) -> Direction {
+    ) -> Side {
         let mut dir = self.direction_of(src_ip, src_port);
         if let Some(flags) = tcp_flags {
             dir = self.infer_roles(dir, flags);
         }
         match dir {
-            Direction::ToServer => {
+            Side::Client => {
                 self.pkts_toserver += 1;
                 self.bytes_toserver += u64::from(frame_len);
             }
-            Direction::ToClient => {
+            Side::Server => {
                 self.pkts_toclient += 1;
                 self.bytes_toclient += u64::from(frame_len);
             }
@@ -367,8 +352,8 @@ impl<A> Flow<A> {
         }
         if let Some(flags) = tcp_flags {
             match dir {
-                Direction::ToServer => self.tcp_flags_toserver |= flags,
-                Direction::ToClient => self.tcp_flags_toclient |= flags,
+                Side::Client => self.tcp_flags_toserver |= flags,
+                Side::Server => self.tcp_flags_toclient |= flags,
             }
             self.advance_tcp(dir, flags);
         }
@@ -376,28 +361,28 @@ impl<A> Flow<A> {
     }
 
     /// Lets a handshake packet overrule roles that were only guessed from the first packet.
-    fn infer_roles(&mut self, dir: Direction, flags: u8) -> Direction {
+    fn infer_roles(&mut self, dir: Side, flags: u8) -> Side {
         if self.role_source != RoleSource::FirstPacket || self.tcp_state != TcpState::None {
             return dir;
         }
         let syn = flags & tcp_flags::SYN != 0;
         let ack = flags & tcp_flags::ACK != 0;
         match (syn, ack, dir) {
-            (true, false, Direction::ToClient) => {
+            (true, false, Side::Server) => {
                 self.swap_endpoints();
                 self.role_source = RoleSource::Syn;
-                Direction::ToServer
+                Side::Client
             }
-            (true, false, Direction::ToServer) => {
+            (true, false, Side::Client) => {
                 self.role_source = RoleSource::Syn;
                 dir
             }
-            (true, true, Direction::ToServer) => {
+            (true, true, Side::Client) => {
                 self.swap_endpoints();
                 self.role_source = RoleSource::SynAck;
-                Direction::ToClient
+                Side::Server
             }
-            (true, true, Direction::ToClient) => {
+            (true, true, Side::Server) => {
                 self.role_source = RoleSource::SynAck;
                 dir
             }
@@ -406,7 +391,7 @@ impl<A> Flow<A> {
     }
 
     /// The TCP state machine documented on [`TcpState`].
-    fn advance_tcp(&mut self, dir: Direction, flags: u8) {
+    fn advance_tcp(&mut self, dir: Side, flags: u8) {
         let syn = flags & tcp_flags::SYN != 0;
         let ack = flags & tcp_flags::ACK != 0;
         let fin = flags & tcp_flags::FIN != 0;
@@ -418,13 +403,13 @@ impl<A> Flow<A> {
             return;
         }
         match (self.tcp_state, syn, ack, dir) {
-            (TcpState::None, true, false, Direction::ToServer) => {
+            (TcpState::None, true, false, Side::Client) => {
                 self.tcp_state = TcpState::SynSent;
             }
-            (TcpState::None | TcpState::SynSent, true, true, Direction::ToClient) => {
+            (TcpState::None | TcpState::SynSent, true, true, Side::Server) => {
                 self.tcp_state = TcpState::SynRecv;
             }
-            (TcpState::SynRecv, false, true, Direction::ToServer) => {
+            (TcpState::SynRecv, false, true, Side::Client) => {
                 self.tcp_state = TcpState::Established;
             }
             (TcpState::None, false, _, _) if self.pkts_toserver > 0 && self.pkts_toclient > 0 => {

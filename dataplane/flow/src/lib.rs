@@ -15,5 +15,5 @@ mod table;
 
 pub use community_id::{community_id_v1, community_id_v1_digest};
 pub use config::{FlowTableConfig, FlowTableConfigError, MAX_CAPACITY};
-pub use flow::{Direction, FinishedFlow, Flow, FlowEndReason, FlowState, RoleSource, TcpState};
+pub use flow::{FinishedFlow, Flow, FlowEndReason, FlowState, RoleSource, Side, TcpState};
 pub use table::{FlowLookup, FlowTable, FlowTableStats};

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use portolan_packet::{Packet, Transport};
 
 use crate::config::{FlowTableConfig, FlowTableConfigError};
-use crate::flow::{Direction, FinishedFlow, Flow, FlowEndReason, TcpState};
+use crate::flow::{FinishedFlow, Flow, FlowEndReason, Side, TcpState};
 
 /// No slot / empty list link.
 const NIL: u32 = u32::MAX;
@@ -235,12 +235,7 @@ impl<A: Default> FlowTable<A> {
     /// is a closed or reset TCP flow that sees a new SYN (reason reused). When the table is full,
     /// the least-recently-active flow is evicted to make room.
     #[inline]
-    pub fn update(
-        &mut self,
-        pkt: &Packet<'_>,
-        ts_us: u64,
-        frame_len: u32,
-    ) -> (&mut Flow<A>, Direction) {
+    pub fn update(&mut self, pkt: &Packet<'_>, ts_us: u64, frame_len: u32) -> (&mut Flow<A>, Side) {
         let lookup = self.lookup(pkt);
         self.update_prepared(&lookup, pkt, ts_us, frame_len)
     }
@@ -256,7 +251,7 @@ impl<A: Default> FlowTable<A> {
         pkt: &Packet<'_>,
         ts_us: u64,
         frame_len: u32,
-    ) -> (&mut Flow<A>, Direction) {
+    ) -> (&mut Flow<A>, Side) {
         if ts_us > self.clock_us {
             self.clock_us = ts_us;
         }

@@ -5,8 +5,8 @@ mod common;
 use common::*;
 use portolan_flow::eve::{EveFlowReason, EveFlowState, FlowRecord};
 use portolan_flow::{
-    community_id_v1, Direction, FinishedFlow, FlowEndReason, FlowState, FlowTable, FlowTableConfig,
-    RoleSource, TcpState,
+    community_id_v1, FinishedFlow, FlowEndReason, FlowState, FlowTable, FlowTableConfig,
+    RoleSource, Side, TcpState,
 };
 
 const S: u64 = 1_000_000;
@@ -28,12 +28,12 @@ fn both_directions_meet_in_one_flow() {
     let mut t = table(16);
     let (f, d) = t.update(&udp("10.0.0.1", 5000, "10.0.0.2", 53), T0, 80);
     let id = f.id;
-    assert_eq!(d, Direction::ToServer);
+    assert_eq!(d, Side::Client);
     let (f, d) = t.update(&udp("10.0.0.2", 53, "10.0.0.1", 5000), T0 + 10, 120);
     assert_eq!(f.id, id);
-    assert_eq!(d, Direction::ToClient);
+    assert_eq!(d, Side::Server);
     let (f, d) = t.update(&udp("10.0.0.1", 5000, "10.0.0.2", 53), T0 + 20, 90);
-    assert_eq!(d, Direction::ToServer);
+    assert_eq!(d, Side::Client);
     assert_eq!((f.pkts_toserver, f.pkts_toclient), (2, 1));
     assert_eq!((f.bytes_toserver, f.bytes_toclient), (170, 120));
     assert_eq!((f.start_us, f.end_us), (T0, T0 + 20));
@@ -62,7 +62,7 @@ fn ipv6_flows_meet_too() {
     let (f, _) = t.update(&udp("2001:db8::1", 40000, "2001:db8::2", 443), T0, 100);
     let id = f.id;
     let (f, d) = t.update(&udp("2001:db8::2", 443, "2001:db8::1", 40000), T0 + 1, 200);
-    assert_eq!((f.id, d), (id, Direction::ToClient));
+    assert_eq!((f.id, d), (id, Side::Server));
     assert_eq!(f.client_ip, ip("2001:db8::1"));
 }
 
@@ -71,16 +71,16 @@ fn client_is_syn_sender_even_when_syn_ack_is_captured_first() {
     let mut t = table(16);
     // Capture order: SYN-ACK from the server, then the client's SYN, then the client's ACK.
     let (f, d) = t.update(&tcp("10.0.0.2", 443, "10.0.0.1", 50000, SYN | ACK), T0, 60);
-    assert_eq!(d, Direction::ToClient);
+    assert_eq!(d, Side::Server);
     assert_eq!((f.client_ip, f.client_port), (ip("10.0.0.1"), 50000));
     assert_eq!((f.server_ip, f.server_port), (ip("10.0.0.2"), 443));
     assert_eq!(f.role_source, RoleSource::SynAck);
     assert_eq!(f.tcp_state, TcpState::SynRecv);
     let (f, d) = t.update(&tcp("10.0.0.1", 50000, "10.0.0.2", 443, SYN), T0 + 1, 60);
-    assert_eq!(d, Direction::ToServer);
+    assert_eq!(d, Side::Client);
     assert_eq!(f.client_port, 50000);
     let (f, d) = t.update(&tcp("10.0.0.1", 50000, "10.0.0.2", 443, ACK), T0 + 2, 54);
-    assert_eq!(d, Direction::ToServer);
+    assert_eq!(d, Side::Client);
     assert_eq!(f.tcp_state, TcpState::Established);
     assert_eq!((f.pkts_toserver, f.pkts_toclient), (2, 1));
 }
@@ -89,7 +89,7 @@ fn client_is_syn_sender_even_when_syn_ack_is_captured_first() {
 fn client_is_first_packet_sender_without_handshake() {
     let mut t = table(16);
     let (f, d) = t.update(&udp("192.0.2.9", 53, "10.0.0.1", 33333), T0, 100);
-    assert_eq!(d, Direction::ToServer);
+    assert_eq!(d, Side::Client);
     assert_eq!((f.client_ip, f.client_port), (ip("192.0.2.9"), 53));
     assert_eq!(f.role_source, RoleSource::FirstPacket);
 
@@ -99,11 +99,11 @@ fn client_is_first_packet_sender_without_handshake() {
         T0,
         1500,
     );
-    assert_eq!(d, Direction::ToServer);
+    assert_eq!(d, Side::Client);
     assert_eq!(f.client_port, 443);
     assert_eq!(f.tcp_state, TcpState::None);
     let (f, d) = t.update(&tcp("10.0.0.1", 50000, "10.0.0.2", 443, ACK), T0 + 1, 54);
-    assert_eq!(d, Direction::ToClient);
+    assert_eq!(d, Side::Server);
     assert_eq!(f.tcp_state, TcpState::Established);
 }
 
@@ -114,7 +114,7 @@ fn a_later_syn_overrules_first_packet_roles() {
     let (f, _) = t.update(&tcp("10.0.0.2", 443, "10.0.0.1", 50000, ACK), T0, 54);
     assert_eq!(f.client_port, 443);
     let (f, d) = t.update(&tcp("10.0.0.1", 50000, "10.0.0.2", 443, SYN), T0 + 1, 60);
-    assert_eq!(d, Direction::ToServer);
+    assert_eq!(d, Side::Client);
     assert_eq!((f.client_ip, f.client_port), (ip("10.0.0.1"), 50000));
     assert_eq!(f.role_source, RoleSource::Syn);
     // The stray packet is now counted as server-to-client.
@@ -138,9 +138,9 @@ fn swap_roles_swaps_endpoints_counters_and_later_directions() {
     assert_eq!(f.role_source, RoleSource::Swapped);
 
     let (f, d) = t.update(&udp("10.0.0.1", 40000, "10.0.0.2", 4433), T0 + 3, 50);
-    assert_eq!((f.id, d), (id, Direction::ToClient));
+    assert_eq!((f.id, d), (id, Side::Server));
     let (f, d) = t.update(&udp("10.0.0.2", 4433, "10.0.0.1", 40000), T0 + 4, 70);
-    assert_eq!(d, Direction::ToServer);
+    assert_eq!(d, Side::Client);
     assert_eq!((f.pkts_toserver, f.pkts_toclient), (2, 3));
     assert_eq!((f.bytes_toserver, f.bytes_toclient), (370, 250));
 
@@ -149,7 +149,7 @@ fn swap_roles_swaps_endpoints_counters_and_later_directions() {
     let (f, _) = t.update(&tcp("10.0.0.1", 1, "10.0.0.2", 2, ACK), T0, 54);
     f.swap_roles();
     let (f, d) = t.update(&tcp("10.0.0.1", 1, "10.0.0.2", 2, SYN), T0 + 1, 60);
-    assert_eq!(d, Direction::ToClient);
+    assert_eq!(d, Side::Server);
     assert_eq!(f.client_port, 2);
 }
 
@@ -178,9 +178,9 @@ fn full_handshake_and_fin_both_ways_close_the_flow() {
         let (f, d) = t.update(&pkt, T0 + i as u64, 60);
         assert_eq!(f.tcp_state, want, "step {i}");
         let want_dir = if from_client {
-            Direction::ToServer
+            Side::Client
         } else {
-            Direction::ToClient
+            Side::Server
         };
         assert_eq!(d, want_dir, "step {i}");
     }
@@ -243,7 +243,7 @@ fn new_syn_after_close_starts_a_new_flow() {
     assert_eq!(f.id, first);
     let (f, d) = t.update(&tcp("10.0.0.1", 1, "10.0.0.2", 2, SYN), T0 + 3, 60);
     assert_ne!(f.id, first);
-    assert_eq!(d, Direction::ToServer);
+    assert_eq!(d, Side::Client);
     assert_eq!(f.tcp_state, TcpState::SynSent);
     assert_eq!(f.pkts(), 1);
     let done = drain(&mut t);
@@ -307,11 +307,7 @@ fn activity_keeps_a_flow_alive_and_idle_flows_expire_on_lookup() {
     // 61 s of silence, then a packet of the same 5-tuple without expire() in between.
     let (f, d) = t.update(&udp("10.0.0.2", 53, "10.0.0.1", 1000), T0 + 111 * S + 1, 90);
     assert_ne!(f.id, first);
-    assert_eq!(
-        d,
-        Direction::ToServer,
-        "new flow: its first sender is the client"
-    );
+    assert_eq!(d, Side::Client, "new flow: its first sender is the client");
     let done = drain(&mut t);
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].reason, FlowEndReason::Timeout);

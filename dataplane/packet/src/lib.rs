@@ -20,31 +20,8 @@ pub use link_type::LinkType;
 
 use std::net::IpAddr;
 
-/// Transport protocol of a decoded packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Transport {
-    /// TCP (IP protocol 6).
-    Tcp,
-    /// UDP (IP protocol 17).
-    Udp,
-}
-
-impl Transport {
-    /// IANA protocol number (6 or 17), as used by Community ID.
-    pub fn ip_proto(self) -> u8 {
-        match self {
-            Transport::Tcp => 6,
-            Transport::Udp => 17,
-        }
-    }
-    /// Upper-case name used in EVE records (`TCP`, `UDP`).
-    pub fn eve_name(self) -> &'static str {
-        match self {
-            Transport::Tcp => "TCP",
-            Transport::Udp => "UDP",
-        }
-    }
-}
+/// Transport protocol of a decoded packet (owned by `portolan-model`).
+pub use portolan_model::Transport;
 
 /// TCP flag bits as they appear in the header's flags byte.
 pub mod tcp_flags {

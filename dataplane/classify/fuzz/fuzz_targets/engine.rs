@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use portolan_classify::{
     CacheDir, Classifier, ClassifyConfig, CompiledSignatures, FlowClassification, ProbeContext,
-    Sender,
+    Side,
 };
 use portolan_packet::Transport;
 
@@ -34,9 +34,9 @@ fuzz_target!(|data: &[u8]| {
             let (pkt, next) = tail.split_at(len.min(tail.len()));
             rest = next;
             let ctx = ProbeContext::new(transport, 40000, 443).sent_by(if head & 0x80 == 0 {
-                Sender::Client
+                Side::Client
             } else {
-                Sender::Server
+                Side::Server
             });
             let _ = flow.observe(&mut classifier, &ctx, pkt);
         }

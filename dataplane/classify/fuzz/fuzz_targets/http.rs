@@ -3,11 +3,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use portolan_classify::protocols::http;
-use portolan_classify::{ProbeContext, Sender};
+use portolan_classify::{ProbeContext, Side};
 use portolan_packet::Transport;
 
 fuzz_target!(|data: &[u8]| {
-    for sender in [Sender::Client, Sender::Server] {
+    for sender in [Side::Client, Side::Server] {
         let ctx = ProbeContext::new(Transport::Tcp, 40000, 443).sent_by(sender);
         let _ = http::probe(&ctx, data);
     }

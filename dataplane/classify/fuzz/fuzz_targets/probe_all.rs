@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use portolan_classify::protocols::PARSERS;
-use portolan_classify::{ProbeContext, Sender};
+use portolan_classify::{ProbeContext, Side};
 use portolan_packet::Transport;
 
 fuzz_target!(|input: &[u8]| {
@@ -20,9 +20,9 @@ fuzz_target!(|input: &[u8]| {
         Transport::Udp
     };
     let sender = if selector & 2 == 0 {
-        Sender::Client
+        Side::Client
     } else {
-        Sender::Server
+        Side::Server
     };
     let ctx = ProbeContext::new(transport, 49152, 443)
         .sent_by(sender)

@@ -12,7 +12,7 @@ use libfuzzer_sys::fuzz_target;
 use portolan_classify::reassembly::{Reorder, ReorderPool, StreamCursor};
 use portolan_classify::{
     CacheDir, Classifier, ClassifyConfig, CompiledSignatures, FlowClassification, ProbeContext,
-    Sender,
+    Side,
 };
 use portolan_packet::Transport;
 
@@ -102,9 +102,9 @@ fuzz_target!(|data: &[u8]| {
     flow.observe_syn(true, BASE.wrapping_sub(1));
     for (i, &(seq, seg)) in segs.iter().enumerate() {
         let ctx = ProbeContext::new(Transport::Tcp, 40000, 443).sent_by(if i % 3 != 2 {
-            Sender::Client
+            Side::Client
         } else {
-            Sender::Server
+            Side::Server
         });
         let _ = flow.observe_segment(&mut classifier, &ctx, seq, seg);
     }

@@ -135,10 +135,10 @@ fn greeting(data: &[u8]) -> Probe {
 mod tests {
     use super::*;
     use portolan_packet::Transport;
-    use crate::probe::Sender;
+    use crate::probe::Side;
     use crate::test_support::{assert_match, expect_match};
 
-    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 40000, 21).sent_by(Sender::Server);
+    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 40000, 21).sent_by(Side::Server);
 
     #[test]
     fn greetings() {

@@ -96,10 +96,10 @@ pub fn probe(_ctx: &ProbeContext, data: &[u8]) -> Probe {
 mod tests {
     use super::*;
     use portolan_packet::Transport;
-    use crate::probe::Sender;
+    use crate::probe::Side;
     use crate::test_support::{assert_match};
 
-    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 40000, 110).sent_by(Sender::Server);
+    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 40000, 110).sent_by(Side::Server);
 
     #[test]
     fn server_lines() {

@@ -157,10 +157,10 @@ fn could_start(data: &[u8]) -> bool {
 mod tests {
     use super::*;
     use portolan_packet::Transport;
-    use crate::probe::Sender;
+    use crate::probe::Side;
     use crate::test_support::{assert_match};
 
-    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 40000, 25).sent_by(Sender::Server);
+    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 40000, 25).sent_by(Side::Server);
 
     #[test]
     fn greetings() {

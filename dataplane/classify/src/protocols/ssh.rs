@@ -13,7 +13,7 @@
 
 use super::text_line::{split_line, Line};
 use super::wire_int::be32;
-use crate::probe::{Meta, Probe, ProbeContext, Sender, SshMeta};
+use crate::probe::{Meta, Probe, ProbeContext, Side, SshMeta};
 
 /// RFC 4253: the identification line is at most 255 bytes including CR LF.
 const MAX_BANNER: usize = 253;
@@ -97,7 +97,7 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
 /// `kex_algorithms`, is complete, well-formed (RFC 4251 section 5: comma-separated non-empty
 /// printable US-ASCII names) and holds markers of exactly one role. `None` otherwise (no
 /// marker, markers of both roles, a list cut by the segment end, or not a KEXINIT).
-fn kexinit_sender(data: &[u8]) -> Option<Sender> {
+fn kexinit_sender(data: &[u8]) -> Option<Side> {
     let packet_len = usize::try_from(be32(data, 0)?).ok()?;
     let padding = usize::from(*data.get(4)?);
     if packet_len > MAX_PACKET || (packet_len + 4) % 8 != 0 || padding < 4 {
@@ -125,8 +125,8 @@ fn kexinit_sender(data: &[u8]) -> Option<Sender> {
         server |= SERVER_MARKERS.contains(&name);
     }
     match (client, server) {
-        (true, false) => Some(Sender::Client),
-        (false, true) => Some(Sender::Server),
+        (true, false) => Some(Side::Client),
+        (false, true) => Some(Side::Server),
         _ => None,
     }
 }
@@ -187,7 +187,7 @@ mod tests {
     use crate::test_support::{expect_match};
 
     const CLIENT: ProbeContext = ProbeContext::new(Transport::Tcp, 50000, 22);
-    const SERVER: ProbeContext = CLIENT.sent_by(Sender::Server);
+    const SERVER: ProbeContext = CLIENT.sent_by(Side::Server);
 
     #[test]
     fn client_banner_sets_client_software() {
@@ -257,10 +257,10 @@ mod tests {
     #[test]
     fn kexinit_role_markers_prove_the_sender() {
         for (kex, sender) in [
-            (CLIENT_KEX, Sender::Client),
-            (SERVER_KEX, Sender::Server),
-            ("curve25519-sha256,ext-info-s", Sender::Server),
-            ("ext-info-c", Sender::Client),
+            (CLIENT_KEX, Side::Client),
+            (SERVER_KEX, Side::Server),
+            ("curve25519-sha256,ext-info-s", Side::Server),
+            ("ext-info-c", Side::Client),
         ] {
             // Whichever side we took it for: the marker decides.
             for from_client in [true, false] {
@@ -286,7 +286,7 @@ mod tests {
         else {
             panic!("{:?}", probe(&CLIENT, &both))
         };
-        assert_eq!((indicator, sender), ("ssh.banner", Sender::Server));
+        assert_eq!((indicator, sender), ("ssh.banner", Side::Server));
         assert_eq!(m.client_software.as_deref(), Some("OpenSSH_9.6"));
     }
 

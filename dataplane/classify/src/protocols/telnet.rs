@@ -107,10 +107,10 @@ fn option_ok(opt: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::Sender;
+    use crate::probe::Side;
     use crate::test_support::{expect_match};
 
-    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 50000, 23).sent_by(Sender::Server);
+    const CTX: ProbeContext = ProbeContext::new(Transport::Tcp, 50000, 23).sent_by(Side::Server);
 
     #[test]
     fn negotiation() {

@@ -172,10 +172,10 @@ fn attribute<'a>(tag: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 mod tests {
     use super::*;
     use portolan_packet::Transport;
-    use crate::probe::Sender;
+    use crate::probe::Side;
 
     const CLIENT: ProbeContext = ProbeContext::new(Transport::Tcp, 40000, 5222);
-    const SERVER: ProbeContext = CLIENT.sent_by(Sender::Server);
+    const SERVER: ProbeContext = CLIENT.sent_by(Side::Server);
 
     #[test]
     fn client_stream_header() {

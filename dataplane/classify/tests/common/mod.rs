@@ -2,7 +2,7 @@
 //! parsers they cover. Each test binary uses a subset, hence the allow.
 #![allow(dead_code)]
 
-use portolan_classify::{ProbeContext, Sender};
+use portolan_classify::{ProbeContext, Side};
 use portolan_packet::Transport;
 
 /// The context of bytes on a `transport` flow from port 49152 to port 40000 (no parser reads
@@ -10,9 +10,9 @@ use portolan_packet::Transport;
 /// first packet.
 pub fn ctx(transport: Transport, from_client: bool) -> ProbeContext {
     let sender = if from_client {
-        Sender::Client
+        Side::Client
     } else {
-        Sender::Server
+        Side::Server
     };
     ProbeContext::new(transport, 49152, 40000).sent_by(sender)
 }

@@ -1,8 +1,9 @@
 //! What the control plane is fed: one [`FlowObservation`] per classified flow and one
-//! [`DnsAnswer`] per resolved name, as serde types independent of the dataplane crates.
+//! [`DnsAnswer`] per resolved name, as serde types shared by the dataplane and the control plane.
 //!
 //! Owns: the input contract and its construction from Suricata-style EVE records (`event_type`
-//! `flow` and `dns`), so the dataplane, a replayed EVE file or a test can all feed the engine.
+//! `flow` and `dns`), the input format of EVE files; the dataplane's hand-off builds the same
+//! types directly.
 //! Must not: judge, attribute or score anything; it only carries what the dataplane saw.
 //!
 //! # `FlowObservation` fields
@@ -28,7 +29,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::timestamp::parse_timestamp;
+pub use crate::names::NameSource;
+use crate::time::parse_timestamp;
 
 /// An EVE record that could not be turned into an observation; names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,18 +111,6 @@ pub struct FlowObservation {
     /// The session was upgraded to TLS with STARTTLS.
     #[serde(default)]
     pub starttls: bool,
-}
-
-/// Which field named the server an app talked to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NameSource {
-    /// TLS SNI.
-    TlsSni,
-    /// QUIC SNI.
-    QuicSni,
-    /// HTTP `Host`.
-    HttpHost,
 }
 
 impl FlowObservation {

@@ -1,7 +1,8 @@
 //! Timestamps: microseconds since the Unix epoch, parsed from RFC 3339 or Suricata's EVE form and
-//! formatted back.
+//! formatted back. The one time module of the workspace: flow records, alerts, the API and the
+//! EVE input all write and read time through it.
 //!
-//! Owns: the one time representation the control plane uses (`i64` µs, UTC) and its text forms.
+//! Owns: the one time representation (`i64` µs, UTC) and its text forms.
 //! Must not: read the wall clock anywhere but [`now_us`], or accept a timestamp without an offset.
 
 use std::borrow::Cow;
@@ -79,6 +80,11 @@ pub fn format_eve(us: i64) -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00.000000+0000".to_string())
 }
 
+/// [`format_eve`] of an unsigned µs count (the dataplane's capture times).
+pub fn format_eve_unsigned(us: u64) -> String {
+    format_eve(i64::try_from(us).unwrap_or(i64::MAX))
+}
+
 /// The current wall-clock time in µs since the epoch.
 pub fn now_us() -> i64 {
     i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
@@ -110,5 +116,27 @@ mod tests {
         assert_eq!(format_rfc3339(us), "2024-05-01T10:00:00.123456Z");
         assert_eq!(parse_timestamp(&format_eve(us)).unwrap(), us);
         assert_eq!(parse_timestamp(&format_rfc3339(us)).unwrap(), us);
+    }
+
+    #[test]
+    fn eve_form_matches_suricata() {
+        assert_eq!(format_eve_unsigned(0), "1970-01-01T00:00:00.000000+0000");
+        assert_eq!(
+            format_eve_unsigned(1_705_831_323_123_456),
+            "2024-01-21T10:02:03.123456+0000"
+        );
+        // Leap days and the turn of a century that is a leap year.
+        assert_eq!(
+            format_eve_unsigned(951_782_400_000_001),
+            "2000-02-29T00:00:00.000001+0000"
+        );
+        assert_eq!(
+            format_eve_unsigned(1_709_251_199_999_999),
+            "2024-02-29T23:59:59.999999+0000"
+        );
+        assert_eq!(
+            format_eve_unsigned(4_107_542_400_000_000),
+            "2100-03-01T00:00:00.000000+0000"
+        );
     }
 }
