@@ -31,7 +31,15 @@ fn the_console_triages_the_sample_in_chromium() {
         out.status
     );
     assert!(stderr.contains("console-test: passed"), "{stderr}");
-    for screen in ["inbox", "finding", "flow", "device", "baselines", "health"] {
+    for screen in [
+        "inbox",
+        "finding",
+        "flow",
+        "devices",
+        "device",
+        "baselines",
+        "health",
+    ] {
         let shot = root.join(format!("target/console-test/shots/{screen}.png"));
         let len = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
         assert!(len > 10_000, "{} missing or empty", shot.display());

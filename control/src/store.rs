@@ -1210,6 +1210,24 @@ impl Store {
         .collect()
     }
 
+    /// The state events stored under `udid` or, for events that named only a serial number not
+    /// yet in the inventory then, under `serial:<serial>`; oldest first.
+    pub fn device_states_of(
+        &self,
+        udid: &str,
+        serial: Option<&str>,
+    ) -> Result<Vec<DeviceStateEvent>, StoreError> {
+        let serial_key = serial.map(|s| format!("serial:{s}")).unwrap_or_default();
+        self.tuples::<(i64, String), _>(
+            "read device states",
+            "SELECT id, data FROM device_states WHERE device_key = ?1 OR device_key = ?2 ORDER BY ts_us, id",
+            params![udid, serial_key],
+        )?
+        .into_iter()
+        .map(|(id, data)| self.json("device_states", id, &data))
+        .collect()
+    }
+
     /// Adds learning counts (summing into existing buckets).
     pub fn add_learning_counts(
         &mut self,

@@ -37,6 +37,8 @@ fn event(i: u64) -> FlowEvent {
         dns_answers: None,
         dns_answer_only: false,
         user_agent: None,
+        tls_fingerprints: None,
+        indicators: Box::new([]),
     }
 }
 

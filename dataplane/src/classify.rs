@@ -12,7 +12,7 @@
 //! feed the registry's `port_mismatch` verdict).
 
 use crate::dpdk::lcore;
-use crate::handoff::{FlowEvent, FlowEventSender, NameSource};
+use crate::handoff::{FlowEvent, FlowEventSender, NameSource, TlsFingerprints};
 use crate::observer::PacketObserver;
 pub use crate::report::ClassificationReport;
 use portolan_classify::{
@@ -236,6 +236,16 @@ impl ClassifyObserver {
                 .http()
                 .and_then(|h| h.http_user_agent.as_deref())
                 .map(Box::from),
+            tls_fingerprints: c
+                .tls()
+                .filter(|t| t.ja4.is_some() || t.ja3.is_some())
+                .map(|t| {
+                    Box::new(TlsFingerprints {
+                        ja4: t.ja4.as_deref().map(Box::from),
+                        ja3: t.ja3.as_deref().map(Box::from),
+                    })
+                }),
+            indicators: Box::from(c.indicators()),
         }
     }
 }

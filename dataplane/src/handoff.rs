@@ -32,8 +32,8 @@ pub use portolan_model::NameSource;
 
 /// One finished flow whose protocol was identified, as the control plane needs it to raise
 /// mismatch alerts and learn protocol/port pairs. Built once per flow as it ends (the server
-/// name and a DNS flow's boxed answers are its only heap parts); the full record with every
-/// metadata field is the EVE flow log.
+/// name, User-Agent, TLS fingerprints, indicator list and a DNS flow's boxed answers are its only
+/// heap parts); the full record with every metadata field is the EVE flow log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowEvent {
     /// Flow id, unique over the workers (worker `w`'s ids carry `w << 48`, as the EVE records).
@@ -86,6 +86,21 @@ pub struct FlowEvent {
     /// An HTTP flow's `User-Agent` (iOS `CFNetwork` agents name the app's executable), for app
     /// attribution; built once per flow, like the server name.
     pub user_agent: Option<Box<str>>,
+    /// The ClientHello's JA4 and JA3 (MD5) fingerprints, when a TLS handshake was read: evidence
+    /// an alert shows (`tls.ja4`, `tls.ja3.hash`); built once per flow.
+    pub tls_fingerprints: Option<Box<TlsFingerprints>>,
+    /// Every evidence label the classifier collected (`tls.client_hello`, `starttls`,
+    /// `roles.conflict`, `tcp.overlap_mismatch`, ...), shown with the alert; built once per flow.
+    pub indicators: Box<[&'static str]>,
+}
+
+/// The client fingerprints of a flow's TLS handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFingerprints {
+    /// JA4 of the ClientHello.
+    pub ja4: Option<Box<str>>,
+    /// JA3 hash (MD5 hex) of the ClientHello.
+    pub ja3: Option<Box<str>>,
 }
 
 impl FlowEvent {
@@ -118,6 +133,14 @@ impl FlowEvent {
         if let Some(v) = &self.tls_version {
             tls.insert("version".into(), json!(&**v));
         }
+        if let Some(fp) = &self.tls_fingerprints {
+            if let Some(ja4) = &fp.ja4 {
+                tls.insert("ja4".into(), json!(&**ja4));
+            }
+            if let Some(ja3) = &fp.ja3 {
+                tls.insert("ja3".into(), json!({ "hash": &**ja3 }));
+            }
+        }
         let object = |m: Map<String, Value>| (!m.is_empty()).then_some(Value::Object(m));
         let start_us = micros(self.start_us);
         FlowObservation {
@@ -131,11 +154,7 @@ impl FlowEvent {
             dest_port: self.server_port,
             transport: self.transport.eve_name().to_string(),
             app_proto: self.app_proto.as_str().to_string(),
-            indicators: if self.starttls {
-                vec![indicator::STARTTLS.to_string()]
-            } else {
-                Vec::new()
-            },
+            indicators: self.indicator_labels().map(str::to_string).collect(),
             sni,
             http_host,
             quic_sni,
@@ -148,6 +167,14 @@ impl FlowEvent {
             port_mismatch: Some(self.port_mismatch),
             starttls: self.starttls,
         }
+    }
+
+    /// The classifier's evidence labels, with `starttls` when the session was upgraded (once):
+    /// what both the observation and the EVE form carry as indicators.
+    fn indicator_labels(&self) -> impl Iterator<Item = &'static str> + '_ {
+        let starttls = (self.starttls && !self.indicators.contains(&indicator::STARTTLS))
+            .then_some(indicator::STARTTLS);
+        self.indicators.iter().copied().chain(starttls)
     }
 
     /// For a flow carrying [`FlowEvent::dns_answers`]: what its response resolved, for the
@@ -227,9 +254,20 @@ impl FlowEvent {
                 tls.insert("version".into(), json!(&**v));
             }
         }
+        if let Some(fp) = &self.tls_fingerprints {
+            if let Value::Object(tls) = rec.entry("tls").or_insert_with(|| json!({})) {
+                if let Some(ja4) = &fp.ja4 {
+                    tls.insert("ja4".into(), json!(&**ja4));
+                }
+                if let Some(ja3) = &fp.ja3 {
+                    tls.insert("ja3".into(), json!({ "hash": &**ja3 }));
+                }
+            }
+        }
         let mut own = Map::new();
-        if self.starttls {
-            own.insert("indicators".into(), json!([indicator::STARTTLS]));
+        let indicators: Vec<&str> = self.indicator_labels().collect();
+        if !indicators.is_empty() {
+            own.insert("indicators".into(), json!(indicators));
         }
         own.insert("port_mismatch".into(), json!(self.port_mismatch));
         rec.insert("portolan".into(), Value::Object(own));
@@ -563,6 +601,8 @@ mod tests {
             dns_answers: None,
             dns_answer_only: false,
             user_agent: None,
+            tls_fingerprints: None,
+            indicators: Box::new([]),
         }
     }
 
@@ -698,6 +738,35 @@ mod tests {
         assert!(v["community_id"]
             .as_str()
             .is_some_and(|c| c.starts_with("1:")));
+    }
+
+    #[test]
+    fn eve_form_carries_the_fingerprints_and_every_indicator() {
+        let mut ev = event(8);
+        ev.tls_fingerprints = Some(Box::new(TlsFingerprints {
+            ja4: Some("t13d1516h2_8daaf6152771_02713d6af862".into()),
+            ja3: Some("e7d705a3286e19ea42f587b344ee6865".into()),
+        }));
+        ev.indicators = Box::new(["tls.client_hello", "roles.conflict"]);
+        ev.starttls = true;
+        let v = ev.to_eve_json();
+        assert_eq!(v["tls"]["ja4"], "t13d1516h2_8daaf6152771_02713d6af862");
+        assert_eq!(v["tls"]["ja3"]["hash"], "e7d705a3286e19ea42f587b344ee6865");
+        assert_eq!(v["tls"]["sni"], "example.com", "the name stays beside them");
+        assert_eq!(
+            v["portolan"]["indicators"],
+            json!(["tls.client_hello", "roles.conflict", "starttls"])
+        );
+        let plain = event(9).to_eve_json();
+        assert!(plain["tls"].get("ja4").is_none() && plain["portolan"].get("indicators").is_none());
+        // The typed observation the control plane takes carries the same evidence.
+        let typed = ev.observation();
+        assert_eq!(typed, FlowObservation::from_eve_flow(&v).unwrap());
+        assert_eq!(typed.tls.as_ref().unwrap()["ja4"], v["tls"]["ja4"]);
+        assert_eq!(
+            typed.indicators,
+            ["tls.client_hello", "roles.conflict", "starttls"]
+        );
     }
 
     #[test]

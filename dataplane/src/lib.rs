@@ -24,7 +24,7 @@ pub mod worker;
 pub use classify::ClassifyObserver;
 pub use handoff::{
     flow_event_queues, DrainOptions, DrainPass, DrainStats, FlowEvent, FlowEventConsumer,
-    FlowEventDrain, FlowEventReceiver, FlowEventSender, NameSource,
+    FlowEventDrain, FlowEventReceiver, FlowEventSender, NameSource, TlsFingerprints,
 };
 
 pub use observer::{FlowOnly, FlowSink, PacketObserver};

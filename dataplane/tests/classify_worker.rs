@@ -90,6 +90,28 @@ fn tls_on_a_nonstandard_port_is_labelled_flagged_and_handed_off() {
         ev.server_name.as_ref().map(|(s, n)| (*s, &**n)),
         Some((NameSource::TlsSni, "push.example.com"))
     );
+    // The alert's evidence: the fingerprints and indicators of the flow record, carried over.
+    let fp = ev.tls_fingerprints.as_deref().expect("TLS fingerprints");
+    assert_eq!(fp.ja4.as_deref(), rec.app["tls"]["ja4"].as_str());
+    assert_eq!(fp.ja3.as_deref(), rec.app["tls"]["ja3"]["hash"].as_str());
+    assert!(
+        fp.ja4.as_deref().is_some_and(|j| j.starts_with('t')),
+        "{fp:?}"
+    );
+    let recorded: Vec<&str> = rec.app["portolan"]["indicators"]
+        .as_array()
+        .expect("indicators")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(!recorded.is_empty());
+    assert_eq!(&*ev.indicators, recorded.as_slice());
+    let eve = ev.to_eve_json();
+    assert_eq!(eve["tls"]["ja4"], rec.app["tls"]["ja4"]);
+    assert_eq!(
+        eve["portolan"]["indicators"],
+        rec.app["portolan"]["indicators"]
+    );
 }
 
 #[test]

@@ -157,6 +157,12 @@ def wait_js(page, expr, timeout=15):
     raise AssertionError(f"still false after {timeout} s: {expr}")
 
 
+def shot(page, name):
+    """A full-page screenshot of the screen, without a passing toast over it."""
+    page.evaluate("document.getElementById('toast').className = ''")
+    page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True)
+
+
 def all_alerts(d, tok):
     _, _, body = d.call("GET", "/api/v1/alerts?limit=1000", tok)
     return body["alerts"]
@@ -251,7 +257,7 @@ def main():
         flagged = {(t[8], t[5], t[3]) for t in truth if t[7] == "1" and t[8]}
         shown = {(k.split("|")[0], k.split("|")[2], k.split("|")[4]) for k in keys}
         assert flagged & shown, (flagged, shown)
-        page.screenshot(path=os.path.join(SHOTS, "inbox.png"), full_page=True)
+        shot(page, "inbox")
 
         # Sorting (table-core): by device name ascending, by alert count descending, back to score.
         _, _, api_groups = d.call("GET", "/api/v1/alert-groups?status=open&limit=1000", admin)
@@ -299,7 +305,7 @@ def main():
             if weight:
                 assert f"({weight})" in reason, (weight, reason)
         assert any(w for _, w in shown_reasons), shown_reasons
-        page.screenshot(path=os.path.join(SHOTS, "finding.png"), full_page=True)
+        shot(page, "finding")
 
         # Acknowledge through the button; escalate then undo with the keyboard; comment.
         page.answers.append("looked at it in the console")
@@ -380,6 +386,17 @@ def main():
         page.wait_for_selector("#reasons")
         wait_js(page, f"document.querySelector('dd[data-k=sni]')?.textContent === {json.dumps(X.SNI_PAYLOAD)}")
         assert page.text_content("dd[data-k=sni]") == X.SNI_PAYLOAD
+        # The evidence has the ClientHello's JA4 and the classifier's indicators as the dataplane recorded
+        # them, and the attribution's method and confidence.
+        _, _, tls_alert = d.call("GET", f"/api/v1/alerts/{hostile_alerts[8088]}", admin)
+        ev_flow, ev_dev = tls_alert["evidence"]["flow"], tls_alert["evidence"]["device"]
+        ja4 = ev_flow.get("tls", {}).get("ja4")
+        assert ja4 and re.fullmatch(r"t1[0-3]d\d{4}[0-9a-z]{2}_[0-9a-f]{12}_[0-9a-f]{12}", ja4), ev_flow
+        assert page.text_content("dd[data-k=ja4]") == ja4
+        assert ev_flow["indicators"], ev_flow
+        assert page.text_content("dd[data-k=indicators]") == ", ".join(ev_flow["indicators"])
+        assert page.text_content("dd[data-k=device-method]") == ev_dev["attribution"] == "inventory_ip"
+        assert page.text_content("dd[data-k=device-confidence]") == f"{ev_dev['confidence']:.2f}"
         page.goto(d.url + f"/ui/#/alert/{hostile_alerts[4444]}")
         wait_js(page, f"document.querySelector('dd[data-k=user-agent]')?.textContent === {json.dumps(X.UA_PAYLOAD)}")
         assert page.text_content("dd[data-k=http-host]") == X.HOST_PAYLOAD
@@ -394,7 +411,7 @@ def main():
         assert record.get("http.http_user_agent") == X.UA_PAYLOAD, record
         assert record.get("http_host") == X.HOST_PAYLOAD, record
         assert record.get("dest_port") == "4444" and "community_id" in record, record
-        page.screenshot(path=os.path.join(SHOTS, "flow.png"), full_page=True)
+        shot(page, "flow")
         page.goto(d.url + f"/ui/#/alert/{hostile}")
         page.wait_for_selector("#reasons")
         # The device list (table-core): sorted by name, searchable, paged.
@@ -410,13 +427,29 @@ def main():
         assert page.text_content("#devices .device-name") == X.NAME_PAYLOAD
         page.fill("#devices-q", "")
         wait_js(page, f"document.querySelectorAll('#devices tbody tr[data-udid]').length === {len(want)}")
-        page.screenshot(path=os.path.join(SHOTS, "devices.png"), full_page=True)
+        shot(page, "devices")
         page.goto(d.url + f"/ui/#/device/{xss_udid}")
         page.wait_for_selector("#device-title")
         assert page.text_content("#device-title") == X.NAME_PAYLOAD
+        # The timeline: the device's alerted sessions and the state changes its MDM reported.
+        _, _, detail = d.call("GET", f"/api/v1/devices/{xss_udid}", admin)
+        lock, apps, changes = None, {}, 0
+        for x in detail["states"]:
+            app = x.get("bundle_id") or "(device)"
+            changed = (x.get("lock_state") and x["lock_state"] != lock) or (x.get("app_state") and x["app_state"] != apps.get(app))
+            lock = x.get("lock_state") or lock
+            if x.get("app_state"):
+                apps[app] = x["app_state"]
+            changes += bool(changed)
+        assert changes > 0, detail["states"]
+        device_alerts = [a for a in all_alerts(d, admin) if a["device_udid"] == xss_udid]
+        assert page.eval_on_selector_all("#timeline tr[data-kind=state]", "rs => rs.length") == changes
+        assert page.eval_on_selector_all("#timeline tr[data-kind=session]", "rs => rs.length") == len(device_alerts)
+        times = page.eval_on_selector_all("#timeline tbody tr", "rs => rs.map(r => r.cells[0].textContent)")
+        assert times == sorted(times, reverse=True), times
         assert "object HTMLElement" not in page.text_content("#view")
         assert page.eval_on_selector_all("dl.kv dt", "ds => ds.length") >= 10
-        page.screenshot(path=os.path.join(SHOTS, "device.png"), full_page=True)
+        shot(page, "device")
         assert page.evaluate("document.querySelectorAll('img[src=x], main script, #view b').length") == 0
         assert not script_dialogs, script_dialogs
         page.goto(d.url + "/ui/#/health")
@@ -434,7 +467,7 @@ def main():
         assert page.get_attribute("#flow-table-use", "data-capacity") == str(capacity)
         assert f"of {capacity} flows in use" in page.text_content("#flow-table-use")
         assert page.text_content("#imports dd[data-k=devices]") == str(d.call("GET", "/api/v1/devices?limit=1", admin)[2]["total"])
-        page.screenshot(path=os.path.join(SHOTS, "health.png"), full_page=True)
+        shot(page, "health")
         page.click("#sign-out")
         page.wait_for_selector("#token")
         assert d.call("GET", "/api/v1/alerts", headers={"Cookie": f"__Host-portolan_session={cookie['value']}"})[0] == 401
@@ -503,7 +536,7 @@ def main():
         count = int(page.get_attribute("#retro-impact", "data-count"))
         assert count == len(http_alerts), (count, len(http_alerts))
         assert f"would have suppressed {count} of" in page.text_content("#retro-impact")
-        page.screenshot(path=os.path.join(SHOTS, "baselines.png"), full_page=True)
+        shot(page, "baselines")
         page.click("#save-exception")
         page.wait_for_selector("#exceptions tbody tr[data-id=console-test-relay]")
         assert page.text_content("#exceptions tr[data-id=console-test-relay] td:nth-child(3)") == "netops"

@@ -440,6 +440,14 @@ impl ControlHandle {
         Ok((device, history))
     }
 
+    /// The device state events reported for `device` (by UDID, or by serial number), oldest first.
+    pub fn device_states(&self, device: &Device) -> Result<Vec<DeviceStateEvent>, ControlError> {
+        self.core_lock()?
+            .store()
+            .device_states_of(&device.udid, device.serial_number.as_deref())
+            .map_err(ControlError::internal)
+    }
+
     /// Stores device state events and makes them visible to scoring.
     pub fn add_device_states(&self, events: Vec<DeviceStateEvent>) -> Result<usize, ControlError> {
         self.op()

@@ -6,6 +6,7 @@
 
 use portolan_control::alert::Alert;
 use portolan_control::audit::AuditEntry;
+use portolan_control::device_state::{AppState, DeviceStateEvent, LockState};
 use portolan_control::inventory::{Device, ManagedApp};
 use portolan_control::learning::{BaselineProposal, ProposedPairing};
 use portolan_control::roles::{ExceptionRule, PortRule, Role as ControlRole, UnlistedProtocols};
@@ -184,13 +185,53 @@ impl From<&DeviceHistoryEntry> for DeviceHistoryView {
     }
 }
 
-/// A device with its record history.
+/// One state report of a device (lock and app state from the MDM's device state events).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeviceStateView {
+    /// When the state was reported (RFC 3339, UTC).
+    pub time: String,
+    /// Screen locked or not, when reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_state: Option<LockStateInput>,
+    /// The app's (or the front-most app's) state, when reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_state: Option<AppStateInput>,
+    /// The app `app_state` is about (none: the device in general).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_id: Option<String>,
+    /// The user's last interaction (RFC 3339, UTC), when reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_user_interaction: Option<String>,
+}
+
+impl From<&DeviceStateEvent> for DeviceStateView {
+    fn from(e: &DeviceStateEvent) -> Self {
+        Self {
+            time: format_rfc3339(e.ts_us),
+            lock_state: e.lock_state.map(|l| match l {
+                LockState::Locked => LockStateInput::Locked,
+                LockState::Unlocked => LockStateInput::Unlocked,
+            }),
+            app_state: e.app_state.map(|a| match a {
+                AppState::Foreground => AppStateInput::Foreground,
+                AppState::Background => AppStateInput::Background,
+            }),
+            bundle_id: e.bundle_id.clone(),
+            last_user_interaction: e.last_user_interaction_us.map(format_rfc3339),
+        }
+    }
+}
+
+/// A device with its record history and state reports.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeviceDetail {
     /// The current record.
     pub device: DeviceView,
     /// Records replaced by re-imports, oldest first.
     pub history: Vec<DeviceHistoryView>,
+    /// Its lock/app state reports, oldest first (the device's state changes).
+    #[serde(default)]
+    pub states: Vec<DeviceStateView>,
 }
 
 /// Lock state of a device.

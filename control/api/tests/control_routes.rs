@@ -435,6 +435,30 @@ async fn device_states_accept_one_an_array_or_json_lines_and_name_bad_fields() {
     let p = problem(r, 400).await;
     assert_eq!(p["field"], "[1].lock_state", "{p}");
     assert!(p["detail"].as_str().unwrap().contains("line 2"), "{p}");
+    // The device's detail lists the accepted reports, by UDID and by serial number, oldest first;
+    // the refused document added none.
+    let (status, detail) = api
+        .call(
+            api.client.get(api.at("/api/v1/devices/F4KX91QHN7")),
+            &api.viewer,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let states = detail["states"].as_array().expect("states");
+    assert_eq!(states.len(), 5, "{detail}");
+    assert_eq!(states[0]["time"], "2024-05-01T08:00:00.000000Z");
+    assert_eq!(states[0]["lock_state"], "locked");
+    let last = &states[4];
+    assert_eq!(
+        (&last["app_state"], &last["bundle_id"], &last["time"]),
+        (
+            &json!("background"),
+            &json!("com.apple.mobilemail"),
+            &json!("2024-05-01T08:05:00.000000Z")
+        ),
+        "{detail}"
+    );
+    assert!(last.get("lock_state").is_none(), "{last}");
     api.stop().await;
 }
 

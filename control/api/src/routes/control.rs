@@ -195,7 +195,7 @@ pub async fn list_devices(
     }))
 }
 
-/// One device by UDID (or serial number), with the records re-imports replaced.
+/// One device by UDID (or serial number), with the records re-imports replaced and its state reports.
 #[utoipa::path(
     get, path = "/api/v1/devices/{udid}", tag = "inventory",
     params(("udid" = String, Path, description = "UDID or serial number")),
@@ -205,10 +205,16 @@ pub async fn get_device(
     State(state): State<ApiState>,
     PathParam(udid): PathParam<String>,
 ) -> Result<Json<DeviceDetail>, Problem> {
-    let (device, history) = blocking(&state, move |c| c.device(&udid)).await?;
+    let (device, history, states) = blocking(&state, move |c| {
+        let (device, history) = c.device(&udid)?;
+        let states = c.device_states(&device)?;
+        Ok((device, history, states))
+    })
+    .await?;
     Ok(Json(DeviceDetail {
         device: DeviceView::from(&device),
         history: history.iter().map(DeviceHistoryView::from).collect(),
+        states: states.iter().map(DeviceStateView::from).collect(),
     }))
 }
 

@@ -405,8 +405,24 @@ async function device(view, udid) {
   ], { id: 'device-findings', sorting: [{ id: 'score', desc: true }], empty: 'No findings for this device.' });
   findings.setData((groups.groups || []).filter((g) => g.device_udid === d.udid));
   const addresses = [[d.reported_at, d.ip_address, 'current']].concat(history.map((x) => [x.replaced_at, get(x, 'device.ip_address'), 'replaced']));
-  const timeline = (alerts.alerts || []).map((a) => ({ t: a.time, what: `alert ${a.id}: ${a.app_proto} ${a.transport}/${a.dest_port} score ${num(a.score)}`, st: get(a, 'evidence.device_state') || {}, id: a.id }))
-    .sort((x, y) => (x.t < y.t ? 1 : -1));
+  // The timeline: every alerted session with the state at that moment, and every state change the MDM
+  // reported (a report whose lock state, or app state for its app, differs from the one before).
+  const sessions = (alerts.alerts || []).map((a) => ({ t: a.time, kind: 'session', id: a.id,
+    what: h('a', { href: `#/alert/${a.id}` }, `session ${a.app_proto} ${a.transport}/${a.dest_port} → ${a.dest_ip} (alert ${a.id}, score ${num(a.score)})`),
+    st: get(a, 'evidence.device_state') || {} }));
+  const last = { lock: undefined, apps: {} };
+  const changes = [];
+  for (const x of detail.states || []) {
+    const app = x.bundle_id || '(device)';
+    const lockChanged = x.lock_state && x.lock_state !== last.lock;
+    const appChanged = x.app_state && x.app_state !== last.apps[app];
+    if (x.lock_state) last.lock = x.lock_state;
+    if (x.app_state) last.apps[app] = x.app_state;
+    if (!lockChanged && !appChanged) continue;
+    changes.push({ t: x.time, kind: 'state', what: [lockChanged ? x.lock_state : null, appChanged ? `${x.bundle_id || 'front app'} ${x.app_state}` : null].filter(Boolean).join(', '),
+      st: { lock_state: x.lock_state || last.lock, app_state: x.app_state } });
+  }
+  const timeline = sessions.concat(changes).sort((x, y) => (x.t < y.t ? 1 : x.t > y.t ? -1 : 0));
   view.replaceChildren(
     h('p', {}, h('a', { href: '#/devices' }, '← Devices')),
     h('h1', { id: 'device-title' }, d.name || d.udid),
@@ -421,9 +437,11 @@ async function device(view, udid) {
     h('div', { class: 'card' }, h('h2', {}, 'Addresses over time'),
       h('table', {}, h('tbody', {}, addresses.map(([t, ip, what]) => h('tr', {}, h('td', {}, fmtTime(t)), h('td', { class: 'mono' }, val(ip)), h('td', { class: 'muted' }, what)))))),
     h('div', { class: 'card' }, h('h2', {}, 'Findings'), findings.el),
-    h('div', { class: 'card' }, h('h2', {}, 'Timeline of sessions and state'),
-      h('table', {}, h('tbody', {}, timeline.map((x) => h('tr', {}, h('td', {}, fmtTime(x.t)), h('td', {}, h('a', { href: `#/alert/${x.id}` }, x.what)),
-        h('td', {}, `${val(x.st.lock_state)} / ${val(x.st.app_state)}`)))))),
+    h('div', { class: 'card' }, h('h2', {}, `Timeline: ${sessions.length} alerted sessions, ${changes.length} state changes`),
+      h('table', { id: 'timeline' }, h('thead', {}, h('tr', {}, ['Time', 'What', 'Lock / app state'].map((c) => h('th', {}, c)))),
+        h('tbody', {}, timeline.map((x) => h('tr', { 'data-kind': x.kind }, h('td', {}, fmtTime(x.t)),
+          h('td', {}, x.kind === 'state' ? h('span', { class: 'badge' }, 'state') : h('span', { class: 'badge' }, 'session'), ' ', x.what),
+          h('td', {}, `${val(x.st.lock_state)} / ${val(x.st.app_state)}`)))))),
   );
 }
 
