@@ -334,6 +334,26 @@ fn alert_key(fields: [&Value; 7], flow: &Value) -> String {
     )
 }
 
+/// Alert keys as two sorted lists: every alerted flow without its severity, and every alert's
+/// group (device, app, protocol, server, signature) with its severity. When a group alerts more
+/// than once, the repeat is ranked up on whichever of its flows the control plane judges second;
+/// that order follows when each flow ends, which a live port (tcpreplay's pacing, the idle
+/// timeouts) and a replay need not share. So the test asserts the same flows and the same
+/// severities per group, not which flow of a group carried which.
+fn order_free(keys: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut flows = Vec::new();
+    let mut severities = Vec::new();
+    for key in keys {
+        let (alert, counters) = key.split_once(" pkts ").expect("alert key has counters");
+        let (group, _severity) = alert.rsplit_once(' ').expect("alert key has a severity");
+        flows.push(format!("{group} pkts {counters}"));
+        severities.push(alert.to_string());
+    }
+    flows.sort();
+    severities.sort();
+    (flows, severities)
+}
+
 /// What `portolan replay` of the sample with the sample inventory finds: the summary and the
 /// alert keys.
 fn replay_reference(dir: &Path) -> (Value, Vec<String>) {
@@ -482,7 +502,7 @@ async fn live_run_matches_replay(
         .collect();
     live_alerts.sort();
     assert!(!reference_alerts.is_empty());
-    assert_eq!(live_alerts, reference_alerts);
+    assert_eq!(order_free(&live_alerts), order_free(&reference_alerts));
     d.stop();
     drop(veth);
 }
