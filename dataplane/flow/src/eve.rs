@@ -3,7 +3,7 @@
 //! Owns: [`FlowRecord`] (field names and value formats as Suricata's EVE JSON `event_type:
 //! "flow"`; its header is `portolan_model`'s [`EveHeader`]), the conversion from a
 //! [`FinishedFlow`]. Must not:
-//! decide app-layer fields — the classifier fills [`FlowRecord::app_proto`] and
+//! decide app-layer fields — the classifier fills [`EveHeader::app_proto`] and
 //! [`FlowRecord::app`] afterwards — do I/O, or format time itself (`portolan_model::time`).
 
 use portolan_model::time::format_eve_unsigned;
