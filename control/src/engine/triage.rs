@@ -38,13 +38,7 @@ impl Operator {
         actor: &str,
         note: &str,
     ) -> Result<bool, ControlError> {
-        let entry = AuditEntry::new(
-            actor,
-            AuditAction::AlertAcknowledged,
-            &alert_id.to_string(),
-            json!({"alert_id": alert_id}),
-            note,
-        )?;
+        let entry = alert_entry(actor, AuditAction::AlertAcknowledged, alert_id, note)?;
         Ok(self
             .core
             .lock()?
@@ -60,13 +54,7 @@ impl Operator {
         actor: &str,
         note: &str,
     ) -> Result<CloseOutcome, ControlError> {
-        let entry = AuditEntry::new(
-            actor,
-            AuditAction::AlertClosed,
-            &alert_id.to_string(),
-            json!({"alert_id": alert_id}),
-            note,
-        )?;
+        let entry = alert_entry(actor, AuditAction::AlertClosed, alert_id, note)?;
         Ok(self.core.lock()?.store.close_alert(alert_id, &entry)?)
     }
 
@@ -107,4 +95,20 @@ impl Operator {
             TriageAct::RetractComment(c) => store.retract_alert_comment(alert_id, c, &entry)?,
         })
     }
+}
+
+/// The audit entry of an act on one alert: the alert id as target and detail, `note` as reason.
+fn alert_entry(
+    actor: &str,
+    action: AuditAction,
+    alert_id: i64,
+    note: &str,
+) -> Result<AuditEntry, ControlError> {
+    Ok(AuditEntry::new(
+        actor,
+        action,
+        &alert_id.to_string(),
+        json!({"alert_id": alert_id}),
+        note,
+    )?)
 }
