@@ -4,13 +4,16 @@
 //! stderr and optionally as JSON), and exit codes (0 ok, 1 failure, 2 bad input). Must not:
 //! contain dataplane logic; it calls `portolan_dataplane`.
 
+mod assets;
+mod check_config;
 mod config;
 mod daemon;
 mod pipeline;
+mod signatures;
 mod token_cmd;
 
-use clap::{Args, Parser, Subcommand};
-use portolan_classify::{ClassifyConfig, DatabaseSource};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use portolan_classify::ClassifyConfig;
 use portolan_dataplane::runtime::offline::check_captures;
 use portolan_dataplane::runtime::ClassifierSetupError;
 use portolan_dataplane::{
@@ -23,12 +26,6 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-
-/// The signature directory of the source tree this binary was built from.
-const BUILD_SIGNATURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dataplane/signatures");
-
-/// Environment variable naming the signature directory (overridden by `--signatures`).
-const SIGNATURES_ENV: &str = "PORTOLAN_SIGNATURES";
 
 /// `portolan --version`: the package version, the git revision built and the DPDK and Hyperscan
 /// versions built against (see `build.rs`).
@@ -81,6 +78,15 @@ enum Command {
     /// Creates, revokes and lists admin API bearer tokens (`create` prints the token alone on
     /// stdout).
     Token(token_cmd::TokenArgs),
+    /// Checks an appliance configuration without starting anything (as `suricata -T`): every
+    /// field, the signatures, roles, TLS pair and CA files it names. Exit 0 when valid (a
+    /// summary on stdout), 2 when not (one line on stderr naming the file and the field).
+    CheckConfig(check_config::CheckConfigArgs),
+    /// Prints the shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions(assets::CompletionsArgs),
+    /// Writes the man pages and completions the Debian package installs (scripts/package).
+    #[command(hide = true)]
+    GenerateAssets(assets::GenerateAssetsArgs),
 }
 
 /// Options of `portolan hwcheck`.
@@ -160,8 +166,8 @@ struct ReplayArgs {
     #[arg(long, value_name = "N")]
     flow_capacity: Option<usize>,
     /// Signature directory (default: $PORTOLAN_SIGNATURES, else `signatures` or
-    /// `../share/portolan/signatures` beside the executable, else the source tree's
-    /// `dataplane/signatures`).
+    /// `../share/portolan/signatures` beside the executable, else
+    /// /usr/share/portolan/signatures, else the set built into the binary).
     #[arg(long, value_name = "DIR")]
     signatures: Option<PathBuf>,
     /// Port registry override (TOML: `[proto] tcp = [..] udp = [..]` replaces that list).
@@ -245,6 +251,9 @@ fn main() -> ExitCode {
         Command::Hwcheck(args) => run_hwcheck(&args),
         Command::Run(args) => daemon::run_daemon(args),
         Command::Token(args) => token_cmd::run_token(args),
+        Command::CheckConfig(args) => check_config::run_check_config(&args),
+        Command::Completions(args) => assets::run_completions(&args, Cli::command()),
+        Command::GenerateAssets(args) => assets::run_generate_assets(&args, Cli::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -336,7 +345,8 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
     let signatures = if args.no_classify {
         None
     } else {
-        let sig_dir = signature_dir(args.signatures)?;
+        let sig_source = signatures::locate(args.signatures.as_deref(), "--signatures")
+            .map_err(Failure::bad_input)?;
         if args.inspect_bytes == 0 || args.inspect_packets == 0 || args.event_queue == 0 {
             return Err(Failure::bad_input(
                 "--inspect-bytes, --inspect-packets and --event-queue must be at least 1",
@@ -347,24 +357,14 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
             max_packets: args.inspect_packets,
             ..ClassifyConfig::default()
         };
-        let classifiers = Classifiers::load(&sig_dir, args.ports.as_deref(), classify_config)
-            .map_err(|e| match e {
-                ClassifierSetupError::PortOverride(m) => {
-                    Failure::bad_input(format!("port override: {m}"))
-                }
-                other => Failure::bad_input(other.to_string()),
-            })?;
-        let sig_line = format!(
-            "signatures: {} protocols, {} patterns from {} ({})",
-            classifiers.protocols(),
-            classifiers.database().patterns,
-            sig_dir.display(),
-            match &classifiers.database().source {
-                DatabaseSource::Cache(p) => format!("cached database {}", p.display()),
-                DatabaseSource::Compiled => "compiled".to_string(),
-                DatabaseSource::Empty => "no patterns".to_string(),
-            }
-        );
+        let classifiers = signatures::classifiers(
+            &sig_source,
+            args.ports.as_deref(),
+            "port override",
+            classify_config,
+        )
+        .map_err(Failure::bad_input)?;
+        let sig_line = format!("signatures: {}", signatures::describe(&sig_source, &classifiers));
         Some((classifiers, sig_line))
     };
     // The control plane reads its files now: a bad one fails before any output exists and
@@ -543,48 +543,6 @@ fn account_truncated_tails(report: &mut ReplayReport, captures: &[PathBuf]) {
         .drops
         .insert(TRUNCATED_RECORD, truncated.len() as u64);
     report.port_counters_match = true;
-}
-
-/// Where the signatures are: `--signatures`, else `$PORTOLAN_SIGNATURES`, else beside the
-/// executable (`signatures`, `../share/portolan/signatures`), else the source tree's.
-fn signature_dir(arg: Option<PathBuf>) -> Result<PathBuf, Failure> {
-    let not_found = |p: &Path, from: &str| {
-        Failure::bad_input(format!(
-            "signature directory {} (from {from}) not found: give --signatures DIR or set {SIGNATURES_ENV}",
-            p.display()
-        ))
-    };
-    if let Some(p) = arg {
-        return if p.is_dir() {
-            Ok(p)
-        } else {
-            Err(not_found(&p, "--signatures"))
-        };
-    }
-    if let Some(p) = std::env::var_os(SIGNATURES_ENV).filter(|v| !v.is_empty()) {
-        let p = PathBuf::from(p);
-        return if p.is_dir() {
-            Ok(p)
-        } else {
-            Err(not_found(&p, SIGNATURES_ENV))
-        };
-    }
-    let mut tried = Vec::new();
-    if let Some(exe_dir) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
-        tried.push(exe_dir.join("signatures"));
-        tried.push(exe_dir.join("../share/portolan/signatures"));
-    }
-    tried.push(PathBuf::from(BUILD_SIGNATURES));
-    match tried.iter().find(|p| p.is_dir()) {
-        Some(p) => Ok(p.clone()),
-        None => Err(Failure::bad_input(format!(
-            "no signature directory found (tried {}): give --signatures DIR or set {SIGNATURES_ENV}",
-            tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-        ))),
-    }
 }
 
 type Output<'a> = Option<&'a mut (&'a Path, BufWriter<File>)>;

@@ -37,7 +37,6 @@ use portolan_api::{
 };
 use portolan_classify::{ClassifyConfig, PortRegistry};
 use portolan_control::{ControlCore, ControlPlane, Ingest, Store};
-use portolan_dataplane::runtime::ClassifierSetupError;
 use portolan_dataplane::{Classifiers, DrainOptions, FlowEventDrain};
 
 use crate::config::{ApplianceConfig, LogFormat, LoggingSection, Overrides, StartPolicy};
@@ -297,24 +296,26 @@ fn prepare_data_dir(cfg: &ApplianceConfig) -> Result<data_dir_lock::DataDirLock,
 
 /// The signatures and port registry of `[dataplane]`, for classifiers of `[hardware.inspection]`.
 fn load_classifiers(cfg: &ApplianceConfig) -> Result<Classifiers, Failure> {
-    let sig_dir = crate::signature_dir(cfg.dataplane.signatures.clone())?;
+    let source =
+        crate::signatures::locate(cfg.dataplane.signatures.as_deref(), "dataplane.signatures")
+            .map_err(Failure::bad_input)?;
     let inspection = &cfg.hardware.inspection;
     let classify_config = ClassifyConfig {
         max_bytes: inspection.bytes_per_direction,
         max_packets: inspection.packets_per_direction,
         ..ClassifyConfig::default()
     };
-    let classifiers = Classifiers::load(&sig_dir, cfg.dataplane.ports.as_deref(), classify_config)
-        .map_err(|e| match e {
-            ClassifierSetupError::PortOverride(m) => {
-                Failure::bad_input(format!("dataplane.ports: {m}"))
-            }
-            other => Failure::bad_input(other.to_string()),
-        })?;
+    let classifiers = crate::signatures::classifiers(
+        &source,
+        cfg.dataplane.ports.as_deref(),
+        "dataplane.ports",
+        classify_config,
+    )
+    .map_err(Failure::bad_input)?;
     tracing::info!(
         protocols = classifiers.protocols(),
         patterns = classifiers.database().patterns,
-        dir = %sig_dir.display(),
+        from = %source,
         "signatures loaded"
     );
     Ok(classifiers)
