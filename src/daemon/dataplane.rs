@@ -96,5 +96,6 @@ pub fn stats(
         ports,
         workers,
         outputs: Vec::new(),
+        store: None,
     }
 }

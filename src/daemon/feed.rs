@@ -10,12 +10,15 @@
 //! the request is a generation number the signal handler raises; the files are reopened before
 //! the next write or at the end of the next drain pass). Must not: judge or score (the control
 //! plane does), hold the engine lock longer than one batch, or stop on a failed batch (it is
-//! logged; the findings of earlier batches are committed).
+//! logged; the control plane keeps its findings, and the feed retries the commit with the next
+//! batch or, when no flows come, every [`STORE_RETRY_INTERVAL`]; alerts reach the files and
+//! outputs once committed).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use portolan_api::{OutputSource, OutputStats};
 use portolan_control::output::eve::to_eve;
@@ -58,7 +61,12 @@ pub struct EngineFeed {
     /// The request last acted on.
     reopen_done: u64,
     totals: FeedTotals,
+    /// When a commit was last tried (a batch or a retry of what waits).
+    last_store_retry: Instant,
 }
+
+/// How often the drain thread retries a commit the store refused while no flows come.
+pub const STORE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where the statistics read one output's counters.
 #[derive(Debug, Clone)]
@@ -130,6 +138,7 @@ impl EngineFeed {
             reopen_requested: Arc::new(AtomicU64::new(0)),
             reopen_done: 0,
             totals: FeedTotals::default(),
+            last_store_retry: Instant::now(),
         })
     }
 
@@ -257,24 +266,54 @@ impl EngineFeed {
         // Start order, so recurrence gaps come out right.
         self.batch
             .sort_by(|a, b| a.start_us.cmp(&b.start_us).then(a.flow_id.cmp(&b.flow_id)));
-        let product = self.engine.core().config().ocsf.clone();
-        let result = self
-            .engine
-            .ingest_flows(&self.batch)
-            .map(|alerts| (alerts, product))
-            .map_err(|e| e.to_string());
+        let result = self.engine.ingest_flows(&self.batch);
         let n = self.batch.len();
         self.batch.clear();
-        let (alerts, product) = match result {
-            Ok(r) => r,
+        self.last_store_retry = Instant::now();
+        match result {
+            Ok(alerts) => self.emit(&alerts),
             Err(e) => {
                 self.totals.failed_batches += 1;
-                tracing::error!(flows = n, error = %e, "control plane refused a batch of flows");
-                return;
+                let (findings, alerts) = self.engine.unsaved();
+                tracing::error!(
+                    flows = n,
+                    unsaved_findings = findings,
+                    unsaved_alerts = alerts,
+                    error = %e,
+                    "control plane could not commit a batch of flows; its findings are kept in memory and retried"
+                );
             }
-        };
+        }
+    }
+
+    /// Commits what a refused batch left waiting, at most once per [`STORE_RETRY_INTERVAL`].
+    fn retry_store(&mut self, force: bool) {
+        let (findings, alerts) = self.engine.unsaved();
+        if findings == 0 && alerts == 0 {
+            return;
+        }
+        if !force && self.last_store_retry.elapsed() < STORE_RETRY_INTERVAL {
+            return;
+        }
+        self.last_store_retry = Instant::now();
+        match self.engine.retry_unsaved() {
+            Ok(late) => {
+                tracing::info!(
+                    findings,
+                    alerts = late.len(),
+                    "the store took the findings and alerts that waited"
+                );
+                self.emit(&late);
+            }
+            Err(e) => tracing::debug!(error = %e, "the store still refuses commits"),
+        }
+    }
+
+    /// Logs committed alerts and hands them to the files and network outputs.
+    fn emit(&mut self, alerts: &[portolan_control::Alert]) {
+        let product = self.engine.core().config().ocsf.clone();
         self.totals.alerts += alerts.len() as u64;
-        for alert in &alerts {
+        for alert in alerts {
             tracing::info!(
                 alert_id = alert.id,
                 severity = alert.severity.as_str(),
@@ -318,10 +357,20 @@ impl EngineFeed {
         }
     }
 
-    /// Judges what is pending and flushes the files (at shutdown).
+    /// Judges what is pending, tries once more to commit what waits for the store, and flushes
+    /// the files (at shutdown). What the store still refuses then is logged with its count.
     pub fn finish(&mut self) {
         self.reopen_if_asked();
         self.ingest_batch();
+        self.retry_store(true);
+        let (findings, alerts) = self.engine.unsaved();
+        if findings > 0 || alerts > 0 {
+            tracing::error!(
+                unsaved_findings = findings,
+                unsaved_alerts = alerts,
+                "stopping with findings the store never took: they are lost"
+            );
+        }
         self.publish_protocols();
         self.flush_files();
     }
@@ -359,5 +408,9 @@ impl FlowEventConsumer for EngineFeed {
         self.reopen_if_asked();
         self.ingest_batch();
         self.publish_protocols();
+    }
+
+    fn on_idle(&mut self) {
+        self.retry_store(false);
     }
 }

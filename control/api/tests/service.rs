@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{problem, TestApi};
-use portolan_api::{BuildInfo, DataplaneStats, OutputStats, PortCounters, WorkerStats};
+use portolan_api::{BuildInfo, DataplaneStats, OutputStats, PortCounters, StoreStats, WorkerStats};
 
 #[tokio::test]
 async fn health_needs_no_token_and_readiness_follows_the_flag() {
@@ -154,6 +154,7 @@ fn sample_stats() -> DataplaneStats {
             queue_limit: 10,
             reopened: 0,
         }],
+        store: None,
     }
 }
 
@@ -359,7 +360,99 @@ async fn stats_route_returns_the_published_snapshot() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.json::<DataplaneStats>().await.unwrap(), sample_stats());
+    let expected = DataplaneStats {
+        store: Some(StoreStats::default()),
+        ..sample_stats()
+    };
+    assert_eq!(r.json::<DataplaneStats>().await.unwrap(), expected);
+    api.stop().await;
+}
+
+/// A store that refuses commits (a trigger another connection installs stands in for a full
+/// disk): `/readyz` answers 503 saying findings wait, `/metrics` and `/api/v1/stats` count them,
+/// and once the store takes writes again the retry commits them and readiness comes back.
+#[tokio::test]
+async fn a_store_that_cannot_commit_is_reported_degraded_until_the_findings_are_written() {
+    let api = TestApi::start().await;
+    let (status, body) = api
+        .call(
+            api.client
+                .post(api.at("/api/v1/inventory"))
+                .header("content-type", "application/json")
+                .body(common::control_fixture("jamf_mobile_devices_detail.json")),
+            &api.admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sql = |batch: &str| {
+        rusqlite::Connection::open(&api.db)
+            .and_then(|c| c.execute_batch(batch))
+            .expect("sql");
+    };
+    sql("CREATE TRIGGER full BEFORE INSERT ON findings BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;");
+    let record = serde_json::json!({
+        "event_type": "flow", "src_ip": "10.10.0.21", "src_port": 50000, "dest_ip": "203.0.113.50",
+        "dest_port": 8443, "proto": "TCP", "app_proto": "tls", "port_mismatch": true,
+        "tls": {"sni": "imap.mail.example.com"},
+        "flow": {"start": "2024-05-01T09:00:00Z", "end": "2024-05-01T09:10:00Z",
+                 "pkts_toserver": 10, "pkts_toclient": 10, "bytes_toserver": 1800, "bytes_toclient": 4000}
+    });
+    let refused = api.ingest.lock().unwrap().ingest_eve(&record);
+    assert!(refused.is_err());
+
+    let r = api.client.get(api.at("/readyz")).send().await.unwrap();
+    let body = problem(r, 503).await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("store cannot commit") && detail.contains("1 findings"),
+        "{detail}"
+    );
+    assert!(
+        !detail.contains(api.dir.path().to_str().unwrap()),
+        "no server path: {detail}"
+    );
+    let metrics = |api: &TestApi| {
+        let req = api.client.get(api.at("/metrics")).bearer_auth(&api.viewer);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let text = metrics(&api).await;
+    for line in [
+        "portolan_control_store_degraded 1",
+        "portolan_control_store_unsaved_findings 1",
+        "portolan_control_store_failed_commits_total 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+    let (status, stats) = api
+        .call(api.client.get(api.at("/api/v1/stats")), &api.viewer)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(stats["store"]["degraded"], true, "{stats}");
+    assert_eq!(stats["store"]["unsaved_findings"], 1, "{stats}");
+
+    sql("DROP TRIGGER full;");
+    let late = api.ingest.lock().unwrap().retry_unsaved().expect("retry");
+    assert!(!late.is_empty() && late.iter().all(|a| a.id > 0));
+    let r = api.client.get(api.at("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = metrics(&api).await;
+    assert!(
+        text.lines()
+            .any(|l| l == "portolan_control_store_degraded 0"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l == "portolan_control_store_unsaved_findings 0"),
+        "{text}"
+    );
+    let (_, alerts) = api
+        .call(api.client.get(api.at("/api/v1/alerts")), &api.viewer)
+        .await;
+    assert!(
+        alerts.to_string().contains("imap.mail.example.com"),
+        "{alerts}"
+    );
     api.stop().await;
 }
 

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::metrics::{OPENMETRICS_TEXT, PROMETHEUS_TEXT};
 use crate::problem::Problem;
 use crate::state::ApiState;
-use crate::stats::DataplaneStats;
+use crate::stats::{DataplaneStats, StoreStats};
 
 /// Body of `/healthz` and `/readyz`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -41,11 +41,15 @@ pub async fn healthz() -> Json<HealthStatus> {
     get, path = "/readyz", tag = "service", security(()),
     responses(
         (status = 200, description = "Ready to process traffic and requests", body = HealthStatus),
-        (status = 503, description = "Not inspecting traffic: starting, waiting for the first inventory, or shutting down (the detail says which)", body = Problem,
+        (status = 503, description = "Not inspecting traffic (starting, waiting for the first inventory, or shutting down), or degraded: findings wait in memory because the store cannot commit (the detail says which)", body = Problem,
          content_type = "application/problem+json")
     )
 )]
 pub async fn readyz(State(state): State<ApiState>) -> Response {
+    // Findings waiting for a store that refuses commits: not lost yet, but not durable either.
+    if let Some(reason) = state.control.core().store_health().degraded_reason() {
+        return Problem::unavailable(reason).into_response();
+    }
     if state.readiness.is_ready() {
         Json(HealthStatus {
             status: "ready".to_string(),
@@ -101,7 +105,9 @@ pub async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Respo
     responses((status = 200, description = "Latest dataplane counters", body = DataplaneStats))
 )]
 pub async fn stats(State(state): State<ApiState>) -> Json<DataplaneStats> {
-    Json(state.stats.snapshot().as_ref().clone())
+    let mut stats = state.stats.snapshot().as_ref().clone();
+    stats.store = Some(StoreStats::from(&state.control.core().store_health()));
+    Json(stats)
 }
 
 /// The OpenAPI 3 document as served (JSON text); the router puts it in every request's extensions.
