@@ -7,6 +7,7 @@
 mod config;
 mod daemon;
 mod pipeline;
+mod staged;
 mod token_cmd;
 
 use clap::{Args, Parser, Subcommand};
@@ -279,14 +280,31 @@ fn parse_managed_subnet(s: &str) -> Result<ipnet::IpNet, String> {
     Ok(net)
 }
 
-/// Creates an output file up front so a bad path fails before the dataplane starts.
-fn create_output(path: &Path, what: &str) -> Result<BufWriter<File>, Failure> {
-    File::create(path).map(BufWriter::new).map_err(|e| {
+/// Creates an output file up front (under a temporary name, see [`staged`]) so a bad path fails
+/// before the dataplane starts.
+fn create_output(
+    staged: &mut staged::StagedOutputs,
+    path: &Path,
+    what: &str,
+) -> Result<BufWriter<File>, Failure> {
+    staged.create(path).map_err(|e| {
         Failure::bad_input(format!("cannot create {what} file {}: {e}", path.display()))
     })
 }
 
+/// `portolan replay`: the flows, summary and events files appear only when the run succeeds.
 fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
+    let mut staged = staged::StagedOutputs::default();
+    run_replay_staged(args, &mut staged)?;
+    staged.commit().map_err(|(path, e)| {
+        Failure::runtime(format!(
+            "cannot rename the output into {}: {e}",
+            path.display()
+        ))
+    })
+}
+
+fn run_replay_staged(args: ReplayArgs, staged: &mut staged::StagedOutputs) -> Result<(), Failure> {
     let control_inputs = pipeline::ControlInputs {
         inventory: args.inventory,
         leases: args.leases,
@@ -387,12 +405,12 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
     let mut flows_out = args
         .flows
         .as_deref()
-        .map(|p| create_output(p, "flows").map(|w| (p, w)))
+        .map(|p| create_output(staged, p, "flows").map(|w| (p, w)))
         .transpose()?;
     let mut summary_out = args
         .summary
         .as_deref()
-        .map(|p| create_output(p, "summary").map(|w| (p, w)))
+        .map(|p| create_output(staged, p, "summary").map(|w| (p, w)))
         .transpose()?;
 
     let replay_err = |e: ReplayError| {
@@ -424,7 +442,7 @@ fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
     let mut events_out = args
         .events
         .as_deref()
-        .map(|p| create_output(p, "events").map(|w| (p, w)))
+        .map(|p| create_output(staged, p, "events").map(|w| (p, w)))
         .transpose()?;
     // The drain thread starts before the EAL (threads created later inherit the main lcore's
     // affinity) and pins itself to a CPU no worker uses, when there is one. It feeds the

@@ -395,6 +395,29 @@ impl Collector for DataplaneCollector {
             None,
             snap.workers.iter().map(|w| (worker(w), w.flows_created)),
         )?;
+        counter_family(
+            e,
+            "worker_flows_evicted",
+            "Flows finished early because the worker's flow table was full, by kind: half_open (SYN or SYN-ACK only, evicted first), closed (FIN or RST seen), active (the least recently active of the rest)",
+            None,
+            snap.workers.iter().flat_map(|w| {
+                let active = w
+                    .flows_evicted
+                    .saturating_sub(w.flows_evicted_half_open)
+                    .saturating_sub(w.flows_evicted_closed);
+                [
+                    ("half_open", w.flows_evicted_half_open),
+                    ("closed", w.flows_evicted_closed),
+                    ("active", active),
+                ]
+                .into_iter()
+                .map(move |(kind, n)| {
+                    let mut l = worker(w);
+                    l.push(("kind", kind.to_string()));
+                    (l, n)
+                })
+            }),
+        )?;
         gauge_family(
             e,
             "worker_flows_active",

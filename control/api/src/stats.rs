@@ -171,6 +171,16 @@ pub struct WorkerStats {
     pub flows_capacity: u64,
     /// Flows created since start.
     pub flows_created: u64,
+    /// Flows finished early because the table was full: half-open TCP flows first, then
+    /// closed ones, then the least recently active (each such flow is still handed over).
+    #[serde(default)]
+    pub flows_evicted: u64,
+    /// Of `flows_evicted`: half-open TCP flows (SYN or SYN-ACK only; a SYN flood's entries).
+    #[serde(default)]
+    pub flows_evicted_half_open: u64,
+    /// Of `flows_evicted`: TCP flows already closed by FIN or RST.
+    #[serde(default)]
+    pub flows_evicted_closed: u64,
     /// Flows classified, by application protocol.
     #[serde(default)]
     pub protocols: BTreeMap<String, u64>,

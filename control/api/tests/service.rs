@@ -141,6 +141,9 @@ fn sample_stats() -> DataplaneStats {
             flows_active: 12,
             flows_capacity: 65_536,
             flows_created: 40,
+            flows_evicted: 9,
+            flows_evicted_half_open: 6,
+            flows_evicted_closed: 1,
             protocols: BTreeMap::from([("tls".to_string(), 30), ("http".to_string(), 10)]),
         }],
         outputs: vec![OutputStats {
@@ -293,6 +296,13 @@ async fn metrics_are_strict_prometheus_text_with_http_and_dataplane_counters() {
     assert!(matches!(tls.value, prometheus_parse::Value::Counter(v) if v == 30.0));
     let ring = find("portolan_worker_ring_drops_total", "worker", "0");
     assert!(matches!(ring.value, prometheus_parse::Value::Counter(v) if v == 5.0));
+    for (kind, n) in [("half_open", 6.0), ("closed", 1.0), ("active", 2.0)] {
+        let evicted = find("portolan_worker_flows_evicted_total", "kind", kind);
+        assert!(
+            matches!(evicted.value, prometheus_parse::Value::Counter(v) if v == n),
+            "{kind}"
+        );
+    }
     let prefiltered = find("portolan_worker_prefiltered_packets_total", "worker", "0");
     assert!(matches!(prefiltered.value, prometheus_parse::Value::Counter(v) if v == 9.0));
     let dropped = find("portolan_output_events_dropped_total", "output", "redis[0]");
