@@ -6,7 +6,7 @@
 //! has not taken yet), the alert policy (a finding raises an alert when its score first reaches
 //! `scoring.alert_threshold`, and again each time its severity rises; sessions covered by an
 //! exception never alert), the counters, and the retry of failed commits (a batch the store
-//! refuses stays in the [`super::backlog`], is committed with the next batch or
+//! refuses stays in the backlog module's `Backlog`, is committed with the next batch or
 //! [`Ingest::retry_unsaved`], and its alerts are returned then).
 //! Must not: change roles, baselines, exceptions or the inventory (operator acts do, through
 //! [`super::Operator`]), parse formats beyond handing EVE records to [`crate::observation`], or build
@@ -148,8 +148,8 @@ impl Ingest {
     /// Judges a batch of flows, committing all resulting findings and alerts in one transaction
     /// (the shared state is locked for the batch).
     ///
-    /// When the store refuses the commit, the batch's findings and alerts are kept (see
-    /// [`super::backlog`]), the core's [`store_health`](ControlCore::store_health) says so, and the
+    /// When the store refuses the commit, the batch's findings and alerts are kept (bounded by
+    /// [`MAX_UNSAVED_ALERTS`](super::MAX_UNSAVED_ALERTS)), the core's [`store_health`](ControlCore::store_health) says so, and the
     /// error is returned; the next batch or [`Ingest::retry_unsaved`] commits them together with
     /// its own and returns the kept alerts first.
     pub fn ingest_flows(
