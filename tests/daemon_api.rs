@@ -845,3 +845,51 @@ async fn the_data_directory_is_private_and_locked_to_one_daemon() {
     );
     d.stop();
 }
+
+/// An inventory of `[inputs]` nesting 10,000 arrays (the document that used to overflow the stack
+/// and abort every start) stops the start with exit 2 naming the file and the depth limit, before
+/// the dataplane or the API start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_of_inputs_nested_too_deep_stops_the_start_naming_the_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let depth = 10_000;
+    let deep = dir.path().join("deep.plist");
+    std::fs::write(
+        &deep,
+        format!(
+            "<?xml version=\"1.0\"?>\n<plist version=\"1.0\">{}{}</plist>\n",
+            "<array>".repeat(depth),
+            "</array>".repeat(depth)
+        ),
+    )
+    .expect("plist");
+    let samples = Path::new(ROOT).join("samples").join("inventory.json");
+    let config = dir.path().join("portolan.toml");
+    std::fs::write(
+        &config,
+        example_config_text_with_inventory().replace(
+            &format!("{:?}", samples.display().to_string()),
+            &format!("{:?}", deep.display().to_string()),
+        ),
+    )
+    .expect("config");
+    assert!(std::fs::read_to_string(&config)
+        .unwrap()
+        .contains("deep.plist"));
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .expect("portolan run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("inputs.inventory")
+            && err.contains(&deep.display().to_string())
+            && err.contains("limit of 64 levels"),
+        "{err}"
+    );
+}

@@ -987,3 +987,71 @@ fn dns_answer_attributes_tls_flows_that_end_before_the_dns_flow() {
     assert_eq!(r["dns_answer_events"], 1, "{r}");
     assert_eq!(r["dns_answer_events_received"], 1, "{r}");
 }
+
+/// What an analyst sees of each stored finding (ids and the alert bookkeeping, which follows the
+/// order alerts were raised in, left out), sorted by key.
+fn stored_findings(db: &Path) -> Vec<Value> {
+    let store = portolan_control::Store::open(db).expect("open store");
+    let mut out: Vec<Value> = store
+        .findings()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            json!({
+                "key": f.key.as_text(),
+                "score": f.score,
+                "severity": f.severity,
+                "reasons": f.reasons,
+                "sessions": f.sessions,
+                "first_seen_us": f.first_seen_us,
+                "last_seen_us": f.last_seen_us,
+                "interval_s": f.interval_seconds(),
+                "interval_cv": f.intervals.coefficient_of_variation(),
+                "longest_session_us": f.longest_session_us,
+                "locked_sessions": f.locked_sessions,
+                "idle_sessions": f.idle_sessions,
+                "confidence": f.confidence,
+                "excepted_by": f.excepted_by,
+            })
+        })
+        .collect();
+    out.sort_by_key(|v| v["key"].to_string());
+    out
+}
+
+/// The workers hand flows off when they end, each from its own queue, so the control plane
+/// receives the beacon's sessions in an order that changes with the number of workers and from
+/// run to run. The stored findings (scores, severities, reasons) must not.
+#[test]
+fn stored_findings_are_the_same_for_1_2_and_4_workers_run_after_run() {
+    let inp = inputs();
+    let capture = inp.dir.path().join("scenario.pcap");
+    let mut flows = scenario_flows();
+    flows.extend(mail_beacon(6..10));
+    write_capture(&capture, &flows);
+    let mut reference: Option<Vec<Value>> = None;
+    for workers in ["1", "2", "4", "2", "4", "2", "4"] {
+        let db = tempfile::NamedTempFile::new_in(inp.dir.path()).expect("temp db");
+        let db = db.into_temp_path();
+        std::fs::remove_file(&db).expect("fresh store path");
+        let out = replay_with_inputs(&inp, &capture, &db, &["--workers", workers]);
+        assert_ok(&out);
+        let found = stored_findings(&db);
+        match &reference {
+            None => {
+                let beacon = found
+                    .iter()
+                    .find(|f| f["key"].as_str().is_some_and(|k| k.ends_with("|8443")))
+                    .unwrap_or_else(|| panic!("no beacon finding: {found:#?}"));
+                assert_eq!(beacon["sessions"], 10, "{beacon:#}");
+                assert_eq!(beacon["severity"], "critical", "{beacon:#}");
+                assert!(
+                    beacon["reasons"].to_string().contains("recurs every 900 s"),
+                    "{beacon:#}"
+                );
+                reference = Some(found);
+            }
+            Some(r) => assert_eq!(&found, r, "--workers {workers}"),
+        }
+    }
+}

@@ -2,9 +2,18 @@
 //! repeat.
 //!
 //! Owns: [`FindingKey`], [`Finding`] and the per-session bookkeeping — session count, first/last
-//! seen, recurrence interval and its regularity (running mean and variance of the gaps between
-//! session starts, Welford), persistent-connection time, and how many sessions happened while the
-//! device was locked, the app in background, or the user idle.
+//! seen, recurrence interval and its regularity (mean and variance of the gaps between session
+//! starts), persistent-connection time, and how many sessions happened while the device was
+//! locked, the app in background, or the user idle.
+//!
+//! Sessions are placed by their own start time, not by the order they arrive in: the dataplane's
+//! workers hand flows off when they end, each from its own queue, so a session often reaches the
+//! control plane after later ones. The finding keeps the starts of its window's latest
+//! [`MAX_SESSION_STARTS`] sessions sorted and derives the gaps from them, counts are sums, and
+//! "latest" means latest by start time ([`SessionOrder`]), so a late session leaves the finding as
+//! if it had arrived in order. A session older than every start kept is counted without its gap,
+//! and one that ended more than the window before the finding's first session belongs to a window
+//! already over and is not counted ([`Placement::Stale`]).
 //! Also owns [`Severity`], the scale a finding is rated on (scoring computes it, alerts carry it).
 //! Must not: score (see [`crate::scoring`]), persist (see [`crate::store`]) or decide alerts.
 
@@ -12,9 +21,14 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::attribution::AppAttribution;
 use crate::device_state::{AppState, DeviceStateSnapshot, LockState};
 use crate::observation::FlowObservation;
-use crate::roles::ViolationKind;
+use crate::roles::{BaselineBasis, ExceptionRule, ViolationKind};
+
+/// Session starts a finding keeps, sorted, to place late sessions (the latest ones; the gaps
+/// between older starts are folded into [`Finding::folded_intervals`]).
+pub const MAX_SESSION_STARTS: usize = 64;
 
 /// Severity, ordered; the numbers are OCSF `severity_id`s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -134,6 +148,24 @@ impl IntervalStats {
         (self.count > 0).then_some(self.mean_s)
     }
 
+    /// The statistics of `self`'s gaps and `other`'s together (Chan et al.'s pairwise merge).
+    pub fn merged(&self, other: &IntervalStats) -> IntervalStats {
+        if other.count == 0 {
+            return *self;
+        }
+        if self.count == 0 {
+            return *other;
+        }
+        let count = self.count + other.count;
+        let (na, nb, n) = (self.count as f64, other.count as f64, count as f64);
+        let delta = other.mean_s - self.mean_s;
+        IntervalStats {
+            count,
+            mean_s: self.mean_s + delta * nb / n,
+            m2: self.m2 + other.m2 + delta * delta * na * nb / n,
+        }
+    }
+
     /// Coefficient of variation (population standard deviation / mean): 0 for a perfectly
     /// regular beacon. `None` with fewer than two gaps or a zero mean.
     pub fn coefficient_of_variation(&self) -> Option<f64> {
@@ -142,6 +174,74 @@ impl IntervalStats {
         }
         let variance = self.m2 / self.count as f64;
         Some(variance.max(0.0).sqrt() / self.mean_s)
+    }
+}
+
+/// Orders sessions by time: start, then end, then the client port (two sessions that agree on
+/// all three are one as far as a finding can tell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SessionOrder {
+    /// Session start, µs.
+    pub start_us: i64,
+    /// Session end, µs.
+    pub end_us: i64,
+    /// Client port.
+    pub src_port: u16,
+}
+
+impl SessionOrder {
+    /// The order key of a session.
+    pub fn of(obs: &FlowObservation) -> SessionOrder {
+        SessionOrder {
+            start_us: obs.start_us,
+            end_us: obs.end_us,
+            src_port: obs.src_port,
+        }
+    }
+}
+
+/// The latest session's share of a finding's score: how it was attributed and judged, the device
+/// state then, and the exception that covered it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatestSession {
+    /// Its place in time.
+    pub order: SessionOrder,
+    /// Which baseline it broke.
+    pub kind: ViolationKind,
+    /// Which baseline judged it.
+    pub basis: BaselineBasis,
+    /// Why the pairing is a violation.
+    pub explanation: String,
+    /// Its app attribution.
+    pub app: AppAttribution,
+    /// The device state at its start.
+    pub state: DeviceStateSnapshot,
+    /// Confidence of its device attribution, 0..=1 (1 without one).
+    pub device_confidence: f64,
+    /// The exception that covered it.
+    pub exception: Option<ExceptionRule>,
+}
+
+/// Where [`Finding::record_session`] placed a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Counted; it is the latest session by start time (`reset`: it started more than the
+    /// window after the previous sessions ended, so the counts started over with it).
+    Latest {
+        /// The counts started over.
+        reset: bool,
+    },
+    /// Counted; a later session had arrived before it.
+    Earlier,
+    /// Not counted: it ended more than the window before the finding's first session, in a
+    /// window that is over.
+    Stale,
+}
+
+impl Placement {
+    /// True when the session was counted.
+    pub fn counted(self) -> bool {
+        !matches!(self, Placement::Stale)
     }
 }
 
@@ -176,8 +276,19 @@ pub struct Finding {
     pub last_seen_us: i64,
     /// Latest session start, µs.
     pub last_start_us: i64,
-    /// Gaps between session starts.
+    /// Gaps between session starts (derived: [`Finding::folded_intervals`] and the gaps between
+    /// [`Finding::session_starts`]).
     pub intervals: IntervalStats,
+    /// Starts of the window's latest sessions, µs, sorted (at most [`MAX_SESSION_STARTS`]).
+    #[serde(default)]
+    pub session_starts: Vec<i64>,
+    /// Gaps between starts no longer in [`Finding::session_starts`].
+    #[serde(default)]
+    pub folded_intervals: IntervalStats,
+    /// What the latest session (by start time) brought to the score; a late session is scored
+    /// with it, as it would have been in order.
+    #[serde(default)]
+    pub latest: Option<LatestSession>,
     /// Longest single session, µs.
     pub longest_session_us: i64,
     /// Total connected time, µs.
@@ -229,6 +340,9 @@ impl Finding {
             last_seen_us: obs.end_us,
             last_start_us: obs.start_us,
             intervals: IntervalStats::default(),
+            session_starts: Vec::new(),
+            folded_intervals: IntervalStats::default(),
+            latest: None,
             longest_session_us: 0,
             connected_us: 0,
             bytes_toserver: 0,
@@ -247,22 +361,37 @@ impl Finding {
         }
     }
 
-    /// Adds one session. When it starts more than `window_us` after the last one ended, the counts
-    /// start over (the finding keeps its id). Returns true when that happened.
+    /// Adds one session, placed by its start time whatever the order sessions arrive in. When it
+    /// is the latest and starts more than `window_us` after the earlier sessions ended, the counts
+    /// start over (the finding keeps its id).
     pub fn record_session(
         &mut self,
         obs: &FlowObservation,
         state: &DeviceStateSnapshot,
         interaction_window_s: i64,
         window_us: i64,
-    ) -> bool {
-        let reset = self.sessions > 0 && obs.start_us.saturating_sub(self.last_seen_us) > window_us;
+    ) -> Placement {
+        let order = SessionOrder::of(obs);
+        let latest = self.sessions == 0
+            || self
+                .latest
+                .as_ref()
+                .map_or(obs.start_us >= self.last_start_us, |l| order >= l.order);
+        if self.sessions > 0 && !latest && self.first_seen_us.saturating_sub(obs.end_us) > window_us
+        {
+            return Placement::Stale;
+        }
+        let reset = self.sessions > 0
+            && latest
+            && obs.start_us.saturating_sub(self.last_seen_us) > window_us;
         if reset {
             self.sessions = 0;
             self.first_seen_us = obs.start_us;
             self.last_seen_us = obs.end_us;
             self.last_start_us = obs.start_us;
             self.intervals = IntervalStats::default();
+            self.session_starts.clear();
+            self.folded_intervals = IntervalStats::default();
             self.longest_session_us = 0;
             self.connected_us = 0;
             self.locked_sessions = 0;
@@ -271,10 +400,13 @@ impl Finding {
             self.window_resets += 1;
             self.alerted_severity = None;
         }
-        if self.sessions > 0 && obs.start_us > self.last_start_us {
-            let gap_us = obs.start_us - self.last_start_us;
-            self.intervals.push(gap_us as f64 / 1e6);
+        if self.sessions > 0 && self.session_starts.is_empty() {
+            // A finding stored before starts were kept: its gaps so far are folded, and its
+            // latest start is the one place known.
+            self.folded_intervals = self.intervals;
+            self.session_starts.push(self.last_start_us);
         }
+        self.place_start(obs.start_us);
         self.sessions += 1;
         self.first_seen_us = self.first_seen_us.min(obs.start_us);
         self.last_seen_us = self.last_seen_us.max(obs.end_us);
@@ -283,8 +415,10 @@ impl Finding {
         self.connected_us = self.connected_us.saturating_add(obs.duration_us());
         self.bytes_toserver = self.bytes_toserver.saturating_add(obs.bytes_toserver);
         self.bytes_toclient = self.bytes_toclient.saturating_add(obs.bytes_toclient);
-        self.src_ip = obs.src_ip;
-        self.dest_ip = obs.dest_ip;
+        if latest {
+            self.src_ip = obs.src_ip;
+            self.dest_ip = obs.dest_ip;
+        }
         if state.lock_state == Some(LockState::Locked) {
             self.locked_sessions += 1;
         }
@@ -297,7 +431,33 @@ impl Finding {
         {
             self.idle_sessions += 1;
         }
-        reset
+        if latest {
+            Placement::Latest { reset }
+        } else {
+            Placement::Earlier
+        }
+    }
+
+    /// Puts a session start in its sorted place (folding the oldest gap when the list is full)
+    /// and derives [`Finding::intervals`] again. A start older than every start kept after
+    /// folding adds no gap: where it falls among the folded ones is not known.
+    fn place_start(&mut self, start_us: i64) {
+        let folded = self.folded_intervals.count > 0;
+        let pos = self.session_starts.partition_point(|&s| s <= start_us);
+        if pos == 0 && folded {
+            return;
+        }
+        self.session_starts.insert(pos, start_us);
+        if self.session_starts.len() > MAX_SESSION_STARTS {
+            let gap_us = self.session_starts[1] - self.session_starts[0];
+            self.folded_intervals.push(gap_us as f64 / 1e6);
+            self.session_starts.remove(0);
+        }
+        let mut kept = IntervalStats::default();
+        for w in self.session_starts.windows(2) {
+            kept.push((w[1] - w[0]) as f64 / 1e6);
+        }
+        self.intervals = self.folded_intervals.merged(&kept);
     }
 
     /// Mean recurrence interval, seconds.
@@ -365,8 +525,111 @@ mod tests {
             jitter.push(g);
         }
         assert!(jitter.coefficient_of_variation().unwrap() > 0.8);
-        assert!(f.record_session(&obs(10 * 86_400, 2), &locked, 300, 86_400_000_000));
+        assert_eq!(
+            f.record_session(&obs(10 * 86_400, 2), &locked, 300, 86_400_000_000),
+            Placement::Latest { reset: true }
+        );
         assert_eq!(f.sessions, 1);
         assert_eq!(f.window_resets, 1);
+    }
+
+    fn key() -> FindingKey {
+        FindingKey {
+            device: "U".into(),
+            subject: "-".into(),
+            app_proto: "tls".into(),
+            destination: "x".into(),
+            port: 8443,
+        }
+    }
+
+    #[test]
+    fn merged_statistics_equal_the_sequential_ones() {
+        let gaps = [900.0, 901.5, 899.0, 1200.0, 30.0, 905.0, 899.9];
+        let mut all = IntervalStats::default();
+        let (mut a, mut b) = (IntervalStats::default(), IntervalStats::default());
+        for (i, g) in gaps.iter().enumerate() {
+            all.push(*g);
+            if i < 3 {
+                a.push(*g)
+            } else {
+                b.push(*g)
+            }
+        }
+        let m = a.merged(&b);
+        assert_eq!(m.count, all.count);
+        assert!((m.mean_s - all.mean_s).abs() < 1e-9);
+        assert!((m.m2 - all.m2).abs() < 1e-6);
+        assert_eq!(IntervalStats::default().merged(&b), b);
+        assert_eq!(a.merged(&IntervalStats::default()), a);
+    }
+
+    #[test]
+    fn sessions_late_within_the_kept_starts_give_the_in_order_gaps_past_the_bound() {
+        let n: i64 = 3 * MAX_SESSION_STARTS as i64;
+        let state = DeviceStateSnapshot::default();
+        let starts = |k: i64| obs(k * 900 + (k * 7) % 5, 2);
+        let mut in_order = Finding::open(key(), ViolationKind::DeviceBaseline, &starts(0));
+        for k in 0..n {
+            in_order.record_session(&starts(k), &state, 300, i64::MAX);
+        }
+        // Every run of 16 sessions arrives reversed: each late by at most 15 sessions.
+        let mut late = Finding::open(key(), ViolationKind::DeviceBaseline, &starts(0));
+        for chunk in (0..n).collect::<Vec<_>>().chunks(16) {
+            for &k in chunk.iter().rev() {
+                late.record_session(&starts(k), &state, 300, i64::MAX);
+            }
+        }
+        assert_eq!(late.sessions, n as u64);
+        assert_eq!(late.intervals.count, n as u64 - 1);
+        assert_eq!(late.session_starts.len(), MAX_SESSION_STARTS);
+        assert_eq!(late.session_starts, in_order.session_starts);
+        assert!((late.intervals.mean_s - in_order.intervals.mean_s).abs() < 1e-9);
+        assert!((late.intervals.m2 - in_order.intervals.m2).abs() < 1e-6);
+        // Older than every start kept: counted, without a gap.
+        let before = late.intervals;
+        assert!(matches!(
+            late.record_session(&starts(1), &state, 300, i64::MAX),
+            Placement::Earlier
+        ));
+        assert_eq!(late.intervals, before);
+        assert_eq!(late.sessions, n as u64 + 1);
+    }
+
+    #[test]
+    fn a_session_of_a_window_that_is_over_is_not_counted() {
+        let day = 86_400;
+        let state = DeviceStateSnapshot::default();
+        let mut f = Finding::open(key(), ViolationKind::DeviceBaseline, &obs(10 * day, 2));
+        f.record_session(&obs(10 * day, 2), &state, 300, 86_400_000_000);
+        f.record_session(&obs(10 * day + 900, 2), &state, 300, 86_400_000_000);
+        let before = f.clone();
+        assert_eq!(
+            f.record_session(&obs(day, 2), &state, 300, 86_400_000_000),
+            Placement::Stale
+        );
+        assert_eq!(f, before);
+        // Inside the window: placed before the others.
+        assert_eq!(
+            f.record_session(&obs(10 * day - 900, 2), &state, 300, 86_400_000_000),
+            Placement::Earlier
+        );
+        assert_eq!(f.sessions, 3);
+        assert_eq!(f.interval_seconds(), Some(900.0));
+    }
+
+    #[test]
+    fn a_finding_stored_before_starts_were_kept_goes_on_from_its_latest_start() {
+        let state = DeviceStateSnapshot::default();
+        let mut f = Finding::open(key(), ViolationKind::DeviceBaseline, &obs(0, 2));
+        for k in 0..3 {
+            f.record_session(&obs(k * 900, 2), &state, 300, i64::MAX);
+        }
+        f.session_starts.clear();
+        f.folded_intervals = IntervalStats::default();
+        f.record_session(&obs(3 * 900, 2), &state, 300, i64::MAX);
+        assert_eq!(f.intervals.count, 3);
+        assert_eq!(f.interval_seconds(), Some(900.0));
+        assert_eq!(f.session_starts, vec![1800 * 1_000_000, 2700 * 1_000_000]);
     }
 }

@@ -17,8 +17,8 @@ use portolan_flow::eve::FlowRecord;
 use portolan_packet::DropReason;
 use portolan_packet::LinkType;
 use portolan_testkit::{
-    ssh_kexinit, tls_client_hello_record, tls_pq_client_hello_record, tls_server_hello_record,
-    ClientHelloSpec, Frame,
+    ipv4_fragments, ipv6_fragments, ssh_kexinit, tls_client_hello_record,
+    tls_pq_client_hello_record, tls_server_hello_record, ClientHelloSpec, Frame,
 };
 use proptest::prelude::*;
 use std::net::Ipv6Addr;
@@ -356,29 +356,6 @@ proptest! {
 
 // ---- IP fragments -------------------------------------------------------------------------
 
-/// Cuts the IPv4 frame `frame` (Ethernet + 20-byte IPv4 header) into fragments whose payload
-/// pieces start at `cuts` (multiples of 8), all with identification `id`.
-fn ipv4_fragments(frame: &[u8], cuts: &[usize], id: u16) -> Vec<Vec<u8>> {
-    let (head, l4) = frame.split_at(14 + 20);
-    let mut points = cuts.to_vec();
-    points.insert(0, 0);
-    points.push(l4.len());
-    points
-        .windows(2)
-        .map(|w| {
-            let piece = &l4[w[0]..w[1]];
-            let mut f = head.to_vec();
-            let total = 20 + piece.len();
-            f[14 + 2..14 + 4].copy_from_slice(&(total as u16).to_be_bytes());
-            f[14 + 4..14 + 6].copy_from_slice(&id.to_be_bytes());
-            let more = if w[1] < l4.len() { 0x2000 } else { 0 };
-            f[14 + 6..14 + 8].copy_from_slice(&(((w[0] / 8) as u16) | more).to_be_bytes());
-            f.extend_from_slice(piece);
-            f
-        })
-        .collect()
-}
-
 /// An Ethernet + IPv6 + TCP frame.
 fn ipv6_tcp_frame(
     src: ([u8; 16], u16),
@@ -392,30 +369,6 @@ fn ipv6_tcp_frame(
         .seq(seq)
         .ack(1)
         .build(payload)
-}
-
-/// Cuts an IPv6 frame (Ethernet + 40-byte header, no extension headers) into fragments.
-fn ipv6_fragments(frame: &[u8], cuts: &[usize], id: u32) -> Vec<Vec<u8>> {
-    let (head, l4) = frame.split_at(14 + 40);
-    let inner = head[14 + 6];
-    let mut points = cuts.to_vec();
-    points.insert(0, 0);
-    points.push(l4.len());
-    points
-        .windows(2)
-        .map(|w| {
-            let piece = &l4[w[0]..w[1]];
-            let mut f = head.to_vec();
-            f[14 + 4..14 + 6].copy_from_slice(&((8 + piece.len()) as u16).to_be_bytes());
-            f[14 + 6] = 44;
-            let more = u16::from(w[1] < l4.len());
-            f.extend_from_slice(&[inner, 0]);
-            f.extend_from_slice(&(((w[0] / 8) as u16) << 3 | more).to_be_bytes());
-            f.extend_from_slice(&id.to_be_bytes());
-            f.extend_from_slice(piece);
-            f
-        })
-        .collect()
 }
 
 /// The TLS session with the client's hello carried in `hello_frames` (already built).

@@ -1,5 +1,5 @@
 //! The one place tests, benchmarks and fuzz seeds build their inputs from: Ethernet frames
-//! ([`frame`]), TLS and DTLS hellos ([`tls`]), protected QUIC Initials and a Google QUIC server
+//! ([`frame`]) and their IP fragments ([`fragments`]), TLS and DTLS hellos ([`tls`]), protected QUIC Initials and a Google QUIC server
 //! packet ([`quic`]), an SSH `KEXINIT` and a DNS response ([`flights`]).
 //!
 //! Owns: well-formed wire bytes for inputs, on top of `portolan-synth`'s `wire`, `tls` and
@@ -10,11 +10,13 @@
 //! (lengths that do not fit their fields).
 
 pub mod flights;
+pub mod fragments;
 pub mod frame;
 pub mod quic;
 pub mod tls;
 
 pub use flights::{dns_response, first_flights, ssh_kexinit, xorshift64_star};
+pub use fragments::{ipv4_fragments, ipv6_fragments};
 pub use frame::Frame;
 pub use quic::{gquic_server_handshake, quic_initial, quic_initial_with_keys_of};
 pub use tls::{

@@ -1046,8 +1046,10 @@ async fn http1_answers_given_before_the_body_is_read_close_the_connection() {
     api.stop().await;
 }
 
-/// A 10,000-deep `<array>` plist (and a JSON twin) is refused with a 400 naming the depth limit,
-/// and the server answers the next request: parsing an upload cannot take the process down.
+/// A 10,000-deep `<array>` plist (and a JSON twin, and a 100,000-deep plist with a trailing
+/// value) is refused with a 400 naming the depth limit, a binary plist that repeats references
+/// with a 400 naming the value limit, and the server answers the next request: parsing an upload
+/// cannot take the process down.
 #[tokio::test]
 async fn deeply_nested_inventory_is_refused_naming_the_limit_and_the_server_keeps_answering() {
     let api = TestApi::start().await;
@@ -1058,7 +1060,19 @@ async fn deeply_nested_inventory_is_refused_naming_the_limit_and_the_server_keep
         "</array>".repeat(depth)
     );
     let json = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
-    for body in [plist, json] {
+    // 100,000 closed levels and then a second value (1.5 MB): the plist crate's own builder held
+    // the whole value when it met the trailing element and dropping it overflowed the stack.
+    let trailing = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\">{}{}<string>x</string></plist>\n",
+        "<array>".repeat(100_000),
+        "</array>".repeat(100_000)
+    );
+    for (body, named) in [
+        (plist.into_bytes(), "limit of 64 levels"),
+        (json.into_bytes(), "limit of 64 levels"),
+        (trailing.into_bytes(), "limit of 64 levels"),
+        (repeated_references_bplist(20), "values per byte"),
+    ] {
         let r = api
             .client
             .post(api.at("/api/v1/inventory"))
@@ -1069,7 +1083,7 @@ async fn deeply_nested_inventory_is_refused_naming_the_limit_and_the_server_keep
             .unwrap();
         let p = problem(r, 400).await;
         let detail = p["detail"].as_str().unwrap();
-        assert!(detail.contains("limit of 64 levels"), "{p}");
+        assert!(detail.contains(named), "{p}");
     }
     let r = api.client.get(api.at("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -1077,6 +1091,32 @@ async fn deeply_nested_inventory_is_refused_naming_the_limit_and_the_server_keep
         .call(api.client.get(api.at("/api/v1/devices")), &api.viewer)
         .await;
     assert_eq!(status, 200);
+}
+
+/// A binary plist of `levels` arrays, each holding the one before it 16 times: a few hundred
+/// bytes that describe 16^levels values (6 levels took 11 s to build before the value count was
+/// bounded).
+fn repeated_references_bplist(levels: u8) -> Vec<u8> {
+    let mut doc = b"bplist00".to_vec();
+    let mut offsets = vec![doc.len()];
+    doc.extend([0x10, 0x00]); // object 0: the integer 0
+    for level in 1..=levels {
+        offsets.push(doc.len());
+        doc.extend([0xAF, 0x10, 16]); // an array of 16 references
+        doc.extend(std::iter::repeat_n(level - 1, 16));
+    }
+    let table = doc.len();
+    doc.extend(
+        offsets
+            .iter()
+            .flat_map(|o| u16::try_from(*o).unwrap().to_be_bytes()),
+    );
+    doc.extend([0u8; 6]);
+    doc.extend([2, 1]); // offset size, reference size
+    doc.extend(u64::from(levels + 1).to_be_bytes());
+    doc.extend(u64::from(levels).to_be_bytes());
+    doc.extend((table as u64).to_be_bytes());
+    doc
 }
 
 /// Viewers and analysts read the audit log without the server's paths; admins see them.

@@ -466,6 +466,39 @@ async fn a_store_that_cannot_commit_is_reported_degraded_until_the_findings_are_
     api.stop().await;
 }
 
+/// A file output's target is a server path: admins read it, viewers and analysts its file name.
+#[tokio::test]
+async fn stats_show_output_file_paths_to_admins_only() {
+    let api = TestApi::start().await;
+    let mut stats = sample_stats();
+    stats.outputs.push(OutputStats {
+        name: "eve".into(),
+        kind: "file".into(),
+        target: "/var/lib/portolan/alerts dir/alerts.eve.json".into(),
+        sent: 4,
+        ..OutputStats::default()
+    });
+    api.state.stats.publish(stats);
+    for (token, expected) in [
+        (&api.viewer, "alerts.eve.json"),
+        (&api.analyst, "alerts.eve.json"),
+        (&api.admin, "/var/lib/portolan/alerts dir/alerts.eve.json"),
+    ] {
+        let r = api
+            .client
+            .get(api.at("/api/v1/stats"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let got: DataplaneStats = r.json().await.unwrap();
+        assert_eq!(got.outputs[1].target, expected);
+        // Network outputs name their receiver for every role.
+        assert_eq!(got.outputs[0].target, "127.0.0.1:6379");
+    }
+    api.stop().await;
+}
+
 #[tokio::test]
 async fn oversized_headers_are_refused() {
     let api = TestApi::start().await;

@@ -24,7 +24,7 @@ use crate::alert::{
 use crate::app_catalogue::AppCatalogue;
 use crate::attribution::{AppAttribution, DeviceAttribution};
 use crate::device_state::{DeviceStateSnapshot, LockState};
-use crate::findings::{Finding, FindingKey};
+use crate::findings::{Finding, FindingKey, LatestSession, Placement, SessionOrder};
 use crate::inventory::Device;
 use crate::observation::{DnsAnswer, EveInput, FlowObservation};
 use crate::roles::{
@@ -259,25 +259,29 @@ impl Ingest {
         }
         stats.violations += 1;
         let exception = matching_exception(&st.policy.roles, &a, obs);
-        let mut finding = self.record_session(pending, &a, &judgement, obs, cfg);
-        let s = score_finding(cfg, &mut finding, &a, &judgement, exception);
-        if exception.is_some() {
-            stats.excepted += 1;
+        let mut finding = self.record_session(pending, &a, &judgement, exception, obs, cfg)?;
+        let s = score_finding(cfg, &mut finding, a.device);
+        if exception.is_some() || finding.excepted_by.is_some() {
+            stats.excepted += u64::from(exception.is_some());
             return Some((finding, None));
         }
         let alert = self.alert(&mut finding, s, &a, &judgement, obs, cfg);
         Some((finding, alert))
     }
 
-    /// Stage 4a: the flow's finding (pending in this batch, known, or new) with this session counted.
+    /// Stage 4a: the flow's finding (pending in this batch, known, or new) with this session
+    /// placed by its start time; when it is the latest session, its attribution, judgement,
+    /// state and exception become what the finding is scored with. `None` when the session
+    /// belongs to a window that is over.
     fn record_session(
         &self,
         pending: &HashMap<String, Finding>,
         a: &Attributed<'_>,
         judgement: &Judgement,
+        exception: Option<&ExceptionRule>,
         obs: &FlowObservation,
         cfg: &ControlConfig,
-    ) -> Finding {
+    ) -> Option<Finding> {
         let key = finding_key(a, obs);
         let key_text = key.as_text();
         let mut finding = pending
@@ -285,19 +289,34 @@ impl Ingest {
             .or_else(|| self.findings.get(&key_text))
             .cloned()
             .unwrap_or_else(|| Finding::open(key, judgement.kind, obs));
-        finding.kind = judgement.kind;
-        finding.record_session(
+        let placement = finding.record_session(
             obs,
             &a.state,
             cfg.scoring.interaction_window_s,
             cfg.scoring.window_s.saturating_mul(1_000_000),
         );
+        match placement {
+            Placement::Stale => return None,
+            Placement::Earlier if finding.latest.is_some() => return Some(finding),
+            Placement::Earlier | Placement::Latest { .. } => {}
+        }
+        finding.kind = judgement.kind;
         finding.udid = a.device.map(|d| d.udid.clone());
         finding.serial_number = a.device.and_then(|d| d.serial_number.clone());
         finding.bundle_id = a.app.bundle_id.clone();
         finding.role = a.app.role.clone();
         finding.transport = a.transport.clone();
-        finding
+        finding.latest = Some(LatestSession {
+            order: SessionOrder::of(obs),
+            kind: judgement.kind,
+            basis: judgement.basis,
+            explanation: judgement.explanation.clone(),
+            app: a.app.clone(),
+            state: a.state.clone(),
+            device_confidence: a.device_attr.as_ref().map_or(1.0, |d| d.confidence),
+            exception: exception.cloned(),
+        });
+        Some(finding)
     }
 
     /// Stage 5: the alert a scored finding raises, if its score first reached the threshold or its
@@ -454,33 +473,35 @@ fn finding_key(a: &Attributed<'_>, obs: &FlowObservation) -> FindingKey {
     }
 }
 
-/// Stage 4b: scores the finding and records score, severity, reasons, confidence and exception on it.
-fn score_finding(
-    cfg: &ControlConfig,
-    finding: &mut Finding,
-    a: &Attributed<'_>,
-    judgement: &Judgement,
-    exception: Option<&ExceptionRule>,
-) -> Score {
+/// Stage 4b: scores the finding with its latest session's context (whichever session arrived
+/// last) and records score, severity, reasons, confidence and exception on it.
+fn score_finding(cfg: &ControlConfig, finding: &mut Finding, device: Option<&Device>) -> Score {
+    let Some(latest) = finding.latest.clone() else {
+        // record_session sets it for every counted session.
+        return Score {
+            value: finding.score,
+            severity: finding.severity,
+            reasons: finding.reasons.clone(),
+        };
+    };
     let s = score(
         &cfg.scoring,
         &ScoreContext {
             finding,
-            explanation: &judgement.explanation,
-            device: a.device,
-            app: &a.app,
-            state: &a.state,
-            exception,
+            explanation: &latest.explanation,
+            device,
+            app: &latest.app,
+            state: &latest.state,
+            exception: latest.exception.as_ref(),
         },
     );
-    let device_conf = a.device_attr.as_ref().map_or(1.0, |d| d.confidence);
-    finding.confidence = match judgement.basis {
-        BaselineBasis::Role => device_conf * a.app.confidence,
-        _ => device_conf,
+    finding.confidence = match latest.basis {
+        BaselineBasis::Role => latest.device_confidence * latest.app.confidence,
+        _ => latest.device_confidence,
     };
     finding.score = s.value;
     finding.severity = s.severity;
     finding.reasons = s.reasons.clone();
-    finding.excepted_by = exception.map(|e| e.id.clone());
+    finding.excepted_by = latest.exception.as_ref().map(|e| e.id.clone());
     s
 }

@@ -13,6 +13,7 @@
 
 pub mod apple_mdm;
 pub mod detect;
+mod document;
 pub mod intune;
 pub mod jamf;
 mod json_fields;
@@ -25,6 +26,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use detect::InventoryShape;
+pub use document::{
+    parse_structured, read_structured, MAX_DOCUMENT_BYTES, MAX_NESTING_DEPTH,
+    MAX_PLIST_VALUES_PER_BYTE,
+};
 pub use intune::MobileAppCatalogue;
 pub use json_fields::FieldError;
 
@@ -371,203 +376,6 @@ fn position(line: usize, column: usize) -> String {
         String::new()
     } else {
         format!(":{line}:{column}")
-    }
-}
-
-/// 1-based line and column of a byte offset.
-fn line_column(bytes: &[u8], offset: usize) -> (usize, usize) {
-    let before = bytes.get(..offset.min(bytes.len())).unwrap_or(bytes);
-    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-    let column = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
-    (line, column)
-}
-
-/// The byte offset a plist error message reports (`... (offset 172)`), if any.
-fn plist_error_offset(message: &str) -> Option<usize> {
-    let (_, rest) = message.split_once("offset ")?;
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
-}
-
-/// Deepest nesting of arrays and dictionaries accepted in an inventory document (JSON or plist).
-/// Real MDM exports nest fewer than 10 levels; the bound keeps every recursive walk (conversion,
-/// shape detection, dropping the value) far from the stack's end.
-pub const MAX_NESTING_DEPTH: usize = 64;
-
-/// Largest inventory file read from disk (the API has its own, smaller, body limit).
-pub const MAX_DOCUMENT_BYTES: u64 = 256 * 1024 * 1024;
-
-/// Reads a file as JSON, or as plist (XML or binary) when it looks like one, and returns it as a
-/// JSON value (plist dates become RFC 3339 strings, data becomes lowercase hex). Files larger than
-/// [`MAX_DOCUMENT_BYTES`] are refused before they are read.
-pub fn read_structured(path: &Path) -> Result<Value, InventoryError> {
-    let io = |source| InventoryError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(file, MAX_DOCUMENT_BYTES + 1),
-        &mut bytes,
-    )
-    .map_err(io)?;
-    if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
-        return Err(InventoryError::Limit {
-            path: path.to_path_buf(),
-            message: format!("larger than the inventory file limit of {MAX_DOCUMENT_BYTES} bytes"),
-        });
-    }
-    parse_structured(&bytes, path)
-}
-
-/// Refuses a plist value nested deeper than [`MAX_NESTING_DEPTH`] before anything recursive
-/// touches it: the depth is measured with an explicit stack, and a refused value is taken apart
-/// the same way (dropping it whole would recurse once per level).
-fn check_plist_depth(value: plist::Value, path: &Path) -> Result<plist::Value, InventoryError> {
-    let mut deepest = 0usize;
-    let mut stack: Vec<(&plist::Value, usize)> = vec![(&value, 1)];
-    while let Some((v, depth)) = stack.pop() {
-        match v {
-            plist::Value::Array(items) => {
-                deepest = deepest.max(depth);
-                if deepest > MAX_NESTING_DEPTH {
-                    break;
-                }
-                stack.extend(items.iter().map(|i| (i, depth + 1)));
-            }
-            plist::Value::Dictionary(dict) => {
-                deepest = deepest.max(depth);
-                if deepest > MAX_NESTING_DEPTH {
-                    break;
-                }
-                stack.extend(dict.values().map(|i| (i, depth + 1)));
-            }
-            _ => {}
-        }
-    }
-    drop(stack);
-    if deepest <= MAX_NESTING_DEPTH {
-        return Ok(value);
-    }
-    let mut parts = vec![value];
-    while let Some(v) = parts.pop() {
-        match v {
-            plist::Value::Array(items) => parts.extend(items),
-            plist::Value::Dictionary(dict) => parts.extend(dict.into_iter().map(|(_, v)| v)),
-            _ => {}
-        }
-    }
-    Err(InventoryError::Limit {
-        path: path.to_path_buf(),
-        message: format!(
-            "plist nests arrays and dictionaries deeper than the limit of {MAX_NESTING_DEPTH} levels"
-        ),
-    })
-}
-
-/// [`read_structured`] on bytes already read; `path` only names errors. Nesting deeper than
-/// [`MAX_NESTING_DEPTH`] is refused as [`InventoryError::Limit`].
-pub fn parse_structured(bytes: &[u8], path: &Path) -> Result<Value, InventoryError> {
-    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    if body.starts_with(b"bplist") || first == Some(b'<') {
-        let value = plist::Value::from_reader(std::io::Cursor::new(body)).map_err(|e| {
-            let message = e.to_string();
-            let (line, column) = match plist_error_offset(&message) {
-                Some(offset) if !body.starts_with(b"bplist") => line_column(body, offset),
-                _ => (0, 0),
-            };
-            InventoryError::Syntax {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message: format!("plist: {message}"),
-            }
-        })?;
-        return Ok(plist_to_json(&check_plist_depth(value, path)?));
-    }
-    check_json_depth(body, path)?;
-    serde_json::from_slice(body).map_err(|e| InventoryError::Syntax {
-        path: path.to_path_buf(),
-        line: e.line(),
-        column: e.column(),
-        message: format!("JSON: {e}"),
-    })
-}
-
-/// Refuses JSON nested deeper than [`MAX_NESTING_DEPTH`] (brackets outside strings are counted
-/// in one pass; serde_json's own recursion limit of 128 stays as a second guard).
-fn check_json_depth(body: &[u8], path: &Path) -> Result<(), InventoryError> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for (offset, &b) in body.iter().enumerate() {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_NESTING_DEPTH {
-                    let (line, column) = line_column(body, offset);
-                    return Err(InventoryError::Limit {
-                        path: path.to_path_buf(),
-                        message: format!(
-                            "JSON nests arrays and objects deeper than the limit of \
-                             {MAX_NESTING_DEPTH} levels (line {line}, column {column})"
-                        ),
-                    });
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// Converts a plist value into the JSON value the shape parsers read.
-pub fn plist_to_json(value: &plist::Value) -> Value {
-    match value {
-        plist::Value::Array(items) => Value::Array(items.iter().map(plist_to_json).collect()),
-        plist::Value::Dictionary(dict) => Value::Object(
-            dict.iter()
-                .map(|(k, v)| (k.clone(), plist_to_json(v)))
-                .collect(),
-        ),
-        plist::Value::Boolean(b) => Value::Bool(*b),
-        plist::Value::Data(bytes) => {
-            Value::String(bytes.iter().map(|b| format!("{b:02x}")).collect())
-        }
-        plist::Value::Date(date) => {
-            let st: std::time::SystemTime = (*date).into();
-            let us = match st.duration_since(std::time::UNIX_EPOCH) {
-                Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
-                Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
-            };
-            Value::String(crate::timestamp::format_rfc3339(us))
-        }
-        plist::Value::Real(f) => {
-            serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
-        }
-        plist::Value::Integer(i) => {
-            if let Some(s) = i.as_signed() {
-                Value::from(s)
-            } else if let Some(u) = i.as_unsigned() {
-                Value::from(u)
-            } else {
-                Value::Null
-            }
-        }
-        plist::Value::String(s) => Value::String(s.clone()),
-        plist::Value::Uid(u) => Value::from(u.get()),
-        _ => Value::Null,
     }
 }
 

@@ -17,6 +17,7 @@ use crate::metrics::{OPENMETRICS_TEXT, PROMETHEUS_TEXT};
 use crate::problem::Problem;
 use crate::state::ApiState;
 use crate::stats::{DataplaneStats, StoreStats};
+use crate::tokens::{Identity, Role};
 
 /// Body of `/healthz` and `/readyz`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -99,14 +100,27 @@ pub async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Respo
     }
 }
 
-/// Dataplane statistics per port and worker.
+/// Dataplane statistics per port and worker, and the outputs' counters. A file output's `target`
+/// is the server path for admins and the file name for other roles.
 #[utoipa::path(
     get, path = "/api/v1/stats", tag = "service",
     responses((status = 200, description = "Latest dataplane counters", body = DataplaneStats))
 )]
-pub async fn stats(State(state): State<ApiState>) -> Json<DataplaneStats> {
+pub async fn stats(
+    State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
+) -> Json<DataplaneStats> {
     let mut stats = state.stats.snapshot().as_ref().clone();
     stats.store = Some(StoreStats::from(&state.control.core().store_health()));
+    if who.role != Role::Admin {
+        for output in &mut stats.outputs {
+            if output.kind == "file" {
+                if let Some(name) = std::path::Path::new(&output.target).file_name() {
+                    output.target = name.to_string_lossy().into_owned();
+                }
+            }
+        }
+    }
     Json(stats)
 }
 
