@@ -4,8 +4,10 @@
 //! Owns: `PORTOLAN_GIT_REVISION` (from `$PORTOLAN_GIT_REVISION` when set — a release tarball sets
 //! it —, else `git rev-parse` in the source tree, else `unknown`), `PORTOLAN_DPDK_VERSION` and
 //! `PORTOLAN_HYPERSCAN_VERSION` (what `pkg-config` reports for `libdpdk` and `libhs`, else
-//! `unknown`). Must not: fail the build when git or a `.git` folder is missing (a tarball or an
-//! exported tree has none), or download anything.
+//! `unknown`); `$OUT_DIR/embedded_signatures.rs`, the signature files of `dataplane/signatures`
+//! built into the binary (`src/signatures.rs`, the last place the search looks). Must not: fail
+//! the build when git or a `.git` folder is missing (a tarball or an exported tree has none), or
+//! download anything.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,6 +30,37 @@ fn main() {
         let v = output("pkg-config", &["--modversion", module]).unwrap_or_else(|| "unknown".into());
         println!("cargo:rustc-env={var}={v}");
     }
+    embed_signatures();
+}
+
+/// Writes `$OUT_DIR/embedded_signatures.rs`: a slice of `(file name, include_str!(file))` for
+/// every `*.toml` of `dataplane/signatures`, in file-name order (the order `load_dir` uses).
+fn embed_signatures() {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest).join("dataplane/signatures");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    let mut out = String::from("&[\n");
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+        let name = f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("UTF-8 file name");
+        out.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            f.display().to_string()
+        ));
+    }
+    out.push_str("]\n");
+    let out_dir = std::env::var("OUT_DIR").expect("OUT_DIR");
+    std::fs::write(Path::new(&out_dir).join("embedded_signatures.rs"), out)
+        .expect("write embedded_signatures.rs");
 }
 
 /// Runs `program args` and returns its trimmed stdout when it succeeds and says something.

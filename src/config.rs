@@ -143,8 +143,9 @@ pub enum StartPolicy {
 pub struct DataplaneSection {
     /// When to start polling.
     pub start: StartPolicy,
-    /// Signature directory, relative to the configuration file; absent: as `portolan replay`
-    /// finds it (`$PORTOLAN_SIGNATURES`, beside the executable, the source tree).
+    /// Signature directory, relative to the configuration file; absent: the search of
+    /// `crate::signatures` (`$PORTOLAN_SIGNATURES`, `../share/portolan/signatures` beside the
+    /// executable, `/usr/share/portolan/signatures`, the set built into the binary).
     pub signatures: Option<PathBuf>,
     /// Port registry override TOML, relative to the configuration file.
     pub ports: Option<PathBuf>,
@@ -427,6 +428,33 @@ impl ConfigError {
     }
 }
 
+/// One line for a TOML or type error: the dotted field (when serde reached one), toml's reason,
+/// and the line and column, e.g. `hardware.flow_table.udp_idle_timeout_s: invalid type: string
+/// "x", expected u64 (line 52, column 22)`.
+fn parse_message(text: &str, e: &serde_path_to_error::Error<toml::de::Error>) -> String {
+    let inner = e.inner();
+    let mut out = String::new();
+    let path = e.path().to_string();
+    if path != "." {
+        out.push_str(&path);
+        out.push_str(": ");
+    }
+    out.push_str(
+        &inner
+            .message()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    if let Some(span) = inner.span() {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        out.push_str(&format!(" (line {line}, column {column})"));
+    }
+    out
+}
+
 /// `base/p` unless `p` is absolute, with `.` and `..` folded lexically (symbolic links are
 /// left alone), so logs and DPDK device arguments show plain paths.
 fn rebase(base: &Path, p: &Path) -> PathBuf {
@@ -484,10 +512,13 @@ impl ApplianceConfig {
         origin: &Path,
         overrides: &Overrides,
     ) -> Result<ApplianceConfig, ConfigError> {
-        let mut cfg: ApplianceConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        let mut cfg: ApplianceConfig =
+            serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+                ConfigError::Parse {
+                    path: origin.to_path_buf(),
+                    message: parse_message(text, &e),
+                }
+            })?;
         cfg.origin = origin.to_path_buf();
         if let Some(d) = &overrides.data_dir {
             cfg.data_dir = std::path::absolute(d).map_err(|e| cfg.invalid("data_dir", e))?;

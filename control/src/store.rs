@@ -95,6 +95,25 @@ pub enum StoreError {
     Audit(#[from] AuditError),
 }
 
+impl StoreError {
+    /// True when the file itself is unusable as a store (cannot be opened, is not a SQLite
+    /// database, or was written by a newer Portolan): the operator's path is at fault, not the
+    /// machine.
+    pub fn is_unusable_file(&self) -> bool {
+        match self {
+            StoreError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(f, _),
+                ..
+            } => matches!(
+                f.code,
+                rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::NotADatabase
+            ),
+            StoreError::NewerSchema { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 /// An alert as stored, with its acknowledgement and closure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredAlert {

@@ -22,7 +22,6 @@
 
 mod data_dir_lock;
 mod dataplane;
-mod feed;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,18 +35,29 @@ use portolan_api::{
     TokenStore,
 };
 use portolan_classify::{ClassifyConfig, PortRegistry};
-use portolan_control::{ControlCore, ControlPlane, Ingest, Store};
+use portolan_control::{ControlCore, ControlPlane, Ingest};
 use portolan_dataplane::runtime::ClassifierSetupError;
 use portolan_dataplane::{Classifiers, DrainOptions, FlowEventDrain};
 
 use crate::config::{ApplianceConfig, LogFormat, LoggingSection, Overrides, StartPolicy};
-use crate::pipeline::DataplaneBaseline;
+use crate::control_setup::{
+    open_control, ControlInputs, DataplaneBaseline, InputNames, StoreTarget,
+};
+use crate::feed::{self, AlertFeed, FileMode, LiveProtocols, OnFailure};
 use crate::Failure;
 use dataplane::{port_link_types, LiveDataplane, OnlineError};
-use feed::{EngineFeed, LiveProtocols};
 
 /// Actor recorded in the audit log for imports the daemon makes from `[inputs]`.
 const STARTUP_ACTOR: &str = "portolan-run";
+
+/// How the daemon's control inputs are named in errors.
+const INPUT_NAMES: InputNames = InputNames {
+    store: "store.path",
+    roles: "control.roles",
+    inventory: "inputs.inventory",
+    leases: "inputs.leases",
+    device_states: "inputs.device_states",
+};
 
 /// Tokio worker threads serving the API (on the control cores).
 const API_THREADS: usize = 2;
@@ -297,24 +307,26 @@ fn prepare_data_dir(cfg: &ApplianceConfig) -> Result<data_dir_lock::DataDirLock,
 
 /// The signatures and port registry of `[dataplane]`, for classifiers of `[hardware.inspection]`.
 fn load_classifiers(cfg: &ApplianceConfig) -> Result<Classifiers, Failure> {
-    let sig_dir = crate::signature_dir(cfg.dataplane.signatures.clone())?;
+    let source =
+        crate::signatures::locate(cfg.dataplane.signatures.as_deref(), "dataplane.signatures")
+            .map_err(Failure::bad_input)?;
     let inspection = &cfg.hardware.inspection;
     let classify_config = ClassifyConfig {
         max_bytes: inspection.bytes_per_direction,
         max_packets: inspection.packets_per_direction,
         ..ClassifyConfig::default()
     };
-    let classifiers = Classifiers::load(&sig_dir, cfg.dataplane.ports.as_deref(), classify_config)
-        .map_err(|e| match e {
-            ClassifierSetupError::PortOverride(m) => {
-                Failure::bad_input(format!("dataplane.ports: {m}"))
-            }
-            other => Failure::bad_input(other.to_string()),
-        })?;
+    let classifiers = crate::signatures::classifiers(
+        &source,
+        cfg.dataplane.ports.as_deref(),
+        "dataplane.ports",
+        classify_config,
+    )
+    .map_err(Failure::bad_input)?;
     tracing::info!(
         protocols = classifiers.protocols(),
         patterns = classifiers.database().patterns,
-        dir = %sig_dir.display(),
+        from = %source,
         "signatures loaded"
     );
     Ok(classifiers)
@@ -326,39 +338,33 @@ fn start_control(
     cfg: &ApplianceConfig,
     registry: &Arc<PortRegistry>,
 ) -> Result<(Ingest, Arc<ControlCore>, ControlHandle), Failure> {
-    let store = Store::open_with(&cfg.store.path, cfg.store.durability)
-        .map_err(|e| Failure::runtime(e.to_string()))?;
-    let roles_source = match &cfg.control.roles {
+    let roles = match &cfg.control.roles {
         Some(p) => RolesSource::File(p.clone()),
         None => RolesSource::Shipped,
     };
-    let roles = roles_source
-        .load()
-        .map_err(|e| Failure::bad_input(format!("control.roles: {e}")))?;
-    let control_config = cfg.control.control_config();
-    let ControlPlane { ingest, operator } = ControlPlane::new(store, roles, control_config.clone())
-        .map_err(|e| Failure::runtime(e.to_string()))?;
-    operator.set_port_registry(Box::new(DataplaneBaseline(Arc::clone(registry))));
-    let core = Arc::clone(operator.core());
-    let locked = |e: portolan_control::ControlError| Failure::runtime(e.to_string());
-    for w in core.lock().map_err(locked)?.startup_warnings() {
+    let inputs = ControlInputs {
+        store: StoreTarget::File {
+            path: cfg.store.path.clone(),
+            durability: cfg.store.durability,
+        },
+        roles: roles.clone(),
+        config: cfg.control.control_config(),
+        inventory: cfg.inputs.inventory.clone(),
+        leases: cfg.inputs.leases.clone(),
+        device_states: cfg.inputs.device_states.clone(),
+        names: INPUT_NAMES,
+        actor: STARTUP_ACTOR,
+    };
+    let (ControlPlane { ingest, operator }, warnings) =
+        open_control(&inputs, registry).map_err(|e| Failure {
+            message: e.message,
+            code: if e.bad_input { 2 } else { 1 },
+        })?;
+    for w in warnings {
         tracing::warn!("{w}");
     }
-    if !cfg.inputs.inventory.is_empty() {
-        operator
-            .import_inventory(&cfg.inputs.inventory, STARTUP_ACTOR)
-            .map_err(|e| Failure::bad_input(format!("inputs.inventory: {e}")))?;
-    }
-    if let Some(p) = &cfg.inputs.leases {
-        operator
-            .import_leases(p, STARTUP_ACTOR)
-            .map_err(|e| Failure::bad_input(format!("inputs.leases: {e}")))?;
-    }
-    if let Some(p) = &cfg.inputs.device_states {
-        operator
-            .import_device_states(p)
-            .map_err(|e| Failure::bad_input(format!("inputs.device_states: {e}")))?;
-    }
+    let core = Arc::clone(operator.core());
+    let locked = |e: portolan_control::ControlError| Failure::runtime(e.to_string());
     tracing::info!(
         store = %cfg.store.path.display(),
         devices = device_count(&core),
@@ -368,8 +374,8 @@ fn start_control(
     );
     let factory_registry = Arc::clone(registry);
     let plan = ReloadPlan {
-        roles: roles_source,
-        config: control_config,
+        roles,
+        config: inputs.config,
         registry: Some(Arc::new(move || {
             Box::new(DataplaneBaseline(Arc::clone(&factory_registry))) as _
         })),
@@ -400,13 +406,17 @@ fn open_feed(
     cfg: &ApplianceConfig,
     ingest: Ingest,
     live_protocols: &LiveProtocols,
-) -> Result<EngineFeed, Failure> {
-    EngineFeed::new(
+) -> Result<AlertFeed, Failure> {
+    AlertFeed::new(
         ingest,
         cfg.hardware.worker_count(),
         Arc::clone(live_protocols),
-        cfg.outputs.eve.as_deref(),
-        cfg.outputs.ocsf.as_deref(),
+        (
+            cfg.outputs.eve.as_deref(),
+            cfg.outputs.ocsf.as_deref(),
+            FileMode::Append,
+        ),
+        OnFailure::LogAndContinue,
     )
     .and_then(|feed| feed.with_flow_log(cfg.outputs.flows.as_deref()))
     .and_then(|feed| {
@@ -558,10 +568,11 @@ fn serve(
 }
 
 /// Stops the drain thread after its last pass and logs what the feed did.
-fn finish_drain(drain: FlowEventDrain<EngineFeed>) {
+fn finish_drain(drain: FlowEventDrain<AlertFeed>) {
     match drain.finish() {
         Ok((mut feed, drained)) => {
-            feed.finish();
+            // Failures were logged as they happened (the daemon's feed goes on after them).
+            let _ = feed.finish();
             let t = feed.totals();
             tracing::info!(
                 flow_events = drained.received,

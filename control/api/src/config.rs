@@ -85,7 +85,13 @@ impl Default for ConnectionConfig {
     }
 }
 
-/// Paths of the PEM certificate chain and private key used for TLS.
+/// Default validity of the self-signed certificate created on first start, in days.
+pub const DEFAULT_SELF_SIGNED_DAYS: u32 = 365;
+/// Longest accepted `api.tls.self_signed_days` (ten years).
+pub const MAX_SELF_SIGNED_DAYS: u32 = 3650;
+
+/// Paths of the PEM certificate chain and private key used for TLS, and what a self-signed pair
+/// created on first start (both files absent) is issued for (TOML section `[api.tls]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFiles {
@@ -93,6 +99,19 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// PEM file holding the private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+    /// Host names and IP addresses the self-signed certificate names (subject alternative names;
+    /// the first host name is also its common name). Empty (the default): this machine's host
+    /// name and `localhost`. The loopback addresses and a specific listen address are always
+    /// added. Ignored when the files exist.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Validity of the self-signed certificate, in days from its creation (default 365).
+    #[serde(default = "default_self_signed_days")]
+    pub self_signed_days: u32,
+}
+
+fn default_self_signed_days() -> u32 {
+    DEFAULT_SELF_SIGNED_DAYS
 }
 
 impl Default for TlsFiles {
@@ -100,8 +119,32 @@ impl Default for TlsFiles {
         Self {
             cert: PathBuf::from("tls/api-cert.pem"),
             key: PathBuf::from("tls/api-key.pem"),
+            names: Vec::new(),
+            self_signed_days: DEFAULT_SELF_SIGNED_DAYS,
         }
     }
+}
+
+/// Why `name` cannot be a subject alternative name: not an IP address, and not a DNS name
+/// (labels of letters, digits and `-`, a leading `*.` wildcard allowed, at most 253 bytes).
+pub fn certificate_name_problem(name: &str) -> Option<String> {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    let host = name.strip_prefix("*.").unwrap_or(name);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if name.len() > 253 || !host.split('.').all(label_ok) {
+        return Some(format!(
+            "{name:?} is neither an IP address nor a DNS name (letters, digits, '-' and '.')"
+        ));
+    }
+    None
 }
 
 /// Token bucket applied per token to every write route (POST, PUT, DELETE).
@@ -189,6 +232,17 @@ impl ApiConfig {
                 return Err(ConfigError::new(
                     "tls.key",
                     "must be a different file from tls.cert",
+                ));
+            }
+            for (i, name) in self.tls.names.iter().enumerate() {
+                if let Some(problem) = certificate_name_problem(name) {
+                    return Err(ConfigError::new("tls.names", format!("[{i}]: {problem}")));
+                }
+            }
+            if !(1..=MAX_SELF_SIGNED_DAYS).contains(&self.tls.self_signed_days) {
+                return Err(ConfigError::new(
+                    "tls.self_signed_days",
+                    format!("must be 1..={MAX_SELF_SIGNED_DAYS}"),
                 ));
             }
         }

@@ -13,7 +13,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
 
-use crate::config::TlsFiles;
+use crate::config::{certificate_name_problem, TlsFiles};
 
 /// A TLS setup failure, naming the file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -66,18 +66,36 @@ pub enum TlsOrigin {
     Created,
 }
 
-/// Names the self-signed certificate is issued for: `localhost`, the loopback addresses and the listen IP.
-fn self_signed_names(listen_ip: IpAddr) -> Vec<String> {
-    let mut names = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ];
-    if !listen_ip.is_unspecified() {
-        let ip = listen_ip.to_string();
-        if !names.contains(&ip) {
-            names.push(ip);
+/// This machine's host name (`/proc/sys/kernel/hostname`), when it has a usable one.
+fn machine_hostname() -> Option<String> {
+    let name = fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim().to_ascii_lowercase();
+    (!name.is_empty() && name != "localhost" && certificate_name_problem(&name).is_none())
+        .then_some(name)
+}
+
+/// Names the self-signed certificate is issued for: the configured names (default: this
+/// machine's host name and `localhost`), then the loopback addresses and a specific listen
+/// address, each once.
+pub fn self_signed_names(configured: &[String], listen_ip: IpAddr) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut add = |n: String| {
+        if !names.iter().any(|m| m.eq_ignore_ascii_case(&n)) {
+            names.push(n);
         }
+    };
+    if configured.is_empty() {
+        if let Some(host) = machine_hostname() {
+            add(host);
+        }
+        add("localhost".to_string());
+    } else {
+        configured.iter().cloned().for_each(&mut add);
+    }
+    add("127.0.0.1".to_string());
+    add("::1".to_string());
+    if !listen_ip.is_unspecified() {
+        add(listen_ip.to_string());
     }
     names
 }
@@ -102,12 +120,31 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), TlsError> {
     f.sync_all().map_err(io)
 }
 
-/// Creates a self-signed certificate and key for `listen_ip` at the configured paths (mode 0600).
+/// Creates a self-signed certificate and key at the configured paths (mode 0600): issued for
+/// [`self_signed_names`], common name the first host name among them, valid from an hour ago
+/// (clock skew) for `files.self_signed_days` days.
 pub fn create_self_signed(files: &TlsFiles, listen_ip: IpAddr) -> Result<(), TlsError> {
-    let certified = rcgen::generate_simple_self_signed(self_signed_names(listen_ip))
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
-    write_private(&files.key, certified.signing_key.serialize_pem().as_bytes())?;
-    write_private(&files.cert, certified.cert.pem().as_bytes())
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+    let names = self_signed_names(&files.names, listen_ip);
+    let generate = |e: rcgen::Error| TlsError::Generate(e.to_string());
+    let mut params = CertificateParams::new(names.clone()).map_err(generate)?;
+    let common_name = names
+        .iter()
+        .find(|n| n.parse::<IpAddr>().is_err() && n.len() <= 64)
+        .cloned()
+        .unwrap_or_else(|| "portolan".to_string());
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn.push(DnType::OrganizationName, "Portolan");
+    dn.push(DnType::OrganizationalUnitName, "admin API (self-signed)");
+    params.distinguished_name = dn;
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(i64::from(files.self_signed_days.max(1)));
+    let key = KeyPair::generate().map_err(generate)?;
+    let cert = params.self_signed(&key).map_err(generate)?;
+    write_private(&files.key, key.serialize_pem().as_bytes())?;
+    write_private(&files.cert, cert.pem().as_bytes())
 }
 
 /// Loads the configured files, creating a self-signed pair first when both are absent, and builds the
@@ -190,6 +227,7 @@ mod tests {
         let files = TlsFiles {
             cert: dir.path().join("tls/cert.pem"),
             key: dir.path().join("tls/key.pem"),
+            ..TlsFiles::default()
         };
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let (_, origin) = load_or_create(&files, ip).unwrap();
@@ -216,6 +254,7 @@ mod tests {
         let files = TlsFiles {
             cert: dir.path().join("cert.pem"),
             key: dir.path().join("key.pem"),
+            ..TlsFiles::default()
         };
         fs::write(&files.cert, "junk").unwrap();
         let err = load_or_create(&files, "127.0.0.1".parse().unwrap()).unwrap_err();
@@ -223,5 +262,92 @@ mod tests {
         fs::write(&files.key, "junk").unwrap();
         let err = load_or_create(&files, "127.0.0.1".parse().unwrap()).unwrap_err();
         assert!(err.to_string().contains("cert.pem"), "{err}");
+    }
+
+    /// The certificate's subject, alternative names and validity, as a client sees them.
+    fn inspect(pem: &[u8]) -> (String, Vec<String>, i64) {
+        use x509_parser::extensions::GeneralName;
+        let der = CertificateDer::from_pem_slice(pem).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+        let cn = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|c| c.as_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let sans = cert
+            .subject_alternative_name()
+            .unwrap()
+            .map(|s| {
+                s.value
+                    .general_names
+                    .iter()
+                    .map(|n| match n {
+                        GeneralName::DNSName(d) => d.to_string(),
+                        GeneralName::IPAddress(b) if b.len() == 4 => {
+                            IpAddr::from(<[u8; 4]>::try_from(*b).unwrap()).to_string()
+                        }
+                        GeneralName::IPAddress(b) => {
+                            IpAddr::from(<[u8; 16]>::try_from(*b).unwrap()).to_string()
+                        }
+                        other => format!("{other:?}"),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let v = cert.validity();
+        let days = (v.not_after.timestamp() - v.not_before.timestamp()) / 86_400;
+        (cn, sans, days)
+    }
+
+    #[test]
+    fn the_self_signed_certificate_names_the_configured_hosts_for_a_year() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsFiles {
+            cert: dir.path().join("c.pem"),
+            key: dir.path().join("k.pem"),
+            names: vec!["sensor-1.corp.example".into(), "10.1.2.3".into()],
+            self_signed_days: 365,
+        };
+        create_self_signed(&files, "192.0.2.7".parse().unwrap()).unwrap();
+        let (cn, sans, days) = inspect(&fs::read(&files.cert).unwrap());
+        assert_eq!(cn, "sensor-1.corp.example");
+        assert_eq!(
+            sans,
+            [
+                "sensor-1.corp.example",
+                "10.1.2.3",
+                "127.0.0.1",
+                "::1",
+                "192.0.2.7"
+            ]
+        );
+        // An hour of clock skew before now, then 365 days.
+        assert_eq!(days, 365, "validity in whole days");
+        assert!(server_config(&files).is_ok());
+    }
+
+    #[test]
+    fn by_default_the_certificate_names_this_machine_and_localhost() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsFiles {
+            cert: dir.path().join("c.pem"),
+            key: dir.path().join("k.pem"),
+            ..TlsFiles::default()
+        };
+        create_self_signed(&files, "0.0.0.0".parse().unwrap()).unwrap();
+        let (cn, sans, days) = inspect(&fs::read(&files.cert).unwrap());
+        assert_ne!(cn, "rcgen self signed cert");
+        assert!(sans.contains(&"localhost".to_string()), "{sans:?}");
+        assert!(!sans.contains(&"0.0.0.0".to_string()), "{sans:?}");
+        match machine_hostname() {
+            Some(host) => {
+                assert_eq!(cn, host);
+                assert_eq!(sans[0], host);
+            }
+            None => assert_eq!(cn, "localhost"),
+        }
+        assert_eq!(days, i64::from(crate::config::DEFAULT_SELF_SIGNED_DAYS));
     }
 }

@@ -82,7 +82,6 @@ pub struct Classifiers {
     signatures: Arc<CompiledSignatures>,
     ports: Arc<PortRegistry>,
     config: ClassifyConfig,
-    dir: PathBuf,
     database: DatabaseReport,
 }
 
@@ -101,6 +100,17 @@ impl Classifiers {
                     message: e.to_string(),
                 }
             })?;
+        Classifiers::from_compiled(signatures, database, ports_override, config)
+    }
+
+    /// Classifiers over a signature set already loaded (from a directory or the set built into
+    /// the binary), with `ports_override` applied to its port registry.
+    pub fn from_compiled(
+        signatures: CompiledSignatures,
+        database: DatabaseReport,
+        ports_override: Option<&Path>,
+        config: ClassifyConfig,
+    ) -> Result<Classifiers, ClassifierSetupError> {
         let mut ports = signatures.port_registry();
         if let Some(p) = ports_override {
             ports
@@ -111,7 +121,6 @@ impl Classifiers {
             signatures: Arc::new(signatures),
             ports: Arc::new(ports),
             config,
-            dir: dir.to_path_buf(),
             database,
         })
     }
@@ -125,11 +134,6 @@ impl Classifiers {
     /// Protocols with a signature.
     pub fn protocols(&self) -> usize {
         self.signatures.signatures().len()
-    }
-
-    /// The signature directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// How the pattern database was obtained (patterns, cache or compiled).

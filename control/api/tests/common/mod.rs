@@ -68,6 +68,7 @@ impl TestApi {
             tls: portolan_api::TlsFiles {
                 cert: dir.path().join("tls/cert.pem"),
                 key: dir.path().join("tls/key.pem"),
+                ..Default::default()
             },
             ..ApiConfig::default()
         };

@@ -1,16 +1,17 @@
-//! The daemon's end of the hand-off: a [`FlowEventConsumer`] on the drain thread (pinned to the
-//! control cores, never a worker lcore) that turns each drained batch of finished, classified
-//! flows into control-plane observations, judges them in one store transaction under the shared
-//! engine's lock, appends the alerts to the optional EVE/OCSF files and offers them to the network
-//! outputs (syslog, Redis; each a bounded queue that drops and counts rather than waits). With
-//! `outputs.flows` set it also appends every finished flow as an EVE `flow` record (the flow log).
+//! The control plane's end of the hand-off, for `portolan replay` and `portolan run` alike: a
+//! [`FlowEventConsumer`] on the drain thread (off the worker lcores) that turns each drained
+//! batch of finished, classified flows into control-plane observations, judges them in one store
+//! transaction, appends the alerts to the optional EVE/OCSF files and offers them to the network
+//! outputs (syslog, Redis; each a bounded queue that drops and counts rather than waits). With a
+//! flow log it also appends every finished flow as an EVE `flow` record.
 //!
 //! Owns: the per-worker, per-protocol counts of flows received (published live as dataplane
-//! statistics), the run's alert counters, and reopening its files when the daemon asks (SIGHUP:
+//! statistics), the run's alert counters, what happens when a batch fails ([`OnFailure`]: a
+//! replay stops judging and reports the first failure; the daemon logs it and goes on, the
+//! findings of earlier batches being committed), and reopening its files when asked (SIGHUP:
 //! the request is a generation number the signal handler raises; the files are reopened before
 //! the next write or at the end of the next drain pass). Must not: judge or score (the control
-//! plane does), hold the engine lock longer than one batch, or stop on a failed batch (it is
-//! logged; the findings of earlier batches are committed).
+//! plane does), or hold the engine lock longer than one batch.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,19 +32,46 @@ use crate::config::{AlertFormat, NetworkOutput};
 pub type LiveProtocols = Arc<Mutex<Vec<BTreeMap<String, u64>>>>;
 
 /// What the feed did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeedTotals {
     /// Flow events received.
     pub events: u64,
+    /// Flow events the control plane judged.
+    pub flows_judged: u64,
     /// Batches that failed in the control plane.
     pub failed_batches: u64,
     /// Alerts raised.
     pub alerts: u64,
+    /// Alerts raised, per severity (`critical`, `high`, `medium`, `low`, ...).
+    pub alerts_by_severity: BTreeMap<&'static str, u64>,
+}
+
+/// What the feed does when the control plane refuses a batch or an output file cannot be
+/// written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Log it and go on with the next batch (the daemon: earlier findings are committed).
+    LogAndContinue,
+    /// Judge nothing more and report the first failure from [`AlertFeed::finish`] (a replay,
+    /// which then exits 1).
+    Stop,
+}
+
+/// How an alert file is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileMode {
+    /// Appended to (the daemon: the file outlives restarts and is rotated outside).
+    Append,
+    /// Emptied first (a replay: the file holds this run's alerts).
+    Truncate,
 }
 
 /// The consumer on the drain thread.
-pub struct EngineFeed {
+pub struct AlertFeed {
     engine: Ingest,
+    on_failure: OnFailure,
+    /// The first failure, kept for [`OnFailure::Stop`].
+    failure: Option<String>,
     batch: Vec<FlowObservation>,
     pending_protocols: Vec<BTreeMap<String, u64>>,
     live: LiveProtocols,
@@ -93,33 +121,41 @@ pub fn output_source(probes: Vec<OutputProbe>) -> OutputSource {
     })
 }
 
-impl std::fmt::Debug for EngineFeed {
+impl std::fmt::Debug for AlertFeed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EngineFeed")
+        f.debug_struct("AlertFeed")
             .field("pending", &self.batch.len())
             .field("totals", &self.totals)
             .finish_non_exhaustive()
     }
 }
 
-impl EngineFeed {
-    /// A feed into `engine` for `workers` workers; alert files are opened for appending.
+impl AlertFeed {
+    /// A feed into `engine` for `workers` workers, writing alerts to the `eve` and `ocsf` files
+    /// opened with `mode`.
     pub fn new(
         engine: Ingest,
         workers: usize,
         live: LiveProtocols,
-        eve: Option<&Path>,
-        ocsf: Option<&Path>,
-    ) -> Result<EngineFeed, String> {
+        (eve, ocsf, mode): (Option<&Path>, Option<&Path>, FileMode),
+        on_failure: OnFailure,
+    ) -> Result<AlertFeed, String> {
         let open = |p: &Path, what: &str| {
-            JsonLinesWriter::append(p)
-                .map_err(|e| format!("cannot open the {what} alert file {}: {e}", p.display()))
+            let fail = |e: std::io::Error| {
+                format!("cannot open the {what} alert file {}: {e}", p.display())
+            };
+            if mode == FileMode::Truncate {
+                std::fs::File::create(p).map_err(fail)?;
+            }
+            JsonLinesWriter::append(p).map_err(fail)
         };
         if let Ok(mut l) = live.lock() {
             l.resize(workers, BTreeMap::new());
         }
-        Ok(EngineFeed {
+        Ok(AlertFeed {
             engine,
+            on_failure,
+            failure: None,
             batch: Vec::new(),
             pending_protocols: vec![BTreeMap::new(); workers],
             live,
@@ -134,7 +170,7 @@ impl EngineFeed {
     }
 
     /// Appends every finished flow as an EVE `flow` record to `path` (the flow log).
-    pub fn with_flow_log(mut self, path: Option<&Path>) -> Result<EngineFeed, String> {
+    pub fn with_flow_log(mut self, path: Option<&Path>) -> Result<AlertFeed, String> {
         if let Some(p) = path {
             self.flows = Some(
                 JsonLinesWriter::append(p)
@@ -214,7 +250,7 @@ impl EngineFeed {
     }
 
     /// Starts the network outputs; each gets its own bounded queue and sender thread.
-    pub fn with_outputs(mut self, outputs: &[NetworkOutput]) -> Result<EngineFeed, String> {
+    pub fn with_outputs(mut self, outputs: &[NetworkOutput]) -> Result<AlertFeed, String> {
         for o in outputs {
             let f = Forwarder::start(o.target.clone(), o.queue)
                 .map_err(|e| format!("output {}: {e}", o.target.kind()))?;
@@ -233,8 +269,27 @@ impl EngineFeed {
     }
 
     /// Counters so far.
-    pub fn totals(&self) -> FeedTotals {
-        self.totals
+    pub fn totals(&self) -> &FeedTotals {
+        &self.totals
+    }
+
+    /// The control plane's ingest side (findings, counters) after the run.
+    pub fn ingest(&self) -> &Ingest {
+        &self.engine
+    }
+
+    /// Records a failure: logged; with [`OnFailure::Stop`] the first one is kept and nothing
+    /// more is judged.
+    fn failed(&mut self, message: String) {
+        tracing::error!(error = %message, "alert feed");
+        if self.on_failure == OnFailure::Stop && self.failure.is_none() {
+            self.failure = Some(message);
+        }
+    }
+
+    /// True once a failure stopped the feed.
+    fn stopped(&self) -> bool {
+        self.failure.is_some()
     }
 
     fn publish_protocols(&mut self) {
@@ -251,30 +306,33 @@ impl EngineFeed {
     }
 
     fn ingest_batch(&mut self) {
-        if self.batch.is_empty() {
+        if self.batch.is_empty() || self.stopped() {
+            self.batch.clear();
             return;
         }
         // Start order, so recurrence gaps come out right.
         self.batch
             .sort_by(|a, b| a.start_us.cmp(&b.start_us).then(a.flow_id.cmp(&b.flow_id)));
         let product = self.engine.core().config().ocsf.clone();
-        let result = self
-            .engine
-            .ingest_flows(&self.batch)
-            .map(|alerts| (alerts, product))
-            .map_err(|e| e.to_string());
+        let result = self.engine.ingest_flows(&self.batch);
         let n = self.batch.len();
         self.batch.clear();
-        let (alerts, product) = match result {
-            Ok(r) => r,
+        let alerts = match result {
+            Ok(alerts) => alerts,
             Err(e) => {
                 self.totals.failed_batches += 1;
-                tracing::error!(flows = n, error = %e, "control plane refused a batch of flows");
+                self.failed(format!("control plane refused a batch of {n} flows: {e}"));
                 return;
             }
         };
+        self.totals.flows_judged += n as u64;
         self.totals.alerts += alerts.len() as u64;
         for alert in &alerts {
+            *self
+                .totals
+                .alerts_by_severity
+                .entry(alert.severity.as_str())
+                .or_default() += 1;
             tracing::info!(
                 alert_id = alert.id,
                 severity = alert.severity.as_str(),
@@ -284,15 +342,19 @@ impl EngineFeed {
                 device = alert.device.udid.as_deref().unwrap_or("-"),
                 "alert raised"
             );
+            let mut write_failures = Vec::new();
             if let Some(w) = self.eve.as_mut() {
                 if let Err(e) = w.write(&to_eve(alert)) {
-                    tracing::error!(file = %w.path().display(), error = %e, "cannot write EVE alert");
+                    write_failures.push(format!("cannot write {}: {e}", w.path().display()));
                 }
             }
             if let Some(w) = self.ocsf.as_mut() {
                 if let Err(e) = w.write(&to_ocsf(alert, &product)) {
-                    tracing::error!(file = %w.path().display(), error = %e, "cannot write OCSF alert");
+                    write_failures.push(format!("cannot write {}: {e}", w.path().display()));
                 }
+            }
+            for f in write_failures {
+                self.failed(f);
             }
             // Syslog severity: high/critical → 2 critical .. informational → 6.
             let severity = 1 + alert.severity.eve_severity().min(5);
@@ -304,30 +366,40 @@ impl EngineFeed {
                 f.send(&event, severity, alert.ts_us);
             }
         }
+        // Alerts reach the files batch by batch; the findings behind them are already committed.
         self.flush_files();
     }
 
     fn flush_files(&mut self) {
+        let mut failures = Vec::new();
         for w in [self.eve.as_mut(), self.ocsf.as_mut(), self.flows.as_mut()]
             .into_iter()
             .flatten()
         {
             if let Err(e) = w.flush() {
-                tracing::error!(file = %w.path().display(), error = %e, "cannot flush alert file");
+                failures.push(format!("cannot write {}: {e}", w.path().display()));
             }
+        }
+        for f in failures {
+            self.failed(f);
         }
     }
 
-    /// Judges what is pending and flushes the files (at shutdown).
-    pub fn finish(&mut self) {
+    /// Judges what is pending and flushes the files (at the end of a run or at shutdown). With
+    /// [`OnFailure::Stop`], the first failure of the run.
+    pub fn finish(&mut self) -> Result<(), String> {
         self.reopen_if_asked();
         self.ingest_batch();
         self.publish_protocols();
         self.flush_files();
+        match self.failure.take() {
+            Some(f) => Err(f),
+            None => Ok(()),
+        }
     }
 }
 
-impl FlowEventConsumer for EngineFeed {
+impl FlowEventConsumer for AlertFeed {
     fn on_event(&mut self, event: FlowEvent) {
         self.reopen_if_asked();
         if !event.dns_answer_only {
@@ -340,7 +412,7 @@ impl FlowEventConsumer for EngineFeed {
         // start after it can be attributed by it.
         if let Some(answer) = event.dns_answer() {
             if let Err(e) = self.engine.ingest_dns(&answer) {
-                tracing::warn!(error = %e, "DNS answer not remembered by the control plane");
+                self.failed(format!("control plane: DNS answer not remembered: {e}"));
             }
         }
         // An early DNS-answer event is not a finished flow: nothing to judge.
@@ -349,7 +421,8 @@ impl FlowEventConsumer for EngineFeed {
         }
         if let Some(w) = self.flows.as_mut() {
             if let Err(e) = w.write(&event.to_eve_json()) {
-                tracing::error!(file = %w.path().display(), error = %e, "cannot write to the EVE flow log");
+                let message = format!("cannot write the EVE flow log {}: {e}", w.path().display());
+                self.failed(message);
             }
         }
         self.batch.push(event.observation());
