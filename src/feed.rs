@@ -60,15 +60,6 @@ pub enum OnFailure {
     Stop,
 }
 
-/// How an alert file is opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileMode {
-    /// Appended to (the daemon: the file outlives restarts and is rotated outside).
-    Append,
-    /// Emptied first (a replay: the file holds this run's alerts).
-    Truncate,
-}
-
 /// The consumer on the drain thread.
 pub struct AlertFeed {
     engine: Ingest,
@@ -139,22 +130,20 @@ impl std::fmt::Debug for AlertFeed {
 }
 
 impl AlertFeed {
-    /// A feed into `engine` for `workers` workers, writing alerts to the `eve` and `ocsf` files
-    /// opened with `mode`.
+    /// A feed into `engine` for `workers` workers, appending alerts to the `eve` and `ocsf` files
+    /// (the daemon's outlive restarts and are rotated outside; a replay gives fresh files staged
+    /// under temporary names).
     pub fn new(
         engine: Ingest,
         workers: usize,
         live: LiveProtocols,
-        (eve, ocsf, mode): (Option<&Path>, Option<&Path>, FileMode),
+        (eve, ocsf): (Option<&Path>, Option<&Path>),
         on_failure: OnFailure,
     ) -> Result<AlertFeed, String> {
         let open = |p: &Path, what: &str| {
             let fail = |e: std::io::Error| {
                 format!("cannot open the {what} alert file {}: {e}", p.display())
             };
-            if mode == FileMode::Truncate {
-                std::fs::File::create(p).map_err(fail)?;
-            }
             JsonLinesWriter::append(p).map_err(fail)
         };
         if let Ok(mut l) = live.lock() {

@@ -27,7 +27,7 @@ use portolan_dataplane::{
 use portolan_hwconfig::cpus::spare_cpus;
 
 use crate::control_setup::{open_control, ControlInputs, InputNames, StoreTarget};
-use crate::feed::{AlertFeed, FileMode, OnFailure};
+use crate::feed::{AlertFeed, OnFailure};
 use crate::staged::StagedOutputs;
 use crate::summary::{AlertSummary, ReplayConsumer};
 use crate::{signatures, Failure};
@@ -58,11 +58,11 @@ pub fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
         write_results(&outcome, None, None, &mut outputs)?;
         return outputs.commit();
     };
-    let (feed, devices) = match open_replay_control(&args, &classifiers)? {
+    let mut outputs = Outputs::create(&args)?;
+    let (feed, devices) = match open_replay_control(&args, &classifiers, &mut outputs)? {
         Some((feed, devices)) => (Some(feed), devices),
         None => (None, 0),
     };
-    let mut outputs = Outputs::create(&args)?;
     // Hyperscan scratch is allocated here, once per worker, before any lcore runs.
     let (observers, receiver) = classifiers
         .observers(config.workers, args.event_queue)
@@ -176,6 +176,7 @@ fn load_classifiers(args: &ReplayArgs) -> Result<Option<(Classifiers, String)>, 
 fn open_replay_control(
     args: &ReplayArgs,
     classifiers: &Classifiers,
+    outputs: &mut Outputs,
 ) -> Result<Option<(AlertFeed, usize)>, Failure> {
     let any = !args.inventory.is_empty()
         || args.leases.is_some()
@@ -230,15 +231,14 @@ fn open_replay_control(
     for w in warnings {
         eprintln!("portolan: warning: {w}");
     }
+    // The alert files are staged like the other outputs: in place only when the run succeeded.
+    let eve = outputs.stage_named(args.eve.as_deref(), "EVE alert")?;
+    let ocsf = outputs.stage_named(args.ocsf.as_deref(), "OCSF alert")?;
     let feed = AlertFeed::new(
         control.ingest,
         0,
         Default::default(),
-        (
-            args.eve.as_deref(),
-            args.ocsf.as_deref(),
-            FileMode::Truncate,
-        ),
+        (eve.as_deref(), ocsf.as_deref()),
         OnFailure::Stop,
     )
     .map_err(Failure::bad_input)?;
@@ -276,6 +276,16 @@ impl Outputs {
             events: open(&args.events, "events")?,
             staged,
         })
+    }
+
+    /// Stages `path` (when given) for a writer that opens its file by name: the temporary name.
+    fn stage_named(&mut self, path: Option<&Path>, what: &str) -> Result<Option<PathBuf>, Failure> {
+        path.map(|p| {
+            self.staged.create_named(p).map_err(|e| {
+                Failure::bad_input(format!("cannot create {what} file {}: {e}", p.display()))
+            })
+        })
+        .transpose()
     }
 
     /// Renames the written files into place (call once the run succeeded).

@@ -38,6 +38,21 @@ impl StagedOutputs {
         Ok(BufWriter::new(file))
     }
 
+    /// Creates `path`'s temporary file beside it and returns that file's name, for a writer that
+    /// opens its file by name (the alert files); it becomes `path` on [`StagedOutputs::commit`].
+    /// A path that exists and is not a regular file is returned as it is (written in place).
+    pub fn create_named(&mut self, path: &Path) -> io::Result<PathBuf> {
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            return Ok(path.to_path_buf());
+        }
+        drop(self.create(path)?);
+        Ok(self
+            .staged
+            .last()
+            .map(|(tmp, _)| tmp.to_path_buf())
+            .expect("create pushed the file"))
+    }
+
     /// Renames every staged file over its path (the writers must have been flushed).
     pub fn commit(self) -> Result<(), (PathBuf, io::Error)> {
         for (tmp, path) in self.staged {

@@ -43,7 +43,7 @@ use crate::config::{ApplianceConfig, LogFormat, LoggingSection, Overrides, Start
 use crate::control_setup::{
     open_control, ControlInputs, DataplaneBaseline, InputNames, StoreTarget,
 };
-use crate::feed::{self, AlertFeed, FileMode, LiveProtocols, OnFailure};
+use crate::feed::{self, AlertFeed, LiveProtocols, OnFailure};
 use crate::Failure;
 use dataplane::{port_link_types, LiveDataplane, OnlineError};
 
@@ -411,11 +411,7 @@ fn open_feed(
         ingest,
         cfg.hardware.worker_count(),
         Arc::clone(live_protocols),
-        (
-            cfg.outputs.eve.as_deref(),
-            cfg.outputs.ocsf.as_deref(),
-            FileMode::Append,
-        ),
+        (cfg.outputs.eve.as_deref(), cfg.outputs.ocsf.as_deref()),
         OnFailure::LogAndContinue,
     )
     .and_then(|feed| feed.with_flow_log(cfg.outputs.flows.as_deref()))
