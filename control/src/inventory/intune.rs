@@ -73,7 +73,9 @@ fn looks_like_bundle_id(name: &str) -> bool {
 
 /// Parses a Graph `managedDevices` list response. Detected apps are joined to `catalogue` by display
 /// name (status `managed`: the tenant deploys them); a display name that is already a bundle ID is
-/// kept with status `detected`; other apps are skipped with a warning.
+/// kept with status `detected`; other apps are skipped with a warning. A record of another
+/// platform (`operatingSystem` not iOS/iPadOS) or without a `udid` is left out with its reason
+/// in `skipped`; a set `@odata.nextLink` (one page of several) is a warning.
 pub fn parse_managed_devices(
     doc: &Value,
     catalogue: &MobileAppCatalogue,

@@ -9,6 +9,11 @@
 //! in each section (`general`, `hardware`, `userAndLocation`, `purchasing`), where Jamf puts them
 //! by their inventory display; those named in [`InventoryOptions::ipv6_extension_attributes`]
 //! give the device's IPv6 addresses.
+//!
+//! Jamf returns only `general` unless the request names `section=`s: a record without
+//! `hardware`, `applications` or `userAndLocation` marks them [`Device::unreported`] (the store
+//! then keeps the previous values) and the file gets a warning naming the `section=` to request;
+//! `totalCount` above the records returned warns of a partial export.
 
 use std::net::IpAddr;
 
