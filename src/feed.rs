@@ -7,8 +7,10 @@
 //!
 //! Owns: the per-worker, per-protocol counts of flows received (published live as dataplane
 //! statistics), the run's alert counters, what happens when a batch fails ([`OnFailure`]: a
-//! replay stops judging and reports the first failure; the daemon logs it and goes on, the
-//! findings of earlier batches being committed), and reopening its files when asked (SIGHUP:
+//! replay stops judging and reports the first failure; the daemon logs it and goes on: the
+//! control plane keeps the refused batch's findings and alerts, and the feed retries the commit
+//! with the next batch or, while no flows come, every [`STORE_RETRY_INTERVAL`]; alerts reach the
+//! files and outputs once committed), and reopening its files when asked (SIGHUP:
 //! the request is a generation number the signal handler raises; the files are reopened before
 //! the next write or at the end of the next drain pass). Must not: judge or score (the control
 //! plane does), or hold the engine lock longer than one batch.
@@ -17,6 +19,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use portolan_api::{OutputSource, OutputStats};
 use portolan_control::output::eve::to_eve;
@@ -86,7 +89,12 @@ pub struct AlertFeed {
     /// The request last acted on.
     reopen_done: u64,
     totals: FeedTotals,
+    /// When a commit was last tried (a batch or a retry of what waits for the store).
+    last_store_retry: Instant,
 }
+
+/// How often the drain thread retries a commit the store refused while no flows come.
+pub const STORE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where the statistics read one output's counters.
 #[derive(Debug, Clone)]
@@ -166,6 +174,7 @@ impl AlertFeed {
             reopen_requested: Arc::new(AtomicU64::new(0)),
             reopen_done: 0,
             totals: FeedTotals::default(),
+            last_store_retry: Instant::now(),
         })
     }
 
@@ -313,21 +322,55 @@ impl AlertFeed {
         // Start order, so recurrence gaps come out right.
         self.batch
             .sort_by(|a, b| a.start_us.cmp(&b.start_us).then(a.flow_id.cmp(&b.flow_id)));
-        let product = self.engine.core().config().ocsf.clone();
         let result = self.engine.ingest_flows(&self.batch);
         let n = self.batch.len();
         self.batch.clear();
+        self.last_store_retry = Instant::now();
         let alerts = match result {
             Ok(alerts) => alerts,
             Err(e) => {
                 self.totals.failed_batches += 1;
-                self.failed(format!("control plane refused a batch of {n} flows: {e}"));
+                let (findings, alerts) = self.engine.unsaved();
+                self.failed(format!(
+                    "control plane refused a batch of {n} flows: {e} ({findings} findings and \
+                     {alerts} alerts kept in memory, retried)"
+                ));
                 return;
             }
         };
         self.totals.flows_judged += n as u64;
+        self.emit(&alerts);
+    }
+
+    /// Commits what a refused batch left waiting for the store, at most once per
+    /// [`STORE_RETRY_INTERVAL`] unless `force`d (the daemon; a replay stops at its first failure).
+    fn retry_store(&mut self, force: bool) {
+        let (findings, alerts) = self.engine.unsaved();
+        if (findings == 0 && alerts == 0) || self.stopped() {
+            return;
+        }
+        if !force && self.last_store_retry.elapsed() < STORE_RETRY_INTERVAL {
+            return;
+        }
+        self.last_store_retry = Instant::now();
+        match self.engine.retry_unsaved() {
+            Ok(late) => {
+                tracing::info!(
+                    findings,
+                    alerts = late.len(),
+                    "the store took the findings and alerts that waited"
+                );
+                self.emit(&late);
+            }
+            Err(e) => tracing::debug!(error = %e, "the store still refuses commits"),
+        }
+    }
+
+    /// Logs committed alerts, counts them and hands them to the files and network outputs.
+    fn emit(&mut self, alerts: &[portolan_control::Alert]) {
+        let product = self.engine.core().config().ocsf.clone();
         self.totals.alerts += alerts.len() as u64;
-        for alert in &alerts {
+        for alert in alerts {
             *self
                 .totals
                 .alerts_by_severity
@@ -385,11 +428,21 @@ impl AlertFeed {
         }
     }
 
-    /// Judges what is pending and flushes the files (at the end of a run or at shutdown). With
-    /// [`OnFailure::Stop`], the first failure of the run.
+    /// Judges what is pending, tries once more to commit what waits for the store (logged with
+    /// its count when the store still refuses), and flushes the files (at the end of a run or at
+    /// shutdown). With [`OnFailure::Stop`], the first failure of the run.
     pub fn finish(&mut self) -> Result<(), String> {
         self.reopen_if_asked();
         self.ingest_batch();
+        self.retry_store(true);
+        let (findings, alerts) = self.engine.unsaved();
+        if findings > 0 || alerts > 0 {
+            tracing::error!(
+                unsaved_findings = findings,
+                unsaved_alerts = alerts,
+                "stopping with findings the store never took: they are lost"
+            );
+        }
         self.publish_protocols();
         self.flush_files();
         match self.failure.take() {
@@ -432,5 +485,9 @@ impl FlowEventConsumer for AlertFeed {
         self.reopen_if_asked();
         self.ingest_batch();
         self.publish_protocols();
+    }
+
+    fn on_idle(&mut self) {
+        self.retry_store(false);
     }
 }

@@ -12,6 +12,7 @@ mod daemon;
 mod feed;
 mod replay;
 mod signatures;
+mod staged;
 mod summary;
 mod token_cmd;
 

@@ -4,7 +4,8 @@
 //! and optionally as JSON.
 //!
 //! Owns: the replay's options and how they become a [`ReplayConfig`], the order of its steps
-//! (every input is read and checked before any output file is created), and reconciling the
+//! (every input is read and checked before any output file is created; the files are renamed
+//! into place only when the run succeeded), and reconciling the
 //! port's counters with what the workers saw. Must not: judge flows (the control plane does,
 //! through [`crate::feed`]) or set up the control plane its own way ([`crate::control_setup`]
 //! does it for replay and the daemon alike).
@@ -27,6 +28,7 @@ use portolan_hwconfig::cpus::spare_cpus;
 
 use crate::control_setup::{open_control, ControlInputs, InputNames, StoreTarget};
 use crate::feed::{AlertFeed, FileMode, OnFailure};
+use crate::staged::StagedOutputs;
 use crate::summary::{AlertSummary, ReplayConsumer};
 use crate::{signatures, Failure};
 
@@ -53,7 +55,8 @@ pub fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
             replay_observers(&config, vec![FlowOnly; config.workers]).map_err(replay_err)?;
         account_truncated_tails(&mut outcome.report, &config.captures);
         let mut outputs = Outputs::create(&args)?;
-        return write_results(&outcome, None, None, &mut outputs);
+        write_results(&outcome, None, None, &mut outputs)?;
+        return outputs.commit();
     };
     let (feed, devices) = match open_replay_control(&args, &classifiers)? {
         Some((feed, devices)) => (Some(feed), devices),
@@ -94,7 +97,8 @@ pub fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
         .map_err(Failure::runtime)?;
     write_events(consumer.events.as_deref(), outputs.events.as_mut())?;
     eprintln!("{sig_line}");
-    write_results(&outcome, Some(&stats), alerts.as_ref(), &mut outputs)
+    write_results(&outcome, Some(&stats), alerts.as_ref(), &mut outputs)?;
+    outputs.commit()
 }
 
 /// The replay's configuration from its options: one worker per capture, or a single capture
@@ -249,24 +253,39 @@ fn replay_err(e: ReplayError) -> Failure {
     }
 }
 
-/// The replay's output files, created before the dataplane starts so a bad path fails first.
+/// The replay's output files, created before the dataplane starts so a bad path fails first,
+/// under temporary names ([`crate::staged`]) that become theirs only when the run succeeded.
 struct Outputs {
     flows: Option<(PathBuf, BufWriter<File>)>,
     summary: Option<(PathBuf, BufWriter<File>)>,
     events: Option<(PathBuf, BufWriter<File>)>,
+    staged: StagedOutputs,
 }
 
 impl Outputs {
     fn create(args: &ReplayArgs) -> Result<Outputs, Failure> {
-        let open = |p: &Option<PathBuf>, what: &str| {
+        let mut staged = StagedOutputs::default();
+        let mut open = |p: &Option<PathBuf>, what: &str| {
             p.as_deref()
-                .map(|p| create_output(p, what).map(|w| (p.to_path_buf(), w)))
+                .map(|p| create_output(&mut staged, p, what).map(|w| (p.to_path_buf(), w)))
                 .transpose()
         };
         Ok(Outputs {
             flows: open(&args.flows, "flows")?,
             summary: open(&args.summary, "summary")?,
             events: open(&args.events, "events")?,
+            staged,
+        })
+    }
+
+    /// Renames the written files into place (call once the run succeeded).
+    fn commit(self) -> Result<(), Failure> {
+        let Outputs { staged, .. } = self;
+        staged.commit().map_err(|(path, e)| {
+            Failure::runtime(format!(
+                "cannot rename the output into {}: {e}",
+                path.display()
+            ))
         })
     }
 }
@@ -402,9 +421,14 @@ fn parse_managed_subnet(s: &str) -> Result<ipnet::IpNet, String> {
     Ok(net)
 }
 
-/// Creates an output file up front so a bad path fails before the dataplane starts.
-fn create_output(path: &Path, what: &str) -> Result<BufWriter<File>, Failure> {
-    File::create(path).map(BufWriter::new).map_err(|e| {
+/// Creates an output file up front (under a temporary name) so a bad path fails before the
+/// dataplane starts.
+fn create_output(
+    staged: &mut StagedOutputs,
+    path: &Path,
+    what: &str,
+) -> Result<BufWriter<File>, Failure> {
+    staged.create(path).map_err(|e| {
         Failure::bad_input(format!("cannot create {what} file {}: {e}", path.display()))
     })
 }

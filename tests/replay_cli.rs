@@ -446,3 +446,50 @@ fn a_fifo_capture_is_refused_naming_it() {
     let err = one_error_line(&out);
     assert!(err.contains("live.pcap") && err.contains("FIFO"), "{err}");
 }
+
+/// Outputs are all or nothing: a run that fails after creating them (here the mbuf pool cannot
+/// be made) leaves an earlier summary untouched and no flows file or temporary file; a run that
+/// succeeds renames complete files into place, 0600.
+#[test]
+fn a_failed_run_leaves_earlier_outputs_untouched_and_no_partial_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cap, _) = small_capture(dir.path(), "small.pcap", TS0);
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).expect("mkdir");
+    let summary = out_dir.join("summary.json");
+    let flows = out_dir.join("flows.json");
+    std::fs::write(&summary, "earlier run\n").expect("write");
+    let args = [
+        "replay",
+        s(&cap),
+        "--summary",
+        s(&summary),
+        "--flows",
+        s(&flows),
+    ];
+    let out = portolan(&[&args[..], &["--mbufs", "1"]].concat());
+    assert_eq!(out.status.code(), Some(1), "{}", one_error_line(&out));
+    assert_eq!(
+        std::fs::read_to_string(&summary).expect("read"),
+        "earlier run\n"
+    );
+    let names = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&out_dir), ["summary.json"]);
+    let out = portolan(&args);
+    assert_ok(&out);
+    assert_eq!(names(&out_dir), ["flows.json", "summary.json"]);
+    assert!(read_json(&summary)["packets"].as_u64().unwrap_or(0) > 0);
+    assert!(!json_lines(&flows).is_empty());
+    use std::os::unix::fs::PermissionsExt;
+    for f in [&summary, &flows] {
+        let mode = std::fs::metadata(f).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", f.display());
+    }
+}

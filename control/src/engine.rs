@@ -31,6 +31,7 @@ use crate::roles::{RegisteredPorts, RoleSet, RolesError};
 use crate::scoring::ScoringConfig;
 use crate::store::{Store, StoreError};
 
+mod backlog;
 mod core;
 mod ingest;
 mod operator;
@@ -38,6 +39,7 @@ mod review;
 mod triage;
 
 pub use self::core::{ControlCore, CoreState};
+pub use backlog::{StoreHealth, StoreHealthSnapshot, MAX_UNSAVED_ALERTS};
 pub use ingest::Ingest;
 pub use operator::Operator;
 

@@ -76,6 +76,7 @@ pub use portolan_model::time as timestamp;
 pub use alert::Alert;
 pub use engine::{
     ControlConfig, ControlCore, ControlError, ControlPlane, Ingest, IngestStats, Operator,
+    StoreHealthSnapshot,
 };
 pub use observation::{DnsAnswer, FlowObservation};
 pub use roles::{RegisteredPortMap, RegisteredPorts, RegisteredPortsFn, RoleSet};

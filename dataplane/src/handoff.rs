@@ -437,6 +437,9 @@ pub trait FlowEventConsumer {
     fn on_event(&mut self, event: FlowEvent);
     /// Called after each non-empty drain pass (a place to flush or notify once per batch).
     fn on_batch_end(&mut self) {}
+    /// Called by the drain thread after a pass that found nothing, before it sleeps (a place to
+    /// retry work that failed, e.g. a refused store commit, when no new events come).
+    fn on_idle(&mut self) {}
 }
 
 impl<F: FnMut(FlowEvent)> FlowEventConsumer for F {
@@ -549,6 +552,7 @@ impl<C: FlowEventConsumer + Send + 'static> FlowEventDrain<C> {
                     } else if stopping {
                         break;
                     } else {
+                        consumer.on_idle();
                         std::thread::sleep(options.idle_sleep);
                     }
                 }

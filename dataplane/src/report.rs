@@ -88,6 +88,10 @@ pub struct FlowTableSummary {
     pub expired: u64,
     /// Flows evicted because the table was full.
     pub evicted: u64,
+    /// Of `evicted`: half-open TCP flows (SYN or SYN-ACK only), evicted before any other.
+    pub evicted_half_open: u64,
+    /// Of `evicted`: TCP flows already closed by FIN or RST.
+    pub evicted_closed: u64,
     /// Flows ended because a SYN reused their 5-tuple.
     pub reused: u64,
     /// Flows still open at the end of the capture (ended with reason shutdown).
@@ -100,6 +104,8 @@ impl From<FlowTableStats> for FlowTableSummary {
             created: s.created,
             expired: s.expired,
             evicted: s.evicted,
+            evicted_half_open: s.evicted_half_open,
+            evicted_closed: s.evicted_closed,
             reused: s.reused,
             open_at_end: s.shutdown,
         }

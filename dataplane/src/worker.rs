@@ -196,6 +196,9 @@ pub struct LiveCounters {
     driver_bypassed_bytes: AtomicU64,
     flows_active: AtomicU64,
     flows_created: AtomicU64,
+    flows_evicted: AtomicU64,
+    flows_evicted_half_open: AtomicU64,
+    flows_evicted_closed: AtomicU64,
     published: AtomicU64,
 }
 
@@ -224,6 +227,12 @@ pub struct LiveSnapshot {
     pub flows_active: u64,
     /// Flows created since start.
     pub flows_created: u64,
+    /// Flows finished early because the table was full (every kind).
+    pub flows_evicted: u64,
+    /// Of `flows_evicted`: half-open TCP flows (SYN or SYN-ACK only), evicted first.
+    pub flows_evicted_half_open: u64,
+    /// Of `flows_evicted`: TCP flows already closed by FIN or RST.
+    pub flows_evicted_closed: u64,
     /// Publications so far (0: the worker has not published yet).
     pub publications: u64,
 }
@@ -252,6 +261,9 @@ impl LiveCounters {
             driver_bypassed_bytes: load(&self.driver_bypassed_bytes),
             flows_active: load(&self.flows_active),
             flows_created: load(&self.flows_created),
+            flows_evicted: load(&self.flows_evicted),
+            flows_evicted_half_open: load(&self.flows_evicted_half_open),
+            flows_evicted_closed: load(&self.flows_evicted_closed),
             publications: load(&self.published),
         }
     }
@@ -273,6 +285,9 @@ impl LiveCounters {
         put(&self.driver_bypassed_bytes, c.driver_bypassed_bytes);
         put(&self.flows_active, table.active as u64);
         put(&self.flows_created, table.created);
+        put(&self.flows_evicted, table.evicted);
+        put(&self.flows_evicted_half_open, table.evicted_half_open);
+        put(&self.flows_evicted_closed, table.evicted_closed);
         self.published.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -67,6 +67,9 @@ pub fn stats(
                 w.driver_bypassed_bytes = snap.driver_bypassed_bytes;
                 w.flows_active = snap.flows_active;
                 w.flows_created = snap.flows_created;
+                w.flows_evicted = snap.flows_evicted;
+                w.flows_evicted_half_open = snap.flows_evicted_half_open;
+                w.flows_evicted_closed = snap.flows_evicted_closed;
                 w.prefiltered = snap.prefiltered;
             }
             w.ring_drops = ring_drops.get(i).copied().unwrap_or(0);
@@ -96,5 +99,6 @@ pub fn stats(
         ports,
         workers,
         outputs: Vec::new(),
+        store: None,
     }
 }

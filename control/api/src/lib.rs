@@ -33,6 +33,6 @@ pub use server::{serve, ApiServer, ServeError};
 pub use state::{ApiState, Readiness};
 pub use stats::{
     BuildInfo, DataplaneStats, DataplaneStatsHandle, OutputSource, OutputStats, PortCounters,
-    WorkerStats,
+    StoreStats, WorkerStats,
 };
 pub use tokens::{Access, Identity, NewToken, Role, TokenError, TokenRecord, TokenStore};

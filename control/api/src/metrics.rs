@@ -395,6 +395,29 @@ impl Collector for DataplaneCollector {
             None,
             snap.workers.iter().map(|w| (worker(w), w.flows_created)),
         )?;
+        counter_family(
+            e,
+            "worker_flows_evicted",
+            "Flows finished early because the worker's flow table was full, by kind: half_open (SYN or SYN-ACK only, evicted first), closed (FIN or RST seen), active (the least recently active of the rest)",
+            None,
+            snap.workers.iter().flat_map(|w| {
+                let active = w
+                    .flows_evicted
+                    .saturating_sub(w.flows_evicted_half_open)
+                    .saturating_sub(w.flows_evicted_closed);
+                [
+                    ("half_open", w.flows_evicted_half_open),
+                    ("closed", w.flows_evicted_closed),
+                    ("active", active),
+                ]
+                .into_iter()
+                .map(move |(kind, n)| {
+                    let mut l = worker(w);
+                    l.push(("kind", kind.to_string()));
+                    (l, n)
+                })
+            }),
+        )?;
         gauge_family(
             e,
             "worker_flows_active",
@@ -542,6 +565,47 @@ impl Collector for ControlCollector {
         ] {
             let metric = e.encode_descriptor(name, help, None, MetricType::Counter)?;
             ConstCounter::new(value).encode(metric)?;
+        }
+        let h = self.engine.store_health();
+        for (name, help, value) in [
+            (
+                "control_store_failed_commits",
+                "Commits of findings and alerts the store refused (full disk, read-only or locked file); each is retried",
+                h.failed_commits,
+            ),
+            (
+                "control_store_lost_alerts",
+                "Uncommitted alerts dropped because too many waited for the store (their findings are kept)",
+                h.lost_alerts,
+            ),
+            (
+                "control_store_failed_learning_flushes",
+                "Writes of learning counts the store refused (the counts are kept for the next write)",
+                h.failed_learning_flushes,
+            ),
+        ] {
+            let metric = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(metric)?;
+        }
+        for (name, help, value) in [
+            (
+                "control_store_degraded",
+                "1 while findings or alerts wait in memory because the store refuses commits, else 0",
+                u64::from(h.degraded_reason().is_some()),
+            ),
+            (
+                "control_store_unsaved_findings",
+                "Findings judged but not yet committed to the store",
+                h.unsaved_findings,
+            ),
+            (
+                "control_store_unsaved_alerts",
+                "Alerts raised but not yet committed to the store (nor written to the outputs)",
+                h.unsaved_alerts,
+            ),
+        ] {
+            let metric = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(metric)?;
         }
         let metric = e.encode_descriptor(
             "control_devices",

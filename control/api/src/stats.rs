@@ -29,6 +29,40 @@ pub struct DataplaneStats {
     /// Alert and flow outputs (files, syslog, Redis): what each wrote, queued and dropped.
     #[serde(default)]
     pub outputs: Vec<OutputStats>,
+    /// The store's health: findings and alerts waiting because commits fail, and what was lost
+    /// (filled in by `GET /api/v1/stats` from the control plane).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreStats>,
+}
+
+/// Findings and alerts the store has not taken yet, and what failed or was lost.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StoreStats {
+    /// True while findings or alerts wait in memory for a store that refuses commits.
+    pub degraded: bool,
+    /// Findings judged but not yet committed.
+    pub unsaved_findings: u64,
+    /// Alerts raised but not yet committed (nor written to the alert files and outputs).
+    pub unsaved_alerts: u64,
+    /// Commits that failed since start (each is retried).
+    pub failed_commits: u64,
+    /// Uncommitted alerts dropped because too many waited (their findings are kept).
+    pub lost_alerts: u64,
+    /// Writes of learning counts that failed (the counts are kept for the next write).
+    pub failed_learning_flushes: u64,
+}
+
+impl From<&portolan_control::StoreHealthSnapshot> for StoreStats {
+    fn from(h: &portolan_control::StoreHealthSnapshot) -> Self {
+        StoreStats {
+            degraded: h.degraded_reason().is_some(),
+            unsaved_findings: h.unsaved_findings,
+            unsaved_alerts: h.unsaved_alerts,
+            failed_commits: h.failed_commits,
+            lost_alerts: h.lost_alerts,
+            failed_learning_flushes: h.failed_learning_flushes,
+        }
+    }
 }
 
 /// Counters of one output: an alert or flow-log file, or a network output (syslog, Redis).
@@ -137,6 +171,16 @@ pub struct WorkerStats {
     pub flows_capacity: u64,
     /// Flows created since start.
     pub flows_created: u64,
+    /// Flows finished early because the table was full: half-open TCP flows first, then
+    /// closed ones, then the least recently active (each such flow is still handed over).
+    #[serde(default)]
+    pub flows_evicted: u64,
+    /// Of `flows_evicted`: half-open TCP flows (SYN or SYN-ACK only; a SYN flood's entries).
+    #[serde(default)]
+    pub flows_evicted_half_open: u64,
+    /// Of `flows_evicted`: TCP flows already closed by FIN or RST.
+    #[serde(default)]
+    pub flows_evicted_closed: u64,
     /// Flows classified, by application protocol.
     #[serde(default)]
     pub protocols: BTreeMap<String, u64>,

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{problem, TestApi};
-use portolan_api::{BuildInfo, DataplaneStats, OutputStats, PortCounters, WorkerStats};
+use portolan_api::{BuildInfo, DataplaneStats, OutputStats, PortCounters, StoreStats, WorkerStats};
 
 #[tokio::test]
 async fn health_needs_no_token_and_readiness_follows_the_flag() {
@@ -141,6 +141,9 @@ fn sample_stats() -> DataplaneStats {
             flows_active: 12,
             flows_capacity: 65_536,
             flows_created: 40,
+            flows_evicted: 9,
+            flows_evicted_half_open: 6,
+            flows_evicted_closed: 1,
             protocols: BTreeMap::from([("tls".to_string(), 30), ("http".to_string(), 10)]),
         }],
         outputs: vec![OutputStats {
@@ -154,6 +157,7 @@ fn sample_stats() -> DataplaneStats {
             queue_limit: 10,
             reopened: 0,
         }],
+        store: None,
     }
 }
 
@@ -292,6 +296,13 @@ async fn metrics_are_strict_prometheus_text_with_http_and_dataplane_counters() {
     assert!(matches!(tls.value, prometheus_parse::Value::Counter(v) if v == 30.0));
     let ring = find("portolan_worker_ring_drops_total", "worker", "0");
     assert!(matches!(ring.value, prometheus_parse::Value::Counter(v) if v == 5.0));
+    for (kind, n) in [("half_open", 6.0), ("closed", 1.0), ("active", 2.0)] {
+        let evicted = find("portolan_worker_flows_evicted_total", "kind", kind);
+        assert!(
+            matches!(evicted.value, prometheus_parse::Value::Counter(v) if v == n),
+            "{kind}"
+        );
+    }
     let prefiltered = find("portolan_worker_prefiltered_packets_total", "worker", "0");
     assert!(matches!(prefiltered.value, prometheus_parse::Value::Counter(v) if v == 9.0));
     let dropped = find("portolan_output_events_dropped_total", "output", "redis[0]");
@@ -359,7 +370,99 @@ async fn stats_route_returns_the_published_snapshot() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.json::<DataplaneStats>().await.unwrap(), sample_stats());
+    let expected = DataplaneStats {
+        store: Some(StoreStats::default()),
+        ..sample_stats()
+    };
+    assert_eq!(r.json::<DataplaneStats>().await.unwrap(), expected);
+    api.stop().await;
+}
+
+/// A store that refuses commits (a trigger another connection installs stands in for a full
+/// disk): `/readyz` answers 503 saying findings wait, `/metrics` and `/api/v1/stats` count them,
+/// and once the store takes writes again the retry commits them and readiness comes back.
+#[tokio::test]
+async fn a_store_that_cannot_commit_is_reported_degraded_until_the_findings_are_written() {
+    let api = TestApi::start().await;
+    let (status, body) = api
+        .call(
+            api.client
+                .post(api.at("/api/v1/inventory"))
+                .header("content-type", "application/json")
+                .body(common::control_fixture("jamf_mobile_devices_detail.json")),
+            &api.admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sql = |batch: &str| {
+        rusqlite::Connection::open(&api.db)
+            .and_then(|c| c.execute_batch(batch))
+            .expect("sql");
+    };
+    sql("CREATE TRIGGER full BEFORE INSERT ON findings BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;");
+    let record = serde_json::json!({
+        "event_type": "flow", "src_ip": "10.10.0.21", "src_port": 50000, "dest_ip": "203.0.113.50",
+        "dest_port": 8443, "proto": "TCP", "app_proto": "tls", "port_mismatch": true,
+        "tls": {"sni": "imap.mail.example.com"},
+        "flow": {"start": "2024-05-01T09:00:00Z", "end": "2024-05-01T09:10:00Z",
+                 "pkts_toserver": 10, "pkts_toclient": 10, "bytes_toserver": 1800, "bytes_toclient": 4000}
+    });
+    let refused = api.ingest.lock().unwrap().ingest_eve(&record);
+    assert!(refused.is_err());
+
+    let r = api.client.get(api.at("/readyz")).send().await.unwrap();
+    let body = problem(r, 503).await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("store cannot commit") && detail.contains("1 findings"),
+        "{detail}"
+    );
+    assert!(
+        !detail.contains(api.dir.path().to_str().unwrap()),
+        "no server path: {detail}"
+    );
+    let metrics = |api: &TestApi| {
+        let req = api.client.get(api.at("/metrics")).bearer_auth(&api.viewer);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let text = metrics(&api).await;
+    for line in [
+        "portolan_control_store_degraded 1",
+        "portolan_control_store_unsaved_findings 1",
+        "portolan_control_store_failed_commits_total 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+    let (status, stats) = api
+        .call(api.client.get(api.at("/api/v1/stats")), &api.viewer)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(stats["store"]["degraded"], true, "{stats}");
+    assert_eq!(stats["store"]["unsaved_findings"], 1, "{stats}");
+
+    sql("DROP TRIGGER full;");
+    let late = api.ingest.lock().unwrap().retry_unsaved().expect("retry");
+    assert!(!late.is_empty() && late.iter().all(|a| a.id > 0));
+    let r = api.client.get(api.at("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = metrics(&api).await;
+    assert!(
+        text.lines()
+            .any(|l| l == "portolan_control_store_degraded 0"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l == "portolan_control_store_unsaved_findings 0"),
+        "{text}"
+    );
+    let (_, alerts) = api
+        .call(api.client.get(api.at("/api/v1/alerts")), &api.viewer)
+        .await;
+    assert!(
+        alerts.to_string().contains("imap.mail.example.com"),
+        "{alerts}"
+    );
     api.stop().await;
 }
 

@@ -18,6 +18,7 @@ use crate::learning::PairCounts;
 use crate::roles::{PortRule, RegisteredPorts, RoleSet};
 use crate::store::Store;
 
+use super::backlog::{StoreHealth, StoreHealthSnapshot};
 use super::{ControlConfig, ControlError, IngestStats};
 
 /// The shared core of the control plane: [`Ingest`](super::Ingest) and [`Operator`](super::Operator)
@@ -25,6 +26,7 @@ use super::{ControlConfig, ControlError, IngestStats};
 pub struct ControlCore {
     state: Mutex<CoreState>,
     config: ControlConfig,
+    health: StoreHealth,
 }
 
 impl std::fmt::Debug for ControlCore {
@@ -44,6 +46,7 @@ impl ControlCore {
         ControlCore {
             state: Mutex::new(state),
             config,
+            health: StoreHealth::default(),
         }
     }
 
@@ -67,6 +70,15 @@ impl ControlCore {
     /// The configuration (fixed for the life of the core).
     pub fn config(&self) -> &ControlConfig {
         &self.config
+    }
+
+    /// Whether findings wait for the store, and what failed or was lost (read without the lock).
+    pub fn store_health(&self) -> StoreHealthSnapshot {
+        self.health.snapshot()
+    }
+
+    pub(super) fn health(&self) -> &StoreHealth {
+        &self.health
     }
 }
 

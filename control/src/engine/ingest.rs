@@ -2,9 +2,12 @@
 //! attribute → judge → exception → score → store, one stage per function below; DNS answers feed
 //! attribution.
 //!
-//! Owns: [`Ingest`] (the findings as they grow, the signature and app catalogues), the alert policy
-//! (a finding raises an alert when its score first reaches `scoring.alert_threshold`, and again each
-//! time its severity rises; sessions covered by an exception never alert) and the counters.
+//! Owns: [`Ingest`] (the findings as they grow, the signature and app catalogues, what the store
+//! has not taken yet), the alert policy (a finding raises an alert when its score first reaches
+//! `scoring.alert_threshold`, and again each time its severity rises; sessions covered by an
+//! exception never alert), the counters, and the retry of failed commits (a batch the store
+//! refuses stays in the backlog module's `Backlog`, is committed with the next batch or
+//! [`Ingest::retry_unsaved`], and its alerts are returned then).
 //! Must not: change roles, baselines, exceptions or the inventory (operator acts do, through
 //! [`super::Operator`]), parse formats beyond handing EVE records to [`crate::observation`], or build
 //! SQL.
@@ -29,6 +32,7 @@ use crate::roles::{
 };
 use crate::scoring::{score, Score, ScoreContext};
 
+use super::backlog::Backlog;
 use super::core::{serial_key, ControlCore, CoreState, Inventory, Policy};
 use super::{ControlConfig, ControlError, IngestStats};
 
@@ -42,6 +46,8 @@ pub struct Ingest {
     signatures: SignatureCatalogue,
     catalogue: AppCatalogue,
     findings: HashMap<String, Finding>,
+    /// Judged but not committed yet (the store refused).
+    backlog: Backlog,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -49,6 +55,7 @@ impl std::fmt::Debug for Ingest {
         f.debug_struct("Ingest")
             .field("core", &self.core)
             .field("findings", &self.findings.len())
+            .field("backlog", &self.backlog.findings.len())
             .finish_non_exhaustive()
     }
 }
@@ -80,6 +87,7 @@ impl Ingest {
             signatures,
             catalogue,
             findings,
+            backlog: Backlog::default(),
         })
     }
 
@@ -139,6 +147,11 @@ impl Ingest {
 
     /// Judges a batch of flows, committing all resulting findings and alerts in one transaction
     /// (the shared state is locked for the batch).
+    ///
+    /// When the store refuses the commit, the batch's findings and alerts are kept (bounded by
+    /// [`MAX_UNSAVED_ALERTS`](super::MAX_UNSAVED_ALERTS)), the core's [`store_health`](ControlCore::store_health) says so, and the
+    /// error is returned; the next batch or [`Ingest::retry_unsaved`] commits them together with
+    /// its own and returns the kept alerts first.
     pub fn ingest_flows(
         &mut self,
         observations: &[FlowObservation],
@@ -154,17 +167,64 @@ impl Ingest {
                 alerts.extend(alert);
             }
         }
-        let mut findings: Vec<Finding> = pending.into_values().collect();
-        st.store.save_findings(&mut findings, &mut alerts)?;
-        for f in findings {
-            self.findings.insert(f.key.as_text(), f);
-        }
         stats.alerts += alerts.len() as u64;
         st.stats = stats;
+        let dropped = self.backlog.add(pending.into_values().collect(), alerts);
+        self.core.health().alerts_dropped(dropped);
+        let committed = self.commit_backlog(&mut st)?;
         if st.counts.len() >= LEARNING_FLUSH_KEYS {
-            st.flush()?;
+            self.flush_learning(&mut st);
         }
-        Ok(alerts)
+        Ok(committed)
+    }
+
+    /// Commits what an earlier failed commit left waiting; returns its alerts (oldest first), now
+    /// with their ids. Nothing to do (`Ok` and no alerts) when nothing waits.
+    pub fn retry_unsaved(&mut self) -> Result<Vec<Alert>, ControlError> {
+        if self.backlog.is_empty() {
+            return Ok(Vec::new());
+        }
+        let core = Arc::clone(&self.core);
+        let mut st = core.lock()?;
+        self.commit_backlog(&mut st)
+    }
+
+    /// Findings and alerts waiting for the store.
+    pub fn unsaved(&self) -> (usize, usize) {
+        (self.backlog.findings.len(), self.backlog.alerts.len())
+    }
+
+    /// One commit of everything waiting. The findings are this engine's current view either way
+    /// (later sessions add to them); on failure everything is put back and the health updated.
+    fn commit_backlog(&mut self, st: &mut CoreState) -> Result<Vec<Alert>, ControlError> {
+        let (mut findings, mut alerts) = self.backlog.take();
+        match st.store.save_findings(&mut findings, &mut alerts) {
+            Ok(()) => {
+                for f in findings {
+                    self.findings.insert(f.key.as_text(), f);
+                }
+                self.core.health().committed();
+                Ok(alerts)
+            }
+            Err(e) => {
+                for f in &findings {
+                    self.findings.insert(f.key.as_text(), f.clone());
+                }
+                self.backlog.restore(findings, alerts);
+                self.core
+                    .health()
+                    .commit_failed(&e.to_string(), &self.backlog);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Writes pending learning counts; a failure keeps them pending and is counted (the batch's
+    /// findings and alerts are committed already and must still reach the outputs).
+    fn flush_learning(&self, st: &mut CoreState) {
+        if st.flush().is_err() {
+            self.core.health().learning_flush_failed();
+        }
     }
 
     /// One flow through the stages; `None` when it raised no finding (unclassified or approved).

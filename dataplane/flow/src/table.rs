@@ -7,6 +7,11 @@
 //! drained. Must not: allocate per packet once warm, lock, or look at payload bytes — it runs on
 //! one worker lcore and nothing else touches it.
 //!
+//! When the table is full a new flow takes the slot of a closed TCP flow if there is one, else of
+//! a half-open one (SYN or SYN-ACK seen, no handshake completed), else of the least recently
+//! active flow: a SYN flood displaces its own half-open entries, not the established flows, and
+//! each eviction is counted by kind ([`FlowTableStats`]).
+//!
 //! Time is capture time. The table keeps a clock that is the largest timestamp it has seen (from
 //! [`FlowTable::update`]), so each list stays sorted by last activity even when packets arrive
 //! slightly out of order, and [`FlowTable::expire`] only ever looks at list heads: it costs a
@@ -36,8 +41,13 @@ pub struct FlowTableStats {
     pub created: u64,
     /// Flows finished because they were idle past their timeout.
     pub expired: u64,
-    /// Flows finished to make room because the table was full.
+    /// Flows finished to make room because the table was full (every kind below).
     pub evicted: u64,
+    /// Of `evicted`: TCP flows whose handshake had not completed (SYN or SYN-ACK seen only) — a
+    /// SYN flood's entries, finished before any established flow.
+    pub evicted_half_open: u64,
+    /// Of `evicted`: TCP flows already closed by FIN or RST, waiting out their short timeout.
+    pub evicted_closed: u64,
     /// Flows finished because a SYN reopened their 5-tuple after they closed.
     pub reused: u64,
     /// Flows finished by [`FlowTable::finish_all`].
@@ -106,25 +116,28 @@ pub struct FlowLookup {
     hash: u32,
 }
 
-/// Which idle timeout applies to a flow; each class has its own activity list.
+/// Which idle timeout applies to a flow, and which flows a full table evicts first; each class
+/// has its own activity list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TimeoutClass {
+    /// TCP picked up without a handshake packet (mid-stream): may be an established connection.
     TcpUnestablished = 0,
     TcpEstablished = 1,
     TcpClosed = 2,
     Udp = 3,
+    /// SYN or SYN-ACK seen, handshake not completed (the unestablished timeout applies).
+    TcpHalfOpen = 4,
 }
 
-const CLASSES: usize = 4;
+const CLASSES: usize = 5;
 
 impl TimeoutClass {
     fn of<A>(flow: &Flow<A>) -> TimeoutClass {
         match flow.transport {
             Transport::Udp => TimeoutClass::Udp,
             Transport::Tcp => match flow.tcp_state {
-                TcpState::None | TcpState::SynSent | TcpState::SynRecv => {
-                    TimeoutClass::TcpUnestablished
-                }
+                TcpState::None => TimeoutClass::TcpUnestablished,
+                TcpState::SynSent | TcpState::SynRecv => TimeoutClass::TcpHalfOpen,
                 TcpState::Established | TcpState::FinWait => TimeoutClass::TcpEstablished,
                 TcpState::Closed | TcpState::Reset => TimeoutClass::TcpClosed,
             },
@@ -204,6 +217,7 @@ impl<A: Default> FlowTable<A> {
         let index_len = (cfg.capacity * 2).next_power_of_two().max(2);
         let mut timeouts = [0; CLASSES];
         timeouts[TimeoutClass::TcpUnestablished as usize] = cfg.tcp_unestablished_timeout_us;
+        timeouts[TimeoutClass::TcpHalfOpen as usize] = cfg.tcp_unestablished_timeout_us;
         timeouts[TimeoutClass::TcpEstablished as usize] = cfg.tcp_idle_timeout_us;
         timeouts[TimeoutClass::TcpClosed as usize] = cfg.tcp_closed_timeout_us;
         timeouts[TimeoutClass::Udp as usize] = cfg.udp_idle_timeout_us;
@@ -233,7 +247,8 @@ impl<A: Default> FlowTable<A> {
     ///
     /// A flow found idle past its timeout is finished (reason timeout) and a new one started, as
     /// is a closed or reset TCP flow that sees a new SYN (reason reused). When the table is full,
-    /// the least-recently-active flow is evicted to make room.
+    /// a flow is evicted to make room: closed first, then half-open, then the least recently
+    /// active.
     #[inline]
     pub fn update(&mut self, pkt: &Packet<'_>, ts_us: u64, frame_len: u32) -> (&mut Flow<A>, Side) {
         let lookup = self.lookup(pkt);
@@ -347,7 +362,7 @@ impl<A: Default> FlowTable<A> {
             self.links.push(Link::UNLINKED);
             self.slots.len() - 1
         } else {
-            match self.least_recently_active() {
+            match self.eviction_victim() {
                 Some(victim) => {
                     self.finish_slot(victim, FlowEndReason::Evicted);
                     self.slots[victim].flow = flow;
@@ -572,6 +587,18 @@ impl<A> FlowTable<A> {
         e.next = NIL;
     }
 
+    /// The flow a full table finishes to make room: the least recently active closed TCP flow,
+    /// else half-open one, else [`Self::least_recently_active`].
+    fn eviction_victim(&self) -> Option<usize> {
+        for class in [TimeoutClass::TcpClosed, TimeoutClass::TcpHalfOpen] {
+            let head = self.lists[class as usize].head;
+            if head != NIL {
+                return Some(head as usize);
+            }
+        }
+        self.least_recently_active()
+    }
+
     /// The active flow with the oldest last activity (ties go to the lower timeout class).
     fn least_recently_active(&self) -> Option<usize> {
         let mut best: Option<(u64, usize)> = None;
@@ -598,6 +625,13 @@ impl<A: Default> FlowTable<A> {
     /// Moves the flow in `slot` to the finished list; the slot is left vacant and unindexed but
     /// not yet on the free list.
     fn finish_slot(&mut self, slot: usize, reason: FlowEndReason) {
+        if reason == FlowEndReason::Evicted {
+            match self.links[slot].class {
+                TimeoutClass::TcpHalfOpen => self.stats.evicted_half_open += 1,
+                TimeoutClass::TcpClosed => self.stats.evicted_closed += 1,
+                _ => {}
+            }
+        }
         self.unlink(slot);
         self.index_remove(slot);
         let flow = std::mem::replace(&mut self.slots[slot].flow, Flow::vacant());
@@ -722,6 +756,78 @@ mod tests {
         }
         assert_eq!(plain.stats(), prepared.stats());
         prepared.check_invariants();
+    }
+
+    #[test]
+    fn a_syn_flood_on_a_full_table_evicts_half_open_flows_and_keeps_established_ones() {
+        let cfg = FlowTableConfig {
+            capacity: 16,
+            ..FlowTableConfig::default()
+        };
+        let mut t: FlowTable<()> = FlowTable::new(cfg);
+        let mut now = 1_000;
+        // Eight established connections, then one closed and two picked up mid-stream.
+        for port in 1000..1008 {
+            for (flags, reverse) in [(0x02, false), (0x12, true), (0x10, false)] {
+                now += 1;
+                t.update(&pkt(1, port, Some(flags), reverse), now, 60);
+            }
+        }
+        for (flags, reverse) in [(0x02, false), (0x12, true), (0x10, false), (0x04, true)] {
+            now += 1;
+            t.update(&pkt(2, 3000, Some(flags), reverse), now, 60);
+        }
+        for port in [4000, 4001] {
+            now += 1;
+            t.update(&pkt(3, port, Some(0x10), false), now, 60);
+        }
+        let established = |t: &FlowTable<()>| {
+            t.iter()
+                .filter(|f| f.tcp_state == TcpState::Established)
+                .count()
+        };
+        let mid_stream =
+            |t: &FlowTable<()>| t.iter().filter(|f| f.tcp_state == TcpState::None).count();
+        assert_eq!((t.len(), established(&t), mid_stream(&t)), (11, 8, 2));
+        // 10,000 SYNs from new tuples, all more recent than every established flow.
+        for i in 0..10_000u16 {
+            now += 1;
+            t.update(&pkt(9, 10_000 + i, Some(0x02), false), now, 60);
+        }
+        t.check_invariants();
+        let s = t.stats();
+        assert_eq!(t.len(), 16);
+        assert_eq!(established(&t), 8, "no established flow evicted: {s:?}");
+        assert_eq!(mid_stream(&t), 2, "nor one picked up mid-stream: {s:?}");
+        assert_eq!(s.evicted, 10_000 - 5, "{s:?}");
+        assert_eq!(
+            (s.evicted_closed, s.evicted_half_open),
+            (1, 10_000 - 6),
+            "{s:?}"
+        );
+        let evicted: Vec<_> = t
+            .drain_finished()
+            .filter(|f| f.reason == FlowEndReason::Evicted)
+            .map(|f| f.flow.tcp_state)
+            .collect();
+        assert_eq!(evicted.len() as u64, s.evicted);
+        assert_eq!(evicted[0], TcpState::Reset, "the closed flow goes first");
+        assert!(evicted[1..].iter().all(|s| *s == TcpState::SynSent));
+        // With no half-open or closed flow left, the least recently active one goes.
+        let mut t: FlowTable<()> = FlowTable::new(FlowTableConfig {
+            capacity: 2,
+            ..FlowTableConfig::default()
+        });
+        t.update(&pkt(1, 40_001, Some(0x10), false), 1, 60);
+        t.update(&pkt(1, 40_002, Some(0x10), false), 2, 60);
+        t.update(&pkt(1, 40_003, None, false), 3, 60);
+        let s = t.stats();
+        assert_eq!(
+            (s.evicted, s.evicted_half_open, s.evicted_closed),
+            (1, 0, 0)
+        );
+        let gone: Vec<_> = t.drain_finished().map(|f| f.flow.id).collect();
+        assert_eq!(gone, vec![1], "the least recently active flow");
     }
 
     #[test]

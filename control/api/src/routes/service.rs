@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::metrics::{OPENMETRICS_TEXT, PROMETHEUS_TEXT};
 use crate::problem::Problem;
 use crate::state::ApiState;
-use crate::stats::DataplaneStats;
+use crate::stats::{DataplaneStats, StoreStats};
 use crate::tokens::{Identity, Role};
 
 /// Body of `/healthz` and `/readyz`.
@@ -42,11 +42,15 @@ pub async fn healthz() -> Json<HealthStatus> {
     get, path = "/readyz", tag = "service", security(()),
     responses(
         (status = 200, description = "Ready to process traffic and requests", body = HealthStatus),
-        (status = 503, description = "Not inspecting traffic: starting, waiting for the first inventory, or shutting down (the detail says which)", body = Problem,
+        (status = 503, description = "Not inspecting traffic (starting, waiting for the first inventory, or shutting down), or degraded: findings wait in memory because the store cannot commit (the detail says which)", body = Problem,
          content_type = "application/problem+json")
     )
 )]
 pub async fn readyz(State(state): State<ApiState>) -> Response {
+    // Findings waiting for a store that refuses commits: not lost yet, but not durable either.
+    if let Some(reason) = state.control.core().store_health().degraded_reason() {
+        return Problem::unavailable(reason).into_response();
+    }
     if state.readiness.is_ready() {
         Json(HealthStatus {
             status: "ready".to_string(),
@@ -107,6 +111,7 @@ pub async fn stats(
     Extension(who): Extension<Identity>,
 ) -> Json<DataplaneStats> {
     let mut stats = state.stats.snapshot().as_ref().clone();
+    stats.store = Some(StoreStats::from(&state.control.core().store_health()));
     if who.role != Role::Admin {
         for output in &mut stats.outputs {
             if output.kind == "file" {
