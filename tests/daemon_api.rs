@@ -893,3 +893,100 @@ async fn an_inventory_of_inputs_nested_too_deep_stops_the_start_naming_the_limit
         "{err}"
     );
 }
+
+/// No silent loss at the store: while every commit of findings fails (a trigger installed with
+/// `sqlite3` stands in for a full disk, deterministically), the daemon keeps the judged flows'
+/// findings and alerts in memory, `/readyz` answers 503 saying so, `/metrics` and
+/// `/api/v1/stats` count them and no alert reaches the store or the EVE file; once the store
+/// takes writes again the drain thread's retry commits them within seconds (no new flow needed),
+/// the alerts reach the EVE file and readiness comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn findings_wait_for_a_store_that_cannot_commit_and_are_written_when_it_can() {
+    let _one = ONE_DAEMON.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let config = example_config();
+    let admin = create_token(&config, &data, "admin", "test-admin");
+    let db = data.join("portolan.db");
+    let sqlite = |sql: &str| {
+        let out = Command::new("sqlite3")
+            .arg(&db)
+            .arg(sql)
+            .output()
+            .expect("sqlite3 (scripts/setup installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let d = Daemon::start(&config, &data);
+    d.wait_for_log("waits for the first inventory").await;
+    sqlite("CREATE TRIGGER disk_full BEFORE INSERT ON findings BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;");
+    import_sample_inventory(&d, &admin).await;
+    let stats = d
+        .wait_for_replay(&admin, capture_frames(&sample_capture()))
+        .await;
+    let store = &stats["store"];
+    assert_eq!(store["degraded"], true, "{stats}");
+    assert!(
+        store["unsaved_findings"].as_u64().unwrap_or(0) > 0,
+        "{stats}"
+    );
+    let waiting = store["unsaved_alerts"].as_u64().unwrap_or(0);
+    assert!(waiting > 0, "{stats}");
+    let r = d.client.get(d.at("/readyz")).send().await.expect("readyz");
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = r.json().await.expect("problem");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|t| t.contains("store cannot commit")),
+        "{body}"
+    );
+    let s = scrape(&d, &admin).await;
+    assert_eq!(
+        metric(&s, "portolan_control_store_degraded", &[]),
+        Some(1.0)
+    );
+    assert!(metric(&s, "portolan_control_store_failed_commits_total", &[]).unwrap_or(0.0) >= 1.0);
+    assert!(all_alerts(&d, &admin).await.is_empty());
+    let eve = data.join("alerts.eve.json");
+    let eve_lines = || {
+        std::fs::read_to_string(&eve)
+            .unwrap_or_default()
+            .lines()
+            .count() as u64
+    };
+    assert_eq!(eve_lines(), 0);
+    assert!(d.log_text().contains("findings and"), "{}", d.log_text());
+
+    sqlite("DROP TRIGGER disk_full;");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = d.client.get(d.at("/readyz")).send().await.expect("readyz");
+        if r.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still degraded; log:\n{}",
+            d.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    d.wait_for_log("the store took the findings and alerts that waited")
+        .await;
+    assert_eq!(all_alerts(&d, &admin).await.len() as u64, waiting);
+    assert_eq!(eve_lines(), waiting);
+    let s = scrape(&d, &admin).await;
+    assert_eq!(
+        metric(&s, "portolan_control_store_degraded", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&s, "portolan_control_store_lost_alerts_total", &[]),
+        Some(0.0)
+    );
+    d.stop();
+}

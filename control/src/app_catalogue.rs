@@ -161,7 +161,11 @@ impl AppCatalogue {
 
     /// Reads a catalogue file.
     pub fn load(path: &Path) -> Result<AppCatalogue, AppCatalogueError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AppCatalogueError::Io {
+        let text = crate::input_file::read_to_string_bounded(
+            path,
+            crate::input_file::MAX_INPUT_FILE_BYTES,
+        )
+        .map_err(|source| AppCatalogueError::Io {
             path: path.to_path_buf(),
             source,
         })?;

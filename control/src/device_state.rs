@@ -183,10 +183,12 @@ pub fn parse_device_states(
 
 /// Reads a JSON-lines state file.
 pub fn load_device_states(path: &Path) -> Result<Vec<DeviceStateEvent>, DeviceStateError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DeviceStateError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        crate::input_file::read_to_string_bounded(path, crate::input_file::MAX_INPUT_FILE_BYTES)
+            .map_err(|source| DeviceStateError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
     parse_device_states(&text, path)
 }
 

@@ -83,8 +83,11 @@ impl ControlConfig {
     /// Reads a TOML file with any of the sections `[scoring]`, `[attribution]`, `[learning]`,
     /// `[ocsf]`, `[inventory]`; absent keys keep their defaults. Errors name the file, line and column.
     pub fn load(path: &Path) -> Result<ControlConfig, ControlError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ControlError::Rejected(format!("{}: {e}", path.display())))?;
+        let text = crate::input_file::read_to_string_bounded(
+            path,
+            crate::input_file::MAX_INPUT_FILE_BYTES,
+        )
+        .map_err(|e| ControlError::Rejected(format!("{}: {e}", path.display())))?;
         ControlConfig::parse(&text, path)
     }
 

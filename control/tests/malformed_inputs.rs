@@ -110,3 +110,55 @@ fn engine_import_failure_leaves_the_store_unchanged() {
     assert!(e.to_string().contains(":3:"), "{e}");
     assert_eq!(cp.core().lock().unwrap().stats().device_states, 0);
 }
+
+/// Every input file is refused past its size bound, naming the file and the limit, before it is
+/// read (sparse files: nothing is written or read).
+#[test]
+fn input_files_over_the_size_limit_are_refused_naming_file_and_limit() {
+    use portolan_control::app_catalogue::AppCatalogue;
+    use portolan_control::input_file::MAX_INPUT_FILE_BYTES;
+    use portolan_control::inventory::MAX_DOCUMENT_BYTES;
+    let dir = tempdir();
+    let sparse = |name: &str, len: u64| {
+        let path = dir.path().join(name);
+        std::fs::File::create(&path).unwrap().set_len(len).unwrap();
+        path
+    };
+    let over = MAX_INPUT_FILE_BYTES + 1;
+    let limit = format!("limit of {MAX_INPUT_FILE_BYTES} bytes");
+    let checks: Vec<(std::path::PathBuf, String)> = vec![
+        {
+            let p = sparse("states.jsonl", over);
+            (p.clone(), load_device_states(&p).unwrap_err().to_string())
+        },
+        {
+            let p = sparse("leases.csv", over);
+            (p.clone(), load_kea_leases(&p).unwrap_err().to_string())
+        },
+        {
+            let p = sparse("roles.toml", over);
+            (p.clone(), RoleSet::load(&p).unwrap_err().to_string())
+        },
+        {
+            let p = sparse("control.toml", over);
+            (p.clone(), ControlConfig::load(&p).unwrap_err().to_string())
+        },
+        {
+            let p = sparse("apps.toml", over);
+            (p.clone(), AppCatalogue::load(&p).unwrap_err().to_string())
+        },
+    ];
+    for (path, e) in checks {
+        assert!(
+            e.contains(&path.display().to_string()) && e.contains(&limit),
+            "{e}"
+        );
+    }
+    let p = sparse("inventory.json", MAX_DOCUMENT_BYTES + 1);
+    let e = load_inventory(&p).unwrap_err().to_string();
+    assert!(
+        e.contains(&p.display().to_string())
+            && e.contains(&format!("limit of {MAX_DOCUMENT_BYTES} bytes")),
+        "{e}"
+    );
+}

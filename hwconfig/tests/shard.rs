@@ -5,171 +5,69 @@ use portolan_hwconfig::shard::{shard_capture, shard_file_path, HashedBy, RssShar
 use portolan_hwconfig::HardwareDescription;
 use portolan_packet::capture::{CaptureReader, PcapWriter};
 use portolan_packet::{parse, LinkType};
+use portolan_testkit::{ethernet, ipv4_fragments, vlan_tagged, Frame};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-// ---- frame building -------------------------------------------------------------------------
+// ---- frames (portolan-testkit) --------------------------------------------------------------
 
-const MACS: [u8; 12] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
-
-fn ethernet(ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = MACS.to_vec();
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-fn vlan(id: u16, ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = MACS.to_vec();
-    f.extend_from_slice(&0x8100u16.to_be_bytes());
-    f.extend_from_slice(&id.to_be_bytes());
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-/// An IPv4 header (no options) around `l4` with protocol `proto` and fragment field `frag`.
-fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, frag: u16, l4: &[u8]) -> Vec<u8> {
-    let total = (20 + l4.len()) as u16;
-    let mut p = vec![0x45, 0];
-    p.extend_from_slice(&total.to_be_bytes());
-    p.extend_from_slice(&[0x12, 0x34]);
-    p.extend_from_slice(&frag.to_be_bytes());
-    p.extend_from_slice(&[64, proto, 0, 0]);
-    p.extend_from_slice(&src);
-    p.extend_from_slice(&dst);
-    p.extend_from_slice(l4);
-    p
-}
-
-fn ipv6(src: [u8; 16], dst: [u8; 16], next: u8, l4: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x60, 0, 0, 0];
-    p.extend_from_slice(&(l4.len() as u16).to_be_bytes());
-    p.extend_from_slice(&[next, 64]);
-    p.extend_from_slice(&src);
-    p.extend_from_slice(&dst);
-    p.extend_from_slice(l4);
-    p
-}
-
-fn tcp(sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let mut s = Vec::new();
-    s.extend_from_slice(&sport.to_be_bytes());
-    s.extend_from_slice(&dport.to_be_bytes());
-    s.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    s.extend_from_slice(payload);
-    s
-}
-
-fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut s = Vec::new();
-    s.extend_from_slice(&sport.to_be_bytes());
-    s.extend_from_slice(&dport.to_be_bytes());
-    s.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    s.extend_from_slice(&[0, 0]);
-    s.extend_from_slice(payload);
-    s
-}
-
-fn v6(last: u16) -> [u8; 16] {
-    let mut a = [0u8; 16];
-    a[0..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
-    a[14..16].copy_from_slice(&last.to_be_bytes());
-    a
+fn v6(last: u16) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0x0db8, 0, 0, 0, 0, 0, last)
 }
 
 /// A capture with 300 TCP/UDP flows over IPv4 and IPv6 (some VLAN-tagged), each seen in both
 /// directions, interleaved, plus non-first fragments, ICMP, ICMPv6 and ARP.
 fn synthetic_frames() -> Vec<Vec<u8>> {
+    const PSH_ACK: u8 = 0x18;
+    const ACK: u8 = 0x10;
     let mut frames = Vec::new();
     for round in 0..3u8 {
         for i in 0..300u16 {
-            let device = [10, 20, (i >> 8) as u8, (i & 0xff) as u8];
-            let server = [203, 0, 113, (i % 7) as u8 + 1];
+            let device = Ipv4Addr::new(10, 20, (i >> 8) as u8, (i & 0xff) as u8);
+            let server = Ipv4Addr::new(203, 0, 113, (i % 7) as u8 + 1);
             let dport = [443u16, 5223, 8443, 53, 1883][usize::from(i % 5)];
             let sport = 40_000 + i;
             let payload = [round; 20];
             let (fwd, rev) = match i % 4 {
                 0 => (
-                    ethernet(
-                        0x0800,
-                        &ipv4(device, server, 6, 0, &tcp(sport, dport, 0x18, &payload)),
-                    ),
-                    ethernet(
-                        0x0800,
-                        &ipv4(server, device, 6, 0, &tcp(dport, sport, 0x10, &payload)),
-                    ),
+                    Frame::tcp((device, sport), (server, dport), PSH_ACK).build(&payload),
+                    Frame::tcp((server, dport), (device, sport), ACK).build(&payload),
                 ),
                 1 => (
-                    ethernet(
-                        0x0800,
-                        &ipv4(device, server, 17, 0, &udp(sport, dport, &payload)),
-                    ),
-                    ethernet(
-                        0x0800,
-                        &ipv4(server, device, 17, 0, &udp(dport, sport, &payload)),
-                    ),
+                    Frame::udp((device, sport), (server, dport)).build(&payload),
+                    Frame::udp((server, dport), (device, sport)).build(&payload),
                 ),
-                2 => (
-                    ethernet(
-                        0x86dd,
-                        &ipv6(
-                            v6(i),
-                            v6(9000 + i % 3),
-                            6,
-                            &tcp(sport, dport, 0x18, &payload),
-                        ),
-                    ),
-                    ethernet(
-                        0x86dd,
-                        &ipv6(
-                            v6(9000 + i % 3),
-                            v6(i),
-                            6,
-                            &tcp(dport, sport, 0x10, &payload),
-                        ),
-                    ),
-                ),
-                _ => (
-                    vlan(
-                        42,
-                        0x86dd,
-                        &ipv6(v6(i), v6(9100), 17, &udp(sport, dport, &payload)),
-                    ),
-                    vlan(
-                        42,
-                        0x86dd,
-                        &ipv6(v6(9100), v6(i), 17, &udp(dport, sport, &payload)),
-                    ),
-                ),
+                2 => {
+                    let (d, s) = (v6(i), v6(9000 + i % 3));
+                    (
+                        Frame::tcp((d, sport), (s, dport), PSH_ACK).build(&payload),
+                        Frame::tcp((s, dport), (d, sport), ACK).build(&payload),
+                    )
+                }
+                _ => {
+                    let (d, s) = (v6(i), v6(9100));
+                    (
+                        vlan_tagged(&Frame::udp((d, sport), (s, dport)).build(&payload), 42),
+                        vlan_tagged(&Frame::udp((s, dport), (d, sport)).build(&payload), 42),
+                    )
+                }
             };
             frames.push(fwd);
             frames.push(rev);
         }
         for i in 0..20u8 {
-            let a = [10, 20, 9, i];
-            let b = [198, 51, 100, i];
-            // Non-first fragment (offset 185 × 8) of a TCP datagram: no ports.
-            frames.push(ethernet(0x0800, &ipv4(a, b, 6, 185, &[round; 40])));
+            let a = Ipv4Addr::new(10, 20, 9, i);
+            let b = Ipv4Addr::new(198, 51, 100, i);
+            // The second fragment of a TCP segment: no ports.
+            let whole = Frame::tcp((a, 40_000), (b, 443), PSH_ACK).build(&[round; 40]);
+            frames.push(ipv4_fragments(&whole, &[24], u16::from(i)).swap_remove(1));
             // ICMP echo both ways.
-            frames.push(ethernet(
-                0x0800,
-                &ipv4(a, b, 1, 0, &[8, 0, 0, 0, 0, 1, 0, round]),
-            ));
-            frames.push(ethernet(
-                0x0800,
-                &ipv4(b, a, 1, 0, &[0, 0, 0, 0, 0, 1, 0, round]),
-            ));
+            frames.push(Frame::ip(a, b, 1).build(&[8, 0, 0, 0, 0, 1, 0, round]));
+            frames.push(Frame::ip(b, a, 1).build(&[0, 0, 0, 0, 0, 1, 0, round]));
             // ICMPv6 both ways.
-            frames.push(ethernet(
-                0x86dd,
-                &ipv6(v6(u16::from(i)), v6(7777), 58, &[128, 0, 0, 0]),
-            ));
-            frames.push(ethernet(
-                0x86dd,
-                &ipv6(v6(7777), v6(u16::from(i)), 58, &[129, 0, 0, 0]),
-            ));
+            frames.push(Frame::ip(v6(u16::from(i)), v6(7777), 58).build(&[128, 0, 0, 0]));
+            frames.push(Frame::ip(v6(7777), v6(u16::from(i)), 58).build(&[129, 0, 0, 0]));
             // ARP.
             frames.push(ethernet(
                 0x0806,
@@ -469,28 +367,10 @@ fn a_tunnelled_flow_is_sharded_by_its_inner_tuple_both_ways() {
     let sharder = RssSharder::symmetric(8).expect("sharder");
     let mut queues_seen = BTreeSet::new();
     for i in 0..64u16 {
-        let client = [10, 20, 1, (i % 250) as u8 + 1];
-        let server = [198, 51, 100, (i * 7 % 250) as u8 + 1];
-        let up = ethernet(
-            0x0800,
-            &ipv4(
-                client,
-                server,
-                6,
-                0,
-                &tcp(40_000 + i, 22, 0x18, b"SSH-2.0-x\r\n"),
-            ),
-        );
-        let down = ethernet(
-            0x0800,
-            &ipv4(
-                server,
-                client,
-                6,
-                0,
-                &tcp(22, 40_000 + i, 0x18, b"SSH-2.0-y\r\n"),
-            ),
-        );
+        let client = Ipv4Addr::new(10, 20, 1, (i % 250) as u8 + 1);
+        let server = Ipv4Addr::new(198, 51, 100, (i * 7 % 250) as u8 + 1);
+        let up = Frame::tcp((client, 40_000 + i), (server, 22), 0x18).build(b"SSH-2.0-x\r\n");
+        let down = Frame::tcp((server, 22), (client, 40_000 + i), 0x18).build(b"SSH-2.0-y\r\n");
         let (plain, by) = sharder.queue_for_frame(LinkType::Ethernet, &up);
         assert_eq!(by, HashedBy::FourTuple);
         queues_seen.insert(plain);

@@ -156,10 +156,43 @@ impl Frame {
     }
 }
 
+/// An Ethernet frame of `ethertype` carrying `payload` as it is (ARP, or anything else no
+/// [`Frame`] builds), between the default MACs.
+pub fn ethernet(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(wire::ETH_LEN + payload.len());
+    f.extend_from_slice(&DST_MAC);
+    f.extend_from_slice(&SRC_MAC);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// `frame` (Ethernet) with an 802.1Q tag of VLAN `vid` after its MAC addresses.
+pub fn vlan_tagged(frame: &[u8], vid: u16) -> Vec<u8> {
+    let (macs, rest) = frame.split_at(12);
+    let mut f = Vec::with_capacity(frame.len() + 4);
+    f.extend_from_slice(macs);
+    f.extend_from_slice(&0x8100u16.to_be_bytes());
+    f.extend_from_slice(&(vid & 0x0fff).to_be_bytes());
+    f.extend_from_slice(rest);
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::Ipv6Addr;
+
+    #[test]
+    fn vlan_tag_goes_after_the_macs() {
+        let f = Frame::udp(([10, 0, 0, 1], 1), ([10, 0, 0, 2], 2)).build(b"x");
+        let t = vlan_tagged(&f, 42);
+        assert_eq!(t.len(), f.len() + 4);
+        assert_eq!(&t[..12], &f[..12]);
+        assert_eq!(&t[12..18], &[0x81, 0x00, 0, 42, 0x08, 0x00]);
+        assert_eq!(&t[18..], &f[14..]);
+        assert_eq!(&ethernet(0x0806, &[1, 2])[12..], &[0x08, 0x06, 1, 2]);
+    }
 
     #[test]
     fn ipv4_tcp_layout() {

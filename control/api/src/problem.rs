@@ -184,6 +184,15 @@ pub fn trim_blank(s: &str) -> &str {
     s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
 }
 
+/// What a JSON body nested past serde_json's recursion limit (128 arrays and objects) is told.
+pub(crate) const TOO_DEEP: &str =
+    "JSON nests arrays and objects deeper than the limit of 128 levels";
+
+/// Whether serde_json stopped at its recursion limit (it says only "recursion limit exceeded").
+pub(crate) fn is_too_deep(e: &serde_json::Error) -> bool {
+    e.to_string().starts_with("recursion limit exceeded")
+}
+
 /// Decodes a JSON body into `T`, naming the failing field (JSON path) and line/column on error.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -203,6 +212,7 @@ fn json_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> Problem {
     let path = e.path().to_string();
     let field = if path == "." { None } else { Some(path) };
     let what = match inner.classify() {
+        serde_json::error::Category::Syntax if is_too_deep(inner) => TOO_DEEP,
         serde_json::error::Category::Syntax => "malformed JSON",
         serde_json::error::Category::Eof => "truncated JSON",
         serde_json::error::Category::Data => "invalid value",

@@ -1085,6 +1085,24 @@ async fn deeply_nested_inventory_is_refused_naming_the_limit_and_the_server_keep
         let detail = p["detail"].as_str().unwrap();
         assert!(detail.contains(named), "{p}");
     }
+    // Every other JSON body stops at serde_json's limit, named too.
+    let r = api
+        .client
+        .post(api.at("/api/v1/device-states"))
+        .bearer_auth(&api.admin)
+        .header("content-type", "application/json")
+        .body(format!("{}{}", "[".repeat(depth), "]".repeat(depth)))
+        .send()
+        .await
+        .unwrap();
+    let p = problem(r, 400).await;
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("limit of 128 levels"),
+        "{p}"
+    );
     let r = api.client.get(api.at("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let (status, _) = api

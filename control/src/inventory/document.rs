@@ -36,23 +36,21 @@ pub const MAX_PLIST_VALUES_PER_BYTE: usize = 4;
 /// JSON value (plist dates become RFC 3339 strings, data becomes lowercase hex). Files larger than
 /// [`MAX_DOCUMENT_BYTES`] are refused before they are read.
 pub fn read_structured(path: &Path) -> Result<Value, InventoryError> {
-    let io = |source| InventoryError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(file, MAX_DOCUMENT_BYTES + 1),
-        &mut bytes,
-    )
-    .map_err(io)?;
-    if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
-        return Err(InventoryError::Limit {
-            path: path.to_path_buf(),
-            message: format!("larger than the inventory file limit of {MAX_DOCUMENT_BYTES} bytes"),
-        });
-    }
+    let bytes = crate::input_file::read_bounded(path, MAX_DOCUMENT_BYTES).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::FileTooLarge {
+            InventoryError::Limit {
+                path: path.to_path_buf(),
+                message: format!(
+                    "larger than the inventory file limit of {MAX_DOCUMENT_BYTES} bytes"
+                ),
+            }
+        } else {
+            InventoryError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })?;
     parse_structured(&bytes, path)
 }
 

@@ -31,10 +31,11 @@ pub struct Lease {
 
 /// Reads a Kea lease CSV file.
 pub fn load_kea_leases(path: &Path) -> Result<Vec<Lease>, InventoryError> {
-    let bytes = std::fs::read(path).map_err(|source| InventoryError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = crate::input_file::read_bounded(path, crate::input_file::MAX_INPUT_FILE_BYTES)
+        .map_err(|source| InventoryError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
     parse_kea_leases(&bytes, path)
 }
 

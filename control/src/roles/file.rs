@@ -206,7 +206,11 @@ impl RoleSet {
 
     /// Reads a roles file.
     pub fn load(path: &Path) -> Result<RoleSet, RolesError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RolesError::Io {
+        let text = crate::input_file::read_to_string_bounded(
+            path,
+            crate::input_file::MAX_INPUT_FILE_BYTES,
+        )
+        .map_err(|source| RolesError::Io {
             path: path.to_path_buf(),
             source,
         })?;

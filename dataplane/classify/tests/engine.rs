@@ -884,3 +884,32 @@ fn skipping_directions_that_are_not_wanted_changes_nothing() {
     assert_eq!(rec["app_proto"], "smtp");
     assert_eq!(rec["tls"]["sni"], "mail.example.com");
 }
+
+#[test]
+fn ldap_starttls_keeps_app_proto_and_adds_indicator() {
+    let mut c = classifier();
+    let mut flow = FlowClassification::default();
+    let (cl, sv) = (ctx(Transport::Tcp, true), ctx(Transport::Tcp, false));
+    // ExtendedRequest (RFC 4511 4.12) with the StartTLS OID (RFC 4511 4.14.1), message ID 1.
+    let oid = b"1.3.6.1.4.1.1466.20037";
+    let mut req = vec![0x30, 0x1d, 0x02, 0x01, 0x01, 0x77, 0x18, 0x80, 0x16];
+    req.extend_from_slice(oid);
+    let d = flow
+        .observe(&mut c, &cl, &req)
+        .expect("the extended request decides ldap");
+    assert_eq!(d.app_proto, AppProto::Ldap);
+    // ExtendedResponse: success, empty DN and message.
+    let resp = [
+        0x30, 0x0c, 0x02, 0x01, 0x01, 0x78, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
+    ];
+    flow.observe(&mut c, &sv, &resp);
+    let hello = testkit::tls_client_hello_record(&ClientHelloSpec::minimal("dc1.corp.example"));
+    flow.observe(&mut c, &cl, &hello);
+    assert_eq!(flow.app_proto(), AppProto::Ldap);
+    assert!(
+        flow.indicators().contains(&STARTTLS_INDICATOR),
+        "{:?}",
+        flow.indicators()
+    );
+    assert_eq!(flow.tls().unwrap().sni.as_deref(), Some("dc1.corp.example"));
+}

@@ -311,13 +311,18 @@ pub fn parse_device_states(body: &[u8]) -> Result<Vec<DeviceStateEvent>, Problem
                 events.push(state_event(&value, events.len(), Some(line + skipped))?)
             }
             Some(Err(e)) => {
+                let what = if crate::problem::is_too_deep(&e) {
+                    "nests arrays and objects deeper than the limit of 128 levels"
+                } else {
+                    "is not JSON"
+                };
                 return Err(Problem::invalid_body(format!(
-                    "event {} is not JSON (line {}, column {}): {e}",
+                    "event {} {what} (line {}, column {}): {e}",
                     events.len(),
                     e.line(),
                     e.column()
                 ))
-                .with_field(format!("[{}]", events.len())))
+                .with_field(format!("[{}]", events.len())));
             }
         }
     }
