@@ -185,7 +185,8 @@ pub fn open_control(
         .map_err(|e| SetupError::runtime(e.to_string()))?
         .startup_warnings()
         .to_vec();
-    import(&control, inputs)?;
+    let mut warnings = warnings;
+    warnings.extend(import(&control, inputs)?);
     Ok((control, warnings))
 }
 
@@ -200,13 +201,17 @@ fn open_store(path: &Path, durability: Durability, what: &str) -> Result<Store, 
     })
 }
 
-/// Imports the inventory, leases and device states of `inputs` into `control`.
-fn import(control: &ControlPlane, inputs: &ControlInputs) -> Result<(), SetupError> {
+/// Imports the inventory, leases and device states of `inputs` into `control`; returns the
+/// inventory imports' warnings (skipped records, partial exports, values kept from before).
+fn import(control: &ControlPlane, inputs: &ControlInputs) -> Result<Vec<String>, SetupError> {
     let names = inputs.names;
     let op = &control.operator;
+    let mut warnings = Vec::new();
     if !inputs.inventory.is_empty() {
-        op.import_inventory(&inputs.inventory, inputs.actor)
+        let summaries = op
+            .import_inventory(&inputs.inventory, inputs.actor)
             .map_err(|e| SetupError::input(names.inventory, e))?;
+        warnings.extend(summaries.into_iter().flat_map(|s| s.warnings));
     }
     if let Some(p) = &inputs.leases {
         op.import_leases(p, inputs.actor)
@@ -216,5 +221,5 @@ fn import(control: &ControlPlane, inputs: &ControlInputs) -> Result<(), SetupErr
         op.import_device_states(p)
             .map_err(|e| SetupError::input(names.device_states, e))?;
     }
-    Ok(())
+    Ok(warnings)
 }

@@ -851,6 +851,7 @@ mod fusion_tests {
             reported_at_us: None,
             source: InventorySource::JamfPro,
             apps,
+            unreported: Vec::new(),
         }
     }
 

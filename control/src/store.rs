@@ -31,7 +31,7 @@ use crate::audit::{AuditAction, AuditEntry, AuditError};
 use crate::device_state::DeviceStateEvent;
 use crate::findings::Finding;
 use crate::inventory::kea_leases::Lease;
-use crate::inventory::{Device, InventoryBatch};
+use crate::inventory::{Device, DevicePart, InventoryBatch};
 use crate::learning::{ApprovedPairing, PairCountKey};
 use crate::roles::{ExceptionRule, Role};
 use crate::timestamp::now_us;
@@ -180,11 +180,23 @@ pub struct ImportSummary {
     pub import_id: i64,
     /// Devices new to the store.
     pub added: usize,
-    /// Devices whose record was replaced (old record kept in history).
+    /// Devices whose record was replaced (old record kept in history): `changed` + `unchanged`.
     pub replaced: usize,
+    /// Replaced devices whose record differs from the previous one.
+    pub changed: usize,
+    /// Replaced devices whose record is the same as before.
+    pub unchanged: usize,
+    /// Devices of the same source held before and absent from this file, by UDID. They are kept,
+    /// never removed by a file import: a file may be one page of an export.
+    pub absent: Vec<String>,
+    /// Records the parser left out, each with its reason.
+    pub skipped: Vec<String>,
+    /// Devices whose previous apps, hardware or user were kept because this file did not report
+    /// them, each with what was kept (also among `warnings`).
+    pub kept: Vec<String>,
     /// Devices whose network address changed.
     pub address_changes: usize,
-    /// Warnings from the parser.
+    /// Warnings from the parser and the merge.
     pub warnings: Vec<String>,
 }
 
@@ -359,6 +371,66 @@ const MIGRATIONS: &[&str] = &[
 fn to_json<T: Serialize>(v: &T) -> String {
     // Serializing these plain records cannot fail (no maps with non-string keys, no I/O).
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_string())
+}
+
+/// A corrupt row, for code that cannot borrow the store.
+fn self_corrupt(path: &Path, table: &'static str, row: &str, message: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        path: path.to_path_buf(),
+        table,
+        row: row.to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// Fills the parts `device` did not report (its [`Device::unreported`]) from `previous`, and
+/// says what was kept: a file without Jamf's `APPLICATIONS` or `HARDWARE` section must not wipe
+/// a device's apps, serial number or MAC.
+fn keep_unreported(device: &mut Device, previous: &Device) -> Vec<String> {
+    let mut kept = Vec::new();
+    for part in device.unreported.clone() {
+        match part {
+            DevicePart::Apps if device.apps.is_empty() && !previous.apps.is_empty() => {
+                device.apps = previous.apps.clone();
+                kept.push(format!("{} apps", previous.apps.len()));
+            }
+            DevicePart::Hardware => {
+                let mut fields = Vec::new();
+                if device.serial_number.is_none() && previous.serial_number.is_some() {
+                    device.serial_number = previous.serial_number.clone();
+                    fields.push("serial number");
+                }
+                if device.wifi_mac.is_none() && previous.wifi_mac.is_some() {
+                    device.wifi_mac = previous.wifi_mac.clone();
+                    fields.push("Wi-Fi MAC");
+                }
+                if device.model.is_none() && previous.model.is_some() {
+                    device.model = previous.model.clone();
+                    device.model_identifier = previous.model_identifier.clone();
+                    // Jamf tells iPadOS from iOS by the model.
+                    if previous.os_name.is_some() {
+                        device.os_name = previous.os_name.clone();
+                    }
+                    fields.push("model");
+                }
+                kept.extend(fields.into_iter().map(str::to_string));
+            }
+            DevicePart::User if device.user.is_none() && previous.user.is_some() => {
+                device.user = previous.user.clone();
+                kept.push("user".to_string());
+            }
+            _ => {}
+        }
+    }
+    kept
+}
+
+/// Whether two records say the same, ignoring when the MDM reported them.
+fn same_record(a: &Device, b: &Device) -> bool {
+    let mut a = a.clone();
+    a.reported_at_us = b.reported_at_us;
+    a.unreported.clone_from(&b.unreported);
+    a == *b
 }
 
 fn insert_audit(tx: &Transaction<'_>, path: &Path, entry: &AuditEntry) -> Result<i64, StoreError> {
@@ -564,29 +636,75 @@ impl Store {
             import_id,
             added: 0,
             replaced: 0,
+            changed: 0,
+            unchanged: 0,
+            absent: Vec::new(),
+            skipped: batch.skipped.clone(),
+            kept: Vec::new(),
             address_changes: 0,
             warnings: batch.warnings.clone(),
         };
-        for d in &batch.devices {
+        let held: Vec<String> = query_rows(
+            &tx,
+            &path,
+            "read devices of the source",
+            "SELECT udid FROM devices WHERE source = ?1 ORDER BY udid",
+            [batch.source.as_str()],
+            |r| r.get::<_, String>(0),
+        )?;
+        for udid in held {
+            if !batch.devices.iter().any(|d| d.udid == udid) {
+                summary.absent.push(udid);
+            }
+        }
+        if !summary.absent.is_empty() {
+            summary.warnings.push(format!(
+                "{}: {} device(s) of this source held before are not in this file; kept \
+                 (a file import never removes a device)",
+                batch.path.display(),
+                summary.absent.len()
+            ));
+        }
+        for reported in &batch.devices {
             let old: Option<String> = tx
                 .query_row(
                     "SELECT record FROM devices WHERE udid = ?1",
-                    [&d.udid],
+                    [&reported.udid],
                     |r| r.get(0),
                 )
                 .optional()
                 .map_err(sql(&path, "read device"))?;
-            match old {
+            let mut merged = reported.clone();
+            match &old {
                 Some(record) => {
+                    let previous: Device = serde_json::from_str(record)
+                        .map_err(|e| self_corrupt(&path, "devices", &reported.udid, e))?;
+                    let kept = keep_unreported(&mut merged, &previous);
+                    if !kept.is_empty() {
+                        let note = format!(
+                            "{}: device {}: not in this file, kept from the previous import: {}",
+                            batch.path.display(),
+                            reported.udid,
+                            kept.join(", ")
+                        );
+                        summary.kept.push(note.clone());
+                        summary.warnings.push(note);
+                    }
                     tx.execute(
                         "INSERT INTO device_history (udid, replaced_us, import_id, record) VALUES (?1, ?2, ?3, ?4)",
-                        params![d.udid, now, import_id, record],
+                        params![reported.udid, now, import_id, record],
                     )
                     .map_err(sql(&path, "keep device history"))?;
                     summary.replaced += 1;
+                    if same_record(&merged, &previous) {
+                        summary.unchanged += 1;
+                    } else {
+                        summary.changed += 1;
+                    }
                 }
                 None => summary.added += 1,
             }
+            let d = &merged;
             tx.execute(
                 "INSERT INTO devices (udid, serial_number, wifi_mac, source, import_id, updated_us, record)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)

@@ -28,6 +28,16 @@ pub struct ImportResult {
     pub added: usize,
     /// Devices whose record was replaced (the old record is kept as history).
     pub replaced: usize,
+    /// Replaced devices whose record changed.
+    pub changed: usize,
+    /// Replaced devices whose record is as before.
+    pub unchanged: usize,
+    /// UDIDs of devices of this source held before and absent from the document (kept).
+    pub absent: Vec<String>,
+    /// Records left out, each with its reason.
+    pub skipped: Vec<String>,
+    /// Values kept from the previous import because the document did not report them.
+    pub kept: Vec<String>,
     /// Devices whose network address changed.
     pub address_changes: usize,
     /// Things skipped that did not stop the import.
@@ -41,6 +51,11 @@ impl From<ImportSummary> for ImportResult {
             devices: s.added + s.replaced,
             added: s.added,
             replaced: s.replaced,
+            changed: s.changed,
+            unchanged: s.unchanged,
+            absent: s.absent,
+            skipped: s.skipped,
+            kept: s.kept,
             address_changes: s.address_changes,
             warnings: s.warnings,
         }

@@ -1,8 +1,10 @@
 //! Apple MDM command responses → [`Device`].
 //!
-//! Owns: merging `DeviceInformation` (`QueryResponses`, with `SecurityInfo`),
+//! Owns: merging `DeviceInformation` (`QueryResponses`), `SecurityInfo` (its own command's
+//! response: DEP enrolment and User Enrollment give the ownership),
 //! `ManagedApplicationList` (bundle ID → `Status`) and `InstalledApplicationList` (`Identifier`,
-//! `Name`, `ShortVersion`) responses by `UDID` into one device each. The file may hold one response
+//! `Name`, `ShortVersion`) responses by `UDID` into one device each; a User Enrollment device,
+//! which has no UDID by design, is keyed by its `EnrollmentID` (ownership personal). The file may hold one response
 //! dictionary or an array of them, as plist (XML or binary) or JSON with the same keys.
 //! Must not: send MDM commands, or report an IP address (Apple's responses carry none; devices
 //! are placed on the network through `WiFiMAC` and DHCP leases).
@@ -12,17 +14,28 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::json_fields::{mac_opt, FieldError, JsonNode};
-use super::{normalize_app_status, Device, InventorySource, ManagedApp, Ownership};
+use super::{normalize_app_status, Device, DevicePart, InventorySource, ManagedApp, Ownership};
 
 #[derive(Default)]
 struct Merged {
     device: Option<Device>,
+    /// From a `SecurityInfo` response: enrolled through DEP / Automated Device Enrollment, and
+    /// User Enrollment.
+    enrolled_via_dep: Option<bool>,
+    user_enrollment: Option<bool>,
+    /// Keyed by `EnrollmentID` (a User Enrollment device, which has no UDID by design).
+    by_enrollment_id: bool,
+    app_lists: bool,
     managed: BTreeMap<String, String>,
     installed: BTreeMap<String, (Option<String>, Option<String>)>,
 }
 
 /// Parses one response or an array of responses.
-pub fn parse_responses(doc: &Value, warnings: &mut Vec<String>) -> Result<Vec<Device>, FieldError> {
+pub fn parse_responses(
+    doc: &Value,
+    warnings: &mut Vec<String>,
+    skipped: &mut Vec<String>,
+) -> Result<Vec<Device>, FieldError> {
     let nodes: Vec<JsonNode<'_>> = match doc {
         Value::Array(items) => items
             .iter()
@@ -47,17 +60,47 @@ pub fn parse_responses(doc: &Value, warnings: &mut Vec<String>) -> Result<Vec<De
             }
         }
         let query = node.object_opt("QueryResponses")?;
-        let udid = match node.str_opt("UDID")? {
-            Some(u) => u.to_string(),
-            None => match &query {
-                Some(q) => q.str_req("UDID")?.to_string(),
-                None => return Err(node.error("UDID", "missing (a non-empty string is required)")),
-            },
+        let text = |n: &JsonNode<'_>, k: &str| -> Result<Option<String>, FieldError> {
+            Ok(n.str_opt(k)?
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string))
+        };
+        let from_query = match &query {
+            Some(q) => text(q, "UDID")?,
+            None => None,
+        };
+        let (udid, by_enrollment_id) = match (
+            text(node, "UDID")?.or(from_query),
+            text(node, "EnrollmentID")?,
+        ) {
+            (Some(u), _) => (u, false),
+            (None, Some(e)) => (e, true),
+            (None, None) => {
+                skipped.push(format!(
+                    "response `{}` has neither `UDID` nor `EnrollmentID`: skipped",
+                    if node.path().is_empty() {
+                        "(root)"
+                    } else {
+                        node.path()
+                    }
+                ));
+                continue;
+            }
         };
         let merged = by_udid.entry(udid.clone()).or_default();
+        merged.by_enrollment_id |= by_enrollment_id;
         if let Some(q) = &query {
             merged.device = Some(parse_device_information(&udid, q)?);
+            if let Some(sec) = q.object_opt("SecurityInfo")? {
+                read_security_info(&sec, merged)?;
+            }
         }
+        if let Some(sec) = node.object_opt("SecurityInfo")? {
+            read_security_info(&sec, merged)?;
+        }
+        merged.app_lists |= node.get("ManagedApplicationList").is_some()
+            || node.get("InstalledApplicationList").is_some();
         if let Some(list) = node.object_opt("ManagedApplicationList")? {
             for bundle in list.map().keys() {
                 let entry = list.object_req(bundle)?;
@@ -82,11 +125,17 @@ pub fn parse_responses(doc: &Value, warnings: &mut Vec<String>) -> Result<Vec<De
     }
     let mut devices = Vec::with_capacity(by_udid.len());
     for (udid, merged) in by_udid {
+        let mut unreported = vec![DevicePart::User];
+        if !merged.app_lists {
+            unreported.push(DevicePart::Apps);
+        }
         let mut device = match merged.device {
             Some(d) => d,
             None => {
+                unreported.push(DevicePart::Hardware);
                 warnings.push(format!(
-                    "UDID {udid}: no DeviceInformation response; device recorded with apps only"
+                    "UDID {udid}: no DeviceInformation response; device recorded without its \
+                     hardware (a previous record's is kept)"
                 ));
                 Device {
                     udid: udid.clone(),
@@ -106,9 +155,17 @@ pub fn parse_responses(doc: &Value, warnings: &mut Vec<String>) -> Result<Vec<De
                     reported_at_us: None,
                     source: InventorySource::AppleMdm,
                     apps: Vec::new(),
+                    unreported: Vec::new(),
                 }
             }
         };
+        device.unreported = unreported;
+        let user_enrollment = merged.by_enrollment_id || merged.user_enrollment == Some(true);
+        if user_enrollment {
+            device.ownership = Ownership::Personal;
+        } else if merged.enrolled_via_dep == Some(true) {
+            device.ownership = Ownership::Institutional;
+        }
         let mut apps: BTreeMap<String, ManagedApp> = BTreeMap::new();
         for (bundle, (name, version)) in &merged.installed {
             apps.insert(
@@ -144,16 +201,8 @@ fn parse_device_information(udid: &str, q: &JsonNode<'_>) -> Result<Device, Fiel
         .map(|p| p.starts_with("iPad"))
         .or_else(|| model_name.map(|m| m.starts_with("iPad")))
         .unwrap_or(false);
-    let dep = match q.object_opt("SecurityInfo")? {
-        Some(sec) => match sec.object_opt("ManagementStatus")? {
-            Some(ms) => ms.bool_opt("EnrolledViaDEP")?,
-            None => None,
-        },
-        None => None,
-    };
-    let ownership = match (q.bool_opt("IsUserEnrollment")?, dep) {
-        (Some(true), _) => Ownership::Personal,
-        (_, Some(true)) => Ownership::Institutional,
+    let ownership = match q.bool_opt("IsUserEnrollment")? {
+        Some(true) => Ownership::Personal,
         _ => Ownership::Unknown,
     };
     Ok(Device {
@@ -176,5 +225,21 @@ fn parse_device_information(udid: &str, q: &JsonNode<'_>) -> Result<Device, Fiel
         reported_at_us: None,
         source: InventorySource::AppleMdm,
         apps: Vec::new(),
+        unreported: Vec::new(),
     })
+}
+
+/// Reads a `SecurityInfo` dictionary (its own command's response, or inside `QueryResponses` as
+/// some MDM servers store it): `ManagementStatus.EnrolledViaDEP` and
+/// `ManagementStatus.IsUserEnrollment`.
+fn read_security_info(sec: &JsonNode<'_>, merged: &mut Merged) -> Result<(), FieldError> {
+    if let Some(ms) = sec.object_opt("ManagementStatus")? {
+        if let Some(dep) = ms.bool_opt("EnrolledViaDEP")? {
+            merged.enrolled_via_dep = Some(dep);
+        }
+        if let Some(ue) = ms.bool_opt("IsUserEnrollment")? {
+            merged.user_enrollment = Some(ue);
+        }
+    }
+    Ok(())
 }

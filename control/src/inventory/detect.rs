@@ -30,6 +30,7 @@ Microsoft Graph `managedDevices` response (`value[]` with `deviceName`/`udid`), 
 
 fn is_apple_response(v: &Value) -> bool {
     v.get("QueryResponses").is_some()
+        || v.get("SecurityInfo").is_some()
         || v.get("ManagedApplicationList").is_some()
         || v.get("InstalledApplicationList").is_some()
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::json_fields::{mac_opt, timestamp_opt, FieldError, JsonNode};
-use super::{Device, InventorySource, ManagedApp, MdmUser, Ownership};
+use super::{Device, DevicePart, InventorySource, ManagedApp, MdmUser, Ownership};
 
 /// Bundle IDs of the apps an Intune tenant deploys, keyed by lowercase display name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -73,26 +73,63 @@ fn looks_like_bundle_id(name: &str) -> bool {
 
 /// Parses a Graph `managedDevices` list response. Detected apps are joined to `catalogue` by display
 /// name (status `managed`: the tenant deploys them); a display name that is already a bundle ID is
-/// kept with status `detected`; other apps are skipped with a warning.
+/// kept with status `detected`; other apps are skipped with a warning. A record of another
+/// platform (`operatingSystem` not iOS/iPadOS) or without a `udid` is left out with its reason
+/// in `skipped`; a set `@odata.nextLink` (one page of several) is a warning.
 pub fn parse_managed_devices(
     doc: &Value,
     catalogue: &MobileAppCatalogue,
     warnings: &mut Vec<String>,
+    skipped: &mut Vec<String>,
 ) -> Result<Vec<Device>, FieldError> {
     let root = JsonNode::new(doc, "")?;
     let items = root.objects_opt("value")?.unwrap_or_default();
+    if root.get("@odata.nextLink").is_some() {
+        warnings.push(
+            "partial export: `@odata.nextLink` is set (one page of several); import every page; \
+             devices on other pages keep their previous records"
+                .to_string(),
+        );
+    }
     let mut devices = Vec::with_capacity(items.len());
     for item in &items {
-        let udid = item.str_req("udid")?.to_string();
+        let os = item.str_opt("operatingSystem")?;
+        if let Some(os) = os.filter(|os| !is_apple_mobile_os(os)) {
+            skipped.push(format!(
+                "`{}`: operatingSystem {os:?} is not iOS/iPadOS; record skipped ({:?})",
+                item.path(),
+                item.str_opt("deviceName")?.unwrap_or("unnamed")
+            ));
+            continue;
+        }
+        let Some(udid) = item
+            .get("udid")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        else {
+            skipped.push(format!(
+                "`{}.udid` missing or empty: record skipped ({:?}; a UDID is the key Portolan \
+                 joins on)",
+                item.path(),
+                item.str_opt("deviceName")?.unwrap_or("unnamed")
+            ));
+            continue;
+        };
+        let udid = udid.to_string();
         let agent = item.str_opt("managementAgent")?.unwrap_or("mdm");
         let managed = agent.to_ascii_lowercase().contains("mdm");
         let mut apps = Vec::new();
+        let mut unreported = Vec::new();
         match item.objects_opt("detectedApps")? {
-            None => warnings.push(format!(
-                "`{}.detectedApps` missing: request managedDevices with $expand=detectedApps to \
-                 list apps",
-                item.path()
-            )),
+            None => {
+                unreported.push(DevicePart::Apps);
+                warnings.push(format!(
+                    "`{}.detectedApps` missing: request managedDevices with $expand=detectedApps \
+                     to list apps; the device's previous app list is kept",
+                    item.path()
+                ))
+            }
             Some(detected) => {
                 for app in &detected {
                     let name = app.str_req("displayName")?;
@@ -147,9 +184,16 @@ pub fn parse_managed_devices(
             reported_at_us: timestamp_opt(item, "lastSyncDateTime")?,
             source: InventorySource::Intune,
             apps,
+            unreported,
         });
     }
     Ok(devices)
+}
+
+/// iOS or iPadOS, as Graph's `operatingSystem` names them.
+fn is_apple_mobile_os(os: &str) -> bool {
+    let os = os.trim().to_ascii_lowercase();
+    os == "ios" || os == "ipados"
 }
 
 #[cfg(test)]

@@ -9,6 +9,11 @@
 //! in each section (`general`, `hardware`, `userAndLocation`, `purchasing`), where Jamf puts them
 //! by their inventory display; those named in [`InventoryOptions::ipv6_extension_attributes`]
 //! give the device's IPv6 addresses.
+//!
+//! Jamf returns only `general` unless the request names `section=`s: a record without
+//! `hardware`, `applications` or `userAndLocation` marks them [`Device::unreported`] (the store
+//! then keeps the previous values) and the file gets a warning naming the `section=` to request;
+//! `totalCount` above the records returned warns of a partial export.
 
 use std::net::IpAddr;
 
@@ -16,7 +21,8 @@ use serde_json::Value;
 
 use super::json_fields::{ip_opt, mac_opt, timestamp_opt, FieldError, JsonNode};
 use super::{
-    normalize_app_status, Device, InventoryOptions, InventorySource, ManagedApp, MdmUser, Ownership,
+    normalize_app_status, Device, DevicePart, InventoryOptions, InventorySource, ManagedApp,
+    MdmUser, Ownership,
 };
 
 /// Sections of a record that may hold extension attributes.
@@ -33,10 +39,55 @@ pub fn parse_detail_list(
     if items.is_empty() {
         warnings.push("`results` is empty: no devices".to_string());
     }
-    items
+    if let Some(total) = root.get("totalCount").and_then(Value::as_u64) {
+        if total > items.len() as u64 {
+            warnings.push(format!(
+                "partial export: `results` holds {} of `totalCount` {total} devices (one page); \
+                 import every page (`page=0..`, or a larger `page-size`); devices on other pages \
+                 keep their previous records",
+                items.len()
+            ));
+        }
+    }
+    let devices = items
         .iter()
         .map(|item| parse_sectioned(item, options, warnings))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    for part in [DevicePart::Hardware, DevicePart::Apps, DevicePart::User] {
+        let missing = devices
+            .iter()
+            .filter(|d| d.unreported.contains(&part))
+            .count();
+        if missing > 0 {
+            warnings.push(format!(
+                "{missing} of {} records lack the `{}` section (request it with `section={}`); \
+                 each one's previous {} is kept",
+                devices.len(),
+                section_name(part),
+                section_param(part),
+                part.as_str()
+            ));
+        }
+    }
+    Ok(devices)
+}
+
+/// The list response's section holding `part`.
+fn section_name(part: DevicePart) -> &'static str {
+    match part {
+        DevicePart::Apps => "applications",
+        DevicePart::Hardware => "hardware",
+        DevicePart::User => "userAndLocation",
+    }
+}
+
+/// The `section` query value that asks Jamf for `part`.
+fn section_param(part: DevicePart) -> &'static str {
+    match part {
+        DevicePart::Apps => "APPLICATIONS",
+        DevicePart::Hardware => "HARDWARE",
+        DevicePart::User => "USER_AND_LOCATION",
+    }
 }
 
 /// The extension attributes of a record: at the top level and in each section.
@@ -159,7 +210,19 @@ fn parse_sectioned(
         Some(t) => Some(t),
         None => item.str_opt("type")?,
     };
-    let apps = match item.objects_opt("applications")? {
+    let apps_section = item.objects_opt("applications")?;
+    let user_section = item.object_opt("userAndLocation")?;
+    let mut unreported = Vec::new();
+    if hardware.is_none() {
+        unreported.push(DevicePart::Hardware);
+    }
+    if apps_section.is_none() {
+        unreported.push(DevicePart::Apps);
+    }
+    if user_section.is_none() {
+        unreported.push(DevicePart::User);
+    }
+    let apps = match apps_section {
         Some(list) => list.iter().map(parse_app).collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
@@ -195,6 +258,7 @@ fn parse_sectioned(
         reported_at_us: timestamp_opt(&general, "lastInventoryUpdateDate")?,
         source: InventorySource::JamfPro,
         apps,
+        unreported,
     })
 }
 
@@ -235,11 +299,21 @@ pub fn parse_device_detail_with(
         Some(i) => i.str_opt("model")?.map(str::to_string),
         None => None,
     };
-    let apps = match &ios {
-        Some(i) => match i.objects_opt("applications")? {
-            Some(list) => list.iter().map(parse_app).collect::<Result<Vec<_>, _>>()?,
-            None => Vec::new(),
-        },
+    let apps_section = match &ios {
+        Some(i) => i.objects_opt("applications")?,
+        None => None,
+    };
+    let mut unreported = Vec::new();
+    if apps_section.is_none() {
+        unreported.push(DevicePart::Apps);
+        warnings
+            .push("`ios.applications` missing: the device's previous app list is kept".to_string());
+    }
+    if root.get("location").is_none() {
+        unreported.push(DevicePart::User);
+    }
+    let apps = match apps_section {
+        Some(list) => list.iter().map(parse_app).collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
     let supervised = match &ios {
@@ -274,5 +348,6 @@ pub fn parse_device_detail_with(
         },
         source: InventorySource::JamfPro,
         apps,
+        unreported,
     })
 }

@@ -253,6 +253,34 @@ pub struct Device {
     /// Apps on the device.
     #[serde(default)]
     pub apps: Vec<ManagedApp>,
+    /// Parts the source document did not carry for this device (e.g. a Jamf export without the
+    /// `APPLICATIONS` section): an empty value here means "not reported", not "none", so an
+    /// import keeps the previous inventory's value instead of wiping it. Not stored.
+    #[serde(skip)]
+    pub unreported: Vec<DevicePart>,
+}
+
+/// A part of a device record that a source document may leave out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DevicePart {
+    /// The app list (Jamf `applications`, Intune `detectedApps`, Apple app-list responses).
+    Apps,
+    /// Serial number, model and Wi-Fi MAC (Jamf `hardware`, Apple `DeviceInformation`).
+    Hardware,
+    /// The assigned user (Jamf `userAndLocation` / `location`).
+    User,
+}
+
+impl DevicePart {
+    /// Snake-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DevicePart::Apps => "apps",
+            DevicePart::Hardware => "hardware",
+            DevicePart::User => "user",
+        }
+    }
 }
 
 impl Device {
@@ -309,6 +337,9 @@ pub struct InventoryBatch {
     pub devices: Vec<Device>,
     /// Things skipped or missing that did not stop the import (each names file and field).
     pub warnings: Vec<String>,
+    /// Records left out of the import, each with its reason (e.g. an Intune record of a Windows
+    /// device); each is among `warnings` too.
+    pub skipped: Vec<String>,
 }
 
 /// An inventory file that could not be read; every variant names the file.
@@ -477,6 +508,7 @@ fn parse_shape(
         error,
     };
     let mut warnings = Vec::new();
+    let mut skipped = Vec::new();
     let (source, devices) = match shape {
         InventoryShape::JamfDetailList => (
             InventorySource::JamfPro,
@@ -488,11 +520,12 @@ fn parse_shape(
         ),
         InventoryShape::GraphManagedDevices => (
             InventorySource::Intune,
-            intune::parse_managed_devices(value, catalogue, &mut warnings).map_err(field_err)?,
+            intune::parse_managed_devices(value, catalogue, &mut warnings, &mut skipped)
+                .map_err(field_err)?,
         ),
         InventoryShape::AppleMdmResponses => (
             InventorySource::AppleMdm,
-            apple_mdm::parse_responses(value, &mut warnings).map_err(field_err)?,
+            apple_mdm::parse_responses(value, &mut warnings, &mut skipped).map_err(field_err)?,
         ),
         InventoryShape::GraphMobileApps => {
             return Err(InventoryError::UnknownShape {
@@ -501,15 +534,16 @@ fn parse_shape(
             })
         }
     };
-    let warnings = warnings
-        .into_iter()
-        .map(|w| format!("{}: {w}", path.display()))
-        .collect();
+    let name = |w: String| format!("{}: {w}", path.display());
+    let skipped: Vec<String> = skipped.into_iter().map(name).collect();
+    let mut warnings: Vec<String> = warnings.into_iter().map(name).collect();
+    warnings.extend(skipped.iter().cloned());
     Ok(InventoryBatch {
         source,
         path: path.to_path_buf(),
         devices,
         warnings,
+        skipped,
     })
 }
 
