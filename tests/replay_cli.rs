@@ -458,7 +458,9 @@ fn a_failed_run_leaves_earlier_outputs_untouched_and_no_partial_file() {
     std::fs::create_dir(&out_dir).expect("mkdir");
     let summary = out_dir.join("summary.json");
     let flows = out_dir.join("flows.json");
+    let eve = out_dir.join("eve.json");
     std::fs::write(&summary, "earlier run\n").expect("write");
+    std::fs::write(&eve, "earlier alerts\n").expect("write");
     let args = [
         "replay",
         s(&cap),
@@ -466,6 +468,8 @@ fn a_failed_run_leaves_earlier_outputs_untouched_and_no_partial_file() {
         s(&summary),
         "--flows",
         s(&flows),
+        "--eve",
+        s(&eve),
     ];
     let out = portolan(&[&args[..], &["--mbufs", "1"]].concat());
     assert_eq!(out.status.code(), Some(1), "{}", one_error_line(&out));
@@ -481,14 +485,25 @@ fn a_failed_run_leaves_earlier_outputs_untouched_and_no_partial_file() {
         v.sort();
         v
     };
-    assert_eq!(names(&out_dir), ["summary.json"]);
+    assert_eq!(
+        std::fs::read_to_string(&eve).expect("read"),
+        "earlier alerts\n",
+        "the alert file is staged like the others"
+    );
+    assert_eq!(names(&out_dir), ["eve.json", "summary.json"]);
     let out = portolan(&args);
     assert_ok(&out);
-    assert_eq!(names(&out_dir), ["flows.json", "summary.json"]);
+    assert_eq!(names(&out_dir), ["eve.json", "flows.json", "summary.json"]);
     assert!(read_json(&summary)["packets"].as_u64().unwrap_or(0) > 0);
     assert!(!json_lines(&flows).is_empty());
+    assert!(
+        !std::fs::read_to_string(&eve)
+            .expect("read")
+            .contains("earlier alerts"),
+        "a successful run replaces the alert file"
+    );
     use std::os::unix::fs::PermissionsExt;
-    for f in [&summary, &flows] {
+    for f in [&summary, &flows, &eve] {
         let mode = std::fs::metadata(f).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", f.display());
     }
