@@ -136,6 +136,14 @@ impl Failure {
             code: 1,
         }
     }
+    /// Bad input (exit 2) when `bad_input`, else a failure of the run (exit 1).
+    fn new(bad_input: bool, message: impl Into<String>) -> Failure {
+        if bad_input {
+            Failure::bad_input(message)
+        } else {
+            Failure::runtime(message)
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -200,13 +208,8 @@ fn run_hwcheck(args: &HwcheckArgs) -> Result<(), Failure> {
         force_no_huge: args.no_huge,
         log_level: None,
     };
-    let report = hwcheck(&hw, &options).map_err(|e| {
-        if e.is_bad_input() {
-            Failure::bad_input(e.to_string())
-        } else {
-            Failure::runtime(e.to_string())
-        }
-    })?;
+    let report =
+        hwcheck(&hw, &options).map_err(|e| Failure::new(e.is_bad_input(), e.to_string()))?;
     let mut out = std::io::stdout().lock();
     // A closed stdout (e.g. `| head`) is not an error of the check.
     let _ = if args.json {
@@ -236,13 +239,8 @@ fn run_shard(args: ShardArgs) -> Result<(), Failure> {
         None => RssSharder::symmetric(args.queues),
     }
     .map_err(|e| Failure::bad_input(e.to_string()))?;
-    let summary = shard_capture(&args.capture, &args.out_dir, &sharder).map_err(|e| {
-        if e.is_bad_input() {
-            Failure::bad_input(e.to_string())
-        } else {
-            Failure::runtime(e.to_string())
-        }
-    })?;
+    let summary = shard_capture(&args.capture, &args.out_dir, &sharder)
+        .map_err(|e| Failure::new(e.is_bad_input(), e.to_string()))?;
     eprint!("{summary}");
     Ok(())
 }

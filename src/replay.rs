@@ -212,11 +212,8 @@ fn open_replay_control(
         names: INPUT_NAMES,
         actor: IMPORT_ACTOR,
     };
-    let (control, mut warnings) =
-        open_control(&inputs, classifiers.ports()).map_err(|e| Failure {
-            message: e.message,
-            code: if e.bad_input { 2 } else { 1 },
-        })?;
+    let (control, mut warnings) = open_control(&inputs, classifiers.ports())
+        .map_err(|e| Failure::new(e.bad_input, e.message))?;
     let devices = control
         .core()
         .lock()
@@ -246,11 +243,7 @@ fn open_replay_control(
 }
 
 fn replay_err(e: ReplayError) -> Failure {
-    if e.is_bad_input() {
-        Failure::bad_input(e.to_string())
-    } else {
-        Failure::runtime(e.to_string())
-    }
+    Failure::new(e.is_bad_input(), e.to_string())
 }
 
 /// The replay's output files, created before the dataplane starts so a bad path fails first,
@@ -602,13 +595,8 @@ fn shard_for_workers(
         .prefix("portolan-shards-")
         .tempdir()
         .map_err(|e| Failure::runtime(format!("cannot create a directory for the shards: {e}")))?;
-    let summary = shard_capture(capture, dir.path(), &sharder).map_err(|e| {
-        if e.is_bad_input() {
-            Failure::bad_input(e.to_string())
-        } else {
-            Failure::runtime(e.to_string())
-        }
-    })?;
+    let summary = shard_capture(capture, dir.path(), &sharder)
+        .map_err(|e| Failure::new(e.is_bad_input(), e.to_string()))?;
     eprint!("{summary}");
     let shards = (0..queues)
         .map(|q| portolan_hwconfig::shard::shard_file_path(dir.path(), capture, q))

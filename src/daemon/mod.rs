@@ -356,10 +356,7 @@ fn start_control(
         actor: STARTUP_ACTOR,
     };
     let (ControlPlane { ingest, operator }, warnings) =
-        open_control(&inputs, registry).map_err(|e| Failure {
-            message: e.message,
-            code: if e.bad_input { 2 } else { 1 },
-        })?;
+        open_control(&inputs, registry).map_err(|e| Failure::new(e.bad_input, e.message))?;
     for w in warnings {
         tracing::warn!("{w}");
     }
