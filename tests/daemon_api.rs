@@ -892,6 +892,11 @@ async fn an_inventory_of_inputs_nested_too_deep_stops_the_start_naming_the_limit
             && err.contains("limit of 64 levels"),
         "{err}"
     );
+    // All or nothing: the imports are tried on a scratch store before the store file exists.
+    assert!(
+        !dir.path().join("data").join("portolan.db").exists(),
+        "a refused start created the store"
+    );
 }
 
 /// No silent loss at the store: while every commit of findings fails (a trigger installed with
