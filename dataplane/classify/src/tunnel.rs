@@ -19,7 +19,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use portolan_model::{ProxyKind, ProxyTarget};
+use portolan_model::{ProxyKind, ProxyTarget, Side};
 
 use crate::protocols::wire_int::{be16, u8_at};
 
@@ -436,10 +436,10 @@ impl TunnelWatch {
         self.target.as_ref()
     }
 
-    /// Feeds the next in-order bytes of one direction.
-    pub fn feed(&mut self, from_client: bool, bytes: &[u8]) -> Step {
+    /// Feeds the next in-order bytes `sender` sent.
+    pub fn feed(&mut self, sender: Side, bytes: &[u8]) -> Step {
         self.chunks = self.chunks.saturating_add(1);
-        let d = usize::from(!from_client);
+        let d = sender.index();
         let Some(pending) = self.pending.get_mut(d) else {
             return Step::Abandoned;
         };
@@ -449,7 +449,7 @@ impl TunnelWatch {
             pending.reserve(bytes.len().clamp(64, MAX_HANDSHAKE_BYTES));
         }
         pending.extend_from_slice(bytes.get(..room).unwrap_or(bytes));
-        let step = if from_client {
+        let step = if sender.is_client() {
             self.advance_client()
         } else {
             self.advance_server()
@@ -631,7 +631,7 @@ mod tests {
         let mut w = TunnelWatch::start(first).expect("a candidate");
         let mut last = Step::Watching;
         for (from_client, bytes) in exchange {
-            last = w.feed(*from_client, bytes);
+            last = w.feed(Side::from_client(*from_client), bytes);
             if last != Step::Watching {
                 break;
             }
@@ -754,13 +754,13 @@ mod tests {
         // A request whose headers never end within the bound.
         let mut w = TunnelWatch::start(b"C").unwrap();
         assert_eq!(
-            w.feed(true, b"CONNECT a.example:443 HTTP/1.1\r\n"),
+            w.feed(Side::Client, b"CONNECT a.example:443 HTTP/1.1\r\n"),
             Step::Watching
         );
         let header = b"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
         let mut last = Step::Watching;
         for _ in 0..80 {
-            last = w.feed(true, header);
+            last = w.feed(Side::Client, header);
             if last != Step::Watching {
                 break;
             }
@@ -773,13 +773,16 @@ mod tests {
         let req = b"\x05\x01\x00\x05\x01\x00\x03\x0bexample.com\x01\xbb";
         let mut w = TunnelWatch::start(req).unwrap();
         for b in req.iter() {
-            assert_eq!(w.feed(true, std::slice::from_ref(b)), Step::Watching);
+            assert_eq!(
+                w.feed(Side::Client, std::slice::from_ref(b)),
+                Step::Watching
+            );
         }
-        assert_eq!(w.feed(false, b"\x05\x00"), Step::Watching);
+        assert_eq!(w.feed(Side::Server, b"\x05\x00"), Step::Watching);
         let reply = b"\x05\x00\x00\x01\x0a\x00\x00\x01\x04\x38";
         let mut last = Step::Watching;
         for b in reply.iter() {
-            last = w.feed(false, std::slice::from_ref(b));
+            last = w.feed(Side::Server, std::slice::from_ref(b));
         }
         assert_eq!(last, Step::Open);
         assert_eq!(w.take_inner().1.unwrap().port, 443);

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use portolan_classify::{
     AppProto, AppRecord, CacheDir, Classifier, ClassifyConfig, CompiledSignatures,
-    FlowClassification, ProbeContext, ProxyKind,
+    FlowClassification, ProbeContext, ProxyKind, Side,
 };
 use portolan_packet::Transport;
 use portolan_testkit::{self as testkit, ClientHelloSpec};
@@ -34,7 +34,7 @@ fn classifier() -> Classifier {
 fn ctx(from_client: bool) -> ProbeContext {
     ProbeContext {
         transport: Transport::Tcp,
-        from_client,
+        sender: Side::from_client(from_client),
         client_port: 49152,
         server_port: PROXY_PORT,
         packet_index: 0,
@@ -101,8 +101,8 @@ fn record_of(exchange: &Exchange, cuts: &[Vec<usize>; 2]) -> Map<String, Value> 
     let mut c = classifier();
     let mut flow = FlowClassification::default();
     flow.fix_roles();
-    flow.observe_syn(true, ISN[0]);
-    flow.observe_syn(false, ISN[1]);
+    flow.observe_syn(Side::Client, ISN[0]);
+    flow.observe_syn(Side::Server, ISN[1]);
     let mut offset = [0usize; 2];
     for (from_client, bytes) in exchange {
         let d = usize::from(!from_client);

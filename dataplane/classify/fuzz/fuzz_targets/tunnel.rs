@@ -8,6 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use portolan_classify::tunnel::{self, Parse, Step, TunnelWatch, MAX_HANDSHAKE_BYTES};
+use portolan_classify::Side;
 
 fn chunks(mut data: &[u8]) -> Vec<(bool, &[u8])> {
     let mut out = Vec::new();
@@ -48,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     for (from_client, bytes) in &chunks {
-        match watch.feed(*from_client, bytes) {
+        match watch.feed(Side::from_client(*from_client), bytes) {
             Step::Watching => continue,
             Step::Open => {
                 let ([c, s], target) = watch.take_inner();
