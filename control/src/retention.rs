@@ -16,27 +16,27 @@ use serde::{Deserialize, Serialize};
 
 const DAY_S: i64 = 24 * 3600;
 
-/// `[control.retention]`: windows in seconds; defaults in brackets.
+/// `[control.retention]`: windows in seconds; the default after each field's description.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionConfig {
-    /// Prune at all (the daemon; a replay never prunes) [true].
+    /// Prune at all (the daemon; a replay never prunes) (default: true).
     pub enabled: bool,
-    /// Seconds between passes [3600].
+    /// Seconds between passes (default: 3600).
     pub interval_s: i64,
     /// Device state reports older than this are removed, except the latest of each kind per
-    /// device [30 days].
+    /// device (default: 30 days).
     pub device_states_s: i64,
-    /// Device records a re-import replaced, kept as history [90 days].
+    /// Device records a re-import replaced, kept as history (default: 90 days).
     pub device_history_s: i64,
-    /// Learning count buckets (proposals can look back this far) [90 days].
+    /// Learning count buckets (proposals can look back this far) (default: 90 days).
     pub learning_counts_s: i64,
-    /// Address bindings and DHCP leases that ended this long ago [90 days].
+    /// Address bindings and DHCP leases that ended this long ago (default: 90 days).
     pub bindings_s: i64,
-    /// Findings with no session for this long and no alert [30 days]; at least the scoring
+    /// Findings with no session for this long and no alert (default: 30 days); at least the scoring
     /// window, so a finding still scoring is never forgotten.
     pub findings_s: i64,
-    /// Inventory documents uploaded through the API, kept beside the store [90 days].
+    /// Inventory documents uploaded through the API, kept beside the store (default: 90 days).
     pub uploads_s: i64,
 }
 
