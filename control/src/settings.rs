@@ -209,23 +209,29 @@ pub fn validate(cfg: &ControlConfig) -> Result<(), InvalidSetting> {
     for (field, value) in r.windows() {
         window(field, value)?;
     }
-    if r.findings_s < s.window_s {
-        return Err(invalid(
+    // A window may not undercut what it keeps alive.
+    for (field, value, floor, floor_name, why) in [
+        (
             "retention.findings_s",
-            format!(
-                "must not be below scoring.window_s ({}): a finding still scoring would be forgotten, got {}",
-                s.window_s, r.findings_s
-            ),
-        ));
-    }
-    if r.learning_counts_s < l.bucket_s {
-        return Err(invalid(
+            r.findings_s,
+            s.window_s,
+            "scoring.window_s",
+            ": a finding still scoring would be forgotten",
+        ),
+        (
             "retention.learning_counts_s",
-            format!(
-                "must not be below learning.bucket_s ({}), got {}",
-                l.bucket_s, r.learning_counts_s
-            ),
-        ));
+            r.learning_counts_s,
+            l.bucket_s,
+            "learning.bucket_s",
+            "",
+        ),
+    ] {
+        if value < floor {
+            return Err(invalid(
+                field,
+                format!("must not be below {floor_name} ({floor}){why}, got {value}"),
+            ));
+        }
     }
     Ok(())
 }

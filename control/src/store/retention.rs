@@ -35,35 +35,39 @@ impl Store {
                     .map_err(sql(path, "prune device states"))?;
             }
             report.device_states = doomed_states.len() as u64;
-            let count = |n: usize| n as u64;
-            report.device_history = count(
-                tx.execute(
+            // Rows older than their cutoff, one statement a kind.
+            let by_age: [(&mut u64, &str, i64, &'static str); 4] = [
+                (
+                    &mut report.device_history,
                     "DELETE FROM device_history WHERE replaced_us < ?1",
-                    params![c.device_history_us],
-                )
-                .map_err(sql(path, "prune device history"))?,
-            );
-            report.learning_counts = count(
-                tx.execute(
+                    c.device_history_us,
+                    "prune device history",
+                ),
+                (
+                    &mut report.learning_counts,
                     "DELETE FROM learning_counts WHERE bucket_us < ?1",
-                    params![c.learning_counts_us],
-                )
-                .map_err(sql(path, "prune learning counts"))?,
-            );
-            report.bindings = count(
-                tx.execute(
-                    "DELETE FROM network_bindings WHERE valid_until_us IS NOT NULL AND valid_until_us < ?1",
-                    params![c.bindings_us],
-                )
-                .map_err(sql(path, "prune address bindings"))?,
-            );
-            report.leases = count(
-                tx.execute(
+                    c.learning_counts_us,
+                    "prune learning counts",
+                ),
+                (
+                    &mut report.bindings,
+                    "DELETE FROM network_bindings \
+                     WHERE valid_until_us IS NOT NULL AND valid_until_us < ?1",
+                    c.bindings_us,
+                    "prune address bindings",
+                ),
+                (
+                    &mut report.leases,
                     "DELETE FROM leases WHERE valid_until_us < ?1",
-                    params![c.bindings_us],
-                )
-                .map_err(sql(path, "prune leases"))?,
-            );
+                    c.bindings_us,
+                    "prune leases",
+                ),
+            ];
+            for (field, statement, cutoff, op) in by_age {
+                *field = tx
+                    .execute(statement, params![cutoff])
+                    .map_err(sql(path, op))? as u64;
+            }
             let findings: Vec<String> = {
                 let mut stmt = tx
                     .prepare(
@@ -79,15 +83,14 @@ impl Store {
                     .map_err(sql(path, "prune findings"))?
             };
             report.findings = findings.len() as u64;
-            report.imports = count(
-                tx.execute(
+            report.imports = tx
+                .execute(
                     "DELETE FROM imports WHERE id NOT IN (SELECT import_id FROM devices \
                      UNION SELECT import_id FROM device_history \
                      UNION SELECT import_id FROM network_bindings)",
                     [],
                 )
-                .map_err(sql(path, "prune import records"))?,
-            );
+                .map_err(sql(path, "prune import records"))? as u64;
             if report.total() > 0 {
                 let entry = AuditEntry::new(
                     RETENTION_ACTOR,
