@@ -124,6 +124,12 @@ pub struct PortCounters {
     pub rx_errors: u64,
     /// Receive buffer allocation failures.
     pub rx_nombuf: u64,
+    /// Packets the kernel dropped on the port's sockets before DPDK saw them (a full ring):
+    /// for `net_af_packet`, the sum of its sockets' `PACKET_STATISTICS` drops, which its PMD
+    /// does not report. Absent for other drivers (`net_af_xdp` reports its sockets' drops in
+    /// `rx_missed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rx_kernel_dropped: Option<u64>,
 }
 
 /// Counters of one worker lcore.

@@ -13,6 +13,7 @@
 
 use super::{EalOptions, PoolPlan, PortPlan, StartError, StartPlan};
 use crate::classify::ClassifyObserver;
+use crate::dpdk::kernel_drops::{af_packet_iface, PacketSocketDrops};
 use crate::dpdk::{xdp, DpdkError, Eal, LcoreJob, PktMbufPool, Port};
 use crate::observer::FlowSink;
 use crate::runtime;
@@ -66,6 +67,8 @@ pub struct RunningPort {
     pub port: Port,
     /// Its name (the description's, else the device's).
     pub name: String,
+    /// For a `net_af_packet` port: the kernel's drop counter of its sockets.
+    pub kernel_drops: Option<PacketSocketDrops>,
 }
 
 /// A started dataplane.
@@ -343,6 +346,11 @@ impl LiveDataplane {
             .map(|(sp, (i, pc))| RunningPort {
                 port: sp.port,
                 name: pc.display_name(i),
+                kernel_drops: pc
+                    .vdev
+                    .as_deref()
+                    .and_then(af_packet_iface)
+                    .and_then(PacketSocketDrops::for_iface),
             })
             .collect();
         let n = jobs.len();
