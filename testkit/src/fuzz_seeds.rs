@@ -11,6 +11,9 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
+/// A fuzz target: the name of its binary and its body.
+pub type FuzzTarget = (&'static str, fn(&[u8]));
+
 /// The `name`s of the `[[bin]]` sections of a fuzz crate's `Cargo.toml`.
 pub fn fuzz_binaries(manifest: &str) -> Vec<String> {
     let mut names = Vec::new();
@@ -33,7 +36,7 @@ pub fn fuzz_binaries(manifest: &str) -> Vec<String> {
 /// number of seeds per target. Panics (failing the test) naming the target and the seed file
 /// when a body panics, and when the targets listed here and the crate's binaries differ or a
 /// target has no seed.
-pub fn replay(fuzz_dir: &Path, targets: &[(&str, fn(&[u8]))]) -> Vec<(String, usize)> {
+pub fn replay(fuzz_dir: &Path, targets: &[FuzzTarget]) -> Vec<(String, usize)> {
     let manifest = std::fs::read_to_string(fuzz_dir.join("Cargo.toml"))
         .unwrap_or_else(|e| panic!("{}/Cargo.toml: {e}", fuzz_dir.display()));
     let mut binaries = fuzz_binaries(&manifest);

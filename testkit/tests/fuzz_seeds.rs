@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use portolan_testkit::fuzz_seeds::{fuzz_binaries, replay};
+use portolan_testkit::fuzz_seeds::{fuzz_binaries, replay, FuzzTarget};
 
 fn fuzz_dir(name: &str, bins: &[&str], seeds: &[(&str, &[u8])]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("fuzz-seeds-{name}-{}", std::process::id()));
@@ -26,7 +26,7 @@ fn refuses_boom(data: &[u8]) {
     assert_ne!(data, b"boom", "boom");
 }
 
-fn message(dir: &Path, targets: &[(&str, fn(&[u8]))]) -> String {
+fn message(dir: &Path, targets: &[FuzzTarget]) -> String {
     let panic = std::panic::catch_unwind(|| replay(dir, targets)).unwrap_err();
     panic.downcast_ref::<String>().cloned().unwrap_or_default()
 }

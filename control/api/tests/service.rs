@@ -304,7 +304,11 @@ async fn metrics_are_strict_prometheus_text_with_http_and_dataplane_counters() {
             "{kind}"
         );
     }
-    let kernel = find("portolan_port_rx_kernel_dropped_packets_total", "device", "net_pcap0");
+    let kernel = find(
+        "portolan_port_rx_kernel_dropped_packets_total",
+        "device",
+        "net_pcap0",
+    );
     assert!(matches!(kernel.value, prometheus_parse::Value::Counter(v) if v == 5.0));
     let prefiltered = find("portolan_worker_prefiltered_packets_total", "worker", "0");
     assert!(matches!(prefiltered.value, prometheus_parse::Value::Counter(v) if v == 9.0));

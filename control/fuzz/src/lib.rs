@@ -25,8 +25,11 @@ use portolan_control::observation::FlowObservation;
 use portolan_control::{ControlConfig, RoleSet};
 use serde_json::Value;
 
-/// Every target: its binary's name and its body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A target: its binary's name and its body.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target.
+pub const TARGETS: &[Target] = &[
     ("inventory", inventory),
     ("leases", leases),
     ("device_states", device_states),

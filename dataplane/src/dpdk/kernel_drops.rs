@@ -90,8 +90,8 @@ impl PacketSocketDrops {
         if state.fds.is_empty() || !state.fds.iter().all(|&fd| self.is_ours(fd)) {
             state.fds = self.find_sockets()?;
         }
-        let mut dropped = 0u64;
-        for &fd in &state.fds {
+        let fds = state.fds.clone();
+        for fd in fds {
             let mut stats = TpacketStats::default();
             let mut len = std::mem::size_of::<TpacketStats>() as libc::socklen_t;
             // SAFETY: `stats` is a writable buffer of `len` bytes; the kernel writes at most
@@ -108,9 +108,9 @@ impl PacketSocketDrops {
             if ret != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            dropped += u64::from(stats.tp_drops);
+            // Added at once: the read has reset the kernel's counter.
+            state.dropped += u64::from(stats.tp_drops);
         }
-        state.dropped += dropped;
         Ok(state.dropped)
     }
 

@@ -10,8 +10,11 @@
 
 use portolan_hwconfig::HardwareDescription;
 
-/// Every target: its binary's name and its body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[("hardware", hardware)];
+/// A target: its binary's name and its body.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target.
+pub const TARGETS: &[Target] = &[("hardware", hardware)];
 
 /// A hardware description (TOML, `portolan hwcheck` and the appliance's `[hardware]`). Checks that
 /// parsing is a pure function of the text (the same text, the same answer).

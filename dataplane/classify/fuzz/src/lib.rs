@@ -20,8 +20,11 @@ use portolan_classify::{
 };
 use portolan_packet::Transport;
 
-/// Every target: its binary's name and its body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A target: its binary's name and its body.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target.
+pub const TARGETS: &[Target] = &[
     ("tls", tls),
     ("quic", quic),
     ("http", http),

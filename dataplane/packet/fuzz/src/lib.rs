@@ -13,8 +13,11 @@
 use portolan_packet::defrag::{DefragConfig, Defragmenter, Pushed};
 use portolan_packet::{ip_addresses, parse, parse_counting, DropReason, Encapsulations, LinkType};
 
-/// Every target: its binary's name and its body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[("decode", decode), ("defrag", defrag)];
+/// A target: its binary's name and its body.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target.
+pub const TARGETS: &[Target] = &[("decode", decode), ("defrag", defrag)];
 
 const LINKS: [LinkType; 8] = [
     LinkType::Ethernet,
