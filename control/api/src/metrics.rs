@@ -307,7 +307,7 @@ impl Collector for DataplaneCollector {
         counter_family(
             e,
             "port_rx_kernel_dropped_packets",
-            "Packets the kernel dropped on the port's sockets (net_af_packet) before DPDK saw them",
+            "Packets the kernel dropped on the port's sockets (net_af_packet, net_af_xdp) because their ring was full",
             None,
             snap.ports
                 .iter()

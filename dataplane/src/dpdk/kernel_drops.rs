@@ -1,19 +1,22 @@
-//! Packets the kernel dropped on a `net_af_packet` port's sockets before DPDK saw them.
+//! Packets the kernel dropped on a `net_af_packet` or `net_af_xdp` port's sockets (their ring was
+//! full) before DPDK saw them, which the PMDs of DPDK 22.11 do not report.
 //!
-//! DPDK 22.11's `net_af_packet` PMD never reads its sockets' `PACKET_STATISTICS` (its
-//! `imissed` stays 0): when a worker falls behind and the socket's ring is full, the kernel
-//! counts the packet in `tp_drops` and nobody else does. Those sockets live in this process, so
-//! [`PacketSocketDrops`] finds them (the `AF_PACKET` sockets in `/proc/self/fd` bound to the
-//! port's interface) and reads the counter itself. (`net_af_xdp` reads its own sockets'
-//! `XDP_STATISTICS` and reports their `rx_dropped` as `imissed`.)
+//! - `net_af_packet` never reads its sockets' `PACKET_STATISTICS` (its `imissed` stays 0): when a
+//!   worker falls behind and the socket's ring is full, the kernel counts the packet in
+//!   `tp_drops` and nobody else does. [`PacketSocketDrops`] finds the sockets (the `AF_PACKET`
+//!   descriptors in `/proc/self/fd` bound to the port's interface) and reads the counter itself.
+//!   Reading resets the kernel's counters, so this is their only reader and keeps the total;
+//!   each read revalidates the descriptors it found and looks again when one no longer matches.
+//! - `net_af_xdp` reads its sockets' `XDP_STATISTICS` but reports only `rx_dropped` (as
+//!   `imissed`); a packet dropped because the socket's RX ring was full is counted by the
+//!   kernel in `rx_ring_full` only. [`XdpSocketDrops`] sums that over the process's `AF_XDP`
+//!   descriptors (the counters are cumulative). An XDP socket has no `getsockname`, and the
+//!   `xdp_diag` dump that would tie it to its interface is not in every kernel (not in the
+//!   test hosts'), so the counter exists only when the appliance has one `net_af_xdp` port.
 //!
-//! Owns: finding a port's packet sockets and summing their drops. Must not: run on a worker
-//! lcore or the hot path (it makes system calls; the statistics readers call it), or touch a
-//! socket in any other way than `getsockopt`/`getsockname`.
-//!
-//! Reading `PACKET_STATISTICS` resets the kernel's counters, so this is their only reader and
-//! keeps the running total; each read revalidates the descriptors it found (domain and
-//! interface) and looks again when one no longer matches.
+//! Owns: finding a port's sockets and summing their drops. Must not: run on a worker lcore or
+//! the hot path (it makes system calls; the statistics readers call it), or touch a socket in
+//! any other way than `getsockopt`/`getsockname`.
 
 use std::ffi::CString;
 use std::os::fd::RawFd;
@@ -27,6 +30,9 @@ const SOL_PACKET: libc::c_int = 263;
 const PACKET_STATISTICS: libc::c_int = 6;
 /// `SO_DOMAIN` (asm-generic/socket.h).
 const SO_DOMAIN: libc::c_int = 39;
+/// `SOL_XDP` (linux/socket.h), `XDP_STATISTICS` (linux/if_xdp.h).
+const SOL_XDP: libc::c_int = 283;
+const XDP_STATISTICS: libc::c_int = 7;
 
 /// `struct tpacket_stats` (linux/if_packet.h; `tpacket_stats_v3` starts with the same two
 /// fields, and the kernel copies no more than asked).
@@ -35,6 +41,146 @@ const SO_DOMAIN: libc::c_int = 39;
 struct TpacketStats {
     tp_packets: u32,
     tp_drops: u32,
+}
+
+/// The kernel's drop counter of one port's sockets.
+#[derive(Debug)]
+pub enum KernelSocketDrops {
+    /// A `net_af_packet` port.
+    Packet(PacketSocketDrops),
+    /// The one `net_af_xdp` port.
+    Xdp(XdpSocketDrops),
+}
+
+impl KernelSocketDrops {
+    /// The counter of the port with device string `vdev`, when it is a `net_af_packet` port, or
+    /// a `net_af_xdp` port and `af_xdp_ports` (the appliance's number of them) is 1.
+    pub fn for_vdev(vdev: &str, af_xdp_ports: usize) -> Option<KernelSocketDrops> {
+        if let Some(iface) = af_packet_iface(vdev) {
+            return PacketSocketDrops::for_iface(iface).map(KernelSocketDrops::Packet);
+        }
+        let iface = af_xdp_iface(vdev)?;
+        (af_xdp_ports == 1).then(|| {
+            KernelSocketDrops::Xdp(XdpSocketDrops {
+                iface: iface.to_string(),
+            })
+        })
+    }
+
+    /// The port's interface.
+    pub fn iface(&self) -> &str {
+        match self {
+            KernelSocketDrops::Packet(p) => p.iface(),
+            KernelSocketDrops::Xdp(x) => &x.iface,
+        }
+    }
+
+    /// Packets the kernel dropped on the port's sockets because their ring was full; an error
+    /// when the port has no socket in this process (yet) or one cannot be read.
+    pub fn dropped(&self) -> std::io::Result<u64> {
+        match self {
+            KernelSocketDrops::Packet(p) => p.dropped(),
+            KernelSocketDrops::Xdp(x) => x.dropped(),
+        }
+    }
+}
+
+/// The `iface=` of a device string whose driver name starts with one of `drivers`.
+fn vdev_iface<'a>(vdev: &'a str, drivers: &[&str]) -> Option<&'a str> {
+    let mut parts = vdev.split(',');
+    let driver = parts.next()?.trim();
+    if !drivers.iter().any(|d| driver.starts_with(d)) {
+        return None;
+    }
+    parts.find_map(|kv| kv.trim().strip_prefix("iface="))
+}
+
+/// The `iface=` of a `net_af_xdp` device string (`net_af_xdp0,iface=eth1,queue_count=2`).
+pub fn af_xdp_iface(vdev: &str) -> Option<&str> {
+    vdev_iface(vdev, &["net_af_xdp", "eth_af_xdp"])
+}
+
+fn no_socket(iface: &str, kind: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!("no {kind} socket of this process is bound to {iface}"),
+    )
+}
+
+/// The address family of descriptor `fd` when it is a socket.
+fn socket_domain(fd: RawFd) -> Option<libc::c_int> {
+    let mut domain: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `domain` is a writable c_int of `len` bytes. On a descriptor that is not a socket
+    // the call fails (ENOTSOCK) without side effects.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_DOMAIN,
+            (&mut domain as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (ret == 0).then_some(domain)
+}
+
+/// This process's open descriptors.
+fn own_descriptors() -> std::io::Result<Vec<RawFd>> {
+    let mut fds = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        if let Some(fd) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<RawFd>().ok())
+        {
+            fds.push(fd);
+        }
+    }
+    Ok(fds)
+}
+
+/// The ring-full drop counter of the process's XDP sockets (see the module's doc).
+#[derive(Debug)]
+pub struct XdpSocketDrops {
+    iface: String,
+}
+
+impl XdpSocketDrops {
+    /// `rx_ring_full` summed over the process's `AF_XDP` sockets (cumulative counters).
+    fn dropped(&self) -> std::io::Result<u64> {
+        let mut found = false;
+        let mut full = 0u64;
+        for fd in own_descriptors()? {
+            if socket_domain(fd) != Some(libc::AF_XDP) {
+                continue;
+            }
+            let mut stats: libc::xdp_statistics =
+                // SAFETY: an all-zero xdp_statistics is a valid value of this plain C struct.
+                unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
+            // SAFETY: `stats` is a writable buffer of `len` bytes; the kernel writes at most
+            // `len` bytes (fewer on a kernel without `rx_ring_full`, which leaves it 0).
+            let ret = unsafe {
+                libc::getsockopt(
+                    fd,
+                    SOL_XDP,
+                    XDP_STATISTICS,
+                    (&mut stats as *mut libc::xdp_statistics).cast(),
+                    &mut len,
+                )
+            };
+            if ret != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            found = true;
+            full += stats.rx_ring_full;
+        }
+        if !found {
+            return Err(no_socket(&self.iface, "AF_XDP"));
+        }
+        Ok(full)
+    }
 }
 
 /// The kernel's drop counter of the packet sockets bound to one interface.
@@ -53,12 +199,7 @@ struct State {
 
 /// The `iface=` of a `net_af_packet` device string (`net_af_packet0,iface=eth1,qpairs=2`).
 pub fn af_packet_iface(vdev: &str) -> Option<&str> {
-    let mut parts = vdev.split(',');
-    let driver = parts.next()?.trim();
-    if !driver.starts_with("net_af_packet") && !driver.starts_with("eth_af_packet") {
-        return None;
-    }
-    parts.find_map(|kv| kv.trim().strip_prefix("iface="))
+    vdev_iface(vdev, &["net_af_packet", "eth_af_packet"])
 }
 
 impl PacketSocketDrops {
@@ -81,7 +222,8 @@ impl PacketSocketDrops {
     }
 
     /// Packets the kernel dropped on the interface's packet sockets since this counter was
-    /// made (the sum over every read), or the error that stopped a descriptor from being read.
+    /// made (the sum over every read); an error when there is no such socket or one cannot be
+    /// read.
     pub fn dropped(&self) -> std::io::Result<u64> {
         let mut state = self
             .state
@@ -89,6 +231,9 @@ impl PacketSocketDrops {
             .map_err(|_| std::io::Error::other("packet socket counter lock poisoned"))?;
         if state.fds.is_empty() || !state.fds.iter().all(|&fd| self.is_ours(fd)) {
             state.fds = self.find_sockets()?;
+        }
+        if state.fds.is_empty() {
+            return Err(no_socket(&self.iface, "packet"));
         }
         let fds = state.fds.clone();
         for fd in fds {
@@ -116,38 +261,15 @@ impl PacketSocketDrops {
 
     /// The packet sockets of this process bound to the interface.
     fn find_sockets(&self) -> std::io::Result<Vec<RawFd>> {
-        let mut fds = Vec::new();
-        for entry in std::fs::read_dir("/proc/self/fd")? {
-            let Some(fd) = entry?
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<RawFd>().ok())
-            else {
-                continue;
-            };
-            if self.is_ours(fd) {
-                fds.push(fd);
-            }
-        }
-        Ok(fds)
+        Ok(own_descriptors()?
+            .into_iter()
+            .filter(|&fd| self.is_ours(fd))
+            .collect())
     }
 
     /// True when `fd` is an `AF_PACKET` socket bound to the interface.
     fn is_ours(&self, fd: RawFd) -> bool {
-        let mut domain: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: `domain` is a writable c_int of `len` bytes. On a descriptor that is not a
-        // socket the call fails (ENOTSOCK) without side effects.
-        let ret = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                SO_DOMAIN,
-                (&mut domain as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        if ret != 0 || domain != libc::AF_PACKET {
+        if socket_domain(fd) != Some(libc::AF_PACKET) {
             return false;
         }
         // SAFETY: an all-zero sockaddr_ll is a valid value of this plain C struct.
@@ -179,6 +301,33 @@ mod tests {
         assert_eq!(af_packet_iface("net_af_xdp0,iface=veth1"), None);
         assert_eq!(af_packet_iface("net_pcap0,rx_pcap=x.pcap"), None);
         assert_eq!(af_packet_iface("net_af_packet0"), None);
+        assert_eq!(
+            af_xdp_iface("net_af_xdp0,iface=veth1,queue_count=1"),
+            Some("veth1")
+        );
+        assert_eq!(af_xdp_iface("net_af_packet0,iface=veth1"), None);
+    }
+
+    #[test]
+    fn an_af_xdp_port_has_a_counter_only_when_it_is_the_only_one() {
+        let vdev = "net_af_xdp0,iface=lo";
+        assert!(matches!(
+            KernelSocketDrops::for_vdev(vdev, 1),
+            Some(KernelSocketDrops::Xdp(_))
+        ));
+        assert!(KernelSocketDrops::for_vdev(vdev, 2).is_none());
+        assert!(matches!(
+            KernelSocketDrops::for_vdev("net_af_packet0,iface=lo", 2),
+            Some(KernelSocketDrops::Packet(_))
+        ));
+        assert!(KernelSocketDrops::for_vdev("net_pcap0,rx_pcap=x.pcap", 0).is_none());
+        assert!(KernelSocketDrops::for_vdev("net_af_packet0,iface=no-such-if", 0).is_none());
+        // No XDP socket in this process: an error naming the interface, not a zero.
+        let err = KernelSocketDrops::for_vdev(vdev, 1)
+            .unwrap()
+            .dropped()
+            .unwrap_err();
+        assert!(err.to_string().contains("bound to lo"), "{err}");
     }
 
     /// A packet socket on `lo` that is never read fills its receive buffer: the datagrams past
