@@ -151,7 +151,7 @@ fn classify(e: EngineError, reason_field: &str) -> ControlError {
 }
 
 /// Engine errors reach the API through [`Operator`] calls made directly by the routes: classified as
-/// [`classify`] does, an empty reason naming the request's `reason` field.
+/// `classify` does, an empty reason naming the request's `reason` field.
 impl From<EngineError> for ControlError {
     fn from(e: EngineError) -> Self {
         classify(e, "reason")
