@@ -274,8 +274,8 @@ impl ControlHandle {
             .map_err(|e| ControlError::Internal(format!("{}: {e}", store_path.display())))?;
         let uploads = store_path
             .parent()
-            .map(|d| d.join("api-uploads"))
-            .unwrap_or_else(|| PathBuf::from("api-uploads"));
+            .map(|d| d.join(portolan_control::store::UPLOADS_DIR))
+            .unwrap_or_else(|| PathBuf::from(portolan_control::store::UPLOADS_DIR));
         let file_exceptions = file_exception_ids(&plan.roles);
         Ok(Self {
             inner: Arc::new(Inner {
