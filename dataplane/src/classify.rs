@@ -299,6 +299,11 @@ impl PacketObserver for ClassifyObserver {
 
     /// Decided (a protocol or `unknown`), no parser wants either direction's bytes any more,
     /// and not DNS (whose answers are read from later packets).
+    fn payload_wanted(&self, flow: &Flow<FlowClassification>, side: Side) -> Option<bool> {
+        (flow.app.is_decided() && flow.app.app_proto() != AppProto::Dns)
+            .then(|| flow.app.wants_payload_from(&self.classifier, side))
+    }
+
     fn judged(&self, flow: &Flow<FlowClassification>) -> bool {
         flow.app.is_decided()
             && flow.app.app_proto() != AppProto::Dns

@@ -26,11 +26,19 @@ pub trait PacketObserver: Send + 'static {
         ts_us: u64,
     );
 
+    /// For a driver bypass that takes one direction at a time: `None` while nothing of `flow`
+    /// may be bypassed (undecided, DNS), else whether the payload `side` sends is still wanted
+    /// (`Some(false)`: every packet of that direction may go; `Some(true)`: only its packets
+    /// without payload). Asked for established TCP flows and UDP flows on a worker with a
+    /// driver bypass, after each packet, until both directions are `Some(false)`.
+    fn payload_wanted(&self, _flow: &Flow<Self::FlowState>, _side: Side) -> Option<bool> {
+        None
+    }
+
     /// True when `flow` is judged and nothing of it is wanted any more (no parser, no metadata,
-    /// no early event): the worker may then have the driver drop its later payload packets
-    /// (XDP bypass on `net_af_xdp` ports) or the NIC drop them (rte_flow). Asked for
-    /// established TCP flows (and, with a driver bypass, UDP flows) on a worker with such a
-    /// bypass, until it says yes.
+    /// no early event): the worker may then have the NIC drop its later packets (rte_flow
+    /// rules). Asked for established TCP flows on a worker with a NIC bypass, until it says
+    /// yes.
     fn judged(&self, _flow: &Flow<Self::FlowState>) -> bool {
         false
     }

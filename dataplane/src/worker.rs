@@ -7,14 +7,16 @@
 //! `unsafe` (DPDK access goes through `crate::dpdk`).
 
 use crate::dpdk::prefetch::prefetch0;
-use crate::dpdk::xdp::{monotonic_ns, BypassKey, XdpBypassMap, PROTO_TCP, PROTO_UDP};
+use crate::dpdk::xdp::{
+    monotonic_ns, BpfError, BypassKey, XdpBypassMap, MODE_ALL, MODE_EMPTY, PROTO_TCP, PROTO_UDP,
+};
 use crate::dpdk::{lcore, MbufBurst, RxQueue, TimestampField, BURST_SIZE};
 use crate::nic_bypass::{BypassedFlow, Installed, NicBypass};
 use crate::observer::{FlowSink, PacketObserver};
 use crate::prefilter::ManagedSubnets;
 use portolan_flow::{
     FinishedFlow, Flow, FlowLookup, FlowTable, FlowTableConfig, FlowTableConfigError,
-    FlowTableStats, TcpState,
+    FlowTableStats, Side, TcpState,
 };
 use portolan_packet::defrag::{DefragConfig, DefragStats, Defragmenter, Pushed};
 use portolan_packet::{
@@ -842,9 +844,20 @@ impl<O: PacketObserver> Worker<O> {
     }
 }
 
-/// Puts an established, judged TCP flow in the driver's bypass map (both directions), once.
-/// Runs on the worker lcore right after the observer: the bpf calls happen once per flow, not
-/// per packet.
+/// `Flow::driver_bypass_modes`: the payload-free packets of both directions are in the map.
+const MODE_EMPTY_BOTH: u8 = 1;
+/// Every packet client → server is in the map.
+const MODE_ALL_TOSERVER: u8 = 2;
+/// Every packet server → client is in the map.
+const MODE_ALL_TOCLIENT: u8 = 4;
+/// Nothing more to put in: both directions whole, or the map refused.
+const MODE_DONE: u8 = 0x80;
+
+/// Hands a decided flow's directions to the driver as soon as the observer lets it
+/// ([`PacketObserver::payload_wanted`]): the payload-free packets of both directions first (a
+/// parser may still read the payload), then every packet of a direction once its payload is
+/// wanted no more. Runs on the worker lcore right after the observer; the bpf calls happen at
+/// most three times per flow, not per packet.
 #[inline(always)]
 fn offer_driver_bypass<O: PacketObserver>(
     map: &XdpBypassMap,
@@ -852,13 +865,23 @@ fn offer_driver_bypass<O: PacketObserver>(
     flow: &mut Flow<O::FlowState>,
     counters: &mut WorkerCounters,
 ) {
-    if flow.driver_bypass
+    if flow.driver_bypass_modes & MODE_DONE != 0
         || (flow.transport == Transport::Tcp && flow.tcp_state != TcpState::Established)
-        || !observer.judged(flow)
     {
         return;
     }
-    insert_driver_bypass(map, flow, counters);
+    let (Some(up), Some(down)) = (
+        observer.payload_wanted(flow, Side::Client),
+        observer.payload_wanted(flow, Side::Server),
+    ) else {
+        return;
+    };
+    let want = MODE_EMPTY_BOTH
+        | if up { 0 } else { MODE_ALL_TOSERVER }
+        | if down { 0 } else { MODE_ALL_TOCLIENT };
+    if want & !flow.driver_bypass_modes != 0 {
+        insert_driver_bypass(map, flow, want, counters);
+    }
 }
 
 /// The driver map's keys of a flow's two directions (client → server, server → client).
@@ -891,42 +914,88 @@ fn monotonic_to_wall_offset_us() -> u64 {
     system_clock_us().saturating_sub(monotonic_ns() / 1000)
 }
 
+/// The map entries a flow may have: per direction (client → server first) the whole
+/// direction and, for TCP, its payload-free packets.
+fn driver_entries<A>(flow: &Flow<A>) -> Option<[(BypassKey, bool); 4]> {
+    let (up, down) = driver_keys(flow)?;
+    Some([
+        (up.with_mode(MODE_ALL), true),
+        (down.with_mode(MODE_ALL), false),
+        (up.with_mode(MODE_EMPTY), true),
+        (down.with_mode(MODE_EMPTY), false),
+    ])
+}
+
 /// When the driver last dropped a packet of a bypassed flow, on the worker's wall clock (µs);
 /// `None` when it dropped none. Asked by the flow table before it ends such a flow on idle time
-/// (two bpf lookups per bypassed flow due to expire).
+/// (up to four bpf lookups per bypassed flow due to expire).
 #[cold]
 #[inline(never)]
 fn driver_last_seen_us<A>(map: &XdpBypassMap, flow: &Flow<A>) -> Option<u64> {
-    let (up, down) = driver_keys(flow)?;
-    let last_ns = [up, down]
+    let last_ns = driver_entries(flow)?
         .iter()
-        .filter_map(|k| map.peek(k).ok())
+        .filter_map(|(k, _)| map.peek(k).ok())
         .filter(|c| c.packets > 0)
         .map(|c| c.last_ns)
         .max()?;
     Some(last_ns / 1000 + monotonic_to_wall_offset_us())
 }
 
+/// Puts in the entries of `want` the flow does not have yet. The first time, the payload-free
+/// packets of both directions (TCP; a UDP flow has none worth an entry); then each whole
+/// direction. A refusal (the map full) ends the offers for this flow; what is in stays, and is
+/// taken when the flow ends.
 #[cold]
 #[inline(never)]
-fn insert_driver_bypass<A>(map: &XdpBypassMap, flow: &mut Flow<A>, counters: &mut WorkerCounters) {
+fn insert_driver_bypass<A>(
+    map: &XdpBypassMap,
+    flow: &mut Flow<A>,
+    want: u8,
+    counters: &mut WorkerCounters,
+) {
     let Some((up, down)) = driver_keys(flow) else {
+        flow.driver_bypass_modes |= MODE_DONE;
         return;
     };
-    // Marked either way: a refused flow (map full) is not offered again, and the take at its
-    // end finds nothing.
-    flow.driver_bypass = true;
-    if map.insert(&up).is_err() {
-        counters.driver_bypass_refused += 1;
-        return;
+    let tcp = flow.transport == Transport::Tcp;
+    let missing = want & !flow.driver_bypass_modes;
+    let mut keys: [Option<BypassKey>; 4] = [None; 4];
+    if missing & MODE_EMPTY_BOTH != 0 && tcp {
+        keys[0] = Some(up.with_mode(MODE_EMPTY));
+        keys[1] = Some(down.with_mode(MODE_EMPTY));
     }
-    if map.insert(&down).is_err() {
-        let _ = map.take(&up);
-        counters.driver_bypass_refused += 1;
-        return;
+    if missing & MODE_ALL_TOSERVER != 0 {
+        keys[2] = Some(up.with_mode(MODE_ALL));
     }
-    counters.driver_bypass_flows += 1;
+    if missing & MODE_ALL_TOCLIENT != 0 {
+        keys[3] = Some(down.with_mode(MODE_ALL));
+    }
+    if !flow.driver_bypass {
+        // Marked at the first offer: the flow's entries are taken when it ends.
+        flow.driver_bypass = true;
+        counters.driver_bypass_flows += 1;
+    }
+    for key in keys.iter().flatten() {
+        match map.insert(key) {
+            // Already there (the roles swapped since it went in): as good as put in.
+            Ok(()) | Err(BpfError(EEXIST)) => {}
+            Err(_) => {
+                counters.driver_bypass_refused += 1;
+                flow.driver_bypass_modes |= MODE_DONE;
+                return;
+            }
+        }
+    }
+    flow.driver_bypass_modes |= missing;
+    if flow.driver_bypass_modes & (MODE_ALL_TOSERVER | MODE_ALL_TOCLIENT)
+        == MODE_ALL_TOSERVER | MODE_ALL_TOCLIENT
+    {
+        flow.driver_bypass_modes |= MODE_DONE;
+    }
 }
+
+/// `EEXIST`, as [`BpfError`] carries it (the bpf call's -errno negated back).
+const EEXIST: i32 = 17;
 
 /// Installs an established, judged TCP flow's drop rules in the NIC, once (the flow is marked
 /// either way, so a refused flow is not offered again).
@@ -990,10 +1059,10 @@ fn take_driver_counters<A>(
         return;
     };
     let offset_us = monotonic_to_wall_offset_us();
-    let Some((up, down)) = driver_keys(flow) else {
+    let Some(entries) = driver_entries(flow) else {
         return;
     };
-    for (key, to_server) in [(up, true), (down, false)] {
+    for (key, to_server) in entries {
         let Some(c) = map.take(&key).ok() else {
             continue;
         };

@@ -3,7 +3,9 @@
 // XDP bypass of judged flows on a net_af_xdp port: loaded by DPDK's AF_XDP PMD through its
 // `xdp_prog=` devarg in place of the default program, it hands every frame to the port's AF_XDP
 // socket (`xsks_map`, which the PMD fills) except the packets of TCP and UDP flows the worker
-// has judged and put in `ptl_bypass`: those it drops in the driver, counting their packets,
+// has judged and put in `ptl_bypass` (and the payload-free packets of decided flows whose
+// payload a parser still reads from that side: entries of mode PTL_MODE_EMPTY): those it drops
+// in the driver, counting their packets,
 // bytes and last time (CLOCK_MONOTONIC ns) in the map entry of their direction, so the worker
 // can keep an active flow alive (it reads the last time before ending a flow on idle time) and
 // add the counts back to the flow record when the flow ends. TCP FIN and RST always reach the
@@ -33,8 +35,15 @@ struct ptl_bypass_key {
 	__u16 dst_port;
 	__u8 family;     // 4 or 6
 	__u8 proto;      // IPPROTO_TCP or IPPROTO_UDP
-	__u8 pad[2];
+	__u8 mode;       // PTL_MODE_ALL or PTL_MODE_EMPTY
+	__u8 pad;
 };
+
+// Every packet of the direction (its payload is wanted by nobody any more).
+#define PTL_MODE_ALL 0
+// Only its packets without payload (a direction whose payload a parser still reads: its
+// bare ACKs are of no use to it).
+#define PTL_MODE_EMPTY 1
 
 // What the driver dropped for that direction since the worker inserted it.
 struct ptl_bypass_counters {
@@ -73,6 +82,7 @@ int ptl_xdp_bypass(struct xdp_md *ctx)
 	struct ptl_bypass_key key = {};
 	__u16 proto;
 	void *l3, *l4;
+	long l4_len;     // from the IP header: transport header + payload
 
 	if ((void *)(eth + 1) > end)
 		return to_socket(ctx);
@@ -98,6 +108,7 @@ int ptl_xdp_bypass(struct xdp_md *ctx)
 		key.family = 4;
 		key.proto = ip->protocol;
 		l4 = (void *)ip + ip->ihl * 4;
+		l4_len = (long)bpf_ntohs(ip->tot_len) - ip->ihl * 4;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = l3;
 		if ((void *)(ip6 + 1) > end ||
@@ -108,6 +119,7 @@ int ptl_xdp_bypass(struct xdp_md *ctx)
 		key.family = 6;
 		key.proto = ip6->nexthdr;
 		l4 = (void *)(ip6 + 1);
+		l4_len = bpf_ntohs(ip6->payload_len);
 	} else {
 		return to_socket(ctx);
 	}
@@ -119,16 +131,25 @@ int ptl_xdp_bypass(struct xdp_md *ctx)
 			return to_socket(ctx);
 		key.src_port = tcp->source;
 		key.dst_port = tcp->dest;
+		l4_len -= tcp->doff * 4;
 	} else {
 		struct udphdr *udp = l4;
 		if ((void *)(udp + 1) > end)
 			return to_socket(ctx);
 		key.src_port = udp->source;
 		key.dst_port = udp->dest;
+		l4_len -= sizeof(*udp);
 	}
+	key.mode = PTL_MODE_ALL;
 	struct ptl_bypass_counters *c = bpf_map_lookup_elem(&ptl_bypass, &key);
-	if (!c)
-		return to_socket(ctx);
+	if (!c) {
+		if (l4_len > 0)
+			return to_socket(ctx);
+		key.mode = PTL_MODE_EMPTY;
+		c = bpf_map_lookup_elem(&ptl_bypass, &key);
+		if (!c)
+			return to_socket(ctx);
+	}
 	__sync_fetch_and_add(&c->packets, 1);
 	__sync_fetch_and_add(&c->bytes, (__u64)(end - data));
 	c->last_ns = bpf_ktime_get_ns();

@@ -621,7 +621,7 @@ fn plan_bypass(hw: &HardwareDescription, cap: &PortCapabilities) -> OffloadDecis
         return OffloadDecision {
             offload: Offload::BypassJudgedFlows,
             placement: Placement::Driver,
-            reason: "driver net_af_xdp: the daemon loads its XDP program (xdp_prog=) and puts each judged TCP or UDP flow in the program's map; the driver drops the flow's later packets, counting them and their last time for the flow record (a flow still sending there does not expire), and TCP FIN/RST still reach the worker".to_string(),
+            reason: "driver net_af_xdp: the daemon loads its XDP program (xdp_prog=) and puts each decided flow's directions in the program's map (payload-free packets at once, a whole direction once no parser wants its payload); the driver drops them, counting them and their last time for the flow record (a flow still sending there does not expire), and TCP FIN/RST still reach the worker".to_string(),
             software_path: Some(format!("for flows not yet judged and flows the full map refused: {software}")),
         };
     }

@@ -172,6 +172,9 @@ pub struct Flow<A> {
     /// and added to the counters above when the flow ends) or the NIC's rte_flow drop rules
     /// (removed when the flow ends). Never offered twice.
     pub driver_bypass: bool,
+    /// Which of the driver's entries the worker has put in for this flow (bits of the worker's
+    /// choosing: payload-free packets of both directions, all packets of each direction).
+    pub driver_bypass_modes: u8,
     /// Per-flow state owned by the classifier.
     pub app: A,
 }
@@ -212,6 +215,7 @@ impl<A: Default> Flow<A> {
             tcp_flags_toclient: 0,
             role_source,
             driver_bypass: false,
+            driver_bypass_modes: 0,
             app: A::default(),
         }
     }
@@ -237,6 +241,7 @@ impl<A: Default> Flow<A> {
             tcp_flags_toclient: 0,
             role_source: RoleSource::FirstPacket,
             driver_bypass: false,
+            driver_bypass_modes: 0,
             app: A::default(),
         }
     }

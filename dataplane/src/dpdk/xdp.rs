@@ -41,6 +41,11 @@ pub const PROTO_TCP: u8 = 6;
 /// `IPPROTO_UDP`.
 pub const PROTO_UDP: u8 = 17;
 
+/// A key of mode `MODE_ALL` drops every packet of its direction (except TCP FIN/RST).
+pub const MODE_ALL: u8 = 0;
+/// A key of mode `MODE_EMPTY` drops only the direction's packets without payload.
+pub const MODE_EMPTY: u8 = 1;
+
 /// One direction of a TCP or UDP flow, laid out as `struct ptl_bypass_key` in `xdp/bypass.c`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -51,10 +56,17 @@ pub struct BypassKey {
     dst_port_be: u16,
     family: u8,
     proto: u8,
-    pad: [u8; 2],
+    mode: u8,
+    pad: u8,
 }
 
 impl BypassKey {
+    /// The same direction with mode `mode` ([`MODE_ALL`], [`MODE_EMPTY`]).
+    pub fn with_mode(mut self, mode: u8) -> BypassKey {
+        self.mode = mode;
+        self
+    }
+
     /// The direction `src:src_port → dst:dst_port` of protocol `proto` ([`PROTO_TCP`],
     /// [`PROTO_UDP`]); `None` when the families differ.
     pub fn new(
