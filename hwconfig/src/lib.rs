@@ -19,7 +19,7 @@ pub mod shard;
 
 pub use config::{
     FieldProblem, HardwareDescription, HwConfigError, InspectionDepth, InvalidDescription,
-    PortConfig,
+    PortConfig, RssFields,
 };
 pub use core_list::CoreList;
 pub use plan::{
