@@ -495,17 +495,30 @@ fn is_devarg_safe(s: &str) -> bool {
 /// Device arguments of `net_pcap` that name files.
 const NET_PCAP_FILE_ARGS: &[&str] = &["rx_pcap", "tx_pcap"];
 
+/// Largest appliance configuration file read (1 MiB; the example is 9 KB). A larger file is
+/// refused naming the limit: a regular file before it is read, anything else once one byte past
+/// the limit has been read.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The text of the configuration file at `path`, at most [`MAX_CONFIG_BYTES`].
+pub fn read_config_text(path: &Path) -> Result<String, ConfigError> {
+    portolan_control::input_file::read_to_string_bounded(path, MAX_CONFIG_BYTES).map_err(|source| {
+        ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
 impl ApplianceConfig {
-    /// Reads, resolves and validates the configuration at `path`, with `overrides` applied.
+    /// Reads (at most [`MAX_CONFIG_BYTES`]), resolves and validates the configuration at `path`,
+    /// with `overrides` applied.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<ApplianceConfig, ConfigError> {
         let origin = std::path::absolute(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        let text = std::fs::read_to_string(&origin).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = read_config_text(&origin)?;
         Self::parse(&text, &origin, overrides)
     }
 

@@ -184,8 +184,7 @@ fn run_synth(args: &portolan_synth::SynthArgs) -> Result<(), Failure> {
 fn load_hardware_description(
     path: &std::path::Path,
 ) -> Result<portolan_hwconfig::HardwareDescription, Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::bad_input(format!("{}: {e}", path.display())))?;
+    let text = config::read_config_text(path).map_err(|e| Failure::bad_input(e.to_string()))?;
     let is_appliance = text
         .parse::<toml::Table>()
         .is_ok_and(|t| t.contains_key("hardware"));

@@ -46,7 +46,7 @@ const INPUT_NAMES: InputNames = InputNames {
 
 /// Runs `portolan replay`.
 pub fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
-    let (config, _shard_dir) = replay_config(&args)?;
+    let (config, shards) = replay_config(&args)?;
     // Check the captures, the signatures and the control plane's files before creating any
     // output file, so bad input leaves nothing behind.
     check_captures(&config.captures).map_err(|e| Failure::bad_input(e.to_string()))?;
@@ -54,6 +54,7 @@ pub fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
         let mut outcome =
             replay_observers(&config, vec![FlowOnly; config.workers]).map_err(replay_err)?;
         account_truncated_tails(&mut outcome.report, &config.captures);
+        account_sharded_tail(&mut outcome.report, shards.as_ref());
         let mut outputs = Outputs::create(&args)?;
         write_results(&outcome, None, None, &mut outputs)?;
         return outputs.commit();
@@ -89,6 +90,7 @@ pub fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
     let drained = drain.finish();
     let mut outcome = replayed.map_err(replay_err)?;
     account_truncated_tails(&mut outcome.report, &config.captures);
+    account_sharded_tail(&mut outcome.report, shards.as_ref());
     let (consumer, stats) = drained.map_err(|e| Failure::runtime(e.to_string()))?;
     let alerts = consumer
         .alerts
@@ -101,9 +103,17 @@ pub fn run_replay(args: ReplayArgs) -> Result<(), Failure> {
     outputs.commit()
 }
 
+/// One capture sharded for several workers: the shards' temporary directory (removed when this
+/// is dropped) and the record the sharder could not place, when the capture ends inside one.
+struct Shards {
+    _dir: tempfile::TempDir,
+    capture: PathBuf,
+    truncated_tail: Option<u64>,
+}
+
 /// The replay's configuration from its options: one worker per capture, or a single capture
-/// sharded as RSS would spread it (the shards' directory lives as long as the returned guard).
-fn replay_config(args: &ReplayArgs) -> Result<(ReplayConfig, Option<tempfile::TempDir>), Failure> {
+/// sharded as RSS would spread it (the shards live as long as the returned [`Shards`]).
+fn replay_config(args: &ReplayArgs) -> Result<(ReplayConfig, Option<Shards>), Failure> {
     let mut captures = vec![args.capture.clone()];
     captures.extend(args.queue_captures.iter().cloned());
     let workers = args.workers.unwrap_or(captures.len());
@@ -112,9 +122,9 @@ fn replay_config(args: &ReplayArgs) -> Result<(ReplayConfig, Option<tempfile::Te
     }
     let mut shard_dir = None;
     if workers > 1 && captures.len() == 1 {
-        let (dir, shards) = shard_for_workers(&captures[0], workers, args.config.as_deref())?;
-        shard_dir = Some(dir);
-        captures = shards;
+        let (sharded, files) = shard_for_workers(&captures[0], workers, args.config.as_deref())?;
+        shard_dir = Some(sharded);
+        captures = files;
     }
     if workers != captures.len() {
         return Err(Failure::bad_input(format!(
@@ -509,6 +519,26 @@ fn account_truncated_tails(report: &mut ReplayReport, captures: &[PathBuf]) {
     report.port_counters_match = true;
 }
 
+/// A sharded capture's cut-short last record never reaches a shard (the sharder stops at the
+/// last whole record, as net_pcap does), so no port counts it: it is added here as the drop
+/// `truncated_capture_record`, with the same warning as an unsharded capture's.
+fn account_sharded_tail(report: &mut ReplayReport, shards: Option<&Shards>) {
+    let Some(Shards {
+        capture,
+        truncated_tail: Some(bytes),
+        ..
+    }) = shards
+    else {
+        return;
+    };
+    eprintln!(
+        "portolan: warning: {} ends in a record cut short ({bytes} bytes after the last whole \
+         record); it is counted as drop reason {TRUNCATED_RECORD}",
+        capture.display()
+    );
+    *report.drops.entry(TRUNCATED_RECORD).or_insert(0) += 1;
+}
+
 /// Writes the flow records and the summary, then checks that nothing was lost.
 fn write_results<O: PacketObserver>(
     outcome: &ReplayOutcome<O>,
@@ -577,7 +607,7 @@ fn shard_for_workers(
     capture: &Path,
     workers: usize,
     config: Option<&Path>,
-) -> Result<(tempfile::TempDir, Vec<PathBuf>), Failure> {
+) -> Result<(Shards, Vec<PathBuf>), Failure> {
     use portolan_hwconfig::{shard_capture, HardwareDescription, RssSharder};
     check_captures(&[capture.to_path_buf()]).map_err(|e| Failure::bad_input(e.to_string()))?;
     let queues = u16::try_from(workers)
@@ -598,10 +628,15 @@ fn shard_for_workers(
     let summary = shard_capture(capture, dir.path(), &sharder)
         .map_err(|e| Failure::new(e.is_bad_input(), e.to_string()))?;
     eprint!("{summary}");
-    let shards = (0..queues)
+    let files = (0..queues)
         .map(|q| portolan_hwconfig::shard::shard_file_path(dir.path(), capture, q))
         .collect();
-    Ok((dir, shards))
+    let shards = Shards {
+        _dir: dir,
+        capture: capture.to_path_buf(),
+        truncated_tail: summary.truncated_tail,
+    };
+    Ok((shards, files))
 }
 
 /// Steady-state replay: `net_pcap` preloads every packet of a capture into the pool, so the

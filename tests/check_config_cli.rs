@@ -190,3 +190,42 @@ fn completions_come_from_the_command_line_definitions() {
         );
     }
 }
+
+#[test]
+fn configuration_files_over_the_size_limit_are_refused_naming_the_limit() {
+    const LIMIT: usize = 1024 * 1024; // src/config.rs MAX_CONFIG_BYTES
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The valid example, padded with a comment to one byte past the limit.
+    let config = variant(dir.path(), "[logging]", "[logging]");
+    let mut padded = std::fs::read_to_string(&config).expect("read variant");
+    padded.push('#');
+    padded.push_str(&"x".repeat(LIMIT + 1 - padded.len()));
+    std::fs::write(&config, &padded).expect("write padded");
+    let out = check_config(&config, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("limit of {LIMIT} bytes")),
+        "{stderr}"
+    );
+
+    // `hwcheck` reads the same file (appliance or hardware description) within the same bound.
+    let out = Command::new(env!("CARGO_BIN_EXE_portolan"))
+        .arg("hwcheck")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run portolan hwcheck");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("limit of {LIMIT} bytes")),
+        "{stderr}"
+    );
+
+    // At the limit the configuration is valid again.
+    padded.pop();
+    std::fs::write(&config, &padded).expect("write at the limit");
+    let out = check_config(&config, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

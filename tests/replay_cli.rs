@@ -429,6 +429,23 @@ fn a_capture_cut_inside_its_last_record_is_a_counted_drop_not_a_failure() {
     assert_eq!(report["drops"]["truncated_capture_record"], 1, "{report:#}");
     assert_eq!(report["packets"], (n - 1) as u64);
     assert_eq!(report["port_counters_match"], true);
+
+    // Sharded for two workers, the cut record never reaches a shard (or a port): it is still
+    // the counted drop, with the same warning.
+    let out = portolan(&[
+        "replay",
+        s(&cut),
+        "--workers",
+        "2",
+        "--summary",
+        s(&summary),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("cut.pcap ends in a record cut short"), "{err}");
+    let report = read_json(&summary);
+    assert_eq!(report["drops"]["truncated_capture_record"], 1, "{report:#}");
+    assert_eq!(report["packets"], (n - 1) as u64);
 }
 
 /// A FIFO given as the capture is refused at once, naming it (it used to hang the replay).

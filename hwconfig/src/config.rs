@@ -1,7 +1,8 @@
 //! The hardware description: what the appliance runs on, read from TOML and validated.
 //!
-//! Owns: [`HardwareDescription`] and its sections, their defaults, loading, and validation that
-//! names each bad field and says why ([`InvalidDescription`]). Must not: touch DPDK or probe
+//! Owns: [`HardwareDescription`] and its sections, their defaults, loading (at most
+//! [`MAX_DESCRIPTION_BYTES`]), and validation that names each bad field and says why
+//! ([`InvalidDescription`]). Must not: touch DPDK or probe
 //! devices (the dataplane does, and [`crate::plan_offloads`] turns its answers into a plan), or
 //! check that capture files named in vdev strings exist (EAL reports that when it opens them).
 //!
@@ -545,13 +546,40 @@ pub enum HwConfigError {
     },
 }
 
+/// Largest hardware description file read (1 MiB; a real one is a few kilobytes). A larger file
+/// is refused naming the limit, a regular file before it is read, anything else (a pipe) once
+/// one byte past the limit has been read.
+pub const MAX_DESCRIPTION_BYTES: u64 = 1024 * 1024;
+
 impl HardwareDescription {
-    /// Reads, parses and validates the description in `path`.
+    /// Reads (at most [`MAX_DESCRIPTION_BYTES`]), parses and validates the description in `path`.
     pub fn load(path: &Path) -> Result<HardwareDescription, HwConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| HwConfigError::Read {
+        let read_err = |source| HwConfigError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let too_large = || {
+            read_err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                format!(
+                    "larger than the hardware description limit of {MAX_DESCRIPTION_BYTES} bytes"
+                ),
+            ))
+        };
+        let file = std::fs::File::open(path).map_err(read_err)?;
+        let meta = file.metadata().map_err(read_err)?;
+        if meta.is_file() && meta.len() > MAX_DESCRIPTION_BYTES {
+            return Err(too_large());
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(file, MAX_DESCRIPTION_BYTES + 1),
+            &mut text,
+        )
+        .map_err(read_err)?;
+        if text.len() as u64 > MAX_DESCRIPTION_BYTES {
+            return Err(too_large());
+        }
         Self::parse(&text, &path.display().to_string())
     }
 

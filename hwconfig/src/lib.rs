@@ -19,7 +19,7 @@ pub mod shard;
 
 pub use config::{
     FieldProblem, HardwareDescription, HwConfigError, InspectionDepth, InvalidDescription,
-    PortConfig, RssFields,
+    PortConfig, RssFields, MAX_DESCRIPTION_BYTES,
 };
 pub use core_list::CoreList;
 pub use plan::{

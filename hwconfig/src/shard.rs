@@ -201,6 +201,9 @@ pub struct ShardSummary {
     pub two_tuple: u64,
     /// Records not IP, sent to queue 0.
     pub not_ip: u64,
+    /// When the capture ended inside its last record: the bytes of that record there were. The
+    /// record is in no shard (a replay counts it as the drop `truncated_capture_record`).
+    pub truncated_tail: Option<u64>,
     /// The key, in hex.
     pub key: String,
     /// The hash → queue mapping.
@@ -224,6 +227,12 @@ impl fmt::Display for ShardSummary {
             self.two_tuple,
             self.not_ip
         )?;
+        if let Some(bytes) = self.truncated_tail {
+            writeln!(
+                f,
+                "the capture ends in a record cut short ({bytes} bytes after the last whole record): it is in no shard"
+            )?;
+        }
         for s in &self.shards {
             let share = if self.packets == 0 {
                 0.0
@@ -255,7 +264,10 @@ pub fn shard_file_path(out_dir: &Path, capture: &Path, queue: u16) -> PathBuf {
 /// Reads `capture` (pcap or pcapng) and writes one pcap per queue of `sharder` into `out_dir`
 /// (created if missing; existing shard files are overwritten), named by [`shard_file_path`].
 ///
-/// A failure part-way leaves the shards written so far; the error names the file at fault.
+/// A capture cut short inside its last record is sharded up to the last whole record and the
+/// cut is reported in [`ShardSummary::truncated_tail`] (as libpcap, and DPDK's net_pcap, stop
+/// there too). A failure part-way leaves the shards written so far; the error names the file at
+/// fault.
 pub fn shard_capture(
     capture: &Path,
     out_dir: &Path,
@@ -297,6 +309,7 @@ pub fn shard_capture(
         four_tuple: 0,
         two_tuple: 0,
         not_ip: 0,
+        truncated_tail: None,
         key: to_hex(sharder.key()),
         mapping: sharder.mapping(),
         shards: Vec::new(),
@@ -325,6 +338,7 @@ pub fn shard_capture(
             HashedBy::NotIp => summary.not_ip += 1,
         }
     }
+    summary.truncated_tail = reader.truncated_tail();
     for (writer, out) in writers.into_iter().zip(&shards) {
         writer.finish().map_err(|source| ShardError::Write {
             path: out.path.clone(),

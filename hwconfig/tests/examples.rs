@@ -95,3 +95,24 @@ fn a_missing_file_is_named() {
     let err = HardwareDescription::load(&example("nope.toml")).unwrap_err();
     assert!(err.to_string().contains("nope.toml"), "{err}");
 }
+
+#[test]
+fn a_description_over_the_size_limit_is_refused_naming_the_limit() {
+    use portolan_hwconfig::MAX_DESCRIPTION_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.toml");
+    // Valid TOML (a comment) one byte past the limit: refused before parsing.
+    let mut text = std::fs::read_to_string(example("net_pcap.toml")).unwrap();
+    text.push('#');
+    text.push_str(&"x".repeat(MAX_DESCRIPTION_BYTES as usize + 1 - text.len()));
+    std::fs::write(&path, &text).unwrap();
+    let err = HardwareDescription::load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("limit of {MAX_DESCRIPTION_BYTES} bytes")),
+        "{err}"
+    );
+    // At the limit it loads.
+    text.pop();
+    std::fs::write(&path, &text).unwrap();
+    HardwareDescription::load(&path).unwrap();
+}

@@ -263,6 +263,27 @@ fn summary_counts_each_hash_kind() {
     let text = summary.to_string();
     assert!(text.contains("by 4-tuple"), "{text}");
     assert!(text.contains("queue 3:"), "{text}");
+    assert_eq!(summary.truncated_tail, None);
+    assert!(!text.contains("cut short"), "{text}");
+}
+
+#[test]
+fn a_record_cut_short_at_the_end_is_reported_not_dropped_silently() {
+    let frames = synthetic_frames();
+    let (dir, capture) = temp_capture(&frames);
+    let bytes = std::fs::read(&capture).unwrap();
+    // The last record loses its last 5 bytes.
+    std::fs::write(&capture, &bytes[..bytes.len() - 5]).unwrap();
+    let sharder = RssSharder::symmetric(2).unwrap();
+    let summary = shard_capture(&capture, &dir.path().join("o"), &sharder).unwrap();
+    let last = frames.last().unwrap().len() as u64;
+    assert_eq!(summary.packets, frames.len() as u64 - 1);
+    assert_eq!(summary.truncated_tail, Some(16 + last - 5));
+    let text = summary.to_string();
+    assert!(
+        text.contains(&format!("record cut short ({} bytes", 16 + last - 5)),
+        "{text}"
+    );
 }
 
 #[test]

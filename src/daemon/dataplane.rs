@@ -31,6 +31,14 @@ pub fn stats(
                 rx_missed: s.imissed,
                 rx_errors: s.ierrors,
                 rx_nombuf: s.rx_nombuf,
+                rx_kernel_dropped: rp.kernel_drops.as_ref().and_then(|k| {
+                    k.dropped()
+                        .map_err(|e| {
+                            tracing::debug!(port = id, iface = k.iface(), error = %e,
+                                "kernel socket drops unavailable");
+                        })
+                        .ok()
+                }),
             }),
             Err(e) => tracing::debug!(port = id, error = %e, "port statistics unavailable"),
         }

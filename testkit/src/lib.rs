@@ -1,6 +1,7 @@
 //! The one place tests, benchmarks and fuzz seeds build their inputs from: Ethernet frames
 //! ([`frame`]) and their IP fragments ([`fragments`]), TLS and DTLS hellos ([`tls`]), protected QUIC Initials and a Google QUIC server
-//! packet ([`quic`]), an SSH `KEXINIT` and a DNS response ([`flights`]).
+//! packet ([`quic`]), an SSH `KEXINIT` and a DNS response ([`flights`]); and the replay of every
+//! fuzz crate's committed seeds in the normal test suite ([`fuzz_seeds`]).
 //!
 //! Owns: well-formed wire bytes for inputs, on top of `portolan-synth`'s `wire`, `tls` and
 //! `quic` modules (framing, checksums, record and handshake headers, Initial keys). Must not:
@@ -12,6 +13,7 @@
 pub mod flights;
 pub mod fragments;
 pub mod frame;
+pub mod fuzz_seeds;
 pub mod quic;
 pub mod tls;
 

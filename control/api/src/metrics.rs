@@ -306,6 +306,15 @@ impl Collector for DataplaneCollector {
         )?;
         counter_family(
             e,
+            "port_rx_kernel_dropped_packets",
+            "Packets the kernel dropped on the port's sockets (net_af_packet, net_af_xdp) because their ring was full",
+            None,
+            snap.ports
+                .iter()
+                .filter_map(|p| p.rx_kernel_dropped.map(|n| (port(p), n))),
+        )?;
+        counter_family(
+            e,
             "port_rx_errors",
             "Erroneous packets received by the NIC port",
             None,

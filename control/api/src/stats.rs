@@ -124,6 +124,13 @@ pub struct PortCounters {
     pub rx_errors: u64,
     /// Receive buffer allocation failures.
     pub rx_nombuf: u64,
+    /// Packets the kernel dropped on the port's sockets before DPDK saw them because their
+    /// ring was full, which the PMDs do not report: for `net_af_packet`, its sockets'
+    /// `PACKET_STATISTICS` drops; for `net_af_xdp` (when it is the appliance's only one), its
+    /// sockets' `XDP_STATISTICS` `rx_ring_full` (their `rx_dropped` is in `rx_missed`). Absent
+    /// for other drivers, and while the sockets cannot be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rx_kernel_dropped: Option<u64>,
 }
 
 /// Counters of one worker lcore.

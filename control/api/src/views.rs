@@ -1135,18 +1135,46 @@ impl AuditView {
     }
 }
 
-/// Replaces each whitespace-separated word that is an absolute path by its last component.
+/// Cuts every absolute path in `text` to its last component, spaces included:
+/// `import of /srv/MDM exports/jamf 2024.json failed` → `import of jamf 2024.json failed`.
+///
+/// A path starts at a `/` that begins a word (at the start, or after whitespace or one of
+/// `( [ " ' =`) and is followed by a non-space. Its directories end at its last `/` before the
+/// next such start, a line break or tab, or one of `) ] " ' ;`: a path may hold spaces, so
+/// everything up to that slash is taken as directories (a viewer sees at most less, never a
+/// directory name).
 pub(crate) fn strip_paths(text: &str) -> String {
-    if !text.contains('/') {
-        return text.to_string();
+    // Every byte compared below is ASCII, so each index found is a char boundary.
+    let bytes = text.as_bytes();
+    let starts_path = |i: usize| {
+        bytes[i] == b'/'
+            && (i == 0
+                || matches!(
+                    bytes[i - 1],
+                    b' ' | b'\t' | b'\n' | b'(' | b'[' | b'"' | b'\'' | b'='
+                ))
+            && bytes.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace())
+    };
+    let ends_path = |b: u8| matches!(b, b'\n' | b'\t' | b')' | b']' | b'"' | b'\'' | b';');
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if !starts_path(i) {
+            i += 1;
+            continue;
+        }
+        let end = (i + 1..bytes.len())
+            .find(|&j| ends_path(bytes[j]) || starts_path(j))
+            .unwrap_or(bytes.len());
+        // The region starts with `/`, so it has a last slash.
+        let last = i + text[i..end].rfind('/').unwrap_or(0);
+        out.push_str(&text[copied..i]);
+        copied = last + 1;
+        i = end;
     }
-    text.split(' ')
-        .map(|word| match word.strip_prefix('/') {
-            Some(rest) if !rest.is_empty() => rest.rsplit('/').next().unwrap_or(rest),
-            _ => word,
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    out.push_str(&text[copied..]);
+    out
 }
 
 /// [`strip_paths`] on every string of a JSON value (an explicit stack: no recursion).
@@ -1195,5 +1223,32 @@ mod path_tests {
         );
         assert_eq!(strip_paths("request body"), "request body");
         assert_eq!(strip_paths("api-uploads/a.json"), "api-uploads/a.json");
+    }
+
+    #[test]
+    fn paths_with_spaces_are_cut_whole() {
+        assert_eq!(
+            strip_paths("/srv/MDM exports/jamf 2024.json"),
+            "jamf 2024.json"
+        );
+        assert_eq!(
+            strip_paths("import of /srv/MDM exports/jamf 2024.json failed"),
+            "import of jamf 2024.json failed"
+        );
+        assert_eq!(
+            strip_paths("/srv/a b/x.json and /home/c d/y.csv"),
+            "x.json and y.csv"
+        );
+        assert_eq!(
+            strip_paths("see (/etc/portolan dir/roles.toml); then \"/var/x y/z\""),
+            "see (roles.toml); then \"z\""
+        );
+        assert_eq!(strip_paths("a / b and/or c"), "a / b and/or c");
+        assert_eq!(
+            strip_paths("https://example.com/x"),
+            "https://example.com/x"
+        );
+        assert_eq!(strip_paths("/"), "/");
+        assert_eq!(strip_paths("é /dir ü/ñ.json"), "é ñ.json");
     }
 }

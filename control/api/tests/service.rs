@@ -123,6 +123,7 @@ fn sample_stats() -> DataplaneStats {
             rx_missed: 3,
             rx_errors: 0,
             rx_nombuf: 0,
+            rx_kernel_dropped: Some(5),
         }],
         workers: vec![WorkerStats {
             worker_id: 0,
@@ -303,6 +304,12 @@ async fn metrics_are_strict_prometheus_text_with_http_and_dataplane_counters() {
             "{kind}"
         );
     }
+    let kernel = find(
+        "portolan_port_rx_kernel_dropped_packets_total",
+        "device",
+        "net_pcap0",
+    );
+    assert!(matches!(kernel.value, prometheus_parse::Value::Counter(v) if v == 5.0));
     let prefiltered = find("portolan_worker_prefiltered_packets_total", "worker", "0");
     assert!(matches!(prefiltered.value, prometheus_parse::Value::Counter(v) if v == 9.0));
     let dropped = find("portolan_output_events_dropped_total", "output", "redis[0]");

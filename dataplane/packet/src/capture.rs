@@ -172,6 +172,9 @@ pub struct CaptureReader {
     /// Per-interface timestamp resolution for pcapng, as units per second.
     if_tsresol: Vec<u64>,
     mixed_link_types: Option<(u32, u32)>,
+    /// Bytes of a record (or pcapng block) the file ended inside, once [`Self::next_record`]
+    /// met it.
+    truncated_tail: Option<u64>,
 }
 
 impl CaptureReader {
@@ -193,6 +196,7 @@ impl CaptureReader {
             snaplen: 0,
             if_tsresol: Vec::new(),
             mixed_link_types: None,
+            truncated_tail: None,
         };
         if le == PCAP_MAGIC_US || le == PCAP_MAGIC_NS || be == PCAP_MAGIC_US || be == PCAP_MAGIC_NS
         {
@@ -242,15 +246,35 @@ impl CaptureReader {
         }
     }
 
+    /// When the file ended inside a record (or pcapng block): the bytes of it that were there.
+    /// Known once [`Self::next_record`] has returned `None`; `None` for a file that ends on a
+    /// record boundary.
+    pub fn truncated_tail(&self) -> Option<u64> {
+        self.truncated_tail
+    }
+
+    /// Reads `buf` whole: `Ok(true)`; at the end of the file before its first byte: `Ok(false)`;
+    /// inside it: `Ok(false)` and [`Self::truncated_tail`] set to `before` plus the bytes read.
+    fn read_part(&mut self, buf: &mut [u8], before: u64) -> Result<bool, CaptureError> {
+        let got = read_up_to(&mut self.input, buf)
+            .map_err(|e| CaptureError::Unreadable(self.path.clone(), e))?;
+        if got == buf.len() {
+            return Ok(true);
+        }
+        if before + got as u64 > 0 {
+            self.truncated_tail = Some(before + got as u64);
+        }
+        Ok(false)
+    }
+
     /// The next frame, or `None` at the end of the file. A file cut short inside a record ends
-    /// the stream (as libpcap does) rather than failing it.
+    /// the stream (as libpcap does) rather than failing it; [`Self::truncated_tail`] then says
+    /// how many bytes of that record there were.
     pub fn next_record(&mut self) -> Result<Option<CaptureRecord>, CaptureError> {
         match self.format {
             CaptureFormat::Pcap { nanos, big_endian } => {
                 let mut hdr = [0u8; 16];
-                if !read_full(&mut self.input, &mut hdr)
-                    .map_err(|e| CaptureError::Unreadable(self.path.clone(), e))?
-                {
+                if !self.read_part(&mut hdr, 0)? {
                     return Ok(None);
                 }
                 let sec = rd_u32(&hdr[0..4], big_endian) as u64;
@@ -264,9 +288,7 @@ impl CaptureReader {
                     ));
                 }
                 let mut data = vec![0u8; incl as usize];
-                if !read_full(&mut self.input, &mut data)
-                    .map_err(|e| CaptureError::Unreadable(self.path.clone(), e))?
-                {
+                if !self.read_part(&mut data, 16)? {
                     return Ok(None);
                 }
                 let sub_us = if nanos { frac / 1000 } else { frac };
@@ -329,9 +351,7 @@ impl CaptureReader {
     /// frame; `Ok(Some(Some(rec)))`: a frame.
     fn read_block(&mut self) -> Result<Option<Option<CaptureRecord>>, CaptureError> {
         let mut hdr = [0u8; 8];
-        if !read_full(&mut self.input, &mut hdr)
-            .map_err(|e| CaptureError::Unreadable(self.path.clone(), e))?
-        {
+        if !self.read_part(&mut hdr, 0)? {
             return Ok(None);
         }
         let big = self.big_endian;
@@ -356,9 +376,7 @@ impl CaptureReader {
                 ));
             }
             let mut rest = vec![0u8; total as usize - 12];
-            if !read_full(&mut self.input, &mut rest)
-                .map_err(|e| CaptureError::Unreadable(self.path.clone(), e))?
-            {
+            if !self.read_part(&mut rest, 12)? {
                 return Ok(None);
             }
             self.if_tsresol.clear();
@@ -372,9 +390,7 @@ impl CaptureReader {
             ));
         }
         let mut body = vec![0u8; total as usize - 8];
-        if !read_full(&mut self.input, &mut body)
-            .map_err(|e| CaptureError::Unreadable(self.path.clone(), e))?
-        {
+        if !self.read_part(&mut body, 8)? {
             return Ok(None);
         }
         let body = &body[..body.len() - 4]; // trailing length copy
@@ -476,17 +492,22 @@ fn parse_if_tsresol(mut opts: &[u8], big: bool) -> u64 {
 }
 
 /// Like `read_exact`, but `Ok(false)` on a clean or partial end of file.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+/// Fills `buf` or reads to the end of the input; returns the bytes read.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
         match r.read(&mut buf[done..]) {
-            Ok(0) => return Ok(false),
+            Ok(0) => break,
             Ok(n) => done += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(true)
+    Ok(done)
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    Ok(read_up_to(r, buf)? == buf.len())
 }
 
 fn read_exact_or(

@@ -83,6 +83,49 @@ fn cut_short_file_ends_the_stream() {
     assert_eq!(recs[0].data, vec![1; 60]);
 }
 
+/// How many records a capture holds whole, and what its reader says of the rest.
+fn records_and_tail(path: &Path) -> (usize, Option<u64>) {
+    let mut reader = CaptureReader::open(path).unwrap_or_else(|e| panic!("{e}"));
+    let mut n = 0;
+    while reader
+        .next_record()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_some()
+    {
+        n += 1;
+    }
+    (n, reader.truncated_tail())
+}
+
+#[test]
+fn the_reader_says_how_much_of_a_cut_short_record_there_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.pcap");
+    let mut w = PcapWriter::create(&path, LinkType::Ethernet, 65535).unwrap();
+    w.write(1, 60, &[1; 60]).unwrap();
+    w.write(2, 60, &[2; 60]).unwrap();
+    w.finish().unwrap();
+    let whole = std::fs::read(&path).unwrap();
+    assert_eq!(records_and_tail(&path), (2, None));
+    // Cut inside the second record's data (16-byte header + 50 of 60 bytes) and header.
+    std::fs::write(&path, &whole[..whole.len() - 10]).unwrap();
+    assert_eq!(records_and_tail(&path), (1, Some(66)));
+    std::fs::write(&path, &whole[..whole.len() - 60 - 6]).unwrap();
+    assert_eq!(records_and_tail(&path), (1, Some(10)));
+    // pcapng: an enhanced packet block cut short.
+    let ng = write_pcapng(dir.path(), "cut.pcapng", false, |b| {
+        b.idb(1, 0, None);
+        b.epb(0, 1, 4, b"abcd");
+        b.epb(0, 2, 4, b"efgh");
+    });
+    assert_eq!(records_and_tail(&ng), (2, None));
+    let bytes = std::fs::read(&ng).unwrap();
+    std::fs::write(&ng, &bytes[..bytes.len() - 3]).unwrap();
+    let (n, tail) = records_and_tail(&ng);
+    assert_eq!(n, 1);
+    assert!(tail.is_some_and(|t| t > 8), "{tail:?}");
+}
+
 #[test]
 fn refused_files_name_the_path() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,6 +8,7 @@
 pub mod eal;
 pub mod flow_rule;
 pub mod flow_table;
+pub mod kernel_drops;
 pub mod lcore;
 pub mod mbuf;
 pub mod mempool;

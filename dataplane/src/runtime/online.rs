@@ -14,6 +14,7 @@
 use super::{EalOptions, PoolPlan, PortPlan, StartError, StartPlan};
 use crate::classify::ClassifyObserver;
 use crate::dpdk::flow_table::DpdkRuleTable;
+use crate::dpdk::kernel_drops::{af_xdp_iface, KernelSocketDrops};
 use crate::dpdk::{xdp, DpdkError, Eal, LcoreJob, PktMbufPool, Port};
 use crate::nic_bypass::{self, NicBypass, RuleTable};
 use crate::observer::FlowSink;
@@ -68,6 +69,9 @@ pub struct RunningPort {
     pub port: Port,
     /// Its name (the description's, else the device's).
     pub name: String,
+    /// For a `net_af_packet` port (or the one `net_af_xdp` port): the kernel's drop counter
+    /// of its sockets.
+    pub kernel_drops: Option<KernelSocketDrops>,
 }
 
 /// A started dataplane.
@@ -105,15 +109,6 @@ fn rx_pcap_files(vdev: &str) -> Vec<PathBuf> {
         .filter(|(k, _)| *k == "rx_pcap")
         .map(|(_, v)| PathBuf::from(v))
         .collect()
-}
-
-/// The `iface=` of a `net_af_xdp` vdev string.
-fn af_xdp_iface(vdev: &str) -> Option<&str> {
-    vdev.split(',')
-        .skip(1)
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == "iface")
-        .map(|(_, v)| v)
 }
 
 /// True for a `net_af_xdp` port on which the daemon loads its XDP bypass program: the
@@ -414,12 +409,21 @@ impl LiveDataplane {
         let runtime::Started {
             eal, pool, ports, ..
         } = started;
+        let af_xdp_ports = hw
+            .ports
+            .iter()
+            .filter(|pc| pc.vdev.as_deref().and_then(af_xdp_iface).is_some())
+            .count();
         let ports = ports
             .into_iter()
             .zip(hw.ports.iter().enumerate())
             .map(|(sp, (i, pc))| RunningPort {
                 port: sp.port,
                 name: pc.display_name(i),
+                kernel_drops: pc
+                    .vdev
+                    .as_deref()
+                    .and_then(|vdev| KernelSocketDrops::for_vdev(vdev, af_xdp_ports)),
             })
             .collect();
         let n = jobs.len();

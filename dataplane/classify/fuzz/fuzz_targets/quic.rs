@@ -1,14 +1,4 @@
-//! Fuzzes the `quic` parser: any bytes, both directions; it must not panic.
+//! Fuzz target `quic`: see [`portolan_classify_fuzz::quic`].
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use portolan_classify::protocols::quic;
-use portolan_classify::{ProbeContext, Side};
-use portolan_packet::Transport;
-
-fuzz_target!(|data: &[u8]| {
-    for sender in [Side::Client, Side::Server] {
-        let ctx = ProbeContext::new(Transport::Udp, 40000, 443).sent_by(sender);
-        let _ = quic::probe(&ctx, data);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| portolan_classify_fuzz::quic(data));

@@ -601,7 +601,7 @@ async function health(view) {
     const now = Date.now() / 1000;
     const byReason = {};
     for (const w of workers) for (const [r, n] of Object.entries(w.drops || {})) byReason[r] = (byReason[r] || 0) + n;
-    for (const p of s.ports || []) { byReason[`port ${p.name}: rx_missed`] = p.rx_missed; byReason[`port ${p.name}: rx_nombuf`] = p.rx_nombuf; byReason[`port ${p.name}: rx_errors`] = p.rx_errors; }
+    for (const p of s.ports || []) { byReason[`port ${p.name}: rx_missed`] = p.rx_missed; byReason[`port ${p.name}: rx_nombuf`] = p.rx_nombuf; byReason[`port ${p.name}: rx_errors`] = p.rx_errors; if (p.rx_kernel_dropped != null) byReason[`port ${p.name}: rx_kernel_dropped`] = p.rx_kernel_dropped; }
     const cur = { t: now, packets: sum((w) => w.packets), bytes: sum((w) => w.bytes), byReason };
     const dt = prev ? Math.max(now - prev.t, 0.001) : 1;
     const rate = (a, b) => (prev ? Math.max(0, (a - b) / dt) : 0);
