@@ -244,6 +244,44 @@ fn evasion_shaped_captures_give_the_plain_senders_records() {
             "--workers 4, {port}"
         );
     }
+    // With `[rss] fields = "addresses"` every packet of an address pair lands on one worker, so
+    // the fragmented hello is rebuilt on its flow's worker: every record, the fragmented one
+    // included, is the plain run's with 2 and 4 workers.
+    let hw = dir.path().join("addresses.toml");
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hwconfig/examples/net_pcap.toml"),
+    )
+    .expect("the net_pcap example");
+    assert!(
+        example.contains("\n[rss]\n"),
+        "the example has an [rss] section"
+    );
+    std::fs::write(
+        &hw,
+        example.replace("\n[rss]\n", "\n[rss]\nfields = \"addresses\"\n"),
+    )
+    .expect("write the description");
+    for workers in ["2", "4"] {
+        let out = dir.path().join(format!("flows-addresses-{workers}.json"));
+        assert_ok(&portolan(&[
+            "replay",
+            s(&capture),
+            "--workers",
+            workers,
+            "--config",
+            s(&hw),
+            "--flows",
+            s(&out),
+        ]));
+        let records = json_lines(&out);
+        for (port, _) in &flows {
+            assert_eq!(
+                verdict(record_from(&records, *port)),
+                v(*port),
+                "--workers {workers} with rss.fields = addresses, {port}"
+            );
+        }
+    }
     let report = read_json(&summary);
     assert_eq!(
         report["workers"][0]["defrag"]["reassembled"], 1,

@@ -33,6 +33,7 @@
 //! key = "6d5a6d5a…"     # hex, 40+ bytes, must be symmetric (default: 6d5a × 20)
 //! queue_mapping = "reta" # or "modulo"
 //! reta_size = 128
+//! fields = "addresses_and_ports" # or "addresses": a datagram's fragments reach its flow's worker
 //!
 //! [flow_table]          # per worker; maps onto portolan_flow::FlowTableConfig
 //! capacity = 262144
@@ -215,6 +216,22 @@ pub struct RssConfig {
     /// RETA entries when `queue_mapping = "reta"` (a power of two, 64–4096). Default 128.
     /// A physical NIC uses its own RETA size (the plan says which).
     pub reta_size: u16,
+    /// What a TCP/UDP packet is hashed on: `addresses_and_ports` (default: flows spread by
+    /// their 4-tuple) or `addresses` (every packet of an address pair on one queue, so an IP
+    /// datagram's fragments, which carry no ports, reach the worker of their flow and are
+    /// reassembled there; see `docs/ARCHITECTURE.md`, "IP defragmentation").
+    pub fields: RssFields,
+}
+
+/// What the RSS hash of a TCP/UDP packet covers, as written in TOML.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RssFields {
+    /// Addresses and ports (fragments and other IP packets: addresses).
+    #[default]
+    AddressesAndPorts,
+    /// Addresses only, for every IP packet.
+    Addresses,
 }
 
 impl Default for RssConfig {
@@ -223,6 +240,7 @@ impl Default for RssConfig {
             key: rss::SYMMETRIC_KEY.to_vec(),
             queue_mapping: QueueMappingKind::Reta,
             reta_size: rss::DEFAULT_RETA_SIZE,
+            fields: RssFields::default(),
         }
     }
 }

@@ -19,7 +19,7 @@ pub mod shard;
 
 pub use config::{
     FieldProblem, HardwareDescription, HwConfigError, InspectionDepth, InvalidDescription,
-    PortConfig, MAX_DESCRIPTION_BYTES,
+    PortConfig, RssFields, MAX_DESCRIPTION_BYTES,
 };
 pub use core_list::CoreList;
 pub use plan::{

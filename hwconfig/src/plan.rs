@@ -478,6 +478,13 @@ fn plan_rss(
             "offloads.symmetric_rss = false".to_string(),
         );
     }
+    if hw.rss.fields == crate::config::RssFields::Addresses && !port.is_net_pcap() {
+        no_rss_problem(problems);
+        return fallback(
+            Placement::SoftwareFallback,
+            "rss.fields = \"addresses\": this version programs no hash types that hash TCP/UDP by addresses only on a device (drivers differ); use one RX queue, or addresses_and_ports".to_string(),
+        );
+    }
     let offered = cap.flow_type_rss_offloads;
     if offered == 0 {
         no_rss_problem(problems);
@@ -796,6 +803,23 @@ mod tests {
         assert_eq!(port.reta_size, 128);
         // net_pcap's queues are fed one capture each: no problem starting it.
         assert!(plan.is_startable(), "{plan}");
+    }
+
+    #[test]
+    fn address_hashing_is_refused_for_a_device_with_several_queues() {
+        let hw = description(&format!(
+            "{OFFLOADS}{X710_PORT}\n[rss]\nfields = \"addresses\"\n"
+        ));
+        let plan = plan_offloads(&hw, &[x710_caps()]).unwrap();
+        let rss = plan.decision(0, Offload::SymmetricRss).unwrap();
+        assert_eq!(rss.placement, Placement::SoftwareFallback);
+        assert!(
+            rss.reason.starts_with("rss.fields = \"addresses\""),
+            "{}",
+            rss.reason
+        );
+        assert_eq!(plan.ports[0].rss_key, None);
+        assert!(!plan.is_startable(), "{plan}");
     }
 
     #[test]

@@ -16,11 +16,14 @@
 //! - other IPv4/IPv6 (non-first fragments, ICMP, ESP, GRE, …): the 2-tuple (addresses) hash;
 //! - not IP (ARP, LLDP, truncated link headers): queue 0, as a NIC delivers unhashed packets.
 //!
+//! With `[rss] fields = "addresses"` every IP frame takes the 2-tuple hash, so a fragmented
+//! datagram's pieces and the rest of its flow land in one shard.
+//!
 //! Both hashes use the symmetric key, so both directions of a flow, and of an address pair,
 //! land in the same shard. Every record is written to exactly one shard, in input order, with
 //! its timestamp (microsecond precision: nanosecond captures are rounded down) and wire length.
 
-use crate::config::{to_hex, HardwareDescription};
+use crate::config::{to_hex, HardwareDescription, RssFields};
 use crate::rss::{self, QueueMapping, RssTuple};
 use portolan_packet::capture::{CaptureError, CaptureReader, PcapWriter};
 use portolan_packet::{ip_addresses, parse, LinkType};
@@ -49,6 +52,7 @@ pub struct RssSharder {
     key: Vec<u8>,
     queues: u16,
     mapping: QueueMapping,
+    fields: RssFields,
 }
 
 /// Why sharding failed. [`ShardError::is_bad_input`] tells the caller's fault from the system's.
@@ -111,7 +115,15 @@ impl RssSharder {
             key: key.to_vec(),
             queues,
             mapping,
+            fields: RssFields::AddressesAndPorts,
         })
+    }
+
+    /// The same sharder hashing TCP/UDP packets on `fields` (`Addresses`: on their addresses
+    /// only, as fragments are).
+    pub fn with_fields(mut self, fields: RssFields) -> RssSharder {
+        self.fields = fields;
+        self
     }
 
     /// The symmetric default: [`rss::SYMMETRIC_KEY`] and a round-robin RETA of 128 entries.
@@ -124,7 +136,7 @@ impl RssSharder {
         hw: &HardwareDescription,
         queues: u16,
     ) -> Result<RssSharder, ShardError> {
-        RssSharder::new(&hw.rss.key, queues, hw.rss.mapping())
+        Ok(RssSharder::new(&hw.rss.key, queues, hw.rss.mapping())?.with_fields(hw.rss.fields))
     }
 
     /// Number of queues.
@@ -145,6 +157,9 @@ impl RssSharder {
     /// The queue a frame of link type `link` lands on, and which hash placed it.
     pub fn queue_for_frame(&self, link: LinkType, frame: &[u8]) -> (u16, HashedBy) {
         let tuple = match parse(link, frame) {
+            Ok(p) if self.fields == RssFields::Addresses => {
+                RssTuple::new(p.src_ip, p.dst_ip, None).map(|t| (t, HashedBy::TwoTuple))
+            }
             Ok(p) => RssTuple::new(p.src_ip, p.dst_ip, Some((p.src_port, p.dst_port)))
                 .map(|t| (t, HashedBy::FourTuple)),
             Err(_) => ip_addresses(link, frame)
