@@ -350,9 +350,15 @@ mod tests {
             .unwrap()
             .replace("\"schema\":1", "\"schema\":2");
         let e = decode(newer.as_bytes()).unwrap_err();
-        assert!(matches!(e, DecodeError::NewerSchema { found: 2, .. }), "{e}");
+        assert!(
+            matches!(e, DecodeError::NewerSchema { found: 2, .. }),
+            "{e}"
+        );
         assert!(encode(&origin, 1, 1, Kind::Alert, "{not json").is_err());
-        assert_eq!(subject("paris", "edge-1", Kind::Alert), "portolan.paris.edge-1.alert");
+        assert_eq!(
+            subject("paris", "edge-1", Kind::Alert),
+            "portolan.paris.edge-1.alert"
+        );
         assert_eq!(message_id("edge-1", 42), "edge-1:42");
     }
 }

@@ -58,7 +58,10 @@ fn findings_alerts_and_learning_counts_are_queued_in_order_and_removed_after_ack
     assert_eq!(findings, 3, "one finding update per committed flow");
     assert_eq!(queued_alerts, alerts);
     assert_eq!(rows.last().unwrap().kind, Kind::Learning);
-    assert!(rows.windows(2).all(|w| w[1].seq == w[0].seq + 1), "{rows:?}");
+    assert!(
+        rows.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+        "{rows:?}"
+    );
     // Each payload is the stored record: the finding grows session by session.
     let sessions: Vec<u64> = rows
         .iter()
