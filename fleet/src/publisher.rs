@@ -212,6 +212,7 @@ impl Task {
                 match self.ensure_stream(&js).await {
                     Ok(()) => stream_ready = true,
                     Err(e) => {
+                        self.refresh(&reader);
                         self.failed(&mut last_error_log, &format!("stream: {e}"));
                         if self.pause(backoff).await {
                             return;
