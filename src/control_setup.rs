@@ -21,7 +21,9 @@ use portolan_control::{ControlConfig, ControlError, ControlPlane, Store};
 use portolan_packet::Transport;
 
 /// The dataplane's port registry as the control plane's device default baseline: a protocol on a
-/// port its signature (or the operator's override) registers is standard.
+/// port its signature (or the operator's override) registers is standard. A flow the workers judged
+/// keeps their verdict (the observation's `port_mismatch`); this registry is asked only for flows
+/// without one (EVE input that carries none) and for the alert's context (registered ports, STARTTLS).
 #[derive(Debug, Clone)]
 pub struct DataplaneBaseline(pub Arc<PortRegistry>);
 
@@ -62,6 +64,10 @@ impl portolan_control::RegisteredPorts for DataplaneBaseline {
             !self.0.ports(p, Transport::Tcp).is_empty()
                 || !self.0.ports(p, Transport::Udp).is_empty()
         })
+    }
+
+    fn judged_by_dataplane(&self) -> bool {
+        true
     }
 }
 

@@ -34,6 +34,7 @@ use crate::store::{Store, StoreError};
 mod backlog;
 mod core;
 mod ingest;
+mod lookup;
 mod operator;
 mod review;
 mod triage;

@@ -119,13 +119,13 @@ impl ClassifyObserver {
     fn classify_payload(
         &mut self,
         flow: &mut Flow<FlowClassification>,
-        mut from_client: bool,
+        mut sender: Side,
         packet: &Packet<'_>,
         ts_us: u64,
     ) {
         let ctx = ProbeContext {
             transport: flow.transport,
-            from_client,
+            sender,
             client_port: flow.client_port,
             server_port: flow.server_port,
             packet_index: 0,
@@ -141,13 +141,13 @@ impl ClassifyObserver {
         if let Some(decision) = decision {
             if decision.swap_roles {
                 flow.swap_roles();
-                from_client = !from_client;
+                sender = sender.other();
             }
         }
         // After the classifier, so a response that decides the flow is read as well.
         if flow
             .app
-            .observe_dns_response(flow.transport, from_client, packet.payload, ts_us)
+            .observe_dns_response(flow.transport, sender, packet.payload, ts_us)
         {
             self.hand_off_dns_answers(flow);
         }
@@ -156,11 +156,11 @@ impl ClassifyObserver {
     /// A SYN or SYN-ACK: the direction's stream starts after it, and a flow whose start was
     /// seen takes its roles from the transport (a parser may not swap them).
     #[cold]
-    fn on_syn(&mut self, flow: &mut Flow<FlowClassification>, from_client: bool, seq: u32) {
+    fn on_syn(&mut self, flow: &mut Flow<FlowClassification>, sender: Side, seq: u32) {
         if matches!(flow.role_source, RoleSource::Syn | RoleSource::SynAck) {
             flow.app.fix_roles();
         }
-        flow.app.observe_syn(from_client, seq);
+        flow.app.observe_syn(sender, seq);
     }
 
     /// Sends the DNS answers just read as an early event, so flows that end before this DNS
@@ -263,21 +263,20 @@ impl PacketObserver for ClassifyObserver {
         packet: &Packet<'_>,
         ts_us: u64,
     ) {
-        let from_client = direction == Side::Client;
         if let Some(tcp) = packet.tcp {
             if tcp.flags & tcp_flags::SYN != 0 {
-                self.on_syn(flow, from_client, tcp.seq);
+                self.on_syn(flow, direction, tcp.seq);
             }
         }
         if packet.payload.is_empty() {
             return;
         }
-        if flow.app.wants_payload_from(&self.classifier, from_client) {
+        if flow.app.wants_payload_from(&self.classifier, direction) {
             // Timed (two TSC reads on the few packets the classifier sees) so the summary says
             // what classification costs: `scan_cycles` / `enrich_cycles`.
             let kind = usize::from(flow.app.is_decided());
             let t0 = lcore::rdtsc();
-            self.classify_payload(flow, from_client, packet, ts_us);
+            self.classify_payload(flow, direction, packet, ts_us);
             let spent = lcore::rdtsc().wrapping_sub(t0);
             if let (Some(n), Some(c)) = (
                 self.classifier_calls.get_mut(kind),
@@ -290,7 +289,7 @@ impl PacketObserver for ClassifyObserver {
             self.bypassed_packets += 1;
             if flow
                 .app
-                .observe_dns_response(flow.transport, from_client, packet.payload, ts_us)
+                .observe_dns_response(flow.transport, direction, packet.payload, ts_us)
             {
                 self.hand_off_dns_answers(flow);
             }
@@ -302,8 +301,8 @@ impl PacketObserver for ClassifyObserver {
     fn judged(&self, flow: &Flow<FlowClassification>) -> bool {
         flow.app.is_decided()
             && flow.app.app_proto() != AppProto::Dns
-            && !flow.app.wants_payload_from(&self.classifier, true)
-            && !flow.app.wants_payload_from(&self.classifier, false)
+            && !flow.app.wants_payload_from(&self.classifier, Side::Client)
+            && !flow.app.wants_payload_from(&self.classifier, Side::Server)
     }
 
     fn on_flow_end(&mut self, finished: &mut FinishedFlow<FlowClassification>) {

@@ -1,8 +1,10 @@
-//! The admin API's handle on the control plane: the daemon's [`Operator`] (inventory,
-//! device state, roles and baselines, exceptions, learning, alerts and their closure, audit log), plus what
-//! the engine does not keep itself: uploaded inventory documents (kept next to the store for the record),
-//! closures written by earlier versions of this crate (table `api_alert_closures`, read only), and where the
-//! roles come from when they are reloaded.
+//! What the admin API adds on top of the daemon's [`Operator`]: request validation that the engine
+//! does not do (role names, pairing lists), the mapping of engine errors to HTTP problem categories
+//! ([`ControlError`], also through `From` for routes that call the [`Operator`] directly), uploaded
+//! inventory documents (kept next to the store for the record), closures written by earlier versions of
+//! this crate (table `api_alert_closures`, read only), and where the roles come from when they are
+//! reloaded. Plain reads and acts with nothing to add (devices, device state, roles in force, proposals,
+//! the audit log) are not mirrored here: routes call [`ControlHandle::operator`].
 //!
 //! Every change goes through the operator side with the caller's identity and reason. Methods block (SQLite
 //! and the core's lock); handlers call them on the blocking pool. This module must not decide verdicts or scores.
@@ -12,21 +14,18 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use portolan_control::audit::AuditEntry;
-use portolan_control::device_state::DeviceStateEvent;
 use portolan_control::engine::{
     ControlConfig, ControlCore, ControlError as EngineError, ControlPlane, CoreState, Ingest,
     Operator, TriageAct,
 };
-use portolan_control::inventory::{Device, InventoryError};
-use portolan_control::learning::{ApprovedPairing, BaselineProposal};
+use portolan_control::inventory::InventoryError;
+use portolan_control::learning::ApprovedPairing;
 use portolan_control::roles::{
     ExceptionRule, RegisteredPorts, Role, RoleSet, RolesError, DEVICE_DEFAULT,
 };
 pub use portolan_control::store::AlertClosure;
 use portolan_control::store::{
-    CloseOutcome, DeviceHistoryEntry, ImportSummary, Store, StoreError, StoredAlert, TriageNote,
-    TriageOutcome,
+    CloseOutcome, ImportSummary, Store, StoreError, StoredAlert, TriageNote, TriageOutcome,
 };
 use rusqlite::Connection;
 
@@ -148,6 +147,14 @@ fn classify(e: EngineError, reason_field: &str) -> ControlError {
             ))
         }
         other => ControlError::internal(other),
+    }
+}
+
+/// Engine errors reach the API through [`Operator`] calls made directly by the routes: classified as
+/// [`classify`] does, an empty reason naming the request's `reason` field.
+impl From<EngineError> for ControlError {
+    fn from(e: EngineError) -> Self {
+        classify(e, "reason")
     }
 }
 
@@ -410,57 +417,7 @@ impl ControlHandle {
         })
     }
 
-    /// Every device, by UDID.
-    pub fn devices(&self) -> Result<Vec<Device>, ControlError> {
-        self.core_lock()?
-            .store()
-            .devices()
-            .map_err(ControlError::internal)
-    }
-
-    /// One device (by UDID, or serial number) with its replaced records.
-    pub fn device(&self, key: &str) -> Result<(Device, Vec<DeviceHistoryEntry>), ControlError> {
-        let engine = self.core_lock()?;
-        let device = match engine.device(key) {
-            Some(d) => d.clone(),
-            None => engine
-                .store()
-                .devices()
-                .map_err(ControlError::internal)?
-                .into_iter()
-                .find(|d| d.serial_number.as_deref() == Some(key))
-                .ok_or_else(|| {
-                    ControlError::NotFound(format!("no device with UDID or serial number {key:?}"))
-                })?,
-        };
-        let history = engine
-            .store()
-            .device_history(&device.udid)
-            .map_err(ControlError::internal)?;
-        Ok((device, history))
-    }
-
-    /// The device state events reported for `device` (by UDID, or by serial number), oldest first.
-    pub fn device_states(&self, device: &Device) -> Result<Vec<DeviceStateEvent>, ControlError> {
-        self.core_lock()?
-            .store()
-            .device_states_of(&device.udid, device.serial_number.as_deref())
-            .map_err(ControlError::internal)
-    }
-
-    /// Stores device state events and makes them visible to scoring.
-    pub fn add_device_states(&self, events: Vec<DeviceStateEvent>) -> Result<usize, ControlError> {
-        self.op()
-            .ingest_device_states(events)
-            .map_err(|e| classify(e, "reason"))
-    }
-
     // ------------------------------------------------------------------ roles, baselines, exceptions
-
-    /// The roles in force.
-    pub fn roles(&self) -> Result<RoleSet, ControlError> {
-        Ok(self.core_lock()?.roles().clone())
-    }
 
     /// Defines (or redefines) a role, audited with `reason`; in force from the next verdict and kept in the
     /// store across reloads and restarts. Returns the role as now in force.
@@ -601,19 +558,6 @@ impl ControlHandle {
             ))),
             Err(e) => Err(classify(e, "reason")),
         }
-    }
-
-    // ------------------------------------------------------------------ learning
-
-    /// Baseline proposals from what was counted in `[from_us, to_us)`.
-    pub fn proposals(
-        &self,
-        from_us: i64,
-        to_us: i64,
-    ) -> Result<Vec<BaselineProposal>, ControlError> {
-        self.op()
-            .propose_baselines(from_us, to_us)
-            .map_err(|e| classify(e, "reason"))
     }
 
     // ------------------------------------------------------------------ alerts and audit
@@ -786,10 +730,5 @@ impl ControlHandle {
                 TriageAct::Comment => format!("alert {id}: comment not added"),
             })),
         }
-    }
-
-    /// The audit log, oldest first.
-    pub fn audit_log(&self) -> Result<Vec<AuditEntry>, ControlError> {
-        self.op().audit_log().map_err(ControlError::internal)
     }
 }

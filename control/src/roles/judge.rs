@@ -32,6 +32,15 @@ pub trait RegisteredPorts: Send + Sync {
     fn knows(&self, _app_proto: &str) -> bool {
         true
     }
+
+    /// True when this registry is the one the dataplane judged the flow with (the daemon's and
+    /// replay's device default baseline): a flow's own verdict (`port_mismatch` of the observation)
+    /// is then its answer, and [`is_standard`](Self::is_standard) is not asked a second time for it.
+    /// A registry from a roles file's `[registry]` table says false and is asked, since it may differ
+    /// from the dataplane's.
+    fn judged_by_dataplane(&self) -> bool {
+        false
+    }
 }
 
 /// Adapts a closure `(app_proto, transport, port) -> is_standard` into a [`RegisteredPorts`].
@@ -281,7 +290,10 @@ impl RoleSet {
             );
         }
         if let Some(reg) = registry {
-            let direct = reg.is_standard(q.app_proto, q.transport, q.port);
+            let direct = match q.dataplane_mismatch {
+                Some(mismatch) if reg.judged_by_dataplane() => !mismatch,
+                _ => reg.is_standard(q.app_proto, q.transport, q.port),
+            };
             let via_starttls = upgraded_tls
                 && self
                     .starttls_protocols
@@ -367,6 +379,72 @@ mod tests {
             "STARTTLS on 587"
         );
         assert!(!roles.judge(&q(9000, "tls", true), None).approved);
+    }
+
+    /// The dataplane's own registry: its `is_standard` must not be asked again for a flow the
+    /// workers judged; it still gives the registered ports and answers for flows without a verdict.
+    struct DataplaneLike {
+        asked: std::sync::atomic::AtomicUsize,
+    }
+
+    impl RegisteredPorts for DataplaneLike {
+        fn is_standard(&self, app_proto: &str, _transport: &str, port: u16) -> bool {
+            self.asked
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            app_proto != "http" || port == 80
+        }
+        fn standard_ports(&self, _app_proto: &str, _transport: &str) -> Vec<u16> {
+            vec![80]
+        }
+        fn judged_by_dataplane(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn the_dataplanes_registry_is_not_asked_again_for_a_judged_flow() {
+        let roles = RoleSet::shipped_defaults().unwrap();
+        let reg = DataplaneLike {
+            asked: Default::default(),
+        };
+        let asked = || reg.asked.load(std::sync::atomic::Ordering::Relaxed);
+        let q = PairingQuery {
+            role: None,
+            app_proto: "http",
+            transport: "TCP",
+            port: 8080,
+            starttls: false,
+            dataplane_mismatch: Some(true),
+        };
+        let j = roles.judge(&q, Some(&reg));
+        assert!(!j.approved);
+        assert_eq!(j.basis, BaselineBasis::Registry);
+        assert_eq!(
+            j.approved_ports,
+            vec![80],
+            "context still from the registry"
+        );
+        assert_eq!(asked(), 0, "the verdict came with the flow");
+        // The flow's verdict is the answer, whatever a second lookup would say.
+        let j = roles.judge(
+            &PairingQuery {
+                dataplane_mismatch: Some(false),
+                ..q
+            },
+            Some(&reg),
+        );
+        assert!(j.approved);
+        assert_eq!(asked(), 0);
+        // A flow without a verdict (EVE input that carries none) asks the registry.
+        let j = roles.judge(
+            &PairingQuery {
+                dataplane_mismatch: None,
+                ..q
+            },
+            Some(&reg),
+        );
+        assert!(!j.approved);
+        assert_eq!(asked(), 1);
     }
 
     #[test]

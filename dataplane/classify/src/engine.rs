@@ -251,7 +251,7 @@ pub struct Decision {
     pub app_proto: AppProto,
     /// The side taken for the server sent the client's message (e.g. a TLS ClientHello, or an
     /// SSH KEXINIT advertising `ext-info-c`): the caller must swap the flow's roles
-    /// (`Flow::swap_roles`) and pass `from_client` relative to the new roles from now on. The
+    /// (`Flow::swap_roles`) and pass `sender` relative to the new roles from now on. The
     /// engine has already swapped its own state.
     pub swap_roles: bool,
 }
@@ -360,7 +360,7 @@ struct Confirmation {
     /// Only a pattern of the opposite direction led here.
     reversed: bool,
     /// The parser proved the sender (`Probe::MatchFrom`): `Some(true)` when it is the other
-    /// side than `from_client` said.
+    /// side than `ctx.sender` said.
     proven_reversed: Option<bool>,
 }
 
@@ -411,14 +411,6 @@ const WATCH_STARTTLS: u8 = 1;
 const WATCH_UPGRADE: u8 = 2;
 /// [`FlowClassification::watch`] bit: the decided signature has `metadata_in_first_message`.
 const WATCH_FIRST_MESSAGE: u8 = 4;
-
-fn dir_index(from_client: bool) -> usize {
-    if from_client {
-        0
-    } else {
-        1
-    }
-}
 
 impl FlowClassification {
     /// A fresh, undecided flow (same as `Default`).
@@ -479,11 +471,11 @@ impl FlowClassification {
     pub fn observe_dns_response(
         &mut self,
         transport: Transport,
-        from_client: bool,
+        sender: Side,
         payload: &[u8],
         ts_us: u64,
     ) -> bool {
-        if from_client
+        if sender.is_client()
             || transport != Transport::Udp
             || self.decided != Some(AppProto::Dns)
             || self.dns_answers().is_some()
@@ -522,32 +514,34 @@ impl FlowClassification {
     /// True while the engine still wants this flow's payloads. A caller may skip `observe`
     /// when this is false (calling it anyway is cheap and changes nothing).
     pub fn wants_payload(&self, classifier: &Classifier) -> bool {
-        self.wants_payload_from(classifier, true) || self.wants_payload_from(classifier, false)
+        self.wants_payload_from(classifier, Side::Client)
+            || self.wants_payload_from(classifier, Side::Server)
     }
 
     /// [`FlowClassification::wants_payload`] for one direction: true while the engine still
-    /// wants this flow's payloads from the client (`from_client`) or from the server. A caller
+    /// wants this flow's payloads from `sender` (the client or the server). A caller
     /// may skip `observe` for a packet of a direction that is not wanted; the outcome (protocol,
     /// metadata, roles) is the same as calling it. A decided flow usually stops wanting one
     /// direction long before the other (a download's server side, after `max_packets`), so the
     /// worker's per-packet check is this one.
     #[inline]
-    pub fn wants_payload_from(&self, classifier: &Classifier, from_client: bool) -> bool {
+    pub fn wants_payload_from(&self, classifier: &Classifier, sender: Side) -> bool {
         match self.decided {
-            None => !self.spent(&classifier.config, dir_index(from_client)),
+            None => !self.spent(&classifier.config, sender),
             Some(AppProto::Unknown) => false,
             Some(_) => {
-                let d = dir_index(from_client);
-                self.decided_parser_reads(&classifier.config, d, self.packets[d])
+                self.decided_parser_reads(&classifier.config, sender, self.packets[sender.index()])
                     || self.starttls_wanted(classifier)
                     || self.upgrade_wanted(classifier)
             }
         }
     }
 
-    /// Direction `d` of an undecided flow used up its budget (bytes, or segments/datagrams).
+    /// What `sender` sends, on an undecided flow, used up its budget (bytes, or
+    /// segments/datagrams).
     #[inline]
-    fn spent(&self, cfg: &ClassifyConfig, d: usize) -> bool {
+    fn spent(&self, cfg: &ClassifyConfig, sender: Side) -> bool {
+        let d = sender.index();
         self.bytes[d] >= cfg.max_bytes || self.packets[d] >= self.packet_cap(cfg)
     }
 
@@ -562,18 +556,18 @@ impl FlowClassification {
         }
     }
 
-    /// The decided parser reads packet `index` of direction `d`: within `max_packets`, and the
-    /// direction's metadata is not complete yet.
+    /// The decided parser reads packet `index` of what `sender` sends: within `max_packets`, and
+    /// that direction's metadata is not complete yet.
     #[inline]
-    fn decided_parser_reads(&self, cfg: &ClassifyConfig, d: usize, index: u16) -> bool {
-        index < cfg.max_packets && self.metadata_done & (1 << d) == 0
+    fn decided_parser_reads(&self, cfg: &ClassifyConfig, sender: Side, index: u16) -> bool {
+        index < cfg.max_packets && self.metadata_done & (1 << sender.index()) == 0
     }
 
-    /// Marks direction `d`'s metadata complete when the decided signature says the first
-    /// message carries all of it and `meta` (what the parser just reported from `d`) has some.
-    fn note_metadata(&mut self, d: usize, meta: &Meta) {
+    /// Marks `sender`'s metadata complete when the decided signature says the first message
+    /// carries all of it and `meta` (what the parser just reported from `sender`) has some.
+    fn note_metadata(&mut self, sender: Side, meta: &Meta) {
         if self.watch & WATCH_FIRST_MESSAGE != 0 && *meta != Meta::None {
-            self.metadata_done |= 1 << d;
+            self.metadata_done |= 1 << sender.index();
         }
     }
 
@@ -612,16 +606,17 @@ impl FlowClassification {
         };
     }
 
-    /// Takes direction `d`'s reassembly buffer (empty when none) and the packet index it
-    /// starts at.
-    fn take_buffer(&mut self, d: usize) -> (Vec<u8>, u16) {
+    /// Takes `sender`'s reassembly buffer (empty when none) and the packet index it starts at.
+    fn take_buffer(&mut self, sender: Side) -> (Vec<u8>, u16) {
+        let d = sender.index();
         self.extras.as_mut().map_or((Vec::new(), 0), |e| {
             (std::mem::take(&mut e.buffers[d]), e.buffer_start[d])
         })
     }
 
-    /// Keeps `buffer` (starting at packet `start` of direction `d`) for the next packet.
-    fn put_buffer(&mut self, d: usize, buffer: Vec<u8>, start: u16) {
+    /// Keeps `buffer` (starting at packet `start` of what `sender` sends) for the next packet.
+    fn put_buffer(&mut self, sender: Side, buffer: Vec<u8>, start: u16) {
+        let d = sender.index();
         let e = self.extras();
         e.buffers[d] = buffer;
         e.buffer_start[d] = start;
@@ -660,10 +655,10 @@ impl FlowClassification {
         self.roles_fixed
     }
 
-    /// A SYN (or SYN-ACK) of the direction `from_client` with sequence number `seq`: that
-    /// direction's stream starts at `seq + 1`.
-    pub fn observe_syn(&mut self, from_client: bool, seq: u32) {
-        if let Some(c) = self.streams.get_mut(dir_index(from_client)) {
+    /// A SYN (or SYN-ACK) sent by `sender` with sequence number `seq`: that direction's stream
+    /// starts at `seq + 1`.
+    pub fn observe_syn(&mut self, sender: Side, seq: u32) {
+        if let Some(c) = self.streams.get_mut(sender.index()) {
             c.on_syn(seq);
         }
     }
@@ -684,7 +679,7 @@ impl FlowClassification {
         if payload.is_empty() {
             return None;
         }
-        let d = dir_index(ctx.from_client);
+        let d = ctx.sender.index();
         let mut cursor = self.streams[d];
         let mut held = self.extras.as_mut().and_then(|e| e.held[d].take());
         let max_bytes = classifier.config.max_bytes;
@@ -711,15 +706,15 @@ impl FlowClassification {
             if let Some(dec) = self.observe(classifier, &ctx, chunk) {
                 if dec.swap_roles {
                     swapped = !swapped;
-                    ctx.from_client = !ctx.from_client;
+                    ctx.sender = ctx.sender.other();
                 }
                 decision = Some(dec);
             }
         }
-        let now = dir_index(ctx.from_client);
+        let now = ctx.sender.index();
         if let Some(h) = held {
             let spent = self.streams[now].delivered() >= max_bytes
-                || !self.wants_payload_from(classifier, ctx.from_client);
+                || !self.wants_payload_from(classifier, ctx.sender);
             if spent {
                 classifier.pool.give_back(h.into_buffer());
             } else {
@@ -743,7 +738,7 @@ impl FlowClassification {
         }
     }
 
-    /// Feeds one payload-carrying packet of the flow. `ctx.from_client` says who sent it
+    /// Feeds one payload-carrying packet of the flow. `ctx.sender` says who sent it
     /// (relative to the roles after any swap this engine asked for); `ctx.packet_index` is
     /// ignored (the engine counts per direction itself). Returns a decision on the packet that
     /// settles the label; after that, at most once more each, on the packet where an upgrade
@@ -760,7 +755,8 @@ impl FlowClassification {
             return None;
         }
         self.tcp = ctx.transport == Transport::Tcp;
-        let d = dir_index(ctx.from_client);
+        let sender = ctx.sender;
+        let d = sender.index();
         let index = self.packets[d];
         self.packets[d] = index.saturating_add(1);
         let bytes_before = self.bytes[d];
@@ -771,15 +767,15 @@ impl FlowClassification {
             ..*ctx
         };
         match self.decided {
-            None => self.scan(classifier, &pctx, d, index, bytes_before, payload),
+            None => self.scan(classifier, &pctx, sender, index, bytes_before, payload),
             Some(AppProto::Unknown) => None,
-            Some(_) => self.enrich(classifier, &pctx, d, index, payload),
+            Some(_) => self.enrich(classifier, &pctx, sender, index, payload),
         }
     }
 
     fn exhausted(&self, cfg: &ClassifyConfig) -> bool {
         let cap = self.packet_cap(cfg);
-        (self.spent(cfg, 0) && self.spent(cfg, 1))
+        (self.spent(cfg, Side::Client) && self.spent(cfg, Side::Server))
             || u32::from(self.packets[0]) + u32::from(self.packets[1]) >= 2 * u32::from(cap)
             || u64::from(self.bytes[0]) + u64::from(self.bytes[1]) >= 2 * u64::from(cfg.max_bytes)
     }
@@ -799,7 +795,7 @@ impl FlowClassification {
         &mut self,
         classifier: &mut Classifier,
         ctx: &ProbeContext,
-        d: usize,
+        d: Side,
         index: u16,
         bytes_before: u32,
         payload: &[u8],
@@ -870,12 +866,12 @@ impl FlowClassification {
         }
     }
 
-    /// Labels the flow from the confirmations of a packet of direction `d`.
+    /// Labels the flow from the confirmations of a packet `sender` sent.
     fn decide(
         &mut self,
         classifier: &Classifier,
         confirmations: Vec<Confirmation>,
-        d: usize,
+        d: Side,
     ) -> Decision {
         let sigs = &classifier.sigs;
         let protos: Vec<AppProto> = confirmations
@@ -934,7 +930,7 @@ impl FlowClassification {
         &mut self,
         classifier: &mut Classifier,
         ctx: &ProbeContext,
-        d: usize,
+        d: Side,
         index: u16,
         payload: &[u8],
     ) -> Option<Decision> {
@@ -1057,8 +1053,7 @@ impl FlowClassification {
                     relabelled = true;
                 }
                 Slot::Decided => {
-                    let claims_swap =
-                        sender.is_some_and(|s| (s == Side::Client) != ctx.from_client);
+                    let claims_swap = sender.is_some_and(|s| s != ctx.sender);
                     if claims_swap && self.roles_fixed {
                         self.extras().add_indicator(ROLES_CONFLICT_INDICATOR);
                     }
@@ -1073,9 +1068,9 @@ impl FlowClassification {
                     }
                     if let Some(sender) = prove {
                         self.roles_proven = true;
-                        if (sender == Side::Client) != ctx.from_client {
+                        if sender != ctx.sender {
                             self.swap_own_roles();
-                            d = 1 - d;
+                            d = d.other();
                             swapped = true;
                         }
                     }
@@ -1119,9 +1114,7 @@ fn evaluate(classifier: &mut Classifier, ctx: &ProbeContext, view: &[u8]) -> Out
         let bit = 1u128
             .checked_shl(u32::try_from(owner.signature).unwrap_or(u32::MAX))
             .unwrap_or(0);
-        let expected = owner
-            .direction
-            .is_none_or(|side| side.is_client() == ctx.from_client);
+        let expected = owner.direction.is_none_or(|side| side == ctx.sender);
         if expected {
             same |= bit;
         } else {
@@ -1204,7 +1197,7 @@ fn run_parser(
             indicator,
             meta,
             reversed,
-            proven_reversed: Some((sender == Side::Client) != ctx.from_client),
+            proven_reversed: Some(sender != ctx.sender),
         }),
         Probe::NeedMore => *need_more = true,
         Probe::NoMatch => {}

@@ -15,6 +15,7 @@
 //!     ProbeContext,
 //! };
 //! use portolan_packet::Transport;
+//! use portolan_model::Side;
 //!
 //! // Start-up (control plane): load, validate, compile or read the cached database.
 //! let (sigs, report) =
@@ -32,18 +33,13 @@
 //!
 //! // For each payload-carrying packet of the flow, in arrival order:
 //! let payload: &[u8] = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n";
-//! let ctx = ProbeContext {
-//!     transport: Transport::Tcp,
-//!     from_client: true, // relative to the flow's current roles
-//!     client_port: 49152,
-//!     server_port: 8080,
-//!     packet_index: 0, // ignored: the engine counts per direction
-//!     dst_multicast: false, // the packet's destination is not a multicast group
-//! };
+//! // Sent by the client (relative to the flow's current roles; `.sent_by(Side::Server)` for the
+//! // other direction), to a unicast address; the engine counts packets per direction itself.
+//! let ctx = ProbeContext::new(Transport::Tcp, 49152, 8080);
 //! if state.wants_payload(&classifier) {
 //!     if let Some(decision) = state.observe(&mut classifier, &ctx, payload) {
 //!         if decision.swap_roles {
-//!             // flow.swap_roles(); later packets use the new from_client.
+//!             // flow.swap_roles(); later packets name their sender by the new roles.
 //!         }
 //!     }
 //! }

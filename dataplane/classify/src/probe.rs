@@ -12,8 +12,8 @@ use portolan_packet::Transport;
 pub struct ProbeContext {
     /// TCP or UDP.
     pub transport: Transport,
-    /// True when the bytes were sent by the flow's client (the side we currently take for it).
-    pub from_client: bool,
+    /// Who sent the bytes: the flow's client or server (the roles we currently take for it).
+    pub sender: Side,
     /// Client port of the flow.
     pub client_port: u16,
     /// Server port of the flow.
@@ -35,7 +35,7 @@ impl ProbeContext {
     pub const fn new(transport: Transport, client_port: u16, server_port: u16) -> ProbeContext {
         ProbeContext {
             transport,
-            from_client: true,
+            sender: Side::Client,
             client_port,
             server_port,
             packet_index: 0,
@@ -45,7 +45,7 @@ impl ProbeContext {
 
     /// The same context for bytes `sender` sent.
     pub const fn sent_by(mut self, sender: Side) -> ProbeContext {
-        self.from_client = matches!(sender, Side::Client);
+        self.sender = sender;
         self
     }
 

@@ -12,6 +12,7 @@ use portolan_classify::{
     AppProto, AppRecord, CacheDir, Classifier, ClassifyConfig, CompiledSignatures, DatabaseSource,
     FlowClassification, CONFLICT_INDICATOR, STARTTLS_INDICATOR,
 };
+use portolan_model::Side;
 use portolan_packet::Transport;
 use portolan_testkit::{self as testkit, ClientHelloSpec};
 
@@ -764,13 +765,19 @@ fn tls_directions_stop_after_their_hello_but_wait_for_a_late_one() {
     let mut flow = FlowClassification::default();
     let hello = testkit::tls_client_hello_record(&ClientHelloSpec::chrome_like("a.example.com"));
     assert!(flow.observe(&mut c, &cl, &hello).is_some());
-    assert!(!flow.wants_payload_from(&c, true), "client hello read");
-    assert!(flow.wants_payload_from(&c, false), "server hello not yet");
+    assert!(
+        !flow.wants_payload_from(&c, Side::Client),
+        "client hello read"
+    );
+    assert!(
+        flow.wants_payload_from(&c, Side::Server),
+        "server hello not yet"
+    );
     // The server's first segments were lost: its encrypted records come first, then the
     // retransmitted ServerHello, which is still read.
     for n in 0..3 {
         flow.observe(&mut c, &sv, &record(n));
-        assert!(flow.wants_payload_from(&c, false));
+        assert!(flow.wants_payload_from(&c, Side::Server));
     }
     flow.observe(
         &mut c,
@@ -786,7 +793,7 @@ fn tls_directions_stop_after_their_hello_but_wait_for_a_late_one() {
     flow.observe(&mut c, &cl, &hello);
     let mut read = 0;
     for n in 0..(2 * max) {
-        if flow.wants_payload_from(&c, false) {
+        if flow.wants_payload_from(&c, Side::Server) {
             read += 1;
             flow.observe(&mut c, &sv, &record(n as u8));
         }
@@ -800,8 +807,14 @@ fn tls_directions_stop_after_their_hello_but_wait_for_a_late_one() {
         .observe(&mut c, &cl, &testkit::tls_server_hello_record(0xc02f, None))
         .unwrap();
     assert!(d.swap_roles);
-    assert!(!flow.wants_payload_from(&c, false), "server hello read");
-    assert!(flow.wants_payload_from(&c, true), "client hello not yet");
+    assert!(
+        !flow.wants_payload_from(&c, Side::Server),
+        "server hello read"
+    );
+    assert!(
+        flow.wants_payload_from(&c, Side::Client),
+        "client hello not yet"
+    );
 }
 
 /// Feeds `packets` (from client?, payload) to two flows: one sees every packet, the other only
@@ -818,7 +831,7 @@ fn same_record_when_skipping_unwanted_directions(
     for (from_client, payload) in packets {
         let cx = ctx(transport, *from_client);
         all.observe(&mut c, &cx, payload);
-        if skipping.wants_payload_from(&c, *from_client) {
+        if skipping.wants_payload_from(&c, Side::from_client(*from_client)) {
             skipping.observe(&mut c, &cx, payload);
         } else {
             skipped += 1;

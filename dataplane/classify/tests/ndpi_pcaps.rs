@@ -14,6 +14,7 @@ use portolan_classify::{
     AppProto, CacheDir, Classifier, ClassifyConfig, CompiledSignatures, FlowClassification,
     ProbeContext,
 };
+use portolan_model::Side;
 use portolan_packet::capture::CaptureReader;
 use portolan_packet::{tcp_flags, Transport};
 
@@ -158,7 +159,7 @@ fn classify_capture(path: &Path, classifier: &mut Classifier) -> HashMap<Key, Fl
         }
         let ctx = ProbeContext {
             transport: pkt.transport,
-            from_client: src == flow.client,
+            sender: Side::from_client(src == flow.client),
             client_port: flow.client.1,
             server_port: flow.server.1,
             packet_index: 0,

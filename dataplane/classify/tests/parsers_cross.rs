@@ -8,6 +8,7 @@ mod common;
 use common::{ctx, COVERED};
 use portolan_classify::protocols::PARSERS;
 use portolan_classify::ProbeContext;
+use portolan_model::Side;
 use portolan_packet::Transport;
 use proptest::prelude::*;
 
@@ -374,7 +375,7 @@ fn any_ctx() -> impl Strategy<Value = ProbeContext> {
     )
         .prop_map(|(tcp, from_client, cp, sp, idx)| ProbeContext {
             transport: if tcp { Transport::Tcp } else { Transport::Udp },
-            from_client,
+            sender: Side::from_client(from_client),
             client_port: cp,
             server_port: sp,
             packet_index: idx,

@@ -26,6 +26,7 @@ use portolan_classify::{
     AppProto, CacheDir, Classifier, ClassifyConfig, CompiledSignatures, FlowClassification, Probe,
     ProbeContext,
 };
+use portolan_model::Side;
 use portolan_packet::capture::CaptureReader;
 use portolan_packet::{tcp_flags, Transport};
 
@@ -254,7 +255,7 @@ fn confirmations(
     for (index, payload) in dir.packets.iter().enumerate() {
         let ctx = ProbeContext {
             transport,
-            from_client,
+            sender: Side::from_client(from_client),
             client_port: 0,
             server_port: 0,
             packet_index: index as u32,
@@ -426,7 +427,7 @@ fn classify_capture(path: &Path, classifier: &mut Classifier) -> EngineFlows {
         let server = if src == flow.client { dst } else { src };
         let ctx = ProbeContext {
             transport: p.transport,
-            from_client: src == flow.client,
+            sender: Side::from_client(src == flow.client),
             client_port: flow.client.1,
             server_port: server.1,
             packet_index: 0,

@@ -176,7 +176,7 @@ pub async fn list_devices(
             )
         }
     };
-    let devices = blocking(&state, |c| c.devices()).await?;
+    let devices = blocking(&state, |c| Ok(c.operator().devices()?)).await?;
     let matching: Vec<_> = devices
         .iter()
         .filter(|d| q.supervised.is_none_or(|s| d.supervised == s))
@@ -206,8 +206,10 @@ pub async fn get_device(
     PathParam(udid): PathParam<String>,
 ) -> Result<Json<DeviceDetail>, Problem> {
     let (device, history, states) = blocking(&state, move |c| {
-        let (device, history) = c.device(&udid)?;
-        let states = c.device_states(&device)?;
+        let (device, history) = c.operator().device(&udid)?.ok_or_else(|| {
+            ControlError::NotFound(format!("no device with UDID or serial number {udid:?}"))
+        })?;
+        let states = c.operator().device_states(&device)?;
         Ok((device, history, states))
     })
     .await?;
@@ -350,7 +352,10 @@ pub async fn post_device_states(
     RawBody(body): RawBody,
 ) -> Result<Json<DeviceStatesAccepted>, Problem> {
     let events = parse_device_states(&body)?;
-    let accepted = blocking(&state, move |c| c.add_device_states(events)).await?;
+    let accepted = blocking(&state, move |c| {
+        Ok(c.operator().ingest_device_states(events)?)
+    })
+    .await?;
     Ok(Json(DeviceStatesAccepted { accepted }))
 }
 
@@ -362,7 +367,7 @@ pub async fn post_device_states(
     responses((status = 200, description = "Roles", body = RoleList))
 )]
 pub async fn list_roles(State(state): State<ApiState>) -> Result<Json<RoleList>, Problem> {
-    let roles = blocking(&state, |c| c.roles()).await?;
+    let roles = blocking(&state, |c| Ok(c.operator().roles()?)).await?;
     Ok(Json(RoleList {
         roles: roles.roles().iter().map(RoleView::from).collect(),
     }))
@@ -378,7 +383,7 @@ pub async fn get_role(
     State(state): State<ApiState>,
     PathParam(name): PathParam<String>,
 ) -> Result<Json<RoleView>, Problem> {
-    let roles = blocking(&state, |c| c.roles()).await?;
+    let roles = blocking(&state, |c| Ok(c.operator().roles()?)).await?;
     roles
         .role(&name)
         .map(|r| Json(RoleView::from(r)))
@@ -595,7 +600,7 @@ pub async fn list_exceptions(
     State(state): State<ApiState>,
 ) -> Result<Json<ExceptionList>, Problem> {
     let exceptions = blocking(&state, |c| {
-        let roles = c.roles()?;
+        let roles = c.operator().roles()?;
         let mut out = Vec::with_capacity(roles.exceptions().len());
         for e in roles.exceptions() {
             let origin = if c.is_file_exception(&e.id)? {
@@ -825,7 +830,10 @@ pub async fn list_proposals(
     QueryParams(q): QueryParams<WindowQuery>,
 ) -> Result<Json<ProposalList>, Problem> {
     let (from, to) = window(q.since.as_deref(), q.until.as_deref())?;
-    let proposals = blocking(&state, move |c| c.proposals(from, to)).await?;
+    let proposals = blocking(&state, move |c| {
+        Ok(c.operator().propose_baselines(from, to)?)
+    })
+    .await?;
     Ok(Json(ProposalList {
         window_from: portolan_control::timestamp::format_rfc3339(from),
         window_to: portolan_control::timestamp::format_rfc3339(to),
@@ -873,7 +881,7 @@ fn proposal_pairings(
     explicit: Option<Vec<ApprovedPairing>>,
     verb: &str,
 ) -> Result<Vec<ApprovedPairing>, ControlError> {
-    let proposals = c.proposals(from, to)?;
+    let proposals = c.operator().propose_baselines(from, to)?;
     let proposal = proposals
         .into_iter()
         .find(|p| p.role == role)
@@ -911,7 +919,7 @@ fn proposal_pairings(
             "the proposal for {role:?} has nothing to {verb}"
         )));
     }
-    if role != DEVICE_DEFAULT && c.roles()?.role(role).is_none() {
+    if role != DEVICE_DEFAULT && c.operator().roles()?.role(role).is_none() {
         return Err(ControlError::Conflict(format!(
             "role {role:?} is no longer defined"
         )));
@@ -1445,7 +1453,7 @@ pub async fn list_audit(
     let limit = page_limit(q.limit)?;
     let since = parse_time(q.since.as_deref(), "since")?;
     let after = cursor_id(q.cursor.as_deref())?;
-    let log = blocking(&state, |c| c.audit_log()).await?;
+    let log = blocking(&state, |c| Ok(c.operator().audit_log()?)).await?;
     // Server paths (inventory files of `[inputs]`, the roles file) are for admins only, in the
     // answer and in what `target` can match.
     let admin = who.role == crate::tokens::Role::Admin;

@@ -99,7 +99,7 @@ fuzz_target!(|data: &[u8]| {
     )
     .expect("scratch");
     let mut flow = FlowClassification::default();
-    flow.observe_syn(true, BASE.wrapping_sub(1));
+    flow.observe_syn(Side::Client, BASE.wrapping_sub(1));
     for (i, &(seq, seg)) in segs.iter().enumerate() {
         let ctx = ProbeContext::new(Transport::Tcp, 40000, 443).sent_by(if i % 3 != 2 {
             Side::Client

@@ -62,7 +62,7 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
         Line::Complete(line) => match parse_banner(line) {
             Some((_proto, software)) => {
                 let software = String::from_utf8_lossy(software).into_owned();
-                let meta = if ctx.from_client {
+                let meta = if ctx.sender.is_client() {
                     SshMeta {
                         client_software: Some(software),
                         server_software: None,

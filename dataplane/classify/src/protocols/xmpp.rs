@@ -60,7 +60,7 @@ pub fn probe(ctx: &ProbeContext, data: &[u8]) -> Probe {
     if !xmpp_ns {
         return Probe::NoMatch;
     }
-    let (first, second): (&[u8], &[u8]) = if ctx.from_client {
+    let (first, second): (&[u8], &[u8]) = if ctx.sender.is_client() {
         (b"to", b"from")
     } else {
         (b"from", b"to")
