@@ -7,8 +7,9 @@
 //! `unsafe` (DPDK access goes through `crate::dpdk`).
 
 use crate::dpdk::prefetch::prefetch0;
-use crate::dpdk::xdp::{monotonic_ns, BypassKey, XdpBypassMap};
+use crate::dpdk::xdp::{monotonic_ns, BypassKey, XdpBypassMap, PROTO_TCP, PROTO_UDP};
 use crate::dpdk::{lcore, MbufBurst, RxQueue, TimestampField, BURST_SIZE};
+use crate::nic_bypass::{BypassedFlow, Installed, NicBypass};
 use crate::observer::{FlowSink, PacketObserver};
 use crate::prefilter::ManagedSubnets;
 use portolan_flow::{
@@ -73,7 +74,7 @@ pub struct WorkerCounters {
     pub encapsulated: [u64; Encapsulation::COUNT],
     /// Frames that spanned more than one mbuf (only the first segment is decoded).
     pub multi_segment: u64,
-    /// Judged TCP flows put in the driver's bypass map ([`Worker::with_driver_bypass`]).
+    /// Judged TCP and UDP flows put in the driver's bypass map ([`Worker::with_driver_bypass`]).
     pub driver_bypass_flows: u64,
     /// Flows the map refused (full): they stay on the worker's software path.
     pub driver_bypass_refused: u64,
@@ -82,6 +83,15 @@ pub struct WorkerCounters {
     pub driver_bypassed_packets: u64,
     /// Bytes of `driver_bypassed_packets`.
     pub driver_bypassed_bytes: u64,
+    /// Judged TCP flows whose drop rules were installed in the NIC
+    /// ([`Worker::with_nic_bypass`]).
+    pub nic_bypass_flows: u64,
+    /// Judged flows not installed in the NIC because the configured rule count was reached
+    /// (`nic_bypass_max_rules`): they stay on the software path.
+    pub nic_bypass_full: u64,
+    /// Judged flows the NIC refused (its rule table full, or the rule not supported): they stay
+    /// on the software path.
+    pub nic_bypass_refused: u64,
     /// Decoded frames with neither address in a managed subnet, skipped before the flow table
     /// (the software prefilter, [`Worker::with_prefilter`]; 0 without one).
     pub prefiltered: u64,
@@ -115,6 +125,9 @@ impl Default for WorkerCounters {
             driver_bypass_refused: 0,
             driver_bypassed_packets: 0,
             driver_bypassed_bytes: 0,
+            nic_bypass_flows: 0,
+            nic_bypass_full: 0,
+            nic_bypass_refused: 0,
             prefiltered: 0,
             no_timestamp: 0,
             bursts: 0,
@@ -217,7 +230,7 @@ pub struct LiveSnapshot {
     pub drops: Vec<(DropReason, u64)>,
     /// Frames carried in each encapsulation.
     pub encapsulated: Vec<(Encapsulation, u64)>,
-    /// Judged TCP flows put in the driver's (XDP) bypass map.
+    /// Judged TCP and UDP flows put in the driver's (XDP) bypass map.
     pub driver_bypass_flows: u64,
     /// Packets the driver dropped for bypassed flows that have ended (read back per flow).
     pub driver_bypassed_packets: u64,
@@ -314,6 +327,8 @@ pub struct Worker<O: PacketObserver> {
     prefilter: Option<ManagedSubnets>,
     /// The XDP program's map of bypassed flow directions (`net_af_xdp` ports).
     driver_bypass: Option<Arc<XdpBypassMap>>,
+    /// The port's rte_flow bypass rules (a NIC that accepts them, when configured).
+    nic_bypass: Option<Arc<NicBypass>>,
     /// Wall clock (µs since the epoch) for frames the driver gave no timestamp.
     clock: fn() -> u64,
     /// The clock read for the current burst (0: not read yet).
@@ -393,6 +408,7 @@ impl<O: PacketObserver> Worker<O> {
             unpublished_bursts: 0,
             prefilter: None,
             driver_bypass: None,
+            nic_bypass: None,
             clock: system_clock_us,
             burst_clock_us: 0,
             wall_clock_mode: false,
@@ -472,14 +488,42 @@ impl<O: PacketObserver> Worker<O> {
         self
     }
 
-    /// Has the driver drop the later payload packets of judged TCP flows ([`PacketObserver::judged`]):
-    /// once a flow is judged the worker inserts both its directions in `map` (two bpf calls,
-    /// once per flow), and when the flow ends reads back what the driver dropped and adds it
-    /// to the flow's packet and byte counters and end time, so flow records stay exact. FIN
-    /// and RST still reach the worker, so flows end on time.
+    /// Has the driver drop the later packets of judged flows ([`PacketObserver::judged`]):
+    /// established TCP flows and UDP flows. Once a flow is judged the worker inserts both its
+    /// directions in `map` (two bpf calls, once per flow). Before it ends a bypassed flow on
+    /// idle time it reads the map's last-seen time (a flow still sending in the driver stays),
+    /// and when the flow ends it takes what the driver dropped and adds it to the flow's packet
+    /// and byte counters and end time, so flow records stay exact. TCP FIN and RST still reach
+    /// the worker, so TCP flows end on time; UDP flows end on idle time.
     pub fn with_driver_bypass(mut self, map: Arc<XdpBypassMap>) -> Worker<O> {
         self.driver_bypass = Some(map);
         self
+    }
+
+    /// Has the NIC drop the later packets of judged TCP flows: once a flow is judged (as for
+    /// [`Worker::with_driver_bypass`]) the worker installs one rte_flow drop rule per direction
+    /// through `nic` (capped, counted when full), and removes them when the flow ends. The NIC
+    /// counts nothing back: a bypassed flow's record holds the packets up to its judgement, and
+    /// it ends on the worker's idle timeout (the rules drop FIN and RST too).
+    pub fn with_nic_bypass(mut self, nic: Arc<NicBypass>) -> Worker<O> {
+        self.nic_bypass = Some(nic);
+        self
+    }
+
+    /// Offers a flow just updated to the driver's or the NIC's bypass, if the port has one.
+    #[inline(always)]
+    fn offer_bypass(
+        driver: Option<&XdpBypassMap>,
+        nic: Option<&NicBypass>,
+        observer: &O,
+        flow: &mut Flow<O::FlowState>,
+        counters: &mut WorkerCounters,
+    ) {
+        if let Some(map) = driver {
+            offer_driver_bypass(map, observer, flow, counters);
+        } else if let Some(nic) = nic {
+            offer_nic_bypass(nic, observer, flow, counters);
+        }
     }
 
     /// True when a prefilter is set and `pkt` is outside it.
@@ -528,9 +572,13 @@ impl<O: PacketObserver> Worker<O> {
                 self.counters.decoded += 1;
                 let (flow, dir) = self.table.update(&pkt, ts, frame_len);
                 self.observer.on_packet(flow, dir, &pkt, ts);
-                if let Some(map) = &self.driver_bypass {
-                    offer_driver_bypass(map, &self.observer, flow, &mut self.counters);
-                }
+                Self::offer_bypass(
+                    self.driver_bypass.as_deref(),
+                    self.nic_bypass.as_deref(),
+                    &self.observer,
+                    flow,
+                    &mut self.counters,
+                );
             }
         }
     }
@@ -541,7 +589,13 @@ impl<O: PacketObserver> Worker<O> {
     pub fn after_burst<S: FlowSink<O::FlowState>>(&mut self, sink: &mut S) {
         self.burst_clock_us = 0;
         if self.last_ts_us >= self.next_expire_us {
-            self.table.expire(self.last_ts_us);
+            match self.driver_bypass.as_deref() {
+                // A bypassed flow still sending in the driver is not idle.
+                Some(map) => self
+                    .table
+                    .expire_with(self.last_ts_us, |f| driver_last_seen_us(map, f)),
+                None => self.table.expire(self.last_ts_us),
+            }
             self.defrag
                 .expire(self.last_ts_us, &mut self.counters.drops);
             self.counters.defrag = self.defrag.stats();
@@ -555,6 +609,7 @@ impl<O: PacketObserver> Worker<O> {
                         &mut f.flow,
                         &mut self.counters,
                     );
+                    remove_nic_bypass(self.nic_bypass.as_deref(), &f.flow);
                 }
                 self.observer.on_flow_end(&mut f);
                 sink.push_flow(f);
@@ -625,9 +680,13 @@ impl<O: PacketObserver> Worker<O> {
                     self.counters.decoded += 1;
                     let (flow, dir) = self.table.update_prepared(lookup, pkt, ts, frame_len);
                     self.observer.on_packet(flow, dir, pkt, ts);
-                    if let Some(map) = &self.driver_bypass {
-                        offer_driver_bypass(map, &self.observer, flow, &mut self.counters);
-                    }
+                    Self::offer_bypass(
+                        self.driver_bypass.as_deref(),
+                        self.nic_bypass.as_deref(),
+                        &self.observer,
+                        flow,
+                        &mut self.counters,
+                    );
                 }
                 (Err(DropReason::IpFragment), _) if self.process_fragment(m.data(), ts) => {}
                 (Err(reason), _) => {
@@ -768,6 +827,7 @@ impl<O: PacketObserver> Worker<O> {
                     &mut f.flow,
                     &mut self.counters,
                 );
+                remove_nic_bypass(self.nic_bypass.as_deref(), &f.flow);
             }
             self.observer.on_flow_end(&mut f);
             sink.push_flow(f);
@@ -793,8 +853,7 @@ fn offer_driver_bypass<O: PacketObserver>(
     counters: &mut WorkerCounters,
 ) {
     if flow.driver_bypass
-        || flow.transport != Transport::Tcp
-        || flow.tcp_state != TcpState::Established
+        || (flow.transport == Transport::Tcp && flow.tcp_state != TcpState::Established)
         || !observer.judged(flow)
     {
         return;
@@ -802,24 +861,56 @@ fn offer_driver_bypass<O: PacketObserver>(
     insert_driver_bypass(map, flow, counters);
 }
 
+/// The driver map's keys of a flow's two directions (client → server, server → client).
+fn driver_keys<A>(flow: &Flow<A>) -> Option<(BypassKey, BypassKey)> {
+    let proto = match flow.transport {
+        Transport::Tcp => PROTO_TCP,
+        Transport::Udp => PROTO_UDP,
+    };
+    Some((
+        BypassKey::new(
+            proto,
+            flow.client_ip,
+            flow.client_port,
+            flow.server_ip,
+            flow.server_port,
+        )?,
+        BypassKey::new(
+            proto,
+            flow.server_ip,
+            flow.server_port,
+            flow.client_ip,
+            flow.client_port,
+        )?,
+    ))
+}
+
+/// `CLOCK_MONOTONIC` (the XDP program's clock) to the wall clock (µs) the live worker times
+/// flows with: the offset between the two now.
+fn monotonic_to_wall_offset_us() -> u64 {
+    system_clock_us().saturating_sub(monotonic_ns() / 1000)
+}
+
+/// When the driver last dropped a packet of a bypassed flow, on the worker's wall clock (µs);
+/// `None` when it dropped none. Asked by the flow table before it ends such a flow on idle time
+/// (two bpf lookups per bypassed flow due to expire).
+#[cold]
+#[inline(never)]
+fn driver_last_seen_us<A>(map: &XdpBypassMap, flow: &Flow<A>) -> Option<u64> {
+    let (up, down) = driver_keys(flow)?;
+    let last_ns = [up, down]
+        .iter()
+        .filter_map(|k| map.peek(k).ok())
+        .filter(|c| c.packets > 0)
+        .map(|c| c.last_ns)
+        .max()?;
+    Some(last_ns / 1000 + monotonic_to_wall_offset_us())
+}
+
 #[cold]
 #[inline(never)]
 fn insert_driver_bypass<A>(map: &XdpBypassMap, flow: &mut Flow<A>, counters: &mut WorkerCounters) {
-    let keys = (
-        BypassKey::new(
-            flow.client_ip,
-            flow.client_port,
-            flow.server_ip,
-            flow.server_port,
-        ),
-        BypassKey::new(
-            flow.server_ip,
-            flow.server_port,
-            flow.client_ip,
-            flow.client_port,
-        ),
-    );
-    let (Some(up), Some(down)) = keys else {
+    let Some((up, down)) = driver_keys(flow) else {
         return;
     };
     // Marked either way: a refused flow (map full) is not offered again, and the take at its
@@ -837,6 +928,54 @@ fn insert_driver_bypass<A>(map: &XdpBypassMap, flow: &mut Flow<A>, counters: &mu
     counters.driver_bypass_flows += 1;
 }
 
+/// Installs an established, judged TCP flow's drop rules in the NIC, once (the flow is marked
+/// either way, so a refused flow is not offered again).
+#[inline(always)]
+fn offer_nic_bypass<O: PacketObserver>(
+    nic: &NicBypass,
+    observer: &O,
+    flow: &mut Flow<O::FlowState>,
+    counters: &mut WorkerCounters,
+) {
+    if flow.driver_bypass
+        || flow.transport != Transport::Tcp
+        || flow.tcp_state != TcpState::Established
+        || !observer.judged(flow)
+    {
+        return;
+    }
+    install_nic_bypass(nic, flow, counters);
+}
+
+fn bypassed_flow<A>(flow: &Flow<A>) -> BypassedFlow {
+    BypassedFlow {
+        client_ip: flow.client_ip,
+        client_port: flow.client_port,
+        server_ip: flow.server_ip,
+        server_port: flow.server_port,
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn install_nic_bypass<A>(nic: &NicBypass, flow: &mut Flow<A>, counters: &mut WorkerCounters) {
+    flow.driver_bypass = true;
+    match nic.install(&bypassed_flow(flow)) {
+        Installed::Yes | Installed::Already => counters.nic_bypass_flows += 1,
+        Installed::Full => counters.nic_bypass_full += 1,
+        Installed::Refused(_) => counters.nic_bypass_refused += 1,
+    }
+}
+
+/// Removes a bypassed flow's rules from the NIC as the flow ends.
+#[cold]
+#[inline(never)]
+fn remove_nic_bypass<A>(nic: Option<&NicBypass>, flow: &Flow<A>) {
+    if let Some(nic) = nic {
+        nic.remove(&bypassed_flow(flow));
+    }
+}
+
 /// Reads back and removes what the driver dropped for a bypassed flow and adds it to the flow:
 /// packets and bytes per direction, and the end time (the driver's monotonic clock mapped to
 /// the wall clock the live worker times flows with).
@@ -850,21 +989,12 @@ fn take_driver_counters<A>(
     let Some(map) = map else {
         return;
     };
-    let offset_us = system_clock_us().saturating_sub(monotonic_ns() / 1000);
-    let up = BypassKey::new(
-        flow.client_ip,
-        flow.client_port,
-        flow.server_ip,
-        flow.server_port,
-    );
-    let down = BypassKey::new(
-        flow.server_ip,
-        flow.server_port,
-        flow.client_ip,
-        flow.client_port,
-    );
+    let offset_us = monotonic_to_wall_offset_us();
+    let Some((up, down)) = driver_keys(flow) else {
+        return;
+    };
     for (key, to_server) in [(up, true), (down, false)] {
-        let Some(c) = key.and_then(|k| map.take(&k).ok()) else {
+        let Some(c) = map.take(&key).ok() else {
             continue;
         };
         if to_server {
