@@ -39,6 +39,8 @@ use crate::timestamp::now_us;
 
 mod outbox;
 mod rejections;
+mod retention;
+pub use retention::{RETENTION_ACTOR, UPLOADS_DIR};
 mod triage;
 pub use crate::learning::PairingRejection;
 pub use outbox::{OutboxReader, OutboxRow, OutboxStats};
