@@ -21,6 +21,7 @@ use portolan_control::output::ocsf::OcsfProduct;
 use portolan_control::retention::RetentionConfig;
 use portolan_control::scoring::ScoringConfig;
 use portolan_control::{ControlConfig, Durability};
+use portolan_fleet::FleetConfig;
 use portolan_hwconfig::HardwareDescription;
 use serde::Deserialize;
 
@@ -54,6 +55,10 @@ pub struct ApplianceConfig {
     /// The admin API.
     #[serde(default)]
     pub api: ApiConfig,
+    /// The fleet (optional): publish findings, alerts and learning counts to a NATS JetStream
+    /// cluster through the store's outbox.
+    #[serde(default)]
+    pub fleet: Option<FleetConfig>,
     /// Logging.
     #[serde(default)]
     pub logging: LoggingSection,
@@ -670,6 +675,11 @@ impl ApplianceConfig {
         if self.logging.level.trim().is_empty() {
             return Err(self.invalid("logging.level", "must not be empty"));
         }
+        if let Some(fleet) = &self.fleet {
+            fleet
+                .check()
+                .map_err(|(field, reason)| self.invalid(format!("fleet.{field}"), reason))?;
+        }
         let must_exist = |field: String, p: &Path, dir: bool| -> Result<(), ConfigError> {
             let ok = if dir { p.is_dir() } else { p.is_file() };
             if ok {
@@ -771,6 +781,24 @@ mod tests {
         assert_eq!(cfg.store.path, Path::new("/tmp/portolan-x/portolan.db"));
         assert!(cfg.api.tls.cert.starts_with("/tmp/portolan-x"));
         assert_eq!(cfg.api.listen.port(), 0);
+    }
+
+    #[test]
+    fn the_fleet_section_is_optional_and_checked_naming_its_field() {
+        assert!(parse(EXAMPLE).unwrap().fleet.is_none());
+        let fleet = "\n[fleet]\nservers = [\"nats://127.0.0.1:4222\"]\nsite = \"paris\"\nappliance = \"edge-1\"\n";
+        let c = parse(&format!("{EXAMPLE}{fleet}")).unwrap();
+        assert_eq!(c.fleet.as_ref().map(|f| f.site.as_str()), Some("paris"));
+        let e = parse(&format!("{EXAMPLE}{}", fleet.replace("edge-1", "edge 1"))).unwrap_err();
+        assert_eq!(e.field(), Some("fleet.appliance"), "{e}");
+        let e = parse(&format!("{EXAMPLE}{}", fleet.replace("nats://", "http://"))).unwrap_err();
+        assert_eq!(e.field(), Some("fleet.servers[0]"), "{e}");
+        let e = parse(&format!("{EXAMPLE}{fleet}replicas = 0\n")).unwrap_err();
+        assert_eq!(e.field(), Some("fleet.replicas"), "{e}");
+        let e = parse(&format!("{EXAMPLE}{fleet}sight = \"x\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sight"), "{e}");
     }
 
     #[test]

@@ -59,6 +59,7 @@ pub mod audit;
 pub mod device_state;
 pub mod engine;
 pub mod findings;
+pub mod fleet;
 pub mod input_file;
 pub mod inventory;
 pub mod learning;

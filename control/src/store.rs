@@ -30,21 +30,27 @@ use crate::attribution::{BindingSource, NetworkBinding};
 use crate::audit::{AuditAction, AuditEntry, AuditError};
 use crate::device_state::DeviceStateEvent;
 use crate::findings::Finding;
+use crate::fleet::{Kind, LearningCounts};
 use crate::inventory::kea_leases::Lease;
 use crate::inventory::{Device, DevicePart, InventoryBatch};
 use crate::learning::{ApprovedPairing, PairCountKey};
 use crate::roles::{ExceptionRule, Role};
 use crate::timestamp::now_us;
 
+mod outbox;
 mod rejections;
 mod retention;
 pub use retention::{RETENTION_ACTOR, UPLOADS_DIR};
 mod triage;
 pub use crate::learning::PairingRejection;
+pub use outbox::{OutboxReader, OutboxRow, OutboxStats};
 pub use triage::{TriageKind, TriageNote, TriageOutcome};
 
 /// The newest schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
+
+/// The schema version that added the fleet outbox.
+pub const OUTBOX_SCHEMA_VERSION: i64 = 6;
 
 /// How hard each commit is pushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -206,6 +212,8 @@ pub struct ImportSummary {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The outbox's bound, when commits also queue fleet messages ([`Store::enable_outbox`]).
+    outbox: Option<u64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -368,6 +376,8 @@ const MIGRATIONS: &[&str] = &[
     triage::MIGRATION,
     // Version 5: learning proposals rejected by an operator (store/rejections.rs).
     rejections::MIGRATION,
+    // Version 6: the fleet outbox (store/outbox.rs).
+    outbox::MIGRATION,
 ];
 
 fn to_json<T: Serialize>(v: &T) -> String {
@@ -563,6 +573,7 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_path_buf(),
+            outbox: None,
         })
     }
 
@@ -1135,6 +1146,7 @@ impl Store {
             return Ok(());
         }
         let path = self.path.clone();
+        let outbox = self.outbox;
         let tx = self
             .conn
             .transaction()
@@ -1167,6 +1179,9 @@ impl Store {
                 .map_err(sql(&path, "write finding"))?;
             f.id = id;
             ids.insert(key, id);
+            if let Some(capacity) = outbox {
+                outbox::enqueue(&tx, &path, capacity, Kind::Finding, now_us(), &to_json(f))?;
+            }
         }
         for a in alerts.iter_mut() {
             let finding_id = match ids.get(&a.finding_key) {
@@ -1193,6 +1208,9 @@ impl Store {
             )
             .map_err(sql(&path, "write alert"))?;
             a.id = tx.last_insert_rowid();
+            if let Some(capacity) = outbox {
+                outbox::enqueue(&tx, &path, capacity, Kind::Alert, now_us(), &to_json(a))?;
+            }
         }
         tx.commit().map_err(sql(&path, "commit findings"))?;
         Ok(())
@@ -1375,7 +1393,12 @@ impl Store {
         if counts.is_empty() {
             return Ok(());
         }
+        let outbox = self.outbox;
         self.in_transaction(("begin learning counts", "commit learning counts"), |tx, path| {
+            if let Some(capacity) = outbox {
+                let message = LearningCounts::from_pairs(counts);
+                outbox::enqueue(tx, path, capacity, Kind::Learning, now_us(), &to_json(&message))?;
+            }
             for (k, n) in counts {
                 tx.execute(
                     "INSERT INTO learning_counts (role, app_proto, transport, port, bucket_us, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)

@@ -22,6 +22,7 @@
 
 mod data_dir_lock;
 mod dataplane;
+mod fleet;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -208,6 +209,8 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     let link_types = port_link_types(hw).map_err(|e| Failure::bad_input(e.to_string()))?;
     let classifiers = load_classifiers(cfg)?;
     let (ingest, core, control) = start_control(cfg, classifiers.ports())?;
+    // The fleet publisher's thread, before the EAL (pinned to the control cores like the rest).
+    let publisher = fleet::start(cfg, &core)?;
     let tokens = open_tokens(cfg)?;
     let stats = DataplaneStatsHandle::new();
     let readiness = Readiness::new();
@@ -225,7 +228,10 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     let live_protocols: LiveProtocols = Arc::new(Mutex::new(Vec::new()));
     let feed = open_feed(cfg, ingest, &live_protocols)?;
     let reopen = feed.reopen_handle();
-    stats.set_output_source(feed::output_source(feed.output_probes()));
+    stats.set_output_source(fleet::with_outputs(
+        feed::output_source(feed.output_probes()),
+        publisher.as_ref(),
+    ));
     stats.set_build_info(crate::build_info());
     // A view on the queues' drop counters for the statistics (the receiver goes to the drain).
     let ring_view = receiver.clone();
@@ -279,6 +285,9 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
             }
         }
         Err(_) => tracing::error!("control-plane lock poisoned at shutdown"),
+    }
+    if let Some(p) = publisher {
+        fleet::stop(p, &core);
     }
     api.stop();
     drop(dataplane);

@@ -195,6 +195,12 @@ impl CoreState {
         &self.store
     }
 
+    /// From now on, every finding update, alert and learning-count flush is also queued in the
+    /// store's fleet outbox (at most `capacity` rows), in the same transaction.
+    pub fn enable_outbox(&mut self, capacity: u64) {
+        self.store.enable_outbox(capacity);
+    }
+
     /// The roles in force (file, plus approved pairings and API exceptions).
     pub fn roles(&self) -> &RoleSet {
         &self.policy.roles

@@ -1,0 +1,106 @@
+//! The daemon's part of the fleet (`[fleet]`): turns the store's outbox on, starts the publisher
+//! thread, reports it among the outputs (`/api/v1/stats`, `/metrics`: output `fleet`, kind
+//! `nats-jetstream`; `queued` is the outbox backlog, `dropped` what the full outbox refused,
+//! `queue_limit` its bound), and gives it a moment at shutdown to send what the last flush
+//! queued.
+//!
+//! Owns: that wiring. Must not: publish (the `portolan-fleet` publisher does) or block the
+//! drain thread.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portolan_api::stats::{OutputSource, OutputStats};
+use portolan_control::ControlCore;
+use portolan_fleet::Publisher;
+
+use crate::config::ApplianceConfig;
+use crate::Failure;
+
+/// How long shutdown waits for the publisher to send the rows queued last.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
+
+/// With `[fleet]`: the outbox enabled on the store and the publisher running.
+pub(super) fn start(
+    cfg: &ApplianceConfig,
+    core: &ControlCore,
+) -> Result<Option<Publisher>, Failure> {
+    let Some(fleet) = &cfg.fleet else {
+        return Ok(None);
+    };
+    core.lock()
+        .map_err(|e| Failure::runtime(e.to_string()))?
+        .enable_outbox(fleet.outbox_capacity);
+    let cpus = cfg.hardware.control_cores();
+    let publisher = Publisher::spawn(
+        fleet,
+        env!("CARGO_PKG_VERSION"),
+        cfg.store.path.clone(),
+        move || super::pin_to(&cpus),
+    )
+    .map_err(|e| Failure::runtime(format!("cannot start the fleet publisher: {e}")))?;
+    tracing::info!(
+        servers = %publisher.servers(),
+        site = %fleet.site,
+        appliance = %fleet.appliance,
+        outbox_capacity = fleet.outbox_capacity,
+        "fleet publisher started"
+    );
+    Ok(Some(publisher))
+}
+
+/// The outputs' counters plus the publisher's, when there is one.
+pub(super) fn with_outputs(outputs: OutputSource, publisher: Option<&Publisher>) -> OutputSource {
+    let Some(p) = publisher else {
+        return outputs;
+    };
+    let counters = p.counters();
+    let limit = p.capacity();
+    let target = p.servers().to_string();
+    Arc::new(move || {
+        let mut all = outputs();
+        all.push(OutputStats {
+            name: "fleet".into(),
+            kind: "nats-jetstream".into(),
+            target: target.clone(),
+            sent: counters.published.load(Ordering::Relaxed)
+                + counters.duplicates.load(Ordering::Relaxed),
+            dropped: counters.dropped.load(Ordering::Relaxed)
+                + counters.malformed.load(Ordering::Relaxed),
+            errors: counters.errors.load(Ordering::Relaxed),
+            queued: counters.backlog.load(Ordering::Relaxed),
+            queue_limit: limit,
+            reopened: 0,
+        });
+        all
+    })
+}
+
+/// Waits (a few seconds at most, and only while the cluster answers) until the publisher has
+/// sent every row queued so far, then stops it; what is left stays in the outbox for the next
+/// start.
+pub(super) fn stop(publisher: Publisher, core: &ControlCore) {
+    let newest = core
+        .lock()
+        .ok()
+        .and_then(|st| st.store().outbox_stats().ok())
+        .map_or(0, |s| s.newest_seq);
+    let counters = publisher.counters();
+    let t = Instant::now();
+    while counters.healthy.load(Ordering::Relaxed)
+        && i64::try_from(counters.acked_seq.load(Ordering::Relaxed)).unwrap_or(i64::MAX) < newest
+        && t.elapsed() < SHUTDOWN_DRAIN
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let backlog = counters.backlog.load(Ordering::Relaxed);
+    publisher.stop();
+    tracing::info!(
+        published = counters.published.load(Ordering::Relaxed),
+        duplicates = counters.duplicates.load(Ordering::Relaxed),
+        errors = counters.errors.load(Ordering::Relaxed),
+        backlog,
+        "fleet publisher stopped"
+    );
+}
