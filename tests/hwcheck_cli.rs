@@ -58,6 +58,79 @@ fn hwcheck(args: &[&str]) -> Output {
         .expect("run portolan hwcheck")
 }
 
+/// The effective uid is 0 (`Uid:` line of `/proc/self/status`).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|u| u.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A real PMD with rte_flow: `net_tap` (a TAP device hwcheck creates; root and
+/// `/dev/net/tun`). It validates the bypass drop rules, so with `offloads.nic_bypass = true`
+/// the bypass is placed in the NIC, and without it the plan says the rules are not asked for.
+#[test]
+fn net_tap_validates_the_bypass_rules_and_the_plan_places_them_in_hardware_when_asked() {
+    if !is_root() || !Path::new("/dev/net/tun").exists() {
+        eprintln!("skipped: net_tap needs root and /dev/net/tun");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let iface = format!("ptlhw{}", std::process::id() % 100_000);
+    let desc = description_for(dir.path(), &format!("net_tap0,iface={iface}"), 1);
+    let text = std::fs::read_to_string(&desc).expect("read");
+    assert!(text.contains("bypass_judged_flows = true\n"), "{text}");
+    let asked = dir.path().join("asked.toml");
+    std::fs::write(
+        &asked,
+        text.replace(
+            "bypass_judged_flows = true\n",
+            "bypass_judged_flows = true\nnic_bypass = true\nnic_bypass_max_rules = 8192\n",
+        ),
+    )
+    .expect("write");
+
+    let out = hwcheck(&["--config", asked.to_str().expect("utf8"), "--json"]);
+    assert!(
+        out.status.success(),
+        "hwcheck failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let probed = &json["probed"][0];
+    assert_eq!(probed["capabilities"]["driver_name"], "net_tap");
+    assert!(
+        probed["configured"]
+            .as_str()
+            .is_some_and(|c| !c.starts_with("failed")),
+        "{probed}"
+    );
+    let answers = &probed["capabilities"]["rte_flow_validate"];
+    assert_eq!(answers["bypass_drop_ipv4"], serde_json::json!({"Ok": null}));
+    assert_eq!(answers["bypass_drop_ipv6"], serde_json::json!({"Ok": null}));
+    let bypass = &json["plan"]["ports"][0]["offloads"][2];
+    assert_eq!(bypass["offload"], "bypass_judged_flows");
+    assert_eq!(bypass["placement"], "hardware", "{bypass}");
+    assert!(
+        bypass["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("at most 8192 rules")),
+        "{bypass}"
+    );
+
+    let out = hwcheck(&["--config", desc.to_str().expect("utf8")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("bypass_judged_flows        hardware_capable   rte_flow_validate accepted bypass_drop_ipv4, bypass_drop_ipv6: the NIC could drop judged flows; set offloads.nic_bypass = true to install the rules"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn net_pcap_plan_is_software_fallback_with_the_pmds_reasons() {
     let dir = tempfile::tempdir().expect("tempdir");

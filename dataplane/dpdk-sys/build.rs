@@ -89,7 +89,7 @@ fn main() {
         .allowlist_function("rte_ring_free")
         .allowlist_function("rte_ring_count")
         .allowlist_function("rte_ring_lookup")
-        .allowlist_function("rte_flow_validate")
+        .allowlist_function("rte_flow_(validate|create|destroy|flush)")
         .allowlist_type("rte_flow_attr|rte_flow_item|rte_flow_action|rte_flow_error")
         .allowlist_type("rte_flow_item_(eth|ipv4|ipv6|tcp|udp)|rte_flow_action_(rss|mark)")
         .allowlist_type("rte_eth_conf|rte_eth_stats|rte_eth_dev_info|rte_eth_rxconf|rte_eth_txconf")

@@ -3,7 +3,7 @@
 //! Owns: the safe DPDK layer ([`dpdk`], the only module outside `portolan-dpdk-sys` with
 //! `unsafe`), the per-queue worker loop ([`worker`]), the classifier on the worker
 //! ([`classify`], plugged in through [`observer::PacketObserver`]; its counters in [`report`]), the hand-off of finished
-//! flows to the control plane ([`handoff`]), the software managed-subnet prefilter ([`prefilter`]), the
+//! flows to the control plane ([`handoff`]), the software managed-subnet prefilter ([`prefilter`]), the NIC bypass of judged flows through rte_flow rules ([`nic_bypass`]), the
 //! start-up shared by replay of captures through `net_pcap` and the daemon's ports ([`runtime`],
 //! its two modes [`runtime::offline`] and [`runtime::online`]), what a run reports ([`report`])
 //! and the probe of ports behind `portolan hwcheck` ([`hwcheck`]). Must not: decode protocols beyond L4 itself (`portolan-classify` does), or keep
@@ -15,6 +15,7 @@ pub mod classify;
 pub mod dpdk;
 pub mod handoff;
 pub mod hwcheck;
+pub mod nic_bypass;
 pub mod observer;
 pub mod prefilter;
 pub mod report;

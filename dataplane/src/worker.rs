@@ -9,6 +9,7 @@
 use crate::dpdk::prefetch::prefetch0;
 use crate::dpdk::xdp::{monotonic_ns, BypassKey, XdpBypassMap};
 use crate::dpdk::{lcore, MbufBurst, RxQueue, TimestampField, BURST_SIZE};
+use crate::nic_bypass::{BypassedFlow, Installed, NicBypass};
 use crate::observer::{FlowSink, PacketObserver};
 use crate::prefilter::ManagedSubnets;
 use portolan_flow::{
@@ -82,6 +83,15 @@ pub struct WorkerCounters {
     pub driver_bypassed_packets: u64,
     /// Bytes of `driver_bypassed_packets`.
     pub driver_bypassed_bytes: u64,
+    /// Judged TCP flows whose drop rules were installed in the NIC
+    /// ([`Worker::with_nic_bypass`]).
+    pub nic_bypass_flows: u64,
+    /// Judged flows not installed in the NIC because the configured rule count was reached
+    /// (`nic_bypass_max_rules`): they stay on the software path.
+    pub nic_bypass_full: u64,
+    /// Judged flows the NIC refused (its rule table full, or the rule not supported): they stay
+    /// on the software path.
+    pub nic_bypass_refused: u64,
     /// Decoded frames with neither address in a managed subnet, skipped before the flow table
     /// (the software prefilter, [`Worker::with_prefilter`]; 0 without one).
     pub prefiltered: u64,
@@ -115,6 +125,9 @@ impl Default for WorkerCounters {
             driver_bypass_refused: 0,
             driver_bypassed_packets: 0,
             driver_bypassed_bytes: 0,
+            nic_bypass_flows: 0,
+            nic_bypass_full: 0,
+            nic_bypass_refused: 0,
             prefiltered: 0,
             no_timestamp: 0,
             bursts: 0,
@@ -314,6 +327,8 @@ pub struct Worker<O: PacketObserver> {
     prefilter: Option<ManagedSubnets>,
     /// The XDP program's map of bypassed flow directions (`net_af_xdp` ports).
     driver_bypass: Option<Arc<XdpBypassMap>>,
+    /// The port's rte_flow bypass rules (a NIC that accepts them, when configured).
+    nic_bypass: Option<Arc<NicBypass>>,
     /// Wall clock (µs since the epoch) for frames the driver gave no timestamp.
     clock: fn() -> u64,
     /// The clock read for the current burst (0: not read yet).
@@ -393,6 +408,7 @@ impl<O: PacketObserver> Worker<O> {
             unpublished_bursts: 0,
             prefilter: None,
             driver_bypass: None,
+            nic_bypass: None,
             clock: system_clock_us,
             burst_clock_us: 0,
             wall_clock_mode: false,
@@ -482,6 +498,32 @@ impl<O: PacketObserver> Worker<O> {
         self
     }
 
+    /// Has the NIC drop the later packets of judged TCP flows: once a flow is judged (as for
+    /// [`Worker::with_driver_bypass`]) the worker installs one rte_flow drop rule per direction
+    /// through `nic` (capped, counted when full), and removes them when the flow ends. The NIC
+    /// counts nothing back: a bypassed flow's record holds the packets up to its judgement, and
+    /// it ends on the worker's idle timeout (the rules drop FIN and RST too).
+    pub fn with_nic_bypass(mut self, nic: Arc<NicBypass>) -> Worker<O> {
+        self.nic_bypass = Some(nic);
+        self
+    }
+
+    /// Offers a flow just updated to the driver's or the NIC's bypass, if the port has one.
+    #[inline(always)]
+    fn offer_bypass(
+        driver: Option<&XdpBypassMap>,
+        nic: Option<&NicBypass>,
+        observer: &O,
+        flow: &mut Flow<O::FlowState>,
+        counters: &mut WorkerCounters,
+    ) {
+        if let Some(map) = driver {
+            offer_driver_bypass(map, observer, flow, counters);
+        } else if let Some(nic) = nic {
+            offer_nic_bypass(nic, observer, flow, counters);
+        }
+    }
+
     /// True when a prefilter is set and `pkt` is outside it.
     #[inline]
     fn prefiltered(&self, pkt: &Packet<'_>) -> bool {
@@ -528,9 +570,13 @@ impl<O: PacketObserver> Worker<O> {
                 self.counters.decoded += 1;
                 let (flow, dir) = self.table.update(&pkt, ts, frame_len);
                 self.observer.on_packet(flow, dir, &pkt, ts);
-                if let Some(map) = &self.driver_bypass {
-                    offer_driver_bypass(map, &self.observer, flow, &mut self.counters);
-                }
+                Self::offer_bypass(
+                    self.driver_bypass.as_deref(),
+                    self.nic_bypass.as_deref(),
+                    &self.observer,
+                    flow,
+                    &mut self.counters,
+                );
             }
         }
     }
@@ -555,6 +601,7 @@ impl<O: PacketObserver> Worker<O> {
                         &mut f.flow,
                         &mut self.counters,
                     );
+                    remove_nic_bypass(self.nic_bypass.as_deref(), &f.flow);
                 }
                 self.observer.on_flow_end(&mut f);
                 sink.push_flow(f);
@@ -625,9 +672,13 @@ impl<O: PacketObserver> Worker<O> {
                     self.counters.decoded += 1;
                     let (flow, dir) = self.table.update_prepared(lookup, pkt, ts, frame_len);
                     self.observer.on_packet(flow, dir, pkt, ts);
-                    if let Some(map) = &self.driver_bypass {
-                        offer_driver_bypass(map, &self.observer, flow, &mut self.counters);
-                    }
+                    Self::offer_bypass(
+                        self.driver_bypass.as_deref(),
+                        self.nic_bypass.as_deref(),
+                        &self.observer,
+                        flow,
+                        &mut self.counters,
+                    );
                 }
                 (Err(DropReason::IpFragment), _) if self.process_fragment(m.data(), ts) => {}
                 (Err(reason), _) => {
@@ -768,6 +819,7 @@ impl<O: PacketObserver> Worker<O> {
                     &mut f.flow,
                     &mut self.counters,
                 );
+                remove_nic_bypass(self.nic_bypass.as_deref(), &f.flow);
             }
             self.observer.on_flow_end(&mut f);
             sink.push_flow(f);
@@ -835,6 +887,54 @@ fn insert_driver_bypass<A>(map: &XdpBypassMap, flow: &mut Flow<A>, counters: &mu
         return;
     }
     counters.driver_bypass_flows += 1;
+}
+
+/// Installs an established, judged TCP flow's drop rules in the NIC, once (the flow is marked
+/// either way, so a refused flow is not offered again).
+#[inline(always)]
+fn offer_nic_bypass<O: PacketObserver>(
+    nic: &NicBypass,
+    observer: &O,
+    flow: &mut Flow<O::FlowState>,
+    counters: &mut WorkerCounters,
+) {
+    if flow.driver_bypass
+        || flow.transport != Transport::Tcp
+        || flow.tcp_state != TcpState::Established
+        || !observer.judged(flow)
+    {
+        return;
+    }
+    install_nic_bypass(nic, flow, counters);
+}
+
+fn bypassed_flow<A>(flow: &Flow<A>) -> BypassedFlow {
+    BypassedFlow {
+        client_ip: flow.client_ip,
+        client_port: flow.client_port,
+        server_ip: flow.server_ip,
+        server_port: flow.server_port,
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn install_nic_bypass<A>(nic: &NicBypass, flow: &mut Flow<A>, counters: &mut WorkerCounters) {
+    flow.driver_bypass = true;
+    match nic.install(&bypassed_flow(flow)) {
+        Installed::Yes | Installed::Already => counters.nic_bypass_flows += 1,
+        Installed::Full => counters.nic_bypass_full += 1,
+        Installed::Refused(_) => counters.nic_bypass_refused += 1,
+    }
+}
+
+/// Removes a bypassed flow's rules from the NIC as the flow ends.
+#[cold]
+#[inline(never)]
+fn remove_nic_bypass<A>(nic: Option<&NicBypass>, flow: &Flow<A>) {
+    if let Some(nic) = nic {
+        nic.remove(&bypassed_flow(flow));
+    }
 }
 
 /// Reads back and removes what the driver dropped for a bypassed flow and adds it to the flow:

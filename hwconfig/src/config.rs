@@ -49,6 +49,8 @@
 //! prefilter_managed_subnets = true
 //! managed_subnets = ["10.20.0.0/16", "2001:db8:20::/48"]
 //! bypass_judged_flows = true
+//! nic_bypass = false            # true: rte_flow drop rules for judged flows where the NIC takes them
+//! nic_bypass_max_rules = 4096   # per port, two per flow
 //!
 //! [[ports]]
 //! name = "egress"
@@ -359,8 +361,16 @@ pub struct OffloadsWanted {
     pub prefilter_managed_subnets: bool,
     /// The managed devices' subnets (IPv4 and IPv6, host bits zero).
     pub managed_subnets: Vec<IpNet>,
-    /// Drop in the NIC (rte_flow) the packets of flows already judged. Default true.
+    /// Stop spending work on flows already judged: in the workers (software path), in the
+    /// driver (XDP on `net_af_xdp` ports), or in the NIC with `nic_bypass`. Default true.
     pub bypass_judged_flows: bool,
+    /// Install per-flow rte_flow drop rules in the NIC for judged flows, on ports whose driver
+    /// accepts them (`portolan hwcheck` says so). Only when set explicitly: default false.
+    pub nic_bypass: bool,
+    /// The most rte_flow bypass rules installed at once per port (two per flow); a judged
+    /// flow that would exceed it stays on the software path and is counted as `full`.
+    /// Default 4096.
+    pub nic_bypass_max_rules: u32,
 }
 
 impl Default for OffloadsWanted {
@@ -370,6 +380,8 @@ impl Default for OffloadsWanted {
             prefilter_managed_subnets: false,
             managed_subnets: Vec::new(),
             bypass_judged_flows: true,
+            nic_bypass: false,
+            nic_bypass_max_rules: 4096,
         }
     }
 }
@@ -1035,6 +1047,21 @@ impl HardwareDescription {
 
     fn validate_offloads(&self, v: &mut Problems) {
         let o = &self.offloads;
+        if o.nic_bypass && !o.bypass_judged_flows {
+            v.add(
+                "offloads.nic_bypass",
+                "true, but offloads.bypass_judged_flows = false: the NIC bypass installs rules for judged flows only; set both",
+            );
+        }
+        if o.nic_bypass && o.nic_bypass_max_rules < 2 {
+            v.add(
+                "offloads.nic_bypass_max_rules",
+                format!(
+                    "{}: a flow needs two rules (one per direction); allow at least 2",
+                    o.nic_bypass_max_rules
+                ),
+            );
+        }
         if o.prefilter_managed_subnets && o.managed_subnets.is_empty() {
             v.add(
                 "offloads.managed_subnets",
@@ -1382,6 +1409,24 @@ mod tests {
             "{p:?}"
         );
 
+        let nic = format!(
+            "{MINIMAL}\n[offloads]\nbypass_judged_flows = false\nnic_bypass = true\nnic_bypass_max_rules = 1\n"
+        );
+        let p = problems(&nic);
+        assert!(
+            has(
+                &p,
+                "offloads.nic_bypass: true, but offloads.bypass_judged_flows = false"
+            ),
+            "{p:?}"
+        );
+        assert!(
+            has(
+                &p,
+                "offloads.nic_bypass_max_rules: 1: a flow needs two rules"
+            ),
+            "{p:?}"
+        );
         let empty = format!("{MINIMAL}\n[offloads]\nprefilter_managed_subnets = true\n");
         assert!(has(&problems(&empty), "offloads.managed_subnets: empty"));
 

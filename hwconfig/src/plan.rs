@@ -203,10 +203,11 @@ impl Offload {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Placement {
-    /// In the NIC.
+    /// In the NIC (RSS; the bypass's rte_flow drop rules when `offloads.nic_bypass = true`).
     Hardware,
-    /// The NIC accepts the rules (`rte_flow_validate`), but this version of the dataplane does
-    /// not install rte_flow rules yet, so the workers do it in software (the software path).
+    /// The NIC accepts the rules (`rte_flow_validate`), but none are installed: the
+    /// configuration does not ask for them (`offloads.nic_bypass`), or this version does not
+    /// install that kind (the prefilter's rules, mark rules); the workers do it in software.
     HardwareCapable,
     /// In the driver: on a `net_af_xdp` port the daemon's XDP program drops the payload
     /// packets of judged TCP flows before they reach the AF_XDP socket and the worker.
@@ -626,11 +627,23 @@ fn plan_bypass(hw: &HardwareDescription, cap: &PortCapabilities) -> OffloadDecis
     }
     let drop = [FlowRuleKind::BypassDropIpv4, FlowRuleKind::BypassDropIpv6];
     let mark = [FlowRuleKind::BypassMarkIpv4, FlowRuleKind::BypassMarkIpv6];
+    let software_not_installed = format!("for flows not yet judged, flows refused by the NIC and flows over the rule cap: {software}");
     let Some(drop_refused) = first_refusal(cap, &drop) else {
+        if hw.offloads.nic_bypass {
+            return OffloadDecision {
+                offload: Offload::BypassJudgedFlows,
+                placement: Placement::Hardware,
+                reason: format!(
+                    "rte_flow_validate accepted bypass_drop_ipv4, bypass_drop_ipv6 and offloads.nic_bypass = true: the daemon flushes the port's rules at start and exit, installs one drop rule per direction of each judged TCP flow, at most {} rules (a flow over the cap is counted as full), and removes them when the flow ends",
+                    hw.offloads.nic_bypass_max_rules
+                ),
+                software_path: Some(software_not_installed),
+            };
+        }
         return OffloadDecision {
             offload: Offload::BypassJudgedFlows,
             placement: Placement::HardwareCapable,
-            reason: format!("rte_flow_validate accepted bypass_drop_ipv4, bypass_drop_ipv6: the NIC could drop judged flows; {NOT_INSTALLED}"),
+            reason: "rte_flow_validate accepted bypass_drop_ipv4, bypass_drop_ipv6: the NIC could drop judged flows; set offloads.nic_bypass = true to install the rules".to_string(),
             software_path: Some(software.to_string()),
         };
     };
@@ -639,7 +652,7 @@ fn plan_bypass(hw: &HardwareDescription, cap: &PortCapabilities) -> OffloadDecis
             offload: Offload::BypassJudgedFlows,
             placement: Placement::HardwareCapable,
             reason: format!(
-                "{drop_refused}; rte_flow_validate accepted bypass_mark_ipv4, bypass_mark_ipv6: the NIC could mark judged flows for the workers to skip; {NOT_INSTALLED}"
+                "{drop_refused}; rte_flow_validate accepted bypass_mark_ipv4, bypass_mark_ipv6: the NIC could mark judged flows for the workers to skip; this version installs drop rules only, so the workers do it in software"
             ),
             software_path: Some(software.to_string()),
         },
@@ -792,17 +805,19 @@ mod tests {
         let rss = plan.decision(0, Offload::SymmetricRss).unwrap();
         assert_eq!(rss.placement, Placement::Hardware, "{}", rss.reason);
         assert_eq!(rss.software_path, None);
-        for offload in [Offload::PrefilterManagedSubnets, Offload::BypassJudgedFlows] {
-            let d = plan.decision(0, offload).unwrap();
-            assert_eq!(
-                d.placement,
-                Placement::HardwareCapable,
-                "{offload:?}: {}",
-                d.reason
-            );
-            assert!(d.reason.ends_with(NOT_INSTALLED), "{}", d.reason);
-            assert!(d.software_path.is_some());
-        }
+        let d = plan.decision(0, Offload::PrefilterManagedSubnets).unwrap();
+        assert_eq!(d.placement, Placement::HardwareCapable, "{}", d.reason);
+        assert!(d.reason.ends_with(NOT_INSTALLED), "{}", d.reason);
+        // The bypass rules are accepted, but installed only when asked for explicitly.
+        let d = plan.decision(0, Offload::BypassJudgedFlows).unwrap();
+        assert_eq!(d.placement, Placement::HardwareCapable, "{}", d.reason);
+        assert!(
+            d.reason
+                .ends_with("set offloads.nic_bypass = true to install the rules"),
+            "{}",
+            d.reason
+        );
+        assert!(d.software_path.is_some());
         let port = &plan.ports[0];
         assert_eq!(port.rss_hf, rss_types::WANTED);
         let key = port.rss_key.as_deref().unwrap();
@@ -812,6 +827,45 @@ mod tests {
         assert!(plan.is_startable());
         let rss = plan.decision(0, Offload::SymmetricRss).unwrap();
         assert!(rss.reason.contains("RETA of 512 entries"), "{}", rss.reason);
+    }
+
+    #[test]
+    fn nic_bypass_asked_for_on_a_nic_that_accepts_drop_rules_is_placed_in_hardware() {
+        let offloads = format!("{OFFLOADS}nic_bypass = true\nnic_bypass_max_rules = 1000\n");
+        let hw = description(&format!("{offloads}{X710_PORT}"));
+        let plan = plan_offloads(&hw, &[x710_caps()]).unwrap();
+        let d = plan.decision(0, Offload::BypassJudgedFlows).unwrap();
+        assert_eq!(d.placement, Placement::Hardware, "{}", d.reason);
+        assert!(d.reason.contains("at most 1000 rules"), "{}", d.reason);
+        assert!(
+            d.reason
+                .contains("flushes the port's rules at start and exit"),
+            "{}",
+            d.reason
+        );
+        // The same NIC refusing drop rules: mark rules are not installed by this version.
+        let mut caps = x710_caps();
+        caps.rte_flow_validate.insert(
+            FlowRuleKind::BypassDropIpv4,
+            Err((-95, "action not supported".to_string()).into()),
+        );
+        let plan = plan_offloads(&hw, &[caps]).unwrap();
+        let d = plan.decision(0, Offload::BypassJudgedFlows).unwrap();
+        assert_eq!(d.placement, Placement::HardwareCapable, "{}", d.reason);
+        assert!(d.reason.contains("drop rules only"), "{}", d.reason);
+        // net_pcap refuses everything: software, whatever the configuration says; an AF_XDP
+        // port keeps its driver placement.
+        let pcap = description(&format!("{offloads}{PCAP_PORT}"));
+        let plan = plan_offloads(&pcap, &[net_pcap_caps()]).unwrap();
+        let d = plan.decision(0, Offload::BypassJudgedFlows).unwrap();
+        assert_eq!(d.placement, Placement::SoftwareFallback, "{}", d.reason);
+        let xdp = PortCapabilities {
+            driver_name: "net_af_xdp".to_string(),
+            ..net_pcap_caps()
+        };
+        let plan = plan_offloads(&pcap, &[xdp]).unwrap();
+        let d = plan.decision(0, Offload::BypassJudgedFlows).unwrap();
+        assert_eq!(d.placement, Placement::Driver, "{}", d.reason);
     }
 
     #[test]

@@ -167,9 +167,10 @@ pub struct Flow<A> {
     pub tcp_flags_toclient: u8,
     /// How the client/server roles were decided.
     pub role_source: RoleSource,
-    /// The worker has offered this judged TCP flow to the driver's bypass map (XDP): unless
-    /// the map was full, its later payload packets are dropped and counted there, and added
-    /// to the counters above when the flow ends. Never offered twice.
+    /// The worker has offered this judged TCP flow to a bypass outside it: the driver's map
+    /// (XDP; unless the map was full, its later payload packets are dropped and counted there,
+    /// and added to the counters above when the flow ends) or the NIC's rte_flow drop rules
+    /// (removed when the flow ends). Never offered twice.
     pub driver_bypass: bool,
     /// Per-flow state owned by the classifier.
     pub app: A,

@@ -3,9 +3,9 @@
 //!
 //! Owns: turning a [`FlowRule`] (pattern, action, priority) into the C arrays of
 //! `rte_flow_item` / `rte_flow_action` with their spec, mask and conf structs, and reporting the
-//! driver's answer as a [`FlowRefusal`] (return code and message). Must not: create rules
-//! (`rte_flow_create`) or decide which rules the appliance wants; `crate::hwcheck` picks the
-//! rules and `portolan-hwconfig` judges the answers.
+//! driver's answer as a [`FlowRefusal`] (return code and message). Must not: keep installed
+//! rules (`super::flow_table` does) or decide which rules the appliance wants; `crate::hwcheck`
+//! and `crate::nic_bypass` pick the rules and `portolan-hwconfig` judges the answers.
 
 use super::{DpdkError, Eal};
 use portolan_dpdk_sys as sys;
@@ -125,7 +125,7 @@ fn v6_mask(prefix: u8) -> Ipv6Addr {
 
 /// The C structs one rule points into; kept together so every pointer in `items` and
 /// `actions` refers to this value's own fields (it is boxed and never moved afterwards).
-struct RuleStorage {
+pub(super) struct RuleStorage {
     ipv4_spec: sys::rte_flow_item_ipv4,
     ipv4_mask: sys::rte_flow_item_ipv4,
     ipv6_spec: sys::rte_flow_item_ipv6,
@@ -136,13 +136,13 @@ struct RuleStorage {
     rss: sys::rte_flow_action_rss,
     rss_key: Vec<u8>,
     rss_queues: Vec<u16>,
-    items: Vec<sys::rte_flow_item>,
-    actions: Vec<sys::rte_flow_action>,
+    pub(super) items: Vec<sys::rte_flow_item>,
+    pub(super) actions: Vec<sys::rte_flow_action>,
 }
 
 impl RuleStorage {
     /// Builds the arrays for `rule`. Boxed first, then filled, so the pointers stay valid.
-    fn build(rule: &FlowRule) -> Box<RuleStorage> {
+    pub(super) fn build(rule: &FlowRule) -> Box<RuleStorage> {
         let mut st = Box::new(RuleStorage {
             ipv4_spec: Default::default(),
             ipv4_mask: Default::default(),
@@ -324,12 +324,7 @@ pub fn validate(
         });
     }
     let storage = RuleStorage::build(rule);
-    let mut attr = sys::rte_flow_attr {
-        group: 0,
-        priority: rule.priority,
-        ..Default::default()
-    };
-    attr.set_ingress(1);
+    let attr = ingress_attr(rule);
     let mut error = sys::rte_flow_error::default();
     // SAFETY: attr, the END-terminated item and action arrays, and every spec/mask/conf struct
     // (and the RSS key and queue arrays) they point to live in `storage` / on this stack frame
@@ -346,6 +341,23 @@ pub fn validate(
     if ret == 0 {
         return Ok(Ok(()));
     }
+    Ok(Err(refusal(ret, &error)))
+}
+
+/// The attributes of every rule: ingress, group 0, the rule's priority.
+pub(super) fn ingress_attr(rule: &FlowRule) -> sys::rte_flow_attr {
+    let mut attr = sys::rte_flow_attr {
+        group: 0,
+        priority: rule.priority,
+        ..Default::default()
+    };
+    attr.set_ingress(1);
+    attr
+}
+
+/// The driver's answer: `ret` (a negative errno) and the message it left in `error` (or the
+/// errno's text when it gave none).
+pub(super) fn refusal(ret: i32, error: &sys::rte_flow_error) -> FlowRefusal {
     let message = if error.message.is_null() {
         None
     } else {
@@ -360,7 +372,7 @@ pub fn validate(
     let message = message
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| std::io::Error::from_raw_os_error(ret.saturating_neg()).to_string());
-    Ok(Err(FlowRefusal { code: ret, message }))
+    FlowRefusal { code: ret, message }
 }
 
 #[cfg(test)]

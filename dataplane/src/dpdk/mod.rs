@@ -7,6 +7,7 @@
 
 pub mod eal;
 pub mod flow_rule;
+pub mod flow_table;
 pub mod lcore;
 pub mod mbuf;
 pub mod mempool;

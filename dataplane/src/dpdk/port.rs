@@ -39,11 +39,11 @@ impl Default for PortConfig {
     }
 }
 
-/// TX queues a receive-only port of driver `driver` must still set up: `net_af_xdp` refuses a
-/// configuration whose RX and TX queue counts differ (each XDP socket is one RX/TX pair), so it
-/// gets one idle TX queue per RX queue; every other driver gets none.
+/// TX queues a receive-only port of driver `driver` must still set up: `net_af_xdp` (each XDP
+/// socket is one RX/TX pair) and `net_tap` refuse a configuration whose RX and TX queue counts
+/// differ, so they get one idle TX queue per RX queue; every other driver gets none.
 pub fn paired_tx_queues(driver: &str, rx_queues: u16) -> u16 {
-    if driver == "net_af_xdp" {
+    if driver == "net_af_xdp" || driver == "net_tap" {
         rx_queues
     } else {
         0

@@ -13,7 +13,9 @@
 
 use super::{EalOptions, PoolPlan, PortPlan, StartError, StartPlan};
 use crate::classify::ClassifyObserver;
+use crate::dpdk::flow_table::DpdkRuleTable;
 use crate::dpdk::{xdp, DpdkError, Eal, LcoreJob, PktMbufPool, Port};
+use crate::nic_bypass::{self, NicBypass, RuleTable};
 use crate::observer::FlowSink;
 use crate::runtime;
 use crate::worker::{LiveCounters, WorkerOutcome};
@@ -70,6 +72,9 @@ pub struct RunningPort {
 
 /// A started dataplane.
 pub struct LiveDataplane {
+    /// The NIC bypass rules of each port that has them: flushed at exit, before the ports
+    /// close (fields drop in order).
+    nic_bypass: Vec<Arc<NicBypass>>,
     ports: Vec<RunningPort>,
     places: Vec<WorkerPlace>,
     live: Vec<Arc<LiveCounters>>,
@@ -259,6 +264,66 @@ fn driver_bypass(
         })
 }
 
+/// The NIC bypass of a started port, when `[offloads]` asks for it explicitly
+/// (`nic_bypass = true`), the port has no driver bypass, and its driver validates the bypass
+/// drop rule: the port's rules are flushed and the bypass installs at most
+/// `nic_bypass_max_rules`. `None` (logged with the driver's answer) otherwise.
+fn nic_bypass_for(
+    hw: &HardwareDescription,
+    eal: &Eal,
+    port_id: u16,
+    name: &str,
+    has_driver_bypass: bool,
+) -> Option<Arc<NicBypass>> {
+    let o = &hw.offloads;
+    if !(o.bypass_judged_flows && o.nic_bypass) || has_driver_bypass {
+        return None;
+    }
+    let max_rules = usize::try_from(o.nic_bypass_max_rules).unwrap_or(usize::MAX);
+    let mut table = match DpdkRuleTable::new(eal, port_id, max_rules) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(port = %name, error = %e, "no NIC bypass");
+            return None;
+        }
+    };
+    // The rule kind `portolan hwcheck` validates as bypass_drop_ipv4 (documentation addresses).
+    let probe = nic_bypass::bypass_rule(
+        std::net::Ipv4Addr::new(192, 0, 2, 1).into(),
+        49152,
+        std::net::Ipv4Addr::new(198, 51, 100, 1).into(),
+        443,
+    )?;
+    if let Err(refusal) = table.validate(&probe) {
+        tracing::warn!(port = %name, code = refusal.code, reason = %refusal.message,
+            "offloads.nic_bypass: the driver refuses the bypass drop rule; judged flows stay on the software path");
+        return None;
+    }
+    // Some drivers validate what they then cannot create (net_tap when the kernel lacks its
+    // qdisc): one probe rule is created and destroyed before any flow relies on it.
+    match table.create(&probe) {
+        Ok(h) => {
+            let _ = table.destroy(h);
+        }
+        Err(refusal) => {
+            tracing::warn!(port = %name, code = refusal.code, reason = %refusal.message,
+                "offloads.nic_bypass: the driver validates the bypass drop rule but refuses to create it; judged flows stay on the software path");
+            return None;
+        }
+    }
+    match NicBypass::start(name, Box::new(table), max_rules) {
+        Ok(b) => {
+            tracing::info!(port = %name, max_rules, "bypass of judged flows in the NIC (rte_flow drop rules)");
+            Some(Arc::new(b))
+        }
+        Err(refusal) => {
+            tracing::warn!(port = %name, code = refusal.code, reason = %refusal.message,
+                "offloads.nic_bypass: rte_flow_flush failed; judged flows stay on the software path");
+            None
+        }
+    }
+}
+
 /// A start-up failure in the description's terms.
 fn start_error(e: StartError, hw: &HardwareDescription) -> OnlineError {
     match e {
@@ -296,6 +361,16 @@ impl LiveDataplane {
             .enumerate()
             .map(|(i, pc)| driver_bypass(pc, &pc.display_name(i), xdp_dir.is_some()))
             .collect();
+        let nic: Vec<Option<Arc<NicBypass>>> = hw
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, pc)| {
+                let port_id = started.ports.get(i).map(|p| p.port.id())?;
+                let has_driver = bypass.get(i).is_some_and(Option::is_some);
+                nic_bypass_for(&hw, &started.eal, port_id, &pc.display_name(i), has_driver)
+            })
+            .collect();
         let lives: Vec<Arc<LiveCounters>> = (0..plan.worker_count())
             .map(|_| Arc::new(LiveCounters::default()))
             .collect();
@@ -306,6 +381,8 @@ impl LiveDataplane {
             };
             if let Some(map) = bypass.get(p).and_then(Option::as_ref) {
                 worker = worker.with_driver_bypass(Arc::clone(map));
+            } else if let Some(rules) = nic.get(p).and_then(Option::as_ref) {
+                worker = worker.with_nic_bypass(Arc::clone(rules));
             }
             worker
         })
@@ -347,6 +424,7 @@ impl LiveDataplane {
             .collect();
         let n = jobs.len();
         Ok(LiveDataplane {
+            nic_bypass: nic.into_iter().flatten().collect(),
             ports,
             places,
             live: lives,
@@ -408,7 +486,17 @@ impl LiveDataplane {
         self.jobs.iter().all(Option::is_none)
     }
 
-    /// Asks every worker to stop, waits for them, and returns the failures met.
+    /// Each NIC bypass's port name and counters (ports with `offloads.nic_bypass` whose driver
+    /// accepted the rules).
+    pub fn nic_bypass_stats(&self) -> Vec<(String, nic_bypass::NicBypassStats)> {
+        self.nic_bypass
+            .iter()
+            .map(|b| (b.port().to_string(), b.stats()))
+            .collect()
+    }
+
+    /// Asks every worker to stop, waits for them, flushes the NIC bypass rules, and returns
+    /// the failures met.
     pub fn stop_and_join(&mut self) -> Vec<String> {
         self.stop.store(true, Ordering::SeqCst);
         for (i, slot) in self.jobs.iter_mut().enumerate() {
@@ -421,6 +509,18 @@ impl LiveDataplane {
                     }
                     Err(e) => self.failures.push(format!("worker {i}: {e}")),
                 }
+            }
+        }
+        for b in &self.nic_bypass {
+            let st = b.stats();
+            tracing::info!(port = %b.port(), flows = st.flows_installed, full = st.full,
+                refused = st.refused, peak_rules = st.rules_peak, "NIC bypass at exit");
+            if let Err(e) = b.shutdown() {
+                self.failures.push(format!(
+                    "port {}: rte_flow_flush at exit: {}",
+                    b.port(),
+                    e.message
+                ));
             }
         }
         self.failures.clone()
