@@ -879,6 +879,7 @@ mod fusion_tests {
             bytes_toclient: 1,
             port_mismatch: None,
             starttls: false,
+            proxy: None,
         }
     }
 

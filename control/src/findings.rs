@@ -494,6 +494,7 @@ mod tests {
             bytes_toclient: 20,
             port_mismatch: Some(true),
             starttls: false,
+            proxy: None,
         }
     }
 

@@ -39,6 +39,7 @@ fn event(i: u64) -> FlowEvent {
         user_agent: None,
         tls_fingerprints: None,
         indicators: Box::new([]),
+        proxy: None,
     }
 }
 

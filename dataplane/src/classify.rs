@@ -246,6 +246,7 @@ impl ClassifyObserver {
                     })
                 }),
             indicators: Box::from(c.indicators()),
+            proxy: c.proxy().map(|p| Box::new(p.clone())),
         }
     }
 }
@@ -315,9 +316,10 @@ impl PacketObserver for ClassifyObserver {
         if app_proto == AppProto::Unknown {
             return;
         }
-        let mismatch = self
-            .ports
-            .port_mismatch(app_proto, f.transport, f.server_port);
+        // Behind an explicit proxy the tunnel's content runs to the target's port.
+        let mismatch =
+            self.ports
+                .port_mismatch(app_proto, f.transport, f.app.judged_port(f.server_port));
         if mismatch {
             self.port_mismatches += 1;
         }

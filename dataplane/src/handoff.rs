@@ -18,7 +18,7 @@ use crossbeam::queue::ArrayQueue;
 use portolan_classify::{AppProto, DnsAnswers};
 use portolan_model::observation::normalize_host;
 use portolan_model::time::format_eve_unsigned;
-use portolan_model::{indicator, DnsAnswer, EveHeader, FlowObservation};
+use portolan_model::{indicator, DnsAnswer, EveHeader, FlowObservation, ProxyTarget};
 use portolan_packet::Transport;
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
@@ -92,6 +92,10 @@ pub struct FlowEvent {
     /// Every evidence label the classifier collected (`tls.client_hello`, `starttls`,
     /// `roles.conflict`, `tcp.overlap_mismatch`, ...), shown with the alert; built once per flow.
     pub indicators: Box<[&'static str]>,
+    /// The explicit proxy (HTTP `CONNECT`, SOCKS) the flow went through and the target it
+    /// asked for; when established, `port_mismatch` was judged on the target's port. Built once
+    /// per flow.
+    pub proxy: Option<Box<ProxyTarget>>,
 }
 
 /// The client fingerprints of a flow's TLS handshake.
@@ -166,6 +170,7 @@ impl FlowEvent {
             bytes_toclient: self.bytes_toclient,
             port_mismatch: Some(self.port_mismatch),
             starttls: self.starttls,
+            proxy: self.proxy.as_deref().cloned(),
         }
     }
 
@@ -213,7 +218,7 @@ impl FlowEvent {
     /// daemon's flow log (edges; the control plane takes [`FlowEvent::observation`]): 5-tuple,
     /// times, counters, `app_proto`, `tls.sni` / `tls.version` / `quic.sni` / `http.hostname` /
     /// `http.http_user_agent`, `community_id`, and Portolan's own `portolan.port_mismatch` and
-    /// `portolan.indicators` with `starttls`, in the shapes Suricata's EVE schema gives those
+    /// `portolan.indicators` with `starttls` (and `portolan.proxy` behind an explicit proxy), in the shapes Suricata's EVE schema gives those
     /// fields.
     pub fn to_eve_json(&self) -> Value {
         let ts = format_eve_unsigned;
@@ -270,6 +275,9 @@ impl FlowEvent {
             own.insert("indicators".into(), json!(indicators));
         }
         own.insert("port_mismatch".into(), json!(self.port_mismatch));
+        if let Some(p) = &self.proxy {
+            own.insert("proxy".into(), json!(p));
+        }
         rec.insert("portolan".into(), Value::Object(own));
         Value::Object(rec)
     }
@@ -607,6 +615,7 @@ mod tests {
             user_agent: None,
             tls_fingerprints: None,
             indicators: Box::new([]),
+            proxy: None,
         }
     }
 
@@ -657,6 +666,16 @@ mod tests {
                 server_name: None,
                 tls_version: None,
                 ..event(6)
+            },
+            FlowEvent {
+                server_port: 3128,
+                proxy: Some(Box::new(ProxyTarget {
+                    kind: portolan_model::ProxyKind::HttpConnect,
+                    host: "c2.example.net".into(),
+                    port: 50443,
+                    established: true,
+                })),
+                ..event(7)
             },
         ] {
             let back = FlowObservation::from_eve_flow(&ev.to_eve_json()).unwrap();

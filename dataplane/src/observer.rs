@@ -28,8 +28,9 @@ pub trait PacketObserver: Send + 'static {
 
     /// True when `flow` is judged and nothing of it is wanted any more (no parser, no metadata,
     /// no early event): the worker may then have the driver drop its later payload packets
-    /// (XDP bypass on `net_af_xdp` ports). Asked only for established TCP flows on a worker
-    /// with a driver bypass, until it says yes.
+    /// (XDP bypass on `net_af_xdp` ports) or the NIC drop them (rte_flow). Asked for
+    /// established TCP flows (and, with a driver bypass, UDP flows) on a worker with such a
+    /// bypass, until it says yes.
     fn judged(&self, _flow: &Flow<Self::FlowState>) -> bool {
         false
     }

@@ -7,7 +7,7 @@
 //! `unsafe` (DPDK access goes through `crate::dpdk`).
 
 use crate::dpdk::prefetch::prefetch0;
-use crate::dpdk::xdp::{monotonic_ns, BypassKey, XdpBypassMap};
+use crate::dpdk::xdp::{monotonic_ns, BypassKey, XdpBypassMap, PROTO_TCP, PROTO_UDP};
 use crate::dpdk::{lcore, MbufBurst, RxQueue, TimestampField, BURST_SIZE};
 use crate::nic_bypass::{BypassedFlow, Installed, NicBypass};
 use crate::observer::{FlowSink, PacketObserver};
@@ -74,7 +74,7 @@ pub struct WorkerCounters {
     pub encapsulated: [u64; Encapsulation::COUNT],
     /// Frames that spanned more than one mbuf (only the first segment is decoded).
     pub multi_segment: u64,
-    /// Judged TCP flows put in the driver's bypass map ([`Worker::with_driver_bypass`]).
+    /// Judged TCP and UDP flows put in the driver's bypass map ([`Worker::with_driver_bypass`]).
     pub driver_bypass_flows: u64,
     /// Flows the map refused (full): they stay on the worker's software path.
     pub driver_bypass_refused: u64,
@@ -230,7 +230,7 @@ pub struct LiveSnapshot {
     pub drops: Vec<(DropReason, u64)>,
     /// Frames carried in each encapsulation.
     pub encapsulated: Vec<(Encapsulation, u64)>,
-    /// Judged TCP flows put in the driver's (XDP) bypass map.
+    /// Judged TCP and UDP flows put in the driver's (XDP) bypass map.
     pub driver_bypass_flows: u64,
     /// Packets the driver dropped for bypassed flows that have ended (read back per flow).
     pub driver_bypassed_packets: u64,
@@ -488,11 +488,13 @@ impl<O: PacketObserver> Worker<O> {
         self
     }
 
-    /// Has the driver drop the later payload packets of judged TCP flows ([`PacketObserver::judged`]):
-    /// once a flow is judged the worker inserts both its directions in `map` (two bpf calls,
-    /// once per flow), and when the flow ends reads back what the driver dropped and adds it
-    /// to the flow's packet and byte counters and end time, so flow records stay exact. FIN
-    /// and RST still reach the worker, so flows end on time.
+    /// Has the driver drop the later packets of judged flows ([`PacketObserver::judged`]):
+    /// established TCP flows and UDP flows. Once a flow is judged the worker inserts both its
+    /// directions in `map` (two bpf calls, once per flow). Before it ends a bypassed flow on
+    /// idle time it reads the map's last-seen time (a flow still sending in the driver stays),
+    /// and when the flow ends it takes what the driver dropped and adds it to the flow's packet
+    /// and byte counters and end time, so flow records stay exact. TCP FIN and RST still reach
+    /// the worker, so TCP flows end on time; UDP flows end on idle time.
     pub fn with_driver_bypass(mut self, map: Arc<XdpBypassMap>) -> Worker<O> {
         self.driver_bypass = Some(map);
         self
@@ -587,7 +589,13 @@ impl<O: PacketObserver> Worker<O> {
     pub fn after_burst<S: FlowSink<O::FlowState>>(&mut self, sink: &mut S) {
         self.burst_clock_us = 0;
         if self.last_ts_us >= self.next_expire_us {
-            self.table.expire(self.last_ts_us);
+            match self.driver_bypass.as_deref() {
+                // A bypassed flow still sending in the driver is not idle.
+                Some(map) => self
+                    .table
+                    .expire_with(self.last_ts_us, |f| driver_last_seen_us(map, f)),
+                None => self.table.expire(self.last_ts_us),
+            }
             self.defrag
                 .expire(self.last_ts_us, &mut self.counters.drops);
             self.counters.defrag = self.defrag.stats();
@@ -845,8 +853,7 @@ fn offer_driver_bypass<O: PacketObserver>(
     counters: &mut WorkerCounters,
 ) {
     if flow.driver_bypass
-        || flow.transport != Transport::Tcp
-        || flow.tcp_state != TcpState::Established
+        || (flow.transport == Transport::Tcp && flow.tcp_state != TcpState::Established)
         || !observer.judged(flow)
     {
         return;
@@ -854,24 +861,56 @@ fn offer_driver_bypass<O: PacketObserver>(
     insert_driver_bypass(map, flow, counters);
 }
 
+/// The driver map's keys of a flow's two directions (client → server, server → client).
+fn driver_keys<A>(flow: &Flow<A>) -> Option<(BypassKey, BypassKey)> {
+    let proto = match flow.transport {
+        Transport::Tcp => PROTO_TCP,
+        Transport::Udp => PROTO_UDP,
+    };
+    Some((
+        BypassKey::new(
+            proto,
+            flow.client_ip,
+            flow.client_port,
+            flow.server_ip,
+            flow.server_port,
+        )?,
+        BypassKey::new(
+            proto,
+            flow.server_ip,
+            flow.server_port,
+            flow.client_ip,
+            flow.client_port,
+        )?,
+    ))
+}
+
+/// `CLOCK_MONOTONIC` (the XDP program's clock) to the wall clock (µs) the live worker times
+/// flows with: the offset between the two now.
+fn monotonic_to_wall_offset_us() -> u64 {
+    system_clock_us().saturating_sub(monotonic_ns() / 1000)
+}
+
+/// When the driver last dropped a packet of a bypassed flow, on the worker's wall clock (µs);
+/// `None` when it dropped none. Asked by the flow table before it ends such a flow on idle time
+/// (two bpf lookups per bypassed flow due to expire).
+#[cold]
+#[inline(never)]
+fn driver_last_seen_us<A>(map: &XdpBypassMap, flow: &Flow<A>) -> Option<u64> {
+    let (up, down) = driver_keys(flow)?;
+    let last_ns = [up, down]
+        .iter()
+        .filter_map(|k| map.peek(k).ok())
+        .filter(|c| c.packets > 0)
+        .map(|c| c.last_ns)
+        .max()?;
+    Some(last_ns / 1000 + monotonic_to_wall_offset_us())
+}
+
 #[cold]
 #[inline(never)]
 fn insert_driver_bypass<A>(map: &XdpBypassMap, flow: &mut Flow<A>, counters: &mut WorkerCounters) {
-    let keys = (
-        BypassKey::new(
-            flow.client_ip,
-            flow.client_port,
-            flow.server_ip,
-            flow.server_port,
-        ),
-        BypassKey::new(
-            flow.server_ip,
-            flow.server_port,
-            flow.client_ip,
-            flow.client_port,
-        ),
-    );
-    let (Some(up), Some(down)) = keys else {
+    let Some((up, down)) = driver_keys(flow) else {
         return;
     };
     // Marked either way: a refused flow (map full) is not offered again, and the take at its
@@ -950,21 +989,12 @@ fn take_driver_counters<A>(
     let Some(map) = map else {
         return;
     };
-    let offset_us = system_clock_us().saturating_sub(monotonic_ns() / 1000);
-    let up = BypassKey::new(
-        flow.client_ip,
-        flow.client_port,
-        flow.server_ip,
-        flow.server_port,
-    );
-    let down = BypassKey::new(
-        flow.server_ip,
-        flow.server_port,
-        flow.client_ip,
-        flow.client_port,
-    );
+    let offset_us = monotonic_to_wall_offset_us();
+    let Some((up, down)) = driver_keys(flow) else {
+        return;
+    };
     for (key, to_server) in [(up, true), (down, false)] {
-        let Some(c) = key.and_then(|k| map.take(&k).ok()) else {
+        let Some(c) = map.take(&key).ok() else {
             continue;
         };
         if to_server {

@@ -2,12 +2,13 @@
 //
 // XDP bypass of judged flows on a net_af_xdp port: loaded by DPDK's AF_XDP PMD through its
 // `xdp_prog=` devarg in place of the default program, it hands every frame to the port's AF_XDP
-// socket (`xsks_map`, which the PMD fills) except the payload packets of TCP flows the worker
+// socket (`xsks_map`, which the PMD fills) except the packets of TCP and UDP flows the worker
 // has judged and put in `ptl_bypass`: those it drops in the driver, counting their packets,
 // bytes and last time (CLOCK_MONOTONIC ns) in the map entry of their direction, so the worker
-// can add them back to the flow record when the flow ends. FIN and RST always reach the worker,
-// so flows end on time. Anything it cannot parse (not Ethernet/802.1Q + IPv4/IPv6 + TCP, IPv6
-// extension headers, IPv4 options are fine) goes to the socket unchanged.
+// can keep an active flow alive (it reads the last time before ending a flow on idle time) and
+// add the counts back to the flow record when the flow ends. TCP FIN and RST always reach the
+// worker, so flows end on time. Anything it cannot parse (not Ethernet/802.1Q + IPv4/IPv6 +
+// TCP/UDP, IPv6 extension headers; IPv4 options are fine) goes to the socket unchanged.
 //
 // Owns: the per-packet lookup and the counters of bypassed packets. Must not: insert or delete
 // flows (the worker does, through bpf syscalls, once per flow), or drop anything not in the map.
@@ -20,6 +21,7 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/tcp.h>
+#include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -30,7 +32,8 @@ struct ptl_bypass_key {
 	__u16 src_port;  // network byte order
 	__u16 dst_port;
 	__u8 family;     // 4 or 6
-	__u8 pad[3];
+	__u8 proto;      // IPPROTO_TCP or IPPROTO_UDP
+	__u8 pad[2];
 };
 
 // What the driver dropped for that direction since the worker inserted it.
@@ -68,9 +71,8 @@ int ptl_xdp_bypass(struct xdp_md *ctx)
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct ptl_bypass_key key = {};
-	struct tcphdr *tcp;
 	__u16 proto;
-	void *l3;
+	void *l3, *l4;
 
 	if ((void *)(eth + 1) > end)
 		return to_socket(ctx);
@@ -85,7 +87,8 @@ int ptl_xdp_bypass(struct xdp_md *ctx)
 	}
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = l3;
-		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP || ip->ihl < 5)
+		if ((void *)(ip + 1) > end || ip->ihl < 5 ||
+		    (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP))
 			return to_socket(ctx);
 		// Fragments go to the worker (no ports in later ones).
 		if (ip->frag_off & bpf_htons(0x3fff))
@@ -93,24 +96,36 @@ int ptl_xdp_bypass(struct xdp_md *ctx)
 		__builtin_memcpy(key.src, &ip->saddr, 4);
 		__builtin_memcpy(key.dst, &ip->daddr, 4);
 		key.family = 4;
-		tcp = (void *)ip + ip->ihl * 4;
+		key.proto = ip->protocol;
+		l4 = (void *)ip + ip->ihl * 4;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = l3;
-		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP)
+		if ((void *)(ip6 + 1) > end ||
+		    (ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP))
 			return to_socket(ctx);
 		__builtin_memcpy(key.src, &ip6->saddr, 16);
 		__builtin_memcpy(key.dst, &ip6->daddr, 16);
 		key.family = 6;
-		tcp = (void *)(ip6 + 1);
+		key.proto = ip6->nexthdr;
+		l4 = (void *)(ip6 + 1);
 	} else {
 		return to_socket(ctx);
 	}
-	if ((void *)(tcp + 1) > end)
-		return to_socket(ctx);
-	if (tcp->fin || tcp->rst)
-		return to_socket(ctx);
-	key.src_port = tcp->source;
-	key.dst_port = tcp->dest;
+	if (key.proto == IPPROTO_TCP) {
+		struct tcphdr *tcp = l4;
+		if ((void *)(tcp + 1) > end)
+			return to_socket(ctx);
+		if (tcp->fin || tcp->rst)
+			return to_socket(ctx);
+		key.src_port = tcp->source;
+		key.dst_port = tcp->dest;
+	} else {
+		struct udphdr *udp = l4;
+		if ((void *)(udp + 1) > end)
+			return to_socket(ctx);
+		key.src_port = udp->source;
+		key.dst_port = udp->dest;
+	}
 	struct ptl_bypass_counters *c = bpf_map_lookup_elem(&ptl_bypass, &key);
 	if (!c)
 		return to_socket(ctx);

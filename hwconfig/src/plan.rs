@@ -209,8 +209,8 @@ pub enum Placement {
     /// configuration does not ask for them (`offloads.nic_bypass`), or this version does not
     /// install that kind (the prefilter's rules, mark rules); the workers do it in software.
     HardwareCapable,
-    /// In the driver: on a `net_af_xdp` port the daemon's XDP program drops the payload
-    /// packets of judged TCP flows before they reach the AF_XDP socket and the worker.
+    /// In the driver: on a `net_af_xdp` port the daemon's XDP program drops the packets of
+    /// judged TCP and UDP flows before they reach the AF_XDP socket and the worker.
     Driver,
     /// In the workers, because the NIC cannot (the reason says why).
     SoftwareFallback,
@@ -621,8 +621,8 @@ fn plan_bypass(hw: &HardwareDescription, cap: &PortCapabilities) -> OffloadDecis
         return OffloadDecision {
             offload: Offload::BypassJudgedFlows,
             placement: Placement::Driver,
-            reason: "driver net_af_xdp: the daemon loads its XDP program (xdp_prog=) and puts each judged TCP flow in the program's map; the driver drops the flow's later payload packets, counting them for the flow record, and FIN/RST still reach the worker".to_string(),
-            software_path: Some(format!("for UDP flows and flows not yet judged: {software}")),
+            reason: "driver net_af_xdp: the daemon loads its XDP program (xdp_prog=) and puts each judged TCP or UDP flow in the program's map; the driver drops the flow's later packets, counting them and their last time for the flow record (a flow still sending there does not expire), and TCP FIN/RST still reach the worker".to_string(),
+            software_path: Some(format!("for flows not yet judged and flows the full map refused: {software}")),
         };
     }
     let drop = [FlowRuleKind::BypassDropIpv4, FlowRuleKind::BypassDropIpv6];

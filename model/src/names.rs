@@ -50,4 +50,12 @@ pub mod indicator {
     pub const ROLES_CONFLICT: &str = "roles.conflict";
     /// A TCP segment overlapped bytes already seen with different content.
     pub const OVERLAP_MISMATCH: &str = "tcp.overlap_mismatch";
+    /// An explicit proxy (HTTP `CONNECT`, SOCKS) opened a tunnel; the flow's protocol is the
+    /// tunnel's content, judged against the target's port.
+    pub const PROXY_TUNNEL: &str = "proxy.tunnel";
+    /// The proxy refused the `CONNECT` (an HTTP status other than 2xx, a SOCKS failure code).
+    pub const PROXY_REFUSED: &str = "proxy.refused";
+    /// A proxy exchange that started well went wrong (a malformed or oversized request or
+    /// reply): the flow keeps the proxy protocol's label, judged on its own port.
+    pub const PROXY_MALFORMED: &str = "proxy.malformed";
 }

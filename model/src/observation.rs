@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use crate::names::NameSource;
+use crate::proxy::ProxyTarget;
 use crate::time::parse_timestamp;
 
 /// An EVE record that could not be turned into an observation; names the field.
@@ -111,6 +112,11 @@ pub struct FlowObservation {
     /// The session was upgraded to TLS with STARTTLS.
     #[serde(default)]
     pub starttls: bool,
+    /// The explicit proxy (HTTP `CONNECT`, SOCKS) the flow went through: `dest_ip`/`dest_port`
+    /// are the proxy hop; once the tunnel was established the flow is judged on the target's
+    /// port ([`FlowObservation::judged_port`]). EVE input: `portolan.proxy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyTarget>,
 }
 
 impl FlowObservation {
@@ -276,7 +282,23 @@ impl FlowObservation {
             bytes_toclient: counter("bytes_toclient")?,
             port_mismatch,
             starttls,
+            proxy: match obj.get("portolan").and_then(|p| p.get("proxy")) {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(
+                    serde_json::from_value::<ProxyTarget>(v.clone())
+                        .map_err(|e| ObservationError::new("portolan.proxy", e.to_string()))?,
+                ),
+            },
         })
+    }
+
+    /// The port the flow is judged on: the tunnel target's when an explicit proxy established
+    /// one (the protocol inside runs to that port), else `dest_port`.
+    pub fn judged_port(&self) -> u16 {
+        match &self.proxy {
+            Some(p) if p.established => p.port,
+            _ => self.dest_port,
+        }
     }
 
     /// How long the flow lasted, µs (never negative).

@@ -247,7 +247,7 @@ impl Ingest {
                 a.app.role.as_deref().unwrap_or(DEVICE_DEFAULT),
                 &a.app_proto,
                 &a.transport,
-                obs.dest_port,
+                obs.judged_port(),
                 obs.start_us,
                 cfg.learning.bucket_s,
             );
@@ -427,7 +427,7 @@ fn judge(policy: &Policy, a: &Attributed<'_>, obs: &FlowObservation) -> Judgemen
             role: a.app.role.as_deref(),
             app_proto: &a.app_proto,
             transport: &a.transport,
-            port: obs.dest_port,
+            port: obs.judged_port(),
             starttls: obs.starttls,
             dataplane_mismatch: obs.port_mismatch,
         },
@@ -446,7 +446,7 @@ fn matching_exception<'r>(
         serial_number: a.device.and_then(|d| d.serial_number.as_deref()),
         dest_ip: obs.dest_ip,
         server_name: a.app.server_name.as_deref(),
-        port: obs.dest_port,
+        port: obs.judged_port(),
         app_proto: &a.app_proto,
         at_us: obs.start_us,
     })
@@ -469,7 +469,7 @@ fn finding_key(a: &Attributed<'_>, obs: &FlowObservation) -> FindingKey {
             .server_name
             .clone()
             .unwrap_or_else(|| obs.dest_ip.to_string()),
-        port: obs.dest_port,
+        port: obs.judged_port(),
     }
 }
 

@@ -6,7 +6,8 @@
 //! `alert{action, gid, signature_id, rev, signature, category, severity, metadata}` — metadata
 //! values are arrays of strings as Suricata writes them — `flow{...}`, `tls`/`http` as in flow
 //! records, and the `portolan` object (the one key of the record that is not Suricata's) with
-//! device (and the MDM's user of it), app, baseline, device state, persistence, score and reasons. Timestamps use EVE's form (`2024-05-01T10:00:00.000000+0000`).
+//! device (and the MDM's user of it), app, baseline, device state, persistence, score and reasons,
+//! and `proxy` (the tunnel's target) when the flow went through an explicit proxy. Timestamps use EVE's form (`2024-05-01T10:00:00.000000+0000`).
 //! Must not: invent fields Suricata gives another meaning.
 
 use serde_json::{json, Value};
@@ -153,5 +154,10 @@ pub fn to_eve(alert: &Alert) -> Value {
             "reasons": alert.reasons,
         }),
     );
+    if let (Some(proxy), Some(Value::Object(own))) = (&f.proxy, record.get_mut("portolan")) {
+        // The real destination behind an explicit proxy: `dest_ip`/`dest_port` are the proxy
+        // hop, the finding is judged on `proxy.port`.
+        own.insert("proxy".into(), opt(&Some(proxy)));
+    }
     Value::Object(record)
 }

@@ -95,6 +95,7 @@ pub fn flow(
         bytes_toclient: 5_400,
         port_mismatch: None,
         starttls: false,
+        proxy: None,
     }
 }
 

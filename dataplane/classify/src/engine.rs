@@ -30,6 +30,8 @@ use crate::reassembly::{
     Held, ReassemblyStats, Reorder, ReorderPool, StreamCursor, OVERLAP_MISMATCH_INDICATOR,
 };
 use crate::signature::{self, Signature, SignatureError, SignatureSet};
+use crate::tunnel::{Step, TunnelWatch};
+use portolan_model::ProxyTarget;
 
 /// Indicator added when two parsers confirmed different protocols on the same bytes.
 pub const CONFLICT_INDICATOR: &str = portolan_model::indicator::CONFLICT;
@@ -38,6 +40,13 @@ pub const STARTTLS_INDICATOR: &str = portolan_model::indicator::STARTTLS;
 /// Indicator added when a parser claims the roles the other way round on a flow whose start
 /// (SYN or SYN-ACK) was seen: transport evidence outranks payload claims, the roles stay.
 pub const ROLES_CONFLICT_INDICATOR: &str = portolan_model::indicator::ROLES_CONFLICT;
+/// Indicator added when an explicit proxy (HTTP `CONNECT`, SOCKS) opened a tunnel and the flow
+/// was classified from the bytes inside it.
+pub const PROXY_TUNNEL_INDICATOR: &str = portolan_model::indicator::PROXY_TUNNEL;
+/// Indicator added when the proxy refused the client's `CONNECT`.
+pub const PROXY_REFUSED_INDICATOR: &str = portolan_model::indicator::PROXY_REFUSED;
+/// Indicator added when a proxy exchange that started well broke (malformed, oversized).
+pub const PROXY_MALFORMED_INDICATOR: &str = portolan_model::indicator::PROXY_MALFORMED;
 
 /// Below this many bytes, a TCP direction's first bytes are kept and joined with the next
 /// segment even when no parser recognised them yet (a hello sent in 1-byte segments).
@@ -277,6 +286,10 @@ struct FlowExtras {
     dns_answers_handed_off: bool,
     /// Per TCP direction: segments held ahead of a gap (`crate::reassembly`).
     held: [Option<Held>; 2],
+    /// The proxy handshake being followed (`crate::tunnel`), while [`TunnelPhase::Watching`].
+    tunnel: Option<Box<TunnelWatch>>,
+    /// The proxy target once the watch ended (established when the tunnel opened).
+    proxy: Option<ProxyTarget>,
 }
 
 fn fill<T>(dst: &mut Option<T>, src: Option<T>) {
@@ -402,7 +415,25 @@ pub struct FlowClassification {
     /// Directions (bit 0 client, bit 1 server) whose metadata is complete: the decided
     /// signature has `metadata_in_first_message` and its parser reported metadata from them.
     metadata_done: u8,
+    /// Where the flow stands with explicit proxies.
+    tunnel: TunnelPhase,
     extras: Option<Box<FlowExtras>>,
+}
+
+/// Where a TCP flow stands with explicit proxies (`crate::tunnel`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum TunnelPhase {
+    /// No payload seen yet.
+    #[default]
+    Unseen,
+    /// Not a proxy flow, or the watch ended (refused, malformed, abandoned): classified as is.
+    Off,
+    /// The client's first bytes can start a proxy request: the handshake is followed while
+    /// the outer protocol (`http`, `socks`) is classified as usual.
+    Watching,
+    /// The proxy granted the request: the flow is classified from the tunnel's bytes, which
+    /// start undecided with fresh budgets (the stream cursors go on).
+    Open,
 }
 
 /// [`FlowClassification::watch`] bit: the decided signature has `starttls`.
@@ -511,6 +542,24 @@ impl FlowClassification {
         self.extras.as_ref()?.name.as_deref()
     }
 
+    /// The explicit proxy's target, once the client's request was read (`established` once the
+    /// proxy granted it and the flow's label became the tunnel's content).
+    pub fn proxy(&self) -> Option<&ProxyTarget> {
+        let e = self.extras.as_ref()?;
+        e.proxy
+            .as_ref()
+            .or_else(|| e.tunnel.as_ref().and_then(|w| w.target()))
+    }
+
+    /// The port the flow's protocol is judged against: the tunnel target's when a proxy
+    /// established one, else `server_port`.
+    pub fn judged_port(&self, server_port: u16) -> u16 {
+        match self.proxy() {
+            Some(p) if p.established => p.port,
+            _ => server_port,
+        }
+    }
+
     /// True while the engine still wants this flow's payloads. A caller may skip `observe`
     /// when this is false (calling it anyway is cheap and changes nothing).
     pub fn wants_payload(&self, classifier: &Classifier) -> bool {
@@ -526,6 +575,9 @@ impl FlowClassification {
     /// worker's per-packet check is this one.
     #[inline]
     pub fn wants_payload_from(&self, classifier: &Classifier, sender: Side) -> bool {
+        if self.tunnel == TunnelPhase::Watching {
+            return true;
+        }
         match self.decided {
             None => !self.spent(&classifier.config, sender),
             Some(AppProto::Unknown) => false,
@@ -754,6 +806,130 @@ impl FlowClassification {
         if payload.is_empty() {
             return None;
         }
+        match self.tunnel {
+            TunnelPhase::Off | TunnelPhase::Open => self.observe_bytes(classifier, ctx, payload),
+            TunnelPhase::Unseen | TunnelPhase::Watching => {
+                self.observe_proxied(classifier, ctx, payload)
+            }
+        }
+    }
+
+    /// [`FlowClassification::observe`] while the flow may be (or is) a proxy handshake: the
+    /// bytes are classified as usual (the proxy's messages are `http` or `socks`) and fed to the
+    /// [`TunnelWatch`]; when the proxy grants the request the flow restarts undecided on the
+    /// tunnel's first bytes.
+    #[cold]
+    fn observe_proxied(
+        &mut self,
+        classifier: &mut Classifier,
+        ctx: &ProbeContext,
+        payload: &[u8],
+    ) -> Option<Decision> {
+        if self.tunnel == TunnelPhase::Unseen {
+            let watch = (ctx.transport == Transport::Tcp && ctx.sender == Side::Client)
+                .then(|| TunnelWatch::start(payload))
+                .flatten();
+            match watch {
+                Some(w) => {
+                    self.extras().tunnel = Some(Box::new(w));
+                    self.tunnel = TunnelPhase::Watching;
+                }
+                None => {
+                    self.tunnel = TunnelPhase::Off;
+                    return self.observe_bytes(classifier, ctx, payload);
+                }
+            }
+        }
+        let outer = self.observe_bytes(classifier, ctx, payload);
+        if outer.is_some_and(|d| d.swap_roles) {
+            // The roles were not what the watch assumed: not a proxy exchange as seen.
+            self.end_watch(None);
+            return outer;
+        }
+        let step = match self.extras.as_mut().and_then(|e| e.tunnel.as_mut()) {
+            Some(w) => w.feed(ctx.sender, payload),
+            None => Step::Abandoned,
+        };
+        match step {
+            Step::Watching => outer,
+            Step::Open => self.open_tunnel(classifier, ctx),
+            Step::Refused => {
+                self.end_watch(Some(PROXY_REFUSED_INDICATOR));
+                outer
+            }
+            Step::Malformed => {
+                self.end_watch(Some(PROXY_MALFORMED_INDICATOR));
+                outer
+            }
+            Step::Abandoned => {
+                self.end_watch(None);
+                outer
+            }
+        }
+    }
+
+    /// Ends the proxy watch without a tunnel, keeping the target read (if any) as context.
+    fn end_watch(&mut self, indicator: Option<&'static str>) {
+        self.tunnel = TunnelPhase::Off;
+        if let Some(e) = self.extras.as_mut() {
+            if let Some(w) = e.tunnel.take() {
+                e.proxy = w.target().cloned();
+            }
+            if let Some(i) = indicator {
+                e.add_indicator(i);
+            }
+        }
+    }
+
+    /// The proxy granted the request: the flow restarts undecided, with fresh budgets, on the
+    /// tunnel's bytes (the client's first, then the server's). The proxy exchange proved the
+    /// roles as a SYN does: a parser claiming them the other way round only adds
+    /// [`ROLES_CONFLICT_INDICATOR`]. The outer protocol's evidence (indicators, the `CONNECT`'s
+    /// HTTP fields) stays on the record.
+    fn open_tunnel(&mut self, classifier: &mut Classifier, ctx: &ProbeContext) -> Option<Decision> {
+        let watch = self.extras.as_mut().and_then(|e| e.tunnel.take());
+        let Some(mut watch) = watch else {
+            self.tunnel = TunnelPhase::Off;
+            return None;
+        };
+        let ([client, server], target) = watch.take_inner();
+        self.tunnel = TunnelPhase::Open;
+        self.decided = None;
+        self.signature = None;
+        self.starttls_found = false;
+        self.roles_fixed = true;
+        self.roles_proven = true;
+        self.packets = [0, 0];
+        self.bytes = [0, 0];
+        self.watched = 0;
+        self.watch = 0;
+        self.metadata_done = 0;
+        let e = self.extras();
+        e.buffers = [Vec::new(), Vec::new()];
+        e.proxy = target;
+        // A name the proxy protocol reported (the SOCKS target) is `proxy.host` now, not a
+        // name of the tunnel's protocol.
+        e.name = None;
+        e.add_indicator(PROXY_TUNNEL_INDICATOR);
+        for (sender, bytes) in [(Side::Client, client), (Side::Server, server)] {
+            if !bytes.is_empty() {
+                let inner = ProbeContext { sender, ..*ctx };
+                self.observe_bytes(classifier, &inner, &bytes);
+            }
+        }
+        Some(Decision {
+            app_proto: self.app_proto(),
+            swap_roles: false,
+        })
+    }
+
+    /// Classifies one payload (the engine proper, proxies aside).
+    fn observe_bytes(
+        &mut self,
+        classifier: &mut Classifier,
+        ctx: &ProbeContext,
+        payload: &[u8],
+    ) -> Option<Decision> {
         self.tcp = ctx.transport == Transport::Tcp;
         let sender = ctx.sender;
         let d = sender.index();

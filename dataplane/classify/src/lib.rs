@@ -68,6 +68,7 @@ pub mod signature;
 #[cfg(test)]
 mod test_support;
 mod tls_hello;
+pub mod tunnel;
 
 pub use app_proto::AppProto;
 pub use database::{CacheDir, DatabaseError, DatabaseReport, DatabaseSource};
@@ -76,6 +77,7 @@ pub use engine::{
     CONFLICT_INDICATOR, ROLES_CONFLICT_INDICATOR, STARTTLS_INDICATOR,
 };
 pub use portolan_model::Side;
+pub use portolan_model::{ProxyKind, ProxyTarget};
 pub use ports::{PortOverrideError, PortRegistry};
 pub use probe::{Meta, Probe, ProbeContext};
 pub use protocols::dns::{parse_response_answers, DnsAnswers, MAX_ANSWER_ADDRESSES};

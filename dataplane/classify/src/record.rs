@@ -19,7 +19,9 @@
 //!
 //! Everything that is Portolan's own lives under the one key [`PORTOLAN_KEY`] (`portolan`):
 //! `portolan.indicators` (evidence names), `portolan.port_mismatch` (the registry's verdict;
-//! absent for `unknown`), and `portolan.<app_proto>.name` for a name a parser reported that
+//! absent for `unknown`; judged on the tunnel target's port behind an explicit proxy),
+//! `portolan.proxy{kind, host, port, established}` (the target a client asked an HTTP `CONNECT`
+//! or SOCKS proxy for; `dest_ip`/`dest_port` are the proxy hop), and `portolan.<app_proto>.name` for a name a parser reported that
 //! Suricata has no field for (SIP and RTSP request hosts, XMPP stream `to`, SOCKS target host).
 //! Must not: classify, or emit a field the flow has no value for.
 
@@ -30,6 +32,7 @@ use serde_json::{json, Map, Value};
 use crate::app_proto::AppProto;
 use crate::engine::FlowClassification;
 use crate::ports::PortRegistry;
+use portolan_model::ProxyTarget;
 
 /// JA3 as Suricata writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -152,9 +155,14 @@ pub struct AppRecord {
     #[serde(skip)]
     pub name: Option<String>,
     /// Known protocol on a port not registered for it; absent for `unknown` (written as
-    /// `portolan.port_mismatch`).
+    /// `portolan.port_mismatch`). Judged on the tunnel target's port when an explicit proxy
+    /// established one.
     #[serde(skip)]
     pub port_mismatch: Option<bool>,
+    /// The explicit proxy's target (written as `portolan.proxy`): the record's `dest_ip` and
+    /// `dest_port` are the proxy hop.
+    #[serde(skip)]
+    pub proxy: Option<ProxyTarget>,
 }
 
 impl AppRecord {
@@ -212,7 +220,8 @@ impl AppRecord {
             }),
             name: flow.name().map(str::to_string),
             port_mismatch: (app_proto != AppProto::Unknown)
-                .then(|| ports.port_mismatch(app_proto, transport, server_port)),
+                .then(|| ports.port_mismatch(app_proto, transport, flow.judged_port(server_port))),
+            proxy: flow.proxy().cloned(),
         }
     }
 
@@ -228,6 +237,9 @@ impl AppRecord {
         }
         if let Some(m) = self.port_mismatch {
             own.insert("port_mismatch".to_string(), Value::Bool(m));
+        }
+        if let Some(p) = &self.proxy {
+            own.insert("proxy".to_string(), json!(p));
         }
         if let Some(name) = &self.name {
             let key = self.app_proto.as_str().to_string();

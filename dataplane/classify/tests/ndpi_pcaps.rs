@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use portolan_classify::{
     AppProto, CacheDir, Classifier, ClassifyConfig, CompiledSignatures, FlowClassification,
-    ProbeContext,
+    ProbeContext, ProxyKind,
 };
 use portolan_model::Side;
 use portolan_packet::capture::CaptureReader;
@@ -50,8 +50,19 @@ fn compatible(master: &str, got: AppProto, state: &FlowClassification) -> bool {
             starttls
         }
         ("TLS", AppProto::Rdp) => true,
+        // nDPI labels an explicit proxy's flow by the proxy protocol; we label it by the
+        // protocol inside the established tunnel (judged on the target's port).
+        ("SOCKS", _) => tunnel_of(state).is_some_and(|k| k != ProxyKind::HttpConnect),
+        ("HTTP" | "HTTP_Proxy" | "HTTP_Connect", _) => {
+            tunnel_of(state) == Some(ProxyKind::HttpConnect)
+        }
         _ => false,
     }
+}
+
+/// The kind of the flow's established proxy tunnel, if any.
+fn tunnel_of(state: &FlowClassification) -> Option<ProxyKind> {
+    state.proxy().filter(|p| p.established).map(|p| p.kind)
 }
 
 type Endpoint = (IpAddr, u16);
@@ -247,6 +258,7 @@ fn ndpi_captures_tls_http_quic() {
                         wrong.push(what);
                     }
                 }
+                None if compatible(&l.master, got, &flow.state) => {}
                 None => {
                     if matches!(
                         got,

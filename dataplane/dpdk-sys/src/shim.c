@@ -113,8 +113,19 @@ int portolan_bpf_map_update(int fd, const void *key, const void *value, uint64_t
 	return bpf_map_update_elem(fd, key, value, flags) ? -errno : 0;
 }
 
+int portolan_bpf_map_lookup(int fd, const void *key, void *value)
+{
+	return bpf_map_lookup_elem(fd, key, value) ? -errno : 0;
+}
+
 int portolan_bpf_map_take(int fd, const void *key, void *value)
 {
+	/* One syscall, so no packet counted between the read and the delete is lost (hash maps,
+	 * kernel 5.14+); older kernels answer EINVAL/ENOTSUPP and get lookup then delete. */
+	if (bpf_map_lookup_and_delete_elem(fd, key, value) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOTSUP && errno != 524 /* ENOTSUPP */)
+		return -errno;
 	if (bpf_map_lookup_elem(fd, key, value))
 		return -errno;
 	return bpf_map_delete_elem(fd, key) ? -errno : 0;

@@ -56,7 +56,10 @@ unsigned int portolan_ring_dequeue_burst(struct rte_ring *r, void **obj_table, u
 int portolan_xdp_map_fd(const char *ifname, const char *map_name);
 /* bpf_map_update_elem: 0 or -errno. */
 int portolan_bpf_map_update(int fd, const void *key, const void *value, uint64_t flags);
-/* bpf_map_lookup_elem then bpf_map_delete_elem on a hash map: 0 or -errno. */
+/* bpf_map_lookup_elem: 0 or -errno (ENOENT: no such key). */
+int portolan_bpf_map_lookup(int fd, const void *key, void *value);
+/* bpf_map_lookup_and_delete_elem on a hash map (lookup then delete on kernels without it):
+ * 0 or -errno. */
 int portolan_bpf_map_take(int fd, const void *key, void *value);
 
 #endif

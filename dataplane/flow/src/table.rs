@@ -279,7 +279,10 @@ impl<A: Default> FlowTable<A> {
                 let entry = &self.slots[slot];
                 let link = self.links[slot];
                 let idle = self.clock_us.saturating_sub(link.last_us);
-                if idle > self.timeouts[link.class as usize] {
+                // A flow bypassed outside the worker (XDP, NIC) sends most of its packets where
+                // the table cannot see them: only the expiry pass, which can ask the driver
+                // ([`Self::expire_with`]), ends it on idle time.
+                if idle > self.timeouts[link.class as usize] && !entry.flow.driver_bypass {
                     self.finish_slot(slot, FlowEndReason::Timeout);
                     self.release(slot);
                     (self.create(*key, hash, pkt, ts_us), false)
@@ -317,6 +320,19 @@ impl<A: Default> FlowTable<A> {
     /// Looks only at the least-recently-active flow of each timeout class, so it is cheap when
     /// nothing is due; call it often (every RX burst, or when the capture clock moves).
     pub fn expire(&mut self, now_us: u64) {
+        self.expire_with(now_us, |_| None);
+    }
+
+    /// As [`Self::expire`], but a flow due to expire that is bypassed outside the worker
+    /// ([`Flow::driver_bypass`]) is first shown to `seen_elsewhere`, which returns the table
+    /// time of its latest packet the worker did not see (the XDP program's last-seen time), if
+    /// any: a flow active there within its timeout stays, moved to its place on its activity
+    /// list. `seen_elsewhere` runs only for such flows, at most once per flow and pass.
+    pub fn expire_with(
+        &mut self,
+        now_us: u64,
+        mut seen_elsewhere: impl FnMut(&Flow<A>) -> Option<u64>,
+    ) {
         for class in 0..CLASSES {
             loop {
                 let head = self.lists[class].head;
@@ -326,6 +342,19 @@ impl<A: Default> FlowTable<A> {
                 let slot = head as usize;
                 if now_us.saturating_sub(self.links[slot].last_us) <= self.timeouts[class] {
                     break;
+                }
+                if self.slots[slot].flow.driver_bypass {
+                    if let Some(seen) = seen_elsewhere(&self.slots[slot].flow) {
+                        let seen = seen.min(now_us);
+                        if seen > self.links[slot].last_us
+                            && now_us.saturating_sub(seen) <= self.timeouts[class]
+                        {
+                            self.unlink(slot);
+                            self.links[slot].last_us = seen;
+                            self.insert_by_activity(self.links[slot].class, slot);
+                            continue;
+                        }
+                    }
                 }
                 self.finish_slot(slot, FlowEndReason::Timeout);
                 self.release(slot);
@@ -567,6 +596,36 @@ impl<A> FlowTable<A> {
         link.class = class;
     }
 
+    /// Links `slot` (unlinked, its `last_us` set) into `class`'s list after the last entry no
+    /// more recent than it, walking from the tail: the list stays sorted by activity.
+    fn insert_by_activity(&mut self, class: TimeoutClass, slot: usize) {
+        let last = self.links[slot].last_us;
+        let mut after = self.lists[class as usize].tail;
+        while after != NIL && self.links[after as usize].last_us > last {
+            after = self.links[after as usize].prev;
+        }
+        if after == self.lists[class as usize].tail {
+            self.push_back(class, slot);
+            return;
+        }
+        let next = if after == NIL {
+            self.lists[class as usize].head
+        } else {
+            self.links[after as usize].next
+        };
+        // `next` is a linked entry (after was not the tail).
+        if after == NIL {
+            self.lists[class as usize].head = slot as u32;
+        } else {
+            self.links[after as usize].next = slot as u32;
+        }
+        self.links[next as usize].prev = slot as u32;
+        let link = &mut self.links[slot];
+        link.prev = after;
+        link.next = next;
+        link.class = class;
+    }
+
     fn unlink(&mut self, slot: usize) {
         let Link {
             prev, next, class, ..
@@ -715,6 +774,63 @@ mod tests {
             payload: &[],
             payload_truncated: false,
         }
+    }
+
+    #[test]
+    fn a_flow_bypassed_elsewhere_stays_while_the_driver_still_sees_it() {
+        let cfg = FlowTableConfig {
+            capacity: 64,
+            udp_idle_timeout_us: 100,
+            ..FlowTableConfig::default()
+        };
+        let mut t: FlowTable<()> = FlowTable::new(cfg);
+        // Flows 1..=4 at times 10, 20, 30, 40; flow 2 is bypassed in the driver.
+        let mut id2 = 0;
+        for a in 1..=4u8 {
+            let f = t
+                .update(&pkt(a, 1000, None, false), u64::from(a) * 10, 60)
+                .0;
+            f.driver_bypass = a == 2;
+            if a == 2 {
+                id2 = f.id;
+            }
+        }
+        // At 125 flows 1 and 2 are past 100 µs idle; the driver saw flow 2 at 90.
+        let mut asked = Vec::new();
+        t.expire_with(125, |f| {
+            asked.push(f.id);
+            Some(90)
+        });
+        t.check_invariants();
+        assert_eq!(asked, vec![id2], "asked only about the bypassed flow");
+        let ended: Vec<u64> = t.drain_finished().map(|f| f.flow.id).collect();
+        assert_eq!(ended.len(), 1, "flow 1 ended, flow 2 stays");
+        assert_ne!(ended[0], id2);
+        // Moved behind flows 3 and 4 (last activity 90 > 40): at 135 flows 3 and 4 go first.
+        t.expire_with(135, |_| Some(90));
+        t.check_invariants();
+        assert_eq!(
+            t.drain_finished().count(),
+            1,
+            "flow 3 (30) ends; flow 4 (40) is at 95 idle"
+        );
+        t.expire_with(145, |_| Some(90));
+        t.check_invariants();
+        assert_eq!(t.drain_finished().count(), 1, "flow 4 ends");
+        // The driver has seen nothing newer: the flow ends 100 µs after 90.
+        t.expire_with(190, |_| Some(90));
+        assert_eq!(t.drain_finished().count(), 0);
+        t.expire_with(191, |_| Some(90));
+        let last: Vec<u64> = t.drain_finished().map(|f| f.flow.id).collect();
+        assert_eq!(last, vec![id2]);
+        t.check_invariants();
+        // A packet of a bypassed flow long after its timeout (a FIN the driver let through)
+        // still finds the same flow: only the expiry pass ends it.
+        let f = t.update(&pkt(5, 1000, None, false), 200, 60).0;
+        f.driver_bypass = true;
+        let id5 = f.id;
+        assert_eq!(t.update(&pkt(5, 1000, None, true), 400, 60).0.id, id5);
+        t.check_invariants();
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //!
 //! Owns: the compiled program (`xdp/bypass.c`, built by `build.rs` with clang's BPF target and
 //! embedded here), writing it where the AF_XDP PMD's `xdp_prog=` devarg can load it, finding
-//! its `ptl_bypass` map on the interface once the PMD has attached it, and the two map
-//! operations the worker needs: insert a direction, take (read and delete) its counters. Must
-//! not: run per packet (one insert per judged flow, one take per bypassed flow's end), or decide
-//! which flows to bypass (the worker and its observer do).
+//! its `ptl_bypass` map on the interface once the PMD has attached it, and the three map
+//! operations the worker needs: insert a direction, peek at its counters (is an idle-looking
+//! flow still sending?), take (read and delete) them. Must not: run per packet (one insert per
+//! judged flow, a peek per bypassed flow due to expire, one take per bypassed flow's end), or
+//! decide which flows to bypass (the worker and its observer do).
 
 use portolan_dpdk_sys as sys;
 use std::ffi::CString;
@@ -35,7 +36,12 @@ pub fn write_bypass_program(dir: &Path) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
-/// One direction of a TCP flow, laid out as `struct ptl_bypass_key` in `xdp/bypass.c`.
+/// `IPPROTO_TCP`.
+pub const PROTO_TCP: u8 = 6;
+/// `IPPROTO_UDP`.
+pub const PROTO_UDP: u8 = 17;
+
+/// One direction of a TCP or UDP flow, laid out as `struct ptl_bypass_key` in `xdp/bypass.c`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BypassKey {
@@ -44,15 +50,24 @@ pub struct BypassKey {
     src_port_be: u16,
     dst_port_be: u16,
     family: u8,
-    pad: [u8; 3],
+    proto: u8,
+    pad: [u8; 2],
 }
 
 impl BypassKey {
-    /// The direction `src:src_port → dst:dst_port`; `None` when the families differ.
-    pub fn new(src: IpAddr, src_port: u16, dst: IpAddr, dst_port: u16) -> Option<BypassKey> {
+    /// The direction `src:src_port → dst:dst_port` of protocol `proto` ([`PROTO_TCP`],
+    /// [`PROTO_UDP`]); `None` when the families differ.
+    pub fn new(
+        proto: u8,
+        src: IpAddr,
+        src_port: u16,
+        dst: IpAddr,
+        dst_port: u16,
+    ) -> Option<BypassKey> {
         let mut key = BypassKey {
             src_port_be: src_port.to_be(),
             dst_port_be: dst_port.to_be(),
+            proto,
             ..BypassKey::default()
         };
         match (src, dst) {
@@ -147,7 +162,25 @@ impl XdpBypassMap {
         }
     }
 
-    /// Reads and removes `key`'s counters.
+    /// Reads `key`'s counters, leaving them in the map.
+    pub fn peek(&self, key: &BypassKey) -> Result<BypassCounters, BpfError> {
+        let mut out = BypassCounters::default();
+        // SAFETY: as in `insert`; `out` is writable for the value's size.
+        let r = unsafe {
+            sys::portolan_bpf_map_lookup(
+                self.fd.as_raw_fd(),
+                (key as *const BypassKey).cast(),
+                (&mut out as *mut BypassCounters).cast(),
+            )
+        };
+        if r < 0 {
+            Err(BpfError(-r))
+        } else {
+            Ok(out)
+        }
+    }
+
+    /// Reads and removes `key`'s counters (one syscall where the kernel has it).
     pub fn take(&self, key: &BypassKey) -> Result<BypassCounters, BpfError> {
         let mut out = BypassCounters::default();
         // SAFETY: as in `insert`; `out` is writable for the value's size.
@@ -182,6 +215,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<BypassKey>(), 40);
         assert_eq!(std::mem::size_of::<BypassCounters>(), 24);
         let k = BypassKey::new(
+            PROTO_UDP,
             "10.0.0.1".parse().unwrap(),
             443,
             "10.0.0.2".parse().unwrap(),
@@ -190,9 +224,15 @@ mod tests {
         .unwrap();
         assert_eq!(&k.src[..4], &[10, 0, 0, 1]);
         assert_eq!(k.src_port_be.to_ne_bytes(), 443u16.to_be_bytes());
-        assert!(
-            BypassKey::new("10.0.0.1".parse().unwrap(), 1, "::1".parse().unwrap(), 2).is_none()
-        );
+        assert_eq!((k.family, k.proto), (4, 17));
+        assert!(BypassKey::new(
+            PROTO_TCP,
+            "10.0.0.1".parse().unwrap(),
+            1,
+            "::1".parse().unwrap(),
+            2
+        )
+        .is_none());
         assert!(BYPASS_PROGRAM.starts_with(b"\x7fELF"));
     }
 }

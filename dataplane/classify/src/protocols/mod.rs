@@ -19,7 +19,7 @@ macro_rules! parsers {
 }
 
 mod text_line;
-mod wire_int;
+pub(crate) mod wire_int;
 
 parsers! {
     tls, dtls, http, http2, quic,
