@@ -170,7 +170,7 @@ impl JamfConfig {
                 self.page_size
             )));
         }
-        self.limits.validate(prefix)
+        self.limits.validate(&format!("{prefix}.limits"))
     }
 
     /// The server's base URL without a trailing `/`.
@@ -198,7 +198,7 @@ impl GraphConfig {
         https_url(&format!("{prefix}.graph_url"), &self.graph_url)?;
         non_empty(&format!("{prefix}.scope"), &self.scope)?;
         interval(prefix, self.interval_s)?;
-        self.limits.validate(prefix)
+        self.limits.validate(&format!("{prefix}.limits"))
     }
 
     /// The token endpoint in force.
@@ -332,7 +332,7 @@ mod tests {
         let mut pages = c;
         pages.limits.max_pages = 0;
         let e = pages.validate("inputs.jamf").unwrap_err().to_string();
-        assert!(e.starts_with("inputs.jamf.max_pages:"), "{e}");
+        assert!(e.starts_with("inputs.jamf.limits.max_pages:"), "{e}");
     }
 
     #[test]
