@@ -19,6 +19,7 @@ use portolan_control::inventory::InventoryOptions;
 use portolan_control::learning::LearningConfig;
 use portolan_control::output::forward::{ForwardTarget, SyslogTransport};
 use portolan_control::output::ocsf::OcsfProduct;
+use portolan_control::retention::RetentionConfig;
 use portolan_control::scoring::ScoringConfig;
 use portolan_control::{ControlConfig, Durability};
 use portolan_hwconfig::HardwareDescription;
@@ -98,6 +99,8 @@ pub struct ControlSection {
     pub ocsf: OcsfProduct,
     /// Site-specific inventory field names (`[control.inventory]`).
     pub inventory: InventoryOptions,
+    /// How long what grows with time is kept (`[control.retention]`).
+    pub retention: RetentionConfig,
 }
 
 impl ControlSection {
@@ -109,6 +112,7 @@ impl ControlSection {
             learning: self.learning.clone(),
             ocsf: self.ocsf.clone(),
             inventory: self.inventory.clone(),
+            retention: self.retention.clone(),
         }
     }
 }

@@ -82,6 +82,13 @@ pub struct AlertFeed {
     totals: FeedTotals,
     /// When a commit was last tried (a batch or a retry of what waits for the store).
     last_store_retry: Instant,
+    /// When the next retention pass is due (the daemon, with `[control.retention]` enabled).
+    retention_due: Option<Instant>,
+}
+
+/// `interval_s` (validated positive) as a duration.
+fn retention_interval(interval_s: i64) -> Duration {
+    Duration::from_secs(u64::try_from(interval_s).unwrap_or(3600))
 }
 
 /// How often the drain thread retries a commit the store refused while no flows come.
@@ -164,7 +171,44 @@ impl AlertFeed {
             reopen_done: 0,
             totals: FeedTotals::default(),
             last_store_retry: Instant::now(),
+            retention_due: None,
         })
+    }
+
+    /// Prunes the store by `[control.retention]` every `interval_s`, between batches, the first
+    /// time one interval after the start (so what `[inputs]` imported at start-up is judged with
+    /// first; the daemon, a replay keeps everything it judged).
+    pub fn with_retention(mut self) -> AlertFeed {
+        let r = &self.engine.core().config().retention;
+        if r.enabled {
+            self.retention_due = Some(Instant::now() + retention_interval(r.interval_s));
+        }
+        self
+    }
+
+    /// Runs a retention pass when one is due. A failure is logged and tried again at the next
+    /// interval; nothing is lost by a pass that did not happen.
+    fn prune_if_due(&mut self) {
+        let Some(due) = self.retention_due else {
+            return;
+        };
+        if Instant::now() < due || self.stopped() {
+            return;
+        }
+        let interval = self.engine.core().config().retention.interval_s;
+        self.retention_due = Some(Instant::now() + retention_interval(interval));
+        match self
+            .engine
+            .enforce_retention(portolan_control::timestamp::now_us())
+        {
+            Ok(report) if report.total() > 0 => {
+                tracing::info!(?report, "retention: removed what outlived its window")
+            }
+            Ok(_) => tracing::debug!("retention: nothing outlived its window"),
+            Err(e) => {
+                tracing::warn!(error = %e, "retention pass failed; tried again next interval")
+            }
+        }
     }
 
     /// Appends every finished flow as an EVE `flow` record to `path` (the flow log).
@@ -474,9 +518,11 @@ impl FlowEventConsumer for AlertFeed {
         self.reopen_if_asked();
         self.ingest_batch();
         self.publish_protocols();
+        self.prune_if_due();
     }
 
     fn on_idle(&mut self) {
         self.retry_store(false);
+        self.prune_if_due();
     }
 }

@@ -46,6 +46,8 @@ pub enum AuditAction {
     InventoryImported,
     /// A lease file was imported.
     LeasesImported,
+    /// A retention pass removed what outlived its window (the detail counts it per kind).
+    RetentionPruned,
 }
 
 impl AuditAction {
@@ -69,6 +71,7 @@ impl AuditAction {
             AuditAction::RoleDeleted => "role_deleted",
             AuditAction::InventoryImported => "inventory_imported",
             AuditAction::LeasesImported => "leases_imported",
+            AuditAction::RetentionPruned => "retention_pruned",
         }
     }
 
@@ -92,6 +95,7 @@ impl AuditAction {
             "role_deleted" => AuditAction::RoleDeleted,
             "inventory_imported" => AuditAction::InventoryImported,
             "leases_imported" => AuditAction::LeasesImported,
+            "retention_pruned" => AuditAction::RetentionPruned,
             _ => return None,
         })
     }

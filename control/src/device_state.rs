@@ -215,12 +215,74 @@ pub struct DeviceStateTimeline {
     by_key: HashMap<String, Vec<DeviceStateEvent>>,
 }
 
+/// Which of one device key's reports older than a retention cutoff (`events`, oldest first) still
+/// decide a state read at or after it: the latest of each kind — lock state, last user
+/// interaction, any app state, each app's own state, the foreground app — and the latest report
+/// of all (it says the device was observed). The others can go without changing any
+/// [`DeviceStateTimeline::state_at`] from the cutoff on.
+pub fn still_needed(events: &[&DeviceStateEvent]) -> Vec<bool> {
+    let mut keep = vec![false; events.len()];
+    let (mut lock, mut interaction, mut any_app, mut foreground) = (false, false, false, false);
+    let mut apps: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for (i, e) in events.iter().enumerate().rev() {
+        let mut needed = i + 1 == events.len();
+        if e.lock_state.is_some() && !lock {
+            lock = true;
+            needed = true;
+        }
+        if e.last_user_interaction_us.is_some() && !interaction {
+            interaction = true;
+            needed = true;
+        }
+        if e.app_state.is_some() {
+            if !any_app {
+                any_app = true;
+                needed = true;
+            }
+            if let Some(b) = e.bundle_id.as_deref() {
+                if apps.insert(b) {
+                    needed = true;
+                }
+                if e.app_state == Some(AppState::Foreground) && !foreground {
+                    foreground = true;
+                    needed = true;
+                }
+            }
+        }
+        if let Some(k) = keep.get_mut(i) {
+            *k = needed;
+        }
+    }
+    keep
+}
+
 impl DeviceStateTimeline {
     /// Adds an event under `key` (a UDID, or `serial:<serial>` when the UDID is unknown).
     pub fn insert(&mut self, key: &str, event: DeviceStateEvent) {
         let events = self.by_key.entry(key.to_string()).or_default();
         let pos = events.partition_point(|e| e.ts_us <= event.ts_us);
         events.insert(pos, event);
+    }
+
+    /// Drops the reports older than `cutoff_us` that no state read at or after it needs
+    /// ([`still_needed`]); returns how many went. The store prunes its rows by the same rule.
+    pub fn prune_before(&mut self, cutoff_us: i64) -> usize {
+        let mut removed = 0;
+        for events in self.by_key.values_mut() {
+            let old = events.partition_point(|e| e.ts_us < cutoff_us);
+            let keep = {
+                let refs: Vec<&DeviceStateEvent> = events.iter().take(old).collect();
+                still_needed(&refs)
+            };
+            let mut i = 0;
+            events.retain(|_| {
+                let k = keep.get(i).copied().unwrap_or(true);
+                i += 1;
+                k
+            });
+            removed += keep.iter().filter(|k| !**k).count();
+        }
+        removed
     }
 
     /// Number of events held.
@@ -364,5 +426,46 @@ mod tests {
         );
         let e = parse_device_states("{not json", Path::new("s.jsonl")).unwrap_err();
         assert!(e.to_string().starts_with("s.jsonl:1: not JSON"), "{e}");
+    }
+
+    proptest::proptest! {
+        /// Pruning before a cutoff changes no state read at or after it, for any reports (two
+        /// device keys, any mix of fields, equal times included) and any cutoff.
+        #[test]
+        fn pruning_keeps_every_read_from_the_cutoff_on(
+            reports in proptest::collection::vec(
+                (0usize..2, 0i64..50, 0u8..3, 0u8..3, proptest::option::of(0u8..3), proptest::bool::ANY),
+                0..60,
+            ),
+            cutoff in 0i64..60,
+        ) {
+            let mut t = DeviceStateTimeline::default();
+            for &(key, ts, lock, app, bundle, touched) in &reports {
+                let e = DeviceStateEvent {
+                    ts_us: ts,
+                    udid: None,
+                    serial_number: None,
+                    lock_state: [None, Some(LockState::Locked), Some(LockState::Unlocked)][usize::from(lock)],
+                    app_state: [None, Some(AppState::Foreground), Some(AppState::Background)][usize::from(app)],
+                    bundle_id: bundle.map(|b| format!("app{b}")),
+                    last_user_interaction_us: touched.then_some(ts - 1),
+                };
+                t.insert(["U", "serial:S"][key], e);
+            }
+            let reads = |t: &DeviceStateTimeline| -> Vec<String> {
+                let mut out = Vec::new();
+                for at in cutoff..62 {
+                    for app in [None, Some("app0"), Some("app1"), Some("app2")] {
+                        out.push(format!("{:?}", t.state_at(&["U", "serial:S"], at, app)));
+                    }
+                }
+                out
+            };
+            let before = reads(&t);
+            let held = t.len();
+            let removed = t.prune_before(cutoff);
+            proptest::prop_assert_eq!(t.len() + removed, held);
+            proptest::prop_assert_eq!(reads(&t), before);
+        }
     }
 }

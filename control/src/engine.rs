@@ -36,6 +36,7 @@ mod core;
 mod ingest;
 mod lookup;
 mod operator;
+mod retention;
 mod review;
 mod triage;
 
@@ -78,11 +79,13 @@ pub struct ControlConfig {
     pub ocsf: OcsfProduct,
     /// Site-specific inventory field names (IPv6 extension attributes).
     pub inventory: InventoryOptions,
+    /// How long what grows with time is kept (the daemon prunes; a replay does not).
+    pub retention: crate::retention::RetentionConfig,
 }
 
 impl ControlConfig {
     /// Reads a TOML file with any of the sections `[scoring]`, `[attribution]`, `[learning]`,
-    /// `[ocsf]`, `[inventory]`; absent keys keep their defaults. Errors name the file, line and column.
+    /// `[ocsf]`, `[inventory]`, `[retention]`; absent keys keep their defaults. Errors name the file, line and column.
     pub fn load(path: &Path) -> Result<ControlConfig, ControlError> {
         let text = crate::input_file::read_to_string_bounded(
             path,

@@ -63,6 +63,7 @@ pub mod input_file;
 pub mod inventory;
 pub mod learning;
 pub mod output;
+pub mod retention;
 pub mod roles;
 pub mod scoring;
 pub mod settings;

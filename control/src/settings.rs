@@ -204,6 +204,29 @@ pub fn validate(cfg: &ControlConfig) -> Result<(), InvalidSetting> {
     let l = &cfg.learning;
     window("learning.bucket_s", l.bucket_s)?;
     count("learning.min_sessions", l.min_sessions, 1, 1_000_000)?;
+
+    let r = &cfg.retention;
+    for (field, value) in r.windows() {
+        window(field, value)?;
+    }
+    if r.findings_s < s.window_s {
+        return Err(invalid(
+            "retention.findings_s",
+            format!(
+                "must not be below scoring.window_s ({}): a finding still scoring would be forgotten, got {}",
+                s.window_s, r.findings_s
+            ),
+        ));
+    }
+    if r.learning_counts_s < l.bucket_s {
+        return Err(invalid(
+            "retention.learning_counts_s",
+            format!(
+                "must not be below learning.bucket_s ({}), got {}",
+                l.bucket_s, r.learning_counts_s
+            ),
+        ));
+    }
     Ok(())
 }
 

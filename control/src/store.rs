@@ -37,6 +37,8 @@ use crate::roles::{ExceptionRule, Role};
 use crate::timestamp::now_us;
 
 mod rejections;
+mod retention;
+pub use retention::{RETENTION_ACTOR, UPLOADS_DIR};
 mod triage;
 pub use crate::learning::PairingRejection;
 pub use triage::{TriageKind, TriageNote, TriageOutcome};

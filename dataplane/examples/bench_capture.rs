@@ -6,52 +6,31 @@
 
 use portolan_packet::capture::PcapWriter;
 use portolan_packet::LinkType;
+use portolan_testkit::Frame;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Bytes every frame's payload is cut from.
+const FILL: [u8; 1440] = [0x61; 1440];
+
+/// Frame of `flow` (to the server or back), TCP (PSH|ACK, seq/ack 1) to 443 or UDP to 53, with
+/// `payload` bytes, built into `buf` by the repository's one frame builder.
 fn frame(buf: &mut Vec<u8>, flow: u32, to_server: bool, tcp: bool, payload: usize) {
     let client = [10, (flow >> 16) as u8, (flow >> 8) as u8, flow as u8];
     let server = [172, 16, (flow % 7) as u8, 1];
-    let (src, dst) = if to_server {
-        (client, server)
-    } else {
-        (server, client)
-    };
     let cport = 20_000 + (flow % 40_000) as u16;
     let sport = if tcp { 443 } else { 53 };
-    let (sp, dp) = if to_server {
-        (cport, sport)
+    let (src, dst) = if to_server {
+        ((client, cport), (server, sport))
     } else {
-        (sport, cport)
+        ((server, sport), (client, cport))
     };
-    let l4 = if tcp { 20 } else { 8 };
-    let ip_len = 20 + l4 + payload;
-    buf.clear();
-    buf.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
-    buf.extend_from_slice(&[
-        0x45,
-        0,
-        (ip_len >> 8) as u8,
-        ip_len as u8,
-        0,
-        1,
-        0x40,
-        0,
-        64,
-    ]);
-    buf.push(if tcp { 6 } else { 17 });
-    buf.extend_from_slice(&[0, 0]);
-    buf.extend_from_slice(&src);
-    buf.extend_from_slice(&dst);
-    buf.extend_from_slice(&sp.to_be_bytes());
-    buf.extend_from_slice(&dp.to_be_bytes());
-    if tcp {
-        buf.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+    let f = if tcp {
+        Frame::tcp(src, dst, 0x18).seq(1).ack(1)
     } else {
-        buf.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
-        buf.extend_from_slice(&[0, 0]);
-    }
-    buf.resize(buf.len() + payload, 0x61);
+        Frame::udp(src, dst)
+    };
+    f.build_into(buf, &FILL[..payload.min(FILL.len())]);
 }
 
 fn main() -> ExitCode {

@@ -1050,8 +1050,10 @@ mod tests {
     use super::*;
     use crate::observer::FlowOnly;
     use portolan_flow::Side;
+    use portolan_testkit::Frame;
 
-    /// Ethernet + IPv4 + TCP/UDP frame with `payload` bytes of payload.
+    /// Ethernet + IPv4 + TCP (`proto` 6, sequence number 1) or UDP (17) frame with `payload`
+    /// bytes of payload; another `proto` gets an 8-byte header of zeros before the payload.
     fn frame(
         src: [u8; 4],
         dst: [u8; 4],
@@ -1061,36 +1063,14 @@ mod tests {
         flags: u8,
         payload: usize,
     ) -> Vec<u8> {
-        let l4_len = if proto == 6 { 20 } else { 8 };
-        let ip_len = 20 + l4_len + payload;
-        let mut f = vec![0u8; 14];
-        f[12] = 0x08; // IPv4
-        f.extend_from_slice(&[
-            0x45,
-            0,
-            (ip_len >> 8) as u8,
-            ip_len as u8,
-            0,
-            1,
-            0x40,
-            0,
-            64,
-            proto,
-            0,
-            0,
-        ]);
-        f.extend_from_slice(&src);
-        f.extend_from_slice(&dst);
-        f.extend_from_slice(&sport.to_be_bytes());
-        f.extend_from_slice(&dport.to_be_bytes());
-        if proto == 6 {
-            f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-        } else {
-            f.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
-            f.extend_from_slice(&[0, 0]);
+        let body = vec![0xab; payload];
+        match proto {
+            6 => Frame::tcp((src, sport), (dst, dport), flags)
+                .seq(1)
+                .build(&body),
+            17 => Frame::udp((src, sport), (dst, dport)).build(&body),
+            _ => Frame::ip(src, dst, proto).build(&[&[0u8; 8][..], &body].concat()),
         }
-        f.extend(std::iter::repeat_n(0xab, payload));
-        f
     }
 
     /// Counts packets per direction, as the classifier hook would see them.

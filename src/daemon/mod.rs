@@ -418,6 +418,7 @@ fn open_feed(
         OnFailure::LogAndContinue,
     )
     .and_then(|feed| feed.with_flow_log(cfg.outputs.flows.as_deref()))
+    .map(AlertFeed::with_retention)
     .and_then(|feed| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())

@@ -151,7 +151,7 @@ fn classify(e: EngineError, reason_field: &str) -> ControlError {
 }
 
 /// Engine errors reach the API through [`Operator`] calls made directly by the routes: classified as
-/// [`classify`] does, an empty reason naming the request's `reason` field.
+/// `classify` does, an empty reason naming the request's `reason` field.
 impl From<EngineError> for ControlError {
     fn from(e: EngineError) -> Self {
         classify(e, "reason")
@@ -274,8 +274,8 @@ impl ControlHandle {
             .map_err(|e| ControlError::Internal(format!("{}: {e}", store_path.display())))?;
         let uploads = store_path
             .parent()
-            .map(|d| d.join("api-uploads"))
-            .unwrap_or_else(|| PathBuf::from("api-uploads"));
+            .map(|d| d.join(portolan_control::store::UPLOADS_DIR))
+            .unwrap_or_else(|| PathBuf::from(portolan_control::store::UPLOADS_DIR));
         let file_exceptions = file_exception_ids(&plan.roles);
         Ok(Self {
             inner: Arc::new(Inner {

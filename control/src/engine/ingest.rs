@@ -112,6 +112,13 @@ impl Ingest {
             .cloned())
     }
 
+    /// Forgets the findings the store's retention pass removed (by key).
+    pub(super) fn forget_findings(&mut self, keys: &[String]) {
+        for k in keys {
+            self.findings.remove(k);
+        }
+    }
+
     /// Writes pending learning counts to the store.
     pub fn flush(&mut self) -> Result<(), ControlError> {
         self.core.lock()?.flush()
