@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use portolan_api::ApiConfig;
+use portolan_connectors::{Connector, GraphConfig, JamfConfig};
 use portolan_control::attribution::AttributionConfig;
 use portolan_control::inventory::InventoryOptions;
 use portolan_control::learning::LearningConfig;
@@ -131,6 +132,24 @@ pub struct InputsSection {
     pub leases: Option<PathBuf>,
     /// Device-state events, one JSON object per line.
     pub device_states: Option<PathBuf>,
+    /// `[inputs.jamf]`: pull the inventory from the Jamf Pro API at start and every `interval_s`.
+    pub jamf: Option<JamfConfig>,
+    /// `[inputs.graph]`: pull it from Microsoft Graph (Intune) at start and every `interval_s`.
+    pub graph: Option<GraphConfig>,
+}
+
+impl InputsSection {
+    /// The configured pull connectors.
+    pub fn connectors(&self) -> Vec<Connector> {
+        let mut v = Vec::new();
+        if let Some(j) = &self.jamf {
+            v.push(Connector::Jamf(j.clone()));
+        }
+        if let Some(g) = &self.graph {
+            v.push(Connector::Graph(g.clone()));
+        }
+        v
+    }
 }
 
 /// When the dataplane starts polling.
@@ -605,6 +624,14 @@ impl ApplianceConfig {
         for p in &mut self.inputs.inventory {
             *p = rebase(&base, p);
         }
+        if let Some(j) = self.inputs.jamf.as_mut() {
+            j.client_secret_file = rebase(&base, &j.client_secret_file);
+            j.ca_file = j.ca_file.as_ref().map(|p| rebase(&base, p));
+        }
+        if let Some(g) = self.inputs.graph.as_mut() {
+            g.client_secret_file = rebase(&base, &g.client_secret_file);
+            g.ca_file = g.ca_file.as_ref().map(|p| rebase(&base, p));
+        }
         for i in 0..self.hardware.ports.len() {
             let Some(vdev) = self.hardware.ports.get(i).and_then(|p| p.vdev.clone()) else {
                 continue;
@@ -708,6 +735,17 @@ impl ApplianceConfig {
         if let Some(p) = &self.inputs.device_states {
             must_exist("inputs.device_states".into(), p, false)?;
         }
+        for connector in self.inputs.connectors() {
+            // Fields, the secret file (regular, mode 0600/0400, not empty) and the CA file.
+            if let Err(e) = connector.validate() {
+                let message = e.to_string();
+                let section = connector.section();
+                let (field, reason) = message
+                    .split_once(": ")
+                    .unwrap_or((section.as_str(), message.as_str()));
+                return Err(self.invalid(field, reason));
+            }
+        }
         if let Some(p) = &self.dataplane.signatures {
             must_exist("dataplane.signatures".into(), p, true)?;
         }
@@ -769,6 +807,38 @@ mod tests {
             "{vdev}"
         );
         assert_eq!(cfg.hardware.worker_count(), 1);
+    }
+
+    #[test]
+    fn connectors_name_their_fields_and_refuse_a_secret_others_can_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("jamf.secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let jamf = |url: &str| {
+            format!(
+                "{EXAMPLE}\n[inputs.jamf]\nurl = \"{url}\"\nclient_id = \"abc\"\n\
+                 client_secret_file = \"{}\"\ninterval_s = 900\n",
+                secret.display()
+            )
+        };
+        let e = parse(&jamf("https://jamf.example.com")).unwrap_err();
+        assert_eq!(e.field(), Some("inputs.jamf.client_secret_file"), "{e}");
+        assert!(e.to_string().contains("640"), "{e}");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let cfg = parse(&jamf("https://jamf.example.com")).unwrap();
+        let connectors = cfg.inputs.connectors();
+        assert_eq!(connectors.len(), 1);
+        assert_eq!(connectors[0].interval_s(), 900);
+        let e = parse(&jamf("http://jamf.example.com")).unwrap_err();
+        assert_eq!(e.field(), Some("inputs.jamf.url"), "{e}");
+        let e = parse(&format!(
+            "{}limits = {{ max_pages = 0 }}\n",
+            jamf("https://j.example.com")
+        ))
+        .unwrap_err();
+        assert_eq!(e.field(), Some("inputs.jamf.limits.max_pages"), "{e}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod config;
 mod control_setup;
 mod daemon;
 mod feed;
+mod pull_cmd;
 mod replay;
 mod signatures;
 mod staged;
@@ -77,6 +78,10 @@ enum Command {
     /// field, the signatures, roles, TLS pair and CA files it names. Exit 0 when valid (a
     /// summary on stdout), 2 when not (one line on stderr naming the file and the field).
     CheckConfig(check_config::CheckConfigArgs),
+    /// Runs the configured inventory connectors (`[inputs.jamf]`, `[inputs.graph]`) once, to test
+    /// the configuration, and prints what was pulled and what an import would report; the store
+    /// is not touched (`portolan run` imports on its schedule).
+    Pull(pull_cmd::PullArgs),
     /// Prints the shell completion script for bash, zsh, fish, elvish or powershell.
     Completions(assets::CompletionsArgs),
     /// Writes the man pages and completions the Debian package installs (scripts/package).
@@ -156,6 +161,7 @@ fn main() -> ExitCode {
         Command::Run(args) => daemon::run_daemon(args),
         Command::Token(args) => token_cmd::run_token(args),
         Command::CheckConfig(args) => check_config::run_check_config(&args),
+        Command::Pull(args) => pull_cmd::run_pull(&args),
         Command::Completions(args) => assets::run_completions(&args, Cli::command()),
         Command::GenerateAssets(args) => assets::run_generate_assets(&args, Cli::command()),
     };

@@ -20,6 +20,7 @@
 //! Must not: log secrets (tokens, keys), judge flows (the control plane does), or poll packets
 //! on the main thread.
 
+mod connectors;
 mod data_dir_lock;
 mod dataplane;
 mod fleet;
@@ -244,7 +245,11 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
         },
     )
     .map_err(|e| Failure::runtime(format!("cannot start the flow event thread: {e}")))?;
+    let operator = control.operator().clone();
     let api = Api::start(cfg, state, control, reopen)?;
+    // Inventory connectors pull on the API runtime (their first pull may be what
+    // `after_first_inventory` waits for).
+    let connectors = connectors::Connectors::start(cfg, &api.runtime, &operator, &stats);
     // Ready once the dataplane polls (below); until then /readyz says why not.
 
     let mut shutdown = None;
@@ -289,6 +294,7 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     if let Some(p) = publisher {
         fleet::stop(p, &core);
     }
+    connectors.stop();
     api.stop();
     drop(dataplane);
     tracing::info!("stopped");

@@ -32,7 +32,7 @@ pub use problem::Problem;
 pub use server::{serve, ApiServer, ServeError};
 pub use state::{ApiState, Readiness};
 pub use stats::{
-    BuildInfo, DataplaneStats, DataplaneStatsHandle, OutputSource, OutputStats, PortCounters,
-    StoreStats, WorkerStats,
+    BuildInfo, ConnectorSource, ConnectorStats, DataplaneStats, DataplaneStatsHandle, OutputSource,
+    OutputStats, PortCounters, StoreStats, WorkerStats,
 };
 pub use tokens::{Access, Identity, NewToken, Role, TokenError, TokenRecord, TokenStore};

@@ -496,6 +496,51 @@ impl Collector for DataplaneCollector {
                 .iter()
                 .map(|o| (output(o), i64::try_from(o.queue_limit).unwrap_or(i64::MAX))),
         )?;
+        let connectors = self.stats.connectors();
+        let connector =
+            |c: &crate::stats::ConnectorStats| -> Labels { vec![("connector", c.name.clone())] };
+        counter_family(
+            e,
+            "connector_pulls",
+            "Inventory pulls of a connector ([inputs.jamf], [inputs.graph]) by result: ok (imported) or failed (the previous inventory stays; the log says why)",
+            None,
+            connectors.iter().flat_map(|c| {
+                [("ok", c.pulls_ok), ("failed", c.pulls_failed)]
+                    .into_iter()
+                    .map(move |(result, n)| {
+                        let mut l = connector(c);
+                        l.push(("result", result.to_string()));
+                        (l, n)
+                    })
+            }),
+        )?;
+        gauge_family(
+            e,
+            "connector_last_success_timestamp_seconds",
+            "Unix time of the connector's last imported pull (0: none yet)",
+            connectors.iter().map(|c| {
+                (
+                    connector(c),
+                    i64::try_from(c.last_success_unix.unwrap_or(0)).unwrap_or(i64::MAX),
+                )
+            }),
+        )?;
+        gauge_family(
+            e,
+            "connector_last_pull_failed",
+            "1 while the connector's last pull failed (the inventory is the one pulled before)",
+            connectors
+                .iter()
+                .map(|c| (connector(c), i64::from(c.last_error.is_some()))),
+        )?;
+        gauge_family(
+            e,
+            "connector_devices",
+            "Devices the connector's last imported pull listed",
+            connectors
+                .iter()
+                .map(|c| (connector(c), i64::try_from(c.devices).unwrap_or(i64::MAX))),
+        )?;
         if let Some(b) = self.stats.build_info() {
             let labels: Labels = vec![
                 ("version", b.version.clone()),

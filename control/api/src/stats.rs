@@ -106,6 +106,33 @@ pub struct BuildInfo {
 /// Reads the outputs' live counters (registered by the daemon).
 pub type OutputSource = Arc<dyn Fn() -> Vec<OutputStats> + Send + Sync>;
 
+/// What one inventory connector (`[inputs.jamf]`, `[inputs.graph]`) did since start; shown in
+/// `/metrics` (its error goes to the log).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectorStats {
+    /// `jamf` or `graph`.
+    pub name: String,
+    /// The server it pulls from.
+    pub target: String,
+    /// Pulls imported.
+    pub pulls_ok: u64,
+    /// Pulls that failed (the previous inventory stayed).
+    pub pulls_failed: u64,
+    /// Unix time of the last imported pull.
+    pub last_success_unix: Option<u64>,
+    /// Unix time of the last failed pull.
+    pub last_failure_unix: Option<u64>,
+    /// The last failure, until a pull succeeds.
+    pub last_error: Option<String>,
+    /// Devices the last imported pull listed.
+    pub devices: u64,
+    /// Import warnings of the last imported pull.
+    pub warnings: u64,
+}
+
+/// Reads the connectors' statuses (registered by the daemon).
+pub type ConnectorSource = Arc<dyn Fn() -> Vec<ConnectorStats> + Send + Sync>;
+
 /// Counters of one NIC port (from the device's own statistics).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PortCounters {
@@ -198,6 +225,7 @@ pub struct WorkerStats {
 pub struct DataplaneStatsHandle {
     inner: Arc<ArcSwap<DataplaneStats>>,
     outputs: Arc<OnceLock<OutputSource>>,
+    connectors: Arc<OnceLock<ConnectorSource>>,
     build: Arc<OnceLock<BuildInfo>>,
 }
 
@@ -226,6 +254,17 @@ impl DataplaneStatsHandle {
     /// returns `false`).
     pub fn set_output_source(&self, source: OutputSource) -> bool {
         self.outputs.set(source).is_ok()
+    }
+
+    /// Registers where the inventory connectors' statuses are read (once; a second call is
+    /// ignored and returns `false`).
+    pub fn set_connector_source(&self, source: ConnectorSource) -> bool {
+        self.connectors.set(source).is_ok()
+    }
+
+    /// The inventory connectors' statuses now (none when no source is registered).
+    pub fn connectors(&self) -> Vec<ConnectorStats> {
+        self.connectors.get().map(|s| s()).unwrap_or_default()
     }
 
     /// Sets what this build is (once; a second call is ignored and returns `false`).

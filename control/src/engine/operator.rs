@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 use crate::audit::{AuditAction, AuditEntry};
 use crate::device_state::{load_device_states, DeviceStateError, DeviceStateEvent};
 use crate::inventory::kea_leases::load_kea_leases;
-use crate::inventory::{load_inventory_files_with, parse_inventory_bytes_with};
+use crate::inventory::{
+    load_inventory_files_with, parse_inventory_bytes_with, parse_inventory_documents_with,
+};
 use crate::learning::{propose, ApprovedPairing, BaselineProposal};
 use crate::roles::{
     BaselineBasis, ExceptionRule, PairingQuery, PortRule, RegisteredPorts, Role, RoleSet,
@@ -54,15 +56,40 @@ impl Operator {
         actor: &str,
     ) -> Result<Vec<ImportSummary>, ControlError> {
         let batches = load_inventory_files_with(paths, &self.core.config().inventory)?;
+        self.apply_inventory_batches(&batches, actor, "inventory import")
+    }
+
+    /// Imports inventory documents already read and parsed as JSON (a connector's pull: every
+    /// page joined into one document per call, each named by its origin, e.g.
+    /// `jamf:https://jamf.example.com/api/v2/mobile-devices/detail`), under the same merge rules
+    /// and audit as files ([`import_inventory`](Self::import_inventory)); `reason` goes to the
+    /// audit log.
+    pub fn import_inventory_documents(
+        &self,
+        documents: Vec<(PathBuf, Value)>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Vec<ImportSummary>, ControlError> {
+        let batches = parse_inventory_documents_with(documents, &self.core.config().inventory)?;
+        self.apply_inventory_batches(&batches, actor, reason)
+    }
+
+    /// Stores parsed batches, one audit entry each, and reloads the inventory.
+    fn apply_inventory_batches(
+        &self,
+        batches: &[crate::inventory::InventoryBatch],
+        actor: &str,
+        reason: &str,
+    ) -> Result<Vec<ImportSummary>, ControlError> {
         let mut st = self.core.lock()?;
         let mut summaries = Vec::with_capacity(batches.len());
-        for batch in &batches {
+        for batch in batches {
             let entry = AuditEntry::new(
                 actor,
                 AuditAction::InventoryImported,
                 &batch.path.display().to_string(),
                 json!({"source": batch.source.as_str(), "devices": batch.devices.len(), "warnings": batch.warnings}),
-                "inventory import",
+                reason,
             )?;
             summaries.push(st.store.import_inventory(batch, &entry)?);
         }

@@ -422,10 +422,25 @@ pub fn load_inventory_files_with(
     paths: &[PathBuf],
     options: &InventoryOptions,
 ) -> Result<Vec<InventoryBatch>, InventoryError> {
-    let mut parsed = Vec::with_capacity(paths.len());
-    let mut catalogue = MobileAppCatalogue::default();
+    let mut documents = Vec::with_capacity(paths.len());
     for path in paths {
-        let value = read_structured(path)?;
+        documents.push((path.clone(), read_structured(path)?));
+    }
+    parse_inventory_documents_with(documents, options)
+}
+
+/// Parses inventory documents already read (e.g. the pages a connector pulled and joined), each
+/// named by its origin, as [`load_inventory_files_with`] parses files: shapes auto-detected, Graph
+/// `mobileApps` catalogues among them giving bundle IDs to the `managedDevices` documents.
+pub fn parse_inventory_documents_with(
+    documents: Vec<(PathBuf, Value)>,
+    options: &InventoryOptions,
+) -> Result<Vec<InventoryBatch>, InventoryError> {
+    let mut parsed = Vec::with_capacity(documents.len());
+    let mut catalogue = MobileAppCatalogue::default();
+    let paths: Vec<PathBuf> = documents.iter().map(|(p, _)| p.clone()).collect();
+    for (path, value) in documents {
+        let path = &path;
         let shape = detect::detect(&value).map_err(|message| InventoryError::UnknownShape {
             path: path.clone(),
             message,
