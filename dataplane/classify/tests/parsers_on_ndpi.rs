@@ -24,7 +24,7 @@ use std::sync::Arc;
 use portolan_classify::protocols::PARSERS;
 use portolan_classify::{
     AppProto, CacheDir, Classifier, ClassifyConfig, CompiledSignatures, FlowClassification, Probe,
-    ProbeContext,
+    ProbeContext, ProxyKind,
 };
 use portolan_model::Side;
 use portolan_packet::capture::CaptureReader;
@@ -504,7 +504,15 @@ fn engine_labels_ndpi_flows_of_covered_protocols() {
                 l.ndpi,
                 flow.state.indicators()
             );
-            if AppProto::from_name(l.proto) == Some(got) {
+            // nDPI labels a SOCKS proxy's flow by the proxy protocol; once the proxy granted
+            // the tunnel we label it by what it carries (judged on the target's port), as
+            // `ndpi_pcaps.rs` accepts too.
+            let socks_tunnel = l.proto == "socks"
+                && flow
+                    .state
+                    .proxy()
+                    .is_some_and(|p| p.established && p.kind != ProxyKind::HttpConnect);
+            if AppProto::from_name(l.proto) == Some(got) || socks_tunnel {
                 e.1 += 1;
             } else if got == AppProto::Unknown {
                 e.2 += 1;
