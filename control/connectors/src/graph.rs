@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use crate::config::{read_secret, GraphConfig};
+use crate::config::GraphConfig;
 use crate::http::Http;
 use crate::oauth::{Session, TokenSource};
 use crate::{ConnectorError, Pulled};
@@ -29,14 +29,11 @@ pub const MOBILE_APPS_PATH: &str = "/deviceAppManagement/mobileApps";
 /// (`prefix` names the section in errors, e.g. `inputs.graph`).
 pub async fn pull(cfg: &GraphConfig, prefix: &str) -> Result<Pulled, ConnectorError> {
     cfg.validate(prefix)?;
-    let secret = read_secret(
-        &format!("{prefix}.client_secret_file"),
+    let (secret, http) = Http::for_section(
+        prefix,
         &cfg.client_secret_file,
-    )?;
-    let http = Http::new(
         &cfg.limits,
         cfg.ca_file.as_deref(),
-        &format!("{prefix}.ca_file"),
     )?;
     let tokens = TokenSource::new(
         cfg.token_endpoint(),

@@ -36,6 +36,21 @@ pub enum Answer {
 }
 
 impl Http {
+    /// What both connectors open a pull with: the client secret read from `secret_file` and a
+    /// client bounded by `limits` trusting `ca_file`; errors name `<prefix>.client_secret_file`
+    /// or `<prefix>.ca_file`.
+    pub fn for_section(
+        prefix: &str,
+        secret_file: &Path,
+        limits: &HttpLimits,
+        ca_file: Option<&Path>,
+    ) -> Result<(String, Http), ConnectorError> {
+        let secret =
+            crate::config::read_secret(&format!("{prefix}.client_secret_file"), secret_file)?;
+        let http = Http::new(limits, ca_file, &format!("{prefix}.ca_file"))?;
+        Ok((secret, http))
+    }
+
     /// A client trusting the built-in web roots, or only the PEM certificates of `ca_file` when
     /// given (`field` names it in errors).
     pub fn new(

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use crate::config::{read_secret, JamfConfig};
+use crate::config::JamfConfig;
 use crate::http::Http;
 use crate::oauth::{Session, TokenSource};
 use crate::{ConnectorError, Pulled};
@@ -30,14 +30,11 @@ pub const DETAIL_PATH: &str = "/api/v2/mobile-devices/detail";
 /// errors, e.g. `inputs.jamf`).
 pub async fn pull(cfg: &JamfConfig, prefix: &str) -> Result<Pulled, ConnectorError> {
     cfg.validate(prefix)?;
-    let secret = read_secret(
-        &format!("{prefix}.client_secret_file"),
+    let (secret, http) = Http::for_section(
+        prefix,
         &cfg.client_secret_file,
-    )?;
-    let http = Http::new(
         &cfg.limits,
         cfg.ca_file.as_deref(),
-        &format!("{prefix}.ca_file"),
     )?;
     let tokens = TokenSource::new(
         format!("{}/api/oauth/token", cfg.base()),
