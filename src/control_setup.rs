@@ -220,8 +220,10 @@ fn import(control: &ControlPlane, inputs: &ControlInputs) -> Result<Vec<String>,
         warnings.extend(summaries.into_iter().flat_map(|s| s.warnings));
     }
     if let Some(p) = &inputs.leases {
-        op.import_leases(p, inputs.actor)
+        let summary = op
+            .import_leases(p, inputs.actor)
             .map_err(|e| SetupError::input(names.leases, e))?;
+        warnings.extend(summary.skipped);
     }
     if let Some(p) = &inputs.device_states {
         op.import_device_states(p)
