@@ -157,7 +157,7 @@ fn hex_octets(text: &str) -> Option<Vec<u8>> {
             })
             .collect()
     } else {
-        if text.is_empty() || text.len() % 2 != 0 {
+        if text.is_empty() || !text.len().is_multiple_of(2) {
             return None;
         }
         (0..text.len() / 2)
