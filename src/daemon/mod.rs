@@ -111,7 +111,7 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     b.create(dir)
 }
 
-fn init_logging(cfg: &LoggingSection) -> Result<(), Failure> {
+pub(crate) fn init_logging(cfg: &LoggingSection) -> Result<(), Failure> {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = match EnvFilter::try_from_default_env() {
