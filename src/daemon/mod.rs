@@ -283,14 +283,7 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
         stats.publish(dataplane::stats(dp, &protos, &ring_view.ring_drops()));
     }
     finish_drain(drain);
-    match core.lock() {
-        Ok(mut e) => {
-            if let Err(err) = e.flush() {
-                tracing::error!(error = %err, "cannot write the learning counts");
-            }
-        }
-        Err(_) => tracing::error!("control-plane lock poisoned at shutdown"),
-    }
+    flush_learning(&core);
     if let Some(p) = publisher {
         fleet::stop(p, &core);
     }
@@ -301,6 +294,18 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     match failure {
         Some(f) => Err(f),
         None => Ok(()),
+    }
+}
+
+/// Writes the pending learning counts at shutdown (a failure is logged: the daemon is stopping).
+fn flush_learning(core: &ControlCore) {
+    match core.lock() {
+        Ok(mut e) => {
+            if let Err(err) = e.flush() {
+                tracing::error!(error = %err, "cannot write the learning counts");
+            }
+        }
+        Err(_) => tracing::error!("control-plane lock poisoned at shutdown"),
     }
 }
 
