@@ -212,6 +212,8 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     let (ingest, core, control) = start_control(cfg, classifiers.ports())?;
     // The fleet publisher's thread, before the EAL (pinned to the control cores like the rest).
     let publisher = fleet::start(cfg, &core)?;
+    // The fleet's shared configuration: its current values in force before anything is judged.
+    let config_watcher = fleet::start_config(cfg, control.operator())?;
     let tokens = open_tokens(cfg)?;
     let stats = DataplaneStatsHandle::new();
     let readiness = Readiness::new();
@@ -290,6 +292,9 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
             }
         }
         Err(_) => tracing::error!("control-plane lock poisoned at shutdown"),
+    }
+    if let Some(w) = config_watcher {
+        w.stop();
     }
     if let Some(p) = publisher {
         fleet::stop(p, &core);
