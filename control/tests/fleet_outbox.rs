@@ -4,23 +4,14 @@
 
 mod common;
 
-use common::{at, engine_in, flow, tempdir};
+use common::{engine_in, mail_beacon, tempdir};
 use portolan_control::fleet::{self, Body, Kind, Origin};
 use portolan_control::roles::RoleSet;
 use portolan_control::store::OutboxReader;
 use portolan_control::ControlPlane;
 
 fn beacon(i: i64) -> portolan_control::FlowObservation {
-    let mut f = flow(
-        "10.10.0.21",
-        "203.0.113.50",
-        8443,
-        "tls",
-        at("2024-05-01T09:00:00Z") + i * 900_000_000,
-        3,
-    );
-    f.sni = Some("imap.mail.example.com".into());
-    f
+    mail_beacon(i, 3)
 }
 
 fn kinds(reader: &OutboxReader) -> Vec<(i64, Kind)> {
