@@ -177,7 +177,7 @@ impl Proc {
     fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut r = self
             .client
-            .request(method, format!("{}{path}", self.url))
+            .request(method, self.p.at(path))
             .bearer_auth(&self.token);
         if let Some(b) = body {
             r = r.json(&b);
