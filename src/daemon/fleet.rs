@@ -84,8 +84,18 @@ pub(super) fn with_outputs(outputs: OutputSource, publisher: Option<&Publisher>)
 
 /// Waits (a few seconds at most, and only while the cluster answers) until the publisher has
 /// sent every row queued so far, then stops it; what is left stays in the outbox for the next
-/// start.
-pub(super) fn stop(publisher: Publisher, core: &ControlCore) {
+/// start. Stops the shared configuration's watcher first.
+pub(super) fn stop(
+    publisher: Option<Publisher>,
+    watcher: Option<ConfigWatcher>,
+    core: &ControlCore,
+) {
+    if let Some(w) = watcher {
+        w.stop();
+    }
+    let Some(publisher) = publisher else {
+        return;
+    };
     let newest = core
         .lock()
         .ok()

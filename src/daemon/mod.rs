@@ -212,7 +212,6 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     let (ingest, core, control) = start_control(cfg, classifiers.ports())?;
     // The fleet publisher's thread, before the EAL (pinned to the control cores like the rest).
     let publisher = fleet::start(cfg, &core)?;
-    // The fleet's shared configuration: its current values in force before anything is judged.
     let config_watcher = fleet::start_config(cfg, control.operator())?;
     let tokens = open_tokens(cfg)?;
     let stats = DataplaneStatsHandle::new();
@@ -285,20 +284,8 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
         stats.publish(dataplane::stats(dp, &protos, &ring_view.ring_drops()));
     }
     finish_drain(drain);
-    match core.lock() {
-        Ok(mut e) => {
-            if let Err(err) = e.flush() {
-                tracing::error!(error = %err, "cannot write the learning counts");
-            }
-        }
-        Err(_) => tracing::error!("control-plane lock poisoned at shutdown"),
-    }
-    if let Some(w) = config_watcher {
-        w.stop();
-    }
-    if let Some(p) = publisher {
-        fleet::stop(p, &core);
-    }
+    flush_learning(&core);
+    fleet::stop(publisher, config_watcher, &core);
     connectors.stop();
     api.stop();
     drop(dataplane);
@@ -306,6 +293,18 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     match failure {
         Some(f) => Err(f),
         None => Ok(()),
+    }
+}
+
+/// Writes the pending learning counts at shutdown (a failure is logged: the daemon is stopping).
+fn flush_learning(core: &ControlCore) {
+    match core.lock() {
+        Ok(mut e) => {
+            if let Err(err) = e.flush() {
+                tracing::error!(error = %err, "cannot write the learning counts");
+            }
+        }
+        Err(_) => tracing::error!("control-plane lock poisoned at shutdown"),
     }
 }
 
