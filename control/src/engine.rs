@@ -38,6 +38,7 @@ mod lookup;
 mod operator;
 mod retention;
 mod review;
+mod shared;
 mod triage;
 
 pub use self::core::{ControlCore, CoreState};

@@ -68,6 +68,7 @@ pub mod retention;
 pub mod roles;
 pub mod scoring;
 pub mod settings;
+pub mod shared_config;
 pub mod store;
 
 /// The control plane's input contract ([`FlowObservation`], [`DnsAnswer`]), owned by

@@ -212,6 +212,7 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     let (ingest, core, control) = start_control(cfg, classifiers.ports())?;
     // The fleet publisher's thread, before the EAL (pinned to the control cores like the rest).
     let publisher = fleet::start(cfg, &core)?;
+    let config_watcher = fleet::start_config(cfg, control.operator())?;
     let tokens = open_tokens(cfg)?;
     let stats = DataplaneStatsHandle::new();
     let readiness = Readiness::new();
@@ -284,9 +285,7 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     }
     finish_drain(drain);
     flush_learning(&core);
-    if let Some(p) = publisher {
-        fleet::stop(p, &core);
-    }
+    fleet::stop(publisher, config_watcher, &core);
     connectors.stop();
     api.stop();
     drop(dataplane);

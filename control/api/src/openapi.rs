@@ -61,6 +61,9 @@ pub const BEARER_SCHEME: &str = "bearer";
         control::list_audit,
         control::reload,
         fleet::list_appliances,
+        fleet::list_shared,
+        fleet::put_shared,
+        fleet::delete_shared,
     ),
     components(schemas(Problem, SeverityParam, AlertStatus, TransportInput)),
     tags(
@@ -71,7 +74,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         (name = "learning", description = "Learning-mode baseline proposals"),
         (name = "alerts", description = "Findings and alerts"),
         (name = "audit", description = "Audit log of baseline, exception and alert changes"),
-        (name = "fleet", description = "The fleet's appliances (portolan central)"),
+        (name = "fleet", description = "The fleet's appliances and shared configuration (portolan central)"),
     )
 )]
 struct AnnotatedDoc;
