@@ -82,6 +82,6 @@ pub use engine::{
     ControlConfig, ControlCore, ControlError, ControlPlane, Ingest, IngestStats, Operator,
     StoreHealthSnapshot,
 };
-pub use observation::{DnsAnswer, FlowObservation};
+pub use observation::{DnsAnswer, FlowObservation, FlowPhase};
 pub use roles::{RegisteredPortMap, RegisteredPorts, RegisteredPortsFn, RoleSet};
 pub use store::{Durability, Store};

@@ -1259,6 +1259,23 @@ impl Store {
         .collect()
     }
 
+    /// One finding by its id.
+    pub fn finding(&self, id: i64) -> Result<Option<Finding>, StoreError> {
+        self.tuples::<(i64, String), _>(
+            "read a finding",
+            "SELECT id, data FROM findings WHERE id = ?1",
+            [id],
+        )?
+        .into_iter()
+        .map(|(id, data)| {
+            let mut f: Finding = self.json("findings", id, &data)?;
+            f.id = id;
+            Ok(f)
+        })
+        .next()
+        .transpose()
+    }
+
     /// Number of findings.
     pub fn finding_count(&self) -> Result<u64, StoreError> {
         self.conn

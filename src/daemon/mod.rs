@@ -335,13 +335,17 @@ fn load_classifiers(cfg: &ApplianceConfig) -> Result<Classifiers, Failure> {
         max_packets: inspection.packets_per_direction,
         ..ClassifyConfig::default()
     };
-    let classifiers = crate::signatures::classifiers(
+    let mut classifiers = crate::signatures::classifiers(
         &source,
         cfg.dataplane.ports.as_deref(),
         "dataplane.ports",
         classify_config,
     )
     .map_err(Failure::bad_input)?;
+    classifiers.set_updates(portolan_dataplane::UpdatePolicy {
+        early: cfg.dataplane.early_events,
+        interim_interval_s: cfg.dataplane.interim_interval_s,
+    });
     tracing::info!(
         protocols = classifiers.protocols(),
         patterns = classifiers.database().patterns,

@@ -50,6 +50,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         control::reject_proposal,
         control::list_alerts,
         control::get_alert,
+        control::get_finding,
         control::ack_alert,
         control::close_alert,
         control::escalate_alert,

@@ -187,6 +187,10 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
             get(c::get_alert),
         ),
         (
+            spec(Method::GET, "/api/v1/findings/{id}", Read, NoBody),
+            get(c::get_finding),
+        ),
+        (
             spec(Method::POST, "/api/v1/alerts/{id}/ack", AlertWrite, Json),
             post(c::ack_alert),
         ),
