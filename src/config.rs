@@ -151,6 +151,27 @@ pub struct InputsSection {
     pub jamf: Option<JamfConfig>,
     /// `[inputs.graph]`: pull it from Microsoft Graph (Intune) at start and every `interval_s`.
     pub graph: Option<GraphConfig>,
+    /// `[inputs.radius]`: a RADIUS accounting (RFC 2866) listener binding addresses to devices.
+    pub radius: Option<RadiusInput>,
+}
+
+/// `[inputs.radius]`: where Wi-Fi controllers (or VPN concentrators) send RADIUS accounting.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadiusInput {
+    /// Listen address (default `0.0.0.0:1813`, the accounting port of RFC 2866).
+    #[serde(default = "default_radius_listen")]
+    pub listen: SocketAddr,
+    /// The shared secret, alone in a file of mode 0600 or 0400 (relative to the configuration).
+    pub secret_file: PathBuf,
+    /// Sources (NAS addresses or networks) accepted; empty (default): any source whose packets
+    /// carry the secret.
+    #[serde(default)]
+    pub clients: Vec<ipnet::IpNet>,
+}
+
+fn default_radius_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 1813))
 }
 
 impl InputsSection {
@@ -659,6 +680,9 @@ impl ApplianceConfig {
             g.client_secret_file = rebase(&base, &g.client_secret_file);
             g.ca_file = g.ca_file.as_ref().map(|p| rebase(&base, p));
         }
+        if let Some(r) = self.inputs.radius.as_mut() {
+            r.secret_file = rebase(&base, &r.secret_file);
+        }
         for i in 0..self.hardware.ports.len() {
             let Some(vdev) = self.hardware.ports.get(i).and_then(|p| p.vdev.clone()) else {
                 continue;
@@ -773,6 +797,19 @@ impl ApplianceConfig {
                 return Err(self.invalid(field, reason));
             }
         }
+        if let Some(r) = &self.inputs.radius {
+            // The secret file: regular, mode 0600/0400, one line, not empty.
+            if let Err(e) = portolan_connectors::config::read_secret(
+                "inputs.radius.secret_file",
+                &r.secret_file,
+            ) {
+                let message = e.to_string();
+                let (field, reason) = message
+                    .split_once(": ")
+                    .unwrap_or(("inputs.radius.secret_file", message.as_str()));
+                return Err(self.invalid(field, reason));
+            }
+        }
         if let Some(p) = &self.dataplane.signatures {
             must_exist("dataplane.signatures".into(), p, true)?;
         }
@@ -866,6 +903,37 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.field(), Some("inputs.jamf.limits.max_pages"), "{e}");
+    }
+
+    #[test]
+    fn radius_input_names_its_fields_and_refuses_a_secret_others_can_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("radius.secret");
+        std::fs::write(&secret, "testing123\n").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let radius = |extra: &str| {
+            format!(
+                "{EXAMPLE}\n[inputs.radius]\nsecret_file = \"{}\"\n{extra}",
+                secret.display()
+            )
+        };
+        let e = parse(&radius("")).unwrap_err();
+        assert_eq!(e.field(), Some("inputs.radius.secret_file"), "{e}");
+        assert!(e.to_string().contains("644"), "{e}");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let cfg = parse(&radius(
+            "clients = [\"192.0.2.0/24\", \"2001:db8::1/128\"]\n",
+        ))
+        .unwrap();
+        let r = cfg.inputs.radius.unwrap();
+        assert_eq!(r.listen.to_string(), "0.0.0.0:1813");
+        assert_eq!(r.clients.len(), 2);
+        assert!(parse(&radius("clients = [\"not-a-net\"]\n")).is_err());
+        assert!(
+            parse(&radius("listen = \"127.0.0.1\"\n")).is_err(),
+            "a port is needed"
+        );
     }
 
     #[test]

@@ -27,6 +27,7 @@ use crate::app_catalogue::{AppCatalogue, UserAgentClaim};
 use crate::inventory::kea_leases::{network, Lease};
 use crate::inventory::{Device, ManagedApp};
 use crate::observation::{DnsAnswer, FlowObservation, NameSource};
+use crate::radius::RadiusBinding;
 use crate::roles::RoleSet;
 
 /// Attribution tunables. Defaults in parentheses.
@@ -65,6 +66,9 @@ pub struct AttributionConfig {
     pub app_catalogue: Option<std::path::PathBuf>,
     /// Confidence of a device found through a DHCP lease covering the time (default: 0.95).
     pub lease_confidence: f64,
+    /// Confidence of a device found through a RADIUS accounting session holding the address at
+    /// the time (default: 0.95).
+    pub radius_confidence: f64,
     /// Confidence of a device found through its inventory IP at the time (default: 0.85).
     pub inventory_ip_confidence: f64,
     /// Confidence of a device whose inventory reported the IP only after the session (default: 0.6).
@@ -88,6 +92,7 @@ impl Default for AttributionConfig {
             app_threshold: 0.7,
             app_catalogue: None,
             lease_confidence: 0.95,
+            radius_confidence: 0.95,
             inventory_ip_confidence: 0.85,
             inventory_ip_nearest_confidence: 0.6,
         }
@@ -102,6 +107,8 @@ pub enum BindingSource {
     Inventory,
     /// A DHCP lease for the device's Wi-Fi MAC.
     DhcpLease,
+    /// A RADIUS accounting session of the device's Wi-Fi MAC.
+    Radius,
 }
 
 /// A device holding an address over an interval.
@@ -131,6 +138,8 @@ impl NetworkBinding {
 pub enum DeviceMethod {
     /// A DHCP lease covered the session time.
     DhcpLease,
+    /// A RADIUS accounting session (Wi-Fi controller, VPN concentrator) held the address.
+    RadiusAccounting,
     /// The inventory IP held at the session time.
     InventoryIp,
     /// The inventory reported this IP only after the session (nearest report).
@@ -318,12 +327,14 @@ pub struct AttributionIndex {
 const DNS_ENTRIES_PER_ADDRESS: usize = 8;
 
 impl AttributionIndex {
-    /// Replaces the identity index: inventory bindings as given, plus each lease (address or
-    /// delegated prefix) whose hardware address is a device's Wi-Fi MAC (`mac_to_udid`).
+    /// Replaces the identity index: inventory bindings as given, plus each lease and RADIUS
+    /// binding (address or IPv6 prefix) whose hardware address is a device's Wi-Fi MAC
+    /// (`mac_to_udid`).
     pub fn rebuild(
         &mut self,
         inventory: Vec<NetworkBinding>,
         leases: &[Lease],
+        radius: &[RadiusBinding],
         mac_to_udid: &HashMap<String, String>,
     ) {
         self.by_ip.clear();
@@ -332,24 +343,103 @@ impl AttributionIndex {
             self.by_ip.entry(b.ip).or_default().push(b);
         }
         for l in leases {
-            if let Some(udid) = mac_to_udid.get(&l.hwaddr) {
-                let binding = NetworkBinding {
-                    udid: udid.clone(),
-                    ip: l.address,
-                    valid_from_us: l.valid_from_us,
-                    valid_until_us: Some(l.valid_until_us),
-                    source: BindingSource::DhcpLease,
-                };
-                match l.prefix_len {
-                    Some(len) => self
-                        .by_prefix
-                        .entry((len, network(l.address, len)))
-                        .or_default()
-                        .push(binding),
-                    None => self.by_ip.entry(l.address).or_default().push(binding),
-                }
+            self.insert_joined(
+                l.address,
+                l.prefix_len,
+                &l.hwaddr,
+                l.valid_from_us,
+                Some(l.valid_until_us),
+                BindingSource::DhcpLease,
+                mac_to_udid,
+            );
+        }
+        for r in radius {
+            self.insert_joined(
+                r.address,
+                r.prefix_len,
+                &r.hwaddr,
+                r.valid_from_us,
+                r.valid_until_us,
+                BindingSource::Radius,
+                mac_to_udid,
+            );
+        }
+        self.index_prefix_lens();
+    }
+
+    /// Replaces the RADIUS bindings of `addresses` (as stored: `address` or `prefix/len`) with
+    /// `bindings` (every stored RADIUS binding of those addresses), joined through
+    /// `mac_to_udid`; the rest of the index stays.
+    pub fn replace_radius(
+        &mut self,
+        addresses: &[String],
+        bindings: &[RadiusBinding],
+        mac_to_udid: &HashMap<String, String>,
+    ) {
+        for text in addresses {
+            let list = match text.split_once('/') {
+                Some((a, len)) => match (a.parse::<IpAddr>(), len.parse::<u8>()) {
+                    (Ok(a), Ok(len)) => self.by_prefix.get_mut(&(len, network(a, len))),
+                    _ => None,
+                },
+                None => text
+                    .parse::<IpAddr>()
+                    .ok()
+                    .and_then(|a| self.by_ip.get_mut(&a)),
+            };
+            if let Some(list) = list {
+                list.retain(|b| b.source != BindingSource::Radius);
             }
         }
+        for r in bindings {
+            self.insert_joined(
+                r.address,
+                r.prefix_len,
+                &r.hwaddr,
+                r.valid_from_us,
+                r.valid_until_us,
+                BindingSource::Radius,
+                mac_to_udid,
+            );
+        }
+        self.by_ip.retain(|_, v| !v.is_empty());
+        self.by_prefix.retain(|_, v| !v.is_empty());
+        self.index_prefix_lens();
+    }
+
+    /// Adds one lease or RADIUS binding when its MAC is a device's.
+    #[allow(clippy::too_many_arguments)]
+    fn insert_joined(
+        &mut self,
+        address: IpAddr,
+        prefix_len: Option<u8>,
+        hwaddr: &str,
+        valid_from_us: i64,
+        valid_until_us: Option<i64>,
+        source: BindingSource,
+        mac_to_udid: &HashMap<String, String>,
+    ) {
+        let Some(udid) = mac_to_udid.get(hwaddr) else {
+            return;
+        };
+        let binding = NetworkBinding {
+            udid: udid.clone(),
+            ip: address,
+            valid_from_us,
+            valid_until_us,
+            source,
+        };
+        match prefix_len {
+            Some(len) => self
+                .by_prefix
+                .entry((len, network(address, len)))
+                .or_default()
+                .push(binding),
+            None => self.by_ip.entry(address).or_default().push(binding),
+        }
+    }
+
+    fn index_prefix_lens(&mut self) {
         let mut lens: Vec<u8> = self.by_prefix.keys().map(|(len, _)| *len).collect();
         lens.sort_unstable_by(|a, b| b.cmp(a));
         lens.dedup();
@@ -362,10 +452,11 @@ impl AttributionIndex {
             + self.by_prefix.values().map(Vec::len).sum::<usize>()
     }
 
-    /// The device holding `ip` at `at_us`: a lease of the address covering the time, else a lease
-    /// of the longest delegated prefix holding it, else the latest covering inventory report,
-    /// else the earliest inventory report after the time (lower confidence). Among covering
-    /// leases the one that started last wins, so a reused address goes to its latest holder.
+    /// The device holding `ip` at `at_us`: a DHCP lease or RADIUS session of the address covering
+    /// the time, else one of the longest delegated or framed prefix holding it, else the latest
+    /// covering inventory report, else the earliest inventory report after the time (lower
+    /// confidence). Among covering leases and sessions the one that started last wins, so a
+    /// reused address goes to its latest holder.
     pub fn device_at(
         &self,
         ip: IpAddr,
@@ -374,26 +465,31 @@ impl AttributionIndex {
     ) -> Option<DeviceAttribution> {
         let empty = Vec::new();
         let list = self.by_ip.get(&ip).unwrap_or(&empty);
-        let covering = |list: &'_ [NetworkBinding], src: BindingSource| {
+        let covering = |list: &'_ [NetworkBinding], network_source: bool| {
             list.iter()
-                .filter(|b| b.source == src && b.covers(at_us))
+                .filter(|b| (b.source != BindingSource::Inventory) == network_source)
+                .filter(|b| b.covers(at_us))
                 .max_by_key(|b| b.valid_from_us)
-                .map(|b| b.udid.clone())
+                .map(|b| (b.udid.clone(), b.source))
         };
-        let lease = covering(list, BindingSource::DhcpLease).or_else(|| {
+        let held = covering(list, true).or_else(|| {
             self.prefix_lens.iter().find_map(|len| {
                 let held = self.by_prefix.get(&(*len, network(ip, *len)))?;
-                covering(held, BindingSource::DhcpLease)
+                covering(held, true)
             })
         });
-        if let Some(udid) = lease {
+        if let Some((udid, source)) = held {
+            let (method, confidence) = match source {
+                BindingSource::Radius => (DeviceMethod::RadiusAccounting, cfg.radius_confidence),
+                _ => (DeviceMethod::DhcpLease, cfg.lease_confidence),
+            };
             return Some(DeviceAttribution {
                 udid,
-                method: DeviceMethod::DhcpLease,
-                confidence: cfg.lease_confidence,
+                method,
+                confidence,
             });
         }
-        if let Some(udid) = covering(list, BindingSource::Inventory) {
+        if let Some((udid, _)) = covering(list, false) {
             return Some(DeviceAttribution {
                 udid,
                 method: DeviceMethod::InventoryIp,
@@ -784,6 +880,7 @@ mod tests {
                 valid_until_us: 160,
                 hostname: None,
             }],
+            &[],
             &macs,
         );
         let ip = "10.0.0.5".parse().unwrap();
@@ -819,6 +916,7 @@ mod tests {
                 lease("2001:db8:ff:1ab::9", None, "a4:5e:60:00:00:0c", 100, 120),
                 lease("2001:db8:ff:200::", Some(56), "ff:ff:ff:ff:ff:ff", 100, 200),
             ],
+            &[],
             &macs,
         );
         assert_eq!(

@@ -64,6 +64,7 @@ pub mod input_file;
 pub mod inventory;
 pub mod learning;
 pub mod output;
+pub mod radius;
 pub mod retention;
 pub mod roles;
 pub mod scoring;

@@ -113,6 +113,9 @@ pub struct PruneReport {
     pub bindings: u64,
     /// Ended DHCP leases.
     pub leases: u64,
+    /// Ended RADIUS accounting bindings.
+    #[serde(default)]
+    pub radius_bindings: u64,
     /// Import records nothing refers to any more.
     pub imports: u64,
     /// Idle findings without alerts.
@@ -129,6 +132,7 @@ impl PruneReport {
             + self.learning_counts
             + self.bindings
             + self.leases
+            + self.radius_bindings
             + self.imports
             + self.findings
             + self.uploads

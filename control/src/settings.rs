@@ -179,6 +179,7 @@ pub fn validate(cfg: &ControlConfig) -> Result<(), InvalidSetting> {
             a.unresolved_bundle_factor,
         ),
         ("attribution.lease_confidence", a.lease_confidence),
+        ("attribution.radius_confidence", a.radius_confidence),
         (
             "attribution.inventory_ip_confidence",
             a.inventory_ip_confidence,

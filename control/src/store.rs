@@ -39,6 +39,7 @@ use crate::timestamp::now_us;
 
 mod fleet_view;
 mod outbox;
+mod radius;
 mod rejections;
 mod retention;
 pub use retention::{RETENTION_ACTOR, UPLOADS_DIR};
@@ -49,7 +50,7 @@ pub use outbox::{OutboxReader, OutboxRow, OutboxStats};
 pub use triage::{TriageKind, TriageNote, TriageOutcome};
 
 /// The newest schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The schema version that added the fleet outbox.
 pub const OUTBOX_SCHEMA_VERSION: i64 = 6;
@@ -382,6 +383,8 @@ const MIGRATIONS: &[&str] = &[
     outbox::MIGRATION,
     // Version 7: the central's record of the fleet (store/fleet_view.rs).
     fleet_view::MIGRATION,
+    // Version 8: RADIUS accounting bindings (store/radius.rs).
+    radius::MIGRATION,
 ];
 
 fn to_json<T: Serialize>(v: &T) -> String {

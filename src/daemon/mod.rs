@@ -24,6 +24,7 @@ mod connectors;
 mod data_dir_lock;
 mod dataplane;
 mod fleet;
+mod radius;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -251,6 +252,9 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     // Inventory connectors pull on the API runtime (their first pull may be what
     // `after_first_inventory` waits for).
     let connectors = connectors::Connectors::start(cfg, &api.runtime, &operator, &stats);
+    // RADIUS accounting binds addresses to devices from the start (before the EAL: its thread
+    // is pinned to the control cores).
+    let radius = radius::start(cfg, &operator, &stats)?;
     // Ready once the dataplane polls (below); until then /readyz says why not.
 
     let mut shutdown = None;
@@ -287,6 +291,9 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     flush_learning(&core);
     fleet::stop(publisher, config_watcher, &core);
     connectors.stop();
+    if let Some(r) = radius {
+        r.stop();
+    }
     api.stop();
     drop(dataplane);
     tracing::info!("stopped");

@@ -541,6 +541,39 @@ impl Collector for DataplaneCollector {
                 .iter()
                 .map(|c| (connector(c), i64::try_from(c.devices).unwrap_or(i64::MAX))),
         )?;
+        if let Some(r) = self.stats.radius() {
+            counter_family(
+                e,
+                "radius_packets",
+                "RADIUS accounting datagrams ([inputs.radius]) by result: accepted (recorded and answered), bad_authenticator (wrong shared secret or altered), malformed, unknown_client (source outside clients), error (not recorded, not answered)",
+                None,
+                [
+                    ("accepted", r.accepted),
+                    ("bad_authenticator", r.bad_authenticator),
+                    ("malformed", r.malformed),
+                    ("unknown_client", r.unknown_client),
+                    ("error", r.errors),
+                ]
+                .into_iter()
+                .map(|(result, n)| (vec![("result", result.to_string())], n)),
+            )?;
+            counter_family(
+                e,
+                "radius_ignored",
+                "Accepted RADIUS accounting requests that bound nothing (no Acct-Session-Id, a Calling-Station-Id that is not a MAC, a status that binds nothing)",
+                None,
+                std::iter::once((Labels::new(), r.ignored)),
+            )?;
+            counter_family(
+                e,
+                "radius_bindings",
+                "Address-to-MAC bindings RADIUS accounting opened (Start, Interim-Update) and closed (Stop, reuse, Accounting-On/Off)",
+                None,
+                [("opened", r.bindings_opened), ("closed", r.bindings_closed)]
+                    .into_iter()
+                    .map(|(change, n)| (vec![("change", change.to_string())], n)),
+            )?;
+        }
         if let Some(b) = self.stats.build_info() {
             let labels: Labels = vec![
                 ("version", b.version.clone()),

@@ -133,6 +133,11 @@ pub struct ConnectorStats {
 /// Reads the connectors' statuses (registered by the daemon).
 pub type ConnectorSource = Arc<dyn Fn() -> Vec<ConnectorStats> + Send + Sync>;
 
+/// Reads the RADIUS accounting listener's counters (registered by the daemon when
+/// `[inputs.radius]` is set).
+pub type RadiusSource =
+    Arc<dyn Fn() -> portolan_control::radius::listener::RadiusSnapshot + Send + Sync>;
+
 /// Counters of one NIC port (from the device's own statistics).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PortCounters {
@@ -226,6 +231,7 @@ pub struct DataplaneStatsHandle {
     inner: Arc<ArcSwap<DataplaneStats>>,
     outputs: Arc<OnceLock<OutputSource>>,
     connectors: Arc<OnceLock<ConnectorSource>>,
+    radius: Arc<OnceLock<RadiusSource>>,
     build: Arc<OnceLock<BuildInfo>>,
 }
 
@@ -265,6 +271,17 @@ impl DataplaneStatsHandle {
     /// The inventory connectors' statuses now (none when no source is registered).
     pub fn connectors(&self) -> Vec<ConnectorStats> {
         self.connectors.get().map(|s| s()).unwrap_or_default()
+    }
+
+    /// Registers where the RADIUS listener's counters are read (once; a second call is ignored
+    /// and returns `false`).
+    pub fn set_radius_source(&self, source: RadiusSource) -> bool {
+        self.radius.set(source).is_ok()
+    }
+
+    /// The RADIUS listener's counters now (`None` when no listener runs).
+    pub fn radius(&self) -> Option<portolan_control::radius::listener::RadiusSnapshot> {
+        self.radius.get().map(|s| s())
     }
 
     /// Sets what this build is (once; a second call is ignored and returns `false`).

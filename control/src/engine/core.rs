@@ -99,6 +99,8 @@ pub(super) struct Inventory {
     pub(super) index: AttributionIndex,
     pub(super) devices: HashMap<String, Device>,
     pub(super) serial_to_udid: HashMap<String, String>,
+    /// Wi-Fi MAC → UDID: how leases and RADIUS sessions join devices.
+    pub(super) mac_to_udid: HashMap<String, String>,
     pub(super) states: DeviceStateTimeline,
 }
 
@@ -278,7 +280,9 @@ impl CoreState {
         }
         let bindings = self.store.inventory_bindings()?;
         let leases = self.store.leases()?;
-        inv.index.rebuild(bindings, &leases, &macs);
+        let radius = self.store.radius_bindings(None)?;
+        inv.index.rebuild(bindings, &leases, &radius, &macs);
+        inv.mac_to_udid = macs;
         Ok(())
     }
 

@@ -161,6 +161,24 @@ impl Operator {
         })
     }
 
+    /// Applies one RADIUS accounting record (from the daemon's listener, after its authenticator
+    /// was verified): bindings begin and end as [`crate::radius`] says, in the store and in the
+    /// attribution index. Not audited: accounting is data, as flows are.
+    pub fn radius_accounting(
+        &self,
+        event: &crate::radius::AccountingEvent,
+    ) -> Result<crate::radius::AccountingOutcome, ControlError> {
+        let mut st = self.core.lock()?;
+        let outcome = st.store.apply_accounting(event)?;
+        if !outcome.touched.is_empty() {
+            let bindings = st.store.radius_bindings(Some(&outcome.touched))?;
+            let inv = &mut st.inventory;
+            inv.index
+                .replace_radius(&outcome.touched, &bindings, &inv.mac_to_udid);
+        }
+        Ok(outcome)
+    }
+
     /// Stores device state events (from the API or a file) and makes them visible to scoring.
     pub fn ingest_device_states(
         &self,

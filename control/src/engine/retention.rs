@@ -28,7 +28,7 @@ impl Ingest {
             st.flush()?;
             let (report, forgotten) = st.store.prune(&cutoffs)?;
             st.inventory.states.prune_before(cutoffs.device_states_us);
-            if report.bindings > 0 || report.leases > 0 {
+            if report.bindings > 0 || report.leases > 0 || report.radius_bindings > 0 {
                 st.reload_inventory()?;
             }
             (report, forgotten, st.store.path().to_path_buf())

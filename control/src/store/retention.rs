@@ -36,7 +36,7 @@ impl Store {
             }
             report.device_states = doomed_states.len() as u64;
             // Rows older than their cutoff, one statement a kind.
-            let by_age: [(&mut u64, &str, i64, &'static str); 4] = [
+            let by_age: [(&mut u64, &str, i64, &'static str); 5] = [
                 (
                     &mut report.device_history,
                     "DELETE FROM device_history WHERE replaced_us < ?1",
@@ -61,6 +61,13 @@ impl Store {
                     "DELETE FROM leases WHERE valid_until_us < ?1",
                     c.bindings_us,
                     "prune leases",
+                ),
+                (
+                    &mut report.radius_bindings,
+                    "DELETE FROM radius_bindings \
+                     WHERE valid_until_us IS NOT NULL AND valid_until_us < ?1",
+                    c.bindings_us,
+                    "prune radius bindings",
                 ),
             ];
             for (field, statement, cutoff, op) in by_age {
