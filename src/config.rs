@@ -459,7 +459,7 @@ impl ConfigError {
 /// One line for a TOML or type error: the dotted field (when serde reached one), toml's reason,
 /// and the line and column, e.g. `hardware.flow_table.udp_idle_timeout_s: invalid type: string
 /// "x", expected u64 (line 52, column 22)`.
-fn parse_message(text: &str, e: &serde_path_to_error::Error<toml::de::Error>) -> String {
+pub(crate) fn parse_message(text: &str, e: &serde_path_to_error::Error<toml::de::Error>) -> String {
     let inner = e.inner();
     let mut out = String::new();
     let path = e.path().to_string();
@@ -485,7 +485,7 @@ fn parse_message(text: &str, e: &serde_path_to_error::Error<toml::de::Error>) ->
 
 /// `base/p` unless `p` is absolute, with `.` and `..` folded lexically (symbolic links are
 /// left alone), so logs and DPDK device arguments show plain paths.
-fn rebase(base: &Path, p: &Path) -> PathBuf {
+pub(crate) fn rebase(base: &Path, p: &Path) -> PathBuf {
     use std::path::Component;
     let joined = if p.is_absolute() {
         p.to_path_buf()

@@ -5,6 +5,7 @@
 //! contain dataplane logic; it calls `portolan_dataplane`.
 
 mod assets;
+mod central;
 mod check_config;
 mod config;
 mod control_setup;
@@ -74,6 +75,10 @@ enum Command {
     /// Creates, revokes and lists admin API bearer tokens (`create` prints the token alone on
     /// stdout).
     Token(token_cmd::TokenArgs),
+    /// Runs the fleet's central view: consumes the appliances' JetStream stream with a durable
+    /// consumer into its own store (findings merged per device across appliances) and serves it
+    /// through the admin API, with the appliances at /api/v1/fleet/appliances.
+    Central(central::CentralArgs),
     /// Checks an appliance configuration without starting anything (as `suricata -T`): every
     /// field, the signatures, roles, TLS pair and CA files it names. Exit 0 when valid (a
     /// summary on stdout), 2 when not (one line on stderr naming the file and the field).
@@ -160,6 +165,7 @@ fn main() -> ExitCode {
         Command::Hwcheck(args) => run_hwcheck(&args),
         Command::Run(args) => daemon::run_daemon(args),
         Command::Token(args) => token_cmd::run_token(args),
+        Command::Central(args) => central::run_central(args),
         Command::CheckConfig(args) => check_config::run_check_config(&args),
         Command::Pull(args) => pull_cmd::run_pull(&args),
         Command::Completions(args) => assets::run_completions(&args, Cli::command()),

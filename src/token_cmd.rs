@@ -71,15 +71,24 @@ fn open_store(args: &ConfigArgs) -> Result<TokenStore, Failure> {
         data_dir: args.data_dir.clone(),
         listen: None,
     };
-    let cfg = ApplianceConfig::load(&args.config, &overrides)
-        .map_err(|e| Failure::bad_input(e.to_string()))?;
-    crate::daemon::create_private_dir(&cfg.data_dir)
-        .map_err(|e| Failure::runtime(format!("data_dir {}: {e}", cfg.data_dir.display())))?;
-    if let Some(dir) = cfg.store.path.parent() {
+    // A central's configuration (a `[central]` table) keeps its tokens in the central's store.
+    let text = std::fs::read_to_string(&args.config).unwrap_or_default();
+    let (data_dir, store) = if crate::central::config::is_central(&text) {
+        let cfg = crate::central::config::CentralConfig::load(&args.config, &overrides)
+            .map_err(|e| Failure::bad_input(e.to_string()))?;
+        (cfg.data_dir, cfg.store.path)
+    } else {
+        let cfg = ApplianceConfig::load(&args.config, &overrides)
+            .map_err(|e| Failure::bad_input(e.to_string()))?;
+        (cfg.data_dir, cfg.store.path)
+    };
+    crate::daemon::create_private_dir(&data_dir)
+        .map_err(|e| Failure::runtime(format!("data_dir {}: {e}", data_dir.display())))?;
+    if let Some(dir) = store.parent() {
         crate::daemon::create_private_dir(dir)
             .map_err(|e| Failure::runtime(format!("store folder {}: {e}", dir.display())))?;
     }
-    TokenStore::open(&cfg.store.path).map_err(|e| Failure::runtime(e.to_string()))
+    TokenStore::open(&store).map_err(|e| Failure::runtime(e.to_string()))
 }
 
 fn token_failure(e: TokenError) -> Failure {

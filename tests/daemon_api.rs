@@ -8,17 +8,18 @@
 //! inventory in place. A restart over the same data folder replays the capture again (the store
 //! already holds devices), which is how the "next verdict" after a baseline change is observed.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use common::daemon::{self, Running, BIN};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_portolan");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Daemons in this binary run one at a time: each starts a DPDK EAL and the machine is small.
@@ -31,18 +32,7 @@ fn example_config() -> PathBuf {
 /// The example configuration with absolute sample paths and the sample inventory imported at
 /// start-up (so the dataplane starts at once).
 fn example_config_text_with_inventory() -> String {
-    let samples = Path::new(ROOT).join("samples");
-    std::fs::read_to_string(example_config())
-        .unwrap()
-        .replace("../samples/", &format!("{}/", samples.display()))
-        .replacen(
-            "# [inputs]              #",
-            &format!(
-                "[inputs]\ninventory = [{:?}]\n#",
-                samples.join("inventory.json").display().to_string()
-            ),
-            1,
-        )
+    daemon::example_config_with_inventory()
 }
 
 fn sample_capture() -> PathBuf {
@@ -61,31 +51,12 @@ fn capture_frames(path: &Path) -> u64 {
 
 /// `portolan token create`; the token is the only thing on stdout.
 fn create_token(config: &Path, data_dir: &Path, role: &str, label: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["token", "create", "--config"])
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--role", role, "--label", label])
-        .output()
-        .expect("run portolan token create");
-    assert!(
-        out.status.success(),
-        "token create: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).expect("utf8");
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 1, "one token alone on stdout: {stdout:?}");
-    assert!(lines[0].starts_with("ptl_"), "{stdout:?}");
-    lines[0].to_string()
+    daemon::create_token(config, Some(data_dir), role, label)
 }
 
 /// A running `portolan run`.
 struct Daemon {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<Vec<String>>>,
+    p: Running,
     client: reqwest::Client,
     cert: PathBuf,
 }
@@ -105,65 +76,23 @@ impl Daemon {
     /// [`Daemon::start`], run through `sh -c '<shell>; exec portolan ...'` when `shell` is given
     /// (e.g. `ulimit -n 256`, `umask 000`).
     fn start_in_shell(config: &Path, data_dir: &Path, shell: Option<String>) -> Daemon {
-        let mut command = match shell {
+        let run = daemon::command("run", config, Some(data_dir));
+        let command = match shell {
             Some(prefix) => {
                 let mut c = Command::new("sh");
                 c.arg("-c")
                     .arg(format!("{prefix} && exec \"$0\" \"$@\""))
-                    .arg(BIN);
+                    .arg(BIN)
+                    .args(run.get_args());
                 c
             }
-            None => Command::new(BIN),
+            None => run,
         };
-        let mut child = command
-            .args(["run", "--config"])
-            .arg(config)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn portolan run");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some((_, url)) = line.split_once("admin API listening on ") {
-                    let _ = tx.send(url.trim().to_string());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let url = match rx.recv_timeout(Duration::from_secs(90)) {
-            Ok(u) => u,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "no listening line within 90 s; log:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
-            }
-        };
-        assert!(url.starts_with("https://127.0.0.1:"), "{url}");
-        let cert = data_dir.join("tls/api-cert.pem");
-        let pem = std::fs::read(&cert).expect("self-signed certificate");
-        let client = reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client");
+        let p = Running::spawn(command);
         Daemon {
-            child,
-            url,
-            log,
-            client,
-            cert,
+            p,
+            client: daemon::api_client(data_dir),
+            cert: data_dir.join("tls/api-cert.pem"),
         }
     }
 
@@ -181,11 +110,11 @@ impl Daemon {
     }
 
     fn at(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
+        self.p.at(path)
     }
 
     fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.p.log_text()
     }
 
     async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
@@ -245,51 +174,16 @@ impl Daemon {
 
     /// Waits until a log line contains `text`.
     async fn wait_for_log(&self, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.log_text().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "no log line with {text:?}; log:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.p.wait_for_log(text, 30).await;
     }
 
     /// SIGTERM, then waits for a clean exit.
-    fn stop(mut self) -> String {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                // Let the reader thread take the last lines.
-                std::thread::sleep(Duration::from_millis(100));
-                let log = self.log_text();
-                assert!(status.success(), "exit {status}; log:\n{log}");
-                return log;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("no exit within 60 s of SIGTERM; log:\n{}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    fn stop(self) -> String {
+        self.p.stop()
     }
 
     fn signal(&self, sig: nix::sys::signal::Signal) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, sig).expect("signal");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // A failed assertion must not leave the daemon running.
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.p.signal(sig);
     }
 }
 
@@ -740,7 +634,7 @@ async fn idle_http2_connections_beyond_the_descriptor_limit_do_not_lock_out_heal
     let nofile = 256u32;
     let d = Daemon::start_with_nofile(&config, &data, Some(nofile));
     let admin = create_token(&config, &data, "admin", "flood-test");
-    let addr = d.url.trim_start_matches("https://").to_string();
+    let addr = d.p.url.trim_start_matches("https://").to_string();
     let cert = rustls_pki_types::CertificateDer::from_pem_file(&d.cert).expect("certificate");
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert).expect("root");
@@ -812,7 +706,7 @@ async fn the_data_directory_is_private_and_locked_to_one_daemon() {
     let holder = std::fs::read_to_string(&lock).expect("lock file");
     assert_eq!(
         holder.trim(),
-        d.child.id().to_string(),
+        d.p.child.id().to_string(),
         "the lock names the daemon's pid"
     );
     // The sample replay raises alerts into the EVE file of the example configuration.
@@ -840,7 +734,7 @@ async fn the_data_directory_is_private_and_locked_to_one_daemon() {
     assert!(!second.status.success(), "{err}");
     assert!(
         err.contains("in use by another portolan")
-            && err.contains(&format!("pid {}", d.child.id())),
+            && err.contains(&format!("pid {}", d.p.child.id())),
         "{err}"
     );
     d.stop();

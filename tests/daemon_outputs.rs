@@ -11,57 +11,34 @@ mod common;
 #[path = "common/eve_schema.rs"]
 mod eve_schema;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::daemon::{self, Running, BIN};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_portolan");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// Kills the daemon if the test fails before it stops it.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 struct Daemon {
-    child: Guard,
-    url: String,
-    log: Arc<Mutex<Vec<String>>>,
+    p: Running,
     client: reqwest::Client,
 }
 
 impl Daemon {
     fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.p.log_text()
     }
 
     async fn wait_for_log(&self, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.log_text().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "no log line with {text:?}; log:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.p.wait_for_log(text, 60).await;
     }
 
     async fn get(&self, path: &str, token: &str) -> reqwest::Response {
         let r = self
             .client
-            .get(format!("{}{path}", self.url))
+            .get(self.p.at(path))
             .bearer_auth(token)
             .send()
             .await
@@ -71,8 +48,7 @@ impl Daemon {
     }
 
     fn signal(&self, sig: nix::sys::signal::Signal) {
-        let pid = nix::unistd::Pid::from_raw(self.child.0.id() as i32);
-        nix::sys::signal::kill(pid, sig).expect("signal");
+        self.p.signal(sig);
     }
 }
 
@@ -116,72 +92,21 @@ async fn flow_log_rotation_on_sighup_and_output_counters() {
     let config = dir.path().join("portolan.toml");
     std::fs::write(&config, config_text).expect("config");
 
-    let token = Command::new(BIN)
-        .args(["token", "create", "--config"])
-        .arg(&config)
-        .args(["--role", "admin", "--label", "outputs"])
-        .output()
-        .expect("token create");
-    assert!(
-        token.status.success(),
-        "{}",
-        String::from_utf8_lossy(&token.stderr)
-    );
-    let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+    let token = daemon::create_token(&config, None, "admin", "outputs");
 
     // `warn` everywhere but the daemon's own lines (to follow the replay): the API's "listening"
     // line is filtered out, so the daemon must say the port itself.
-    let mut child = Guard(
-        Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(&config)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn,portolan::daemon=info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn portolan run"),
-    );
-    let stderr = child.0.stderr.take().expect("stderr");
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = mpsc::channel();
-    let sink = Arc::clone(&log);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("portolan: admin API listening on ") {
-                let _ = tx.send(url.trim().to_string());
-            }
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let url = match rx.recv_timeout(Duration::from_secs(90)) {
-        Ok(u) => u,
-        Err(_) => {
-            panic!(
-                "no listening line on stderr at RUST_LOG=warn; log:\n{}",
-                log.lock().unwrap().join("\n")
-            );
-        }
-    };
-    let port: u16 = url
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.parse().ok())
-        .expect("port");
-    assert!(url.starts_with("https://127.0.0.1:") && port != 0, "{url}");
-    let pem = std::fs::read(data.join("tls/api-cert.pem")).expect("certificate");
-    let client = reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client");
+    let mut run = daemon::command("run", &config, None);
+    run.env("RUST_LOG", "warn,portolan::daemon=info");
     let d = Daemon {
-        child,
-        url,
-        log,
-        client,
+        p: Running::spawn(run),
+        client: daemon::api_client(&data),
     };
+    assert!(
+        d.log_text().contains("portolan: admin API listening on "),
+        "the daemon names its port at RUST_LOG=warn; log:\n{}",
+        d.log_text()
+    );
     d.wait_for_log("waits for the first inventory").await;
 
     // Every output is listed before anything was written.
@@ -210,7 +135,7 @@ async fn flow_log_rotation_on_sighup_and_output_counters() {
     let inventory = std::fs::read(samples.join("inventory.json")).expect("inventory");
     let r = d
         .client
-        .post(format!("{}/api/v1/inventory", d.url))
+        .post(d.p.at("/api/v1/inventory"))
         .bearer_auth(&token)
         .body(inventory)
         .send()
@@ -298,15 +223,5 @@ async fn flow_log_rotation_on_sighup_and_output_counters() {
     }
 
     // Stop cleanly.
-    d.signal(nix::sys::signal::Signal::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut d = d;
-    loop {
-        if let Some(status) = d.child.0.try_wait().expect("wait") {
-            assert!(status.success(), "exit {status}; log:\n{}", d.log_text());
-            break;
-        }
-        assert!(Instant::now() < deadline, "no exit; log:\n{}", d.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    d.p.stop();
 }

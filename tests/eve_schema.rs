@@ -45,19 +45,7 @@ fn run(dir: &Path, capture: &Path, inventory: &Path, states: &Path) -> [Vec<Valu
 
 fn assert_valid(schema: &EveSchema, what: &str, records: &[Value]) {
     let (n, failures) = schema.check_all(what, records);
-    assert!(n > 0, "{what}: no records");
-    println!("{what}: {n} records, {} failures", failures.len());
-    assert!(
-        failures.is_empty(),
-        "{} of {n} {what} records fail Suricata's schema:\n{}",
-        failures.len(),
-        failures
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    common::assert_schema_valid(what, "Suricata's schema", n, &failures);
 }
 
 #[test]

@@ -11,124 +11,54 @@
 //!    sequence numbers 1..N exactly once, in order, and as many alert messages as the store has
 //!    alerts.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use common::daemon::{self, Running};
 
 use portolan_control::fleet::{self, Body, Kind};
 use portolan_fleet::local_server::LocalServer;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_portolan");
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
 /// The example configuration with absolute sample paths, the sample inventory imported at
 /// start-up, and `[fleet]` pointing at `url`.
 fn config_text(url: &str) -> String {
-    let samples = Path::new(ROOT).join("samples");
-    let text = std::fs::read_to_string(Path::new(ROOT).join("config/portolan.example.toml"))
-        .unwrap()
-        .replace("../samples/", &format!("{}/", samples.display()))
-        .replacen(
-            "# [inputs]              #",
-            &format!(
-                "[inputs]\ninventory = [{:?}]\n#",
-                samples.join("inventory.json").display().to_string()
-            ),
-            1,
-        );
+    let text = daemon::example_config_with_inventory();
     format!(
         "{text}\n[fleet]\nservers = [{url:?}]\nsite = \"paris\"\nappliance = \"edge-1\"\nack_timeout_ms = 1000\n"
     )
 }
 
 fn create_token(config: &Path, data_dir: &Path) -> String {
-    let out = Command::new(BIN)
-        .args(["token", "create", "--config"])
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--role", "admin", "--label", "fleet-test"])
-        .output()
-        .expect("run portolan token create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    daemon::create_token(config, Some(data_dir), "admin", "fleet-test")
 }
 
 struct Daemon {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<Vec<String>>>,
+    p: Running,
     client: reqwest::blocking::Client,
     token: String,
 }
 
 impl Daemon {
     fn start(config: &Path, data_dir: &Path, token: &str) -> Daemon {
-        let mut child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(config)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn portolan run");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some((_, url)) = line.split_once("admin API listening on ") {
-                    let _ = tx.send(url.trim().to_string());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(90))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!(
-                    "no listening line; log:\n{}",
-                    log.lock().unwrap().join("\n")
-                )
-            });
-        let pem = std::fs::read(data_dir.join("tls/api-cert.pem")).unwrap();
-        let client = reqwest::blocking::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
+        let p = Running::spawn(daemon::command("run", config, Some(data_dir)));
         Daemon {
-            child,
-            url,
-            log,
-            client,
+            p,
+            client: daemon::api_client_blocking(data_dir),
             token: token.to_string(),
         }
     }
 
     fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.p.log_text()
     }
 
     fn get(&self, path: &str) -> String {
         let r = self
             .client
-            .get(format!("{}{path}", self.url))
+            .get(self.p.at(path))
             .bearer_auth(&self.token)
             .send()
             .expect("request");
@@ -184,25 +114,12 @@ impl Daemon {
         self.json(path)[field].as_array().map_or(0, Vec::len)
     }
 
-    fn stop(mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "exit {status}; log:\n{}", self.log_text());
+    fn stop(self) {
+        self.p.stop();
     }
 
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    fn kill9(self) {
+        self.p.kill9();
     }
 }
 

@@ -18,17 +18,15 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::daemon::{self, Running};
 
 use common::{assert_ok, json_lines, portolan, read_json, s};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_portolan");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Live runs in this binary take turns: each busy-polls a worker lcore and the machine is small.
@@ -141,85 +139,32 @@ fn live_config(dir: &Path, vdev: &str, data: &Path) -> PathBuf {
     path
 }
 
-/// A running `portolan run` with its stderr collected.
+/// A running `portolan run` with a viewer token.
 struct Daemon {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<Vec<String>>>,
+    p: Running,
     client: reqwest::Client,
     token: String,
 }
 
 impl Daemon {
     fn start(config: &Path, data: &Path) -> Daemon {
-        let out = portolan(&[
-            "token",
-            "create",
-            "--config",
-            s(config),
-            "--role",
-            "viewer",
-            "--label",
-            "live-test",
-        ]);
-        assert_ok(&out);
-        let token = String::from_utf8(out.stdout)
-            .expect("utf8")
-            .trim()
-            .to_string();
-        let mut child = Command::new(BIN)
-            .args(["run", "--config", s(config), "--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn portolan run");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some((_, url)) = line.split_once("admin API listening on ") {
-                    let _ = tx.send(url.trim().to_string());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(90))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!(
-                    "no listening line within 90 s:\n{}",
-                    log.lock().unwrap().join("\n")
-                )
-            });
-        let pem = std::fs::read(data.join("tls/api-cert.pem")).expect("certificate");
-        let client = reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client");
+        let token = daemon::create_token(config, None, "viewer", "live-test");
+        let p = Running::spawn(daemon::command("run", config, None));
         Daemon {
-            child,
-            url,
-            log,
-            client,
+            p,
+            client: daemon::api_client(data),
             token,
         }
     }
 
     fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.p.log_text()
     }
 
     async fn get(&self, path: &str) -> Value {
         let r = self
             .client
-            .get(format!("{}{path}", self.url))
+            .get(self.p.at(path))
             .bearer_auth(&self.token)
             .send()
             .await
@@ -229,15 +174,7 @@ impl Daemon {
     }
 
     async fn wait_for_log(&self, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.log_text().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "no log line with {text:?}:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.p.wait_for_log(text, 60).await;
     }
 
     /// Waits until the workers have seen `frames` frames and every flow has ended and been
@@ -275,27 +212,8 @@ impl Daemon {
         }
     }
 
-    fn stop(mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "exit {status}:\n{}", self.log_text());
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("no exit within 30 s of SIGTERM:\n{}", self.log_text());
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    fn stop(self) {
+        self.p.stop();
     }
 }
 

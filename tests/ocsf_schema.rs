@@ -15,20 +15,7 @@ use std::path::Path;
 
 fn assert_valid(schema: &OcsfSchema, what: &str, records: &[Value]) {
     let (n, failures) = check_all(schema, what, records);
-    assert!(n > 0, "{what}: no records");
-    println!("{what}: {n} records, {} failures", failures.len());
-    assert!(
-        failures.is_empty(),
-        "{} of {n} {what} records fail OCSF {}:\n{}",
-        failures.len(),
-        schema.version(),
-        failures
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    common::assert_schema_valid(what, &format!("OCSF {}", schema.version()), n, &failures);
 }
 
 fn sample_alerts(dir: &Path) -> Vec<Value> {

@@ -4,53 +4,11 @@
 mod common;
 
 use common::{assert_ok, json_lines, portolan, read_json, s, write_pcap_spaced, TS0};
-use portolan_testkit::{tls_client_hello_record, ClientHelloSpec, Frame};
+use portolan_testkit::numbered as frame;
+use portolan_testkit::{tls_client_hello_record, ClientHelloSpec};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// A direction of a TCP connection: source address and port, destination address and port.
-type SeqKey = ([u8; 4], u16, [u8; 4], u16);
-
-thread_local! {
-    /// Next sequence number per (source, destination) endpoint pair of this test thread.
-    static NEXT_SEQ: std::cell::RefCell<std::collections::HashMap<SeqKey, u32>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
-}
-
-/// The next TCP sequence number from `src` to `dst` as a real stack numbers segments: a SYN
-/// starts at 1000, each segment advances by its payload (and one for SYN or FIN).
-fn next_seq(src: ([u8; 4], u16), dst: ([u8; 4], u16), flags: u8, len: usize) -> u32 {
-    NEXT_SEQ.with(|m| {
-        let mut m = m.borrow_mut();
-        let key = (src.0, src.1, dst.0, dst.1);
-        if flags & 0x02 != 0 {
-            m.insert(key, 1000);
-        }
-        let seq = *m.entry(key).or_insert(1000);
-        m.insert(
-            key,
-            seq.wrapping_add(len as u32 + u32::from(flags & 0x03 != 0)),
-        );
-        seq
-    })
-}
-
-/// Ethernet + IPv4 + TCP (with `flags`, numbered in sequence) or UDP frame carrying `payload`.
-fn frame(
-    src: ([u8; 4], u16),
-    dst: ([u8; 4], u16),
-    tcp: bool,
-    flags: u8,
-    payload: &[u8],
-) -> Vec<u8> {
-    if tcp {
-        let seq = next_seq(src, dst, flags, payload.len());
-        Frame::tcp(src, dst, flags).seq(seq).ack(1).build(payload)
-    } else {
-        Frame::udp(src, dst).build(payload)
-    }
-}
 
 /// TLS to 4444 (not a TLS port), HTTP to 80, SSH to 22 (server banner first), and one flow of
 /// noise; then `extra`

@@ -438,6 +438,71 @@ impl Finding {
         }
     }
 
+    /// One finding from the parts several appliances reported for the same key (a device roaming
+    /// between sites): counts are sums, times the widest, session starts the union (the latest
+    /// [`MAX_SESSION_STARTS`] kept sorted, the gaps of the others folded with each part's folded
+    /// gaps), and what the latest session brought (attribution, addresses, judgement, score,
+    /// severity, reasons, exception) is the part with the latest session's. The score is
+    /// therefore the one the latest part's appliance computed, not recomputed from the merged
+    /// counts (that needs the device record, which the messages do not carry yet). `None` for
+    /// no part.
+    pub fn merge_parts(parts: &[Finding]) -> Option<Finding> {
+        let latest = parts
+            .iter()
+            .max_by_key(|f| (f.last_start_us, f.last_seen_us))?;
+        let mut m = latest.clone();
+        m.id = 0;
+        let sum = |get: fn(&Finding) -> u64| parts.iter().map(get).fold(0u64, u64::saturating_add);
+        m.sessions = sum(|f| f.sessions);
+        m.bytes_toserver = sum(|f| f.bytes_toserver);
+        m.bytes_toclient = sum(|f| f.bytes_toclient);
+        m.locked_sessions = sum(|f| f.locked_sessions);
+        m.background_sessions = sum(|f| f.background_sessions);
+        m.idle_sessions = sum(|f| f.idle_sessions);
+        m.alerts = sum(|f| f.alerts);
+        m.window_resets = parts.iter().map(|f| f.window_resets).max().unwrap_or(0);
+        m.connected_us = parts
+            .iter()
+            .map(|f| f.connected_us)
+            .fold(0i64, i64::saturating_add);
+        m.longest_session_us = parts
+            .iter()
+            .map(|f| f.longest_session_us)
+            .max()
+            .unwrap_or(0);
+        m.first_seen_us = parts.iter().map(|f| f.first_seen_us).min().unwrap_or(0);
+        m.last_seen_us = parts.iter().map(|f| f.last_seen_us).max().unwrap_or(0);
+        m.last_start_us = parts.iter().map(|f| f.last_start_us).max().unwrap_or(0);
+        m.score = parts.iter().map(|f| f.score).fold(m.score, f64::max);
+        if let Some(top) = parts.iter().max_by(|a, b| a.score.total_cmp(&b.score)) {
+            if top.score > latest.score {
+                m.severity = top.severity;
+                m.reasons = top.reasons.clone();
+            }
+        }
+        m.alerted_severity = parts.iter().filter_map(|f| f.alerted_severity).max();
+        let mut starts: Vec<i64> = parts
+            .iter()
+            .flat_map(|f| f.session_starts.iter().copied())
+            .collect();
+        starts.sort_unstable();
+        let mut folded = parts.iter().fold(IntervalStats::default(), |acc, f| {
+            acc.merged(&f.folded_intervals)
+        });
+        let cut = starts.len().saturating_sub(MAX_SESSION_STARTS);
+        for w in starts[..(cut + 1).min(starts.len())].windows(2) {
+            folded.push((w[1] - w[0]) as f64 / 1e6);
+        }
+        m.session_starts = starts.split_off(cut);
+        m.folded_intervals = folded;
+        let mut kept = IntervalStats::default();
+        for w in m.session_starts.windows(2) {
+            kept.push((w[1] - w[0]) as f64 / 1e6);
+        }
+        m.intervals = m.folded_intervals.merged(&kept);
+        Some(m)
+    }
+
     /// Puts a session start in its sorted place (folding the oldest gap when the list is full)
     /// and derives [`Finding::intervals`] again. A start older than every start kept after
     /// folding adds no gap: where it falls among the folded ones is not known.

@@ -31,6 +31,7 @@ use serde_json::value::RawValue;
 use crate::alert::Alert;
 use crate::findings::Finding;
 use crate::learning::PairCountKey;
+use crate::store::OutboxRow;
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -141,6 +142,9 @@ pub struct FleetMessage {
     pub ts_us: i64,
     /// The appliance's software version.
     pub version: String,
+    /// Rows waiting in the appliance's outbox when it sent this one (0 in messages that do not
+    /// say).
+    pub backlog: u64,
     /// The record.
     pub body: Body,
 }
@@ -201,6 +205,7 @@ struct EnvelopeOut<'a> {
     seq: i64,
     ts_us: i64,
     version: &'a str,
+    backlog: u64,
     kind: Kind,
     data: &'a RawValue,
 }
@@ -214,18 +219,16 @@ struct EnvelopeIn {
     ts_us: i64,
     #[serde(default)]
     version: String,
+    #[serde(default)]
+    backlog: u64,
     kind: Kind,
     data: Box<RawValue>,
 }
 
-/// The message for an outbox row whose payload is the record's JSON text.
-pub fn encode(
-    origin: &Origin,
-    seq: i64,
-    ts_us: i64,
-    kind: Kind,
-    payload: &str,
-) -> Result<Vec<u8>, DecodeError> {
+/// The message for an outbox row whose payload is the record's JSON text, sent while `backlog`
+/// rows wait in the outbox.
+pub fn encode(origin: &Origin, row: &OutboxRow, backlog: u64) -> Result<Vec<u8>, DecodeError> {
+    let (seq, ts_us, kind, payload) = (row.seq, row.ts_us, row.kind, row.payload.as_str());
     let data: &RawValue = serde_json::from_str(payload)
         .map_err(|e| DecodeError::Malformed(format!("outbox row {seq}: {e}")))?;
     serde_json::to_vec(&EnvelopeOut {
@@ -235,6 +238,7 @@ pub fn encode(
         seq,
         ts_us,
         version: &origin.version,
+        backlog,
         kind,
         data,
     })
@@ -272,6 +276,7 @@ pub fn decode(bytes: &[u8]) -> Result<FleetMessage, DecodeError> {
         seq: env.seq,
         ts_us: env.ts_us,
         version: env.version,
+        backlog: env.backlog,
         body,
     })
 }
@@ -335,17 +340,24 @@ mod tests {
                 count: 7,
             }],
         };
+        let row = |kind, payload: String| OutboxRow {
+            seq: 9,
+            ts_us: 5,
+            kind,
+            payload,
+        };
         let bytes = encode(
             &origin,
-            9,
-            5,
-            Kind::Learning,
-            &serde_json::to_string(&body).unwrap(),
+            &row(Kind::Learning, serde_json::to_string(&body).unwrap()),
+            3,
         )
         .unwrap();
         let m = decode(&bytes).unwrap();
         assert_eq!(m.body, Body::Learning(body));
-        assert_eq!((m.seq, m.ts_us, m.site.as_str()), (9, 5, "paris"));
+        assert_eq!(
+            (m.seq, m.ts_us, m.site.as_str(), m.backlog),
+            (9, 5, "paris", 3)
+        );
         let newer = String::from_utf8(bytes)
             .unwrap()
             .replace("\"schema\":1", "\"schema\":2");
@@ -354,7 +366,7 @@ mod tests {
             matches!(e, DecodeError::NewerSchema { found: 2, .. }),
             "{e}"
         );
-        assert!(encode(&origin, 1, 1, Kind::Alert, "{not json").is_err());
+        assert!(encode(&origin, &row(Kind::Alert, "{not json".into()), 0).is_err());
         assert_eq!(
             subject("paris", "edge-1", Kind::Alert),
             "portolan.paris.edge-1.alert"

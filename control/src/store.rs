@@ -37,17 +37,19 @@ use crate::learning::{ApprovedPairing, PairCountKey};
 use crate::roles::{ExceptionRule, Role};
 use crate::timestamp::now_us;
 
+mod fleet_view;
 mod outbox;
 mod rejections;
 mod retention;
 pub use retention::{RETENTION_ACTOR, UPLOADS_DIR};
 mod triage;
 pub use crate::learning::PairingRejection;
+pub use fleet_view::{ApplianceRecord, Applied};
 pub use outbox::{OutboxReader, OutboxRow, OutboxStats};
 pub use triage::{TriageKind, TriageNote, TriageOutcome};
 
 /// The newest schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The schema version that added the fleet outbox.
 pub const OUTBOX_SCHEMA_VERSION: i64 = 6;
@@ -378,6 +380,8 @@ const MIGRATIONS: &[&str] = &[
     rejections::MIGRATION,
     // Version 6: the fleet outbox (store/outbox.rs).
     outbox::MIGRATION,
+    // Version 7: the central's record of the fleet (store/fleet_view.rs).
+    fleet_view::MIGRATION,
 ];
 
 fn to_json<T: Serialize>(v: &T) -> String {

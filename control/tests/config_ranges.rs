@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{at, fixture, flow, registry, roles_with_proxy};
+use common::{at, fixture, flow, mail_beacon, registry, roles_with_proxy};
 use portolan_control::scoring::ScoringConfig;
 use portolan_control::{ControlConfig, ControlError, ControlPlane, Store};
 use proptest::prelude::*;
@@ -122,15 +122,7 @@ fn out_of_range(cfg: &ControlConfig, field: &str) -> bool {
 fn judge(cp: &mut ControlPlane) -> Vec<portolan_control::Alert> {
     let mut alerts = Vec::new();
     for i in 0..6 {
-        let mut f = flow(
-            "10.10.0.21",
-            "203.0.113.50",
-            8443,
-            "tls",
-            at("2024-05-01T09:00:00Z") + i * 900_000_000,
-            700,
-        );
-        f.sni = Some("imap.mail.example.com".to_string());
+        let mut f = mail_beacon(i, 700);
         f.port_mismatch = Some(true);
         alerts.extend(cp.ingest.ingest_flow(&f).expect("ingest"));
     }

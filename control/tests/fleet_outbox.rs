@@ -4,23 +4,14 @@
 
 mod common;
 
-use common::{at, engine_in, flow, tempdir};
+use common::{engine_in, mail_beacon, tempdir};
 use portolan_control::fleet::{self, Body, Kind, Origin};
 use portolan_control::roles::RoleSet;
 use portolan_control::store::OutboxReader;
 use portolan_control::ControlPlane;
 
 fn beacon(i: i64) -> portolan_control::FlowObservation {
-    let mut f = flow(
-        "10.10.0.21",
-        "203.0.113.50",
-        8443,
-        "tls",
-        at("2024-05-01T09:00:00Z") + i * 900_000_000,
-        3,
-    );
-    f.sni = Some("imap.mail.example.com".into());
-    f
+    mail_beacon(i, 3)
 }
 
 fn kinds(reader: &OutboxReader) -> Vec<(i64, Kind)> {
@@ -137,7 +128,11 @@ fn frozen_schema_1_messages_still_decode() {
         let path = common::fixture(&format!("fleet/{file}"));
         let bytes = std::fs::read(&path).unwrap();
         let m = fleet::decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(m.schema, 1);
+        assert_eq!(
+            (m.schema, m.backlog),
+            (1, 0),
+            "no backlog field in the first messages"
+        );
         assert_eq!(m.kind(), kind);
         assert_eq!((m.site.as_str(), m.appliance.as_str()), ("paris", "edge-1"));
         match m.body {
@@ -172,7 +167,7 @@ fn write_fixtures_when_asked() {
     let out = common::fixture("fleet");
     std::fs::create_dir_all(&out).unwrap();
     for row in OutboxReader::open(&db).unwrap().batch(0, 1000).unwrap() {
-        let bytes = fleet::encode(&origin, row.seq, row.ts_us, row.kind, &row.payload).unwrap();
+        let bytes = fleet::encode(&origin, &row, 0).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         std::fs::write(
             out.join(format!("v1-{}.json", row.kind.as_str())),

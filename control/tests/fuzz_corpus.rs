@@ -8,9 +8,5 @@ mod targets;
 
 #[test]
 fn every_fuzz_target_replays_its_committed_seeds() {
-    let fuzz_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
-    let counts = portolan_testkit::fuzz_seeds::replay(&fuzz_dir, targets::TARGETS);
-    for (target, seeds) in &counts {
-        println!("{target}: {seeds} seeds replayed");
-    }
+    portolan_testkit::fuzz_seeds::replay_crate_seeds(env!("CARGO_MANIFEST_DIR"), targets::TARGETS);
 }

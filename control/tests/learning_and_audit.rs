@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{at, engine_in, flow, tempdir};
+use common::{at, audit_actions, engine_in, flow, tempdir};
 use portolan_control::audit::AuditAction;
 use portolan_control::learning::ApprovedPairing;
 use portolan_control::roles::{ExceptionDestination, ExceptionKind, ExceptionRule, RoleSet};
@@ -260,13 +260,7 @@ fn api_exceptions_are_audited_and_revocable() {
         Some("dave@example.com")
     );
 
-    let actions: Vec<AuditAction> = cp
-        .operator
-        .audit_log()
-        .unwrap()
-        .iter()
-        .map(|e| e.action)
-        .collect();
+    let actions = audit_actions(&cp);
     for wanted in [
         AuditAction::InventoryImported,
         AuditAction::ExceptionAdded,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{at, engine_in, fixture, flow, tempdir};
+use common::{audit_actions, engine_in, fixture, mail_beacon, tempdir};
 use portolan_control::audit::AuditAction;
 use portolan_control::learning::ApprovedPairing;
 use portolan_control::roles::{RoleSet, SHIPPED_ROLES_TOML};
@@ -12,16 +12,7 @@ use portolan_control::store::{CloseOutcome, SCHEMA_VERSION};
 use portolan_control::{ControlConfig, ControlError, ControlPlane, FlowObservation, Store};
 
 fn mail_on_8443(i: i64) -> FlowObservation {
-    let mut f = flow(
-        "10.10.0.21",
-        "203.0.113.50",
-        8443,
-        "tls",
-        at("2024-05-01T09:00:00Z") + i * 900_000_000,
-        3,
-    );
-    f.sni = Some("imap.mail.example.com".into());
-    f
+    mail_beacon(i, 3)
 }
 
 fn raise_one_alert(cp: &mut ControlPlane) -> i64 {
@@ -254,10 +245,12 @@ fn a_version_1_store_is_migrated_and_its_alerts_read_as_not_closed() {
             dir.path().join(format!("v1.db{ext}")),
         );
     }
-    // Undo migrations 2 to 6 by hand: what a store of the first version looks like.
+    // Undo migrations 2 to 7 by hand: what a store of the first version looks like.
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
-        "DROP TABLE outbox;
+        "DROP TABLE fleet_appliances;
+         DROP TABLE fleet_finding_parts;
+         DROP TABLE outbox;
          DROP TABLE outbox_meta;
          DROP TABLE proposal_rejections;
          DROP TABLE alert_triage;
@@ -433,13 +426,7 @@ fn roles_defined_and_deleted_through_the_api_persist_over_reloads_and_restarts()
         "{:?}",
         cp.core().lock().unwrap().startup_warnings()
     );
-    let actions: Vec<AuditAction> = cp
-        .operator
-        .audit_log()
-        .unwrap()
-        .iter()
-        .map(|e| e.action)
-        .collect();
+    let actions = audit_actions(&cp);
     assert_eq!(
         actions
             .iter()

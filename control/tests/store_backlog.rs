@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{at, engine_in, fixture, flow, tempdir};
+use common::{at, engine_in, fixture, flow, mail_beacon, tempdir};
 use portolan_control::roles::RoleSet;
 use portolan_control::{ControlConfig, ControlPlane, FlowObservation, Store};
 
@@ -14,15 +14,7 @@ const FAIL: &str = "CREATE TRIGGER full_ins BEFORE INSERT ON findings BEGIN SELE
 const HEAL: &str = "DROP TRIGGER full_ins; DROP TRIGGER full_upd;";
 
 fn beacon(i: i64) -> FlowObservation {
-    let mut f = flow(
-        "10.10.0.21",
-        "203.0.113.50",
-        8443,
-        "tls",
-        at("2024-05-01T09:00:00Z") + i * 900_000_000,
-        700,
-    );
-    f.sni = Some("imap.mail.example.com".into());
+    let mut f = mail_beacon(i, 700);
     f.port_mismatch = Some(true);
     f
 }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{at, engine_in, fixture, flow, tempdir};
+use common::{at, engine_in, fixture, flow, mail_beacon, tempdir};
 use portolan_control::roles::RoleSet;
 use portolan_control::store::SCHEMA_VERSION;
 use portolan_control::{ControlConfig, ControlPlane, Store};
@@ -29,18 +29,7 @@ fn reopen(path: &std::path::Path) -> ControlPlane {
 fn restart_keeps_inventory_state_findings_and_alerts() {
     let dir = tempdir();
     let db = dir.path().join("portolan.db");
-    let beacon = |i: i64| {
-        let mut f = flow(
-            "10.10.0.21",
-            "203.0.113.50",
-            8443,
-            "tls",
-            at("2024-05-01T09:00:00Z") + i * 900_000_000,
-            3,
-        );
-        f.sni = Some("imap.mail.example.com".into());
-        f
-    };
+    let beacon = |i: i64| mail_beacon(i, 3);
     let (finding_id, alerts_before) = {
         let mut cp = engine_in(dir.path(), RoleSet::shipped_defaults().unwrap());
         cp.operator

@@ -93,6 +93,57 @@ impl FleetConfig {
     }
 }
 
+/// `[central]` of `portolan central`'s configuration: the cluster and the durable consumer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CentralSection {
+    /// NATS server URLs (`nats://host:4222`), any member of the cluster.
+    pub servers: Vec<String>,
+    /// The stream the appliances publish to (created when missing).
+    #[serde(default = "default_stream")]
+    pub stream: String,
+    /// This central's durable consumer; each central process uses its own (and its own store).
+    #[serde(default = "default_consumer")]
+    pub consumer: String,
+    /// Replicas of the stream and the consumer when this central creates them.
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
+    /// The stream's de-duplication window, seconds (when this central creates it).
+    #[serde(default = "default_duplicate_window_s")]
+    pub duplicate_window_s: u64,
+}
+
+fn default_consumer() -> String {
+    "portolan-central".into()
+}
+
+impl CentralSection {
+    /// Checks every field; the error names the field (relative to `[central]`) and why.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        if self.servers.is_empty() {
+            return Err((
+                "servers".into(),
+                "must name at least one server (nats://host:4222)".into(),
+            ));
+        }
+        for (i, s) in self.servers.iter().enumerate() {
+            check_server(s).map_err(|r| (format!("servers[{i}]"), r))?;
+        }
+        check_id(&self.stream).map_err(|r| ("stream".to_string(), r))?;
+        check_id(&self.consumer).map_err(|r| ("consumer".to_string(), r))?;
+        if !(1..=5).contains(&self.replicas) {
+            return Err(("replicas".into(), "must be 1 to 5".into()));
+        }
+        if !(1..=86_400).contains(&self.duplicate_window_s) {
+            return Err((
+                "duplicate_window_s".into(),
+                "must be 1 to 86400 seconds".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn check_server(s: &str) -> Result<(), String> {
     let rest = ["nats://", "tls://"]
         .iter()

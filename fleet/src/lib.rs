@@ -8,8 +8,9 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod consumer;
 pub mod local_server;
 pub mod publisher;
 
-pub use config::FleetConfig;
+pub use config::{CentralSection, FleetConfig};
 pub use publisher::{Publisher, PublisherCounters};

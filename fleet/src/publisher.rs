@@ -151,6 +151,23 @@ impl Drop for Publisher {
     }
 }
 
+/// The fleet's stream as the publisher and the central create it when missing: every
+/// `portolan.>` subject, on disk, `replicas` copies, de-duplication over `duplicate_window_s`.
+pub(crate) fn stream_config(
+    name: &str,
+    replicas: usize,
+    duplicate_window_s: u64,
+) -> stream::Config {
+    stream::Config {
+        name: name.to_string(),
+        subjects: vec![format!("{}.>", fleet::SUBJECT_ROOT)],
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        duplicate_window: Duration::from_secs(duplicate_window_s),
+        ..Default::default()
+    }
+}
+
 struct Task {
     config: FleetConfig,
     origin: Origin,
@@ -261,14 +278,11 @@ impl Task {
     }
 
     async fn ensure_stream(&self, js: &jetstream::Context) -> Result<(), String> {
-        let cfg = stream::Config {
-            name: self.config.stream.clone(),
-            subjects: vec![format!("{}.>", fleet::SUBJECT_ROOT)],
-            storage: stream::StorageType::File,
-            num_replicas: self.config.replicas,
-            duplicate_window: Duration::from_secs(self.config.duplicate_window_s),
-            ..Default::default()
-        };
+        let cfg = stream_config(
+            &self.config.stream,
+            self.config.replicas,
+            self.config.duplicate_window_s,
+        );
         js.get_or_create_stream(cfg)
             .await
             .map(|_| ())
@@ -329,8 +343,8 @@ impl Task {
     }
 
     async fn publish(&self, js: &jetstream::Context, row: &OutboxRow) -> Result<(), String> {
-        let payload = match fleet::encode(&self.origin, row.seq, row.ts_us, row.kind, &row.payload)
-        {
+        let backlog = self.counters.backlog.load(Ordering::Relaxed);
+        let payload = match fleet::encode(&self.origin, row, backlog) {
             Ok(p) => p,
             Err(e) => {
                 self.counters.malformed.fetch_add(1, Ordering::Relaxed);

@@ -111,7 +111,7 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     b.create(dir)
 }
 
-fn init_logging(cfg: &LoggingSection) -> Result<(), Failure> {
+pub(crate) fn init_logging(cfg: &LoggingSection) -> Result<(), Failure> {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = match EnvFilter::try_from_default_env() {
@@ -283,14 +283,7 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
         stats.publish(dataplane::stats(dp, &protos, &ring_view.ring_drops()));
     }
     finish_drain(drain);
-    match core.lock() {
-        Ok(mut e) => {
-            if let Err(err) = e.flush() {
-                tracing::error!(error = %err, "cannot write the learning counts");
-            }
-        }
-        Err(_) => tracing::error!("control-plane lock poisoned at shutdown"),
-    }
+    flush_learning(&core);
     if let Some(p) = publisher {
         fleet::stop(p, &core);
     }
@@ -301,6 +294,18 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     match failure {
         Some(f) => Err(f),
         None => Ok(()),
+    }
+}
+
+/// Writes the pending learning counts at shutdown (a failure is logged: the daemon is stopping).
+fn flush_learning(core: &ControlCore) {
+    match core.lock() {
+        Ok(mut e) => {
+            if let Err(err) = e.flush() {
+                tracing::error!(error = %err, "cannot write the learning counts");
+            }
+        }
+        Err(_) => tracing::error!("control-plane lock poisoned at shutdown"),
     }
 }
 

@@ -233,3 +233,59 @@ mod tests {
         assert_eq!(&f[34..], &[8, 0, 0, 0, 0x5a]);
     }
 }
+
+/// A direction of a TCP connection: source address and port, destination address and port.
+type SeqKey = ([u8; 4], u16, [u8; 4], u16);
+
+thread_local! {
+    /// Next sequence number per (source, destination) endpoint pair of this test thread.
+    static NEXT_SEQ: std::cell::RefCell<std::collections::HashMap<SeqKey, u32>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The sequence number of the next TCP segment from `src` to `dst` on this thread, as a real
+/// stack numbers them: a SYN starts the direction at 1000 (its data at 1001), each segment
+/// advances it by its payload (and by one for SYN and FIN).
+pub fn next_seq(src: ([u8; 4], u16), dst: ([u8; 4], u16), flags: u8, len: usize) -> u32 {
+    NEXT_SEQ.with(|m| {
+        let mut m = m.borrow_mut();
+        let key = (src.0, src.1, dst.0, dst.1);
+        if flags & 0x02 != 0 {
+            m.insert(key, 1000);
+        }
+        let seq = *m.entry(key).or_insert(1000);
+        let advance = len as u32 + u32::from(flags & 0x03 != 0);
+        m.insert(key, seq.wrapping_add(advance));
+        seq
+    })
+}
+
+/// Ethernet + IPv4 + TCP (with `flags`, acknowledging 1) or UDP frame carrying `payload`; TCP
+/// segments are numbered in sequence per direction ([`next_seq`]).
+pub fn numbered(
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+    tcp: bool,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    if tcp {
+        let seq = next_seq(src, dst, flags, payload.len());
+        Frame::tcp(src, dst, flags).seq(seq).ack(1).build(payload)
+    } else {
+        Frame::udp(src, dst).build(payload)
+    }
+}
+
+/// Ethernet + IPv4 + TCP frame (acknowledging 1) with an explicit sequence number, for
+/// reordering tests; the direction's running number ([`next_seq`]) advances as for [`numbered`].
+pub fn numbered_at(
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+    flags: u8,
+    seq: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    next_seq(src, dst, flags, payload.len());
+    Frame::tcp(src, dst, flags).seq(seq).ack(1).build(payload)
+}

@@ -77,3 +77,12 @@ pub fn replay(fuzz_dir: &Path, targets: &[FuzzTarget]) -> Vec<(String, usize)> {
     }
     counts
 }
+
+/// [`replay`] for the fuzz crate at `<crate_dir>/fuzz` (pass `env!("CARGO_MANIFEST_DIR")`),
+/// printing the number of seeds replayed per target.
+pub fn replay_crate_seeds(crate_dir: &str, targets: &[FuzzTarget]) {
+    let fuzz_dir = Path::new(crate_dir).join("fuzz");
+    for (target, seeds) in replay(&fuzz_dir, targets) {
+        println!("{target}: {seeds} seeds replayed");
+    }
+}

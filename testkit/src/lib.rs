@@ -19,7 +19,7 @@ pub mod tls;
 
 pub use flights::{dns_response, first_flights, ssh_kexinit, xorshift64_star};
 pub use fragments::{ipv4_fragments, ipv6_fragments};
-pub use frame::{ethernet, vlan_tagged, Frame};
+pub use frame::{ethernet, next_seq, numbered, numbered_at, vlan_tagged, Frame};
 pub use quic::{gquic_server_handshake, quic_initial, quic_initial_with_keys_of};
 pub use tls::{
     client_hello_message, dtls_client_hello_record, dtls_server_hello_record,

@@ -5,6 +5,8 @@
 //! behaviour beyond "the run succeeded". Each test binary uses a subset, hence the allow.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use portolan_packet::capture::PcapWriter;
 use portolan_packet::LinkType;
 use serde_json::Value;
@@ -106,4 +108,17 @@ pub fn synth_site(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         s(&states),
     ]));
     (cap, inv, states)
+}
+
+/// Fails, listing the first 20, when any of `n` records checked against `schema` (a schema's name
+/// for the message) failed; prints the count either way.
+pub fn assert_schema_valid(what: &str, schema: &str, n: usize, failures: &[String]) {
+    assert!(n > 0, "{what}: no records");
+    println!("{what}: {n} records, {} failures", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {n} {what} records fail {schema}:\n{}",
+        failures.len(),
+        failures[..failures.len().min(20)].join("\n")
+    );
 }

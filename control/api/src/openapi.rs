@@ -12,7 +12,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, ResponseBuilde
 use utoipa::OpenApi;
 
 use crate::problem::{Problem, PROBLEM_JSON};
-use crate::routes::{control, route_specs, service, BodyKind, RouteSpec};
+use crate::routes::{control, fleet, route_specs, service, BodyKind, RouteSpec};
 use crate::tokens::Access;
 use crate::views::{AlertStatus, SeverityParam, TransportInput};
 
@@ -59,6 +59,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         control::exception_retro_impact,
         control::list_audit,
         control::reload,
+        fleet::list_appliances,
     ),
     components(schemas(Problem, SeverityParam, AlertStatus, TransportInput)),
     tags(
@@ -69,6 +70,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         (name = "learning", description = "Learning-mode baseline proposals"),
         (name = "alerts", description = "Findings and alerts"),
         (name = "audit", description = "Audit log of baseline, exception and alert changes"),
+        (name = "fleet", description = "The fleet's appliances (portolan central)"),
     )
 )]
 struct AnnotatedDoc;

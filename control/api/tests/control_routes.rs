@@ -10,34 +10,6 @@ use serde_json::{json, Value};
 
 const AIKO: &str = "00008120-001A2C3E0E38801E";
 
-async fn import_jamf(api: &TestApi) -> Value {
-    let (status, body) = api
-        .call(
-            api.client
-                .post(api.at("/api/v1/inventory"))
-                .header("content-type", "application/json")
-                .body(control_fixture("jamf_mobile_devices_detail.json")),
-            &api.admin,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
-/// Feeds one TLS-on-8443 session of the supervised iPhone's Mail app to the engine (as the daemon's ring
-/// consumer would) and returns the alerts it raised.
-fn mail_session_on_8443(api: &TestApi, start: &str) -> usize {
-    let record = json!({
-        "event_type": "flow", "src_ip": "10.10.0.21", "src_port": 50000, "dest_ip": "203.0.113.50",
-        "dest_port": 8443, "proto": "TCP", "app_proto": "tls", "port_mismatch": true,
-        "tls": {"sni": "imap.mail.example.com"},
-        "flow": {"start": start, "end": start, "pkts_toserver": 10, "pkts_toclient": 10,
-                 "bytes_toserver": 1800, "bytes_toclient": 4000}
-    });
-    let mut cp = api.ingest.lock().unwrap();
-    cp.ingest_eve(&record).unwrap().len()
-}
-
 #[tokio::test]
 async fn writes_need_a_token_and_the_right_role() {
     let api = TestApi::start().await;
@@ -291,7 +263,7 @@ async fn writes_are_rate_limited_per_token_with_retry_after() {
 #[tokio::test]
 async fn inventory_import_then_device_lookup_round_trips_through_the_store() {
     let api = TestApi::start().await;
-    let first = import_jamf(&api).await;
+    let first = api.import_jamf().await;
     assert_eq!(first["added"], 3, "{first}");
     let (status, list) = api
         .call(api.client.get(api.at("/api/v1/devices")), &api.viewer)
@@ -322,7 +294,7 @@ async fn inventory_import_then_device_lookup_round_trips_through_the_store() {
     assert_eq!(page["devices"].as_array().unwrap().len(), 1);
     assert_eq!(page["total"], 3);
     // By UDID or serial; a re-import keeps the replaced record as history.
-    let second = import_jamf(&api).await;
+    let second = api.import_jamf().await;
     assert_eq!(second["replaced"], 3, "{second}");
     let (status, one) = api
         .call(
@@ -403,7 +375,7 @@ async fn inventory_import_then_device_lookup_round_trips_through_the_store() {
 #[tokio::test]
 async fn device_states_accept_one_an_array_or_json_lines_and_name_bad_fields() {
     let api = TestApi::start().await;
-    import_jamf(&api).await;
+    api.import_jamf().await;
     let url = api.at("/api/v1/device-states");
     let one = json!({"timestamp": "2024-05-01T08:00:00Z", "udid": AIKO, "lock_state": "locked"});
     let (status, body) = api.call(api.client.post(&url).json(&one), &api.admin).await;
@@ -526,11 +498,8 @@ async fn exceptions_and_baselines_change_with_reasons_in_the_audit_log() {
     assert_eq!(status, 409, "{body}");
 
     // A baseline change shows in the role and the audit log, and changes the next verdict.
-    import_jamf(&api).await;
-    assert_eq!(
-        mail_session_on_8443(&api, "2024-05-01T09:00:00.000000+0000"),
-        1
-    );
+    api.import_jamf().await;
+    assert_eq!(api.mail_session(8443, "2024-05-01T09:00:00.000000+0000"), 1);
     let change = json!({"reason": "mail relay moved to 8443", "pairings": [{"app_proto": "tls", "port": 8443}]});
     let r = api
         .client
@@ -563,7 +532,7 @@ async fn exceptions_and_baselines_change_with_reasons_in_the_audit_log() {
         "{role}"
     );
     assert_eq!(
-        mail_session_on_8443(&api, "2024-05-01T09:15:00.000000+0000"),
+        api.mail_session(8443, "2024-05-01T09:15:00.000000+0000"),
         0,
         "approved now"
     );
@@ -605,10 +574,7 @@ async fn exceptions_and_baselines_change_with_reasons_in_the_audit_log() {
         .call(api.client.post(api.at("/api/v1/reload")), &api.admin)
         .await;
     assert_eq!(status, 200, "{summary}");
-    assert_eq!(
-        mail_session_on_8443(&api, "2024-05-01T09:30:00.000000+0000"),
-        0
-    );
+    assert_eq!(api.mail_session(8443, "2024-05-01T09:30:00.000000+0000"), 0);
     // The reload itself is audited under the caller's token.
     let (_, audit) = api
         .call(
@@ -626,11 +592,8 @@ async fn exceptions_and_baselines_change_with_reasons_in_the_audit_log() {
 #[tokio::test]
 async fn alerts_are_listed_with_evidence_acknowledged_and_closed_across_a_restart() {
     let api = TestApi::start().await;
-    import_jamf(&api).await;
-    assert_eq!(
-        mail_session_on_8443(&api, "2024-05-01T09:00:00.000000+0000"),
-        1
-    );
+    api.import_jamf().await;
+    assert_eq!(api.mail_session(8443, "2024-05-01T09:00:00.000000+0000"), 1);
     let (status, list) = api
         .call(api.client.get(api.at("/api/v1/alerts")), &api.viewer)
         .await;
@@ -783,7 +746,7 @@ async fn alerts_are_listed_with_evidence_acknowledged_and_closed_across_a_restar
 #[tokio::test]
 async fn alert_and_audit_paging_follow_the_cursor() {
     let api = TestApi::start().await;
-    import_jamf(&api).await;
+    api.import_jamf().await;
     // Sessions to distinct ports make distinct findings and alerts.
     let mut raised = 0;
     for (i, port) in [8443u16, 8444, 8445].iter().enumerate() {
@@ -842,7 +805,7 @@ async fn alert_and_audit_paging_follow_the_cursor() {
 #[tokio::test]
 async fn roles_are_defined_and_deleted_with_reasons_and_survive_a_reload() {
     let api = TestApi::start().await;
-    import_jamf(&api).await;
+    api.import_jamf().await;
     let (_, mail) = api
         .call(api.client.get(api.at("/api/v1/roles/mail")), &api.viewer)
         .await;
@@ -909,7 +872,7 @@ async fn roles_are_defined_and_deleted_with_reasons_and_survive_a_reload() {
     assert_eq!(status, 409);
 
     assert_eq!(
-        mail_session_on_8443(&api, "2024-05-01T09:00:00.000000+0000"),
+        api.mail_session(8443, "2024-05-01T09:00:00.000000+0000"),
         1,
         "before: tls/8443 breaks the mail baseline"
     );
@@ -929,7 +892,7 @@ async fn roles_are_defined_and_deleted_with_reasons_and_survive_a_reload() {
         .iter()
         .any(|r| r["ports"] == json!([8443])));
     let before = api.state.control.core().lock().unwrap().stats().violations;
-    mail_session_on_8443(&api, "2024-05-01T09:15:00.000000+0000");
+    api.mail_session(8443, "2024-05-01T09:15:00.000000+0000");
     assert_eq!(
         api.state.control.core().lock().unwrap().stats().violations,
         before,

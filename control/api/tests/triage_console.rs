@@ -6,34 +6,8 @@
 
 mod common;
 
-use common::{control_fixture, TestApi};
+use common::TestApi;
 use serde_json::{json, Value};
-
-async fn import_jamf(api: &TestApi) {
-    let (status, body) = api
-        .call(
-            api.client
-                .post(api.at("/api/v1/inventory"))
-                .header("content-type", "application/json")
-                .body(control_fixture("jamf_mobile_devices_detail.json")),
-            &api.admin,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-}
-
-/// One TLS session of the supervised iPhone's Mail app on `port`, fed to the engine.
-fn mail_session(api: &TestApi, port: u16, start: &str) -> usize {
-    let record = json!({
-        "event_type": "flow", "src_ip": "10.10.0.21", "src_port": 50000, "dest_ip": "203.0.113.50",
-        "dest_port": port, "proto": "TCP", "app_proto": "tls", "port_mismatch": true,
-        "tls": {"sni": "imap.mail.example.com"},
-        "flow": {"start": start, "end": start, "pkts_toserver": 10, "pkts_toclient": 10,
-                 "bytes_toserver": 1800, "bytes_toclient": 4000}
-    });
-    let mut cp = api.ingest.lock().unwrap();
-    cp.ingest_eve(&record).unwrap().len()
-}
 
 async fn post(api: &TestApi, path: &str, token: &str, body: Value) -> (u16, Value) {
     api.call(api.client.post(api.at(path)).json(&body), token)
@@ -43,11 +17,8 @@ async fn post(api: &TestApi, path: &str, token: &str, body: Value) -> (u16, Valu
 #[tokio::test]
 async fn escalate_comment_and_undo_are_audited_and_role_checked() {
     let api = TestApi::start().await;
-    import_jamf(&api).await;
-    assert_eq!(
-        mail_session(&api, 8443, "2024-05-01T09:00:00.000000+0000"),
-        1
-    );
+    api.import_jamf().await;
+    assert_eq!(api.mail_session(8443, "2024-05-01T09:00:00.000000+0000"), 1);
     let (_, list) = api
         .call(api.client.get(api.at("/api/v1/alerts")), &api.viewer)
         .await;
@@ -212,13 +183,13 @@ fn pairing_on(list: &Value, port: u64) -> (String, Value) {
 #[tokio::test]
 async fn rejecting_a_proposal_is_stored_audited_shown_and_admin_only() {
     let api = TestApi::start().await;
-    import_jamf(&api).await;
+    api.import_jamf().await;
     for start in [
         "2024-05-01T09:00:00.000000+0000",
         "2024-05-02T09:00:00.000000+0000",
         "2024-05-03T09:00:00.000000+0000",
     ] {
-        mail_session(&api, 8443, start);
+        api.mail_session(8443, start);
     }
     let (role, pairing) = pairing_on(&proposals(&api).await, 8443);
     assert_eq!(pairing["proposed"], true, "{pairing}");
@@ -322,7 +293,7 @@ fn problem_field(status: u16, p: &Value) -> (u16, Option<&str>) {
 async fn groups_count_alerts_per_device_app_protocol_and_port_and_retro_impact_counts_covered_alerts(
 ) {
     let api = TestApi::start().await;
-    import_jamf(&api).await;
+    api.import_jamf().await;
     let mut raised = 0;
     for (port, start) in [
         (8443, "2024-05-01T09:00:00.000000+0000"),
@@ -330,7 +301,7 @@ async fn groups_count_alerts_per_device_app_protocol_and_port_and_retro_impact_c
         (8443, "2024-05-06T09:00:00.000000+0000"),
         (4443, "2024-05-02T09:00:00.000000+0000"),
     ] {
-        raised += mail_session(&api, port, start);
+        raised += api.mail_session(port, start);
     }
     let (s, g) = api
         .call(api.client.get(api.at("/api/v1/alert-groups")), &api.viewer)

@@ -201,6 +201,16 @@ impl CoreState {
         self.store.enable_outbox(capacity);
     }
 
+    /// Applies one fleet message to the store (the central; idempotent, see
+    /// [`Store::apply_fleet_message`]).
+    pub fn apply_fleet_message(
+        &mut self,
+        message: &crate::fleet::FleetMessage,
+        now_us: i64,
+    ) -> Result<crate::store::Applied, ControlError> {
+        Ok(self.store.apply_fleet_message(message, now_us)?)
+    }
+
     /// The roles in force (file, plus approved pairings and API exceptions).
     pub fn roles(&self) -> &RoleSet {
         &self.policy.roles

@@ -397,50 +397,32 @@ pub fn resp_command(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 fn deliver(link: &mut Link, target: &ForwardTarget, ev: &Event) -> std::io::Result<()> {
-    match (link, target) {
-        (
-            Link::Udp(s),
-            ForwardTarget::Syslog {
-                facility,
-                hostname,
-                app_name,
-                ..
-            },
-        ) => {
-            let msg = syslog_message(
-                *facility,
-                ev.severity,
-                ev.ts_us,
-                hostname,
-                app_name,
-                &ev.json,
-            );
-            s.send(msg.as_bytes()).map(|_| ())
-        }
-        (
-            Link::Tls(s),
-            ForwardTarget::Syslog {
-                facility,
-                hostname,
-                app_name,
-                ..
-            },
-        ) => {
-            let msg = syslog_message(
-                *facility,
-                ev.severity,
-                ev.ts_us,
-                hostname,
-                app_name,
-                &ev.json,
-            );
+    let syslog = match target {
+        ForwardTarget::Syslog {
+            facility,
+            hostname,
+            app_name,
+            ..
+        } => Some(syslog_message(
+            *facility,
+            ev.severity,
+            ev.ts_us,
+            hostname,
+            app_name,
+            &ev.json,
+        )),
+        ForwardTarget::Redis { .. } => None,
+    };
+    match (link, target, syslog) {
+        (Link::Udp(s), _, Some(msg)) => s.send(msg.as_bytes()).map(|_| ()),
+        (Link::Tls(s), _, Some(msg)) => {
             // RFC 5425 section 4.3: octet counting.
             let mut frame = format!("{} ", msg.len()).into_bytes();
             frame.extend_from_slice(msg.as_bytes());
             s.write_all(&frame)?;
             s.flush()
         }
-        (Link::Redis(r), ForwardTarget::Redis { key, publish, .. }) => {
+        (Link::Redis(r), ForwardTarget::Redis { key, publish, .. }, None) => {
             let verb: &[u8] = if *publish { b"PUBLISH" } else { b"RPUSH" };
             r.get_mut()
                 .write_all(&resp_command(&[verb, key.as_bytes(), ev.json.as_bytes()]))?;

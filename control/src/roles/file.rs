@@ -44,8 +44,8 @@ use serde::Deserialize;
 
 use super::exceptions::ExceptionDestination;
 use super::{
-    check_bundle_ids, checked_domains, invalid, ExceptionKind, ExceptionRule, PortRule,
-    RegisteredPortMap, Role, RoleSet, RolesError, UnlistedProtocols, DEVICE_DEFAULT,
+    check_bundle_ids, checked_domains, checked_transport, invalid, ExceptionKind, ExceptionRule,
+    PortRule, RegisteredPortMap, Role, RoleSet, RolesError, UnlistedProtocols, DEVICE_DEFAULT,
 };
 use crate::timestamp::parse_timestamp;
 
@@ -177,17 +177,7 @@ fn to_rules(
             if spec.ports.contains(&0) {
                 return Err(invalid(origin, f, "port 0 is not a port"));
             }
-            let transport = match spec.transport.as_deref().map(str::to_ascii_uppercase) {
-                None => None,
-                Some(t) if t == "TCP" || t == "UDP" => Some(t),
-                Some(t) => {
-                    return Err(invalid(
-                        origin,
-                        format!("{f}.transport"),
-                        format!("expected \"TCP\" or \"UDP\", found {t:?}"),
-                    ))
-                }
-            };
+            let transport = checked_transport(origin, &f, spec.transport.as_deref())?;
             Ok(PortRule {
                 app_proto: proto.to_ascii_lowercase(),
                 transport,

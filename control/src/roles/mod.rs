@@ -72,6 +72,24 @@ fn invalid(path: &Path, field: impl Into<String>, message: impl Into<String>) ->
     }
 }
 
+/// A rule's `transport` in upper case: `TCP`, `UDP` or none; anything else is refused naming
+/// `{field}.transport`.
+fn checked_transport(
+    origin: &Path,
+    field: &str,
+    transport: Option<&str>,
+) -> Result<Option<String>, RolesError> {
+    match transport.map(str::to_ascii_uppercase) {
+        None => Ok(None),
+        Some(t) if t == "TCP" || t == "UDP" => Ok(Some(t)),
+        Some(t) => Err(invalid(
+            origin,
+            format!("{field}.transport"),
+            format!("expected \"TCP\" or \"UDP\", found {t:?}"),
+        )),
+    }
+}
+
 /// One approved protocol → ports pairing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortRule {
@@ -164,17 +182,7 @@ impl Role {
                     "port 0 is not a port",
                 ));
             }
-            rule.transport = match rule.transport.as_deref().map(str::to_ascii_uppercase) {
-                None => None,
-                Some(t) if t == "TCP" || t == "UDP" => Some(t),
-                Some(t) => {
-                    return Err(invalid(
-                        origin,
-                        format!("{f}.transport"),
-                        format!("expected \"TCP\" or \"UDP\", found {t:?}"),
-                    ))
-                }
-            };
+            rule.transport = checked_transport(origin, &f, rule.transport.as_deref())?;
         }
         Ok(self)
     }

@@ -103,3 +103,28 @@ pub fn flow(
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }
+
+/// The scenarios' mail beacon: session `i` of TLS from the supervised iPhone (10.10.0.21) to
+/// 203.0.113.50:8443 with the mail SNI, every 15 minutes from 2024-05-01T09:00Z, lasting `dur_s`.
+pub fn mail_beacon(i: i64, dur_s: i64) -> FlowObservation {
+    let mut f = flow(
+        "10.10.0.21",
+        "203.0.113.50",
+        8443,
+        "tls",
+        at("2024-05-01T09:00:00Z") + i * 900_000_000,
+        dur_s,
+    );
+    f.sni = Some("imap.mail.example.com".into());
+    f
+}
+
+/// The actions of the audit log, in its order.
+pub fn audit_actions(cp: &ControlPlane) -> Vec<portolan_control::audit::AuditAction> {
+    cp.operator
+        .audit_log()
+        .expect("audit log")
+        .iter()
+        .map(|e| e.action)
+        .collect()
+}

@@ -22,6 +22,18 @@ pub enum LinkType {
 }
 
 impl LinkType {
+    /// Every link type Portolan decodes, in declaration order.
+    pub const ALL: [LinkType; 8] = [
+        LinkType::Ethernet,
+        LinkType::LinuxSll,
+        LinkType::LinuxSll2,
+        LinkType::RawIp,
+        LinkType::Ipv4,
+        LinkType::Ipv6,
+        LinkType::Null,
+        LinkType::Loop,
+    ];
+
     /// Maps a pcap link-type number to a link type Portolan decodes.
     pub fn from_dlt(dlt: u32) -> Option<LinkType> {
         Some(match dlt {

@@ -8,17 +8,6 @@ use portolan_packet::capture::{
 use portolan_packet::LinkType;
 use std::path::{Path, PathBuf};
 
-const ALL_LINKS: [LinkType; 8] = [
-    LinkType::Ethernet,
-    LinkType::LinuxSll,
-    LinkType::LinuxSll2,
-    LinkType::RawIp,
-    LinkType::Ipv4,
-    LinkType::Ipv6,
-    LinkType::Null,
-    LinkType::Loop,
-];
-
 fn read_all(path: &Path) -> Vec<CaptureRecord> {
     let mut reader = CaptureReader::open(path).unwrap_or_else(|e| panic!("{e}"));
     let mut out = Vec::new();
@@ -31,7 +20,7 @@ fn read_all(path: &Path) -> Vec<CaptureRecord> {
 #[test]
 fn pcap_writer_round_trips_through_reader_and_probe() {
     let dir = tempfile::tempdir().unwrap();
-    for link in ALL_LINKS {
+    for link in LinkType::ALL {
         let path = dir.path().join(format!("{}.pcap", link.name()));
         let records = vec![
             CaptureRecord {

@@ -13,17 +13,6 @@ use portolan_packet::{
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-const ALL_LINKS: [LinkType; 8] = [
-    LinkType::Ethernet,
-    LinkType::LinuxSll,
-    LinkType::LinuxSll2,
-    LinkType::RawIp,
-    LinkType::Ipv4,
-    LinkType::Ipv6,
-    LinkType::Null,
-    LinkType::Loop,
-];
-
 fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
 }
@@ -57,7 +46,7 @@ fn expected(spec: &FrameSpec) -> Packet<'_> {
 
 #[test]
 fn every_link_type_tcp_and_udp_v4_and_v6() {
-    for link in ALL_LINKS {
+    for link in LinkType::ALL {
         for (src, dst) in [(v4(10, 0, 0, 1), v4(93, 184, 216, 34)), (v6(1), v6(0xbeef))] {
             if !carries(link, &src) {
                 continue;
@@ -236,7 +225,7 @@ fn reason_for_cut(
 
 #[test]
 fn cut_at_every_byte_offset() {
-    for link in ALL_LINKS {
+    for link in LinkType::ALL {
         for (src, dst) in [(v4(192, 168, 0, 1), v4(8, 8, 8, 8)), (v6(7), v6(8))] {
             if !carries(link, &src) {
                 continue;
@@ -502,7 +491,7 @@ fn addresses_of_frames_parse_rejects() {
     assert_eq!(parse(LinkType::Ethernet, &f), Err(DropReason::OtherIpProto));
     assert_eq!(ip_addresses(LinkType::Ethernet, &f), want);
     // IPv6 on every link type that carries it, cut right after the destination address.
-    for link in ALL_LINKS.into_iter().filter(|l| carries(*l, &v6(1))) {
+    for link in LinkType::ALL.into_iter().filter(|l| carries(*l, &v6(1))) {
         let built = build(&FrameSpec::tcp(link, v6(1), v6(2), b"x"));
         let end = built.ip_at + 40;
         assert_eq!(
@@ -535,7 +524,7 @@ fn addresses_of_frames_parse_rejects() {
 // ---- properties ----
 
 fn link_strategy() -> impl Strategy<Value = LinkType> {
-    prop::sample::select(ALL_LINKS.to_vec())
+    prop::sample::select(LinkType::ALL.to_vec())
 }
 
 fn addr_pair() -> impl Strategy<Value = (IpAddr, IpAddr)> {

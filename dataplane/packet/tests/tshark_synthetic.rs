@@ -113,17 +113,7 @@ fn synthetic_frames_match_tshark() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let links = [
-        LinkType::Ethernet,
-        LinkType::LinuxSll,
-        LinkType::LinuxSll2,
-        LinkType::RawIp,
-        LinkType::Ipv4,
-        LinkType::Ipv6,
-        LinkType::Null,
-        LinkType::Loop,
-    ];
-    for link in links {
+    for link in LinkType::ALL {
         let path = dir.path().join(format!("{}.pcap", link.name()));
         let mut w = PcapWriter::create(&path, link, 65535).unwrap();
         let frames = frames(link);

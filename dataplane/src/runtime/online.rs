@@ -334,6 +334,27 @@ fn start_error(e: StartError, hw: &HardwareDescription) -> OnlineError {
     }
 }
 
+/// The started ports with their names and, for kernel-socket ports, their drop counters.
+fn running_ports(hw: &HardwareDescription, started: Vec<runtime::StartedPort>) -> Vec<RunningPort> {
+    let af_xdp_ports = hw
+        .ports
+        .iter()
+        .filter(|pc| pc.vdev.as_deref().and_then(af_xdp_iface).is_some())
+        .count();
+    started
+        .into_iter()
+        .zip(hw.ports.iter().enumerate())
+        .map(|(sp, (i, pc))| RunningPort {
+            port: sp.port,
+            name: pc.display_name(i),
+            kernel_drops: pc
+                .vdev
+                .as_deref()
+                .and_then(|vdev| KernelSocketDrops::for_vdev(vdev, af_xdp_ports)),
+        })
+        .collect()
+}
+
 impl LiveDataplane {
     /// Starts the EAL from `hw`, configures and starts every port, and launches one worker per RX
     /// queue with `observers` (one per worker, in port then queue order). `link_types` come from
@@ -409,27 +430,10 @@ impl LiveDataplane {
         let runtime::Started {
             eal, pool, ports, ..
         } = started;
-        let af_xdp_ports = hw
-            .ports
-            .iter()
-            .filter(|pc| pc.vdev.as_deref().and_then(af_xdp_iface).is_some())
-            .count();
-        let ports = ports
-            .into_iter()
-            .zip(hw.ports.iter().enumerate())
-            .map(|(sp, (i, pc))| RunningPort {
-                port: sp.port,
-                name: pc.display_name(i),
-                kernel_drops: pc
-                    .vdev
-                    .as_deref()
-                    .and_then(|vdev| KernelSocketDrops::for_vdev(vdev, af_xdp_ports)),
-            })
-            .collect();
         let n = jobs.len();
         Ok(LiveDataplane {
             nic_bypass: nic.into_iter().flatten().collect(),
-            ports,
+            ports: running_ports(&hw, ports),
             places,
             live: lives,
             jobs: jobs.into_iter().map(Some).collect(),

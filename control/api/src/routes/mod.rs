@@ -8,6 +8,7 @@
 //! reaches its handler through the request, see [`service::ApiDocument`]).
 
 pub mod control;
+pub mod fleet;
 pub mod service;
 
 use axum::http::Method;
@@ -78,6 +79,10 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
         (
             spec(Method::GET, "/api/v1/devices", Read, NoBody),
             get(c::list_devices),
+        ),
+        (
+            spec(Method::GET, "/api/v1/fleet/appliances", Read, NoBody),
+            get(self::fleet::list_appliances),
         ),
         (
             spec(Method::GET, "/api/v1/devices/{udid}", Read, NoBody),

@@ -119,6 +119,36 @@ impl TestApi {
         self.dir
     }
 
+    /// Posts the Jamf fixture to `/api/v1/inventory` as the admin; asserts 200 and returns the
+    /// import report.
+    pub async fn import_jamf(&self) -> serde_json::Value {
+        let (status, body) = self
+            .call(
+                self.client
+                    .post(self.at("/api/v1/inventory"))
+                    .header("content-type", "application/json")
+                    .body(control_fixture("jamf_mobile_devices_detail.json")),
+                &self.admin,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Feeds one TLS session of the supervised iPhone's Mail app on `port` starting at `start`
+    /// (EVE time) to the engine, as the daemon's ring consumer would; returns the alerts raised.
+    pub fn mail_session(&self, port: u16, start: &str) -> usize {
+        let record = serde_json::json!({
+            "event_type": "flow", "src_ip": "10.10.0.21", "src_port": 50000, "dest_ip": "203.0.113.50",
+            "dest_port": port, "proto": "TCP", "app_proto": "tls", "port_mismatch": true,
+            "tls": {"sni": "imap.mail.example.com"},
+            "flow": {"start": start, "end": start, "pkts_toserver": 10, "pkts_toclient": 10,
+                     "bytes_toserver": 1800, "bytes_toclient": 4000}
+        });
+        let mut cp = self.ingest.lock().unwrap();
+        cp.ingest_eve(&record).unwrap().len()
+    }
+
     /// Sends `req` with `token` and returns status and JSON body (`null` when empty).
     pub async fn call(
         &self,

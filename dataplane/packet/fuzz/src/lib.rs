@@ -19,17 +19,6 @@ pub type Target = (&'static str, fn(&[u8]));
 /// Every target.
 pub const TARGETS: &[Target] = &[("decode", decode), ("defrag", defrag)];
 
-const LINKS: [LinkType; 8] = [
-    LinkType::Ethernet,
-    LinkType::LinuxSll,
-    LinkType::LinuxSll2,
-    LinkType::RawIp,
-    LinkType::Ipv4,
-    LinkType::Ipv6,
-    LinkType::Null,
-    LinkType::Loop,
-];
-
 /// Fuzzes [`parse_counting`] (with its tunnel decoders: GRE, ERSPAN, VXLAN,
 /// GENEVE, MPLS, IP in IP) and [`ip_addresses`] over every link type: the first input byte selects
 /// the link type, the rest is the frame. Checks that neither panics, that a decoded payload
@@ -38,7 +27,7 @@ pub fn decode(data: &[u8]) {
     let Some((&selector, frame)) = data.split_first() else {
         return;
     };
-    let link = LINKS[usize::from(selector) % LINKS.len()];
+    let link = LinkType::ALL[usize::from(selector) % LinkType::ALL.len()];
     let addresses = ip_addresses(link, frame);
     let mut encaps = Encapsulations::NONE;
     if let Ok(packet) = parse_counting(link, frame, &mut encaps) {
