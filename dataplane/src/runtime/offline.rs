@@ -692,6 +692,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn small_captures_get_a_small_pool_and_large_ones_the_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, len: usize| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, vec![0u8; len]).expect("write");
+            p
+        };
+        let tiny = write("tiny.pcap", 102);
+        assert_eq!(small_capture_pool(&[tiny.clone()]), Some((2047, 32)));
+        // 60,000 bytes: at most 3,750 records, plus one queue's cache and burst and 1,024.
+        let small = write("small.pcap", 60_000);
+        assert_eq!(small_capture_pool(&[small.clone()]), Some((5190, 44)));
+        // Two queues need room for two caches.
+        assert_eq!(small_capture_pool(&[tiny.clone(), small]), Some((5606, 45)));
+        let large = write("large.pcap", 16 * 8191);
+        assert_eq!(small_capture_pool(&[tiny, large]), None);
+        assert_eq!(small_capture_pool(&[dir.path().join("missing.pcap")]), None);
+    }
+
+    #[test]
     fn devarg_safety() {
         assert!(is_devarg_safe("/tmp/a-b_c.pcap"));
         assert!(!is_devarg_safe("/tmp/a,b.pcap"));
