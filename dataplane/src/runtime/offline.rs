@@ -700,10 +700,16 @@ mod tests {
             p
         };
         let tiny = write("tiny.pcap", 102);
-        assert_eq!(small_capture_pool(&[tiny.clone()]), Some((2047, 32)));
+        assert_eq!(
+            small_capture_pool(std::slice::from_ref(&tiny)),
+            Some((2047, 32))
+        );
         // 60,000 bytes: at most 3,750 records, plus one queue's cache and burst and 1,024.
         let small = write("small.pcap", 60_000);
-        assert_eq!(small_capture_pool(&[small.clone()]), Some((5190, 44)));
+        assert_eq!(
+            small_capture_pool(std::slice::from_ref(&small)),
+            Some((5190, 44))
+        );
         // Two queues need room for two caches.
         assert_eq!(small_capture_pool(&[tiny.clone(), small]), Some((5606, 45)));
         let large = write("large.pcap", 16 * 8191);
