@@ -68,7 +68,7 @@ pub const DEFAULT_MBUFS: u32 = 8191;
 /// EAL memory of a replay unless told otherwise, MB.
 pub const DEFAULT_MEMORY_MB: u32 = 128;
 /// The smallest pool [`small_capture_pool`] gives.
-const SMALL_POOL_MIN_MBUFS: u32 = 2047;
+pub const SMALL_POOL_MIN_MBUFS: u32 = 2047;
 
 /// A pool and EAL memory (mbufs, MB) for captures too small to fill the default pool, or `None`
 /// when the default ([`DEFAULT_MBUFS`] in [`DEFAULT_MEMORY_MB`]) is needed (or a capture's size
