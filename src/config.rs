@@ -179,6 +179,12 @@ pub struct DataplaneSection {
     pub ports: Option<PathBuf>,
     /// How often the dataplane statistics are published to the API, in milliseconds.
     pub stats_interval_ms: u64,
+    /// Hand a flow to the control plane as soon as it is identified (the early event), so a
+    /// live port's alert does not wait for the flow to end.
+    pub early_events: bool,
+    /// Seconds between an open flow's interim updates (duration, counters) after its early
+    /// event, so persistent connections are scored while they last; 0: none.
+    pub interim_interval_s: u32,
 }
 
 impl Default for DataplaneSection {
@@ -188,6 +194,8 @@ impl Default for DataplaneSection {
             signatures: None,
             ports: None,
             stats_interval_ms: 1000,
+            early_events: true,
+            interim_interval_s: 60,
         }
     }
 }

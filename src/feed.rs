@@ -26,7 +26,7 @@ use portolan_control::output::eve::to_eve;
 use portolan_control::output::forward::{ForwardCounts, ForwardTarget, Forwarder};
 use portolan_control::output::ocsf::to_ocsf;
 use portolan_control::output::{JsonLinesWriter, OutputCounters};
-use portolan_control::{FlowObservation, Ingest};
+use portolan_control::{FlowObservation, FlowPhase, Ingest};
 use portolan_dataplane::{FlowEvent, FlowEventConsumer};
 
 use crate::config::{AlertFormat, NetworkOutput};
@@ -37,9 +37,11 @@ pub type LiveProtocols = Arc<Mutex<Vec<BTreeMap<String, u64>>>>;
 /// What the feed did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeedTotals {
-    /// Flow events received.
+    /// Flow events received (final records).
     pub events: u64,
-    /// Flow events the control plane judged.
+    /// Early events and interim updates of open flows received.
+    pub updates: u64,
+    /// Flow events (final records) the control plane judged.
     pub flows_judged: u64,
     /// Batches that failed in the control plane.
     pub failed_batches: u64,
@@ -66,7 +68,9 @@ pub struct AlertFeed {
     on_failure: OnFailure,
     /// The first failure, kept for [`OnFailure::Stop`].
     failure: Option<String>,
-    batch: Vec<FlowObservation>,
+    /// Each event's phase and observation, in arrival order (a flow's events in the order its
+    /// worker sent them).
+    batch: Vec<(FlowPhase, FlowObservation)>,
     pending_protocols: Vec<BTreeMap<String, u64>>,
     live: LiveProtocols,
     eve: Option<JsonLinesWriter>,
@@ -352,11 +356,16 @@ impl AlertFeed {
             self.batch.clear();
             return;
         }
-        // Start order, so recurrence gaps come out right.
+        // Start order, so recurrence gaps come out right; the sort is stable, so one flow's
+        // events (same start and id) keep their order.
         self.batch
-            .sort_by(|a, b| a.start_us.cmp(&b.start_us).then(a.flow_id.cmp(&b.flow_id)));
-        let result = self.engine.ingest_flows(&self.batch);
-        let n = self.batch.len();
+            .sort_by(|(_, a), (_, b)| a.start_us.cmp(&b.start_us).then(a.flow_id.cmp(&b.flow_id)));
+        let result = self.engine.ingest_events(&self.batch);
+        let n = self
+            .batch
+            .iter()
+            .filter(|(p, _)| *p == FlowPhase::Final)
+            .count();
         self.batch.clear();
         self.last_store_retry = Instant::now();
         let alerts = match result {
@@ -488,6 +497,13 @@ impl AlertFeed {
 impl FlowEventConsumer for AlertFeed {
     fn on_event(&mut self, event: FlowEvent) {
         self.reopen_if_asked();
+        if event.phase != FlowPhase::Final {
+            // An open flow: judged (early event) or updated in place; not a finished flow, so
+            // neither counted per protocol nor written to the flow log.
+            self.totals.updates += 1;
+            self.batch.push((event.phase, event.observation()));
+            return;
+        }
         if !event.dns_answer_only {
             self.totals.events += 1;
             if let Some(m) = self.pending_protocols.get_mut(usize::from(event.worker)) {
@@ -511,7 +527,7 @@ impl FlowEventConsumer for AlertFeed {
                 self.failed(message);
             }
         }
-        self.batch.push(event.observation());
+        self.batch.push((FlowPhase::Final, event.observation()));
     }
 
     fn on_batch_end(&mut self) {

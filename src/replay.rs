@@ -177,13 +177,17 @@ fn load_classifiers(args: &ReplayArgs) -> Result<Option<(Classifiers, String)>, 
         max_packets: args.inspect_packets,
         ..ClassifyConfig::default()
     };
-    let classifiers = signatures::classifiers(
+    let mut classifiers = signatures::classifiers(
         &source,
         args.ports.as_deref(),
         "port override",
         classify_config,
     )
     .map_err(Failure::bad_input)?;
+    classifiers.set_updates(portolan_dataplane::UpdatePolicy {
+        early: !args.final_only,
+        interim_interval_s: args.interim_interval,
+    });
     let line = format!(
         "signatures: {}",
         signatures::describe(&source, &classifiers)
@@ -401,7 +405,17 @@ pub struct ReplayArgs {
     /// fit are counted as `ring_drops`).
     #[arg(long, value_name = "N", default_value_t = 16384)]
     event_queue: usize,
-    /// Write every flow event handed to the control plane as one JSON line (EVE flow form).
+    /// Seconds between an open flow's interim updates to the control plane (its duration and
+    /// counters so far, on capture time), after the early event it gets when identified; 0:
+    /// none.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    interim_interval: u32,
+    /// Hand flows to the control plane only when they end (no early events or interim
+    /// updates).
+    #[arg(long)]
+    final_only: bool,
+    /// Write every finished flow's event handed to the control plane as one JSON line (EVE
+    /// flow form).
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
     /// MDM inventory (Jamf Pro, Microsoft Graph or Apple MDM responses, JSON or plist;
@@ -584,6 +598,7 @@ fn write_results<O: PacketObserver>(
                 "dns_answer_events_received".into(),
                 d.dns_answers_received.into(),
             );
+            obj.insert("update_events_received".into(), d.updates_received.into());
         }
         if let (Some(a), Some(obj)) = (alerts, summary.as_object_mut()) {
             let a = serde_json::to_value(a).map_err(|e| write_err(e.into()))?;
@@ -601,11 +616,20 @@ fn write_results<O: PacketObserver>(
         )));
     }
     if let (Some(c), Some(d)) = (&r.classification, drain) {
-        if c.flow_events != d.received || c.dns_answer_events != d.dns_answers_received {
+        let updates = c.early_events + c.interim_events;
+        if c.flow_events != d.received
+            || c.dns_answer_events != d.dns_answers_received
+            || updates != d.updates_received
+        {
             return Err(Failure::runtime(format!(
-                "the workers queued {} flow events and {} DNS-answer events but the drain thread \
-                 received {} and {}",
-                c.flow_events, c.dns_answer_events, d.received, d.dns_answers_received
+                "the workers queued {} flow events, {} early and interim events and {} \
+                 DNS-answer events but the drain thread received {}, {} and {}",
+                c.flow_events,
+                updates,
+                c.dns_answer_events,
+                d.received,
+                d.updates_received,
+                d.dns_answers_received
             )));
         }
     }
@@ -758,6 +782,13 @@ fn print_summary(r: &ReplayReport, drain: Option<&DrainStats>) {
             c.ring_drops,
             drain.map_or(0, |d| d.received),
             c.dns_answer_events
+        );
+        eprintln!(
+            "open flows: {} early events, {} interim updates queued, {} dropped, {} received by the drain thread",
+            c.early_events,
+            c.interim_events,
+            c.update_drops,
+            drain.map_or(0, |d| d.updates_received)
         );
         let per = |cycles: u64, n: u64| cycles.checked_div(n).unwrap_or(0);
         eprintln!(

@@ -130,8 +130,9 @@ pub struct ReplayConsumer {
 
 impl FlowEventConsumer for ReplayConsumer {
     fn on_event(&mut self, event: FlowEvent) {
-        // `--events` keeps finished flows; an early DNS-answer event only feeds the control plane.
-        if event.dns_answer_only {
+        // `--events` keeps finished flows; an early DNS-answer event, an early event or an
+        // interim update of an open flow only feeds the control plane.
+        if event.dns_answer_only || event.phase != portolan_control::FlowPhase::Final {
             if let Some(alerts) = self.alerts.as_mut() {
                 alerts.on_event(event);
             }

@@ -1008,6 +1008,8 @@ fn stored_findings(db: &Path) -> Vec<Value> {
                 "interval_s": f.interval_seconds(),
                 "interval_cv": f.intervals.coefficient_of_variation(),
                 "longest_session_us": f.longest_session_us,
+                "connected_us": f.connected_us,
+                "bytes": [f.bytes_toserver, f.bytes_toclient],
                 "locked_sessions": f.locked_sessions,
                 "idle_sessions": f.idle_sessions,
                 "confidence": f.confidence,
@@ -1019,9 +1021,12 @@ fn stored_findings(db: &Path) -> Vec<Value> {
     out
 }
 
-/// The workers hand flows off when they end, each from its own queue, so the control plane
-/// receives the beacon's sessions in an order that changes with the number of workers and from
-/// run to run. The stored findings (scores, severities, reasons) must not.
+/// The workers hand flows off each from its own queue — as soon as each is identified (early
+/// event), then with interim updates while it lasts, then its final record — so the control
+/// plane receives the beacon's sessions and their updates in an order that changes with the
+/// number of workers and from run to run. The stored findings (sessions, scores, severities,
+/// reasons, persistence) must not, and must be those of a run that hands flows off only when
+/// they end: a flow's early event, interim updates and final record are one session.
 #[test]
 fn stored_findings_are_the_same_for_1_2_and_4_workers_run_after_run() {
     let inp = inputs();
@@ -1030,12 +1035,44 @@ fn stored_findings_are_the_same_for_1_2_and_4_workers_run_after_run() {
     flows.extend(mail_beacon(6..10));
     write_capture(&capture, &flows);
     let mut reference: Option<Vec<Value>> = None;
-    for workers in ["1", "2", "4", "2", "4", "2", "4"] {
+    let runs: [(&str, &[&str]); 8] = [
+        ("1", &["--final-only"]),
+        ("1", &["--interim-interval", "1"]),
+        ("2", &["--interim-interval", "1"]),
+        ("4", &["--interim-interval", "1"]),
+        ("2", &[]),
+        ("4", &["--interim-interval", "1"]),
+        ("2", &["--interim-interval", "1"]),
+        ("4", &["--final-only"]),
+    ];
+    for (workers, extra) in runs {
         let db = tempfile::NamedTempFile::new_in(inp.dir.path()).expect("temp db");
         let db = db.into_temp_path();
         std::fs::remove_file(&db).expect("fresh store path");
-        let out = replay_with_inputs(&inp, &capture, &db, &["--workers", workers]);
+        let summary = inp.dir.path().join("summary.json");
+        let mut rest = vec!["--workers", workers, "--summary", s(&summary)];
+        rest.extend(extra);
+        let out = replay_with_inputs(&inp, &capture, &db, &rest);
         assert_ok(&out);
+        let report = read_json(&summary);
+        let c = &report;
+        let sent = c["early_events"].as_u64().unwrap() + c["interim_events"].as_u64().unwrap();
+        assert_eq!(report["update_events_received"], json!(sent), "{report:#}");
+        assert_eq!(c["update_drops"], 0, "{report:#}");
+        if extra.contains(&"--final-only") {
+            assert_eq!(sent, 0, "{report:#}");
+        } else {
+            assert!(
+                c["early_events"].as_u64().unwrap() >= 10,
+                "the beacon's sessions are judged when identified: {report:#}"
+            );
+        }
+        if extra.contains(&"1") {
+            assert!(
+                c["interim_events"].as_u64().unwrap() > 0,
+                "the sessions last more than 1 s: {report:#}"
+            );
+        }
         let found = stored_findings(&db);
         match &reference {
             None => {
@@ -1051,7 +1088,21 @@ fn stored_findings_are_the_same_for_1_2_and_4_workers_run_after_run() {
                 );
                 reference = Some(found);
             }
-            Some(r) => assert_eq!(&found, r, "--workers {workers}"),
+            Some(r) => assert_eq!(&found, r, "--workers {workers} {extra:?}"),
         }
+        // One alert per flow at most (raised by its early event or, for a flow the policy
+        // had not alerted yet, by a later update), whatever the interleaving.
+        let alerts = portolan_control::Store::open(&db)
+            .expect("open store")
+            .alerts()
+            .expect("alerts");
+        let mut per_flow = std::collections::HashMap::new();
+        for a in &alerts {
+            *per_flow.entry(a.alert.flow.flow_id).or_insert(0) += 1;
+        }
+        assert!(
+            per_flow.values().all(|&n| n == 1),
+            "--workers {workers} {extra:?}: {per_flow:?}"
+        );
     }
 }

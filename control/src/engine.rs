@@ -38,11 +38,12 @@ mod lookup;
 mod operator;
 mod retention;
 mod review;
+mod shared;
 mod triage;
 
 pub use self::core::{ControlCore, CoreState};
 pub use backlog::{StoreHealth, StoreHealthSnapshot, MAX_UNSAVED_ALERTS};
-pub use ingest::Ingest;
+pub use ingest::{Ingest, MAX_OPEN_SESSIONS};
 pub use operator::Operator;
 
 /// A triage act on an alert beyond acknowledging and closing it (see [`Operator::triage_alert`]).
@@ -177,6 +178,17 @@ pub struct IngestStats {
     pub dns_answers: u64,
     /// Device state events stored.
     pub device_states: u64,
+    /// Later events (interim updates, final records) of flows judged by their early event,
+    /// applied to their session in place (not counted in `flows`).
+    #[serde(default)]
+    pub session_updates: u64,
+    /// Interim updates of flows whose early event was not judged (dropped by the dataplane,
+    /// or forgotten): ignored, the final record counts the flow.
+    #[serde(default)]
+    pub unmatched_updates: u64,
+    /// Open sessions forgotten at the bound (`MAX_OPEN_SESSIONS`).
+    #[serde(default)]
+    pub open_sessions_forgotten: u64,
 }
 
 /// The control plane as start-up builds it: one shared core ([`ControlCore`]: store, roles in force,

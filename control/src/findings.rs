@@ -222,6 +222,29 @@ pub struct LatestSession {
     pub exception: Option<ExceptionRule>,
 }
 
+/// What a finding has counted of one session so far: its end and its bytes as of the last
+/// event of its flow (an early event or interim update of an open flow, or its final record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SessionProgress {
+    /// Session end (so far), µs.
+    pub end_us: i64,
+    /// Bytes client → server so far.
+    pub bytes_toserver: u64,
+    /// Bytes server → client so far.
+    pub bytes_toclient: u64,
+}
+
+impl SessionProgress {
+    /// What `obs` says of its session.
+    pub fn of(obs: &FlowObservation) -> SessionProgress {
+        SessionProgress {
+            end_us: obs.end_us,
+            bytes_toserver: obs.bytes_toserver,
+            bytes_toclient: obs.bytes_toclient,
+        }
+    }
+}
+
 /// Where [`Finding::record_session`] placed a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
@@ -435,6 +458,36 @@ impl Finding {
             Placement::Latest { reset }
         } else {
             Placement::Earlier
+        }
+    }
+
+    /// A session this finding already counted grew: a later event of the same flow (an
+    /// interim update, or the final record after the early event) says it lasted until
+    /// `obs.end_us` with `obs`'s bytes, where `counted` is what was counted for it so far. Its
+    /// duration, bytes and end replace the counted ones; the session count, its start (and so
+    /// the recurrence gaps) and the per-session state counts stay: it is one session. A session
+    /// from before the window started over is ignored.
+    pub fn update_session(&mut self, counted: &SessionProgress, obs: &FlowObservation) {
+        if self.sessions == 0 || obs.start_us < self.first_seen_us {
+            return;
+        }
+        let before = counted.end_us.saturating_sub(obs.start_us).max(0);
+        let now = obs.duration_us();
+        self.connected_us = self
+            .connected_us
+            .saturating_add(now.saturating_sub(before).max(0));
+        self.longest_session_us = self.longest_session_us.max(now);
+        self.bytes_toserver = self
+            .bytes_toserver
+            .saturating_add(obs.bytes_toserver.saturating_sub(counted.bytes_toserver));
+        self.bytes_toclient = self
+            .bytes_toclient
+            .saturating_add(obs.bytes_toclient.saturating_sub(counted.bytes_toclient));
+        self.last_seen_us = self.last_seen_us.max(obs.end_us);
+        if let Some(l) = self.latest.as_mut() {
+            if l.order.start_us == obs.start_us && l.order.src_port == obs.src_port {
+                l.order.end_us = l.order.end_us.max(obs.end_us);
+            }
         }
     }
 

@@ -68,6 +68,7 @@ pub mod retention;
 pub mod roles;
 pub mod scoring;
 pub mod settings;
+pub mod shared_config;
 pub mod store;
 
 /// The control plane's input contract ([`FlowObservation`], [`DnsAnswer`]), owned by
@@ -81,6 +82,6 @@ pub use engine::{
     ControlConfig, ControlCore, ControlError, ControlPlane, Ingest, IngestStats, Operator,
     StoreHealthSnapshot,
 };
-pub use observation::{DnsAnswer, FlowObservation};
+pub use observation::{DnsAnswer, FlowObservation, FlowPhase};
 pub use roles::{RegisteredPortMap, RegisteredPorts, RegisteredPortsFn, RoleSet};
 pub use store::{Durability, Store};

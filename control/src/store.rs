@@ -994,6 +994,29 @@ impl Store {
         )
     }
 
+    /// Adds or replaces an exception (a revoked one of that id too) with its audit entry: the
+    /// fleet's shared configuration re-applies a key's new value under the same id.
+    pub fn upsert_exception(
+        &mut self,
+        rule: &ExceptionRule,
+        entry: &AuditEntry,
+    ) -> Result<i64, StoreError> {
+        self.audited_change(
+            entry,
+            ("begin exception", "commit exception"),
+            |tx, path, audit_id| {
+                tx.execute(
+                    "INSERT INTO exceptions (id, rule, added_audit_id) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT(id) DO UPDATE SET rule = excluded.rule, \
+                     added_audit_id = excluded.added_audit_id, revoked_audit_id = NULL",
+                    params![rule.id, to_json(rule), audit_id],
+                )
+                .map_err(sql(path, "write exception"))?;
+                Ok(())
+            },
+        )
+    }
+
     /// Revokes a stored exception with its audit entry; false when no active one has that id.
     pub fn revoke_exception(&mut self, id: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
         self.in_transaction(("begin revocation", "commit revocation"), |tx, path| {
@@ -1234,6 +1257,23 @@ impl Store {
             Ok(f)
         })
         .collect()
+    }
+
+    /// One finding by its id.
+    pub fn finding(&self, id: i64) -> Result<Option<Finding>, StoreError> {
+        self.tuples::<(i64, String), _>(
+            "read a finding",
+            "SELECT id, data FROM findings WHERE id = ?1",
+            [id],
+        )?
+        .into_iter()
+        .map(|(id, data)| {
+            let mut f: Finding = self.json("findings", id, &data)?;
+            f.id = id;
+            Ok(f)
+        })
+        .next()
+        .transpose()
     }
 
     /// Number of findings.

@@ -17,6 +17,7 @@ fn event(i: u64) -> FlowEvent {
     FlowEvent {
         flow_id: i,
         worker: 0,
+        phase: portolan_model::FlowPhase::Final,
         start_us: 1_700_000_000_000_000 + i,
         end_us: 1_700_000_000_500_000 + i,
         client_ip: IpAddr::V4(Ipv4Addr::new(10, 0, (i >> 8) as u8, i as u8)),

@@ -1,14 +1,18 @@
 //! The classifier on the worker: a [`PacketObserver`] that feeds each flow's payload-carrying
 //! packets to `portolan-classify` while the flow still wants them, honours the role swaps the
-//! classifier proves, counts flows per protocol, and hands every finished flow with a decided
-//! protocol to the control plane as a [`FlowEvent`] (a UDP `dns` flow's event carries what its
-//! first response resolved, for DNS-answer attribution).
+//! classifier proves, counts flows per protocol, and hands every flow with a decided protocol
+//! to the control plane as [`FlowEvent`]s: an early event as soon as it is identified (the
+//! packet that settles its protocol and name, [`FlowClassification::is_settled`]), an interim
+//! update at most once per [`UpdatePolicy::interim_interval_s`] while it lasts (on one of its
+//! packets: times and counters, built without allocating), and the final record when it ends (a
+//! UDP `dns` flow's event carries what its first response resolved, for DNS-answer
+//! attribution; DNS flows get no early or interim events).
 //!
 //! Owns: the per-worker [`Classifier`] (Hyperscan scratch allocated once, before the lcore loop),
 //! building each packet's [`ProbeContext`] from the flow's *current* roles, the per-worker
 //! classification counters, and the app-layer part of the EVE flow records. Must not: allocate
-//! or lock per packet (the classifier state lives in the flow entry; events are built once per
-//! flow as it ends), block on the hand-off queue, or decide anything from ports (ports only
+//! or lock per packet (the classifier state lives in the flow entry; the early and final events
+//! are built once per flow, an interim update allocates nothing), block on the hand-off queue, or decide anything from ports (ports only
 //! feed the registry's `port_mismatch` verdict).
 
 use crate::dpdk::lcore;
@@ -16,11 +20,12 @@ use crate::handoff::{FlowEvent, FlowEventSender, NameSource, TlsFingerprints};
 use crate::observer::PacketObserver;
 pub use crate::report::ClassificationReport;
 use portolan_classify::{
-    AppProto, AppRecord, Classifier, FlowClassification, PortRegistry, ProbeContext,
+    AppProto, AppRecord, Classifier, FlowClassification, HandoffMark, PortRegistry, ProbeContext,
     STARTTLS_INDICATOR,
 };
 use portolan_flow::eve::FlowRecord;
 use portolan_flow::{FinishedFlow, Flow, RoleSource, Side};
+use portolan_model::FlowPhase;
 use portolan_packet::{tcp_flags, Packet};
 use std::sync::Arc;
 
@@ -36,10 +41,40 @@ fn slot_proto(i: usize) -> AppProto {
     AppProto::ALL.get(i).copied().unwrap_or(AppProto::Unknown)
 }
 
+/// Which events an open flow gets before its final record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpdatePolicy {
+    /// Hand a flow off as soon as it is identified (the early event), so the control plane
+    /// judges it while it is open.
+    pub early: bool,
+    /// Seconds between a flow's interim updates (duration, counters) after its early event;
+    /// 0: none.
+    pub interim_interval_s: u32,
+}
+
+impl UpdatePolicy {
+    /// Final records only (the hand-off before early events).
+    pub const FINAL_ONLY: UpdatePolicy = UpdatePolicy {
+        early: false,
+        interim_interval_s: 0,
+    };
+}
+
+impl Default for UpdatePolicy {
+    /// Early events, and an interim update at most every 60 s.
+    fn default() -> Self {
+        UpdatePolicy {
+            early: true,
+            interim_interval_s: 60,
+        }
+    }
+}
+
 /// The classifying observer of one worker.
 #[derive(Debug)]
 pub struct ClassifyObserver {
     worker: u16,
+    updates: UpdatePolicy,
     classifier: Classifier,
     ports: Arc<PortRegistry>,
     events: Option<FlowEventSender>,
@@ -63,6 +98,7 @@ impl ClassifyObserver {
     ) -> ClassifyObserver {
         ClassifyObserver {
             worker,
+            updates: UpdatePolicy::FINAL_ONLY,
             classifier,
             ports,
             events,
@@ -72,6 +108,13 @@ impl ClassifyObserver {
             classifier_calls: [0; 2],
             classifier_cycles: [0; 2],
         }
+    }
+
+    /// The observer handing open flows off as `updates` says (early events, interim
+    /// updates); [`ClassifyObserver::new`] sends final records only.
+    pub fn with_updates(mut self, updates: UpdatePolicy) -> ClassifyObserver {
+        self.updates = updates;
+        self
     }
 
     /// The port registry used for `port_mismatch`.
@@ -100,6 +143,15 @@ impl ClassifyObserver {
                 .events
                 .as_ref()
                 .map_or(0, FlowEventSender::dns_answers_sent),
+            early_events: self.events.as_ref().map_or(0, FlowEventSender::early_sent),
+            interim_events: self
+                .events
+                .as_ref()
+                .map_or(0, FlowEventSender::interim_sent),
+            update_drops: self
+                .events
+                .as_ref()
+                .map_or(0, FlowEventSender::updates_dropped),
             scan_calls: self.classifier_calls[0],
             scan_cycles: self.classifier_cycles[0],
             enrich_calls: self.classifier_calls[1],
@@ -183,7 +235,129 @@ impl ClassifyObserver {
         }
     }
 
-    /// The compact hand-off event of a finished flow whose protocol is `app_proto`.
+    /// The per-packet check of an open flow's hand-off: the early event once the flow is
+    /// identified, then an interim update when one is due. Two field reads on most packets.
+    #[inline(always)]
+    fn report_progress(&mut self, flow: &mut Flow<FlowClassification>, ts_us: u64) {
+        match flow.app.handoff() {
+            HandoffMark::Done => {}
+            HandoffMark::Pending => {
+                if flow.app.is_decided() {
+                    self.send_early(flow);
+                }
+            }
+            HandoffMark::Early { next_update_s } => {
+                let due = flow
+                    .start_us
+                    .saturating_add(u64::from(next_update_s) * 1_000_000);
+                if self.updates.interim_interval_s > 0 && ts_us >= due {
+                    self.send_interim(flow, ts_us);
+                }
+            }
+        }
+    }
+
+    /// Seconds from `flow`'s start to its next interim update, counted from `ts_us`.
+    fn next_update_s(&self, flow: &Flow<FlowClassification>, ts_us: u64) -> u32 {
+        let elapsed = ts_us.saturating_sub(flow.start_us) / 1_000_000;
+        u32::try_from(elapsed)
+            .unwrap_or(u32::MAX)
+            .saturating_add(self.updates.interim_interval_s)
+    }
+
+    /// The flow is decided: once it is settled (protocol for good, name read or given up), its
+    /// early event goes to the control plane. Unknown and DNS flows, and a flow whose early
+    /// event finds the queue full (counted as an update drop), wait for their final record.
+    #[cold]
+    #[inline(never)]
+    fn send_early(&mut self, flow: &mut Flow<FlowClassification>) {
+        let app_proto = flow.app.app_proto();
+        if matches!(app_proto, AppProto::Unknown | AppProto::Dns) {
+            flow.app.set_handoff(HandoffMark::Done);
+            return;
+        }
+        if !flow.app.is_settled(&self.classifier) {
+            return;
+        }
+        let full = match self.events.as_mut() {
+            None => {
+                flow.app.set_handoff(HandoffMark::Done);
+                return;
+            }
+            Some(tx) if tx.is_full() => {
+                tx.count_update_dropped();
+                true
+            }
+            Some(_) => false,
+        };
+        if full {
+            flow.app.set_handoff(HandoffMark::Done);
+            return;
+        }
+        let mismatch = self.mismatch(flow, app_proto);
+        let mut event = self.event_of(flow, app_proto, mismatch);
+        event.phase = FlowPhase::Early;
+        let sent = self.events.as_mut().is_some_and(|tx| tx.send_update(event));
+        let mark = if sent {
+            HandoffMark::Early {
+                next_update_s: self.next_update_s(flow, flow.end_us),
+            }
+        } else {
+            HandoffMark::Done
+        };
+        flow.app.set_handoff(mark);
+    }
+
+    /// An interim update of an open flow whose early event went: its times and counters so
+    /// far (no heap part: nothing allocated); the next one is due an interval later.
+    #[cold]
+    #[inline(never)]
+    fn send_interim(&mut self, flow: &mut Flow<FlowClassification>, ts_us: u64) {
+        let app_proto = flow.app.app_proto();
+        let event = FlowEvent {
+            flow_id: flow.id | (u64::from(self.worker) << 48),
+            worker: self.worker,
+            phase: FlowPhase::Interim,
+            start_us: flow.start_us,
+            end_us: flow.end_us,
+            client_ip: flow.client_ip,
+            client_port: flow.client_port,
+            server_ip: flow.server_ip,
+            server_port: flow.server_port,
+            transport: flow.transport,
+            vlan: flow.vlan,
+            app_proto,
+            port_mismatch: self.mismatch(flow, app_proto),
+            starttls: false,
+            pkts_toserver: flow.pkts_toserver,
+            pkts_toclient: flow.pkts_toclient,
+            bytes_toserver: flow.bytes_toserver,
+            bytes_toclient: flow.bytes_toclient,
+            server_name: None,
+            tls_version: None,
+            dns_answers: None,
+            dns_answer_only: false,
+            user_agent: None,
+            tls_fingerprints: None,
+            indicators: Box::default(),
+            proxy: None,
+        };
+        if let Some(tx) = self.events.as_mut() {
+            tx.send_update(event);
+        }
+        flow.app.set_handoff(HandoffMark::Early {
+            next_update_s: self.next_update_s(flow, ts_us),
+        });
+    }
+
+    /// The registry's verdict on `flow` as `app_proto` (behind an explicit proxy, on the
+    /// tunnel target's port).
+    fn mismatch(&self, f: &Flow<FlowClassification>, app_proto: AppProto) -> bool {
+        self.ports
+            .port_mismatch(app_proto, f.transport, f.app.judged_port(f.server_port))
+    }
+
+    /// The compact hand-off event (final form) of a flow whose protocol is `app_proto`.
     fn event_of(
         &self,
         f: &Flow<FlowClassification>,
@@ -209,6 +383,7 @@ impl ClassifyObserver {
         FlowEvent {
             flow_id: f.id | (u64::from(self.worker) << 48),
             worker: self.worker,
+            phase: FlowPhase::Final,
             start_us: f.start_us,
             end_us: f.end_us,
             client_ip: f.client_ip,
@@ -269,9 +444,58 @@ impl PacketObserver for ClassifyObserver {
                 self.on_syn(flow, direction, tcp.seq);
             }
         }
-        if packet.payload.is_empty() {
-            return;
+        if !packet.payload.is_empty() {
+            self.on_payload(flow, direction, packet, ts_us);
         }
+        if self.updates.early {
+            self.report_progress(flow, ts_us);
+        }
+    }
+
+    /// Decided (a protocol or `unknown`), no parser wants either direction's bytes any more,
+    /// and not DNS (whose answers are read from later packets).
+    fn payload_wanted(&self, flow: &Flow<FlowClassification>, side: Side) -> Option<bool> {
+        (flow.app.is_decided() && flow.app.app_proto() != AppProto::Dns)
+            .then(|| flow.app.wants_payload_from(&self.classifier, side))
+    }
+
+    fn judged(&self, flow: &Flow<FlowClassification>) -> bool {
+        flow.app.is_decided()
+            && flow.app.app_proto() != AppProto::Dns
+            && !flow.app.wants_payload_from(&self.classifier, Side::Client)
+            && !flow.app.wants_payload_from(&self.classifier, Side::Server)
+    }
+
+    fn on_flow_end(&mut self, finished: &mut FinishedFlow<FlowClassification>) {
+        self.end_flow(finished);
+    }
+
+    fn describe(&self, finished: &FinishedFlow<FlowClassification>, record: &mut FlowRecord) {
+        let f = &finished.flow;
+        let app = AppRecord::from_flow(&f.app, &self.ports, f.transport, f.server_port);
+        record.app_proto = app.app_proto.as_str().to_string();
+        let mut map = app.to_json_map();
+        // `app_proto` is a field of the record itself; the flattened map must not repeat it.
+        map.remove("app_proto");
+        record.app = map;
+    }
+
+    fn classification(&self) -> Option<ClassificationReport> {
+        Some(self.report())
+    }
+}
+
+impl ClassifyObserver {
+    /// A payload-carrying packet: to the classifier while its direction is wanted, else
+    /// counted as bypassed (a DNS response is still read).
+    #[inline(always)]
+    fn on_payload(
+        &mut self,
+        flow: &mut Flow<FlowClassification>,
+        direction: Side,
+        packet: &Packet<'_>,
+        ts_us: u64,
+    ) {
         if flow.app.wants_payload_from(&self.classifier, direction) {
             // Timed (two TSC reads on the few packets the classifier sees) so the summary says
             // what classification costs: `scan_cycles` / `enrich_cycles`.
@@ -297,21 +521,9 @@ impl PacketObserver for ClassifyObserver {
         }
     }
 
-    /// Decided (a protocol or `unknown`), no parser wants either direction's bytes any more,
-    /// and not DNS (whose answers are read from later packets).
-    fn payload_wanted(&self, flow: &Flow<FlowClassification>, side: Side) -> Option<bool> {
-        (flow.app.is_decided() && flow.app.app_proto() != AppProto::Dns)
-            .then(|| flow.app.wants_payload_from(&self.classifier, side))
-    }
-
-    fn judged(&self, flow: &Flow<FlowClassification>) -> bool {
-        flow.app.is_decided()
-            && flow.app.app_proto() != AppProto::Dns
-            && !flow.app.wants_payload_from(&self.classifier, Side::Client)
-            && !flow.app.wants_payload_from(&self.classifier, Side::Server)
-    }
-
-    fn on_flow_end(&mut self, finished: &mut FinishedFlow<FlowClassification>) {
+    /// A flow left the table: its reorder buffers go back, it is counted, and a decided one's
+    /// final record goes to the control plane.
+    fn end_flow(&mut self, finished: &mut FinishedFlow<FlowClassification>) {
         finished.flow.app.release(&mut self.classifier);
         let f = &finished.flow;
         let app_proto = f.app.app_proto();
@@ -322,9 +534,7 @@ impl PacketObserver for ClassifyObserver {
             return;
         }
         // Behind an explicit proxy the tunnel's content runs to the target's port.
-        let mismatch =
-            self.ports
-                .port_mismatch(app_proto, f.transport, f.app.judged_port(f.server_port));
+        let mismatch = self.mismatch(f, app_proto);
         if mismatch {
             self.port_mismatches += 1;
         }
@@ -334,20 +544,6 @@ impl PacketObserver for ClassifyObserver {
                 tx.send(event);
             }
         }
-    }
-
-    fn describe(&self, finished: &FinishedFlow<FlowClassification>, record: &mut FlowRecord) {
-        let f = &finished.flow;
-        let app = AppRecord::from_flow(&f.app, &self.ports, f.transport, f.server_port);
-        record.app_proto = app.app_proto.as_str().to_string();
-        let mut map = app.to_json_map();
-        // `app_proto` is a field of the record itself; the flattened map must not repeat it.
-        map.remove("app_proto");
-        record.app = map;
-    }
-
-    fn classification(&self) -> Option<ClassificationReport> {
-        Some(self.report())
     }
 }
 

@@ -1,6 +1,8 @@
-//! Hand-off of finished, classified flows from the worker lcores to the control plane.
+//! Hand-off of classified flows from the worker lcores to the control plane.
 //!
-//! Owns: the compact [`FlowEvent`] one finished flow with a decided `app_proto` becomes, one
+//! Owns: the compact [`FlowEvent`] a flow with a decided `app_proto` becomes (an early event
+//! when it is identified, bounded interim updates while it lasts, the final record when it
+//! ends: [`FlowEvent::phase`]), one
 //! bounded lock-free queue per worker (crossbeam [`ArrayQueue`], its capacity allocated once at
 //! start-up), the worker's end of it ([`FlowEventSender`]: never blocks — an event that does not
 //! fit is counted as a ring drop), and the thread that drains every queue off the worker cores
@@ -18,7 +20,7 @@ use crossbeam::queue::ArrayQueue;
 use portolan_classify::{AppProto, DnsAnswers};
 use portolan_model::observation::normalize_host;
 use portolan_model::time::format_eve_unsigned;
-use portolan_model::{indicator, DnsAnswer, EveHeader, FlowObservation, ProxyTarget};
+use portolan_model::{indicator, DnsAnswer, EveHeader, FlowObservation, FlowPhase, ProxyTarget};
 use portolan_packet::Transport;
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
@@ -30,19 +32,26 @@ use std::time::Duration;
 /// Where a flow's server name came from (owned by `portolan-model`).
 pub use portolan_model::NameSource;
 
-/// One finished flow whose protocol was identified, as the control plane needs it to raise
-/// mismatch alerts and learn protocol/port pairs. Built once per flow as it ends (the server
-/// name, User-Agent, TLS fingerprints, indicator list and a DNS flow's boxed answers are its only
-/// heap parts); the full record with every metadata field is the EVE flow log.
+/// One flow whose protocol was identified, as the control plane needs it to raise mismatch
+/// alerts and learn protocol/port pairs: at most once when it is identified
+/// ([`FlowPhase::Early`]), at most once per interval while it lasts ([`FlowPhase::Interim`]:
+/// times and counters only, no heap part) and once when it ends ([`FlowPhase::Final`]). The
+/// early and final events are built once per flow (the server name, User-Agent, TLS
+/// fingerprints, indicator list and a DNS flow's boxed answers are their only heap parts); the
+/// full record with every metadata field is the EVE flow log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowEvent {
     /// Flow id, unique over the workers (worker `w`'s ids carry `w << 48`, as the EVE records).
     pub flow_id: u64,
     /// Worker (RX queue) that saw the flow.
     pub worker: u16,
+    /// Which of the flow's events this is: the early event (identified, still open), an
+    /// interim update (still open; times and counters only) or the final record. A flow's
+    /// events leave one worker's queue in that order.
+    pub phase: FlowPhase,
     /// First packet, µs since the epoch (capture time).
     pub start_us: u64,
-    /// Last packet, µs since the epoch.
+    /// Last packet so far (the flow's last packet in the final event), µs since the epoch.
     pub end_us: u64,
     /// Client address (after any role swap the classifier proved).
     pub client_ip: IpAddr,
@@ -295,6 +304,10 @@ pub struct FlowEventSender {
     sent: u64,
     dropped: u64,
     dns_answers_sent: u64,
+    /// Early events and interim updates queued (`[early, interim]`).
+    updates_sent: [u64; 2],
+    /// Early events and interim updates that did not fit the queue.
+    updates_dropped: u64,
     /// `dropped`, readable from other threads ([`FlowEventReceiver::ring_drops`]); written only
     /// when an event is dropped.
     shared_drops: Arc<AtomicU64>,
@@ -316,6 +329,57 @@ impl FlowEventSender {
                 false
             }
         }
+    }
+
+    /// Offers an early event or an interim update ([`FlowEvent::phase`] not `Final`) to the
+    /// queue; never blocks. Counted apart from the final events (`flow_events`, `ring_drops`,
+    /// whose sum stays the number of decided flows): `true` when queued, `false` when the queue
+    /// was full (counted in [`FlowEventSender::updates_dropped`]).
+    #[inline]
+    pub fn send_update(&mut self, event: FlowEvent) -> bool {
+        let slot = usize::from(event.phase == FlowPhase::Interim);
+        match self.queue.push(event) {
+            Ok(()) => {
+                if let Some(n) = self.updates_sent.get_mut(slot) {
+                    *n += 1;
+                }
+                true
+            }
+            Err(_) => {
+                self.updates_dropped += 1;
+                false
+            }
+        }
+    }
+
+    /// True when the queue has no free slot now (the drain thread may free one at any time):
+    /// lets the worker skip building an event that would be dropped.
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.queue.is_full()
+    }
+
+    /// Early events queued so far.
+    pub fn early_sent(&self) -> u64 {
+        self.updates_sent[0]
+    }
+
+    /// Interim updates queued so far.
+    pub fn interim_sent(&self) -> u64 {
+        self.updates_sent[1]
+    }
+
+    /// Early events and interim updates that did not fit the queue (or were not built because
+    /// it was full).
+    pub fn updates_dropped(&self) -> u64 {
+        self.updates_dropped
+    }
+
+    /// Counts an update the worker did not build because the queue was full
+    /// ([`FlowEventSender::is_full`]) as dropped.
+    #[inline]
+    pub fn count_update_dropped(&mut self) {
+        self.updates_dropped += 1;
     }
 
     /// Queues an early DNS-answer event ([`FlowEvent::dns_answer_only`]); never blocks. Not
@@ -362,17 +426,19 @@ impl FlowEventReceiver {
     /// many were taken.
     pub fn drain_into<C: FlowEventConsumer + ?Sized>(&self, consumer: &mut C) -> usize {
         let pass = self.drain_counting(consumer);
-        pass.flow_events + pass.dns_answer_events
+        pass.flow_events + pass.updates + pass.dns_answer_events
     }
 
-    /// [`FlowEventReceiver::drain_into`], counting finished-flow events and early DNS-answer
-    /// events ([`FlowEvent::dns_answer_only`]) apart.
+    /// [`FlowEventReceiver::drain_into`], counting finished-flow events, early events and
+    /// interim updates, and early DNS-answer events ([`FlowEvent::dns_answer_only`]) apart.
     pub fn drain_counting<C: FlowEventConsumer + ?Sized>(&self, consumer: &mut C) -> DrainPass {
         let mut pass = DrainPass::default();
         for q in &self.queues {
             while let Some(ev) = q.pop() {
                 if ev.dns_answer_only {
                     pass.dns_answer_events += 1;
+                } else if ev.phase != FlowPhase::Final {
+                    pass.updates += 1;
                 } else {
                     pass.flow_events += 1;
                 }
@@ -431,6 +497,8 @@ pub fn flow_event_queues(
             sent: 0,
             dropped: 0,
             dns_answers_sent: 0,
+            updates_sent: [0; 2],
+            updates_dropped: 0,
             shared_drops: Arc::clone(d),
         })
         .collect();
@@ -497,6 +565,8 @@ pub struct DrainPass {
     pub flow_events: usize,
     /// Early DNS-answer events ([`FlowEvent::dns_answer_only`]).
     pub dns_answer_events: usize,
+    /// Early events and interim updates of open flows.
+    pub updates: usize,
 }
 
 /// What the drain thread did.
@@ -506,6 +576,8 @@ pub struct DrainStats {
     pub received: u64,
     /// Early DNS-answer events handed to the consumer.
     pub dns_answers_received: u64,
+    /// Early events and interim updates of open flows handed to the consumer.
+    pub updates_received: u64,
     /// Non-empty drain passes.
     pub batches: u64,
     /// The CPUs the thread was pinned to, when pinning was asked for and worked.
@@ -552,7 +624,8 @@ impl<C: FlowEventConsumer + Send + 'static> FlowEventDrain<C> {
                     let stopping = stop_flag.load(Ordering::Acquire);
                     let pass = receiver.drain_counting(&mut consumer);
                     stats.dns_answers_received += pass.dns_answer_events as u64;
-                    let n = pass.flow_events + pass.dns_answer_events;
+                    stats.updates_received += pass.updates as u64;
+                    let n = pass.flow_events + pass.updates + pass.dns_answer_events;
                     if n > 0 {
                         stats.received += pass.flow_events as u64;
                         stats.batches += 1;
@@ -593,6 +666,7 @@ mod tests {
         FlowEvent {
             flow_id: i,
             worker: 0,
+            phase: FlowPhase::Final,
             start_us: 1_700_000_000_000_000 + i,
             end_us: 1_700_000_001_000_000 + i,
             client_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),

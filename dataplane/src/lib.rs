@@ -22,7 +22,7 @@ pub mod report;
 pub mod runtime;
 pub mod worker;
 
-pub use classify::ClassifyObserver;
+pub use classify::{ClassifyObserver, UpdatePolicy};
 pub use handoff::{
     flow_event_queues, DrainOptions, DrainPass, DrainStats, FlowEvent, FlowEventConsumer,
     FlowEventDrain, FlowEventReceiver, FlowEventSender, NameSource, TlsFingerprints,

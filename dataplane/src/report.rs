@@ -29,6 +29,14 @@ pub struct ClassificationReport {
     /// Early DNS-answer events queued (sent as each DNS flow's first response was read; not
     /// flow events).
     pub dns_answer_events: u64,
+    /// Early events queued: a flow handed off as soon as it was identified (protocol decided,
+    /// the name attribution needs read or given up), before it ended.
+    pub early_events: u64,
+    /// Interim updates queued (an open flow's duration and counters, at most one per flow per
+    /// interval).
+    pub interim_events: u64,
+    /// Early events and interim updates dropped because the worker's hand-off queue was full.
+    pub update_drops: u64,
     /// Classifier calls on undecided flows (Hyperscan prefilter and confirming parsers).
     pub scan_calls: u64,
     /// TSC cycles those calls took.
@@ -66,6 +74,9 @@ impl ClassificationReport {
         self.flow_events += other.flow_events;
         self.ring_drops += other.ring_drops;
         self.dns_answer_events += other.dns_answer_events;
+        self.early_events += other.early_events;
+        self.interim_events += other.interim_events;
+        self.update_drops += other.update_drops;
         self.scan_calls += other.scan_calls;
         self.scan_cycles += other.scan_cycles;
         self.enrich_calls += other.enrich_calls;

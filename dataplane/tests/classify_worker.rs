@@ -399,3 +399,133 @@ fn a_full_queue_keeps_the_dns_answer_for_the_flows_own_event() {
         .expect("answers kept for the flow event");
     assert_eq!(answers.name(), "push.example.com");
 }
+
+/// A worker whose observer hands open flows off early and with interim updates every
+/// `interval_s`, into a queue of `capacity` events.
+fn worker_with_updates(
+    interval_s: u32,
+    capacity: usize,
+) -> (Worker<ClassifyObserver>, FlowEventReceiver) {
+    let (sigs, ports) = classifier_parts();
+    let (mut senders, receiver) = flow_event_queues(1, capacity).expect("queues");
+    let tx = senders.pop().expect("one sender");
+    let o = observer(&sigs, &ports, Some(tx)).with_updates(portolan_dataplane::UpdatePolicy {
+        early: true,
+        interim_interval_s: interval_s,
+    });
+    let w = Worker::new(WorkerConfig::new(LinkType::Ethernet), o).expect("worker");
+    (w, receiver)
+}
+
+#[test]
+fn an_open_flow_is_handed_off_when_identified_then_updated_then_finished() {
+    use portolan_model::FlowPhase;
+    let (mut w, receiver) = worker_with_updates(10, 64);
+    let c = ([10, 0, 0, 1], 40001);
+    let s = ([10, 0, 0, 2], 50443);
+    let hello = tls_client_hello_record(&ClientHelloSpec::chrome_like("c2.example.net"));
+    let app_data: Vec<u8> = [&[0x17u8, 0x03, 0x03, 0x00, 0x20][..], &[0x42; 32][..]].concat();
+    let mut t = TS0;
+    feed(
+        &mut w,
+        &[
+            frame(c, s, true, 0x02, &[]),
+            frame(s, c, true, 0x12, &[]),
+            frame(c, s, true, 0x10, &[]),
+        ],
+        &mut t,
+    );
+    let mut got: Vec<FlowEvent> = Vec::new();
+    receiver.drain_into(&mut got);
+    assert!(
+        got.is_empty(),
+        "nothing before the flow is identified: {got:?}"
+    );
+    feed(&mut w, &[frame(c, s, true, 0x18, &hello)], &mut t);
+    receiver.drain_into(&mut got);
+    assert_eq!(got.len(), 1, "the ClientHello identifies the flow: {got:?}");
+    let early = got[0].clone();
+    assert_eq!(early.phase, FlowPhase::Early);
+    assert_eq!(early.app_proto, AppProto::Tls);
+    assert!(early.port_mismatch);
+    assert_eq!(
+        early.server_name,
+        Some((NameSource::TlsSni, "c2.example.net".into()))
+    );
+    assert_eq!(early.end_us, t, "stamped with the identifying packet");
+    // Heartbeats every 2 s for 65 s: an interim update at most every 10 s.
+    for _ in 0..33 {
+        t += 2_000_000;
+        let f = frame(c, s, true, 0x18, &app_data);
+        w.process_frame(&f, f.len() as u32, Some(t));
+    }
+    let end = t;
+    got.clear();
+    receiver.drain_into(&mut got);
+    let interim: Vec<FlowEvent> = got.clone();
+    assert_eq!(interim.len(), 6, "10, 20, .. 60 s: {interim:#?}");
+    let mut last = 0;
+    for e in &interim {
+        assert_eq!(e.phase, FlowPhase::Interim);
+        assert_eq!(e.flow_id, early.flow_id);
+        assert!(e.end_us >= last + 10_000_000, "at most one per 10 s");
+        assert!(
+            e.server_name.is_none() && e.indicators.is_empty(),
+            "no heap part"
+        );
+        last = e.end_us;
+    }
+    let mut flows = Vec::new();
+    let out = w.finish(&mut flows, StopCause::EndOfInput);
+    got.clear();
+    receiver.drain_into(&mut got);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].phase, FlowPhase::Final);
+    assert_eq!(got[0].end_us, end);
+    assert_eq!(got[0].flow_id, early.flow_id);
+    assert_eq!(got[0].server_name, early.server_name);
+    let r = out.observer.report();
+    assert_eq!(
+        (r.early_events, r.interim_events, r.update_drops),
+        (1, 6, 0)
+    );
+    assert_eq!((r.flow_events, r.ring_drops), (1, 0));
+}
+
+#[test]
+fn early_and_interim_events_that_do_not_fit_are_counted_and_the_final_record_still_counts() {
+    // A 1-slot queue nobody drains while the flow is open: the early event fits, every interim
+    // update is dropped and counted, the final record is dropped and counted as a ring drop.
+    let (mut w, receiver) = worker_with_updates(1, 1);
+    let c = ([10, 0, 0, 1], 40002);
+    let s = ([10, 0, 0, 2], 50443);
+    let hello = tls_client_hello_record(&ClientHelloSpec::chrome_like("c2.example.net"));
+    let mut t = TS0;
+    feed(
+        &mut w,
+        &[
+            frame(c, s, true, 0x02, &[]),
+            frame(c, s, true, 0x18, &hello),
+        ],
+        &mut t,
+    );
+    for _ in 0..5 {
+        t += 1_500_000;
+        let f = frame(c, s, true, 0x10, &[]);
+        w.process_frame(&f, f.len() as u32, Some(t));
+    }
+    let mut flows = Vec::new();
+    let out = w.finish(&mut flows, StopCause::EndOfInput);
+    let mut got: Vec<FlowEvent> = Vec::new();
+    receiver.drain_into(&mut got);
+    let r = out.observer.report();
+    assert_eq!(got.len(), 1);
+    assert_eq!(r.early_events + r.interim_events, 1);
+    assert_eq!(r.update_drops, 5, "{r:?}");
+    assert_eq!((r.flow_events, r.ring_drops), (0, 1));
+    // Sent = received + dropped, for updates and final records alike.
+    assert_eq!(
+        got.len() as u64 + r.update_drops + r.ring_drops,
+        r.early_events + r.interim_events + r.update_drops + r.flow_events + r.ring_drops
+    );
+}

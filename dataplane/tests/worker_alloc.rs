@@ -127,3 +127,68 @@ fn the_hot_path_does_not_allocate_per_packet() {
         "{n} allocations over {packets} packets of settled flows"
     );
 }
+
+#[test]
+fn interim_updates_of_open_flows_do_not_allocate() {
+    let (sigs, ports) = classifier_parts();
+    let (mut senders, receiver) = portolan_dataplane::flow_event_queues(1, 4096).expect("queues");
+    let o = observer(&sigs, &ports, senders.pop()).with_updates(portolan_dataplane::UpdatePolicy {
+        early: true,
+        interim_interval_s: 1,
+    });
+    let mut w = Worker::new(WorkerConfig::new(LinkType::Ethernet), o).expect("worker");
+    let hello = tls_client_hello_record(&ClientHelloSpec::chrome_like("c2.example.net"));
+    let app_data: Vec<u8> = [&[0x17u8, 0x03, 0x03, 0x00, 0x40][..], &[0x42; 64][..]].concat();
+    let server = ([10, 9, 9, 9], 50443);
+    let clients: Vec<([u8; 4], u16)> = (0..32u16)
+        .map(|i| ([10, 0, 0, i as u8], 41000 + i))
+        .collect();
+    // Warm-up (not counted): the ClientHellos identify the flows and their early events go
+    // (built once per flow); a few rounds use up the decided parser's packets.
+    let mut t = 1_700_000_000_000_000u64;
+    let warm: Vec<Vec<u8>> = clients
+        .iter()
+        .map(|&c| frame(c, server, true, 0x18, &hello))
+        .collect();
+    feed(&mut w, &warm, &mut t);
+    for _ in 0..10 {
+        let f: Vec<Vec<u8>> = clients
+            .iter()
+            .map(|&c| frame(c, server, true, 0x18, &app_data))
+            .collect();
+        feed(&mut w, &f, &mut t);
+    }
+    let mut drained = Vec::new();
+    receiver.drain_into(&mut drained);
+    // Counted: every flow gets an interim update each 1.1 s round.
+    let rounds: Vec<Vec<Vec<u8>>> = (0..10)
+        .map(|_| {
+            clients
+                .iter()
+                .map(|&c| frame(c, server, true, 0x18, &app_data))
+                .collect()
+        })
+        .collect();
+    ALLOCS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    for r in &rounds {
+        t += 1_100_000;
+        feed(&mut w, r, &mut t);
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    let n = ALLOCS.load(Ordering::SeqCst);
+    drained.clear();
+    receiver.drain_into(&mut drained);
+    assert_eq!(
+        drained.len(),
+        10 * clients.len(),
+        "one update per flow per round"
+    );
+    assert_eq!(
+        n,
+        0,
+        "{n} allocations over {} packets that sent {} interim updates",
+        10 * clients.len(),
+        drained.len()
+    );
+}

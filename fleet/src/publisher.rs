@@ -182,6 +182,9 @@ enum PassEnd {
     Stop,
     /// A publish failed; retry after a pause.
     Failed,
+    /// A publish waited its whole acknowledgement timeout (e.g. the stream's leader died and
+    /// the cluster is electing another): retry at once, the wait was the pause.
+    TimedOut,
 }
 
 impl Task {
@@ -248,6 +251,7 @@ impl Task {
                 }
                 Ok(_) => backoff = Duration::from_millis(100),
                 Err(PassEnd::Stop) => return,
+                Err(PassEnd::TimedOut) => backoff = Duration::from_millis(100),
                 Err(PassEnd::Failed) => {
                     if self.pause(backoff).await {
                         return;
@@ -320,11 +324,16 @@ impl Task {
                 outcome = Err(PassEnd::Stop);
                 break;
             }
+            let sent = Instant::now();
             match self.publish(js, row).await {
                 Ok(()) => done_through = Some(row.seq),
                 Err(e) => {
                     self.failed(last_log, &e);
-                    outcome = Err(PassEnd::Failed);
+                    outcome = Err(if sent.elapsed() >= self.config.ack_timeout() {
+                        PassEnd::TimedOut
+                    } else {
+                        PassEnd::Failed
+                    });
                     break;
                 }
             }

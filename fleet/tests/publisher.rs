@@ -29,6 +29,8 @@ fn config(url: &str) -> FleetConfig {
         outbox_capacity: 100_000,
         duplicate_window_s: 600,
         ack_timeout_ms: 2_000,
+        shared_config: false,
+        config_catchup_ms: 0,
     }
 }
 

@@ -21,7 +21,7 @@ pub mod transport;
 pub use app_proto::AppProto;
 pub use eve::EveHeader;
 pub use names::{indicator, NameSource};
-pub use observation::{DnsAnswer, EveInput, FlowObservation, ObservationError};
+pub use observation::{DnsAnswer, EveInput, FlowObservation, FlowPhase, ObservationError};
 pub use proxy::{ProxyKind, ProxyTarget};
 pub use side::Side;
 pub use transport::Transport;

@@ -52,6 +52,34 @@ impl ObservationError {
     }
 }
 
+/// Which of a flow's hand-off events an observation is. A flow is handed off as soon as it is
+/// identified (`Early`: protocol decided and the name attribution needs read or given up), then
+/// at most once per interval while it lasts (`Interim`: times and counters only), and when it
+/// ends (`Final`: the whole record). The control plane counts the three as one session, placed
+/// by the flow's id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowPhase {
+    /// The flow was just identified; it is still open.
+    Early,
+    /// The flow is still open: its duration and counters so far.
+    Interim,
+    /// The flow ended (the only event of flows the dataplane judged at their end).
+    #[default]
+    Final,
+}
+
+impl FlowPhase {
+    /// `early`, `interim` or `final`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowPhase::Early => "early",
+            FlowPhase::Interim => "interim",
+            FlowPhase::Final => "final",
+        }
+    }
+}
+
 /// One classified flow as the dataplane reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlowObservation {

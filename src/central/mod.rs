@@ -3,7 +3,9 @@
 //! device across appliances, alerts and learning counts as sent, idempotent) and serves it through
 //! the same admin API as an appliance (tokens from `portolan token create --config FILE`, roles,
 //! problem+json, OpenAPI), with the appliances at `GET /api/v1/fleet/appliances` (last seen,
-//! backlog, version).
+//! backlog, version), and the fleet's shared configuration at `/api/v1/fleet/config/...` (KV
+//! buckets written with compare-and-swap; the central applies them to its own view as every
+//! appliance does).
 //!
 //! Owns: the start-up order and the threads (a tokio runtime for the API and the consumer).
 //! Signals: SIGTERM/SIGINT stop gracefully (a message being applied is finished or redelivered).
@@ -17,12 +19,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use portolan_api::shared_config::{BoxFuture, SharedConfigStore};
 use portolan_api::{
     ApiServer, ApiState, ControlHandle, DataplaneStatsHandle, Readiness, ReloadPlan, RolesSource,
     TokenStore,
 };
+use portolan_control::shared_config::{ConfigBucket, SharedConfigError, SharedEntry, SharedValue};
 use portolan_control::{ControlConfig, ControlPlane, RoleSet, Store};
 use portolan_fleet::consumer::{self, ConsumerCounters};
+use portolan_fleet::shared_config::{ConfigWatcher, SharedConfig};
 
 use crate::config::Overrides;
 use crate::Failure;
@@ -93,7 +98,8 @@ fn run(cfg: &CentralConfig) -> Result<(), Failure> {
         );
     }
     let readiness = Readiness::new();
-    let state = ApiState::with_stats(
+    let operator = control.operator().clone();
+    let mut state = ApiState::with_stats(
         control,
         tokens,
         DataplaneStatsHandle::new(),
@@ -105,6 +111,24 @@ fn run(cfg: &CentralConfig) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::runtime(format!("cannot start the runtime: {e}")))?;
+    // The shared configuration: written through the API with compare-and-swap; the central
+    // applies it to its own view too (its exceptions and roles lists show what appliances use).
+    let shared = runtime
+        .block_on(SharedConfig::connect(
+            &cfg.central.servers,
+            cfg.central.replicas,
+            &format!("portolan central {} config", cfg.central.consumer),
+        ))
+        .map_err(|e| runtime_err(&e))?;
+    state.shared_config = Some(Arc::new(KvConfig(shared)));
+    let watcher = ConfigWatcher::spawn(
+        &cfg.central.servers,
+        cfg.central.replicas,
+        &cfg.central.consumer,
+        operator,
+        || {},
+    )
+    .map_err(|e| runtime_err(&e))?;
     let server = runtime
         .block_on(ApiServer::bind(&cfg.api, state))
         .map_err(|e| runtime_err(&e))?;
@@ -132,6 +156,7 @@ fn run(cfg: &CentralConfig) -> Result<(), Failure> {
         let _ = tokio::time::timeout(Duration::from_secs(10), consumer).await;
         let _ = tokio::time::timeout(Duration::from_secs(10), api).await;
     });
+    watcher.stop();
     runtime.shutdown_timeout(Duration::from_secs(5));
     use std::sync::atomic::Ordering::Relaxed;
     tracing::info!(
@@ -157,5 +182,36 @@ async fn wait_for_signal() -> &'static str {
     tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
+    }
+}
+
+/// The API's shared-configuration store over the KV buckets.
+struct KvConfig(SharedConfig);
+
+impl SharedConfigStore for KvConfig {
+    fn list(
+        &self,
+        bucket: ConfigBucket,
+    ) -> BoxFuture<'_, Result<Vec<SharedEntry>, SharedConfigError>> {
+        Box::pin(self.0.list(bucket))
+    }
+
+    fn put<'a>(
+        &'a self,
+        bucket: ConfigBucket,
+        key: &'a str,
+        value: &'a SharedValue,
+        expected: u64,
+    ) -> BoxFuture<'a, Result<u64, SharedConfigError>> {
+        Box::pin(self.0.put(bucket, key, value, expected))
+    }
+
+    fn delete<'a>(
+        &'a self,
+        bucket: ConfigBucket,
+        key: &'a str,
+        expected: u64,
+    ) -> BoxFuture<'a, Result<(), SharedConfigError>> {
+        Box::pin(self.0.delete(bucket, key, expected))
     }
 }

@@ -4,6 +4,9 @@
 //! `queue_limit` its bound), and gives it a moment at shutdown to send what the last flush
 //! queued.
 //!
+//! With `shared_config` it also runs the watcher of the fleet's shared configuration (KV) and
+//! waits for its current values before the dataplane starts.
+//!
 //! Owns: that wiring. Must not: publish (the `portolan-fleet` publisher does) or block the
 //! drain thread.
 
@@ -12,7 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use portolan_api::stats::{OutputSource, OutputStats};
+use portolan_control::engine::Operator;
 use portolan_control::ControlCore;
+use portolan_fleet::shared_config::ConfigWatcher;
 use portolan_fleet::Publisher;
 
 use crate::config::ApplianceConfig;
@@ -79,8 +84,18 @@ pub(super) fn with_outputs(outputs: OutputSource, publisher: Option<&Publisher>)
 
 /// Waits (a few seconds at most, and only while the cluster answers) until the publisher has
 /// sent every row queued so far, then stops it; what is left stays in the outbox for the next
-/// start.
-pub(super) fn stop(publisher: Publisher, core: &ControlCore) {
+/// start. Stops the shared configuration's watcher first.
+pub(super) fn stop(
+    publisher: Option<Publisher>,
+    watcher: Option<ConfigWatcher>,
+    core: &ControlCore,
+) {
+    if let Some(w) = watcher {
+        w.stop();
+    }
+    let Some(publisher) = publisher else {
+        return;
+    };
     let newest = core
         .lock()
         .ok()
@@ -103,4 +118,42 @@ pub(super) fn stop(publisher: Publisher, core: &ControlCore) {
         backlog,
         "fleet publisher stopped"
     );
+}
+
+/// With `[fleet]` and `shared_config` (the default): the watcher of the fleet's shared
+/// configuration, started and waited for (`config_catchup_ms` at most) so the buckets' current
+/// values are in force before the dataplane judges anything.
+pub(super) fn start_config(
+    cfg: &ApplianceConfig,
+    operator: &Operator,
+) -> Result<Option<ConfigWatcher>, Failure> {
+    let Some(fleet) = cfg.fleet.as_ref().filter(|f| f.shared_config) else {
+        return Ok(None);
+    };
+    let cpus = cfg.hardware.control_cores();
+    let mut watcher = ConfigWatcher::spawn(
+        &fleet.servers,
+        fleet.replicas,
+        &fleet.appliance,
+        operator.clone(),
+        move || super::pin_to(&cpus),
+    )
+    .map_err(|e| {
+        Failure::runtime(format!(
+            "cannot start the shared configuration watcher: {e}"
+        ))
+    })?;
+    let t = Instant::now();
+    if watcher.wait_caught_up(Duration::from_millis(fleet.config_catchup_ms)) {
+        tracing::info!(
+            elapsed_ms = t.elapsed().as_millis() as u64,
+            "shared configuration read; judging with it"
+        );
+    } else {
+        tracing::warn!(
+            waited_ms = fleet.config_catchup_ms,
+            "shared configuration not read yet (cluster unreachable?): judging with what the store kept; changes apply when it answers"
+        );
+    }
+    Ok(Some(watcher))
 }

@@ -212,6 +212,7 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     let (ingest, core, control) = start_control(cfg, classifiers.ports())?;
     // The fleet publisher's thread, before the EAL (pinned to the control cores like the rest).
     let publisher = fleet::start(cfg, &core)?;
+    let config_watcher = fleet::start_config(cfg, control.operator())?;
     let tokens = open_tokens(cfg)?;
     let stats = DataplaneStatsHandle::new();
     let readiness = Readiness::new();
@@ -284,9 +285,7 @@ fn run(cfg: &ApplianceConfig) -> Result<(), Failure> {
     }
     finish_drain(drain);
     flush_learning(&core);
-    if let Some(p) = publisher {
-        fleet::stop(p, &core);
-    }
+    fleet::stop(publisher, config_watcher, &core);
     connectors.stop();
     api.stop();
     drop(dataplane);
@@ -336,13 +335,17 @@ fn load_classifiers(cfg: &ApplianceConfig) -> Result<Classifiers, Failure> {
         max_packets: inspection.packets_per_direction,
         ..ClassifyConfig::default()
     };
-    let classifiers = crate::signatures::classifiers(
+    let mut classifiers = crate::signatures::classifiers(
         &source,
         cfg.dataplane.ports.as_deref(),
         "dataplane.ports",
         classify_config,
     )
     .map_err(Failure::bad_input)?;
+    classifiers.set_updates(portolan_dataplane::UpdatePolicy {
+        early: cfg.dataplane.early_events,
+        interim_interval_s: cfg.dataplane.interim_interval_s,
+    });
     tracing::info!(
         protocols = classifiers.protocols(),
         patterns = classifiers.database().patterns,

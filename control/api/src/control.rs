@@ -643,6 +643,14 @@ impl ControlHandle {
         ))
     }
 
+    /// One finding.
+    pub fn finding(&self, id: i64) -> Result<portolan_control::findings::Finding, ControlError> {
+        self.op()
+            .finding(id)
+            .map_err(ControlError::internal)?
+            .ok_or_else(|| ControlError::NotFound(format!("no finding with id {id}")))
+    }
+
     /// Acknowledges an alert with a note, audited.
     pub fn acknowledge(
         &self,

@@ -20,6 +20,7 @@ pub mod ratelimit;
 pub mod router;
 pub mod routes;
 pub mod server;
+pub mod shared_config;
 pub mod state;
 pub mod stats;
 pub mod tls;

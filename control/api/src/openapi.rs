@@ -50,6 +50,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         control::reject_proposal,
         control::list_alerts,
         control::get_alert,
+        control::get_finding,
         control::ack_alert,
         control::close_alert,
         control::escalate_alert,
@@ -60,6 +61,9 @@ pub const BEARER_SCHEME: &str = "bearer";
         control::list_audit,
         control::reload,
         fleet::list_appliances,
+        fleet::list_shared,
+        fleet::put_shared,
+        fleet::delete_shared,
     ),
     components(schemas(Problem, SeverityParam, AlertStatus, TransportInput)),
     tags(
@@ -70,7 +74,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         (name = "learning", description = "Learning-mode baseline proposals"),
         (name = "alerts", description = "Findings and alerts"),
         (name = "audit", description = "Audit log of baseline, exception and alert changes"),
-        (name = "fleet", description = "The fleet's appliances (portolan central)"),
+        (name = "fleet", description = "The fleet's appliances and shared configuration (portolan central)"),
     )
 )]
 struct AnnotatedDoc;

@@ -77,6 +77,8 @@ pub struct ApiState {
     pub metrics: Arc<ApiMetrics>,
     /// Console sign-in sessions (in memory).
     pub sessions: Arc<SessionStore>,
+    /// The fleet's shared configuration (`portolan central` only; `None` on an appliance).
+    pub shared_config: Option<Arc<dyn crate::shared_config::SharedConfigStore>>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -114,6 +116,7 @@ impl ApiState {
             readiness,
             metrics,
             sessions: Arc::new(SessionStore::new()),
+            shared_config: None,
         }
     }
 }

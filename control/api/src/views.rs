@@ -849,6 +849,62 @@ pub struct AlertNoteView {
     pub note: String,
 }
 
+/// A finding as the store holds it now: its sessions so far (an open session's duration grows
+/// with the dataplane's interim updates), persistence, score and reasons.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FindingView {
+    /// Finding id.
+    pub id: i64,
+    /// Device (UDID, or `ip:` address) | app or role | protocol | destination | port.
+    pub key: String,
+    /// Sessions in the current window.
+    pub sessions: u64,
+    /// First session start.
+    pub first_seen: String,
+    /// Latest session end (so far, for an open session).
+    pub last_seen: String,
+    /// Longest session, seconds (so far, for an open session).
+    pub longest_session_s: f64,
+    /// Total connected time, seconds.
+    pub connected_s: f64,
+    /// Bytes client → server.
+    pub bytes_toserver: u64,
+    /// Bytes server → client.
+    pub bytes_toclient: u64,
+    /// Mean gap between session starts, seconds.
+    pub interval_s: Option<f64>,
+    /// Score, 0..100.
+    pub score: f64,
+    /// `informational`, `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// Why the score is what it is.
+    pub reasons: Vec<String>,
+    /// Alerts raised.
+    pub alerts: u64,
+}
+
+impl FindingView {
+    /// From a stored finding.
+    pub fn new(f: &portolan_control::findings::Finding) -> Self {
+        Self {
+            id: f.id,
+            key: f.key.as_text(),
+            sessions: f.sessions,
+            first_seen: format_rfc3339(f.first_seen_us),
+            last_seen: format_rfc3339(f.last_seen_us),
+            longest_session_s: f.longest_session_us as f64 / 1e6,
+            connected_s: f.connected_us as f64 / 1e6,
+            bytes_toserver: f.bytes_toserver,
+            bytes_toclient: f.bytes_toclient,
+            interval_s: f.interval_seconds(),
+            score: f.score,
+            severity: f.severity.as_str().to_string(),
+            reasons: f.reasons.clone(),
+            alerts: f.alerts,
+        }
+    }
+}
+
 /// An alert with its evidence.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AlertView {

@@ -724,6 +724,27 @@ async fn alerts_are_listed_with_evidence_acknowledged_and_closed_across_a_restar
     assert_eq!(body["status"], "closed");
     assert_eq!(body["acknowledged"]["note"], "checking with the mail team");
     assert_eq!(body["closed"]["note"], "relay is sanctioned");
+    // The alert's finding, as stored.
+    let (status, finding) = api
+        .call(
+            api.client
+                .get(api.at(&format!("/api/v1/findings/{}", body["finding_id"]))),
+            &api.viewer,
+        )
+        .await;
+    assert_eq!(status, 200, "{finding}");
+    assert_eq!(finding["id"], body["finding_id"]);
+    assert_eq!(finding["sessions"], 1, "{finding}");
+    assert_eq!(finding["severity"], body["severity"], "{finding}");
+    assert!(finding["longest_session_s"].as_f64().is_some(), "{finding}");
+    let r = api
+        .client
+        .get(api.at("/api/v1/findings/123456"))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap();
+    problem(r, 404).await;
     let r = api
         .client
         .get(api.at("/api/v1/alerts/123456"))

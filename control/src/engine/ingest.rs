@@ -2,6 +2,13 @@
 //! attribute → judge → exception → score → store, one stage per function below; DNS answers feed
 //! attribution.
 //!
+//! A flow may arrive in several events ([`FlowPhase`]): early (identified, still open), interim
+//! updates, final. Its first event goes through every stage and is counted as one session; the
+//! later ones find it by flow id (with its start and client port) and update that session in place
+//! ([`Finding::update_session`]: duration, bytes, end), are scored again, and may raise the
+//! flow's alert only if none of its events raised one yet (one alert per flow, normally at the
+//! early event). Open sessions are remembered in memory, bounded ([`MAX_OPEN_SESSIONS`]).
+//!
 //! Owns: [`Ingest`] (the findings as they grow, the signature and app catalogues, what the store
 //! has not taken yet), the alert policy (a finding raises an alert when its score first reaches
 //! `scoring.alert_threshold`, and again each time its severity rises; sessions covered by an
@@ -24,9 +31,11 @@ use crate::alert::{
 use crate::app_catalogue::AppCatalogue;
 use crate::attribution::{AppAttribution, DeviceAttribution};
 use crate::device_state::{DeviceStateSnapshot, LockState};
-use crate::findings::{Finding, FindingKey, LatestSession, Placement, SessionOrder};
+use crate::findings::{
+    Finding, FindingKey, LatestSession, Placement, SessionOrder, SessionProgress,
+};
 use crate::inventory::Device;
-use crate::observation::{DnsAnswer, EveInput, FlowObservation};
+use crate::observation::{DnsAnswer, EveInput, FlowObservation, FlowPhase};
 use crate::roles::{
     BaselineBasis, ExceptionQuery, ExceptionRule, Judgement, PairingQuery, RoleSet, DEVICE_DEFAULT,
 };
@@ -39,6 +48,64 @@ use super::{ControlConfig, ControlError, IngestStats};
 /// Pending learning keys that trigger a flush to the store.
 const LEARNING_FLUSH_KEYS: usize = 10_000;
 
+/// Open sessions (flows whose early event was judged and whose final record has not come)
+/// remembered at most; past it the half that was updated least recently is forgotten (their
+/// later events then count as new sessions, or are ignored for interim updates).
+pub const MAX_OPEN_SESSIONS: usize = 262_144;
+
+/// One flow's identity across its events: the dataplane's flow id with its start and client
+/// port (flow ids start over when the dataplane restarts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct SessionId {
+    flow_id: u64,
+    start_us: i64,
+    src_port: u16,
+}
+
+impl SessionId {
+    fn of(obs: &FlowObservation) -> SessionId {
+        SessionId {
+            flow_id: obs.flow_id,
+            start_us: obs.start_us,
+            src_port: obs.src_port,
+        }
+    }
+}
+
+/// A flow whose first event was judged and whose final record has not come yet.
+#[derive(Debug, Clone)]
+struct OpenSession {
+    /// What its first event was judged with, when it counted in a finding.
+    context: Option<Box<SessionContext>>,
+    /// What the finding has counted of it so far.
+    counted: SessionProgress,
+    /// One of its events raised an alert.
+    alerted: bool,
+}
+
+/// The judgement of a session's first event, kept to score and alert its later events alike.
+#[derive(Debug, Clone)]
+struct SessionContext {
+    /// Its finding's key text.
+    key: String,
+    udid: Option<String>,
+    device_attr: Option<DeviceAttribution>,
+    app_proto: String,
+    transport: String,
+    app: AppAttribution,
+    state: DeviceStateSnapshot,
+    judgement: Judgement,
+    /// The first event (the evidence an alert raised by a later interim update shows, with
+    /// that update's times and counters).
+    first: FlowObservation,
+}
+
+/// What the stages made of a session's first event.
+struct Evaluated {
+    finding: Option<(Finding, Option<Alert>)>,
+    context: Option<Box<SessionContext>>,
+}
+
 /// The ingest side of the control plane: judges flows and remembers DNS answers. One per core; the
 /// daemon's drain thread (or a replay) owns it.
 pub struct Ingest {
@@ -46,6 +113,8 @@ pub struct Ingest {
     signatures: SignatureCatalogue,
     catalogue: AppCatalogue,
     findings: HashMap<String, Finding>,
+    /// Flows judged by their early event whose final record has not come.
+    sessions: HashMap<SessionId, OpenSession>,
     /// Judged but not committed yet (the store refused).
     backlog: Backlog,
 }
@@ -87,6 +156,7 @@ impl Ingest {
             signatures,
             catalogue,
             findings,
+            sessions: HashMap::new(),
             backlog: Backlog::default(),
         })
     }
@@ -152,8 +222,24 @@ impl Ingest {
         self.ingest_flows(std::slice::from_ref(obs))
     }
 
-    /// Judges a batch of flows, committing all resulting findings and alerts in one transaction
-    /// (the shared state is locked for the batch).
+    /// Judges a batch of flow events ([`FlowPhase`]: a flow's early event, interim updates and
+    /// final record count as one session), committing all resulting findings and alerts in one
+    /// transaction, as [`Ingest::ingest_flows`] does. Feed each flow's events in the order its
+    /// worker sent them.
+    pub fn ingest_events(
+        &mut self,
+        events: &[(FlowPhase, FlowObservation)],
+    ) -> Result<Vec<Alert>, ControlError> {
+        self.ingest_batch(events.iter().map(|(p, o)| (*p, o)))
+    }
+
+    /// Flows judged by their early event whose final record has not come yet.
+    pub fn open_sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Judges a batch of finished flows (final records), committing all resulting findings and
+    /// alerts in one transaction (the shared state is locked for the batch).
     ///
     /// When the store refuses the commit, the batch's findings and alerts are kept (bounded by
     /// [`MAX_UNSAVED_ALERTS`](super::MAX_UNSAVED_ALERTS)), the core's [`store_health`](ControlCore::store_health) says so, and the
@@ -163,15 +249,54 @@ impl Ingest {
         &mut self,
         observations: &[FlowObservation],
     ) -> Result<Vec<Alert>, ControlError> {
+        self.ingest_batch(observations.iter().map(|o| (FlowPhase::Final, o)))
+    }
+
+    /// [`Ingest::ingest_events`] over any sequence of events.
+    fn ingest_batch<'o>(
+        &mut self,
+        events: impl Iterator<Item = (FlowPhase, &'o FlowObservation)>,
+    ) -> Result<Vec<Alert>, ControlError> {
         let core = Arc::clone(&self.core);
         let mut st = core.lock()?;
         let mut pending: HashMap<String, Finding> = HashMap::new();
         let mut alerts = Vec::new();
         let mut stats = st.stats;
-        for obs in observations {
-            if let Some((finding, alert)) = self.evaluate(&mut st, obs, &pending, &mut stats) {
+        for (phase, obs) in events {
+            let id = SessionId::of(obs);
+            if let Some(mut open) = self.sessions.remove(&id) {
+                stats.session_updates += 1;
+                if let Some((finding, alert)) = self.update(&st, &mut open, obs, phase, &pending) {
+                    pending.insert(finding.key.as_text(), finding);
+                    alerts.extend(alert);
+                }
+                if phase != FlowPhase::Final {
+                    self.sessions.insert(id, open);
+                }
+                continue;
+            }
+            if phase == FlowPhase::Interim {
+                // Its early event was not judged (dropped, or forgotten): the final record
+                // will count it.
+                stats.unmatched_updates += 1;
+                continue;
+            }
+            let evaluated = self.evaluate(&mut st, obs, &pending, &mut stats);
+            let alerted = evaluated.finding.as_ref().is_some_and(|(_, a)| a.is_some());
+            if let Some((finding, alert)) = evaluated.finding {
                 pending.insert(finding.key.as_text(), finding);
                 alerts.extend(alert);
+            }
+            if phase == FlowPhase::Early {
+                self.remember(
+                    id,
+                    OpenSession {
+                        context: evaluated.context,
+                        counted: SessionProgress::of(obs),
+                        alerted,
+                    },
+                    &mut stats,
+                );
             }
         }
         stats.alerts += alerts.len() as u64;
@@ -234,18 +359,86 @@ impl Ingest {
         }
     }
 
-    /// One flow through the stages; `None` when it raised no finding (unclassified or approved).
+    /// Remembers an open session, forgetting the least recently updated half when the bound is
+    /// reached.
+    fn remember(&mut self, id: SessionId, open: OpenSession, stats: &mut IngestStats) {
+        if self.sessions.len() >= MAX_OPEN_SESSIONS {
+            let mut ends: Vec<i64> = self.sessions.values().map(|s| s.counted.end_us).collect();
+            let mid = ends.len() / 2;
+            let (_, cut, _) = ends.select_nth_unstable(mid);
+            let cut = *cut;
+            let before = self.sessions.len();
+            self.sessions.retain(|_, s| s.counted.end_us > cut);
+            stats.open_sessions_forgotten += (before - self.sessions.len()) as u64;
+        }
+        self.sessions.insert(id, open);
+    }
+
+    /// A later event of a session already judged: its finding (pending in this batch or known)
+    /// with the session updated in place, scored again; the flow's alert if none of its events
+    /// raised one and the score now calls for it. `None` when the session counted in no finding.
+    fn update(
+        &self,
+        st: &CoreState,
+        open: &mut OpenSession,
+        obs: &FlowObservation,
+        phase: FlowPhase,
+        pending: &HashMap<String, Finding>,
+    ) -> Option<(Finding, Option<Alert>)> {
+        let ctx = open.context.as_deref()?;
+        let mut finding = pending
+            .get(&ctx.key)
+            .or_else(|| self.findings.get(&ctx.key))
+            .cloned()?;
+        finding.update_session(&open.counted, obs);
+        open.counted = SessionProgress::of(obs);
+        let cfg = self.core.config();
+        let device = ctx.udid.as_ref().and_then(|u| st.inventory.devices.get(u));
+        let s = score_finding(cfg, &mut finding, device);
+        if open.alerted || finding.excepted_by.is_some() {
+            return Some((finding, None));
+        }
+        let a = Attributed {
+            app_proto: ctx.app_proto.clone(),
+            transport: ctx.transport.clone(),
+            device_attr: ctx.device_attr.clone(),
+            device,
+            app: ctx.app.clone(),
+            state: ctx.state.clone(),
+        };
+        let evidence = match phase {
+            FlowPhase::Final => obs.clone(),
+            FlowPhase::Early | FlowPhase::Interim => FlowObservation {
+                end_us: obs.end_us,
+                pkts_toserver: obs.pkts_toserver,
+                pkts_toclient: obs.pkts_toclient,
+                bytes_toserver: obs.bytes_toserver,
+                bytes_toclient: obs.bytes_toclient,
+                ..ctx.first.clone()
+            },
+        };
+        let alert = self.alert(&mut finding, s, &a, &ctx.judgement, &evidence, cfg);
+        open.alerted = alert.is_some();
+        Some((finding, alert))
+    }
+
+    /// A session's first event through the stages; no finding when it raised none
+    /// (unclassified, approved, or in a window that is over).
     fn evaluate(
         &self,
         st: &mut CoreState,
         obs: &FlowObservation,
         pending: &HashMap<String, Finding>,
         stats: &mut IngestStats,
-    ) -> Option<(Finding, Option<Alert>)> {
+    ) -> Evaluated {
+        let nothing = Evaluated {
+            finding: None,
+            context: None,
+        };
         stats.flows += 1;
         if !obs.is_classified() {
             stats.unclassified += 1;
-            return None;
+            return nothing;
         }
         let cfg = self.core.config();
         let a = attribute(&st.inventory, &st.policy.roles, &self.catalogue, cfg, obs);
@@ -262,18 +455,38 @@ impl Ingest {
         let judgement = judge(&st.policy, &a, obs);
         if judgement.approved {
             stats.approved += 1;
-            return None;
+            return nothing;
         }
         stats.violations += 1;
         let exception = matching_exception(&st.policy.roles, &a, obs);
-        let mut finding = self.record_session(pending, &a, &judgement, exception, obs, cfg)?;
+        let Some(mut finding) = self.record_session(pending, &a, &judgement, exception, obs, cfg)
+        else {
+            return nothing;
+        };
+        let context = Some(Box::new(SessionContext {
+            key: finding.key.as_text(),
+            udid: a.device.map(|d| d.udid.clone()),
+            device_attr: a.device_attr.clone(),
+            app_proto: a.app_proto.clone(),
+            transport: a.transport.clone(),
+            app: a.app.clone(),
+            state: a.state.clone(),
+            judgement: judgement.clone(),
+            first: obs.clone(),
+        }));
         let s = score_finding(cfg, &mut finding, a.device);
         if exception.is_some() || finding.excepted_by.is_some() {
             stats.excepted += u64::from(exception.is_some());
-            return Some((finding, None));
+            return Evaluated {
+                finding: Some((finding, None)),
+                context,
+            };
         }
         let alert = self.alert(&mut finding, s, &a, &judgement, obs, cfg);
-        Some((finding, alert))
+        Evaluated {
+            finding: Some((finding, alert)),
+            context,
+        }
     }
 
     /// Stage 4a: the flow's finding (pending in this batch, known, or new) with this session

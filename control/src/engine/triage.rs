@@ -21,6 +21,15 @@ impl Operator {
         Ok(self.core.lock()?.store.alert(alert_id)?)
     }
 
+    /// One stored finding (as the latest committed batch left it: an open session's duration
+    /// grows with its interim updates).
+    pub fn finding(
+        &self,
+        finding_id: i64,
+    ) -> Result<Option<crate::findings::Finding>, ControlError> {
+        Ok(self.core.lock()?.store.finding(finding_id)?)
+    }
+
     /// Live escalations and comments, of one alert or of all, oldest first.
     pub fn triage_notes(&self, alert_id: Option<i64>) -> Result<Vec<TriageNote>, ControlError> {
         Ok(self.core.lock()?.store.triage_notes(alert_id)?)

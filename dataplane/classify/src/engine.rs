@@ -417,7 +417,28 @@ pub struct FlowClassification {
     metadata_done: u8,
     /// Where the flow stands with explicit proxies.
     tunnel: TunnelPhase,
+    /// What the worker's hand-off already sent of this flow (the engine never reads it).
+    handoff: HandoffMark,
     extras: Option<Box<FlowExtras>>,
+}
+
+/// What of a flow the worker has handed to the control plane before the flow's end: kept in
+/// the flow entry beside the classification, written and read only by the hand-off (the
+/// engine never looks at it).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum HandoffMark {
+    /// Nothing yet: the flow is not identified, or its name not read.
+    #[default]
+    Pending,
+    /// The early event went; the next interim update is due `next_update_s` seconds after the
+    /// flow's start.
+    Early {
+        /// Seconds after the flow's start.
+        next_update_s: u32,
+    },
+    /// Nothing more before the flow ends (unknown protocol, DNS, updates off, or the early
+    /// event did not fit the queue: the final record carries everything).
+    Done,
 }
 
 /// Where a TCP flow stands with explicit proxies (`crate::tunnel`).
@@ -457,6 +478,45 @@ impl FlowClassification {
     /// True once a label (possibly `Unknown`) is final.
     pub fn is_decided(&self) -> bool {
         self.decided.is_some()
+    }
+
+    /// What the worker's hand-off already sent of this flow.
+    pub fn handoff(&self) -> HandoffMark {
+        self.handoff
+    }
+
+    /// Records what the worker's hand-off sent of this flow.
+    pub fn set_handoff(&mut self, mark: HandoffMark) {
+        self.handoff = mark;
+    }
+
+    /// True once the flow is identified for good and the name attribution needs is read or
+    /// given up: a protocol is decided (not `unknown`), no proxy handshake, STARTTLS or
+    /// upgrade watch may still change the label or the upgrade flag, and the SNI / Host is
+    /// known or the decided parser reads no more of the client's bytes. What an early
+    /// hand-off event says then is what the flow's final record will say about its identity.
+    pub fn is_settled(&self, classifier: &Classifier) -> bool {
+        match self.decided {
+            None | Some(AppProto::Unknown) => false,
+            Some(_) => {
+                self.tunnel != TunnelPhase::Watching
+                    && !self.starttls_wanted(classifier)
+                    && !self.upgrade_wanted(classifier)
+                    && (self.has_server_name()
+                        || !self.decided_parser_reads(
+                            &classifier.config,
+                            Side::Client,
+                            self.packets[Side::Client.index()],
+                        ))
+            }
+        }
+    }
+
+    /// A TLS or QUIC SNI or an HTTP Host was read.
+    fn has_server_name(&self) -> bool {
+        self.tls().is_some_and(|t| t.sni.is_some())
+            || self.quic().is_some_and(|q| q.sni.is_some())
+            || self.http().is_some_and(|h| h.hostname.is_some())
     }
 
     /// Evidence names collected (`tls.client_hello`, `http.request`, `starttls`, ...).

@@ -73,8 +73,8 @@ pub mod tunnel;
 pub use app_proto::AppProto;
 pub use database::{CacheDir, DatabaseError, DatabaseReport, DatabaseSource};
 pub use engine::{
-    Classifier, ClassifyConfig, CompiledSignatures, Decision, FlowClassification, LoadError,
-    CONFLICT_INDICATOR, ROLES_CONFLICT_INDICATOR, STARTTLS_INDICATOR,
+    Classifier, ClassifyConfig, CompiledSignatures, Decision, FlowClassification, HandoffMark,
+    LoadError, CONFLICT_INDICATOR, ROLES_CONFLICT_INDICATOR, STARTTLS_INDICATOR,
 };
 pub use portolan_model::Side;
 pub use portolan_model::{ProxyKind, ProxyTarget};

@@ -23,7 +23,7 @@
 pub mod offline;
 pub mod online;
 
-use crate::classify::ClassifyObserver;
+use crate::classify::{ClassifyObserver, UpdatePolicy};
 use crate::dpdk::eal::unique_file_prefix;
 use crate::dpdk::{lcore, DpdkError, Eal, LcoreJob, PktMbufPool, Port, PortConfig, PortInfo};
 use crate::dpdk::{RssSetup, RxQueue};
@@ -83,6 +83,7 @@ pub struct Classifiers {
     ports: Arc<PortRegistry>,
     config: ClassifyConfig,
     database: DatabaseReport,
+    updates: UpdatePolicy,
 }
 
 impl Classifiers {
@@ -122,7 +123,14 @@ impl Classifiers {
             ports: Arc::new(ports),
             config,
             database,
+            updates: UpdatePolicy::default(),
         })
+    }
+
+    /// Which events open flows get before their final record (default: early events and an
+    /// interim update at most every 60 s).
+    pub fn set_updates(&mut self, updates: UpdatePolicy) {
+        self.updates = updates;
     }
 
     /// The port registry (the `port_mismatch` verdicts; the control plane's device default
@@ -160,12 +168,10 @@ impl Classifiers {
                         message: e.to_string(),
                     }
                 })?;
-            observers.push(ClassifyObserver::new(
-                i as u16,
-                classifier,
-                Arc::clone(&self.ports),
-                Some(tx),
-            ));
+            observers.push(
+                ClassifyObserver::new(i as u16, classifier, Arc::clone(&self.ports), Some(tx))
+                    .with_updates(self.updates),
+            );
         }
         Ok((observers, receiver))
     }

@@ -1118,6 +1118,21 @@ pub async fn get_alert(
     Ok(Json(view(&r)))
 }
 
+/// One finding as stored now (sessions, persistence, score): an open session's duration grows
+/// with the dataplane's interim updates.
+#[utoipa::path(
+    get, path = "/api/v1/findings/{id}", tag = "alerts",
+    params(("id" = i64, Path, description = "Finding id (an alert's `finding_id`)")),
+    responses((status = 200, description = "The finding", body = FindingView))
+)]
+pub async fn get_finding(
+    State(state): State<ApiState>,
+    PathParam(id): PathParam<i64>,
+) -> Result<Json<FindingView>, Problem> {
+    let f = blocking(&state, move |c| c.finding(id)).await?;
+    Ok(Json(FindingView::new(&f)))
+}
+
 /// Acknowledges an alert with a note; audited.
 #[utoipa::path(
     post, path = "/api/v1/alerts/{id}/ack", tag = "alerts",

@@ -85,6 +85,28 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
             get(self::fleet::list_appliances),
         ),
         (
+            spec(Method::GET, "/api/v1/fleet/config/{bucket}", Read, NoBody),
+            get(self::fleet::list_shared),
+        ),
+        (
+            spec(
+                Method::PUT,
+                "/api/v1/fleet/config/{bucket}/{key}",
+                AdminWrite,
+                Json,
+            ),
+            put(self::fleet::put_shared),
+        ),
+        (
+            spec(
+                Method::DELETE,
+                "/api/v1/fleet/config/{bucket}/{key}",
+                AdminWrite,
+                NoBody,
+            ),
+            delete(self::fleet::delete_shared),
+        ),
+        (
             spec(Method::GET, "/api/v1/devices/{udid}", Read, NoBody),
             get(c::get_device),
         ),
@@ -163,6 +185,10 @@ pub fn routes() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
         (
             spec(Method::GET, "/api/v1/alerts/{id}", Read, NoBody),
             get(c::get_alert),
+        ),
+        (
+            spec(Method::GET, "/api/v1/findings/{id}", Read, NoBody),
+            get(c::get_finding),
         ),
         (
             spec(Method::POST, "/api/v1/alerts/{id}/ack", AlertWrite, Json),
