@@ -27,7 +27,7 @@ use serde_json::Value;
 fn config_text(url: &str) -> String {
     let text = daemon::example_config_with_inventory();
     format!(
-        "{text}\n[fleet]\nservers = [{url:?}]\nsite = \"paris\"\nappliance = \"edge-1\"\nack_timeout_ms = 1000\n"
+        "{text}\n[fleet]\nservers = [{url:?}]\nsite = \"paris\"\nappliance = \"edge-1\"\nack_timeout_ms = 1000\nconfig_catchup_ms = 1000\n"
     )
 }
 

@@ -451,3 +451,224 @@ async fn af_xdp_port_on_a_veth_bypasses_judged_flows_in_the_driver_and_judges_as
     )
     .await;
 }
+
+/// How long the open TLS session of [`a_tls_session_held_open_is_alerted_within_2_s_and_its_finding_grows`]
+/// lasts: the 5 minutes unless `PORTOLAN_LIVE_SESSION_S` says otherwise (at least 30 s).
+fn live_session_s() -> u64 {
+    std::env::var("PORTOLAN_LIVE_SESSION_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+        .max(30)
+}
+
+/// Interim updates of the open session's run (seconds).
+const LIVE_INTERIM_S: u64 = 10;
+/// When the ClientHello leaves `tcpreplay`, after it starts (the handshake is sent at 0).
+const HELLO_AT_US: u64 = 1_000_000;
+
+/// A TLS session from the sample inventory's Sales iPhone 01 (10.20.1.10) to 203.0.113.77 on
+/// 50443, timed as it happens: the three-way handshake at 0, the ClientHello (SNI
+/// `c2.example.net`) at 1 s, the server's hello 40 ms later, then one application-data record
+/// each way every second for `session_s` seconds, then FIN both ways. Sequence numbers run on,
+/// so the flow is one TCP session; capture timestamps start at 0 (tcpreplay keeps the gaps).
+fn open_session_capture(path: &Path, session_s: u64) {
+    use portolan_testkit::{
+        tls_client_hello_record, tls_server_hello_record, ClientHelloSpec, Frame,
+    };
+    let c = (std::net::Ipv4Addr::new(10, 20, 1, 10), 51_234u16);
+    let srv = (std::net::Ipv4Addr::new(203, 0, 113, 77), 50_443u16);
+    let (mut cseq, mut sseq) = (1_000u32, 50_000u32);
+    let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
+    let to_server = |t: u64, flags: u8, payload: &[u8], cseq: &mut u32, sseq: u32| {
+        let f = Frame::tcp(c, srv, flags)
+            .seq(*cseq)
+            .ack(sseq)
+            .build(payload);
+        *cseq = cseq.wrapping_add(payload.len() as u32 + u32::from(flags & 0x03 != 0));
+        (t, f)
+    };
+    let to_client = |t: u64, flags: u8, payload: &[u8], sseq: &mut u32, cseq: u32| {
+        let f = Frame::tcp(srv, c, flags)
+            .seq(*sseq)
+            .ack(cseq)
+            .build(payload);
+        *sseq = sseq.wrapping_add(payload.len() as u32 + u32::from(flags & 0x03 != 0));
+        (t, f)
+    };
+    frames.push(to_server(0, 0x02, &[], &mut cseq, 0));
+    frames.push(to_client(500, 0x12, &[], &mut sseq, cseq));
+    frames.push(to_server(1_000, 0x10, &[], &mut cseq, sseq));
+    let hello = tls_client_hello_record(&ClientHelloSpec::chrome_like("c2.example.net"));
+    frames.push(to_server(HELLO_AT_US, 0x18, &hello, &mut cseq, sseq));
+    let server_hello = tls_server_hello_record(0x1301, Some(0x0304));
+    frames.push(to_client(
+        HELLO_AT_US + 40_000,
+        0x18,
+        &server_hello,
+        &mut sseq,
+        cseq,
+    ));
+    let record: Vec<u8> = [&[0x17u8, 0x03, 0x03, 0x00, 0x30][..], &[0x5a; 48][..]].concat();
+    for k in 1..session_s {
+        let t = HELLO_AT_US + k * 1_000_000;
+        frames.push(to_server(t, 0x18, &record, &mut cseq, sseq));
+        frames.push(to_client(t + 30_000, 0x18, &record, &mut sseq, cseq));
+    }
+    let end = HELLO_AT_US + session_s * 1_000_000;
+    frames.push(to_server(end, 0x11, &[], &mut cseq, sseq));
+    frames.push(to_client(end + 500, 0x11, &[], &mut sseq, cseq));
+    frames.push(to_server(end + 1_000, 0x10, &[], &mut cseq, sseq));
+    common::write_pcap(path, frames.iter().map(|(t, f)| (*t, f.as_slice())));
+}
+
+/// The live test: a TLS session on a non-standard port held open for 5 minutes
+/// (`tcpreplay` keeps the capture's timing) is alerted through `/api/v1/alerts` within 2 s of
+/// its ClientHello, long before it ends, and its finding (`/api/v1/findings/{id}`) shows the
+/// session's duration growing while it lasts (interim updates every 10 s); at the end the
+/// finding still counts one session with the whole duration, and the flow raised one alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_session_held_open_is_alerted_within_2_s_and_its_finding_grows() {
+    if let Some(why) = cannot_run() {
+        println!("skipped: {why}");
+        return;
+    }
+    let _one = ONE_DAEMON.lock().await;
+    let session_s = live_session_s();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let capture = dir.path().join("open-session.pcap");
+    open_session_capture(&capture, session_s);
+    let veth = VethPair::create("pt17a", "pt17b");
+    let data = dir.path().join("data");
+    let config = live_config(
+        dir.path(),
+        &format!("net_af_packet0,iface={}", veth.port),
+        &data,
+    );
+    let text = std::fs::read_to_string(&config).expect("config");
+    assert!(text.contains("interim_interval_s = 60"), "{text}");
+    // Heartbeats every second: the flow outlives the short idle timeouts of these runs.
+    std::fs::write(
+        &config,
+        text.replace(
+            "interim_interval_s = 60",
+            &format!("interim_interval_s = {LIVE_INTERIM_S}"),
+        ),
+    )
+    .expect("write config");
+
+    let d = Daemon::start(&config, &data);
+    d.wait_for_log("dataplane started").await;
+    let started = Instant::now();
+    let replay = Command::new("tcpreplay")
+        .args(["-i", veth.feed, s(&capture)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tcpreplay is not installed: run scripts/setup");
+    // tcpreplay sends the ClientHello 1 s after its first packet, which it sends no earlier
+    // than its start: measured from here, the delay can only be overstated.
+    let hello_at = started + Duration::from_micros(HELLO_AT_US);
+    let alerts_of = |v: &Value| -> Vec<Value> {
+        v["alerts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a["dest_port"] == 50443)
+            .collect()
+    };
+    let (alert, alerted_at) = loop {
+        let found = alerts_of(&d.get("/api/v1/alerts?limit=100").await);
+        if let Some(a) = found.into_iter().next() {
+            break (a, Instant::now());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no alert for the 50443 session within 20 s:\n{}",
+            d.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let delay = alerted_at.saturating_duration_since(hello_at);
+    println!(
+        "alert {} ({} {}) {:.3} s after the ClientHello",
+        alert["id"],
+        alert["severity"],
+        alert["app_proto"],
+        delay.as_secs_f64()
+    );
+    assert!(
+        delay <= Duration::from_secs(2),
+        "alerted {delay:?} after the ClientHello"
+    );
+    assert_eq!(alert["app_proto"], "tls");
+    assert!(alert["device_udid"].is_string(), "{alert:#}");
+    assert_eq!(
+        alert["evidence"]["flow"]["sni"], "c2.example.net",
+        "{alert:#}"
+    );
+
+    // While the session lasts, its finding's duration grows with the interim updates.
+    let finding_path = format!("/api/v1/findings/{}", alert["finding_id"]);
+    let mut durations: Vec<f64> = Vec::new();
+    let session_end = hello_at + Duration::from_secs(session_s);
+    while Instant::now() + Duration::from_secs(LIVE_INTERIM_S) < session_end {
+        tokio::time::sleep(Duration::from_secs(LIVE_INTERIM_S)).await;
+        let f = d.get(&finding_path).await;
+        assert_eq!(f["sessions"], 1, "one session while open: {f:#}");
+        let longest = f["longest_session_s"].as_f64().expect("longest_session_s");
+        println!(
+            "t+{:.0} s: finding {} longest session {longest:.1} s, score {}, {}",
+            started.elapsed().as_secs_f64(),
+            f["id"],
+            f["score"],
+            f["severity"]
+        );
+        durations.push(longest);
+    }
+    assert!(
+        durations.len() >= 2,
+        "the session was too short to watch: {durations:?}"
+    );
+    let distinct: Vec<&f64> = durations
+        .windows(2)
+        .filter(|w| w[1] > w[0])
+        .map(|w| &w[1])
+        .collect();
+    assert!(
+        distinct.len() + 1 >= durations.len() - 1,
+        "the duration grows with each interim update: {durations:?}"
+    );
+    let last = *durations.last().unwrap_or(&0.0);
+    assert!(
+        last >= (session_s - 3 * LIVE_INTERIM_S) as f64,
+        "the latest duration while open ({last} s) follows the session ({session_s} s): {durations:?}"
+    );
+
+    // The end: the final record completes the same session; one alert for the flow.
+    let out = tokio::task::spawn_blocking(move || replay.wait_with_output())
+        .await
+        .expect("join")
+        .expect("tcpreplay");
+    assert!(
+        out.status.success(),
+        "tcpreplay: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let f = loop {
+        let f = d.get(&finding_path).await;
+        if f["longest_session_s"].as_f64().unwrap_or(0.0) >= session_s as f64 {
+            break f;
+        }
+        assert!(Instant::now() < deadline, "final record not judged: {f:#}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(f["sessions"], 1, "{f:#}");
+    let alerts = alerts_of(&d.get("/api/v1/alerts?limit=100").await);
+    assert_eq!(alerts.len(), 1, "one alert for the flow: {alerts:#?}");
+    d.stop();
+    drop(veth);
+}

@@ -403,14 +403,29 @@ impl Watch {
                 .into_iter()
                 .map(|(b, w)| w.map(move |e| (b, e)).boxed()),
         );
+        // The watch's ordered consumer reports a missed idle heartbeat (a busy machine, a
+        // server restart) and recreates itself; only a run of errors reads the buckets again.
+        let mut errors_in_a_row = 0u32;
         loop {
             let next = tokio::select! {
                 e = merged.next() => e,
                 _ = self.stop.changed() => return Ok(()),
             };
             let (bucket, entry) = next.ok_or("watch ended")?;
-            let entry = entry.map_err(|e| e.to_string())?;
-            self.apply(bucket, entry).await;
+            match entry {
+                Ok(entry) => {
+                    errors_in_a_row = 0;
+                    self.apply(bucket, entry).await;
+                }
+                Err(e) => {
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    errors_in_a_row += 1;
+                    if errors_in_a_row >= 5 {
+                        return Err(e.to_string());
+                    }
+                    tracing::debug!(bucket = bucket.bucket(), error = %e, "shared configuration: watch error; the watch goes on");
+                }
+            }
         }
     }
 

@@ -388,11 +388,8 @@ enum Outcome {
 /// in a box allocated on the first parser answer that carries some.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct FlowClassification {
-    /// `None` while undecided; `Some(Unknown)` once the engine gave up.
-    decided: Option<AppProto>,
-    /// Index of the decided signature.
-    signature: Option<u8>,
-    starttls_found: bool,
+    /// Scanning, decided (with what the decided signature watches), or given up.
+    phase: Phase,
     /// A parser proved the roles (reversed pattern or `Probe::MatchFrom`): never swap again.
     roles_proven: bool,
     /// The flow's start (SYN or SYN-ACK) was seen: the roles are the transport's and a parser
@@ -406,15 +403,6 @@ pub struct FlowClassification {
     packets: [u16; 2],
     /// Payload bytes seen per direction.
     bytes: [u32; 2],
-    /// Packets watched for STARTTLS or an upgrade so far.
-    watched: u16,
-    /// What the decided signature watches for after the decision ([`WATCH_STARTTLS`],
-    /// [`WATCH_UPGRADE`], [`WATCH_FIRST_MESSAGE`]): copied from the signature when it is set,
-    /// so the per-packet check of a decided flow reads the flow only.
-    watch: u8,
-    /// Directions (bit 0 client, bit 1 server) whose metadata is complete: the decided
-    /// signature has `metadata_in_first_message` and its parser reported metadata from them.
-    metadata_done: u8,
     /// Where the flow stands with explicit proxies.
     tunnel: TunnelPhase,
     /// What the worker's hand-off already sent of this flow (the engine never reads it).
@@ -457,12 +445,109 @@ enum TunnelPhase {
     Open,
 }
 
-/// [`FlowClassification::watch`] bit: the decided signature has `starttls`.
+/// Where the engine stands with a flow's label: one phase instead of an optional label, an
+/// optional signature and flags that are only meaningful once a label is set.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Undecided: each direction's first bytes are scanned (Hyperscan prefilter, confirming
+    /// parsers) within the budgets.
+    #[default]
+    Scanning,
+    /// A protocol is decided: its parser reads metadata, the STARTTLS and upgrade watches run.
+    Decided(DecidedState),
+    /// The engine gave up (budget spent, or two protocols confirmed): `unknown`, nothing more
+    /// is read.
+    GaveUp,
+}
+
+/// What a decided flow keeps about its decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DecidedState {
+    /// The label.
+    proto: AppProto,
+    /// Index of the decided signature (fewer than [`crate::signature::MAX_SIGNATURES`], so it
+    /// fits).
+    signature: u8,
+    /// What the decided signature watches for after the decision ([`WATCH_STARTTLS`],
+    /// [`WATCH_UPGRADE`], [`WATCH_FIRST_MESSAGE`]): copied from the signature when it is set,
+    /// so the per-packet check of a decided flow reads the flow only.
+    watch: u8,
+    /// Directions (bit 0 client, bit 1 server) whose metadata is complete: the decided
+    /// signature has `metadata_in_first_message` and its parser reported metadata from them.
+    metadata_done: u8,
+    /// A TLS handshake followed the in-band upgrade (`starttls` protocols).
+    starttls_found: bool,
+    /// Packets watched for STARTTLS or an upgrade so far (kept across an upgrade's relabel).
+    watched: u16,
+}
+
+/// [`DecidedState::watch`] bit: the decided signature has `starttls`.
 const WATCH_STARTTLS: u8 = 1;
-/// [`FlowClassification::watch`] bit: the decided signature has `upgrades_to` targets.
+/// [`DecidedState::watch`] bit: the decided signature has `upgrades_to` targets.
 const WATCH_UPGRADE: u8 = 2;
-/// [`FlowClassification::watch`] bit: the decided signature has `metadata_in_first_message`.
+/// [`DecidedState::watch`] bit: the decided signature has `metadata_in_first_message`.
 const WATCH_FIRST_MESSAGE: u8 = 4;
+
+impl DecidedState {
+    /// Decided as `proto` by signature `index`, with what that signature watches; the
+    /// STARTTLS finding and the watched-packet count carried over from `before` (an upgrade
+    /// relabels a decided flow), else fresh.
+    fn new(
+        classifier: &Classifier,
+        proto: AppProto,
+        index: usize,
+        before: Option<DecidedState>,
+    ) -> DecidedState {
+        let sig = classifier.sigs.signature(index);
+        let starttls = sig.is_some_and(|s| s.starttls);
+        let upgrade = !classifier.sigs.upgrade_targets(index).is_empty();
+        let first = sig.is_some_and(|s| s.metadata_in_first_message);
+        DecidedState {
+            proto,
+            signature: u8::try_from(index).unwrap_or(u8::MAX),
+            watch: u8::from(starttls) * WATCH_STARTTLS
+                + u8::from(upgrade) * WATCH_UPGRADE
+                + u8::from(first) * WATCH_FIRST_MESSAGE,
+            metadata_done: 0,
+            starttls_found: before.is_some_and(|b| b.starttls_found),
+            watched: before.map_or(0, |b| b.watched),
+        }
+    }
+
+    /// The decided parser reads packet `index` of what `sender` sends: within `max_packets`, and
+    /// that direction's metadata is not complete yet.
+    #[inline]
+    fn parser_reads(&self, cfg: &ClassifyConfig, sender: Side, index: u16) -> bool {
+        index < cfg.max_packets && self.metadata_done & (1 << sender.index()) == 0
+    }
+
+    /// Marks `sender`'s metadata complete when the decided signature says the first message
+    /// carries all of it and `meta` (what the parser just reported from `sender`) has some.
+    fn note_metadata(&mut self, sender: Side, meta: &Meta) {
+        if self.watch & WATCH_FIRST_MESSAGE != 0 && *meta != Meta::None {
+            self.metadata_done |= 1 << sender.index();
+        }
+    }
+
+    #[inline]
+    fn starttls_wanted(&self, classifier: &Classifier) -> bool {
+        self.watch & WATCH_STARTTLS != 0
+            && !self.starttls_found
+            && self.watched < classifier.config.starttls_packets
+    }
+
+    /// An upgrade target is still watched. After an upgrade the decided signature is the
+    /// target, which has no `upgrades_to` of its own (validated), so this ends by itself.
+    #[inline]
+    fn upgrade_wanted(&self, classifier: &Classifier) -> bool {
+        self.watch & WATCH_UPGRADE != 0 && self.watched < classifier.config.upgrade_packets
+    }
+
+    /// The metadata bits after the roles were proven the other way round.
+    fn swap_roles(&mut self) {
+        self.metadata_done = ((self.metadata_done & 1) << 1) | ((self.metadata_done >> 1) & 1);
+    }
+}
 
 impl FlowClassification {
     /// A fresh, undecided flow (same as `Default`).
@@ -472,12 +557,15 @@ impl FlowClassification {
 
     /// The flow's protocol so far: `Unknown` until decided.
     pub fn app_proto(&self) -> AppProto {
-        self.decided.unwrap_or(AppProto::Unknown)
+        match self.phase {
+            Phase::Decided(d) => d.proto,
+            Phase::Scanning | Phase::GaveUp => AppProto::Unknown,
+        }
     }
 
     /// True once a label (possibly `Unknown`) is final.
     pub fn is_decided(&self) -> bool {
-        self.decided.is_some()
+        self.phase != Phase::Scanning
     }
 
     /// What the worker's hand-off already sent of this flow.
@@ -496,14 +584,14 @@ impl FlowClassification {
     /// known or the decided parser reads no more of the client's bytes. What an early
     /// hand-off event says then is what the flow's final record will say about its identity.
     pub fn is_settled(&self, classifier: &Classifier) -> bool {
-        match self.decided {
-            None | Some(AppProto::Unknown) => false,
-            Some(_) => {
+        match self.phase {
+            Phase::Scanning | Phase::GaveUp => false,
+            Phase::Decided(d) => {
                 self.tunnel != TunnelPhase::Watching
-                    && !self.starttls_wanted(classifier)
-                    && !self.upgrade_wanted(classifier)
+                    && !d.starttls_wanted(classifier)
+                    && !d.upgrade_wanted(classifier)
                     && (self.has_server_name()
-                        || !self.decided_parser_reads(
+                        || !d.parser_reads(
                             &classifier.config,
                             Side::Client,
                             self.packets[Side::Client.index()],
@@ -568,7 +656,7 @@ impl FlowClassification {
     ) -> bool {
         if sender.is_client()
             || transport != Transport::Udp
-            || self.decided != Some(AppProto::Dns)
+            || self.app_proto() != AppProto::Dns
             || self.dns_answers().is_some()
         {
             return false;
@@ -638,13 +726,13 @@ impl FlowClassification {
         if self.tunnel == TunnelPhase::Watching {
             return true;
         }
-        match self.decided {
-            None => !self.spent(&classifier.config, sender),
-            Some(AppProto::Unknown) => false,
-            Some(_) => {
-                self.decided_parser_reads(&classifier.config, sender, self.packets[sender.index()])
-                    || self.starttls_wanted(classifier)
-                    || self.upgrade_wanted(classifier)
+        match self.phase {
+            Phase::Scanning => !self.spent(&classifier.config, sender),
+            Phase::GaveUp => false,
+            Phase::Decided(d) => {
+                d.parser_reads(&classifier.config, sender, self.packets[sender.index()])
+                    || d.starttls_wanted(classifier)
+                    || d.upgrade_wanted(classifier)
             }
         }
     }
@@ -666,56 +754,6 @@ impl FlowClassification {
         } else {
             cfg.max_packets
         }
-    }
-
-    /// The decided parser reads packet `index` of what `sender` sends: within `max_packets`, and
-    /// that direction's metadata is not complete yet.
-    #[inline]
-    fn decided_parser_reads(&self, cfg: &ClassifyConfig, sender: Side, index: u16) -> bool {
-        index < cfg.max_packets && self.metadata_done & (1 << sender.index()) == 0
-    }
-
-    /// Marks `sender`'s metadata complete when the decided signature says the first message
-    /// carries all of it and `meta` (what the parser just reported from `sender`) has some.
-    fn note_metadata(&mut self, sender: Side, meta: &Meta) {
-        if self.watch & WATCH_FIRST_MESSAGE != 0 && *meta != Meta::None {
-            self.metadata_done |= 1 << sender.index();
-        }
-    }
-
-    #[inline]
-    fn starttls_wanted(&self, classifier: &Classifier) -> bool {
-        self.watch & WATCH_STARTTLS != 0
-            && !self.starttls_found
-            && self.watched < classifier.config.starttls_packets
-    }
-
-    /// An upgrade target is still watched. After an upgrade the decided signature is the
-    /// target, which has no `upgrades_to` of its own (validated), so this ends by itself.
-    #[inline]
-    fn upgrade_wanted(&self, classifier: &Classifier) -> bool {
-        self.watch & WATCH_UPGRADE != 0 && self.watched < classifier.config.upgrade_packets
-    }
-
-    /// Sets the decided signature (`index` into the compiled signatures) and what it watches.
-    fn set_signature(&mut self, classifier: &Classifier, index: usize) {
-        self.signature = u8::try_from(index).ok();
-        self.metadata_done = 0;
-        self.watch = match self.signature {
-            Some(i) => {
-                let i = usize::from(i);
-                let starttls = classifier.sigs.signature(i).is_some_and(|s| s.starttls);
-                let upgrade = !classifier.sigs.upgrade_targets(i).is_empty();
-                let first = classifier
-                    .sigs
-                    .signature(i)
-                    .is_some_and(|s| s.metadata_in_first_message);
-                u8::from(starttls) * WATCH_STARTTLS
-                    + u8::from(upgrade) * WATCH_UPGRADE
-                    + u8::from(first) * WATCH_FIRST_MESSAGE
-            }
-            None => 0,
-        };
     }
 
     /// Takes `sender`'s reassembly buffer (empty when none) and the packet index it starts at.
@@ -740,7 +778,9 @@ impl FlowClassification {
         self.packets.swap(0, 1);
         self.bytes.swap(0, 1);
         self.streams.swap(0, 1);
-        self.metadata_done = ((self.metadata_done & 1) << 1) | ((self.metadata_done >> 1) & 1);
+        if let Phase::Decided(d) = &mut self.phase {
+            d.swap_roles();
+        }
         if let Some(e) = self.extras.as_mut() {
             e.buffers.swap(0, 1);
             e.buffer_start.swap(0, 1);
@@ -954,16 +994,11 @@ impl FlowClassification {
         };
         let ([client, server], target) = watch.take_inner();
         self.tunnel = TunnelPhase::Open;
-        self.decided = None;
-        self.signature = None;
-        self.starttls_found = false;
+        self.phase = Phase::Scanning;
         self.roles_fixed = true;
         self.roles_proven = true;
         self.packets = [0, 0];
         self.bytes = [0, 0];
-        self.watched = 0;
-        self.watch = 0;
-        self.metadata_done = 0;
         let e = self.extras();
         e.buffers = [Vec::new(), Vec::new()];
         e.proxy = target;
@@ -1002,10 +1037,10 @@ impl FlowClassification {
             packet_index: u32::from(index),
             ..*ctx
         };
-        match self.decided {
-            None => self.scan(classifier, &pctx, sender, index, bytes_before, payload),
-            Some(AppProto::Unknown) => None,
-            Some(_) => self.enrich(classifier, &pctx, sender, index, payload),
+        match self.phase {
+            Phase::Scanning => self.scan(classifier, &pctx, sender, index, bytes_before, payload),
+            Phase::GaveUp => None,
+            Phase::Decided(_) => self.enrich(classifier, &pctx, sender, index, payload),
         }
     }
 
@@ -1017,7 +1052,7 @@ impl FlowClassification {
     }
 
     fn give_up(&mut self) -> Decision {
-        self.decided = Some(AppProto::Unknown);
+        self.phase = Phase::GaveUp;
         if let Some(e) = self.extras.as_mut() {
             e.buffers = [Vec::new(), Vec::new()];
         }
@@ -1135,12 +1170,12 @@ impl FlowClassification {
         }) else {
             return self.give_up();
         };
-        self.decided = Some(winner);
-        self.set_signature(classifier, c.signature);
+        let mut decided = DecidedState::new(classifier, winner, c.signature, None);
+        decided.note_metadata(d, &c.meta);
+        self.phase = Phase::Decided(decided);
         let extras = self.extras();
         extras.buffers = [Vec::new(), Vec::new()];
         extras.add_indicator(c.indicator);
-        self.note_metadata(d, &c.meta);
         self.extras().merge(c.meta);
         // A proven sender outranks the pattern's direction; the transport outranks both.
         let claims_swap = c.proven_reversed.unwrap_or(c.reversed);
@@ -1171,18 +1206,23 @@ impl FlowClassification {
         payload: &[u8],
     ) -> Option<Decision> {
         let cfg = classifier.config;
-        let sig_index = usize::from(self.signature?);
+        let Phase::Decided(decided) = self.phase else {
+            return None;
+        };
+        let sig_index = usize::from(decided.signature);
         let sigs: &CompiledSignatures = &classifier.sigs;
         let parser = sigs.signature(sig_index)?.parser;
         // `index` is this packet's (the count was already moved past it).
-        let run_decided = self.decided_parser_reads(&cfg, d, index);
-        let watch_tls = self.starttls_wanted(classifier);
-        let watch_upgrade = self.upgrade_wanted(classifier);
+        let run_decided = decided.parser_reads(&cfg, d, index);
+        let watch_tls = decided.starttls_wanted(classifier);
+        let watch_upgrade = decided.upgrade_wanted(classifier);
         if !run_decided && !watch_tls && !watch_upgrade {
             return None;
         }
         if watch_tls || watch_upgrade {
-            self.watched = self.watched.saturating_add(1);
+            if let Phase::Decided(st) = &mut self.phase {
+                st.watched = st.watched.saturating_add(1);
+            }
         }
         let cap = usize::try_from(cfg.max_bytes).unwrap_or(usize::MAX);
         let (mut buffer, mut start) = self.take_buffer(d);
@@ -1272,7 +1312,9 @@ impl FlowClassification {
                     if let Meta::Tls(m) = meta {
                         extras.merge_tls(m);
                     }
-                    self.starttls_found = true;
+                    if let Phase::Decided(st) = &mut self.phase {
+                        st.starttls_found = true;
+                    }
                 }
                 Slot::Upgrade(t) => {
                     let Some(target) = classifier.sigs.signature(t) else {
@@ -1281,8 +1323,12 @@ impl FlowClassification {
                     // The flow switched protocols (e.g. STUN then DTLS on one 5-tuple): the
                     // new protocol is the label; the first one's evidence stays. The roles
                     // stay those of the first protocol.
-                    self.decided = Some(target.app_proto);
-                    self.set_signature(classifier, t);
+                    let before = match self.phase {
+                        Phase::Decided(st) => Some(st),
+                        Phase::Scanning | Phase::GaveUp => None,
+                    };
+                    self.phase =
+                        Phase::Decided(DecidedState::new(classifier, target.app_proto, t, before));
                     let extras = self.extras();
                     extras.add_indicator(indicator);
                     extras.merge(meta);
@@ -1294,7 +1340,9 @@ impl FlowClassification {
                         self.extras().add_indicator(ROLES_CONFLICT_INDICATOR);
                     }
                     let prove = sender.filter(|_| !self.roles_proven && !self.roles_fixed);
-                    self.note_metadata(d, &meta);
+                    if let Phase::Decided(st) = &mut self.phase {
+                        st.note_metadata(d, &meta);
+                    }
                     let extras = self.extras();
                     // After the decision only metadata- or role-bearing answers add evidence
                     // (not every encrypted record of a TLS flow).
