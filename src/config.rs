@@ -122,14 +122,29 @@ impl ControlSection {
     }
 }
 
+/// One path or a list of paths.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(p) => vec![p],
+        OneOrMany::Many(v) => v,
+    })
+}
+
 /// `[inputs]`: files imported at every start (optional; the API is the usual way to feed them).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InputsSection {
     /// MDM inventory files (Jamf, Graph, Apple MDM; JSON or plist).
     pub inventory: Vec<PathBuf>,
-    /// Kea DHCP lease CSV.
-    pub leases: Option<PathBuf>,
+    /// Kea DHCP lease CSVs (`kea-leases4.csv`, `kea-leases6.csv`): one path or a list.
+    #[serde(deserialize_with = "one_or_many")]
+    pub leases: Vec<PathBuf>,
     /// Device-state events, one JSON object per line.
     pub device_states: Option<PathBuf>,
     /// `[inputs.jamf]`: pull the inventory from the Jamf Pro API at start and every `interval_s`.
@@ -619,7 +634,6 @@ impl ApplianceConfig {
         }
         for p in [
             &mut self.control.roles,
-            &mut self.inputs.leases,
             &mut self.inputs.device_states,
             &mut self.dataplane.signatures,
             &mut self.dataplane.ports,
@@ -629,7 +643,12 @@ impl ApplianceConfig {
         {
             *p = rebase(&base, p);
         }
-        for p in &mut self.inputs.inventory {
+        for p in self
+            .inputs
+            .inventory
+            .iter_mut()
+            .chain(&mut self.inputs.leases)
+        {
             *p = rebase(&base, p);
         }
         if let Some(j) = self.inputs.jamf.as_mut() {
@@ -737,8 +756,8 @@ impl ApplianceConfig {
         for (i, p) in self.inputs.inventory.iter().enumerate() {
             must_exist(format!("inputs.inventory[{i}]"), p, false)?;
         }
-        if let Some(p) = &self.inputs.leases {
-            must_exist("inputs.leases".into(), p, false)?;
+        for (i, p) in self.inputs.leases.iter().enumerate() {
+            must_exist(format!("inputs.leases[{i}]"), p, false)?;
         }
         if let Some(p) = &self.inputs.device_states {
             must_exist("inputs.device_states".into(), p, false)?;

@@ -112,8 +112,8 @@ pub struct ControlInputs {
     pub config: ControlConfig,
     /// MDM inventory files (Jamf, Graph, Apple MDM; JSON or plist).
     pub inventory: Vec<PathBuf>,
-    /// Kea DHCP lease CSV.
-    pub leases: Option<PathBuf>,
+    /// Kea DHCP lease CSVs (v4 and v6).
+    pub leases: Vec<PathBuf>,
     /// Device-state JSON lines.
     pub device_states: Option<PathBuf>,
     /// How the inputs are named in errors.
@@ -219,9 +219,11 @@ fn import(control: &ControlPlane, inputs: &ControlInputs) -> Result<Vec<String>,
             .map_err(|e| SetupError::input(names.inventory, e))?;
         warnings.extend(summaries.into_iter().flat_map(|s| s.warnings));
     }
-    if let Some(p) = &inputs.leases {
-        op.import_leases(p, inputs.actor)
+    for p in &inputs.leases {
+        let summary = op
+            .import_leases(p, inputs.actor)
             .map_err(|e| SetupError::input(names.leases, e))?;
+        warnings.extend(summary.skipped);
     }
     if let Some(p) = &inputs.device_states {
         op.import_device_states(p)

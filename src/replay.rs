@@ -204,7 +204,7 @@ fn open_replay_control(
     outputs: &mut Outputs,
 ) -> Result<Option<(AlertFeed, usize)>, Failure> {
     let any = !args.inventory.is_empty()
-        || args.leases.is_some()
+        || !args.leases.is_empty()
         || args.roles.is_some()
         || args.device_states.is_some()
         || args.db.is_some()
@@ -423,9 +423,10 @@ pub struct ReplayArgs {
     /// flow against roles and baselines in device context and writes alerts.
     #[arg(long, value_name = "FILE")]
     inventory: Vec<PathBuf>,
-    /// Kea DHCP lease CSV joining device Wi-Fi MACs to addresses over time.
+    /// Kea DHCP lease CSV (DHCPv4 or DHCPv6 memfile) joining device Wi-Fi MACs to addresses
+    /// over time (repeatable).
     #[arg(long, value_name = "FILE")]
-    leases: Option<PathBuf>,
+    leases: Vec<PathBuf>,
     /// Roles, baselines and exceptions (TOML; default: the shipped `control/data/roles.toml`).
     #[arg(long, value_name = "FILE")]
     roles: Option<PathBuf>,

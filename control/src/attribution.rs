@@ -24,7 +24,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::app_catalogue::{AppCatalogue, UserAgentClaim};
-use crate::inventory::kea_leases::Lease;
+use crate::inventory::kea_leases::{network, Lease};
 use crate::inventory::{Device, ManagedApp};
 use crate::observation::{DnsAnswer, FlowObservation, NameSource};
 use crate::roles::RoleSet;
@@ -305,6 +305,10 @@ struct DnsEntry {
 #[derive(Debug, Clone, Default)]
 pub struct AttributionIndex {
     by_ip: HashMap<IpAddr, Vec<NetworkBinding>>,
+    /// Delegated prefixes (DHCPv6 IA_PD), by (length, network address).
+    by_prefix: HashMap<(u8, IpAddr), Vec<NetworkBinding>>,
+    /// The prefix lengths in `by_prefix`, longest first.
+    prefix_lens: Vec<u8>,
     dns: HashMap<IpAddr, Vec<DnsEntry>>,
     dns_entries: usize,
     dns_latest_us: i64,
@@ -314,8 +318,8 @@ pub struct AttributionIndex {
 const DNS_ENTRIES_PER_ADDRESS: usize = 8;
 
 impl AttributionIndex {
-    /// Replaces the identity index: inventory bindings as given, plus each lease whose hardware
-    /// address is a device's Wi-Fi MAC (`mac_to_udid`).
+    /// Replaces the identity index: inventory bindings as given, plus each lease (address or
+    /// delegated prefix) whose hardware address is a device's Wi-Fi MAC (`mac_to_udid`).
     pub fn rebuild(
         &mut self,
         inventory: Vec<NetworkBinding>,
@@ -323,54 +327,75 @@ impl AttributionIndex {
         mac_to_udid: &HashMap<String, String>,
     ) {
         self.by_ip.clear();
+        self.by_prefix.clear();
         for b in inventory {
             self.by_ip.entry(b.ip).or_default().push(b);
         }
         for l in leases {
             if let Some(udid) = mac_to_udid.get(&l.hwaddr) {
-                self.by_ip
-                    .entry(l.address)
-                    .or_default()
-                    .push(NetworkBinding {
-                        udid: udid.clone(),
-                        ip: l.address,
-                        valid_from_us: l.valid_from_us,
-                        valid_until_us: Some(l.valid_until_us),
-                        source: BindingSource::DhcpLease,
-                    });
+                let binding = NetworkBinding {
+                    udid: udid.clone(),
+                    ip: l.address,
+                    valid_from_us: l.valid_from_us,
+                    valid_until_us: Some(l.valid_until_us),
+                    source: BindingSource::DhcpLease,
+                };
+                match l.prefix_len {
+                    Some(len) => self
+                        .by_prefix
+                        .entry((len, network(l.address, len)))
+                        .or_default()
+                        .push(binding),
+                    None => self.by_ip.entry(l.address).or_default().push(binding),
+                }
             }
         }
+        let mut lens: Vec<u8> = self.by_prefix.keys().map(|(len, _)| *len).collect();
+        lens.sort_unstable_by(|a, b| b.cmp(a));
+        lens.dedup();
+        self.prefix_lens = lens;
     }
 
     /// Number of identities held.
     pub fn binding_count(&self) -> usize {
-        self.by_ip.values().map(Vec::len).sum()
+        self.by_ip.values().map(Vec::len).sum::<usize>()
+            + self.by_prefix.values().map(Vec::len).sum::<usize>()
     }
 
-    /// The device holding `ip` at `at_us`: a covering lease, else the latest covering inventory
-    /// report, else the earliest inventory report after the time (lower confidence).
+    /// The device holding `ip` at `at_us`: a lease of the address covering the time, else a lease
+    /// of the longest delegated prefix holding it, else the latest covering inventory report,
+    /// else the earliest inventory report after the time (lower confidence). Among covering
+    /// leases the one that started last wins, so a reused address goes to its latest holder.
     pub fn device_at(
         &self,
         ip: IpAddr,
         at_us: i64,
         cfg: &AttributionConfig,
     ) -> Option<DeviceAttribution> {
-        let list = self.by_ip.get(&ip)?;
-        let covering = |src: BindingSource| {
+        let empty = Vec::new();
+        let list = self.by_ip.get(&ip).unwrap_or(&empty);
+        let covering = |list: &'_ [NetworkBinding], src: BindingSource| {
             list.iter()
                 .filter(|b| b.source == src && b.covers(at_us))
                 .max_by_key(|b| b.valid_from_us)
+                .map(|b| b.udid.clone())
         };
-        if let Some(b) = covering(BindingSource::DhcpLease) {
+        let lease = covering(list, BindingSource::DhcpLease).or_else(|| {
+            self.prefix_lens.iter().find_map(|len| {
+                let held = self.by_prefix.get(&(*len, network(ip, *len)))?;
+                covering(held, BindingSource::DhcpLease)
+            })
+        });
+        if let Some(udid) = lease {
             return Some(DeviceAttribution {
-                udid: b.udid.clone(),
+                udid,
                 method: DeviceMethod::DhcpLease,
                 confidence: cfg.lease_confidence,
             });
         }
-        if let Some(b) = covering(BindingSource::Inventory) {
+        if let Some(udid) = covering(list, BindingSource::Inventory) {
             return Some(DeviceAttribution {
-                udid: b.udid.clone(),
+                udid,
                 method: DeviceMethod::InventoryIp,
                 confidence: cfg.inventory_ip_confidence,
             });
@@ -753,6 +778,7 @@ mod tests {
             ],
             &[Lease {
                 address: "10.0.0.5".parse().unwrap(),
+                prefix_len: None,
                 hwaddr: "a4:5e:60:00:00:02".into(),
                 valid_from_us: 150,
                 valid_until_us: 160,
@@ -767,6 +793,58 @@ mod tests {
         assert_eq!(at(250), Some(("C".into(), DeviceMethod::InventoryIp)));
         assert_eq!(at(50), Some(("A".into(), DeviceMethod::InventoryIpNearest)));
         assert_eq!(idx.device_at("10.0.0.6".parse().unwrap(), 120, &cfg), None);
+    }
+
+    #[test]
+    fn delegated_prefix_holds_its_addresses_longest_first() {
+        let cfg = AttributionConfig::default();
+        let mut idx = AttributionIndex::default();
+        let mut macs = HashMap::new();
+        macs.insert("a4:5e:60:00:00:0a".to_string(), "PD56".to_string());
+        macs.insert("a4:5e:60:00:00:0b".to_string(), "PD64".to_string());
+        macs.insert("a4:5e:60:00:00:0c".to_string(), "NA".to_string());
+        let lease = |a: &str, len, mac: &str, from, until| Lease {
+            address: a.parse().unwrap(),
+            prefix_len: len,
+            hwaddr: mac.into(),
+            valid_from_us: from,
+            valid_until_us: until,
+            hostname: None,
+        };
+        idx.rebuild(
+            vec![],
+            &[
+                lease("2001:db8:ff:100::", Some(56), "a4:5e:60:00:00:0a", 100, 200),
+                lease("2001:db8:ff:1ab::", Some(64), "a4:5e:60:00:00:0b", 100, 150),
+                lease("2001:db8:ff:1ab::9", None, "a4:5e:60:00:00:0c", 100, 120),
+                lease("2001:db8:ff:200::", Some(56), "ff:ff:ff:ff:ff:ff", 100, 200),
+            ],
+            &macs,
+        );
+        assert_eq!(
+            idx.binding_count(),
+            3,
+            "a lease of an unknown MAC binds nothing"
+        );
+        let at = |a: &str, t| {
+            idx.device_at(a.parse().unwrap(), t, &cfg)
+                .map(|d| (d.udid, d.method))
+        };
+        let lease_of = |u: &str| Some((u.to_string(), DeviceMethod::DhcpLease));
+        assert_eq!(
+            at("2001:db8:ff:1ab::9", 110),
+            lease_of("NA"),
+            "the address first"
+        );
+        assert_eq!(
+            at("2001:db8:ff:1ab::9", 130),
+            lease_of("PD64"),
+            "then the longest prefix"
+        );
+        assert_eq!(at("2001:db8:ff:1ab::9", 160), lease_of("PD56"));
+        assert_eq!(at("2001:db8:ff:1ff:1:2:3:4", 110), lease_of("PD56"));
+        assert_eq!(at("2001:db8:ff:1ff::1", 200), None, "ended");
+        assert_eq!(at("2001:db8:ff:200::1", 110), None);
     }
 
     #[test]

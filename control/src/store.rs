@@ -31,7 +31,7 @@ use crate::audit::{AuditAction, AuditEntry, AuditError};
 use crate::device_state::DeviceStateEvent;
 use crate::findings::Finding;
 use crate::fleet::{Kind, LearningCounts};
-use crate::inventory::kea_leases::Lease;
+use crate::inventory::kea_leases::{Lease, LeaseFile};
 use crate::inventory::{Device, DevicePart, InventoryBatch};
 use crate::learning::{ApprovedPairing, PairCountKey};
 use crate::roles::{ExceptionRule, Role};
@@ -860,24 +860,35 @@ impl Store {
         .collect()
     }
 
-    /// Stores DHCP leases (duplicates ignored) with an audit entry; returns how many were new.
+    /// Stores a lease file's leases (duplicates ignored) and ends the leases its deletion rows
+    /// end, with an audit entry, in one transaction; returns (leases new to the store, leases
+    /// ended). A prefix is kept as `address/len` in `address`.
     pub fn import_leases(
         &mut self,
-        leases: &[Lease],
+        file: &LeaseFile,
         entry: &AuditEntry,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<(usize, usize), StoreError> {
         self.in_transaction(("begin lease import", "commit lease import"), |tx, path| {
             let mut added = 0;
-            for l in leases {
+            for l in &file.leases {
                 added += tx
                     .execute(
                         "INSERT OR IGNORE INTO leases (address, hwaddr, valid_from_us, valid_until_us, hostname) VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![l.address.to_string(), l.hwaddr, l.valid_from_us, l.valid_until_us, l.hostname],
+                        params![l.address_text(), l.hwaddr, l.valid_from_us, l.valid_until_us, l.hostname],
                     )
                     .map_err(sql(path, "write lease"))?;
             }
+            let mut ended = 0;
+            for e in &file.ended {
+                ended += tx
+                    .execute(
+                        "UPDATE leases SET valid_until_us = ?3 WHERE address = ?1 AND hwaddr = ?2 AND valid_from_us <= ?3 AND valid_until_us > ?3",
+                        params![e.address, e.hwaddr, e.at_us],
+                    )
+                    .map_err(sql(path, "end lease"))?;
+            }
             insert_audit(tx, path, entry)?;
-            Ok(added)
+            Ok((added, ended))
         })
     }
 
@@ -889,9 +900,20 @@ impl Store {
             [],
         )?
         .into_iter()
-        .map(|(addr, hwaddr, from, until, hostname)| {
+        .map(|(text, hwaddr, from, until, hostname)| {
+            let (addr, prefix_len) = match text.split_once('/') {
+                Some((a, len)) => (
+                    a,
+                    Some(
+                        len.parse::<u8>()
+                            .map_err(|e| self.corrupt("leases", &text, e))?,
+                    ),
+                ),
+                None => (text.as_str(), None),
+            };
             Ok(Lease {
-                address: addr.parse().map_err(|e| self.corrupt("leases", &addr, e))?,
+                address: addr.parse().map_err(|e| self.corrupt("leases", &text, e))?,
+                prefix_len,
                 hwaddr,
                 valid_from_us: from,
                 valid_until_us: until,

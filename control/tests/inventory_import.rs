@@ -203,7 +203,9 @@ fn leases_place_devices_without_inventory_addresses() {
         .operator
         .import_leases(&fixture("kea-leases4.csv"), "test")
         .unwrap();
-    assert_eq!(added, 3, "the expired-reclaimed row is skipped");
+    assert_eq!(added.added, 3, "the expired-reclaimed row is skipped");
+    assert_eq!(added.skipped.len(), 1, "{:?}", added.skipped);
+    assert!(added.skipped[0].contains("10.10.0.99: state 2 (expired-reclaimed)"));
     let jonas = cp
         .ingest
         .device_at(ip("10.10.0.61"), at("2024-04-30T12:00:00Z"))

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::audit::{AuditAction, AuditEntry};
 use crate::device_state::{load_device_states, DeviceStateError, DeviceStateEvent};
-use crate::inventory::kea_leases::load_kea_leases;
+use crate::inventory::kea_leases::{load_kea_leases, LeaseImportSummary};
 use crate::inventory::{
     load_inventory_files_with, parse_inventory_bytes_with, parse_inventory_documents_with,
 };
@@ -129,21 +129,36 @@ impl Operator {
         Ok(summary)
     }
 
-    /// Imports a Kea lease CSV; leases join devices through their Wi-Fi MAC. Returns how many
-    /// leases were new.
-    pub fn import_leases(&self, path: &Path, actor: &str) -> Result<usize, ControlError> {
-        let leases = load_kea_leases(path)?;
+    /// Imports a Kea lease CSV (DHCPv4 or DHCPv6); leases join devices through their Wi-Fi MAC.
+    /// Returns what the import added, ended and skipped.
+    pub fn import_leases(
+        &self,
+        path: &Path,
+        actor: &str,
+    ) -> Result<LeaseImportSummary, ControlError> {
+        let file = load_kea_leases(path)?;
         let entry = AuditEntry::new(
             actor,
             AuditAction::LeasesImported,
             &path.display().to_string(),
-            json!({"leases": leases.len()}),
+            json!({
+                "rows": file.rows,
+                "leases": file.leases.len(),
+                "ended": file.ended.len(),
+                "skipped": file.skipped.len(),
+            }),
             "DHCP lease import",
         )?;
         let mut st = self.core.lock()?;
-        let added = st.store.import_leases(&leases, &entry)?;
+        let (added, ended) = st.store.import_leases(&file, &entry)?;
         st.reload_inventory()?;
-        Ok(added)
+        Ok(LeaseImportSummary {
+            rows: file.rows,
+            added,
+            unchanged: file.leases.len() - added,
+            ended,
+            skipped: file.skipped,
+        })
     }
 
     /// Stores device state events (from the API or a file) and makes them visible to scoring.
