@@ -18,7 +18,7 @@ use clap::Args;
 use portolan_api::RolesSource;
 use portolan_classify::ClassifyConfig;
 use portolan_control::ControlConfig;
-use portolan_dataplane::runtime::offline::check_captures;
+use portolan_dataplane::runtime::offline::{check_captures, small_capture_pool};
 use portolan_dataplane::runtime::ClassifierSetupError;
 use portolan_dataplane::{
     replay_observers, Classifiers, DrainOptions, DrainStats, FlowEvent, FlowEventDrain, FlowOnly,
@@ -134,8 +134,19 @@ fn replay_config(args: &ReplayArgs) -> Result<(ReplayConfig, Option<Shards>), Fa
     }
     let mut config = ReplayConfig::new(captures);
     config.workers = workers;
-    config.mbufs = args.mbufs;
-    config.memory_mb = args.memory_mb;
+    match (args.mbufs, args.memory_mb) {
+        // A capture too small to fill the default pool gets a smaller one (start-up time).
+        (None, None) if args.infinite_rx_seconds.is_none() => {
+            if let Some((mbufs, mb)) = small_capture_pool(&config.captures) {
+                config.mbufs = mbufs;
+                config.memory_mb = mb;
+            }
+        }
+        (mbufs, mb) => {
+            config.mbufs = mbufs.unwrap_or(config.mbufs);
+            config.memory_mb = mb.unwrap_or(config.memory_mb);
+        }
+    }
     if let Some(seconds) = args.infinite_rx_seconds {
         size_for_infinite_rx(&mut config, seconds)?;
     }
@@ -359,12 +370,14 @@ pub struct ReplayArgs {
     /// Write the run summary as one JSON object to FILE.
     #[arg(long, value_name = "FILE")]
     summary: Option<PathBuf>,
-    /// Mbufs in the RX pool.
-    #[arg(long, value_name = "N", default_value_t = 8191)]
-    mbufs: u32,
-    /// EAL memory in megabytes (no hugepages needed).
-    #[arg(long, value_name = "MB", default_value_t = 128)]
-    memory_mb: u32,
+    /// Mbufs in the RX pool (default 8191; with neither this nor --memory-mb, captures too
+    /// small to fill it get a pool sized to them, from 2047 mbufs, which starts faster).
+    #[arg(long, value_name = "N")]
+    mbufs: Option<u32>,
+    /// EAL memory in megabytes, no hugepages needed (default 128; 32 or more with the smaller
+    /// pool of a small capture).
+    #[arg(long, value_name = "MB")]
+    memory_mb: Option<u32>,
     /// Active flows per worker (the flow table is allocated up front).
     #[arg(long, value_name = "N")]
     flow_capacity: Option<usize>,

@@ -63,15 +63,49 @@ pub struct ReplayConfig {
     pub keep_flows: bool,
 }
 
+/// Mbufs in a replay's pool unless told otherwise ([`ReplayConfig::new`]).
+pub const DEFAULT_MBUFS: u32 = 8191;
+/// EAL memory of a replay unless told otherwise, MB.
+pub const DEFAULT_MEMORY_MB: u32 = 128;
+/// The smallest pool [`small_capture_pool`] gives.
+pub const SMALL_POOL_MIN_MBUFS: u32 = 2047;
+
+/// A pool and EAL memory (mbufs, MB) for captures too small to fill the default pool, or `None`
+/// when the default ([`DEFAULT_MBUFS`] in [`DEFAULT_MEMORY_MB`]) is needed (or a capture's size
+/// cannot be read; [`check_captures`] reports that).
+///
+/// Without hugepages every mbuf takes a 4 KiB page that is faulted in and initialised when the
+/// pool is created, and zeroed when it is freed at exit: the default pool costs about 30 ms of
+/// CPU at start-up, most of a tiny replay's own work. A queue never holds more frames than its
+/// capture has records (a pcap record is at least its 16-byte header), so the pool is the
+/// largest capture's upper bound plus what each queue's lcore cache and burst can hold
+/// (384 + 32) and 1,024 spare, at least [`SMALL_POOL_MIN_MBUFS`]; the memory is 4 KiB per mbuf
+/// plus 24 MB for the rings and the EAL's own structures, at least 32 MB. The frames, flows and
+/// records do not depend on it: `net_pcap` reads a frame only when an mbuf is free.
+pub fn small_capture_pool(captures: &[PathBuf]) -> Option<(u32, u32)> {
+    let mut largest = 0u64;
+    for path in captures {
+        largest = largest.max(std::fs::metadata(path).ok()?.len() / 16);
+    }
+    let needed = largest + captures.len() as u64 * (384 + 32) + 1024;
+    if needed >= u64::from(DEFAULT_MBUFS) {
+        return None;
+    }
+    let mbufs = u32::try_from(needed).ok()?.max(SMALL_POOL_MIN_MBUFS);
+    let memory_mb = (u64::from(mbufs) * 4096 / (1 << 20) + 24).max(32);
+    Some((mbufs, u32::try_from(memory_mb).ok()?.min(DEFAULT_MEMORY_MB)))
+}
+
 impl ReplayConfig {
-    /// One worker per capture, default flow table, 8191 mbufs of 2176 bytes, 128 MB.
+    /// One worker per capture, default flow table, [`DEFAULT_MBUFS`] mbufs of 2176 bytes,
+    /// [`DEFAULT_MEMORY_MB`] MB.
     pub fn new(captures: Vec<PathBuf>) -> ReplayConfig {
         ReplayConfig {
             workers: captures.len(),
             captures,
             flow_table: FlowTableConfig::default(),
-            mbufs: 8191,
-            memory_mb: 128,
+            mbufs: DEFAULT_MBUFS,
+            memory_mb: DEFAULT_MEMORY_MB,
             mbuf_data_room: crate::dpdk::mempool::DEFAULT_DATA_ROOM,
             infinite_rx: None,
             managed_subnets: Vec::new(),
@@ -656,6 +690,32 @@ fn replay_report<O: PacketObserver>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_captures_get_a_small_pool_and_large_ones_the_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, len: usize| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, vec![0u8; len]).expect("write");
+            p
+        };
+        let tiny = write("tiny.pcap", 102);
+        assert_eq!(
+            small_capture_pool(std::slice::from_ref(&tiny)),
+            Some((2047, 32))
+        );
+        // 60,000 bytes: at most 3,750 records, plus one queue's cache and burst and 1,024.
+        let small = write("small.pcap", 60_000);
+        assert_eq!(
+            small_capture_pool(std::slice::from_ref(&small)),
+            Some((5190, 44))
+        );
+        // Two queues need room for two caches.
+        assert_eq!(small_capture_pool(&[tiny.clone(), small]), Some((5606, 45)));
+        let large = write("large.pcap", 16 * 8191);
+        assert_eq!(small_capture_pool(&[tiny, large]), None);
+        assert_eq!(small_capture_pool(&[dir.path().join("missing.pcap")]), None);
+    }
 
     #[test]
     fn devarg_safety() {
