@@ -245,10 +245,11 @@ fn a_version_1_store_is_migrated_and_its_alerts_read_as_not_closed() {
             dir.path().join(format!("v1.db{ext}")),
         );
     }
-    // Undo migrations 2 to 7 by hand: what a store of the first version looks like.
+    // Undo migrations 2 to 8 by hand: what a store of the first version looks like.
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
-        "DROP TABLE fleet_appliances;
+        "DROP TABLE radius_bindings;
+         DROP TABLE fleet_appliances;
          DROP TABLE fleet_finding_parts;
          DROP TABLE outbox;
          DROP TABLE outbox_meta;
