@@ -105,8 +105,9 @@ impl Drop for VethPair {
 }
 
 /// The live example configuration reading `vdev`, writing to `data`, with the sample inventory
-/// imported at start-up and short flow timeouts.
-fn live_config(dir: &Path, vdev: &str, data: &Path) -> PathBuf {
+/// imported at start-up and short flow timeouts; with `managed` subnets, the managed-subnet
+/// prefilter on.
+fn live_config(dir: &Path, vdev: &str, data: &Path, managed: &[&str]) -> PathBuf {
     let text = std::fs::read_to_string(Path::new(ROOT).join("config/portolan.live.example.toml"))
         .expect("config/portolan.live.example.toml");
     assert!(text.contains("vdev = \"net_af_packet0,iface=eth1\""));
@@ -133,6 +134,13 @@ fn live_config(dir: &Path, vdev: &str, data: &Path) -> PathBuf {
         let (name, _) = key.split_once(" = ").unwrap_or_default();
         assert!(text.contains(key), "{key}");
         text = text.replace(key, &format!("{name} = {LIVE_TIMEOUT_S}"));
+    }
+    if !managed.is_empty() {
+        assert!(text.contains("prefilter_managed_subnets = false"));
+        text = text.replace(
+            "prefilter_managed_subnets = false",
+            &format!("prefilter_managed_subnets = true\nmanaged_subnets = {managed:?}"),
+        );
     }
     let path = dir.join("live.toml");
     std::fs::write(&path, text).expect("write config");
@@ -185,13 +193,15 @@ impl Daemon {
         loop {
             let stats = self.get("/api/v1/stats").await;
             let workers = stats["workers"].as_array().cloned().unwrap_or_default();
-            // Frames the worker saw plus those the driver dropped for bypassed flows.
+            // Frames the worker saw plus those the driver dropped for bypassed flows and, with
+            // the prefilter in the driver, for unmanaged addresses.
             let packets: u64 = workers
                 .iter()
                 .filter_map(|w| {
                     Some(w["packets"].as_u64()? + w["driver_bypassed_packets"].as_u64()?)
                 })
-                .sum();
+                .sum::<u64>()
+                + driver_prefiltered(&stats, "driver_prefiltered_packets");
             let active: u64 = workers
                 .iter()
                 .filter_map(|w| w["flows_active"].as_u64())
@@ -272,21 +282,34 @@ fn order_free(keys: &[String]) -> (Vec<String>, Vec<String>) {
     (flows, severities)
 }
 
-/// What `portolan replay` of the sample with the sample inventory finds: the summary and the
-/// alert keys.
-fn replay_reference(dir: &Path) -> (Value, Vec<String>) {
+/// The first port's packets (or bytes: `field`) dropped by the managed-subnet prefilter in the
+/// driver, over every reason (0 without it).
+fn driver_prefiltered(stats: &Value, field: &str) -> u64 {
+    stats["ports"][0][field]
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum())
+}
+
+/// What `portolan replay` of the sample with the sample inventory finds (with the software
+/// prefilter of `managed`, if any): the summary and the alert keys.
+fn replay_reference(dir: &Path, managed: &[&str]) -> (Value, Vec<String>) {
     let summary = dir.join("replay-summary.json");
     let eve = dir.join("replay-alerts.json");
-    assert_ok(&portolan(&[
+    let (capture, inventory) = (sample_capture(), sample_inventory());
+    let mut args = vec![
         "replay",
-        s(&sample_capture()),
+        s(&capture),
         "--inventory",
-        s(&sample_inventory()),
+        s(&inventory),
         "--summary",
         s(&summary),
         "--eve",
         s(&eve),
-    ]));
+    ];
+    for net in managed {
+        args.extend(["--managed-subnet", net]);
+    }
+    assert_ok(&portolan(&args));
     let mut alerts: Vec<String> = json_lines(&eve)
         .iter()
         .map(|a| {
@@ -317,13 +340,15 @@ fn hwcheck(config: &Path) -> Value {
 }
 
 /// Runs the daemon on `vdev` (the `port` end of a fresh veth pair), replays the sample into the
-/// `feed` end, and checks counts, flows and alerts against `portolan replay`.
+/// `feed` end, and checks counts, flows and alerts against `portolan replay`; with `managed`
+/// subnets, with the managed-subnet prefilter on both sides (the driver's on an AF_XDP port).
 async fn live_run_matches_replay(
     vdev_of: impl Fn(&str) -> String,
     driver: &str,
     bypass_placement: &str,
     port: &'static str,
     feed: &'static str,
+    managed: &[&str],
 ) {
     if let Some(why) = cannot_run() {
         println!("skipped: {why}");
@@ -331,10 +356,10 @@ async fn live_run_matches_replay(
     }
     let _one = ONE_DAEMON.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (reference, reference_alerts) = replay_reference(dir.path());
+    let (reference, reference_alerts) = replay_reference(dir.path(), managed);
     let veth = VethPair::create(port, feed);
     let data = dir.path().join("data");
-    let config = live_config(dir.path(), &vdev_of(veth.port), &data);
+    let config = live_config(dir.path(), &vdev_of(veth.port), &data, managed);
 
     // What the port can do, before the daemon holds it.
     let report = hwcheck(&config);
@@ -356,6 +381,15 @@ async fn live_run_matches_replay(
         Some(bypass_placement),
         "{report}"
     );
+    if !managed.is_empty() {
+        assert_eq!(
+            placements
+                .get("prefilter_managed_subnets")
+                .map(String::as_str),
+            Some(bypass_placement),
+            "{report}"
+        );
+    }
 
     let d = Daemon::start(&config, &data);
     d.wait_for_log("dataplane started").await;
@@ -370,7 +404,9 @@ async fn live_run_matches_replay(
     let bypassed = worker["driver_bypassed_packets"].as_u64().unwrap_or(0);
     let bypassed_bytes = worker["driver_bypassed_bytes"].as_u64().unwrap_or(0);
     let seen = worker["packets"].as_u64().unwrap_or(0);
-    assert_eq!(seen + bypassed, sent, "{stats}");
+    let prefiltered = driver_prefiltered(&stats, "driver_prefiltered_packets");
+    let prefiltered_bytes = driver_prefiltered(&stats, "driver_prefiltered_bytes");
+    assert_eq!(seen + bypassed + prefiltered, sent, "{stats}");
     assert_eq!(port_stats["rx_packets"].as_u64(), Some(seen), "{stats}");
     assert_eq!(port_stats["rx_missed"].as_u64(), Some(0), "{stats}");
     assert_eq!(port_stats["rx_nombuf"].as_u64(), Some(0), "{stats}");
@@ -378,10 +414,26 @@ async fn live_run_matches_replay(
     // none found is no counter) and are none at this rate.
     assert_eq!(port_stats["rx_kernel_dropped"].as_u64(), Some(0), "{stats}");
     assert_eq!(
-        worker["bytes"].as_u64().map(|b| b + bypassed_bytes),
+        worker["bytes"]
+            .as_u64()
+            .map(|b| b + bypassed_bytes + prefiltered_bytes),
         reference["bytes"].as_u64(),
         "{stats}"
     );
+    // What the replay's software prefilter skipped, the driver dropped (or, for what it leaves
+    // to the worker, the worker's prefilter skipped): none of it made a flow.
+    assert_eq!(
+        worker["prefiltered"].as_u64().map(|p| p + prefiltered),
+        reference["prefiltered"].as_u64(),
+        "{stats}"
+    );
+    if !managed.is_empty() && bypass_placement == "driver" {
+        assert!(prefiltered > 0, "the driver prefiltered: {stats}");
+        println!(
+            "{driver}: {sent} packets sent, {prefiltered} dropped in the driver outside {managed:?} ({}), {} skipped by the worker's prefilter",
+            stats["ports"][0]["driver_prefiltered_packets"], worker["prefiltered"]
+        );
+    }
     if bypass_placement == "driver" {
         assert!(
             worker["driver_bypass_flows"].as_u64().unwrap_or(0) > 0,
@@ -436,6 +488,7 @@ async fn af_packet_port_on_a_veth_judges_what_tcpreplay_sends_as_replay_does() {
         "software_fallback",
         "pt18a",
         "pt18b",
+        &[],
     )
     .await;
 }
@@ -448,6 +501,7 @@ async fn af_xdp_port_on_a_veth_bypasses_judged_flows_in_the_driver_and_judges_as
         "driver",
         "pt18c",
         "pt18d",
+        &[],
     )
     .await;
 }
@@ -544,6 +598,7 @@ async fn a_tls_session_held_open_is_alerted_within_2_s_and_its_finding_grows() {
         dir.path(),
         &format!("net_af_packet0,iface={}", veth.port),
         &data,
+        &[],
     );
     let text = std::fs::read_to_string(&config).expect("config");
     assert!(text.contains("interim_interval_s = 60"), "{text}");
@@ -671,4 +726,19 @@ async fn a_tls_session_held_open_is_alerted_within_2_s_and_its_finding_grows() {
     assert_eq!(alerts.len(), 1, "one alert for the flow: {alerts:#?}");
     d.stop();
     drop(veth);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn af_xdp_port_on_a_veth_prefilters_unmanaged_addresses_in_the_driver_as_replay_does() {
+    // Two of the sample's eight IPv4 devices and one IPv6 device's /64: the rest of the
+    // traffic is outside every managed subnet.
+    live_run_matches_replay(
+        |iface| format!("net_af_xdp0,iface={iface},start_queue=0,queue_count=1"),
+        "net_af_xdp",
+        "driver",
+        "pt18e",
+        "pt18f",
+        &["10.20.1.10/31", "2001:db8:20:1::/64"],
+    )
+    .await;
 }

@@ -12,8 +12,18 @@
 // worker, so flows end on time. Anything it cannot parse (not Ethernet/802.1Q + IPv4/IPv6 +
 // TCP/UDP, IPv6 extension headers; IPv4 options are fine) goes to the socket unchanged.
 //
-// Owns: the per-packet lookup and the counters of bypassed packets. Must not: insert or delete
-// flows (the worker does, through bpf syscalls, once per flow), or drop anything not in the map.
+// The managed-subnet prefilter (when `[hardware.offloads] prefilter_managed_subnets` is set): a
+// plain TCP or UDP packet whose source and destination are both outside every subnet of
+// `ptl_managed` (a longest-prefix-match trie the daemon fills from the configuration at start,
+// then switches on in `ptl_pf_on`) is dropped before the socket and counted per reason (IPv4,
+// IPv6) in `ptl_pf_drops`, where the worker's software prefilter would have skipped it.
+// Encapsulations (GRE, IP in IP, VXLAN to 4789, GENEVE to 6081, MPLS) and fragments still reach
+// the worker, which judges the inner addresses.
+//
+// Owns: the per-packet lookups and the counters of bypassed and prefiltered packets. Must not:
+// insert or delete flows or subnets (the daemon does, through bpf syscalls: once per flow, once
+// per subnet at start), or drop anything that is neither in the bypass map nor outside every
+// managed subnet.
 //
 // Built at compile time by dataplane/build.rs: clang -O2 -g -target bpf -c bypass.c.
 
@@ -66,11 +76,77 @@ struct {
 	__type(value, struct ptl_bypass_counters);
 } ptl_bypass SEC(".maps");
 
+// A managed subnet, or an address looked up in them: the family byte, then the address (IPv4:
+// the first 4 bytes). prefixlen counts the family byte's 8 bits (a /16 IPv4 subnet: 24).
+struct ptl_subnet_key {
+	__u32 prefixlen;
+	__u8 family;
+	__u8 addr[16];
+	__u8 pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__type(key, struct ptl_subnet_key);
+	__type(value, __u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} ptl_managed SEC(".maps");
+
+// Index 0: 1 once the daemon has filled ptl_managed and the prefilter runs in the driver.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} ptl_pf_on SEC(".maps");
+
+// What the prefilter dropped, per reason: PTL_PF_IPV4, PTL_PF_IPV6 (neither address managed).
+#define PTL_PF_IPV4 0
+#define PTL_PF_IPV6 1
+struct ptl_pf_counters {
+	__u64 packets;
+	__u64 bytes;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct ptl_pf_counters);
+} ptl_pf_drops SEC(".maps");
+
 #define VLAN_ETHERTYPE 0x8100
+#define VXLAN_PORT 4789
+#define GENEVE_PORT 6081
 
 static __always_inline int to_socket(struct xdp_md *ctx)
 {
 	return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+}
+
+// True when the prefilter is on and neither address of the packet `k` describes is in a managed
+// subnet (VXLAN and GENEVE carriers excepted: their inner addresses are the worker's to judge).
+static __always_inline int unmanaged(const struct ptl_bypass_key *k)
+{
+	__u32 zero = 0;
+	__u32 *on = bpf_map_lookup_elem(&ptl_pf_on, &zero);
+	struct ptl_subnet_key s = {};
+
+	if (!on || !*on)
+		return 0;
+	if (k->proto == IPPROTO_UDP &&
+	    (k->dst_port == bpf_htons(VXLAN_PORT) || k->dst_port == bpf_htons(GENEVE_PORT)))
+		return 0;
+	s.family = k->family;
+	s.prefixlen = 8 + (k->family == 4 ? 32 : 128);
+	__builtin_memcpy(s.addr, k->src, 16);
+	if (bpf_map_lookup_elem(&ptl_managed, &s))
+		return 0;
+	__builtin_memcpy(s.addr, k->dst, 16);
+	if (bpf_map_lookup_elem(&ptl_managed, &s))
+		return 0;
+	return 1;
 }
 
 SEC("xdp")
@@ -83,6 +159,7 @@ int ptl_xdp_bypass(struct xdp_md *ctx)
 	__u16 proto;
 	void *l3, *l4;
 	long l4_len;     // from the IP header: transport header + payload
+	int fin_rst = 0;
 
 	if ((void *)(eth + 1) > end)
 		return to_socket(ctx);
@@ -127,8 +204,7 @@ int ptl_xdp_bypass(struct xdp_md *ctx)
 		struct tcphdr *tcp = l4;
 		if ((void *)(tcp + 1) > end)
 			return to_socket(ctx);
-		if (tcp->fin || tcp->rst)
-			return to_socket(ctx);
+		fin_rst = tcp->fin || tcp->rst;
 		key.src_port = tcp->source;
 		key.dst_port = tcp->dest;
 		l4_len -= tcp->doff * 4;
@@ -140,6 +216,18 @@ int ptl_xdp_bypass(struct xdp_md *ctx)
 		key.dst_port = udp->dest;
 		l4_len -= sizeof(*udp);
 	}
+	if (unmanaged(&key)) {
+		__u32 reason = key.family == 4 ? PTL_PF_IPV4 : PTL_PF_IPV6;
+		struct ptl_pf_counters *d = bpf_map_lookup_elem(&ptl_pf_drops, &reason);
+		if (d) {
+			__sync_fetch_and_add(&d->packets, 1);
+			__sync_fetch_and_add(&d->bytes, (__u64)(end - data));
+		}
+		return XDP_DROP;
+	}
+	// FIN and RST of managed flows always reach the worker, so flows end on time.
+	if (fin_rst)
+		return to_socket(ctx);
 	key.mode = PTL_MODE_ALL;
 	struct ptl_bypass_counters *c = bpf_map_lookup_elem(&ptl_bypass, &key);
 	if (!c) {

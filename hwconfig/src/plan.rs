@@ -210,7 +210,8 @@ pub enum Placement {
     /// install that kind (the prefilter's rules, mark rules); the workers do it in software.
     HardwareCapable,
     /// In the driver: on a `net_af_xdp` port the daemon's XDP program drops the packets of
-    /// judged TCP and UDP flows before they reach the AF_XDP socket and the worker.
+    /// judged TCP and UDP flows (the bypass) and the TCP/UDP packets with neither address in a
+    /// managed subnet (the prefilter) before they reach the AF_XDP socket and the worker.
     Driver,
     /// In the workers, because the NIC cannot (the reason says why).
     SoftwareFallback,
@@ -590,6 +591,19 @@ fn plan_prefilter(hw: &HardwareDescription, cap: &PortCapabilities) -> OffloadDe
         "each worker skips packets with neither address in the {} managed subnet(s) before the flow table, counted as prefiltered",
         o.managed_subnets.len()
     );
+    if cap.driver_name == "net_af_xdp" {
+        return OffloadDecision {
+            offload: Offload::PrefilterManagedSubnets,
+            placement: Placement::Driver,
+            reason: format!(
+                "driver net_af_xdp: the daemon loads its XDP program (xdp_prog=) and fills its trie with the {} managed subnet(s); the driver drops TCP/UDP packets with neither address in one before the socket, counted per reason (unmanaged_ipv4, unmanaged_ipv6) as driver_prefiltered",
+                o.managed_subnets.len()
+            ),
+            software_path: Some(format!(
+                "for encapsulated and fragmented packets (the inner addresses decide) and until the driver's prefilter is on: {software_path}"
+            )),
+        };
+    }
     match first_refusal(cap, &kinds) {
         Some(reason) => OffloadDecision {
             offload: Offload::PrefilterManagedSubnets,
@@ -890,6 +904,10 @@ mod tests {
         let plan = plan_offloads(&pcap, &[xdp]).unwrap();
         let d = plan.decision(0, Offload::BypassJudgedFlows).unwrap();
         assert_eq!(d.placement, Placement::Driver, "{}", d.reason);
+        // The managed-subnet prefilter runs in the same program.
+        let p = plan.decision(0, Offload::PrefilterManagedSubnets).unwrap();
+        assert_eq!(p.placement, Placement::Driver, "{}", p.reason);
+        assert!(p.reason.contains("2 managed subnet(s)"), "{}", p.reason);
     }
 
     #[test]

@@ -8,7 +8,29 @@
 use std::collections::BTreeMap;
 
 use portolan_api::{DataplaneStats, PortCounters, WorkerStats};
+use portolan_dataplane::dpdk::xdp_prefilter::{PrefilterCounters, PrefilterReason};
+use portolan_dataplane::runtime::online::RunningPort;
 pub use portolan_dataplane::runtime::online::{port_link_types, LiveDataplane, OnlineError};
+
+/// One counter of what the port's driver prefilter dropped, per reason (empty without one).
+fn driver_prefiltered(
+    rp: &RunningPort,
+    field: fn(&PrefilterCounters) -> u64,
+) -> BTreeMap<String, u64> {
+    let Some(p) = rp.driver_prefilter.as_ref() else {
+        return BTreeMap::new();
+    };
+    PrefilterReason::ALL
+        .iter()
+        .filter_map(|r| match p.drops(*r) {
+            Ok(c) => Some((r.as_str().to_string(), field(&c))),
+            Err(e) => {
+                tracing::debug!(iface = p.iface(), error = %e, "driver prefilter counters unavailable");
+                None
+            }
+        })
+        .collect()
+}
 
 /// The counters now: the ports' own, each worker's as it last published them (every few
 /// bursts while it runs; complete once it has returned), the flows the control plane received
@@ -39,6 +61,8 @@ pub fn stats(
                         })
                         .ok()
                 }),
+                driver_prefiltered_packets: driver_prefiltered(rp, |c| c.packets),
+                driver_prefiltered_bytes: driver_prefiltered(rp, |c| c.bytes),
             }),
             Err(e) => tracing::debug!(port = id, error = %e, "port statistics unavailable"),
         }

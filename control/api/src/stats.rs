@@ -163,6 +163,15 @@ pub struct PortCounters {
     /// for other drivers, and while the sockets cannot be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rx_kernel_dropped: Option<u64>,
+    /// Packets the managed-subnet prefilter in the driver (the XDP program of a `net_af_xdp`
+    /// port, `offloads.prefilter_managed_subnets`) dropped before the worker, per reason
+    /// (`unmanaged_ipv4`, `unmanaged_ipv6`): TCP/UDP packets with neither address in a managed
+    /// subnet. They are not in `rx_packets`. Empty where the prefilter is not in the driver.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_prefiltered_packets: BTreeMap<String, u64>,
+    /// Their frame bytes, per reason.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_prefiltered_bytes: BTreeMap<String, u64>,
 }
 
 /// Counters of one worker lcore.

@@ -124,6 +124,7 @@ fn sample_stats() -> DataplaneStats {
             rx_errors: 0,
             rx_nombuf: 0,
             rx_kernel_dropped: Some(5),
+            ..PortCounters::default()
         }],
         workers: vec![WorkerStats {
             worker_id: 0,

@@ -29,7 +29,7 @@ const CACHE_MAGIC: &[u8; 8] = b"PHSDB01\n";
 /// Where the compiled database is cached.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum CacheDir {
-    /// [`default_cache_dir`].
+    /// [`default_cache_dirs`]: [`default_cache_dir`], then `$HOME/.cache/portolan`.
     #[default]
     Default,
     /// This directory (created when missing).
@@ -44,6 +44,23 @@ pub fn default_cache_dir() -> PathBuf {
         Some(x) if !x.is_empty() => PathBuf::from(x).join("portolan"),
         _ => PathBuf::from("/var/cache/portolan"),
     }
+}
+
+/// Where [`CacheDir::Default`] reads and writes, in order: [`default_cache_dir`], then, when
+/// `XDG_CACHE_HOME` is not set, `$HOME/.cache/portolan` (the XDG default), so that a user who
+/// cannot write `/var/cache` still compiles the database once, not on every start.
+pub fn default_cache_dirs() -> Vec<PathBuf> {
+    let first = default_cache_dir();
+    let xdg_set = std::env::var_os("XDG_CACHE_HOME").is_some_and(|x| !x.is_empty());
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty() && !xdg_set);
+    let mut dirs = vec![first];
+    if let Some(h) = home {
+        let d = PathBuf::from(h).join(".cache").join("portolan");
+        if !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    }
+    dirs
 }
 
 /// An error building the database.
@@ -198,30 +215,30 @@ impl PatternDatabase {
         if patterns.is_empty() {
             return Ok((PatternDatabase { db: None, owners }, report));
         }
-        let dir = match cache {
-            CacheDir::Default => Some(default_cache_dir()),
-            CacheDir::Dir(d) => Some(d.clone()),
-            CacheDir::Disabled => None,
+        let dirs = match cache {
+            CacheDir::Default => default_cache_dirs(),
+            CacheDir::Dir(d) => vec![d.clone()],
+            CacheDir::Disabled => Vec::new(),
         };
-        let path = dir
-            .as_ref()
-            .map(|d| d.join(format!("signatures-{}.hsdb", cache_key(set))));
-        report.cache_file = path.clone();
-        if let Some(path) = &path {
-            if path.exists() {
-                match read_cache(path) {
-                    Ok(db) => {
-                        report.source = DatabaseSource::Cache(path.clone());
-                        return Ok((
-                            PatternDatabase {
-                                db: Some(db),
-                                owners,
-                            },
-                            report,
-                        ));
-                    }
-                    Err(problem) => report.cache_problem = Some(problem),
+        let file = format!("signatures-{}.hsdb", cache_key(set));
+        report.cache_file = dirs.first().map(|d| d.join(&file));
+        for path in dirs.iter().map(|d| d.join(&file)) {
+            if !path.exists() {
+                continue;
+            }
+            match read_cache(&path) {
+                Ok(db) => {
+                    report.source = DatabaseSource::Cache(path.clone());
+                    report.cache_file = Some(path);
+                    return Ok((
+                        PatternDatabase {
+                            db: Some(db),
+                            owners,
+                        },
+                        report,
+                    ));
                 }
+                Err(problem) => report.cache_problem = Some(problem),
             }
         }
         let db: BlockDatabase = Patterns(patterns).build().map_err(|e| match &e {
@@ -242,9 +259,15 @@ impl PatternDatabase {
             other => DatabaseError::Hyperscan(other.to_string()),
         })?;
         report.source = DatabaseSource::Compiled;
-        if let (Some(dir), Some(path)) = (&dir, &path) {
-            if let Err(problem) = write_cache(dir, path, &db) {
-                report.cache_problem = Some(problem);
+        // The first directory that takes the file keeps it; a refusal on the way is reported.
+        for dir in &dirs {
+            let path = dir.join(&file);
+            match write_cache(dir, &path, &db) {
+                Ok(()) => {
+                    report.cache_file = Some(path);
+                    break;
+                }
+                Err(problem) => report.cache_problem = Some(problem),
             }
         }
         Ok((

@@ -15,6 +15,7 @@ pub mod mempool;
 pub mod port;
 pub mod prefetch;
 pub mod xdp;
+pub mod xdp_prefilter;
 
 pub use eal::{Eal, EalConfig};
 pub use lcore::LcoreJob;

@@ -15,6 +15,7 @@ use super::{EalOptions, PoolPlan, PortPlan, StartError, StartPlan};
 use crate::classify::ClassifyObserver;
 use crate::dpdk::flow_table::DpdkRuleTable;
 use crate::dpdk::kernel_drops::{af_xdp_iface, KernelSocketDrops};
+use crate::dpdk::xdp_prefilter::XdpPrefilter;
 use crate::dpdk::{xdp, DpdkError, Eal, LcoreJob, PktMbufPool, Port};
 use crate::nic_bypass::{self, NicBypass, RuleTable};
 use crate::observer::FlowSink;
@@ -72,6 +73,10 @@ pub struct RunningPort {
     /// For a `net_af_packet` port (or the one `net_af_xdp` port): the kernel's drop counter
     /// of its sockets.
     pub kernel_drops: Option<KernelSocketDrops>,
+    /// For a `net_af_xdp` port with the daemon's XDP program and
+    /// `offloads.prefilter_managed_subnets`: the managed-subnet prefilter in the driver, filled
+    /// and switched on, and its counters.
+    pub driver_prefilter: Option<XdpPrefilter>,
 }
 
 /// A started dataplane.
@@ -111,8 +116,9 @@ fn rx_pcap_files(vdev: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// True for a `net_af_xdp` port on which the daemon loads its XDP bypass program: the
-/// description asks for `bypass_judged_flows` and the vdev names no program of its own.
+/// True for a `net_af_xdp` port on which the daemon loads its XDP program: the description
+/// asks for `bypass_judged_flows` or `prefilter_managed_subnets` (`wanted`) and the vdev names
+/// no program of its own.
 fn gets_xdp_bypass(bypass_judged_flows: bool, vdev: &str) -> bool {
     bypass_judged_flows
         && vdev.starts_with("net_af_xdp")
@@ -126,7 +132,7 @@ fn with_xdp_bypass(
     hw: &HardwareDescription,
 ) -> Result<(HardwareDescription, Option<tempfile::TempDir>), OnlineError> {
     let mut hw = hw.clone();
-    let bypass = hw.offloads.bypass_judged_flows;
+    let bypass = hw.offloads.bypass_judged_flows || hw.offloads.prefilter_managed_subnets;
     let wanted = hw.ports.iter().any(|p| {
         p.vdev
             .as_deref()
@@ -226,8 +232,8 @@ fn start_plan(
         },
         ports,
         flow_table: hw.flow_table_config(),
-        // No rte_flow rule is installed by this version, so the prefilter the description
-        // asks for always runs in the worker (the offload plan says so).
+        // The workers' software prefilter runs whatever the driver does: before the driver's
+        // is switched on, and for what it leaves to the workers (encapsulations, fragments).
         managed_subnets: if hw.offloads.prefilter_managed_subnets {
             hw.offloads.managed_subnets.clone()
         } else {
@@ -257,6 +263,37 @@ fn driver_bypass(
                 None
             }
         })
+}
+
+/// The managed-subnet prefilter in the driver of a port whose vdev loads the daemon's program,
+/// when `[offloads] prefilter_managed_subnets` asks for it (`None`, logged, otherwise or when
+/// the program's maps cannot be filled: the workers' software prefilter does the work then).
+fn driver_prefilter(
+    pc: &portolan_hwconfig::PortConfig,
+    name: &str,
+    hw: &HardwareDescription,
+    program_written: bool,
+) -> Option<XdpPrefilter> {
+    if !hw.offloads.prefilter_managed_subnets {
+        return None;
+    }
+    let iface = pc
+        .vdev
+        .as_deref()
+        .filter(|v| v.contains("xdp_prog=") && program_written)
+        .and_then(af_xdp_iface)?;
+    match XdpPrefilter::start(iface, &hw.offloads.managed_subnets) {
+        Ok(p) => {
+            tracing::info!(port = %name, iface, subnets = p.subnets(),
+                "managed-subnet prefilter in the driver");
+            Some(p)
+        }
+        Err(e) => {
+            tracing::warn!(port = %name, error = %e,
+                "no driver prefilter: the workers skip unmanaged packets in software");
+            None
+        }
+    }
 }
 
 /// The NIC bypass of a started port, when `[offloads]` asks for it explicitly
@@ -335,7 +372,11 @@ fn start_error(e: StartError, hw: &HardwareDescription) -> OnlineError {
 }
 
 /// The started ports with their names and, for kernel-socket ports, their drop counters.
-fn running_ports(hw: &HardwareDescription, started: Vec<runtime::StartedPort>) -> Vec<RunningPort> {
+fn running_ports(
+    hw: &HardwareDescription,
+    started: Vec<runtime::StartedPort>,
+    program_written: bool,
+) -> Vec<RunningPort> {
     let af_xdp_ports = hw
         .ports
         .iter()
@@ -351,6 +392,7 @@ fn running_ports(hw: &HardwareDescription, started: Vec<runtime::StartedPort>) -
                 .vdev
                 .as_deref()
                 .and_then(|vdev| KernelSocketDrops::for_vdev(vdev, af_xdp_ports)),
+            driver_prefilter: driver_prefilter(pc, &pc.display_name(i), hw, program_written),
         })
         .collect()
 }
@@ -375,7 +417,10 @@ impl LiveDataplane {
             .ports
             .iter()
             .enumerate()
-            .map(|(i, pc)| driver_bypass(pc, &pc.display_name(i), xdp_dir.is_some()))
+            .map(|(i, pc)| {
+                let program = xdp_dir.is_some() && hw.offloads.bypass_judged_flows;
+                driver_bypass(pc, &pc.display_name(i), program)
+            })
             .collect();
         let nic: Vec<Option<Arc<NicBypass>>> = hw
             .ports
@@ -433,7 +478,7 @@ impl LiveDataplane {
         let n = jobs.len();
         Ok(LiveDataplane {
             nic_bypass: nic.into_iter().flatten().collect(),
-            ports: running_ports(&hw, ports),
+            ports: running_ports(&hw, ports, xdp_dir.is_some()),
             places,
             live: lives,
             jobs: jobs.into_iter().map(Some).collect(),
