@@ -453,14 +453,22 @@ impl PacketObserver for ClassifyObserver {
     }
 
     /// Decided (a protocol or `unknown`), no parser wants either direction's bytes any more,
-    /// and not DNS (whose answers are read from later packets).
+    /// and not DNS (whose answers are read from later packets). While the flow's early event
+    /// waits for it to settle, nothing may be bypassed yet: the early event (and an alert raised
+    /// on it) carries the counters the worker has seen, and a packet dropped in the driver before
+    /// then would be missing from them (it is read back only at the flow's end).
     fn payload_wanted(&self, flow: &Flow<FlowClassification>, side: Side) -> Option<bool> {
+        if matches!(flow.app.handoff(), HandoffMark::Pending) && self.updates.early {
+            return None;
+        }
         (flow.app.is_decided() && flow.app.app_proto() != AppProto::Dns)
             .then(|| flow.app.wants_payload_from(&self.classifier, side))
     }
 
     fn judged(&self, flow: &Flow<FlowClassification>) -> bool {
-        flow.app.is_decided()
+        // As for the driver: nothing leaves the worker before the early event went.
+        !(matches!(flow.app.handoff(), HandoffMark::Pending) && self.updates.early)
+            && flow.app.is_decided()
             && flow.app.app_proto() != AppProto::Dns
             && !flow.app.wants_payload_from(&self.classifier, Side::Client)
             && !flow.app.wants_payload_from(&self.classifier, Side::Server)
