@@ -589,6 +589,19 @@ pub fn de_port<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::Error> 
     integral_u16(v).ok_or_else(|| serde::de::Error::custom(format!("{v} is not a port number")))
 }
 
+/// Deserializes a `u64` given as any integral JSON number (`7` or `7.0`, as JSON Schema's
+/// `integer` allows); a float is exact up to 2^53.
+pub fn de_whole_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|v| v.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(v))
+                .map(|v| v as u64)
+        })
+        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a whole number from 0")))
+}
+
 /// Deserializes a list of ports given as integral JSON numbers.
 pub fn de_ports<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
     let vs = Vec::<f64>::deserialize(d)?;

@@ -130,6 +130,7 @@ pub struct SharedEntryList {
 pub struct SharedPut {
     /// The key's revision this change is based on (0: the key must not exist yet). A stale
     /// revision is refused with 409, nothing written.
+    #[serde(deserialize_with = "crate::views::de_whole_u64")]
     pub revision: u64,
     /// Why (kept with the value and in every appliance's audit log).
     pub reason: String,
