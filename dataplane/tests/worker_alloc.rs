@@ -15,6 +15,9 @@ struct Counting;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
+/// The counter is process-wide: the tests of this binary take turns, or one would count the
+/// other's allocations (they run on parallel threads by default).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 // SAFETY: forwards to the system allocator; only counts calls.
 #[allow(unsafe_code)] // a global allocator cannot be written without it
@@ -53,6 +56,7 @@ fn allocs_while(w: &mut Worker<ClassifyObserver>, frames: &[Vec<u8>], t: &mut u6
 
 #[test]
 fn the_hot_path_does_not_allocate_per_packet() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (sigs, ports) = classifier_parts();
     let mut w = Worker::new(
         WorkerConfig::new(LinkType::Ethernet),
@@ -130,6 +134,7 @@ fn the_hot_path_does_not_allocate_per_packet() {
 
 #[test]
 fn interim_updates_of_open_flows_do_not_allocate() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (sigs, ports) = classifier_parts();
     let (mut senders, receiver) = portolan_dataplane::flow_event_queues(1, 4096).expect("queues");
     let o = observer(&sigs, &ports, senders.pop()).with_updates(portolan_dataplane::UpdatePolicy {
