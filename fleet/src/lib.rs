@@ -11,6 +11,7 @@ pub mod config;
 pub mod consumer;
 pub mod local_server;
 pub mod publisher;
+mod runtime_thread;
 pub mod shared_config;
 
 pub use config::{CentralSection, FleetConfig};

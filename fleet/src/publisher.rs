@@ -20,6 +20,8 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+
+use crate::runtime_thread::RuntimeThread;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::PublishMessage, stream};
@@ -60,8 +62,7 @@ pub struct PublisherCounters {
 #[derive(Debug)]
 pub struct Publisher {
     counters: Arc<PublisherCounters>,
-    stop: Option<tokio::sync::watch::Sender<bool>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: RuntimeThread,
     capacity: u64,
     servers: String,
 }
@@ -77,38 +78,27 @@ impl Publisher {
         on_start: impl FnOnce() + Send + 'static,
     ) -> std::io::Result<Publisher> {
         let counters = Arc::new(PublisherCounters::default());
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let task = Task {
-            config: config.clone(),
-            origin: Origin {
-                site: config.site.clone(),
-                appliance: config.appliance.clone(),
-                version: version.to_string(),
-            },
-            db,
-            counters: Arc::clone(&counters),
-            stop: stop_rx,
+        let task_config = config.clone();
+        let origin = Origin {
+            site: config.site.clone(),
+            appliance: config.appliance.clone(),
+            version: version.to_string(),
         };
-        let thread = std::thread::Builder::new()
-            .name("portolan-fleet".into())
-            .spawn(move || {
-                on_start();
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!(error = %e, "fleet publisher: cannot start its runtime");
-                        return;
-                    }
-                };
-                rt.block_on(task.run());
+        let task_counters = Arc::clone(&counters);
+        let thread =
+            RuntimeThread::spawn("portolan-fleet", "fleet publisher", on_start, move |stop| {
+                Task {
+                    config: task_config,
+                    origin,
+                    db,
+                    counters: task_counters,
+                    stop,
+                }
+                .run()
             })?;
         Ok(Publisher {
             counters,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            thread,
             capacity: config.outbox_capacity,
             servers: config.servers.join(","),
         })
@@ -132,22 +122,7 @@ impl Publisher {
     /// Stops after the message in flight (rows not yet sent stay in the outbox for the next
     /// start) and joins the thread.
     pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(true);
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Publisher {
-    fn drop(&mut self) {
-        self.shutdown();
+        self.thread.shutdown();
     }
 }
 

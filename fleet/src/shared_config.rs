@@ -12,6 +12,7 @@
 //! Owns: the KV connection, bucket creation, the watch and its catch-up. Must not: decide what a
 //! change means for the roles in force (`Operator::apply_shared_change` does).
 
+use crate::runtime_thread::RuntimeThread;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -244,8 +245,7 @@ pub struct WatcherCounters {
 #[derive(Debug)]
 pub struct ConfigWatcher {
     counters: Arc<WatcherCounters>,
-    stop: Option<tokio::sync::watch::Sender<bool>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: RuntimeThread,
     caught_up: Option<mpsc::Receiver<()>>,
 }
 
@@ -260,35 +260,29 @@ impl ConfigWatcher {
         on_start: impl FnOnce() + Send + 'static,
     ) -> std::io::Result<ConfigWatcher> {
         let counters = Arc::new(WatcherCounters::default());
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let (ready_tx, ready_rx) = mpsc::channel();
-        let task = Watch {
-            servers: servers.to_vec(),
-            replicas,
-            name: name.to_string(),
-            operator,
-            counters: Arc::clone(&counters),
-            stop: stop_rx,
-            ready: Some(ready_tx),
-        };
-        let thread = std::thread::Builder::new()
-            .name("portolan-config".into())
-            .spawn(move || {
-                on_start();
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(task.run()),
-                    Err(e) => {
-                        tracing::error!(error = %e, "shared configuration: cannot start its runtime")
-                    }
+        let (servers, name) = (servers.to_vec(), name.to_string());
+        let task_counters = Arc::clone(&counters);
+        let thread = RuntimeThread::spawn(
+            "portolan-config",
+            "shared configuration",
+            on_start,
+            move |stop| {
+                Watch {
+                    servers,
+                    replicas,
+                    name,
+                    operator,
+                    counters: task_counters,
+                    stop,
+                    ready: Some(ready_tx),
                 }
-            })?;
+                .run()
+            },
+        )?;
         Ok(ConfigWatcher {
             counters,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            thread,
             caught_up: Some(ready_rx),
         })
     }
@@ -309,22 +303,7 @@ impl ConfigWatcher {
 
     /// Stops and joins the thread.
     pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(true);
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for ConfigWatcher {
-    fn drop(&mut self) {
-        self.shutdown();
+        self.thread.shutdown();
     }
 }
 
