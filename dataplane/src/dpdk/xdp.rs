@@ -126,22 +126,27 @@ pub struct XdpBypassMap {
 /// `BPF_NOEXIST`: insert only.
 const BPF_NOEXIST: u64 = 1;
 
+/// The map `name` of the XDP program attached to `iface`.
+pub(crate) fn program_map(iface: &str, name: &str) -> Result<OwnedFd, String> {
+    let c_iface = CString::new(iface).map_err(|_| format!("interface {iface:?}: NUL byte"))?;
+    let c_name = CString::new(name).map_err(|_| format!("map name {name:?}: NUL byte"))?;
+    // SAFETY: both pointers are NUL-terminated strings valid for the call; the function
+    // returns an fd it opened (owned by the caller) or -errno.
+    let fd = unsafe { sys::portolan_xdp_map_fd(c_iface.as_ptr(), c_name.as_ptr()) };
+    if fd < 0 {
+        return Err(format!(
+            "interface {iface}: no `{name}` map of an attached XDP program ({})",
+            std::io::Error::from_raw_os_error(-fd)
+        ));
+    }
+    // SAFETY: fd is a fresh descriptor this process owns and nothing else closes.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 impl XdpBypassMap {
     /// The map of the XDP program attached to `iface` (after the AF_XDP port has started).
     pub fn open(iface: &str) -> Result<XdpBypassMap, String> {
-        let name = CString::new(iface).map_err(|_| format!("interface {iface:?}: NUL byte"))?;
-        let map = CString::new(BYPASS_MAP_NAME).map_err(|_| "map name".to_string())?;
-        // SAFETY: both pointers are NUL-terminated strings valid for the call; the function
-        // returns an fd it opened (owned by the caller) or -errno.
-        let fd = unsafe { sys::portolan_xdp_map_fd(name.as_ptr(), map.as_ptr()) };
-        if fd < 0 {
-            return Err(format!(
-                "interface {iface}: no `{BYPASS_MAP_NAME}` map of an attached XDP program ({})",
-                std::io::Error::from_raw_os_error(-fd)
-            ));
-        }
-        // SAFETY: fd is a fresh descriptor this process owns and nothing else closes.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = program_map(iface, BYPASS_MAP_NAME)?;
         Ok(XdpBypassMap {
             fd,
             iface: iface.to_string(),

@@ -11,11 +11,10 @@
 //! software prefilter ([`crate::prefilter::ManagedSubnets`]) still skips what arrives before it
 //! (and, after it, the encapsulated and fragmented packets the program leaves to the worker).
 
-use super::xdp::BpfError;
+use super::xdp::{program_map, BpfError};
 use ipnet::IpNet;
 use portolan_dpdk_sys as sys;
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// Name of the program's trie of managed subnets.
 pub const MANAGED_MAP_NAME: &str = "ptl_managed";
@@ -102,23 +101,6 @@ pub struct XdpPrefilter {
 
 /// `BPF_ANY`: insert or replace.
 const BPF_ANY: u64 = 0;
-
-/// The map `name` of the XDP program attached to `iface`.
-fn program_map(iface: &str, name: &str) -> Result<OwnedFd, String> {
-    let c_iface = CString::new(iface).map_err(|_| format!("interface {iface:?}: NUL byte"))?;
-    let c_name = CString::new(name).map_err(|_| format!("map name {name:?}: NUL byte"))?;
-    // SAFETY: both pointers are NUL-terminated strings valid for the call; the function
-    // returns an fd it opened (owned by the caller) or -errno.
-    let fd = unsafe { sys::portolan_xdp_map_fd(c_iface.as_ptr(), c_name.as_ptr()) };
-    if fd < 0 {
-        return Err(format!(
-            "interface {iface}: no `{name}` map of an attached XDP program ({})",
-            std::io::Error::from_raw_os_error(-fd)
-        ));
-    }
-    // SAFETY: fd is a fresh descriptor this process owns and nothing else closes.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
 
 /// `bpf_map_update_elem(fd, key, value, BPF_ANY)` for `#[repr(C)]` key and value types of the
 /// map's sizes.
