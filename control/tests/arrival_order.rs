@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{at, engine_in, flow, roles_with_proxy, tempdir};
+use common::{engine_in, jittered_mail_session, roles_with_proxy, tempdir};
 use portolan_control::findings::Finding;
 use portolan_control::observation::FlowObservation;
 use serde_json::json;
@@ -13,24 +13,7 @@ use serde_json::json;
 /// The locked iPhone's managed Mail app: TLS to 8443 every 15 minutes (with a little jitter),
 /// and one session held open for 11 minutes (a persistent connection).
 fn beacon(sessions: i64) -> Vec<FlowObservation> {
-    (0..sessions)
-        .map(|i| {
-            let dur = if i == 2 { 660 } else { 3 + i % 4 };
-            let mut f = flow(
-                "10.10.0.21",
-                "203.0.113.50",
-                8443,
-                "tls",
-                at("2024-05-01T09:00:00Z") + i * 900_000_000 + (i % 3) * 400_000,
-                dur,
-            );
-            f.src_port = 52_000 + i as u16;
-            f.sni = Some("imap.mail.example.com".to_string());
-            f.tls = Some(json!({"sni": "imap.mail.example.com", "version": "TLS 1.3"}));
-            f.port_mismatch = Some(true);
-            f
-        })
-        .collect()
+    (0..sessions).map(jittered_mail_session).collect()
 }
 
 /// What an analyst sees of a finding (everything but ids and the alert bookkeeping, which

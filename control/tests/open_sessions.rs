@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{at, engine_in, flow, roles_with_proxy, tempdir};
+use common::{at, engine_in, flow, jittered_mail_session, roles_with_proxy, tempdir};
 use portolan_control::findings::Finding;
 use portolan_control::observation::{FlowObservation, FlowPhase};
 use portolan_control::{Alert, ControlPlane};
@@ -19,22 +19,11 @@ use std::collections::HashMap;
 fn beacon(sessions: i64) -> Vec<FlowObservation> {
     (0..sessions)
         .map(|i| {
-            let dur = if i == 2 { 660 } else { 3 + i % 4 };
-            let mut f = flow(
-                "10.10.0.21",
-                "203.0.113.50",
-                8443,
-                "tls",
-                at("2024-05-01T09:00:00Z") + i * 900_000_000 + (i % 3) * 400_000,
-                dur,
-            );
+            let mut f = jittered_mail_session(i);
+            let secs = ((f.end_us - f.start_us) / 1_000_000) as u64;
             f.flow_id = 1_000 + i as u64;
-            f.src_port = 52_000 + i as u16;
-            f.bytes_toserver = 1_000 * (dur as u64 + 1);
-            f.bytes_toclient = 3_000 * (dur as u64 + 1);
-            f.sni = Some("imap.mail.example.com".to_string());
-            f.tls = Some(json!({"sni": "imap.mail.example.com", "version": "TLS 1.3"}));
-            f.port_mismatch = Some(true);
+            f.bytes_toserver = 1_000 * (secs + 1);
+            f.bytes_toclient = 3_000 * (secs + 1);
             f
         })
         .collect()

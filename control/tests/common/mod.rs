@@ -128,3 +128,23 @@ pub fn audit_actions(cp: &ControlPlane) -> Vec<portolan_control::audit::AuditAct
         .map(|e| e.action)
         .collect()
 }
+
+/// Session `i` of the locked iPhone's managed Mail app beaconing TLS to 8443 every 15 minutes
+/// (a little jitter), session 2 held open for 11 minutes (a persistent connection); judged a
+/// mismatch by the dataplane.
+pub fn jittered_mail_session(i: i64) -> FlowObservation {
+    let dur = if i == 2 { 660 } else { 3 + i % 4 };
+    let mut f = flow(
+        "10.10.0.21",
+        "203.0.113.50",
+        8443,
+        "tls",
+        at("2024-05-01T09:00:00Z") + i * 900_000_000 + (i % 3) * 400_000,
+        dur,
+    );
+    f.src_port = 52_000 + i as u16;
+    f.sni = Some("imap.mail.example.com".to_string());
+    f.tls = Some(serde_json::json!({"sni": "imap.mail.example.com", "version": "TLS 1.3"}));
+    f.port_mismatch = Some(true);
+    f
+}
